@@ -1,0 +1,3 @@
+from llmops_cli.cli.app import main
+
+main()

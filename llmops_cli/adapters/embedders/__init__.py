@@ -1,0 +1,1 @@
+"""Embedders: sentence-transformers (torch), onnxruntime, litellm. See base.Embedder."""

@@ -1,0 +1,1 @@
+"""LLM adapters. base.LLM is the interface; litellm_llm.LiteLLM talks to any litellm model."""

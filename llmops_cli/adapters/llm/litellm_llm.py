@@ -1,0 +1,171 @@
+"""litellm adapter: any litellm model string; errors translated; cost from litellm's prices or the config's."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError, Message
+
+_PREPARED = False
+
+
+def import_litellm():
+    """Import litellm without its network price-map fetch and its stdout chatter."""
+    global _PREPARED
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_LOG", "ERROR")
+    import litellm
+
+    if not _PREPARED:
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        litellm.drop_params = True
+        _PREPARED = True
+    return litellm
+
+
+class LiteLLM(LLM):
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        input_cost_per_token: float | None = None,
+        output_cost_per_token: float | None = None,
+    ):
+        self.model = model
+        self.api_base = api_base
+        self._api_key = api_key
+        self.defaults: dict[str, Any] = {"temperature": temperature}
+        if max_tokens:
+            self.defaults["max_tokens"] = max_tokens
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.prices = (input_cost_per_token, output_cost_per_token)
+
+    def _kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
+        kw: dict[str, Any] = {**self.defaults, **params}
+        kw.setdefault("timeout", self.timeout)
+        # num_retries in litellm retries 2N+1 times and repeats 400s; the OpenAI SDK's max_retries retries
+        # only 429/5xx/connection errors and honours Retry-After.
+        kw.setdefault("num_retries", 0)
+        kw.setdefault("max_retries", self.max_retries)
+        if self.api_base:
+            kw["api_base"] = self.api_base
+        if self._api_key:
+            kw["api_key"] = self._api_key
+        return kw
+
+    def _cost(self, litellm, response, usage_in: int, usage_out: int) -> float | None:
+        pin, pout = self.prices
+        if pin is not None or pout is not None:
+            return usage_in * (pin or 0.0) + usage_out * (pout or 0.0)
+        try:
+            return float(litellm.completion_cost(completion_response=response))
+        except Exception:  # noqa: BLE001 - unknown price is not an error
+            return None
+
+    def complete(self, messages: list[Message], **params: Any) -> Completion:
+        litellm = import_litellm()
+        t0 = time.perf_counter()
+        try:
+            resp = litellm.completion(model=self.model, messages=messages, **self._kwargs(params))
+        except Exception as e:  # noqa: BLE001
+            raise translate_error(e, self.model, self.api_base) from None
+        return self._to_completion(litellm, resp, time.perf_counter() - t0)
+
+    async def acomplete(self, messages: list[Message], **params: Any) -> Completion:
+        litellm = import_litellm()
+        t0 = time.perf_counter()
+        try:
+            resp = await litellm.acompletion(model=self.model, messages=messages, **self._kwargs(params))
+        except Exception as e:  # noqa: BLE001
+            raise translate_error(e, self.model, self.api_base) from None
+        return self._to_completion(litellm, resp, time.perf_counter() - t0)
+
+    def stream(self, messages: list[Message], **params: Any) -> Iterator[str]:
+        litellm = import_litellm()
+        t0 = time.perf_counter()
+        kw = self._kwargs(params)
+        kw["stream"] = True
+        kw["stream_options"] = {"include_usage": True}
+        parts: list[str] = []
+        usage = None
+        try:
+            for chunk in litellm.completion(model=self.model, messages=messages, **kw):
+                if getattr(chunk, "usage", None):
+                    usage = chunk.usage
+                if chunk.choices:
+                    delta = chunk.choices[0].delta.content or ""
+                    if delta:
+                        parts.append(delta)
+                        yield delta
+        except Exception as e:  # noqa: BLE001
+            raise translate_error(e, self.model, self.api_base) from None
+        text = "".join(parts)
+        tin = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
+        tout = int(getattr(usage, "completion_tokens", 0) or 0) if usage else 0
+        cost = None
+        pin, pout = self.prices
+        if pin is not None or pout is not None:
+            cost = tin * (pin or 0.0) + tout * (pout or 0.0)
+        else:
+            try:
+                pi, po = litellm.cost_per_token(model=self.model, prompt_tokens=tin, completion_tokens=tout)
+                cost = float(pi + po)
+            except Exception:  # noqa: BLE001
+                cost = None
+        self.last = Completion(text=text, model=self.model, input_tokens=tin, output_tokens=tout, cost=cost, latency_s=time.perf_counter() - t0)
+
+    def _to_completion(self, litellm, resp, latency: float) -> Completion:
+        try:
+            text = resp.choices[0].message.content or ""
+        except (AttributeError, IndexError, TypeError):
+            raise LLMCallError(f"{self.model} returned a response without a message", retryable=True) from None
+        usage = getattr(resp, "usage", None)
+        tin = int(getattr(usage, "prompt_tokens", 0) or 0)
+        tout = int(getattr(usage, "completion_tokens", 0) or 0)
+        return Completion(
+            text=text, model=self.model, input_tokens=tin, output_tokens=tout,
+            cost=self._cost(litellm, resp, tin, tout), latency_s=latency,
+        )
+
+
+def translate_error(e: Exception, model: str, api_base: str | None) -> LLMCallError:
+    """Map litellm/OpenAI exceptions to LLMCallError with status, retryability and Retry-After."""
+    name = type(e).__name__
+    status = getattr(e, "status_code", None)
+    retry_after = None
+    resp = getattr(e, "response", None)
+    headers = getattr(resp, "headers", None)
+    if headers is not None:
+        ra = headers.get("retry-after") if hasattr(headers, "get") else None
+        try:
+            retry_after = float(ra) if ra is not None else None
+        except ValueError:
+            retry_after = None
+    msg = str(e).split("\n")[0]
+    # never echo keys: litellm messages can include the request; keep the first line and mask sk-... patterns
+    from llmops_cli.core.redaction import redact_secrets
+
+    msg = redact_secrets(msg)[:300]
+    where = f" at {api_base}" if api_base else ""
+    if name in {"AuthenticationError", "PermissionDeniedError"} or status in (401, 403):
+        return LLMCallError(f"LLM {model}{where} rejected the credentials ({status or name})", status=status,
+                            hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY or the provider's own variable)")
+    if name in {"APIConnectionError", "Timeout", "APITimeoutError", "ServiceUnavailableError", "InternalServerError", "RateLimitError"} or (status and (status == 429 or status >= 500)):
+        return LLMCallError(f"LLM {model}{where} call failed: {msg}", status=status, retryable=True, retry_after=retry_after)
+    if name == "BadRequestError" and "LLM Provider NOT provided" in str(e):
+        return LLMCallError(f"LLM model {model!r} names no provider litellm knows", status=400,
+                            hint="use a litellm model string such as openai/gpt-4o-mini or ollama/llama3")
+    if name in {"NotFoundError"} or status == 404:
+        return LLMCallError(f"LLM model {model!r}{where} was not found: {msg}", status=404, hint="check llm.model and llm.api_base")
+    return LLMCallError(f"LLM {model}{where} call failed: {msg}", status=status)

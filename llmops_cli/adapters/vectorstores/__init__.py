@@ -1,0 +1,1 @@
+"""Vector stores. base.VectorStore is the interface; chroma.ChromaStore the implementation."""

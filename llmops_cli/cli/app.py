@@ -1,0 +1,91 @@
+"""The root of the CLI: wires the command modules and maps errors to one line and an exit code.
+
+Each command module exposes ``register(app)`` and keeps heavy imports inside its functions, so that
+``llmops --help`` imports no torch, sentence-transformers, chromadb, litellm, pandas or Airflow client.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from llmops_cli import __version__
+
+# One module per command (group); order is the order in --help.
+COMMAND_MODULES = [
+    "llmops_cli.cli.ingest_cmd",
+    "llmops_cli.cli.query_cmd",
+    "llmops_cli.cli.config_cmd",
+]
+
+app = typer.Typer(
+    name="llmops",
+    help="LLMOps toolkit: local RAG loop (ingest, query, ask, eval, batch) and the Airflow 3 control plane.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Config file (default: $LLMOPS_CONFIG, ./llmops.yaml, ./configs/llmops.yaml).")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Airflow connection profile from the config file.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    from llmops_cli.cli.state import AppState, set_state
+
+    set_state(AppState(config=config, profile=profile))
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    from llmops_cli.errors import ExitCode, LlmopsError
+
+    debug = os.environ.get("LLMOPS_DEBUG", "") not in ("", "0", "false")
+    try:
+        app(prog_name="llmops")
+    except LlmopsError as e:
+        if debug:
+            raise
+        _report(e.message, e.hint)
+        sys.exit(int(e.exit_code))
+    except KeyboardInterrupt:
+        _report("interrupted; work already written is kept", None)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as e:  # noqa: BLE001 - the one place that turns surprises into one line
+        if debug:
+            raise
+        from llmops_cli.core.redaction import redact_secrets
+
+        _report(redact_secrets(f"internal error: {type(e).__name__}: {e}".splitlines()[0])[:500], "rerun with LLMOPS_DEBUG=1 for the traceback, and report it")
+        sys.exit(int(ExitCode.FAILURE))
+
+
+def _report(message: str, hint: str | None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    err = Console(stderr=True, highlight=False)
+    err.print(f"[bold red]error:[/bold red] {escape(message)}")
+    if hint:
+        err.print(f"[dim]hint: {escape(hint)}[/dim]")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

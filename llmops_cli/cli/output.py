@@ -1,0 +1,108 @@
+"""One output object: data to stdout (rich tables, or exactly one JSON document with --json), diagnostics
+to stderr, progress bars only on a terminal. NO_COLOR and non-TTY are respected (rich does both)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, (datetime, date)):
+        return o.isoformat()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "model_dump"):
+        return o.model_dump(mode="json")
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "get_secret_value"):
+        return "********"
+    if isinstance(o, (set, frozenset)):
+        return sorted(o)
+    return str(o)
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, default=_default, ensure_ascii=False, indent=2)
+
+
+class Output:
+    def __init__(self, json_mode: bool = False):
+        from rich.console import Console
+
+        self.json_mode = json_mode
+        self.out = Console(soft_wrap=False, highlight=False)
+        self.err = Console(stderr=True, highlight=False)
+
+    @property
+    def interactive(self) -> bool:
+        """Progress bars and live views only on a terminal, never in --json mode."""
+        return self.err.is_terminal and not self.json_mode
+
+    # --- data (stdout) ---
+    def json(self, data: Any) -> None:
+        sys.stdout.write(to_json(data) + "\n")
+        sys.stdout.flush()
+
+    def print(self, *objects: Any, **kw: Any) -> None:
+        if not self.json_mode:
+            self.out.print(*objects, **kw)
+
+    def table(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None, **kw: Any) -> None:
+        if self.json_mode:
+            return
+        from rich.table import Table
+
+        t = Table(title=title, title_justify="left", **kw)
+        for c in columns:
+            t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(*["" if v is None else str(v) for v in r])
+        self.out.print(t)
+
+    # --- diagnostics (stderr) ---
+    def info(self, msg: str) -> None:
+        self.err.print(msg)
+
+    def warn(self, msg: str) -> None:
+        self.err.print(f"[yellow]warning:[/yellow] {msg}")
+
+    @contextmanager
+    def progress(self, description: str, total: int | None = None, *, extra: str | None = None) -> Iterator[Any]:
+        """A rich progress bar on a terminal; a silent stand-in otherwise. Yields an object with advance()/update()."""
+        if not self.interactive:
+            yield _NoProgress()
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        cols = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+        if extra:
+            cols.append(TextColumn(extra))
+        with Progress(*cols, console=self.err, transient=True) as p:
+            task = p.add_task(description, total=total)
+            yield _RichProgress(p, task)
+
+
+class _NoProgress:
+    def advance(self, n: int = 1, **fields: Any) -> None:
+        pass
+
+    def update(self, **kw: Any) -> None:
+        pass
+
+
+class _RichProgress:
+    def __init__(self, p: Any, task: Any):
+        self.p, self.task = p, task
+
+    def advance(self, n: int = 1, **fields: Any) -> None:
+        self.p.update(self.task, advance=n, **fields)
+
+    def update(self, **kw: Any) -> None:
+        self.p.update(self.task, **kw)

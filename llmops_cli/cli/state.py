@@ -1,0 +1,59 @@
+"""Per-invocation state: the global options, and settings loaded on first use (not at import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmops_cli.settings import LoadedSettings
+
+_STATE: "AppState | None" = None
+
+
+@dataclass
+class AppState:
+    config: str | None = None
+    profile: str | None = None
+    _cache: dict[Any, Any] = field(default_factory=dict)
+
+    def load(self, flags: dict[str, Any] | None = None, profile: str | None = None) -> "LoadedSettings":
+        from llmops_cli.settings import load_settings
+
+        return load_settings(self.config, flags=flags, profile=profile or self.profile)
+
+
+def set_state(s: AppState) -> None:
+    global _STATE
+    _STATE = s
+
+
+def state() -> AppState:
+    global _STATE
+    if _STATE is None:
+        _STATE = AppState()
+    return _STATE
+
+
+def parse_key_values(pairs: list[str] | None, what: str = "--where") -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (ints, floats, true/false converted)."""
+    from llmops_cli.errors import UsageError
+
+    out: dict[str, Any] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise UsageError(f"{what} {p!r} is not key=value", hint=f"write it as {what} key=value")
+        k, v = p.split("=", 1)
+        out[k.strip()] = _scalar(v.strip())
+    return out
+
+
+def _scalar(v: str) -> Any:
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return v

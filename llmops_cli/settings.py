@@ -1,0 +1,353 @@
+"""Settings: pydantic models, loaded with a fixed precedence and a record of where each value came from.
+
+Precedence (highest first): command-line flags > environment (``LLMOPS_<SECTION>_<KEY>``) > config file
+(``--config``, ``$LLMOPS_CONFIG``, ``./llmops.yaml`` or ``./configs/llmops.yaml``) > built-in defaults.
+``configs/llmops.yaml`` documents the defaults; a test keeps the two identical.
+
+Relative paths (store, data dir) are resolved against the current directory: the store is project-local.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from llmops_cli.errors import ConfigError
+
+CONFIG_SEARCH = ("llmops.yaml", "configs/llmops.yaml")
+ENV_PREFIX = "LLMOPS_"
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StoreSettings(_Section):
+    path: str = Field(".llmops/chroma", description="embedded Chroma folder (project-local)")
+    host: str | None = Field(None, description="Chroma server host; set it to use a server instead")
+    port: int = Field(8000, ge=1, le=65535)
+    ssl: bool = False
+    collection: str = Field("docs", description="default collection")
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]", v):
+            raise ValueError("collection names are 3-512 characters of a-z A-Z 0-9 . _ - (starting and ending alphanumeric)")
+        return v
+
+
+class ChunkingSettings(_Section):
+    strategy: Literal["auto", "recursive", "headings", "tokens"] = Field(
+        "auto", description="auto = headings for Markdown/reST, recursive for the rest"
+    )
+    size: int = Field(200, ge=16, le=8192, description="chunk size in the embedder's own tokens")
+    overlap: int = Field(30, ge=0, description="overlap in the embedder's own tokens")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "ChunkingSettings":
+        if self.overlap >= self.size:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than size ({self.size})")
+        return self
+
+
+class EmbedderSettings(_Section):
+    backend: Literal["auto", "onnx", "sentence-transformers", "litellm"] = Field(
+        "auto", description="auto = onnx when the model can be exported, else sentence-transformers"
+    )
+    model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="sentence-transformers model path or name (the default is bundled), or a litellm embedding model",
+    )
+    precision: Literal["fp32", "int8"] = "fp32"
+    batch_size: int = Field(32, ge=1, le=1024)
+    api_base: str | None = None
+    api_key: SecretStr | None = None
+
+
+class LLMSettings(_Section):
+    model: str | None = Field(None, description="any litellm model string, e.g. openai/gpt-4o-mini")
+    api_base: str | None = None
+    api_key: SecretStr | None = None
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(512, ge=1)
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    rewordings: int = Field(3, ge=0, le=10, description="how many rewordings of a question ask retrieves with")
+    input_cost_per_token: float | None = Field(None, ge=0, description="price for models litellm does not know")
+    output_cost_per_token: float | None = Field(None, ge=0)
+
+
+class RetrievalSettings(_Section):
+    k: int = Field(5, ge=1, le=200)
+    mode: Literal["hybrid", "vector", "lexical"] = "hybrid"
+    candidates: int = Field(20, ge=1, le=1000, description="results per list before fusion")
+    rrf_k: int = Field(60, ge=1, description="reciprocal rank fusion constant")
+
+
+class IngestSettings(_Section):
+    max_file_mb: float = Field(20.0, gt=0, description="files over this size are skipped")
+    exclude: list[str] = Field(
+        default_factory=lambda: [".git/**", "**/.git/**", "**/__pycache__/**", "**/.venv*/**", "**/node_modules/**", "**/.llmops/**"]
+    )
+
+
+class AirflowConnection(_Section):
+    url: str = Field("http://127.0.0.1:8080", description="Airflow API server base URL")
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    timeout: float = Field(30.0, gt=0)
+
+
+class AirflowSettings(AirflowConnection):
+    profile: str | None = Field(None, description="profile used when --profile is not given")
+    profiles: dict[str, AirflowConnection] = Field(default_factory=dict)
+
+
+class Settings(_Section):
+    data_dir: str = Field(".llmops", description="project-local state: logs, caches, eval runs")
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store.path).expanduser().resolve()
+
+
+SECRET_KEYS = {"api_key", "password", "token"}
+
+
+@dataclass
+class LoadedSettings:
+    """Effective settings plus where each leaf value came from (``default``, ``file:...``, ``env:...``, ``flag``)."""
+
+    settings: Settings
+    sources: dict[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
+    profile: str | None = None
+
+    def source_of(self, key: str) -> str:
+        return self.sources.get(key, "default")
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None, cwd: Path | None = None) -> Path | None:
+    """The config file in effect: --config, $LLMOPS_CONFIG, ./llmops.yaml, ./configs/llmops.yaml, or none."""
+    if explicit:
+        p = Path(explicit).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist", hint="pass an existing YAML file to --config")
+        return p.resolve()
+    env = os.environ.get("LLMOPS_CONFIG")
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"config file {p} (from LLMOPS_CONFIG) does not exist", hint="unset LLMOPS_CONFIG or fix the path")
+        return p.resolve()
+    base = cwd or Path.cwd()
+    for name in CONFIG_SEARCH:
+        p = base / name
+        if p.is_file():
+            return p.resolve()
+    return None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}{where} is not valid YAML: {getattr(e, 'problem', e)}", hint="fix the YAML syntax") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} cannot be read: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections (store, chunking, ...)", hint="see configs/llmops.yaml")
+    return data
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k != "profiles":
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    for p in parts[:-1]:
+        nxt = d.get(p)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            d[p] = nxt
+        d = nxt
+    d[parts[-1]] = value
+
+
+def env_var_for(key: str) -> str:
+    """``llm.api_key`` -> ``LLMOPS_LLM_API_KEY``; ``data_dir`` -> ``LLMOPS_DATA_DIR``."""
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def _leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys.extend(_leaf_keys(ann, f"{prefix}{name}."))
+        elif name != "profiles":
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _env_layer(environ: dict[str, str]) -> dict[str, tuple[Any, str]]:
+    import json
+
+    layer: dict[str, tuple[Any, str]] = {}
+    for key in _leaf_keys(Settings):
+        var = env_var_for(key)
+        if var in environ:
+            raw = environ[var]
+            value: Any = raw
+            if key.endswith("exclude"):
+                value = [s.strip() for s in raw.split(",") if s.strip()]
+                if raw.strip().startswith("["):
+                    value = json.loads(raw)
+            layer[key] = (value, f"env:{var}")
+    return layer
+
+
+def load_settings(
+    config: str | os.PathLike[str] | None = None,
+    *,
+    flags: dict[str, Any] | None = None,
+    profile: str | None = None,
+    environ: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> LoadedSettings:
+    """Build the effective settings. ``flags`` maps dotted keys to values given on the command line (None = not given)."""
+    environ = dict(os.environ) if environ is None else environ
+    path = find_config_file(config, cwd)
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    if path is not None:
+        data = _read_yaml(path)
+        for key, value in _flatten(data).items():
+            _set_dotted(merged, key, value)
+            sources[key] = f"file:{path}"
+
+    # The profile: --profile > LLMOPS_AIRFLOW_PROFILE > airflow.profile in the file.
+    chosen = profile or environ.get("LLMOPS_AIRFLOW_PROFILE") or (merged.get("airflow") or {}).get("profile")
+    if chosen:
+        profiles = (merged.get("airflow") or {}).get("profiles") or {}
+        if chosen not in profiles:
+            names = ", ".join(sorted(profiles)) or "none defined"
+            raise ConfigError(
+                f"Airflow profile {chosen!r} is not defined in {path or 'any config file'} (profiles: {names})",
+                hint="add it under airflow.profiles in the config file, or pick another with --profile",
+            )
+        if not isinstance(profiles[chosen], dict):
+            raise ConfigError(f"config key 'airflow.profiles.{chosen}' in {path}: must be a mapping of url, username, ...")
+        for k, v in profiles[chosen].items():
+            _set_dotted(merged, f"airflow.{k}", v)
+            sources[f"airflow.{k}"] = f"file:{path} (profile {chosen})"
+
+    for key, (value, src) in _env_layer(environ).items():
+        _set_dotted(merged, key, value)
+        sources[key] = src
+
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        _set_dotted(merged, key, value)
+        sources[key] = "flag"
+
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc)
+        # find the most specific key that has a recorded source
+        src = None
+        for i in range(len(loc), 0, -1):
+            src = sources.get(".".join(loc[:i]))
+            if src:
+                break
+        where = {None: "", "flag": " (command-line flag)"}.get(src, f" ({src.removeprefix('file:')})" if src else "")
+        if src and src.startswith("env:"):
+            where = f" (environment variable {src[4:]})"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parent = ".".join(loc[:-1])
+            allowed = _allowed_keys(parent)
+            msg = f"unknown key; allowed keys{' in ' + parent if parent else ''}: {', '.join(allowed)}"
+        elif "input" in err and not isinstance(err["input"], (dict, list)) and loc[-1] not in SECRET_KEYS:
+            msg = f"{msg} (got {err['input']!r})"
+        raise ConfigError(f"config key '{key}'{where}: {msg}", hint="see configs/llmops.yaml for the allowed values") from None
+    return LoadedSettings(settings=settings, sources=sources, config_file=path, profile=chosen)
+
+
+def _allowed_keys(section: str) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in [p for p in section.split(".") if p]:
+        f = model.model_fields.get(part)
+        if f is None or not (isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)):
+            if part and model is AirflowSettings:
+                model = AirflowConnection
+                continue
+            return []
+        model = f.annotation
+    return list(model.model_fields)
+
+
+def effective_items(loaded: LoadedSettings) -> list[tuple[str, Any, str]]:
+    """(key, display value, source) for every leaf setting, secrets masked."""
+    rows: list[tuple[str, Any, str]] = []
+    dump = loaded.settings.model_dump()
+    for key in _leaf_keys(Settings):
+        value: Any = dump
+        for part in key.split("."):
+            value = value[part]
+        if key.split(".")[-1] in SECRET_KEYS:
+            value = mask_secret(value)
+        rows.append((key, value, loaded.source_of(key)))
+    profiles = loaded.settings.airflow.profiles
+    if profiles:
+        rows.append(("airflow.profiles", ", ".join(sorted(profiles)), loaded.source_of("airflow.profiles")))
+    return rows
+
+
+def mask_secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return "********" if value else ""

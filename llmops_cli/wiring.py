@@ -1,0 +1,79 @@
+"""The one wiring place: builds adapters (embedder, vector store, LLM) from settings.
+
+Core steps receive adapters as arguments; the CLI and the Airflow DAGs both come through here, so a local
+run and an Airflow run of the same config use the same parts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from llmops_cli.errors import NotConfiguredError
+
+if TYPE_CHECKING:
+    from llmops_cli.adapters.embedders.base import Embedder
+    from llmops_cli.adapters.llm.base import LLM
+    from llmops_cli.adapters.vectorstores.base import VectorStore
+    from llmops_cli.settings import EmbedderSettings, LLMSettings, Settings
+
+_EMBEDDERS: dict[tuple, "Embedder"] = {}
+
+
+def build_embedder(es: "EmbedderSettings") -> "Embedder":
+    """The embedder for these settings (cached per process: models are expensive to load)."""
+    key = (es.backend, es.model, es.precision, es.batch_size, es.api_base)
+    if key in _EMBEDDERS:
+        return _EMBEDDERS[key]
+    backend = es.backend
+    if backend == "litellm" or (backend == "auto" and _looks_like_litellm_model(es.model)):
+        from llmops_cli.adapters.embedders.litellm_embedder import LiteLLMEmbedder
+
+        emb: Embedder = LiteLLMEmbedder(es.model, api_base=es.api_base,
+                                        api_key=es.api_key.get_secret_value() if es.api_key else None,
+                                        batch_size=es.batch_size)
+    else:
+        from llmops_cli.adapters.embedders.sentence_transformers import SentenceTransformerEmbedder
+
+        emb = SentenceTransformerEmbedder(es.model, batch_size=es.batch_size)
+    _EMBEDDERS[key] = emb
+    return emb
+
+
+def _looks_like_litellm_model(model: str) -> bool:
+    from pathlib import Path
+
+    prefixes = ("openai/", "azure/", "cohere/", "bedrock/", "vertex_ai/", "ollama/", "mistral/", "voyage/", "gemini/", "huggingface/", "text-embedding-")
+    return model.startswith(prefixes) and not Path(model).expanduser().exists()
+
+
+def build_store(settings: "Settings") -> "VectorStore":
+    from llmops_cli.adapters.vectorstores.chroma import ChromaStore
+
+    st = settings.store
+    if st.host:
+        return ChromaStore.server(st.host, st.port, ssl=st.ssl)
+    return ChromaStore.embedded(settings.store_path)
+
+
+def build_llm(ls: "LLMSettings", model: str | None = None) -> "LLM":
+    """The LLM for these settings; a clear message when no model is configured."""
+    from llmops_cli.adapters.llm.litellm_llm import LiteLLM
+
+    model = model or ls.model
+    if not model:
+        raise NotConfiguredError(
+            "no LLM is configured",
+            hint="set llm.model in llmops.yaml or LLMOPS_LLM_MODEL (e.g. openai/gpt-4o-mini with OPENAI_API_KEY, "
+            "or openai/<name> with LLMOPS_LLM_API_BASE for a local OpenAI-compatible server); --retrieval-only skips the LLM",
+        )
+    return LiteLLM(
+        model,
+        api_base=ls.api_base,
+        api_key=ls.api_key.get_secret_value() if ls.api_key else None,
+        temperature=ls.temperature,
+        max_tokens=ls.max_tokens,
+        timeout=ls.timeout,
+        max_retries=ls.max_retries,
+        input_cost_per_token=ls.input_cost_per_token,
+        output_cost_per_token=ls.output_cost_per_token,
+    )
