@@ -145,7 +145,8 @@ def translate_error(e: Exception, model: str, api_base: str | None) -> LLMCallEr
     status = getattr(e, "status_code", None)
     retry_after = None
     resp = getattr(e, "response", None)
-    headers = getattr(resp, "headers", None)
+    # litellm keeps the provider's headers here; e.response is a synthetic response without them
+    headers = getattr(e, "litellm_response_headers", None) or getattr(resp, "headers", None)
     if headers is not None:
         ra = headers.get("retry-after") if hasattr(headers, "get") else None
         try:
