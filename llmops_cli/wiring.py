@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from llmops_cli.errors import NotConfiguredError
 
 if TYPE_CHECKING:
+    from llmops_cli.adapters.airflow.client import AirflowClient
     from llmops_cli.adapters.embedders.base import Embedder
     from llmops_cli.adapters.llm.base import LLM
     from llmops_cli.adapters.vectorstores.base import VectorStore
@@ -53,6 +54,13 @@ def build_store(settings: "Settings") -> "VectorStore":
     if st.host:
         return ChromaStore.server(st.host, st.port, ssl=st.ssl)
     return ChromaStore.embedded(settings.store_path)
+
+
+def build_airflow_client(settings: "Settings") -> "AirflowClient":
+    """The Airflow API client for the effective connection (profile, env and flags already applied)."""
+    from llmops_cli.adapters.airflow.client import AirflowClient
+
+    return AirflowClient.from_settings(settings.airflow)
 
 
 def build_llm(ls: "LLMSettings", model: str | None = None) -> "LLM":
