@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "llmops_cli.cli.ingest_cmd",
     "llmops_cli.cli.query_cmd",
     "llmops_cli.cli.config_cmd",
+    "llmops_cli.cli.eval_cmd",
 ]
 
 app = typer.Typer(

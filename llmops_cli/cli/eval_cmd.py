@@ -1,0 +1,330 @@
+"""`llmops eval`: evaluate retrieval and answers on a question set, with CI gates, run history, comparisons,
+question generation and chunking sweeps.
+
+`llmops eval DATASET ...` is `llmops eval run DATASET ...`: the group routes a first argument that is not one
+of its commands to `run` (see ``DatasetOrCommandGroup``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from llmops_cli.cli.options import CollectionOpt, ConcurrencyOpt, JsonOpt, TopKOpt, WhereOpt
+
+
+class DatasetOrCommandGroup(TyperGroup):
+    """A group whose first positional is either a subcommand or a dataset (then routed to ``run``).
+    For ``sweep``, ``--sources a b c`` is expanded to ``--sources a --sources b --sources c``."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        if args and args[0] == "sweep":
+            args = _expand_multi(args, "--sources")
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx) -> list[str]:
+        return ["run", "runs", "compare", "generate", "sweep"]
+
+
+def _expand_multi(args: list[str], flag: str) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        out.append(args[i])
+        if args[i] == flag:
+            i += 1
+            first = True
+            while i < len(args) and not args[i].startswith("-"):
+                if not first:
+                    out.append(flag)
+                out.append(args[i])
+                first = False
+                i += 1
+            continue
+        i += 1
+    return out
+
+
+eval_app = typer.Typer(
+    cls=DatasetOrCommandGroup,
+    help="Evaluate retrieval and answers on a question set: `llmops eval DATASET` (= `eval run`), plus runs, compare, generate, sweep.",
+    no_args_is_help=True,
+)
+
+MetricsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--metrics", "-m",
+    help="Metrics or groups (repeatable or comma-separated): auto, retrieval, chunk, answer (exact_match, token_f1, "
+         "semantic_similarity), judge (faithfulness, answer_relevance, correctness, helpfulness, toxicity), robustness, all. "
+         "Default: auto.")]
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="Retrieval mode: hybrid, vector or lexical (default: retrieval.mode).")]
+EvalJsonOpt = JsonOpt
+
+
+def _progress(out):
+    """A (stage, done, total) callback driving one progress bar, and the context manager that owns it."""
+    cm = out.progress("evaluating", total=None)
+    bar = cm.__enter__()
+
+    def report(stage: str, done: int, total: int) -> None:
+        bar.update(description=stage, completed=done, total=total)
+
+    return cm, report
+
+
+@eval_app.command("run")
+def run_cmd(
+    dataset: Annotated[str, typer.Argument(help="Question set: .jsonl, .csv or .parquet with a 'question' column.")],
+    collection: CollectionOpt = None,
+    metrics: MetricsOpt = None,
+    k: TopKOpt = None,
+    mode: ModeOpt = None,
+    where: WhereOpt = None,
+    concurrency: ConcurrencyOpt = 8,
+    judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="litellm model for the LLM judge (default: llm.model).")] = None,
+    perturb: Annotated[Optional[list[str]], typer.Option("--perturb", help="Robustness perturbations: typos, casing, paraphrase (default: typos,casing).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions.", min=1)] = None,
+    output: Annotated[Optional[list[str]], typer.Option("--output", "-o", help="Write results (repeatable): .json report, .jsonl/.csv/.parquet per question, .html report.")] = None,
+    fail_under: Annotated[Optional[list[str]], typer.Option("--fail-under", help="CI gate METRIC=VALUE (repeatable); exit 4 when one fails (toxicity: fails when above).")] = None,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="Compare with a run id, latest, latest~1, or a report .json file.")] = None,
+    fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression", help="Exit 4 when a metric regressed against --baseline.")] = False,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Absolute change below which a metric counts as unchanged.", min=0)] = 0.01,
+    worst: Annotated[int, typer.Option("--worst", help="How many worst questions to show.", min=0)] = 5,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM call cache.")] = False,
+    no_record: Annotated[bool, typer.Option("--no-record", help="Do not record the run in the history.")] = False,
+    label: Annotated[Optional[str], typer.Option("--label", help="A label stored with the run (e.g. a CI job id).")] = None,
+    json_out: EvalJsonOpt = False,
+) -> None:
+    """Evaluate a question set against a collection; print a summary, the worst questions, gates and deltas."""
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import parse_key_values, state
+    from llmops_cli.core.eval.pipeline import evaluate
+    from llmops_cli.errors import ExitCode, GateFailed, LlmopsError
+
+    out = Output(json_out)
+    settings = state().load(flags={"retrieval.k": k, "retrieval.mode": mode}).settings
+    perturbations = [p.strip() for v in (perturb or []) for p in v.split(",") if p.strip()] or None
+    cm, report_progress = _progress(out)
+    try:
+        report = evaluate(settings, dataset, collection=collection, metrics=metrics, k=k, mode=mode, where=parse_key_values(where) or None,
+                          concurrency=concurrency, judge_model=judge_model, perturbations=perturbations, limit=limit,
+                          use_cache=not no_cache, record=not no_record, label=label, baseline=baseline,
+                          regression_tolerance=tolerance, fail_under=fail_under, outputs=output or [], progress=report_progress)
+    finally:
+        cm.__exit__(None, None, None)
+
+    if out.json_mode:
+        out.json(report.to_dict())
+    else:
+        _print_report(out, report, worst)
+        for o in output or []:
+            out.info(f"wrote {o}")
+        if report.run_id is not None:
+            out.info(f"recorded as run {report.run_id} (llmops eval runs)")
+
+    failed = [g for g in report.gates if not g["passed"]]
+    if failed:
+        raise GateFailed("quality gate failed: " + "; ".join(f"{g['metric']} {g['check'] if g['value'] is not None else g['check']}" for g in failed),
+                         hint="the run itself succeeded; improve the metric or adjust --fail-under")
+    if fail_on_regression and report.comparison and report.comparison["regressions"]:
+        raise GateFailed(f"regressed against baseline {baseline}: {', '.join(report.comparison['regressions'])}",
+                         hint="see the per-metric deltas above")
+    if report.error_rows:
+        raise LlmopsError(f"{report.error_rows} of {len(report.rows)} questions had errors; their metrics are left out of the means",
+                          hint="see 'errors' in the per-question results (--output results.jsonl or --json)", exit_code=ExitCode.PARTIAL)
+
+
+def _print_report(out, report, worst: int) -> None:
+    gates = {g["metric"]: g for g in report.gates}
+    rows = []
+    for m, v in report.metrics.items():
+        g = gates.get(m) or gates.get(m.split("@")[0] + "@k" if "@" in m else "")
+        gate = "" if not g else ("pass" if g["passed"] else "[red]FAIL[/red]")
+        rows.append((m, f"{v:.3f}", report.counts.get(m, 0), gate))
+    out.table(["metric", "mean", "questions", "gate"], rows, title=f"{report.dataset['rows']} questions, {report.duration_s:.1f} s")
+    u = report.usage or {}
+    if u.get("calls") or u.get("cached"):
+        cost = "unknown" if u.get("cost") is None else f"${u['cost']:.4f}"
+        out.print(f"LLM calls: {u['calls']} new, {u['cached']} cached, {u['failed']} failed; tokens {u['input_tokens']} in / "
+                  f"{u['output_tokens']} out; cost {cost}")
+    if report.robustness:
+        rrows = []
+        for kind, block in report.robustness.items():
+            for m, d in (block.get("metrics") or {}).items():
+                rrows.append((kind, m, f"{d['original']:.3f}", f"{d['perturbed']:.3f}", f"{d['delta']:+.3f}"))
+        out.table(["perturbation", "metric", "original", "perturbed", "delta"], rrows, title="Robustness")
+    if report.comparison:
+        c = report.comparison
+        crows = [(m["metric"], "" if m["base"] is None else f"{m['base']:.3f}", "" if m["new"] is None else f"{m['new']:.3f}",
+                  "" if m["delta"] is None else f"{m['delta']:+.3f}",
+                  f"[red]{m['status']}[/red]" if m["status"] == "regressed" else m["status"]) for m in c["metrics"]]
+        out.table(["metric", "base", "new", "delta", "status"], crows, title=f"Against baseline run {c['base'].get('run_id')}")
+    primary = report.primary_metric
+    if primary and worst:
+        wrows = [(r.id, r.question[:90], f"{r.metrics[primary]:.3f}", "; ".join(r.errors.values())[:60]) for r in report.worst(worst)]
+        out.table(["id", "question", primary, "errors"], wrows, title=f"Worst questions by {primary}")
+    if report.error_rows:
+        out.warn(f"{report.error_rows} questions had errors")
+
+
+@eval_app.command("runs")
+def runs_cmd(
+    limit: Annotated[int, typer.Option("--limit", help="At most this many runs.", min=1)] = 20,
+    json_out: EvalJsonOpt = False,
+) -> None:
+    """List recorded evaluation runs, newest first."""
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import state
+    from llmops_cli.core.eval.history import RunHistory, default_history_path
+
+    out = Output(json_out)
+    settings = state().load().settings
+    h = RunHistory(default_history_path(settings.data_path))
+    try:
+        runs = h.list_runs(limit=limit)
+    finally:
+        h.close()
+    if out.json_mode:
+        out.json({"runs": runs})
+        return
+    rows = []
+    for r in runs:
+        top = ", ".join(f"{m}={v:.3f}" for m, v in list(r["metrics"].items())[:4])
+        rows.append((r["id"], r["created_at"], r["dataset"].rsplit("/", 1)[-1], r["dataset_sha256"][:10], r["config_hash"][:10],
+                     r["rows"], r["error_rows"], top, r["label"] or ""))
+    out.table(["id", "created", "dataset", "data hash", "config", "rows", "errors", "metrics", "label"], rows, title="Evaluation runs")
+
+
+@eval_app.command("compare")
+def compare_cmd(
+    base: Annotated[str, typer.Argument(help="Baseline: run id, latest, latest~1, or a report .json file.")],
+    new: Annotated[str, typer.Argument(help="Candidate: run id, latest, or a report .json file.")],
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Absolute change below which a metric counts as unchanged.", min=0)] = 0.01,
+    fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression", help="Exit 4 when a metric regressed.")] = False,
+    json_out: EvalJsonOpt = False,
+) -> None:
+    """Per-metric deltas between two runs; regressions flagged, and the questions that got worse."""
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import state
+    from llmops_cli.core.eval.compare import compare_reports, load_report_ref
+    from llmops_cli.core.eval.history import RunHistory, default_history_path
+    from llmops_cli.errors import GateFailed
+
+    out = Output(json_out)
+    settings = state().load().settings
+    h = RunHistory(default_history_path(settings.data_path))
+    try:
+        a, b = load_report_ref(base, h), load_report_ref(new, h)
+    finally:
+        h.close()
+    c = compare_reports(a, b, tolerance=tolerance)
+    if out.json_mode:
+        out.json(c)
+    else:
+        if not c["same_dataset"]:
+            out.warn("the two runs used different question sets (dataset hashes differ)")
+        crows = [(m["metric"], "" if m["base"] is None else f"{m['base']:.3f}", "" if m["new"] is None else f"{m['new']:.3f}",
+                  "" if m["delta"] is None else f"{m['delta']:+.3f}",
+                  f"[red]{m['status']}[/red]" if m["status"] == "regressed" else m["status"]) for m in c["metrics"]]
+        out.table(["metric", base, new, "delta", "status"], crows, title=f"{base} -> {new}")
+        if c["questions_worse"]:
+            out.table(["id", "question", "base", "new", "delta"],
+                      [(q["id"], q["question"][:90], f"{q['base']:.3f}", f"{q['new']:.3f}", f"{q['delta']:+.3f}") for q in c["questions_worse"]],
+                      title=f"Questions worse by {c['primary_metric']} ({c['questions_worse_total']} in all)")
+        out.print("regressions: " + (", ".join(c["regressions"]) or "none"))
+    if fail_on_regression and c["regressions"]:
+        raise GateFailed(f"regressed: {', '.join(c['regressions'])}", hint="see the per-metric deltas")
+
+
+@eval_app.command("generate")
+def generate_cmd(
+    collection: CollectionOpt = None,
+    n: Annotated[int, typer.Option("-n", "--count", help="How many questions.", min=1, max=10000)] = 20,
+    output: Annotated[str, typer.Option("--output", "-o", help="Question set to write (.jsonl, .csv or .parquet).")] = "questions.jsonl",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for sampling chunks (same seed, same chunks).")] = 0,
+    model: Annotated[Optional[str], typer.Option("--model", help="litellm model (default: llm.model).")] = None,
+    concurrency: ConcurrencyOpt = 8,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM call cache.")] = False,
+    json_out: EvalJsonOpt = False,
+) -> None:
+    """Write a question set from an ingested collection with the LLM (question, reference answer, source)."""
+    from pathlib import Path
+
+    from llmops_cli import wiring
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import state
+    from llmops_cli.core.eval.datasets import FORMATS, write_dataset
+    from llmops_cli.core.eval.generate import run_generate, sample_chunks
+    from llmops_cli.core.eval.llm_calls import CachedLLM
+    from llmops_cli.core.llm_cache import LLMCache, default_cache_path
+    from llmops_cli.errors import ExitCode, InputError, LlmopsError
+
+    out = Output(json_out)
+    if Path(output).suffix.lower() not in FORMATS:
+        raise InputError(f"--output {output}: unknown format", hint="use .jsonl, .csv or .parquet")
+    settings = state().load().settings
+    name = collection or settings.store.collection
+    llm = wiring.build_llm(settings.llm, model=model)
+    chunks = sample_chunks(wiring.build_store(settings), name, n, seed)
+    cache = None if no_cache else LLMCache(default_cache_path(settings.data_path))
+    cached = CachedLLM(llm, cache)
+    with out.progress("writing questions", total=len(chunks)) as bar:
+        res = run_generate(chunks, cached, concurrency=concurrency, progress=lambda d, t: bar.update(completed=d))
+    if cache is not None:
+        cache.close()
+    if res.items:
+        write_dataset(res.items, output)
+    doc = {"output": output if res.items else None, "questions": len(res.items), "failed": res.failed, "usage": cached.usage.to_dict()}
+    if out.json_mode:
+        out.json(doc)
+    else:
+        out.print(f"wrote {len(res.items)} questions from collection {name} to {output}")
+        for f in res.failed[:5]:
+            out.warn(f"chunk {f['chunk']}: {f['reason']}")
+    if not res.items:
+        raise LlmopsError("no question could be written", hint="check the LLM with `llmops ask`; see the failures above")
+    if res.failed:
+        raise LlmopsError(f"{len(res.failed)} of {len(chunks)} chunks gave no question", exit_code=ExitCode.PARTIAL,
+                          hint="the others were written; rerun to retry (successful replies are cached)")
+
+
+@eval_app.command("sweep")
+def sweep_cmd(
+    dataset: Annotated[str, typer.Argument(help="Question set with relevant_sources.")],
+    sources: Annotated[list[str], typer.Option("--sources", help="Paths to ingest (several after one --sources, or repeat it).")],
+    strategy: Annotated[Optional[list[str]], typer.Option("--strategy", help="Chunking strategies (repeatable): auto, recursive, headings, tokens.")] = None,
+    size: Annotated[Optional[list[int]], typer.Option("--size", help="Chunk sizes in tokens (repeatable).")] = None,
+    overlap: Annotated[Optional[list[int]], typer.Option("--overlap", help="Overlaps in tokens (repeatable).")] = None,
+    embedder: Annotated[Optional[list[str]], typer.Option("--embedder", help="Embedding models (repeatable; default: embedder.model).")] = None,
+    metrics: MetricsOpt = None,
+    k: TopKOpt = None,
+    mode: ModeOpt = None,
+    rank_by: Annotated[Optional[str], typer.Option("--rank-by", help="Metric the leaderboard is sorted by (default: ndcg@k).")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary collections.")] = False,
+    json_out: EvalJsonOpt = False,
+) -> None:
+    """Ingest sources under several chunking configurations into temporary collections, evaluate each, rank them."""
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import state
+    from llmops_cli.core.eval.sweep import run_sweep
+
+    out = Output(json_out)
+    settings = state().load(flags={"retrieval.k": k, "retrieval.mode": mode}).settings
+    rep = run_sweep(settings, dataset, sources, strategies=strategy, sizes=size, overlaps=overlap, embedders=embedder,
+                    metrics=metrics, k=k, mode=mode, rank_by=rank_by, keep=keep, progress=None if out.json_mode else out.info)
+    if out.json_mode:
+        out.json(rep.to_dict())
+        return
+    names = list(dict.fromkeys(m for e in rep.entries for m in e.metrics))
+    rows = [(e.rank, e.strategy, e.size, e.overlap, e.embedder, e.chunks, *[f"{e.metrics.get(m, float('nan')):.3f}" for m in names], e.run_id)
+            for e in rep.entries]
+    out.table(["rank", "strategy", "size", "overlap", "embedder", "chunks", *names, "run"], rows, title=f"Sweep leaderboard (by {rep.rank_by})")
+    for s in rep.skipped:
+        out.warn(f"skipped {s['config']}: {s['reason']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")

@@ -1,0 +1,143 @@
+"""The run history: every evaluation run recorded in SQLite at ``<data_dir>/eval/runs.sqlite``.
+
+A run keeps its dataset hash, config (and hash), metric means, usage and per-row results, so later runs can
+be compared against it (``--baseline``, ``eval compare``). The schema evolves through numbered migrations,
+applied in order and recorded in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from llmops_cli.core.eval.report import EvalReport
+from llmops_cli.errors import NotFoundError, StoreError
+
+MIGRATIONS: list[str] = [
+    # 1: runs and their rows
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        dataset_path TEXT NOT NULL,
+        dataset_sha256 TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        config_json TEXT NOT NULL,
+        metrics_json TEXT NOT NULL,
+        counts_json TEXT NOT NULL,
+        usage_json TEXT NOT NULL,
+        robustness_json TEXT NOT NULL,
+        n_rows INTEGER NOT NULL,
+        error_rows INTEGER NOT NULL,
+        duration_s REAL NOT NULL
+    );
+    CREATE TABLE run_rows (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        item_id TEXT NOT NULL,
+        result_json TEXT NOT NULL,
+        PRIMARY KEY (run_id, position)
+    );
+    CREATE INDEX runs_dataset ON runs(dataset_sha256);
+    """,
+    # 2: a free label per run (e.g. the sweep configuration or a CI job id)
+    "ALTER TABLE runs ADD COLUMN label TEXT;",
+]
+
+
+def default_history_path(data_path: Path) -> Path:
+    return Path(data_path) / "eval" / "runs.sqlite"
+
+
+class RunHistory:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as e:
+            raise StoreError(f"eval run history {self.path} cannot be opened: {e}",
+                             hint="check the path and permissions of data_dir") from None
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT DEFAULT CURRENT_TIMESTAMP)")
+        done = {r[0] for r in self.db.execute("SELECT version FROM schema_migrations")}
+        for version, sql in enumerate(MIGRATIONS, start=1):
+            if version in done:
+                continue
+            with self.db:
+                for stmt in [s.strip() for s in sql.split(";") if s.strip()]:
+                    self.db.execute(stmt)
+                self.db.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0])
+
+    def record(self, report: EvalReport, label: str | None = None) -> int:
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO runs (created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, counts_json, "
+                "usage_json, robustness_json, n_rows, error_rows, duration_s, label) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (report.created_at, report.dataset["path"], report.dataset["sha256"], report.config_hash,
+                 json.dumps(report.config, sort_keys=True, default=str), json.dumps(report.metrics), json.dumps(report.counts),
+                 json.dumps(report.usage), json.dumps(report.robustness), len(report.rows), report.error_rows, report.duration_s, label),
+            )
+            run_id = int(cur.lastrowid)
+            self.db.executemany(
+                "INSERT INTO run_rows (run_id, position, item_id, result_json) VALUES (?,?,?,?)",
+                [(run_id, n, r.id, json.dumps(r.to_dict(), ensure_ascii=False)) for n, r in enumerate(report.rows)],
+            )
+        report.run_id = run_id
+        return run_id
+
+    def list_runs(self, limit: int = 20, dataset_sha256: str | None = None) -> list[dict[str, Any]]:
+        sql = ("SELECT id, created_at, dataset_path, dataset_sha256, config_hash, metrics_json, n_rows, error_rows, duration_s, label "
+               "FROM runs")
+        args: tuple = ()
+        if dataset_sha256:
+            sql += " WHERE dataset_sha256 = ?"
+            args = (dataset_sha256,)
+        sql += " ORDER BY id DESC LIMIT ?"
+        out = []
+        for r in self.db.execute(sql, (*args, limit)):
+            out.append({"id": r[0], "created_at": r[1], "dataset": r[2], "dataset_sha256": r[3], "config_hash": r[4],
+                        "metrics": json.loads(r[5]), "rows": r[6], "error_rows": r[7], "duration_s": r[8], "label": r[9]})
+        return out
+
+    def resolve_id(self, ref: str | int) -> int:
+        """A run id from ``7``, ``latest`` or ``latest~1`` (the one before the latest)."""
+        s = str(ref).strip().lower()
+        if s.startswith("latest"):
+            back = int(s.split("~", 1)[1]) if "~" in s else 0
+            row = self.db.execute("SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?", (back,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no eval run {ref!r}: the history has {'no' if back == 0 else 'too few'} runs",
+                                    hint="run `llmops eval DATASET` first")
+            return int(row[0])
+        try:
+            return int(s)
+        except ValueError:
+            raise NotFoundError(f"{ref!r} is neither a run id nor a report file", hint="see `llmops eval runs`") from None
+
+    def load(self, ref: str | int) -> EvalReport:
+        run_id = self.resolve_id(ref)
+        r = self.db.execute(
+            "SELECT id, created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, counts_json, usage_json, "
+            "robustness_json, n_rows, duration_s FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if r is None:
+            raise NotFoundError(f"no eval run {run_id}", hint="see `llmops eval runs` for the recorded ids")
+        rows = [json.loads(x[0]) for x in self.db.execute("SELECT result_json FROM run_rows WHERE run_id = ? ORDER BY position", (run_id,))]
+        return EvalReport.from_dict({
+            "run_id": r[0], "created_at": r[1], "dataset": {"path": r[2], "sha256": r[3], "rows": r[10]}, "config_hash": r[4],
+            "config": json.loads(r[5]), "metrics": json.loads(r[6]), "counts": json.loads(r[7]), "usage": json.loads(r[8]),
+            "robustness": json.loads(r[9]), "duration_s": r[11], "rows": rows,
+        })
+
+    def close(self) -> None:
+        self.db.close()

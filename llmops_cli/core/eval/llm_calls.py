@@ -1,0 +1,114 @@
+"""LLM calls for evaluation: a cached LLM that totals tokens and cost, and a bounded-concurrency runner.
+
+``CachedLLM`` is itself an ``LLM``, so code that takes an LLM (the ``ask`` step) goes through the cache too.
+Cache hits are counted apart and cost nothing: a re-run with unchanged inputs makes no new calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from llmops_cli.adapters.llm.base import LLM, Completion, Message
+from llmops_cli.core.llm_cache import LLMCache, cache_key
+
+T = TypeVar("T")
+
+
+@dataclass
+class Usage:
+    calls: int = 0  # calls that reached the LLM
+    cached: int = 0  # calls answered from the cache
+    failed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    cost_known: bool = True  # False when some call's price was unknown
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cost"] = round(self.cost, 6) if self.cost_known else None
+        d.pop("cost_known")
+        return d
+
+
+class CachedLLM(LLM):
+    def __init__(self, inner: LLM, cache: LLMCache | None, usage: Usage | None = None):
+        self.inner = inner
+        self.model = inner.model
+        self.cache = cache
+        self.usage = usage or Usage()
+        self._lock = threading.Lock()
+
+    def _lookup(self, messages: list[Message], params: dict[str, Any]) -> tuple[str | None, Completion | None]:
+        if self.cache is None:
+            return None, None
+        key = cache_key(self.model, messages, params)
+        hit = self.cache.get(key)
+        if hit is not None:
+            with self._lock:
+                self.usage.cached += 1
+        return key, hit
+
+    def _record(self, key: str | None, c: Completion) -> None:
+        with self._lock:
+            self.usage.calls += 1
+            self.usage.input_tokens += c.input_tokens
+            self.usage.output_tokens += c.output_tokens
+            if c.cost is None:
+                self.usage.cost_known = False
+            else:
+                self.usage.cost += c.cost
+        if key is not None and self.cache is not None:
+            self.cache.put(key, c)
+
+    def _failed(self) -> None:
+        with self._lock:
+            self.usage.failed += 1
+
+    def complete(self, messages: list[Message], **params: Any) -> Completion:
+        key, hit = self._lookup(messages, params)
+        if hit is not None:
+            return hit
+        try:
+            c = self.inner.complete(messages, **params)
+        except Exception:
+            self._failed()
+            raise
+        self._record(key, c)
+        return c
+
+    async def acomplete(self, messages: list[Message], **params: Any) -> Completion:
+        key, hit = self._lookup(messages, params)
+        if hit is not None:
+            return hit
+        try:
+            c = await self.inner.acomplete(messages, **params)
+        except Exception:
+            self._failed()
+            raise
+        self._record(key, c)
+        return c
+
+
+async def bounded_gather(jobs: list[Callable[[], Awaitable[T]]], concurrency: int,
+                         on_done: Callable[[], None] | None = None) -> list[T | BaseException]:
+    """Run ``jobs`` with at most ``concurrency`` in flight; results in order, exceptions returned in place."""
+    sem = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(job: Callable[[], Awaitable[T]]) -> T | BaseException:
+        async with sem:
+            try:
+                return await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a failed row is reported on that row
+                return e
+            finally:
+                if on_done is not None:
+                    on_done()
+
+    return list(await asyncio.gather(*(one(j) for j in jobs)))

@@ -1,0 +1,142 @@
+"""The evaluation entry point shared by the CLI (``llmops eval``) and the Airflow ``llmops_eval`` DAG
+(through ``llmops_cli.pipelines.evaluate``): settings in, parts wired, one run evaluated, recorded, written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmops_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from llmops_cli.core.eval.report import EvalReport
+    from llmops_cli.settings import Settings
+
+# bump when a prompt or a metric definition changes: the config hash then differs from older runs
+EVAL_VERSION = "1"
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def evaluate(
+    settings: "Settings",
+    dataset_path: str | Path,
+    *,
+    collection: str | None = None,
+    metrics: Sequence[str] | None = None,
+    k: int | None = None,
+    mode: str | None = None,
+    where: dict[str, Any] | None = None,
+    concurrency: int = 8,
+    judge_model: str | None = None,
+    perturbations: Sequence[str] | None = None,
+    limit: int | None = None,
+    use_cache: bool = True,
+    record: bool = True,
+    label: str | None = None,
+    baseline: str | None = None,
+    regression_tolerance: float = 0.01,
+    fail_under: Sequence[str] | None = None,
+    outputs: Sequence[str | Path] = (),
+    progress: Callable[[str, int, int], None] | None = None,
+) -> "EvalReport":
+    """Evaluate a question set. Gates are checked (``report.gates``) but not raised: the caller decides the
+    exit code. ``baseline`` (a run id, ``latest`` or a report file) fills ``report.comparison``."""
+    from llmops_cli import wiring
+    from llmops_cli.core.eval.compare import compare_reports, load_report_ref
+    from llmops_cli.core.eval.datasets import load_dataset
+    from llmops_cli.core.eval.gates import check_gates, parse_gates
+    from llmops_cli.core.eval.history import RunHistory, default_history_path
+    from llmops_cli.core.eval.llm_calls import CachedLLM, Usage
+    from llmops_cli.core.eval.results_files import output_format, write_results
+    from llmops_cli.core.eval.robustness import PERTURBATIONS
+    from llmops_cli.core.eval.runner import ANSWER_METRICS, Answered, EvalOptions, resolve_metrics, run_eval
+    from llmops_cli.core.llm_cache import LLMCache, default_cache_path
+
+    gates = parse_gates(list(fail_under or []))
+    for out in outputs:
+        output_format(out)  # fail on a bad extension before any work
+    for p in perturbations or []:
+        if p not in PERTURBATIONS:
+            raise UsageError(f"unknown perturbation {p!r}", hint=f"choose from: {', '.join(PERTURBATIONS)}")
+    dataset = load_dataset(dataset_path, limit=limit)
+    k = k or settings.retrieval.k
+    mode = mode or settings.retrieval.mode
+    llm_model = settings.llm.model
+    judge = judge_model or llm_model
+    coll = collection or settings.store.collection
+    chosen = resolve_metrics(list(metrics) if metrics else None, dataset, llm_available=bool(judge),
+                             answers_possible=bool(llm_model))
+
+    needs_answers = any(m in chosen for m in (*ANSWER_METRICS, "faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity"))
+    generate = needs_answers and any(not i.answer for i in dataset.items)
+    needs_retriever = any(m in chosen for m in ("retrieval", "chunk", "robustness", "faithfulness")) or generate
+    if generate and not llm_model:
+        raise UsageError("answer metrics need answers: the question set has no 'answer' column and no LLM is configured",
+                         hint="set llm.model (LLMOPS_LLM_MODEL), add an 'answer' column, or use --metrics retrieval")
+
+    from llmops_cli import pipelines
+
+    retriever = pipelines.retriever(settings, coll) if needs_retriever else None
+    embedder = wiring.build_embedder(settings.embedder) if ("semantic_similarity" in chosen or retriever is not None) else None
+
+    usage = Usage()
+    cache = LLMCache(default_cache_path(settings.data_path)) if use_cache and (judge or generate) else None
+    judge_llm = CachedLLM(wiring.build_llm(settings.llm, model=judge), cache, usage) if judge and (
+        any(m in chosen for m in ("faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity"))
+        or ("robustness" in chosen and "paraphrase" in (perturbations or []))) else None
+    answerer = None
+    if generate:
+        from llmops_cli.core import ask
+
+        answer_llm = CachedLLM(wiring.build_llm(settings.llm), cache, usage)
+
+        def answerer(question: str) -> Answered:
+            res = ask.answer(question, retriever, answer_llm, settings)
+            return Answered(answer=res.answer, hits=list(res.hits))
+
+    config = {
+        "eval_version": EVAL_VERSION,
+        "collection": coll if retriever is not None else None,
+        "metrics": chosen,
+        "k": k,
+        "mode": mode,
+        "where": where,
+        "llm_model": llm_model if generate else None,
+        "judge_model": judge if judge_llm is not None else None,
+        "embedder": getattr(embedder, "identity", None),
+        "retrieval": settings.retrieval.model_dump(),
+        "perturbations": list(perturbations) if "robustness" in chosen and perturbations else (["typos", "casing"] if "robustness" in chosen else []),
+        "rewordings": settings.llm.rewordings if generate else None,
+    }
+    options = EvalOptions(metrics=chosen, k=k, mode=mode, where=where, concurrency=concurrency,
+                          perturbations=config["perturbations"] or ["typos", "casing"])
+    try:
+        report = asyncio.run(run_eval(dataset, options, retriever=retriever, answerer=answerer, judge_llm=judge_llm,
+                                      embedder=embedder, progress=progress, config=config, config_hash=config_hash(config),
+                                      usage=usage.to_dict))
+    finally:
+        if cache is not None:
+            cache.close()
+
+    check_gates(report, gates)
+    history = RunHistory(default_history_path(settings.data_path)) if (record or baseline) else None
+    try:
+        if baseline:
+            base = load_report_ref(baseline, history)
+            report.comparison = compare_reports(base, report, tolerance=regression_tolerance)
+        if record and history is not None:
+            history.record(report, label=label)
+    finally:
+        if history is not None:
+            history.close()
+    for out in outputs:
+        write_results(report, out)
+    return report

@@ -1,0 +1,66 @@
+"""Writing a run's results: the whole report (.json), per-question rows (.jsonl, .csv, .parquet) or the
+self-contained HTML report (.html); the format comes from the file's extension."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from llmops_cli.core.eval.report import EvalReport
+from llmops_cli.errors import InputError
+
+OUTPUT_FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", ".html": "html", ".htm": "html"}
+
+
+def flat_rows(report: EvalReport) -> list[dict[str, Any]]:
+    """One flat record per question (lists joined with '|', one column per metric) for CSV and parquet."""
+    metric_names = sorted({m for r in report.rows for m in r.metrics} | set(report.metrics))
+    out = []
+    for r in report.rows:
+        rec: dict[str, Any] = {
+            "id": r.id, "question": r.question, "reference_answer": r.reference_answer, "answer": r.answer,
+            "relevant_sources": "|".join(r.relevant_sources), "retrieved_sources": "|".join(h.get("source", "") for h in r.retrieved),
+            "retrieved_ids": "|".join(h.get("id", "") for h in r.retrieved), "tags": "|".join(r.tags),
+        }
+        for m in metric_names:
+            rec[m] = r.metrics.get(m)
+        rec["errors"] = json.dumps(r.errors, ensure_ascii=False) if r.errors else ""
+        out.append(rec)
+    return out
+
+
+def output_format(path: str | Path) -> str:
+    fmt = OUTPUT_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise InputError(f"--output {path}: unknown format {Path(path).suffix or '(no extension)'!r}",
+                         hint="use .json (whole report), .jsonl/.csv/.parquet (per question) or .html (report)")
+    return fmt
+
+
+def write_results(report: EvalReport, path: str | Path) -> Path:
+    p = Path(path).expanduser()
+    fmt = output_format(p)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "json":
+        p.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+    elif fmt == "jsonl":
+        p.write_text("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in report.rows), encoding="utf-8")
+    elif fmt == "csv":
+        import csv
+
+        rows = flat_rows(report)
+        with p.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["id"])
+            w.writeheader()
+            w.writerows(rows)
+    elif fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(flat_rows(report)), p)
+    else:
+        from llmops_cli.core.eval.html_report import render_html
+
+        p.write_text(render_html(report), encoding="utf-8")
+    return p

@@ -1,0 +1,295 @@
+"""One evaluation run over a question set: retrieve, answer, score, judge, perturb.
+
+The runner takes its parts as arguments (a retriever, an answer function, a judge LLM, an embedder), so unit
+tests pass fakes and the pipeline passes the real ones. It prints nothing; progress goes to a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from llmops_cli.core.eval import answer_metrics, judge as judge_mod, robustness
+from llmops_cli.core.eval.datasets import Dataset, EvalItem
+from llmops_cli.core.eval.llm_calls import bounded_gather
+from llmops_cli.core.eval.report import EvalReport, RowResult, mean_metrics
+from llmops_cli.core.eval.retrieval_metrics import retrieval_scores
+from llmops_cli.errors import UsageError
+
+ANSWER_METRICS = ("exact_match", "token_f1", "semantic_similarity")
+METRIC_GROUPS: dict[str, tuple[str, ...]] = {
+    "retrieval": ("retrieval",),
+    "chunk": ("chunk",),
+    "answer": ANSWER_METRICS,
+    "judge": judge_mod.JUDGE_METRICS,
+    "all": ("retrieval", "chunk", *ANSWER_METRICS, *judge_mod.JUDGE_METRICS, "robustness"),
+}
+METRIC_NAMES = ("retrieval", "chunk", *ANSWER_METRICS, *judge_mod.JUDGE_METRICS, "robustness")
+LLM_METRICS = set(judge_mod.JUDGE_METRICS)
+
+
+class RetrieverLike(Protocol):
+    def search(self, text: str, k: int, mode: str = "hybrid", where: dict | None = None) -> list: ...
+
+
+@dataclass
+class Answered:
+    answer: str
+    hits: list  # the hits the answer was grounded on
+
+
+@dataclass
+class EvalOptions:
+    metrics: list[str]
+    k: int = 5
+    mode: str = "hybrid"
+    where: dict[str, Any] | None = None
+    concurrency: int = 8
+    perturbations: list[str] = field(default_factory=lambda: ["typos", "casing"])
+
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def resolve_metrics(requested: list[str] | None, dataset: Dataset, *, llm_available: bool, answers_possible: bool) -> list[str]:
+    """Expand groups and ``auto``; check names. ``auto`` = retrieval when the set names relevant sources,
+    chunk when it names relevant chunks, exact_match/token_f1/semantic_similarity when it has reference
+    answers and answers can be had (an ``answer`` column, or a collection plus an LLM)."""
+    out: list[str] = []
+    for raw in requested or ["auto"]:
+        for name in [n.strip().lower().replace("-", "_") for n in raw.split(",") if n.strip()]:
+            if name == "auto":
+                picked = (["retrieval"] if dataset.has_sources else []) + (["chunk"] if dataset.has_chunks else [])
+                if dataset.has_references and (dataset.has_answers or answers_possible):
+                    picked += list(ANSWER_METRICS)
+                if not picked:
+                    raise UsageError(
+                        "nothing to evaluate automatically: the question set has no relevant_sources, relevant_chunks or reference_answer",
+                        hint="add those columns, or choose metrics with --metrics (e.g. --metrics judge)",
+                    )
+                expanded: tuple[str, ...] = tuple(picked)
+            elif name in METRIC_GROUPS:
+                expanded = METRIC_GROUPS[name]
+            elif name in METRIC_NAMES:
+                expanded = (name,)
+            else:
+                raise UsageError(f"unknown metric {name!r}",
+                                 hint=f"choose from: auto, {', '.join(METRIC_GROUPS)}, {', '.join(METRIC_NAMES)}")
+            out.extend(m for m in expanded if m not in out)
+    needs_llm = [m for m in out if m in LLM_METRICS]
+    if needs_llm and not llm_available:
+        raise UsageError(f"metrics {', '.join(needs_llm)} need an LLM judge and none is configured",
+                         hint="set llm.model (or --judge-model), or drop them from --metrics")
+    return out
+
+
+def _matches(hit_source: str, relevant: str) -> bool:
+    """Sources match when equal, or when one is a path suffix of the other (``docs/a.md`` vs ``a.md``)."""
+    return hit_source == relevant or hit_source.endswith("/" + relevant) or relevant.endswith("/" + hit_source)
+
+
+def source_ranking(hits: list, relevant_sources: list[str]) -> list[str]:
+    """The hits' sources, best first, each mapped onto the relevant id it matches (so suffix matches count)."""
+    out = []
+    for h in hits:
+        src = h.source if hasattr(h, "source") else str(h.get("source", ""))
+        out.append(next((r for r in relevant_sources if _matches(src, r)), src))
+    return out
+
+
+def _retrieval_row_scores(item: EvalItem, hits: list, k: int, metrics: list[str]) -> dict[str, float]:
+    scores: dict[str, float] = {}
+    if "retrieval" in metrics and item.relevant_sources:
+        scores.update(retrieval_scores(source_ranking(hits, item.relevant_sources), item.relevant_sources, k))
+    if "chunk" in metrics and item.relevant_chunks:
+        scores.update(retrieval_scores([h.id for h in hits], item.relevant_chunks, k, prefix="chunk_"))
+    return scores
+
+
+def _err(e: BaseException) -> str:
+    return (getattr(e, "message", None) or str(e) or type(e).__name__).splitlines()[0][:300]
+
+
+async def run_eval(
+    dataset: Dataset,
+    options: EvalOptions,
+    *,
+    retriever: RetrieverLike | None = None,
+    answerer: Callable[[str], Answered] | None = None,
+    judge_llm=None,
+    embedder=None,
+    progress: ProgressFn | None = None,
+    config: dict[str, Any] | None = None,
+    config_hash: str = "",
+    usage: Callable[[], dict[str, Any]] | None = None,
+) -> EvalReport:
+    t0 = time.perf_counter()
+    metrics = options.metrics
+    k = options.k
+    items = dataset.items
+    rows = [RowResult(id=i.id, question=i.question, reference_answer=i.reference_answer, relevant_sources=i.relevant_sources,
+                      relevant_chunks=i.relevant_chunks, tags=i.tags, answer=i.answer) for i in items]
+    report_progress = progress or (lambda stage, done, total: None)
+
+    wants_retrieval = any(m in metrics for m in ("retrieval", "chunk"))
+    wants_answers = any(m in metrics for m in (*ANSWER_METRICS, *judge_mod.JUDGE_METRICS))
+    needs_context = "faithfulness" in metrics
+    if wants_retrieval and retriever is None:
+        raise UsageError("retrieval metrics need a collection to search", hint="pass --collection NAME (ingest first)")
+
+    # 1. retrieval (sync and CPU-bound: one worker thread, in order)
+    hits_per_row: list[list] = [[] for _ in items]
+    if retriever is not None and (wants_retrieval or needs_context):
+        def retrieve_all() -> None:
+            for n, item in enumerate(items):
+                try:
+                    hits_per_row[n] = retriever.search(item.question, k, mode=options.mode, where=options.where)
+                except Exception as e:  # noqa: BLE001 - one failed search is that row's error
+                    rows[n].errors["retrieval"] = _err(e)
+                report_progress("retrieval", n + 1, len(items))
+
+        await asyncio.to_thread(retrieve_all)
+        for n, item in enumerate(items):
+            hits = hits_per_row[n]
+            rows[n].retrieved = [{"id": h.id, "source": h.source, "score": round(float(h.score), 6)} for h in hits]
+            if "retrieval" not in rows[n].errors:
+                rows[n].metrics.update(_retrieval_row_scores(item, hits, k, metrics))
+
+    # 2. answers (generated when the set has none), grounded hits kept for faithfulness
+    contexts: list[list[str]] = [[h.text for h in hs] for hs in hits_per_row]
+    if wants_answers:
+        todo = [n for n, i in enumerate(items) if not i.answer]
+        if todo and answerer is None:
+            raise UsageError("answer metrics need answers: the question set has no 'answer' column and no LLM/collection is set",
+                             hint="pass --collection and configure llm.model, or add an 'answer' column")
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            report_progress("answers", done, len(todo))
+
+        results = await bounded_gather([(lambda q=items[n].question: asyncio.to_thread(answerer, q)) for n in todo],
+                                       options.concurrency, tick)
+        for n, res in zip(todo, results):
+            if isinstance(res, BaseException):
+                rows[n].errors["answer"] = _err(res)
+                continue
+            rows[n].answer = res.answer
+            contexts[n] = [h.text for h in res.hits] or contexts[n]
+
+        # 3. metrics without an LLM
+        pairs = [n for n, r in enumerate(rows) if r.answer is not None and r.reference_answer]
+        for n in pairs:
+            r = rows[n]
+            if "exact_match" in metrics:
+                r.metrics["exact_match"] = answer_metrics.exact_match(r.answer, r.reference_answer)
+            if "token_f1" in metrics:
+                r.metrics["token_f1"] = answer_metrics.token_f1(r.answer, r.reference_answer)
+        if "semantic_similarity" in metrics and pairs:
+            if embedder is None:
+                raise UsageError("semantic_similarity needs the embedder")
+            sims = await asyncio.to_thread(answer_metrics.semantic_similarities, embedder,
+                                           [rows[n].answer for n in pairs], [rows[n].reference_answer for n in pairs])
+            for n, s in zip(pairs, sims):
+                rows[n].metrics["semantic_similarity"] = s
+
+        # 4. the LLM judge: one call per (row, metric), bounded concurrency
+        judged = [m for m in metrics if m in judge_mod.JUDGE_METRICS]
+        jobs: list[tuple[int, str]] = []
+        for n, r in enumerate(rows):
+            if r.answer is None:
+                continue
+            for m in judged:
+                ji = judge_mod.JudgeInput(r.question, r.answer, contexts[n], r.reference_answer)
+                why = judge_mod.needs(m, ji)
+                if why is None:
+                    jobs.append((n, m))
+                elif m == "faithfulness":  # asked for but impossible: say so on the row (a missing reference is not an error)
+                    r.errors[m] = why
+        if jobs:
+            if judge_llm is None:
+                raise UsageError("judge metrics need an LLM", hint="set llm.model or --judge-model")
+            done_j = 0
+
+            def tick_j() -> None:
+                nonlocal done_j
+                done_j += 1
+                report_progress("judge", done_j, len(jobs))
+
+            def make(n: int, m: str):
+                ji = judge_mod.JudgeInput(rows[n].question, rows[n].answer or "", contexts[n], rows[n].reference_answer)
+                return lambda: judge_mod.judge(judge_llm, m, ji)
+
+            verdicts = await bounded_gather([make(n, m) for n, m in jobs], options.concurrency, tick_j)
+            for (n, m), v in zip(jobs, verdicts):
+                if isinstance(v, BaseException):
+                    rows[n].errors[m] = _err(v)
+                else:
+                    rows[n].metrics[m], rows[n].reasons[m] = v
+
+    # 5. robustness: perturbed questions through retrieval again; deltas of the means over the same rows
+    robust: dict[str, dict[str, Any]] = {}
+    if "robustness" in metrics:
+        if retriever is None or not any(m in metrics for m in ("retrieval", "chunk")):
+            raise UsageError("robustness compares retrieval scores: select retrieval (or chunk) metrics and a collection",
+                             hint="e.g. --metrics retrieval,robustness --collection NAME")
+        robust = await _robustness(items, rows, options, retriever, judge_llm, report_progress)
+
+    means, counts = mean_metrics(rows)
+    return EvalReport(
+        dataset={"path": dataset.path, "sha256": dataset.sha256, "rows": len(items)},
+        config=config or {"metrics": metrics, "k": k, "mode": options.mode},
+        config_hash=config_hash,
+        metrics=means,
+        counts=counts,
+        rows=rows,
+        usage=usage() if usage else {},
+        robustness=robust,
+        duration_s=round(time.perf_counter() - t0, 3),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+async def _robustness(items: list[EvalItem], rows: list[RowResult], options: EvalOptions, retriever, llm,
+                      report_progress: ProgressFn) -> dict[str, dict[str, Any]]:
+    kinds = [p for p in options.perturbations if p not in robustness.LLM_PERTURBATIONS or llm is not None]
+    retrieval_prefixes = ("hit@", "recall@", "precision@", "mrr", "ndcg@", "chunk_")
+    base_keys = list(dict.fromkeys(key for r in rows for key in r.metrics if key.startswith(retrieval_prefixes)))
+    out: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        if kind in robustness.LLM_PERTURBATIONS:
+            res = await bounded_gather([(lambda q=i.question: robustness.paraphrase(llm, q)) for i in items], options.concurrency)
+            perturbed = [r if isinstance(r, str) else None for r in res]
+        else:
+            perturbed = [robustness.perturb(kind, i.question) for i in items]
+
+        def search_all(qs=perturbed, kind=kind) -> list[tuple[int, dict[str, float]]]:
+            scored = []
+            for n, (item, q) in enumerate(zip(items, qs)):
+                report_progress(f"robustness ({kind})", n + 1, len(items))
+                if q is None or "retrieval" in rows[n].errors:
+                    continue
+                try:
+                    hits = retriever.search(q, options.k, mode=options.mode, where=options.where)
+                except Exception:  # noqa: BLE001 - a failed perturbed search leaves the row out of the delta
+                    continue
+                scored.append((n, _retrieval_row_scores(item, hits, options.k, options.metrics)))
+            return scored
+
+        scored = await asyncio.to_thread(search_all)
+        per_metric: dict[str, dict[str, float]] = {}
+        for key in base_keys:
+            pairs = [(rows[n].metrics[key], s[key]) for n, s in scored if key in s and key in rows[n].metrics]
+            if not pairs:
+                continue
+            orig = sum(a for a, _ in pairs) / len(pairs)
+            pert = sum(b for _, b in pairs) / len(pairs)
+            per_metric[key] = {"original": orig, "perturbed": pert, "delta": pert - orig, "rows": len(pairs)}
+        example = next(({"original": items[n].question, "perturbed": q} for n, q in enumerate(perturbed) if q), None)
+        out[kind] = {"metrics": per_metric, "example": example}
+    return out
