@@ -1,0 +1,108 @@
+"""The loaders' shared vocabulary: what discovery finds, the table options, the skip signal, and the
+small helpers every format family uses to build a Document with flat, Chroma-safe metadata."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from llmops_cli.core.documents import Document, Metadata
+
+TITLE_MAX_CHARS = 200
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file found by ``discover()``."""
+
+    path: Path  # absolute (symbolic links are not resolved, so ids follow the path the user sees)
+    source_id: str  # posix path relative to the root argument, prefixed with the root folder's name
+    root: Path  # the root argument it was found under (for a single file argument: the file itself)
+    size: int
+
+
+@dataclass
+class TableOptions:
+    """How rows of a CSV/parquet table become documents."""
+
+    text_column: str | None = None  # default: a column named text, content or body
+    id_column: str | None = None  # default: the 1-based row number
+    metadata_columns: list[str] | None = None  # default: every other column with scalar values
+
+
+class SkipSource(Exception):
+    """This source cannot be loaded; ``reason`` says why in a few words (shown in the ingest summary)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+# Every format family exposes loaders with this shape; tables use the options, the others ignore them.
+Loader = Callable[[SourceFile, TableOptions], list[Document]]
+
+
+def to_scalar(value: Any) -> str | int | float | bool | None:
+    """Coerce a value to what Chroma metadata accepts, or None when it has no scalar form (lists, NaN...)."""
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, Decimal):
+        return to_scalar(float(value))
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        try:
+            return value.isoformat()
+        except ValueError:  # pandas NaT
+            return None
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / pandas scalars
+        return to_scalar(value.item())
+    if type(value).__name__ in ("NaTType", "NAType"):
+        return None
+    return None
+
+
+def short_error(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception message, bounded, for a skip reason."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clean_title(title: Any) -> str | None:
+    if title is None:
+        return None
+    text = " ".join(str(title).split())
+    if not text:
+        return None
+    return text if len(text) <= TITLE_MAX_CHARS else text[: TITLE_MAX_CHARS - 3] + "..."
+
+
+def make_document(
+    sf: SourceFile,
+    text: str,
+    fmt: str,
+    *,
+    source_id: str | None = None,
+    title: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> Document:
+    """A Document with the metadata every loader guarantees: source, path, format, and title when known.
+
+    ``extra`` values are coerced to scalars (None dropped); the guaranteed keys win over same-named extras.
+    """
+    sid = source_id or sf.source_id
+    metadata: Metadata = {}
+    for key, value in (extra or {}).items():
+        scalar = to_scalar(value)
+        if scalar is not None:
+            metadata[str(key)] = scalar
+    clean = clean_title(title)
+    if clean:
+        metadata["title"] = clean
+    metadata.update({"source": sid, "path": str(sf.path), "format": fmt})
+    return Document(source_id=sid, text=text, metadata=metadata, format=fmt)

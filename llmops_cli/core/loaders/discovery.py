@@ -1,0 +1,187 @@
+"""Finding the files to ingest under the paths a user names.
+
+Patterns (``--glob`` and the ``exclude`` setting) are matched against a file's path relative to its root
+argument and against its source id: ``*`` and ``?`` stay within one folder, ``**`` spans folders (also none),
+and a pattern without ``/`` matches the file name at any depth (``*.rst`` = ``**/*.rst``).
+A folder walk skips hidden files and folders (``.env``, ``.github``) unless a glob names a hidden part, keeps
+only regular files, visits each real folder once (no symbolic link loops), and orders files by source id.
+Files named directly are always taken (globs and excludes only filter folder walks).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+from llmops_cli.core.loaders.base import SourceFile
+from llmops_cli.core.loaders.reading import BINARY_SNIFF_BYTES, looks_binary
+from llmops_cli.core.loaders.registry import has_supported_name
+from llmops_cli.errors import InputError
+
+MISSING = "no such file or directory"
+
+
+def _translate_segment(segment: str) -> str:
+    out, i = [], 0
+    while i < len(segment):
+        char = segment[i]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[" and "]" in segment[i + 2 :]:
+            end = segment.index("]", i + 2)
+            body = segment[i + 1 : end]
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return "".join(out)
+
+
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    """A regex for a path glob (see the module docstring for the rules)."""
+    pattern = pattern.strip().replace("\\", "/").removeprefix("./").lstrip("/")
+    if "/" not in pattern:
+        pattern = "**/" + pattern
+    segments = pattern.split("/")
+    parts = []
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "**":
+            parts.append(".*" if last else "(?:[^/]+/)*")
+        else:
+            parts.append(_translate_segment(segment) + ("" if last else "/"))
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
+class _Patterns:
+    def __init__(self, patterns: Sequence[str]):
+        self.regexes = [compile_glob(pattern) for pattern in patterns if pattern.strip()]
+        # "x/**" excludes the folder x itself: the walk need not enter it.
+        self.folder_regexes = [compile_glob(p.strip()[:-3]) for p in patterns if p.strip().endswith("/**") and p.strip() != "**"]
+
+    def match(self, *paths: str) -> bool:
+        return any(regex.match(path) for regex in self.regexes for path in paths)
+
+    def match_folder(self, *paths: str) -> bool:
+        return any(regex.match(path) for regex in self.folder_regexes for path in paths)
+
+
+def _looks_like_text(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return not looks_binary(handle.read(BINARY_SNIFF_BYTES))
+    except OSError:
+        return True  # let loading report why it cannot be read
+
+
+def _names_hidden(pattern: str) -> bool:
+    return any(part.startswith(".") and part not in (".", "..") for part in pattern.replace("\\", "/").split("/"))
+
+
+def _walk_folder(
+    root: str, prefix: str, globs: _Patterns | None, exclude: _Patterns, include_hidden: bool,
+    problems: list[tuple[str, str]],
+) -> list[tuple[str, str]]:
+    """(absolute path, source id) of the selected files under one root folder."""
+    found: list[tuple[str, str]] = []
+    visited: set[tuple[int, int]] = set()
+
+    def on_error(exc: OSError) -> None:
+        problems.append((exc.filename or root, f"unreadable folder: {exc.strerror or exc}"))
+
+    for folder, dirnames, filenames in os.walk(root, topdown=True, onerror=on_error, followlinks=True):
+        try:
+            info = os.stat(folder)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (info.st_dev, info.st_ino) in visited:  # a symbolic link back into what was walked already
+            dirnames[:] = []
+            continue
+        visited.add((info.st_dev, info.st_ino))
+        rel_folder = os.path.relpath(folder, root).replace(os.sep, "/")
+        rel_folder = "" if rel_folder == "." else rel_folder + "/"
+        kept = []
+        for name in sorted(dirnames):
+            rel = rel_folder + name
+            if (name.startswith(".") and not include_hidden) or exclude.match_folder(rel, f"{prefix}{rel}"):
+                continue
+            kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            if name.startswith(".") and not include_hidden:
+                continue
+            full = os.path.join(folder, name)
+            rel = rel_folder + name
+            source_id = f"{prefix}{rel}"
+            if exclude.match(rel, source_id):
+                continue
+            try:
+                if not stat.S_ISREG(os.stat(full).st_mode):
+                    continue  # FIFOs, sockets, devices
+            except OSError:
+                pass  # a broken symbolic link: listed, and loading says why it is skipped
+            if globs is not None:
+                if not globs.match(rel, source_id):
+                    continue
+            elif not has_supported_name(Path(name)) and not (Path(name).suffix == "" and _looks_like_text(full)):
+                continue
+            found.append((full, source_id))
+    return found
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def discover(
+    paths: Sequence[str | Path], globs: Sequence[str] | None, exclude: Sequence[str]
+) -> tuple[list[SourceFile], list[tuple[str, str]]]:
+    """Walk the paths (files or folders) and return (files sorted by source id, [(path, reason)] for paths
+    that do not exist or folders that cannot be read). ``globs`` select files in folders (default: every
+    file with a supported extension or name, and text files without an extension).
+
+    Raises InputError when two different files would get the same source id (e.g. two roots named ``docs``).
+    """
+    glob_patterns = _Patterns(globs) if globs else None
+    exclude_patterns = _Patterns(exclude)
+    include_hidden = any(_names_hidden(pattern) for pattern in globs or ())
+    missing: list[tuple[str, str]] = []
+    by_id: dict[str, SourceFile] = {}
+    seen_real: set[str] = set()
+    for argument in paths:
+        root = os.path.abspath(os.fspath(argument))
+        if not os.path.lexists(root):
+            missing.append((os.fspath(argument), MISSING))
+            continue
+        if os.path.isdir(root):
+            name = os.path.basename(root)
+            candidates = _walk_folder(root, f"{name}/" if name else "", glob_patterns, exclude_patterns, include_hidden, missing)
+        elif os.path.isfile(root) or os.path.islink(root):
+            candidates = [(root, os.path.basename(root))]
+        else:
+            missing.append((os.fspath(argument), "not a file or folder"))
+            continue
+        for full, source_id in candidates:
+            real = os.path.realpath(full)
+            if real in seen_real:  # named twice (a folder and a file in it, or two links): the first wins
+                continue
+            seen_real.add(real)
+            if source_id in by_id:
+                raise InputError(
+                    f"two inputs would share the source id {source_id!r}: {by_id[source_id].path} and {full}",
+                    hint="ingest them in separate runs or collections, or rename one of the folders",
+                )
+            by_id[source_id] = SourceFile(path=Path(full), source_id=source_id, root=Path(root), size=_size(full))
+    return [by_id[source_id] for source_id in sorted(by_id)], missing
