@@ -105,7 +105,10 @@ def test_hidden_entries_need_a_glob_that_names_them(docs: Path):
 def test_missing_paths_are_reported_and_the_rest_is_found(docs: Path, tmp_path: Path):
     files, missing = discover([tmp_path / "nope", docs / "index.md", "also-missing.md"], None, [])
     assert ids(files) == ["index.md"]
-    assert missing == [(str(tmp_path / "nope"), "no such file or directory"), ("also-missing.md", "no such file or directory")]
+    assert missing == [
+        (str(tmp_path / "nope"), "no such file or directory"),
+        ("also-missing.md", "no such file or directory"),
+    ]
 
 
 def test_a_single_file_argument_is_taken_as_named(docs: Path):
@@ -152,3 +155,15 @@ def test_glob_rules():
     assert not compile_glob("guide/*").match("guide/deep/notes.txt")
     assert compile_glob("file[0-9].txt").match("file7.txt")
     assert not compile_glob("file[!0-9].txt").match("file7.txt")
+
+
+def test_importing_the_loaders_loads_no_heavy_library():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, llmops_cli.core.loaders; "
+        "print([m for m in ('pandas', 'pypdf', 'bs4', 'pyarrow', 'torch', 'chromadb') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

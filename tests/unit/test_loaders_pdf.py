@@ -59,7 +59,9 @@ def test_pdf_text_pages_and_title(tmp_path: Path):
     [doc] = load(path)
     assert doc.format == "pdf" and doc.source_id == "manual.pdf"
     assert doc.text == "Airflow schedules DAG runs.\n\nPage two (with parentheses)."
-    assert doc.metadata == {"source": "manual.pdf", "path": str(path), "format": "pdf", "pages": 2, "title": "The Manual"}
+    assert doc.metadata == {
+        "source": "manual.pdf", "path": str(path), "format": "pdf", "pages": 2, "title": "The Manual"
+    }
 
 
 @pytest.mark.parametrize(

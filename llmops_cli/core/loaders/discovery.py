@@ -65,7 +65,9 @@ class _Patterns:
     def __init__(self, patterns: Sequence[str]):
         self.regexes = [compile_glob(pattern) for pattern in patterns if pattern.strip()]
         # "x/**" excludes the folder x itself: the walk need not enter it.
-        self.folder_regexes = [compile_glob(p.strip()[:-3]) for p in patterns if p.strip().endswith("/**") and p.strip() != "**"]
+        self.folder_regexes = [
+            compile_glob(p.strip()[:-3]) for p in patterns if p.strip().endswith("/**") and p.strip() != "**"
+        ]
 
     def match(self, *paths: str) -> bool:
         return any(regex.match(path) for regex in self.regexes for path in paths)
@@ -167,7 +169,8 @@ def discover(
             continue
         if os.path.isdir(root):
             name = os.path.basename(root)
-            candidates = _walk_folder(root, f"{name}/" if name else "", glob_patterns, exclude_patterns, include_hidden, missing)
+            prefix = f"{name}/" if name else ""
+            candidates = _walk_folder(root, prefix, glob_patterns, exclude_patterns, include_hidden, missing)
         elif os.path.isfile(root) or os.path.islink(root):
             candidates = [(root, os.path.basename(root))]
         else:

@@ -105,7 +105,8 @@ def github_issue_documents(sf: SourceFile, records: list[dict[str, Any]]) -> lis
             "labels": _labels(issue.get("labels")),
             "pull_request": True if issue.get("pull_request") or issue.get("isPullRequest") else None,
         }
-        documents.append(make_document(sf, text, "issue", source_id=f"{sf.source_id}#{number}", title=title, extra=extra))
+        source_id = f"{sf.source_id}#{number}"
+        documents.append(make_document(sf, text, "issue", source_id=source_id, title=title, extra=extra))
     return documents
 
 
@@ -179,8 +180,10 @@ def slack_thread_documents(sf: SourceFile, records: list[dict[str, Any]]) -> lis
                 lines.append(f"{_slack_author(message, users)}: {text}")
         if not lines:
             continue
-        extra = {"channel": messages[0].get("channel") or default_channel, "thread_ts": thread_ts, "messages": len(lines)}
-        documents.append(make_document(sf, "\n".join(lines), "slack", source_id=f"{sf.source_id}#{thread_ts}", extra=extra))
+        channel = messages[0].get("channel") or default_channel
+        extra = {"channel": channel, "thread_ts": thread_ts, "messages": len(lines)}
+        source_id = f"{sf.source_id}#{thread_ts}"
+        documents.append(make_document(sf, "\n".join(lines), "slack", source_id=source_id, extra=extra))
     return documents
 
 
@@ -190,15 +193,16 @@ def load_json_export(sf: SourceFile, _options: TableOptions) -> list[Document]:
     if not records:
         raise SkipSource("empty")
     objects = [record for record in records if isinstance(record, dict)]
+    documents = None
     if len(objects) == len(records):
         if all("title" in obj and "number" in obj for obj in objects):
-            return github_issue_documents(sf, objects) or _no_text()
-        if all("ts" in obj for obj in objects):
-            return slack_thread_documents(sf, objects) or _no_text()
-    if sf.path.name in SLACK_METADATA_FILES:
-        raise SkipSource(f"Slack export metadata ({sf.path.name}), not messages")
-    raise SkipSource(NEITHER_EXPORT)
-
-
-def _no_text() -> list[Document]:
-    raise SkipSource("empty: no issue or message has text")
+            documents = github_issue_documents(sf, objects)
+        elif all("ts" in obj for obj in objects):
+            documents = slack_thread_documents(sf, objects)
+    if documents is None:
+        if sf.path.name in SLACK_METADATA_FILES:
+            raise SkipSource(f"Slack export metadata ({sf.path.name}), not messages")
+        raise SkipSource(NEITHER_EXPORT)
+    if not documents:
+        raise SkipSource("empty: no issue or message has text")
+    return documents

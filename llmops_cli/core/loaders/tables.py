@@ -54,7 +54,8 @@ def resolve_columns(sf: SourceFile, columns: list[str], options: TableOptions) -
         by_lower = {column.lower(): column for column in columns}
         found = next((by_lower[name] for name in DEFAULT_TEXT_COLUMNS if name in by_lower), None)
         if found is None:
-            raise _columns_error(sf, "no column named text, content or body to take the text from", columns, "--text-column")
+            problem = "no column named text, content or body to take the text from"
+            raise _columns_error(sf, problem, columns, "--text-column")
         text_column = found
     if options.id_column is not None and options.id_column not in columns:
         raise _columns_error(sf, f"no id column {options.id_column!r}", columns, "--id-column")
@@ -101,9 +102,8 @@ def table_documents(sf: SourceFile, frame, options: TableOptions) -> list[Docume
             )
         first_row_of[row_id] = number
         extra = {column: row[at] for column, at in metadata_at}
-        documents.append(
-            make_document(sf, text, "table", source_id=f"{sf.source_id}#{row_id}", title=extra.get("title"), extra=extra)
-        )
+        source_id = f"{sf.source_id}#{row_id}"
+        documents.append(make_document(sf, text, "table", source_id=source_id, title=extra.get("title"), extra=extra))
     if not documents:
         raise SkipSource(f"empty: no row has text in column {text_column!r}")
     return documents
