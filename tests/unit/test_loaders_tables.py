@@ -59,13 +59,14 @@ def test_parquet_with_non_scalar_columns(tmp_path: Path):
     pd.DataFrame({
         "body": ["one", "two"],
         "num": [1, 2],
-        "when": pd.to_datetime(["2024-01-02", "2024-03-04"]),
+        "when": pd.to_datetime(["2024-01-02", None]),
         "labels": [["a", "b"], ["c"]],
     }).to_parquet(path)
     docs = load(path)
     assert [d.source_id for d in docs] == ["rows.parquet#1", "rows.parquet#2"]
     assert docs[1].metadata["num"] == 2 and isinstance(docs[1].metadata["num"], int)
     assert docs[0].metadata["when"].startswith("2024-01-02")
+    assert "when" not in docs[1].metadata  # NaT is a missing value, not the string "NaT"
     assert "labels" not in docs[0].metadata  # lists are not Chroma metadata
 
 

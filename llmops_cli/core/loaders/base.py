@@ -51,19 +51,16 @@ def to_scalar(value: Any) -> str | int | float | bool | None:
     """Coerce a value to what Chroma metadata accepts, or None when it has no scalar form (lists, NaN...)."""
     if value is None or isinstance(value, bool | str | int):
         return value
+    if type(value).__name__ in ("NaTType", "NAType"):  # pandas' missing values (NaT is a datetime subclass)
+        return None
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, Decimal):
         return to_scalar(float(value))
     if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        try:
-            return value.isoformat()
-        except ValueError:  # pandas NaT
-            return None
+        return value.isoformat()
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / pandas scalars
         return to_scalar(value.item())
-    if type(value).__name__ in ("NaTType", "NAType"):
-        return None
     return None
 
 
