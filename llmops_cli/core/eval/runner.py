@@ -79,12 +79,30 @@ def resolve_metrics(requested: list[str] | None, dataset: Dataset, *, llm_availa
             else:
                 raise UsageError(f"unknown metric {name!r}",
                                  hint=f"choose from: auto, {', '.join(METRIC_GROUPS)}, {', '.join(METRIC_NAMES)}")
-            out.extend(m for m in expanded if m not in out)
+            for m in expanded:
+                why = _unsupported(m, dataset)
+                if why and name in (m, "retrieval", "chunk"):  # named explicitly: say why it cannot run
+                    raise UsageError(f"metric {m} {why}", hint="add that column to the question set, or drop the metric")
+                if not why and m not in out:
+                    out.append(m)  # from a group: the ones the set cannot support are left out
+    if not out:
+        raise UsageError("none of the chosen metrics can run on this question set",
+                         hint="add relevant_sources / reference_answer columns, or choose other --metrics")
     needs_llm = [m for m in out if m in LLM_METRICS]
     if needs_llm and not llm_available:
         raise UsageError(f"metrics {', '.join(needs_llm)} need an LLM judge and none is configured",
                          hint="set llm.model (or --judge-model), or drop them from --metrics")
     return out
+
+
+def _unsupported(metric: str, dataset: Dataset) -> str | None:
+    if metric in ("retrieval", "robustness") and not dataset.has_sources:
+        return "needs relevant_sources in the question set"
+    if metric == "chunk" and not dataset.has_chunks:
+        return "needs relevant_chunks in the question set"
+    if metric in (*ANSWER_METRICS, "correctness") and not dataset.has_references:
+        return "needs reference_answer in the question set"
+    return None
 
 
 def _matches(hit_source: str, relevant: str) -> bool:

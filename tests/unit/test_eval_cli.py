@@ -1,0 +1,167 @@
+"""`llmops eval` in-process on question sets that carry their own answers (no retriever, no LLM needed)."""
+
+import json
+import sqlite3
+
+import click
+import pytest
+
+from llmops_cli.errors import LlmopsError
+
+ROWS = [
+    {"id": "a", "question": "Which executor runs tasks locally?", "reference_answer": "LocalExecutor", "answer": "the LocalExecutor"},
+    {"id": "b", "question": "What schedules DAG runs?", "reference_answer": "the scheduler process", "answer": "the scheduler"},
+    {"id": "c", "question": "Where are DAG files read from?", "reference_answer": "the dags folder", "answer": "the plugins folder"},
+]
+# token F1 by hand: a: "localexecutor" vs "localexecutor" = 1; b: "scheduler" vs "scheduler process": P=1, R=1/2 -> 2/3;
+# c: "plugins folder" vs "dags folder": 1 common, P=R=1/2 -> 1/2. Mean = (1 + 2/3 + 1/2) / 3 = 0.7222...
+F1_MEAN = (1 + 2 / 3 + 0.5) / 3
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in __import__("os").environ if v.startswith("LLMOPS_")]:
+        monkeypatch.delenv(var)
+    p = tmp_path / "qs.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return tmp_path
+
+
+def invoke(capsys, *args):
+    """Run the eval group the way app.main() does: LlmopsError -> its exit code, click usage errors -> 2."""
+    import typer
+
+    from llmops_cli.cli import eval_cmd
+    from llmops_cli.cli.state import AppState, set_state
+
+    set_state(AppState())
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    eval_cmd.register(app)
+    code, message = 0, ""
+    try:
+        typer.main.get_command(app).main(["eval", *args], prog_name="llmops", standalone_mode=False)
+    except LlmopsError as e:
+        code, message = int(e.exit_code), e.message
+    except click.exceptions.UsageError as e:
+        code, message = 2, e.format_message()
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err + message
+
+
+def test_dataset_routes_to_run_and_prints_one_json_document(project, capsys):
+    code, out, err = invoke(capsys, "qs.jsonl", "--metrics", "exact_match,token_f1", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["metrics"]["token_f1"] == pytest.approx(F1_MEAN)
+    assert doc["metrics"]["exact_match"] == pytest.approx(1 / 3)
+    assert doc["run_id"] == 1 and len(doc["rows"]) == 3
+    assert doc["dataset"]["rows"] == 3 and len(doc["config_hash"]) == 16
+
+
+def test_gate_failure_exits_4_after_printing(project, capsys):
+    code, out, err = invoke(capsys, "qs.jsonl", "-m", "token_f1", "--fail-under", "token_f1=0.9", "--fail-under", "exact_match=0.1", "--json")
+    assert code == 4
+    doc = json.loads(out)
+    gates = {g["metric"]: g for g in doc["gates"]}
+    assert gates["token_f1"]["passed"] is False
+    assert gates["exact_match"]["passed"] is False and gates["exact_match"]["value"] is None  # not produced: fails
+    assert "quality gate failed" in err
+    code, _, _ = invoke(capsys, "qs.jsonl", "-m", "token_f1", "--fail-under", "token_f1=0.7", "--json")
+    assert code == 0
+
+
+def test_human_output_has_summary_and_worst_questions(project, capsys):
+    code, out, err = invoke(capsys, "run", "qs.jsonl", "-m", "answer", "--no-record", "--worst", "2") if False else \
+        invoke(capsys, "run", "qs.jsonl", "-m", "exact_match,token_f1", "--no-record", "--worst", "2")
+    assert code == 0, err
+    assert "token_f1" in out and "0.722" in out
+    assert "Worst questions by token_f1" in out and "Where are DAG files read from?" in out
+
+
+def test_runs_compare_and_baseline(project, capsys):
+    assert invoke(capsys, "qs.jsonl", "-m", "token_f1", "--json", "-o", "first.json")[0] == 0
+    worse = [dict(r, answer="no idea") for r in ROWS]
+    (project / "qs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in worse))
+    code, out, _ = invoke(capsys, "qs.jsonl", "-m", "token_f1", "--baseline", "latest", "--fail-on-regression", "--json")
+    assert code == 4
+    doc = json.loads(out)
+    assert doc["comparison"]["regressions"] == ["token_f1"] and doc["comparison"]["base"]["run_id"] == 1
+    assert doc["comparison"]["same_dataset"] is False
+
+    code, out, _ = invoke(capsys, "runs", "--json")
+    runs = json.loads(out)["runs"]
+    assert [r["id"] for r in runs] == [2, 1]
+    code, out, _ = invoke(capsys, "compare", "1", "2", "--json")
+    assert code == 0
+    c = json.loads(out)
+    (m,) = c["metrics"]
+    assert m["metric"] == "token_f1" and m["status"] == "regressed" and m["delta"] == pytest.approx(-F1_MEAN)
+    assert {q["id"] for q in c["questions_worse"]} == {"a", "b", "c"}
+    # a report file works as either side
+    code, out, _ = invoke(capsys, "compare", "2", "first.json", "--fail-on-regression")
+    assert code == 0 and "improved" in out
+    code, _, err = invoke(capsys, "compare", "1", "99")
+    assert code == 9 and "no eval run 99" in err
+
+
+def test_output_files(project, capsys):
+    code, _, err = invoke(capsys, "qs.jsonl", "-m", "token_f1", "-o", "r.csv", "-o", "r.parquet", "-o", "r.jsonl", "-o", "r.html")
+    assert code == 0, err
+    import pandas as pd
+
+    df = pd.read_parquet(project / "r.parquet")
+    assert list(df["id"]) == ["a", "b", "c"] and df["token_f1"].tolist() == pytest.approx([1, 2 / 3, 0.5])
+    assert "token_f1" in (project / "r.csv").read_text().splitlines()[0]
+    assert len((project / "r.jsonl").read_text().splitlines()) == 3
+    html = (project / "r.html").read_text()
+    assert html.count('class="metric-chart"') == 1 and "http" not in html.split("<body>")[1].split("<table")[0]
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["missing.jsonl"], 2, "does not exist"),
+    (["qs.jsonl", "-m", "bleu"], 2, "unknown metric 'bleu'"),
+    (["qs.jsonl", "-m", "token_f1", "--fail-under", "token_f1"], 2, "is not METRIC=VALUE"),
+    (["qs.jsonl", "-m", "token_f1", "-o", "r.xlsx"], 2, "unknown format"),
+    (["qs.jsonl", "-m", "correctness"], 2, "need an LLM judge"),
+    (["qs.jsonl", "-m", "retrieval"], 2, "needs relevant_sources"),
+    (["qs.jsonl", "--perturb", "shouting", "-m", "token_f1"], 2, "unknown perturbation"),
+])
+def test_bad_input_is_one_line_and_exit_2(project, capsys, args, code, needle):
+    got, _, err = invoke(capsys, *args)
+    assert got == code and needle in err
+    assert not (project / ".llmops" / "eval" / "runs.sqlite").exists() or needle != "unknown format"
+
+
+def test_history_migrations_upgrade_an_old_store(tmp_path):
+    from llmops_cli.core.eval.history import MIGRATIONS, RunHistory
+
+    db = sqlite3.connect(tmp_path / "runs.sqlite")
+    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    db.executescript(MIGRATIONS[0])
+    db.execute("INSERT INTO schema_migrations (version) VALUES (1)")
+    db.commit()
+    db.close()
+    h = RunHistory(tmp_path / "runs.sqlite")
+    assert h.schema_version == len(MIGRATIONS) == 2
+    assert "label" in [r[1] for r in h.db.execute("PRAGMA table_info(runs)")]
+    h.close()
+
+
+def test_group_help_lists_subcommands(project, capsys):
+    code, out, _ = invoke(capsys, "--help")
+    assert code == 0
+    for name in ("run", "runs", "compare", "generate", "sweep"):
+        assert name in out
+
+
+def test_sweep_sources_expansion():
+    from llmops_cli.cli.eval_cmd import _expand_multi
+
+    assert _expand_multi(["sweep", "d.jsonl", "--sources", "a", "b", "--size", "64"], "--sources") == \
+        ["sweep", "d.jsonl", "--sources", "a", "--sources", "b", "--size", "64"]

@@ -1,0 +1,71 @@
+import json
+
+import pytest
+
+from llmops_cli.core.eval.datasets import load_dataset, write_dataset
+from llmops_cli.errors import ExitCode, InputError
+
+
+def test_jsonl_with_lists_and_default_ids(tmp_path):
+    p = tmp_path / "q.jsonl"
+    p.write_text(json.dumps({"question": " What is X? ", "relevant_sources": ["a.md", "b.md"]}) + "\n\n"
+                 + json.dumps({"id": "q2", "question": "Y?", "reference_answer": "y", "tags": "t1"}) + "\n")
+    ds = load_dataset(p)
+    assert [i.id for i in ds.items] == ["1", "q2"]
+    assert ds.items[0].question == "What is X?"
+    assert ds.items[0].relevant_sources == ["a.md", "b.md"]
+    assert ds.items[1].tags == ["t1"]
+    assert ds.has_sources and ds.has_references and not ds.has_chunks
+    assert len(ds.sha256) == 64
+
+
+def test_csv_pipe_lists_and_json_lists(tmp_path):
+    p = tmp_path / "q.csv"
+    p.write_text('question,relevant_sources,relevant_chunks\nA?,a.md|b.md,"[""c1""]"\nB?,,\n')
+    ds = load_dataset(p)
+    assert ds.items[0].relevant_sources == ["a.md", "b.md"]
+    assert ds.items[0].relevant_chunks == ["c1"]
+    assert ds.items[1].relevant_sources == []
+
+
+def test_parquet_roundtrip(tmp_path):
+    ds = load_dataset(_jsonl(tmp_path, [{"question": "A?", "relevant_sources": ["s"], "reference_answer": "r"}]))
+    out = write_dataset(ds.items, tmp_path / "q.parquet")
+    back = load_dataset(out)
+    assert back.items[0].relevant_sources == ["s"] and back.items[0].reference_answer == "r"
+
+
+def _jsonl(tmp_path, rows):
+    p = tmp_path / "in.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return p
+
+
+@pytest.mark.parametrize("content,needle", [
+    ('{"q": "x"}\n', "no 'question' column"),
+    ('{"question": ""}\n', "row 1: 'question' is empty"),
+    ('{"question": "a"}\nnot json\n', "line 2 is not valid JSON"),
+    ('{"question": "a", "id": 1}\n{"question": "b", "id": 1}\n', "duplicate id '1'"),
+    ('{"question": "a", "relevant_sources": 5}\n', "must be a list"),
+    ("", "has no rows"),
+])
+def test_bad_rows_are_input_errors(tmp_path, content, needle):
+    p = tmp_path / "bad.jsonl"
+    p.write_text(content)
+    with pytest.raises(InputError) as e:
+        load_dataset(p)
+    assert needle in e.value.message
+    assert e.value.exit_code == ExitCode.USAGE
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_dataset(tmp_path / "nope.jsonl")
+    (tmp_path / "q.txt").write_text("x")
+    with pytest.raises(InputError, match="unknown format"):
+        load_dataset(tmp_path / "q.txt")
+
+
+def test_limit(tmp_path):
+    ds = load_dataset(_jsonl(tmp_path, [{"question": f"q{i}"} for i in range(10)]), limit=3)
+    assert len(ds.items) == 3

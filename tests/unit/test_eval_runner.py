@@ -1,0 +1,180 @@
+"""The runner on fakes: a fake retriever over a fixed corpus and a fake LLM that answers by script."""
+
+import asyncio
+import json
+
+import pytest
+
+from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError
+from llmops_cli.core.documents import Hit
+from llmops_cli.core.eval.datasets import Dataset, EvalItem
+from llmops_cli.core.eval.llm_calls import CachedLLM, Usage, bounded_gather
+from llmops_cli.core.eval.runner import Answered, EvalOptions, resolve_metrics, run_eval, source_ranking
+from llmops_cli.core.llm_cache import LLMCache
+from llmops_cli.errors import UsageError
+
+
+class FakeRetriever:
+    """Returns fixed hits per question; records what it was asked."""
+
+    def __init__(self, table):
+        self.table = table
+        self.asked = []
+
+    def search(self, text, k, mode="hybrid", where=None):
+        self.asked.append(text)
+        return [Hit(id=cid, text=f"text of {cid}", score=1.0 / (i + 1), metadata={"source": src})
+                for i, (cid, src) in enumerate(self.table.get(text, []))][:k]
+
+
+class ScriptedLLM(LLM):
+    """A fake LLM: ``script(messages) -> text``; counts calls."""
+
+    model = "fake/judge"
+
+    def __init__(self, script):
+        self.script = script
+        self.calls = 0
+
+    def complete(self, messages, **params):
+        self.calls += 1
+        out = self.script(messages)
+        if isinstance(out, Exception):
+            raise out
+        return Completion(text=out, model=self.model, input_tokens=10, output_tokens=5, cost=0.001)
+
+    async def acomplete(self, messages, **params):
+        return self.complete(messages, **params)
+
+
+def _ds(items):
+    return Dataset(path="mem.jsonl", sha256="0" * 64, items=items)
+
+
+def test_retrieval_metrics_per_row_and_means():
+    r = FakeRetriever({
+        "q1": [("c1", "docs/a.md"), ("c2", "docs/b.md")],  # relevant a.md at rank 1 (suffix match)
+        "q2": [("c3", "c.md"), ("c4", "b.md")],  # relevant b.md at rank 2
+        "q3": [("c5", "c.md")],  # miss
+    })
+    ds = _ds([EvalItem("1", "q1", relevant_sources=["a.md"]), EvalItem("2", "q2", relevant_sources=["b.md"], relevant_chunks=["c4"]),
+              EvalItem("3", "q3", relevant_sources=["a.md"]), EvalItem("4", "q4")])
+    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["retrieval", "chunk"], k=2), retriever=r))
+    assert rep.rows[0].metrics["mrr"] == 1.0
+    assert rep.rows[1].metrics["mrr"] == 0.5
+    assert rep.rows[1].metrics["chunk_mrr"] == 0.5
+    assert rep.rows[2].metrics["hit@2"] == 0.0
+    assert rep.rows[3].metrics == {}  # no relevant sources: left out, not zero
+    assert rep.metrics["mrr"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert rep.counts["mrr"] == 3 and rep.counts["chunk_mrr"] == 1
+    assert rep.rows[0].retrieved[0] == {"id": "c1", "source": "docs/a.md", "score": 1.0}
+    assert rep.primary_metric == "ndcg@2"
+    assert [w.id for w in rep.worst(1)] == ["3"]
+
+
+def test_source_ranking_maps_suffix_matches():
+    hits = [Hit("x", "", 1, {"source": "/abs/docs/a.md"}), Hit("y", "", 1, {"source": "other.md"})]
+    assert source_ranking(hits, ["docs/a.md"]) == ["docs/a.md", "other.md"]
+
+
+def _judge_script(messages):
+    user = messages[-1]["content"]
+    if "List every factual claim" in user:
+        return json.dumps({"claims": [{"claim": "x", "supported": True}, {"claim": "y", "supported": "bad" not in user}]})
+    if "REFERENCE ANSWER" in user:
+        return "not json at all" if "broken" in user else json.dumps({"score": 5, "reason": "same"})
+    if "toxic" in user:
+        return json.dumps({"toxic": False, "score": 0.0})
+    return json.dumps({"score": 4})
+
+
+def test_judge_metrics_and_unparseable_row_is_an_error_not_a_crash(tmp_path):
+    llm = ScriptedLLM(_judge_script)
+    retr = FakeRetriever({"q1": [("c1", "a.md")], "q2": [("c2", "b.md")]})
+    ds = _ds([EvalItem("1", "q1", reference_answer="ref", answer="good answer"),
+              EvalItem("2", "q2", reference_answer="ref", answer="bad broken answer")])
+    metrics = ["faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity", "token_f1"]
+    usage = Usage()
+    cached = CachedLLM(llm, LLMCache(tmp_path / "c.sqlite"), usage)
+    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=metrics, k=3, concurrency=4), retriever=retr, judge_llm=cached, usage=usage.to_dict))
+    r1, r2 = rep.rows
+    assert r1.metrics["faithfulness"] == 1.0 and r2.metrics["faithfulness"] == 0.5
+    assert r1.metrics["correctness"] == 1.0 and r1.reasons["correctness"] == "same"
+    assert "correctness" not in r2.metrics and "not JSON" in r2.errors["correctness"]
+    assert r1.metrics["answer_relevance"] == 0.75 and r1.metrics["toxicity"] == 0.0
+    assert rep.error_rows == 1
+    assert rep.usage["calls"] == 10 and rep.usage["cached"] == 0 and rep.usage["input_tokens"] == 100
+    assert rep.usage["cost"] == pytest.approx(0.01)
+    # a re-run with unchanged inputs makes no new calls
+    usage2 = Usage()
+    cached2 = CachedLLM(llm, LLMCache(tmp_path / "c.sqlite"), usage2)
+    before = llm.calls
+    rep2 = asyncio.run(run_eval(ds, EvalOptions(metrics=metrics, k=3), retriever=retr, judge_llm=cached2, usage=usage2.to_dict))
+    assert llm.calls == before
+    assert rep2.usage["cached"] == 10 and rep2.usage["calls"] == 0
+    assert rep2.metrics == rep.metrics
+
+
+def test_generated_answers_ground_faithfulness_and_failures_are_row_errors():
+    def answerer(q):
+        if q == "q2":
+            raise LLMCallError("LLM down", retryable=True)
+        return Answered(answer="the cat", hits=[Hit("g1", "grounding text", 1.0, {"source": "a.md"})])
+
+    seen = []
+
+    def script(messages):
+        seen.append(messages[-1]["content"])
+        return json.dumps({"claims": [{"claim": "c", "supported": True}]})
+
+    ds = _ds([EvalItem("1", "q1", reference_answer="The cat!"), EvalItem("2", "q2", reference_answer="x")])
+    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["exact_match", "faithfulness"]), answerer=answerer, judge_llm=ScriptedLLM(script)))
+    assert rep.rows[0].metrics == {"exact_match": 1.0, "faithfulness": 1.0}
+    assert "grounding text" in seen[0]
+    assert rep.rows[1].errors == {"answer": "LLM down"}
+    assert rep.metrics == {"exact_match": 1.0, "faithfulness": 1.0}
+
+
+def test_robustness_reports_deltas():
+    class CaseSensitive(FakeRetriever):
+        def search(self, text, k, mode="hybrid", where=None):
+            # finds the relevant source only for the exact original wording
+            return [Hit("c", "t", 1.0, {"source": "a.md" if text.startswith("How") else "z.md"})]
+
+    ds = _ds([EvalItem("1", "How does scheduling work here?", relevant_sources=["a.md"])])
+    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["retrieval", "robustness"], k=1, perturbations=["typos", "casing"]),
+                               retriever=CaseSensitive({})))
+    casing = rep.robustness["casing"]["metrics"]["hit@1"]
+    assert casing == {"original": 1.0, "perturbed": 0.0, "delta": -1.0, "rows": 1}
+    assert rep.robustness["typos"]["metrics"]["hit@1"]["delta"] == 0.0  # typos keep "How"
+    assert rep.robustness["casing"]["example"]["perturbed"] == "how DOES scheduling WORK here?"
+
+
+def test_resolve_metrics():
+    ds = _ds([EvalItem("1", "q", relevant_sources=["a"], reference_answer="r")])
+    assert resolve_metrics(None, ds, llm_available=False, answers_possible=False) == ["retrieval"]
+    assert resolve_metrics(["auto"], ds, llm_available=True, answers_possible=True) == ["retrieval", "exact_match", "token_f1", "semantic_similarity"]
+    assert resolve_metrics(["retrieval,correctness", "judge"], ds, llm_available=True, answers_possible=True)[:3] == ["retrieval", "correctness", "faithfulness"]
+    with pytest.raises(UsageError, match="unknown metric 'bleu'"):
+        resolve_metrics(["bleu"], ds, llm_available=True, answers_possible=True)
+    with pytest.raises(UsageError, match="need an LLM judge"):
+        resolve_metrics(["correctness"], ds, llm_available=False, answers_possible=False)
+    with pytest.raises(UsageError, match="nothing to evaluate"):
+        resolve_metrics(None, _ds([EvalItem("1", "q")]), llm_available=False, answers_possible=False)
+
+
+def test_bounded_gather_limits_concurrency_and_keeps_order():
+    state = {"now": 0, "max": 0}
+
+    async def job(i):
+        state["now"] += 1
+        state["max"] = max(state["max"], state["now"])
+        await asyncio.sleep(0.01)
+        state["now"] -= 1
+        if i == 3:
+            raise ValueError("boom")
+        return i
+
+    res = asyncio.run(bounded_gather([(lambda i=i: job(i)) for i in range(10)], 3))
+    assert state["max"] == 3
+    assert res[:3] == [0, 1, 2] and isinstance(res[3], ValueError) and res[9] == 9
