@@ -43,6 +43,13 @@ class VectorStore(ABC):
     def upsert(self, name: str, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None: ...
 
     @abstractmethod
+    def update_metadata(self, name: str, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None: ...
+
+    @abstractmethod
+    def set_collection_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        """Merge ``metadata`` into the collection's metadata."""
+
+    @abstractmethod
     def delete(self, name: str, ids: Sequence[str]) -> None: ...
 
     @abstractmethod

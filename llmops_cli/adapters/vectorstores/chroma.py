@@ -1,0 +1,218 @@
+"""Chroma adapter: embedded PersistentClient by default, or a Chroma server. Our own vectors only:
+collections are created with embedding_function=None, so Chroma's default model (a download) is never used.
+
+The per-source manifest lives beside each collection in ``<name>__sources`` (1-d placeholder vectors), so
+it travels with the store, embedded or server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
+from llmops_cli.core.documents import Hit
+from llmops_cli.errors import NotFoundError, StoreError, UnreachableError
+
+MANIFEST_SUFFIX = "__sources"
+MAX_BATCH = 5000  # Chroma 1.5.9 raises over get_max_batch_size() = 5461
+
+
+class ChromaStore(VectorStore):
+    def __init__(self, client: Any, where: str):
+        self._client = client
+        self.where = where
+        self._cols: dict[str, Any] = {}
+
+    @classmethod
+    def embedded(cls, path: Path) -> "ChromaStore":
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        path = Path(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+        except Exception as e:  # noqa: BLE001
+            raise StoreError(f"cannot open the Chroma store at {path}: {e}", hint="check store.path (LLMOPS_STORE_PATH) and its permissions") from None
+        return cls(client, str(path))
+
+    @classmethod
+    def server(cls, host: str, port: int, *, ssl: bool = False) -> "ChromaStore":
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        url = f"{'https' if ssl else 'http'}://{host}:{port}"
+        try:
+            client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=ChromaSettings(anonymized_telemetry=False))
+            client.heartbeat()
+        except Exception as e:  # noqa: BLE001
+            raise UnreachableError(f"Chroma server at {url} is not reachable ({type(e).__name__})", hint="is the Chroma server running? check store.host / store.port") from None
+        return cls(client, url)
+
+    # --- collections ---
+    def _col(self, name: str, create: bool = False, metadata: dict[str, Any] | None = None):
+        if name in self._cols:
+            return self._cols[name]
+        try:
+            if create:
+                col = self._client.get_or_create_collection(
+                    name, embedding_function=None, metadata=metadata or None, configuration={"hnsw": {"space": "cosine"}}
+                )
+            else:
+                col = self._client.get_collection(name, embedding_function=None)
+        except Exception as e:  # noqa: BLE001
+            if not create and ("does not exist" in str(e) or type(e).__name__ in ("NotFoundError", "InvalidCollectionException")):
+                raise NotFoundError(f"collection {name!r} does not exist in the store at {self.where}",
+                                    hint="ingest into it first (llmops ingest PATH --collection NAME) or list them with llmops collections") from None
+            raise StoreError(f"Chroma failed on collection {name!r}: {e}") from None
+        self._cols[name] = col
+        return col
+
+    def ensure_collection(self, name: str, *, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        col = self._col(name, create=True, metadata=metadata)
+        return dict(col.metadata or {})
+
+    def collection_metadata(self, name: str) -> dict[str, Any] | None:
+        try:
+            col = self._col(name)
+        except NotFoundError:
+            return None
+        return dict(col.metadata or {})
+
+    def set_collection_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        col = self._col(name)
+        merged = {**(col.metadata or {}), **metadata}
+        merged.pop("hnsw:space", None)
+        col.modify(metadata=merged)
+
+    def list_collections(self) -> list[str]:
+        names = [c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections()]
+        return sorted(n for n in names if not n.endswith(MANIFEST_SUFFIX))
+
+    def delete_collection(self, name: str) -> None:
+        for n in (name, name + MANIFEST_SUFFIX):
+            try:
+                self._client.delete_collection(n)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+            self._cols.pop(n, None)
+
+    # --- chunks ---
+    def upsert(self, name, ids, embeddings, documents, metadatas) -> None:
+        col = self._col(name)
+        for i in range(0, len(ids), MAX_BATCH):
+            sl = slice(i, i + MAX_BATCH)
+            col.upsert(ids=list(ids[sl]), embeddings=np.asarray(embeddings[sl], dtype=np.float32),
+                       documents=list(documents[sl]), metadatas=list(metadatas[sl]))
+
+    def update_metadata(self, name: str, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        col = self._col(name)
+        for i in range(0, len(ids), MAX_BATCH):
+            col.update(ids=list(ids[i:i + MAX_BATCH]), metadatas=list(metadatas[i:i + MAX_BATCH]))
+
+    def delete(self, name, ids) -> None:
+        if not ids:
+            return
+        col = self._col(name)
+        ids = list(ids)
+        for i in range(0, len(ids), MAX_BATCH):
+            col.delete(ids=ids[i:i + MAX_BATCH])
+
+    def query(self, name, embedding, k, where=None) -> list[Hit]:
+        col = self._col(name)
+        n = col.count()
+        if n == 0:
+            return []
+        res = col.query(query_embeddings=[np.asarray(embedding, dtype=np.float32)], n_results=min(k, n),
+                        where=_where(where), include=["documents", "metadatas", "distances"])
+        hits = []
+        for i, cid in enumerate(res["ids"][0]):
+            hits.append(Hit(id=cid, text=res["documents"][0][i] or "", score=1.0 - float(res["distances"][0][i]),
+                            metadata=dict(res["metadatas"][0][i] or {})))
+        return hits
+
+    def get(self, name, *, ids=None, where=None, include_documents=True, limit=None, offset=0) -> list[Hit]:
+        col = self._col(name)
+        include = ["metadatas"] + (["documents"] if include_documents else [])
+        out: list[Hit] = []
+        if ids is not None:
+            ids = list(ids)
+            for i in range(0, len(ids), MAX_BATCH):
+                res = col.get(ids=ids[i:i + MAX_BATCH], where=_where(where), include=include)
+                out.extend(_hits(res, include_documents))
+            order = {cid: i for i, cid in enumerate(ids)}
+            out.sort(key=lambda h: order.get(h.id, 0))
+            return out
+        page = MAX_BATCH if limit is None else min(limit, MAX_BATCH)
+        pos = offset
+        while True:
+            res = col.get(where=_where(where), include=include, limit=page, offset=pos)
+            got = _hits(res, include_documents)
+            out.extend(got)
+            pos += len(got)
+            if len(got) < page or (limit is not None and len(out) >= limit):
+                break
+        return out[:limit] if limit is not None else out
+
+    def count(self, name) -> int:
+        return self._col(name).count()
+
+    # --- manifest ---
+    def _manifest(self, name: str):
+        return self._col(name + MANIFEST_SUFFIX, create=True)
+
+    def read_manifest(self, name) -> dict[str, SourceRecord]:
+        col = self._manifest(name)
+        out: dict[str, SourceRecord] = {}
+        pos = 0
+        while True:
+            res = col.get(include=["metadatas"], limit=MAX_BATCH, offset=pos)
+            for sid, md in zip(res["ids"], res["metadatas"]):
+                md = dict(md or {})
+                out[sid] = SourceRecord(source_id=sid, content_hash=str(md.pop("content_hash", "")),
+                                        chunk_ids=json.loads(str(md.pop("chunk_ids", "[]"))), extra=md)
+            pos += len(res["ids"])
+            if len(res["ids"]) < MAX_BATCH:
+                break
+        return out
+
+    def write_manifest(self, name, records) -> None:
+        if not records:
+            return
+        col = self._manifest(name)
+        recs = list(records)
+        for i in range(0, len(recs), MAX_BATCH):
+            part = recs[i:i + MAX_BATCH]
+            col.upsert(
+                ids=[r.source_id for r in part],
+                embeddings=np.ones((len(part), 1), dtype=np.float32),
+                metadatas=[{**{k: v for k, v in r.extra.items() if v is not None}, "content_hash": r.content_hash,
+                            "chunk_ids": json.dumps(r.chunk_ids)} for r in part],
+            )
+
+    def delete_manifest(self, name, source_ids) -> None:
+        ids = list(source_ids)
+        if ids:
+            col = self._manifest(name)
+            for i in range(0, len(ids), MAX_BATCH):
+                col.delete(ids=ids[i:i + MAX_BATCH])
+
+
+def _where(where: dict[str, Any] | None) -> dict[str, Any] | None:
+    """{"a": 1, "b": "x"} -> Chroma's {"$and": [{"a": 1}, {"b": "x"}]} (a single key passes as is)."""
+    if not where:
+        return None
+    if len(where) == 1 or any(k.startswith("$") for k in where):
+        return dict(where)
+    return {"$and": [{k: v} for k, v in where.items()]}
+
+
+def _hits(res: dict[str, Any], with_docs: bool) -> list[Hit]:
+    docs = res.get("documents") if with_docs else None
+    return [Hit(id=cid, text=(docs[i] or "") if docs else "", score=0.0, metadata=dict(res["metadatas"][i] or {}))
+            for i, cid in enumerate(res["ids"])]

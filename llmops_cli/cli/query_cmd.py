@@ -1,0 +1,165 @@
+"""`llmops query`, `llmops ask` and `llmops collections`: retrieval, answers, and what is in the store."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from llmops_cli.cli.options import CollectionOpt, JsonOpt, ModelOpt, TopKOpt, WhereOpt
+
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="hybrid (vector + BM25, fused) | vector | lexical.")]
+
+collections_app = typer.Typer(help="Collections in the vector store.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("query", help="Search a collection: ranked chunks with score, source and heading (no LLM).")(query)
+    app.command("ask", help="Answer a question from a collection with the LLM, citing sources.")(ask)
+    app.add_typer(collections_app, name="collections")
+
+
+def _snippet(text: str, n: int = 160) -> str:
+    t = " ".join(text.split())
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
+def _hits_table(out, hits, title: str) -> None:
+    out.table(["#", "score", "source", "heading", "snippet"],
+              [(i, f"{h.score:.4f}", h.source, h.heading, _snippet(h.text)) for i, h in enumerate(hits, 1)], title=title)
+
+
+def _hit_dict(i: int, h) -> dict:
+    return {"rank": i, "id": h.id, "score": h.score, "source": h.source, "heading": h.heading, "text": h.text,
+            "metadata": h.metadata, "ranks": h.ranks}
+
+
+def query(
+    text: Annotated[str, typer.Argument(help="What to search for.")],
+    top_k: TopKOpt = None,
+    where: WhereOpt = None,
+    mode: ModeOpt = None,
+    collection: CollectionOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    from llmops_cli import pipelines
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import parse_key_values, state
+
+    s = state().load(flags={"store.collection": collection, "retrieval.mode": mode, "retrieval.k": top_k}).settings
+    hits = pipelines.query(s, text, collection=s.store.collection, k=s.retrieval.k, mode=s.retrieval.mode, where=parse_key_values(where) or None)
+    out = Output(json_out)
+    if json_out:
+        out.json({"query": text, "collection": s.store.collection, "mode": s.retrieval.mode, "hits": [_hit_dict(i, h) for i, h in enumerate(hits, 1)]})
+        return
+    if not hits:
+        out.info("no matching chunks")
+        return
+    _hits_table(out, hits, f"{s.retrieval.mode} search in {s.store.collection}")
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    top_k: TopKOpt = None,
+    where: WhereOpt = None,
+    mode: ModeOpt = None,
+    collection: CollectionOpt = None,
+    model: ModelOpt = None,
+    rewordings: Annotated[Optional[int], typer.Option("--rewordings", help="How many LLM rewordings retrieve too (default: llm.rewordings).", min=0, max=10)] = None,
+    retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Show the fused sources without calling an LLM.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    from llmops_cli import pipelines
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import parse_key_values, state
+
+    s = state().load(flags={"store.collection": collection, "retrieval.mode": mode, "retrieval.k": top_k, "llm.model": model,
+                            "llm.rewordings": rewordings}).settings
+    out = Output(json_out)
+    if not retrieval_only:
+        from llmops_cli import wiring
+
+        wiring.build_llm(s.llm)  # fail fast, before retrieval, when no model is configured
+    streaming = out.interactive and not retrieval_only
+    started = False
+
+    def on_token(piece: str) -> None:
+        nonlocal started
+        if not started:
+            out.out.print("[bold]Answer[/bold]")
+            started = True
+        out.out.file.write(piece)
+        out.out.file.flush()
+
+    res = pipelines.ask(s, question, collection=s.store.collection, k=s.retrieval.k, mode=s.retrieval.mode,
+                        where=parse_key_values(where) or None, retrieval_only=retrieval_only, on_token=on_token if streaming else None)
+    if json_out:
+        d = res.to_dict()
+        d["collection"] = s.store.collection
+        d["retrieval_only"] = retrieval_only
+        d["hits"] = [_hit_dict(i, h) for i, h in enumerate(res.hits, 1)]
+        out.json(d)
+        return
+    if retrieval_only:
+        _hits_table(out, res.hits, f"Sources for: {question}")
+        if not s.llm.model:
+            out.info("[dim]No LLM is configured, so no answer was written. To get answers, set llm.model in llmops.yaml or "
+                     "LLMOPS_LLM_MODEL (e.g. openai/gpt-4o-mini with OPENAI_API_KEY; or openai/<name> with "
+                     "LLMOPS_LLM_API_BASE for a local OpenAI-compatible server), then run llmops ask again.[/dim]")
+        return
+    if streaming:
+        out.out.print()
+    else:
+        out.print("[bold]Answer[/bold]")
+        out.print(res.answer, markup=False)
+    if res.rewordings:
+        out.print("\n[bold]Searched as[/bold]")
+        for w in [question, *res.rewordings]:
+            out.print(f"  • {w}", markup=False)
+    cited = set(res.cited())
+    out.table(["#", "cited", "source", "heading"], [(i, "✓" if i in cited else "", h.source, h.heading) for i, h in enumerate(res.hits, 1)], title="Sources")
+    u = res.usage
+    cost = f", ${u.cost:.6f}" if u.cost else ""
+    out.info(f"[dim]{res.model}: {u.calls} calls, {u.input_tokens} tokens in, {u.output_tokens} out{cost}, {res.latency_s:.1f} s[/dim]")
+
+
+@collections_app.command("list", help="Collections with their chunk and source counts.")
+def collections_list(json_out: JsonOpt = False) -> None:
+    from llmops_cli import pipelines
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import state
+
+    s = state().load().settings
+    rows = pipelines.collections(s)
+    out = Output(json_out)
+    if json_out:
+        out.json({"store": pipelines.store_location(s), "collections": rows})
+        return
+    out.table(["collection", "chunks", "sources", "embedder"], [(r["name"], r["chunks"], r["sources"], r["embedder"]) for r in rows],
+              title=f"Collections in {pipelines.store_location(s)}")
+
+
+@collections_app.command("delete", help="Delete a collection, its source records and its lexical index.")
+def collections_delete(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    from llmops_cli import pipelines
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import state
+    from llmops_cli.errors import UsageError
+
+    s = state().load().settings
+    if not yes:
+        import sys
+
+        if not sys.stdin.isatty():
+            raise UsageError(f"deleting collection {name!r} needs confirmation", hint="pass --yes")
+        typer.confirm(f"Delete collection {name!r}?", abort=True)
+    pipelines.delete_collection(s, name)
+    out = Output(json_out)
+    if json_out:
+        out.json({"deleted": name})
+    else:
+        out.info(f"deleted collection {name}")

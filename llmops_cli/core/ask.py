@@ -1,0 +1,133 @@
+"""The answer path of the reference architecture: reword the question, retrieve with every wording
+(vector + BM25), fuse the lists by reciprocal rank fusion, and answer from the fused chunks with sources."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmops_cli.adapters.llm.base import LLM, Completion
+from llmops_cli.core.documents import Hit
+from llmops_cli.core.retrieval import Retriever
+
+REWORD_SYSTEM = (
+    "You rewrite questions into alternative search queries for a documentation search engine. "
+    "Keep the meaning; vary the wording and use the terms the documentation would use."
+)
+REWORD_USER = "Write {n} different rewordings of the question below, one per line, without numbering or commentary.\n\nQuestion: {question}"
+ANSWER_SYSTEM = (
+    "You answer questions using ONLY the numbered context passages. Cite the passages you use in square "
+    "brackets, like [1] or [2][3]. If the context does not contain the answer, say that you do not know. Be concise."
+)
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = 0.0
+    calls: int = 0
+
+    def add(self, c: Completion) -> None:
+        self.input_tokens += c.input_tokens
+        self.output_tokens += c.output_tokens
+        self.calls += 1
+        self.cost = None if (self.cost is None or c.cost is None) else self.cost + c.cost
+
+
+@dataclass
+class AskResult:
+    question: str
+    answer: str
+    rewordings: list[str]
+    hits: list[Hit]
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+
+    def sources(self) -> list[dict[str, Any]]:
+        return [{"n": i, "id": h.id, "source": h.source, "heading": h.heading, "score": round(h.score, 6)}
+                for i, h in enumerate(self.hits, 1)]
+
+    def cited(self) -> list[int]:
+        """Passage numbers the answer cites, in order of first citation."""
+        seen: list[int] = []
+        for m in re.finditer(r"\[(\d+)\]", self.answer):
+            n = int(m.group(1))
+            if 1 <= n <= len(self.hits) and n not in seen:
+                seen.append(n)
+        return seen
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "answer": self.answer, "rewordings": self.rewordings, "model": self.model,
+                "sources": self.sources(), "cited": self.cited(),
+                "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
+                          "cost": self.usage.cost, "calls": self.usage.calls},
+                "latency_s": round(self.latency_s, 3)}
+
+
+def parse_rewordings(text: str, question: str, n: int) -> list[str]:
+    """One rewording per line; numbering, bullets and quotes stripped; duplicates of the question dropped."""
+    out: list[str] = []
+    seen = {question.strip().lower()}
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(?:[-*•]|\d+[.)]|\(\d+\))\s*", "", line).strip().strip('"').strip()
+        if not line or line.lower() in seen or line.endswith(":"):
+            continue
+        seen.add(line.lower())
+        out.append(line)
+    return out[:n]
+
+
+def reword(question: str, llm: LLM, n: int, usage: Usage) -> list[str]:
+    if n <= 0:
+        return []
+    c = llm.complete([{"role": "system", "content": REWORD_SYSTEM},
+                      {"role": "user", "content": REWORD_USER.format(n=n, question=question)}])
+    usage.add(c)
+    return parse_rewordings(c.text, question, n)
+
+
+def context_block(hits: list[Hit], max_chars: int = 24000) -> str:
+    parts, used = [], 0
+    for i, h in enumerate(hits, 1):
+        head = f"[{i}] {h.source}" + (f" ({h.heading})" if h.heading else "")
+        body = h.text[: max(0, max_chars - used)]
+        parts.append(f"{head}\n{body}")
+        used += len(body)
+    return "\n\n".join(parts)
+
+
+def answer_messages(question: str, hits: list[Hit]) -> list[dict[str, str]]:
+    return [{"role": "system", "content": ANSWER_SYSTEM},
+            {"role": "user", "content": f"Context:\n\n{context_block(hits)}\n\nQuestion: {question}"}]
+
+
+def ask(question: str, retriever: Retriever, llm: LLM | None, *, k: int, rewordings: int = 3, mode: str = "hybrid",
+        where: dict[str, Any] | None = None, on_token: Callable[[str], None] | None = None) -> AskResult:
+    """Answer ``question``. With ``llm=None`` only retrieval runs (no rewording, no answer)."""
+    t0 = time.perf_counter()
+    usage = Usage()
+    words = reword(question, llm, rewordings, usage) if llm is not None else []
+    hits = retriever.search_many([question, *words], k, mode=mode, where=where)  # type: ignore[arg-type]
+    text = ""
+    if llm is not None:
+        msgs = answer_messages(question, hits)
+        if on_token is not None:
+            pieces = []
+            for piece in llm.stream(msgs):
+                pieces.append(piece)
+                on_token(piece)
+            text = "".join(pieces)
+            last = getattr(llm, "last", None)
+            if last is not None:
+                usage.add(last)
+        else:
+            c = llm.complete(msgs)
+            usage.add(c)
+            text = c.text
+    return AskResult(question=question, answer=text.strip(), rewordings=words, hits=hits,
+                     model=llm.model if llm is not None else "", usage=usage, latency_s=time.perf_counter() - t0)

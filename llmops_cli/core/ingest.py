@@ -1,0 +1,369 @@
+"""Ingest: discover sources, plan what changed, load -> chunk -> embed -> write, and keep the store exact.
+
+Idempotent and crash-safe:
+- chunk ids are deterministic: sha256(document id, embedded text, ordinal of that text in the document);
+- each source file has a manifest record (content hash + chunk ids), written only AFTER its chunks are in
+  the store and its stale chunks deleted. A run killed at any point leaves those sources without a new
+  record, so a re-run redoes exactly them (upserts replace, deletes are idempotent): no duplicates,
+  nothing missing;
+- unchanged sources (same bytes, same chunking, same embedder) are neither loaded nor embedded; in a
+  changed source, chunks whose text did not change keep their id and vector (only metadata is updated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from llmops_cli.adapters.embedders.base import Embedder
+from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
+from llmops_cli.core.chunking.select import ChunkerSet, embed_text
+from llmops_cli.core.documents import Chunk
+from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source
+from llmops_cli.core.retrieval.lexical import GENERATION_KEY
+from llmops_cli.errors import InputError, UsageError
+
+LOADER_VERSION = "1"  # bump when loaders change what text they produce: every source is then re-read
+EMBED_BATCH = 256  # chunks per embed call (the embedder batches further; larger calls sort better by length)
+EMBEDDER_KEY = "llmops_embedder"
+DIMENSION_KEY = "llmops_dimension"
+
+Cleanup = Literal["incremental", "full"]
+
+
+@dataclass
+class IngestOptions:
+    collection: str
+    strategy: str = "auto"
+    chunk_size: int = 200
+    chunk_overlap: int = 30
+    globs: list[str] | None = None
+    exclude: list[str] = field(default_factory=list)
+    cleanup: Cleanup = "incremental"
+    dry_run: bool = False
+    strict: bool = False
+    max_bytes: int = 20 * 1024 * 1024
+    table: TableOptions | None = None
+    only: set[str] | None = None  # restrict to these source ids (Airflow shards)
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    dry_run: bool = False
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"source", "reason"}
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    chunks_reused: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks_added / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.new or self.changed or self.removed or self.chunks_added or self.chunks_removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sources"] = {"new": len(self.new), "changed": len(self.changed), "unchanged": self.unchanged,
+                        "removed": len(self.removed), "skipped": len(self.skipped)}
+        d["chunks_per_second"] = round(self.chunks_per_second, 2)
+        d["seconds"] = round(self.seconds, 3)
+        d["embed_seconds"] = round(self.embed_seconds, 3)
+        return d
+
+
+ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def signature(opts: IngestOptions, embedder: Embedder) -> str:
+    """What, besides a file's bytes, decides its chunks and vectors."""
+    parts = {"chunking": [opts.strategy, opts.chunk_size, opts.chunk_overlap], "embedder": embedder.identity,
+             "loader": LOADER_VERSION, "table": asdict(opts.table) if opts.table else None}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def chunk_id(doc_source: str, text: str, ordinal: int) -> str:
+    h = hashlib.sha256(f"{doc_source}\x00{ordinal}\x00{text}".encode()).hexdigest()
+    return h[:32]
+
+
+@dataclass
+class Plan:
+    to_process: list[tuple[SourceFile, str, bool]]  # (file, content hash, is_new)
+    unchanged: int
+    removed: list[str]
+    skipped: list[dict[str, str]]
+
+
+def plan_changes(files: Sequence[SourceFile], manifest: dict[str, SourceRecord], sig: str, opts: IngestOptions,
+                 full_source_ids: set[str] | None = None) -> Plan:
+    """Compare files with the manifest: which are new, changed, unchanged, and (cleanup=full) removed."""
+    to_process: list[tuple[SourceFile, str, bool]] = []
+    skipped: list[dict[str, str]] = []
+    unchanged = 0
+    for sf in files:
+        if sf.size > opts.max_bytes:
+            reason = f"over the {opts.max_bytes / 1e6:g} MB size limit ({sf.size / 1e6:.1f} MB)"
+            if opts.strict:
+                raise InputError(f"{sf.source_id}: {reason}", hint="raise ingest.max_file_mb or leave the file out (--strict stops at the first bad input)")
+            skipped.append({"source": sf.source_id, "reason": reason})
+            continue
+        try:
+            h = f"{content_hash(sf)}:{sig}"
+        except OSError as e:
+            reason = f"unreadable: {e.strerror or e}"
+            if opts.strict:
+                raise InputError(f"{sf.source_id}: {reason}", hint="fix the file's permissions or leave it out") from None
+            skipped.append({"source": sf.source_id, "reason": reason})
+            continue
+        rec = manifest.get(sf.source_id)
+        if rec is not None and rec.content_hash == h:
+            unchanged += 1
+        else:
+            to_process.append((sf, h, rec is None))
+    removed: list[str] = []
+    if opts.cleanup == "full":
+        present = full_source_ids if full_source_ids is not None else {sf.source_id for sf in files}
+        removed = sorted(sid for sid in manifest if sid not in present)
+    return Plan(to_process, unchanged, removed, skipped)
+
+
+def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts: IngestOptions,
+           progress: ProgressFn | None = None) -> IngestReport:
+    t0 = time.perf_counter()
+    report = IngestReport(collection=opts.collection, dry_run=opts.dry_run)
+    files, missing = discover(paths, opts.globs, opts.exclude)
+    for path, reason in missing:
+        if opts.strict:
+            raise InputError(f"{path}: {reason}", hint="check the path")
+        report.skipped.append({"source": str(path), "reason": reason})
+    all_ids = {sf.source_id for sf in files}
+    if opts.only is not None:
+        files = [sf for sf in files if sf.source_id in opts.only]
+    if not files and not missing and opts.cleanup != "full":
+        raise InputError(f"no files to ingest under {', '.join(map(str, paths))}" + (f" matching {opts.globs}" if opts.globs else ""),
+                         hint="check the path and --glob (default: every supported file type)")
+
+    chunkers = ChunkerSet(opts.strategy, embedder.tokens, opts.chunk_size, opts.chunk_overlap)
+    sig = signature(opts, embedder)
+    meta = store.collection_metadata(opts.collection)
+    _check_embedder(meta, embedder, opts.collection)
+    manifest = store.read_manifest(opts.collection) if meta is not None else {}
+    plan = plan_changes(files, manifest, sig, opts, full_source_ids=all_ids if opts.only is None else None)
+    report.skipped.extend(plan.skipped)
+    report.unchanged = plan.unchanged
+
+    if not opts.dry_run:
+        store.ensure_collection(opts.collection, metadata={EMBEDDER_KEY: embedder.identity, DIMENSION_KEY: embedder.dimension, GENERATION_KEY: 0})
+
+    writer = _Writer(store, opts.collection, embedder, report, dry_run=opts.dry_run)
+    total = len(plan.to_process)
+    try:
+        for n, (sf, h, is_new) in enumerate(plan.to_process, 1):
+            try:
+                docs = load_source(sf, max_bytes=opts.max_bytes, table=opts.table)
+            except SkipSource as e:
+                if opts.strict:
+                    raise InputError(f"{sf.source_id}: {e.reason}", hint="fix or leave out the file (without --strict bad inputs are skipped and listed)") from None
+                report.skipped.append({"source": sf.source_id, "reason": e.reason})
+                if progress:
+                    progress("sources", n, total)
+                continue
+            chunks = _chunks_for(sf, docs, chunkers)
+            if not chunks:
+                reason = "no text after parsing"
+                if opts.strict:
+                    raise InputError(f"{sf.source_id}: {reason}", hint="leave the file out")
+                report.skipped.append({"source": sf.source_id, "reason": reason})
+                if progress:
+                    progress("sources", n, total)
+                continue
+            (report.new if is_new else report.changed).append(sf.source_id)
+            old = manifest.get(sf.source_id)
+            writer.add_source(sf.source_id, h, chunks, old.chunk_ids if old else [])
+            if progress:
+                progress("sources", n, total)
+        writer.flush()
+    finally:
+        writer.close()
+
+    # cleanup=full: chunks of sources that are gone, then their manifest records
+    if plan.removed:
+        for sid in plan.removed:
+            ids = manifest[sid].chunk_ids
+            report.chunks_removed += len(ids)
+            if not opts.dry_run:
+                store.delete(opts.collection, ids)
+        if not opts.dry_run:
+            store.delete_manifest(opts.collection, plan.removed)
+        report.removed = plan.removed
+
+    if not opts.dry_run and report.changed_anything:
+        md = store.collection_metadata(opts.collection) or {}
+        store.set_collection_metadata(opts.collection, {GENERATION_KEY: int(md.get(GENERATION_KEY, 0)) + 1})
+    report.chunks_total = store.count(opts.collection) if store.collection_metadata(opts.collection) is not None else 0
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def remove_sources(store: VectorStore, collection: str, keep: set[str]) -> list[str]:
+    """Delete the chunks and records of every source not in ``keep`` (cleanup=full for sharded runs)."""
+    if store.collection_metadata(collection) is None:
+        return []
+    manifest = store.read_manifest(collection)
+    gone = sorted(sid for sid in manifest if sid not in keep)
+    for sid in gone:
+        store.delete(collection, manifest[sid].chunk_ids)
+    store.delete_manifest(collection, gone)
+    if gone:
+        md = store.collection_metadata(collection) or {}
+        store.set_collection_metadata(collection, {GENERATION_KEY: int(md.get(GENERATION_KEY, 0)) + 1})
+    return gone
+
+
+def _check_embedder(meta: dict[str, Any] | None, embedder: Embedder, collection: str) -> None:
+    if meta is None or EMBEDDER_KEY not in meta:
+        return
+    if meta[EMBEDDER_KEY] != embedder.identity:
+        raise UsageError(
+            f"collection {collection!r} holds vectors of embedder {meta[EMBEDDER_KEY]}, not {embedder.identity}; mixing them breaks search",
+            hint="ingest into another --collection, or delete this one first (llmops collections delete NAME)",
+        )
+
+
+def _chunks_for(sf: SourceFile, docs, chunkers: ChunkerSet) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    for doc in docs:
+        seen: dict[str, int] = {}
+        pieces = chunkers.split(doc)
+        for i, p in enumerate(pieces):
+            text = embed_text(p)
+            ordinal = seen.get(text, 0)
+            seen[text] = ordinal + 1
+            md = {k: v for k, v in doc.metadata.items() if isinstance(v, (str, int, float, bool))}
+            md.update({"source": doc.source_id, "source_file": sf.source_id, "chunk_index": i, "heading": p.heading})
+            chunks.append(Chunk(id=chunk_id(doc.source_id, text, ordinal), text=p.text, source_id=doc.source_id, index=i, metadata=md))
+    return chunks
+
+
+class _Writer:
+    """Batches chunks across sources: embed a batch while the previous one is written (one writer thread);
+    a source's manifest record is written after the batch holding its last chunk is in the store."""
+
+    def __init__(self, store: VectorStore, collection: str, embedder: Embedder, report: IngestReport, dry_run: bool):
+        self.store, self.collection, self.embedder, self.report, self.dry_run = store, collection, embedder, report, dry_run
+        self.pending: list[tuple[str, Chunk]] = []  # (source file id, chunk) awaiting embedding
+        self.sources: dict[str, dict[str, Any]] = {}  # source id -> {hash, ids, stale, left}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-writer")
+        self.inflight: Future | None = None
+
+    def add_source(self, sid: str, h: str, chunks: list[Chunk], old_ids: list[str]) -> None:
+        new_ids = [c.id for c in chunks]
+        old = set(old_ids)
+        reuse = [c for c in chunks if c.id in old]
+        fresh = [c for c in chunks if c.id not in old]
+        # duplicate ids within one source cannot happen (ordinal), but guard anyway
+        stale = sorted(old - set(new_ids))
+        self.report.chunks_reused += len(reuse)
+        self.report.chunks_added += len(fresh)
+        self.report.chunks_removed += len(stale)
+        self.sources[sid] = {"hash": h, "ids": new_ids, "stale": stale, "reuse": reuse, "left": len(fresh),
+                             "intent": sorted(old | set(new_ids)), "intent_written": False}
+        if not fresh:
+            self._finish_now(sid)
+            return
+        self.pending.extend((sid, c) for c in fresh)
+        if len(self.pending) >= EMBED_BATCH:
+            self._embed_and_submit(self.pending[:EMBED_BATCH])
+            self.pending = self.pending[EMBED_BATCH:]
+
+    def _finish_now(self, sid: str) -> None:
+        self._wait()
+        if not self.dry_run:
+            self._finalize([sid])
+
+    def _embed_and_submit(self, batch: list[tuple[str, Chunk]]) -> None:
+        if self.dry_run:
+            done = self._count_down(batch)
+            for sid in done:
+                self.sources.pop(sid, None)
+            return
+        t = time.perf_counter()
+        vecs = self.embedder.embed([embed_text_of(c) for _, c in batch])
+        self.report.embed_seconds += time.perf_counter() - t
+        self._wait()  # at most one write in flight: bounded memory, ordered manifest writes
+        done = self._count_down(batch)
+        self.inflight = self.pool.submit(self._write, batch, vecs, done)
+
+    def _count_down(self, batch: list[tuple[str, Chunk]]) -> list[str]:
+        done = []
+        for sid, _ in batch:
+            s = self.sources[sid]
+            s["left"] -= 1
+            if s["left"] == 0:
+                done.append(sid)
+        return done
+
+    def _write(self, batch: list[tuple[str, Chunk]], vecs: np.ndarray, done: list[str]) -> None:
+        # Before a source's first chunks go in, record the intent (old + new ids, hash "incomplete"): a run
+        # killed now leaves a record that makes the re-run redo the source and delete any orphan, even if
+        # the file was reverted to its last complete content meanwhile.
+        intents = []
+        for sid in dict.fromkeys(s for s, _ in batch):
+            st = self.sources.get(sid)
+            if st is not None and not st["intent_written"]:
+                intents.append(SourceRecord(source_id=sid, content_hash="incomplete", chunk_ids=st["intent"]))
+                st["intent_written"] = True
+        self.store.write_manifest(self.collection, intents)
+        self.store.upsert(self.collection, [c.id for _, c in batch], vecs, [c.text for _, c in batch],
+                          [c.metadata for _, c in batch])
+        self._finalize(done)
+
+    def _finalize(self, sids: list[str]) -> None:
+        records = []
+        for sid in sids:
+            s = self.sources.pop(sid)
+            if s["reuse"]:
+                self.store.update_metadata(self.collection, [c.id for c in s["reuse"]], [c.metadata for c in s["reuse"]])
+            if s["stale"]:
+                self.store.delete(self.collection, s["stale"])
+            records.append(SourceRecord(source_id=sid, content_hash=s["hash"], chunk_ids=s["ids"]))
+        self.store.write_manifest(self.collection, records)
+
+    def _wait(self) -> None:
+        if self.inflight is not None:
+            self.inflight.result()
+            self.inflight = None
+
+    def flush(self) -> None:
+        while self.pending:
+            self._embed_and_submit(self.pending[:EMBED_BATCH])
+            self.pending = self.pending[EMBED_BATCH:]
+        self._wait()
+
+    def close(self) -> None:
+        try:
+            self._wait()
+        finally:
+            self.pool.shutdown(wait=True)
+
+
+def embed_text_of(c: Chunk) -> str:
+    heading = c.metadata.get("heading") or ""
+    return f"{heading}\n{c.text}" if heading else c.text

@@ -1,0 +1,7 @@
+"""Retrieval: vector + lexical BM25, fused by reciprocal rank fusion."""
+
+from llmops_cli.core.retrieval.fusion import reciprocal_rank_fusion
+from llmops_cli.core.retrieval.lexical import LexicalIndex
+from llmops_cli.core.retrieval.retriever import MODES, Retriever
+
+__all__ = ["Retriever", "LexicalIndex", "reciprocal_rank_fusion", "MODES"]
