@@ -32,9 +32,17 @@ def build_embedder(es: "EmbedderSettings") -> "Embedder":
         emb: Embedder = LiteLLMEmbedder(es.model, api_base=es.api_base,
                                         api_key=es.api_key.get_secret_value() if es.api_key else None,
                                         batch_size=es.batch_size)
+    elif backend in ("onnx", "auto"):
+        from llmops_cli.adapters.embedders.onnx_embedder import onnx_or_torch_embedder
+
+        emb = onnx_or_torch_embedder(es.model, precision=es.precision, batch_size=es.batch_size, fallback=backend == "auto")
     else:
         from llmops_cli.adapters.embedders.sentence_transformers import SentenceTransformerEmbedder
 
+        if es.precision != "fp32":
+            from llmops_cli.errors import ConfigError
+
+            raise ConfigError(f"embedder.precision={es.precision} needs the onnx backend", hint="use embedder.backend=onnx (or auto), or precision fp32")
         emb = SentenceTransformerEmbedder(es.model, batch_size=es.batch_size)
     _EMBEDDERS[key] = emb
     return emb

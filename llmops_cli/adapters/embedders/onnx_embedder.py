@@ -1,0 +1,125 @@
+"""The onnxruntime backend: the model exported once (onnx_export.py), run with onnxruntime + tokenizers + numpy.
+
+No torch on this path once the export is cached, so a query starts in a fraction of a second. fp32 gives the
+torch backend's vectors (cosine >= 0.9999) and shares its identity; int8 vectors differ slightly and get their
+own identity so a collection never mixes the two.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from llmops_cli.adapters.embedders.base import Embedder
+from llmops_cli.adapters.embedders.hf_tokens import HFTokenCounter
+from llmops_cli.adapters.embedders.model_files import resolve_model_dir
+from llmops_cli.adapters.embedders.onnx_export import INPUT_NAMES, OUTPUT_NAME, ModelLayout, cached_model, ensure_exported
+from llmops_cli.adapters.embedders.sentence_transformers import model_identity
+from llmops_cli.errors import EmbedderError
+
+
+def available_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class OnnxEmbedder(Embedder):
+    """Sentence-transformers model through onnxruntime. ``export=False`` uses only an already cached export."""
+
+    def __init__(self, model: str, *, precision: str = "fp32", batch_size: int = 32, threads: int | None = None,
+                 export: bool = True):
+        self.model_dir = resolve_model_dir(model)
+        self.layout = ModelLayout.read(self.model_dir)
+        self.precision = precision
+        if export:
+            self.onnx_path = ensure_exported(self.layout, precision)
+        else:
+            found = cached_model(self.layout, precision)
+            if found is None:
+                raise EmbedderError(f"no cached ONNX export of {self.model_dir} ({precision})")
+            self.onnx_path = found
+        self.tokens = HFTokenCounter(self.model_dir)
+        self.identity = model_identity(model, self.model_dir, precision)
+        self.dimension = self.layout.dimension
+        self.batch_size = batch_size
+        self.threads = threads or available_threads()
+        self._session = None
+        self._tokenizer = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            opts.log_severity_level = 3  # warnings about unused initialisers are noise to a CLI user
+            try:
+                self._session = ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+            except Exception as e:  # noqa: BLE001 - a corrupt or foreign file becomes one message
+                raise EmbedderError(f"cannot load the ONNX model {self.onnx_path}: {e}",
+                                    hint=f"delete {self.onnx_path.parent} to export it again") from e
+        return self._session
+
+    @property
+    def tokenizer(self):
+        """The model's tokenizer truncating at the model's max length (tokenizer.json's own settings vary)."""
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(self.layout.transformer_dir / "tokenizer.json"))
+            tok.no_padding()
+            tok.enable_truncation(max_length=self.layout.max_length)
+            self._tokenizer = tok
+        return self._tokenizer
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        n = len(texts)
+        out = np.zeros((n, self.dimension), dtype=np.float32)
+        if n == 0:
+            return out
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
+        # sorted by length, each batch pads only to its own longest: little work is spent on padding
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            width = int(lengths[idx].max())
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                e = encodings[i].ids
+                ids[row, :len(e)] = e
+                mask[row, :len(e)] = 1
+            try:
+                (vecs,) = self.session.run([OUTPUT_NAME], {INPUT_NAMES[0]: ids, INPUT_NAMES[1]: mask})
+            except EmbedderError:
+                raise
+            except Exception as e:  # noqa: BLE001
+                raise EmbedderError(f"onnxruntime failed embedding a batch: {e}") from e
+            out[idx] = vecs
+        return out
+
+
+def onnx_or_torch_embedder(model: str, *, precision: str = "fp32", batch_size: int = 32, fallback: bool = True) -> Embedder:
+    """The onnx backend; with ``fallback`` (backend "auto") the torch backend when onnx cannot be used.
+
+    int8 never falls back: torch would silently give different (fp32) vectors than the user asked for.
+    """
+    try:
+        return OnnxEmbedder(model, precision=precision, batch_size=batch_size)
+    except EmbedderError as e:
+        if not fallback or precision != "fp32":
+            raise
+        import logging
+
+        logging.getLogger(__name__).info("onnx embedder unavailable (%s); using sentence-transformers", e)
+    from llmops_cli.adapters.embedders.sentence_transformers import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(model, batch_size=batch_size)
