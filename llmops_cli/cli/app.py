@@ -21,6 +21,12 @@ COMMAND_MODULES = [
     "llmops_cli.cli.query_cmd",
     "llmops_cli.cli.config_cmd",
     "llmops_cli.cli.eval_cmd",
+    "llmops_cli.cli.airflow_trigger_cmd",
+    "llmops_cli.cli.dags_cmd",
+    "llmops_cli.cli.runs_cmd",
+    "llmops_cli.cli.tasks_cmd",
+    "llmops_cli.cli.logs_cmd",
+    "llmops_cli.cli.assets_cmd",
 ]
 
 app = typer.Typer(

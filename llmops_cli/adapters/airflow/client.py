@@ -1,0 +1,437 @@
+"""``AirflowClient``: the Airflow 3 REST API (v2) through apache-airflow-client, with our error model.
+
+- Auth: username/password exchanged for a JWT at ``POST {url}/auth/token`` (httpx; the generated client has no
+  call for it), or a given token used as is. The token is refreshed once on a 401 when we hold the password.
+- Every API call goes through ``_call``: the ``*_without_preload_content`` variants, so we parse the server's
+  JSON ourselves (exact fields, no model validation surprises, and the log endpoint keeps level/error fields),
+  bounded retries with backoff for connection errors and 5xx, and translation of statuses into
+  ``llmops_cli.errors`` (one line, a hint, an exit code). Exceptions are re-raised ``from None``: no library
+  traceback, request or header (Authorization) ever reaches the user.
+- Results are plain JSON dicts as the server sent them, so ``--json`` output is the API's own vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from llmops_cli.errors import AuthError, ConflictError, LlmopsError, NotFoundError, UnreachableError, UsageError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from llmops_cli.settings import AirflowConnection
+
+RETRY_STATUSES = {500, 502, 503, 504}
+TERMINAL_TI_STATES = {"success", "failed", "skipped", "upstream_failed", "removed"}
+
+
+def display_url(url: str) -> str:
+    """The URL without any user:password@ part (safe to print)."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+    return urlunsplit(parts).rstrip("/")
+
+
+def server_message(body: bytes | str | None) -> str:
+    """The human part of an error body: FastAPI's ``detail`` (a string, or a list of {loc, msg})."""
+    from llmops_cli.core.redaction import redact_secrets
+
+    if not body:
+        return ""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return redact_secrets(text.strip()[:500])
+    detail = data.get("detail", data) if isinstance(data, dict) else data
+    if isinstance(detail, list):
+        msgs = []
+        for d in detail:
+            if isinstance(d, dict):
+                loc = ".".join(str(p) for p in d.get("loc", []) if p != "body")
+                msgs.append(f"{loc}: {d.get('msg', d)}" if loc else str(d.get("msg", d)))
+            else:
+                msgs.append(str(d))
+        msg = "; ".join(msgs)
+    elif isinstance(detail, dict):
+        msg = str(detail.get("reason") or detail.get("message") or json.dumps(detail))
+    else:
+        msg = str(detail)
+    return redact_secrets(" ".join(msg.split())[:1000])
+
+
+class AirflowClient:
+    """One Airflow API server. Construct with ``from_settings`` (or directly in tests with fakes)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        verify_tls: bool = True,
+        ca_bundle: str | None = None,
+        timeout: float = 30.0,
+        max_attempts: int = 4,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        pool_manager: Any = None,
+        token_transport: "httpx.BaseTransport | None" = None,
+    ):
+        self.url = url.rstrip("/")
+        self.shown_url = display_url(self.url)
+        self.username = username
+        self._password = password
+        self._token = token
+        self._token_is_ours = False  # True when we exchanged the password for it (so we may refresh it)
+        self.verify_tls = verify_tls
+        self.ca_bundle = ca_bundle
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_s = backoff_s
+        self._sleep = sleep
+        self._pool_manager = pool_manager
+        self._token_transport = token_transport
+        self._api_client: Any = None
+        self._apis: dict[str, Any] = {}
+
+    @classmethod
+    def from_settings(cls, conn: "AirflowConnection", **kw: Any) -> "AirflowClient":
+        return cls(
+            conn.url,
+            username=conn.username,
+            password=conn.password.get_secret_value() if conn.password else None,
+            token=conn.token.get_secret_value() if conn.token else None,
+            verify_tls=conn.verify_tls,
+            ca_bundle=conn.ca_bundle,
+            timeout=conn.timeout,
+            **kw,
+        )
+
+    def __repr__(self) -> str:  # never the password or token
+        return f"AirflowClient({self.shown_url!r}, username={self.username!r})"
+
+    # ------------------------------------------------------------------------------------ plumbing
+    def _unreachable(self, reason: str) -> UnreachableError:
+        return UnreachableError(
+            f"cannot reach the Airflow API server at {self.shown_url} ({reason}): is the API server running at {self.shown_url}?",
+            hint="start it (make airflow-up for a local one) or point llmops at yours: LLMOPS_AIRFLOW_URL, --profile, or airflow.url in llmops.yaml",
+        )
+
+    def _tls_verify(self) -> Any:
+        if not self.verify_tls:
+            return False
+        if self.ca_bundle:
+            import ssl
+
+            return ssl.create_default_context(cafile=self.ca_bundle)
+        return True
+
+    def _fetch_token(self) -> str:
+        """Exchange username/password for an access token at /auth/token (201 + access_token)."""
+        import httpx
+
+        endpoint = f"{self.url}/auth/token"
+        last = ""
+        for attempt in range(self.max_attempts):
+            try:
+                with httpx.Client(verify=self._tls_verify(), timeout=self.timeout, transport=self._token_transport) as c:
+                    r = c.post(endpoint, json={"username": self.username, "password": self._password})
+            except httpx.TransportError as e:
+                if "CERTIFICATE_VERIFY_FAILED" in str(e):
+                    raise UnreachableError(
+                        f"TLS certificate of {self.shown_url} could not be verified",
+                        hint="set airflow.ca_bundle to your CA file (verify_tls: false only for a trusted test server)",
+                    ) from None
+                last = _reason(e)
+                if attempt + 1 < self.max_attempts:
+                    self._sleep(self.backoff_s * 2**attempt)
+                    continue
+                raise self._unreachable(last) from None
+            if r.status_code in RETRY_STATUSES and attempt + 1 < self.max_attempts:
+                self._sleep(self.backoff_s * 2**attempt)
+                continue
+            if r.status_code in (200, 201):
+                try:
+                    return str(r.json()["access_token"])
+                except (ValueError, KeyError, TypeError):
+                    raise LlmopsError(f"{endpoint} answered {r.status_code} without an access_token") from None
+            if r.status_code in (400, 401, 403, 422):
+                raise AuthError(
+                    f"Airflow at {self.shown_url} rejected the credentials of user {self.username!r}",
+                    hint="check LLMOPS_AIRFLOW_USERNAME / LLMOPS_AIRFLOW_PASSWORD (or the profile's username/password), or use LLMOPS_AIRFLOW_TOKEN",
+                )
+            if r.status_code == 404:
+                raise AuthError(
+                    f"{self.shown_url} has no /auth/token endpoint (is this an Airflow 3 API server?)",
+                    hint="check LLMOPS_AIRFLOW_URL, or pass a token with LLMOPS_AIRFLOW_TOKEN",
+                )
+            raise LlmopsError(f"token exchange at {self.shown_url}/auth/token failed: HTTP {r.status_code} {server_message(r.content)}")
+        raise self._unreachable(last)  # pragma: no cover - loop always returns or raises
+
+    def _ensure_token(self) -> None:
+        if self._token is None and self.username and self._password is not None:
+            self._token = self._fetch_token()
+            self._token_is_ours = True
+        if self._api_client is not None:
+            self._api_client.configuration.access_token = self._token
+
+    def _api(self, name: str) -> Any:
+        """A generated API class (DAGApi, DagRunApi, ...) bound to our ApiClient (imported on first use)."""
+        if name not in self._apis:
+            if self._api_client is None:
+                from airflow_client.client import ApiClient, Configuration
+
+                cfg = Configuration(host=self.url)
+                cfg.verify_ssl = self.verify_tls
+                cfg.ssl_ca_cert = self.ca_bundle
+                cfg.retries = False  # we own the retry loop (bounded, with backoff, status-aware)
+                self._api_client = ApiClient(cfg)
+                if self._pool_manager is not None:
+                    self._api_client.rest_client.pool_manager = self._pool_manager
+            import airflow_client.client as ac
+
+            self._apis[name] = getattr(ac, name)(self._api_client)
+        return self._apis[name]
+
+    def _call(self, api: str, method: str, *args: Any, what: str = "", not_found_hint: str | None = None,
+              idempotent: bool = True, auth: bool = True, **kwargs: Any) -> Any:
+        """Call ``api.method_without_preload_content``; return the parsed JSON or raise an LlmopsError."""
+        import urllib3
+
+        fn = getattr(self._api(api), f"{method}_without_preload_content")
+        refreshed = False
+        attempt = 0
+        while True:
+            if auth:
+                self._ensure_token()
+            try:
+                resp = fn(*args, _request_timeout=self.timeout, **kwargs)
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                # a refused/failed connect never reached the server: always safe to retry; a reset mid-request
+                # is retried only for idempotent calls (the caller makes trigger idempotent with its run id)
+                never_sent = isinstance(e, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError, ConnectionRefusedError))
+                attempt += 1
+                if (never_sent or idempotent) and attempt < self.max_attempts:
+                    self._sleep(self.backoff_s * 2 ** (attempt - 1))
+                    continue
+                raise self._unreachable(_reason(e)) from None
+            except Exception as e:  # the generated client turns TLS errors into ApiException(status=0)
+                if getattr(e, "status", None) == 0:
+                    raise UnreachableError(
+                        f"TLS connection to {self.shown_url} failed: {getattr(e, 'reason', '')}"[:300],
+                        hint="set airflow.ca_bundle to your CA file (verify_tls: false only for a trusted test server)",
+                    ) from None
+                raise
+            status = resp.status
+            try:
+                body = resp.data
+            finally:
+                resp.release_conn()
+            if 200 <= status < 300:
+                return json.loads(body) if body else None
+            if status in RETRY_STATUSES and idempotent and attempt + 1 < self.max_attempts:
+                attempt += 1
+                self._sleep(self._retry_after(resp) or self.backoff_s * 2 ** (attempt - 1))
+                continue
+            if status == 401 and self._token_is_ours and not refreshed:
+                self._token, refreshed = None, True  # expired: exchange the password again, once
+                continue
+            raise self._translate(status, body, what=what, not_found_hint=not_found_hint)
+
+    @staticmethod
+    def _retry_after(resp: Any) -> float | None:
+        try:
+            return min(10.0, float(resp.headers.get("Retry-After")))
+        except (TypeError, ValueError):
+            return None
+
+    def _translate(self, status: int, body: bytes, *, what: str, not_found_hint: str | None) -> LlmopsError:
+        msg = server_message(body)
+        if status == 401:
+            if self._token is not None and not self._token_is_ours:
+                return AuthError(f"Airflow at {self.shown_url} rejected the token (expired or wrong)",
+                                 hint="get a new one (POST /auth/token) and set LLMOPS_AIRFLOW_TOKEN, or use username/password")
+            if self._token is None:
+                return AuthError(f"Airflow at {self.shown_url} needs credentials",
+                                 hint="set LLMOPS_AIRFLOW_USERNAME and LLMOPS_AIRFLOW_PASSWORD (or LLMOPS_AIRFLOW_TOKEN), or a --profile")
+            return AuthError(f"Airflow at {self.shown_url} rejected the credentials of user {self.username!r}",
+                             hint="check LLMOPS_AIRFLOW_USERNAME / LLMOPS_AIRFLOW_PASSWORD")
+        if status == 403:
+            return AuthError(f"user {self.username or '(token)'} may not do this on {self.shown_url}: {msg or 'forbidden'}",
+                             hint="ask an Airflow admin for the permission, or use another account")
+        if status == 404:
+            return NotFoundError(f"{what or 'resource'} not found on {self.shown_url}" + (f" ({msg})" if msg else ""),
+                                 hint=not_found_hint)
+        if status == 409:
+            return ConflictError(f"{what or 'resource'} already exists" + (f" ({msg})" if msg else ""),
+                                 hint="pick another id (e.g. another --run-id), or omit it to let one be generated")
+        if status in (400, 422):
+            return UsageError(f"Airflow rejected the request for {what or 'this call'}: {msg or f'HTTP {status}'}",
+                              hint="fix the values named above (for DAG params: `llmops dags show DAG_ID` lists them)")
+        if 500 <= status <= 599:
+            return LlmopsError(f"Airflow API server error (HTTP {status}) for {what or 'this call'}: {msg or 'no detail'}",
+                               hint="retried; check the API server's log")
+        return LlmopsError(f"unexpected HTTP {status} from {self.shown_url} for {what or 'this call'}: {msg}")
+
+    def _paged(self, api: str, method: str, key: str, *args: Any, limit: int | None = None, page_size: int = 100,
+               **kwargs: Any) -> list[dict[str, Any]]:
+        """All items of a list endpoint (offset pagination over total_entries), at most ``limit``."""
+        out: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            want = page_size if limit is None else min(page_size, limit - len(out))
+            page = self._call(api, method, *args, limit=want, offset=offset, **kwargs) or {}
+            items = page.get(key) or []
+            out.extend(items)
+            offset += len(items)
+            total = page.get("total_entries")
+            if not items or (limit is not None and len(out) >= limit) or (total is not None and offset >= total):
+                return out
+
+    # ------------------------------------------------------------------------------------ server
+    def health(self) -> dict[str, Any]:
+        return self._call("MonitorApi", "get_health", what="health", auth=False)
+
+    def version(self) -> dict[str, Any]:
+        return self._call("VersionApi", "get_version", what="version", auth=False)
+
+    # ------------------------------------------------------------------------------------ DAGs
+    def list_dags(self, *, limit: int | None = None, paused: bool | None = None) -> list[dict[str, Any]]:
+        kw = {} if paused is None else {"paused": paused}
+        return self._paged("DAGApi", "get_dags", "dags", limit=limit, order_by=["dag_id"], **kw)
+
+    def get_dag(self, dag_id: str) -> dict[str, Any]:
+        return self._call("DAGApi", "get_dag_details", dag_id, what=f"DAG {dag_id!r}", not_found_hint=_DAGS_HINT)
+
+    def list_tasks(self, dag_id: str) -> list[dict[str, Any]]:
+        data = self._call("TaskApi", "get_tasks", dag_id, what=f"DAG {dag_id!r}", not_found_hint=_DAGS_HINT) or {}
+        return data.get("tasks") or []
+
+    def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
+        from airflow_client.client.models import DAGPatchBody
+
+        return self._call("DAGApi", "patch_dag", dag_id, DAGPatchBody(is_paused=paused), update_mask=["is_paused"],
+                          what=f"DAG {dag_id!r}", not_found_hint=_DAGS_HINT)
+
+    # ------------------------------------------------------------------------------------ runs
+    def trigger(self, dag_id: str, *, conf: dict[str, Any] | None = None, run_id: str | None = None,
+                logical_date: datetime | None = None, note: str | None = None) -> dict[str, Any]:
+        """Create a DAG run. Without ``run_id`` one is generated here, so a retry after a connection reset
+        cannot start a second run: a 409 on a retry means our first attempt got through."""
+        from airflow_client.client.models import TriggerDAGRunPostBody
+
+        given = run_id is not None
+        now = datetime.now(timezone.utc)
+        run_id = run_id or f"manual__{now.isoformat()}"
+        body = TriggerDAGRunPostBody(dag_run_id=run_id, conf=conf or {}, logical_date=logical_date, note=note)
+        try:
+            return self._call("DagRunApi", "trigger_dag_run", dag_id, body, what=f"DAG run {run_id!r} of {dag_id!r}" if given else f"DAG {dag_id!r}",
+                              not_found_hint=_DAGS_HINT, idempotent=True)
+        except ConflictError:
+            if given:
+                raise ConflictError(f"DAG {dag_id!r} already has a run with id {run_id!r}",
+                                    hint="pick another --run-id, or omit it to let llmops generate one") from None
+            return self.get_run(dag_id, run_id)
+
+    def get_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self._call("DagRunApi", "get_dag_run", dag_id, run_id, what=f"DAG run {run_id!r} of DAG {dag_id!r}",
+                          not_found_hint=f"`llmops runs list {dag_id}` lists its runs; `llmops dags list` the DAGs")
+
+    def list_runs(self, dag_id: str, *, state: list[str] | None = None, limit: int | None = 25) -> list[dict[str, Any]]:
+        kw: dict[str, Any] = {"order_by": ["-run_after"]}
+        if state:
+            kw["state"] = state
+        return self._paged("DagRunApi", "get_dag_runs", "dag_runs", dag_id, limit=limit, what=f"DAG {dag_id!r}",
+                           not_found_hint=_DAGS_HINT, **kw)
+
+    # ------------------------------------------------------------------------------------ task instances
+    def list_task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of a run, each map index of mapped tasks included (a not-yet-expanded mapped
+        task shows as one placeholder with map_index -1)."""
+        tis = self._paged("TaskInstanceApi", "get_task_instances", "task_instances", dag_id, run_id,
+                          what=f"DAG run {run_id!r} of DAG {dag_id!r}", not_found_hint=f"`llmops runs list {dag_id}` lists its runs",
+                          page_size=500)
+        return sorted(tis, key=lambda t: (t.get("start_date") or "~", t["task_id"], t.get("map_index", -1)))
+
+    def get_task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None) -> dict[str, Any]:
+        what = f"task {task_id!r}" + (f" [{map_index}]" if map_index is not None and map_index >= 0 else "") + f" in run {run_id!r} of DAG {dag_id!r}"
+        hint = f"`llmops tasks list {dag_id} {run_id}` lists its task instances (mapped ones need --map-index)"
+        if map_index is not None and map_index >= 0:
+            return self._call("TaskInstanceApi", "get_mapped_task_instance", dag_id, run_id, task_id, map_index, what=what, not_found_hint=hint)
+        return self._call("TaskInstanceApi", "get_task_instance", dag_id, run_id, task_id, what=what, not_found_hint=hint)
+
+    def get_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, *, map_index: int | None = None,
+                token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a task's structured log: (events, continuation token). Each event keeps every field
+        the server sends (event, timestamp, level, logger, error_detail...)."""
+        kw: dict[str, Any] = {"accept": "application/json"}
+        if map_index is not None and map_index >= 0:
+            kw["map_index"] = map_index
+        if token:
+            kw["token"] = token
+        data = self._call("TaskInstanceApi", "get_log", dag_id, run_id, task_id, try_number,
+                          what=f"log of task {task_id!r} (try {try_number}) in run {run_id!r} of DAG {dag_id!r}",
+                          not_found_hint=f"`llmops tasks list {dag_id} {run_id}` shows each task's map index and try number", **kw) or {}
+        content = data.get("content") or []
+        events = [e if isinstance(e, dict) else {"event": str(e)} for e in content]
+        return events, data.get("continuation_token")
+
+    def iter_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, *, map_index: int | None = None,
+                 max_pages: int = 100) -> Iterator[dict[str, Any]]:
+        """The whole log as it stands now, following continuation tokens until no new content arrives."""
+        token = None
+        for _ in range(max_pages):
+            events, nxt = self.get_log(dag_id, run_id, task_id, try_number, map_index=map_index, token=token)
+            yield from events
+            if not events or not nxt or nxt == token:
+                return
+            token = nxt
+
+    def clear_failed(self, dag_id: str, run_id: str, *, dry_run: bool, task_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Clear the failed task instances of a run (the API's dry_run defaults to TRUE: we always say it)."""
+        from airflow_client.client.models import ClearTaskInstancesBody
+
+        body = ClearTaskInstancesBody(dag_run_id=run_id, dry_run=dry_run, only_failed=True, reset_dag_runs=True,
+                                      include_downstream=True, task_ids=task_ids)
+        data = self._call("TaskInstanceApi", "post_clear_task_instances", dag_id, body,
+                          what=f"DAG run {run_id!r} of DAG {dag_id!r}", not_found_hint=f"`llmops runs list {dag_id}` lists its runs") or {}
+        return data.get("task_instances") or []
+
+    # ------------------------------------------------------------------------------------ assets
+    def find_asset(self, uri: str) -> dict[str, Any]:
+        """The asset with exactly this URI (the API filters by pattern; we match exactly)."""
+        for a in self._paged("AssetApi", "get_assets", "assets", uri_pattern=uri, what=f"assets matching {uri!r}"):
+            if a.get("uri") == uri:
+                return a
+        raise NotFoundError(
+            f"no asset with URI {uri!r} on {self.shown_url}",
+            hint="assets are registered when a DAG that produces or consumes them is parsed; check the URI (`llmops dags show DAG_ID`)",
+        )
+
+    def create_asset_event(self, uri: str, *, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        from airflow_client.client.models import CreateAssetEventsBody
+
+        asset = self.find_asset(uri)
+        body = CreateAssetEventsBody(asset_id=int(asset["id"]), extra=extra or {})
+        # not idempotent: a reset mid-request is not retried (a refused connect still is)
+        return self._call("AssetApi", "create_asset_event", body, what=f"asset {uri!r}", idempotent=False)
+
+
+_DAGS_HINT = "`llmops dags list` shows the DAGs this server knows (new DAG files take a few seconds to be parsed)"
+
+
+def _reason(e: BaseException) -> str:
+    """A short cause for a connection failure, without the library's long repr."""
+    text = str(getattr(e, "reason", None) or e)
+    for known in ("Connection refused", "Connection reset", "timed out", "Name or service not known", "No route to host"):
+        if known.lower() in text.lower():
+            return known.lower()
+    return type(e).__name__

@@ -1,0 +1,108 @@
+"""`llmops trigger-dag`: start a DAG run on Airflow, optionally wait for it and fail like it did.
+
+Exit codes: 0 run created (or, with --wait, succeeded); 5 the run failed (failed tasks named, their log tails
+printed); 6 --timeout passed; 7 API server unreachable; 8 credentials rejected; 9 no such DAG; 10 run id exists;
+2 conf rejected (by the DAG's params: the server's message is shown).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from llmops_cli.cli.options import JsonOpt, TimeoutOpt, UrlOpt
+
+
+def register(app: typer.Typer) -> None:
+    app.command("trigger-dag", help="Trigger a DAG run on Airflow; --wait follows it and exits 5 if it fails, 6 on --timeout.")(trigger_dag)
+
+
+def trigger_dag(
+    dag_id: Annotated[str, typer.Argument(help="DAG id (see `llmops dags list`).")],
+    conf: Annotated[Optional[str], typer.Option("--conf", help="Run conf as a JSON object.")] = None,
+    conf_file: Annotated[Optional[Path], typer.Option("--conf-file", help="Run conf from a JSON or YAML file.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="One conf key=value (repeatable; the value is parsed as JSON when it can be: 3, true, [\"a\"]).")] = None,
+    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Run id (default: manual__<UTC time>).")] = None,
+    logical_date: Annotated[Optional[str], typer.Option("--logical-date", help="Logical date, ISO 8601 (default: none, like a manual run).")] = None,
+    note: Annotated[Optional[str], typer.Option("--note", help="A note shown with the run in Airflow.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the run to end, showing task states.")] = False,
+    timeout: TimeoutOpt = None,
+    url: UrlOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    from llmops_cli.cli.airflow_watch import connect, finish_wait, watch_run
+    from llmops_cli.cli.output import Output
+
+    out = Output(json_out)
+    body = build_conf(conf, conf_file, param)
+    when = parse_iso_datetime(logical_date, "--logical-date") if logical_date else None
+    client = connect(url)
+    run = client.trigger(dag_id, conf=body, run_id=run_id, logical_date=when, note=note)
+    rid = run["dag_run_id"]
+    if not wait:
+        if out.json_mode:
+            out.json(run)
+        else:
+            out.print(rid, markup=False)
+            out.info(f"triggered {dag_id}: run {rid} ({run.get('state')}); follow it with `llmops runs wait {dag_id} {rid}`")
+        return
+    if not out.json_mode:
+        out.print(rid, markup=False)
+    result = watch_run(client, out, dag_id, rid, timeout_s=timeout)
+    finish_wait(client, out, dag_id, rid, result, timeout_s=timeout)
+
+
+def build_conf(conf: str | None, conf_file: Path | None, params: list[str] | None) -> dict[str, Any]:
+    """--conf / --conf-file (exclusive), then -p key=value on top."""
+    import json
+
+    from llmops_cli.errors import InputError, UsageError
+
+    if conf is not None and conf_file is not None:
+        raise UsageError("--conf and --conf-file are exclusive", hint="give the conf one way (-p key=value adds to either)")
+    body: Any = {}
+    if conf is not None:
+        try:
+            body = json.loads(conf)
+        except ValueError as e:
+            raise UsageError(f"--conf is not valid JSON: {e}", hint='write it as --conf \'{"key": "value"}\'') from None
+    elif conf_file is not None:
+        try:
+            text = conf_file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"--conf-file {conf_file}: {e.strerror or e}", hint="pass an existing JSON or YAML file") from None
+        try:
+            if conf_file.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                body = yaml.safe_load(text) or {}
+            else:
+                body = json.loads(text)
+        except (ValueError, Exception) as e:  # yaml.YAMLError or json's ValueError
+            raise InputError(f"--conf-file {conf_file} is not valid {'YAML' if conf_file.suffix in ('.yaml', '.yml') else 'JSON'}: {str(e).splitlines()[0]}",
+                             hint="fix the file; it must hold one object") from None
+    if not isinstance(body, dict):
+        raise UsageError("the run conf must be a JSON object (key: value pairs)", hint='e.g. --conf \'{"collection": "docs"}\'')
+    for p in params or []:
+        if "=" not in p:
+            raise UsageError(f"-p {p!r} is not key=value", hint="write it as -p key=value (repeatable)")
+        k, v = p.split("=", 1)
+        try:
+            body[k.strip()] = json.loads(v)
+        except ValueError:
+            body[k.strip()] = v
+    return body
+
+
+def parse_iso_datetime(text: str, flag: str):
+    from datetime import datetime, timezone
+
+    from llmops_cli.errors import UsageError
+
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not an ISO 8601 date-time", hint=f"e.g. {flag} 2026-01-31T12:00:00Z") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)

@@ -1,0 +1,147 @@
+"""Shared by the Airflow command groups: the client for the effective connection, and watching a run
+(live view on a terminal, plain progress lines on stderr otherwise) with the failed-run report."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmops_cli.adapters.airflow.client import AirflowClient
+    from llmops_cli.cli.output import Output
+    from llmops_cli.core.orchestration import WaitResult, WaitUpdate
+
+
+def connect(url: str | None = None) -> "AirflowClient":
+    """The client for --url / --profile / env / config (settings precedence applies)."""
+    from llmops_cli import wiring
+    from llmops_cli.cli.state import state
+
+    loaded = state().load(flags={"airflow.url": url})
+    return wiring.build_airflow_client(loaded.settings)
+
+
+def run_row(r: dict[str, Any]) -> list[Any]:
+    return [r.get("dag_run_id"), r.get("state"), r.get("run_type"), _ts(r.get("run_after")), _ts(r.get("start_date")),
+            _ts(r.get("end_date")), _dur(r.get("duration"))]
+
+
+RUN_COLUMNS = ["run id", "state", "type", "run after", "started", "ended", "duration"]
+
+
+def _ts(v: Any) -> str:
+    return str(v).replace("T", " ")[:19] if v else ""
+
+
+def _dur(v: Any) -> str:
+    return f"{float(v):.1f}s" if isinstance(v, (int, float)) else ""
+
+
+def watch_run(client: "AirflowClient", out: "Output", dag_id: str, run_id: str, *, timeout_s: float | None) -> "WaitResult":
+    """Wait for the run, showing task states (mapped tasks as counts by state) as they change."""
+    from llmops_cli.core.orchestration import wait_for_run
+
+    if out.interactive:
+        return _watch_live(client, out, dag_id, run_id, timeout_s)
+
+    outage = {"on": False}
+
+    def plain(u: "WaitUpdate") -> None:
+        if u.unreachable:
+            if not outage["on"]:
+                _line(f"[{u.elapsed_s:6.1f}s] API server unreachable, still waiting ({u.unreachable})")
+            outage["on"] = True
+            return
+        if outage["on"]:
+            _line(f"[{u.elapsed_s:6.1f}s] API server reachable again")
+            outage["on"] = False
+        tasks = "; ".join(f"{t.task_id}: {t.label()}" for t in u.tasks) or "no task started yet"
+        _line(f"[{u.elapsed_s:6.1f}s] {u.run.get('state') if u.run else '?'} | {tasks}")
+
+    return wait_for_run(client, dag_id, run_id, timeout_s=timeout_s, on_update=plain)
+
+
+def _watch_live(client: "AirflowClient", out: "Output", dag_id: str, run_id: str, timeout_s: float | None) -> "WaitResult":
+    from rich.console import Group
+    from rich.live import Live
+    from rich.table import Table
+    from rich.text import Text
+
+    from llmops_cli.core.orchestration import wait_for_run
+
+    colours = {"success": "green", "failed": "red", "upstream_failed": "red", "running": "cyan", "queued": "blue",
+               "scheduled": "blue", "up_for_retry": "yellow", "skipped": "dim"}
+
+    def render(u: "WaitUpdate") -> Any:
+        state = u.run.get("state") if u.run else "?"
+        head = Text.assemble((f"{dag_id} ", "bold"), (run_id, "dim"), "  ", (str(state), colours.get(str(state), "")),
+                             f"  {u.elapsed_s:.0f}s")
+        t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        t.add_column("task")
+        t.add_column("state")
+        for s in u.tasks:
+            label = Text()
+            for i, (st, n) in enumerate(sorted(s.counts.items(), key=lambda kv: kv[0] != "failed")):
+                if i:
+                    label.append(", ")
+                label.append(f"{n}/{s.total} {st}" if s.mapped else st, style=colours.get(st, ""))
+            t.add_row(s.task_id + (" [mapped]" if s.mapped else ""), label)
+        parts: list[Any] = [head, t]
+        if u.unreachable:
+            parts.append(Text(f"API server unreachable, still waiting ({u.unreachable})", style="yellow"))
+        return Group(*parts)
+
+    with Live(console=out.err, refresh_per_second=8, transient=False) as live:
+        def update(u: "WaitUpdate") -> None:
+            live.update(render(u))
+            live.refresh()  # show the final state before the view closes
+
+        return wait_for_run(client, dag_id, run_id, timeout_s=timeout_s, on_update=update)
+
+
+def finish_wait(client: "AirflowClient", out: "Output", dag_id: str, run_id: str, result: "WaitResult", *,
+                timeout_s: float | None, tail_lines: int = 20) -> dict[str, Any]:
+    """Report the end of a wait; raise RunFailed (exit 5) or TimeoutExceeded (exit 6) after printing."""
+    from llmops_cli.core.orchestration import failed_task_instances, log_tail, summarize_tasks
+    from llmops_cli.errors import LlmopsError, RunFailed, TimeoutExceeded
+
+    doc: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id, "state": result.state, "timed_out": result.timed_out,
+                           "elapsed_s": round(result.elapsed_s, 3), "start_date": result.run.get("start_date"),
+                           "end_date": result.run.get("end_date"),
+                           "tasks": [t.to_dict() for t in summarize_tasks(result.task_instances)]}
+    failed = failed_task_instances(result.task_instances) if result.state == "failed" else []
+    for f in failed:
+        try:
+            f["log_tail"] = log_tail(client, dag_id, run_id, f, lines=tail_lines)
+        except LlmopsError as e:  # the run's verdict matters more than a missing log
+            f["log_tail"] = [f"(log unavailable: {e.message})"]
+    doc["failed_tasks"] = failed
+    if out.json_mode:
+        out.json(doc)
+    else:
+        for f in failed:
+            _line(f"failed: {_ti_name(f)}, try {f['try_number']} — last log lines:")
+            for line in f["log_tail"]:
+                _line("    " + line)
+        _line(f"DAG run {run_id} of {dag_id}: {result.state} after {result.elapsed_s:.1f}s")
+    if result.timed_out:
+        raise TimeoutExceeded(f"DAG run {run_id!r} of {dag_id!r} is still {result.state} after {timeout_s:g}s"
+                              + (f" (last: {result.last_unreachable})" if result.last_unreachable else ""),
+                              hint=f"it keeps running on Airflow; `llmops runs wait {dag_id} {run_id}` waits again")
+    if result.state == "failed":
+        names = ", ".join(f"{_ti_name(f)} (try {f['try_number']})" for f in failed) or "no task failed itself"
+        raise RunFailed(f"DAG run {run_id!r} of {dag_id!r} failed: {names}",
+                        hint=f"full logs: `llmops logs {dag_id} {run_id} TASK_ID [--map-index N]`; "
+                             f"retry the failed tasks: `llmops runs clear {dag_id} {run_id}`")
+    return doc
+
+
+def _line(text: str) -> None:
+    """A plain diagnostic line on stderr: no markup, no wrapping (CI logs are read and grepped)."""
+    import sys
+
+    print(text, file=sys.stderr, flush=True)
+
+
+def _ti_name(f: dict[str, Any]) -> str:
+    mi = f.get("map_index", -1)
+    return f"{f['task_id']}" + (f" [map index {mi}]" if mi is not None and mi >= 0 else "")

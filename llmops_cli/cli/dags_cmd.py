@@ -1,0 +1,114 @@
+"""`llmops dags list | show | pause | unpause | path`: the DAGs an Airflow server knows, and where ours ship."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from llmops_cli.cli.options import JsonOpt, UrlOpt
+
+dags_app = typer.Typer(help="Airflow DAGs: list, show, pause, unpause, and the folder of the DAGs shipped with llmops.",
+                       no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dags_app, name="dags")
+
+
+DagArg = Annotated[str, typer.Argument(help="DAG id (see `llmops dags list`).")]
+
+
+@dags_app.command("list", help="DAGs on the server (paused state, schedule, tags).")
+def list_dags(
+    paused: Annotated[Optional[bool], typer.Option("--paused/--active", help="Only paused (or only active) DAGs.", show_default=False)] = None,
+    url: UrlOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    from llmops_cli.cli.airflow_watch import connect
+    from llmops_cli.cli.output import Output
+
+    out = Output(json_out)
+    dags = connect(url).list_dags(paused=paused)
+    if out.json_mode:
+        out.json(dags)
+        return
+    rows = [[d.get("dag_id"), "yes" if d.get("is_paused") else "no", d.get("timetable_summary") or "",
+             ", ".join(t.get("name", "") if isinstance(t, dict) else str(t) for t in d.get("tags") or []),
+             "yes" if d.get("has_import_errors") else ""] for d in dags]
+    out.table(["dag id", "paused", "schedule", "tags", "import errors"], rows)
+    if not dags:
+        out.info("no DAGs yet (new DAG files take a few seconds to be parsed); `llmops dags path` shows the shipped ones")
+
+
+@dags_app.command("show", help="One DAG: schedule, params (what --conf / -p accept), tasks.")
+def show_dag(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    from llmops_cli.cli.airflow_watch import connect
+    from llmops_cli.cli.output import Output
+
+    out = Output(json_out)
+    client = connect(url)
+    dag = client.get_dag(dag_id)
+    tasks = client.list_tasks(dag_id)
+    if out.json_mode:
+        out.json({**dag, "tasks": tasks})
+        return
+    out.print(f"[bold]{dag_id}[/bold]  paused: {'yes' if dag.get('is_paused') else 'no'}  schedule: {dag.get('timetable_summary') or '-'}")
+    if dag.get("description"):
+        out.print(dag["description"], markup=False)
+    params = dag.get("params") or {}
+    if params:
+        rows = []
+        for name, p in params.items():
+            p = p if isinstance(p, dict) else {"value": p}
+            schema = p.get("schema") or {}
+            rows.append([name, _short(p.get("value")), schema.get("type", ""), p.get("description") or schema.get("description") or ""])
+        out.table(["param", "default", "type", "description"], rows, title="params")
+    out.table(["task", "operator", "mapped", "retries"],
+              [[t.get("task_id"), t.get("operator_name") or t.get("class_ref", {}).get("class_name", ""),
+                "yes" if t.get("is_mapped") else "", t.get("retries")] for t in tasks], title="tasks")
+
+
+def _short(v: object) -> str:
+    import json
+
+    s = json.dumps(v, default=str)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _set_paused(dag_id: str, paused: bool, url: str | None, json_out: bool) -> None:
+    from llmops_cli.cli.airflow_watch import connect
+    from llmops_cli.cli.output import Output
+
+    out = Output(json_out)
+    dag = connect(url).set_paused(dag_id, paused)
+    if out.json_mode:
+        out.json(dag)
+    else:
+        out.info(f"{dag_id}: {'paused' if dag.get('is_paused') else 'active (unpaused)'}")
+
+
+@dags_app.command("pause", help="Pause a DAG (no new scheduled runs).")
+def pause(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    _set_paused(dag_id, True, url, json_out)
+
+
+@dags_app.command("unpause", help="Unpause a DAG.")
+def unpause(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    _set_paused(dag_id, False, url, json_out)
+
+
+@dags_app.command("path", help="The folder of the DAGs shipped with llmops (add it to Airflow's DAGs folder or a DAG bundle).")
+def path(json_out: JsonOpt = False) -> None:
+    from pathlib import Path
+
+    from llmops_cli.cli.output import Output
+
+    import llmops_cli
+
+    folder = Path(llmops_cli.__file__).resolve().parent / "dags"
+    out = Output(json_out)
+    if out.json_mode:
+        out.json({"path": str(folder), "dags": sorted(p.stem for p in folder.glob("llmops_*.py"))})
+    else:
+        out.print(str(folder), markup=False)

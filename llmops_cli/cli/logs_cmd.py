@@ -1,0 +1,68 @@
+"""`llmops logs DAG_ID RUN_ID TASK_ID`: a task instance's full structured log; --follow a running one."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from llmops_cli.cli.options import JsonOpt, UrlOpt
+
+
+def register(app: typer.Typer) -> None:
+    app.command("logs", help="A task's log (latest try by default); --follow streams a running task until it ends.")(logs)
+
+
+def logs(
+    dag_id: Annotated[str, typer.Argument(help="DAG id.")],
+    run_id: Annotated[str, typer.Argument(help="DAG run id.")],
+    task_id: Annotated[str, typer.Argument(help="Task id (see `llmops tasks list DAG_ID RUN_ID`).")],
+    try_number: Annotated[Optional[int], typer.Option("--try", help="Try number (default: the latest).", min=1)] = None,
+    map_index: Annotated[Optional[int], typer.Option("--map-index", help="Map index of a mapped task instance.", min=0)] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the task ends.")] = False,
+    url: UrlOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    import time
+
+    from llmops_cli.adapters.airflow.client import TERMINAL_TI_STATES
+    from llmops_cli.cli.airflow_watch import connect
+    from llmops_cli.cli.output import Output
+    from llmops_cli.core.orchestration import format_event
+    from llmops_cli.errors import UsageError
+
+    out = Output(json_out)
+    client = connect(url)
+    ti = client.get_task_instance(dag_id, run_id, task_id, map_index)
+    if map_index is None and ti.get("map_index", -1) >= 0:  # pragma: no cover - the API 404s mapped ones without an index
+        raise UsageError(f"task {task_id!r} is mapped", hint="pass --map-index N (see `llmops tasks list`)")
+    tries = try_number or ti.get("try_number") or 0
+    if tries < 1:
+        raise UsageError(f"task {task_id!r} has not started yet (state {ti.get('state') or 'none'}): no log",
+                         hint="add --follow to wait for it, or try again later" if not follow else None)
+    events: list[dict] = []
+    token = None
+
+    def emit(batch: list[dict]) -> None:
+        if out.json_mode:
+            events.extend(batch)
+            return
+        for e in batch:
+            out.print(format_event(e), markup=False, highlight=False)
+
+    while True:
+        batch, nxt = client.get_log(dag_id, run_id, task_id, tries, map_index=map_index, token=token)
+        emit(batch)
+        if nxt:
+            token = nxt
+        if batch and nxt:
+            continue  # more pages of what is already written
+        if not follow:
+            break
+        state = client.get_task_instance(dag_id, run_id, task_id, map_index).get("state")
+        if state in TERMINAL_TI_STATES and not batch:
+            break
+        time.sleep(1.0)
+    if out.json_mode:
+        out.json({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index if map_index is not None else -1,
+                  "try_number": tries, "state": ti.get("state"), "events": events})

@@ -1,0 +1,105 @@
+"""`llmops runs list | get | wait | clear`: DAG runs on Airflow."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from llmops_cli.cli.options import JsonOpt, StateOpt, TimeoutOpt, UrlOpt
+
+runs_app = typer.Typer(help="Airflow DAG runs: list, get, wait for one, clear its failed tasks.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")
+
+
+DagArg = Annotated[str, typer.Argument(help="DAG id (see `llmops dags list`).")]
+RunArg = Annotated[str, typer.Argument(help="DAG run id (see `llmops runs list DAG_ID`).")]
+RunLimitOpt = Annotated[int, typer.Option("--limit", help="At most this many rows.", min=1)]
+
+
+@runs_app.command("list", help="Runs of a DAG, newest first.")
+def list_runs(dag_id: DagArg, state: StateOpt = None, limit: RunLimitOpt = 25, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    from llmops_cli.cli.airflow_watch import RUN_COLUMNS, connect, run_row
+    from llmops_cli.cli.output import Output
+
+    out = Output(json_out)
+    runs = connect(url).list_runs(dag_id, state=[state] if state else None, limit=limit)
+    if out.json_mode:
+        out.json(runs)
+        return
+    out.table(RUN_COLUMNS, [run_row(r) for r in runs])
+    if not runs:
+        out.info(f"no runs of {dag_id}" + (f" in state {state}" if state else ""))
+
+
+@runs_app.command("get", help="One run: state, dates, conf.")
+def get_run(dag_id: DagArg, run_id: RunArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    from llmops_cli.cli.airflow_watch import RUN_COLUMNS, connect, run_row
+    from llmops_cli.cli.output import Output
+
+    out = Output(json_out)
+    run = connect(url).get_run(dag_id, run_id)
+    if out.json_mode:
+        out.json(run)
+        return
+    out.table(RUN_COLUMNS, [run_row(run)])
+    if run.get("conf"):
+        import json
+
+        out.print("conf: " + json.dumps(run["conf"], default=str), markup=False)
+    if run.get("note"):
+        out.print(f"note: {run['note']}", markup=False)
+
+
+@runs_app.command("wait", help="Wait for a run to end; exit 5 if it failed, 6 on --timeout.")
+def wait_run(dag_id: DagArg, run_id: RunArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    from llmops_cli.cli.airflow_watch import connect, finish_wait, watch_run
+    from llmops_cli.cli.output import Output
+
+    out = Output(json_out)
+    client = connect(url)
+    client.get_run(dag_id, run_id)  # a clear "not found" before waiting
+    result = watch_run(client, out, dag_id, run_id, timeout_s=timeout)
+    finish_wait(client, out, dag_id, run_id, result, timeout_s=timeout)
+
+
+@runs_app.command("clear", help="Clear the failed tasks of a run so Airflow retries them (shows a preview first).")
+def clear_run(
+    dag_id: DagArg,
+    run_id: RunArg,
+    task: Annotated[Optional[list[str]], typer.Option("--task", help="Only this task id (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be cleared.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Clear without asking (needed when not on a terminal).")] = False,
+    url: UrlOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    from llmops_cli.cli.airflow_watch import connect
+    from llmops_cli.cli.output import Output
+    from llmops_cli.errors import UsageError
+
+    out = Output(json_out)
+    client = connect(url)
+    preview = client.clear_failed(dag_id, run_id, dry_run=True, task_ids=task)
+    rows = [[t.get("task_id"), t.get("map_index"), t.get("state"), t.get("try_number")] for t in preview]
+    if not preview or dry_run:
+        if out.json_mode:
+            out.json({"dry_run": True, "cleared": False, "task_instances": preview})
+        else:
+            out.table(["task", "map index", "state", "try"], rows, title="would clear")
+            out.info("nothing to clear: no failed task instances" if not preview else "dry run: nothing cleared")
+        return
+    if not out.json_mode:
+        out.table(["task", "map index", "state", "try"], rows, title="will clear")
+    if not yes:
+        if not (out.err.is_terminal and not out.json_mode):
+            raise UsageError(f"clearing {len(preview)} task instance(s) needs confirmation", hint="add --yes (or --dry-run to only look)")
+        if not typer.confirm(f"Clear {len(preview)} task instance(s) of {run_id}?", err=True):
+            raise typer.Exit(1)
+    cleared = client.clear_failed(dag_id, run_id, dry_run=False, task_ids=task)
+    if out.json_mode:
+        out.json({"dry_run": False, "cleared": True, "task_instances": cleared})
+    else:
+        out.info(f"cleared {len(cleared)} task instance(s); the run is queued again: `llmops runs wait {dag_id} {run_id}`")

@@ -1,0 +1,72 @@
+"""llmops_eval: evaluate retrieval on a collection; scheduled on the collection's asset, and triggerable.
+
+Thin by design: calls ``llmops_cli.pipelines``. With an eval dataset (param ``dataset``) and an eval pipeline
+available it runs ``pipelines.evaluate``; otherwise the retrieval check over the param ``questions``
+(``pipelines.query`` for each: hits found, top score). The summary goes to XCom (the task's return value) and
+to a JSON report file under ``<data_dir>/airflow-reports/llmops_eval/``.
+
+Schedule: the asset ``llmops://collections/<store.collection>`` (the default collection when this file is
+parsed), so an ingest of that collection, or `llmops assets event llmops://collections/<name>` from CI,
+starts it. A manual run picks the collection from its params.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, Param, dag, task
+
+from llmops_cli.adapters.airflow.dag_support import collection_uri, default_collection
+
+OPT_STR = ["null", "string"]
+
+
+@dag(
+    dag_id="llmops_eval",
+    schedule=Asset(collection_uri(default_collection())),
+    catchup=False,
+    max_active_runs=1,
+    tags=["llmops"],
+    doc_md=__doc__,
+    params={
+        "collection": Param(None, type=OPT_STR, description="Collection (default: the triggering asset's, else store.collection)."),
+        "dataset": Param(None, type=OPT_STR, description="Eval dataset file on the workers (runs the full evaluation)."),
+        "questions": Param(["What is this collection about?"], type="array", items={"type": "string", "minLength": 1}, minItems=1,
+                           description="Questions for the retrieval check (used without a dataset)."),
+        "k": Param(None, type=["null", "integer"], minimum=1, maximum=200, description="Chunks per question (default: retrieval.k)."),
+        "mode": Param(None, type=OPT_STR, enum=[None, "hybrid", "vector", "lexical"], description="Retrieval mode."),
+        "config": Param(None, type=OPT_STR, description="llmops config file on the workers (default: $LLMOPS_CONFIG)."),
+    },
+)
+def llmops_eval():
+    @task
+    def evaluate(params=None, triggering_asset_events=None, run_id=None) -> dict:
+        from llmops_cli.adapters.airflow.dag_support import collection_from_events, settings_from_params, write_report
+        from llmops_cli import pipelines
+
+        params = dict(params)
+        params["collection"] = params.get("collection") or collection_from_events(triggering_asset_events)
+        s = settings_from_params(params)
+        if params.get("dataset") and hasattr(pipelines, "evaluate"):
+            result = pipelines.evaluate(s, params["dataset"], collection=s.store.collection, k=params.get("k"), mode=params.get("mode"))
+            summary = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        else:
+            summary = retrieval_check(s, params["questions"], params.get("k"), params.get("mode"))
+        path = write_report(s, "llmops_eval", run_id, summary)
+        print(f"report: {path}")
+        return summary
+
+    def retrieval_check(s, questions, k, mode) -> dict:
+        from llmops_cli import pipelines
+
+        rows = []
+        for q in questions:
+            hits = pipelines.query(s, q, collection=s.store.collection, k=k, mode=mode)
+            rows.append({"question": q, "hits": len(hits), "top_score": round(float(hits[0].score), 4) if hits else None,
+                         "top_source": hits[0].source if hits else None})
+        found = sum(1 for r in rows if r["hits"])
+        return {"collection": s.store.collection, "kind": "retrieval_check", "questions": len(rows),
+                "answered": found, "hit_rate": round(found / len(rows), 4) if rows else 0.0, "rows": rows}
+
+    evaluate()
+
+
+llmops_eval()

@@ -1,0 +1,100 @@
+"""llmops_ingest: ingest sources into a collection, sharded over mapped tasks, then emit the collection's asset.
+
+Thin by design: every step is a ``llmops_cli.pipelines`` call, the same ones ``llmops ingest`` runs locally.
+
+- ``plan`` splits the sources into shards of similar size (source ids);
+- ``ingest_shard`` is mapped (``.expand``) over the shards, with retries; each one only writes its own sources;
+- ``finalize`` removes sources that are gone when ``cleanup`` is ``full`` and emits an event for the asset
+  ``llmops://collections/<collection>`` (through the ``llmops-collections`` alias: the collection is a run param).
+
+Concurrency: an embedded Chroma (PersistentClient, store.host unset) is NOT safe for concurrent writers from
+several processes, so the mapped shards then run one at a time (max_active_tis_per_dagrun=1, decided when this
+file is parsed). With a Chroma server (store.host set) the shards run in parallel. One run at a time per DAG.
+
+Params are validated (JSON schema) when the run is triggered: bad conf is rejected with the server's message.
+Settings come from the config file (param ``config`` or $LLMOPS_CONFIG), LLMOPS_* env of the Airflow workers,
+then these params.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Asset, AssetAlias, Param, dag, task
+
+from llmops_cli.adapters.airflow.dag_support import COLLECTIONS_ALIAS, collection_uri, settings_from_params, store_is_embedded
+
+NAME = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$"
+OPT_STR = ["null", "string"]
+
+
+@dag(
+    dag_id="llmops_ingest",
+    schedule=None,
+    catchup=False,
+    max_active_runs=1,
+    tags=["llmops"],
+    doc_md=__doc__,
+    params={
+        "sources": Param(type="array", items={"type": "string", "minLength": 1}, minItems=1,
+                         description="Files or folders to ingest (paths as the Airflow workers see them)."),
+        "collection": Param(None, type=OPT_STR, pattern=NAME, description="Collection (default: store.collection)."),
+        "chunker": Param(None, type=OPT_STR, enum=[None, "auto", "recursive", "headings", "tokens"], description="Chunking strategy."),
+        "chunk_size": Param(None, type=["null", "integer"], minimum=16, maximum=8192, description="Chunk size in the embedder's tokens."),
+        "chunk_overlap": Param(None, type=["null", "integer"], minimum=0, maximum=4096, description="Overlap in tokens."),
+        "glob": Param([], type="array", items={"type": "string"}, description="Only files matching these globs."),
+        "cleanup": Param("incremental", type="string", enum=["incremental", "full"],
+                         description="full also removes sources that are gone from the collection."),
+        "shards": Param(4, type="integer", minimum=1, maximum=64, description="How many mapped ingest tasks."),
+        "config": Param(None, type=OPT_STR, description="llmops config file on the workers (default: $LLMOPS_CONFIG)."),
+    },
+)
+def llmops_ingest():
+    @task
+    def plan(params=None) -> list[list[str]]:
+        from llmops_cli import pipelines
+
+        s = settings_from_params(params)
+        shards = pipelines.plan_ingest_shards(s, params["sources"], globs=params["glob"] or None, shards=params["shards"])
+        if not shards:
+            raise ValueError(f"no files to ingest under {params['sources']}" + (f" matching {params['glob']}" if params["glob"] else ""))
+        print(f"{sum(map(len, shards))} sources in {len(shards)} shard(s)")
+        return shards
+
+    @task(retries=2, retry_delay=timedelta(seconds=5), max_active_tis_per_dagrun=1 if store_is_embedded() else None)
+    def ingest_shard(source_ids: list[str], params=None) -> dict:
+        from llmops_cli import pipelines
+
+        s = settings_from_params(params)
+        report = pipelines.ingest(s, params["sources"], collection=s.store.collection, globs=params["glob"] or None,
+                                  cleanup="incremental", only=source_ids)
+        d = report.to_dict()
+        print(f"shard of {len(source_ids)} sources: {d['sources']}, chunks added {d['chunks_added']}")
+        return {k: d[k] for k in ("collection", "sources", "chunks_added", "chunks_removed", "chunks_total", "seconds", "skipped")}
+
+    @task(outlets=[AssetAlias(COLLECTIONS_ALIAS)])
+    def finalize(reports, shards, params=None, outlet_events=None) -> dict:
+        from llmops_cli import pipelines
+
+        s = settings_from_params(params)
+        collection = s.store.collection
+        reports = list(reports)
+        removed = 0
+        if params["cleanup"] == "full":
+            removed = pipelines.remove_missing_sources(s, collection, [sid for shard in shards for sid in shard])
+        summary = {
+            "collection": collection,
+            "sources": sum(len(sh) for sh in shards),
+            "chunks_added": sum(r["chunks_added"] for r in reports),
+            "sources_removed": removed,
+            "skipped": sum(len(r["skipped"]) for r in reports),
+        }
+        outlet_events[AssetAlias(COLLECTIONS_ALIAS)].add(Asset(collection_uri(collection)), extra=summary)
+        print(f"collection {collection}: {summary}")
+        return summary
+
+    shards = plan()
+    finalize(ingest_shard.expand(source_ids=shards), shards)
+
+
+llmops_ingest()
