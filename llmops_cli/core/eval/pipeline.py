@@ -99,7 +99,8 @@ def evaluate(
         answer_llm = CachedLLM(wiring.build_llm(settings.llm), cache, usage)
 
         def answerer(question: str) -> Answered:
-            res = ask.answer(question, retriever, answer_llm, settings)
+            # the same step as `llmops ask`: rewordings, retrieval, grounded answer (LLM calls through the cache)
+            res = ask.ask(question, retriever, answer_llm, k=k, rewordings=settings.llm.rewordings, mode=mode, where=where)
             return Answered(answer=res.answer, hits=list(res.hits))
 
     config = {
