@@ -198,6 +198,8 @@ def ensure_exported(layout: ModelLayout, precision: str = "fp32") -> Path:
     with _export_lock(d):
         if target.is_file():  # another process finished it while we waited
             return target
+        for stale in d.glob(".*.onnx.*.tmp"):  # left by a killed export: exporters hold this lock while writing
+            stale.unlink(missing_ok=True)
         fp32 = d / _FILE_NAMES["fp32"]
         if not fp32.is_file():
             log.info("exporting %s to ONNX (once) into %s", layout.model_dir, d)
