@@ -301,10 +301,12 @@ def load_settings(
             src = sources.get(".".join(loc[:i]))
             if src:
                 break
+        if not src:  # a section-level rule (e.g. overlap < size): the source of any key inside it
+            src = next((v for k, v in sources.items() if k.startswith(key + ".")), None)
         where = {None: "", "flag": " (command-line flag)"}.get(src, f" ({src.removeprefix('file:')})" if src else "")
         if src and src.startswith("env:"):
             where = f" (environment variable {src[4:]})"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             parent = ".".join(loc[:-1])
             allowed = _allowed_keys(parent)

@@ -33,6 +33,7 @@ from llmops_cli.errors import InputError, UsageError
 LOADER_VERSION = "1"  # bump when loaders change what text they produce: every source is then re-read
 EMBED_BATCH = 256  # chunks per embed call (the embedder batches further; larger calls sort better by length)
 EMBEDDER_KEY = "llmops_embedder"
+INCOMPLETE = "incomplete"  # content hash of a source whose write began but did not finish
 DIMENSION_KEY = "llmops_dimension"
 
 Cleanup = Literal["incremental", "full"]
@@ -196,7 +197,8 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
                 continue
             (report.new if is_new else report.changed).append(sf.source_id)
             old = manifest.get(sf.source_id)
-            writer.add_source(sf.source_id, h, chunks, old.chunk_ids if old else [])
+            writer.add_source(sf.source_id, h, chunks, old.chunk_ids if old else [],
+                              complete=old is not None and old.content_hash != INCOMPLETE)
             if progress:
                 progress("sources", n, total)
         writer.flush()
@@ -273,11 +275,14 @@ class _Writer:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-writer")
         self.inflight: Future | None = None
 
-    def add_source(self, sid: str, h: str, chunks: list[Chunk], old_ids: list[str]) -> None:
+    def add_source(self, sid: str, h: str, chunks: list[Chunk], old_ids: list[str], complete: bool) -> None:
+        """``old_ids``: the source's record. Only a complete record's chunks are known to be in the store
+        (reusable); an incomplete one lists ids that may or may not have been written (deleted if stale)."""
         new_ids = [c.id for c in chunks]
         old = set(old_ids)
-        reuse = [c for c in chunks if c.id in old]
-        fresh = [c for c in chunks if c.id not in old]
+        trusted = old if complete else set()
+        reuse = [c for c in chunks if c.id in trusted]
+        fresh = [c for c in chunks if c.id not in trusted]
         # duplicate ids within one source cannot happen (ordinal), but guard anyway
         stale = sorted(old - set(new_ids))
         self.report.chunks_reused += len(reuse)
@@ -328,7 +333,7 @@ class _Writer:
         for sid in dict.fromkeys(s for s, _ in batch):
             st = self.sources.get(sid)
             if st is not None and not st["intent_written"]:
-                intents.append(SourceRecord(source_id=sid, content_hash="incomplete", chunk_ids=st["intent"]))
+                intents.append(SourceRecord(source_id=sid, content_hash=INCOMPLETE, chunk_ids=st["intent"]))
                 st["intent_written"] = True
         self.store.write_manifest(self.collection, intents)
         self.store.upsert(self.collection, [c.id for _, c in batch], vecs, [c.text for _, c in batch],

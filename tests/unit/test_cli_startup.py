@@ -1,0 +1,89 @@
+"""`llmops --help` (and every group's --help) imports none of the heavy libraries; errors are one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ["torch", "sentence_transformers", "chromadb", "litellm", "pandas", "airflow_client", "onnxruntime", "transformers", "bm25s", "numpy"]
+REPO = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import sys, json
+from llmops_cli.cli.app import app
+try:
+    app(sys.argv[1:], prog_name="llmops")
+except SystemExit:
+    pass
+heavy = {h for h in %r if h in sys.modules}
+sys.stderr.write("HEAVY=" + json.dumps(sorted(heavy)) + "\\n")
+""" % (HEAVY,)
+
+
+def _help_targets() -> list[list[str]]:
+    from typer.main import get_command
+
+    from llmops_cli.cli.app import app
+
+    root = get_command(app)
+    targets = [["--help"]]
+    for name, cmd in root.commands.items():
+        targets.append([name, "--help"])
+        for sub in getattr(cmd, "commands", {}) or {}:
+            targets.append([name, sub, "--help"])
+    return targets
+
+
+def test_every_help_screen_imports_no_heavy_library():
+    for args in _help_targets():
+        r = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+        line = [ln for ln in r.stderr.splitlines() if ln.startswith("HEAVY=")]
+        assert line, (args, r.stderr[-2000:])
+        assert json.loads(line[0][6:]) == [], f"llmops {' '.join(args)} imported {line[0]}"
+        assert "Usage" in r.stdout, (args, r.stdout[:500])
+
+
+def _llmops(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "llmops_cli", *args], capture_output=True, text=True, cwd=cwd, env=e, timeout=120)
+
+
+def test_bad_config_is_one_line_exit_2_without_traceback(tmp_path):
+    (tmp_path / "llmops.yaml").write_text("chunking:\n  strategy: sentences\n")
+    r = _llmops("config", "show", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "chunking.strategy" in r.stderr and "llmops.yaml" in r.stderr and "'headings'" in r.stderr
+
+
+def test_debug_env_shows_traceback(tmp_path):
+    (tmp_path / "llmops.yaml").write_text("chunking:\n  strategy: sentences\n")
+    r = _llmops("config", "show", cwd=tmp_path, env={"LLMOPS_DEBUG": "1"})
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_config_show_json_masks_secrets_and_names_sources(tmp_path):
+    r = _llmops("config", "show", "--json", cwd=tmp_path, env={"LLMOPS_LLM_API_KEY": "sk-abcdefghijklmnopqrstuvwx", "LLMOPS_RETRIEVAL_K": "9"})
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    rows = {row["key"]: row for row in doc["settings"]}
+    assert rows["llm.api_key"]["value"] == "********" and rows["retrieval.k"] == {"key": "retrieval.k", "value": 9, "source": "env:LLMOPS_RETRIEVAL_K"}
+    assert "sk-abcdefghijkl" not in r.stdout + r.stderr
+
+
+def test_usage_errors_exit_2(tmp_path):
+    r = _llmops("query", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = _llmops("ingest", "x", "--cleanup", "sometimes", cwd=tmp_path)
+    assert r.returncode == 2 and "--cleanup" in r.stderr
+
+
+@pytest.mark.parametrize("args", [["ask", "what?"]])
+def test_ask_without_a_model_says_how_to_configure_one(tmp_path, args):
+    r = _llmops(*args, cwd=tmp_path)
+    assert r.returncode == 2 and "no LLM is configured" in r.stderr and "LLMOPS_LLM_MODEL" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,188 @@
+"""Ingest core on fakes: incremental, idempotent, exact replacement, cleanup, and crash safety."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmops_cli.core.ingest import IngestOptions, ingest
+from tests.support.fakes import FakeEmbedder, Killed, MemoryStore
+
+PARA = "Airflow schedules {w} tasks. The scheduler parses DAG files and queues {w} work for the executor. "
+
+
+def write_corpus(root: Path, n: int = 6, paras: int = 12) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        body = "\n\n".join(PARA.format(w=f"topic{i}word{j}") * 3 for j in range(paras))
+        (root / f"page{i}.md").write_text(f"# Page {i}\n\n## Part A\n\n{body}\n\n## Part B\n\nClosing words for page {i}.\n")
+    return root
+
+
+def opts(**kw) -> IngestOptions:
+    base = dict(collection="test-col", chunk_size=64, chunk_overlap=8)
+    base.update(kw)
+    return IngestOptions(**base)
+
+
+def test_rerun_on_unchanged_input_embeds_and_writes_nothing(tmp_path):
+    docs = write_corpus(tmp_path / "docs")
+    store, emb = MemoryStore(), FakeEmbedder()
+    first = ingest([str(docs)], embedder=emb, store=store, opts=opts())
+    assert len(first.new) == 6 and first.chunks_added == store.count("test-col") > 6
+    embedded, writes = emb.embedded_count, store.writes
+    second = ingest([str(docs)], embedder=emb, store=store, opts=opts())
+    assert second.unchanged == 6 and not second.new and not second.changed
+    assert second.chunks_added == 0 and emb.embedded_count == embedded and store.writes == writes
+
+
+def test_changed_source_has_exactly_its_chunks_replaced(tmp_path):
+    docs = write_corpus(tmp_path / "docs")
+    store, emb = MemoryStore(), FakeEmbedder()
+    ingest([str(docs)], embedder=emb, store=store, opts=opts())
+    before = store.snapshot("test-col")
+    p = docs / "page2.md"
+    p.write_text(p.read_text().replace("Closing words for page 2.", "Entirely new closing paragraph about retries."))
+    n_before = emb.embedded_count
+    rep = ingest([str(docs)], embedder=emb, store=store, opts=opts())
+    after = store.snapshot("test-col")
+    assert rep.changed == ["docs/page2.md"] and rep.unchanged == 5
+    # only the changed chunk was embedded; the source's other chunks kept their vectors
+    assert emb.embedded_count - n_before == rep.chunks_added == 1 and rep.chunks_removed == 1
+    others_before = {k: v for k, v in before.items() if v[1]["source_file"] != "docs/page2.md"}
+    others_after = {k: v for k, v in after.items() if v[1]["source_file"] != "docs/page2.md"}
+    assert others_before == others_after
+    texts = [v[0] for v in after.values() if v[1]["source_file"] == "docs/page2.md"]
+    assert any("retries" in t for t in texts) and not any("Closing words for page 2." in t for t in texts)
+    # and a clean ingest of the same files gives the same store
+    clean = MemoryStore()
+    ingest([str(docs)], embedder=FakeEmbedder(), store=clean, opts=opts())
+    assert clean.snapshot("test-col") == after
+
+
+def test_cleanup_full_removes_sources_that_are_gone(tmp_path):
+    docs = write_corpus(tmp_path / "docs")
+    store, emb = MemoryStore(), FakeEmbedder()
+    ingest([str(docs)], embedder=emb, store=store, opts=opts())
+    (docs / "page0.md").unlink()
+    inc = ingest([str(docs)], embedder=emb, store=store, opts=opts())
+    assert inc.removed == [] and any(v[1]["source_file"] == "docs/page0.md" for v in store.snapshot("test-col").values())
+    full = ingest([str(docs)], embedder=emb, store=store, opts=opts(cleanup="full"))
+    assert full.removed == ["docs/page0.md"] and full.chunks_removed > 0
+    assert not any(v[1]["source_file"] == "docs/page0.md" for v in store.snapshot("test-col").values())
+    assert "docs/page0.md" not in store.read_manifest("test-col")
+
+
+def _older_version(docs: Path) -> None:
+    """An older state of the corpus: every page different, one page that is gone later, one added later."""
+    write_corpus(docs, paras=9)
+    for p in docs.glob("*.md"):
+        p.write_text(p.read_text().replace("Closing words", "Older closing words"))
+    (docs / "gone.md").write_text("# Gone\n\nThis page is removed later.\n")
+    (docs / "page5.md").unlink()
+
+
+def test_a_run_killed_at_any_write_then_rerun_equals_a_clean_run(tmp_path):
+    docs = tmp_path / "docs"
+    write_corpus(docs)
+    clean = MemoryStore()
+    ingest([str(docs)], embedder=FakeEmbedder(), store=clean, opts=opts(cleanup="full"))
+    expected = clean.snapshot("test-col"), sorted(clean.read_manifest("test-col"))
+
+    # how many writes an uninterrupted update from the older version makes
+    probe = MemoryStore()
+    _older_version(docs)
+    ingest([str(docs)], embedder=FakeEmbedder(), store=probe, opts=opts())
+    (docs / "gone.md").unlink()
+    write_corpus(docs)
+    before = probe.writes
+    ingest([str(docs)], embedder=FakeEmbedder(), store=probe, opts=opts(cleanup="full"))
+    total = probe.writes - before
+    assert total >= 8
+
+    for kill_at in range(total):
+        store = MemoryStore()
+        _older_version(docs)
+        ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts())
+        (docs / "gone.md").unlink()
+        write_corpus(docs)
+        store.fail_after_writes = store.writes + kill_at
+        with pytest.raises(Killed):
+            ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(cleanup="full"))
+        store.fail_after_writes = None
+        ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(cleanup="full"))
+        assert (store.snapshot("test-col"), sorted(store.read_manifest("test-col"))) == expected, f"killed at write {kill_at}"
+        # and a third run has nothing left to do
+        again = ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(cleanup="full"))
+        assert not again.changed_anything
+
+
+def test_killed_then_source_reverted_leaves_no_orphans(tmp_path):
+    """A killed update of a file that is then reverted must not leave the aborted version's chunks."""
+    docs = write_corpus(tmp_path / "docs", n=2)
+    store = MemoryStore()
+    ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts())
+    reference = store.snapshot("test-col")
+    original = (docs / "page0.md").read_text()
+    (docs / "page0.md").write_text(original + "\n\n## Extra\n\n" + "Brand new section text. " * 40)
+    store.fail_after_writes = store.writes + 2  # intent record + first chunk batch, then killed
+    with pytest.raises(Killed):
+        ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts())
+    store.fail_after_writes = None
+    (docs / "page0.md").write_text(original)
+    ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts())
+    assert store.snapshot("test-col") == reference
+
+
+def test_skipped_inputs_are_listed_and_strict_stops(tmp_path):
+    from llmops_cli.errors import InputError
+
+    docs = write_corpus(tmp_path / "docs", n=2)
+    (docs / "empty.md").write_text("")
+    (docs / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
+    store = MemoryStore()
+    rep = ingest([str(docs), str(tmp_path / "missing")], embedder=FakeEmbedder(), store=store, opts=opts())
+    reasons = {s["source"]: s["reason"] for s in rep.skipped}
+    assert set(reasons) >= {"docs/empty.md", "docs/binary.txt"} and any("missing" in k for k in reasons)
+    assert len(rep.new) == 2
+    with pytest.raises(InputError):
+        ingest([str(docs)], embedder=FakeEmbedder(), store=MemoryStore(), opts=opts(strict=True))
+
+
+def test_oversized_files_are_skipped_before_reading(tmp_path):
+    docs = write_corpus(tmp_path / "docs", n=1)
+    (docs / "big.md").write_text("# Big\n\n" + "word " * 5000)
+    rep = ingest([str(docs)], embedder=FakeEmbedder(), store=MemoryStore(), opts=opts(max_bytes=10_000))
+    assert [s["source"] for s in rep.skipped] == ["docs/big.md"] and "size limit" in rep.skipped[0]["reason"]
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    docs = write_corpus(tmp_path / "docs", n=2)
+    store, emb = MemoryStore(), FakeEmbedder()
+    rep = ingest([str(docs)], embedder=emb, store=store, opts=opts(dry_run=True))
+    assert len(rep.new) == 2 and rep.chunks_added > 0
+    assert store.writes == 0 and emb.embedded_count == 0 and store.list_collections() == []
+
+
+def test_changing_chunking_reprocesses_and_another_embedder_is_refused(tmp_path):
+    from llmops_cli.errors import UsageError
+
+    docs = write_corpus(tmp_path / "docs", n=2)
+    store = MemoryStore()
+    ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts())
+    rep = ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(chunk_size=100))
+    assert len(rep.changed) == 2
+    clean = MemoryStore()
+    ingest([str(docs)], embedder=FakeEmbedder(), store=clean, opts=opts(chunk_size=100))
+    assert store.snapshot("test-col") == clean.snapshot("test-col")
+    with pytest.raises(UsageError, match="embedder"):
+        ingest([str(docs)], embedder=FakeEmbedder(identity="fake:other"), store=store, opts=opts())
+
+
+def test_only_restricts_to_a_shard(tmp_path):
+    docs = write_corpus(tmp_path / "docs", n=4)
+    store = MemoryStore()
+    rep = ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(only={"docs/page1.md", "docs/page3.md"}))
+    assert sorted(rep.new) == ["docs/page1.md", "docs/page3.md"]
+    assert sorted(store.read_manifest("test-col")) == ["docs/page1.md", "docs/page3.md"]

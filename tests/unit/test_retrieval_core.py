@@ -1,0 +1,80 @@
+"""Reciprocal rank fusion and the retriever on fakes; rewording parsing and the ask path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmops_cli.core.ask import ask, parse_rewordings
+from llmops_cli.core.retrieval import Retriever, reciprocal_rank_fusion
+from tests.support.fakes import FakeEmbedder, MemoryStore, ScriptedLLM
+
+
+def test_rrf_hand_computed():
+    fused = dict(reciprocal_rank_fusion([["a", "b", "c"], ["b", "c", "d"]], k=60))
+    assert fused["a"] == pytest.approx(1 / 61)
+    assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 62)
+    assert fused["d"] == pytest.approx(1 / 63)
+    assert [d for d, _ in reciprocal_rank_fusion([["a", "b", "c"], ["b", "c", "d"]])] == ["b", "c", "a", "d"]
+
+
+class FakeLexical:
+    def __init__(self, ranked):
+        self.ranked = ranked
+
+    def search(self, text, k):
+        return self.ranked[:k]
+
+
+def _store():
+    store, emb = MemoryStore(), FakeEmbedder()
+    store.ensure_collection("c")
+    texts = {"x1": "retry a failed task", "x2": "schedule a dag daily", "x3": "task retries and backoff", "x4": "sensors wait"}
+    store.upsert("c", list(texts), emb.embed(list(texts.values())), list(texts.values()),
+                 [{"source": f"{k}.md", "kind": "doc" if k != "x4" else "other"} for k in texts])
+    return store, emb
+
+
+def test_hybrid_fuses_vector_and_lexical_and_modes_pick_one_side():
+    store, emb = _store()
+    lex = FakeLexical([("x4", 9.0), ("x3", 5.0)])
+    r = Retriever(store, emb, "c", lexical=lex, candidates=4)
+    vec = r.search("retry failed task", 4, mode="vector")
+    assert vec[0].id == "x1" and vec[0].ranks == {"vector": 1}
+    assert [h.id for h in r.search("retry failed task", 2, mode="lexical")] == ["x4", "x3"]
+    hyb = r.search("retry failed task", 4, mode="hybrid")
+    expected = [d for d, _ in reciprocal_rank_fusion([[h.id for h in r.vector_hits("retry failed task", 4)], ["x4", "x3"]])]
+    assert [h.id for h in hyb] == expected[:4]
+    assert hyb[0].score == pytest.approx(dict(reciprocal_rank_fusion([[h.id for h in vec], ["x4", "x3"]]))[hyb[0].id])
+
+
+def test_where_filters_both_sides():
+    store, emb = _store()
+    r = Retriever(store, emb, "c", lexical=FakeLexical([("x4", 9.0), ("x3", 5.0)]), candidates=4)
+    hits = r.search("retry", 4, where={"kind": "doc"})
+    assert hits and all(h.metadata["kind"] == "doc" for h in hits)
+
+
+def test_parse_rewordings_strips_numbering_and_duplicates():
+    text = "Here are rewordings:\n1. How to retry tasks?\n2) how to retry tasks?\n- What is a retry policy\n\n\"Configure retries\"\n"
+    assert parse_rewordings(text, "q", 3) == ["How to retry tasks?", "What is a retry policy", "Configure retries"]
+
+
+def test_ask_rewords_retrieves_with_every_wording_and_answers_with_context():
+    store, emb = _store()
+    llm = ScriptedLLM().enqueue("backoff for failed tasks\nsensors waiting", "Use retries [1].")
+    r = Retriever(store, emb, "c", lexical=None, candidates=4)
+    res = ask("how do I retry?", r, llm, k=3, rewordings=2)
+    assert res.rewordings == ["backoff for failed tasks", "sensors waiting"]
+    assert res.answer == "Use retries [1]." and res.cited() == [1]
+    assert len(llm.history) == 2 and "[1]" in llm.history[1][1]["content"]
+    # every wording produced a ranked list
+    assert any(k.startswith("vector#2") for h in res.hits for k in h.ranks)
+    assert res.usage.calls == 2
+
+
+def test_retrieval_only_makes_no_llm_call():
+    store, emb = _store()
+    res = ask("retry", Retriever(store, emb, "c", lexical=None), None, k=2)
+    assert res.answer == "" and res.rewordings == [] and len(res.hits) == 2

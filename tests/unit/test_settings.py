@@ -1,0 +1,96 @@
+"""Settings: precedence, provenance, one-line errors naming key + file + allowed values, masked secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmops_cli.errors import ConfigError, ExitCode
+from llmops_cli.settings import Settings, effective_items, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_documented_config_equals_builtin_defaults():
+    data = yaml.safe_load((REPO / "configs" / "llmops.yaml").read_text())
+    assert Settings.model_validate(data).model_dump() == Settings().model_dump()
+
+
+def test_precedence_flags_over_env_over_file_over_defaults(tmp_path):
+    cfg = tmp_path / "llmops.yaml"
+    cfg.write_text("chunking: {size: 120, overlap: 10}\nllm: {model: file/model}\nretrieval: {k: 7}\n")
+    env = {"LLMOPS_CHUNKING_SIZE": "150", "LLMOPS_LLM_MODEL": "env/model"}
+    loaded = load_settings(cfg, flags={"chunking.size": 180, "retrieval.k": None}, environ=env)
+    s = loaded.settings
+    assert (s.chunking.size, s.llm.model, s.retrieval.k, s.chunking.overlap, s.retrieval.mode) == (180, "env/model", 7, 10, "hybrid")
+    assert loaded.source_of("chunking.size") == "flag"
+    assert loaded.source_of("llm.model") == "env:LLMOPS_LLM_MODEL"
+    assert loaded.source_of("retrieval.k") == f"file:{cfg.resolve()}"
+    assert loaded.source_of("retrieval.mode") == "default"
+
+
+def test_config_file_discovery_order(tmp_path, monkeypatch):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "llmops.yaml").write_text("retrieval: {k: 3}\n")
+    assert load_settings(environ={}, cwd=tmp_path).settings.retrieval.k == 3
+    (tmp_path / "llmops.yaml").write_text("retrieval: {k: 4}\n")
+    assert load_settings(environ={}, cwd=tmp_path).settings.retrieval.k == 4
+    other = tmp_path / "other.yaml"
+    other.write_text("retrieval: {k: 9}\n")
+    monkeypatch.setenv("LLMOPS_CONFIG", str(other))
+    assert load_settings(cwd=tmp_path).settings.retrieval.k == 9
+
+
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        ("chunking: {strategy: sentences}\n", ["chunking.strategy", "'auto'", "'tokens'", "sentences"]),
+        ("chunking: {size: lots}\n", ["chunking.size", "integer"]),
+        ("chunking: {size: 100, overlap: 100}\n", ["chunking", "overlap (100) must be smaller than size (100)"]),
+        ("retrieval: {kk: 3}\n", ["retrieval.kk", "unknown key", "k, mode, candidates, rrf_k"]),
+        ("- just\n- a list\n", ["must hold a mapping"]),
+        ("store: {collection: 'a b'}\n", ["store.collection", "3-512"]),
+    ],
+)
+def test_bad_config_names_key_file_and_allowed_values(tmp_path, text, needles):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as ei:
+        load_settings(cfg, environ={})
+    msg = ei.value.message
+    assert ei.value.exit_code == ExitCode.USAGE and "\n" not in msg
+    assert str(cfg.resolve()) in msg or "must hold" in msg
+    for n in needles:
+        assert n in msg, (n, msg)
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("llm:\n  model: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"line \d+"):
+        load_settings(cfg, environ={})
+
+
+def test_secrets_are_masked_and_not_echoed_in_errors(tmp_path):
+    loaded = load_settings(environ={"LLMOPS_LLM_API_KEY": "sk-very-secret-123456789", "LLMOPS_AIRFLOW_PASSWORD": "hunter2hunter2"})
+    rows = {k: v for k, v, _ in effective_items(loaded)}
+    assert rows["llm.api_key"] == "********" and rows["airflow.password"] == "********"
+    assert "sk-very-secret" not in repr(loaded.settings) and "hunter2" not in repr(loaded.settings)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("llm: {api_key: [not, a, string]}\n")
+    with pytest.raises(ConfigError) as ei:
+        load_settings(cfg, environ={})
+    assert "not" not in ei.value.message.split(":")[-1] or "got" not in ei.value.message
+
+
+def test_airflow_profiles(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("airflow:\n  url: http://default:8080\n  profiles:\n    prod: {url: 'https://prod.example:443', username: bot}\n")
+    assert load_settings(cfg, environ={}).settings.airflow.url == "http://default:8080"
+    prod = load_settings(cfg, profile="prod", environ={"LLMOPS_AIRFLOW_PASSWORD": "pw-secret"})
+    assert prod.settings.airflow.url == "https://prod.example:443" and prod.settings.airflow.username == "bot"
+    assert prod.settings.airflow.password.get_secret_value() == "pw-secret"
+    with pytest.raises(ConfigError, match="profile 'nope'.*prod"):
+        load_settings(cfg, profile="nope", environ={})
