@@ -159,3 +159,96 @@ def ask(settings: "Settings", question: str, *, collection: str | None = None, k
     r = retriever(settings, collection)
     return core_ask(question, r, llm, k=k or settings.retrieval.k, rewordings=settings.llm.rewordings,
                     mode=mode or settings.retrieval.mode, where=where, on_token=on_token)
+
+
+# --- batch (issue 5): the CLI and the llmops_batch_inference DAG call these; see llmops_cli/core/batch/__init__.py
+
+
+def _batch_plan(settings: "Settings", input_path: str | Path, options: dict[str, Any]):
+    from llmops_cli.core.batch.run import BatchOptions, prepare
+
+    client = options.pop("client", "auto")
+    defaults = {"model": settings.llm.model, "timeout": settings.llm.timeout, "temperature": settings.llm.temperature,
+                "max_tokens": settings.llm.max_tokens}
+    for k, v in defaults.items():
+        if options.get(k) is None:
+            options[k] = v
+    try:
+        opts = BatchOptions(**{k: v for k, v in options.items() if v is not None})
+    except TypeError as e:
+        from llmops_cli.errors import UsageError
+
+        raise UsageError(f"batch: {e}") from None
+    return prepare(input_path, opts, settings.data_path), client
+
+
+def _batch_llm_for(settings: "Settings", client: str):
+    built: dict[str, Any] = {}
+
+    def llm_for(model: str):
+        if model not in built:
+            built[model] = wiring.build_batch_llm(settings.llm, model, client)
+        return built[model]
+
+    llm_for.built = built  # type: ignore[attr-defined]  # the engine closes their sessions
+    return llm_for
+
+
+def _batch_cache(settings: "Settings"):
+    from llmops_cli.core.llm_cache import LLMCache, default_cache_path
+
+    return LLMCache(default_cache_path(settings.data_path))
+
+
+def batch(settings: "Settings", input_path: str | Path, *, progress=None, shard: tuple[int, int] | None = None, **options: Any):
+    """Run a batch (or one shard of it) to the end; returns a BatchReport (exit_code 3 when rows ended as errors)."""
+    from llmops_cli.core.batch.run import execute
+
+    plan, client = _batch_plan(settings, input_path, dict(options))
+    cache = _batch_cache(settings) if plan.options.use_cache else None
+    try:
+        return execute(plan, _batch_llm_for(settings, client), cache=cache, progress=progress, shard=shard)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def batch_dry_run(settings: "Settings", input_path: str | Path, **options: Any) -> dict[str, Any]:
+    from llmops_cli.core.batch.run import estimate
+
+    plan, _client = _batch_plan(settings, input_path, dict(options))
+    prices: tuple[float | None, float | None] = (settings.llm.input_cost_per_token, settings.llm.output_cost_per_token)
+    if prices == (None, None) and plan.requests:
+        try:
+            from llmops_cli.adapters.llm.litellm_llm import import_litellm
+
+            litellm = import_litellm()
+            m = plan.requests[0].model
+            prices = (float(litellm.cost_per_token(model=m, prompt_tokens=1, completion_tokens=0)[0]),
+                      float(litellm.cost_per_token(model=m, prompt_tokens=0, completion_tokens=1)[1]))
+        except Exception:  # noqa: BLE001 - unknown price
+            prices = (None, None)
+    cache = _batch_cache(settings) if plan.options.use_cache else None
+    try:
+        return estimate(plan, cache=cache, prices=prices)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def batch_plan_shards(settings: "Settings", input_path: str | Path, num_shards: int, **options: Any) -> list[dict[str, Any]]:
+    from llmops_cli.core.batch.run import plan_shards
+
+    plan, _client = _batch_plan(settings, input_path, dict(options))
+    return plan_shards(plan, num_shards)
+
+
+def batch_run_shard(settings: "Settings", input_path: str | Path, shard_index: int, num_shards: int, **options: Any) -> dict[str, Any]:
+    return batch(settings, input_path, shard=(int(shard_index), int(num_shards)), **options).to_dict()
+
+
+def batch_merge_shards(settings: "Settings", input_path: str | Path, **options: Any) -> dict[str, Any]:
+    from llmops_cli.core.batch.run import execute
+
+    plan, client = _batch_plan(settings, input_path, dict(options))
+    return execute(plan, _batch_llm_for(settings, client), call=False).to_dict()

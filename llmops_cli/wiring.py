@@ -93,3 +93,19 @@ def build_llm(ls: "LLMSettings", model: str | None = None) -> "LLM":
         input_cost_per_token=ls.input_cost_per_token,
         output_cost_per_token=ls.output_cost_per_token,
     )
+
+
+def build_batch_llm(ls: "LLMSettings", model: str, client: str = "auto") -> "LLM":
+    """The LLM for batch runs: ``openai/<name>`` with an api_base goes through the lean OpenAIHTTP client
+    (litellm's per-call CPU caps a process near 100 calls/s), unless ``client="litellm"``."""
+    use_http = client == "http" or (client == "auto" and model.startswith("openai/") and bool(ls.api_base))
+    if not use_http:
+        return build_llm(ls, model=model)
+    if not ls.api_base:
+        raise NotConfiguredError("--client http needs llm.api_base (an OpenAI-compatible endpoint)",
+                                 hint="set llm.api_base or LLMOPS_LLM_API_BASE, or use --client litellm")
+    from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
+
+    return OpenAIHTTP(model, api_base=ls.api_base, api_key=ls.api_key.get_secret_value() if ls.api_key else None,
+                      temperature=ls.temperature, max_tokens=ls.max_tokens, timeout=ls.timeout,
+                      input_cost_per_token=ls.input_cost_per_token, output_cost_per_token=ls.output_cost_per_token)

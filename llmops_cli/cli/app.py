@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "llmops_cli.cli.tasks_cmd",
     "llmops_cli.cli.logs_cmd",
     "llmops_cli.cli.assets_cmd",
+    "llmops_cli.cli.batch_cmd",
 ]
 
 app = typer.Typer(

@@ -258,7 +258,7 @@ class OpenAIServer:
         app.router.add_post("/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/_stats", self._stats)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True)
         await self._runner.setup()
         site = web.SockSite(self._runner, self._sock, backlog=1024)
         await site.start()
@@ -345,10 +345,19 @@ class OpenAIServer:
         return web.Response(status=200, text='{"id": "chatcmpl-broken", "choices": [', content_type="application/json")
 
     async def _chat(self, request: Any) -> Any:
-        from aiohttp import web
-
         body = await self._read_body(request)
         rec = self._record(request, body)
+        try:
+            return await self._chat_reply(request, body, rec)
+        except asyncio.CancelledError:
+            # the client went away (timeout, kill): not a success, whatever happened before
+            if not rec.finished:
+                self._finish(rec, 499, "client_gone")
+            raise
+
+    async def _chat_reply(self, request: Any, body: Body | None, rec: RequestRecord) -> Any:
+        from aiohttp import web
+
         if body is None or not isinstance(body.get("messages"), list):
             self._finish(rec, 400)
             return web.json_response({"error": {"message": "body must be JSON with a messages list", "type": "invalid_request_error"}}, status=400)
