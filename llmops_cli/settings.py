@@ -114,6 +114,17 @@ class AirflowSettings(AirflowConnection):
     profiles: dict[str, AirflowConnection] = Field(default_factory=dict)
 
 
+class FeedbackSettings(_Section):
+    min_helpfulness: float = Field(0.75, ge=0.0, le=1.0, description="judge score (0-1) an answer needs for promotion")
+    min_relevance: float = Field(0.75, ge=0.0, le=1.0, description="judge score (0-1) for being on topic for the collection")
+    require_rating_up: bool = Field(False, description="promote only answers someone rated up")
+    cache: bool = Field(True, description="ask serves promoted answers to near-identical questions (--no-cache skips)")
+    cache_threshold: float = Field(0.92, gt=0.0, le=1.0, description="cosine similarity a question needs to hit the cache")
+    judge_model: str | None = Field(None, description="litellm model that reviews answers (default: llm.model)")
+    review_concurrency: int = Field(4, ge=1, le=64, description="concurrent judge calls")
+    review_batch_size: int = Field(20, ge=1, le=1000, description="answers per mapped review task (Airflow)")
+
+
 class Settings(_Section):
     data_dir: str = Field(".llmops", description="project-local state: logs, caches, eval runs")
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -123,6 +134,7 @@ class Settings(_Section):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
 
     @property
     def data_path(self) -> Path:
