@@ -252,3 +252,11 @@ def batch_merge_shards(settings: "Settings", input_path: str | Path, **options: 
 
     plan, client = _batch_plan(settings, input_path, dict(options))
     return execute(plan, _batch_llm_for(settings, client), call=False).to_dict()
+
+
+def evaluate(settings: "Settings", dataset_path: str | Path, **options: Any):
+    """Evaluate a question set (the ``llmops eval`` and ``llmops_eval`` DAG entry point); returns an EvalReport
+    (``.summary()`` for XCom, ``.to_dict()`` for files). Options: see ``llmops_cli.core.eval.pipeline.evaluate``."""
+    from llmops_cli.core.eval.pipeline import evaluate as run
+
+    return run(settings, dataset_path, **options)
