@@ -85,6 +85,7 @@ def run_cmd(
     where: WhereOpt = None,
     concurrency: ConcurrencyOpt = 8,
     judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="litellm model for the LLM judge (default: llm.model).")] = None,
+    judge_client: Annotated[str, typer.Option("--judge-client", help="auto (a lean HTTP client for openai/<model> with llm.api_base, else litellm), litellm, or http.")] = "auto",
     perturb: Annotated[Optional[list[str]], typer.Option("--perturb", help="Robustness perturbations: typos, casing, paraphrase (default: typos,casing).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions.", min=1)] = None,
     output: Annotated[Optional[list[str]], typer.Option("--output", "-o", help="Write results (repeatable): .json report, .jsonl/.csv/.parquet per question, .html report.")] = None,
@@ -110,7 +111,7 @@ def run_cmd(
     cm, report_progress = _progress(out)
     try:
         report = evaluate(settings, dataset, collection=collection, metrics=metrics, k=k, mode=mode, where=parse_key_values(where) or None,
-                          concurrency=concurrency, judge_model=judge_model, perturbations=perturbations, limit=limit,
+                          concurrency=concurrency, judge_model=judge_model, judge_client=judge_client, perturbations=perturbations, limit=limit,
                           use_cache=not no_cache, record=not no_record, label=label, baseline=baseline,
                           regression_tolerance=tolerance, fail_under=fail_under, outputs=output or [], progress=report_progress)
     finally:

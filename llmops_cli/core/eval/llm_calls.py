@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from llmops_cli.adapters.llm.base import LLM, Completion, Message
+from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError, Message
 from llmops_cli.core.llm_cache import LLMCache, cache_key
 
 T = TypeVar("T")
@@ -36,11 +36,15 @@ class Usage:
 
 
 class CachedLLM(LLM):
-    def __init__(self, inner: LLM, cache: LLMCache | None, usage: Usage | None = None):
+    """``retry`` (a batch RetryPolicy) retries retryable failures in ``acomplete``; leave it None for adapters that
+    retry by themselves (litellm)."""
+
+    def __init__(self, inner: LLM, cache: LLMCache | None, usage: Usage | None = None, retry=None):
         self.inner = inner
         self.model = inner.model
         self.cache = cache
         self.usage = usage or Usage()
+        self.retry = retry
         self._lock = threading.Lock()
 
     def _lookup(self, messages: list[Message], params: dict[str, Any]) -> tuple[str | None, Completion | None]:
@@ -85,13 +89,28 @@ class CachedLLM(LLM):
         key, hit = self._lookup(messages, params)
         if hit is not None:
             return hit
-        try:
-            c = await self.inner.acomplete(messages, **params)
-        except Exception:
-            self._failed()
-            raise
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                c = await self.inner.acomplete(messages, **params)
+                break
+            except LLMCallError as e:
+                if self.retry is None or not self.retry.should_retry(e.retryable, attempt):
+                    self._failed()
+                    raise
+                await asyncio.sleep(self.retry.delay(attempt, e.retry_after))
+            except Exception:
+                self._failed()
+                raise
         self._record(key, c)
         return c
+
+    async def aclose(self) -> None:
+        """Close the inner adapter's HTTP session (it belongs to the running event loop)."""
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def bounded_gather(jobs: list[Callable[[], Awaitable[T]]], concurrency: int,

@@ -36,6 +36,7 @@ def evaluate(
     where: dict[str, Any] | None = None,
     concurrency: int = 8,
     judge_model: str | None = None,
+    judge_client: str = "auto",
     perturbations: Sequence[str] | None = None,
     limit: int | None = None,
     use_cache: bool = True,
@@ -89,9 +90,19 @@ def evaluate(
 
     usage = Usage()
     cache = LLMCache(default_cache_path(settings.data_path)) if use_cache and (judge or generate) else None
-    judge_llm = CachedLLM(wiring.build_llm(settings.llm, model=judge), cache, usage) if judge and (
-        any(m in chosen for m in ("faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity"))
-        or ("robustness" in chosen and "paraphrase" in (perturbations or []))) else None
+    judge_llm = None
+    if judge and (any(m in chosen for m in ("faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity"))
+                  or ("robustness" in chosen and "paraphrase" in (perturbations or []))):
+        from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
+        from llmops_cli.core.batch.retry import RetryPolicy
+
+        # judge calls are many small async calls, like a batch: the same lean client for OpenAI-compatible
+        # endpoints (litellm's per-call CPU caps a process near 100 calls/s), litellm for the rest
+        inner = wiring.build_batch_llm(settings.llm, judge, judge_client)
+        if hasattr(inner, "prepare"):
+            inner.prepare()  # resolve prices outside the event loop
+        retry = RetryPolicy(max_attempts=settings.llm.max_retries + 1) if isinstance(inner, OpenAIHTTP) else None
+        judge_llm = CachedLLM(inner, cache, usage, retry=retry)
     answerer = None
     if generate:
         from llmops_cli.core import ask

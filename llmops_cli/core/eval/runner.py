@@ -145,6 +145,17 @@ async def run_eval(
     config_hash: str = "",
     usage: Callable[[], dict[str, Any]] | None = None,
 ) -> EvalReport:
+    try:
+        return await _run_eval(dataset, options, retriever=retriever, answerer=answerer, judge_llm=judge_llm, embedder=embedder,
+                               progress=progress, config=config, config_hash=config_hash, usage=usage)
+    finally:
+        close = getattr(judge_llm, "aclose", None)
+        if close is not None:
+            await close()  # HTTP sessions belong to this event loop: close them before it ends
+
+
+async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answerer, judge_llm, embedder, progress,
+                    config, config_hash, usage) -> EvalReport:
     t0 = time.perf_counter()
     metrics = options.metrics
     k = options.k
