@@ -125,6 +125,14 @@ class FeedbackSettings(_Section):
     review_batch_size: int = Field(20, ge=1, le=1000, description="answers per mapped review task (Airflow)")
 
 
+class EvalSettings(_Section):
+    metrics: str = Field("auto", description="metrics or groups (comma-separated) when --metrics is not given; see docs/eval-metrics.md")
+    judge_model: str | None = Field(None, description="litellm model for the LLM judge (default: llm.model)")
+    concurrency: int = Field(8, ge=1, le=512, description="concurrent LLM calls")
+    perturbations: str = Field("typos,casing", description="robustness perturbations: typos, casing, paraphrase")
+    regression_tolerance: float = Field(0.01, ge=0.0, le=1.0, description="absolute change below which a metric counts as unchanged")
+
+
 class Settings(_Section):
     data_dir: str = Field(".llmops", description="project-local state: logs, caches, eval runs")
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -135,6 +143,7 @@ class Settings(_Section):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
 
     @property
     def data_path(self) -> Path:

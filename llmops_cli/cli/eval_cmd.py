@@ -12,7 +12,9 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from llmops_cli.cli.options import CollectionOpt, ConcurrencyOpt, JsonOpt, TopKOpt, WhereOpt
+from llmops_cli.cli.options import CollectionOpt, JsonOpt, TopKOpt, WhereOpt
+
+EvalConcurrencyOpt = Annotated[Optional[int], typer.Option("--concurrency", help="Concurrent LLM calls (default: eval.concurrency).", min=1, max=512)]
 
 
 class DatasetOrCommandGroup(TyperGroup):
@@ -83,16 +85,16 @@ def run_cmd(
     k: TopKOpt = None,
     mode: ModeOpt = None,
     where: WhereOpt = None,
-    concurrency: ConcurrencyOpt = 8,
+    concurrency: EvalConcurrencyOpt = None,
     judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="litellm model for the LLM judge (default: llm.model).")] = None,
     judge_client: Annotated[str, typer.Option("--judge-client", help="auto (a lean HTTP client for openai/<model> with llm.api_base, else litellm), litellm, or http.")] = "auto",
-    perturb: Annotated[Optional[list[str]], typer.Option("--perturb", help="Robustness perturbations: typos, casing, paraphrase (default: typos,casing).")] = None,
+    perturb: Annotated[Optional[list[str]], typer.Option("--perturb", help="Robustness perturbations: typos, casing, paraphrase (default: eval.perturbations).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions.", min=1)] = None,
     output: Annotated[Optional[list[str]], typer.Option("--output", "-o", help="Write results (repeatable): .json report, .jsonl/.csv/.parquet per question, .html report.")] = None,
     fail_under: Annotated[Optional[list[str]], typer.Option("--fail-under", help="CI gate METRIC=VALUE (repeatable); exit 4 when one fails (toxicity: fails when above).")] = None,
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="Compare with a run id, latest, latest~1, or a report .json file.")] = None,
     fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression", help="Exit 4 when a metric regressed against --baseline.")] = False,
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Absolute change below which a metric counts as unchanged.", min=0)] = 0.01,
+    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="Absolute change below which a metric counts as unchanged (default: eval.regression_tolerance).", min=0)] = None,
     worst: Annotated[int, typer.Option("--worst", help="How many worst questions to show.", min=0)] = 5,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM call cache.")] = False,
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not record the run in the history.")] = False,
@@ -203,7 +205,7 @@ def runs_cmd(
 def compare_cmd(
     base: Annotated[str, typer.Argument(help="Baseline: run id, latest, latest~1, or a report .json file.")],
     new: Annotated[str, typer.Argument(help="Candidate: run id, latest, or a report .json file.")],
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Absolute change below which a metric counts as unchanged.", min=0)] = 0.01,
+    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="Absolute change below which a metric counts as unchanged (default: eval.regression_tolerance).", min=0)] = None,
     fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression", help="Exit 4 when a metric regressed.")] = False,
     json_out: EvalJsonOpt = False,
 ) -> None:
@@ -221,7 +223,7 @@ def compare_cmd(
         a, b = load_report_ref(base, h), load_report_ref(new, h)
     finally:
         h.close()
-    c = compare_reports(a, b, tolerance=tolerance)
+    c = compare_reports(a, b, tolerance=settings.eval.regression_tolerance if tolerance is None else tolerance)
     if out.json_mode:
         out.json(c)
     else:
@@ -247,7 +249,7 @@ def generate_cmd(
     output: Annotated[str, typer.Option("--output", "-o", help="Question set to write (.jsonl, .csv or .parquet).")] = "questions.jsonl",
     seed: Annotated[int, typer.Option("--seed", help="Seed for sampling chunks (same seed, same chunks).")] = 0,
     model: Annotated[Optional[str], typer.Option("--model", help="litellm model (default: llm.model).")] = None,
-    concurrency: ConcurrencyOpt = 8,
+    concurrency: EvalConcurrencyOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM call cache.")] = False,
     json_out: EvalJsonOpt = False,
 ) -> None:
@@ -273,7 +275,7 @@ def generate_cmd(
     cache = None if no_cache else LLMCache(default_cache_path(settings.data_path))
     cached = CachedLLM(llm, cache)
     with out.progress("writing questions", total=len(chunks)) as bar:
-        res = run_generate(chunks, cached, concurrency=concurrency, progress=lambda d, t: bar.update(completed=d))
+        res = run_generate(chunks, cached, concurrency=concurrency or settings.eval.concurrency, progress=lambda d, t: bar.update(completed=d))
     if cache is not None:
         cache.close()
     if res.items:

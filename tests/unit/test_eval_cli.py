@@ -165,3 +165,12 @@ def test_sweep_sources_expansion():
 
     assert _expand_multi(["sweep", "d.jsonl", "--sources", "a", "b", "--size", "64"], "--sources") == \
         ["sweep", "d.jsonl", "--sources", "a", "--sources", "b", "--size", "64"]
+
+
+def test_metrics_from_config_file(project, capsys):
+    (project / "llmops.yaml").write_text("eval:\n  metrics: exact_match\n")
+    code, out, err = invoke(capsys, "qs.jsonl", "--json", "--no-record")
+    assert code == 0, err
+    assert list(json.loads(out)["metrics"]) == ["exact_match"]
+    code, out, _ = invoke(capsys, "qs.jsonl", "--json", "--no-record", "-m", "token_f1")  # the flag wins
+    assert list(json.loads(out)["metrics"]) == ["token_f1"]

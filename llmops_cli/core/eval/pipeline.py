@@ -34,7 +34,7 @@ def evaluate(
     k: int | None = None,
     mode: str | None = None,
     where: dict[str, Any] | None = None,
-    concurrency: int = 8,
+    concurrency: int | None = None,
     judge_model: str | None = None,
     judge_client: str = "auto",
     perturbations: Sequence[str] | None = None,
@@ -43,7 +43,7 @@ def evaluate(
     record: bool = True,
     label: str | None = None,
     baseline: str | None = None,
-    regression_tolerance: float = 0.01,
+    regression_tolerance: float | None = None,
     fail_under: Sequence[str] | None = None,
     outputs: Sequence[str | Path] = (),
     progress: Callable[[str, int, int], None] | None = None,
@@ -61,6 +61,13 @@ def evaluate(
     from llmops_cli.core.eval.runner import ANSWER_METRICS, Answered, EvalOptions, resolve_metrics, run_eval
     from llmops_cli.core.llm_cache import LLMCache, default_cache_path
 
+    es = settings.eval  # the config's defaults for what was not passed
+    metrics = metrics or [m for m in es.metrics.split(",") if m.strip()]
+    concurrency = concurrency or es.concurrency
+    judge_model = judge_model or es.judge_model
+    regression_tolerance = es.regression_tolerance if regression_tolerance is None else regression_tolerance
+    if perturbations is None:
+        perturbations = [p.strip() for p in es.perturbations.split(",") if p.strip()]
     gates = parse_gates(list(fail_under or []))
     for out in outputs:
         output_format(out)  # fail on a bad extension before any work
@@ -125,11 +132,11 @@ def evaluate(
         "judge_model": judge if judge_llm is not None else None,
         "embedder": getattr(embedder, "identity", None),
         "retrieval": settings.retrieval.model_dump(),
-        "perturbations": list(perturbations) if "robustness" in chosen and perturbations else (["typos", "casing"] if "robustness" in chosen else []),
+        "perturbations": list(perturbations) if "robustness" in chosen else [],
         "rewordings": settings.llm.rewordings if generate else None,
     }
     options = EvalOptions(metrics=chosen, k=k, mode=mode, where=where, concurrency=concurrency,
-                          perturbations=config["perturbations"] or ["typos", "casing"])
+                          perturbations=list(perturbations))
     try:
         report = asyncio.run(run_eval(dataset, options, retriever=retriever, answerer=answerer, judge_llm=judge_llm,
                                       embedder=embedder, progress=progress, config=config, config_hash=config_hash(config),
