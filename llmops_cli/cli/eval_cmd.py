@@ -130,7 +130,7 @@ def run_cmd(
 
     failed = [g for g in report.gates if not g["passed"]]
     if failed:
-        raise GateFailed("quality gate failed: " + "; ".join(f"{g['metric']} {g['check'] if g['value'] is not None else g['check']}" for g in failed),
+        raise GateFailed("quality gate failed: " + "; ".join(f"{g['metric']} {g['check']}" for g in failed),
                          hint="the run itself succeeded; improve the metric or adjust --fail-under")
     if fail_on_regression and report.comparison and report.comparison["regressions"]:
         raise GateFailed(f"regressed against baseline {baseline}: {', '.join(report.comparison['regressions'])}",
@@ -195,10 +195,10 @@ def runs_cmd(
         return
     rows = []
     for r in runs:
-        top = ", ".join(f"{m}={v:.3f}" for m, v in list(r["metrics"].items())[:4])
-        rows.append((r["id"], r["created_at"], r["dataset"].rsplit("/", 1)[-1], r["dataset_sha256"][:10], r["config_hash"][:10],
-                     r["rows"], r["error_rows"], top, r["label"] or ""))
-    out.table(["id", "created", "dataset", "data hash", "config", "rows", "errors", "metrics", "label"], rows, title="Evaluation runs")
+        top = " ".join(f"{m}={v:.3f}" for m, v in list(r["metrics"].items())[:3])
+        rows.append((r["id"], r["created_at"][:16].replace("T", " "), r["dataset"].rsplit("/", 1)[-1], r["dataset_sha256"][:8],
+                     r["config_hash"][:8], f"{r['rows']}/{r['error_rows']}", top, r["label"] or ""))
+    out.table(["id", "created (UTC)", "dataset", "data", "config", "rows/err", "metrics", "label"], rows, title="Evaluation runs")
 
 
 @eval_app.command("compare")

@@ -39,9 +39,9 @@ def check_gates(report: EvalReport, gates: list[tuple[str, float]]) -> list[dict
         if value is None:
             passed, note = False, f"the run has no metric {name!r} (has: {', '.join(sorted(report.metrics)) or 'none'})"
         elif lower_is_better(name):
-            passed, note = value <= threshold, f"{value:.4f} <= {threshold:g}"
+            passed, note = value <= threshold, f"= {value:.4f}, needs <= {threshold:g}"
         else:
-            passed, note = value >= threshold, f"{value:.4f} >= {threshold:g}"
+            passed, note = value >= threshold, f"= {value:.4f}, needs >= {threshold:g}"
         results.append({"metric": name, "threshold": threshold, "value": value, "passed": passed, "check": note})
     report.gates = results
     return results

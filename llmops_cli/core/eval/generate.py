@@ -15,7 +15,7 @@ from llmops_cli.core.eval.judge import JudgeParseError, _extract_json
 from llmops_cli.core.eval.llm_calls import bounded_gather
 from llmops_cli.errors import NotFoundError
 
-MIN_CHUNK_CHARS = 120
+MIN_CHUNK_CHARS = 60  # headings and fragments make no question
 MAX_CHUNK_CHARS = 4000
 SAMPLE_POOL = 5000
 

@@ -116,3 +116,113 @@ def test_cli_exit_3_on_row_errors_and_json_document(project, openai_server, monk
     assert code == 3 and "1 of 3 questions had errors" in msg
     assert doc["error_rows"] == 1 and doc["metrics"]["correctness"] == pytest.approx(0.5)
     assert doc["usage"]["calls"] == 6
+
+
+ANSWERS = {  # what the scripted "ask" model answers, by question
+    "What triggers DAG runs?": "The scheduler triggers DAG runs [1].",
+    "Which executor runs tasks as local subprocesses?": "The LocalExecutor runs tasks as subprocesses [1].",
+    "How do I limit concurrent tasks against a database?": "I do not know.",
+}
+
+
+def ask_and_judge_responder(body):
+    system = (body["messages"][0].get("content") or "") if body["messages"][0].get("role") == "system" else ""
+    user = last_user_text(body)
+    if system.startswith("You rewrite questions"):
+        q = user.rsplit("Question: ", 1)[1]
+        return f"{q} please\nexplain: {q}"
+    if system.startswith("You answer questions"):
+        return ANSWERS[user.rsplit("Question: ", 1)[1].strip()]
+    return judge_responder(body)
+
+
+def test_generated_answers_through_ask_then_judged(project, openai_server):
+    """No 'answer' column: each question goes through the ask step (rewordings, retrieval, answer) over HTTP,
+    then the judge sees the context that answer used."""
+    from llmops_cli.core.eval.pipeline import evaluate
+
+    openai_server.responder = ask_and_judge_responder
+    rows = [{k: v for k, v in r.items() if k != "answer"} for r in ROWS]
+    (project_dir := __import__("pathlib").Path(project.data_dir).parent / "noanswers.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows))
+    rep = evaluate(project, project_dir, collection="judge-docs", metrics=["token_f1", "faithfulness"], k=2, mode="vector", concurrency=3)
+    by_id = {r.id: r for r in rep.rows}
+    assert by_id["s"].answer == "The scheduler triggers DAG runs [1]."
+    assert by_id["s"].metrics["faithfulness"] == 0.0  # the judge compares the whole answer text, citation included
+    # "localexecutor runs tasks as subprocesses 1" vs "localexecutor": P = 1/6, R = 1 -> F1 = 2/7
+    assert by_id["e"].metrics["token_f1"] == pytest.approx(2 * (1 / 6) * 1 / (1 / 6 + 1))
+    n_chat = len(openai_server.records())
+    assert n_chat == 3 * 2 + 3  # per question: a rewording call and an answer call; plus one faithfulness judgement each
+    assert rep.usage["calls"] == n_chat
+    again = evaluate(project, project_dir, collection="judge-docs", metrics=["token_f1", "faithfulness"], k=2, mode="vector")
+    assert len(openai_server.records()) == n_chat and again.usage["cached"] == n_chat
+    assert again.metrics == rep.metrics
+
+
+def generate_responder(body):
+    passage = last_user_text(body).split("PASSAGE:\n", 1)[1]
+    if "Pools" in passage:
+        return "Here is a question for you"  # not JSON: this chunk gives no question
+    title = passage.splitlines()[0].lstrip("# ").strip()
+    return json.dumps({"question": f"What does the documentation say about {title.lower()}?", "answer": passage.splitlines()[-1]})
+
+
+def _invoke(args, capsys):
+    import click
+    import typer
+
+    from llmops_cli.cli import eval_cmd
+    from llmops_cli.cli.state import AppState, set_state
+    from llmops_cli.errors import LlmopsError
+
+    set_state(AppState())
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    eval_cmd.register(app)
+    code, msg = 0, ""
+    try:
+        typer.main.get_command(app).main(["eval", *args], prog_name="llmops", standalone_mode=False)
+    except LlmopsError as e:
+        code, msg = int(e.exit_code), e.message
+    except click.exceptions.UsageError as e:
+        code, msg = 2, e.format_message()
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err + msg
+
+
+def _env(monkeypatch, settings, server):
+    for key, value in {"LLMOPS_DATA_DIR": settings.data_dir, "LLMOPS_STORE_PATH": settings.store.path, "LLMOPS_LLM_MODEL": TEST_MODEL,
+                       "LLMOPS_LLM_API_BASE": server.base_url, "LLMOPS_LLM_API_KEY": TEST_API_KEY}.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_generate_writes_a_question_set_that_evaluates(project, openai_server, monkeypatch, capsys, tmp_path):
+    _env(monkeypatch, project, openai_server)
+    openai_server.responder = generate_responder
+    code, out, err = _invoke(["generate", "--collection", "judge-docs", "-n", "3", "-o", "gen.jsonl", "--json"], capsys)
+    assert code == 3 and "1 of 3 chunks gave no question" in err
+    doc = json.loads(out)
+    assert doc["questions"] == 2 and len(doc["failed"]) == 1
+    rows = [json.loads(line) for line in (tmp_path / "gen.jsonl").read_text().splitlines()]
+    assert {r["relevant_sources"][0].rsplit("/", 1)[-1] for r in rows} == {"scheduler.md", "executor.md"}
+    assert all(r["relevant_chunks"] and r["reference_answer"] for r in rows)
+    code, out, err = _invoke(["gen.jsonl", "--collection", "judge-docs", "-m", "retrieval,chunk", "-k", "3", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["metrics"]["chunk_hit@3"] == 1.0
+
+
+def test_sweep_leaderboard_and_cleanup(project, monkeypatch, capsys, tmp_path):
+    from llmops_cli import pipelines
+
+    _env(monkeypatch, project, __import__("types").SimpleNamespace(base_url="http://127.0.0.1:9/v1"))
+    docs = tmp_path / "docs"
+    code, out, err = _invoke(["sweep", "qs.jsonl", "--sources", str(docs / "scheduler.md"), str(docs / "executor.md"), str(docs / "pools.md"),
+                              "--size", "32", "--size", "64", "--overlap", "0", "--overlap", "40", "-k", "1", "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    board = doc["leaderboard"]
+    assert len(board) == 3 and [e["rank"] for e in board] == [1, 2, 3]  # 32/40 is skipped: overlap >= size
+    assert doc["skipped"][0]["config"].startswith("auto/32/40")
+    assert all(e["metrics"]["hit@1"] == 1.0 and e["run_id"] for e in board)
+    left = [c["name"] for c in pipelines.collections(project)]
+    assert not any(n.startswith("sweep-") for n in left) and "judge-docs" in left
