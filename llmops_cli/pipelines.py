@@ -151,14 +151,25 @@ def store_location(settings: "Settings") -> str:
 
 
 def ask(settings: "Settings", question: str, *, collection: str | None = None, k: int | None = None, mode: str | None = None,
-        where: dict[str, Any] | None = None, retrieval_only: bool = False, model: str | None = None, on_token=None):
-    """The answer path (rewordings -> retrieval per wording -> RRF -> answer with sources)."""
+        where: dict[str, Any] | None = None, retrieval_only: bool = False, model: str | None = None, on_token=None,
+        use_cache: bool = True):
+    """The answer path (rewordings -> retrieval per wording -> RRF -> answer with sources).
+
+    Answers are recorded in the answer log (``result.answer_id``). With ``use_cache`` (and feedback.cache), a promoted
+    answer to a near-identical question is served instead, without an LLM call (``result.cache_hit``)."""
     from llmops_cli.core.ask import ask as core_ask
 
+    if use_cache and settings.feedback.cache and not retrieval_only and not where:
+        cached = _feedback_cached_answer(settings, question, _collection(settings, collection), on_token)
+        if cached is not None:
+            return cached
     llm = None if retrieval_only else wiring.build_llm(settings.llm, model=model)
     r = retriever(settings, collection)
-    return core_ask(question, r, llm, k=k or settings.retrieval.k, rewordings=settings.llm.rewordings,
-                    mode=mode or settings.retrieval.mode, where=where, on_token=on_token)
+    res = core_ask(question, r, llm, k=k or settings.retrieval.k, rewordings=settings.llm.rewordings,
+                   mode=mode or settings.retrieval.mode, where=where, on_token=on_token)
+    res.cache_hit = None
+    res.answer_id = None if retrieval_only else _feedback_record(settings, res, r.collection)
+    return res
 
 
 # --- batch (issue 5): the CLI and the llmops_batch_inference DAG call these; see llmops_cli/core/batch/__init__.py
@@ -182,12 +193,12 @@ def _batch_plan(settings: "Settings", input_path: str | Path, options: dict[str,
     return prepare(input_path, opts, settings.data_path), client
 
 
-def _batch_llm_for(settings: "Settings", client: str):
+def _batch_llm_for(settings: "Settings", client: str, concurrency: int):
     built: dict[str, Any] = {}
 
     def llm_for(model: str):
         if model not in built:
-            built[model] = wiring.build_batch_llm(settings.llm, model, client)
+            built[model] = wiring.build_batch_llm(settings.llm, model, client, concurrency)
         return built[model]
 
     llm_for.built = built  # type: ignore[attr-defined]  # the engine closes their sessions
@@ -207,7 +218,7 @@ def batch(settings: "Settings", input_path: str | Path, *, progress=None, shard:
     plan, client = _batch_plan(settings, input_path, dict(options))
     cache = _batch_cache(settings) if plan.options.use_cache else None
     try:
-        return execute(plan, _batch_llm_for(settings, client), cache=cache, progress=progress, shard=shard)
+        return execute(plan, _batch_llm_for(settings, client, plan.options.concurrency), cache=cache, progress=progress, shard=shard)
     finally:
         if cache is not None:
             cache.close()
@@ -251,7 +262,144 @@ def batch_merge_shards(settings: "Settings", input_path: str | Path, **options: 
     from llmops_cli.core.batch.run import execute
 
     plan, client = _batch_plan(settings, input_path, dict(options))
-    return execute(plan, _batch_llm_for(settings, client), call=False).to_dict()
+    return execute(plan, _batch_llm_for(settings, client, plan.options.concurrency), call=False).to_dict()
+
+
+# --- feedback (issue 6): the answer log, ratings, LLM review, promotion, semantic cache; the CLI (history,
+# feedback) and the llmops_feedback DAG call these; see llmops_cli/core/feedback/__init__.py
+
+
+def answer_log(settings: "Settings"):
+    """The answer log, ``<data_dir>/llmops.sqlite`` (close it, or use it as a context manager)."""
+    from llmops_cli.core.feedback import AnswerLog
+
+    return AnswerLog.for_data_dir(settings.data_path)
+
+
+def _feedback_record(settings: "Settings", res, collection: str, cached_from: str | None = None) -> str | None:
+    """Record an ask result; a log that cannot be written costs the answer its id, not the answer itself."""
+    from llmops_cli.core.feedback import config_hash, record_ask
+    from llmops_cli.errors import LlmopsError
+
+    res.record_error = None
+    try:
+        with answer_log(settings) as log:
+            return record_ask(log, res, collection=collection, config_hash=config_hash(settings), cached_from=cached_from)
+    except LlmopsError as e:
+        res.record_error = e.message
+        return None
+
+
+def _feedback_cached_answer(settings: "Settings", question: str, collection: str, on_token=None):
+    import time
+
+    from llmops_cli.core.ask import AskResult
+    from llmops_cli.core.feedback.cache import find_cached
+
+    t0 = time.perf_counter()
+    store = wiring.build_store(settings)
+    if store.collection_metadata(collection) is None:
+        return None
+    with answer_log(settings) as log:
+        if not log.active_promotions(collection):
+            return None  # nothing promoted: no embedding needed
+        hit = find_cached(log, wiring.build_embedder(settings.embedder), collection, question, settings.feedback.cache_threshold)
+        found = store.get(collection, ids=[hit.promotion.chunk_id]) if hit is not None else []
+        if hit is None or not found:
+            return None
+        found[0].score = hit.similarity
+        origin = log.get(hit.answer_id)
+    res = AskResult(question=question, answer=hit.promotion.answer_text, rewordings=[], hits=found, model=origin.model,
+                    latency_s=time.perf_counter() - t0)
+    if on_token is not None:
+        on_token(res.answer)
+    res.cache_hit = hit.to_dict()
+    res.answer_id = _feedback_record(settings, res, collection, cached_from=hit.answer_id)
+    return res
+
+
+def feedback_thresholds(settings: "Settings"):
+    from llmops_cli.core.feedback.promotion import Thresholds
+
+    f = settings.feedback
+    return Thresholds(min_helpfulness=f.min_helpfulness, min_relevance=f.min_relevance, require_rating_up=f.require_rating_up)
+
+
+def _promoter(settings: "Settings", log):
+    from llmops_cli.core.feedback.promotion import Promoter
+
+    store = wiring.build_store(settings)
+    return Promoter(log, store, lambda: wiring.build_embedder(settings.embedder), feedback_thresholds(settings),
+                    after_write=lambda coll: lexical_index(settings, store, coll).build())
+
+
+def feedback_rate(settings: "Settings", answer_id: str, rating: str, comment: str | None = None) -> dict[str, Any]:
+    """Rate an answer up or down, then bring the store in line: a down rating removes its promoted answer at once
+    (for an answer served from the cache: the promoted answer it was served from)."""
+    with answer_log(settings) as log:
+        a = log.get(answer_id)
+        log.rate(a.id, 1 if rating == "up" else -1, comment)
+        target = a.cached_from or a.id
+        report = _promoter(settings, log).reconcile([target])
+    return {"id": a.id, "rating": rating, "comment": comment, "promoted_answer": target, "promotion": report.to_dict()}
+
+
+def feedback_promote(settings: "Settings", *, answer_ids: Sequence[str] | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """Reconcile the store with the promotion rule for these answers (default: every reviewed or promoted one)."""
+    with answer_log(settings) as log:
+        ids = [log.resolve(i) for i in answer_ids] if answer_ids else log.reviewed_ids()
+        report = _promoter(settings, log).reconcile(ids, dry_run=dry_run)
+    return {**report.to_dict(), "dry_run": dry_run, "checked": len(ids)}
+
+
+def feedback_plan_review(settings: "Settings", *, limit: int = 100, batch_size: int | None = None, collection: str | None = None,
+                         retry_errors: bool = False) -> list[list[str]]:
+    """Ids of answers waiting for review, in batches (for Airflow task mapping)."""
+    size = batch_size or settings.feedback.review_batch_size
+    with answer_log(settings) as log:
+        ids = [a.id for a in log.to_review(limit=limit, collection=collection, retry_errors=retry_errors)]
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+def feedback_review(settings: "Settings", *, limit: int = 50, collection: str | None = None, retry_errors: bool = False,
+                    answer_ids: Sequence[str] | None = None, promote: bool = True) -> dict[str, Any]:
+    """Review answers with the LLM judge (the next ``limit`` unreviewed ones, or ``answer_ids`` still unreviewed), store
+    the verdicts, then promote or remove those answers."""
+    from llmops_cli.core.feedback.review import review_answers
+
+    llm = wiring.build_llm(settings.llm, model=settings.feedback.judge_model)
+    with answer_log(settings) as log:
+        if answer_ids is not None:
+            todo = [a for a in log.get_many(answer_ids) if (rv := log.review_of(a.id)) is None or (retry_errors and rv.status == "error")]
+        else:
+            todo = log.to_review(limit=limit, collection=collection, retry_errors=retry_errors)
+        store = wiring.build_store(settings)
+
+        def context(a) -> list[str]:
+            try:
+                return [h.text for h in store.get(a.collection, ids=[c["id"] for c in a.chunks])]
+            except Exception:  # noqa: BLE001 - the context helps the judge but is optional (store may have changed)
+                return []
+
+        report = review_answers(log, llm, todo, context=context, concurrency=settings.feedback.review_concurrency)
+        out = report.to_dict()
+        out["judge_model"] = llm.model
+        if promote:
+            ids = report.reviewed + [e["id"] for e in report.errors]
+            out["promotion"] = _promoter(settings, log).reconcile(ids).to_dict()
+    return out
+
+
+def feedback_export(settings: "Settings", *, fmt: str = "openai-chat", system: str | None = None, collection: str | None = None):
+    """Good answers as fine-tuning rows (a list of dicts, one JSONL line each)."""
+    from llmops_cli.core.feedback.export import DEFAULT_SYSTEM, FORMATS, openai_chat_rows
+    from llmops_cli.errors import UsageError
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}", hint="use --format openai-chat")
+    with answer_log(settings) as log:
+        return list(openai_chat_rows(log, feedback_thresholds(settings), system=system if system is not None else DEFAULT_SYSTEM,
+                                     collection=collection))
 
 
 def evaluate(settings: "Settings", dataset_path: str | Path, **options: Any):
