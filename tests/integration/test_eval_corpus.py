@@ -95,3 +95,26 @@ def test_robustness_on_real_retrieval(so_project):
         assert d["rows"] == 40 and d["original"] == pytest.approx(rep.metrics["mrr"])
         assert -1.0 <= d["delta"] <= 1.0
     assert rep.robustness["typos"]["example"]["perturbed"] != rep.robustness["typos"]["example"]["original"]
+
+
+def test_cli_subprocess_gate_and_history(so_project):
+    """The installed command, as CI runs it: one JSON document on stdout, exit 4 on a failed gate, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    root, settings = so_project
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
+    env.update({"LLMOPS_DATA_DIR": settings.data_dir, "LLMOPS_STORE_PATH": settings.store.path})
+    cmd = [sys.executable, "-m", "llmops_cli", "eval", "qs.jsonl", "--collection", "so-answers", "--limit", "30", "-k", "5"]
+    gate = subprocess.run([*cmd, "--fail-under", "hit@k=0.99", "--fail-under", "mrr=0.1", "--json"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert gate.returncode == 4, gate.stderr
+    doc = json.loads(gate.stdout)
+    assert [g["passed"] for g in doc["gates"]] == [False, True]
+    assert "Traceback" not in gate.stderr and "quality gate failed: hit@k" in gate.stderr
+    ok = subprocess.run([*cmd, "--baseline", "latest", "--fail-on-regression"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert "Against baseline run" in ok.stdout and "same" in ok.stdout  # identical inputs: no metric moved
+    runs = subprocess.run([sys.executable, "-m", "llmops_cli", "eval", "runs", "--json"], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert runs.returncode == 0 and len(json.loads(runs.stdout)["runs"]) >= 2
