@@ -61,9 +61,14 @@ def batch(
             _print_estimate(out, est)
         return
 
+    import time
+
     with out.progress("batch", total=None) as bar:
+        t0 = time.monotonic()
+
         def progress(done: int, total: int, cost: float) -> None:
-            bar.update(completed=done, total=total, description=f"batch · ${cost:.4f}")
+            rate = done / max(1e-9, time.monotonic() - t0)
+            bar.update(completed=done, total=total, description=f"batch · {rate:.1f} rows/s · ${cost:.4f}")
 
         report = pipelines.batch(settings, input_path, progress=progress, **options)
 

@@ -359,3 +359,13 @@ def test_bad_inputs(tmp_path):
         read_rows(tmp_path / "missing.csv")
     with pytest.raises(UsageError):
         BatchOptions(concurrency=0)
+
+
+def test_cli_module_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = ("import sys, llmops_cli.cli.batch_cmd, llmops_cli.core.batch.run; "
+            "heavy = [m for m in ('litellm', 'aiohttp', 'pyarrow', 'pandas', 'torch', 'jsonschema') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

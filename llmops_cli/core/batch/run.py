@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -263,7 +265,7 @@ def _write_run_json(plan: BatchPlan) -> None:
     doc = {"input": str(plan.input_path), "output": str(plan.output), "rows": len(plan.rows), "requests": len(plan.requests),
            "options": {k: v for k, v in asdict(plan.options).items() if v is not None}}
     path = plan.run_dir / "run.json"
-    tmp = path.with_name(f".run.json.{id(plan)}.tmp")
+    tmp = path.with_name(f".run.json.{os.getpid()}.{threading.get_ident()}.tmp")  # shards write it concurrently
     tmp.write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
     tmp.replace(path)
 
