@@ -61,7 +61,6 @@ def wait_run(dag_id: DagArg, run_id: RunArg, timeout: TimeoutOpt = None, url: Ur
 
     out = Output(json_out)
     client = connect(url)
-    client.get_run(dag_id, run_id)  # a clear "not found" before waiting
     result = watch_run(client, out, dag_id, run_id, timeout_s=timeout)
     finish_wait(client, out, dag_id, run_id, result, timeout_s=timeout)
 

@@ -80,7 +80,7 @@ def format_event(e: dict[str, Any]) -> str:
     """A structured log event as one readable line (timestamp, level, logger, event, error detail)."""
     parts = []
     if e.get("timestamp"):
-        parts.append(str(e["timestamp"]).replace("T", " ")[:23])
+        parts.append(str(e["timestamp"]).replace("T", " ").removesuffix("Z")[:23])
     if e.get("level"):
         parts.append(str(e["level"]).upper())
     if e.get("logger"):

@@ -16,6 +16,7 @@ loopback server: a random password in AIRFLOW_HOME/passwords.json (mode 0600), n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -289,7 +290,7 @@ def _tail(p: Path, n: int = 3000) -> str:
         return ""
 
 
-def down(home: Path = DEFAULT_HOME, *, grace_s: float = 20.0, log=print) -> list[str]:
+def down(home: Path = DEFAULT_HOME, *, grace_s: float = 10.0, log=print) -> list[str]:
     """Stop the components started by up() (by pid file, whole process groups); returns what was stopped."""
     home = home.resolve()
     af = LocalAirflow.load(home) or LocalAirflow(home=home)
@@ -325,6 +326,91 @@ def status(home: Path = DEFAULT_HOME) -> dict:
         return {"home": str(home), "running": {}, "healthy": False}
     return {"home": str(home), "url": af.url, "running": af.running(), "healthy": af.healthy() is not None,
             "passwords_file": str(af.passwords_file)}
+
+
+def restart_component(home: Path, component: str, *, down_s: float = 0.0) -> int:
+    """Stop one component (its process group) and start it again with the same set-up (tests of restarts)."""
+    af = LocalAirflow.load(home.resolve())
+    assert af is not None, f"no local Airflow in {home}"
+    pid = af.running().get(component)
+    if pid:
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5  # uvicorn waits for idle keep-alive clients; do not wait long for it
+        while time.monotonic() < deadline and _is_our_process(pid):
+            time.sleep(0.1)
+        if _is_our_process(pid):
+            _signal_group(pid, signal.SIGKILL)
+    time.sleep(down_s)
+    airflow = af.venv / "bin" / "airflow"
+    cmd = {"api-server": [str(airflow), "api-server", "--port", str(af.port), "--host", "127.0.0.1"],
+           "scheduler": [str(airflow), "scheduler", "--skip-serve-logs"],
+           "dag-processor": [str(airflow), "dag-processor"]}[component]
+    with open(af.home / "process-logs" / f"{component}.log", "ab") as out:
+        p = subprocess.Popen(cmd, env=af.airflow_env(), cwd=af.home, stdout=out, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+    af.pid_file(component).write_text(f"{p.pid}\n")
+    return p.pid
+
+
+def wait_for_dags(af: LocalAirflow, dag_ids: list[str], timeout_s: float = 90.0) -> None:
+    """Block until the server lists these DAGs (the dag-processor parses new files every few seconds)."""
+    req = urllib.request.Request(f"{af.url}/auth/token", data=json.dumps({"username": USERNAME, "password": af.password}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        token = json.loads(r.read())["access_token"]
+    deadline = time.monotonic() + timeout_s
+    missing = set(dag_ids)
+    while time.monotonic() < deadline:
+        req = urllib.request.Request(f"{af.url}/api/v2/dags?limit=1000", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            present = {d["dag_id"] for d in json.loads(r.read())["dags"]}
+        missing = set(dag_ids) - present
+        if not missing:
+            return
+        time.sleep(1.0)
+    raise RuntimeError(f"DAGs not parsed after {timeout_s:.0f} s: {sorted(missing)} (see {af.home / 'process-logs'})")
+
+
+@dataclass
+class AirflowForTests:
+    """A session's Airflow for tests: where it is, and the environment for `llmops` subprocesses (the Airflow
+    connection plus the same store and data dir as the Airflow tasks, so `llmops query` sees what a DAG wrote)."""
+
+    server: LocalAirflow
+    env: dict[str, str]
+    store_path: Path
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def home(self) -> Path:
+        return self.server.home
+
+
+TEST_DAGS = REPO / "tests" / "integration" / "airflow_dags"
+
+
+@contextlib.contextmanager
+def airflow_for_tests(base: Path, *, dag_ids: list[str] | None = None):
+    """Start a fresh Airflow under ``base`` (own AIRFLOW_HOME, free ports, the shipped and the test DAGs), yield an
+    AirflowForTests once the DAGs are parsed, stop it afterwards."""
+    base = base.resolve()
+    store, data = base / "llmops" / "chroma", base / "llmops" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    task_env = {"LLMOPS_STORE_PATH": str(store), "LLMOPS_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
+    af = up(base / "airflow-home", extra_dags=[str(TEST_DAGS)], task_env=task_env, log=lambda m: print(m, file=sys.stderr))
+    try:
+        wait_for_dags(af, dag_ids or ["llmops_ingest", "llmops_eval", "llmops_batch_inference", "llmops_test_quick"])
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMOPS_", "AIRFLOW"))}
+        env.update(task_env)
+        env.update(af.client_env())
+        env.update({"NO_COLOR": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "COLUMNS": "200"})
+        yield AirflowForTests(af, env, store, data)
+    finally:
+        down(af.home, log=lambda m: print(m, file=sys.stderr))
 
 
 def _how_to_connect(af: LocalAirflow) -> str:

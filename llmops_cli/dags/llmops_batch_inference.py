@@ -1,0 +1,95 @@
+"""llmops_batch_inference: offline LLM inference over an input table, mapped over shards of its rows.
+
+Thin by design: the ``llmops_cli.pipelines`` batch entry points, the same core as ``llmops batch``.
+
+- ``plan`` validates the input and the prompt and splits the requests into shards (by a stable hash of the row id);
+- ``run_shard`` is mapped (``.expand``) over the shards; each appends to its own checkpoint, so a retried task or
+  a re-triggered run resumes where it stopped (rows that end as errors are recorded, not raised);
+- ``merge`` joins the checkpoints to the input, writes the output and the errors file, and puts the summary in
+  XCom and a JSON report under ``<data_dir>/airflow-reports/llmops_batch_inference/``.
+
+The workers must share ``data_dir`` (or pass the same ``run_dir``). ``rpm`` / ``tpm`` apply per shard task.
+Params are validated when the run is triggered. LLM settings (model, api_base, key) come from the config
+file / LLMOPS_LLM_* env of the workers unless ``model`` is given.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Param, dag, task
+
+OPT_STR = ["null", "string"]
+OPT_NUM = ["null", "number"]
+OPT_INT = ["null", "integer"]
+
+# params passed through to the batch options (None = the default)
+OPTION_PARAMS = ("model", "template", "prompt", "system", "output", "concurrency", "rpm", "tpm", "schema", "id_column",
+                 "max_attempts", "temperature", "max_tokens", "limit", "run_dir")
+
+
+@dag(
+    dag_id="llmops_batch_inference",
+    schedule=None,
+    catchup=False,
+    tags=["llmops"],
+    doc_md=__doc__,
+    params={
+        "input": Param(type="string", minLength=1, description="Input table on the workers (.jsonl, .csv or .parquet)."),
+        "shards": Param(4, type="integer", minimum=1, maximum=256, description="How many mapped tasks."),
+        "model": Param(None, type=OPT_STR, description="litellm model string (default: llm.model)."),
+        "template": Param(None, type=OPT_STR, description="Prompt template file."),
+        "prompt": Param(None, type=OPT_STR, description="Or the user prompt itself ({column} placeholders)."),
+        "system": Param(None, type=OPT_STR, description="System prompt."),
+        "output": Param(None, type=OPT_STR, description="Output file (default: <input stem>.results.<ext>)."),
+        "concurrency": Param(None, type=OPT_INT, minimum=1, maximum=512, description="Concurrent calls per shard."),
+        "rpm": Param(None, type=OPT_NUM, exclusiveMinimum=0, description="Requests per minute, per shard."),
+        "tpm": Param(None, type=OPT_NUM, exclusiveMinimum=0, description="Tokens per minute, per shard."),
+        "schema": Param(None, type=OPT_STR, description="JSON schema file the answers must match."),
+        "id_column": Param(None, type=OPT_STR, description="Column with row ids (default: generated, stable)."),
+        "max_attempts": Param(None, type=OPT_INT, minimum=1, maximum=20, description="Attempts per request."),
+        "temperature": Param(None, type=OPT_NUM, minimum=0, maximum=2),
+        "max_tokens": Param(None, type=OPT_INT, minimum=1),
+        "limit": Param(None, type=OPT_INT, minimum=1, description="Only the first N rows."),
+        "run_dir": Param(None, type=OPT_STR, description="Run folder shared by the workers (default: under data_dir)."),
+        "config": Param(None, type=OPT_STR, description="llmops config file on the workers (default: $LLMOPS_CONFIG)."),
+    },
+)
+def llmops_batch_inference():
+    def options(params) -> dict:
+        return {k: params[k] for k in OPTION_PARAMS if params.get(k) is not None}
+
+    @task
+    def plan(params=None) -> list[dict]:
+        from llmops_cli import pipelines
+        from llmops_cli.adapters.airflow.dag_support import settings_from_params
+
+        shards = pipelines.batch_plan_shards(settings_from_params(params), params["input"], params["shards"], **options(params))
+        print(f"{sum(s['requests'] for s in shards)} requests in {len(shards)} shard(s)")
+        return shards
+
+    @task(retries=2, retry_delay=timedelta(seconds=10))
+    def run_shard(shard: dict, params=None) -> dict:
+        from llmops_cli import pipelines
+        from llmops_cli.adapters.airflow.dag_support import settings_from_params
+
+        report = pipelines.batch_run_shard(settings_from_params(params), params["input"], shard["shard_index"],
+                                           shard["num_shards"], **options(params))
+        print(f"shard {shard['shard_index']}/{shard['num_shards']}: {report}")
+        return report
+
+    @task
+    def merge(reports, params=None, run_id=None) -> dict:
+        from llmops_cli import pipelines
+        from llmops_cli.adapters.airflow.dag_support import settings_from_params, write_report
+
+        s = settings_from_params(params)
+        summary = pipelines.batch_merge_shards(s, params["input"], **options(params))
+        summary = {**summary, "shards": len(list(reports))}
+        print(f"report: {write_report(s, 'llmops_batch_inference', run_id, summary)}")
+        return summary
+
+    merge(run_shard.expand(shard=plan()))
+
+
+llmops_batch_inference()

@@ -1,0 +1,131 @@
+"""core.orchestration with a fake client and a fake clock: waiting, summaries, failures, log tails."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llmops_cli.core.orchestration import (
+    failed_task_instances,
+    format_event,
+    log_tail,
+    summarize_tasks,
+    wait_for_run,
+)
+from llmops_cli.errors import NotFoundError, UnreachableError
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+
+class FakeRuns:
+    """Scripted answers: each get_run pops the next step (a state, or an exception); tasks follow the state."""
+
+    def __init__(self, steps, logs=None):
+        self.steps = list(steps)
+        self.logs = logs or {}
+        self.log_calls = []
+
+    def get_run(self, dag_id, run_id):
+        step = self.steps.pop(0) if len(self.steps) > 1 else self.steps[0]
+        if isinstance(step, BaseException):
+            raise step
+        self.state = step
+        return {"dag_id": dag_id, "dag_run_id": run_id, "state": step}
+
+    def list_task_instances(self, dag_id, run_id):
+        mapped_state = {"queued": "scheduled", "running": "running", "success": "success", "failed": "failed"}[self.state]
+        return [{"task_id": "plan", "map_index": -1, "state": "success", "try_number": 1}] + [
+            {"task_id": "shard", "map_index": i, "state": "success" if i else mapped_state, "try_number": 2} for i in range(3)]
+
+    def get_log(self, dag_id, run_id, task_id, try_number, *, map_index=None, token=None):
+        self.log_calls.append((task_id, try_number, map_index, token))
+        pages = self.logs.get((task_id, map_index), [([], None)])
+        return pages[0 if token is None else 1]
+
+
+def test_summaries_count_mapped_instances_by_state():
+    tis = [{"task_id": "plan", "map_index": -1, "state": "success"}] + [
+        {"task_id": "shard", "map_index": i, "state": s} for i, s in enumerate(["success", "running", "success", None])]
+    plan, shard = summarize_tasks(tis)
+    assert not plan.mapped and plan.label() == "success"
+    assert shard.mapped and shard.total == 4 and shard.counts == {"success": 2, "running": 1, "none": 1}
+    assert shard.label() == "1/4 running, 2/4 success, 1/4 none"
+
+
+def test_wait_reports_changes_only_and_returns_on_success():
+    client, clock, updates = FakeRuns(["queued", "queued", "running", "running", "success"]), Clock(), []
+    res = wait_for_run(client, "d", "r", poll_s=0.5, on_update=updates.append, clock=clock, sleep=clock.sleep)
+    assert res.succeeded and not res.timed_out
+    assert [u.run["state"] for u in updates] == ["queued", "running", "success"]
+    assert clock.t == pytest.approx(2.0)  # polled every 0.5 s: the end is seen within one poll
+
+
+def test_wait_times_out_with_the_last_state():
+    client, clock = FakeRuns(["running"]), Clock()
+    res = wait_for_run(client, "d", "r", timeout_s=3, poll_s=1, clock=clock, sleep=clock.sleep)
+    assert res.timed_out and res.state == "running" and clock.t == pytest.approx(3)
+
+
+def test_wait_survives_an_unreachable_api_server_and_says_so():
+    down = UnreachableError("cannot reach the Airflow API server at http://x: is the API server running at http://x?")
+    client, clock, updates = FakeRuns(["running", down, down, "running", "failed"]), Clock(), []
+    res = wait_for_run(client, "d", "r", timeout_s=60, poll_s=1, on_update=updates.append, clock=clock, sleep=clock.sleep)
+    assert res.state == "failed"
+    assert [bool(u.unreachable) for u in updates] == [False, True, True, False, False]
+    assert "is the API server running" in updates[1].unreachable
+
+
+def test_wait_gives_up_at_the_deadline_when_never_reachable():
+    down = UnreachableError("cannot reach")
+    with pytest.raises(UnreachableError):
+        clock = Clock()
+        wait_for_run(FakeRuns([down]), "d", "r", timeout_s=5, poll_s=1, clock=clock, sleep=clock.sleep)
+
+
+def test_wait_does_not_swallow_not_found():
+    with pytest.raises(NotFoundError):
+        clock = Clock()
+        wait_for_run(FakeRuns([NotFoundError("no run")]), "d", "r", timeout_s=5, clock=clock, sleep=clock.sleep)
+
+
+def test_failed_instances_name_task_map_index_and_try():
+    tis = [{"task_id": "a", "map_index": -1, "state": "success", "try_number": 1},
+           {"task_id": "b", "map_index": 2, "state": "failed", "try_number": 3},
+           {"task_id": "c", "map_index": -1, "state": "upstream_failed", "try_number": 0}]
+    assert failed_task_instances(tis) == [{"task_id": "b", "map_index": 2, "try_number": 3}]
+
+
+def test_log_tail_drops_the_source_header_and_follows_tokens():
+    header = [{"event": "::group::Log message source details"}, {"event": "/path/to/attempt=1.log"}, {"event": "::endgroup::"}]
+    page1 = header + [{"timestamp": "2026-01-01T00:00:00.123456Z", "level": "info", "event": f"line {i}"} for i in range(5)]
+    page2 = [{"timestamp": "2026-01-01T00:00:01Z", "level": "error", "logger": "task", "event": "Task failed",
+              "error_detail": [{"exc_type": "ValueError", "exc_value": "bad item"}]}]
+    client = FakeRuns(["failed"], logs={("b", 2): [(page1, "tok"), (page2, None)]})
+    tail = log_tail(client, "d", "r", {"task_id": "b", "map_index": 2, "try_number": 3}, lines=3)
+    assert tail == ["2026-01-01 00:00:00.123 INFO line 4", "2026-01-01 00:00:01 ERROR task: Task failed", "    ValueError: bad item"]
+    assert client.log_calls == [("b", 3, 2, None), ("b", 3, 2, "tok")]
+    assert all("attempt=1.log" not in line for line in tail)
+
+
+def test_format_event_without_timestamp():
+    assert format_event({"event": "plain"}) == "plain"
+
+
+def test_help_does_not_import_the_airflow_client():
+    code = ("import sys; from llmops_cli.cli import app; "
+            "bad = [m for m in ('airflow_client', 'httpx', 'urllib3') if m in sys.modules]; print(','.join(bad))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == 0, r.stderr
+    assert "airflow_client" not in r.stdout
