@@ -134,6 +134,7 @@ def evaluate(
         "retrieval": settings.retrieval.model_dump(),
         "perturbations": list(perturbations) if "robustness" in chosen else [],
         "rewordings": settings.llm.rewordings if generate else None,
+        "limit": limit,  # the dataset hash covers the whole file; a limited run is a different config
     }
     options = EvalOptions(metrics=chosen, k=k, mode=mode, where=where, concurrency=concurrency,
                           perturbations=list(perturbations))
