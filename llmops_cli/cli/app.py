@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "llmops_cli.cli.query_cmd",
     "llmops_cli.cli.config_cmd",
     "llmops_cli.cli.eval_cmd",
+    "llmops_cli.cli.history_cmd",
+    "llmops_cli.cli.feedback_cmd",
     "llmops_cli.cli.airflow_trigger_cmd",
     "llmops_cli.cli.dags_cmd",
     "llmops_cli.cli.runs_cmd",

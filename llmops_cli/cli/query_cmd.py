@@ -67,6 +67,7 @@ def ask(
     model: ModelOpt = None,
     rewordings: Annotated[Optional[int], typer.Option("--rewordings", help="How many LLM rewordings retrieve too (default: llm.rewordings).", min=0, max=10)] = None,
     retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Show the fused sources without calling an LLM.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Always ask the LLM, even when a promoted answer to a near-identical question exists.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli import pipelines
@@ -92,9 +93,13 @@ def ask(
         out.out.file.flush()
 
     res = pipelines.ask(s, question, collection=s.store.collection, k=s.retrieval.k, mode=s.retrieval.mode,
-                        where=parse_key_values(where) or None, retrieval_only=retrieval_only, on_token=on_token if streaming else None)
+                        where=parse_key_values(where) or None, retrieval_only=retrieval_only, on_token=on_token if streaming else None,
+                        use_cache=not no_cache)
     if json_out:
         d = res.to_dict()
+        d["answer_id"] = getattr(res, "answer_id", None)
+        d["cache"] = getattr(res, "cache_hit", None)
+        _feedback_notes(out, res, json_out)
         d["collection"] = s.store.collection
         d["retrieval_only"] = retrieval_only
         d["hits"] = [_hit_dict(i, h) for i, h in enumerate(res.hits, 1)]
@@ -121,6 +126,20 @@ def ask(
     u = res.usage
     cost = f", ${u.cost:.6f}" if u.cost else ""
     out.info(f"[dim]{res.model}: {u.calls} calls, {u.input_tokens} tokens in, {u.output_tokens} out{cost}, {res.latency_s:.1f} s[/dim]")
+    _feedback_notes(out, res, json_out)
+
+
+def _feedback_notes(out, res, json_out: bool) -> None:
+    """The answer's id in the answer log (stderr), and where a cached answer came from."""
+    hit = getattr(res, "cache_hit", None)
+    if hit and not json_out:
+        out.info(f"[dim]served from the semantic cache: promoted answer {hit['answer_id']} (question similarity "
+                 f"{hit['similarity']:.3f}); --no-cache asks the LLM[/dim]")
+    if getattr(res, "answer_id", None):
+        if not json_out:
+            out.info(f"answer id: {res.answer_id}  (rate it: llmops feedback {res.answer_id} up|down)")
+    elif getattr(res, "record_error", None):
+        out.warn(f"the answer was not recorded in the answer log: {res.record_error}")
 
 
 @collections_app.command("list", help="Collections with their chunk and source counts.")

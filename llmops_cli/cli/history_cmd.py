@@ -1,0 +1,114 @@
+"""`llmops history`: the answer log (every ask, and the LLM calls of eval and batch), newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from llmops_cli.cli.options import JsonOpt
+
+history_app = typer.Typer(help="The answer log: every `llmops ask` (and recorded eval / batch LLM calls), newest first.",
+                          invoke_without_command=True)
+
+HistoryLimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many answers.", min=1)]
+KindOpt = Annotated[Optional[str], typer.Option("--kind", help="Only this kind: ask, eval, batch.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(history_app, name="history")
+
+
+def _snippet(text: str, n: int = 70) -> str:
+    t = " ".join(text.split())
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
+@history_app.callback()
+def history(ctx: typer.Context, limit: HistoryLimitOpt = 20, kind: KindOpt = None, collection: Annotated[Optional[str], typer.Option(
+            "--collection", help="Only answers from this collection.")] = None, json_out: JsonOpt = False) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    from llmops_cli import pipelines
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import state
+
+    s = state().load().settings
+    out = Output(json_out)
+    with pipelines.answer_log(s) as log:
+        rows = log.recent(limit=limit, kind=kind, collection=collection)
+        flags = log.summary_flags([r.id for r in rows])
+    if json_out:
+        out.json({"answers": [{**r.to_dict(), **flags[r.id]} for r in rows]})
+        return
+    if not rows:
+        out.info("no answers recorded yet: run llmops ask QUESTION")
+        return
+    table = []
+    for r in rows:
+        f = flags[r.id]
+        marks = []
+        if r.cached_from:
+            marks.append("cache")
+        if f["promoted"]:
+            marks.append("promoted")
+        if f["review"] == "error":
+            marks.append("review error")
+        elif f["review"]:
+            marks.append("reviewed")
+        rating = f"+{f['rating']}" if f["rating"] > 0 else str(f["rating"]) if f["rating"] else ""
+        cost = f"{r.cost:.6f}" if r.cost else ""
+        table.append((r.id, r.to_dict()["created_at"], r.kind, _snippet(r.question), r.model, r.input_tokens + r.output_tokens,
+                      cost, f"{r.latency_s:.2f}", rating, ", ".join(marks)))
+    out.table(["id", "time (UTC)", "kind", "question", "model", "tokens", "cost $", "s", "rating", "status"], table,
+              title="Answer log (llmops history show ID for one)")
+
+
+@history_app.command("show", help="One answer in full: question, rewordings, sources, answer, usage, ratings, review, promotion.")
+def show(answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique prefix of 4+ characters).")], json_out: JsonOpt = False) -> None:
+    from llmops_cli import pipelines
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import state
+
+    s = state().load().settings
+    out = Output(json_out)
+    with pipelines.answer_log(s) as log:
+        a = log.get(answer_id)
+        ratings = log.ratings(a.id)
+        review = log.review_of(a.id)
+        promo = log.promotion_of(a.id)
+    data = {**a.to_dict(), "ratings": [r.to_dict() for r in ratings], "review": review.to_dict() if review else None,
+            "promotion": promo.to_dict() if promo else None}
+    if json_out:
+        out.json(data)
+        return
+    out.print(f"[bold]{a.id}[/bold]  {data['created_at']}  {a.kind}  collection={a.collection or '-'}  model={a.model or '-'}")
+    if a.cached_from:
+        out.print(f"served from the semantic cache: promoted answer {a.cached_from}")
+    out.print("\n[bold]Question[/bold]")
+    out.print(a.question, markup=False)
+    if a.rewordings:
+        out.print("\n[bold]Searched as[/bold]")
+        for w in a.rewordings:
+            out.print(f"  • {w}", markup=False)
+    out.print("\n[bold]Answer[/bold]")
+    out.print(a.answer, markup=False)
+    if a.chunks:
+        out.table(["#", "chunk id", "source", "heading"], [(i, c.get("id"), c.get("source"), c.get("heading")) for i, c in enumerate(a.chunks, 1)],
+                  title="Retrieved")
+    cost = f", ${a.cost:.6f}" if a.cost else ""
+    out.print(f"\n{a.input_tokens} tokens in, {a.output_tokens} out{cost}, {a.latency_s:.2f} s, config {a.config_hash or '-'}")
+    for r in ratings:
+        out.print(f"rated {'up' if r.rating > 0 else 'down'}" + (f": {r.comment}" if r.comment else ""), markup=False)
+    if review:
+        if review.status == "ok":
+            out.print(f"review: helpfulness {review.helpfulness:.2f}, relevance {review.relevance:.2f}, "
+                      f"public {'yes' if review.public else 'no'} ({review.judge_model})")
+            for k, v in review.reasons.items():
+                if v:
+                    out.print(f"  {k}: {v}", markup=False)
+        else:
+            out.print(f"review error: {review.error}", markup=False)
+    if promo:
+        state_txt = f"in collection {promo.collection} as {promo.chunk_id}" if promo.active else f"removed ({promo.removed_reason})"
+        out.print(f"promoted: {state_txt}", markup=False)

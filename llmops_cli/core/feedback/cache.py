@@ -1,0 +1,44 @@
+"""Semantic cache: a question near-identical to one whose answer was promoted gets that answer, without an LLM call.
+
+The key is the embedding of the promoted question (kept in the answer log with the promotion, for the embedder that
+made it); a new question hits when its cosine similarity to one of them reaches the threshold. Only promotions that
+are still active count, so an answer rated down or failing review stops being served at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmops_cli.adapters.embedders.base import Embedder
+from llmops_cli.core.feedback.log import AnswerLog, Promotion
+
+
+@dataclass
+class CacheHit:
+    promotion: Promotion
+    similarity: float
+
+    @property
+    def answer_id(self) -> str:
+        return self.promotion.answer_id
+
+    def to_dict(self) -> dict:
+        return {"answer_id": self.answer_id, "similarity": round(self.similarity, 4), "question": self.promotion.question,
+                "chunk_id": self.promotion.chunk_id}
+
+
+def find_cached(log: AnswerLog, embedder: Embedder, collection: str, question: str, threshold: float) -> CacheHit | None:
+    """The promoted answer whose question is most similar to ``question``, when the similarity reaches ``threshold``."""
+    promos = log.active_promotions(collection, embedder.identity)
+    if not promos:
+        return None  # no embedding needed
+    q = np.asarray(embedder.embed_query(question), dtype=np.float32)
+    q = q / (float(np.linalg.norm(q)) or 1.0)
+    keys = np.stack([np.frombuffer(p.question_vector, dtype=np.float32) for p in promos])
+    sims = keys @ q
+    best = int(np.argmax(sims))
+    if float(sims[best]) < threshold:
+        return None
+    return CacheHit(promos[best], float(sims[best]))
