@@ -413,12 +413,30 @@ def airflow_for_tests(base: Path, *, dag_ids: list[str] | None = None):
         down(af.home, log=lambda m: print(m, file=sys.stderr))
 
 
+def project_task_env(project: Path) -> dict[str, str]:
+    """The Airflow tasks use the project's store, data dir and config (absolute), so `llmops query` run in the
+    project sees what a DAG wrote (the tasks' own working directory is AIRFLOW_HOME)."""
+    project = project.resolve()
+    env = {"LLMOPS_STORE_PATH": str(project / ".llmops" / "chroma"), "LLMOPS_DATA_DIR": str(project / ".llmops")}
+    for name in ("llmops.yaml", "configs/llmops.yaml"):
+        if (project / name).is_file():
+            env["LLMOPS_CONFIG"] = str(project / name)
+            break
+    return env
+
+
+def _shell_env(af: LocalAirflow) -> str:
+    """Shell lines for eval: the password is read from its file when they run, never printed."""
+    read = f"python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"{USERNAME}\"])' {af.passwords_file}"
+    return (f"export LLMOPS_AIRFLOW_URL={af.url}\n"
+            f"export LLMOPS_AIRFLOW_USERNAME={USERNAME}\n"
+            f"export LLMOPS_AIRFLOW_PASSWORD=\"$({read})\"")
+
+
 def _how_to_connect(af: LocalAirflow) -> str:
     return (
         f"\nPoint llmops at it (test credentials of this local server; the password is in {af.passwords_file}):\n"
-        f"  export LLMOPS_AIRFLOW_URL={af.url}\n"
-        f"  export LLMOPS_AIRFLOW_USERNAME={USERNAME}\n"
-        f"  export LLMOPS_AIRFLOW_PASSWORD=\"$(python3 -c 'import json; print(json.load(open(\"{af.passwords_file}\"))[\"{USERNAME}\"])')\"\n"
+        f"  eval \"$(python -m tests.support.airflow_local env)\"\n"
         f"  llmops dags list\n"
         f"UI: {af.url} (user {USERNAME}). Stop it with: make airflow-down\n"
     )
@@ -426,15 +444,18 @@ def _how_to_connect(af: LocalAirflow) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.support.airflow_local", description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["up", "down", "status"])
+    ap.add_argument("command", choices=["up", "down", "status", "env"],
+                    help="env: shell lines that point llmops at the server (eval \"$(... env)\"); they read the password from its file")
     ap.add_argument("--home", type=Path, default=DEFAULT_HOME, help="AIRFLOW_HOME (default: .airflow at the repo root)")
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="Airflow's venv (default: .venv-airflow)")
     ap.add_argument("--dags-folder", action="append", default=[], help="an extra DAGs folder (repeatable)")
+    ap.add_argument("--project", type=Path, default=Path.cwd(),
+                    help="folder whose .llmops store / data dir and llmops.yaml the Airflow tasks use (default: here)")
     args = ap.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     if args.command == "up":
         try:
-            af = up(args.home, venv=args.venv, extra_dags=args.dags_folder, log=log)
+            af = up(args.home, venv=args.venv, extra_dags=args.dags_folder, task_env=project_task_env(args.project), log=log)
         except (RuntimeError, subprocess.CalledProcessError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
@@ -443,6 +464,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "down":
         down(args.home, log=log)
+        return 0
+    if args.command == "env":
+        af = LocalAirflow.load(args.home.resolve())
+        if af is None:
+            print("error: no local Airflow set up here: run `make airflow-up` first", file=sys.stderr)
+            return 1
+        print(_shell_env(af))
         return 0
     st = status(args.home)
     print(json.dumps(st, indent=2))
