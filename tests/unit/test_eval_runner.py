@@ -70,6 +70,8 @@ def test_retrieval_metrics_per_row_and_means():
     assert rep.rows[0].retrieved[0] == {"id": "c1", "source": "docs/a.md", "score": 1.0}
     assert rep.primary_metric == "ndcg@2"
     assert [w.id for w in rep.worst(1)] == ["3"]
+    summary = json.loads(json.dumps(rep.summary()))  # what the Airflow DAG puts in XCom: plain JSON, no rows
+    assert "rows" not in summary and summary["metrics"]["mrr"] == pytest.approx(0.5) and summary["error_rows"] == 0
 
 
 def test_source_ranking_maps_suffix_matches():
