@@ -1,0 +1,92 @@
+"""llmops_feedback: review logged answers with the LLM judge and promote the good ones, hourly, in mapped batches.
+
+Thin by design: every step is a ``llmops_cli.pipelines`` call, the same ones ``llmops feedback review`` and
+``llmops feedback promote`` run locally.
+
+- ``plan`` takes the next ``limit`` unreviewed answers from the answer log and splits their ids into batches;
+- ``review_batch`` is mapped (``.expand``) over the batches, with retries: it judges each answer of its batch that
+  is still unreviewed (a retried task does not pay twice), stores the verdicts, then promotes the answers that pass
+  into their collection (redacted) and removes those that fail;
+- ``reconcile`` brings every reviewed answer in line with the rule once more (answers rated down since their
+  review are removed; thresholds changed in the config apply), and writes a JSON report.
+
+The workers must share ``data_dir`` (the answer log, ``<data_dir>/llmops.sqlite``) and the store with the machines
+where ``llmops ask`` runs. An embedded Chroma (store.host unset) is not safe for concurrent writers from several
+processes, so the mapped batches then run one at a time (decided when this file is parsed).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Param, dag, task
+
+from llmops_cli.adapters.airflow.dag_support import store_is_embedded
+
+OPT_STR = ["null", "string"]
+
+
+@dag(
+    dag_id="llmops_feedback",
+    schedule=timedelta(hours=1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["llmops"],
+    doc_md=__doc__,
+    params={
+        "limit": Param(200, type="integer", minimum=1, maximum=100000, description="At most this many answers per run."),
+        "batch_size": Param(None, type=["null", "integer"], minimum=1, maximum=1000,
+                            description="Answers per mapped review task (default: feedback.review_batch_size)."),
+        "collection": Param(None, type=OPT_STR, description="Only answers from this collection (default: all)."),
+        "retry_errors": Param(False, type="boolean", description="Also re-review answers whose verdict could not be parsed."),
+        "config": Param(None, type=OPT_STR, description="llmops config file on the workers (default: $LLMOPS_CONFIG)."),
+    },
+)
+def llmops_feedback():
+    def settings(params):
+        from llmops_cli.settings import load_settings
+
+        # not dag_support.settings_from_params: "collection" here filters answers, it is not store.collection
+        return load_settings(params.get("config") or None).settings
+
+    @task
+    def plan(params=None) -> list[list[str]]:
+        from llmops_cli import pipelines
+
+        batches = pipelines.feedback_plan_review(settings(params), limit=params["limit"], batch_size=params.get("batch_size"),
+                                                 collection=params.get("collection"), retry_errors=params["retry_errors"])
+        print(f"{sum(map(len, batches))} answers to review in {len(batches)} batch(es)")
+        return batches
+
+    @task(retries=2, retry_delay=timedelta(seconds=30), max_active_tis_per_dagrun=1 if store_is_embedded() else None)
+    def review_batch(answer_ids: list[str], params=None) -> dict:
+        from llmops_cli import pipelines
+
+        out = pipelines.feedback_review(settings(params), answer_ids=answer_ids, retry_errors=params["retry_errors"])
+        promo = out.get("promotion") or {}
+        summary = {"answers": len(answer_ids), "reviewed": out["reviewed"], "errors": len(out["errors"]), "failed": len(out["failed"]),
+                   "promoted": len(promo.get("promoted", [])), "removed": len(promo.get("removed", []))}
+        print(f"batch: {summary}")
+        if out["failed"] and len(out["failed"]) == len(answer_ids):
+            # every judge call failed (endpoint down?): fail the task so it is retried, not silently "done"
+            raise RuntimeError(f"all {len(answer_ids)} judge calls failed; first: {out['failed'][0]['error']}")
+        return summary
+
+    @task(trigger_rule="all_done")
+    def reconcile(reports, params=None, run_id=None) -> dict:
+        from llmops_cli import pipelines
+        from llmops_cli.adapters.airflow.dag_support import write_report
+
+        s = settings(params)
+        reports = [r for r in (reports or []) if r]
+        final = pipelines.feedback_promote(s)
+        summary = {key: sum(r[key] for r in reports) for key in ("answers", "reviewed", "errors", "failed", "promoted", "removed")}
+        summary.update({"batches": len(reports), "reconciled": final["checked"], "reconcile_promoted": len(final["promoted"]),
+                        "reconcile_removed": len(final["removed"])})
+        print(f"report: {write_report(s, 'llmops_feedback', run_id, summary)}")
+        return summary
+
+    reconcile(review_batch.expand(answer_ids=plan()))
+
+
+llmops_feedback()
