@@ -29,7 +29,7 @@ class DatasetOrCommandGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
     def list_commands(self, ctx) -> list[str]:
-        return ["run", "runs", "compare", "generate", "sweep"]
+        return ["run", "runs", "compare", "export", "generate", "sweep"]
 
 
 def _expand_multi(args: list[str], flag: str) -> list[str]:
@@ -240,6 +240,31 @@ def compare_cmd(
         out.print("regressions: " + (", ".join(c["regressions"]) or "none"))
     if fail_on_regression and c["regressions"]:
         raise GateFailed(f"regressed: {', '.join(c['regressions'])}", hint="see the per-metric deltas")
+
+
+@eval_app.command("export")
+def export_cmd(
+    run: Annotated[str, typer.Argument(help="Run id, latest or latest~1.")],
+    output: Annotated[list[str], typer.Option("--output", "-o", help="File to write (repeatable): .json, .jsonl, .csv, .parquet or .html.")],
+) -> None:
+    """Write a recorded run's results again: the HTML report, the JSON document or per-question rows."""
+    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.state import state
+    from llmops_cli.core.eval.history import RunHistory, default_history_path
+    from llmops_cli.core.eval.results_files import output_format, write_results
+
+    out = Output(False)
+    for o in output:
+        output_format(o)
+    settings = state().load().settings
+    h = RunHistory(default_history_path(settings.data_path))
+    try:
+        report = h.load(run)
+    finally:
+        h.close()
+    for o in output:
+        write_results(report, o)
+        out.info(f"wrote {o} (run {report.run_id})")
 
 
 @eval_app.command("generate")

@@ -108,6 +108,12 @@ def test_runs_compare_and_baseline(project, capsys):
     assert code == 0 and "improved" in out
     code, _, err = invoke(capsys, "compare", "1", "99")
     assert code == 9 and "no eval run 99" in err
+    code, _, err = invoke(capsys, "export", "latest~1", "-o", "again.json", "-o", "again.html")
+    assert code == 0, err
+    again = json.loads((project / "again.json").read_text())
+    first = json.loads((project / "first.json").read_text())
+    assert again["run_id"] == 1 and again["metrics"] == first["metrics"] and again["rows"] == first["rows"]
+    assert 'class="metric-chart"' in (project / "again.html").read_text()
 
 
 def test_output_files(project, capsys):
@@ -156,7 +162,7 @@ def test_history_migrations_upgrade_an_old_store(tmp_path):
 def test_group_help_lists_subcommands(project, capsys):
     code, out, _ = invoke(capsys, "--help")
     assert code == 0
-    for name in ("run", "runs", "compare", "generate", "sweep"):
+    for name in ("run", "runs", "compare", "export", "generate", "sweep"):
         assert name in out
 
 

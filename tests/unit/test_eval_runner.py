@@ -180,3 +180,57 @@ def test_bounded_gather_limits_concurrency_and_keeps_order():
     res = asyncio.run(bounded_gather([(lambda i=i: job(i)) for i in range(10)], 3))
     assert state["max"] == 3
     assert res[:3] == [0, 1, 2] and isinstance(res[3], ValueError) and res[9] == 9
+
+
+def test_paraphrase_perturbation_uses_the_llm():
+    retr = FakeRetriever({"How do pools work?": [("c", "a.md")], "Explain pools": [("d", "b.md")]})
+    llm = ScriptedLLM(lambda messages: '"Explain pools"')
+    ds = _ds([EvalItem("1", "How do pools work?", relevant_sources=["a.md"])])
+    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["retrieval", "robustness"], k=1, perturbations=["paraphrase"]),
+                               retriever=retr, judge_llm=llm))
+    block = rep.robustness["paraphrase"]
+    assert block["example"] == {"original": "How do pools work?", "perturbed": "Explain pools"}
+    assert block["metrics"]["mrr"]["delta"] == -1.0 and llm.calls == 1
+
+
+def test_cached_llm_retries_retryable_errors_only():
+    from llmops_cli.core.batch.retry import RetryPolicy
+
+    failures = [LLMCallError("429", status=429, retryable=True, retry_after=0.0), LLMCallError("503", retryable=True)]
+
+    def script(messages):
+        return failures.pop(0) if failures else "ok"
+
+    inner = ScriptedLLM(script)
+    llm = CachedLLM(inner, None, retry=RetryPolicy(max_attempts=3, base_delay_s=0.0, jitter=0.0))
+    assert asyncio.run(llm.acomplete([{"role": "user", "content": "x"}])).text == "ok"
+    assert inner.calls == 3 and llm.usage.calls == 1 and llm.usage.failed == 0
+    bad = CachedLLM(ScriptedLLM(lambda m: LLMCallError("400", status=400)), None, retry=RetryPolicy(max_attempts=3, base_delay_s=0.0))
+    with pytest.raises(LLMCallError):
+        asyncio.run(bad.acomplete([{"role": "user", "content": "x"}]))
+    assert bad.inner.calls == 1 and bad.usage.failed == 1
+
+
+def test_sweep_ranks_skips_and_cleans_up(tmp_path):
+    from types import SimpleNamespace
+
+    from llmops_cli.core.eval.sweep import run_sweep
+    from llmops_cli.settings import Settings
+
+    qs = tmp_path / "qs.jsonl"
+    qs.write_text('{"question": "q", "relevant_sources": ["a"]}\n')
+    ingested, deleted = [], []
+
+    def ingest(settings, paths, collection):
+        ingested.append((collection, settings.chunking.size, settings.chunking.overlap))
+        return SimpleNamespace(chunks_total=1000 // settings.chunking.size)
+
+    def evaluate(settings, path, **kw):  # smaller chunks score better in this fake
+        return SimpleNamespace(metrics={"ndcg@5": 1.0 - settings.chunking.size / 1000}, run_id=len(ingested))
+
+    rep = run_sweep(Settings(), qs, ["docs"], sizes=[256, 64, 128], overlaps=[0, 100], k=5, ingest=ingest, evaluate=evaluate,
+                    delete_collection=lambda s, name: deleted.append(name))
+    assert [(e.rank, e.size, e.overlap) for e in rep.entries][:3] == [(1, 64, 0), (2, 128, 0), (3, 128, 100)]
+    assert [s["config"] for s in rep.skipped] == ["auto/64/100/all-MiniLM-L6-v2"]  # overlap >= size
+    assert len(rep.entries) == 5 and sorted(deleted) == sorted(c for c, _, _ in ingested)
+    assert rep.to_dict()["leaderboard"][0]["chunks"] == 15
