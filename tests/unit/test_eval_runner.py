@@ -234,3 +234,15 @@ def test_sweep_ranks_skips_and_cleans_up(tmp_path):
     assert [s["config"] for s in rep.skipped] == ["auto/64/100/all-MiniLM-L6-v2"]  # overlap >= size
     assert len(rep.entries) == 5 and sorted(deleted) == sorted(c for c, _, _ in ingested)
     assert rep.to_dict()["leaderboard"][0]["chunks"] == 15
+
+
+def test_robustness_of_generated_answers():
+    def answerer(q):  # answers well only when the question is spelled as asked
+        return Answered(answer="the scheduler" if q == "Who runs DAGs?" else "no idea", hits=[])
+
+    ds = _ds([EvalItem("1", "Who runs DAGs?", reference_answer="The scheduler")])
+    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["token_f1", "robustness"], perturbations=["casing"]), answerer=answerer))
+    assert rep.metrics["token_f1"] == 1.0
+    assert rep.robustness["casing"]["metrics"]["token_f1"] == {"original": 1.0, "perturbed": 0.0, "delta": -1.0, "rows": 1}
+    with pytest.raises(UsageError, match="robustness compares"):
+        asyncio.run(run_eval(ds, EvalOptions(metrics=["robustness"]), answerer=answerer))

@@ -96,8 +96,10 @@ def resolve_metrics(requested: list[str] | None, dataset: Dataset, *, llm_availa
 
 
 def _unsupported(metric: str, dataset: Dataset) -> str | None:
-    if metric in ("retrieval", "robustness") and not dataset.has_sources:
+    if metric == "retrieval" and not dataset.has_sources:
         return "needs relevant_sources in the question set"
+    if metric == "robustness" and not (dataset.has_sources or dataset.has_chunks or dataset.has_references):
+        return "needs relevant_sources or reference_answer in the question set"
     if metric == "chunk" and not dataset.has_chunks:
         return "needs relevant_chunks in the question set"
     if metric in (*ANSWER_METRICS, "correctness") and not dataset.has_references:
@@ -261,13 +263,17 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
                 else:
                     rows[n].metrics[m], rows[n].reasons[m] = v
 
-    # 5. robustness: perturbed questions through retrieval again; deltas of the means over the same rows
+    # 5. robustness: perturbed questions through retrieval (and the answer step) again; deltas over the same rows
     robust: dict[str, dict[str, Any]] = {}
     if "robustness" in metrics:
-        if retriever is None or not any(m in metrics for m in ("retrieval", "chunk")):
-            raise UsageError("robustness compares retrieval scores: select retrieval (or chunk) metrics and a collection",
+        by_retrieval = retriever is not None and any(m in metrics for m in ("retrieval", "chunk"))
+        by_answers = answerer is not None and any(m in metrics for m in ("exact_match", "token_f1", "semantic_similarity"))
+        if not (by_retrieval or by_answers):
+            raise UsageError("robustness compares retrieval or answer scores: select retrieval (or exact_match/token_f1/"
+                             "semantic_similarity with generated answers) and a collection",
                              hint="e.g. --metrics retrieval,robustness --collection NAME")
-        robust = await _robustness(items, rows, options, retriever, judge_llm, report_progress)
+        robust = await _robustness(items, rows, options, retriever if by_retrieval else None, answerer if by_answers else None,
+                                   embedder, judge_llm, report_progress)
 
     means, counts = mean_metrics(rows)
     return EvalReport(
@@ -284,36 +290,54 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
     )
 
 
-async def _robustness(items: list[EvalItem], rows: list[RowResult], options: EvalOptions, retriever, llm,
-                      report_progress: ProgressFn) -> dict[str, dict[str, Any]]:
+async def _robustness(items: list[EvalItem], rows: list[RowResult], options: EvalOptions, retriever, answerer, embedder,
+                      llm, report_progress: ProgressFn) -> dict[str, dict[str, Any]]:
     kinds = [p for p in options.perturbations if p not in robustness.LLM_PERTURBATIONS or llm is not None]
     retrieval_prefixes = ("hit@", "recall@", "precision@", "mrr", "ndcg@", "chunk_")
-    base_keys = list(dict.fromkeys(key for r in rows for key in r.metrics if key.startswith(retrieval_prefixes)))
+    keys = [key for key in dict.fromkeys(k for r in rows for k in r.metrics)
+            if (retriever is not None and key.startswith(retrieval_prefixes)) or (answerer is not None and key in ANSWER_METRICS)]
     out: dict[str, dict[str, Any]] = {}
     for kind in kinds:
         if kind in robustness.LLM_PERTURBATIONS:
             res = await bounded_gather([(lambda q=i.question: robustness.paraphrase(llm, q)) for i in items], options.concurrency)
-            perturbed = [r if isinstance(r, str) else None for r in res]
+            perturbed: list[str | None] = [r if isinstance(r, str) else None for r in res]
         else:
             perturbed = [robustness.perturb(kind, i.question) for i in items]
+        scored: dict[int, dict[str, float]] = {n: {} for n, q in enumerate(perturbed) if q is not None}
 
-        def search_all(qs=perturbed, kind=kind) -> list[tuple[int, dict[str, float]]]:
-            scored = []
-            for n, (item, q) in enumerate(zip(items, qs)):
-                report_progress(f"robustness ({kind})", n + 1, len(items))
-                if q is None or "retrieval" in rows[n].errors:
-                    continue
-                try:
-                    hits = retriever.search(q, options.k, mode=options.mode, where=options.where)
-                except Exception:  # noqa: BLE001 - a failed perturbed search leaves the row out of the delta
-                    continue
-                scored.append((n, _retrieval_row_scores(item, hits, options.k, options.metrics)))
-            return scored
+        if retriever is not None:
+            def search_all(kind=kind) -> None:
+                for n, item in enumerate(items):
+                    report_progress(f"robustness ({kind})", n + 1, len(items))
+                    if n not in scored or "retrieval" in rows[n].errors:
+                        continue
+                    try:
+                        hits = retriever.search(perturbed[n], options.k, mode=options.mode, where=options.where)
+                    except Exception:  # noqa: BLE001 - a failed perturbed search leaves the row out of the delta
+                        continue
+                    scored[n].update(_retrieval_row_scores(item, hits, options.k, options.metrics))
 
-        scored = await asyncio.to_thread(search_all)
+            await asyncio.to_thread(search_all)
+
+        if answerer is not None:
+            todo = [n for n in scored if rows[n].reference_answer and rows[n].answer is not None and items[n].answer is None]
+            answers = await bounded_gather([(lambda q=perturbed[n]: asyncio.to_thread(answerer, q)) for n in todo], options.concurrency)
+            got = [(n, a.answer) for n, a in zip(todo, answers) if not isinstance(a, BaseException)]
+            for n, text in got:
+                ref = rows[n].reference_answer or ""
+                if "exact_match" in options.metrics:
+                    scored[n]["exact_match"] = answer_metrics.exact_match(text, ref)
+                if "token_f1" in options.metrics:
+                    scored[n]["token_f1"] = answer_metrics.token_f1(text, ref)
+            if "semantic_similarity" in options.metrics and got and embedder is not None:
+                sims = await asyncio.to_thread(answer_metrics.semantic_similarities, embedder, [t for _, t in got],
+                                               [rows[n].reference_answer or "" for n, _ in got])
+                for (n, _), sim in zip(got, sims):
+                    scored[n]["semantic_similarity"] = sim
+
         per_metric: dict[str, dict[str, float]] = {}
-        for key in base_keys:
-            pairs = [(rows[n].metrics[key], s[key]) for n, s in scored if key in s and key in rows[n].metrics]
+        for key in keys:
+            pairs = [(rows[n].metrics[key], s[key]) for n, s in scored.items() if key in s and key in rows[n].metrics]
             if not pairs:
                 continue
             orig = sum(a for a, _ in pairs) / len(pairs)
