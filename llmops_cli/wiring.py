@@ -95,7 +95,7 @@ def build_llm(ls: "LLMSettings", model: str | None = None) -> "LLM":
     )
 
 
-def build_batch_llm(ls: "LLMSettings", model: str, client: str = "auto", concurrency: int = 16) -> "LLM":
+def build_batch_llm(ls: "LLMSettings", model: str, client: str = "auto", concurrency: int = 32) -> "LLM":
     """The LLM for batch runs: ``openai/<name>`` with an api_base goes through the lean OpenAIHTTP client
     (litellm's per-call CPU caps a process near 100 calls/s), unless ``client="litellm"``; litellm's blocking
     calls run in ``concurrency`` threads (its sync path is cheaper than its async one)."""
