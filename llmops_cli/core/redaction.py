@@ -14,7 +14,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("TOKEN", re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._\-]{16,}")),
     ("SECRET", re.compile(r"(?i)\b(api[_-]?key|secret|password|passwd|token)(\s*[:=]\s*)(['\"]?)[^\s'\"]{6,}\3")),
     ("EMAIL", re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")),
-    ("PHONE", re.compile(r"(?<![\w.])\+?\d{1,3}[\s.\-]?\(?\d{2,4}\)?[\s.\-]\d{3,4}[\s.\-]\d{3,4}(?![\w.])")),
+    ("PHONE", re.compile(r"(?<![\w.])\+?\d{1,3}[\s.\-]?\(?\d{2,4}\)?[\s.\-]\d{3,4}[\s.\-]\d{3,4}(?!\w|\.\d)")),  # a sentence's full stop may follow
 ]
 
 
