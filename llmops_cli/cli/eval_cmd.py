@@ -128,6 +128,9 @@ def run_cmd(
         if report.run_id is not None:
             out.info(f"recorded as run {report.run_id} (llmops eval runs)")
 
+    if report.rows and report.error_rows == len(report.rows) and not report.metrics:
+        first = next(iter(report.rows[0].errors.values()))
+        raise LlmopsError(f"every question failed; the first error: {first}", hint="fix that and rerun (answers already made are cached)")
     failed = [g for g in report.gates if not g["passed"]]
     if failed:
         raise GateFailed("quality gate failed: " + "; ".join(f"{g['metric']} {g['check']}" for g in failed),

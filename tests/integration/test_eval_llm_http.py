@@ -226,3 +226,17 @@ def test_sweep_leaderboard_and_cleanup(project, monkeypatch, capsys, tmp_path):
     assert all(e["metrics"]["hit@1"] == 1.0 and e["run_id"] for e in board)
     left = [c["name"] for c in pipelines.collections(project)]
     assert not any(n.startswith("sweep-") for n in left) and "judge-docs" in left
+
+
+def test_unreachable_judge_fails_the_command_with_one_line(project, monkeypatch, capsys):
+    import socket
+    from types import SimpleNamespace
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _env(monkeypatch, project, SimpleNamespace(base_url=f"http://127.0.0.1:{port}/v1"))
+    monkeypatch.setenv("LLMOPS_LLM_MAX_RETRIES", "0")
+    code, out, err = _invoke(["qs.jsonl", "-m", "correctness", "--no-record"], capsys)
+    assert code == 1
+    assert "every question failed; the first error: LLM openai/test-model at http://127.0.0.1:" in err

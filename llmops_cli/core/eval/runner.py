@@ -174,7 +174,9 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
 
     # 1. retrieval (sync and CPU-bound: one worker thread, in order)
     hits_per_row: list[list] = [[] for _ in items]
-    if retriever is not None and (wants_retrieval or needs_context):
+    # faithfulness of generated answers uses the answer's own context: search here only for given answers
+    context_from_search = needs_context and (answerer is None or any(i.answer for i in items))
+    if retriever is not None and (wants_retrieval or context_from_search):
         def retrieve_all() -> None:
             for n, item in enumerate(items):
                 try:
