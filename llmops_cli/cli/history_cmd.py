@@ -58,10 +58,17 @@ def history(ctx: typer.Context, limit: HistoryLimitOpt = 20, kind: KindOpt = Non
             marks.append("reviewed")
         rating = f"+{f['rating']}" if f["rating"] > 0 else str(f["rating"]) if f["rating"] else ""
         cost = f"{r.cost:.6f}" if r.cost else ""
-        table.append((r.id, r.to_dict()["created_at"], r.kind, _snippet(r.question), r.model, r.input_tokens + r.output_tokens,
+        table.append((r.id, (r.to_dict()["created_at"] or "")[5:16].replace("T", " "), r.kind, _snippet(r.question), r.model, r.input_tokens + r.output_tokens,
                       cost, f"{r.latency_s:.2f}", rating, ", ".join(marks)))
-    out.table(["id", "time (UTC)", "kind", "question", "model", "tokens", "cost $", "s", "rating", "status"], table,
-              title="Answer log (llmops history show ID for one)")
+    from rich.table import Table
+
+    # ids are what users copy: never folded; the question gives way first on narrow terminals
+    t = Table(title="Answer log (llmops history show ID for one)", title_justify="left")
+    for name in ["id", "time (UTC)", "kind", "question", "model", "tokens", "cost $", "s", "rating", "status"]:
+        t.add_column(name, no_wrap=name in ("id", "time (UTC)"), overflow="fold", ratio=3 if name == "question" else None)
+    for row in table:
+        t.add_row(*[str(v) for v in row])
+    out.print(t)
 
 
 @history_app.command("show", help="One answer in full: question, rewordings, sources, answer, usage, ratings, review, promotion.")

@@ -1,0 +1,180 @@
+"""`llmops ask` recording and cache, `llmops history`, `llmops feedback` in-process, on fakes (memory store, bag-of-words
+embedder, a scripted LLM wired in through llmops_cli.wiring): the command surface, JSON shapes and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from llmops_cli.adapters.llm.base import LLM, Completion
+from llmops_cli.errors import LlmopsError
+from tests.support.fakes import FakeEmbedder, MemoryStore
+
+VERDICT = {"helpfulness": {"score": 5, "reason": "r"}, "relevance": {"score": 5, "reason": "r"}, "publicness": {"public": True, "reason": "r"}}
+
+
+class RoutingLLM(LLM):
+    model = "fake/llm"
+
+    def __init__(self):
+        self.calls: list[str] = []
+        self.verdict = json.dumps(VERDICT)
+
+    def complete(self, messages, **params) -> Completion:
+        system = messages[0]["content"]
+        kind = "judge" if system.startswith("You review") else "reword" if system.startswith("You rewrite") else "answer"
+        self.calls.append(kind)
+        text = {"judge": self.verdict, "reword": "rotate secrets frobnicator", "answer": "Run `frob rotate --all` [1]."}[kind]
+        return Completion(text=text, model=self.model, input_tokens=7, output_tokens=3, cost=0.0001)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    from llmops_cli import pipelines, wiring
+    from llmops_cli.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("LLMOPS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("LLMOPS_LLM_MODEL", "fake/llm")
+    monkeypatch.setenv("LLMOPS_LLM_REWORDINGS", "1")
+    store, emb, llm = MemoryStore(), FakeEmbedder(), RoutingLLM()
+    monkeypatch.setattr(wiring, "build_store", lambda settings: store)
+    monkeypatch.setattr(wiring, "build_embedder", lambda es: emb)
+    monkeypatch.setattr(wiring, "build_llm", lambda ls, model=None: llm)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "frob.md").write_text("# Frobnicator\n\n## Credentials\n\nRotate them with frob rotate --all.\n")
+    (docs / "widgets.md").write_text("# Widgets\n\nWidgets are configured in widgets.toml.\n")
+    pipelines.ingest(load_settings(None).settings, [str(docs)])
+    return store, llm
+
+
+def invoke(capsys, *args):
+    """Run the CLI the way app.main() does: LlmopsError -> its exit code, click usage errors -> 2."""
+    import typer
+
+    from llmops_cli.cli.app import app
+    from llmops_cli.cli.state import AppState, set_state
+
+    set_state(AppState())
+    code, message = 0, ""
+    try:
+        rv = typer.main.get_command(app).main(list(args), prog_name="llmops", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0  # typer.Exit(n) comes back as n without standalone mode
+    except LlmopsError as e:
+        code, message = int(e.exit_code), e.message
+    except Exception as e:  # click's usage errors (typer may vendor its own click): exit_code 2 + a message
+        if not hasattr(e, "format_message"):
+            raise
+        code, message = e.exit_code, e.format_message()
+    out, err = capsys.readouterr()
+    return code, out, err + message
+
+
+def ok_json(capsys, *args):
+    code, out, err = invoke(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+Q = "How do I rotate the frobnicator credentials?"
+
+
+def test_ask_is_recorded_rated_reviewed_promoted_then_served_from_the_cache(project, capsys):
+    store, llm = project
+    first = ok_json(capsys, "ask", Q)
+    aid = first["answer_id"]
+    assert first["cache"] is None and first["answer"] == "Run `frob rotate --all` [1]." and llm.calls == ["reword", "answer"]
+
+    code, out, err = invoke(capsys, "ask", "How do I add widgets?")
+    assert code == 0 and "answer id: " in err and "answer id" not in out
+
+    hist = ok_json(capsys, "history", "--limit", "10")["answers"]
+    assert [a["id"] for a in hist][-1] == aid and hist[-1]["rewordings"] == ["rotate secrets frobnicator"]
+    assert hist[-1]["chunks"][0]["source"].endswith(".md") and hist[-1]["input_tokens"] == 14 and hist[-1]["rating"] == 0
+    code, out, _ = invoke(capsys, "history")
+    assert code == 0 and aid in out and "Answer log" in out
+
+    code, _, err = invoke(capsys, "feedback", aid[:5], "up", "--comment", "spot on")
+    assert code == 0 and f"rated {aid} up" in err
+
+    reviewed = ok_json(capsys, "feedback", "review")
+    assert reviewed["reviewed"] == 2 and aid in reviewed["promotion"]["promoted"] and llm.calls.count("judge") == 2
+    assert any(h.metadata.get("answer_id") == aid for h in store.get("docs", where={"kind": "promoted_answer"}))
+
+    shown = ok_json(capsys, "history", "show", aid)
+    assert shown["ratings"][0] == {**shown["ratings"][0], "rating": "up", "comment": "spot on"}
+    assert shown["review"]["helpfulness"] == 1.0 and shown["promotion"]["active"] is True
+    code, out, _ = invoke(capsys, "history", "show", aid)
+    assert "review: helpfulness 1.00" in out and "promoted: in collection docs" in out
+
+    n = len(llm.calls)
+    cached = ok_json(capsys, "ask", Q)
+    assert cached["cache"]["answer_id"] == aid and len(llm.calls) == n and cached["answer_id"] != aid
+    assert cached["answer"].startswith("Run `frob rotate --all`") and "[1]" not in cached["answer"]
+    assert ok_json(capsys, "ask", Q, "--no-cache")["cache"] is None and len(llm.calls) > n
+
+    removed = ok_json(capsys, "feedback", cached["answer_id"], "down")
+    assert removed["promoted_answer"] == aid and removed["promotion"]["removed"] == [{"id": aid, "reason": "rated down"}]
+    assert store.get("docs", where={"kind": "promoted_answer"}) == [] or all(
+        h.metadata["answer_id"] != aid for h in store.get("docs", where={"kind": "promoted_answer"}))
+    assert ok_json(capsys, "ask", Q)["cache"] is None
+
+
+def test_review_exit_code_3_when_a_verdict_does_not_parse(project, capsys):
+    _store, llm = project
+    ok_json(capsys, "ask", Q)
+    llm.verdict = "no idea"
+    code, _, err = invoke(capsys, "feedback", "review")
+    assert code == 3 and "review error" in err
+    llm.verdict = json.dumps(VERDICT)
+    assert ok_json(capsys, "feedback", "review")["reviewed"] == 0
+    assert ok_json(capsys, "feedback", "review", "--retry-errors")["reviewed"] == 1
+
+
+def test_promote_dry_run_and_export(project, capsys, tmp_path):
+    store, _llm = project
+    aid = ok_json(capsys, "ask", Q)["answer_id"]
+    ok_json(capsys, "feedback", "review", "--no-promote")
+    assert store.get("docs", where={"kind": "promoted_answer"}) == []
+    dry = ok_json(capsys, "feedback", "promote", "--dry-run")
+    assert dry["promoted"] == [aid] and dry["dry_run"] and store.get("docs", where={"kind": "promoted_answer"}) == []
+    assert ok_json(capsys, "feedback", "promote")["promoted"] == [aid]
+
+    code, out, err = invoke(capsys, "feedback", "export", "--format", "openai-chat")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == 1 and rows[0]["messages"][1] == {"role": "user", "content": Q} and "1 examples" in err
+    res = ok_json(capsys, "feedback", "export", "--output", str(tmp_path / "out" / "ft.jsonl"), "--system", "")
+    assert res["examples"] == 1 and json.loads((tmp_path / "out" / "ft.jsonl").read_text())["messages"][0]["role"] == "user"
+
+
+@pytest.mark.parametrize("args, code, text", [
+    (["feedback", "abcdef123456", "up"], 9, "no answer with id"),
+    (["history", "show", "zz"], 9, "no answer with id"),
+    (["feedback", "abcdef123456", "sideways"], 2, "sideways"),
+    (["feedback", "export", "--format", "alpaca"], 2, "alpaca"),
+    (["feedback", "export", "--json"], 2, "--json needs --output"),
+])
+def test_bad_input_is_one_line_and_a_documented_code(project, capsys, args, code, text):
+    got, _out, err = invoke(capsys, *args)
+    assert got == code and text in err
+
+
+def test_history_on_an_empty_log(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLMOPS_DATA_DIR", str(tmp_path / "state"))
+    assert ok_json(capsys, "history") == {"answers": []}
+    code, _, err = invoke(capsys, "history")
+    assert code == 0 and "no answers recorded yet" in err
+
+
+def test_review_without_an_llm_says_how_to_configure_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("LLMOPS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("LLMOPS_DATA_DIR", str(tmp_path / "state"))
+    code, _, err = invoke(capsys, "feedback", "review")
+    assert code == 2 and "no LLM is configured" in err
