@@ -25,8 +25,14 @@ def _snippet(text: str, n: int = 160) -> str:
 
 
 def _hits_table(out, hits, title: str) -> None:
-    out.table(["#", "score", "source", "heading", "snippet"],
-              [(i, f"{h.score:.4f}", h.source, h.heading, _snippet(h.text)) for i, h in enumerate(hits, 1)], title=title)
+    """A ranked list (reads better than a table in a narrow terminal): rank, score, source > heading, snippet."""
+    from rich.markup import escape
+
+    out.print(f"[bold]{escape(title)}[/bold]")
+    for i, h in enumerate(hits, 1):
+        where = escape(h.source) + (f" [dim]›[/dim] {escape(h.heading)}" if h.heading else "")
+        out.print(f"[bold]{i:>2}.[/bold] [cyan]{h.score:.4f}[/cyan]  {where}")
+        out.print(f"    [dim]{escape(_snippet(h.text, 220))}[/dim]")
 
 
 def _hit_dict(i: int, h) -> dict:
