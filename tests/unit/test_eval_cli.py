@@ -180,3 +180,10 @@ def test_metrics_from_config_file(project, capsys):
     assert list(json.loads(out)["metrics"]) == ["exact_match"]
     code, out, _ = invoke(capsys, "qs.jsonl", "--json", "--no-record", "-m", "token_f1")  # the flag wins
     assert list(json.loads(out)["metrics"]) == ["token_f1"]
+
+
+def test_wrong_baseline_fails_before_the_run(project, capsys):
+    code, _, err = invoke(capsys, "qs.jsonl", "-m", "token_f1", "--baseline", "42")
+    assert code == 9 and "no eval run 42" in err
+    code, out, _ = invoke(capsys, "runs", "--json")
+    assert json.loads(out)["runs"] == []  # nothing was evaluated or recorded

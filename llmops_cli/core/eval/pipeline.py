@@ -74,7 +74,16 @@ def evaluate(
     for p in perturbations or []:
         if p not in PERTURBATIONS:
             raise UsageError(f"unknown perturbation {p!r}", hint=f"choose from: {', '.join(PERTURBATIONS)}")
+    if judge_client not in ("auto", "http", "litellm"):
+        raise UsageError(f"unknown judge client {judge_client!r}", hint="use auto, http or litellm")
     dataset = load_dataset(dataset_path, limit=limit)
+    base = None
+    if baseline:  # resolved before the run: a wrong reference must not cost a whole evaluation
+        h = RunHistory(default_history_path(settings.data_path))
+        try:
+            base = load_report_ref(baseline, h)
+        finally:
+            h.close()
     k = k or settings.retrieval.k
     mode = mode or settings.retrieval.mode
     llm_model = settings.llm.model
@@ -147,15 +156,13 @@ def evaluate(
             cache.close()
 
     check_gates(report, gates)
-    history = RunHistory(default_history_path(settings.data_path)) if (record or baseline) else None
-    try:
-        if baseline:
-            base = load_report_ref(baseline, history)
-            report.comparison = compare_reports(base, report, tolerance=regression_tolerance)
-        if record and history is not None:
+    if base is not None:
+        report.comparison = compare_reports(base, report, tolerance=regression_tolerance)
+    if record:
+        history = RunHistory(default_history_path(settings.data_path))
+        try:
             history.record(report, label=label)
-    finally:
-        if history is not None:
+        finally:
             history.close()
     for out in outputs:
         write_results(report, out)
