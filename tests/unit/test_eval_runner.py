@@ -246,3 +246,24 @@ def test_robustness_of_generated_answers():
     assert rep.robustness["casing"]["metrics"]["token_f1"] == {"original": 1.0, "perturbed": 0.0, "delta": -1.0, "rows": 1}
     with pytest.raises(UsageError, match="robustness compares"):
         asyncio.run(run_eval(ds, EvalOptions(metrics=["robustness"]), answerer=answerer))
+
+
+def test_answer_step_runs_as_wide_as_concurrency():
+    import threading
+    import time
+
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+
+    def answerer(q):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        return Answered(answer="x", hits=[])
+
+    ds = _ds([EvalItem(str(i), f"q{i}", reference_answer="x") for i in range(24)])
+    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["exact_match"], concurrency=12), answerer=answerer))
+    assert rep.metrics["exact_match"] == 1.0
+    assert state["max"] == 12  # more than asyncio's default pool (cpu + 4) would allow on a small machine

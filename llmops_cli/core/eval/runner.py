@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -130,6 +131,17 @@ def _retrieval_row_scores(item: EvalItem, hits: list, k: int, metrics: list[str]
     return scores
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+async def _in_thread(fn: Callable[[str], Answered], arg: str, workers: int) -> Answered:
+    """Run the (sync) answer step in a pool as wide as --concurrency: asyncio's default pool has cpu + 4 threads."""
+    pool = _POOLS.get(workers)
+    if pool is None:
+        pool = _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eval-answer")
+    return await asyncio.get_running_loop().run_in_executor(pool, fn, arg)
+
+
 def _err(e: BaseException) -> str:
     return (getattr(e, "message", None) or str(e) or type(e).__name__).splitlines()[0][:300]
 
@@ -206,7 +218,7 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
             done += 1
             report_progress("answers", done, len(todo))
 
-        results = await bounded_gather([(lambda q=items[n].question: asyncio.to_thread(answerer, q)) for n in todo],
+        results = await bounded_gather([(lambda q=items[n].question: _in_thread(answerer, q, options.concurrency)) for n in todo],
                                        options.concurrency, tick)
         for n, res in zip(todo, results):
             if isinstance(res, BaseException):
@@ -323,7 +335,8 @@ async def _robustness(items: list[EvalItem], rows: list[RowResult], options: Eva
 
         if answerer is not None:
             todo = [n for n in scored if rows[n].reference_answer and rows[n].answer is not None and items[n].answer is None]
-            answers = await bounded_gather([(lambda q=perturbed[n]: asyncio.to_thread(answerer, q)) for n in todo], options.concurrency)
+            answers = await bounded_gather([(lambda q=perturbed[n]: _in_thread(answerer, q, options.concurrency)) for n in todo],
+                                           options.concurrency)
             got = [(n, a.answer) for n, a in zip(todo, answers) if not isinstance(a, BaseException)]
             for n, text in got:
                 ref = rows[n].reference_answer or ""
