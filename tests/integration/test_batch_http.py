@@ -238,3 +238,24 @@ def test_wrong_endpoint_stops_the_run_instead_of_failing_every_row(openai_server
     _, err = p.communicate(timeout=60)
     assert p.returncode == 9 and "not found" in " ".join(err.split()) and "Traceback" not in err
     assert len(srv.log) <= 2
+
+
+@pytest.mark.parametrize("kind,status,retryable", [("429", 429, True), ("500", 500, True), ("503", 503, True), ("400", 400, False),
+                                                   ("401", 401, False), ("malformed", 502, True), ("hang", 408, True)])
+def test_lean_http_client_translates_faults_like_litellm(openai_server, kind, status, retryable):
+    from llmops_cli.adapters.llm.base import LLMCallError
+    from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
+    from tests.support.openai_server import TEST_API_KEY
+
+    openai_server.fail_next(kind, retry_after=2, seconds=10)
+    llm = OpenAIHTTP("openai/test-model", api_base=openai_server.base_url, api_key=TEST_API_KEY, timeout=0.5,
+                     input_cost_per_token=1e-6, output_cost_per_token=2e-6)
+    with pytest.raises(LLMCallError) as ei:
+        llm.complete([{"role": "user", "content": "x"}])
+    assert (ei.value.status, ei.value.retryable) == (status, retryable)
+    if kind == "429":
+        assert ei.value.retry_after == 2
+    assert TEST_API_KEY not in ei.value.message
+    c = llm.complete([{"role": "user", "content": "hello there"}])
+    assert c.text.startswith("reply-") and c.input_tokens == 3 and c.cost == pytest.approx(3e-6 + c.output_tokens * 2e-6)
+    assert openai_server.records()[-1].authorized and openai_server.records()[-1].body["model"] == "test-model"

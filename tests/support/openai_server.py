@@ -14,7 +14,7 @@ Scripting, per test::
         ...
         assert srv.success_count() == 10
 
-Fault kinds: ``429`` (with ``Retry-After``), ``500``, ``503``, ``400``, ``hang`` (sleeps ``seconds``, longer than
+Fault kinds: ``429`` (with ``Retry-After``), ``500``, ``503``, ``400``, ``401``, ``hang`` (sleeps ``seconds``, longer than
 the client's timeout, then 504; cut short by ``stop()``) and ``malformed`` (200 with a body that is not JSON).
 A responder may also return a ``Fault`` for the request it sees. Latency is a number of seconds or a callable
 ``body -> seconds``. Usage is counted roughly from text length (``approx_tokens``).
@@ -51,7 +51,7 @@ Responder = Callable[[Body], "str | dict[str, Any] | Fault"]
 
 @dataclass
 class Fault:
-    """One scripted failure. ``kind``: 429, 500, 503, 400, hang, malformed."""
+    """One scripted failure. ``kind``: 429, 500, 503, 400, 401, hang, malformed."""
 
     kind: str
     retry_after: float | None = 1.0  # for 429 (and 503 when set)
@@ -60,7 +60,7 @@ class Fault:
 
     def __post_init__(self) -> None:
         self.kind = str(self.kind)
-        if self.kind not in {"429", "500", "503", "400", "hang", "malformed"}:
+        if self.kind not in {"429", "500", "503", "400", "401", "hang", "malformed"}:
             raise ValueError(f"unknown fault kind {self.kind!r}")
 
 
@@ -333,6 +333,8 @@ class OpenAIServer:
             return err(503, "service_unavailable", "Service unavailable (test server)", headers)
         if fault.kind == "400":
             return err(400, "invalid_request_error", "Bad request (test server)")
+        if fault.kind == "401":
+            return err(401, "invalid_api_key", "Incorrect API key provided (test server)")
         if fault.kind == "hang":
             try:
                 assert self._closing is not None

@@ -117,8 +117,7 @@ def _run_key(input_path: Path, output: Path, opts: BatchOptions, template: Templ
     blob = json.dumps({
         "input": str(input_path), "output": str(output), "model": opts.model, "template": asdict(template) if template else None,
         "schema": schema, "id_column": opts.id_column, "temperature": opts.temperature, "max_tokens": opts.max_tokens,
-        "limit": opts.limit,
-    }, sort_keys=True, default=str)
+    }, sort_keys=True, default=str)  # not --limit: a trial on the first rows is resumed by the full run
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
