@@ -124,7 +124,7 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
     u = report.usage or {}
     if u:
         out.append(f'<p class="meta">LLM calls {u.get("calls", 0)} (cached {u.get("cached", 0)}, failed {u.get("failed", 0)}), '
-                   f'tokens in {u.get("input_tokens", 0)} / out {u.get("output_tokens", 0)}, cost {_e(u.get("cost"))}; '
+                   f'tokens in {u.get("input_tokens", 0)} / out {u.get("output_tokens", 0)}, cost {"unknown" if u.get("cost") is None else "$" + format(u["cost"], ".4f")}; '
                    f'rows with errors: {report.error_rows}</p>')
 
     out.append('<h2>Charts</h2><div class="charts">')
