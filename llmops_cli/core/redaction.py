@@ -23,22 +23,12 @@ def find_sensitive(text: str) -> list[str]:
     return sorted({kind for kind, pat in _PATTERNS if pat.search(text)})
 
 
-def redact(text: str) -> str:
-    """Replace secrets and personal data with ``[REDACTED_<KIND>]``."""
-    for kind, pat in _PATTERNS:
-        if kind == "SECRET":
-            text = pat.sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED_SECRET]", text)
-        elif kind == "TOKEN" and pat.pattern.startswith("(?i)"):
-            text = pat.sub(lambda m: f"{m.group(1)} [REDACTED_TOKEN]", text)
-        else:
-            text = pat.sub(f"[REDACTED_{kind}]", text)
-    return text
+PERSONAL = frozenset({"EMAIL", "PHONE"})
 
 
-def redact_secrets(text: str) -> str:
-    """Only secrets (keys, tokens, passwords), for messages and logs; personal data is left alone."""
+def _apply(text: str, skip: frozenset[str] = frozenset()) -> str:
     for kind, pat in _PATTERNS:
-        if kind in ("EMAIL", "PHONE"):
+        if kind in skip:
             continue
         if kind == "SECRET":
             text = pat.sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED_SECRET]", text)
@@ -47,3 +37,13 @@ def redact_secrets(text: str) -> str:
         else:
             text = pat.sub(f"[REDACTED_{kind}]", text)
     return text
+
+
+def redact(text: str) -> str:
+    """Replace secrets and personal data with ``[REDACTED_<KIND>]``."""
+    return _apply(text)
+
+
+def redact_secrets(text: str) -> str:
+    """Only secrets (keys, tokens, passwords), for messages and logs; personal data is left alone."""
+    return _apply(text, skip=PERSONAL)
