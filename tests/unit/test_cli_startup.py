@@ -87,3 +87,10 @@ def test_usage_errors_exit_2(tmp_path):
 def test_ask_without_a_model_says_how_to_configure_one(tmp_path, args):
     r = _llmops(*args, cwd=tmp_path)
     assert r.returncode == 2 and "no LLM is configured" in r.stderr and "LLMOPS_LLM_MODEL" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_embedding_model_that_cannot_load_offline_is_a_clear_usage_error(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.md").write_text("# A\n\ntext\n")
+    r = _llmops("ingest", "d", "--embed-model", "sentence-transformers/all-mpnet-base-v2", cwd=tmp_path)
+    assert r.returncode == 2 and "not downloaded" in r.stderr and "bundled default" in r.stderr and "Traceback" not in r.stderr

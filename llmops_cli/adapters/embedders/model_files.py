@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from llmops_cli.errors import EmbedderError
+from llmops_cli.errors import EmbedderError, ExitCode
 from llmops_cli.settings import DEFAULT_EMBEDDING_MODEL
 
 BUNDLED_ALIASES = {DEFAULT_EMBEDDING_MODEL, f"sentence-transformers/{DEFAULT_EMBEDDING_MODEL}"}
@@ -34,7 +34,8 @@ def resolve_model_dir(model: str) -> Path:
     p = Path(model).expanduser()
     if p.exists():
         if not (p / "config.json").exists() and not (p / "modules.json").exists():
-            raise EmbedderError(f"embedding model folder {p} holds no sentence-transformers model (no config.json)")
+            raise EmbedderError(f"embedding model folder {p} holds no sentence-transformers model (no config.json)",
+                                hint="point embedder.model at a folder saved by sentence-transformers", exit_code=ExitCode.USAGE)
         return p.resolve()
     cached = _hf_cache_snapshot(model)
     if cached is not None:
@@ -42,6 +43,7 @@ def resolve_model_dir(model: str) -> Path:
     raise EmbedderError(
         f"embedding model {model!r} is neither a local folder nor in the local Hugging Face cache, and models are not downloaded",
         hint=f"use the bundled default ({DEFAULT_EMBEDDING_MODEL}), a path to a downloaded model folder, or a litellm model with embedder.backend=litellm",
+        exit_code=ExitCode.USAGE,
     )
 
 
