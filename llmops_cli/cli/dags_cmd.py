@@ -29,7 +29,12 @@ def list_dags(
     from llmops_cli.cli.output import Output
 
     out = Output(json_out)
-    dags = connect(url).list_dags(paused=paused)
+    client = connect(url)
+    dags = client.list_dags(paused=paused)
+    broken = client.list_import_errors()
+    for e in broken:  # a DAG file that does not import is invisible in the list: say so
+        last = (e.get("stack_trace") or "").strip().splitlines()[-1:] or [""]
+        out.warn(f"DAG file {e.get('filename')} (bundle {e.get('bundle_name')}) does not import: {last[0]}")
     if out.json_mode:
         out.json(dags)
         return
@@ -62,7 +67,11 @@ def show_dag(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> N
         for name, p in params.items():
             p = p if isinstance(p, dict) else {"value": p}
             schema = p.get("schema") or {}
-            rows.append([name, _short(p.get("value")), schema.get("type", ""), p.get("description") or schema.get("description") or ""])
+            typ = schema.get("type", "")
+            typ = " | ".join(map(str, typ)) if isinstance(typ, list) else str(typ)
+            if schema.get("enum"):
+                typ += f" ({', '.join(str(v) for v in schema['enum'] if v is not None)})"
+            rows.append([name, _short(p.get("value")), typ, p.get("description") or schema.get("description") or ""])
         out.table(["param", "default", "type", "description"], rows, title="params")
     out.table(["task", "operator", "mapped", "retries"],
               [[t.get("task_id"), t.get("operator_name") or t.get("class_ref", {}).get("class_name", ""),

@@ -161,7 +161,7 @@ class LocalAirflow:
             "AIRFLOW__CORE__DAGS_FOLDER": str(PACKAGE_DAGS),
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",  # re-parse of changed files; lower burns CPU
             "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
@@ -295,14 +295,15 @@ def down(home: Path = DEFAULT_HOME, *, grace_s: float = 10.0, log=print) -> list
     home = home.resolve()
     af = LocalAirflow.load(home) or LocalAirflow(home=home)
     pids = af.running()
-    for pid in pids.values():
-        _signal_group(pid, signal.SIGTERM)
+    groups = {c: _group_of(pid) for c, pid in pids.items()}
+    for pgid in groups.values():
+        _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_is_our_process(p) for p in pids.values()):
+    while time.monotonic() < deadline and any(_group_alive(g) for g in groups.values()):
         time.sleep(0.2)
-    for pid in pids.values():
-        if _is_our_process(pid):
-            _signal_group(pid, signal.SIGKILL)
+    for pgid in groups.values():
+        if _group_alive(pgid):  # e.g. a scheduler waiting for its running tasks: the whole group goes
+            _signal_group(pgid, signal.SIGKILL)
     for c in COMPONENTS:
         af.pid_file(c).unlink(missing_ok=True)
     if pids:
@@ -312,9 +313,24 @@ def down(home: Path = DEFAULT_HOME, *, grace_s: float = 10.0, log=print) -> list
     return list(pids)
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def _group_of(pid: int) -> int:
     try:
-        os.killpg(os.getpgid(pid), sig)
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return pid  # setsid: a component leads its own group
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -334,12 +350,13 @@ def restart_component(home: Path, component: str, *, down_s: float = 0.0) -> int
     assert af is not None, f"no local Airflow in {home}"
     pid = af.running().get(component)
     if pid:
-        _signal_group(pid, signal.SIGTERM)
+        pgid = _group_of(pid)
+        _signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + 5  # uvicorn waits for idle keep-alive clients; do not wait long for it
-        while time.monotonic() < deadline and _is_our_process(pid):
+        while time.monotonic() < deadline and _group_alive(pgid):
             time.sleep(0.1)
-        if _is_our_process(pid):
-            _signal_group(pid, signal.SIGKILL)
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
     time.sleep(down_s)
     airflow = af.venv / "bin" / "airflow"
     cmd = {"api-server": [str(airflow), "api-server", "--port", str(af.port), "--host", "127.0.0.1"],

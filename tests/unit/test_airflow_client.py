@@ -280,3 +280,10 @@ def test_urls_and_server_messages_are_safe_to_print():
     assert display_url("https://user:pw@host:8080/airflow/") == "https://host:8080/airflow"
     assert server_message(b'{"detail": [{"loc": ["body", "conf", "n"], "msg": "too big"}]}') == "conf.n: too big"
     assert "[REDACTED" in server_message(b'{"detail": "bad password=hunter2secret"}')
+
+
+def test_import_errors_are_listed():
+    pool = FakePool()
+    pool.add("GET", "/api/v2/importErrors", (200, {"import_errors": [{"filename": "x.py", "stack_trace": "E"}], "total_entries": 1}))
+    c, _ = make(pool)
+    assert c.list_import_errors()[0]["filename"] == "x.py"

@@ -100,3 +100,62 @@ def test_shipped_dags_stay_thin():
         text = f.read_text()
         assert "llmops_cli.pipelines" in text or "from llmops_cli import pipelines" in text, f.name
         assert "llmops_cli.core" not in text and "llmops_cli.wiring" not in text, f.name
+
+
+class FakeAirflow:
+    """A stand-in for AirflowClient: a run that goes queued -> running -> ``final``."""
+
+    def __init__(self, final: str = "success", polls_until_end: int = 2):
+        self.final, self.left, self.triggered = final, polls_until_end, []
+
+    def trigger(self, dag_id, *, conf=None, run_id=None, logical_date=None, note=None):
+        self.triggered.append({"dag_id": dag_id, "conf": conf, "run_id": run_id, "note": note})
+        return {"dag_run_id": run_id or "manual__x", "state": "queued"}
+
+    def get_run(self, dag_id, run_id):
+        self.left -= 1
+        state = "running" if self.left > 0 or self.final == "never" else self.final
+        return {"dag_run_id": run_id, "state": state, "start_date": "2026-01-01T00:00:00Z",
+                "end_date": None if state == "running" else "2026-01-01T00:00:05Z"}
+
+    def list_task_instances(self, dag_id, run_id):
+        done = self.left <= 0 and self.final != "never"
+        return [{"task_id": "work", "map_index": i, "try_number": 1,
+                 "state": ("failed" if (i == 1 and self.final == "failed") else "success") if done else "running"} for i in range(3)]
+
+    def get_log(self, dag_id, run_id, task_id, try_number, *, map_index=None, token=None):
+        return [{"event": f"boom in {task_id}[{map_index}]", "level": "error"}], None
+
+
+def _invoke(monkeypatch, fake, *args):
+    import llmops_cli.cli.airflow_watch as watch
+    from llmops_cli.cli.app import app
+
+    monkeypatch.setattr(watch, "connect", lambda url=None: fake)
+    import llmops_cli.core.orchestration as orch
+
+    monkeypatch.setattr(orch.time, "sleep", lambda s: None)
+    return CliRunner().invoke(app, list(args))
+
+
+def test_trigger_wait_success_prints_one_json_document(monkeypatch):
+    fake = FakeAirflow("success")
+    r = _invoke(monkeypatch, fake, "trigger-dag", "d", "-p", "n=3", "--run-id", "r1", "--wait", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["state"] == "success" and doc["run_id"] == "r1"
+    assert doc["tasks"] == [{"task_id": "work", "mapped": True, "total": 3, "states": {"success": 3}}]
+    assert fake.triggered[0]["conf"] == {"n": 3}
+
+
+def test_trigger_wait_failed_run_exits_5_with_the_log_tail(monkeypatch):
+    r = _invoke(monkeypatch, FakeAirflow("failed"), "trigger-dag", "d", "--wait")
+    assert r.exception.exit_code == 5  # app.main() turns it into the exit code (CliRunner bypasses main)
+    assert "work [map index 1] (try 1)" in r.exception.message
+    assert "work [map index 1], try 1" in r.stderr
+    assert "boom in work[1]" in r.stderr
+
+
+def test_trigger_wait_timeout_exits_6(monkeypatch):
+    r = _invoke(monkeypatch, FakeAirflow("never"), "trigger-dag", "d", "--wait", "--timeout", "0")
+    assert r.exception.exit_code == 6 and "still running" in r.exception.message

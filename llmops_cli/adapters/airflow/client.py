@@ -308,6 +308,10 @@ class AirflowClient:
         kw = {} if paused is None else {"paused": paused}
         return self._paged("DAGApi", "get_dags", "dags", limit=limit, order_by=["dag_id"], **kw)
 
+    def list_import_errors(self) -> list[dict[str, Any]]:
+        """DAG files that failed to import (filename, bundle_name, stack_trace)."""
+        return self._paged("ImportErrorApi", "get_import_errors", "import_errors", what="import errors")
+
     def get_dag(self, dag_id: str) -> dict[str, Any]:
         return self._call("DAGApi", "get_dag_details", dag_id, what=f"DAG {dag_id!r}", not_found_hint=_DAGS_HINT)
 
