@@ -369,3 +369,24 @@ def test_cli_module_imports_nothing_heavy():
             "heavy = [m for m in ('litellm', 'aiohttp', 'pyarrow', 'pandas', 'torch', 'jsonschema') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_a_429_with_retry_after_pauses_every_worker(tmp_path, fast_backoff):
+    from llmops_cli.core.batch.engine import Engine
+
+    clock = FakeClock()
+    starts: dict[str, float] = {}
+
+    class Timed(FakeLLM):
+        async def acomplete(self, messages, **params):
+            starts.setdefault(messages[-1]["content"] + f"#{self.calls.count(messages[-1]['content'])}", clock.t)
+            return await super().acomplete(messages, **params)
+
+    fake = Timed({"q0": [LLMCallError("slow down", status=429, retryable=True, retry_after=30)]})
+    plan = _plan(tmp_path, n=12)
+    engine = Engine(llm_for=lambda m: fake, concurrency=2, limiter=RateLimiter(clock=clock, sleep=clock.sleep))
+    stats = asyncio.run(engine.run(plan.requests))
+    assert stats.answered == 12 and stats.retries == 1
+    t_429 = starts["q0#0"]
+    later = [t for k, t in starts.items() if k not in ("q0#0", "q1#0")]
+    assert later and min(later) >= t_429 + 30  # every request after the 429 waited for its Retry-After

@@ -128,7 +128,7 @@ class Engine:
         attempts = 0
         while True:
             estimate = req.estimated_tokens()
-            if self.limiter is not None and self.limiter.active:
+            if self.limiter is not None:
                 await self.limiter.acquire(estimate)
             attempts += 1
             self.stats.calls += 1
@@ -147,7 +147,7 @@ class Engine:
                     await self._backoff(attempts, None, None)
                     continue
                 return self._error(req, f"no answer within {self.timeout_s:g} s", attempts, t0, status=408, kind="timeout")
-            if self.limiter is not None and self.limiter.active and completion.input_tokens:
+            if self.limiter is not None and completion.input_tokens:
                 self.limiter.settle(estimate, completion.input_tokens + completion.output_tokens)
             return self._answer(req, completion, attempts=attempts, t0=t0, cached=False)
 

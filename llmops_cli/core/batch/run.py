@@ -204,7 +204,7 @@ def execute(
     cost_so_far = 0.0
     engine = Engine(
         llm_for=llm_for, concurrency=opts.concurrency, retry=RetryPolicy(max_attempts=opts.max_attempts),
-        limiter=RateLimiter(opts.rpm, opts.tpm) if (opts.rpm or opts.tpm) else None,
+        limiter=RateLimiter(opts.rpm, opts.tpm),  # also without limits: a 429 with Retry-After pauses every worker
         cache=cache if opts.use_cache else None,
         validator=SchemaValidator(plan.schema) if plan.schema is not None else None, timeout_s=opts.timeout,
     )
