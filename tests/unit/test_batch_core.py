@@ -390,3 +390,13 @@ def test_a_429_with_retry_after_pauses_every_worker(tmp_path, fast_backoff):
     t_429 = starts["q0#0"]
     later = [t for k, t in starts.items() if k not in ("q0#0", "q1#0")]
     assert later and min(later) >= t_429 + 30  # every request after the 429 waited for its Retry-After
+
+
+def test_retry_after_header_seconds_and_http_date():
+    import time as _time
+    from email.utils import formatdate
+
+    from llmops_cli.adapters.llm.openai_http import _retry_after
+
+    assert _retry_after("7") == 7.0 and _retry_after(None) is None and _retry_after("soon") is None
+    assert 50 < _retry_after(formatdate(_time.time() + 60, usegmt=True)) <= 60
