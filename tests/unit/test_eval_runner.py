@@ -267,3 +267,15 @@ def test_answer_step_runs_as_wide_as_concurrency():
     rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["exact_match"], concurrency=12), answerer=answerer))
     assert rep.metrics["exact_match"] == 1.0
     assert state["max"] == 12  # more than asyncio's default pool (cpu + 4) would allow on a small machine
+
+
+@pytest.mark.parametrize("kw,needle", [({"strategies": ["sentences"]}, "--strategy 'sentences'"), ({"sizes": [4]}, "--size 4"),
+                                       ({"overlaps": [-1]}, "--overlap")])
+def test_sweep_rejects_bad_values_before_ingesting(tmp_path, kw, needle):
+    from llmops_cli.core.eval.sweep import run_sweep
+    from llmops_cli.settings import Settings
+
+    qs = tmp_path / "qs.jsonl"
+    qs.write_text('{"question": "q", "relevant_sources": ["a"]}\n')
+    with pytest.raises(UsageError, match=needle):
+        run_sweep(Settings(), qs, ["docs"], ingest=lambda *a, **k: pytest.fail("ingested"), evaluate=None, delete_collection=None, **kw)

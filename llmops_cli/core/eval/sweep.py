@@ -92,6 +92,13 @@ def run_sweep(
     sizes = list(sizes or [settings.chunking.size])
     overlaps = list(overlaps or [settings.chunking.overlap])
     embedders = list(embedders or [settings.embedder.model])
+    for value, field_name, flag in [*[(x, "strategy", "--strategy") for x in strategies], *[(x, "size", "--size") for x in sizes]]:
+        try:  # a bad value on its own is a usage error; only combinations (overlap >= size) are skipped
+            ChunkingSettings(**{field_name: value, "overlap": 0})
+        except ValidationError as e:
+            raise UsageError(f"{flag} {value!r}: {e.errors()[0]['msg']}", hint="see `llmops eval sweep --help`") from None
+    if any(o < 0 for o in overlaps):
+        raise UsageError("--overlap must be 0 or more")
     tag = hashlib.sha256(f"{dataset_path}|{sorted(map(str, sources))}|{time.time()}".encode()).hexdigest()[:8]
     report = SweepReport(dataset=str(dataset_path), rank_by=rank_by or f"ndcg@{k}", kept_collections=keep)
     done: list[SweepEntry] = []
