@@ -7,7 +7,7 @@ of its commands to `run` (see ``DatasetOrCommandGroup``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from typer.core import TyperGroup

@@ -1,7 +1,6 @@
 """The HTML report in a real headless browser (Debian's chromium): charts and table render, no console output."""
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
