@@ -276,6 +276,14 @@ def answer_log(settings: "Settings"):
     return AnswerLog.for_data_dir(settings.data_path)
 
 
+def recording_llm(settings: "Settings", llm, kind: str, *, collection: str | None = None):
+    """``llm`` wrapped so that every call it completes is recorded in the answer log as ``kind`` ("eval", "batch"),
+    the way ``ask`` records answers. Close ``.log`` when done."""
+    from llmops_cli.core.feedback import RecordingLLM, config_hash
+
+    return RecordingLLM(llm, answer_log(settings), kind=kind, collection=collection, config_hash=config_hash(settings))
+
+
 def _feedback_record(settings: "Settings", res, collection: str, cached_from: str | None = None) -> str | None:
     """Record an ask result; a log that cannot be written costs the answer its id, not the answer itself."""
     from llmops_cli.core.feedback import config_hash, record_ask

@@ -134,3 +134,19 @@ def test_config_hash_follows_the_answer_shaping_settings_not_secrets():
     assert h({"LLMOPS_LLM_API_KEY": "sk-something-secret-123456"}) == base
     assert h({"LLMOPS_LLM_MODEL": "openai/gpt-4o-mini"}) != base
     assert h({"LLMOPS_RETRIEVAL_K": "9"}) != base
+
+
+def test_recording_llm_is_transparent_for_adapter_extras(tmp_path):
+    class WithExtras(ScriptedLLM):
+        prepared = False
+
+        def prepare(self):
+            self.prepared = True
+
+    inner = WithExtras()
+    with AnswerLog(tmp_path / "l.sqlite") as log:
+        llm = RecordingLLM(inner, log, kind="batch")
+        llm.prepare()
+        assert inner.prepared and llm.model == inner.model
+        with pytest.raises(AttributeError):
+            llm.no_such_thing

@@ -31,14 +31,17 @@ class CacheHit:
 
 def find_cached(log: AnswerLog, embedder: Embedder, collection: str, question: str, threshold: float) -> CacheHit | None:
     """The promoted answer whose question is most similar to ``question``, when the similarity reaches ``threshold``."""
-    promos = log.active_promotions(collection, embedder.identity)
-    if not promos:
+    ids, blob = log.promotion_vectors(collection, embedder.identity)
+    if not ids:
         return None  # no embedding needed
     q = np.asarray(embedder.embed_query(question), dtype=np.float32)
     q = q / (float(np.linalg.norm(q)) or 1.0)
-    keys = np.stack([np.frombuffer(p.question_vector, dtype=np.float32) for p in promos])
+    keys = np.frombuffer(blob, dtype=np.float32).reshape(len(ids), -1)
+    if keys.shape[1] != q.shape[0]:
+        return None  # vectors of another dimension under the same identity: never comparable
     sims = keys @ q
     best = int(np.argmax(sims))
     if float(sims[best]) < threshold:
         return None
-    return CacheHit(promos[best], float(sims[best]))
+    promo = log.promotion_of(ids[best])
+    return CacheHit(promo, float(sims[best])) if promo is not None else None

@@ -408,6 +408,13 @@ class AnswerLog:
             args.append(embedder)
         return [_promotion(r) for r in self._query(sql, args)]
 
+    def promotion_vectors(self, collection: str, embedder: str) -> tuple[list[str], bytes]:
+        """Answer ids and their question vectors (concatenated float32) of the active promotions: the cache's keys,
+        read without the texts (the lookup reads every key)."""
+        rows = self._query("SELECT answer_id, question_vector FROM promotions WHERE collection = ? AND embedder = ? "
+                           "AND removed_at IS NULL", (collection, embedder))
+        return [r[0] for r in rows], b"".join(r[1] for r in rows)
+
     def summary_flags(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per answer: net rating, review status, promoted (for the history table)."""
         out: dict[str, dict[str, Any]] = {i: {"rating": 0, "review": None, "promoted": False} for i in ids}

@@ -73,6 +73,12 @@ class RecordingLLM(LLM):
         self.config_hash = config_hash
         self.recorded: list[str] = []
 
+    def __getattr__(self, name: str) -> Any:
+        # transparent for what callers look up on the adapter they wrapped (prepare, aclose, last, ...)
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     def _record(self, messages: list[Message], c: Completion, seconds: float) -> None:
         prompt, system = _prompt_of(messages)
         self.recorded.append(record_llm_call(
