@@ -156,6 +156,9 @@ def _print_report(out, report, worst: int) -> None:
         cost = "unknown" if u.get("cost") is None else f"${u['cost']:.4f}"
         out.print(f"LLM calls: {u['calls']} new, {u['cached']} cached, {u['failed']} failed; tokens {u['input_tokens']} in / "
                   f"{u['output_tokens']} out; cost {cost}")
+    if report.by_tag:
+        names = list(report.metrics)[:6]
+        out.table(["tag", *names], [(t, *[f"{v[m]:.3f}" if m in v else "" for m in names]) for t, v in report.by_tag.items()], title="By tag")
     if report.robustness:
         rrows = []
         for kind, block in report.robustness.items():

@@ -9,8 +9,10 @@ import pytest
 from llmops_cli.errors import LlmopsError
 
 ROWS = [
-    {"id": "a", "question": "Which executor runs tasks locally?", "reference_answer": "LocalExecutor", "answer": "the LocalExecutor"},
-    {"id": "b", "question": "What schedules DAG runs?", "reference_answer": "the scheduler process", "answer": "the scheduler"},
+    {"id": "a", "question": "Which executor runs tasks locally?", "reference_answer": "LocalExecutor", "answer": "the LocalExecutor",
+     "tags": ["core"]},
+    {"id": "b", "question": "What schedules DAG runs?", "reference_answer": "the scheduler process", "answer": "the scheduler",
+     "tags": ["core", "sched"]},
     {"id": "c", "question": "Where are DAG files read from?", "reference_answer": "the dags folder", "answer": "the plugins folder"},
 ]
 # token F1 by hand: a: "localexecutor" vs "localexecutor" = 1; b: "scheduler" vs "scheduler process": P=1, R=1/2 -> 2/3;
@@ -62,6 +64,8 @@ def test_dataset_routes_to_run_and_prints_one_json_document(project, capsys):
     assert doc["metrics"]["exact_match"] == pytest.approx(1 / 3)
     assert doc["run_id"] == 1 and len(doc["rows"]) == 3
     assert doc["dataset"]["rows"] == 3 and len(doc["config_hash"]) == 16
+    assert doc["by_tag"]["core"]["token_f1"] == pytest.approx((1 + 2 / 3) / 2)  # rows a and b
+    assert doc["by_tag"]["sched"]["token_f1"] == pytest.approx(2 / 3)
 
 
 def test_gate_failure_exits_4_after_printing(project, capsys):
@@ -112,6 +116,7 @@ def test_runs_compare_and_baseline(project, capsys):
     again = json.loads((project / "again.json").read_text())
     first = json.loads((project / "first.json").read_text())
     assert again["run_id"] == 1 and again["metrics"] == first["metrics"] and again["rows"] == first["rows"]
+    assert again["by_tag"] == first["by_tag"] and "core" in again["by_tag"]
     assert 'class="metric-chart"' in (project / "again.html").read_text()
 
 
@@ -153,7 +158,7 @@ def test_history_migrations_upgrade_an_old_store(tmp_path):
     db.commit()
     db.close()
     h = RunHistory(tmp_path / "runs.sqlite")
-    assert h.schema_version == len(MIGRATIONS) == 2
+    assert h.schema_version == len(MIGRATIONS) == 3
     assert "label" in [r[1] for r in h.db.execute("PRAGMA table_info(runs)")]
     h.close()
 

@@ -44,6 +44,8 @@ MIGRATIONS: list[str] = [
     """,
     # 2: a free label per run (e.g. the sweep configuration or a CI job id)
     "ALTER TABLE runs ADD COLUMN label TEXT;",
+    # 3: metric means per tag
+    "ALTER TABLE runs ADD COLUMN by_tag_json TEXT NOT NULL DEFAULT '{}';",
 ]
 
 
@@ -83,10 +85,11 @@ class RunHistory:
         with self.db:
             cur = self.db.execute(
                 "INSERT INTO runs (created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, counts_json, "
-                "usage_json, robustness_json, n_rows, error_rows, duration_s, label) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "usage_json, robustness_json, n_rows, error_rows, duration_s, label, by_tag_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (report.created_at, report.dataset["path"], report.dataset["sha256"], report.config_hash,
                  json.dumps(report.config, sort_keys=True, default=str), json.dumps(report.metrics), json.dumps(report.counts),
-                 json.dumps(report.usage), json.dumps(report.robustness), len(report.rows), report.error_rows, report.duration_s, label),
+                 json.dumps(report.usage), json.dumps(report.robustness), len(report.rows), report.error_rows, report.duration_s, label,
+                 json.dumps(report.by_tag)),
             )
             run_id = int(cur.lastrowid)
             self.db.executemany(
@@ -129,14 +132,14 @@ class RunHistory:
         run_id = self.resolve_id(ref)
         r = self.db.execute(
             "SELECT id, created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, counts_json, usage_json, "
-            "robustness_json, n_rows, duration_s FROM runs WHERE id = ?", (run_id,)).fetchone()
+            "robustness_json, n_rows, duration_s, by_tag_json FROM runs WHERE id = ?", (run_id,)).fetchone()
         if r is None:
             raise NotFoundError(f"no eval run {run_id}", hint="see `llmops eval runs` for the recorded ids")
         rows = [json.loads(x[0]) for x in self.db.execute("SELECT result_json FROM run_rows WHERE run_id = ? ORDER BY position", (run_id,))]
         return EvalReport.from_dict({
             "run_id": r[0], "created_at": r[1], "dataset": {"path": r[2], "sha256": r[3], "rows": r[10]}, "config_hash": r[4],
             "config": json.loads(r[5]), "metrics": json.loads(r[6]), "counts": json.loads(r[7]), "usage": json.loads(r[8]),
-            "robustness": json.loads(r[9]), "duration_s": r[11], "rows": rows,
+            "robustness": json.loads(r[9]), "duration_s": r[11], "by_tag": json.loads(r[12]), "rows": rows,
         })
 
     def close(self) -> None:

@@ -133,6 +133,12 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
         out.append(f'<div class="chart"><h3>{_e(m)} (n={len(vals)})</h3>{histogram_svg(m, vals, report.metrics.get(m))}</div>')
     out.append("</div>")
 
+    if report.by_tag:
+        out.append('<h2>By tag</h2><table id="tags"><thead><tr><th>tag</th>' + "".join(f"<th>{_e(m)}</th>" for m in metrics) + "</tr></thead><tbody>")
+        for tag, means in report.by_tag.items():
+            out.append(f"<tr><td>{_e(tag)}</td>" + "".join(f'<td class="num">{_fmt(means.get(m))}</td>' for m in metrics) + "</tr>")
+        out.append("</tbody></table>")
+
     if report.robustness:
         out.append('<h2>Robustness</h2><table id="robustness"><thead><tr><th>perturbation</th><th>metric</th><th>original</th>'
                    '<th>perturbed</th><th>delta</th><th>example</th></tr></thead><tbody>')

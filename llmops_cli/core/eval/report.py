@@ -47,6 +47,7 @@ class EvalReport:
     duration_s: float = 0.0
     created_at: str = ""
     run_id: int | None = None
+    by_tag: dict[str, dict[str, float]] = field(default_factory=dict)  # tag -> metric -> mean over the rows with that tag
     gates: list[dict[str, Any]] = field(default_factory=list)
     comparison: dict[str, Any] | None = None
 
@@ -101,3 +102,8 @@ def mean_metrics(rows: list[RowResult]) -> tuple[dict[str, float], dict[str, int
             sums[k] = sums.get(k, 0.0) + float(v)
             counts[k] = counts.get(k, 0) + 1
     return {k: sums[k] / counts[k] for k in sums}, counts
+
+
+def means_by_tag(rows: list[RowResult]) -> dict[str, dict[str, float]]:
+    tags = sorted({t for r in rows for t in r.tags})
+    return {t: mean_metrics([r for r in rows if t in r.tags])[0] for t in tags}

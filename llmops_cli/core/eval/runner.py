@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from llmops_cli.core.eval import answer_metrics, judge as judge_mod, robustness
 from llmops_cli.core.eval.datasets import Dataset, EvalItem
 from llmops_cli.core.eval.llm_calls import bounded_gather
-from llmops_cli.core.eval.report import EvalReport, RowResult, mean_metrics
+from llmops_cli.core.eval.report import EvalReport, RowResult, mean_metrics, means_by_tag
 from llmops_cli.core.eval.retrieval_metrics import retrieval_scores
 from llmops_cli.errors import UsageError
 
@@ -291,6 +291,7 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
 
     means, counts = mean_metrics(rows)
     return EvalReport(
+        by_tag=means_by_tag(rows),
         dataset={"path": dataset.path, "sha256": dataset.sha256, "rows": len(items)},
         config=config or {"metrics": metrics, "k": k, "mode": options.mode},
         config_hash=config_hash,
