@@ -44,30 +44,28 @@ def history(ctx: typer.Context, limit: HistoryLimitOpt = 20, kind: KindOpt = Non
     if not rows:
         out.info("no answers recorded yet: run llmops ask QUESTION")
         return
-    table = []
+    from rich.table import Table
+
+    # ids are what users copy: never folded; the question gives way on narrow terminals (model, cost: history show)
+    t = Table(title="Answer log (llmops history show ID for one)", title_justify="left")
+    for name in ["id", "time (UTC)", "question", "tokens", "s", "feedback"]:
+        flexible = name in ("question", "feedback")
+        t.add_column(name, no_wrap=not flexible, overflow="ellipsis" if name == "question" else "fold",
+                     ratio={"question": 2, "feedback": 1}.get(name), min_width=12 if flexible else None)
     for r in rows:
         f = flags[r.id]
-        marks = []
+        marks = [] if r.kind == "ask" else [r.kind]
+        marks += [f"+{f['rating']}" if f["rating"] > 0 else str(f["rating"])] if f["rating"] else []
         if r.cached_from:
             marks.append("cache")
-        if f["promoted"]:
-            marks.append("promoted")
         if f["review"] == "error":
             marks.append("review error")
         elif f["review"]:
             marks.append("reviewed")
-        rating = f"+{f['rating']}" if f["rating"] > 0 else str(f["rating"]) if f["rating"] else ""
-        cost = f"{r.cost:.6f}" if r.cost else ""
-        table.append((r.id, (r.to_dict()["created_at"] or "")[5:16].replace("T", " "), r.kind, _snippet(r.question), r.model, r.input_tokens + r.output_tokens,
-                      cost, f"{r.latency_s:.2f}", rating, ", ".join(marks)))
-    from rich.table import Table
-
-    # ids are what users copy: never folded; the question gives way first on narrow terminals
-    t = Table(title="Answer log (llmops history show ID for one)", title_justify="left")
-    for name in ["id", "time (UTC)", "kind", "question", "model", "tokens", "cost $", "s", "rating", "status"]:
-        t.add_column(name, no_wrap=name in ("id", "time (UTC)"), overflow="fold", ratio=3 if name == "question" else None)
-    for row in table:
-        t.add_row(*[str(v) for v in row])
+        if f["promoted"]:
+            marks.append("promoted")
+        t.add_row(r.id, (r.to_dict()["created_at"] or "")[5:16].replace("T", " "), _snippet(r.question),
+                  str(r.input_tokens + r.output_tokens), f"{r.latency_s:.1f}", " ".join(marks))
     out.print(t)
 
 
