@@ -12,7 +12,10 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from llmops_cli.cli.options import CollectionOpt, DryRunOpt, JsonOpt
+from llmops_cli.cli.options import DryRunOpt, JsonOpt
+
+# here a filter over the log, not the collection to work on: no store.collection default
+CollectionOpt = Annotated[Optional[str], typer.Option("--collection", help="Only answers from this collection (default: all).")]
 
 
 class _RateByDefault(TyperGroup):

@@ -126,6 +126,13 @@ def test_ask_rate_review_promote_query_cache_and_demote(loop):
         assert hits[0].metadata["answer_id"] == ids[Q_ROTATE]
         assert "frob rotate --all" in hits[0].text and "[1]" not in hits[0].text
 
+    # re-ingesting changed documents (even with cleanup=full) keeps promoted answers, and BM25 still finds them
+    docs = Path(settings.store_path).parent / "docs"  # the corpus the fixture ingested
+    (docs / "widgets.md").write_text(CORPUS["widgets.md"] + "\nWidgets may also be blue.\n", encoding="utf-8")
+    assert pipelines.ingest(settings, [str(docs)], cleanup="full").changed
+    assert promoted_ids(settings) == {ids[Q_ROTATE], ids[Q_SCALE]}
+    assert pipelines.query(settings, Q_ROTATE, mode="lexical", k=1)[0].metadata.get("answer_id") == ids[Q_ROTATE]
+
     # redacted BEFORE promotion: the key is in neither the store nor the cache text
     from llmops_cli import wiring
 
