@@ -375,7 +375,9 @@ def feedback_review(settings: "Settings", *, limit: int = 50, collection: str | 
     the verdicts, then promote or remove those answers."""
     from llmops_cli.core.feedback.review import review_answers
 
-    llm = wiring.build_llm(settings.llm, model=settings.feedback.judge_model)
+    f = settings.feedback
+    judge = settings.llm.model_copy(update={k: v for k, v in {"api_base": f.judge_api_base, "api_key": f.judge_api_key}.items() if v})
+    llm = wiring.build_llm(judge, model=f.judge_model)
     with answer_log(settings) as log:
         if answer_ids is not None:
             todo = [a for a in log.get_many(answer_ids) if (rv := log.review_of(a.id)) is None or (retry_errors and rv.status == "error")]

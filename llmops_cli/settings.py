@@ -121,6 +121,8 @@ class FeedbackSettings(_Section):
     cache: bool = Field(True, description="ask serves promoted answers to near-identical questions (--no-cache skips)")
     cache_threshold: float = Field(0.92, gt=0.0, le=1.0, description="cosine similarity a question needs to hit the cache")
     judge_model: str | None = Field(None, description="litellm model that reviews answers (default: llm.model)")
+    judge_api_base: str | None = Field(None, description="the judge's endpoint when it is not llm.api_base")
+    judge_api_key: SecretStr | None = Field(None, description="the judge's key when it is not llm.api_key")
     review_concurrency: int = Field(4, ge=1, le=64, description="concurrent judge calls")
     review_batch_size: int = Field(20, ge=1, le=1000, description="answers per mapped review task (Airflow)")
 

@@ -47,9 +47,11 @@ def test_feedback_dag_reviews_in_mapped_batches_and_promotes(airflow_server, ope
     ids = {q: ok_json(env, cwd, "ask", q)["answer_id"] for q in (Q_ROTATE, Q_SCALE, Q_BACKUP)}
     ok_json(env, cwd, "feedback", ids[Q_ROTATE], "up")
 
-    # the tasks read the judge's endpoint from a config file (the server's task environment is fixed at start)
+    # the tasks' environment (fixed when the server started) points llm.* at the session's LLM server; the judge is
+    # configured apart (feedback.judge_*), in a config file the run names
     cfg = tmp_path / "llmops.yaml"
-    cfg.write_text(f"llm:\n  model: {TEST_MODEL}\n  api_base: {openai_server.base_url}\n  api_key: {TEST_API_KEY}\n")
+    cfg.write_text(f"feedback:\n  judge_model: {TEST_MODEL}\n  judge_api_base: {openai_server.base_url}\n"
+                   f"  judge_api_key: {TEST_API_KEY}\n")
     deadline = time.monotonic() + 120
     while not any(d["dag_id"] == "llmops_feedback" for d in ok_json(srv.env, cwd, "dags", "list")):
         assert time.monotonic() < deadline, "llmops_feedback was not parsed"

@@ -178,3 +178,21 @@ def test_review_without_an_llm_says_how_to_configure_one(tmp_path, monkeypatch, 
     monkeypatch.setenv("LLMOPS_DATA_DIR", str(tmp_path / "state"))
     code, _, err = invoke(capsys, "feedback", "review")
     assert code == 2 and "no LLM is configured" in err
+
+
+def test_the_judge_can_have_its_own_endpoint(project, capsys, monkeypatch):
+    from llmops_cli import wiring
+
+    seen = []
+    judge = RoutingLLM()
+
+    def build(ls, model=None):
+        seen.append((model, ls.api_base, ls.api_key.get_secret_value() if ls.api_key else None))
+        return judge
+
+    ok_json(capsys, "ask", Q)
+    monkeypatch.setattr(wiring, "build_llm", build)
+    monkeypatch.setenv("LLMOPS_FEEDBACK_JUDGE_API_BASE", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("LLMOPS_FEEDBACK_JUDGE_API_KEY", "sk-judge-key-000000000000")
+    assert ok_json(capsys, "feedback", "review", "--model", "judge/big")["reviewed"] == 1
+    assert seen == [("judge/big", "http://127.0.0.1:9/v1", "sk-judge-key-000000000000")] and judge.calls == ["judge"]
