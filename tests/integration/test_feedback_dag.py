@@ -57,7 +57,9 @@ def test_feedback_dag_reviews_in_mapped_batches_and_promotes(airflow_server, ope
         assert time.monotonic() < deadline, "llmops_feedback was not parsed"
         time.sleep(2)
 
-    conf = {"config": str(cfg), "collection": COLLECTION, "batch_size": 2}
+    # retry_errors: the hourly schedule may have started a run as the DAG appeared; it judged with the session's LLM
+    # server (replies that are not verdicts: review errors), and this run, queued behind it, reviews those again
+    conf = {"config": str(cfg), "collection": COLLECTION, "batch_size": 2, "retry_errors": True}
     judge_calls = len(openai_server.records())
     doc = ok_json(srv.env, cwd, "trigger-dag", "llmops_feedback", "--conf", json.dumps(conf), "--wait", "--timeout", "600", timeout=660)
     assert doc["state"] == "success", doc
