@@ -23,12 +23,13 @@ def logs(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
+    import sys
     import time
 
     from llmops_cli.adapters.airflow.client import TERMINAL_TI_STATES
     from llmops_cli.cli.airflow_watch import connect
     from llmops_cli.cli.output import Output
-    from llmops_cli.core.orchestration import format_event
+    from llmops_cli.core.orchestration import format_event, without_source_header
     from llmops_cli.errors import UsageError
 
     out = Output(json_out)
@@ -37,9 +38,13 @@ def logs(
     if map_index is None and ti.get("map_index", -1) >= 0:  # pragma: no cover - the API 404s mapped ones without an index
         raise UsageError(f"task {task_id!r} is mapped", hint="pass --map-index N (see `llmops tasks list`)")
     tries = try_number or ti.get("try_number") or 0
+    while tries < 1 and follow and ti.get("state") not in TERMINAL_TI_STATES:
+        time.sleep(1.0)  # --follow on a task that has not started: wait for its first try
+        ti = client.get_task_instance(dag_id, run_id, task_id, map_index)
+        tries = ti.get("try_number") or 0
     if tries < 1:
-        raise UsageError(f"task {task_id!r} has not started yet (state {ti.get('state') or 'none'}): no log",
-                         hint="add --follow to wait for it, or try again later" if not follow else None)
+        raise UsageError(f"task {task_id!r} has no log: it never ran (state {ti.get('state') or 'none'})",
+                         hint=None if follow else "add --follow to wait for it to start")
     events: list[dict] = []
     token = None
 
@@ -47,22 +52,21 @@ def logs(
         if out.json_mode:
             events.extend(batch)
             return
-        for e in batch:
-            out.print(format_event(e), markup=False, highlight=False)
+        for e in batch:  # plain lines, never wrapped: logs get grepped
+            sys.stdout.write(format_event(e) + "\n")
+        sys.stdout.flush()
 
+    first = True
     while True:
         batch, nxt = client.get_log(dag_id, run_id, task_id, tries, map_index=map_index, token=token)
-        emit(batch)
-        if nxt:
-            token = nxt
-        if batch and nxt:
-            continue  # more pages of what is already written
-        if not follow:
+        emit(batch if first else without_source_header(batch))
+        first = False
+        # no continuation token = end of log (the try is over); with one, the next call returns only new lines
+        if nxt is None or not follow:
             break
-        state = client.get_task_instance(dag_id, run_id, task_id, map_index).get("state")
-        if state in TERMINAL_TI_STATES and not batch:
-            break
-        time.sleep(1.0)
+        token = nxt
+        if not batch:
+            time.sleep(1.0)
     if out.json_mode:
         out.json({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index if map_index is not None else -1,
                   "try_number": tries, "state": ti.get("state"), "events": events})

@@ -188,3 +188,34 @@ def test_ingest_dag_writes_the_store_that_llmops_query_reads(airflow_server):
     hits = ok_json(srv, "query", "How do I set the number of retries of a task?", "--collection", "airflow-docs-dag")["hits"]
     assert hits, "no hits from the collection the DAG wrote"
     assert any("retr" in h["text"].lower() for h in hits)
+
+    # the eval DAG on that collection: summary in XCom, report file in the data dir
+    q = ["How do I set the number of retries of a task?", "What is dynamic task mapping?"]
+    ev = ok_json(srv, "trigger-dag", "llmops_eval", "--conf", json.dumps({"collection": "airflow-docs-dag", "questions": q}),
+                 "--wait", "--timeout", "300")
+    assert ev["state"] == "success", ev
+    report = srv.data_dir / "airflow-reports" / "llmops_eval" / (ev["run_id"].replace(":", "_").replace("+", "_") + ".json")
+    summary = json.loads(report.read_text())
+    assert summary["collection"] == "airflow-docs-dag" and summary["questions"] == 2 and summary["hit_rate"] == 1.0
+
+
+def test_batch_inference_dag_maps_over_shards_of_the_table(airflow_server, tmp_path):
+    srv = airflow_server
+    src = tmp_path / "questions.jsonl"
+    src.write_text("".join(json.dumps({"id": f"r{i}", "q": f"question {i}"}) + "\n" for i in range(12)))
+    out = tmp_path / "answers.jsonl"
+    conf = {"input": str(src), "prompt": "Answer: {q}", "shards": 3, "output": str(out), "id_column": "id"}
+    doc = ok_json(srv, "trigger-dag", "llmops_batch_inference", "--conf", json.dumps(conf), "--wait", "--timeout", "300")
+    assert doc["state"] == "success", doc
+    shards = next(t for t in doc["tasks"] if t["task_id"] == "run_shard")
+    assert shards["mapped"] and shards["states"] == {"success": shards["total"]} and shards["total"] >= 2
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == sorted(f"r{i}" for i in range(12))
+
+
+def test_logs_follow_streams_a_running_task_to_its_end(airflow_server):
+    srv = airflow_server
+    run = ok_json(srv, "trigger-dag", "llmops_test_slow", "-p", "seconds=4")
+    r = llmops(srv, "logs", "llmops_test_slow", run["dag_run_id"], "sleep", "--follow", timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert all(f"tick {i}" in r.stdout for i in range(4))

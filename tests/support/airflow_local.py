@@ -414,11 +414,19 @@ TEST_DAGS = REPO / "tests" / "integration" / "airflow_dags"
 def airflow_for_tests(base: Path, *, dag_ids: list[str] | None = None):
     """Start a fresh Airflow under ``base`` (own AIRFLOW_HOME, free ports, the shipped and the test DAGs), yield an
     AirflowForTests once the DAGs are parsed, stop it afterwards."""
+    from tests.support.openai_server import ServerProcess, llm_env_for
+
     base = base.resolve()
     store, data = base / "llmops" / "chroma", base / "llmops" / "data"
     data.mkdir(parents=True, exist_ok=True)
-    task_env = {"LLMOPS_STORE_PATH": str(store), "LLMOPS_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
-    af = up(base / "airflow-home", extra_dags=[str(TEST_DAGS)], task_env=task_env, log=lambda m: print(m, file=sys.stderr))
+    llm = ServerProcess()  # the LLM the batch DAG's tasks call: the local OpenAI-compatible test server
+    task_env = {"LLMOPS_STORE_PATH": str(store), "LLMOPS_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", **llm_env_for(llm),
+                "LLMOPS_LLM_INPUT_COST_PER_TOKEN": "0.000001", "LLMOPS_LLM_OUTPUT_COST_PER_TOKEN": "0.000002"}
+    try:
+        af = up(base / "airflow-home", extra_dags=[str(TEST_DAGS)], task_env=task_env, log=lambda m: print(m, file=sys.stderr))
+    except BaseException:
+        llm.stop()
+        raise
     try:
         wait_for_dags(af, dag_ids or ["llmops_ingest", "llmops_eval", "llmops_batch_inference", "llmops_test_quick"])
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMOPS_", "AIRFLOW"))}
@@ -428,6 +436,7 @@ def airflow_for_tests(base: Path, *, dag_ids: list[str] | None = None):
         yield AirflowForTests(af, env, store, data)
     finally:
         down(af.home, log=lambda m: print(m, file=sys.stderr))
+        llm.stop()
 
 
 def project_task_env(project: Path) -> dict[str, str]:

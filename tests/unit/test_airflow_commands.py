@@ -159,3 +159,26 @@ def test_trigger_wait_failed_run_exits_5_with_the_log_tail(monkeypatch):
 def test_trigger_wait_timeout_exits_6(monkeypatch):
     r = _invoke(monkeypatch, FakeAirflow("never"), "trigger-dag", "d", "--wait", "--timeout", "0")
     assert r.exception.exit_code == 6 and "still running" in r.exception.message
+
+
+def test_profiles_and_flags_choose_the_connection(monkeypatch, tmp_path):
+    from llmops_cli.cli.airflow_watch import connect
+    from llmops_cli.cli.state import AppState, set_state
+
+    for k in [k for k in __import__("os").environ if k.startswith("LLMOPS_")]:
+        monkeypatch.delenv(k)
+    cfg = tmp_path / "llmops.yaml"
+    cfg.write_text("airflow:\n  profiles:\n    prod:\n      url: https://airflow.prod.example\n      username: ci\n"
+                   "      password: from-file\n      ca_bundle: /etc/ca.pem\n")
+    set_state(AppState(config=str(cfg), profile="prod"))
+    try:
+        c = connect()
+        assert (c.url, c.username, c.verify_tls, c.ca_bundle) == ("https://airflow.prod.example", "ci", True, "/etc/ca.pem")
+        assert "from-file" not in repr(c)
+        monkeypatch.setenv("LLMOPS_AIRFLOW_TOKEN", "env-token")
+        assert connect("http://127.0.0.1:9999").url == "http://127.0.0.1:9999"  # --url beats the profile
+        set_state(AppState(config=str(cfg), profile="staging"))
+        with pytest.raises(Exception, match="profile 'staging' is not defined"):
+            connect()
+    finally:
+        set_state(AppState())

@@ -187,18 +187,14 @@ class AirflowClient:
         """A generated API class (DAGApi, DagRunApi, ...) bound to our ApiClient (imported on first use)."""
         if name not in self._apis:
             if self._api_client is None:
-                from airflow_client.client import ApiClient, Configuration
-
-                cfg = Configuration(host=self.url)
+                cfg = _lean("configuration").Configuration(host=self.url)
                 cfg.verify_ssl = self.verify_tls
                 cfg.ssl_ca_cert = self.ca_bundle
                 cfg.retries = False  # we own the retry loop (bounded, with backoff, status-aware)
-                self._api_client = ApiClient(cfg)
+                self._api_client = _lean("api_client").ApiClient(cfg)
                 if self._pool_manager is not None:
                     self._api_client.rest_client.pool_manager = self._pool_manager
-            import airflow_client.client as ac
-
-            self._apis[name] = getattr(ac, name)(self._api_client)
+            self._apis[name] = getattr(_lean(_API_MODULES[name]), name)(self._api_client)
         return self._apis[name]
 
     def _call(self, api: str, method: str, *args: Any, what: str = "", not_found_hint: str | None = None,
@@ -320,7 +316,7 @@ class AirflowClient:
         return data.get("tasks") or []
 
     def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
-        from airflow_client.client.models import DAGPatchBody
+        DAGPatchBody = _lean("models.dag_patch_body").DAGPatchBody  # noqa: N806
 
         return self._call("DAGApi", "patch_dag", dag_id, DAGPatchBody(is_paused=paused), update_mask=["is_paused"],
                           what=f"DAG {dag_id!r}", not_found_hint=_DAGS_HINT)
@@ -330,7 +326,7 @@ class AirflowClient:
                 logical_date: datetime | None = None, note: str | None = None) -> dict[str, Any]:
         """Create a DAG run. Without ``run_id`` one is generated here, so a retry after a connection reset
         cannot start a second run: a 409 on a retry means our first attempt got through."""
-        from airflow_client.client.models import TriggerDAGRunPostBody
+        TriggerDAGRunPostBody = _lean("models.trigger_dag_run_post_body").TriggerDAGRunPostBody  # noqa: N806
 
         given = run_id is not None
         now = datetime.now(timezone.utc)
@@ -401,7 +397,7 @@ class AirflowClient:
 
     def clear_failed(self, dag_id: str, run_id: str, *, dry_run: bool, task_ids: list[str] | None = None) -> list[dict[str, Any]]:
         """Clear the failed task instances of a run (the API's dry_run defaults to TRUE: we always say it)."""
-        from airflow_client.client.models import ClearTaskInstancesBody
+        ClearTaskInstancesBody = _lean("models.clear_task_instances_body").ClearTaskInstancesBody  # noqa: N806
 
         body = ClearTaskInstancesBody(dag_run_id=run_id, dry_run=dry_run, only_failed=True, reset_dag_runs=True,
                                       include_downstream=True, task_ids=task_ids)
@@ -421,12 +417,26 @@ class AirflowClient:
         )
 
     def create_asset_event(self, uri: str, *, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        from airflow_client.client.models import CreateAssetEventsBody
+        CreateAssetEventsBody = _lean("models.create_asset_events_body").CreateAssetEventsBody  # noqa: N806
 
         asset = self.find_asset(uri)
         body = CreateAssetEventsBody(asset_id=int(asset["id"]), extra=extra or {})
         # not idempotent: a reset mid-request is not retried (a refused connect still is)
         return self._call("AssetApi", "create_asset_event", body, what=f"asset {uri!r}", idempotent=False)
+
+
+_API_MODULES = {
+    "DAGApi": "api.dag_api", "DagRunApi": "api.dag_run_api", "TaskInstanceApi": "api.task_instance_api",
+    "TaskApi": "api.task_api", "AssetApi": "api.asset_api", "MonitorApi": "api.monitor_api",
+    "VersionApi": "api.version_api", "ImportErrorApi": "api.import_error_api",
+}
+
+
+def _lean(module: str) -> Any:
+    """One module of airflow_client.client, without the package imports of all 155 generated modules (~1 s)."""
+    from llmops_cli.adapters.airflow.lean_import import import_module
+
+    return import_module(f"airflow_client.client.{module}")
 
 
 _DAGS_HINT = "`llmops dags list` shows the DAGs this server knows (new DAG files take a few seconds to be parsed)"
