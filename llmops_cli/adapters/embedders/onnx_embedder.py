@@ -59,6 +59,9 @@ class OnnxEmbedder(Embedder):
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # no busy-waiting between ops: on a shared or small machine (and beside ingest's Chroma writer
+            # thread) spinning threads take the cores the work needs
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.log_severity_level = 3  # warnings about unused initialisers are noise to a CLI user
             try:
                 self._session = ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
