@@ -111,3 +111,14 @@ def test_auto_and_onnx_pick_onnx_when_cached(fake_cached_export):
 def test_torch_backend_refuses_int8():
     with pytest.raises(ConfigError, match="int8"):
         wiring.build_embedder(EmbedderSettings(backend="sentence-transformers", precision="int8"))
+
+
+def test_a_corrupt_model_file_fails_at_first_use_with_one_message(tmp_path, monkeypatch):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not an onnx model")
+    monkeypatch.setenv("LLMOPS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(onnx_embedder, "ensure_exported", lambda layout, precision: bad)
+    emb = OnnxEmbedder("all-MiniLM-L6-v2")  # the session loads in the background; its failure is kept for later
+    with pytest.raises(EmbedderError, match="cannot load the ONNX model") as e:
+        emb.embed(["x"])
+    assert "export it again" in e.value.hint

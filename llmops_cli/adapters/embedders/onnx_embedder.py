@@ -8,6 +8,7 @@ own identity so a collection never mixes the two.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,7 +32,7 @@ class OnnxEmbedder(Embedder):
     """Sentence-transformers model through onnxruntime. ``export=False`` uses only an already cached export."""
 
     def __init__(self, model: str, *, precision: str = "fp32", batch_size: int = 32, threads: int | None = None,
-                 export: bool = True):
+                 export: bool = True, preload: bool = True):
         self.model_dir = resolve_model_dir(model)
         self.layout = ModelLayout.read(self.model_dir)
         self.precision = precision
@@ -49,26 +50,47 @@ class OnnxEmbedder(Embedder):
         self.threads = threads or available_threads()
         self._session = None
         self._tokenizer = None
+        self._load_error: BaseException | None = None
+        self._loader: threading.Thread | None = None
+        if preload:
+            # onnxruntime builds the session without holding the GIL: a query opens its vector store meanwhile
+            self._loader = threading.Thread(target=self._preload, name="onnx-session-load")
+            self._loader.start()
+
+    def _preload(self) -> None:
+        try:
+            self._session = self._open_session()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread by ``session``
+            self._load_error = e
 
     @property
     def session(self):
+        if self._loader is not None:
+            self._loader.join()
+            self._loader = None
         if self._session is None:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            # no busy-waiting between ops: on a shared or small machine (and beside ingest's Chroma writer
-            # thread) spinning threads take the cores the work needs
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            opts.log_severity_level = 3  # warnings about unused initialisers are noise to a CLI user
-            try:
-                self._session = ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
-            except Exception as e:  # noqa: BLE001 - a corrupt or foreign file becomes one message
-                raise EmbedderError(f"cannot load the ONNX model {self.onnx_path}: {e}",
-                                    hint=f"delete {self.onnx_path.parent} to export it again") from e
+            if self._load_error is not None:
+                err, self._load_error = self._load_error, None
+                raise err
+            self._session = self._open_session()
         return self._session
+
+    def _open_session(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # no busy-waiting between ops: on a shared or small machine (and beside ingest's Chroma writer
+        # thread) spinning threads take the cores the work needs
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3  # warnings about unused initialisers are noise to a CLI user
+        try:
+            return ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - a corrupt or foreign file becomes one message
+            raise EmbedderError(f"cannot load the ONNX model {self.onnx_path}: {e}",
+                                hint=f"delete {self.onnx_path.parent} to export it again") from e
 
     @property
     def tokenizer(self):
@@ -87,6 +109,7 @@ class OnnxEmbedder(Embedder):
         out = np.zeros((n, self.dimension), dtype=np.float32)
         if n == 0:
             return out
+        session = self.session
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
         # sorted by length, each batch pads only to its own longest: little work is spent on padding
@@ -101,7 +124,7 @@ class OnnxEmbedder(Embedder):
                 ids[row, :len(e)] = e
                 mask[row, :len(e)] = 1
             try:
-                (vecs,) = self.session.run([OUTPUT_NAME], {INPUT_NAMES[0]: ids, INPUT_NAMES[1]: mask})
+                (vecs,) = session.run([OUTPUT_NAME], {INPUT_NAMES[0]: ids, INPUT_NAMES[1]: mask})
             except EmbedderError:
                 raise
             except Exception as e:  # noqa: BLE001
