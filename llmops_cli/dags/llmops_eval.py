@@ -1,7 +1,8 @@
 """llmops_eval: evaluate retrieval on a collection; scheduled on the collection's asset, and triggerable.
 
-Thin by design: calls ``llmops_cli.pipelines``. With an eval dataset (param ``dataset``) and an eval pipeline
-available it runs ``pipelines.evaluate``; otherwise the retrieval check over the param ``questions``
+Thin by design: calls ``llmops_cli.pipelines``. With an eval dataset (param ``dataset``) it runs
+``pipelines.evaluate`` (the same as ``llmops eval``; ``fail_under`` gates fail the task, so a waiting
+``llmops trigger-dag --wait`` exits 5); otherwise the retrieval check over the param ``questions``
 (``pipelines.query`` for each: hits found, top score). The summary goes to XCom (the task's return value) and
 to a JSON report file under ``<data_dir>/airflow-reports/llmops_eval/``.
 
@@ -29,6 +30,9 @@ OPT_STR = ["null", "string"]
     params={
         "collection": Param(None, type=OPT_STR, description="Collection (default: the triggering asset's, else store.collection)."),
         "dataset": Param(None, type=OPT_STR, description="Eval dataset file on the workers (runs the full evaluation)."),
+        "metrics": Param([], type="array", items={"type": "string"}, description="Metrics (default: the eval's own)."),
+        "fail_under": Param([], type="array", items={"type": "string", "pattern": "^[^=]+=[0-9.]+$"},
+                            description="Quality gates metric=threshold: the task fails when one is not met."),
         "questions": Param(["What is this collection about?"], type="array", items={"type": "string", "minLength": 1}, minItems=1,
                            description="Questions for the retrieval check (used without a dataset)."),
         "k": Param(None, type=["null", "integer"], minimum=1, maximum=200, description="Chunks per question (default: retrieval.k)."),
@@ -45,13 +49,18 @@ def llmops_eval():
         params = dict(params)
         params["collection"] = params.get("collection") or collection_from_events(triggering_asset_events)
         s = settings_from_params(params)
-        if params.get("dataset") and hasattr(pipelines, "evaluate"):
-            result = pipelines.evaluate(s, params["dataset"], collection=s.store.collection, k=params.get("k"), mode=params.get("mode"))
-            summary = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-        else:
-            summary = retrieval_check(s, params["questions"], params.get("k"), params.get("mode"))
-        path = write_report(s, "llmops_eval", run_id, summary)
-        print(f"report: {path}")
+        if params.get("dataset"):
+            report = pipelines.evaluate(s, params["dataset"], collection=s.store.collection, k=params.get("k"),
+                                        mode=params.get("mode"), metrics=params.get("metrics") or None,
+                                        fail_under=params.get("fail_under") or None, label=f"airflow:{run_id}")
+            print(f"report: {write_report(s, 'llmops_eval', run_id, report.to_dict())}")
+            summary = report.summary()
+            failed = [g for g in summary.get("gates", []) if not g.get("passed")]
+            if failed:  # the run fails, so `llmops trigger-dag --wait` exits 5 and CI stops
+                raise ValueError("quality gate(s) failed: " + "; ".join(f"{g['metric']} {g['check']}" for g in failed))
+            return summary
+        summary = retrieval_check(s, params["questions"], params.get("k"), params.get("mode"))
+        print(f"report: {write_report(s, 'llmops_eval', run_id, summary)}")
         return summary
 
     def retrieval_check(s, questions, k, mode) -> dict:

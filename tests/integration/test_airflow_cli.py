@@ -189,6 +189,10 @@ def test_ingest_dag_writes_the_store_that_llmops_query_reads(airflow_server):
     assert hits, "no hits from the collection the DAG wrote"
     assert any("retr" in h["text"].lower() for h in hits)
 
+    # finalize emitted the collection's asset (through the alias), so it is registered and CI can signal it
+    ev = ok_json(srv, "assets", "event", "llmops://collections/airflow-docs-dag")
+    assert ev["asset_id"] and ev.get("uri", "llmops://collections/airflow-docs-dag") == "llmops://collections/airflow-docs-dag"
+
     # the eval DAG on that collection: summary in XCom, report file in the data dir
     q = ["How do I set the number of retries of a task?", "What is dynamic task mapping?"]
     ev = ok_json(srv, "trigger-dag", "llmops_eval", "--conf", json.dumps({"collection": "airflow-docs-dag", "questions": q}),

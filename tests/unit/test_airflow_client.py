@@ -287,3 +287,24 @@ def test_import_errors_are_listed():
     pool.add("GET", "/api/v2/importErrors", (200, {"import_errors": [{"filename": "x.py", "stack_trace": "E"}], "total_entries": 1}))
     c, _ = make(pool)
     assert c.list_import_errors()[0]["filename"] == "x.py"
+
+
+def test_lean_import_loads_few_modules_and_the_package_still_completes():
+    """One API module without the ~155 eager imports; later `from airflow_client.client import X` still works."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from llmops_cli.adapters.airflow.client import AirflowClient\n"
+        "AirflowClient('http://x')._api('DAGApi')\n"
+        "lean = len([m for m in sys.modules if m.startswith('airflow_client')])\n"
+        "from airflow_client.client import ApiClient, DAGApi\n"
+        "import airflow_client.client.models as models\n"
+        "assert models.DAGResponse and ApiClient and DAGApi\n"
+        "print(lean, len([m for m in sys.modules if m.startswith('airflow_client')]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lean, full = map(int, r.stdout.split())
+    assert lean < 80 < full
