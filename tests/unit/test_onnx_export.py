@@ -104,3 +104,12 @@ def test_missing_export_libraries_give_one_clear_error(cache_dir, monkeypatch):
     with pytest.raises(EmbedderError) as e:
         onnx_export.ensure_exported(ModelLayout.read(bundled_model_path()))
     assert "not cached" in e.value.message and "pip install onnx" in e.value.hint
+
+
+def test_unwritable_cache_gives_one_clear_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("LLMOPS_CACHE_DIR", str(blocker))
+    with pytest.raises(EmbedderError, match="cannot write the ONNX export") as e:
+        onnx_export.ensure_exported(ModelLayout.read(bundled_model_path()))
+    assert "LLMOPS_CACHE_DIR" in e.value.hint

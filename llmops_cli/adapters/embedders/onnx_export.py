@@ -194,10 +194,19 @@ def ensure_exported(layout: ModelLayout, precision: str = "fp32") -> Path:
             f"the onnx export of {layout.model_dir} is not cached and torch/transformers/onnx are not installed to export it",
             hint="pip install onnx (the export runs once), or use embedder.backend=sentence-transformers",
         )
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        _export_locked(layout, precision, d, target)
+    except OSError as e:  # an unwritable or full cache: one message (and "auto" falls back to torch)
+        raise EmbedderError(f"cannot write the ONNX export of {layout.model_dir} to {d}: {e.strerror or e}",
+                            hint="set LLMOPS_CACHE_DIR to a writable folder, or use embedder.backend=sentence-transformers") from e
+    return target
+
+
+def _export_locked(layout: ModelLayout, precision: str, d: Path, target: Path) -> None:
     with _export_lock(d):
         if target.is_file():  # another process finished it while we waited
-            return target
+            return
         for stale in d.glob(".*.onnx.*.tmp"):  # left by a killed export: exporters hold this lock while writing
             stale.unlink(missing_ok=True)
         fp32 = d / _FILE_NAMES["fp32"]
@@ -211,7 +220,6 @@ def ensure_exported(layout: ModelLayout, precision: str = "fp32") -> Path:
             {"format": EXPORT_FORMAT, "model_dir": str(layout.model_dir), "pooling": layout.pooling,
              "dimension": layout.dimension, "max_length": layout.max_length, "opset": OPSET,
              "files": sorted(p.name for p in d.glob("*.onnx"))}, indent=2).encode())
-    return target
 
 
 def export_model(layout: ModelLayout, dest: Path) -> None:
