@@ -172,7 +172,7 @@ def test_wait_survives_an_api_server_restart(airflow_server):
 
 
 @pytest.mark.corpus
-def test_ingest_dag_writes_the_store_that_llmops_query_reads(airflow_server):
+def test_ingest_dag_writes_the_store_that_llmops_query_reads(airflow_server, tmp_path):
     if not CORPUS.is_dir():
         pytest.skip(f"{CORPUS} is absent")
     srv = airflow_server
@@ -201,6 +201,16 @@ def test_ingest_dag_writes_the_store_that_llmops_query_reads(airflow_server):
     report = srv.data_dir / "airflow-reports" / "llmops_eval" / (ev["run_id"].replace(":", "_").replace("+", "_") + ".json")
     summary = json.loads(report.read_text())
     assert summary["collection"] == "airflow-docs-dag" and summary["questions"] == 2 and summary["hit_rate"] == 1.0
+
+    # with a question set: the full evaluation (the same as `llmops eval`); an unmet gate fails the run (exit 5)
+    dataset = tmp_path / "questions.jsonl"
+    dataset.write_text(json.dumps({"question": "How does dynamic task mapping expand a task over a list?",
+                                   "relevant_sources": ["airflow-docs/authoring-and-scheduling/dynamic-task-mapping.rst"]}) + "\n")
+    conf = {"collection": "airflow-docs-dag", "dataset": str(dataset), "metrics": ["retrieval"]}
+    ev = ok_json(srv, "trigger-dag", "llmops_eval", "--conf", json.dumps(conf), "--wait", "--timeout", "300")
+    assert ev["state"] == "success", ev
+    r = llmops(srv, "trigger-dag", "llmops_eval", "--conf", json.dumps({**conf, "fail_under": ["hit@5=1.01"]}), "--wait")
+    assert r.returncode == 5 and "quality gate(s) failed: hit@5" in r.stderr, r.stderr
 
 
 def test_batch_inference_dag_maps_over_shards_of_the_table(airflow_server, tmp_path):

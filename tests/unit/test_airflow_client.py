@@ -266,6 +266,7 @@ def test_asset_event_resolves_the_uri_to_its_id():
     ev = c.create_asset_event("llmops://collections/docs", extra={"by": "ci"})
     assert ev["asset_id"] == 7
     assert pool.calls[-1]["body"]["asset_id"] == 7 and pool.calls[-1]["body"]["extra"] == {"by": "ci"}
+    assert pool.calls[0]["query"]["only_active"] == ["false"]  # assets created through an alias are not "active"
     with pytest.raises(NotFoundError, match="no asset with URI"):
         c.find_asset("llmops://collections/missing")
 

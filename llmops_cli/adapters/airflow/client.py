@@ -407,10 +407,13 @@ class AirflowClient:
 
     # ------------------------------------------------------------------------------------ assets
     def find_asset(self, uri: str) -> dict[str, Any]:
-        """The asset with exactly this URI (the API filters by pattern; we match exactly)."""
-        for a in self._paged("AssetApi", "get_assets", "assets", uri_pattern=uri, what=f"assets matching {uri!r}"):
-            if a.get("uri") == uri:
-                return a
+        """The asset with exactly this URI (the API filters by pattern; we match exactly). Inactive assets count:
+        one created at run time through an alias (like the ingest DAG's collections) is not "active" until a
+        parsed DAG names it, yet it takes events."""
+        found = [a for a in self._paged("AssetApi", "get_assets", "assets", uri_pattern=uri, only_active=False,
+                                        what=f"assets matching {uri!r}") if a.get("uri") == uri]
+        if found:
+            return min(found, key=lambda a: (not a.get("scheduled_dags"), a.get("id", 0)))
         raise NotFoundError(
             f"no asset with URI {uri!r} on {self.shown_url}",
             hint="assets are registered when a DAG that produces or consumes them is parsed; check the URI (`llmops dags show DAG_ID`)",
