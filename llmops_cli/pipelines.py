@@ -194,14 +194,21 @@ def _batch_plan(settings: "Settings", input_path: str | Path, options: dict[str,
 
 
 def _batch_llm_for(settings: "Settings", client: str, concurrency: int):
+    """Batch LLMs per model, each recording its completed calls in the answer log (kind "batch"); cache hits
+    are answered before the LLM and so are not recorded. ``llm_for.close_logs()`` closes the logs."""
     built: dict[str, Any] = {}
 
     def llm_for(model: str):
         if model not in built:
-            built[model] = wiring.build_batch_llm(settings.llm, model, client, concurrency)
+            built[model] = recording_llm(settings, wiring.build_batch_llm(settings.llm, model, client, concurrency), "batch")
         return built[model]
 
+    def close_logs() -> None:
+        for llm in built.values():
+            llm.log.close()
+
     llm_for.built = built  # type: ignore[attr-defined]  # the engine closes their sessions
+    llm_for.close_logs = close_logs  # type: ignore[attr-defined]
     return llm_for
 
 
@@ -217,9 +224,11 @@ def batch(settings: "Settings", input_path: str | Path, *, progress=None, shard:
 
     plan, client = _batch_plan(settings, input_path, dict(options))
     cache = _batch_cache(settings) if plan.options.use_cache else None
+    llm_for = _batch_llm_for(settings, client, plan.options.concurrency)
     try:
-        return execute(plan, _batch_llm_for(settings, client, plan.options.concurrency), cache=cache, progress=progress, shard=shard)
+        return execute(plan, llm_for, cache=cache, progress=progress, shard=shard)
     finally:
+        llm_for.close_logs()
         if cache is not None:
             cache.close()
 

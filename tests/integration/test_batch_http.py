@@ -152,6 +152,10 @@ def test_second_identical_run_is_answered_by_the_cache(openai_server, tmp_path):
     assert len(srv.records()) == seen
     assert [r["llmops_response"] for r in read_rows(tmp_path / "a.jsonl")] == [r["llmops_response"] for r in read_rows(tmp_path / "b.jsonl")]
     assert all(r["llmops_cached"] for r in read_rows(tmp_path / "b.jsonl"))
+    # every call that reached the LLM is in the answer log (kind "batch"), the cache hits are not
+    with pipelines.answer_log(s) as log:
+        recorded = log.recent(limit=100, kind="batch")
+    assert len(recorded) == 25 and {r.question for r in recorded} == {f"Say q{i}" for i in range(25)}
 
 
 def test_shards_for_airflow_then_merge(openai_server, tmp_path):

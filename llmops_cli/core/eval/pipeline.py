@@ -118,12 +118,13 @@ def evaluate(
         if hasattr(inner, "prepare"):
             inner.prepare()  # resolve prices outside the event loop
         retry = RetryPolicy(max_attempts=settings.llm.max_retries + 1) if isinstance(inner, OpenAIHTTP) else None
-        judge_llm = CachedLLM(inner, cache, usage, retry=retry)
+        # recorded below the cache: only calls that reached the LLM go into the answer log (kind "eval")
+        judge_llm = CachedLLM(pipelines.recording_llm(settings, inner, "eval"), cache, usage, retry=retry)
     answerer = None
     if generate:
         from llmops_cli.core import ask
 
-        answer_llm = CachedLLM(wiring.build_llm(settings.llm), cache, usage)
+        answer_llm = CachedLLM(pipelines.recording_llm(settings, wiring.build_llm(settings.llm), "eval"), cache, usage)
 
         def answerer(question: str) -> Answered:
             # the same step as `llmops ask`: rewordings, retrieval, grounded answer (LLM calls through the cache)
@@ -154,6 +155,9 @@ def evaluate(
     finally:
         if cache is not None:
             cache.close()
+        for llm in (judge_llm, answerer and answer_llm):
+            if llm is not None and hasattr(getattr(llm, "inner", None), "log"):
+                llm.inner.log.close()
 
     check_gates(report, gates)
     if base is not None:
