@@ -26,7 +26,7 @@ def logs(
     import sys
     import time
 
-    from llmops_cli.adapters.airflow.client import TERMINAL_TI_STATES
+    from llmops_cli.adapters.airflow.client import TERMINAL_TI_STATES, WRITING_TI_STATES as WRITING_STATES
     from llmops_cli.cli.airflow_watch import connect
     from llmops_cli.cli.output import Output
     from llmops_cli.core.orchestration import format_event, without_source_header
@@ -37,11 +37,12 @@ def logs(
     ti = client.get_task_instance(dag_id, run_id, task_id, map_index)
     if map_index is None and ti.get("map_index", -1) >= 0:  # pragma: no cover - the API 404s mapped ones without an index
         raise UsageError(f"task {task_id!r} is mapped", hint="pass --map-index N (see `llmops tasks list`)")
-    tries = try_number or ti.get("try_number") or 0
-    while tries < 1 and follow and ti.get("state") not in TERMINAL_TI_STATES:
-        time.sleep(1.0)  # --follow on a task that has not started: wait for its first try
+    # --follow on a task that is not running yet: wait for it to start (or end) before reading its log.
+    # (Airflow counts the try when the task is queued, so try_number alone does not say it started.)
+    while follow and not try_number and ti.get("state") not in WRITING_STATES | TERMINAL_TI_STATES:
+        time.sleep(1.0)
         ti = client.get_task_instance(dag_id, run_id, task_id, map_index)
-        tries = ti.get("try_number") or 0
+    tries = try_number or ti.get("try_number") or 0
     if tries < 1:
         raise UsageError(f"task {task_id!r} has no log: it never ran (state {ti.get('state') or 'none'})",
                          hint=None if follow else "add --follow to wait for it to start")
@@ -56,16 +57,23 @@ def logs(
             sys.stdout.write(format_event(e) + "\n")
         sys.stdout.flush()
 
-    first = True
+    shown = 0  # events shown so far: a re-read from the start (no token) skips them
     while True:
         batch, nxt = client.get_log(dag_id, run_id, task_id, tries, map_index=map_index, token=token)
-        emit(batch if first else without_source_header(batch))
-        first = False
-        # no continuation token = end of log (the try is over); with one, the next call returns only new lines
-        if nxt is None or not follow:
+        if token is None:
+            batch = batch[shown:]
+        elif shown:
+            batch = without_source_header(batch)
+        emit(batch)
+        shown += len(batch)
+        if not follow:
             break
+        if nxt is None:  # the server says end of log: done if the try is over, else read again from the start
+            state = client.get_task_instance(dag_id, run_id, task_id, map_index).get("state")
+            if state not in WRITING_STATES:
+                break
         token = nxt
-        if not batch:
+        if not batch or nxt is None:
             time.sleep(1.0)
     if out.json_mode:
         out.json({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index if map_index is not None else -1,

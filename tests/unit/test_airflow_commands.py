@@ -182,3 +182,33 @@ def test_profiles_and_flags_choose_the_connection(monkeypatch, tmp_path):
             connect()
     finally:
         set_state(AppState())
+
+
+class FakeLogs:
+    """A task queued, then running (log pages with continuation tokens), then done (no token: end of log)."""
+
+    def __init__(self):
+        self.states = ["queued", "running", "success"]
+        self.pages = {None: ([{"event": "::group::Log message source details"}, {"event": "/x.log"}, {"event": "::endgroup::"},
+                              {"event": "tick 0"}], "t1"),
+                      "t1": ([{"event": "tick 1"}], "t2"),
+                      "t2": ([{"event": "::group::Log message source details"}, {"event": "/x.log"}, {"event": "::endgroup::"},
+                              {"event": "tick 2"}, {"event": "done"}], None)}
+
+    def get_task_instance(self, dag_id, run_id, task_id, map_index=None):
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return {"task_id": task_id, "map_index": -1, "state": state, "try_number": 1}
+
+    def get_log(self, dag_id, run_id, task_id, try_number, *, map_index=None, token=None):
+        return self.pages[token]
+
+
+def test_logs_follow_waits_for_the_start_and_prints_each_line_once(monkeypatch):
+    import time as _time
+
+    monkeypatch.setattr(_time, "sleep", lambda s: None)
+    r = _invoke(monkeypatch, FakeLogs(), "logs", "d", "r", "t", "--follow")
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith(("tick", "done"))]
+    assert lines == ["tick 0", "tick 1", "tick 2", "done"]
+    assert r.stdout.count("Log message source details") == 1

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 RETRY_STATUSES = {500, 502, 503, 504}
 TERMINAL_TI_STATES = {"success", "failed", "skipped", "upstream_failed", "removed"}
+WRITING_TI_STATES = {"running", "deferred", "up_for_reschedule", "restarting"}  # the current try may still log
 
 
 def display_url(url: str) -> str:
