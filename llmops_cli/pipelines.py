@@ -110,10 +110,10 @@ def retriever(settings: "Settings", collection: str | None = None) -> "Retriever
     if meta is None:
         raise NotFoundError(f"collection {name!r} does not exist in the store at {getattr(store, 'where', '?')}",
                             hint=f"ingest documents first: llmops ingest PATH --collection {name}")
-    embedder = wiring.build_embedder(settings.embedder)
-    from llmops_cli.core.ingest import _check_embedder
+    from llmops_cli.core.ingest import check_embedder
 
-    _check_embedder(meta, embedder, name)
+    embedder = wiring.build_embedder(settings.embedder)
+    check_embedder(meta, embedder, name)
     r = settings.retrieval
     return Retriever(store, embedder, name, lexical=lexical_index(settings, store, name), candidates=r.candidates, rrf_k=r.rrf_k)
 

@@ -164,7 +164,7 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     chunkers = ChunkerSet(opts.strategy, embedder.tokens, opts.chunk_size, opts.chunk_overlap)
     sig = signature(opts, embedder)
     meta = store.collection_metadata(opts.collection)
-    _check_embedder(meta, embedder, opts.collection)
+    check_embedder(meta, embedder, opts.collection)
     manifest = store.read_manifest(opts.collection) if meta is not None else {}
     plan = plan_changes(files, manifest, sig, opts, full_source_ids=all_ids if opts.only is None else None)
     report.skipped.extend(plan.skipped)
@@ -219,7 +219,8 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     if not opts.dry_run and report.changed_anything:
         md = store.collection_metadata(opts.collection) or {}
         store.set_collection_metadata(opts.collection, {GENERATION_KEY: int(md.get(GENERATION_KEY, 0)) + 1})
-    report.chunks_total = store.count(opts.collection) if store.collection_metadata(opts.collection) is not None else 0
+    # a dry run into a new collection created nothing to count
+    report.chunks_total = store.count(opts.collection) if (meta is not None or not opts.dry_run) else 0
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -239,7 +240,8 @@ def remove_sources(store: VectorStore, collection: str, keep: set[str]) -> list[
     return gone
 
 
-def _check_embedder(meta: dict[str, Any] | None, embedder: Embedder, collection: str) -> None:
+def check_embedder(meta: dict[str, Any] | None, embedder: Embedder, collection: str) -> None:
+    """Refuse to mix vectors of two embedders in one collection (``meta``: the collection's metadata)."""
     if meta is None or EMBEDDER_KEY not in meta:
         return
     if meta[EMBEDDER_KEY] != embedder.identity:
