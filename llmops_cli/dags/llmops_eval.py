@@ -3,8 +3,8 @@
 Thin by design: calls ``llmops_cli.pipelines``. With an eval dataset (param ``dataset``) it runs
 ``pipelines.evaluate`` (the same as ``llmops eval``; ``fail_under`` gates fail the task, so a waiting
 ``llmops trigger-dag --wait`` exits 5); otherwise the retrieval check over the param ``questions``
-(``pipelines.query`` for each: hits found, top score). The summary goes to XCom (the task's return value) and
-to a JSON report file under ``<data_dir>/airflow-reports/llmops_eval/``.
+(``pipelines.query`` for each: hits found, top score). The summary goes to XCom (the task's return value); the full
+report (every row) goes to a JSON report file under ``<data_dir>/airflow-reports/llmops_eval/``.
 
 Schedule: the asset ``llmops://collections/<store.collection>`` (the default collection when this file is
 parsed), so an ingest of that collection, or `llmops assets event llmops://collections/<name>` from CI,
@@ -59,9 +59,9 @@ def llmops_eval():
             if failed:  # the run fails, so `llmops trigger-dag --wait` exits 5 and CI stops
                 raise ValueError("quality gate(s) failed: " + "; ".join(f"{g['metric']} {g['check']}" for g in failed))
             return summary
-        summary = retrieval_check(s, params["questions"], params.get("k"), params.get("mode"))
-        print(f"report: {write_report(s, 'llmops_eval', run_id, summary)}")
-        return summary
+        report = retrieval_check(s, params["questions"], params.get("k"), params.get("mode"))
+        print(f"report: {write_report(s, 'llmops_eval', run_id, report)}")
+        return {k: v for k, v in report.items() if k != "rows"}  # XCom gets the summary; the rows stay in the file
 
     def retrieval_check(s, questions, k, mode) -> dict:
         from llmops_cli import pipelines
