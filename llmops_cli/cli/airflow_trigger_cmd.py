@@ -32,13 +32,11 @@ def trigger_dag(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli.cli.airflow_watch import connect, finish_wait, watch_run
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.airflow_watch import finish_wait, session, watch_run
 
-    out = Output(json_out)
     body = build_conf(conf, conf_file, param)
     when = parse_iso_datetime(logical_date, "--logical-date") if logical_date else None
-    client = connect(url)
+    out, client = session(url, json_out)
     run = client.trigger(dag_id, conf=body, run_id=run_id, logical_date=when, note=note)
     rid = run["dag_run_id"]
     if not wait:

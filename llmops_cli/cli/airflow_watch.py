@@ -20,6 +20,13 @@ def connect(url: str | None = None) -> "AirflowClient":
     return wiring.build_airflow_client(loaded.settings)
 
 
+def session(url: str | None, json_out: bool) -> "tuple[Output, AirflowClient]":
+    """The preamble of every Airflow command: the output for --json, and the client for the connection."""
+    from llmops_cli.cli.output import Output
+
+    return Output(json_out), connect(url)
+
+
 def run_row(r: dict[str, Any]) -> list[Any]:
     return [r.get("dag_run_id"), r.get("state"), r.get("run_type"), _ts(r.get("run_after")), _ts(r.get("start_date")),
             _ts(r.get("end_date")), _dur(r.get("duration"))]

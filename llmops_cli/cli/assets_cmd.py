@@ -24,11 +24,9 @@ def event(
 ) -> None:
     import json
 
-    from llmops_cli.cli.airflow_watch import connect
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.airflow_watch import session
     from llmops_cli.errors import UsageError
 
-    out = Output(json_out)
     payload = None
     if extra is not None:
         try:
@@ -37,7 +35,8 @@ def event(
             raise UsageError(f"--extra is not valid JSON: {e}", hint='write it as --extra \'{"key": "value"}\'') from None
         if not isinstance(payload, dict):
             raise UsageError("--extra must be a JSON object", hint='e.g. --extra \'{"reason": "ci"}\'')
-    ev = connect(url).create_asset_event(uri, extra=payload)
+    out, client = session(url, json_out)
+    ev = client.create_asset_event(uri, extra=payload)
     if out.json_mode:
         out.json(ev)
     else:

@@ -25,11 +25,9 @@ def list_dags(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli.cli.airflow_watch import connect
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.airflow_watch import session
 
-    out = Output(json_out)
-    client = connect(url)
+    out, client = session(url, json_out)
     dags = client.list_dags(paused=paused)
     broken = client.list_import_errors()
     for e in broken:  # a DAG file that does not import is invisible in the list: say so
@@ -48,11 +46,9 @@ def list_dags(
 
 @dags_app.command("show", help="One DAG: schedule, params (what --conf / -p accept), tasks.")
 def show_dag(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    from llmops_cli.cli.airflow_watch import connect
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.airflow_watch import session
 
-    out = Output(json_out)
-    client = connect(url)
+    out, client = session(url, json_out)
     dag = client.get_dag(dag_id)
     tasks = client.list_tasks(dag_id)
     if out.json_mode:
@@ -86,11 +82,10 @@ def _short(v: object) -> str:
 
 
 def _set_paused(dag_id: str, paused: bool, url: str | None, json_out: bool) -> None:
-    from llmops_cli.cli.airflow_watch import connect
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.airflow_watch import session
 
-    out = Output(json_out)
-    dag = connect(url).set_paused(dag_id, paused)
+    out, client = session(url, json_out)
+    dag = client.set_paused(dag_id, paused)
     if out.json_mode:
         out.json(dag)
     else:

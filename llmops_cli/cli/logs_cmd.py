@@ -27,13 +27,11 @@ def logs(
     import time
 
     from llmops_cli.adapters.airflow.client import TERMINAL_TI_STATES, WRITING_TI_STATES as WRITING_STATES
-    from llmops_cli.cli.airflow_watch import connect
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.airflow_watch import session
     from llmops_cli.core.orchestration import format_event, without_source_header
     from llmops_cli.errors import UsageError
 
-    out = Output(json_out)
-    client = connect(url)
+    out, client = session(url, json_out)
     ti = client.get_task_instance(dag_id, run_id, task_id, map_index)
     if map_index is None and ti.get("map_index", -1) >= 0:  # pragma: no cover - the API 404s mapped ones without an index
         raise UsageError(f"task {task_id!r} is mapped", hint="pass --map-index N (see `llmops tasks list`)")

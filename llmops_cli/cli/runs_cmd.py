@@ -22,11 +22,10 @@ RunLimitOpt = Annotated[int, typer.Option("--limit", help="At most this many row
 
 @runs_app.command("list", help="Runs of a DAG, newest first.")
 def list_runs(dag_id: DagArg, state: StateOpt = None, limit: RunLimitOpt = 25, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    from llmops_cli.cli.airflow_watch import RUN_COLUMNS, connect, run_row
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.airflow_watch import RUN_COLUMNS, run_row, session
 
-    out = Output(json_out)
-    runs = connect(url).list_runs(dag_id, state=[state] if state else None, limit=limit)
+    out, client = session(url, json_out)
+    runs = client.list_runs(dag_id, state=[state] if state else None, limit=limit)
     if out.json_mode:
         out.json(runs)
         return
@@ -37,11 +36,10 @@ def list_runs(dag_id: DagArg, state: StateOpt = None, limit: RunLimitOpt = 25, u
 
 @runs_app.command("get", help="One run: state, dates, conf.")
 def get_run(dag_id: DagArg, run_id: RunArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    from llmops_cli.cli.airflow_watch import RUN_COLUMNS, connect, run_row
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.airflow_watch import RUN_COLUMNS, run_row, session
 
-    out = Output(json_out)
-    run = connect(url).get_run(dag_id, run_id)
+    out, client = session(url, json_out)
+    run = client.get_run(dag_id, run_id)
     if out.json_mode:
         out.json(run)
         return
@@ -56,11 +54,9 @@ def get_run(dag_id: DagArg, run_id: RunArg, url: UrlOpt = None, json_out: JsonOp
 
 @runs_app.command("wait", help="Wait for a run to end; exit 5 if it failed, 6 on --timeout.")
 def wait_run(dag_id: DagArg, run_id: RunArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    from llmops_cli.cli.airflow_watch import connect, finish_wait, watch_run
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.airflow_watch import finish_wait, session, watch_run
 
-    out = Output(json_out)
-    client = connect(url)
+    out, client = session(url, json_out)
     result = watch_run(client, out, dag_id, run_id, timeout_s=timeout)
     finish_wait(client, out, dag_id, run_id, result, timeout_s=timeout)
 
@@ -75,12 +71,10 @@ def clear_run(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli.cli.airflow_watch import connect
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.airflow_watch import session
     from llmops_cli.errors import UsageError
 
-    out = Output(json_out)
-    client = connect(url)
+    out, client = session(url, json_out)
     preview = client.clear_failed(dag_id, run_id, dry_run=True, task_ids=task)
     rows = [[t.get("task_id"), t.get("map_index"), t.get("state"), t.get("try_number")] for t in preview]
     if not preview or dry_run:

@@ -22,11 +22,10 @@ def list_tasks(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli.cli.airflow_watch import connect
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.airflow_watch import session
 
-    out = Output(json_out)
-    tis = connect(url).list_task_instances(dag_id, run_id)
+    out, client = session(url, json_out)
+    tis = client.list_task_instances(dag_id, run_id)
     if out.json_mode:
         out.json(tis)
         return
