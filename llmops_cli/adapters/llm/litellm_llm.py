@@ -65,11 +65,15 @@ class LiteLLM(LLM):
         return kw
 
     def _cost(self, litellm, response, usage_in: int, usage_out: int) -> float | None:
+        """The configured prices, else litellm's (from the response when there is one); None when unknown."""
         pin, pout = self.prices
         if pin is not None or pout is not None:
             return usage_in * (pin or 0.0) + usage_out * (pout or 0.0)
         try:
-            return float(litellm.completion_cost(completion_response=response))
+            if response is not None:
+                return float(litellm.completion_cost(completion_response=response))
+            pi, po = litellm.cost_per_token(model=self.model, prompt_tokens=usage_in, completion_tokens=usage_out)
+            return float(pi + po)
         except Exception:  # noqa: BLE001 - unknown price is not an error
             return None
 
@@ -113,17 +117,8 @@ class LiteLLM(LLM):
         text = "".join(parts)
         tin = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
         tout = int(getattr(usage, "completion_tokens", 0) or 0) if usage else 0
-        cost = None
-        pin, pout = self.prices
-        if pin is not None or pout is not None:
-            cost = tin * (pin or 0.0) + tout * (pout or 0.0)
-        else:
-            try:
-                pi, po = litellm.cost_per_token(model=self.model, prompt_tokens=tin, completion_tokens=tout)
-                cost = float(pi + po)
-            except Exception:  # noqa: BLE001
-                cost = None
-        self.last = Completion(text=text, model=self.model, input_tokens=tin, output_tokens=tout, cost=cost, latency_s=time.perf_counter() - t0)
+        self.last = Completion(text=text, model=self.model, input_tokens=tin, output_tokens=tout,
+                               cost=self._cost(litellm, None, tin, tout), latency_s=time.perf_counter() - t0)
 
     def _to_completion(self, litellm, resp, latency: float) -> Completion:
         try:
