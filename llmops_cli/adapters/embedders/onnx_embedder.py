@@ -125,8 +125,6 @@ class OnnxEmbedder(Embedder):
                 mask[row, :len(e)] = 1
             try:
                 (vecs,) = session.run([OUTPUT_NAME], {INPUT_NAMES[0]: ids, INPUT_NAMES[1]: mask})
-            except EmbedderError:
-                raise
             except Exception as e:  # noqa: BLE001
                 raise EmbedderError(f"onnxruntime failed embedding a batch: {e}") from e
             out[idx] = vecs
