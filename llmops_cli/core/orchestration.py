@@ -185,14 +185,9 @@ def wait_for_run(
             if unreachable is not None:
                 unreachable = None
                 last_key = None  # force a report: we are back
-        except UnreachableError as e:
-            unreachable = e.message
-            terminal = False
-            if on_update:
-                on_update(WaitUpdate(clock() - start, run, summarize_tasks(tis), unreachable=unreachable))
         except LlmopsError as e:
-            # a 5xx after the client's own retries (e.g. the server coming back up) is waited through too
-            if e.exit_code != 1:
+            # unreachable, or a 5xx after the client's own retries (e.g. the server coming back up): waited through
+            if not isinstance(e, UnreachableError) and e.exit_code != 1:
                 raise
             unreachable = e.message
             terminal = False
