@@ -162,7 +162,6 @@ def wait_for_run(
     *,
     timeout_s: float | None = None,
     poll_s: float = 0.5,
-    with_tasks: bool = True,
     on_update: Callable[[WaitUpdate], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -180,8 +179,7 @@ def wait_for_run(
         try:
             run = client.get_run(dag_id, run_id)
             terminal = run.get("state") in TERMINAL_RUN_STATES
-            if with_tasks or terminal:
-                tis = client.list_task_instances(dag_id, run_id)
+            tis = client.list_task_instances(dag_id, run_id)
             if unreachable is not None:
                 unreachable = None
                 last_key = None  # force a report: we are back
