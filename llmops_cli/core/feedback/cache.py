@@ -29,13 +29,18 @@ class CacheHit:
                 "chunk_id": self.promotion.chunk_id}
 
 
+def unit_vector(v) -> np.ndarray:
+    """``v`` as float32 scaled to length 1 (a zero vector stays zero): the form of the cache's keys and queries."""
+    v = np.asarray(v, dtype=np.float32)
+    return v / (float(np.linalg.norm(v)) or 1.0)
+
+
 def find_cached(log: AnswerLog, embedder: Embedder, collection: str, question: str, threshold: float) -> CacheHit | None:
     """The promoted answer whose question is most similar to ``question``, when the similarity reaches ``threshold``."""
     ids, blob = log.promotion_vectors(collection, embedder.identity)
     if not ids:
         return None  # no embedding needed
-    q = np.asarray(embedder.embed_query(question), dtype=np.float32)
-    q = q / (float(np.linalg.norm(q)) or 1.0)
+    q = unit_vector(embedder.embed_query(question))
     keys = np.frombuffer(blob, dtype=np.float32).reshape(len(ids), -1)
     if keys.shape[1] != q.shape[0]:
         return None  # vectors of another dimension under the same identity: never comparable

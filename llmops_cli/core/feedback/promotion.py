@@ -19,10 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.adapters.vectorstores.base import VectorStore
+from llmops_cli.core.feedback.cache import unit_vector
 from llmops_cli.core.feedback.log import AnswerLog, AnswerRecord, Promotion, Rating, Review
 from llmops_cli.core.ingest import EMBEDDER_KEY
 from llmops_cli.core.redaction import redact
@@ -190,8 +189,7 @@ class Promoter:
         md = {"kind": PROMOTED_KIND, "answer_id": a.id, "source": f"answer:{a.id}", "source_file": f"answer:{a.id}",
               "heading": heading, "chunk_index": 0, "model": a.model or "", "promoted_at": int(time.time())}
         self.store.upsert(a.collection or "", [cid], vecs[:1], [text], [md])
-        qv = np.asarray(vecs[1], dtype=np.float32)
-        qv = qv / (float(np.linalg.norm(qv)) or 1.0)
+        qv = unit_vector(vecs[1])
         self.log.save_promotion(Promotion(answer_id=a.id, collection=a.collection or "", chunk_id=cid, question=question,
                                           answer_text=body, question_vector=qv.tobytes(), embedder=self.embedder.identity,
                                           promoted_at=time.time()))
