@@ -71,15 +71,16 @@ def build_conf(conf: str | None, conf_file: Path | None, params: list[str] | Non
             text = conf_file.read_text(encoding="utf-8")
         except OSError as e:
             raise InputError(f"--conf-file {conf_file}: {e.strerror or e}", hint="pass an existing JSON or YAML file") from None
+        is_yaml = conf_file.suffix.lower() in (".yaml", ".yml")
         try:
-            if conf_file.suffix.lower() in (".yaml", ".yml"):
+            if is_yaml:
                 import yaml
 
                 body = yaml.safe_load(text) or {}
             else:
                 body = json.loads(text)
-        except (ValueError, Exception) as e:  # yaml.YAMLError or json's ValueError
-            raise InputError(f"--conf-file {conf_file} is not valid {'YAML' if conf_file.suffix in ('.yaml', '.yml') else 'JSON'}: {str(e).splitlines()[0]}",
+        except Exception as e:  # yaml.YAMLError or json's ValueError
+            raise InputError(f"--conf-file {conf_file} is not valid {'YAML' if is_yaml else 'JSON'}: {str(e).splitlines()[0]}",
                              hint="fix the file; it must hold one object") from None
     if not isinstance(body, dict):
         raise UsageError("the run conf must be a JSON object (key: value pairs)", hint='e.g. --conf \'{"collection": "docs"}\'')
