@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from llmops_cli.core.eval.datasets import EvalItem
 from llmops_cli.core.eval.judge import LOWER_IS_BETTER
 
 # The metric the "worst questions" are ranked by: the first of these the run has.
@@ -17,21 +18,13 @@ def lower_is_better(metric: str) -> bool:
 
 
 @dataclass
-class RowResult:
-    id: str
-    question: str
-    reference_answer: str | None = None
-    relevant_sources: list[str] = field(default_factory=list)
-    relevant_chunks: list[str] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    answer: str | None = None
+class RowResult(EvalItem):
+    """One question's result: the question set's fields (EvalItem) plus what the run produced."""
+
     retrieved: list[dict[str, Any]] = field(default_factory=list)  # id, source, score
     metrics: dict[str, float] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)  # the judge's reason per judged metric
     errors: dict[str, str] = field(default_factory=dict)  # metric (or "retrieval"/"answer") -> message
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
