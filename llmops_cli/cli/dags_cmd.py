@@ -59,19 +59,21 @@ def show_dag(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> N
         out.print(dag["description"], markup=False)
     params = dag.get("params") or {}
     if params:
-        rows = []
-        for name, p in params.items():
-            p = p if isinstance(p, dict) else {"value": p}
-            schema = p.get("schema") or {}
-            typ = schema.get("type", "")
-            typ = " | ".join(map(str, typ)) if isinstance(typ, list) else str(typ)
-            if schema.get("enum"):
-                typ += f" ({', '.join(str(v) for v in schema['enum'] if v is not None)})"
-            rows.append([name, _short(p.get("value")), typ, p.get("description") or schema.get("description") or ""])
-        out.table(["param", "default", "type", "description"], rows, title="params")
+        out.table(["param", "default", "type", "description"], [_param_row(n, p) for n, p in params.items()], title="params")
     out.table(["task", "operator", "mapped", "retries"],
               [[t.get("task_id"), t.get("operator_name") or t.get("class_ref", {}).get("class_name", ""),
                 "yes" if t.get("is_mapped") else "", t.get("retries")] for t in tasks], title="tasks")
+
+
+def _param_row(name: str, p: object) -> list[str]:
+    """One DAG param as [name, default, type (with its enum), description]."""
+    p = p if isinstance(p, dict) else {"value": p}
+    schema = p.get("schema") or {}
+    typ = schema.get("type", "")
+    typ = " | ".join(map(str, typ)) if isinstance(typ, list) else str(typ)
+    if schema.get("enum"):
+        typ += f" ({', '.join(str(v) for v in schema['enum'] if v is not None)})"
+    return [name, _short(p.get("value")), typ, p.get("description") or schema.get("description") or ""]
 
 
 def _short(v: object) -> str:
