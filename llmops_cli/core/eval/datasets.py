@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmops_cli.core.batch.inputs import FORMATS  # question sets take the same table extensions as batch inputs
 from llmops_cli.errors import InputError
 
 COLUMNS = ("id", "question", "reference_answer", "relevant_sources", "relevant_chunks", "tags", "answer")
 LIST_COLUMNS = ("relevant_sources", "relevant_chunks", "tags")
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 @dataclass
