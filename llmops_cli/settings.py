@@ -324,8 +324,10 @@ def load_settings(
             src = sources.get(".".join(loc[:i]))
             if src:
                 break
-        if not src:  # a section-level rule (e.g. overlap < size): the source of any key inside it
-            src = next((v for k, v in sources.items() if k.startswith(key + ".")), None)
+        if not src:  # a section-level rule (e.g. overlap < size): the highest-precedence source inside it
+            inside = [v for k, v in sources.items() if k.startswith(key + ".")]
+            src = next((v for v in inside if v == "flag"), None) or next((v for v in inside if v.startswith("env:")), None) \
+                or next(iter(inside), None)
         where = {None: "", "flag": " (command-line flag)"}.get(src, f" ({src.removeprefix('file:')})" if src else "")
         if src and src.startswith("env:"):
             where = f" (environment variable {src[4:]})"

@@ -150,6 +150,8 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     t0 = time.perf_counter()
     report = IngestReport(collection=opts.collection, dry_run=opts.dry_run)
     files, missing = discover(paths, opts.globs, opts.exclude)
+    if missing and len(missing) == len(paths):  # nothing given exists: a typo, not a partial run
+        raise InputError(f"{', '.join(str(p) for p, _ in missing)}: {missing[0][1]}", hint="check the path(s) to ingest")
     for path, reason in missing:
         if opts.strict:
             raise InputError(f"{path}: {reason}", hint="check the path")

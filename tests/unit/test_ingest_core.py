@@ -186,3 +186,12 @@ def test_only_restricts_to_a_shard(tmp_path):
     rep = ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(only={"docs/page1.md", "docs/page3.md"}))
     assert sorted(rep.new) == ["docs/page1.md", "docs/page3.md"]
     assert sorted(store.read_manifest("test-col")) == ["docs/page1.md", "docs/page3.md"]
+
+
+def test_only_missing_paths_is_an_input_error_and_creates_nothing(tmp_path):
+    from llmops_cli.errors import InputError
+
+    store = MemoryStore()
+    with pytest.raises(InputError, match="no-such-folder"):
+        ingest([str(tmp_path / "no-such-folder")], embedder=FakeEmbedder(), store=store, opts=opts())
+    assert store.list_collections() == []

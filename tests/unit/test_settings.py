@@ -94,3 +94,11 @@ def test_airflow_profiles(tmp_path):
     assert prod.settings.airflow.password.get_secret_value() == "pw-secret"
     with pytest.raises(ConfigError, match="profile 'nope'.*prod"):
         load_settings(cfg, profile="nope", environ={})
+
+
+def test_a_section_rule_broken_by_a_flag_names_the_flag_not_the_file(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("chunking: {size: 200, overlap: 30}\n")
+    with pytest.raises(ConfigError) as ei:
+        load_settings(cfg, flags={"chunking.overlap": 300}, environ={})
+    assert "(command-line flag)" in ei.value.message and str(cfg) not in ei.value.message
