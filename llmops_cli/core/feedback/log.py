@@ -333,9 +333,6 @@ class AnswerLog:
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM answers")[0][0])
 
-    def cached_copies(self, answer_id: str) -> list[str]:
-        return [r["id"] for r in self._query("SELECT id FROM answers WHERE cached_from = ?", (answer_id,))]
-
     # --- ratings ---
     def rate(self, answer_id: str, rating: int, comment: str | None = None) -> None:
         if rating not in (-1, 1):
