@@ -44,6 +44,8 @@ def history(ctx: typer.Context, limit: HistoryLimitOpt = 20, kind: KindOpt = Non
     if not rows:
         out.info("no answers recorded yet: run llmops ask QUESTION")
         return
+    from datetime import datetime, timezone
+
     from rich.table import Table
 
     # ids are what users copy: never folded; the question gives way on narrow terminals (model, cost: history show)
@@ -64,7 +66,7 @@ def history(ctx: typer.Context, limit: HistoryLimitOpt = 20, kind: KindOpt = Non
             marks.append("reviewed")
         if f["promoted"]:
             marks.append("promoted")
-        t.add_row(r.id, (r.to_dict()["created_at"] or "")[5:16].replace("T", " "), _snippet(r.question),
+        t.add_row(r.id, datetime.fromtimestamp(r.created_at, tz=timezone.utc).strftime("%m-%d %H:%M"), _snippet(r.question),
                   str(r.input_tokens + r.output_tokens), f"{r.latency_s:.1f}", " ".join(marks))
     out.print(t)
 
