@@ -105,14 +105,15 @@ def retriever(settings: "Settings", collection: str | None = None) -> "Retriever
     from llmops_cli.errors import NotFoundError
 
     name = _collection(settings, collection)
-    store = wiring.build_store(settings)
+    # the embedder first: the onnx backend loads its model on a thread (no GIL) while the store opens
+    embedder = wiring.build_embedder(settings.embedder)
+    store = wiring.build_store(settings, read_only=True)
     meta = store.collection_metadata(name)
     if meta is None:
         raise NotFoundError(f"collection {name!r} does not exist in the store at {getattr(store, 'where', '?')}",
                             hint=f"ingest documents first: llmops ingest PATH --collection {name}")
-    from llmops_cli.core.ingest import check_embedder
+    from llmops_cli.core.collection_meta import check_embedder
 
-    embedder = wiring.build_embedder(settings.embedder)
     check_embedder(meta, embedder, name)
     r = settings.retrieval
     return Retriever(store, embedder, name, lexical=lexical_index(settings, store, name), candidates=r.candidates, rrf_k=r.rrf_k)

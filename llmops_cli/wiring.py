@@ -55,12 +55,15 @@ def _looks_like_litellm_model(model: str) -> bool:
     return model.startswith(prefixes) and not Path(model).expanduser().exists()
 
 
-def build_store(settings: "Settings") -> "VectorStore":
+def build_store(settings: "Settings", *, read_only: bool = False) -> "VectorStore":
+    """``read_only``: for retrieval-only commands; the embedded store then opens without importing chromadb."""
     from llmops_cli.adapters.vectorstores.chroma import ChromaStore
 
     st = settings.store
     if st.host:
         return ChromaStore.server(st.host, st.port, ssl=st.ssl)
+    if read_only:
+        return ChromaStore.embedded_reader(settings.store_path)
     return ChromaStore.embedded(settings.store_path)
 
 

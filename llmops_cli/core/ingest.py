@@ -27,14 +27,12 @@ from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
 from llmops_cli.core.chunking.select import ChunkerSet, embed_text
 from llmops_cli.core.documents import Chunk
 from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source
-from llmops_cli.core.retrieval.lexical import GENERATION_KEY
-from llmops_cli.errors import InputError, UsageError
+from llmops_cli.core.collection_meta import DIMENSION_KEY, EMBEDDER_KEY, GENERATION_KEY, check_embedder
+from llmops_cli.errors import InputError
 
 LOADER_VERSION = "1"  # bump when loaders change what text they produce: every source is then re-read
 EMBED_BATCH = 256  # chunks per embed call (the embedder batches further; larger calls sort better by length)
-EMBEDDER_KEY = "llmops_embedder"
 INCOMPLETE = "incomplete"  # content hash of a source whose write began but did not finish
-DIMENSION_KEY = "llmops_dimension"
 
 Cleanup = Literal["incremental", "full"]
 
@@ -240,17 +238,6 @@ def remove_sources(store: VectorStore, collection: str, keep: set[str]) -> list[
         md = store.collection_metadata(collection) or {}
         store.set_collection_metadata(collection, {GENERATION_KEY: int(md.get(GENERATION_KEY, 0)) + 1})
     return gone
-
-
-def check_embedder(meta: dict[str, Any] | None, embedder: Embedder, collection: str) -> None:
-    """Refuse to mix vectors of two embedders in one collection (``meta``: the collection's metadata)."""
-    if meta is None or EMBEDDER_KEY not in meta:
-        return
-    if meta[EMBEDDER_KEY] != embedder.identity:
-        raise UsageError(
-            f"collection {collection!r} holds vectors of embedder {meta[EMBEDDER_KEY]}, not {embedder.identity}; mixing them breaks search",
-            hint="ingest into another --collection, or delete this one first (llmops collections delete NAME)",
-        )
 
 
 def _chunks_for(sf: SourceFile, docs, chunkers: ChunkerSet) -> list[Chunk]:

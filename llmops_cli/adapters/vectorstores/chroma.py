@@ -42,6 +42,20 @@ class ChromaStore(VectorStore):
         return cls(client, str(path))
 
     @classmethod
+    def embedded_reader(cls, path: Path) -> "ChromaStore":
+        """Read-only and fast to open (chroma_reader.py); the full client when that path is unavailable."""
+        from llmops_cli.adapters.vectorstores.chroma_reader import open_reader
+
+        reader = open_reader(Path(path))
+        return cls(reader, str(path)) if reader is not None else cls.embedded(path)
+
+    @property
+    def read_only(self) -> bool:
+        from llmops_cli.adapters.vectorstores.chroma_reader import RustReadClient
+
+        return isinstance(self._client, RustReadClient)
+
+    @classmethod
     def server(cls, host: str, port: int, *, ssl: bool = False) -> "ChromaStore":
         import chromadb
         from chromadb.config import Settings as ChromaSettings

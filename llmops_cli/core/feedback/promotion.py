@@ -23,9 +23,8 @@ from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.adapters.vectorstores.base import VectorStore
 from llmops_cli.core.feedback.cache import unit_vector
 from llmops_cli.core.feedback.log import AnswerLog, AnswerRecord, Promotion, Rating, Review
-from llmops_cli.core.ingest import EMBEDDER_KEY
+from llmops_cli.core.collection_meta import EMBEDDER_KEY, GENERATION_KEY
 from llmops_cli.core.redaction import redact
-from llmops_cli.core.retrieval.lexical import GENERATION_KEY
 
 PROMOTED_KIND = "promoted_answer"
 
