@@ -294,15 +294,18 @@ def recording_llm(settings: "Settings", llm, kind: str, *, collection: str | Non
     return RecordingLLM(llm, answer_log(settings), kind=kind, collection=collection, config_hash=config_hash(settings))
 
 
-def _feedback_record(settings: "Settings", res, collection: str, cached_from: str | None = None) -> str | None:
-    """Record an ask result; a log that cannot be written costs the answer its id, not the answer itself."""
+def _feedback_record(settings: "Settings", res, collection: str, cached_from: str | None = None, log=None) -> str | None:
+    """Record an ask result (in ``log`` when the caller already has it open, so the answer log is opened once per ask);
+    a log that cannot be written costs the answer its id, not the answer itself."""
+    from contextlib import nullcontext
+
     from llmops_cli.core.feedback import config_hash, record_ask
     from llmops_cli.errors import LlmopsError
 
     res.record_error = None
     try:
-        with answer_log(settings) as log:
-            return record_ask(log, res, collection=collection, config_hash=config_hash(settings), cached_from=cached_from)
+        with nullcontext(log) if log is not None else answer_log(settings) as target:
+            return record_ask(target, res, collection=collection, config_hash=config_hash(settings), cached_from=cached_from)
     except LlmopsError as e:
         res.record_error = e.message
         return None
@@ -315,24 +318,26 @@ def _feedback_cached_answer(settings: "Settings", question: str, collection: str
     from llmops_cli.core.feedback.cache import find_cached
 
     t0 = time.perf_counter()
-    store = wiring.build_store(settings)
-    if store.collection_metadata(collection) is None:
-        return None
     with answer_log(settings) as log:
-        if not log.active_promotions(collection):
-            return None  # nothing promoted: no embedding needed
+        # Runs on every ask and usually nothing is promoted: a one-row check first, so the common case opens no
+        # store, loads no embedder and reads no promotion rows.
+        if not log.has_active_promotions(collection):
+            return None
+        store = wiring.build_store(settings)
+        if store.collection_metadata(collection) is None:
+            return None
         hit = find_cached(log, wiring.build_embedder(settings.embedder), collection, question, settings.feedback.cache_threshold)
         found = store.get(collection, ids=[hit.promotion.chunk_id]) if hit is not None else []
         if hit is None or not found:
             return None
         found[0].score = hit.similarity
         origin = log.get(hit.answer_id)
-    res = AskResult(question=question, answer=hit.promotion.answer_text, rewordings=[], hits=found, model=origin.model,
-                    latency_s=time.perf_counter() - t0)
-    if on_token is not None:
-        on_token(res.answer)
-    res.cache_hit = hit.to_dict()
-    res.answer_id = _feedback_record(settings, res, collection, cached_from=hit.answer_id)
+        res = AskResult(question=question, answer=hit.promotion.answer_text, rewordings=[], hits=found, model=origin.model,
+                        latency_s=time.perf_counter() - t0)
+        if on_token is not None:
+            on_token(res.answer)
+        res.cache_hit = hit.to_dict()
+        res.answer_id = _feedback_record(settings, res, collection, cached_from=hit.answer_id, log=log)
     return res
 
 

@@ -41,7 +41,7 @@ def project(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMOPS_LLM_MODEL", "fake/llm")
     monkeypatch.setenv("LLMOPS_LLM_REWORDINGS", "1")
     store, emb, llm = MemoryStore(), FakeEmbedder(), RoutingLLM()
-    monkeypatch.setattr(wiring, "build_store", lambda settings: store)
+    monkeypatch.setattr(wiring, "build_store", lambda settings, **kw: store)
     monkeypatch.setattr(wiring, "build_embedder", lambda es: emb)
     monkeypatch.setattr(wiring, "build_llm", lambda ls, model=None: llm)
     docs = tmp_path / "docs"
@@ -196,3 +196,29 @@ def test_the_judge_can_have_its_own_endpoint(project, capsys, monkeypatch):
     monkeypatch.setenv("LLMOPS_FEEDBACK_JUDGE_API_KEY", "sk-judge-key-000000000000")
     assert ok_json(capsys, "feedback", "review", "--model", "judge/big")["reviewed"] == 1
     assert seen == [("judge/big", "http://127.0.0.1:9/v1", "sk-judge-key-000000000000")] and judge.calls == ["judge"]
+
+
+def test_cache_lookup_opens_the_log_once_and_touches_nothing_else_when_nothing_is_promoted(project, capsys, monkeypatch):
+    from llmops_cli import pipelines, wiring
+    from llmops_cli.settings import load_settings
+
+    store, _llm = project
+    opens, built = [], []
+    real_log, real_embedder = pipelines.answer_log, wiring.build_embedder
+    monkeypatch.setattr(pipelines, "answer_log", lambda s: opens.append(1) or real_log(s))
+    monkeypatch.setattr(wiring, "build_store", lambda settings, **kw: built.append("store") or store)
+    monkeypatch.setattr(wiring, "build_embedder", lambda es: built.append("embedder") or real_embedder(es))
+    settings = load_settings(None).settings
+
+    assert pipelines._feedback_cached_answer(settings, Q, "docs") is None
+    assert (len(opens), built) == (1, [])
+
+    aid = ok_json(capsys, "ask", Q)["answer_id"]
+    ok_json(capsys, "feedback", aid, "up")
+    assert aid in ok_json(capsys, "feedback", "review")["promotion"]["promoted"]
+    opens.clear()
+    res = pipelines._feedback_cached_answer(settings, Q, "docs")
+    assert res.cache_hit["answer_id"] == aid and res.answer_id not in (None, aid) and res.record_error is None
+    assert len(opens) == 1  # the lookup and the recording of the served copy share one open
+    with real_log(settings) as log:
+        assert log.get(res.answer_id).cached_from == aid

@@ -140,7 +140,9 @@ def test_semantic_cache_hits_near_identical_questions_only(world):
     emb = promoter.embedder
     a = add(log, question="How do I rotate the frobnicator keys?")
     assert find_cached(log, emb, "docs", "How do I rotate the frobnicator keys?", 0.92) is None  # nothing promoted yet
+    assert not log.has_active_promotions("docs")
     promoter.reconcile([a])
+    assert log.has_active_promotions("docs") and not log.has_active_promotions("other")
 
     hit = find_cached(log, emb, "docs", "how do I rotate the frobnicator keys", 0.92)
     assert hit is not None and hit.answer_id == a and hit.similarity > 0.99
@@ -152,6 +154,7 @@ def test_semantic_cache_hits_near_identical_questions_only(world):
     log.rate(a, -1)
     promoter.reconcile([a])
     assert find_cached(log, emb, "docs", "How do I rotate the frobnicator keys?", 0.92) is None
+    assert not log.has_active_promotions("docs")  # removed promotions do not count
 
 
 def test_export_openai_chat_has_only_good_answers_redacted(world):

@@ -397,13 +397,10 @@ class AnswerLog:
         self._tx(lambda db: db.execute("UPDATE promotions SET removed_at = ?, removed_reason = ? WHERE answer_id = ?",
                                        (time.time(), reason, answer_id)))
 
-    def active_promotions(self, collection: str, embedder: str | None = None) -> list[Promotion]:
-        sql = "SELECT * FROM promotions WHERE collection = ? AND removed_at IS NULL"
-        args: list[Any] = [collection]
-        if embedder is not None:
-            sql += " AND embedder = ?"
-            args.append(embedder)
-        return [_promotion(r) for r in self._query(sql, args)]
+    def has_active_promotions(self, collection: str) -> bool:
+        """Whether ``collection`` has any active promotion. ``ask`` checks this before the cache lookup on every
+        question, so it stops at the first row (index ``promotions_active``) and reads no vectors or texts."""
+        return bool(self._query("SELECT 1 FROM promotions WHERE collection = ? AND removed_at IS NULL LIMIT 1", (collection,)))
 
     def promotion_vectors(self, collection: str, embedder: str) -> tuple[list[str], bytes]:
         """Answer ids and their question vectors (concatenated float32) of the active promotions: the cache's keys,
