@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from llmops_cli.cli.options import JsonOpt, TimeoutOpt, UrlOpt
+from llmops_cli.cli.options import DagArg, JsonOpt, TimeoutOpt, UrlOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 
 def trigger_dag(
-    dag_id: Annotated[str, typer.Argument(help="DAG id (see `llmops dags list`).")],
+    dag_id: DagArg,
     conf: Annotated[Optional[str], typer.Option("--conf", help="Run conf as a JSON object.")] = None,
     conf_file: Annotated[Optional[Path], typer.Option("--conf-file", help="Run conf from a JSON or YAML file.")] = None,
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="One conf key=value (repeatable; the value is parsed as JSON when it can be: 3, true, [\"a\"]).")] = None,

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmops_cli.cli.options import JsonOpt, UrlOpt
+from llmops_cli.cli.options import DagArg, JsonOpt, UrlOpt
 
 dags_app = typer.Typer(help="Airflow DAGs: list, show, pause, unpause, and the folder of the DAGs shipped with llmops.",
                        no_args_is_help=True)
@@ -14,9 +14,6 @@ dags_app = typer.Typer(help="Airflow DAGs: list, show, pause, unpause, and the f
 
 def register(app: typer.Typer) -> None:
     app.add_typer(dags_app, name="dags")
-
-
-DagArg = Annotated[str, typer.Argument(help="DAG id (see `llmops dags list`).")]
 
 
 @dags_app.command("list", help="DAGs on the server (paused state, schedule, tags).")

@@ -1,4 +1,4 @@
-"""Shared options as Annotated aliases, so a flag is spelled the same in every command group."""
+"""Shared options and arguments as Annotated aliases, so a flag (or an argument's help) is spelled the same in every command group."""
 
 from __future__ import annotations
 
@@ -18,4 +18,5 @@ TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="Give up 
 StateOpt = Annotated[Optional[str], typer.Option("--state", help="Only runs in this state (queued, running, success, failed).")]
 ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="Airflow connection profile from the config file.")]
 UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Airflow API server URL (default: airflow.url).")]
+DagArg = Annotated[str, typer.Argument(help="DAG id (see `llmops dags list`).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")]

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmops_cli.cli.options import JsonOpt, StateOpt, TimeoutOpt, UrlOpt
+from llmops_cli.cli.options import DagArg, JsonOpt, StateOpt, TimeoutOpt, UrlOpt
 
 runs_app = typer.Typer(help="Airflow DAG runs: list, get, wait for one, clear its failed tasks.", no_args_is_help=True)
 
@@ -15,7 +15,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
 
 
-DagArg = Annotated[str, typer.Argument(help="DAG id (see `llmops dags list`).")]
 RunArg = Annotated[str, typer.Argument(help="DAG run id (see `llmops runs list DAG_ID`).")]
 RunLimitOpt = Annotated[int, typer.Option("--limit", help="At most this many rows.", min=1)]
 
