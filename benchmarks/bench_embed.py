@@ -6,11 +6,13 @@ hides another's), and reported as ratios against references measured alongside:
 - cold `llmops ingest` (new process, empty store, export cached) per backend, beside a typical LangChain
   pipeline (RecursiveCharacterTextSplitter + HuggingFaceEmbeddings + Chroma, same pages and same bundled
   model) installed into its own venv, .venv-bench-langchain (torch==2.13.0 first);
-  target: onnx ingest >= 2x faster than LangChain, peak RSS <= 700 MB;
+  target: onnx ingest >= 2x faster than LangChain (reported for fp32 and int8), peak RSS <= 700 MB;
 - encoding the same chunk texts: chunks/s, ratio vs torch, cosine vs torch (min / mean);
 - retrieval quality per backend on the project's Airflow docs questions (tests/integration/airflow_docs_questions.py):
   hit@5 and MRR@5 of the expected page, vector and hybrid modes; LangChain's similarity_search too;
-  target: not lower than LangChain;
+  target: not lower than LangChain (compared as shipped, hybrid, and like for like, vector);
+- the embedders alone on a larger set (../shared/corpora/stackoverflow-airflow, 921 threads): each question title
+  ranks all threads' answers; hit@1, hit@5, MRR@10 per backend and MRR relative to torch (int8's loss, measured);
 - `llmops query` wall time, process start to exit, model cached (median of 5); target <= 1.0 s.
 Results: benchmarks/results/bench_embed.json. Other processes on the machine make absolute times noisy; the
 load average is recorded beside them.
@@ -29,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = (ROOT.parent / "shared" / "corpora" / "airflow-docs").resolve()
+SO_THREADS = (ROOT.parent / "shared" / "corpora" / "stackoverflow-airflow" / "base.parquet").resolve()
 RESULTS = ROOT / "benchmarks" / "results" / "bench_embed.json"
 LANGCHAIN_VENV = ROOT / ".venv-bench-langchain"
 LANGCHAIN_PACKAGES = ["langchain-text-splitters", "langchain-huggingface", "langchain-chroma", "sentence-transformers"]
@@ -125,6 +128,27 @@ out = {}
 for mode in ("vector", "hybrid"):
     out[mode] = [[h.source for h in pipelines.query(s, q, collection=sys.argv[1], k=5, mode=mode)] for q, _ in QUESTIONS]
 print(json.dumps(out))
+"""
+
+_SO_QUALITY = """
+import json, re, sys, time
+import numpy as np
+import pandas as pd
+from llmops_cli import wiring
+from llmops_cli.settings import EmbedderSettings
+titles, answers = [], []
+for c in pd.read_parquet(sys.argv[3]).content:
+    m = re.search(r"TITLE: (.*)", c)
+    parts = re.split(r"\\nDATE: [^\\n]*\\nBY: [^\\n]*\\nSCORE: [^\\n]*\\n", c)
+    if m and len(parts) >= 3:  # [title block, question, answer, ...]: answers only, so the title is no give-away
+        titles.append(m.group(1).strip())
+        answers.append("\\n".join(parts[2:]).strip())
+emb = wiring.build_embedder(EmbedderSettings(backend=sys.argv[1], precision=sys.argv[2]))
+A, Q = emb.embed(answers), emb.embed(titles)
+S = Q @ A.T
+rank = (S > S[np.arange(len(Q)), np.arange(len(Q))][:, None]).sum(axis=1)  # 0 = the thread's own answer first
+print(json.dumps({"pairs": len(titles), "hit_at_1": float((rank < 1).mean()), "hit_at_5": float((rank < 5).mean()),
+                  "mrr_at_10": float(np.where(rank < 10, 1.0 / (rank + 1), 0.0).mean())}))
 """
 
 _LANGCHAIN = """
@@ -286,6 +310,17 @@ def main() -> dict:
         quality["langchain"] = {"vector": retrieval_scores(lc["hits"], expected)}
         res["retrieval"] = quality
 
+        # the embedders alone on a larger set: each Stack Overflow title should find its own thread's answers
+        if SO_THREADS.is_file():
+            so: dict = {}
+            for name, (backend, precision) in BACKENDS.items():
+                _say(f"Stack Overflow title -> answer retrieval with {name}")
+                so[name] = _json_out(_checked(run_measured(_py(_SO_QUALITY) + [backend, precision, str(SO_THREADS)], env=base_env, cwd=ROOT),
+                                              f"so quality ({name})"))
+            for v in so.values():
+                v["mrr_vs_torch"] = round(v["mrr_at_10"] / so["torch"]["mrr_at_10"], 4)
+            res["embedder_quality_stackoverflow"] = so
+
         # `llmops query`, process start to exit, model cached
         query: dict = {}
         for name, store_of in (("auto", "onnx-fp32"), ("torch", "torch"), ("onnx-int8", "onnx-int8")):
@@ -306,14 +341,16 @@ def main() -> dict:
                            "peak_rss_mb": round(max(x["peak_rss_mb"] for x in runs))}
         res["query"] = query
 
-    best = max(("onnx-fp32", "onnx-int8"), key=lambda n: ingest[n]["speedup_vs_langchain"])
-    lc_hit = quality["langchain"]["vector"]["hit_at_5"]
+    lc_vec = quality["langchain"]["vector"]
     res["targets"] = {
-        "onnx_fp32_ingest_speedup_vs_langchain": ingest["onnx-fp32"]["speedup_vs_langchain"],
-        "best_ingest_speedup_vs_langchain": {best: ingest[best]["speedup_vs_langchain"]},
-        "onnx_fp32_ingest_cpu_speedup_vs_langchain": ingest["onnx-fp32"]["cpu_speedup_vs_langchain"],
-        "ingest_2x_faster_than_langchain": ingest["onnx-fp32"]["speedup_vs_langchain"] >= 2.0,
-        "retrieval_not_lower_than_langchain": all(quality[n]["hybrid"]["hit_at_5"] >= lc_hit for n in BACKENDS),
+        # >= 2x faster than LangChain, per precision: fp32 is the default (torch's vectors); int8 is the opt-in
+        "ingest_speedup_vs_langchain": {n: ingest[n]["speedup_vs_langchain"] for n in ("onnx-fp32", "onnx-int8")},
+        "ingest_cpu_speedup_vs_langchain": {n: ingest[n]["cpu_speedup_vs_langchain"] for n in ("onnx-fp32", "onnx-int8")},
+        "ingest_2x_faster_than_langchain": {n: ingest[n]["speedup_vs_langchain"] >= 2.0 for n in ("onnx-fp32", "onnx-int8")},
+        # quality not lower than LangChain's: as shipped (our default hybrid vs its vector search), and like for like (vector)
+        "retrieval_hit5_not_lower_than_langchain": {
+            n: {"hybrid": quality[n]["hybrid"]["hit_at_5"] >= lc_vec["hit_at_5"], "vector": quality[n]["vector"]["hit_at_5"] >= lc_vec["hit_at_5"]}
+            for n in BACKENDS},
         "query_wall_le_1s": query["auto"]["median_wall_s"] <= 1.0,
         "onnx_ingest_peak_rss_le_700mb": all(ingest[n]["peak_rss_mb"] <= 700 for n in ("onnx-fp32", "onnx-int8")),
     }
