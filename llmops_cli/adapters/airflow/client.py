@@ -199,7 +199,7 @@ class AirflowClient:
         return self._apis[name]
 
     def _call(self, api: str, method: str, *args: Any, what: str = "", not_found_hint: str | None = None,
-              idempotent: bool = True, auth: bool = True, **kwargs: Any) -> Any:
+              idempotent: bool = True, **kwargs: Any) -> Any:
         """Call ``api.method_without_preload_content``; return the parsed JSON or raise an LlmopsError."""
         import urllib3
 
@@ -207,8 +207,7 @@ class AirflowClient:
         refreshed = False
         attempt = 0
         while True:
-            if auth:
-                self._ensure_token()
+            self._ensure_token()
             try:
                 resp = fn(*args, _request_timeout=self.timeout, **kwargs)
             except (urllib3.exceptions.HTTPError, OSError) as e:
@@ -292,13 +291,6 @@ class AirflowClient:
             total = page.get("total_entries")
             if not items or (limit is not None and len(out) >= limit) or (total is not None and offset >= total):
                 return out
-
-    # ------------------------------------------------------------------------------------ server
-    def health(self) -> dict[str, Any]:
-        return self._call("MonitorApi", "get_health", what="health", auth=False)
-
-    def version(self) -> dict[str, Any]:
-        return self._call("VersionApi", "get_version", what="version", auth=False)
 
     # ------------------------------------------------------------------------------------ DAGs
     def list_dags(self, *, limit: int | None = None, paused: bool | None = None) -> list[dict[str, Any]]:
@@ -431,8 +423,7 @@ class AirflowClient:
 
 _API_MODULES = {
     "DAGApi": "api.dag_api", "DagRunApi": "api.dag_run_api", "TaskInstanceApi": "api.task_instance_api",
-    "TaskApi": "api.task_api", "AssetApi": "api.asset_api", "MonitorApi": "api.monitor_api",
-    "VersionApi": "api.version_api", "ImportErrorApi": "api.import_error_api",
+    "TaskApi": "api.task_api", "AssetApi": "api.asset_api", "ImportErrorApi": "api.import_error_api",
 }
 
 
