@@ -139,10 +139,8 @@ class ChromaStore(VectorStore):
 
     def query(self, name, embedding, k, where=None) -> list[Hit]:
         col = self._col(name)
-        n = col.count()
-        if n == 0:
-            return []
-        res = col.query(query_embeddings=[np.asarray(embedding, dtype=np.float32)], n_results=min(k, n),
+        # no count() first: Chroma 1.5 returns what it has when k exceeds it (an empty list for an empty collection)
+        res = col.query(query_embeddings=[np.asarray(embedding, dtype=np.float32)], n_results=k,
                         where=_where(where), include=["documents", "metadatas", "distances"])
         hits = []
         for i, cid in enumerate(res["ids"][0]):
