@@ -24,7 +24,6 @@ class HFTokenCounter:
         self._tok = tok
         specials = len(tok.encode("", add_special_tokens=True).ids)
         self.max_tokens = max_seq_length(Path(model_dir)) - specials
-        self.tokenizer = tok
 
     def count(self, texts: Sequence[str]) -> list[int]:
         if not texts:

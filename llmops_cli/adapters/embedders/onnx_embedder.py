@@ -7,6 +7,7 @@ own identity so a collection never mixes the two.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -43,7 +44,6 @@ class OnnxEmbedder(Embedder):
             if found is None:
                 raise EmbedderError(f"no cached ONNX export of {self.model_dir} ({precision})")
             self.onnx_path = found
-        self.tokens = HFTokenCounter(self.model_dir)
         self.identity = model_identity(model, self.model_dir, precision)
         self.dimension = self.layout.dimension
         self.batch_size = batch_size
@@ -91,6 +91,11 @@ class OnnxEmbedder(Embedder):
         except Exception as e:  # noqa: BLE001 - a corrupt or foreign file becomes one message
             raise EmbedderError(f"cannot load the ONNX model {self.onnx_path}: {e}",
                                 hint=f"delete {self.onnx_path.parent} to export it again") from e
+
+    @functools.cached_property
+    def tokens(self) -> HFTokenCounter:
+        """For sizing chunks (ingest only): a query never loads it."""
+        return HFTokenCounter(self.model_dir)
 
     @property
     def tokenizer(self):
