@@ -68,6 +68,7 @@ def main() -> None:
     from llmops_cli.errors import ExitCode, LlmopsError
 
     debug = os.environ.get("LLMOPS_DEBUG", "") not in ("", "0", "false")
+    _log_to_stderr(debug)
     try:
         app(prog_name="llmops")
     except LlmopsError as e:
@@ -85,6 +86,18 @@ def main() -> None:
 
         _report(redact_secrets(f"internal error: {type(e).__name__}: {e}".splitlines()[0])[:500], "rerun with LLMOPS_DEBUG=1 for the traceback, and report it")
         sys.exit(int(ExitCode.FAILURE))
+
+
+def _log_to_stderr(debug: bool) -> None:
+    """The library's few INFO lines (a one-time model export, a backend fallback) reach the user on stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    lg = logging.getLogger("llmops_cli")
+    lg.addHandler(handler)
+    lg.setLevel(logging.DEBUG if debug else logging.INFO)
+    lg.propagate = False
 
 
 def _report(message: str, hint: str | None) -> None:

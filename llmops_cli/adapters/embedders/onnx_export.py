@@ -211,10 +211,10 @@ def _export_locked(layout: ModelLayout, precision: str, d: Path, target: Path) -
             stale.unlink(missing_ok=True)
         fp32 = d / _FILE_NAMES["fp32"]
         if not fp32.is_file():
-            log.info("exporting %s to ONNX (once) into %s", layout.model_dir, d)
+            log.info("exporting the embedding model to ONNX into %s (once; takes a few seconds)", d)
             export_model(layout, fp32)
         if precision == "int8" and not target.is_file():
-            log.info("quantising %s to int8 (once)", fp32)
+            log.info("quantising the ONNX model to int8 (once; takes a few seconds)")
             quantize_int8(fp32, target)
         _write_atomic_bytes(d / "export.json", json.dumps(
             {"format": EXPORT_FORMAT, "model_dir": str(layout.model_dir), "pooling": layout.pooling,
