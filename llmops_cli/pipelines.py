@@ -323,7 +323,7 @@ def _feedback_cached_answer(settings: "Settings", question: str, collection: str
         # store, loads no embedder and reads no promotion rows.
         if not log.has_active_promotions(collection):
             return None
-        store = wiring.build_store(settings)
+        store = wiring.build_store(settings, read_only=True)
         if store.collection_metadata(collection) is None:
             return None
         hit = find_cached(log, wiring.build_embedder(settings.embedder), collection, question, settings.feedback.cache_threshold)
