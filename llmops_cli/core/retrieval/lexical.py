@@ -1,26 +1,39 @@
-"""Lexical BM25 index over a collection's chunks (bm25s), persisted beside the project state.
+"""Lexical BM25 index over a collection's chunks, persisted beside the project state.
+
+Building uses bm25s to compute the BM25 weights; they are saved in our own format (the CSC score matrix as
+.npy files, vocabulary, stopwords, chunk ids), so that searching needs only numpy: importing bm25s pulls in
+scipy and costs a noticeable part of a query's time budget.
 
 The index is rebuilt when the collection's generation (bumped by every ingest that changes it) differs
-from the one it was built at; the rebuild reads the chunk texts back from the store.
+from the one it was built at, or when it was written in another format; the rebuild reads the chunk texts
+back from the store.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
+
+import numpy as np
 
 from llmops_cli.adapters.vectorstores.base import VectorStore
 
 GENERATION_KEY = "llmops_generation"
+FORMAT = 2
+_FILES = ("meta.json", "ids.json", "vocab.json", "stopwords.json", "data.npy", "indices.npy", "indptr.npy")
+
+# bm25s.tokenize's defaults (lowercase, this pattern); the stopwords come from the index folder, so a query
+# is split exactly as the chunks were when the index was built.
+_WORDS = re.compile(r"(?u)\b\w\w+\b").findall
 
 
-def _tokenize(texts: list[str]):
-    import bm25s
-
-    return bm25s.tokenize(texts, stopwords="en", show_progress=False)
+def tokenize(text: str, stopwords: Collection[str]) -> list[str]:
+    return [w for w in _WORDS(text.lower()) if w not in stopwords]
 
 
 class LexicalIndex:
@@ -28,8 +41,10 @@ class LexicalIndex:
         self.folder = Path(folder)
         self.store = store
         self.collection = collection
-        self._model = None
+        self._loaded = False
         self._ids: list[str] = []
+        self._vocab: dict[str, int] = {}
+        self._stopwords: frozenset[str] = frozenset()
 
     def _generation(self) -> int:
         md = self.store.collection_metadata(self.collection) or {}
@@ -46,16 +61,34 @@ class LexicalIndex:
         gen = self._generation()
         hits = self.store.get(self.collection, include_documents=True)
         ids = [h.id for h in hits]
-        texts = [f"{h.metadata.get('heading', '')}\n{h.text}" for h in hits]
+        stopwords = sorted(bm25s.stopwords.STOPWORDS_EN)
+        stop = frozenset(stopwords)
+        # An empty (or all-stopword) chunk stays an empty row: it counts in num_docs and the average length,
+        # as with bm25s.tokenize, and no query can match it.
+        tokens = [tokenize(f"{h.metadata.get('heading', '')}\n{h.text}", stop) for h in hits]
+        # lucene (the default) has no non-occurrence term: a query's score is the sum of its words' columns
+        model = bm25s.BM25(method="lucene")
+        if any(tokens):
+            model.index(tokens, show_progress=False)
+            scores, vocab = model.scores, model.vocab_dict
+            data, indices, indptr = scores["data"], scores["indices"], scores["indptr"]
+        else:  # bm25s cannot index a corpus without a single token
+            data, indices, indptr, vocab = np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64), {}
+        # bm25s appends "" past the matrix's last column (for queries with no known word); our tokenizer never
+        # yields it and looking it up would index out of indptr.
+        vocab = {w: int(i) for w, i in vocab.items() if w and i < len(indptr) - 1}
+        meta = {"format": FORMAT, "generation": gen, "count": len(ids),
+                "bm25": {"method": model.method, "k1": model.k1, "b": model.b, "delta": model.delta}}
+
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".lexical-", dir=self.folder.parent))
         try:
-            if texts:
-                model = bm25s.BM25()
-                model.index(_tokenize(texts), show_progress=False)
-                model.save(str(tmp / "bm25"), show_progress=False)
+            for name, arr in (("data", data), ("indices", indices), ("indptr", indptr)):
+                np.save(tmp / f"{name}.npy", np.asarray(arr), allow_pickle=False)
+            (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+            (tmp / "stopwords.json").write_text(json.dumps(stopwords, ensure_ascii=False), encoding="utf-8")
             (tmp / "ids.json").write_text(json.dumps(ids))
-            (tmp / "meta.json").write_text(json.dumps({"generation": gen, "count": len(ids)}))
+            (tmp / "meta.json").write_text(json.dumps(meta))
             old = self.folder.with_name(self.folder.name + f".old-{os.getpid()}")
             if self.folder.exists():
                 os.replace(self.folder, old)
@@ -63,31 +96,38 @@ class LexicalIndex:
             shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        self._model = None
+        self._loaded = False
         return len(ids)
 
     def _load(self) -> None:
-        import bm25s
-
-        if self._meta().get("generation") != self._generation() or not (self.folder / "ids.json").is_file():
+        meta = self._meta()
+        f = self.folder
+        if (meta.get("format") != FORMAT or meta.get("generation") != self._generation()
+                or not all((f / name).is_file() for name in _FILES)):
             self.build()
-        self._ids = json.loads((self.folder / "ids.json").read_text())
-        self._model = bm25s.BM25.load(str(self.folder / "bm25"), show_progress=False) if self._ids else False
+        self._ids = json.loads((f / "ids.json").read_text())
+        self._vocab = json.loads((f / "vocab.json").read_text(encoding="utf-8"))
+        self._stopwords = frozenset(json.loads((f / "stopwords.json").read_text(encoding="utf-8")))
+        self._data = np.load(f / "data.npy", allow_pickle=False)
+        self._indices = np.load(f / "indices.npy", allow_pickle=False)
+        self._indptr = np.load(f / "indptr.npy", allow_pickle=False)
+        self._loaded = True
 
     def search(self, text: str, k: int) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) best first; only positive scores."""
-        if self._model is None:
+        if not self._loaded:
             self._load()
-        if not self._model or not self._ids:
+        # a word repeated in the query counts each time, as in bm25s
+        cols = [self._vocab[w] for w in tokenize(text, self._stopwords) if w in self._vocab]
+        if k <= 0 or not cols or not self._ids:
             return []
-        q = _tokenize([text])
-        if not q.vocab:
-            return []
-        # map the query's vocabulary onto the index's; unknown words are dropped
-        vocab = self._model.vocab_dict
-        inv = {v: w for w, v in q.vocab.items()}
-        words = [[inv[i] for i in q.ids[0] if inv[i] in vocab]]
-        if not words[0]:
-            return []
-        docs, scores = self._model.retrieve(words, k=min(k, len(self._ids)), show_progress=False, n_threads=1)
-        return [(self._ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        spans = [slice(self._indptr[c], self._indptr[c + 1]) for c in cols]
+        scores = np.zeros(len(self._ids), dtype=self._data.dtype)
+        # added in query order in the index's float32, so scores equal bm25s's to the bit
+        np.add.at(scores, np.concatenate([self._indices[s] for s in spans]),
+                  np.concatenate([self._data[s] for s in spans]))
+        hit = np.flatnonzero(scores > 0)
+        if len(hit) > k:
+            hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
+        hit = hit[np.argsort(-scores[hit], kind="stable")]
+        return [(self._ids[i], float(scores[i])) for i in hit.tolist()]

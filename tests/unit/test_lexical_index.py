@@ -1,0 +1,178 @@
+"""LexicalIndex: BM25 scores equal bm25s's, searching needs neither bm25s nor scipy, old folders upgrade."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import pytest
+
+from llmops_cli.core.retrieval.lexical import GENERATION_KEY, LexicalIndex, tokenize
+from tests.support.fakes import MemoryStore
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW_DOCS = Path("/work/shared/corpora/airflow-docs")
+
+SMALL = [
+    "Retry a failed task: set retries and retry_delay on the operator.",
+    "Schedule a DAG daily with a cron expression or a timetable.",
+    "Task retries use exponential backoff when retry_exponential_backoff is True.",
+    "Sensors wait for a condition; in reschedule mode they free the worker slot.",
+    "",  # empty chunk
+    "the of and a to in",  # only stopwords
+    "Die Größe der Warteschlange: naïve café, task_id und DAG-IDs 2024.",
+    "Pools limit how many tasks run at once; a task waits for a free slot in its pool.",
+    "Backfill runs a DAG over past dates; catchup does it when the DAG is unpaused.",
+    "XComs pass small values between tasks; large data belongs in object storage.",
+    "A failed task can be cleared from the UI, which makes the scheduler retry it.",
+    "Task task task retry retry: repeated words raise the term frequency.",
+]
+SMALL_QUERIES = [
+    "retry failed task", "task task", "exponential backoff", "DAG", "größe", "NAÏVE Café",
+    "the of", "", "unknownword", "free slot pool", "schedule daily cron", "xcom values", "task_id",
+    "cleared from the UI", "2024", "retry retry retry task",
+]
+
+
+def _store(texts: list[str]) -> MemoryStore:
+    store = MemoryStore()
+    store.ensure_collection("c")
+    ids = [f"d{i:05d}" for i in range(len(texts))]  # MemoryStore.get returns ids sorted: same order as texts
+    store.upsert("c", ids, np.zeros((len(texts), 2)), texts, [{} for _ in texts])
+    return store
+
+
+def _assert_same_as_bm25s(tmp_path: Path, texts: list[str], queries: list[str], k: int = 10) -> int:
+    store = _store(texts)
+    idx = LexicalIndex(tmp_path / "lex", store, "c")
+    assert idx.build() == len(texts)
+    ids = [h.id for h in store.get("c")]
+    docs = [f"\n{t}" for t in texts]  # as build() joins the (missing) heading and the text
+    ref = bm25s.BM25()
+    ref.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
+    assert ref.scores["num_docs"] == len(ids)
+    compared = 0
+    for q in queries:
+        ours = idx.search(q, k)
+        q_tokens = bm25s.tokenize([q], stopwords="en", return_ids=False, show_progress=False)
+        full = ref.get_scores(q_tokens[0]) if q_tokens[0] else np.zeros(len(ids), np.float32)
+        _, top = ref.retrieve(q_tokens, k=min(k, len(ids)), show_progress=False, n_threads=0)
+        top = [float(s) for s in top[0] if s > 0]
+        assert np.allclose([s for _, s in ours], top), q
+        # every id carries bm25s's score for that document (holds for tied scores too)
+        assert np.allclose([s for _, s in ours], [full[ids.index(i)] for i, _ in ours]), q
+        if top:  # above the k-th score the top set is unambiguous
+            cut = top[-1]
+            assert {i for i, s in ours if s > cut + 1e-6} == {ids[d] for d in np.flatnonzero(full > cut + 1e-6)}, q
+            compared += 1
+    return compared
+
+
+def test_tokenize_matches_bm25s():
+    stop = set(bm25s.stopwords.STOPWORDS_EN)
+    texts = SMALL + ["Ünïcode WORDS, snake_case and x y z 1 22", "\n"]
+    assert [tokenize(t, stop) for t in texts] == bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+
+
+def test_scores_match_bm25s_on_a_small_built_in_set(tmp_path):
+    assert _assert_same_as_bm25s(tmp_path, SMALL, SMALL_QUERIES) >= 10
+    assert _assert_same_as_bm25s(tmp_path / "k3", SMALL, SMALL_QUERIES, k=3) >= 10
+
+
+@pytest.mark.skipif(not AIRFLOW_DOCS.is_dir(), reason=f"{AIRFLOW_DOCS} (the airflow-docs corpus) is not present")
+def test_scores_match_bm25s_on_airflow_docs_paragraphs(tmp_path):
+    paras = []
+    for f in sorted(AIRFLOW_DOCS.rglob("*.rst")):
+        paras += [p.strip() for p in f.read_text(encoding="utf-8").split("\n\n") if len(p.strip()) > 40]
+    assert len(paras) > 300
+    rnd = random.Random(7)
+    queries = ["how do I retry a failed task", "configure the scheduler heartbeat", "connection password secrets backend",
+               "dag run timeout", "pool slots", "deferrable operators triggerer", "task task task", "kubernetes executor pod"]
+    queries += [" ".join(p.split()[:6]) for p in rnd.sample(paras, 22)]
+    assert _assert_same_as_bm25s(tmp_path, paras, queries) >= 25
+
+
+def test_searching_a_built_index_imports_neither_bm25s_nor_scipy(tmp_path):
+    folder = tmp_path / "lex"
+    idx = LexicalIndex(folder, _store(SMALL), "c")
+    idx.build()
+    expected = idx.search("retry failed task", 5)
+    assert expected
+    child = f"""
+import json, sys
+from llmops_cli.core.retrieval.lexical import LexicalIndex
+
+class Store:  # the index is current: search must not rebuild
+    def collection_metadata(self, name): return {{}}
+    def get(self, *a, **kw): raise AssertionError("rebuilt")
+
+found = LexicalIndex({str(folder)!r}, Store(), "c").search("retry failed task", 5)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("bm25s", "scipy"))
+print(json.dumps({{"found": found, "heavy": heavy}}))
+"""
+    out = subprocess.run([sys.executable, "-c", child], cwd=ROOT, capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout)
+    assert res["heavy"] == []
+    assert [tuple(r) for r in res["found"]] == expected
+
+
+def _old_format_folder(folder: Path, texts: list[str], ids: list[str]) -> None:
+    """What the previous LexicalIndex wrote: bm25s.save under bm25/, meta.json without a format."""
+    model = bm25s.BM25()
+    model.index(bm25s.tokenize([f"\n{t}" for t in texts], stopwords="en", show_progress=False), show_progress=False)
+    model.save(str(folder / "bm25"), show_progress=False)
+    (folder / "ids.json").write_text(json.dumps(ids))
+    (folder / "meta.json").write_text(json.dumps({"generation": 0, "count": len(ids)}))
+
+
+def test_an_old_format_folder_is_rebuilt_transparently(tmp_path):
+    store = _store(SMALL)
+    folder = tmp_path / "lex"
+    _old_format_folder(folder, SMALL, [h.id for h in store.get("c")])
+    idx = LexicalIndex(folder, store, "c")
+    found = idx.search("retry failed task", 3)
+    assert found and found[0][0] == "d00000"
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["format"] == 2 and meta["count"] == len(SMALL) and meta["bm25"]["k1"] == 1.5
+    assert not (folder / "bm25").exists()
+    assert json.loads((folder / "stopwords.json").read_text()) == sorted(bm25s.stopwords.STOPWORDS_EN)
+
+
+def test_a_folder_missing_a_file_is_rebuilt(tmp_path):
+    store = _store(SMALL)
+    LexicalIndex(tmp_path / "lex", store, "c").build()
+    (tmp_path / "lex" / "vocab.json").unlink()
+    assert LexicalIndex(tmp_path / "lex", store, "c").search("sensors", 2)[0][0] == "d00003"
+
+
+def test_a_new_generation_rebuilds(tmp_path):
+    store = _store(SMALL)
+    LexicalIndex(tmp_path / "lex", store, "c").build()
+    store.upsert("c", ["z1"], np.zeros((1, 2)), ["zebra crossing"], [{"heading": "Zoo"}])
+    assert LexicalIndex(tmp_path / "lex", store, "c").search("zebra", 2) == []  # generation unchanged: stale index
+    store.set_collection_metadata("c", {GENERATION_KEY: 1})
+    idx = LexicalIndex(tmp_path / "lex", store, "c")
+    assert [i for i, _ in idx.search("zoo zebra", 2)] == ["z1"]  # the heading is indexed too
+    assert json.loads((tmp_path / "lex" / "meta.json").read_text())["generation"] == 1
+
+
+@pytest.mark.parametrize("texts", [[], ["", "the and of"]])
+def test_collections_without_any_word(tmp_path, texts):
+    idx = LexicalIndex(tmp_path / "lex", _store(texts), "c")
+    assert idx.build() == len(texts)
+    assert idx.search("anything the", 5) == []
+    assert json.loads((tmp_path / "lex" / "meta.json").read_text())["count"] == len(texts)
+
+
+def test_k_limits_and_orders_results(tmp_path):
+    idx = LexicalIndex(tmp_path / "lex", _store(SMALL), "c")
+    found = idx.search("task retry", 3)
+    assert len(found) == 3 and [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+    assert all(isinstance(i, str) and isinstance(s, float) and s > 0 for i, s in found)
+    assert idx.search("task retry", 0) == []
+    assert len(idx.search("task retry", 100)) < len(SMALL)  # only documents with a positive score
