@@ -6,13 +6,12 @@ import time
 
 import pytest
 
+from llmops_cli.core.collection_meta import EMBEDDER_KEY, GENERATION_KEY
 from llmops_cli.core.feedback import AnswerLog
 from llmops_cli.core.feedback.cache import find_cached
 from llmops_cli.core.feedback.export import openai_chat_rows
 from llmops_cli.core.feedback.log import AnswerRecord, Rating, Review
 from llmops_cli.core.feedback.promotion import PROMOTED_KIND, Promoter, Thresholds, chunk_id_for, decide, promoted_parts
-from llmops_cli.core.collection_meta import EMBEDDER_KEY
-from llmops_cli.core.retrieval.lexical import GENERATION_KEY
 from tests.support.fakes import FakeEmbedder, MemoryStore
 
 T = Thresholds(min_helpfulness=0.75, min_relevance=0.5)

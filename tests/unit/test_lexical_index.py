@@ -12,7 +12,8 @@ import bm25s
 import numpy as np
 import pytest
 
-from llmops_cli.core.retrieval.lexical import GENERATION_KEY, LexicalIndex, tokenize
+from llmops_cli.core.collection_meta import GENERATION_KEY
+from llmops_cli.core.retrieval.lexical import LexicalIndex, tokenize
 from tests.support.fakes import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]

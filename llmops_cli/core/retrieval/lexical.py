@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from llmops_cli.adapters.vectorstores.base import VectorStore
+from llmops_cli.core.collection_meta import GENERATION_KEY
 
-GENERATION_KEY = "llmops_generation"
 FORMAT = 2
 _FILES = ("meta.json", "ids.json", "vocab.json", "stopwords.json", "data.npy", "indices.npy", "indptr.npy")
 
