@@ -13,6 +13,8 @@ hides another's), and reported as ratios against references measured alongside:
   target: not lower than LangChain (compared as shipped, hybrid, and like for like, vector);
 - the embedders alone on a larger set (../shared/corpora/stackoverflow-airflow, 921 threads): each question title
   ranks all threads' answers; hit@1, hit@5, MRR@10 per backend and MRR relative to torch (int8's loss, measured);
+- chunking like for like on the same threads (titles removed, vector search, 921 queries): our default chunking
+  (fp32 and int8) against LangChain's splitter with the same fp32 model: hit@5 / MRR@5 of the thread;
 - `llmops query` wall time, process start to exit, model cached (median of 5); target <= 1.0 s.
 Results: benchmarks/results/bench_embed.json. Other processes on the machine make absolute times noisy; the
 load average is recorded beside them.
@@ -149,6 +151,53 @@ S = Q @ A.T
 rank = (S > S[np.arange(len(Q)), np.arange(len(Q))][:, None]).sum(axis=1)  # 0 = the thread's own answer first
 print(json.dumps({"pairs": len(titles), "hit_at_1": float((rank < 1).mean()), "hit_at_5": float((rank < 5).mean()),
                   "mrr_at_10": float(np.where(rank < 10, 1.0 / (rank + 1), 0.0).mean())}))
+"""
+
+_SO_DOCS = """
+import json, re, sys
+import pandas as pd
+docs, titles = [], []
+for c in pd.read_parquet(sys.argv[1]).content:
+    m = re.search(r"TITLE: (.*)\\n", c)
+    if m:  # the title is the query: the thread is ingested without it
+        titles.append(m.group(1).strip())
+        docs.append(c.replace(m.group(0), "", 1))
+json.dump({"docs": docs, "titles": titles}, open(sys.argv[2], "w"))
+"""
+
+_LANGCHAIN_SPLIT = """
+import json, sys
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+d = json.load(open(sys.argv[1]))
+split = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_text
+json.dump([[i, c] for i, t in enumerate(d["docs"]) for c in split(t)], open(sys.argv[2], "w"))
+"""
+
+_CHUNKING_QUALITY = """
+import json, sys
+import numpy as np
+from llmops_cli import wiring, pipelines
+from llmops_cli.core.chunking.select import ChunkerSet, embed_text
+from llmops_cli.core.documents import Document
+from llmops_cli.settings import EmbedderSettings, load_settings
+d = json.load(open(sys.argv[1]))
+emb = wiring.build_embedder(EmbedderSettings(backend=sys.argv[3], precision=sys.argv[4]))
+if sys.argv[2] == "llmops":  # the default chunking settings, as `llmops ingest` splits a text file
+    opts = pipelines.ingest_options(load_settings().settings)
+    split = ChunkerSet(opts.strategy, emb.tokens, opts.chunk_size, opts.chunk_overlap).split
+    chunks = [[i, embed_text(p)] for i, t in enumerate(d["docs"]) for p in split(Document(source_id=str(i), text=t))]
+else:
+    chunks = json.load(open(sys.argv[2]))
+src = np.array([i for i, _ in chunks])
+S = emb.embed(d["titles"]) @ emb.embed([c for _, c in chunks]).T
+found = rr = 0.0
+for qi in range(len(d["titles"])):
+    top = list(src[np.argsort(-S[qi])[:5]])
+    if qi in top:
+        found += 1
+        rr += 1.0 / (top.index(qi) + 1)
+n = len(d["titles"])
+print(json.dumps({"chunks": len(chunks), "queries": n, "hit_at_5": found / n, "mrr_at_5": rr / n}))
 """
 
 _LANGCHAIN = """
@@ -321,6 +370,21 @@ def main() -> dict:
                 v["mrr_vs_torch"] = round(v["mrr_at_10"] / so["torch"]["mrr_at_10"], 4)
             res["embedder_quality_stackoverflow"] = so
 
+            # chunking like for like, vector search only, on 921 queries: each title (removed from its thread) should
+            # find a chunk of its thread in the top 5; our default chunking vs LangChain's splitter, same embedders
+            _say("Stack Overflow chunking: llmops vs LangChain splitter")
+            so_docs, lc_chunks = tmpd / "so-docs.json", tmpd / "so-langchain-chunks.json"
+            _checked(run_measured(_py(_SO_DOCS) + [str(SO_THREADS), str(so_docs)], env=base_env, cwd=ROOT), "so docs")
+            _checked(run_measured([str(LANGCHAIN_VENV / "bin" / "python"), "-c", _LANGCHAIN_SPLIT, str(so_docs), str(lc_chunks)],
+                                  env={**base_env, "PYTHONPATH": ""}, cwd=tmpd), "LangChain split")
+            chunking: dict = {}
+            for label, chunker, name in (("llmops+fp32", "llmops", "onnx-fp32"), ("llmops+int8", "llmops", "onnx-int8"),
+                                         ("langchain-splitter+fp32", str(lc_chunks), "onnx-fp32")):
+                backend, precision = BACKENDS[name]
+                chunking[label] = _json_out(_checked(run_measured(_py(_CHUNKING_QUALITY) + [str(so_docs), chunker, backend, precision],
+                                                                  env=base_env, cwd=ROOT), f"chunking quality ({label})"))
+            res["chunking_quality_stackoverflow"] = chunking
+
         # `llmops query`, process start to exit, model cached
         query: dict = {}
         for name, store_of in (("auto", "onnx-fp32"), ("torch", "torch"), ("onnx-int8", "onnx-int8")):
@@ -351,6 +415,9 @@ def main() -> dict:
         "retrieval_hit5_not_lower_than_langchain": {
             n: {"hybrid": quality[n]["hybrid"]["hit_at_5"] >= lc_vec["hit_at_5"], "vector": quality[n]["vector"]["hit_at_5"] >= lc_vec["hit_at_5"]}
             for n in BACKENDS},
+        "so_chunking_vector_hit5_not_lower_than_langchain_splitter": {
+            k: v["hit_at_5"] >= res["chunking_quality_stackoverflow"]["langchain-splitter+fp32"]["hit_at_5"]
+            for k, v in res.get("chunking_quality_stackoverflow", {}).items() if k.startswith("llmops")},
         "query_wall_le_1s": query["auto"]["median_wall_s"] <= 1.0,
         "onnx_ingest_peak_rss_le_700mb": all(ingest[n]["peak_rss_mb"] <= 700 for n in ("onnx-fp32", "onnx-int8")),
     }

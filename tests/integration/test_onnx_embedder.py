@@ -117,6 +117,34 @@ print(json.dumps({"type": type(emb).__name__, "dim": len(v), "norm": float((v * 
     assert got["heavy"] == []
 
 
+_CLI_MODULES = """
+import json, sys
+from llmops_cli.cli.app import main
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+heavy = ("torch", "sentence_transformers", "transformers", "chromadb", "bm25s", "scipy", "litellm", "pandas")
+print(json.dumps({"exit": code, "heavy": sorted(m for m in heavy if m in sys.modules)}), file=sys.stderr)
+"""
+
+
+def test_llmops_query_and_retrieval_only_ask_import_only_what_a_search_needs(onnx_cache, tmp_path):
+    """The whole command, on a real store: no torch, no chromadb package, no bm25s/scipy (their import alone is
+    most of a second); see docs/embedding.md."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
+    env.update({"LLMOPS_CACHE_DIR": str(onnx_cache), "LLMOPS_STORE_PATH": str(tmp_path / "chroma"), "LLMOPS_DATA_DIR": str(tmp_path / "state")})
+    ing = subprocess.run([sys.executable, "-m", "llmops_cli", "ingest", str(REPO / "docs"), "--collection", "own-docs", "--json"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert ing.returncode == 0, ing.stderr
+    for args in (["query", "exit code of a failed DAG run"], ["ask", "How do I run the tests?", "--retrieval-only"]):
+        out = subprocess.run([sys.executable, "-c", _CLI_MODULES, *args, "--collection", "own-docs", "--json"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        report = json.loads(out.stderr.strip().splitlines()[-1])
+        assert report == {"exit": 0, "heavy": []}, (args, out.stderr)
+        assert json.loads(out.stdout)["hits"], args
+
+
 def test_failed_export_leaves_no_model_and_no_temp_files(tmp_path, monkeypatch):
     """A crash mid-write must not leave a file a later run would load; debris of a killed run is cleared."""
     import torch
