@@ -56,15 +56,14 @@ def _looks_like_litellm_model(model: str) -> bool:
 
 
 def build_store(settings: "Settings", *, read_only: bool = False) -> "VectorStore":
-    """``read_only``: for retrieval-only commands; the embedded store then opens without importing chromadb."""
+    """The embedded store reads without importing chromadb and opens the full client at its first write;
+    ``read_only`` (retrieval-only commands) makes a write an error instead."""
     from llmops_cli.adapters.vectorstores.chroma import ChromaStore
 
     st = settings.store
     if st.host:
         return ChromaStore.server(st.host, st.port, ssl=st.ssl)
-    if read_only:
-        return ChromaStore.embedded_reader(settings.store_path)
-    return ChromaStore.embedded(settings.store_path)
+    return ChromaStore.embedded(settings.store_path, read_only=read_only)
 
 
 def build_airflow_client(settings: "Settings") -> "AirflowClient":

@@ -129,7 +129,7 @@ print(json.dumps({"exit": code, "heavy": sorted(m for m in heavy if m in sys.mod
 """
 
 
-def test_llmops_query_and_retrieval_only_ask_import_only_what_a_search_needs(onnx_cache, tmp_path):
+def test_query_ask_and_unchanged_ingest_import_only_what_they_need(onnx_cache, tmp_path):
     """The whole command, on a real store: no torch, no chromadb package, no bm25s/scipy (their import alone is
     most of a second); see docs/embedding.md."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
@@ -137,12 +137,14 @@ def test_llmops_query_and_retrieval_only_ask_import_only_what_a_search_needs(onn
     ing = subprocess.run([sys.executable, "-m", "llmops_cli", "ingest", str(REPO / "docs"), "--collection", "own-docs", "--json"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert ing.returncode == 0, ing.stderr
-    for args in (["query", "exit code of a failed DAG run"], ["ask", "How do I run the tests?", "--retrieval-only"]):
+    for args in (["query", "exit code of a failed DAG run"], ["ask", "How do I run the tests?", "--retrieval-only"],
+                 ["ingest", str(REPO / "docs")]):  # unchanged: reads the manifest, writes nothing
         out = subprocess.run([sys.executable, "-c", _CLI_MODULES, *args, "--collection", "own-docs", "--json"],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
         report = json.loads(out.stderr.strip().splitlines()[-1])
         assert report == {"exit": 0, "heavy": []}, (args, out.stderr)
-        assert json.loads(out.stdout)["hits"], args
+        got = json.loads(out.stdout)
+        assert got["hits"] if args[0] != "ingest" else (got["chunks_added"] == 0 and got["unchanged"] > 0), args
 
 
 def test_failed_export_leaves_no_model_and_no_temp_files(tmp_path, monkeypatch):

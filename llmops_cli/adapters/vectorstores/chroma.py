@@ -8,7 +8,8 @@ it travels with the store, embedded or server.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,37 +24,53 @@ MAX_BATCH = 5000  # Chroma 1.5.9 raises over get_max_batch_size() = 5461
 
 
 class ChromaStore(VectorStore):
-    def __init__(self, client: Any, where: str):
+    def __init__(self, client: Any, where: str, *, open_writer: Callable[[], Any] | None = None):
         self._client = client
         self.where = where
         self._cols: dict[str, Any] = {}
+        # set while ``client`` is the fast read-only view of an embedded store: the first write opens the full client
+        self._open_writer = open_writer
+        self._upgrade = threading.Lock()
 
-    @classmethod
-    def embedded(cls, path: Path) -> "ChromaStore":
+    @staticmethod
+    def _persistent_client(path: Path) -> Any:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        path = Path(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            client = chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+            return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
         except Exception as e:  # noqa: BLE001
             raise StoreError(f"cannot open the Chroma store at {path}: {e}", hint="check store.path (LLMOPS_STORE_PATH) and its permissions") from None
-        return cls(client, str(path))
 
     @classmethod
-    def embedded_reader(cls, path: Path) -> "ChromaStore":
-        """Read-only and fast to open (chroma_reader.py); the full client when that path is unavailable."""
+    def embedded(cls, path: Path, *, read_only: bool = False) -> "ChromaStore":
+        """The embedded store. Reads go through the fast read-only view (chroma_reader.py) when it can be used;
+        the full chromadb client (0.6-0.9 s to import) is opened by the first write, never with ``read_only``.
+        An unchanged re-ingest or a query thus never imports chromadb."""
         from llmops_cli.adapters.vectorstores.chroma_reader import open_reader
 
-        reader = open_reader(Path(path))
-        return cls(reader, str(path)) if reader is not None else cls.embedded(path)
+        path = Path(path)
+        reader = open_reader(path)
+        if reader is None:
+            return cls(cls._persistent_client(path), str(path))
+        return cls(reader, str(path), open_writer=None if read_only else (lambda: cls._persistent_client(path)))
 
     @property
     def read_only(self) -> bool:
+        """True while this store reads through the read-only view (a write would open the full client, or fail)."""
         from llmops_cli.adapters.vectorstores.chroma_reader import RustReadClient
 
         return isinstance(self._client, RustReadClient)
+
+    def _writable(self) -> None:
+        if self._open_writer is None:
+            return
+        with self._upgrade:  # ingest writes from a second thread
+            if self._open_writer is not None:
+                self._client = self._open_writer()
+                self._open_writer = None
+                self._cols.clear()
 
     @classmethod
     def server(cls, host: str, port: int, *, ssl: bool = False) -> "ChromaStore":
@@ -69,7 +86,9 @@ class ChromaStore(VectorStore):
         return cls(client, url)
 
     # --- collections ---
-    def _col(self, name: str, create: bool = False, metadata: dict[str, Any] | None = None):
+    def _col(self, name: str, create: bool = False, metadata: dict[str, Any] | None = None, write: bool = False):
+        if create or write:
+            self._writable()
         if name in self._cols:
             return self._cols[name]
         try:
@@ -88,6 +107,9 @@ class ChromaStore(VectorStore):
         return col
 
     def ensure_collection(self, name: str, *, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        existing = self.collection_metadata(name)  # no write (and no full client) when it exists
+        if existing is not None:
+            return existing
         col = self._col(name, create=True, metadata=metadata)
         return dict(col.metadata or {})
 
@@ -99,7 +121,7 @@ class ChromaStore(VectorStore):
         return dict(col.metadata or {})
 
     def set_collection_metadata(self, name: str, metadata: dict[str, Any]) -> None:
-        col = self._col(name)
+        col = self._col(name, write=True)
         merged = {**(col.metadata or {}), **metadata}
         merged.pop("hnsw:space", None)
         col.modify(metadata=merged)
@@ -109,6 +131,7 @@ class ChromaStore(VectorStore):
         return sorted(n for n in names if not n.endswith(MANIFEST_SUFFIX))
 
     def delete_collection(self, name: str) -> None:
+        self._writable()
         for n in (name, name + MANIFEST_SUFFIX):
             try:
                 self._client.delete_collection(n)
@@ -118,21 +141,21 @@ class ChromaStore(VectorStore):
 
     # --- chunks ---
     def upsert(self, name, ids, embeddings, documents, metadatas) -> None:
-        col = self._col(name)
+        col = self._col(name, write=True)
         for i in range(0, len(ids), MAX_BATCH):
             sl = slice(i, i + MAX_BATCH)
             col.upsert(ids=list(ids[sl]), embeddings=np.asarray(embeddings[sl], dtype=np.float32),
                        documents=list(documents[sl]), metadatas=list(metadatas[sl]))
 
     def update_metadata(self, name: str, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
-        col = self._col(name)
+        col = self._col(name, write=True)
         for i in range(0, len(ids), MAX_BATCH):
             col.update(ids=list(ids[i:i + MAX_BATCH]), metadatas=list(metadatas[i:i + MAX_BATCH]))
 
     def delete(self, name, ids) -> None:
         if not ids:
             return
-        col = self._col(name)
+        col = self._col(name, write=True)
         ids = list(ids)
         for i in range(0, len(ids), MAX_BATCH):
             col.delete(ids=ids[i:i + MAX_BATCH])
@@ -179,7 +202,10 @@ class ChromaStore(VectorStore):
         return self._col(name + MANIFEST_SUFFIX, create=True)
 
     def read_manifest(self, name) -> dict[str, SourceRecord]:
-        col = self._manifest(name)
+        try:
+            col = self._col(name + MANIFEST_SUFFIX)
+        except NotFoundError:
+            return {}  # created by the first write_manifest
         out: dict[str, SourceRecord] = {}
         pos = 0
         while True:
