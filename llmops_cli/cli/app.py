@@ -79,6 +79,11 @@ def main() -> None:
     except KeyboardInterrupt:
         _report("interrupted; work already written is kept", None)
         sys.exit(int(ExitCode.INTERRUPTED))
+    except SystemExit as e:
+        # Typer turns Ctrl-C inside a command into a silent exit 130
+        if e.code == int(ExitCode.INTERRUPTED):
+            _report("interrupted; work already written is kept", None)
+        raise
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into one line
         if debug:
             raise

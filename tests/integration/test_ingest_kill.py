@@ -65,3 +65,28 @@ def test_killed_ingest_then_rerun_equals_clean_run(tmp_path):
     assert got[0] == expected[0]
     final = run_llmops("ingest", str(corpus), "--collection", "kill-test", "--json", env=env)
     assert json.loads(final.stdout)["chunks_added"] == 0
+
+
+def test_ctrl_c_says_interrupted_exits_130_and_keeps_what_was_written(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", pages=120)  # several embed batches, so some are written before Ctrl-C
+    clean_env = llmops_env(tmp_path / "clean")
+    t0 = time.perf_counter()
+    assert run_llmops("ingest", str(corpus), "--collection", "int-test", "--json", env=clean_env).returncode == 0
+    clean_seconds = time.perf_counter() - t0
+    expected = snapshot(tmp_path / "clean" / "chroma", "int-test")
+
+    env = llmops_env(tmp_path / "interrupted")
+    p = subprocess.Popen([sys.executable, "-m", "llmops_cli", "ingest", str(corpus), "--collection", "int-test", "--json"],
+                         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(clean_seconds * 0.7)
+    if p.poll() is not None:
+        pytest.skip("the ingest finished before Ctrl-C could be sent")
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted; work already written is kept"
+    assert "Traceback" not in err and out == ""
+    rerun = run_llmops("ingest", str(corpus), "--collection", "int-test", "--json", env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["unchanged"] > 0  # what the interrupted run finished was kept
+    assert snapshot(tmp_path / "interrupted" / "chroma", "int-test") == expected
