@@ -67,7 +67,10 @@ class EmbedderSettings(_Section):
         description="sentence-transformers model path or name (the default is bundled), or a litellm embedding model",
     )
     precision: Literal["fp32", "int8"] = "fp32"
-    batch_size: int = Field(32, ge=1, le=1024)
+    batch_size: int | None = Field(
+        None, ge=1, le=1024,
+        description="texts per model call; null = the backend's best (onnx 8, sentence-transformers 32, litellm 64)",
+    )
     api_base: str | None = None
     api_key: SecretStr | None = None
 

@@ -32,7 +32,7 @@ def available_threads() -> int:
 class OnnxEmbedder(Embedder):
     """Sentence-transformers model through onnxruntime. ``export=False`` uses only an already cached export."""
 
-    def __init__(self, model: str, *, precision: str = "fp32", batch_size: int = 32, threads: int | None = None,
+    def __init__(self, model: str, *, precision: str = "fp32", batch_size: int | None = None, threads: int | None = None,
                  export: bool = True, preload: bool = True):
         self.model_dir = resolve_model_dir(model)
         self.layout = ModelLayout.read(self.model_dir)
@@ -46,7 +46,9 @@ class OnnxEmbedder(Embedder):
             self.onnx_path = found
         self.identity = model_identity(model, self.model_dir, precision)
         self.dimension = self.layout.dimension
-        self.batch_size = batch_size
+        # small batches of length-sorted texts: measured 1.09x (fp32) and 1.1x (int8) the speed of batches of 32 on
+        # the Airflow docs (less padding, activations that stay in cache)
+        self.batch_size = batch_size or 8
         self.threads = threads or available_threads()
         self._session = None
         self._tokenizer = None
@@ -136,7 +138,7 @@ class OnnxEmbedder(Embedder):
         return out
 
 
-def onnx_or_torch_embedder(model: str, *, precision: str = "fp32", batch_size: int = 32, fallback: bool = True) -> Embedder:
+def onnx_or_torch_embedder(model: str, *, precision: str = "fp32", batch_size: int | None = None, fallback: bool = True) -> Embedder:
     """The onnx backend; with ``fallback`` (backend "auto") the torch backend when onnx cannot be used.
 
     int8 never falls back: torch would silently give different (fp32) vectors than the user asked for.
