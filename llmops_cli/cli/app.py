@@ -110,9 +110,10 @@ def _report(message: str, hint: str | None) -> None:
     from rich.markup import escape
 
     err = Console(stderr=True, highlight=False)
-    err.print(f"[bold red]error:[/bold red] {escape(message)}")
+    # soft_wrap: one line stays one line in a CI log (rich wraps at 80 columns when stderr is not a terminal)
+    err.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)
     if hint:
-        err.print(f"[dim]hint: {escape(hint)}[/dim]")
+        err.print(f"[dim]hint: {escape(hint)}[/dim]", soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

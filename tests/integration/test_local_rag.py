@@ -116,7 +116,8 @@ def test_llm_errors_are_one_line_with_exit_codes(project, openai_server):
     unreachable = llmops_env(tmp, LLMOPS_LLM_MODEL="openai/test-model", LLMOPS_LLM_API_BASE="http://127.0.0.1:9/v1",
                              LLMOPS_LLM_API_KEY="sk-x", LLMOPS_LLM_MAX_RETRIES="0", LLMOPS_LLM_TIMEOUT="5")
     r = run_llmops("ask", "anything", "--collection", "proj", env=unreachable)
-    assert r.returncode != 0 and "Traceback" not in r.stderr and r.stderr.strip()
+    assert r.returncode == 7 and "is not reachable" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 2  # the error and its hint
 
 
 def test_query_on_a_missing_collection_says_how_to_fix(tmp_path):

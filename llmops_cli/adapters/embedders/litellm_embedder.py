@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from llmops_cli.adapters.embedders.base import Embedder
+from llmops_cli.adapters.llm.base import LLMUnreachableError
 from llmops_cli.adapters.llm.litellm_llm import import_litellm, translate_error
-from llmops_cli.errors import EmbedderError
+from llmops_cli.errors import EmbedderError, UnreachableError
 
 
 class _ApproxTokens:
@@ -30,12 +31,12 @@ class _ApproxTokens:
 
 
 class LiteLLMEmbedder(Embedder):
-    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, batch_size: int = 64,
+    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, batch_size: int | None = None,
                  timeout: float = 60.0, max_retries: int = 2):
         self.model = model
         self.api_base = api_base
         self._api_key = api_key
-        self.batch_size = batch_size
+        self.batch_size = batch_size or 64
         self.timeout = timeout
         self.max_retries = max_retries
         self.identity = f"litellm:{model}"
@@ -63,7 +64,11 @@ class LiteLLMEmbedder(Embedder):
                 resp = litellm.embedding(model=self.model, input=list(texts[i:i + self.batch_size]), **kw)
             except Exception as e:  # noqa: BLE001
                 err = translate_error(e, self.model, self.api_base)
-                raise EmbedderError(err.message.replace("LLM", "embedding model", 1), hint=err.hint) from None
+                message = err.message.replace("LLM", "embedding model", 1)
+                if isinstance(err, LLMUnreachableError):
+                    raise UnreachableError(message, hint="is the server running? check embedder.api_base (LLMOPS_EMBEDDER_API_BASE)"
+                                           if self.api_base else err.hint) from None
+                raise EmbedderError(message, hint=err.hint) from None
             data = sorted(resp.data, key=lambda d: d["index"] if isinstance(d, dict) else d.index)
             out.extend([(d["embedding"] if isinstance(d, dict) else d.embedding) for d in data])
         arr = np.asarray(out, dtype=np.float32)

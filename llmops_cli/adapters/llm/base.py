@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmops_cli.errors import LLMError
+from llmops_cli.errors import ExitCode, LLMError
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
 
@@ -32,6 +32,12 @@ class LLMCallError(LLMError):
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class LLMUnreachableError(LLMCallError):
+    """No connection to the endpoint (refused, unknown host, reset before a response): the documented exit 7."""
+
+    exit_code = ExitCode.UNREACHABLE
 
 
 class LLM(ABC):

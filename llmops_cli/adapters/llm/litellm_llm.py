@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError, Message
+from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError, LLMUnreachableError, Message
 
 _PREPARED = False
 
@@ -134,6 +134,22 @@ class LiteLLM(LLM):
         )
 
 
+_CONNECT_ERRORS = {"ConnectError", "ClientConnectorError", "ClientConnectorDNSError", "gaierror", "NameResolutionError"}
+
+
+def _connection_failure(e: BaseException) -> str | None:
+    """The network error under ``e`` when no connection could be made. litellm reports a refused connection as an
+    InternalServerError; the cause chain (openai -> httpx -> OSError) tells what happened."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionError) or type(cur).__name__ in _CONNECT_ERRORS:
+            return str(cur).split("\n")[0][:200] or type(cur).__name__
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def translate_error(e: Exception, model: str, api_base: str | None) -> LLMCallError:
     """Map litellm/OpenAI exceptions to LLMCallError with status, retryability and Retry-After."""
     name = type(e).__name__
@@ -157,6 +173,11 @@ def translate_error(e: Exception, model: str, api_base: str | None) -> LLMCallEr
     if name in {"AuthenticationError", "PermissionDeniedError"} or status in (401, 403):
         return LLMCallError(f"LLM {model}{where} rejected the credentials ({status or name})", status=status,
                             hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY or the provider's own variable)")
+    refused = _connection_failure(e)
+    if refused is not None:
+        return LLMUnreachableError(f"LLM {model}{where} is not reachable ({refused})", retryable=True,
+                                   hint="is the server running? check llm.api_base (LLMOPS_LLM_API_BASE)" if api_base
+                                   else "check the network and proxy settings")
     if name in {"APIConnectionError", "Timeout", "APITimeoutError", "ServiceUnavailableError", "InternalServerError", "RateLimitError"} or (status and (status == 429 or status >= 500)):
         return LLMCallError(f"LLM {model}{where} call failed: {msg}", status=status, retryable=True, retry_after=retry_after)
     if name == "BadRequestError" and "LLM Provider NOT provided" in str(e):
