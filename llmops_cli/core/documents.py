@@ -8,6 +8,11 @@ from typing import Any
 Metadata = dict[str, str | int | float | bool]
 
 
+def indexed_text(heading: str | None, text: str) -> str:
+    """What is embedded and BM25-indexed for a chunk: its heading path, then its text."""
+    return f"{heading}\n{text}" if heading else text
+
+
 @dataclass
 class Document:
     """One loaded unit of text. ``source_id`` is stable across runs (relative path, path#row-id, thread id...)."""

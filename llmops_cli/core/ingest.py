@@ -25,7 +25,7 @@ import numpy as np
 from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
 from llmops_cli.core.chunking.select import ChunkerSet, embed_text
-from llmops_cli.core.documents import Chunk
+from llmops_cli.core.documents import Chunk, indexed_text
 from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source
 from llmops_cli.core.collection_meta import DIMENSION_KEY, EMBEDDER_KEY, GENERATION_KEY, check_embedder
 from llmops_cli.errors import InputError
@@ -361,5 +361,4 @@ class _Writer:
 
 
 def embed_text_of(c: Chunk) -> str:
-    heading = c.metadata.get("heading") or ""
-    return f"{heading}\n{c.text}" if heading else c.text
+    return indexed_text(str(c.metadata.get("heading") or ""), c.text)

@@ -7,7 +7,7 @@ from llmops_cli.core.chunking.base import Chunker, Piece
 from llmops_cli.core.chunking.headings import HeadingChunker
 from llmops_cli.core.chunking.recursive import RecursiveChunker
 from llmops_cli.core.chunking.token_window import TokenWindowChunker
-from llmops_cli.core.documents import Document
+from llmops_cli.core.documents import Document, indexed_text
 from llmops_cli.errors import ConfigError
 
 HEADING_FORMATS = {"markdown", "rst", "html"}
@@ -56,8 +56,7 @@ class ChunkerSet:
 
 
 def embed_text(p: Piece) -> str:
-    """What is embedded and indexed: the heading path, then the text."""
-    return f"{p.heading}\n{p.text}" if p.heading else p.text
+    return indexed_text(p.heading, p.text)
 
 
 def chunk_document(doc: Document, strategy: str, tokens: TokenCounter, size: int, overlap: int) -> list[Piece]:

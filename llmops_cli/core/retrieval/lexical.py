@@ -23,6 +23,7 @@ import numpy as np
 
 from llmops_cli.adapters.vectorstores.base import VectorStore
 from llmops_cli.core.collection_meta import GENERATION_KEY
+from llmops_cli.core.documents import indexed_text
 
 FORMAT = 2
 _FILES = ("meta.json", "ids.json", "vocab.json", "stopwords.json", "data.npy", "indices.npy", "indptr.npy")
@@ -65,7 +66,7 @@ class LexicalIndex:
         stop = frozenset(stopwords)
         # An empty (or all-stopword) chunk stays an empty row: it counts in num_docs and the average length,
         # as with bm25s.tokenize, and no query can match it.
-        tokens = [tokenize(f"{h.metadata.get('heading', '')}\n{h.text}", stop) for h in hits]
+        tokens = [tokenize(indexed_text(str(h.metadata.get("heading") or ""), h.text), stop) for h in hits]
         # lucene (the default) has no non-occurrence term: a query's score is the sum of its words' columns
         model = bm25s.BM25(method="lucene")
         if any(tokens):
