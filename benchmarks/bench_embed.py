@@ -96,10 +96,11 @@ ensure_exported(ModelLayout.read(bundled_model_path()), sys.argv[1])
 _CHUNK_TEXTS = """
 import json, sys
 from llmops_cli import wiring
+from llmops_cli.core.documents import indexed_text
 from llmops_cli.settings import load_settings
 s = load_settings().settings
 chunks = wiring.build_store(s).get(sys.argv[1])
-texts = [(c.metadata.get("heading") + "\\n" + c.text) if c.metadata.get("heading") else c.text for c in chunks]
+texts = [indexed_text(c.metadata.get("heading"), c.text) for c in chunks]
 json.dump(texts, open(sys.argv[2], "w"))
 """
 
@@ -133,36 +134,18 @@ print(json.dumps(out))
 """
 
 _SO_QUALITY = """
-import json, re, sys, time
+import json, sys
 import numpy as np
-import pandas as pd
 from llmops_cli import wiring
 from llmops_cli.settings import EmbedderSettings
-titles, answers = [], []
-for c in pd.read_parquet(sys.argv[3]).content:
-    m = re.search(r"TITLE: (.*)", c)
-    parts = re.split(r"\\nDATE: [^\\n]*\\nBY: [^\\n]*\\nSCORE: [^\\n]*\\n", c)
-    if m and len(parts) >= 3:  # [title block, question, answer, ...]: answers only, so the title is no give-away
-        titles.append(m.group(1).strip())
-        answers.append("\\n".join(parts[2:]).strip())
+d = json.load(open(sys.argv[3]))
+pairs = [(t, a) for t, a in zip(d["titles"], d["answers"]) if a]  # answers only, so the title is no give-away
 emb = wiring.build_embedder(EmbedderSettings(backend=sys.argv[1], precision=sys.argv[2]))
-A, Q = emb.embed(answers), emb.embed(titles)
+Q, A = emb.embed([t for t, _ in pairs]), emb.embed([a for _, a in pairs])
 S = Q @ A.T
-rank = (S > S[np.arange(len(Q)), np.arange(len(Q))][:, None]).sum(axis=1)  # 0 = the thread's own answer first
-print(json.dumps({"pairs": len(titles), "hit_at_1": float((rank < 1).mean()), "hit_at_5": float((rank < 5).mean()),
+rank = (S > S[np.arange(len(Q)), np.arange(len(Q))][:, None]).sum(axis=1)  # 0 = the thread's own answers first
+print(json.dumps({"pairs": len(pairs), "hit_at_1": float((rank < 1).mean()), "hit_at_5": float((rank < 5).mean()),
                   "mrr_at_10": float(np.where(rank < 10, 1.0 / (rank + 1), 0.0).mean())}))
-"""
-
-_SO_DOCS = """
-import json, re, sys
-import pandas as pd
-docs, titles = [], []
-for c in pd.read_parquet(sys.argv[1]).content:
-    m = re.search(r"TITLE: (.*)\\n", c)
-    if m:  # the title is the query: the thread is ingested without it
-        titles.append(m.group(1).strip())
-        docs.append(c.replace(m.group(0), "", 1))
-json.dump({"docs": docs, "titles": titles}, open(sys.argv[2], "w"))
 """
 
 _LANGCHAIN_SPLIT = """
@@ -180,6 +163,7 @@ from llmops_cli import wiring, pipelines
 from llmops_cli.core.chunking.select import ChunkerSet, embed_text
 from llmops_cli.core.documents import Document
 from llmops_cli.settings import EmbedderSettings, load_settings
+from benchmarks.bench_embed import page_scores
 d = json.load(open(sys.argv[1]))
 emb = wiring.build_embedder(EmbedderSettings(backend=sys.argv[3], precision=sys.argv[4]))
 if sys.argv[2] == "llmops":  # the default chunking settings, as `llmops ingest` splits a text file
@@ -190,14 +174,8 @@ else:
     chunks = json.load(open(sys.argv[2]))
 src = np.array([i for i, _ in chunks])
 S = emb.embed(d["titles"]) @ emb.embed([c for _, c in chunks]).T
-found = rr = 0.0
-for qi in range(len(d["titles"])):
-    top = list(src[np.argsort(-S[qi])[:5]])
-    if qi in top:
-        found += 1
-        rr += 1.0 / (top.index(qi) + 1)
-n = len(d["titles"])
-print(json.dumps({"chunks": len(chunks), "queries": n, "hit_at_5": found / n, "mrr_at_5": rr / n}))
+top5 = [[int(i) for i in src[np.argsort(-S[qi])[:5]]] for qi in range(len(d["titles"]))]
+print(json.dumps({"chunks": len(chunks), **page_scores(top5, list(range(len(top5))))}))
 """
 
 _LANGCHAIN = """
@@ -241,16 +219,32 @@ def ensure_langchain_venv() -> dict:
     return {"created": True, "seconds": time.perf_counter() - t0}
 
 
-def retrieval_scores(hits: list[list[str]], expected: list[str]) -> dict:
-    """hit@5 and MRR@5 of the expected page (a page counts once, at its best rank)."""
-    found, rr = 0, 0.0
-    for got, page in zip(hits, expected):
-        want = f"{CORPUS.name}/{page}"
-        if want in got:
-            found += 1
-            rr += 1.0 / (got.index(want) + 1)
+def page_scores(hits: list[list], expected: list) -> dict:
+    """hit@5 and MRR@5 of each question's expected page (the project's eval metrics; a page counts at its best rank)."""
+    from llmops_cli.core.eval.retrieval_metrics import hit_at_k, reciprocal_rank
+
+    found = sum(hit_at_k(got, [want], 5) for got, want in zip(hits, expected))
+    rr = sum(reciprocal_rank(got, [want], 5) for got, want in zip(hits, expected))
     n = len(expected)
-    return {"hit_at_5": found / n, "mrr_at_5": round(rr / n, 4), "found": found, "questions": n}
+    return {"hit_at_5": found / n, "mrr_at_5": round(rr / n, 4), "found": int(found), "questions": n}
+
+
+def so_threads(parquet: Path, out: Path) -> None:
+    """The Stack Overflow threads as JSON: each title (a query), the thread without its title, and its answers."""
+    import re
+
+    import pandas as pd
+
+    d: dict[str, list[str]] = {"titles": [], "docs": [], "answers": []}
+    for c in pd.read_parquet(parquet).content:
+        m = re.search(r"TITLE: (.*)\n", c)
+        if m:
+            # [question header, question, answer header, answer, ...] split on each post's DATE/BY/SCORE header
+            posts = re.split(r"\nDATE: [^\n]*\nBY: [^\n]*\nSCORE: [^\n]*\n", c)
+            d["titles"].append(m.group(1).strip())
+            d["docs"].append(c.replace(m.group(0), "", 1))
+            d["answers"].append("\n".join(posts[2:]).strip())
+    out.write_text(json.dumps(d))
 
 
 def _load() -> float:
@@ -352,19 +346,22 @@ def main() -> dict:
 
         # retrieval quality on the project's questions
         quality: dict = {}
+        expected = [f"{CORPUS.name}/{page}" for page in expected]
         for name in BACKENDS:
             _say(f"retrieval quality with {name}")
             got = _json_out(_checked(run_measured(_py(_RETRIEVAL) + [COLLECTION], env=env_for(name), cwd=ROOT), f"retrieval ({name})"))
-            quality[name] = {mode: retrieval_scores(hits, expected) for mode, hits in got.items()}
-        quality["langchain"] = {"vector": retrieval_scores(lc["hits"], expected)}
+            quality[name] = {mode: page_scores(hits, expected) for mode, hits in got.items()}
+        quality["langchain"] = {"vector": page_scores(lc["hits"], expected)}
         res["retrieval"] = quality
 
         # the embedders alone on a larger set: each Stack Overflow title should find its own thread's answers
         if SO_THREADS.is_file():
+            so_docs, lc_chunks = tmpd / "so-threads.json", tmpd / "so-langchain-chunks.json"
+            so_threads(SO_THREADS, so_docs)
             so: dict = {}
             for name, (backend, precision) in BACKENDS.items():
                 _say(f"Stack Overflow title -> answer retrieval with {name}")
-                so[name] = _json_out(_checked(run_measured(_py(_SO_QUALITY) + [backend, precision, str(SO_THREADS)], env=base_env, cwd=ROOT),
+                so[name] = _json_out(_checked(run_measured(_py(_SO_QUALITY) + [backend, precision, str(so_docs)], env=base_env, cwd=ROOT),
                                               f"so quality ({name})"))
             for v in so.values():
                 v["mrr_vs_torch"] = round(v["mrr_at_10"] / so["torch"]["mrr_at_10"], 4)
@@ -373,8 +370,6 @@ def main() -> dict:
             # chunking like for like, vector search only, on 921 queries: each title (removed from its thread) should
             # find a chunk of its thread in the top 5; our default chunking vs LangChain's splitter, same embedders
             _say("Stack Overflow chunking: llmops vs LangChain splitter")
-            so_docs, lc_chunks = tmpd / "so-docs.json", tmpd / "so-langchain-chunks.json"
-            _checked(run_measured(_py(_SO_DOCS) + [str(SO_THREADS), str(so_docs)], env=base_env, cwd=ROOT), "so docs")
             _checked(run_measured([str(LANGCHAIN_VENV / "bin" / "python"), "-c", _LANGCHAIN_SPLIT, str(so_docs), str(lc_chunks)],
                                   env={**base_env, "PYTHONPATH": ""}, cwd=tmpd), "LangChain split")
             chunking: dict = {}
