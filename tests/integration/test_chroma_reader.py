@@ -30,14 +30,14 @@ def stores(tmp_path):
                 [{"source": f"s{i % 7}.md", "chunk_index": i, "heading": "H" if i % 2 else ""} for i in range(N)])
     full.write_manifest("docs", [])
     full.ensure_collection("other")
-    assert not full.read_only  # a new store: nothing to read, the full client from the start
+    assert not full.on_read_view  # a new store: nothing to read, the full client from the start
     reader = ChromaStore.embedded(tmp_path / "chroma", read_only=True)
     return full, reader, vecs
 
 
 def test_the_reader_is_used_and_reads_what_the_full_client_reads(stores):
     full, reader, vecs = stores
-    assert reader.read_only, "the fast read path fell back to the full client: check chroma_reader against this chromadb version"
+    assert reader.on_read_view, "the fast read path fell back to the full client: check chroma_reader against this chromadb version"
     assert reader.collection_metadata("docs") == full.collection_metadata("docs")
     assert reader.collection_metadata("missing") is None
     assert reader.count("docs") == full.count("docs") == N
@@ -67,19 +67,19 @@ def test_the_reader_refuses_writes_and_reports_missing_collections(stores):
 def test_a_writable_store_reads_fast_and_opens_the_full_client_at_its_first_write(stores, tmp_path):
     _full, _reader, vecs = stores
     store = ChromaStore.embedded(tmp_path / "chroma")
-    assert store.read_only and store.count("docs") == N and store.read_manifest("docs") == {}
+    assert store.on_read_view and store.count("docs") == N and store.read_manifest("docs") == {}
     assert store.ensure_collection("docs", metadata={"llmops_generation": 0})["llmops_generation"] == 3  # exists: no write
-    assert store.read_only
+    assert store.on_read_view
     assert store.read_manifest("other") == {}  # reading a manifest creates nothing
     assert "other__sources" not in [c.name for c in _full._client.list_collections()]
     store.upsert("docs", ["new"], vecs[:1], ["a new chunk"], [{"source": "n.md"}])
-    assert not store.read_only  # upgraded by the write
+    assert not store.on_read_view  # upgraded by the write
     assert store.count("docs") == N + 1 and store.query("docs", vecs[0], 1)[0].id in ("new", "c000")
     assert ChromaStore.embedded(tmp_path / "chroma", read_only=True).count("docs") == N + 1
 
 
 def test_no_store_or_broken_bindings_fall_back_to_the_full_client(tmp_path, monkeypatch):
-    assert not ChromaStore.embedded(tmp_path / "empty", read_only=True).read_only  # nothing on disk yet
+    assert not ChromaStore.embedded(tmp_path / "empty", read_only=True).on_read_view  # nothing on disk yet
     ChromaStore.embedded(tmp_path / "c").ensure_collection("docs")
     import chromadb_rust_bindings
 
@@ -88,13 +88,13 @@ def test_no_store_or_broken_bindings_fall_back_to_the_full_client(tmp_path, monk
 
     monkeypatch.setattr(chromadb_rust_bindings, "Bindings", broken)
     store = ChromaStore.embedded(tmp_path / "c", read_only=True)
-    assert not store.read_only and store.collection_metadata("docs") is not None
+    assert not store.on_read_view and store.collection_metadata("docs") is not None
 
 
 def test_reading_imports_no_chromadb(stores, tmp_path):
     code = ("import sys; from llmops_cli.adapters.vectorstores.chroma import ChromaStore; import numpy as np; "
             f"s = ChromaStore.embedded({str(tmp_path / 'chroma')!r}); "
-            "assert s.read_only; hits = s.query('docs', np.ones(16, dtype=np.float32) / 4, 3); "
+            "assert s.on_read_view; hits = s.query('docs', np.ones(16, dtype=np.float32) / 4, 3); "
             "print(len(hits), 'chromadb' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -57,8 +57,9 @@ class ChromaStore(VectorStore):
         return cls(reader, str(path), open_writer=None if read_only else (lambda: cls._persistent_client(path)))
 
     @property
-    def read_only(self) -> bool:
-        """True while this store reads through the read-only view (a write would open the full client, or fail)."""
+    def on_read_view(self) -> bool:
+        """True while this store reads through the read-only view (its first write opens the full client, or fails
+        when it was built ``read_only``)."""
         from llmops_cli.adapters.vectorstores.chroma_reader import RustReadClient
 
         return isinstance(self._client, RustReadClient)
