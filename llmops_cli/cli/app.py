@@ -64,6 +64,9 @@ for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
 
+INTERRUPTED = "interrupted; work already written is kept"
+
+
 def main() -> None:
     from llmops_cli.errors import ExitCode, LlmopsError
 
@@ -76,13 +79,13 @@ def main() -> None:
             raise
         _report(e.message, e.hint)
         sys.exit(int(e.exit_code))
-    except KeyboardInterrupt:
-        _report("interrupted; work already written is kept", None)
+    except KeyboardInterrupt:  # before or after Typer's own handling
+        _report(INTERRUPTED, None)
         sys.exit(int(ExitCode.INTERRUPTED))
     except SystemExit as e:
         # Typer turns Ctrl-C inside a command into a silent exit 130
         if e.code == int(ExitCode.INTERRUPTED):
-            _report("interrupted; work already written is kept", None)
+            _report(INTERRUPTED, None)
         raise
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into one line
         if debug:

@@ -24,6 +24,7 @@ from llmops_cli.adapters.vectorstores.base import VectorStore
 from llmops_cli.core.feedback.cache import unit_vector
 from llmops_cli.core.feedback.log import AnswerLog, AnswerRecord, Promotion, Rating, Review
 from llmops_cli.core.collection_meta import EMBEDDER_KEY, GENERATION_KEY
+from llmops_cli.core.documents import indexed_text
 from llmops_cli.core.redaction import redact
 
 PROMOTED_KIND = "promoted_answer"
@@ -182,8 +183,7 @@ class Promoter:
     def _promote(self, a: AnswerRecord) -> None:
         question, body, text = promoted_parts(a)
         heading = question if len(question) <= 200 else question[:199] + "…"
-        # embedded and indexed like an ingested chunk: heading, then text
-        vecs = self.embedder.embed([f"{heading}\n{text}", question])
+        vecs = self.embedder.embed([indexed_text(heading, text), question])  # embedded like an ingested chunk
         cid = chunk_id_for(a.id)
         md = {"kind": PROMOTED_KIND, "answer_id": a.id, "source": f"answer:{a.id}", "source_file": f"answer:{a.id}",
               "heading": heading, "chunk_index": 0, "model": a.model or "", "promoted_at": int(time.time())}
