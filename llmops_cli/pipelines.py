@@ -114,7 +114,7 @@ def retriever(settings: "Settings", collection: str | None = None) -> "Retriever
                             hint=f"ingest documents first: llmops ingest PATH --collection {name}")
     from llmops_cli.core.collection_meta import check_embedder
 
-    check_embedder(meta, embedder, name)
+    check_embedder(meta, embedder, name, searching=True)
     r = settings.retrieval
     return Retriever(store, embedder, name, lexical=lexical_index(settings, store, name), candidates=r.candidates, rrf_k=r.rrf_k)
 

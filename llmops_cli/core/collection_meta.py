@@ -18,11 +18,18 @@ DIMENSION_KEY = "llmops_dimension"
 GENERATION_KEY = "llmops_generation"  # bumped by every change; the lexical index rebuilds when it moves
 
 
-def check_embedder(meta: dict[str, Any] | None, embedder: "Embedder", collection: str) -> None:
-    """Refuse to mix vectors of two embedders in one collection (``meta``: the collection's metadata)."""
+def check_embedder(meta: dict[str, Any] | None, embedder: "Embedder", collection: str, *, searching: bool = False) -> None:
+    """Refuse to mix vectors of two embedders in one collection (``meta``: the collection's metadata), or to search
+    it with another embedder's query vectors (``searching``)."""
     if meta is None or EMBEDDER_KEY not in meta:
         return
     if meta[EMBEDDER_KEY] != embedder.identity:
+        if searching:
+            raise UsageError(
+                f"collection {collection!r} holds vectors of embedder {meta[EMBEDDER_KEY]}, not {embedder.identity}; "
+                "its vectors cannot be searched with another embedder's",
+                hint="configure the embedder it was ingested with (embedder.backend, embedder.model, embedder.precision)",
+            )
         raise UsageError(
             f"collection {collection!r} holds vectors of embedder {meta[EMBEDDER_KEY]}, not {embedder.identity}; mixing them breaks search",
             hint="ingest into another --collection, or delete this one first (llmops collections delete NAME)",

@@ -195,3 +195,18 @@ def test_only_missing_paths_is_an_input_error_and_creates_nothing(tmp_path):
     with pytest.raises(InputError, match="no-such-folder"):
         ingest([str(tmp_path / "no-such-folder")], embedder=FakeEmbedder(), store=store, opts=opts())
     assert store.list_collections() == []
+
+
+def test_another_embedder_is_refused_with_a_hint_that_fits_ingest_or_search():
+    from llmops_cli.core.collection_meta import EMBEDDER_KEY, check_embedder
+    from llmops_cli.errors import UsageError
+
+    emb = FakeEmbedder()
+    check_embedder({EMBEDDER_KEY: emb.identity}, emb, "docs")  # the same embedder passes
+    check_embedder(None, emb, "docs", searching=True)  # a new collection has no embedder yet
+    with pytest.raises(UsageError, match="mixing them") as ingest_err:
+        check_embedder({EMBEDDER_KEY: "st:other"}, emb, "docs")
+    assert "another --collection" in ingest_err.value.hint
+    with pytest.raises(UsageError, match="cannot be searched") as search_err:
+        check_embedder({EMBEDDER_KEY: "st:other"}, emb, "docs", searching=True)
+    assert "embedder.precision" in search_err.value.hint
