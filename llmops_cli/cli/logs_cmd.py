@@ -26,7 +26,7 @@ def logs(
     import sys
     import time
 
-    from llmops_cli.adapters.airflow.client import TERMINAL_TI_STATES, WRITING_TI_STATES as WRITING_STATES
+    from llmops_cli.adapters.airflow.client import TERMINAL_TI_STATES, WRITING_TI_STATES
     from llmops_cli.cli.airflow_watch import session
     from llmops_cli.core.orchestration import format_event, without_source_header
     from llmops_cli.errors import UsageError
@@ -37,7 +37,7 @@ def logs(
         raise UsageError(f"task {task_id!r} is mapped", hint="pass --map-index N (see `llmops tasks list`)")
     # --follow on a task that is not running yet: wait for it to start (or end) before reading its log.
     # (Airflow counts the try when the task is queued, so try_number alone does not say it started.)
-    while follow and not try_number and ti.get("state") not in WRITING_STATES | TERMINAL_TI_STATES:
+    while follow and not try_number and ti.get("state") not in WRITING_TI_STATES | TERMINAL_TI_STATES:
         time.sleep(1.0)
         ti = client.get_task_instance(dag_id, run_id, task_id, map_index)
     tries = try_number or ti.get("try_number") or 0
@@ -68,7 +68,7 @@ def logs(
             break
         if nxt is None:  # the server says end of log: done if the try is over, else read again from the start
             state = client.get_task_instance(dag_id, run_id, task_id, map_index).get("state")
-            if state not in WRITING_STATES:
+            if state not in WRITING_TI_STATES:
                 break
         token = nxt
         if not batch or nxt is None:
