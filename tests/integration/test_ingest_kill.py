@@ -36,6 +36,20 @@ def snapshot(store_path: Path, collection: str) -> tuple[dict, dict]:
     return chunks, manifest
 
 
+def _complete_sources(store_path: Path, collection: str) -> int:
+    from llmops_cli.adapters.vectorstores.chroma import ChromaStore
+    from llmops_cli.core.ingest import INCOMPLETE
+    from llmops_cli.errors import LlmopsError
+
+    if not (store_path / "chroma.sqlite3").is_file():
+        return 0
+    try:
+        records = ChromaStore.embedded(store_path, read_only=True).read_manifest(collection)
+    except LlmopsError:  # the collection is not there yet
+        return 0
+    return sum(1 for r in records.values() if r.content_hash != INCOMPLETE)
+
+
 def test_killed_ingest_then_rerun_equals_clean_run(tmp_path):
     corpus = make_corpus(tmp_path / "corpus")
     clean_env = llmops_env(tmp_path / "clean")
@@ -78,7 +92,11 @@ def test_ctrl_c_says_interrupted_exits_130_and_keeps_what_was_written(tmp_path):
     env = llmops_env(tmp_path / "interrupted")
     p = subprocess.Popen([sys.executable, "-m", "llmops_cli", "ingest", str(corpus), "--collection", "int-test", "--json"],
                          env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(clean_seconds * 0.7)
+    # Ctrl-C once the first sources are complete in the store (read as `llmops query` would, while the ingest
+    # writes), not after a guessed delay: on a slow machine the run's pace varies too much for a timer
+    deadline = time.monotonic() + clean_seconds * 5
+    while p.poll() is None and time.monotonic() < deadline and not _complete_sources(tmp_path / "interrupted" / "chroma", "int-test"):
+        time.sleep(0.2)
     if p.poll() is not None:
         pytest.skip("the ingest finished before Ctrl-C could be sent")
     p.send_signal(signal.SIGINT)
