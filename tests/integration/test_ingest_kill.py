@@ -90,8 +90,11 @@ def test_ctrl_c_says_interrupted_exits_130_and_keeps_what_was_written(tmp_path):
     expected = snapshot(tmp_path / "clean" / "chroma", "int-test")
 
     env = llmops_env(tmp_path / "interrupted")
+    # SIGINT as in a terminal: a shell's background job (how CI may run us) starts with it ignored, and Python then
+    # installs no KeyboardInterrupt handler
     p = subprocess.Popen([sys.executable, "-m", "llmops_cli", "ingest", str(corpus), "--collection", "int-test", "--json"],
-                         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Ctrl-C once the first sources are complete in the store (read as `llmops query` would, while the ingest
     # writes), not after a guessed delay: on a slow machine the run's pace varies too much for a timer
     deadline = time.monotonic() + clean_seconds * 5
