@@ -145,6 +145,31 @@ def test_connection_refused_is_retried_then_unreachable_with_the_url():
     assert len(pool.calls) == 4 and sleeps == [0.5, 1.0, 2.0]
 
 
+def test_a_read_timeout_is_not_retried_and_the_connect_timeout_is_short():
+    pool = FakePool()
+    pool.add("GET", "/api/v2/dags", urllib3.exceptions.ReadTimeoutError(None, "/api/v2/dags", "Read timed out. (read timeout=30)"))
+    c, sleeps = make(pool, token="t", username=None, password=None)
+    with pytest.raises(UnreachableError, match="did not answer within 30 s") as e:
+        c.list_dags()
+    assert e.value.exit_code == ExitCode.UNREACHABLE
+    assert len(pool.calls) == 1 and sleeps == []  # a wedged server is not asked again
+
+
+def test_token_exchange_read_timeout_is_not_retried():
+    asked = []
+
+    def hang(request):
+        asked.append(request)
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    c = AirflowClient(URL, username="admin", password=PASSWORD, token_transport=httpx.MockTransport(hang),
+                      sleep=lambda s: None, pool_manager=FakePool(), timeout=7)
+    with pytest.raises(UnreachableError, match="did not answer within 7 s"):
+        c.list_dags()
+    assert len(asked) == 1
+    assert c.connect_timeout == 5.0 and AirflowClient(URL, timeout=2).connect_timeout == 2
+
+
 def test_token_endpoint_unreachable_is_unreachable():
     def refuse(request):
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)

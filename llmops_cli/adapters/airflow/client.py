@@ -4,9 +4,11 @@
   call for it), or a given token used as is. The token is refreshed once on a 401 when we hold the password.
 - Every API call goes through ``_call``: the ``*_without_preload_content`` variants, so we parse the server's
   JSON ourselves (exact fields, no model validation surprises, and the log endpoint keeps level/error fields),
-  bounded retries with backoff for connection errors and 5xx, and translation of statuses into
+  bounded retries with backoff for refused connections and 5xx, and translation of statuses into
   ``llmops_cli.errors`` (one line, a hint, an exit code). Exceptions are re-raised ``from None``: no library
   traceback, request or header (Authorization) ever reaches the user.
+- Timeouts: a short connect timeout, and ``timeout`` (airflow.timeout) for each answer. A read timeout is NOT
+  retried: a server that accepts and never answers is wedged, and retrying it only multiplies the wait.
 - Results are plain JSON dicts as the server sent them, so ``--json`` output is the API's own vocabulary.
 """
 
@@ -80,6 +82,7 @@ class AirflowClient:
         verify_tls: bool = True,
         ca_bundle: str | None = None,
         timeout: float = 30.0,
+        connect_timeout: float = 5.0,
         max_attempts: int = 4,
         backoff_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
@@ -95,6 +98,7 @@ class AirflowClient:
         self.verify_tls = verify_tls
         self.ca_bundle = ca_bundle
         self.timeout = timeout
+        self.connect_timeout = min(connect_timeout, timeout)  # on loopback/LAN a connect takes ms; a dead host should not cost 30 s
         self.max_attempts = max(1, max_attempts)
         self.backoff_s = backoff_s
         self._sleep = sleep
@@ -126,6 +130,13 @@ class AirflowClient:
             hint="start it (make airflow-up for a local one) or point llmops at yours: LLMOPS_AIRFLOW_URL, --profile, or airflow.url in llmops.yaml",
         )
 
+    def _no_answer(self) -> UnreachableError:
+        return UnreachableError(
+            f"the Airflow API server at {self.shown_url} accepted the connection but did not answer within {self.timeout:g} s",
+            hint="the server is overloaded or hung: check its health (GET /api/v2/monitor/health) and logs; "
+                 "raise airflow.timeout (LLMOPS_AIRFLOW_TIMEOUT) only if it is merely slow",
+        )
+
     def _tls_verify(self) -> Any:
         if not self.verify_tls:
             return False
@@ -143,8 +154,11 @@ class AirflowClient:
         last = ""
         for attempt in range(self.max_attempts):
             try:
-                with httpx.Client(verify=self._tls_verify(), timeout=self.timeout, transport=self._token_transport) as c:
+                with httpx.Client(verify=self._tls_verify(), timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                                  transport=self._token_transport) as c:
                     r = c.post(endpoint, json={"username": self.username, "password": self._password})
+            except (httpx.ReadTimeout, httpx.WriteTimeout):
+                raise self._no_answer() from None  # connected but no answer: retrying would only wait again
             except httpx.TransportError as e:
                 if "CERTIFICATE_VERIFY_FAILED" in str(e):
                     raise UnreachableError(
@@ -209,7 +223,9 @@ class AirflowClient:
         while True:
             self._ensure_token()
             try:
-                resp = fn(*args, _request_timeout=self.timeout, **kwargs)
+                resp = fn(*args, _request_timeout=(self.connect_timeout, self.timeout), **kwargs)
+            except urllib3.exceptions.ReadTimeoutError:
+                raise self._no_answer() from None  # connected but no answer: retrying would only wait again
             except (urllib3.exceptions.HTTPError, OSError) as e:
                 # a refused/failed connect never reached the server: always safe to retry; a reset mid-request
                 # is retried only for idempotent calls (the caller makes trigger idempotent with its run id)
