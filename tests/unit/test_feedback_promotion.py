@@ -167,3 +167,26 @@ def test_export_openai_chat_has_only_good_answers_redacted(world):
                                   {"role": "assistant", "content": "Mail [REDACTED_EMAIL].\n\nSources: guide.md"}]}]
     assert list(openai_chat_rows(log, T, system=None))[0]["messages"][0]["role"] == "user"
     assert good
+
+
+# issue 11 item 12: config-style secrets, env variables and URL passwords reached promoted chunks and the export
+SECRET_FORMS = {
+    "hunter2secret": "Set `smtp_password = hunter2secret` in airflow.cfg.",
+    "envsmtppw99": "Or export AIRFLOW__SMTP__SMTP_PASSWORD=envsmtppw99 before starting.",
+    "yamlpw1234": "In the YAML: db_passwd: yamlpw1234",
+    "urlpw77": "Connect with postgres://airflow:urlpw77@db/airflow [1].",
+    "8Wk1ZcpQ1yXc0g5vYb4H": "fernet_key = 8Wk1ZcpQ1yXc0g5vYb4HnA5fSg0=",
+}
+
+
+def test_promoted_chunks_and_the_export_carry_no_config_secrets(world):
+    log, store, promoter, _rebuilt, _built = world
+    i = add(log, question="How do I configure SMTP for user:pw postgres://a:qpw123@db/x?", text="\n".join(SECRET_FORMS.values()))
+    promoter.reconcile([i])
+    chunk = store.get("docs", ids=[chunk_id_for(i)])[0].text
+    exported = str(list(openai_chat_rows(log, T, system=None)))
+    for secret in [*SECRET_FORMS, "qpw123"]:
+        assert secret not in chunk and secret not in exported and secret not in log.promotion_of(i).answer_text + log.promotion_of(i).question
+    # what the reader needs stays: the key names, users and hosts
+    for kept in ("smtp_password = ", "AIRFLOW__SMTP__SMTP_PASSWORD=", "db_passwd: ", "postgres://airflow:[REDACTED_SECRET]@db/airflow"):
+        assert kept in chunk and kept in exported
