@@ -191,3 +191,15 @@ def test_wrong_baseline_fails_before_the_run(project, capsys):
     assert code == 9 and "no eval run 42" in err
     code, out, _ = invoke(capsys, "runs", "--json")
     assert json.loads(out)["runs"] == []  # nothing was evaluated or recorded
+
+
+def test_an_empty_given_answer_is_scored_not_generated(project, capsys):
+    """`"answer": ""` is a given (empty) answer: scored as is, with no LLM configured; `null` would mean none given."""
+    rows = [dict(ROWS[0]), dict(ROWS[1], answer="")]
+    (project / "qs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = invoke(capsys, "qs.jsonl", "-m", "exact_match,token_f1", "--json", "--no-record")
+    assert code == 0, err
+    doc = json.loads(out)
+    b = doc["rows"][1]
+    assert b["answer"] == "" and b["metrics"] == {"exact_match": 0.0, "token_f1": 0.0} and not b["errors"]
+    assert doc["metrics"]["token_f1"] == pytest.approx(0.5) and doc["usage"].get("calls", 0) == 0

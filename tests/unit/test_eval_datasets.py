@@ -69,3 +69,12 @@ def test_missing_file_and_unknown_format(tmp_path):
 def test_limit(tmp_path):
     ds = load_dataset(_jsonl(tmp_path, [{"question": f"q{i}"} for i in range(10)]), limit=3)
     assert len(ds.items) == 3
+
+
+def test_an_empty_answer_is_given_and_a_null_or_missing_one_is_not(tmp_path):
+    ds = load_dataset(_jsonl(tmp_path, [{"question": "a", "answer": ""}, {"question": "b", "answer": None}, {"question": "c"},
+                                        {"question": "d", "answer": "  x "}]))
+    assert [i.answer for i in ds.items] == ["", None, None, "x"]
+    assert ds.has_answers
+    out = write_dataset(ds.items, tmp_path / "q.parquet")  # parquet keeps "" apart from null
+    assert [i.answer for i in load_dataset(out).items] == ["", None, None, "x"]

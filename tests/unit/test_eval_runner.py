@@ -279,3 +279,17 @@ def test_sweep_rejects_bad_values_before_ingesting(tmp_path, kw, needle):
     qs.write_text('{"question": "q", "relevant_sources": ["a"]}\n')
     with pytest.raises(UsageError, match=needle):
         run_sweep(Settings(), qs, ["docs"], ingest=lambda *a, **k: pytest.fail("ingested"), evaluate=None, delete_collection=None, **kw)
+
+
+def test_an_empty_given_answer_is_not_sent_to_the_answerer():
+    asked = []
+
+    def answerer(q):
+        asked.append(q)
+        return Answered(answer="generated", hits=[])
+
+    ds = _ds([EvalItem("1", "q1", reference_answer="x", answer=""), EvalItem("2", "q2", reference_answer="generated")])
+    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["exact_match"]), answerer=answerer))
+    assert asked == ["q2"]
+    assert rep.rows[0].answer == "" and rep.rows[0].metrics == {"exact_match": 0.0}
+    assert rep.rows[1].metrics == {"exact_match": 1.0}

@@ -54,7 +54,7 @@ class Dataset:
 
     @property
     def has_answers(self) -> bool:
-        return any(i.answer for i in self.items)
+        return any(i.answer is not None for i in self.items)
 
 
 def file_sha256(path: Path) -> str:
@@ -98,7 +98,7 @@ def load_dataset(path: str | Path, *, limit: int | None = None) -> Dataset:
             id=rid,
             question=q.strip(),
             reference_answer=_as_text(rec.get("reference_answer"), f"{where} column 'reference_answer'"),
-            answer=_as_text(rec.get("answer"), f"{where} column 'answer'"),
+            answer=_as_answer(rec.get("answer"), f"{where} column 'answer'", csv=fmt == "csv"),
             **lists,
         ))
         if limit and len(items) >= limit:
@@ -148,6 +148,17 @@ def _as_text(v: Any, where: str) -> str | None:
         raise InputError(f"{where} must be text, not {type(v).__name__}")
     s = str(v).strip()
     return s or None
+
+
+def _as_answer(v: Any, where: str, *, csv: bool) -> str | None:
+    """A given answer, empty ones included: a row with ``"answer": ""`` is scored as that (empty) answer, not
+    answered by the LLM. Only a missing or null value means "none given" (and in CSV, which has no null, an empty cell)."""
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if isinstance(v, (list, dict)):
+        raise InputError(f"{where} must be text, not {type(v).__name__}")
+    s = str(v).strip()
+    return None if csv and not s else s
 
 
 def _as_list(v: Any, where: str, *, csv: bool) -> list[str]:

@@ -93,7 +93,7 @@ def evaluate(
                              answers_possible=bool(llm_model))
 
     needs_answers = any(m in chosen for m in (*ANSWER_METRICS, "faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity"))
-    generate = needs_answers and any(not i.answer for i in dataset.items)
+    generate = needs_answers and any(i.answer is None for i in dataset.items)
     needs_retriever = any(m in chosen for m in ("retrieval", "chunk", "robustness", "faithfulness")) or generate
     if generate and not llm_model:
         raise UsageError("answer metrics need answers: the question set has no 'answer' column and no LLM is configured",

@@ -187,7 +187,7 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
     # 1. retrieval (sync and CPU-bound: one worker thread, in order)
     hits_per_row: list[list] = [[] for _ in items]
     # faithfulness of generated answers uses the answer's own context: search here only for given answers
-    context_from_search = needs_context and (answerer is None or any(i.answer for i in items))
+    context_from_search = needs_context and (answerer is None or any(i.answer is not None for i in items))
     if retriever is not None and (wants_retrieval or context_from_search):
         def retrieve_all() -> None:
             for n, item in enumerate(items):
@@ -207,7 +207,7 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
     # 2. answers (generated when the set has none), grounded hits kept for faithfulness
     contexts: list[list[str]] = [[h.text for h in hs] for hs in hits_per_row]
     if wants_answers:
-        todo = [n for n, i in enumerate(items) if not i.answer]
+        todo = [n for n, i in enumerate(items) if i.answer is None]  # an empty given answer is still given
         if todo and answerer is None:
             raise UsageError("answer metrics need answers: the question set has no 'answer' column and no LLM/collection is set",
                              hint="pass --collection and configure llm.model, or add an 'answer' column")
