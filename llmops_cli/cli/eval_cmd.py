@@ -144,12 +144,15 @@ def run_cmd(
 
 
 def _print_report(out, report, worst: int) -> None:
+    from llmops_cli.core.eval.gates import shown
+
     gates = {g["metric"]: g for g in report.gates}
     rows = []
     for m, v in report.metrics.items():
         g = gates.get(m) or gates.get(m.split("@")[0] + "@k" if "@" in m else "")
         gate = "" if not g else ("pass" if g["passed"] else "[red]FAIL[/red]")
-        rows.append((m, f"{v:.3f}", report.counts.get(m, 0), gate))
+        # a gated mean gets the digits that put it visibly on its side of the threshold
+        rows.append((m, shown(v, g["threshold"]) if g else f"{v:.3f}", report.counts.get(m, 0), gate))
     out.table(["metric", "mean", "questions", "gate"], rows, title=f"{report.dataset['rows']} questions, {report.duration_s:.1f} s")
     u = report.usage or {}
     if u.get("calls") or u.get("cached"):

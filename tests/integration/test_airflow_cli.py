@@ -205,11 +205,13 @@ def test_ingest_dag_writes_the_store_that_llmops_query_reads(airflow_server, tmp
     # with a question set: the full evaluation (the same as `llmops eval`); an unmet gate fails the run (exit 5)
     dataset = tmp_path / "questions.jsonl"
     dataset.write_text(json.dumps({"question": "How does dynamic task mapping expand a task over a list?",
-                                   "relevant_sources": ["airflow-docs/authoring-and-scheduling/dynamic-task-mapping.rst"]}) + "\n")
+                                   "relevant_sources": ["airflow-docs/authoring-and-scheduling/dynamic-task-mapping.rst"]}) + "\n"
+                       # a question no document answers: hit@5 = 0.5, so a 0.9 gate fails (a gate over 1 is refused up front)
+                       + json.dumps({"question": "What is the capital of France?", "relevant_sources": ["no-such-page.rst"]}) + "\n")
     conf = {"collection": "airflow-docs-dag", "dataset": str(dataset), "metrics": ["retrieval"]}
     ev = ok_json(srv, "trigger-dag", "llmops_eval", "--conf", json.dumps(conf), "--wait", "--timeout", "300")
     assert ev["state"] == "success", ev
-    r = llmops(srv, "trigger-dag", "llmops_eval", "--conf", json.dumps({**conf, "fail_under": ["hit@5=1.01"]}), "--wait")
+    r = llmops(srv, "trigger-dag", "llmops_eval", "--conf", json.dumps({**conf, "fail_under": ["hit@5=0.9"]}), "--wait")
     assert r.returncode == 5 and "quality gate(s) failed: hit@5" in r.stderr, r.stderr
 
 

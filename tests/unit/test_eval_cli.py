@@ -49,7 +49,7 @@ def invoke(capsys, *args):
     try:
         typer.main.get_command(app).main(["eval", *args], prog_name="llmops", standalone_mode=False)
     except LlmopsError as e:
-        code, message = int(e.exit_code), e.message
+        code, message = int(e.exit_code), e.message + (f"\nhint: {e.hint}" if e.hint else "")
     except click.exceptions.UsageError as e:
         code, message = 2, e.format_message()
     cap = capsys.readouterr()
@@ -69,12 +69,12 @@ def test_dataset_routes_to_run_and_prints_one_json_document(project, capsys):
 
 
 def test_gate_failure_exits_4_after_printing(project, capsys):
-    code, out, err = invoke(capsys, "qs.jsonl", "-m", "token_f1", "--fail-under", "token_f1=0.9", "--fail-under", "exact_match=0.1", "--json")
+    code, out, err = invoke(capsys, "qs.jsonl", "-m", "token_f1,exact_match", "--fail-under", "token_f1=0.9", "--fail-under", "exact_match=0.1",
+                            "--json")
     assert code == 4
     doc = json.loads(out)
     gates = {g["metric"]: g for g in doc["gates"]}
-    assert gates["token_f1"]["passed"] is False
-    assert gates["exact_match"]["passed"] is False and gates["exact_match"]["value"] is None  # not produced: fails
+    assert gates["token_f1"]["passed"] is False and gates["exact_match"]["passed"] is True
     assert "quality gate failed" in err
     code, _, _ = invoke(capsys, "qs.jsonl", "-m", "token_f1", "--fail-under", "token_f1=0.7", "--json")
     assert code == 0
@@ -203,3 +203,51 @@ def test_an_empty_given_answer_is_scored_not_generated(project, capsys):
     b = doc["rows"][1]
     assert b["answer"] == "" and b["metrics"] == {"exact_match": 0.0, "token_f1": 0.0} and not b["errors"]
     assert doc["metrics"]["token_f1"] == pytest.approx(0.5) and doc["usage"].get("calls", 0) == 0
+
+
+@pytest.mark.parametrize("gate,needles", [
+    ("tokn_f1=0.5", ["unknown metric 'tokn_f1'", "did you mean token_f1?", "exact_match, token_f1"]),
+    ("token_f1=1.5", ["token_f1=1.5", "between 0 and 1"]),
+    ("token_f1=-0.1", ["between 0 and 1"]),
+    ("faithfulness=0.5", ["does not compute faithfulness", "--metrics"]),
+])
+def test_gates_are_checked_before_any_work(project, capsys, monkeypatch, gate, needles):
+    """A gate the run cannot meet or check is a usage error (exit 2) before the evaluation, not exit 4 after it."""
+    from llmops_cli.core.eval import runner
+
+    monkeypatch.setattr(runner, "run_eval", lambda *a, **k: pytest.fail("the evaluation ran"))
+    code, _, err = invoke(capsys, "qs.jsonl", "-m", "exact_match,token_f1", "--fail-under", gate)
+    assert code == 2, err
+    assert all(n in err for n in needles), err
+
+
+def test_gate_on_retrieval_names_the_runs_k(tmp_path):
+    from llmops_cli.core.eval.gates import parse_gates, validate_gates
+    from llmops_cli.errors import UsageError
+
+    assert validate_gates(parse_gates(["hit@k=0.8", "ndcg@5=0.5", "chunk_mrr=0.2"]), ["retrieval", "chunk"], 5) == \
+        [("hit@5", 0.8), ("ndcg@5", 0.5), ("chunk_mrr", 0.2)]
+    with pytest.raises(UsageError, match=r"hitt@5.*did you mean hit@5\?") as e:
+        validate_gates(parse_gates(["hitt@5=0.5"]), ["retrieval"], 5)
+    assert "mrr" in e.value.hint and "ndcg@5" in e.value.hint  # the valid names are listed
+    with pytest.raises(UsageError, match=r"mrr=1.5 .*between 0 and 1"):
+        validate_gates(parse_gates(["mrr=1.5"]), ["retrieval"], 5)
+    with pytest.raises(UsageError, match=r"hit@10: this run computes hit@5") as e:
+        validate_gates(parse_gates(["hit@10=0.5"]), ["retrieval"], 5)
+    assert "-k 10" in e.value.hint
+    # semantic similarity is a cosine: -1 to 1
+    assert validate_gates(parse_gates(["semantic_similarity=-0.2"]), ["semantic_similarity"], 5) == [("semantic_similarity", -0.2)]
+
+
+def test_a_failed_gate_is_shown_below_its_threshold(project, capsys):
+    """exact_match here is 2/3 = 0.66667: against a 0.667 gate it fails, and must not print as "0.667 FAIL"."""
+    rows = [dict(ROWS[0]), dict(ROWS[1], answer="the scheduler process"), dict(ROWS[2])]
+    (project / "qs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = invoke(capsys, "qs.jsonl", "-m", "exact_match", "--no-record", "--fail-under", "exact_match=0.667", "-o", "r.html")
+    assert code == 4
+    assert '<td class="num">0.6667</td>' in (project / "r.html").read_text()
+    row = next(line for line in out.splitlines() if "exact_match" in line)
+    assert "0.6667" in row and "FAIL" in row, row
+    assert "exact_match = 0.6667, needs >= 0.667" in err
+    code, out, _ = invoke(capsys, "qs.jsonl", "-m", "exact_match", "--no-record", "--fail-under", "exact_match=0.6")
+    assert code == 0 and "0.667 " in next(line for line in out.splitlines() if "exact_match" in line)

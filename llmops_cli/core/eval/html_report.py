@@ -114,12 +114,14 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
                f'mode={_e(cfg.get("mode"))} | {report.duration_s:.1f} s</div>')
 
     out.append('<h2>Summary</h2><table id="summary"><thead><tr><th>metric</th><th>mean</th><th>questions</th><th>gate</th></tr></thead><tbody>')
+    from llmops_cli.core.eval.gates import shown
+
     gates = {g["metric"]: g for g in report.gates}
     for m in metrics:
         g = gates.get(m)
         gate = "" if g is None else (f'<span class="{"good" if g["passed"] else "bad"}">{"pass" if g["passed"] else "FAIL"} ({_e(g["check"])})</span>')
         arrow = " (lower is better)" if lower_is_better(m) else ""
-        out.append(f'<tr><td>{_e(m)}{arrow}</td><td class="num">{_fmt(report.metrics[m])}</td><td class="num">{report.counts.get(m, 0)}</td><td>{gate}</td></tr>')
+        out.append(f'<tr><td>{_e(m)}{arrow}</td><td class="num">{shown(report.metrics[m], g["threshold"]) if g else _fmt(report.metrics[m])}</td><td class="num">{report.counts.get(m, 0)}</td><td>{gate}</td></tr>')
     out.append("</tbody></table>")
     u = report.usage or {}
     if u:

@@ -53,7 +53,7 @@ def evaluate(
     from llmops_cli import wiring
     from llmops_cli.core.eval.compare import compare_reports, load_report_ref
     from llmops_cli.core.eval.datasets import load_dataset
-    from llmops_cli.core.eval.gates import check_gates, parse_gates
+    from llmops_cli.core.eval.gates import check_gates, parse_gates, validate_gates
     from llmops_cli.core.eval.history import RunHistory, default_history_path
     from llmops_cli.core.eval.llm_calls import CachedLLM, Usage
     from llmops_cli.core.eval.results_files import output_format, write_results
@@ -91,6 +91,7 @@ def evaluate(
     coll = collection or settings.store.collection
     chosen = resolve_metrics(list(metrics) if metrics else None, dataset, llm_available=bool(judge),
                              answers_possible=bool(llm_model))
+    gates = validate_gates(gates, chosen, k)  # a typo or an impossible threshold must not cost a whole evaluation
 
     needs_answers = any(m in chosen for m in (*ANSWER_METRICS, "faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity"))
     generate = needs_answers and any(i.answer is None for i in dataset.items)
