@@ -52,11 +52,22 @@ def _promotion_lines(out, promo: dict) -> None:
         out.info(f"removed promoted answer {r['id']} from the collection ({r['reason']})")
 
 
+def _os_user() -> str | None:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container with an unnamed uid): one unknown rater
+        return None
+
+
 @feedback_app.command("rate", help="Rate an answer up or down (also: llmops feedback ID up|down).")
 def rate(
     answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique prefix), as printed by llmops ask / llmops history.")],
     vote: Annotated[Vote, typer.Argument(help="up or down.", case_sensitive=False)],
     comment: Annotated[Optional[str], typer.Option("--comment", "-m", help="Why (stored with the rating).")] = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="Who rates (default: your OS user name). One vote per rater: "
+                                                        "rating again replaces your earlier vote.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli import pipelines
@@ -64,12 +75,12 @@ def rate(
     from llmops_cli.cli.state import state
 
     s = state().load().settings
-    res = pipelines.feedback_rate(s, answer_id, vote.value, comment)
+    res = pipelines.feedback_rate(s, answer_id, vote.value, comment, rater=by or _os_user())
     out = Output(json_out)
     if json_out:
         out.json(res)
         return
-    out.info(f"rated {res['id']} {vote.value}" + (f" (served from promoted answer {res['promoted_answer']})" if res["promoted_answer"] != res["id"] else ""))
+    out.info(f"rated {res['id']} {vote.value}" + (f" as {res['rater']}" if res["rater"] else "") + (f" (served from promoted answer {res['promoted_answer']})" if res["promoted_answer"] != res["id"] else ""))
     _promotion_lines(out, res["promotion"])
 
 

@@ -57,7 +57,8 @@ def history(ctx: typer.Context, limit: HistoryLimitOpt = 20, kind: KindOpt = Non
     for r in rows:
         f = flags[r.id]
         marks = [] if r.kind == "ask" else [r.kind]
-        marks += [f"+{f['rating']}" if f["rating"] > 0 else str(f["rating"])] if f["rating"] else []
+        votes = f["votes"]
+        marks += [f"{votes['up']} up / {votes['down']} down"] if votes["up"] or votes["down"] else []
         if r.cached_from:
             marks.append("cache")
         if f["review"] == "error":
@@ -79,12 +80,14 @@ def show(answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique p
 
     s = state().load().settings
     out = Output(json_out)
+    from llmops_cli.core.feedback.log import latest_votes, vote_counts
+
     with pipelines.answer_log(s) as log:
         a = log.get(answer_id)
         ratings = log.ratings(a.id)
         review = log.review_of(a.id)
         promo = log.promotion_of(a.id)
-    data = {**a.to_dict(), "ratings": [r.to_dict() for r in ratings], "review": review.to_dict() if review else None,
+    data = {**a.to_dict(), "ratings": [r.to_dict() for r in ratings], "votes": vote_counts(ratings), "review": review.to_dict() if review else None,
             "promotion": promo.to_dict() if promo else None}
     if json_out:
         out.json(data)
@@ -105,8 +108,10 @@ def show(answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique p
                   title="Retrieved")
     cost = f", ${a.cost:.6f}" if a.cost else ""
     out.print(f"\n{a.input_tokens} tokens in, {a.output_tokens} out{cost}, {a.latency_s:.2f} s, config {a.config_hash or '-'}")
+    current = {id(r) for r in latest_votes(ratings)}
     for r in ratings:
-        out.print(f"rated {'up' if r.rating > 0 else 'down'}" + (f": {r.comment}" if r.comment else ""), markup=False)
+        out.print(f"rated {'up' if r.rating > 0 else 'down'}" + (f" by {r.rater}" if r.rater else "") + (f": {r.comment}" if r.comment else "")
+                  + ("" if id(r) in current else " (replaced by a later vote)"), markup=False)
     if review:
         if review.status == "ok":
             out.print(f"review: helpfulness {review.helpfulness:.2f}, relevance {review.relevance:.2f}, "

@@ -222,3 +222,21 @@ def test_cache_lookup_opens_the_log_once_and_touches_nothing_else_when_nothing_i
     assert len(opens) == 1  # the lookup and the recording of the served copy share one open
     with real_log(settings) as log:
         assert log.get(res.answer_id).cached_from == aid
+
+
+def test_history_shows_one_vote_per_rater_and_the_latest_wins(project, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the feedback column in full
+    flip = ok_json(capsys, "ask", Q)["answer_id"]
+    twice = ok_json(capsys, "ask", "How do I add widgets?")["answer_id"]
+    for args in [(flip, "up"), (flip, "down"), (twice, "up"), (twice, "up"), (twice, "down", "--by", "bob")]:
+        code, _, err = invoke(capsys, "feedback", *args)
+        assert code == 0, err
+    hist = {a["id"]: a for a in ok_json(capsys, "history")["answers"]}
+    assert hist[flip]["votes"] == {"up": 0, "down": 1} and hist[twice]["votes"] == {"up": 1, "down": 1}
+    _, out, _ = invoke(capsys, "history")
+    row = {i: line for line in out.splitlines() for i in (flip, twice) if i in line}
+    assert "0 up / 1 down" in row[flip] and "1 up / 1 down" in row[twice]
+    shown = ok_json(capsys, "history", "show", flip)
+    assert shown["votes"] == {"up": 0, "down": 1} and [r["rating"] for r in shown["ratings"]] == ["up", "down"]
+    _, out, _ = invoke(capsys, "history", "show", flip)
+    assert "rated up" in out and "(replaced by a later vote)" in out

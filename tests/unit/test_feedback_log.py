@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from llmops_cli.core.feedback import AnswerLog, RecordingLLM, config_hash, record_llm_call
-from llmops_cli.core.feedback.log import LOG_FILE, MIGRATIONS, AnswerLogError
+from llmops_cli.core.feedback.log import LOG_FILE, MIGRATIONS, AnswerLogError, latest_votes
 from llmops_cli.errors import NotFoundError, UsageError
 from tests.support.fakes import ScriptedLLM
 
@@ -88,6 +88,44 @@ def test_ratings_include_cache_served_copies_when_asked(tmp_path):
         assert [(r.rating, r.answer_id) for r in log.ratings(origin, with_cached_copies=True)] == [(1, origin), (-1, copy)]
         with pytest.raises(UsageError):
             log.rate(origin, 0)
+
+
+def test_one_vote_per_rater_the_latest_wins(tmp_path):
+    with AnswerLog(tmp_path / "l.sqlite") as log:
+        flip, twice, two = (log.record(kind="ask", question=f"q{n}", answer="a", collection="docs") for n in range(3))
+        log.rate(flip, 1, rater="ann")
+        log.rate(flip, -1, rater="ann")  # changed her mind: one down vote, not a balance of 0
+        log.rate(twice, 1, rater="ann")
+        log.rate(twice, 1, rater="ann")  # the same vote again: still one
+        log.rate(two, 1, rater="ann")
+        log.rate(two, -1, rater="bob")
+        flags = log.summary_flags([flip, twice, two])
+        assert flags[flip]["votes"] == {"up": 0, "down": 1} and flags[flip]["rating"] == -1
+        assert flags[twice]["votes"] == {"up": 1, "down": 0} and flags[twice]["rating"] == 1
+        assert flags[two]["votes"] == {"up": 1, "down": 1} and flags[two]["rating"] == 0
+        # the log keeps every rating (history show lists them); the votes are derived
+        assert [(r.rating, r.rater) for r in log.ratings(flip)] == [(1, "ann"), (-1, "ann")]
+        assert [(r.rating, r.rater) for r in latest_votes(log.ratings(flip))] == [(-1, "ann")]
+
+
+def test_a_v4_log_with_ratings_opens_and_its_ratings_count_as_one_unknown_rater(tmp_path):
+    path = tmp_path / "v4.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+    for version, name, statements in MIGRATIONS[:4]:
+        for sql in statements:
+            db.execute(sql)
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
+    db.execute("INSERT INTO answers (id, created_at, kind, question, answer) VALUES ('abcdef012345', 1.0, 'ask', 'q?', 'a.')")
+    db.executemany("INSERT INTO ratings (answer_id, rating, comment, created_at) VALUES ('abcdef012345', ?, NULL, ?)", [(1, 2.0), (1, 3.0)])
+    db.commit()
+    db.close()
+    with AnswerLog(path) as log:
+        assert log.schema_version() == MIGRATIONS[-1][0]
+        assert [(r.rating, r.rater) for r in log.ratings("abcdef012345")] == [(1, None), (1, None)]
+        assert log.summary_flags(["abcdef012345"])["abcdef012345"]["votes"] == {"up": 1, "down": 0}
+        log.rate("abcdef012345", -1, rater="ann")  # a named rater is another vote
+        assert log.summary_flags(["abcdef012345"])["abcdef012345"]["votes"] == {"up": 1, "down": 1}
 
 
 def test_concurrent_writers_lose_nothing(tmp_path):

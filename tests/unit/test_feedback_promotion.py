@@ -33,6 +33,14 @@ UP, DOWN = Rating(1, None, 0.0), Rating(-1, "wrong", 1.0)
 @pytest.mark.parametrize("a, rv, ratings, t, promote, reason", [
     (answer(), review(), [], T, True, "passed review"),
     (answer(), review(), [UP, DOWN], T, False, "rated down"),
+    # one vote per rater, the latest wins
+    (answer(), review(), [Rating(-1, None, 0.0, rater="ann"), Rating(1, None, 1.0, rater="ann")], T, True, "passed review"),
+    (answer(), review(), [Rating(1, None, 0.0, rater="ann"), Rating(-1, None, 1.0, rater="ann")], T, False, "rated down"),
+    (answer(), review(), [Rating(-1, None, 0.0, rater="bob"), Rating(1, None, 1.0, rater="ann")], T, False, "rated down"),
+    (answer(), review(), [Rating(1, None, 0.0, rater="ann"), Rating(-1, None, 1.0, rater="ann")], Thresholds(require_rating_up=True),
+     False, "rated down"),
+    (answer(), review(), [Rating(-1, None, 0.0, rater="ann"), Rating(1, None, 1.0, rater="ann")], Thresholds(require_rating_up=True),
+     True, "passed review"),
     (answer(), review(public=False), [UP], T, False, "judged not public"),
     (answer(), review(helpfulness=0.5), [], T, False, "helpfulness 0.50 < 0.75"),
     (answer(), review(relevance=0.25), [], T, False, "relevance 0.25 < 0.50"),

@@ -89,6 +89,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "ALTER TABLE answers ADD COLUMN cached_from TEXT REFERENCES answers(id)",
         "CREATE INDEX answers_cached_from ON answers(cached_from)",
     ]),
+    # one vote per rater, the latest wins; ratings written before this have no rater (NULL): they count as one
+    # unknown rater's votes
+    (5, "who rated", [
+        "ALTER TABLE ratings ADD COLUMN rater TEXT",
+    ]),
 ]
 
 
@@ -102,10 +107,27 @@ class Rating:
     comment: str | None
     created_at: float
     answer_id: str = ""
+    rater: str | None = None  # None: rated before raters were recorded
 
     def to_dict(self) -> dict[str, Any]:
         return {"rating": "up" if self.rating > 0 else "down", "comment": self.comment, "created_at": _iso(self.created_at),
-                "answer_id": self.answer_id}
+                "answer_id": self.answer_id, "rater": self.rater}
+
+
+def latest_votes(ratings: Iterable[Rating]) -> list[Rating]:
+    """Each rater's latest rating (in the order given: oldest first): one vote per rater, a later one replaces theirs.
+    Ratings without a rater (older logs) count as one unknown rater."""
+    latest: dict[str | None, Rating] = {}
+    for r in ratings:
+        latest.pop(r.rater, None)  # re-insert: the dict keeps the order of each rater's last vote
+        latest[r.rater] = r
+    return list(latest.values())
+
+
+def vote_counts(ratings: Iterable[Rating]) -> dict[str, int]:
+    """{"up": n, "down": m} over each rater's latest vote."""
+    votes = latest_votes(ratings)
+    return {"up": sum(1 for r in votes if r.rating > 0), "down": sum(1 for r in votes if r.rating < 0)}
 
 
 @dataclass
@@ -334,20 +356,22 @@ class AnswerLog:
         return int(self._query("SELECT COUNT(*) FROM answers")[0][0])
 
     # --- ratings ---
-    def rate(self, answer_id: str, rating: int, comment: str | None = None) -> None:
+    def rate(self, answer_id: str, rating: int, comment: str | None = None, *, rater: str | None = None) -> None:
+        """Add a rating; a rater's later rating replaces their earlier one (``latest_votes``), both stay in the log."""
         if rating not in (-1, 1):
             raise UsageError(f"rating must be up or down, not {rating!r}")
-        self._tx(lambda db: db.execute("INSERT INTO ratings (answer_id, rating, comment, created_at) VALUES (?, ?, ?, ?)",
-                                       (answer_id, rating, comment, time.time())))
+        self._tx(lambda db: db.execute("INSERT INTO ratings (answer_id, rating, comment, created_at, rater) VALUES (?, ?, ?, ?, ?)",
+                                       (answer_id, rating, comment, time.time(), rater)))
 
     def ratings(self, answer_id: str, *, with_cached_copies: bool = False) -> list[Rating]:
-        """Ratings of the answer (and, when asked, of the cache-served copies of it: they showed the same text)."""
+        """Every rating of the answer, oldest first (and, when asked, of the cache-served copies of it: they showed the
+        same text); ``latest_votes`` reduces them to one vote per rater."""
         sql = "SELECT * FROM ratings WHERE answer_id = ?"
         args: list[Any] = [answer_id]
         if with_cached_copies:
             sql += " OR answer_id IN (SELECT id FROM answers WHERE cached_from = ?)"
             args.append(answer_id)
-        return [Rating(r["rating"], r["comment"], r["created_at"], r["answer_id"]) for r in self._query(sql + " ORDER BY id", args)]
+        return [_rating(r) for r in self._query(sql + " ORDER BY id", args)]
 
     # --- reviews ---
     def save_review(self, review: Review) -> None:
@@ -410,13 +434,19 @@ class AnswerLog:
         return [r[0] for r in rows], b"".join(r[1] for r in rows)
 
     def summary_flags(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Per answer: net rating, review status, promoted (for the history table)."""
-        out: dict[str, dict[str, Any]] = {i: {"rating": 0, "review": None, "promoted": False} for i in ids}
+        """Per answer: votes (each rater's latest: {"up", "down"}) and their balance ("rating"), review status,
+        promoted (for the history table)."""
+        out: dict[str, dict[str, Any]] = {i: {"rating": 0, "votes": {"up": 0, "down": 0}, "review": None, "promoted": False}
+                                          for i in ids}
         if not ids:
             return out
         marks = ",".join("?" * len(ids))
-        for r in self._query(f"SELECT answer_id, SUM(rating) AS s FROM ratings WHERE answer_id IN ({marks}) GROUP BY answer_id", ids):
-            out[r["answer_id"]]["rating"] = int(r["s"])
+        by_answer: dict[str, list[Rating]] = {}
+        for r in self._query(f"SELECT * FROM ratings WHERE answer_id IN ({marks}) ORDER BY id", ids):
+            by_answer.setdefault(r["answer_id"], []).append(_rating(r))
+        for answer_id, ratings in by_answer.items():
+            votes = vote_counts(ratings)
+            out[answer_id].update(votes=votes, rating=votes["up"] - votes["down"])
         for r in self._query(f"SELECT answer_id, status FROM reviews WHERE answer_id IN ({marks})", ids):
             out[r["answer_id"]]["review"] = r["status"]
         for r in self._query(f"SELECT answer_id FROM promotions WHERE removed_at IS NULL AND answer_id IN ({marks})", ids):
@@ -439,6 +469,10 @@ def _answer(r: sqlite3.Row) -> AnswerRecord:
                         model=r["model"], input_tokens=r["input_tokens"], output_tokens=r["output_tokens"], cost=r["cost"],
                         latency_s=r["latency_s"], config_hash=r["config_hash"], cached_from=r["cached_from"],
                         extra=json.loads(r["extra"] or "{}"))
+
+
+def _rating(r: sqlite3.Row) -> Rating:
+    return Rating(r["rating"], r["comment"], r["created_at"], r["answer_id"], r["rater"])
 
 
 def _review(r: sqlite3.Row) -> Review:

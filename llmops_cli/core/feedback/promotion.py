@@ -1,7 +1,7 @@
 """Promotion of good answers into the vector store, and their removal when they stop qualifying.
 
 An answer qualifies when its review passed (helpfulness and relevance at or over the thresholds), the judge found it
-public, and nobody rated it (or a cache-served copy of it) down; optionally it must also be rated up. ``reconcile``
+public, and no rater's latest vote on it (or on a cache-served copy of it) is down; optionally it must also be rated up. ``reconcile``
 makes the store match that decision for each answer: qualifying answers are written as one question-and-answer
 chunk (metadata ``kind="promoted_answer"``, ``answer_id``), the others are deleted. It is idempotent, so a
 scheduled run and a rating can both call it.
@@ -22,7 +22,7 @@ from typing import Any
 from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.adapters.vectorstores.base import VectorStore
 from llmops_cli.core.feedback.cache import unit_vector
-from llmops_cli.core.feedback.log import AnswerLog, AnswerRecord, Promotion, Rating, Review
+from llmops_cli.core.feedback.log import AnswerLog, AnswerRecord, Promotion, Rating, Review, latest_votes
 from llmops_cli.core.collection_meta import EMBEDDER_KEY, GENERATION_KEY
 from llmops_cli.core.documents import indexed_text
 from llmops_cli.core.redaction import redact
@@ -44,7 +44,9 @@ class Decision:
 
 
 def decide(answer: AnswerRecord, review: Review | None, ratings: Sequence[Rating], t: Thresholds) -> Decision:
-    """Whether ``answer`` belongs in the store, and why (the first reason that rules it out)."""
+    """Whether ``answer`` belongs in the store, and why (the first reason that rules it out). ``ratings`` are all of
+    them, oldest first: only each rater's latest vote counts."""
+    ratings = latest_votes(ratings)
     if answer.kind != "ask" or answer.cached_from or not answer.collection:
         return Decision(False, "not an answer from a collection")
     if not answer.answer.strip():
