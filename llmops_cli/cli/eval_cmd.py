@@ -170,16 +170,23 @@ def _print_report(out, report, worst: int) -> None:
         out.table(["perturbation", "metric", "original", "perturbed", "delta"], rrows, title="Robustness")
     if report.comparison:
         c = report.comparison
-        crows = [(m["metric"], "" if m["base"] is None else f"{m['base']:.3f}", "" if m["new"] is None else f"{m['new']:.3f}",
-                  "" if m["delta"] is None else f"{m['delta']:+.3f}",
-                  f"[red]{m['status']}[/red]" if m["status"] == "regressed" else m["status"]) for m in c["metrics"]]
-        out.table(["metric", "base", "new", "delta", "status"], crows, title=f"Against baseline run {c['base'].get('run_id')}")
+        out.table(["metric", "base", "new", "delta", "rows base/new/both", "status"], _comparison_rows(c),
+                  title=f"Against baseline run {c['base'].get('run_id')} (means over the rows both scored)")
     primary = report.primary_metric
     if primary and worst:
         wrows = [(r.id, r.question[:90], f"{r.metrics[primary]:.3f}", "; ".join(r.errors.values())[:60]) for r in report.worst(worst)]
         out.table(["id", "question", primary, "errors"], wrows, title=f"Worst questions by {primary}")
     if report.error_rows:
         out.warn(f"{report.error_rows} questions had errors")
+
+
+def _comparison_rows(c: dict) -> list[tuple]:
+    def num(v, fmt: str = ".3f") -> str:
+        return "" if v is None else format(v, fmt)
+
+    return [(m["metric"], num(m["base"]), num(m["new"]), num(m["delta"], "+.3f"),
+             f"{m['n_base']}/{m['n_new']}/{'-' if m['n_paired'] is None else m['n_paired']}",
+             f"[red]{m['status']}[/red]" if m["status"] == "regressed" else m["status"]) for m in c["metrics"]]
 
 
 @eval_app.command("runs")
@@ -238,10 +245,8 @@ def compare_cmd(
     else:
         if not c["same_dataset"]:
             out.warn("the two runs used different question sets (dataset hashes differ)")
-        crows = [(m["metric"], "" if m["base"] is None else f"{m['base']:.3f}", "" if m["new"] is None else f"{m['new']:.3f}",
-                  "" if m["delta"] is None else f"{m['delta']:+.3f}",
-                  f"[red]{m['status']}[/red]" if m["status"] == "regressed" else m["status"]) for m in c["metrics"]]
-        out.table(["metric", base, new, "delta", "status"], crows, title=f"{base} -> {new}")
+        out.table(["metric", base, new, "delta", "rows base/new/both", "status"], _comparison_rows(c),
+                  title=f"{base} -> {new} (means over the rows both scored)")
         if c["questions_worse"]:
             out.table(["id", "question", "base", "new", "delta"],
                       [(q["id"], q["question"][:90], f"{q['base']:.3f}", f"{q['new']:.3f}", f"{q['delta']:+.3f}") for q in c["questions_worse"]],

@@ -109,6 +109,8 @@ def test_runs_compare_and_baseline(project, capsys):
     # a report file works as either side
     code, out, _ = invoke(capsys, "compare", "2", "first.json", "--fail-on-regression")
     assert code == 0 and "improved" in out
+    code, out, _ = invoke(capsys, "qs.jsonl", "-m", "token_f1", "--baseline", "first.json", "--no-record")
+    assert code == 0 and "3/3/3" in next(line for line in out.splitlines() if "token_f1" in line and "regressed" in line)
     code, _, err = invoke(capsys, "compare", "1", "99")
     assert code == 9 and "no eval run 99" in err
     code, _, err = invoke(capsys, "export", "latest~1", "-o", "again.json", "-o", "again.html")
@@ -251,3 +253,34 @@ def test_a_failed_gate_is_shown_below_its_threshold(project, capsys):
     assert "exact_match = 0.6667, needs >= 0.667" in err
     code, out, _ = invoke(capsys, "qs.jsonl", "-m", "exact_match", "--no-record", "--fail-under", "exact_match=0.6")
     assert code == 0 and "0.667 " in next(line for line in out.splitlines() if "exact_match" in line)
+
+
+def _report_file(path, values, errors=()):
+    """A report file whose rows have these faithfulness values (None: that row's judge call errored)."""
+    from llmops_cli.core.eval.report import EvalReport, RowResult, mean_metrics
+
+    rows = [RowResult(id=i, question=f"q{i}", metrics={} if v is None else {"faithfulness": v},
+                      errors={"faithfulness": "judge reply is not JSON"} if v is None else {}) for i, v in values.items()]
+    means, counts = mean_metrics(rows)
+    rep = EvalReport(dataset={"path": "qs.jsonl", "sha256": "x" * 64, "rows": len(rows)}, config={"k": 5}, config_hash="c",
+                     metrics=means, counts=counts, rows=rows)
+    path.write_text(json.dumps(rep.to_dict()))
+    return str(path)
+
+
+def test_comparison_is_over_the_rows_both_runs_scored(project, capsys):
+    """The new run's judge call for row a errored; its other rows scored exactly as before. A mean over b, c
+    against a mean over a, b, c would call that a regression."""
+    base = _report_file(project / "base.json", {"a": 1.0, "b": 0.5, "c": 0.0})
+    new = _report_file(project / "new.json", {"a": None, "b": 0.5, "c": 0.0})
+    code, out, err = invoke(capsys, "compare", base, new, "--fail-on-regression", "--json")
+    assert code == 0, err
+    (m,) = json.loads(out)["metrics"]
+    assert m["status"] == "same" and m["base"] == m["new"] == 0.25 and m["delta"] == 0.0
+    assert (m["n_base"], m["n_new"], m["n_paired"]) == (3, 2, 2)
+    code, out, _ = invoke(capsys, "compare", base, new)
+    assert "3/2/2" in next(line for line in out.splitlines() if "faithfulness" in line)
+    # a real drop on the paired rows is still a regression
+    worse = _report_file(project / "worse.json", {"a": None, "b": 0.0, "c": 0.0})
+    code, out, _ = invoke(capsys, "compare", base, worse, "--fail-on-regression", "--json")
+    assert code == 4 and json.loads(out)["regressions"] == ["faithfulness"]

@@ -154,12 +154,13 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
 
     if report.comparison:
         c = report.comparison
-        out.append(f'<h2>Against baseline {_e(c["base"].get("run_id"))}</h2><table id="comparison"><thead><tr><th>metric</th><th>base</th><th>new</th><th>delta</th><th>status</th></tr></thead><tbody>')
+        out.append(f'<h2>Against baseline {_e(c["base"].get("run_id"))}</h2><table id="comparison"><thead><tr><th>metric</th><th>base</th><th>new</th><th>delta</th><th>rows base/new/both</th><th>status</th></tr></thead><tbody>')
         for m in c["metrics"]:
+            rows = f'{m.get("n_base", "")}/{m.get("n_new", "")}/{"-" if m.get("n_paired") is None else m["n_paired"]}'
             cls = "bad" if m["status"] == "regressed" else "good" if m["status"] == "improved" else ""
             delta = "" if m["delta"] is None else f'{m["delta"]:+.3f}'
             out.append(f'<tr><td>{_e(m["metric"])}</td><td class="num">{_fmt(m["base"])}</td><td class="num">{_fmt(m["new"])}</td>'
-                       f'<td class="num {cls}">{delta}</td><td class="{cls}">{_e(m["status"])}</td></tr>')
+                       f'<td class="num {cls}">{delta}</td><td class="num">{_e(rows)}</td><td class="{cls}">{_e(m["status"])}</td></tr>')
         out.append("</tbody></table>")
 
     primary = report.primary_metric
