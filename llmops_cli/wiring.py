@@ -112,5 +112,5 @@ def build_batch_llm(ls: "LLMSettings", model: str, client: str = "auto", concurr
     from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
 
     return OpenAIHTTP(model, api_base=ls.api_base, api_key=ls.api_key.get_secret_value() if ls.api_key else None,
-                      temperature=ls.temperature, max_tokens=ls.max_tokens, timeout=ls.timeout,
+                      temperature=ls.temperature, max_tokens=ls.max_tokens, timeout=ls.timeout, max_retries=ls.max_retries,
                       input_cost_per_token=ls.input_cost_per_token, output_cost_per_token=ls.output_cost_per_token)

@@ -252,7 +252,7 @@ def test_lean_http_client_translates_faults_like_litellm(openai_server, kind, st
     from tests.support.openai_server import TEST_API_KEY
 
     openai_server.fail_next(kind, retry_after=2, seconds=10)
-    llm = OpenAIHTTP("openai/test-model", api_base=openai_server.base_url, api_key=TEST_API_KEY, timeout=0.5,
+    llm = OpenAIHTTP("openai/test-model", api_base=openai_server.base_url, api_key=TEST_API_KEY, timeout=0.5, max_retries=0,
                      input_cost_per_token=1e-6, output_cost_per_token=2e-6)
     with pytest.raises(LLMCallError) as ei:
         llm.complete([{"role": "user", "content": "x"}])

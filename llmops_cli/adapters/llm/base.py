@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmops_cli.errors import ExitCode, LLMError
+from llmops_cli.errors import AuthError, ExitCode, LLMError, UnreachableError
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
 
@@ -34,8 +34,15 @@ class LLMCallError(LLMError):
         self.retry_after = retry_after
 
 
-class LLMUnreachableError(LLMCallError):
-    """No connection to the endpoint (refused, unknown host, reset before a response): the documented exit 7."""
+class LLMAuthError(LLMCallError, AuthError):
+    """The endpoint rejected the credentials (401/403): an AuthError (exit 8), never retried."""
+
+    exit_code = ExitCode.AUTH
+
+
+class LLMUnreachableError(LLMCallError, UnreachableError):
+    """No connection to the endpoint (refused, unknown host, reset before a response): an UnreachableError (exit 7).
+    Retryable: a restarting server comes back."""
 
     exit_code = ExitCode.UNREACHABLE
 

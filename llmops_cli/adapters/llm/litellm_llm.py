@@ -7,7 +7,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError, LLMUnreachableError, Message
+from llmops_cli.adapters.llm.base import LLM, Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
+from llmops_cli.adapters.llm.retry import RetryPolicy, acall_with_retries, call_with_retries, client_policy
 
 _PREPARED = False
 
@@ -51,18 +52,21 @@ class LiteLLM(LLM):
         self.max_retries = max_retries
         self.prices = (input_cost_per_token, output_cost_per_token)
 
-    def _kwargs(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _kwargs(self, params: dict[str, Any]) -> tuple[dict[str, Any], RetryPolicy]:
+        """litellm's keyword arguments, and the retry policy (a per-call ``max_retries`` overrides the client's)."""
         kw: dict[str, Any] = {**self.defaults, **params}
         kw.setdefault("timeout", self.timeout)
-        # num_retries in litellm retries 2N+1 times and repeats 400s; the OpenAI SDK's max_retries retries
-        # only 429/5xx/connection errors and honours Retry-After.
-        kw.setdefault("num_retries", 0)
-        kw.setdefault("max_retries", self.max_retries)
+        per_call = kw.pop("max_retries", None)
+        policy = client_policy(self.max_retries if per_call is None else per_call)
+        # The retries are ours (call_with_retries): litellm's num_retries retries 2N+1 times and repeats 400s,
+        # and its max_retries reached no retry at all (one request on a 500 or a 429, measured).
+        kw["num_retries"] = 0
+        kw["max_retries"] = 0
         if self.api_base:
             kw["api_base"] = self.api_base
         if self._api_key:
             kw["api_key"] = self._api_key
-        return kw
+        return kw, policy
 
     def _cost(self, litellm, response, usage_in: int, usage_out: int) -> float | None:
         """The configured prices, else litellm's (from the response when there is one); None when unknown."""
@@ -79,32 +83,44 @@ class LiteLLM(LLM):
 
     def complete(self, messages: list[Message], **params: Any) -> Completion:
         litellm = import_litellm()
-        t0 = time.perf_counter()
-        try:
-            resp = litellm.completion(model=self.model, messages=messages, **self._kwargs(params))
-        except Exception as e:  # noqa: BLE001
-            raise translate_error(e, self.model, self.api_base) from None
-        return self._to_completion(litellm, resp, time.perf_counter() - t0)
+        kw, policy = self._kwargs(params)
+
+        def once() -> Completion:
+            t0 = time.perf_counter()
+            try:
+                resp = litellm.completion(model=self.model, messages=messages, **kw)
+            except Exception as e:  # noqa: BLE001
+                raise translate_error(e, self.model, self.api_base) from None
+            return self._to_completion(litellm, resp, time.perf_counter() - t0)
+
+        return call_with_retries(policy, once)
 
     async def acomplete(self, messages: list[Message], **params: Any) -> Completion:
         litellm = import_litellm()
-        t0 = time.perf_counter()
-        try:
-            resp = await litellm.acompletion(model=self.model, messages=messages, **self._kwargs(params))
-        except Exception as e:  # noqa: BLE001
-            raise translate_error(e, self.model, self.api_base) from None
-        return self._to_completion(litellm, resp, time.perf_counter() - t0)
+        kw, policy = self._kwargs(params)
+
+        async def once() -> Completion:
+            t0 = time.perf_counter()
+            try:
+                resp = await litellm.acompletion(model=self.model, messages=messages, **kw)
+            except Exception as e:  # noqa: BLE001
+                raise translate_error(e, self.model, self.api_base) from None
+            return self._to_completion(litellm, resp, time.perf_counter() - t0)
+
+        return await acall_with_retries(policy, once)
 
     def stream(self, messages: list[Message], **params: Any) -> Iterator[str]:
         litellm = import_litellm()
         t0 = time.perf_counter()
-        kw = self._kwargs(params)
+        kw, policy = self._kwargs(params)
         kw["stream"] = True
         kw["stream_options"] = {"include_usage": True}
         parts: list[str] = []
         usage = None
+        # retried only until the first piece is out: what was shown cannot be taken back
+        chunks = call_with_retries(policy, lambda: self._open_stream(litellm, messages, kw))
         try:
-            for chunk in litellm.completion(model=self.model, messages=messages, **kw):
+            for chunk in chunks:
                 if getattr(chunk, "usage", None):
                     usage = chunk.usage
                 if chunk.choices:
@@ -119,6 +135,17 @@ class LiteLLM(LLM):
         tout = int(getattr(usage, "completion_tokens", 0) or 0) if usage else 0
         self.last = Completion(text=text, model=self.model, input_tokens=tin, output_tokens=tout,
                                cost=self._cost(litellm, None, tin, tout), latency_s=time.perf_counter() - t0)
+
+    def _open_stream(self, litellm, messages: list[Message], kw: dict[str, Any]) -> Iterator[Any]:
+        """The stream with its first chunk already read: an error status surfaces here, where it can be retried."""
+        import itertools
+
+        try:
+            it = iter(litellm.completion(model=self.model, messages=messages, **kw))
+            first = next(it, None)
+        except Exception as e:  # noqa: BLE001
+            raise translate_error(e, self.model, self.api_base) from None
+        return it if first is None else itertools.chain([first], it)
 
     def _to_completion(self, litellm, resp, latency: float) -> Completion:
         try:
@@ -171,7 +198,7 @@ def translate_error(e: Exception, model: str, api_base: str | None) -> LLMCallEr
     msg = redact_secrets(msg)[:300]
     where = f" at {api_base}" if api_base else ""
     if name in {"AuthenticationError", "PermissionDeniedError"} or status in (401, 403):
-        return LLMCallError(f"LLM {model}{where} rejected the credentials ({status or name})", status=status,
+        return LLMAuthError(f"LLM {model}{where} rejected the credentials ({status or name})", status=status,
                             hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY or the provider's own variable)")
     refused = _connection_failure(e)
     if refused is not None:

@@ -3,7 +3,8 @@
 Why it exists: litellm spends ~8-12 ms of CPU per call (logging, cost lookup, the OpenAI SDK over httpx), which
 caps one process near 100 calls/s. Batch runs against a self-hosted endpoint need ~300/s at 32 concurrent
 calls of 100 ms; this adapter (one aiohttp session per event loop, no SDK) costs well under 1 ms per call.
-Same interface and the same errors as ``LiteLLM``: ``LLMCallError`` with status, retryable and retry_after.
+Same interface, errors and retries as ``LiteLLM``: ``LLMCallError`` with status, retryable and retry_after
+(``LLMAuthError`` for 401/403, ``LLMUnreachableError`` when no connection is made), retried up to ``max_retries``.
 Used for ``openai/<model>`` with an ``api_base``; every other model goes through litellm.
 """
 
@@ -14,14 +15,15 @@ import json
 import time
 from typing import Any
 
-from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError, Message
+from llmops_cli.adapters.llm.base import LLM, Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
+from llmops_cli.adapters.llm.retry import acall_with_retries, client_policy
 
 _DROP = {"num_retries", "max_retries", "timeout", "api_base", "api_key", "stream", "stream_options"}
 
 
 class OpenAIHTTP(LLM):
     def __init__(self, model: str, *, api_base: str, api_key: str | None = None, temperature: float = 0.0,
-                 max_tokens: int | None = None, timeout: float = 60.0,
+                 max_tokens: int | None = None, timeout: float = 60.0, max_retries: int = 2,
                  input_cost_per_token: float | None = None, output_cost_per_token: float | None = None):
         self.model = model
         self.remote_model = model.split("/", 1)[1] if model.startswith("openai/") else model
@@ -32,6 +34,7 @@ class OpenAIHTTP(LLM):
         if max_tokens:
             self.defaults["max_tokens"] = max_tokens
         self.timeout = timeout
+        self.max_retries = max_retries
         self.prices = (input_cost_per_token, output_cost_per_token)
         self._prices_resolved = input_cost_per_token is not None or output_cost_per_token is not None
         self._session: Any = None
@@ -64,6 +67,11 @@ class OpenAIHTTP(LLM):
         self._session = None
 
     async def acomplete(self, messages: list[Message], **params: Any) -> Completion:
+        per_call = params.pop("max_retries", None)  # the batch engine passes 0: it runs its own retry loop
+        policy = client_policy(self.max_retries if per_call is None else per_call)
+        return await acall_with_retries(policy, lambda: self._once(messages, params))
+
+    async def _once(self, messages: list[Message], params: dict[str, Any]) -> Completion:
         import aiohttp
 
         timeout = float(params.get("timeout") or self.timeout)
@@ -78,6 +86,9 @@ class OpenAIHTTP(LLM):
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
         except asyncio.TimeoutError:
             raise LLMCallError(f"{where} call failed: no answer within {timeout:g} s", status=408, retryable=True) from None
+        except aiohttp.ClientConnectorError as e:
+            raise LLMUnreachableError(f"{where} is not reachable ({type(e).__name__}: {e})", retryable=True,
+                                      hint="is the server running? check llm.api_base (LLMOPS_LLM_API_BASE)") from None
         except aiohttp.ClientError as e:
             raise LLMCallError(f"{where} call failed: {type(e).__name__}: {e}", retryable=True) from None
         if status != 200:
@@ -139,7 +150,7 @@ def _status_error(where: str, model: str, status: int, raw: bytes, retry_after: 
         detail = raw[:200].decode("utf-8", "replace")
     detail = redact_secrets(str(detail).splitlines()[0] if detail else "")[:300]
     if status in (401, 403):
-        return LLMCallError(f"{where} rejected the credentials ({status})", status=status,
+        return LLMAuthError(f"{where} rejected the credentials ({status})", status=status,
                             hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY)")
     if status == 404:
         return LLMCallError(f"LLM model {model!r} was not found at {where.split(' at ')[-1]}: {detail}", status=404,

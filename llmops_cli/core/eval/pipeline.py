@@ -110,17 +110,14 @@ def evaluate(
     judge_llm = None
     if judge and (any(m in chosen for m in ("faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity"))
                   or ("robustness" in chosen and "paraphrase" in (perturbations or []))):
-        from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
-        from llmops_cli.core.batch.retry import RetryPolicy
-
         # judge calls are many small async calls, like a batch: the same lean client for OpenAI-compatible
         # endpoints (litellm's per-call CPU caps a process near 100 calls/s), litellm for the rest
         inner = wiring.build_batch_llm(settings.llm, judge, judge_client)
         if hasattr(inner, "prepare"):
             inner.prepare()  # resolve prices outside the event loop
-        retry = RetryPolicy(max_attempts=settings.llm.max_retries + 1) if isinstance(inner, OpenAIHTTP) else None
+        # every LLM client retries by itself (llm.max_retries): no second retry loop here
         # recorded below the cache: only calls that reached the LLM go into the answer log (kind "eval")
-        judge_llm = CachedLLM(pipelines.recording_llm(settings, inner, "eval"), cache, usage, retry=retry)
+        judge_llm = CachedLLM(pipelines.recording_llm(settings, inner, "eval"), cache, usage)
     answerer = None
     if generate:
         from llmops_cli.core import ask
