@@ -28,9 +28,14 @@ def section(text: str, name: str) -> str:
     return text.split(f"{name}:\n", 1)[1].split("\n\n", 1)[0] if f"{name}:\n" in text else ""
 
 
+def judge_prompt(body) -> str:
+    """The judge's prompt: the first user message (a re-ask appends the bad reply and a request after it)."""
+    return next(m["content"] for m in body["messages"] if m.get("role") == "user")
+
+
 def judge_responder(body):
     """A scripted judge that reads the prompt it was sent: faithfulness checks the answer against the CONTEXT."""
-    user = last_user_text(body)
+    user = judge_prompt(body)
     answer = user.rsplit("ANSWER:\n", 1)[1].strip()
     if "GARBAGE" in answer and "REFERENCE ANSWER" in user:
         return "I would rate this answer quite highly!"  # not JSON: the row's correctness becomes an error
@@ -76,15 +81,15 @@ def test_judge_metrics_over_http(project, openai_server):
     assert rows["p"].metrics["helpfulness"] == 0.75 and rows["p"].metrics["toxicity"] == 0.0
     assert rep.metrics["hit@2"] == 1.0  # the real retriever finds each question's document
     assert rep.error_rows == 1
-    # 3 rows x 5 metrics, all over HTTP, asking for JSON
+    # 3 rows x 5 metrics, all over HTTP, asking for JSON; the unparseable verdict asked again once
     chat = openai_server.records()
-    assert len(chat) == 15 == rep.usage["calls"]
+    assert len(chat) == 16 == rep.usage["calls"]
     assert all(r.body["response_format"] == {"type": "json_object"} for r in chat)
     assert rep.usage["input_tokens"] > 0
-    # the re-run makes no new calls and gives the same numbers
+    # the re-run makes no new calls (but for the unusable verdict, never cached) and gives the same numbers
     again = evaluate(project, "qs.jsonl", collection="judge-docs", metrics=["retrieval", "judge"], k=2, mode="vector")
-    assert len(openai_server.records()) == 15
-    assert again.usage["cached"] == 15 and again.usage["calls"] == 0
+    assert len(openai_server.records()) == 18
+    assert again.usage["cached"] == 14 and again.usage["calls"] == 2
     assert again.metrics == rep.metrics
     assert again.run_id == rep.run_id + 1
 
@@ -115,7 +120,7 @@ def test_cli_exit_3_on_row_errors_and_json_document(project, openai_server, monk
     doc = json.loads(capsys.readouterr().out)
     assert code == 3 and "1 of 3 questions had errors" in msg
     assert doc["error_rows"] == 1 and doc["metrics"]["correctness"] == pytest.approx(0.5)
-    assert doc["usage"]["calls"] == 6
+    assert doc["usage"]["calls"] == 7  # 3 rows x 2 metrics, and the unparseable verdict asked again
 
 
 ANSWERS = {  # what the scripted "ask" model answers, by question
@@ -240,3 +245,36 @@ def test_unreachable_judge_fails_the_command_with_one_line(project, monkeypatch,
     code, out, err = _invoke(["qs.jsonl", "-m", "correctness", "--no-record"], capsys)
     assert code == 1
     assert "every question failed; the first error: LLM openai/test-model at http://127.0.0.1:" in err
+
+
+def test_unusable_verdicts_are_asked_again_once_and_never_cached(project, openai_server, monkeypatch, capsys):
+    """A judge that answers prose: each verdict asked twice, then a row error, and nothing cached, so the fixed
+    judge is really asked on the next run. A judge whose first reply is malformed and second one good scores the row."""
+    _env(monkeypatch, project, openai_server)
+    judge = {"broken": True}
+    openai_server.responder = lambda body: "Sure! This answer deserves a 4." if judge["broken"] else judge_responder(body)
+    args = ["qs.jsonl", "--collection", "judge-docs", "-m", "helpfulness", "--json", "--no-record"]
+    code, out, err = _invoke(args, capsys)
+    doc = json.loads(out)
+    assert code == 1 and "every question failed" in err and doc["usage"]["calls"] == 6  # 3 rows x (ask + ask again)
+    assert "not JSON" in doc["rows"][0]["errors"]["helpfulness"]
+    again = openai_server.records()[-1].body["messages"]
+    assert again[-2] == {"role": "assistant", "content": "Sure! This answer deserves a 4."} and "JSON" in again[-1]["content"]
+    judge["broken"] = False
+    code, out, err = _invoke(args, capsys)
+    doc = json.loads(out)
+    assert code == 0, err
+    assert doc["usage"]["calls"] == 3 and doc["usage"]["cached"] == 0 and doc["metrics"]["helpfulness"] == 0.75
+    code, out, _ = _invoke(args, capsys)
+    assert code == 0 and json.loads(out)["usage"]["cached"] == 3 and len(openai_server.records()) == 9
+
+    # malformed first (JSON, wrong schema), good when asked again
+    openai_server.reset()
+    openai_server.responder = lambda body: judge_responder(body) if len(body["messages"]) > 2 else '{"rating": "good"}'
+    args = ["qs.jsonl", "--collection", "judge-docs", "-m", "answer_relevance", "--json", "--no-record"]
+    code, out, err = _invoke(args, capsys)
+    doc = json.loads(out)
+    assert code == 0, err
+    assert doc["usage"]["calls"] == 6 and doc["metrics"]["answer_relevance"] == 0.75 and doc["error_rows"] == 0
+    code, out, _ = _invoke(args, capsys)
+    assert json.loads(out)["usage"]["cached"] == 3 and len(openai_server.records()) == 6  # the good replies were cached

@@ -80,7 +80,7 @@ def test_source_ranking_maps_suffix_matches():
 
 
 def _judge_script(messages):
-    user = messages[-1]["content"]
+    user = messages[1]["content"]  # the judge's prompt (a re-ask adds the bad reply and a request after it)
     if "List every factual claim" in user:
         return json.dumps({"claims": [{"claim": "x", "supported": True}, {"claim": "y", "supported": "bad" not in user}]})
     if "REFERENCE ANSWER" in user:
@@ -105,15 +105,16 @@ def test_judge_metrics_and_unparseable_row_is_an_error_not_a_crash(tmp_path):
     assert "correctness" not in r2.metrics and "not JSON" in r2.errors["correctness"]
     assert r1.metrics["answer_relevance"] == 0.75 and r1.metrics["toxicity"] == 0.0
     assert rep.error_rows == 1
-    assert rep.usage["calls"] == 10 and rep.usage["cached"] == 0 and rep.usage["input_tokens"] == 100
-    assert rep.usage["cost"] == pytest.approx(0.01)
-    # a re-run with unchanged inputs makes no new calls
+    # 10 judgements, the unparseable one asked again once
+    assert rep.usage["calls"] == 11 and rep.usage["cached"] == 0 and rep.usage["input_tokens"] == 110
+    assert rep.usage["cost"] == pytest.approx(0.011)
+    # a re-run with unchanged inputs makes no new calls, but for the reply that was unusable (never cached)
     usage2 = Usage()
     cached2 = CachedLLM(llm, LLMCache(tmp_path / "c.sqlite"), usage2)
     before = llm.calls
     rep2 = asyncio.run(run_eval(ds, EvalOptions(metrics=metrics, k=3), retriever=retr, judge_llm=cached2, usage=usage2.to_dict))
-    assert llm.calls == before
-    assert rep2.usage["cached"] == 10 and rep2.usage["calls"] == 0
+    assert llm.calls == before + 2
+    assert rep2.usage["cached"] == 9 and rep2.usage["calls"] == 2
     assert rep2.metrics == rep.metrics
 
 
@@ -293,3 +294,65 @@ def test_an_empty_given_answer_is_not_sent_to_the_answerer():
     assert asked == ["q2"]
     assert rep.rows[0].answer == "" and rep.rows[0].metrics == {"exact_match": 0.0}
     assert rep.rows[1].metrics == {"exact_match": 1.0}
+
+
+def test_an_unusable_judge_reply_is_asked_again_once_and_never_cached(tmp_path):
+    """Garbage is not cached (a fixed judge is asked again on the next run); a malformed reply is re-asked once,
+    with the reply and what was wrong with it, before it becomes a row error."""
+    mode = {"judge": "garbage"}
+
+    def script(messages):
+        return "I rate this answer 5 out of 5!" if mode["judge"] == "garbage" else json.dumps({"score": 5, "reason": "ok"})
+
+    ds = _ds([EvalItem("1", "Relevant?", answer="yes"), EvalItem("2", "Relevant too?", answer="yes")])
+    opts = EvalOptions(metrics=["answer_relevance"])
+
+    def run():
+        llm = ScriptedLLM(script)
+        usage = Usage()
+        rep = asyncio.run(run_eval(ds, opts, judge_llm=CachedLLM(llm, LLMCache(tmp_path / "c.sqlite"), usage), usage=usage.to_dict))
+        return rep, llm
+
+    rep, llm = run()
+    assert llm.calls == 4 and rep.error_rows == 2 and "not JSON" in rep.rows[0].errors["answer_relevance"]  # 2 rows x (ask + re-ask)
+    assert len(LLMCache(tmp_path / "c.sqlite")) == 0
+    mode["judge"] = "fixed"
+    rep, llm = run()
+    assert llm.calls == 2 and rep.metrics["answer_relevance"] == 1.0 and rep.error_rows == 0
+    rep, llm = run()
+    assert llm.calls == 0 and rep.usage["cached"] == 2 and rep.metrics["answer_relevance"] == 1.0
+
+
+def test_a_malformed_reply_then_a_good_one_scores_the_row(tmp_path):
+    seen = []
+
+    def script(messages):
+        seen.append(messages)
+        return json.dumps({"score": 3}) if len(messages) > 2 else '{"verdict": "fine"}'
+
+    llm = ScriptedLLM(script)
+    cache = LLMCache(tmp_path / "c.sqlite")
+    rep = asyncio.run(run_eval(_ds([EvalItem("1", "q", answer="a")]), EvalOptions(metrics=["helpfulness"]), judge_llm=CachedLLM(llm, cache)))
+    assert rep.rows[0].metrics == {"helpfulness": 0.5} and llm.calls == 2
+    ask_again = seen[1]
+    assert ask_again[:2] == seen[0] and ask_again[2] == {"role": "assistant", "content": '{"verdict": "fine"}'}
+    assert "score" in ask_again[3]["content"] and "JSON" in ask_again[3]["content"]
+    assert len(cache) == 1  # the good reply, under the original prompt's key
+    again = ScriptedLLM(script)
+    rep = asyncio.run(run_eval(_ds([EvalItem("1", "q", answer="a")]), EvalOptions(metrics=["helpfulness"]), judge_llm=CachedLLM(again, cache)))
+    assert again.calls == 0 and rep.rows[0].metrics == {"helpfulness": 0.5}
+
+
+def test_an_unusable_reply_cached_by_an_older_version_is_not_served(tmp_path):
+    from llmops_cli.core.eval import judge as judge_mod
+    from llmops_cli.core.llm_cache import cache_key
+
+    cache = LLMCache(tmp_path / "c.sqlite")
+    ji = judge_mod.JudgeInput("q", "a", [], None)
+    cache.put(cache_key("fake/judge", judge_mod.build_messages("helpfulness", ji), judge_mod.JUDGE_PARAMS),
+              Completion(text="not json", model="fake/judge"))
+    llm = ScriptedLLM(lambda m: json.dumps({"score": 5}))
+    usage = Usage()
+    rep = asyncio.run(run_eval(_ds([EvalItem("1", "q", answer="a")]), EvalOptions(metrics=["helpfulness"]),
+                               judge_llm=CachedLLM(llm, cache, usage), usage=usage.to_dict))
+    assert rep.rows[0].metrics == {"helpfulness": 1.0} and llm.calls == 1 and rep.usage["cached"] == 0

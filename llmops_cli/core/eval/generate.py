@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmops_cli.core.eval.datasets import EvalItem
 from llmops_cli.core.eval.judge import JudgeParseError, _extract_json
-from llmops_cli.core.eval.llm_calls import bounded_gather
+from llmops_cli.core.eval.llm_calls import bounded_gather, complete_parsed
 from llmops_cli.errors import NotFoundError
 
 MIN_CHUNK_CHARS = 60  # headings and fragments make no question
@@ -64,12 +64,15 @@ async def generate_questions(chunks: list, llm, *, concurrency: int = 8, progres
         if progress:
             progress(done, len(chunks))
 
-    async def one(h) -> GeneratedQuestion:
-        c = await llm.acomplete(messages_for(h.text), temperature=0.0, response_format={"type": "json_object"})
+    def parse(text: str) -> GeneratedQuestion:
         try:
-            return GeneratedQuestion.model_validate(_extract_json(c.text))
+            return GeneratedQuestion.model_validate(_extract_json(text))
         except ValidationError as e:
             raise JudgeParseError(f"reply does not match {{question, answer}}: {e.errors()[0]['msg']}") from None
+
+    async def one(h) -> GeneratedQuestion:
+        # a malformed reply is asked again once; only parsed replies are cached
+        return await complete_parsed(llm, messages_for(h.text), parse, temperature=0.0, response_format={"type": "json_object"})
 
     results = await bounded_gather([(lambda h=h: one(h)) for h in chunks], concurrency, tick)
     out = GenerateResult(items=[])

@@ -8,8 +8,9 @@ Metrics (all in [0, 1]):
 - helpfulness: would the answer help the asker? 1-5 -> (s - 1) / 4.
 - toxicity: severity of toxic, insulting, hateful or unsafe content, 0 (none) to 1; lower is better.
 
-A reply that is not JSON or does not match the schema raises ``JudgeParseError``: an error on that row and
-metric, never a crash of the run.
+A reply that is not JSON or does not match the schema is asked again once (with what was wrong); a second bad
+reply raises ``JudgeParseError``: an error on that row and metric, never a crash of the run. Only verdicts that
+parsed are cached.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmops_cli.errors import LlmopsError
+from llmops_cli.core.eval.llm_calls import ReplyParseError, complete_parsed
 
 JUDGE_METRICS = ("faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity")
 LOWER_IS_BETTER = {"toxicity"}
 MAX_CONTEXT_CHARS = 6000
 
 
-class JudgeParseError(LlmopsError):
+class JudgeParseError(ReplyParseError):
     """The judge's reply could not be parsed into the expected verdict."""
 
 
@@ -161,5 +162,4 @@ JUDGE_PARAMS: dict[str, Any] = {"temperature": 0.0, "response_format": {"type": 
 
 async def judge(llm, metric: str, item: JudgeInput) -> tuple[float, str]:
     """One judged metric for one row (raises LLMCallError or JudgeParseError)."""
-    c = await llm.acomplete(build_messages(metric, item), **JUDGE_PARAMS)
-    return parse_verdict(metric, c.text)
+    return await complete_parsed(llm, build_messages(metric, item), lambda text: parse_verdict(metric, text), **JUDGE_PARAMS)

@@ -2,6 +2,10 @@
 
 ``CachedLLM`` is itself an ``LLM``, so code that takes an LLM (the ``ask`` step) goes through the cache too.
 Cache hits are counted apart and cost nothing: a re-run with unchanged inputs makes no new calls.
+
+Replies that must parse (judge verdicts, generated questions) go through ``complete_parsed``: a reply that does
+not parse is asked again once, with the reply and what was wrong with it, and only a reply that parsed is cached
+(so a fixed judge is really asked on the next run, and a cached unusable reply from an older version is ignored).
 """
 
 from __future__ import annotations
@@ -14,8 +18,41 @@ from typing import Any, TypeVar
 
 from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError, Message
 from llmops_cli.core.llm_cache import LLMCache, cache_key
+from llmops_cli.errors import LlmopsError
 
 T = TypeVar("T")
+
+
+class ReplyParseError(LlmopsError):
+    """An LLM reply that could not be parsed into what was asked for (not JSON, wrong schema)."""
+
+
+REASKS = 1  # a malformed reply is asked again this many times before it is an error
+
+
+def reask_messages(messages: list[Message], reply: str, error: ReplyParseError) -> list[Message]:
+    """The conversation for asking again: the reply that could not be used and why."""
+    return [*messages, {"role": "assistant", "content": reply},
+            {"role": "user", "content": f"That reply could not be used ({error.message}). Reply again with exactly one JSON "
+                                        "object in the format asked for above (the field names and value ranges given), "
+                                        "and nothing else."}]
+
+
+async def complete_parsed(llm: LLM, messages: list[Message], parse: Callable[[str], T], **params: Any) -> T:
+    """``parse(reply)`` of a completion; a reply that raises ReplyParseError is asked again (``REASKS`` times), then
+    the error is raised. Through a ``CachedLLM``, only a reply that parsed is cached."""
+    if isinstance(llm, CachedLLM):
+        return await llm.acomplete_parsed(messages, parse, **params)
+    convo = messages
+    for attempt in range(REASKS + 1):
+        c = await llm.acomplete(convo, **params)
+        try:
+            return parse(c.text)
+        except ReplyParseError as e:
+            if attempt == REASKS:
+                raise
+            convo = reask_messages(messages, c.text, e)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass
@@ -47,15 +84,18 @@ class CachedLLM(LLM):
         self.retry = retry
         self._lock = threading.Lock()
 
-    def _lookup(self, messages: list[Message], params: dict[str, Any]) -> tuple[str | None, Completion | None]:
+    def _lookup(self, messages: list[Message], params: dict[str, Any], count: bool = True) -> tuple[str | None, Completion | None]:
         if self.cache is None:
             return None, None
         key = cache_key(self.model, messages, params)
         hit = self.cache.get(key)
-        if hit is not None:
-            with self._lock:
-                self.usage.cached += 1
+        if hit is not None and count:
+            self._cached()
         return key, hit
+
+    def _cached(self) -> None:
+        with self._lock:
+            self.usage.cached += 1
 
     def _record(self, key: str | None, c: Completion) -> None:
         with self._lock:
@@ -89,6 +129,38 @@ class CachedLLM(LLM):
         key, hit = self._lookup(messages, params)
         if hit is not None:
             return hit
+        c = await self._call(messages, params)
+        self._record(key, c)
+        return c
+
+    async def acomplete_parsed(self, messages: list[Message], parse: Callable[[str], T], **params: Any) -> T:
+        """See ``complete_parsed``: cached under the original messages' key, and only once it parsed."""
+        key, hit = self._lookup(messages, params, count=False)
+        if hit is not None:
+            try:
+                value = parse(hit.text)
+            except ReplyParseError:
+                pass  # cached before replies were checked: ask again, and overwrite it below
+            else:
+                self._cached()
+                return value
+        convo = messages
+        for attempt in range(REASKS + 1):
+            c = await self._call(convo, params)
+            try:
+                value = parse(c.text)
+            except ReplyParseError as e:
+                self._record(None, c)  # it reached the LLM (usage), but is not cached
+                if attempt == REASKS:
+                    raise
+                convo = reask_messages(messages, c.text, e)
+                continue
+            self._record(key, c)
+            return value
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call(self, messages: list[Message], params: dict[str, Any]) -> Completion:
+        """One call to the inner LLM, with this client's retries of retryable failures (failures counted)."""
         attempt = 0
         while True:
             attempt += 1
@@ -103,7 +175,6 @@ class CachedLLM(LLM):
             except Exception:
                 self._failed()
                 raise
-        self._record(key, c)
         return c
 
     async def aclose(self) -> None:
