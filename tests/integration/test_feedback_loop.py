@@ -151,6 +151,10 @@ def test_ask_rate_review_promote_query_cache_and_demote(loop):
         assert log.get(cached.answer_id).cached_from == ids[Q_ROTATE]
     # a different question on the same topic (cosine ~0.82 with the real model) is not served the cached answer
     assert pipelines.ask(settings, "How often should I rotate the frobnicator credentials?").cache_hit is None
+    # nor is a near miss over the threshold (a negation: cosine ~0.96): the lexical check blocks it, the LLM answers
+    chats_near = len(server.records())
+    assert pipelines.ask(settings, "How do I NOT rotate the frobnicator credentials?").cache_hit is None
+    assert len(server.records()) > chats_near
     # --no-cache skips it
     assert pipelines.ask(settings, Q_ROTATE, use_cache=False).cache_hit is None
     assert len(server.records()) > chats
