@@ -165,7 +165,7 @@ def test_generated_answers_through_ask_then_judged(project, openai_server):
 
 
 def generate_responder(body):
-    passage = last_user_text(body).split("PASSAGE:\n", 1)[1]
+    passage = judge_prompt(body).split("PASSAGE:\n", 1)[1]
     if "Pools" in passage:
         return "Here is a question for you"  # not JSON: this chunk gives no question
     title = passage.splitlines()[0].lstrip("# ").strip()
@@ -207,7 +207,8 @@ def test_generate_writes_a_question_set_that_evaluates(project, openai_server, m
     code, out, err = _invoke(["generate", "--collection", "judge-docs", "-n", "3", "-o", "gen.jsonl", "--json"], capsys)
     assert code == 3 and "1 of 3 chunks gave no question" in err
     doc = json.loads(out)
-    assert doc["questions"] == 2 and len(doc["failed"]) == 1
+    assert doc["questions"] == 2 and len(doc["failed"]) == 1 and "not JSON" in doc["failed"][0]["reason"]
+    assert doc["usage"]["calls"] == 4  # the unparseable reply was asked for again once
     rows = [json.loads(line) for line in (tmp_path / "gen.jsonl").read_text().splitlines()]
     assert {r["relevant_sources"][0].rsplit("/", 1)[-1] for r in rows} == {"scheduler.md", "executor.md"}
     assert all(r["relevant_chunks"] and r["reference_answer"] for r in rows)
