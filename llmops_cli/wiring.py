@@ -73,17 +73,22 @@ def build_airflow_client(settings: "Settings") -> "AirflowClient":
     return AirflowClient.from_settings(settings.airflow)
 
 
-def build_llm(ls: "LLMSettings", model: str | None = None) -> "LLM":
-    """The LLM for these settings; a clear message when no model is configured."""
+def no_llm_hint(setting: str = "llm.model", also: str | None = None) -> str:
+    """How to configure the LLM a command needs, in its own terms: ``setting`` (and its env variable; llm.model is the
+    fallback of any other) and ``also``, the command's own flags ("or pass --model MODEL"), never another command's."""
+    keys = [setting] + (["llm.model"] if setting != "llm.model" else [])
+    envs = " / ".join("LLMOPS_" + k.upper().replace(".", "_") for k in keys)
+    return (f"set {' or '.join(keys)} in llmops.yaml or {envs} (e.g. openai/gpt-4o-mini with OPENAI_API_KEY, "
+            "or openai/<name> with LLMOPS_LLM_API_BASE for a local OpenAI-compatible server)" + (f"; {also}" if also else ""))
+
+
+def build_llm(ls: "LLMSettings", model: str | None = None, *, setting: str = "llm.model", also: str | None = None) -> "LLM":
+    """The LLM for these settings; a clear message when no model is configured (``setting``, ``also``: see no_llm_hint)."""
     from llmops_cli.adapters.llm.litellm_llm import LiteLLM
 
     model = model or ls.model
     if not model:
-        raise NotConfiguredError(
-            "no LLM is configured",
-            hint="set llm.model in llmops.yaml or LLMOPS_LLM_MODEL (e.g. openai/gpt-4o-mini with OPENAI_API_KEY, "
-            "or openai/<name> with LLMOPS_LLM_API_BASE for a local OpenAI-compatible server); --retrieval-only skips the LLM",
-        )
+        raise NotConfiguredError("no LLM is configured", hint=no_llm_hint(setting, also))
     return LiteLLM(
         model,
         api_base=ls.api_base,

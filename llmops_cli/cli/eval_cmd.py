@@ -309,7 +309,7 @@ def generate_cmd(
         raise InputError(f"--output {output}: unknown format", hint="use .jsonl, .csv or .parquet")
     settings = state().load().settings
     name = collection or settings.store.collection
-    llm = wiring.build_llm(settings.llm, model=model)
+    llm = wiring.build_llm(settings.llm, model=model, also="or pass --model MODEL")
     chunks = sample_chunks(wiring.build_store(settings), name, n, seed)
     cache = None if no_cache else LLMCache(default_cache_path(settings.data_path))
     cached = CachedLLM(llm, cache)

@@ -86,7 +86,8 @@ def ask(
     if not retrieval_only:
         from llmops_cli import wiring
 
-        wiring.build_llm(s.llm)  # fail fast, before retrieval, when no model is configured
+        # fail fast, before retrieval, when no model is configured; the hint names ask's own flags
+        wiring.build_llm(s.llm, also="or pass --model MODEL; --retrieval-only skips the LLM")
     streaming = out.interactive and not retrieval_only
     started = False
 

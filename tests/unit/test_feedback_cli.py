@@ -43,7 +43,7 @@ def project(tmp_path, monkeypatch):
     store, emb, llm = MemoryStore(), FakeEmbedder(), RoutingLLM()
     monkeypatch.setattr(wiring, "build_store", lambda settings, **kw: store)
     monkeypatch.setattr(wiring, "build_embedder", lambda es: emb)
-    monkeypatch.setattr(wiring, "build_llm", lambda ls, model=None: llm)
+    monkeypatch.setattr(wiring, "build_llm", lambda ls, model=None, **hint: llm)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "frob.md").write_text("# Frobnicator\n\n## Credentials\n\nRotate them with frob rotate --all.\n")
@@ -171,13 +171,40 @@ def test_history_on_an_empty_log(tmp_path, monkeypatch, capsys):
     assert code == 0 and "no answers recorded yet" in err
 
 
-def test_review_without_an_llm_says_how_to_configure_one(tmp_path, monkeypatch, capsys):
+def _no_llm_hint(tmp_path, monkeypatch, *args) -> str:
+    """The hint of the 'no LLM is configured' error that ``llmops ARGS`` stops with."""
+    from llmops_cli.cli.app import app
+    from llmops_cli.cli.state import AppState, set_state
+    from llmops_cli.errors import NotConfiguredError
+    import typer
+
     monkeypatch.chdir(tmp_path)
     for var in [v for v in os.environ if v.startswith("LLMOPS_")]:
         monkeypatch.delenv(var)
     monkeypatch.setenv("LLMOPS_DATA_DIR", str(tmp_path / "state"))
-    code, _, err = invoke(capsys, "feedback", "review")
-    assert code == 2 and "no LLM is configured" in err
+    set_state(AppState())
+    with pytest.raises(NotConfiguredError, match="no LLM is configured") as e:
+        typer.main.get_command(app).main(list(args), prog_name="llmops", standalone_mode=False)
+    assert int(e.value.exit_code) == 2
+    return e.value.hint or ""
+
+
+def test_review_without_an_llm_says_how_to_configure_the_judge(tmp_path, monkeypatch):
+    hint = _no_llm_hint(tmp_path, monkeypatch, "feedback", "review")
+    # its own settings and flag, not ask's --retrieval-only (which review does not have)
+    assert "--retrieval-only" not in hint
+    assert "feedback.judge_model" in hint and "LLMOPS_FEEDBACK_JUDGE_MODEL" in hint and "LLMOPS_LLM_MODEL" in hint
+    assert "--model" in hint
+
+
+@pytest.mark.parametrize("args, flags, not_flags", [
+    (["ask", "what?"], ["--model", "--retrieval-only"], []),
+    (["eval", "generate", "--output", "qs.jsonl"], ["--model"], ["--retrieval-only"]),
+])
+def test_every_no_llm_hint_names_only_flags_the_command_has(tmp_path, monkeypatch, args, flags, not_flags):
+    hint = _no_llm_hint(tmp_path, monkeypatch, *args)
+    assert "llm.model" in hint and "LLMOPS_LLM_MODEL" in hint
+    assert all(f in hint for f in flags) and not any(f in hint for f in not_flags)
 
 
 def test_the_judge_can_have_its_own_endpoint(project, capsys, monkeypatch):
@@ -186,7 +213,7 @@ def test_the_judge_can_have_its_own_endpoint(project, capsys, monkeypatch):
     seen = []
     judge = RoutingLLM()
 
-    def build(ls, model=None):
+    def build(ls, model=None, **hint):
         seen.append((model, ls.api_base, ls.api_key.get_secret_value() if ls.api_key else None))
         return judge
 
