@@ -24,6 +24,8 @@ _PAIRS = {("api", "key"), ("fernet", "key"), ("private", "key"), ("secret", "key
           ("encryption", "key"), ("master", "key"), ("auth", "key"), ("session", "key")}
 # Shell variables whose names look secret but are not ($PWD is the working directory).
 _NOT_SECRET = {"PWD", "OLDPWD"}
+# "token" next to one of these counts tokens (input_cost_per_token, max_token), it is not one.
+_TOKEN_COUNTS = {"per", "max", "min", "num", "count", "limit", "cost", "budget", "length", "size", "usage", "total"}
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -39,17 +41,20 @@ def is_secret_key(key: str) -> bool:
     parts = _key_parts(key)
     if any(w in p for p in parts for w in _STRONG):
         return True
-    if any(p == w or p.endswith(w) for p in parts for w in _WHOLE_OR_SUFFIX):
+    words = [w for w in _WHOLE_OR_SUFFIX if w != "token" or not _TOKEN_COUNTS & set(parts)]
+    if any(p == w or p.endswith(w) for p in parts for w in words):
         return True
     return any(pair in _PAIRS for pair in zip(parts, parts[1:]))
 
 
-# A key (optionally quoted, as in JSON or Python), ":" or "=", then a quoted value or an unquoted word of 4+ characters.
-# Not a value: a reference to one ($VAR, {{ var }}, <placeholder>, %(name)s) or something already masked. The value is
-# a lookahead: a match consumes only the key, so a key inside another key's value ("YAML: db_passwd: x") is still seen.
+# A key (optionally quoted, as in JSON or Python), ":" or "=", then a quoted value or an unquoted word of 4+ characters
+# (a Markdown backtick ends it). Not a value: a reference to one ($VAR, {{ var }}, <placeholder>, %(name)s), something
+# already masked, an ellipsis, or null/none/true/false. The value is a lookahead: a match consumes only the key, so a
+# key inside another key's value ("YAML: db_passwd: x") is still seen.
 _ASSIGNMENT = re.compile(
     r"""(?<![\w.])(?P<q>["']?)(?P<key>[A-Za-z_][\w.\-]*)(?P=q)(?P<sep>[ \t]*[:=][ \t]*)"""
-    r"""(?=(?P<value>(?!["']?(?:[$<{*%]|\[REDACTED))(?:"[^"\n]+"|'[^'\n]+'|[^\s'",;]{4,})))""")
+    r"""(?=(?P<value>(?!["']?(?:[$<{*%]|\[REDACTED|\.\.\.|…|(?i:null|none|true|false)(?![^\s'"`,;])))"""
+    r"""(?:"[^"\n]+"|'[^'\n]+'|[^\s'"`,;]{4,})))""")
 
 
 def _mask_assignments(text: str) -> str:

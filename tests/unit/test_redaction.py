@@ -58,6 +58,9 @@ def test_mask_url_password_for_display():
     "cd $PWD and run PWD=/work/main make test",
     "Visit https://airflow.apache.org/docs/ or http://localhost:8080/home for more.",
     "The ratio is 3:4, see section 2.1 (key: value pairs are YAML).",
+    "input_cost_per_token: 0.000002 and max_token: 4096 are prices and limits, not secrets",
+    "api_key: null  # prefer the environment; password: None; token: ~",
+    'Placeholders: `smtp_password = ...`, `"api_key": "..."`, `fernet_key = …`',
 ])
 def test_ordinary_prose_and_config_is_left_alone(text):
     assert redact(text) == text and find_sensitive(text) == []
@@ -76,7 +79,7 @@ def test_redact_secrets_leaves_personal_data_but_masks_passwords():
 @pytest.mark.parametrize("key, secret", [
     ("smtp_password", True), ("AIRFLOW__SMTP__SMTP_PASSWORD", True), ("db_passwd", True), ("pwd", True), ("fernet_key", True),
     ("privateKey", True), ("access_token", True), ("authtoken", True), ("client_secret", True), ("apikey", True),
-    ("max_tokens", False), ("tokenizer", False), ("secrets_backend", False), ("key", False), ("PWD", False), ("password_policy_url", True),
+    ("max_tokens", False), ("tokenizer", False), ("input_cost_per_token", False), ("max_token", False), ("secrets_backend", False), ("key", False), ("PWD", False), ("password_policy_url", True),
 ])
 def test_secret_key_names(key, secret):
     assert is_secret_key(key) is secret
