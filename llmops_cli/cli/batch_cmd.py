@@ -1,7 +1,9 @@
 """`llmops batch`: resumable offline batch inference over a JSONL/CSV/parquet table.
 
-Exit codes: 0 every row answered; 3 (PARTIAL) some rows ended as errors (listed in the errors file);
-2 bad input or flags; 8 credentials rejected; 130 interrupted (re-run the same command to resume).
+Exit codes: 0 every row answered; 3 (PARTIAL) some rows ended as errors (listed in the errors file); 1 every row
+ended as an error (an earlier results file with answers is kept, not overwritten); 2 bad input or flags;
+7 the LLM endpoint cannot be reached; 8 credentials rejected; 9 model not found (7, 8, 9 stop the run: re-run the
+same command to continue); 130 interrupted (re-run the same command to resume).
 """
 
 from __future__ import annotations
@@ -118,6 +120,8 @@ def _print_report(out: Any, r: Any) -> None:
         out.info(f"the price of {r.cost_unknown} answers is unknown: set llm.input_cost_per_token and llm.output_cost_per_token")
     if r.output:
         out.info(f"wrote {r.output}")
+    if r.output_kept:
+        out.warn(f"no row was answered: kept the earlier results in {r.output_kept} (not overwritten)")
     if r.errors:
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(r.errors_by_kind.items()))
         out.warn(f"{r.errors} rows ended as errors ({kinds}); see {r.errors_file}; re-run with --retry-failed to try them again")

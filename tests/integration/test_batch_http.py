@@ -263,3 +263,63 @@ def test_lean_http_client_translates_faults_like_litellm(openai_server, kind, st
     c = llm.complete([{"role": "user", "content": "hello there"}])
     assert c.text.startswith("reply-") and c.input_tokens == 3 and c.cost == pytest.approx(3e-6 + c.output_tokens * 2e-6)
     assert openai_server.records()[-1].authorized and openai_server.records()[-1].body["model"] == "test-model"
+
+
+def _closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connection refused
+    return port
+
+
+@pytest.mark.parametrize("client", ["http", "litellm"])
+def test_an_unreachable_endpoint_exits_7_and_a_plain_rerun_continues(openai_server, tmp_path, client):
+    srv = openai_server
+    src = _input(tmp_path, 12)
+    env = {**llm_env_for(srv), **PRICES, "LLMOPS_DATA_DIR": str(tmp_path / "data")}
+    args = [str(src), "--prompt", "{q}", "--concurrency", "4", "--max-attempts", "2", "--client", client, "--json"]
+    down = {**env, "LLMOPS_LLM_API_BASE": f"http://127.0.0.1:{_closed_port()}/v1"}
+    p = _run_cli(args, down, tmp_path)
+    out, err = p.communicate(timeout=120)
+    p_err = " ".join(err.split())
+    assert p.returncode == 7, err
+    assert "not reachable" in p_err and "re-run" in p_err and "Traceback" not in err and out == ""
+    ckpt = list((tmp_path / "data" / "batch").glob("*/checkpoints/*.jsonl"))
+    assert all(not f.read_text().strip() for f in ckpt)  # no row recorded as failed
+    assert not (tmp_path / "in.results.jsonl").exists()
+    p = _run_cli(args, env, tmp_path)  # the same command once the server is up: no --retry-failed
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert json.loads(out)["answered"] == 12 and srv.success_count() == 12
+
+
+@pytest.mark.parametrize("client", ["http", "litellm"])
+def test_a_rejected_key_stops_the_batch_with_exit_8(openai_server, tmp_path, client):
+    srv = openai_server
+    srv.responder = lambda body: Fault("401")
+    src = _input(tmp_path, 20)
+    env = {**llm_env_for(srv), **PRICES, "LLMOPS_DATA_DIR": str(tmp_path / "data")}
+    p = _run_cli([str(src), "--prompt", "{q}", "--concurrency", "2", "--client", client], env, tmp_path)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 8 and "rejected the credentials" in err and "Traceback" not in err, err
+    assert len(srv.records()) <= 2  # stopped at once, no retries, not 20 failed rows
+
+
+def test_a_batch_where_every_row_failed_exits_1_and_keeps_the_good_results(openai_server, tmp_path):
+    srv = openai_server
+    src = _input(tmp_path, 5)
+    out_file = tmp_path / "labels.csv"
+    env = {**llm_env_for(srv), **PRICES, "LLMOPS_DATA_DIR": str(tmp_path / "data")}
+    p = _run_cli([str(src), "--prompt", "{q}", "-o", str(out_file)], env, tmp_path)
+    assert p.wait(120) == 0
+    good = out_file.read_bytes()
+    srv.responder = lambda body: Fault("400")
+    p = _run_cli([str(src), "--prompt", "label {q}", "-o", str(out_file)], env, tmp_path)  # another prompt: another run
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1, err
+    assert out_file.read_bytes() == good
+    msg = " ".join(err.split())
+    assert "no row was answered" in msg and str(out_file) in msg

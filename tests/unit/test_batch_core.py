@@ -400,3 +400,72 @@ def test_retry_after_header_seconds_and_http_date():
 
     assert _retry_after("7") == 7.0 and _retry_after(None) is None and _retry_after("soon") is None
     assert 50 < _retry_after(formatdate(_time.time() + 60, usegmt=True)) <= 60
+
+
+def test_an_unreachable_endpoint_stops_the_run_and_a_plain_rerun_continues(tmp_path, fast_backoff):
+    from llmops_cli.adapters.llm.base import LLMUnreachableError
+    from llmops_cli.errors import UnreachableError
+
+    down = LLMUnreachableError("LLM fake/model is not reachable (Connection refused)", retryable=True)
+    fake = FakeLLM({f"q{i}": [down] * 10 for i in range(3, 10)})
+    plan = _plan(tmp_path, max_attempts=3)
+    with pytest.raises(UnreachableError) as ei:
+        execute(plan, lambda m: fake)
+    assert "re-run" in (ei.value.hint or "")
+    assert len(fake.calls) < 3 + 3 * 4 + 4  # stopped, not 7 rows x 3 attempts recorded as errors
+    kept = load_records(plan.run_dir)
+    assert all(rec["status"] == "ok" for rec in kept.values())  # nothing recorded as failed
+    fake2 = FakeLLM()
+    rep = execute(plan, lambda m: fake2)  # no --retry-failed needed
+    assert rep.exit_code == ExitCode.OK and rep.answered == 10 and len(fake2.calls) == 10 - len(kept)
+
+
+def test_a_run_where_every_row_failed_keeps_the_earlier_results_and_fails(tmp_path, fast_backoff):
+    plan = _plan(tmp_path)
+    assert execute(plan, lambda m: FakeLLM()).exit_code == ExitCode.OK
+    good = plan.output.read_bytes()
+    # another run (another prompt: another run folder) writing the same output file, every row rejected
+    plan2 = prepare(plan.input_path, BatchOptions(model="fake/model", prompt="say {q}", concurrency=4), tmp_path / "data")
+    assert plan2.output == plan.output and plan2.run_dir != plan.run_dir
+    fake = FakeLLM({f"say q{i}": [LLMCallError("bad request", status=400)] for i in range(10)})
+    rep = execute(plan2, lambda m: fake)
+    assert (rep.answered, rep.errors) == (0, 10) and rep.exit_code == ExitCode.FAILURE
+    assert rep.to_dict()["exit_code"] == 1
+    assert plan.output.read_bytes() == good  # not overwritten by a run that produced nothing
+    assert rep.output is None and rep.output_kept == str(plan.output)
+    assert len(read_rows(plan2.errors_path)) == 10  # what went wrong is still written
+    # without an earlier good file, the failed rows are written (and it is still a failure)
+    plan3 = prepare(plan.input_path, BatchOptions(model="fake/model", prompt="say {q}", concurrency=4,
+                                                  output=str(tmp_path / "fresh.jsonl")), tmp_path / "data")
+    rep3 = execute(plan3, lambda m: FakeLLM({f"say q{i}": [LLMCallError("bad", status=400)] for i in range(10)}))
+    assert rep3.exit_code == ExitCode.FAILURE and rep3.output == str(plan3.output) and rep3.output_kept is None
+    assert [r["llmops_status"] for r in read_rows(plan3.output)] == ["error"] * 10
+
+
+def test_outputs_are_replaced_atomically(tmp_path, fast_backoff, monkeypatch):
+    import json as real_json
+
+    from llmops_cli.core.batch import inputs
+
+    plan = _plan(tmp_path)
+    execute(plan, lambda m: FakeLLM())
+    good = plan.output.read_bytes()
+
+    class DiskFullAfter3:
+        calls = 0
+
+        def dumps(self, *a, **kw):
+            DiskFullAfter3.calls += 1
+            if DiskFullAfter3.calls > 3:
+                raise OSError(28, "No space left on device")
+            return real_json.dumps(*a, **kw)
+
+        def __getattr__(self, name):
+            return getattr(real_json, name)
+
+    monkeypatch.setattr(inputs, "json", DiskFullAfter3())
+    plan2 = _plan(tmp_path, retry_failed=True)  # the same run: nothing to call, the output is written again
+    with pytest.raises(OSError):
+        execute(plan2, lambda m: FakeLLM())
+    assert plan.output.read_bytes() == good  # the earlier file is whole, not 3 rows
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left behind

@@ -87,7 +87,7 @@ class OpenAIHTTP(LLM):
         except asyncio.TimeoutError:
             raise LLMCallError(f"{where} call failed: no answer within {timeout:g} s", status=408, retryable=True) from None
         except aiohttp.ClientConnectorError as e:
-            raise LLMUnreachableError(f"{where} is not reachable ({type(e).__name__}: {e})", retryable=True,
+            raise LLMUnreachableError(f"{where} is not reachable ({getattr(e, 'os_error', None) or e})", retryable=True,
                                       hint="is the server running? check llm.api_base (LLMOPS_LLM_API_BASE)") from None
         except aiohttp.ClientError as e:
             raise LLMCallError(f"{where} call failed: {type(e).__name__}: {e}", retryable=True) from None

@@ -2,7 +2,9 @@
 
 Per request: the cache, then the rate limiter, the call, retries by the policy, schema validation; the outcome
 is handed to ``on_record`` (which appends it to the checkpoint) the moment it is known. Errors that will fail
-every row the same way (rejected credentials, unknown model) stop the run instead of being recorded N times.
+every row the same way (rejected credentials, unknown model, an endpoint that still refuses connections after
+the retries) stop the run instead of being recorded N times: those rows stay undone, so re-running the same
+command continues where it stopped.
 """
 
 from __future__ import annotations
@@ -136,8 +138,9 @@ class Engine:
                 # the adapter has its own timeout; this one guards against a client that ignores it
                 completion = await asyncio.wait_for(llm.acomplete(req.messages, **params), self.timeout_s + 30)
             except LLMCallError as e:
-                if e.status in (401, 403, 404) and not e.retryable:
-                    raise FatalBatchError(str(e)) from _fatal(e)
+                fatal = _fatal(e, will_retry=self.retry.should_retry(e.retryable, attempts))
+                if fatal is not None:
+                    raise FatalBatchError(str(e)) from fatal
                 if self.retry.should_retry(e.retryable, attempts):
                     await self._backoff(attempts, e.retry_after, e.status)
                     continue
@@ -189,12 +192,20 @@ class Engine:
         }
 
 
-def _fatal(e: Any) -> Exception:
-    from llmops_cli.errors import AuthError, NotFoundError
+_KEPT = "rows done so far are kept: re-run the same command to continue"
 
-    if e.status in (401, 403):
-        return AuthError(e.message, hint=e.hint or "set the API key (llm.api_key or LLMOPS_LLM_API_KEY); rows done so far are kept")
-    return NotFoundError(e.message, hint=e.hint or "check --model / llm.model and llm.api_base")
+
+def _fatal(e: Any, *, will_retry: bool) -> Exception | None:
+    """The error that stops the whole run, or None when ``e`` belongs to its row (or is retried)."""
+    from llmops_cli.errors import AuthError, NotFoundError, UnreachableError
+
+    if isinstance(e, AuthError) or (e.status in (401, 403) and not e.retryable):
+        return AuthError(e.message, hint=f"{e.hint or 'set the API key (llm.api_key or LLMOPS_LLM_API_KEY)'}; {_KEPT}")
+    if e.status == 404 and not e.retryable:
+        return NotFoundError(e.message, hint=f"{e.hint or 'check --model / llm.model and llm.api_base'}; {_KEPT}")
+    if isinstance(e, UnreachableError) and not will_retry:
+        return UnreachableError(e.message, hint=f"{e.hint or 'is the server running? check llm.api_base'}; {_KEPT} once it is up")
+    return None
 
 
 async def _close_llms(llm_for: Any) -> None:

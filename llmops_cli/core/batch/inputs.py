@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -71,40 +72,52 @@ def _jsonable(v: Any) -> Any:
 
 
 def write_rows(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Path:
-    """Write rows atomically (temporary file, then rename); nested values become JSON text in CSV/parquet."""
+    """Write rows atomically: a temporary file in the same folder, flushed to disk, then renamed over ``path``;
+    a failure (full disk, a bad value) leaves the earlier file whole and no temporary file behind. Nested values
+    become JSON text in CSV/parquet."""
     p = Path(path)
     fmt = table_format(p)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # shard tasks may write at once
+    try:
+        _write_table(tmp, fmt, rows)
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())  # the rename must not publish a file whose data is still only in memory
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p
+
+
+def _write_table(tmp: Path, fmt: str, rows: list[dict[str, Any]]) -> None:
     if fmt == "jsonl":
         with tmp.open("w", encoding="utf-8") as f:
             for r in rows:
                 f.write(json.dumps(r, default=str, ensure_ascii=False) + "\n")
-    else:
-        columns: list[str] = []
-        seen: set[str] = set()
-        for r in rows:
-            for k in r:
-                if k not in seen:
-                    seen.add(k)
-                    columns.append(k)
-        flat = [{c: _flat(r.get(c)) for c in columns} for r in rows]
-        if fmt == "csv":
-            with tmp.open("w", newline="", encoding="utf-8") as f:
-                w = csv.DictWriter(f, fieldnames=columns)
-                w.writeheader()
-                w.writerows(flat)
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        return
+    columns: list[str] = []
+    seen: set[str] = set()
+    for r in rows:
+        for k in r:
+            if k not in seen:
+                seen.add(k)
+                columns.append(k)
+    flat = [{c: _flat(r.get(c)) for c in columns} for r in rows]
+    if fmt == "csv":
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            w.writeheader()
+            w.writerows(flat)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-            try:
-                table = pa.Table.from_pylist(flat)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types in a column: write them as text
-                table = pa.Table.from_pylist([{c: None if v is None else str(v) for c, v in r.items()} for r in flat])
-            pq.write_table(table, tmp)
-    os.replace(tmp, p)
-    return p
+    try:
+        table = pa.Table.from_pylist(flat)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types in a column: write them as text
+        table = pa.Table.from_pylist([{c: None if v is None else str(v) for c, v in r.items()} for r in flat])
+    pq.write_table(table, tmp)
 
 
 def _flat(v: Any) -> Any:

@@ -32,8 +32,10 @@ def write_outputs(
     *,
     openai_format: bool,
     with_parsed: bool,
+    results: bool = True,
 ) -> tuple[int, int]:
-    """Write both files; returns (rows answered, rows in error). ``records`` has one record per request id."""
+    """Write both files (only the errors file with ``results=False``), each atomically; returns (rows answered,
+    rows in error). ``records`` has one record per request id."""
     by_row: dict[int, BatchRequest] = {i: req for req in requests for i in req.rows}
     out_rows: list[dict[str, Any]] = []
     err_rows: list[dict[str, Any]] = []
@@ -63,9 +65,25 @@ def write_outputs(
             err_rows.append({"llmops_id": req.id, "row": i + 1, "error": rec.get("error"), "status": rec.get("error_status"),
                              "kind": rec.get("error_kind"), "attempts": rec.get("attempts"), "response": rec.get("response"),
                              "input": row})
-    write_rows(output, out_rows)
+    if results:
+        write_rows(output, out_rows)
     write_rows(errors_path, err_rows)
     return ok_n, err_n
+
+
+def has_answers(output: Path, *, openai_format: bool) -> bool:
+    """Whether ``output`` is a results file holding at least one answered row (one a failed run must not replace)."""
+    from llmops_cli.core.batch.inputs import read_rows
+
+    if not output.is_file():
+        return False
+    try:
+        rows = read_rows(output)
+    except Exception:  # noqa: BLE001 - unreadable: not a results file with answers
+        return False
+    if openai_format:
+        return any(isinstance(r.get("response"), dict) and r["response"].get("status_code") == 200 for r in rows)
+    return any(r.get("llmops_status") == "ok" for r in rows)
 
 
 def _openai_line(req: BatchRequest, rec: dict[str, Any]) -> dict[str, Any]:

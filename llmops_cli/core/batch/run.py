@@ -102,9 +102,12 @@ class BatchReport:
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     error_samples: list[dict[str, Any]] = field(default_factory=list)
     shard: str | None = None
+    output_kept: str | None = None  # an earlier results file left as it was: this run answered no row
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.errors and not self.answered:
+            return ExitCode.FAILURE  # every row failed: nothing was produced, not a partial success
         return ExitCode.PARTIAL if self.errors or self.pending else ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
@@ -229,13 +232,15 @@ def execute(
     answered = sum(1 for rec in scoped.values() if rec.get("status") == "ok")
     errors = sum(1 for rec in scoped.values() if rec.get("status") != "ok")
     pending = len(mine) - answered - errors
-    output = errors_file = None
+    output = errors_file = kept = None
     if write_output and pending == 0 and shard is None:
-        from llmops_cli.core.batch.outputs import write_outputs
+        from llmops_cli.core.batch.outputs import has_answers, write_outputs
 
+        # a run that answered nothing never replaces results that hold answers (e.g. an earlier good run's)
+        keep = answered == 0 and errors > 0 and has_answers(plan.output, openai_format=plan.openai_format)
         write_outputs(plan.output, plan.errors_path, plan.rows, plan.requests, done,
-                      openai_format=plan.openai_format, with_parsed=plan.schema is not None)
-        output, errors_file = str(plan.output), str(plan.errors_path)
+                      openai_format=plan.openai_format, with_parsed=plan.schema is not None, results=not keep)
+        output, errors_file, kept = (None if keep else str(plan.output)), str(plan.errors_path), (str(plan.output) if keep else None)
     costs = [rec.get("cost") for rec in scoped.values() if rec.get("status") == "ok" and not rec.get("cached")]
     known = [c for c in costs if c is not None]
     by_kind: dict[str, int] = {}
@@ -256,7 +261,7 @@ def execute(
         cost_total_usd=round(sum(known), 8) if known or not costs else None, cost_unknown=stats.cost_unknown,
         elapsed_s=round(elapsed, 3), requests_per_s=round(len(todo) / elapsed, 2) if elapsed > 0 else 0.0,
         errors_by_kind=by_kind, error_samples=samples,
-        shard=f"{shard[0]}/{shard[1]}" if shard else None,
+        shard=f"{shard[0]}/{shard[1]}" if shard else None, output_kept=kept,
     )
 
 
