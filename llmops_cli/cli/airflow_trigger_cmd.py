@@ -2,7 +2,9 @@
 
 Exit codes: 0 run created (or, with --wait, succeeded); 5 the run failed (failed tasks named, their log tails
 printed); 6 --timeout passed; 7 API server unreachable; 8 credentials rejected; 9 no such DAG; 10 run id exists;
-2 conf rejected (by the DAG's params: the server's message is shown).
+2 conf rejected (by the DAG's params: the server's message is shown), or --wait on a paused DAG (its runs would stay
+queued forever: add --unpause, or `llmops dags unpause`); 3 the run succeeded but its DAG reported a partial outcome
+(e.g. an ingest that skipped files; the reason is printed).
 """
 
 from __future__ import annotations
@@ -28,15 +30,24 @@ def trigger_dag(
     logical_date: Annotated[Optional[str], typer.Option("--logical-date", help="Logical date, ISO 8601 (default: none, like a manual run).")] = None,
     note: Annotated[Optional[str], typer.Option("--note", help="A note shown with the run in Airflow.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the run to end, showing task states.")] = False,
+    unpause: Annotated[bool, typer.Option("--unpause", help="Unpause the DAG first if it is paused (a paused DAG's runs stay queued).")] = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli.cli.airflow_watch import finish_wait, session, watch_run
+    from llmops_cli.core.orchestration import paused_error
 
     body = build_conf(conf, conf_file, param)
     when = parse_iso_datetime(logical_date, "--logical-date") if logical_date else None
     out, client = session(url, json_out)
+    paused = bool(client.get_dag(dag_id).get("is_paused"))
+    if paused and unpause:
+        client.set_paused(dag_id, False)
+        out.info(f"unpaused {dag_id}")
+        paused = False
+    if paused and wait:  # refuse before creating a run that would sit in "queued" forever
+        raise paused_error(dag_id)
     run = client.trigger(dag_id, conf=body, run_id=run_id, logical_date=when, note=note)
     rid = run["dag_run_id"]
     if not wait:
@@ -45,6 +56,8 @@ def trigger_dag(
         else:
             out.print(rid, markup=False)
             out.info(f"triggered {dag_id}: run {rid} ({run.get('state')}); follow it with `llmops runs wait {dag_id} {rid}`")
+            if paused:
+                out.warn(f"{dag_id} is paused: the run stays queued until `llmops dags unpause {dag_id}`")
         return
     if not out.json_mode:
         out.print(rid, markup=False)

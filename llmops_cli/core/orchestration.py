@@ -1,7 +1,7 @@
 """Orchestration steps over an Airflow-like client: wait for a run, summarise task states, explain failures.
 
 No printing, no environment: the CLI passes a callback for live updates and renders what comes back. The
-client is anything with ``get_run``, ``list_task_instances`` and ``get_log`` (``AirflowClient``, or a fake).
+client is anything with ``get_run``, ``list_task_instances``, ``get_log`` and ``get_dag`` (``AirflowClient``, or a fake).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llmops_cli.errors import LlmopsError, UnreachableError
+from llmops_cli.errors import LlmopsError, UnreachableError, UsageError
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+PAUSED_CHECK_S = 5.0  # while a run is queued, how often to ask whether its DAG is paused (it would never start)
 # the order states are shown in (most interesting first)
 STATE_ORDER = ("failed", "upstream_failed", "up_for_retry", "running", "queued", "scheduled", "deferred",
                "up_for_reschedule", "restarting", "success", "skipped", "removed", "none")
@@ -27,6 +28,15 @@ class RunClient(Protocol):
 
     def get_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, *, map_index: int | None = None,
                 token: str | None = None) -> tuple[list[dict[str, Any]], str | None]: ...
+
+    def get_dag(self, dag_id: str) -> dict[str, Any]: ...
+
+
+def paused_error(dag_id: str, run_id: str | None = None) -> UsageError:
+    """A paused DAG's runs stay queued forever: say so, with the fix (exit 2)."""
+    what = f"run {run_id!r} stays queued" if run_id else "a new run would stay queued"
+    return UsageError(f"DAG {dag_id!r} is paused: {what} until it is unpaused",
+                      hint=f"unpause it with `llmops dags unpause {dag_id}` (or trigger with --unpause); a queued run then starts")
 
 
 @dataclass
@@ -168,13 +178,15 @@ def wait_for_run(
 ) -> WaitResult:
     """Poll until the run is terminal or ``timeout_s`` passes. Connection errors (an API server restart) are
     reported through ``on_update`` and waited through while the deadline allows. The poll is cheap (~4 ms a
-    call), so the run's end is seen within ``poll_s`` of the server recording it."""
+    call), so the run's end is seen within ``poll_s`` of the server recording it. A queued run of a paused DAG
+    never starts: that raises at once (checked every PAUSED_CHECK_S while the run is queued)."""
     start = clock()
     deadline = None if timeout_s is None else start + timeout_s
     run: dict[str, Any] | None = None
     tis: list[dict[str, Any]] = []
     unreachable: str | None = None
     last_key: Any = None
+    paused_checked: float | None = None
     while True:
         try:
             run = client.get_run(dag_id, run_id)
@@ -183,6 +195,10 @@ def wait_for_run(
             if unreachable is not None:
                 unreachable = None
                 last_key = None  # force a report: we are back
+            if run.get("state") == "queued" and (paused_checked is None or clock() - paused_checked >= PAUSED_CHECK_S):
+                paused_checked = clock()
+                if client.get_dag(dag_id).get("is_paused"):
+                    raise paused_error(dag_id, run_id)
         except LlmopsError as e:
             # unreachable, or a 5xx after the client's own retries (e.g. the server coming back up): waited through
             if not isinstance(e, UnreachableError) and e.exit_code != 1:

@@ -105,8 +105,15 @@ def test_shipped_dags_stay_thin():
 class FakeAirflow:
     """A stand-in for AirflowClient: a run that goes queued -> running -> ``final``."""
 
-    def __init__(self, final: str = "success", polls_until_end: int = 2):
-        self.final, self.left, self.triggered = final, polls_until_end, []
+    def __init__(self, final: str = "success", polls_until_end: int = 2, paused: bool = False):
+        self.final, self.left, self.triggered, self.paused = final, polls_until_end, [], paused
+
+    def get_dag(self, dag_id):
+        return {"dag_id": dag_id, "is_paused": self.paused}
+
+    def set_paused(self, dag_id, paused):
+        self.paused = paused
+        return self.get_dag(dag_id)
 
     def trigger(self, dag_id, *, conf=None, run_id=None, logical_date=None, note=None):
         self.triggered.append({"dag_id": dag_id, "conf": conf, "run_id": run_id, "note": note})
@@ -154,6 +161,26 @@ def test_trigger_wait_failed_run_exits_5_with_the_log_tail(monkeypatch):
     assert "work [map index 1] (try 1)" in r.exception.message
     assert "work [map index 1], try 1" in r.stderr
     assert "boom in work[1]" in r.stderr
+
+
+def test_trigger_wait_on_a_paused_dag_exits_2_at_once_without_a_run(monkeypatch):
+    fake = FakeAirflow("success", paused=True)
+    r = _invoke(monkeypatch, fake, "trigger-dag", "d", "--wait")
+    assert r.exception.exit_code == 2 and "is paused" in r.exception.message
+    assert "--unpause" in r.exception.hint and "llmops dags unpause d" in r.exception.hint
+    assert fake.triggered == []  # no run left queued behind
+
+
+def test_trigger_unpause_unpauses_then_waits(monkeypatch):
+    fake = FakeAirflow("success", paused=True)
+    r = _invoke(monkeypatch, fake, "trigger-dag", "d", "--wait", "--unpause")
+    assert r.exit_code == 0, r.output
+    assert not fake.paused and len(fake.triggered) == 1 and "unpaused d" in r.stderr
+
+
+def test_trigger_without_wait_on_a_paused_dag_warns(monkeypatch):
+    r = _invoke(monkeypatch, FakeAirflow(paused=True), "trigger-dag", "d")
+    assert r.exit_code == 0 and "is paused: the run stays queued" in r.stderr
 
 
 def test_trigger_wait_timeout_exits_6(monkeypatch):

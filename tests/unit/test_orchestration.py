@@ -32,10 +32,15 @@ class Clock:
 class FakeRuns:
     """Scripted answers: each get_run pops the next step (a state, or an exception); tasks follow the state."""
 
-    def __init__(self, steps, logs=None):
+    def __init__(self, steps, logs=None, paused=False):
         self.steps = list(steps)
         self.logs = logs or {}
         self.log_calls = []
+        self.paused, self.dag_calls = paused, 0
+
+    def get_dag(self, dag_id):
+        self.dag_calls += 1
+        return {"dag_id": dag_id, "is_paused": self.paused}
 
     def get_run(self, dag_id, run_id):
         step = self.steps.pop(0) if len(self.steps) > 1 else self.steps[0]
@@ -70,6 +75,22 @@ def test_wait_reports_changes_only_and_returns_on_success():
     assert res.succeeded and not res.timed_out
     assert [u.run["state"] for u in updates] == ["queued", "running", "success"]
     assert clock.t == pytest.approx(2.0)  # polled every 0.5 s: the end is seen within one poll
+
+
+def test_wait_on_a_paused_dag_fails_at_once_with_the_fix():
+    from llmops_cli.errors import ExitCode, UsageError
+
+    client, clock = FakeRuns(["queued"], paused=True), Clock()
+    with pytest.raises(UsageError) as e:
+        wait_for_run(client, "d", "r", timeout_s=60, poll_s=0.5, clock=clock, sleep=clock.sleep)
+    assert clock.t == 0 and e.value.exit_code == ExitCode.USAGE
+    assert "DAG 'd' is paused" in e.value.message and "llmops dags unpause d" in e.value.hint
+
+
+def test_wait_asks_about_pause_only_while_queued_and_not_every_poll():
+    client, clock = FakeRuns(["queued"] * 30 + ["running", "success"]), Clock()
+    assert wait_for_run(client, "d", "r", poll_s=0.5, clock=clock, sleep=clock.sleep).succeeded
+    assert client.dag_calls == 3  # 15 s queued, one check every 5 s
 
 
 def test_wait_times_out_with_the_last_state():
