@@ -246,6 +246,7 @@ def test_cli_subprocess_loop(tmp_path, openai_server):
     ok(["feedback", answer_id, "down"])
     shown = json.loads(ok(["history", "show", answer_id, "--json"]).stdout)
     assert [r["rating"] for r in shown["ratings"]] == ["up", "down"] and shown["review"]["status"] == "ok"
+    assert shown["votes"] == {"up": 0, "down": 1}  # the same rater (the OS user) changed their vote
     assert shown["promotion"]["active"] is False and shown["promotion"]["removed_reason"] == "rated down"
 
     missing = run_cli(["feedback", "ffffffffffff", "up"], env, tmp_path)
