@@ -313,10 +313,12 @@ def generate_cmd(
     chunks = sample_chunks(wiring.build_store(settings), name, n, seed)
     cache = None if no_cache else LLMCache(default_cache_path(settings.data_path))
     cached = CachedLLM(llm, cache)
-    with out.progress("writing questions", total=len(chunks)) as bar:
-        res = run_generate(chunks, cached, concurrency=concurrency or settings.eval.concurrency, progress=lambda d, t: bar.update(completed=d))
-    if cache is not None:
-        cache.close()
+    try:  # a rejected key or no endpoint stops the run (exit 8 / 7): the cache is closed either way
+        with out.progress("writing questions", total=len(chunks)) as bar:
+            res = run_generate(chunks, cached, concurrency=concurrency or settings.eval.concurrency, progress=lambda d, t: bar.update(completed=d))
+    finally:
+        if cache is not None:
+            cache.close()
     if res.items:
         write_dataset(res.items, output)
     doc = {"output": output if res.items else None, "questions": len(res.items), "failed": res.failed, "usage": cached.usage.to_dict()}

@@ -2,6 +2,7 @@
 embedder for the retrieved context; an unparseable verdict is a row error (exit 3), a re-run is served from the cache."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -234,48 +235,54 @@ def test_sweep_leaderboard_and_cleanup(project, monkeypatch, capsys, tmp_path):
     assert not any(n.startswith("sweep-") for n in left) and "judge-docs" in left
 
 
-def test_unreachable_judge_fails_the_command_with_one_line(project, monkeypatch, capsys):
+# --- a rejected key or no endpoint stops eval at once: exit 8 / 7 through the real CLI, not a row error per call ---
+
+def _cli(settings, base_url: str, *args: str):
+    from tests.integration.conftest import llmops_env, run_llmops
+
+    env = llmops_env(Path(settings.data_dir).parent, LLMOPS_DATA_DIR=str(settings.data_dir), LLMOPS_STORE_PATH=str(settings.store.path),
+                     LLMOPS_LLM_MODEL=TEST_MODEL, LLMOPS_LLM_API_BASE=base_url, LLMOPS_LLM_API_KEY=TEST_API_KEY,
+                     LLMOPS_LLM_MAX_RETRIES="0", LLMOPS_LLM_INPUT_COST_PER_TOKEN="0.000001", LLMOPS_LLM_OUTPUT_COST_PER_TOKEN="0.000002")
+    return run_llmops("eval", *args, env=env, cwd=Path(settings.data_dir).parent, timeout=180)
+
+
+def _closed_port_url() -> str:
     import socket
-    from types import SimpleNamespace
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    _env(monkeypatch, project, SimpleNamespace(base_url=f"http://127.0.0.1:{port}/v1"))
-    monkeypatch.setenv("LLMOPS_LLM_MAX_RETRIES", "0")
-    code, out, err = _invoke(["qs.jsonl", "-m", "correctness", "--no-record"], capsys)
-    assert code == 1
-    assert "every question failed; the first error: LLM openai/test-model at http://127.0.0.1:" in err
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
 
 
-def test_unusable_verdicts_are_asked_again_once_and_never_cached(project, openai_server, monkeypatch, capsys):
-    """A judge that answers prose: each verdict asked twice, then a row error, and nothing cached, so the fixed
-    judge is really asked on the next run. A judge whose first reply is malformed and second one good scores the row."""
-    _env(monkeypatch, project, openai_server)
-    judge = {"broken": True}
-    openai_server.responder = lambda body: "Sure! This answer deserves a 4." if judge["broken"] else judge_responder(body)
-    args = ["qs.jsonl", "--collection", "judge-docs", "-m", "helpfulness", "--json", "--no-record"]
-    code, out, err = _invoke(args, capsys)
-    doc = json.loads(out)
-    assert code == 1 and "every question failed" in err and doc["usage"]["calls"] == 6  # 3 rows x (ask + ask again)
-    assert "not JSON" in doc["rows"][0]["errors"]["helpfulness"]
-    again = openai_server.records()[-1].body["messages"]
-    assert again[-2] == {"role": "assistant", "content": "Sure! This answer deserves a 4."} and "JSON" in again[-1]["content"]
-    judge["broken"] = False
-    code, out, err = _invoke(args, capsys)
-    doc = json.loads(out)
-    assert code == 0, err
-    assert doc["usage"]["calls"] == 3 and doc["usage"]["cached"] == 0 and doc["metrics"]["helpfulness"] == 0.75
-    code, out, _ = _invoke(args, capsys)
-    assert code == 0 and json.loads(out)["usage"]["cached"] == 3 and len(openai_server.records()) == 9
+@pytest.fixture
+def no_answers(project):
+    p = Path(project.data_dir).parent / "noanswers.jsonl"
+    p.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "answer"}) + "\n" for r in ROWS))
+    return p.name
 
-    # malformed first (JSON, wrong schema), good when asked again
-    openai_server.reset()
-    openai_server.responder = lambda body: judge_responder(body) if len(body["messages"]) > 2 else '{"rating": "good"}'
-    args = ["qs.jsonl", "--collection", "judge-docs", "-m", "answer_relevance", "--json", "--no-record"]
-    code, out, err = _invoke(args, capsys)
-    doc = json.loads(out)
-    assert code == 0, err
-    assert doc["usage"]["calls"] == 6 and doc["metrics"]["answer_relevance"] == 0.75 and doc["error_rows"] == 0
-    code, out, _ = _invoke(args, capsys)
-    assert json.loads(out)["usage"]["cached"] == 3 and len(openai_server.records()) == 6  # the good replies were cached
+
+@pytest.mark.parametrize("args", [
+    ["run", "qs.jsonl", "--collection", "judge-docs", "-m", "correctness,helpfulness"],  # the judge
+    ["run", "NOANSWERS", "--collection", "judge-docs", "-m", "token_f1"],  # answers through the ask step
+    ["generate", "--collection", "judge-docs", "-n", "3", "-o", "gen.jsonl"],
+])
+def test_a_rejected_key_exits_8_after_one_call(project, openai_server, no_answers, args):
+    from tests.support.openai_server import Fault
+
+    openai_server.responder = lambda body: Fault("401")
+    r = _cli(project, openai_server.base_url, *[no_answers if a == "NOANSWERS" else a for a in args], "--concurrency", "1", "--no-cache")
+    assert r.returncode == 8, r.stderr
+    assert "rejected the credentials" in r.stderr and "Traceback" not in r.stderr and TEST_API_KEY not in r.stderr + r.stdout
+    assert len(openai_server.records()) == 1  # stopped at once: no call per remaining row
+    assert not (Path(project.data_dir).parent / "gen.jsonl").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "qs.jsonl", "--collection", "judge-docs", "-m", "correctness", "--no-record"],
+    ["run", "NOANSWERS", "--collection", "judge-docs", "-m", "token_f1", "--no-record"],
+    ["generate", "--collection", "judge-docs", "-n", "3", "-o", "gen.jsonl"],
+])
+def test_an_unreachable_llm_exits_7(project, no_answers, args):
+    r = _cli(project, _closed_port_url(), *[no_answers if a == "NOANSWERS" else a for a in args])
+    assert r.returncode == 7, r.stderr
+    assert "not reachable" in r.stderr and "Traceback" not in r.stderr

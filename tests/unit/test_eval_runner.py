@@ -356,3 +356,25 @@ def test_an_unusable_reply_cached_by_an_older_version_is_not_served(tmp_path):
     rep = asyncio.run(run_eval(_ds([EvalItem("1", "q", answer="a")]), EvalOptions(metrics=["helpfulness"]),
                                judge_llm=CachedLLM(llm, cache, usage), usage=usage.to_dict))
     assert rep.rows[0].metrics == {"helpfulness": 1.0} and llm.calls == 1 and rep.usage["cached"] == 0
+
+
+@pytest.mark.parametrize("error", [
+    __import__("llmops_cli.adapters.llm.base", fromlist=["LLMAuthError"]).LLMAuthError("LLM rejected the credentials (401)", status=401),
+    __import__("llmops_cli.adapters.llm.base", fromlist=["LLMUnreachableError"]).LLMUnreachableError("LLM is not reachable", retryable=True),
+])
+def test_a_rejected_key_or_no_endpoint_stops_the_run_instead_of_failing_each_row(error):
+    """Every row would fail the same way: the run stops at the first such error (exit 8 / 7), and jobs not yet
+    started are not started."""
+    from llmops_cli.errors import AuthError, UnreachableError
+
+    judge = ScriptedLLM(lambda m: error)
+    ds = _ds([EvalItem(str(i), f"q{i}", answer="a") for i in range(20)])
+    with pytest.raises((AuthError, UnreachableError)) as ei:
+        asyncio.run(run_eval(ds, EvalOptions(metrics=["helpfulness"], concurrency=2), judge_llm=judge))
+    assert ei.value is error and judge.calls <= 2
+
+    def answerer(q):
+        raise error
+
+    with pytest.raises(type(error)):
+        asyncio.run(run_eval(_ds([EvalItem("1", "q", reference_answer="r")]), EvalOptions(metrics=["exact_match"]), answerer=answerer))

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError, Message
 from llmops_cli.core.llm_cache import LLMCache, cache_key
-from llmops_cli.errors import LlmopsError
+from llmops_cli.errors import AuthError, LlmopsError, UnreachableError
 
 T = TypeVar("T")
 
@@ -184,16 +184,28 @@ class CachedLLM(LLM):
             await close()
 
 
+# A rejected key or an endpoint that cannot be reached fails every call the same way: such an error stops the
+# whole step (the CLI exits 8 / 7) instead of becoming one identical error per row.
+STOP_ERRORS: tuple[type[BaseException], ...] = (AuthError, UnreachableError)
+
+
 async def bounded_gather(jobs: list[Callable[[], Awaitable[T]]], concurrency: int,
                          on_done: Callable[[], None] | None = None) -> list[T | BaseException]:
-    """Run ``jobs`` with at most ``concurrency`` in flight; results in order, exceptions returned in place."""
+    """Run ``jobs`` with at most ``concurrency`` in flight; results in order, exceptions returned in place, except
+    ``STOP_ERRORS``: the first one cancels the jobs still running or waiting and is raised."""
     sem = asyncio.Semaphore(max(1, concurrency))
+    stopped: list[BaseException] = []
 
     async def one(job: Callable[[], Awaitable[T]]) -> T | BaseException:
         async with sem:
+            if stopped:  # not started: the step is failing as a whole
+                return stopped[0]
             try:
                 return await job()
             except asyncio.CancelledError:
+                raise
+            except STOP_ERRORS as e:
+                stopped.append(e)
                 raise
             except Exception as e:  # noqa: BLE001 - a failed row is reported on that row
                 return e
@@ -201,4 +213,11 @@ async def bounded_gather(jobs: list[Callable[[], Awaitable[T]]], concurrency: in
                 if on_done is not None:
                     on_done()
 
-    return list(await asyncio.gather(*(one(j) for j in jobs)))
+    tasks = [asyncio.ensure_future(one(j)) for j in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
