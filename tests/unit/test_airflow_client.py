@@ -100,12 +100,42 @@ def test_rejected_token_and_missing_credentials_say_what_to_set():
     pool = FakePool()
     pool.add("GET", "/api/v2/dags", (401, {"detail": "Not authenticated"}))
     c, _ = make(pool, username=None, password=None, token="expired")
-    with pytest.raises(AuthError, match="rejected the token"):
+    with pytest.raises(AuthError, match="rejected the credentials: the token is expired or invalid"):
         c.list_dags()
     c2, _ = make(pool, username=None, password=None)
     with pytest.raises(AuthError) as e:
         c2.list_dags()
     assert "LLMOPS_AIRFLOW_USERNAME" in (e.value.hint or "")
+
+
+def test_an_invalid_token_is_rejected_credentials_not_a_missing_permission():
+    # Airflow answers a garbage / wrongly signed token with 403 "Invalid JWT token" (an expired one with 401)
+    pool = FakePool()
+    pool.add("GET", "/api/v2/dags", (403, {"detail": "Invalid JWT token"}))
+    c, _ = make(pool, username=None, password=None, token="not-a-jwt")
+    with pytest.raises(AuthError) as e:
+        c.list_dags()
+    assert e.value.exit_code == ExitCode.AUTH
+    assert "rejected the credentials" in e.value.message and "Invalid JWT token" in e.value.message
+    assert "LLMOPS_AIRFLOW_TOKEN" in e.value.hint and "permission" not in e.value.message + e.value.hint
+    assert "not-a-jwt" not in e.value.message + e.value.hint
+
+
+def test_a_real_403_keeps_the_permission_text():
+    pool = FakePool()
+    pool.add("POST", "/api/v2/dags/d/dagRuns", (403, {"detail": "Forbidden"}))
+    c, _ = make(pool)
+    with pytest.raises(AuthError) as e:
+        c.trigger("d", run_id="r")
+    assert "may not do this" in e.value.message and "permission" in e.value.hint
+
+
+def test_our_own_token_refused_as_invalid_is_exchanged_again_once():
+    pool, tokens = FakePool(), TokenServer()
+    pool.add("GET", "/api/v2/dags", (403, {"detail": "Invalid JWT token"}), (200, {"dags": [], "total_entries": 0}))
+    c, _ = make(pool, tokens)
+    assert c.list_dags() == []
+    assert len(tokens.requests) == 2
 
 
 def test_expired_token_is_refreshed_once_from_the_password():

@@ -253,8 +253,8 @@ class AirflowClient:
                 attempt += 1
                 self._sleep(self._retry_after(resp) or self.backoff_s * 2 ** (attempt - 1))
                 continue
-            if status == 401 and self._token_is_ours and not refreshed:
-                self._token, refreshed = None, True  # expired: exchange the password again, once
+            if _token_rejected(status, body) and self._token_is_ours and not refreshed:
+                self._token, refreshed = None, True  # expired (or the server's key changed): exchange the password again, once
                 continue
             raise self._translate(status, body, what=what, not_found_hint=not_found_hint)
 
@@ -267,9 +267,10 @@ class AirflowClient:
 
     def _translate(self, status: int, body: bytes, *, what: str, not_found_hint: str | None) -> LlmopsError:
         msg = server_message(body)
-        if status == 401:
+        if _token_rejected(status, body):  # Airflow: 401 "Token Expired", 403 "Invalid JWT token"; not a permission problem
             if self._token is not None and not self._token_is_ours:
-                return AuthError(f"Airflow at {self.shown_url} rejected the token (expired or wrong)",
+                return AuthError(f"Airflow at {self.shown_url} rejected the credentials: the token is expired or invalid"
+                                 + (f" ({msg})" if msg else ""),
                                  hint="get a new one (POST /auth/token) and set LLMOPS_AIRFLOW_TOKEN, or use username/password")
             if self._token is None:
                 return AuthError(f"Airflow at {self.shown_url} needs credentials",
@@ -451,6 +452,14 @@ def _lean(module: str) -> Any:
 
 
 _DAGS_HINT = "`llmops dags list` shows the DAGs this server knows (new DAG files take a few seconds to be parsed)"
+
+
+def _token_rejected(status: int, body: bytes | None) -> bool:
+    """The credentials themselves were refused (as opposed to a 403 for a missing permission): Airflow answers an
+    expired token with 401 and an invalid one (bad signature, garbage) with 403 "Invalid JWT token"."""
+    if status == 401:
+        return True
+    return status == 403 and any(w in server_message(body).lower() for w in ("jwt", "token"))
 
 
 def _reason(e: BaseException) -> str:
