@@ -1,0 +1,88 @@
+"""The LLM clients' retry loop on a scripted call (no network, no real sleeping)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from llmops_cli.adapters.llm.base import LLMAuthError, LLMCallError, LLMUnreachableError
+from llmops_cli.adapters.llm.retry import CLIENT_MAX_RETRY_AFTER_S, acall_with_retries, call_with_retries, client_policy
+from llmops_cli.errors import AuthError, ExitCode, UnreachableError
+
+
+class Script:
+    def __init__(self, *outcomes):
+        self.outcomes = list(outcomes)
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        o = self.outcomes.pop(0)
+        if isinstance(o, Exception):
+            raise o
+        return o
+
+
+def _run(policy, script):
+    slept: list[float] = []
+    return call_with_retries(policy, script, sleep=slept.append), slept
+
+
+def test_retryable_errors_are_retried_with_growing_waits():
+    e500 = LLMCallError("500", status=500, retryable=True)
+    script = Script(e500, e500, "ok")
+    result, slept = _run(client_policy(2), script)
+    assert result == "ok" and script.calls == 3
+    assert 0.5 <= slept[0] <= 0.5 * 1.25 and 1.0 <= slept[1] <= 1.0 * 1.25
+
+
+def test_retry_after_is_honoured_and_bounded():
+    script = Script(LLMCallError("429", status=429, retryable=True, retry_after=5), "ok")
+    assert _run(client_policy(2), script) == ("ok", [5])
+    too_long = LLMCallError("429", status=429, retryable=True, retry_after=CLIENT_MAX_RETRY_AFTER_S + 1)
+    script = Script(too_long, "ok")
+    with pytest.raises(LLMCallError) as ei:
+        _run(client_policy(2), script)
+    assert script.calls == 1 and f"{CLIENT_MAX_RETRY_AFTER_S + 1:g} s" in ei.value.hint
+
+
+@pytest.mark.parametrize("error", [LLMCallError("400", status=400), LLMAuthError("401", status=401)])
+def test_other_4xx_are_never_retried(error):
+    script = Script(error, "ok")
+    with pytest.raises(LLMCallError):
+        _run(client_policy(5), script)
+    assert script.calls == 1
+
+
+def test_gives_up_after_max_retries_and_zero_means_one_call():
+    down = LLMUnreachableError("refused", retryable=True)
+    script = Script(down, down, down, "ok")
+    with pytest.raises(UnreachableError) as ei:
+        _run(client_policy(2), script)
+    assert script.calls == 3 and ei.value.exit_code == ExitCode.UNREACHABLE
+    script = Script(LLMCallError("503", status=503, retryable=True), "ok")
+    with pytest.raises(LLMCallError):
+        _run(client_policy(0), script)
+    assert script.calls == 1
+
+
+def test_the_async_loop_behaves_the_same(monkeypatch):
+    slept: list[float] = []
+
+    async def fake_sleep(s):
+        slept.append(s)
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    outcomes = Script(LLMCallError("429", status=429, retryable=True, retry_after=2), "ok")
+
+    async def call():
+        return outcomes()
+
+    assert asyncio.run(acall_with_retries(client_policy(1), call)) == "ok" and slept == [2]
+
+
+def test_llm_errors_carry_the_documented_exit_codes():
+    assert isinstance(LLMAuthError("x"), AuthError) and LLMAuthError("x").exit_code == ExitCode.AUTH
+    assert isinstance(LLMUnreachableError("x"), UnreachableError) and LLMUnreachableError("x").exit_code == ExitCode.UNREACHABLE
+    assert LLMCallError("x").exit_code == ExitCode.FAILURE
