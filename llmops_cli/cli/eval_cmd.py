@@ -340,7 +340,7 @@ def sweep_cmd(
     dataset: Annotated[str, typer.Argument(help="Question set with relevant_sources.")],
     sources: Annotated[list[str], typer.Option("--sources", help="Paths to ingest (several after one --sources, or repeat it).")],
     strategy: Annotated[Optional[list[str]], typer.Option("--strategy", help="Chunking strategies (repeatable): auto, recursive, headings, tokens.")] = None,
-    size: Annotated[Optional[list[int]], typer.Option("--size", help="Chunk sizes in tokens (repeatable).")] = None,
+    size: Annotated[Optional[list[int]], typer.Option("--size", help="Chunk sizes in the embedder's tokens (repeatable; at most its maximum: 254 for all-MiniLM-L6-v2).")] = None,
     overlap: Annotated[Optional[list[int]], typer.Option("--overlap", help="Overlaps in tokens (repeatable).")] = None,
     embedder: Annotated[Optional[list[str]], typer.Option("--embedder", help="Embedding models (repeatable; default: embedder.model).")] = None,
     metrics: MetricsOpt = None,

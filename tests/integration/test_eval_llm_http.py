@@ -286,3 +286,22 @@ def test_an_unreachable_llm_exits_7(project, no_answers, args):
     r = _cli(project, _closed_port_url(), *[no_answers if a == "NOANSWERS" else a for a in args])
     assert r.returncode == 7, r.stderr
     assert "not reachable" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_docs_sweep_example_runs_verbatim(project, monkeypatch, capsys, tmp_path):
+    """docs/eval-metrics.md's `eval sweep` line, as printed, on a small docs/ folder and question set: every
+    combination ingests with the real embedder (its 254-token maximum) and is ranked."""
+    import re
+    import shlex
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "eval-metrics.md").read_text()
+    line = re.search(r"^llmops eval sweep (.+?)\s*(?:#.*)?$", doc, re.M).group(1)
+    (tmp_path / "questions.jsonl").write_text((tmp_path / "qs.jsonl").read_text())
+    _env(monkeypatch, project, __import__("types").SimpleNamespace(base_url="http://127.0.0.1:9/v1"))
+    args = shlex.split(line)
+    code, out, err = _invoke(["sweep", *args, "--json"], capsys)
+    assert code == 0, err
+    board = json.loads(out)["leaderboard"]
+    sizes = [int(v) for f, v in zip(args, args[1:]) if f == "--size"]
+    overlaps = [int(v) for f, v in zip(args, args[1:]) if f == "--overlap"]
+    assert sorted((e["size"], e["overlap"]) for e in board) == sorted((s, o) for s in sizes for o in overlaps)

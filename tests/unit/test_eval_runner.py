@@ -230,7 +230,7 @@ def test_sweep_ranks_skips_and_cleans_up(tmp_path):
         return SimpleNamespace(metrics={"ndcg@5": 1.0 - settings.chunking.size / 1000}, run_id=len(ingested))
 
     rep = run_sweep(Settings(), qs, ["docs"], sizes=[256, 64, 128], overlaps=[0, 100], k=5, ingest=ingest, evaluate=evaluate,
-                    delete_collection=lambda s, name: deleted.append(name))
+                    delete_collection=lambda s, name: deleted.append(name), token_limit=lambda es: 510)
     assert [(e.rank, e.size, e.overlap) for e in rep.entries][:3] == [(1, 64, 0), (2, 128, 0), (3, 128, 100)]
     assert [s["config"] for s in rep.skipped] == ["auto/64/100/all-MiniLM-L6-v2"]  # overlap >= size
     assert len(rep.entries) == 5 and sorted(deleted) == sorted(c for c, _, _ in ingested)
@@ -378,3 +378,22 @@ def test_a_rejected_key_or_no_endpoint_stops_the_run_instead_of_failing_each_row
 
     with pytest.raises(type(error)):
         asyncio.run(run_eval(_ds([EvalItem("1", "q", reference_answer="r")]), EvalOptions(metrics=["exact_match"]), answerer=answerer))
+
+
+def test_sweep_checks_every_combination_before_any_work(tmp_path):
+    """A size over an embedder's maximum is refused before the first ingest, naming sweep's own flag; combinations
+    that are only skipped (overlap >= size) are known up front too."""
+    from llmops_cli.core.eval.sweep import run_sweep
+    from llmops_cli.settings import Settings
+
+    qs = tmp_path / "qs.jsonl"
+    qs.write_text('{"question": "q", "relevant_sources": ["a"]}\n')
+    limits = {"small-model": 254, "long-model": 510}
+    never = dict(ingest=lambda *a, **k: pytest.fail("ingested"), evaluate=None, delete_collection=None,
+                 token_limit=lambda es: limits[es.model])
+    with pytest.raises(UsageError) as e:
+        run_sweep(Settings(), qs, ["docs"], sizes=[128, 256], embedders=["long-model", "small-model"], **never)
+    assert "--size 256" in e.value.message and "small-model" in e.value.message and "254" in e.value.message
+    assert e.value.hint == "use --size 254 or less (or drop --embedder small-model)" and "--chunk-size" not in str(e.value.hint)
+    with pytest.raises(UsageError, match="every combination is skipped"):
+        run_sweep(Settings(), qs, ["docs"], sizes=[64], overlaps=[64, 100], embedders=["small-model"], **never)

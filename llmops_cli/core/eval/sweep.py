@@ -1,8 +1,10 @@
 """Chunking sweeps: the same sources ingested into temporary collections under several chunking configurations
 (strategy x size x overlap, and embedders when given), each evaluated on the same question set, ranked.
 
-Configurations the settings reject (overlap >= size) are skipped and listed. Temporary collections are
-named ``sweep-<hash>-<n>`` and deleted afterwards unless ``keep``.
+Every combination is checked before any work: a bad value, or a size over an embedder's maximum (the model would
+truncate longer chunks), is a usage error naming the sweep's own flag; combinations that are only invalid together
+(overlap >= size) are skipped and listed. Temporary collections are named ``sweep-<hash>-<n>`` and deleted
+afterwards unless ``keep``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ class SweepReport:
                 "skipped": self.skipped, "kept_collections": self.kept_collections}
 
 
+def _embedder_token_limit(es) -> int:
+    from llmops_cli import wiring
+
+    return int(wiring.build_embedder(es).tokens.max_tokens)
+
+
 def plan_configs(strategies: Sequence[str], sizes: Sequence[int], overlaps: Sequence[int], embedders: Sequence[str]) -> list[tuple[str, int, int, str]]:
     return list(itertools.product(strategies, sizes, overlaps, embedders))
 
@@ -72,7 +80,9 @@ def run_sweep(
     evaluate: Callable[..., Any] | None = None,
     ingest: Callable[..., Any] | None = None,
     delete_collection: Callable[..., Any] | None = None,
+    token_limit: Callable[..., int] | None = None,
 ) -> SweepReport:
+    """``token_limit(embedder_settings)``: the longest chunk the embedder reads (default: its tokenizer's maximum)."""
     from pydantic import ValidationError
 
     from llmops_cli import pipelines
@@ -99,16 +109,29 @@ def run_sweep(
             raise UsageError(f"{flag} {value!r}: {e.errors()[0]['msg']}", hint="see `llmops eval sweep --help`") from None
     if any(o < 0 for o in overlaps):
         raise UsageError("--overlap must be 0 or more")
+    token_limit = token_limit or _embedder_token_limit
+    for emb in embedders:  # the embedders are loaded here anyway (ingest reuses them): before, not at the nth ingest
+        limit = token_limit(settings.embedder.model_copy(update={"model": emb}))
+        over = [x for x in sizes if x > limit]
+        if over:
+            raise UsageError(f"--size {over[0]} is over the embedding model {emb}'s maximum of {limit} tokens "
+                             "(longer chunks would be truncated)",
+                             hint=f"use --size {limit} or less" + (f" (or drop --embedder {emb})" if len(embedders) > 1 else ""))
     tag = hashlib.sha256(f"{dataset_path}|{sorted(map(str, sources))}|{time.time()}".encode()).hexdigest()[:8]
     report = SweepReport(dataset=str(dataset_path), rank_by=rank_by or f"ndcg@{k}", kept_collections=keep)
-    done: list[SweepEntry] = []
+    planned: list[tuple[int, str, ChunkingSettings, str]] = []
     for n, (strategy, size, overlap, emb) in enumerate(plan_configs(strategies, sizes, overlaps, embedders), start=1):
         label = f"{strategy}/{size}/{overlap}/{emb}"
         try:
-            chunking = ChunkingSettings(strategy=strategy, size=size, overlap=overlap)
+            planned.append((n, label, ChunkingSettings(strategy=strategy, size=size, overlap=overlap), emb))
         except ValidationError as e:
             report.skipped.append({"config": label, "reason": e.errors()[0]["msg"]})
-            continue
+    if not planned:
+        raise UsageError(f"every combination is skipped: {'; '.join(s['config'] + ': ' + s['reason'] for s in report.skipped[:3])}",
+                         hint="pass an --overlap smaller than the --size values")
+    done: list[SweepEntry] = []
+    for n, label, chunking, emb in planned:
+        strategy, size, overlap = chunking.strategy, chunking.size, chunking.overlap
         variant = settings.model_copy(update={"chunking": chunking,
                                                "embedder": settings.embedder.model_copy(update={"model": emb})})
         name = f"sweep-{tag}-{n}"
