@@ -133,6 +133,23 @@ def test_a_per_call_max_retries_overrides_the_client_default(openai_server):
     assert len(openai_server.records()) == 1
 
 
+def test_a_feedback_review_survives_one_429_through_litellm(openai_server, tmp_path):
+    """Issue 11: one 429 put a review in "failed" (litellm sent one request)."""
+    from llmops_cli.core.feedback import AnswerLog
+    from llmops_cli.core.feedback.review import review_answers
+
+    verdict = {"helpfulness": {"score": 4, "reason": "clear"}, "relevance": {"score": 5, "reason": "on topic"},
+               "publicness": {"public": True, "reason": "fine"}}
+    openai_server.responder = lambda body: json.dumps(verdict)
+    openai_server.fail_next("429", retry_after=0.3)
+    with AnswerLog(tmp_path / "log.sqlite") as log:
+        aid = log.record(kind="ask", question="what is a gate?", answer="a threshold", collection="docs")
+        report = review_answers(log, _client("litellm", openai_server.base_url), log.to_review(limit=5), concurrency=1)
+        assert report.reviewed == [aid] and report.failed == []
+        assert log.review_of(aid).status == "ok"
+    assert [r.status for r in openai_server.records()] == [429, 200]
+
+
 # --- through the CLI: `llmops ask` ---
 
 @pytest.fixture(scope="module")
