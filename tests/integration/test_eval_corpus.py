@@ -112,7 +112,7 @@ def test_cli_subprocess_gate_and_history(so_project):
     assert gate.returncode == 4, gate.stderr
     doc = json.loads(gate.stdout)
     assert [g["passed"] for g in doc["gates"]] == [False, True]
-    assert "Traceback" not in gate.stderr and "quality gate failed: hit@k" in gate.stderr
+    assert "Traceback" not in gate.stderr and "quality gate failed: hit@5 = " in gate.stderr  # hit@k is the run's own k
     ok = subprocess.run([*cmd, "--baseline", "latest", "--fail-on-regression"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
     assert "Against baseline run" in ok.stdout and "same" in ok.stdout  # identical inputs: no metric moved
