@@ -156,7 +156,7 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
         c = report.comparison
         out.append(f'<h2>Against baseline {_e(c["base"].get("run_id"))}</h2><table id="comparison"><thead><tr><th>metric</th><th>base</th><th>new</th><th>delta</th><th>rows base/new/both</th><th>status</th></tr></thead><tbody>')
         for m in c["metrics"]:
-            rows = f'{m.get("n_base", "")}/{m.get("n_new", "")}/{"-" if m.get("n_paired") is None else m["n_paired"]}'
+            rows = "" if "n_base" not in m else f'{m["n_base"]}/{m["n_new"]}/{"-" if m.get("n_paired") is None else m["n_paired"]}'  # older reports have no counts
             cls = "bad" if m["status"] == "regressed" else "good" if m["status"] == "improved" else ""
             delta = "" if m["delta"] is None else f'{m["delta"]:+.3f}'
             out.append(f'<tr><td>{_e(m["metric"])}</td><td class="num">{_fmt(m["base"])}</td><td class="num">{_fmt(m["new"])}</td>'
