@@ -28,11 +28,11 @@ DEMO_QUESTION ?= How do I make llmops wait for an Airflow DAG run and fail my CI
 # Ingest exits 3 when it skipped inputs (listed); that still makes a usable demo. With no LLM configured
 # (llm.model / LLMOPS_LLM_MODEL) the demo shows the retrieved sources and how to configure a model.
 demo: venv
-	$(BIN)/llmops ingest docs README.md --collection llmops-docs || [ $$? -eq 3 ]
+	$(BIN)/llmops ingest docs README.md || [ $$? -eq 3 ]
 	@if [ -n "$$($(BIN)/llmops config get llm.model)" ]; then \
-	  $(BIN)/llmops ask "$(DEMO_QUESTION)" --collection llmops-docs; \
+	  $(BIN)/llmops ask "$(DEMO_QUESTION)"; \
 	else \
-	  $(BIN)/llmops ask "$(DEMO_QUESTION)" --collection llmops-docs --retrieval-only; \
+	  $(BIN)/llmops ask "$(DEMO_QUESTION)" --retrieval-only; \
 	fi
 
 test: venv

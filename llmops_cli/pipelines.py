@@ -23,14 +23,10 @@ if TYPE_CHECKING:
 
 def _collection(settings: "Settings", collection: str | None) -> str:
     if collection:
-        import re
+        from llmops_cli.core.collection_meta import check_collection_name
 
-        from llmops_cli.errors import UsageError
-
-        # Chroma's rules, checked here so the user gets one line instead of a library error
-        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]", collection) or collection.endswith("__sources"):
-            raise UsageError(f"collection name {collection!r} is invalid: use 3-512 characters of a-z A-Z 0-9 . _ -, "
-                             "starting and ending with a letter or digit", hint="pick another --collection name")
+        # Chroma's rule, checked here so the user gets one line instead of a library error
+        check_collection_name(collection)
     return collection or settings.store.collection
 
 
@@ -61,14 +57,22 @@ def ingest_options(settings: "Settings", collection: str | None = None, **overri
 
 def ingest(settings: "Settings", paths: Sequence[str], *, collection: str | None = None, globs: list[str] | None = None,
            cleanup: str = "incremental", dry_run: bool = False, strict: bool = False, table: "TableOptions | None" = None,
-           only: Sequence[str] | None = None, progress: "ProgressFn | None" = None) -> "IngestReport":
-    """Ingest ``paths`` into the collection; rebuilds the lexical index when the collection changed."""
+           only: Sequence[str] | None = None, progress: "ProgressFn | None" = None, explicit_embedder: bool = False) -> "IngestReport":
+    """Ingest ``paths`` into the collection; rebuilds the lexical index when the collection changed.
+    ``explicit_embedder``: the embedder settings were asked for (flags), so an existing collection made with
+    another embedder is an error rather than a reason to use that one."""
     from llmops_cli.core import ingest as core
+
+    from llmops_cli.core.collection_meta import embedder_config, embedder_settings_for
 
     opts = ingest_options(settings, collection, globs=globs, cleanup=cleanup, dry_run=dry_run, strict=strict, table=table,
                           only=set(only) if only is not None else None)
-    embedder = wiring.build_embedder(settings.embedder)
     store = wiring.build_store(settings)
+    # an existing collection keeps the embedder it was made with, unless one was asked for explicitly (a mismatch
+    # is then refused by core.ingest: mixing two embedders' vectors breaks search)
+    es = settings.embedder if explicit_embedder else embedder_settings_for(store.collection_metadata(opts.collection), settings.embedder)
+    embedder = wiring.build_embedder(es)
+    opts.embedder_config = embedder_config(es)
     report = core.ingest([str(p) for p in paths], embedder=embedder, store=store, opts=opts, progress=progress)
     if not dry_run and report.changed_anything:
         lexical_index(settings, store, opts.collection).build()
@@ -100,23 +104,71 @@ def remove_missing_sources(settings: "Settings", collection: str | None, keep_so
     return len(gone)
 
 
-def retriever(settings: "Settings", collection: str | None = None) -> "Retriever":
-    from llmops_cli.core.retrieval import Retriever
+def ingest_ledger(settings: "Settings", collection: str | None, source_ids: Sequence[str]) -> tuple[dict[str, list[str]], int | None]:
+    """The store's own record for these sources (source id -> chunk ids; complete writes only) and the collection's
+    chunk count (None when it does not exist yet). Counts built from it stay true across retried or killed tasks."""
+    from llmops_cli.core.ingest import INCOMPLETE
     from llmops_cli.errors import NotFoundError
 
     name = _collection(settings, collection)
-    # the embedder first: the onnx backend loads its model on a thread (no GIL) while the store opens
+    store = wiring.build_store(settings)
+    manifest = store.read_manifest(name)
+    ledger = {sid: list(manifest[sid].chunk_ids) for sid in source_ids
+              if sid in manifest and manifest[sid].content_hash != INCOMPLETE}
+    try:
+        total: int | None = store.count(name)
+    except NotFoundError:
+        total = None
+    return ledger, total
+
+
+def retriever(settings: "Settings", collection: str | None = None) -> "Retriever":
+    from llmops_cli.core.retrieval import Retriever
+
+    name = _collection(settings, collection)
+    # the configured embedder first: the onnx backend loads its model on a thread (no GIL) while the store opens
     embedder = wiring.build_embedder(settings.embedder)
     store = wiring.build_store(settings, read_only=True)
     meta = store.collection_metadata(name)
     if meta is None:
-        raise NotFoundError(f"collection {name!r} does not exist in the store at {getattr(store, 'where', '?')}",
-                            hint=f"ingest documents first: llmops ingest PATH --collection {name}")
+        raise collection_not_found(store, name)
     from llmops_cli.core.collection_meta import check_embedder
 
+    embedder = collection_embedder(settings, meta, embedder)
     check_embedder(meta, embedder, name, searching=True)
     r = settings.retrieval
     return Retriever(store, embedder, name, lexical=lexical_index(settings, store, name), candidates=r.candidates, rrf_k=r.rrf_k)
+
+
+def collection_embedder(settings: "Settings", meta: dict[str, Any] | None, configured: "Any | None" = None):
+    """The embedder a collection was ingested with (its metadata records it), so that a collection made with
+    ``--embed-precision int8`` is searched with int8 vectors without the user repeating the flag. ``configured``:
+    the already built embedder of settings.embedder, reused when it is that one."""
+    from llmops_cli.core.collection_meta import embedder_settings_for
+
+    es = embedder_settings_for(meta, settings.embedder)
+    if configured is not None and es == settings.embedder:
+        return configured
+    return wiring.build_embedder(es)
+
+
+def collection_not_found(store, name: str):
+    """A not-found error that lists the collections there are, with the closest one first."""
+    import difflib
+
+    from llmops_cli.errors import NotFoundError
+
+    names = store.list_collections()
+    where = getattr(store, "where", "?")
+    if not names:
+        return NotFoundError(f"collection {name!r} does not exist: the store at {where} has no collections yet",
+                             hint=f"ingest documents first: llmops ingest PATH --collection {name}")
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    listed = ", ".join(names[:10]) + (f" (+{len(names) - 10} more)" if len(names) > 10 else "")
+    hint = f"did you mean --collection {close[0]}?" if close else (
+        f"pass --collection {names[0]}" if len(names) == 1 else "pass --collection NAME")
+    return NotFoundError(f"collection {name!r} does not exist in the store at {where} (collections: {listed})",
+                         hint=f"{hint} (store.collection sets the default), or ingest into {name!r} first")
 
 
 def query(settings: "Settings", text: str, *, collection: str | None = None, k: int | None = None, mode: str | None = None,
@@ -126,7 +178,7 @@ def query(settings: "Settings", text: str, *, collection: str | None = None, k: 
 
 
 def collections(settings: "Settings") -> list[dict[str, Any]]:
-    store = wiring.build_store(settings)
+    store = wiring.build_store(settings, read_only=True)
     out = []
     for name in store.list_collections():
         md = store.collection_metadata(name) or {}
@@ -138,11 +190,9 @@ def collections(settings: "Settings") -> list[dict[str, Any]]:
 def delete_collection(settings: "Settings", name: str) -> None:
     import shutil
 
-    from llmops_cli.errors import NotFoundError
-
     store = wiring.build_store(settings)
     if store.collection_metadata(name) is None:
-        raise NotFoundError(f"collection {name!r} does not exist", hint="list them with llmops collections list")
+        raise collection_not_found(store, name)
     store.delete_collection(name)
     shutil.rmtree(lexical_index(settings, store, name).folder, ignore_errors=True)
 
@@ -279,11 +329,12 @@ def batch_merge_shards(settings: "Settings", input_path: str | Path, **options: 
 # feedback) and the llmops_feedback DAG call these; see llmops_cli/core/feedback/__init__.py
 
 
-def answer_log(settings: "Settings"):
-    """The answer log, ``<data_dir>/llmops.sqlite`` (close it, or use it as a context manager)."""
+def answer_log(settings: "Settings", *, read_only: bool = False):
+    """The answer log, ``<data_dir>/llmops.sqlite`` (close it, or use it as a context manager). ``read_only``:
+    a command that only reads it creates no file where there is none yet."""
     from llmops_cli.core.feedback import AnswerLog
 
-    return AnswerLog.for_data_dir(settings.data_path)
+    return AnswerLog.for_data_dir(settings.data_path, create=not read_only)
 
 
 def recording_llm(settings: "Settings", llm, kind: str, *, collection: str | None = None):
@@ -318,7 +369,8 @@ def _feedback_cached_answer(settings: "Settings", question: str, collection: str
     from llmops_cli.core.feedback.cache import find_cached
 
     t0 = time.perf_counter()
-    with answer_log(settings) as log:
+    # read-only: where no log exists there is nothing promoted, and an ask that fails creates nothing
+    with answer_log(settings, read_only=True) as log:
         # Runs on every ask and usually nothing is promoted: a one-row check first, so the common case opens no
         # store, loads no embedder and reads no promotion rows.
         if not log.has_active_promotions(collection):
@@ -326,7 +378,8 @@ def _feedback_cached_answer(settings: "Settings", question: str, collection: str
         store = wiring.build_store(settings, read_only=True)
         if store.collection_metadata(collection) is None:
             return None
-        hit = find_cached(log, wiring.build_embedder(settings.embedder), collection, question, settings.feedback.cache_threshold)
+        hit = find_cached(log, collection_embedder(settings, store.collection_metadata(collection)), collection, question,
+                          settings.feedback.cache_threshold)
         found = store.get(collection, ids=[hit.promotion.chunk_id]) if hit is not None else []
         if hit is None or not found:
             return None
@@ -356,15 +409,17 @@ def _promoter(settings: "Settings", log):
                     after_write=lambda coll: lexical_index(settings, store, coll).build())
 
 
-def feedback_rate(settings: "Settings", answer_id: str, rating: str, comment: str | None = None) -> dict[str, Any]:
-    """Rate an answer up or down, then bring the store in line: a down rating removes its promoted answer at once
-    (for an answer served from the cache: the promoted answer it was served from)."""
+def feedback_rate(settings: "Settings", answer_id: str, rating: str, comment: str | None = None, *,
+                  rater: str | None = None) -> dict[str, Any]:
+    """Rate an answer up or down as ``rater`` (one vote per rater: this replaces their earlier one), then bring the
+    store in line: a down vote removes its promoted answer at once (for an answer served from the cache: the promoted
+    answer it was served from)."""
     with answer_log(settings) as log:
         a = log.get(answer_id)
-        log.rate(a.id, 1 if rating == "up" else -1, comment)
+        log.rate(a.id, 1 if rating == "up" else -1, comment, rater=rater)
         target = a.cached_from or a.id
         report = _promoter(settings, log).reconcile([target])
-    return {"id": a.id, "rating": rating, "comment": comment, "promoted_answer": target, "promotion": report.to_dict()}
+    return {"id": a.id, "rating": rating, "rater": rater, "comment": comment, "promoted_answer": target, "promotion": report.to_dict()}
 
 
 def feedback_promote(settings: "Settings", *, answer_ids: Sequence[str] | None = None, dry_run: bool = False) -> dict[str, Any]:
@@ -392,7 +447,8 @@ def feedback_review(settings: "Settings", *, limit: int = 50, collection: str | 
 
     f = settings.feedback
     judge = settings.llm.model_copy(update={k: v for k, v in {"api_base": f.judge_api_base, "api_key": f.judge_api_key}.items() if v})
-    llm = wiring.build_llm(judge, model=f.judge_model)
+    llm = wiring.build_llm(judge, model=f.judge_model, setting="feedback.judge_model",
+                           also="or pass --model MODEL to llmops feedback review")
     with answer_log(settings) as log:
         if answer_ids is not None:
             todo = [a for a in log.get_many(answer_ids) if (rv := log.review_of(a.id)) is None or (retry_errors and rv.status == "error")]

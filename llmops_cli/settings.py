@@ -37,10 +37,11 @@ class StoreSettings(_Section):
     @field_validator("collection")
     @classmethod
     def _collection_name(cls, v: str) -> str:
-        import re
+        from llmops_cli.core.collection_meta import NAME_RULE, collection_name_problem
 
-        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]", v):
-            raise ValueError("collection names are 3-512 characters of a-z A-Z 0-9 . _ - (starting and ending alphanumeric)")
+        problem = collection_name_problem(v)
+        if problem:
+            raise ValueError(f"invalid collection name: {problem} ({NAME_RULE})")
         return v
 
 
@@ -161,6 +162,21 @@ class Settings(_Section):
 
 SECRET_KEYS = {"api_key", "password", "token"}
 
+# The flags that set settings keys, for hints ("fix --chunk-size", not "see configs/llmops.yaml"). A command
+# whose flag for a key is spelled otherwise passes its own names to load_settings(flag_names=...).
+FLAG_NAMES = {
+    "store.collection": "--collection",
+    "chunking.strategy": "--chunker",
+    "chunking.size": "--chunk-size",
+    "chunking.overlap": "--chunk-overlap",
+    "embedder.backend": "--embed-backend",
+    "embedder.precision": "--embed-precision",
+    "embedder.model": "--embed-model",
+    "retrieval.k": "-k",
+    "retrieval.mode": "--mode",
+    "llm.model": "--model",
+}
+
 
 @dataclass
 class LoadedSettings:
@@ -276,6 +292,7 @@ def load_settings(
     profile: str | None = None,
     environ: dict[str, str] | None = None,
     cwd: Path | None = None,
+    flag_names: dict[str, str] | None = None,
 ) -> LoadedSettings:
     """Build the effective settings. ``flags`` maps dotted keys to values given on the command line (None = not given)."""
     environ = dict(os.environ) if environ is None else environ
@@ -335,14 +352,35 @@ def load_settings(
         if src and src.startswith("env:"):
             where = f" (environment variable {src[4:]})"
         msg = err["msg"].removeprefix("Value error, ")
+        flag = {**FLAG_NAMES, **(flag_names or {})}.get(key) if src == "flag" else None
+        if flag:
+            where = f" (command-line flag {flag})"
         if err["type"] == "extra_forbidden":
             parent = ".".join(loc[:-1])
             allowed = _allowed_keys(parent)
             msg = f"unknown key; allowed keys{' in ' + parent if parent else ''}: {', '.join(allowed)}"
         elif "input" in err and not isinstance(err["input"], (dict, list)) and loc[-1] not in SECRET_KEYS:
             msg = f"{msg} (got {err['input']!r})"
-        raise ConfigError(f"config key '{key}'{where}: {msg}", hint="see configs/llmops.yaml for the allowed values") from None
+        raise ConfigError(f"config key '{key}'{where}: {msg}", hint=_hint(key, src, flag, err.get("input"), path)) from None
     return LoadedSettings(settings=settings, sources=sources, config_file=path, profile=chosen)
+
+
+def _hint(key: str, src: str | None, flag: str | None, value: Any, path: Path | None) -> str:
+    """The fix, where the bad value came from: the flag, the environment variable or the config file."""
+    fix = ""
+    if key == "store.collection" and isinstance(value, str):
+        from llmops_cli.core.collection_meta import suggest_collection_name
+
+        fix = f" (e.g. {suggest_collection_name(value)})"
+        if flag:
+            return f"fix {flag}, e.g. {flag} {suggest_collection_name(value)}"
+    if flag:
+        return f"fix {flag}; configs/llmops.yaml documents '{key}'"
+    if src and src.startswith("env:"):
+        return f"fix or unset {src[4:]}{fix}; configs/llmops.yaml documents '{key}'"
+    if src and src.startswith("file:"):
+        return f"fix '{key}' in {src[5:].split(' (profile')[0]}{fix}; configs/llmops.yaml documents the allowed values"
+    return "see configs/llmops.yaml for the allowed values"
 
 
 def _allowed_keys(section: str) -> list[str]:

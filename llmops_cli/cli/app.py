@@ -75,8 +75,9 @@ def main() -> None:
     try:
         app(prog_name="llmops")
     except LlmopsError as e:
+        # LLMOPS_DEBUG adds the traceback and changes nothing else: same message, hint and exit code
         if debug:
-            raise
+            _traceback()
         _report(e.message, e.hint)
         sys.exit(int(e.exit_code))
     except KeyboardInterrupt:  # before or after Typer's own handling
@@ -89,11 +90,20 @@ def main() -> None:
         raise
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into one line
         if debug:
-            raise
-        from llmops_cli.core.redaction import redact_secrets
-
-        _report(redact_secrets(f"internal error: {type(e).__name__}: {e}".splitlines()[0])[:500], "rerun with LLMOPS_DEBUG=1 for the traceback, and report it")
+            _traceback()
+        _report(f"internal error: {type(e).__name__}: {e}".splitlines()[0][:500],
+                "report it with the traceback above" if debug else "rerun with LLMOPS_DEBUG=1 for the traceback, and report it")
         sys.exit(int(ExitCode.FAILURE))
+
+
+def _traceback() -> None:
+    """The current exception's traceback on stderr, secrets masked (LLMOPS_DEBUG=1)."""
+    import traceback
+
+    from llmops_cli.core.redaction import redact_secrets
+
+    sys.stderr.write(redact_secrets(traceback.format_exc()))
+    sys.stderr.flush()
 
 
 def _log_to_stderr(debug: bool) -> None:
@@ -112,6 +122,10 @@ def _report(message: str, hint: str | None) -> None:
     from rich.console import Console
     from rich.markup import escape
 
+    from llmops_cli.core.redaction import redact_secrets
+
+    # every message and hint passes the secret filter: a URL with a password, a key echoed by a server...
+    message, hint = redact_secrets(message), redact_secrets(hint) if hint else hint
     err = Console(stderr=True, highlight=False)
     # soft_wrap: one line stays one line in a CI log (rich wraps at 80 columns when stderr is not a terminal)
     err.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)

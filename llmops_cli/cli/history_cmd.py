@@ -35,7 +35,7 @@ def history(ctx: typer.Context, limit: HistoryLimitOpt = 20, kind: KindOpt = Non
 
     s = state().load().settings
     out = Output(json_out)
-    with pipelines.answer_log(s) as log:
+    with pipelines.answer_log(s, read_only=True) as log:
         rows = log.recent(limit=limit, kind=kind, collection=collection)
         flags = log.summary_flags([r.id for r in rows])
     if json_out:
@@ -82,7 +82,7 @@ def show(answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique p
     out = Output(json_out)
     from llmops_cli.core.feedback.log import latest_votes, vote_counts
 
-    with pipelines.answer_log(s) as log:
+    with pipelines.answer_log(s, read_only=True) as log:
         a = log.get(answer_id)
         ratings = log.ratings(a.id)
         review = log.review_of(a.id)

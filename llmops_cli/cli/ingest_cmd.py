@@ -50,7 +50,8 @@ def ingest(
             bar.update(total=total, completed=done, description=phase)
 
         report = pipelines.ingest(s, paths, collection=s.store.collection, globs=glob, cleanup=cleanup, dry_run=dry_run,
-                                  strict=strict, table=table, progress=progress)
+                                  strict=strict, table=table, progress=progress,
+                                  explicit_embedder=any(v is not None for v in (embed_backend, embed_precision, embed_model)))
     data = report.to_dict()
     data["store"] = pipelines.store_location(s)
     if json_out:

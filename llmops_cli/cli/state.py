@@ -17,10 +17,13 @@ class AppState:
     profile: str | None = None
     _cache: dict[Any, Any] = field(default_factory=dict)
 
-    def load(self, flags: dict[str, Any] | None = None, profile: str | None = None) -> "LoadedSettings":
+    def load(self, flags: dict[str, Any] | None = None, profile: str | None = None,
+             flag_names: dict[str, str] | None = None) -> "LoadedSettings":
+        """Settings for this command; ``flag_names`` spells the flags that set keys when they differ from
+        settings.FLAG_NAMES (so an error names the flag the user typed)."""
         from llmops_cli.settings import load_settings
 
-        return load_settings(self.config, flags=flags, profile=profile or self.profile)
+        return load_settings(self.config, flags=flags, profile=profile or self.profile, flag_names=flag_names)
 
 
 def set_state(s: AppState) -> None:

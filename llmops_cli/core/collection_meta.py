@@ -6,16 +6,110 @@ and chunkers.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from llmops_cli.adapters.embedders.base import Embedder
+    from llmops_cli.settings import EmbedderSettings
 
 EMBEDDER_KEY = "llmops_embedder"  # identity of the embedder that made the vectors
+EMBEDDER_CONFIG_KEY = "llmops_embedder_config"  # JSON {backend, model, precision}: how to build that embedder again
 DIMENSION_KEY = "llmops_dimension"
 GENERATION_KEY = "llmops_generation"  # bumped by every change; the lexical index rebuilds when it moves
+MANIFEST_SUFFIX = "__sources"  # each collection's source ledger lives in "<name>__sources"
+
+NAME_RULE = "3-512 characters of a-z A-Z 0-9 . _ -, starting and ending with a letter or digit, no '..'"
+
+
+def collection_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a collection name (Chroma's rule, plus our ledger's suffix), or None when it can.
+    The one copy of the rule: settings, the CLI, the DAGs and the store adapters all ask here."""
+    if len(name) < 3:
+        return f"it has {len(name)} character{'s' if len(name) != 1 else ''}; names need at least 3"
+    if len(name) > 512:
+        return "it is longer than 512 characters"
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]", name):
+        return "use only a-z A-Z 0-9 . _ - and start and end with a letter or digit"
+    if ".." in name:
+        return "it contains '..'"
+    if re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", name):
+        return "it looks like an IPv4 address"
+    if name.endswith(MANIFEST_SUFFIX):
+        return f"names ending in {MANIFEST_SUFFIX!r} are reserved for llmops's source records"
+    return None
+
+
+def suggest_collection_name(name: str) -> str:
+    """A valid name close to ``name`` (for hints): 'so' -> 'so-docs', 'my docs!' -> 'my-docs'."""
+    fixed = re.sub(r"[^a-zA-Z0-9._-]+", "-", name).replace("..", ".").strip("._-")
+    if fixed.endswith(MANIFEST_SUFFIX):
+        fixed = fixed[: -len(MANIFEST_SUFFIX)].strip("._-")
+    if len(fixed) < 3:
+        fixed = f"{fixed}-docs" if fixed else "docs"
+    fixed = fixed[:500].rstrip("._-")
+    return fixed if collection_name_problem(fixed) is None else f"{fixed}-docs"
+
+
+def check_collection_name(name: str, *, flag: str = "--collection") -> str:
+    """``name`` when valid; otherwise a usage error that says why and suggests a valid name."""
+    problem = collection_name_problem(name)
+    if problem is None:
+        return name
+    raise UsageError(f"collection name {name!r} is invalid: {problem} ({NAME_RULE})",
+                     hint=f"pick another name, e.g. {flag} {suggest_collection_name(name)}")
+
+
+def embedder_config(es: "EmbedderSettings") -> str:
+    """What a collection records about its embedder so that searches build the same one (no endpoint, no key)."""
+    return json.dumps({"backend": es.backend, "model": es.model, "precision": es.precision}, sort_keys=True)
+
+
+def embedder_settings_for(meta: dict[str, Any] | None, configured: "EmbedderSettings") -> "EmbedderSettings":
+    """The embedder settings to search a collection with: the ones it was ingested with (a collection remembers
+    its embedder), with the configured endpoint, key and batch size. ``configured`` when the collection does not
+    exist or records nothing usable."""
+    if not meta:
+        return configured
+    recorded: dict[str, Any] | None = None
+    raw = meta.get(EMBEDDER_CONFIG_KEY)
+    if isinstance(raw, str):
+        try:
+            recorded = {k: v for k, v in json.loads(raw).items() if k in ("backend", "model", "precision")}
+        except (ValueError, AttributeError):
+            recorded = None
+    if recorded is None:
+        recorded = _config_from_identity(meta.get(EMBEDDER_KEY), configured)
+    if not recorded:
+        return configured
+    if recorded.get("backend") == "litellm" and recorded.get("model") != configured.model:
+        # an embedding API needs its endpoint and key, which are not recorded (secrets): the configured settings are
+        # another embedder's, so say which one to configure (check_embedder) instead of calling the API without them
+        return configured
+    try:
+        return type(configured).model_validate({**configured.model_dump(), **recorded})
+    except Exception:  # noqa: BLE001 - a record this version cannot read: fall back to the configured embedder
+        return configured
+
+
+def _config_from_identity(identity: Any, configured: "EmbedderSettings") -> dict[str, Any] | None:
+    """Collections made before EMBEDDER_CONFIG_KEY existed: their identity ('st:NAME[:PRECISION]', 'litellm:MODEL')
+    says enough when NAME is the configured model's (a model given by path records only its folder name)."""
+    if not isinstance(identity, str):
+        return None
+    if identity.startswith("litellm:"):
+        return {"backend": "litellm", "model": identity[len("litellm:"):]}
+    if identity.startswith("st:"):
+        name, _, precision = identity[3:].partition(":")
+        from pathlib import PurePath
+
+        if name not in (configured.model, PurePath(configured.model).name):
+            return None
+        return {"precision": precision or "fp32", **({"backend": "auto"} if configured.backend == "litellm" else {})}
+    return None
 
 
 def check_embedder(meta: dict[str, Any] | None, embedder: "Embedder", collection: str, *, searching: bool = False) -> None:

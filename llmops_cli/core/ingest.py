@@ -27,7 +27,7 @@ from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
 from llmops_cli.core.chunking.select import ChunkerSet, embed_text
 from llmops_cli.core.documents import Chunk, indexed_text
 from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source
-from llmops_cli.core.collection_meta import DIMENSION_KEY, EMBEDDER_KEY, GENERATION_KEY, check_embedder
+from llmops_cli.core.collection_meta import DIMENSION_KEY, EMBEDDER_CONFIG_KEY, EMBEDDER_KEY, GENERATION_KEY, check_embedder
 from llmops_cli.errors import InputError
 
 LOADER_VERSION = "1"  # bump when loaders change what text they produce: every source is then re-read
@@ -51,6 +51,7 @@ class IngestOptions:
     max_bytes: int = 20 * 1024 * 1024
     table: TableOptions | None = None
     only: set[str] | None = None  # restrict to these source ids (Airflow shards)
+    embedder_config: str | None = None  # recorded with a new collection (collection_meta.EMBEDDER_CONFIG_KEY)
 
 
 @dataclass
@@ -171,7 +172,10 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     report.unchanged = plan.unchanged
 
     if not opts.dry_run:
-        store.ensure_collection(opts.collection, metadata={EMBEDDER_KEY: embedder.identity, DIMENSION_KEY: embedder.dimension, GENERATION_KEY: 0})
+        created = {EMBEDDER_KEY: embedder.identity, DIMENSION_KEY: embedder.dimension, GENERATION_KEY: 0}
+        if opts.embedder_config:
+            created[EMBEDDER_CONFIG_KEY] = opts.embedder_config
+        store.ensure_collection(opts.collection, metadata=created)
 
     writer = _Writer(store, opts.collection, embedder, report, dry_run=opts.dry_run)
     total = len(plan.to_process)

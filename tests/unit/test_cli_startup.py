@@ -61,10 +61,21 @@ def test_bad_config_is_one_line_exit_2_without_traceback(tmp_path):
     assert "chunking.strategy" in r.stderr and "llmops.yaml" in r.stderr and "'headings'" in r.stderr
 
 
-def test_debug_env_shows_traceback(tmp_path):
+def test_debug_env_adds_the_traceback_and_changes_nothing_else(tmp_path):
     (tmp_path / "llmops.yaml").write_text("chunking:\n  strategy: sentences\n")
-    r = _llmops("config", "show", cwd=tmp_path, env={"LLMOPS_DEBUG": "1"})
-    assert r.returncode != 0 and "Traceback" in r.stderr
+    plain = _llmops("config", "show", cwd=tmp_path)
+    debug = _llmops("config", "show", cwd=tmp_path, env={"LLMOPS_DEBUG": "1"})
+    assert plain.returncode == debug.returncode == 2
+    assert "Traceback" in debug.stderr and "Traceback" not in plain.stderr
+    # the same error line and hint close the debug output
+    assert debug.stderr.strip().splitlines()[-2:] == plain.stderr.strip().splitlines()[-2:]
+    assert "hint:" in debug.stderr
+
+
+def test_debug_env_keeps_not_found_exit_code(tmp_path):
+    for env in ({}, {"LLMOPS_DEBUG": "1"}):
+        r = _llmops("history", "show", "no-such-answer", cwd=tmp_path, env=env)
+        assert r.returncode == 9, (env, r.stderr[-800:])
 
 
 def test_config_show_json_masks_secrets_and_names_sources(tmp_path):

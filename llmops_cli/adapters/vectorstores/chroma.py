@@ -52,6 +52,10 @@ class ChromaStore(VectorStore):
 
         path = Path(path)
         reader = open_reader(path)
+        if reader is None and not (path / "chroma.sqlite3").is_file():
+            # nothing stored here yet: reads see an empty store and create nothing (a `collections list` or a query
+            # in the wrong folder leaves no trace); the first write creates the store
+            return cls(EmptyStoreClient(path), str(path), open_writer=None if read_only else (lambda: cls._persistent_client(path)))
         if reader is None:
             return cls(cls._persistent_client(path), str(path))
         return cls(reader, str(path), open_writer=None if read_only else (lambda: cls._persistent_client(path)))
@@ -240,6 +244,26 @@ class ChromaStore(VectorStore):
             col = self._manifest(name)
             for i in range(0, len(ids), MAX_BATCH):
                 col.delete(ids=ids[i:i + MAX_BATCH])
+
+
+class EmptyStoreClient:
+    """Stands in for the client of an embedded store that does not exist yet: no collections, and no writes
+    (the store's first write replaces it with the full client)."""
+
+    def __init__(self, path: Path):
+        self._path = path
+
+    def list_collections(self) -> list[str]:
+        return []
+
+    def get_collection(self, name: str, embedding_function: Any = None) -> Any:
+        raise LookupError(f"collection {name} does not exist")
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise StoreError(f"there is no Chroma store at {self._path} and this command only reads",
+                         hint="ingest documents first (llmops ingest PATH), or point store.path / LLMOPS_STORE_PATH at the store")
 
 
 def _where(where: dict[str, Any] | None) -> dict[str, Any] | None:

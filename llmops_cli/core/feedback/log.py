@@ -219,6 +219,9 @@ def config_hash(settings: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
+MEMORY = ":memory:"
+
+
 class AnswerLog:
     """The SQLite answer log. Thread-safe (one connection behind a lock); multi-process safe (WAL, busy timeout)."""
 
@@ -226,7 +229,8 @@ class AnswerLog:
         self.path = Path(path)
         self._lock = threading.RLock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if str(self.path) != MEMORY:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -238,8 +242,13 @@ class AnswerLog:
                                  hint="check data_dir (LLMOPS_DATA_DIR) and its permissions") from None
 
     @classmethod
-    def for_data_dir(cls, data_path: str | Path) -> "AnswerLog":
-        return cls(Path(data_path) / LOG_FILE)
+    def for_data_dir(cls, data_path: str | Path, *, create: bool = True) -> "AnswerLog":
+        """The log of a data dir. ``create=False`` (read-only commands such as history): where there is no log yet,
+        an empty one in memory, so reading leaves no file behind."""
+        path = Path(data_path) / LOG_FILE
+        if not create and not path.exists():
+            return cls(MEMORY)
+        return cls(path)
 
     def close(self) -> None:
         with self._lock:

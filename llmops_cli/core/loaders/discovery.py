@@ -18,6 +18,7 @@ from pathlib import Path
 
 from llmops_cli.core.loaders.base import SourceFile
 from llmops_cli.core.loaders.reading import BINARY_SNIFF_BYTES, looks_binary
+from llmops_cli.core.loaders.exports import SLACK_METADATA_FILES
 from llmops_cli.core.loaders.registry import has_supported_name
 from llmops_cli.errors import InputError
 
@@ -118,8 +119,13 @@ def _walk_folder(
                 continue
             kept.append(name)
         dirnames[:] = kept
+        # the top of a Slack export (channel folders beside channels.json / users.json): its metadata files describe
+        # the export (the day files' loader reads users.json for names); they are not sources, nor skipped inputs
+        slack_top = bool(dirnames) and bool({"channels.json", "users.json"} & set(filenames))
         for name in sorted(filenames):
             if name.startswith(".") and not include_hidden:
+                continue
+            if slack_top and name in SLACK_METADATA_FILES:
                 continue
             full = os.path.join(folder, name)
             rel = rel_folder + name
