@@ -406,6 +406,10 @@ def effective_items(loaded: LoadedSettings) -> list[tuple[str, Any, str]]:
             value = value[part]
         if key.split(".")[-1] in SECRET_KEYS:
             value = mask_secret(value)
+        elif isinstance(value, str) and "://" in value:  # a password inside a URL (http://user:pw@host) is a secret too
+            from llmops_cli.core.redaction import mask_url_password
+
+            value = mask_url_password(value)
         rows.append((key, value, loaded.source_of(key)))
     profiles = loaded.settings.airflow.profiles
     if profiles:

@@ -105,3 +105,13 @@ def test_an_embedding_model_that_cannot_load_offline_is_a_clear_usage_error(tmp_
     (tmp_path / "d" / "a.md").write_text("# A\n\ntext\n")
     r = _llmops("ingest", "d", "--embed-model", "sentence-transformers/all-mpnet-base-v2", cwd=tmp_path)
     assert r.returncode == 2 and "not downloaded" in r.stderr and "bundled default" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_config_show_masks_a_password_inside_a_url(tmp_path):
+    env = {"LLMOPS_AIRFLOW_URL": "http://admin:S3cretPass@airflow.internal:8080", "LLMOPS_LLM_API_BASE": "https://bot:hunter2secret@llm.internal/v1"}
+    for args in (["config", "show", "--json"], ["config", "show"], ["config", "get", "airflow.url"]):
+        r = _llmops(*args, cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "S3cretPass" not in r.stdout + r.stderr and "hunter2secret" not in r.stdout + r.stderr, args
+    rows = {row["key"]: row["value"] for row in json.loads(_llmops("config", "show", "--json", cwd=tmp_path, env=env).stdout)["settings"]}
+    assert rows["airflow.url"] == "http://admin:********@airflow.internal:8080"  # user and host stay readable
