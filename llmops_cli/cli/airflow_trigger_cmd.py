@@ -18,7 +18,7 @@ from llmops_cli.cli.options import DagArg, JsonOpt, TimeoutOpt, UrlOpt
 
 
 def register(app: typer.Typer) -> None:
-    app.command("trigger-dag", help="Trigger a DAG run on Airflow; --wait follows it and exits 5 if it fails, 6 on --timeout.")(trigger_dag)
+    app.command("trigger-dag", help="Trigger a DAG run on Airflow; --wait follows it and exits 5 if it fails, 3 if it succeeded partially, 6 on --timeout.")(trigger_dag)
 
 
 def trigger_dag(

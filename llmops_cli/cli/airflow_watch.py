@@ -107,9 +107,10 @@ def _watch_live(client: "AirflowClient", out: "Output", dag_id: str, run_id: str
 
 def finish_wait(client: "AirflowClient", out: "Output", dag_id: str, run_id: str, result: "WaitResult", *,
                 timeout_s: float | None, tail_lines: int = 20) -> dict[str, Any]:
-    """Report the end of a wait; raise RunFailed (exit 5) or TimeoutExceeded (exit 6) after printing."""
+    """Report the end of a wait; raise RunFailed (exit 5), TimeoutExceeded (exit 6), or a partial outcome (exit 3: the
+    run succeeded but its DAG reported skipped inputs or failed rows) after printing."""
     from llmops_cli.core.orchestration import failed_task_instances, log_tail, summarize_tasks
-    from llmops_cli.errors import LlmopsError, RunFailed, TimeoutExceeded
+    from llmops_cli.errors import ExitCode, LlmopsError, RunFailed, TimeoutExceeded
 
     doc: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id, "state": result.state, "timed_out": result.timed_out,
                            "elapsed_s": round(result.elapsed_s, 3), "start_date": result.run.get("start_date"),
@@ -122,6 +123,8 @@ def finish_wait(client: "AirflowClient", out: "Output", dag_id: str, run_id: str
         except LlmopsError as e:  # the run's verdict matters more than a missing log
             f["log_tail"] = [f"(log unavailable: {e.message})"]
     doc["failed_tasks"] = failed
+    outcome = client.get_run_outcome(dag_id, run_id) if result.state == "success" else None
+    doc["outcome"] = outcome
     if out.json_mode:
         out.json(doc)
     else:
@@ -129,7 +132,8 @@ def finish_wait(client: "AirflowClient", out: "Output", dag_id: str, run_id: str
             _line(f"failed: {_ti_name(f)}, try {f['try_number']} — last log lines:")
             for line in f["log_tail"]:
                 _line("    " + line)
-        _line(f"DAG run {run_id} of {dag_id}: {result.state} after {result.elapsed_s:.1f}s")
+        partial = f" (partial: {outcome.get('message')})" if outcome and outcome.get("status") == "partial" else ""
+        _line(f"DAG run {run_id} of {dag_id}: {result.state} after {result.elapsed_s:.1f}s{partial}")
     if result.timed_out:
         raise TimeoutExceeded(f"DAG run {run_id!r} of {dag_id!r} is still {result.state} after {timeout_s:g}s"
                               + (f" (last: {result.last_unreachable})" if result.last_unreachable else ""),
@@ -139,6 +143,10 @@ def finish_wait(client: "AirflowClient", out: "Output", dag_id: str, run_id: str
         raise RunFailed(f"DAG run {run_id!r} of {dag_id!r} failed: {names}",
                         hint=f"full logs: `llmops logs {dag_id} {run_id} TASK_ID [--map-index N]`; "
                              f"retry the failed tasks: `llmops runs clear {dag_id} {run_id}`")
+    if outcome and outcome.get("status") == "partial":
+        raise LlmopsError(f"DAG run {run_id!r} of {dag_id!r} succeeded, but partially: {outcome.get('message')}",
+                          hint=f"the details are in the last task's log (`llmops logs {dag_id} {run_id} TASK_ID`)",
+                          exit_code=ExitCode.PARTIAL)
     return doc
 
 

@@ -51,7 +51,7 @@ def get_run(dag_id: DagArg, run_id: RunArg, url: UrlOpt = None, json_out: JsonOp
         out.print(f"note: {run['note']}", markup=False)
 
 
-@runs_app.command("wait", help="Wait for a run to end; exit 5 if it failed, 6 on --timeout.")
+@runs_app.command("wait", help="Wait for a run to end; exit 5 if it failed, 3 if it succeeded partially (skipped inputs, failed rows), 6 on --timeout, 2 if its DAG is paused.")
 def wait_run(dag_id: DagArg, run_id: RunArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
     from llmops_cli.cli.airflow_watch import finish_wait, session, watch_run
 

@@ -6,7 +6,12 @@ Thin by design: the ``llmops_cli.pipelines`` batch entry points, the same core a
 - ``run_shard`` is mapped (``.expand``) over the shards; each appends to its own checkpoint, so a retried task or
   a re-triggered run resumes where it stopped (rows that end as errors are recorded, not raised);
 - ``merge`` joins the checkpoints to the input, writes the output and the errors file, and puts the summary in
-  XCom and a JSON report under ``<data_dir>/airflow-reports/llmops_batch_inference/``.
+  XCom and a JSON report under ``<data_dir>/airflow-reports/llmops_batch_inference/``. When every request failed
+  the task fails (so the run fails: ``trigger-dag --wait`` exits 5, and an earlier good results file is kept); when
+  some failed, the outcome is ``partial`` (``trigger-dag --wait`` exits 3, like ``llmops batch``).
+
+Relative paths (input, output, template, schema, run_dir, config) resolve against the project root
+($LLMOPS_PROJECT_DIR on the workers, else the config file's project folder), never the task's working directory.
 
 The workers must share ``data_dir`` (or pass the same ``run_dir``). ``rpm`` / ``tpm`` apply per shard task.
 Params are validated when the run is triggered. LLM settings (model, api_base, key) come from the config
@@ -59,11 +64,17 @@ def llmops_batch_inference():
     def options(params) -> dict:
         return {k: params[k] for k in OPTION_PARAMS if params.get(k) is not None}
 
+    def resolved(params) -> dict:
+        from llmops_cli.adapters.airflow.dag_support import resolve_params
+
+        return resolve_params(params)
+
     @task
     def plan(params=None) -> list[dict]:
         from llmops_cli import pipelines
         from llmops_cli.adapters.airflow.dag_support import settings_from_params
 
+        params = resolved(params)
         shards = pipelines.batch_plan_shards(settings_from_params(params), params["input"], params["shards"], **options(params))
         print(f"{sum(s['requests'] for s in shards)} requests in {len(shards)} shard(s)")
         return shards
@@ -73,20 +84,26 @@ def llmops_batch_inference():
         from llmops_cli import pipelines
         from llmops_cli.adapters.airflow.dag_support import settings_from_params
 
+        params = resolved(params)
         report = pipelines.batch_run_shard(settings_from_params(params), params["input"], shard["shard_index"],
                                            shard["num_shards"], **options(params))
         print(f"shard {shard['shard_index']}/{shard['num_shards']}: {report}")
         return report
 
     @task
-    def merge(reports, params=None, run_id=None) -> dict:
+    def merge(reports, params=None, run_id=None, ti=None) -> dict:
         from llmops_cli import pipelines
-        from llmops_cli.adapters.airflow.dag_support import settings_from_params, write_report
+        from llmops_cli.adapters.airflow.dag_support import OUTCOME_XCOM_KEY, batch_outcome, settings_from_params, write_report
 
+        params = resolved(params)
         s = settings_from_params(params)
         summary = pipelines.batch_merge_shards(s, params["input"], **options(params))
         summary = {**summary, "shards": len(list(reports))}
         print(f"report: {write_report(s, 'llmops_batch_inference', run_id, summary)}")
+        result = batch_outcome(summary)  # raises when every request failed: the run fails, not "success"
+        ti.xcom_push(key=OUTCOME_XCOM_KEY, value={**result, "summary": summary})
+        if result["status"] == "partial":
+            print(f"PARTIAL: {result['message']}")
         return summary
 
     merge(run_shard.expand(shard=plan()))

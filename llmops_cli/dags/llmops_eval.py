@@ -46,9 +46,13 @@ def llmops_eval():
         from llmops_cli.adapters.airflow.dag_support import collection_from_events, settings_from_params, write_report
         from llmops_cli import pipelines
 
-        params = dict(params)
+        from llmops_cli.adapters.airflow.dag_support import resolve_params
+
+        params = resolve_params(params)
+        # the run's param wins; else the collection whose asset event started this run; else store.collection
         params["collection"] = params.get("collection") or collection_from_events(triggering_asset_events)
         s = settings_from_params(params)
+        print(f"evaluating collection {s.store.collection!r}")
         if params.get("dataset"):
             report = pipelines.evaluate(s, params["dataset"], collection=s.store.collection, k=params.get("k"),
                                         mode=params.get("mode"), metrics=params.get("metrics") or None,

@@ -44,10 +44,11 @@ OPT_STR = ["null", "string"]
 )
 def llmops_feedback():
     def settings(params):
+        from llmops_cli.adapters.airflow.dag_support import resolve_params
         from llmops_cli.settings import load_settings
 
         # not dag_support.settings_from_params: "collection" here filters answers, it is not store.collection
-        return load_settings(params.get("config") or None).settings
+        return load_settings(resolve_params(params).get("config") or None).settings
 
     @task
     def plan(params=None) -> list[list[str]]:

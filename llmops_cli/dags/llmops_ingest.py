@@ -2,10 +2,16 @@
 
 Thin by design: every step is a ``llmops_cli.pipelines`` call, the same ones ``llmops ingest`` runs locally.
 
-- ``plan`` splits the sources into shards of similar size (source ids);
+- ``plan`` splits the sources into shards of similar size (source ids) and notes the store's ledger (each source's
+  chunk ids) before the run;
 - ``ingest_shard`` is mapped (``.expand``) over the shards, with retries; each one only writes its own sources;
-- ``finalize`` removes sources that are gone when ``cleanup`` is ``full`` and emits an event for the asset
-  ``llmops://collections/<collection>`` (through the ``llmops-collections`` alias: the collection is a run param).
+- ``finalize`` removes sources that are gone when ``cleanup`` is ``full``, builds the summary from the store's ledger
+  (true across retried shards), emits an event for the asset ``llmops://collections/<collection>`` (through the
+  ``llmops-collections`` alias: the collection is a run param) with the summary as its extra, and pushes the
+  outcome: ``partial`` when sources were skipped, so ``llmops trigger-dag --wait`` exits 3 like ``llmops ingest``.
+
+Relative ``sources`` resolve against the project root ($LLMOPS_PROJECT_DIR on the workers, else the config file's
+project folder), never the task's working directory.
 
 Concurrency: an embedded Chroma (PersistentClient, store.host unset) is NOT safe for concurrent writers from
 several processes, so the mapped shards then run one at a time (max_active_tis_per_dagrun=1, decided when this
@@ -37,7 +43,7 @@ OPT_STR = ["null", "string"]
     doc_md=__doc__,
     params={
         "sources": Param(type="array", items={"type": "string", "minLength": 1}, minItems=1,
-                         description="Files or folders to ingest (paths as the Airflow workers see them)."),
+                         description="Files or folders to ingest (paths on the workers; relative ones resolve against $LLMOPS_PROJECT_DIR)."),
         "collection": Param(None, type=OPT_STR, pattern=NAME, description="Collection (default: store.collection)."),
         "chunker": Param(None, type=OPT_STR, enum=[None, "auto", "recursive", "headings", "tokens"], description="Chunking strategy."),
         "chunk_size": Param(None, type=["null", "integer"], minimum=16, maximum=8192, description="Chunk size in the embedder's tokens."),
@@ -51,20 +57,28 @@ OPT_STR = ["null", "string"]
 )
 def llmops_ingest():
     @task
-    def plan(params=None) -> list[list[str]]:
+    def plan(params=None, ti=None) -> list[list[str]]:
         from llmops_cli import pipelines
+        from llmops_cli.adapters.airflow.dag_support import check_sources_exist, resolve_params, short_ledger
 
+        params = resolve_params(params)
+        check_sources_exist(params)
         s = settings_from_params(params)
         shards = pipelines.plan_ingest_shards(s, params["sources"], globs=params["glob"] or None, shards=params["shards"])
         if not shards:
             raise ValueError(f"no files to ingest under {params['sources']}" + (f" matching {params['glob']}" if params["glob"] else ""))
-        print(f"{sum(map(len, shards))} sources in {len(shards)} shard(s)")
+        before, _total = pipelines.ingest_ledger(s, s.store.collection, [sid for shard in shards for sid in shard])
+        ti.xcom_push(key="ledger_before", value=short_ledger(before))
+        print(f"{sum(map(len, shards))} sources in {len(shards)} shard(s); sources from {params.get('_project_root') or 'absolute paths'}")
         return shards
 
     @task(retries=2, retry_delay=timedelta(seconds=5), max_active_tis_per_dagrun=1 if store_is_embedded() else None)
     def ingest_shard(source_ids: list[str], params=None) -> dict:
         from llmops_cli import pipelines
 
+        from llmops_cli.adapters.airflow.dag_support import resolve_params
+
+        params = resolve_params(params)
         s = settings_from_params(params)
         report = pipelines.ingest(s, params["sources"], collection=s.store.collection, globs=params["glob"] or None,
                                   cleanup="incremental", only=source_ids)
@@ -73,24 +87,25 @@ def llmops_ingest():
         return {k: d[k] for k in ("collection", "sources", "chunks_added", "chunks_removed", "chunks_total", "seconds", "skipped")}
 
     @task(outlets=[AssetAlias(COLLECTIONS_ALIAS)])
-    def finalize(reports, shards, params=None, outlet_events=None) -> dict:
+    def finalize(reports, shards, params=None, outlet_events=None, ti=None) -> dict:
         from llmops_cli import pipelines
+        from llmops_cli.adapters.airflow.dag_support import OUTCOME_XCOM_KEY, ingest_outcome, ingest_summary, short_ledger
 
         s = settings_from_params(params)
         collection = s.store.collection
-        reports = list(reports)
+        source_ids = [sid for shard in shards for sid in shard]
         removed = 0
         if params["cleanup"] == "full":
-            removed = pipelines.remove_missing_sources(s, collection, [sid for shard in shards for sid in shard])
-        summary = {
-            "collection": collection,
-            "sources": sum(len(sh) for sh in shards),
-            "chunks_added": sum(r["chunks_added"] for r in reports),
-            "sources_removed": removed,
-            "skipped": sum(len(r["skipped"]) for r in reports),
-        }
+            removed = pipelines.remove_missing_sources(s, collection, source_ids)
+        # the store's ledger, not the sum of what each shard's last try did (a retry may have found its work done)
+        after, total = pipelines.ingest_ledger(s, collection, source_ids)
+        before = ti.xcom_pull(task_ids="plan", key="ledger_before") or {}
+        summary = ingest_summary(collection, source_ids, before, short_ledger(after), list(reports),
+                                 sources_removed=removed, chunks_total=total)
         outlet_events[AssetAlias(COLLECTIONS_ALIAS)].add(Asset(collection_uri(collection)), extra=summary)
-        print(f"collection {collection}: {summary}")
+        result = ingest_outcome(summary)
+        ti.xcom_push(key=OUTCOME_XCOM_KEY, value={**result, "summary": summary})
+        print(f"collection {collection}: {summary}" + (f"; PARTIAL: {result['message']}" if result["status"] == "partial" else ""))
         return summary
 
     shards = plan()

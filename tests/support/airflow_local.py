@@ -33,7 +33,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = REPO / ".venv-airflow"
-DEFAULT_HOME = REPO / ".airflow"
+# LLMOPS_LOCAL_AIRFLOW_HOME moves it (the README test runs `make airflow-up` in a temporary home, not the developer's)
+DEFAULT_HOME = Path(os.environ.get("LLMOPS_LOCAL_AIRFLOW_HOME") or REPO / ".airflow")
 AIRFLOW_VERSION = "3.3.2"
 TORCH_PIN = "torch==2.13.0"
 USERNAME = "admin"
@@ -397,6 +398,7 @@ class AirflowForTests:
     env: dict[str, str]
     store_path: Path
     data_dir: Path
+    project: Path  # LLMOPS_PROJECT_DIR of the tasks: relative paths in DAG params resolve here
 
     @property
     def url(self) -> str:
@@ -420,7 +422,10 @@ def airflow_for_tests(base: Path, *, dag_ids: list[str] | None = None):
     store, data = base / "llmops" / "chroma", base / "llmops" / "data"
     data.mkdir(parents=True, exist_ok=True)
     llm = ServerProcess()  # the LLM the batch DAG's tasks call: the local OpenAI-compatible test server
+    project = base / "project"  # relative paths in DAG params resolve here (LLMOPS_PROJECT_DIR), as with `make airflow-up`
+    project.mkdir(exist_ok=True)
     task_env = {"LLMOPS_STORE_PATH": str(store), "LLMOPS_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", **llm_env_for(llm),
+                "LLMOPS_PROJECT_DIR": str(project),
                 "LLMOPS_LLM_INPUT_COST_PER_TOKEN": "0.000001", "LLMOPS_LLM_OUTPUT_COST_PER_TOKEN": "0.000002"}
     try:
         af = up(base / "airflow-home", extra_dags=[str(TEST_DAGS)], task_env=task_env, log=lambda m: print(m, file=sys.stderr))
@@ -433,21 +438,30 @@ def airflow_for_tests(base: Path, *, dag_ids: list[str] | None = None):
         env.update(task_env)
         env.update(af.client_env())
         env.update({"NO_COLOR": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "COLUMNS": "200"})
-        yield AirflowForTests(af, env, store, data)
+        yield AirflowForTests(af, env, store, data, project)
     finally:
         down(af.home, log=lambda m: print(m, file=sys.stderr))
         llm.stop()
 
 
 def project_task_env(project: Path) -> dict[str, str]:
-    """The Airflow tasks use the project's store, data dir and config (absolute), so `llmops query` run in the
-    project sees what a DAG wrote (the tasks' own working directory is AIRFLOW_HOME)."""
+    """The Airflow tasks use the project's store, data dir and config (absolute; the ones `llmops` run in the project
+    folder uses, LLMOPS_* variables of this shell included), so `llmops query` there sees what a DAG wrote; and
+    relative paths in DAG params (sources, input, dataset...) resolve against the project (LLMOPS_PROJECT_DIR), not
+    the tasks' own working directory (AIRFLOW_HOME)."""
+    from llmops_cli.settings import load_settings
+
     project = project.resolve()
-    env = {"LLMOPS_STORE_PATH": str(project / ".llmops" / "chroma"), "LLMOPS_DATA_DIR": str(project / ".llmops")}
-    for name in ("llmops.yaml", "configs/llmops.yaml"):
-        if (project / name).is_file():
-            env["LLMOPS_CONFIG"] = str(project / name)
-            break
+    loaded = load_settings(cwd=project)
+
+    def absolute(p: str) -> str:
+        path = Path(p).expanduser()
+        return str(path if path.is_absolute() else project / path)
+
+    env = {"LLMOPS_PROJECT_DIR": str(project), "LLMOPS_STORE_PATH": absolute(loaded.settings.store.path),
+           "LLMOPS_DATA_DIR": absolute(loaded.settings.data_dir)}
+    if loaded.config_file is not None:
+        env["LLMOPS_CONFIG"] = str(Path(loaded.config_file).resolve())
     return env
 
 

@@ -107,9 +107,13 @@ class FakeAirflow:
 
     def __init__(self, final: str = "success", polls_until_end: int = 2, paused: bool = False):
         self.final, self.left, self.triggered, self.paused = final, polls_until_end, [], paused
+        self.outcome = None
 
     def get_dag(self, dag_id):
         return {"dag_id": dag_id, "is_paused": self.paused}
+
+    def get_run_outcome(self, dag_id, run_id):
+        return self.outcome
 
     def set_paused(self, dag_id, paused):
         self.paused = paused
@@ -181,6 +185,17 @@ def test_trigger_unpause_unpauses_then_waits(monkeypatch):
 def test_trigger_without_wait_on_a_paused_dag_warns(monkeypatch):
     r = _invoke(monkeypatch, FakeAirflow(paused=True), "trigger-dag", "d")
     assert r.exit_code == 0 and "is paused: the run stays queued" in r.stderr
+
+
+def test_a_run_whose_dag_reports_a_partial_outcome_exits_3(monkeypatch):
+    fake = FakeAirflow("success")
+    fake.outcome = {"status": "partial", "message": "2 of 9 source(s) skipped: docs/bad.pdf (not a PDF)"}
+    r = _invoke(monkeypatch, fake, "trigger-dag", "d", "--wait", "--json")
+    assert r.exception.exit_code == 3 and "docs/bad.pdf (not a PDF)" in r.exception.message
+    assert json.loads(r.stdout)["outcome"]["status"] == "partial"  # the one JSON document still comes first
+    fake = FakeAirflow("success")
+    fake.outcome = {"status": "ok", "message": ""}
+    assert _invoke(monkeypatch, fake, "runs", "wait", "d", "r1").exit_code == 0
 
 
 def test_trigger_wait_timeout_exits_6(monkeypatch):

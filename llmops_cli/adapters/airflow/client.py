@@ -362,6 +362,27 @@ class AirflowClient:
         return self._paged("DagRunApi", "get_dag_runs", "dag_runs", dag_id, limit=limit, what=f"DAG {dag_id!r}",
                            not_found_hint=_DAGS_HINT, **kw)
 
+    def get_run_outcome(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
+        """What the run's DAG reported about its own outcome (XCom ``llmops_outcome``: {"status": "ok" | "partial",
+        "message"}), or None when no task pushed one (DAGs other than llmops's)."""
+        from llmops_cli.adapters.airflow.dag_support import OUTCOME_XCOM_KEY
+
+        what = f"DAG run {run_id!r} of DAG {dag_id!r}"
+        page = self._call("XComApi", "get_xcom_entries", dag_id, run_id, "~", xcom_key=OUTCOME_XCOM_KEY, what=what) or {}
+        entries = page.get("xcom_entries") or []
+        if not entries:
+            return None
+        last = max(entries, key=lambda e: str(e.get("timestamp") or ""))
+        entry = self._call("XComApi", "get_xcom_entry", dag_id, last["task_id"], run_id, OUTCOME_XCOM_KEY,
+                           map_index=last.get("map_index", -1), deserialize=True, stringify=False, what=what) or {}
+        value = entry.get("value")
+        if isinstance(value, str):  # a server that returns the stored JSON text
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        return value if isinstance(value, dict) else None
+
     # ------------------------------------------------------------------------------------ task instances
     def list_task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Every task instance of a run, each map index of mapped tasks included (a not-yet-expanded mapped
@@ -441,6 +462,7 @@ class AirflowClient:
 _API_MODULES = {
     "DAGApi": "api.dag_api", "DagRunApi": "api.dag_run_api", "TaskInstanceApi": "api.task_instance_api",
     "TaskApi": "api.task_api", "AssetApi": "api.asset_api", "ImportErrorApi": "api.import_error_api",
+    "XComApi": "api.x_com_api",
 }
 
 

@@ -1,0 +1,98 @@
+"""What a DAG run's verdict means, against a real Airflow 3.3 on 127.0.0.1 (the session's ``airflow_server``):
+relative paths in DAG params, partial and all-failed outcomes, paused DAGs, rejected tokens."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.integration.test_airflow_cli import llmops, ok_json
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.timeout(900)]
+
+
+def _write_kb(folder, *, broken: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "retries.md").write_text("# Retries\n\nSet `retries=3` on a task to retry it three times.\n" * 20)
+    (folder / "pools.md").write_text("# Pools\n\nPools limit how many tasks run at once against a resource.\n" * 20)
+    if broken:
+        (folder / "broken.pdf").write_bytes(b"this is not a PDF at all")
+
+
+def test_relative_sources_resolve_against_the_project_and_a_skipped_file_makes_the_run_partial(airflow_server):
+    srv = airflow_server
+    _write_kb(srv.project / "kb", broken=True)
+    # relative, as a user types it: resolved against LLMOPS_PROJECT_DIR, not the task's cwd (AIRFLOW_HOME)
+    r = llmops(srv, "trigger-dag", "llmops_ingest", "-p", 'sources=["kb"]', "-p", "collection=outcome-kb", "-p", "shards=2",
+               "--wait", "--timeout", "300", "--json", timeout=330)
+    assert r.returncode == 3, r.stderr  # like `llmops ingest`: finished, some inputs skipped
+    doc = json.loads(r.stdout)
+    assert doc["state"] == "success" and doc["outcome"]["status"] == "partial"
+    assert "broken.pdf" in doc["outcome"]["message"] and "broken.pdf" in r.stderr
+    summary = doc["outcome"]["summary"]
+    # the summary is the store's truth: every chunk of the run's sources is counted, and the collection holds them
+    cols = {c["name"]: c for c in ok_json(srv, "collections", "list")["collections"]}
+    assert summary["sources_in_store"] == 2 and summary["skipped"] == 1
+    assert summary["chunks_added"] == summary["chunks"] == summary["chunks_total"] == cols["outcome-kb"]["chunks"] > 0
+    assert ok_json(srv, "query", "how do I retry a task", "--collection", "outcome-kb")["hits"]
+
+    # the same again: nothing new, and the summary says so (not a sum of what each shard did)
+    (srv.project / "kb" / "broken.pdf").unlink()
+    again = ok_json(srv, "trigger-dag", "llmops_ingest", "-p", 'sources=["kb"]', "-p", "collection=outcome-kb",
+                    "--wait", "--timeout", "300", timeout=330)
+    assert again["outcome"]["status"] == "ok"
+    assert again["outcome"]["summary"]["chunks_added"] == 0 and again["outcome"]["summary"]["chunks"] == summary["chunks"]
+
+
+def test_a_missing_relative_source_fails_naming_the_absolute_path(airflow_server):
+    srv = airflow_server
+    r = llmops(srv, "trigger-dag", "llmops_ingest", "-p", 'sources=["no-such-folder"]', "--wait", "--timeout", "120")
+    assert r.returncode == 5, r.stderr
+    assert str(srv.project / "no-such-folder") in r.stderr and "LLMOPS_PROJECT_DIR" in r.stderr
+
+
+def test_a_batch_run_where_every_row_failed_fails_and_keeps_the_good_results(airflow_server, tmp_path):
+    srv = airflow_server
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps({"id": f"r{i}", "q": f"question {i}"}) + "\n" for i in range(6)))
+    out = tmp_path / "rows.results.jsonl"
+    conf = {"input": str(src), "prompt": "Answer: {q}", "shards": 2, "output": str(out), "id_column": "id"}
+    good = ok_json(srv, "trigger-dag", "llmops_batch_inference", "--conf", json.dumps(conf), "--wait", "--timeout", "300")
+    assert good["state"] == "success" and good["outcome"]["status"] == "ok"
+    before = out.read_text()
+    # every answer fails validation: the test LLM answers "reply-<hash>", never the JSON the schema asks for
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}))
+    bad = {**conf, "schema": str(schema), "max_attempts": 1}
+    r = llmops(srv, "trigger-dag", "llmops_batch_inference", "--conf", json.dumps(bad), "--wait", "--timeout", "300")
+    assert r.returncode == 5, r.stderr
+    assert "merge" in r.stderr and "all 6 request(s) failed" in r.stderr
+    assert out.read_text() == before  # the earlier good results file is not overwritten by an all-failed run
+
+
+def test_trigger_wait_on_a_paused_dag_says_so_at_once(airflow_server):
+    srv = airflow_server
+    assert llmops(srv, "dags", "pause", "llmops_test_quick").returncode == 0
+    try:
+        runs_before = len(ok_json(srv, "runs", "list", "llmops_test_quick", "--limit", "100"))
+        start = time.monotonic()
+        r = llmops(srv, "trigger-dag", "llmops_test_quick", "--wait", "--timeout", "60")
+        assert r.returncode == 2, r.stderr
+        assert time.monotonic() - start < 15 and "is paused" in r.stderr and "--unpause" in r.stderr
+        assert len(ok_json(srv, "runs", "list", "llmops_test_quick", "--limit", "100")) == runs_before
+        doc = ok_json(srv, "trigger-dag", "llmops_test_quick", "--unpause", "--wait", "--timeout", "120")
+        assert doc["state"] == "success"
+    finally:
+        llmops(srv, "dags", "unpause", "llmops_test_quick")
+
+
+def test_an_invalid_token_is_rejected_credentials(airflow_server):
+    srv = airflow_server
+    env = {k: v for k, v in srv.env.items() if k not in ("LLMOPS_AIRFLOW_USERNAME", "LLMOPS_AIRFLOW_PASSWORD")}
+    for token in ("not-a-jwt", "eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmVkLWJ5LXNvbWVvbmUtZWxzZQ"):
+        r = llmops(srv, "dags", "list", env={**env, "LLMOPS_AIRFLOW_TOKEN": token})
+        assert r.returncode == 8, r.stderr
+        assert "rejected the credentials" in r.stderr and "LLMOPS_AIRFLOW_TOKEN" in r.stderr
+        assert "permission" not in r.stderr and token not in r.stderr
