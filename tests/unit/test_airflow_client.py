@@ -364,3 +364,18 @@ def test_lean_import_loads_few_modules_and_the_package_still_completes():
     assert r.returncode == 0, r.stderr
     lean, full = map(int, r.stdout.split())
     assert lean < 80 < full
+
+
+def test_run_outcome_is_read_from_the_llmops_outcome_xcom():
+    pool = FakePool()
+    pool.add("GET", "/api/v2/dags/d/dagRuns/r/taskInstances/~/xcomEntries",
+             (200, {"xcom_entries": [{"task_id": "finalize", "map_index": -1, "key": "llmops_outcome", "timestamp": "t"}],
+                    "total_entries": 1}))
+    pool.add("GET", "/api/v2/dags/d/dagRuns/r/taskInstances/finalize/xcomEntries/llmops_outcome",
+             (200, {"key": "llmops_outcome", "value": {"status": "partial", "message": "1 of 2 source(s) skipped"}}))
+    c, _ = make(pool, token="t", username=None, password=None)
+    assert c.get_run_outcome("d", "r") == {"status": "partial", "message": "1 of 2 source(s) skipped"}
+    assert pool.calls[0]["query"]["xcom_key"] == ["llmops_outcome"]
+    other = FakePool()
+    other.add("GET", "/api/v2/dags/d/dagRuns/r/taskInstances/~/xcomEntries", (200, {"xcom_entries": [], "total_entries": 0}))
+    assert make(other, token="t", username=None, password=None)[0].get_run_outcome("d", "r") is None  # a DAG not ours

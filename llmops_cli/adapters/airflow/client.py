@@ -368,7 +368,10 @@ class AirflowClient:
         from llmops_cli.adapters.airflow.dag_support import OUTCOME_XCOM_KEY
 
         what = f"DAG run {run_id!r} of DAG {dag_id!r}"
-        page = self._call("XComApi", "get_xcom_entries", dag_id, run_id, "~", xcom_key=OUTCOME_XCOM_KEY, what=what) or {}
+        try:
+            page = self._call("XComApi", "get_xcom_entries", dag_id, run_id, "~", xcom_key=OUTCOME_XCOM_KEY, what=what) or {}
+        except NotFoundError:  # no XCom at all for this run: nothing was reported
+            return None
         entries = page.get("xcom_entries") or []
         if not entries:
             return None
