@@ -171,9 +171,47 @@ def collection_not_found(store, name: str):
                          hint=f"{hint} (store.collection sets the default), or ingest into {name!r} first")
 
 
+def check_search(text: str, where: dict[str, Any] | None, r: "Retriever | None" = None) -> None:
+    """Refuse a search that cannot mean anything before any work: an empty question, a --where that is not plain
+    key=value pairs, or (with ``r``) a --where no chunk matches, saying which keys and values the chunks have."""
+    from llmops_cli.errors import UsageError
+
+    if not text or not text.strip():
+        raise UsageError("the question is empty", hint='pass the text to search for, e.g. llmops query "exit code of a failed DAG run"')
+    if not where:
+        return
+    for key in where:
+        if not key or key.startswith("$"):
+            raise UsageError(f"--where {key}=...: --where takes metadata key=value pairs that must all match, not Chroma operators",
+                             hint="e.g. --where format=markdown --where source=docs/ingest.md")
+    if r is None or r.store.get(r.collection, where=where, limit=1, include_documents=False):
+        return
+    sample = r.store.get(r.collection, limit=2000, include_documents=False)
+    values: dict[str, set[str]] = {}
+    for h in sample:
+        for mk, mv in h.metadata.items():
+            values.setdefault(mk, set()).add(str(mv))
+    for key, value in where.items():
+        if key not in values:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(values), n=1)
+            raise UsageError(f"--where {key}={value}: no chunk of collection {r.collection!r} has the metadata key {key!r} "
+                             f"(keys: {', '.join(sorted(values))})", hint=f"did you mean --where {close[0]}=...?" if close else "use one of those keys")
+        if str(value) not in values[key]:
+            seen = sorted(values[key])
+            listed = ", ".join(seen[:12]) + (f" (+{len(seen) - 12} more)" if len(seen) > 12 else "")
+            raise UsageError(f"--where {key}={value}: no chunk of collection {r.collection!r} has that value (values seen: {listed})",
+                             hint=f"pick one of the values, e.g. --where {key}={seen[0]}" if seen else "pick another value")
+    raise UsageError(f"no chunk of collection {r.collection!r} matches all of --where {' '.join(f'{k}={v}' for k, v in where.items())}",
+                     hint="each --where must match; drop one")
+
+
 def query(settings: "Settings", text: str, *, collection: str | None = None, k: int | None = None, mode: str | None = None,
           where: dict[str, Any] | None = None) -> "list[Hit]":
+    check_search(text, where)
     r = retriever(settings, collection)
+    check_search(text, where, r)
     return r.search(text, k or settings.retrieval.k, mode=mode or settings.retrieval.mode, where=where)
 
 
@@ -210,12 +248,14 @@ def ask(settings: "Settings", question: str, *, collection: str | None = None, k
     answer to a near-identical question is served instead, without an LLM call (``result.cache_hit``)."""
     from llmops_cli.core.ask import ask as core_ask
 
+    check_search(question, where)
     if use_cache and settings.feedback.cache and not retrieval_only and not where:
         cached = _feedback_cached_answer(settings, question, _collection(settings, collection), on_token)
         if cached is not None:
             return cached
     llm = None if retrieval_only else wiring.build_llm(settings.llm, model=model)
     r = retriever(settings, collection)
+    check_search(question, where, r)
     res = core_ask(question, r, llm, k=k or settings.retrieval.k, rewordings=settings.llm.rewordings,
                    mode=mode or settings.retrieval.mode, where=where, on_token=on_token)
     res.cache_hit = None
