@@ -42,3 +42,12 @@ def test_an_unreachable_embedding_api_is_one_line_and_exit_7(tmp_path):
     assert "Traceback" not in r.stderr and SECRET not in r.stderr
     assert r.stderr.startswith("error: embedding model openai/test-embedding at http://127.0.0.1:9/v1 is not reachable")
     assert len(r.stderr.strip().splitlines()) == 2  # the error and its hint
+
+
+def test_a_rejected_embedding_key_is_exit_8(openai_server, tmp_path):
+    openai_server.fail_next("401", n=5)
+    env = llmops_env(tmp_path, LLMOPS_EMBEDDER_BACKEND="litellm", LLMOPS_EMBEDDER_MODEL="openai/test-embedding",
+                     LLMOPS_EMBEDDER_API_BASE=openai_server.base_url, LLMOPS_EMBEDDER_API_KEY=SECRET)
+    r = run_llmops("ingest", str(REPO / "docs"), "--collection", "api-docs", env=env, timeout=300)
+    assert r.returncode == 8, r.stderr
+    assert "Traceback" not in r.stderr and SECRET not in r.stderr and "LLMOPS_EMBEDDER_API_KEY" in r.stderr

@@ -232,7 +232,7 @@ def test_cache_lookup_opens_the_log_once_and_touches_nothing_else_when_nothing_i
     store, _llm = project
     opens, built = [], []
     real_log, real_embedder = pipelines.answer_log, wiring.build_embedder
-    monkeypatch.setattr(pipelines, "answer_log", lambda s: opens.append(1) or real_log(s))
+    monkeypatch.setattr(pipelines, "answer_log", lambda s, **kw: opens.append(1) or real_log(s, **kw))
     monkeypatch.setattr(wiring, "build_store", lambda settings, **kw: built.append("store") or store)
     monkeypatch.setattr(wiring, "build_embedder", lambda es: built.append("embedder") or real_embedder(es))
     settings = load_settings(None).settings

@@ -95,3 +95,34 @@ def test_build_messages_caps_the_context():
     a = AnswerRecord(id="x", created_at=0, kind="ask", question="q", answer="a", collection="docs")
     user = build_messages(a, ["x" * 5000, "y" * 5000])[1]["content"]
     assert user.count("x") + user.count("y") <= MAX_CONTEXT_CHARS + 50
+
+
+class RejectingJudge(LLM):
+    """Every call is refused as a bad key would be; the first few are slow so that others queue behind them."""
+
+    model = "fake/judge"
+
+    def __init__(self):
+        self.calls = 0
+
+    def complete(self, messages, **params) -> Completion:
+        import time
+
+        from llmops_cli.adapters.llm.base import LLMAuthError
+
+        self.calls += 1
+        time.sleep(0.05)
+        raise LLMAuthError("the LLM rejected the API key (401)", status=401)
+
+
+def test_a_rejected_key_stops_the_review_instead_of_failing_every_answer(tmp_path):
+    from llmops_cli.errors import AuthError
+
+    with AnswerLog(tmp_path / "l.sqlite") as log:
+        for i in range(20):
+            log.record(kind="ask", question=f"q{i}", answer=f"answer {i}", collection="docs")
+        judge = RejectingJudge()
+        with pytest.raises(AuthError):
+            review_answers(log, judge, log.to_review(limit=50), concurrency=2)
+        assert judge.calls <= 4  # the queued answers were not sent
+        assert len(log.to_review(limit=50)) == 20  # and none was marked reviewed or failed

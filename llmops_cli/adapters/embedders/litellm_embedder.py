@@ -9,7 +9,7 @@ import numpy as np
 from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.adapters.llm.base import LLMUnreachableError
 from llmops_cli.adapters.llm.litellm_llm import import_litellm, translate_error
-from llmops_cli.errors import EmbedderError, UnreachableError
+from llmops_cli.errors import AuthError, EmbedderError, UnreachableError
 
 
 class _ApproxTokens:
@@ -68,6 +68,8 @@ class LiteLLMEmbedder(Embedder):
                 if isinstance(err, LLMUnreachableError):
                     raise UnreachableError(message, hint="is the server running? check embedder.api_base (LLMOPS_EMBEDDER_API_BASE)"
                                            if self.api_base else err.hint) from None
+                if isinstance(err, AuthError):  # a rejected key is exit 8 whoever calls the endpoint
+                    raise AuthError(message, hint="check embedder.api_key (LLMOPS_EMBEDDER_API_KEY)") from None
                 raise EmbedderError(message, hint=err.hint) from None
             data = sorted(resp.data, key=lambda d: d["index"] if isinstance(d, dict) else d.index)
             out.extend([(d["embedding"] if isinstance(d, dict) else d.embedding) for d in data])

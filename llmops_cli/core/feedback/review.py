@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from llmops_cli.adapters.llm.base import LLM
 from llmops_cli.core.feedback.log import AnswerLog, AnswerRecord, Review
 from llmops_cli.core.redaction import find_sensitive, redact
-from llmops_cli.errors import LlmopsError
+from llmops_cli.errors import AuthError, LlmopsError, UnreachableError
 
 MAX_CONTEXT_CHARS = 4000
 
@@ -143,6 +143,8 @@ def review_answers(log: AnswerLog, llm: LLM, answers: Sequence[AnswerRecord], *,
         try:
             msgs = build_messages(a, context(a) if context else [])
             c = llm.complete(msgs, temperature=0.0, response_format={"type": "json_object"})
+        except (AuthError, UnreachableError):
+            raise  # the same for every answer: stop the review (exit 8 / 7) instead of failing each one
         except LlmopsError as e:
             return a, None, e.message
         try:
@@ -151,15 +153,27 @@ def review_answers(log: AnswerLog, llm: LLM, answers: Sequence[AnswerRecord], *,
             return a, Review(answer_id=a.id, status="error", error=e.message, judge_model=llm.model, redactions=redactions,
                              reviewed_at=time.time()), None
 
+    from concurrent.futures import as_completed
+
+    results: list[tuple[AnswerRecord, Review | None, str | None] | None] = [None] * len(answers)
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="review") as pool:
-        for a, review, call_error in pool.map(judge, answers):
-            if review is None:
-                report.failed.append({"id": a.id, "error": call_error or "call failed"})
-                continue
-            log.save_review(review)
-            if review.status == "ok":
-                report.reviewed.append(a.id)
-            else:
-                report.errors.append({"id": a.id, "error": review.error or ""})
-            report.rows.append({"id": a.id, "question": a.question, **review.to_dict()})
+        futures = {pool.submit(judge, a): i for i, a in enumerate(answers)}
+        try:
+            for f in as_completed(futures):
+                a, review, call_error = f.result()  # a stop error (rejected key, no connection) raises here
+                if review is not None:
+                    log.save_review(review)  # stored as it completes: a stopped review keeps what it judged
+                results[futures[f]] = (a, review, call_error)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # queued answers are not sent after a stop error
+            raise
+    for a, review, call_error in (r for r in results if r is not None):
+        if review is None:
+            report.failed.append({"id": a.id, "error": call_error or "call failed"})
+            continue
+        if review.status == "ok":
+            report.reviewed.append(a.id)
+        else:
+            report.errors.append({"id": a.id, "error": review.error or ""})
+        report.rows.append({"id": a.id, "question": a.question, **review.to_dict()})
     return report
