@@ -445,7 +445,8 @@ def _promoter(settings: "Settings", log):
     from llmops_cli.core.feedback.promotion import Promoter
 
     store = wiring.build_store(settings)
-    return Promoter(log, store, lambda: wiring.build_embedder(settings.embedder), feedback_thresholds(settings),
+    # each collection is written with the embedder it was made with (an int8 collection gets int8 vectors)
+    return Promoter(log, store, lambda coll: collection_embedder(settings, store.collection_metadata(coll)), feedback_thresholds(settings),
                     after_write=lambda coll: lexical_index(settings, store, coll).build())
 
 

@@ -77,7 +77,7 @@ def world(tmp_path):
     rebuilt: list[str] = []
     built: list[int] = []
 
-    def embedder():
+    def embedder(collection):
         built.append(1)
         return emb
 
@@ -144,7 +144,7 @@ def test_dry_run_changes_nothing_and_no_embedder_is_built_for_nothing(world):
 
 def test_semantic_cache_hits_near_identical_questions_only(world):
     log, store, promoter, _rebuilt, _built = world
-    emb = promoter.embedder
+    emb = promoter.embedder("docs")
     a = add(log, question="How do I rotate the frobnicator keys?")
     assert find_cached(log, emb, "docs", "How do I rotate the frobnicator keys?", 0.92) is None  # nothing promoted yet
     assert not log.has_active_promotions("docs")

@@ -112,23 +112,23 @@ def bump_generation(store: VectorStore, collection: str) -> None:
 
 
 class Promoter:
-    """Applies decisions to a store. ``embedder`` is built only when something is to be written (it is costly);
-    ``after_write(collection)`` runs once per changed collection (the caller rebuilds the lexical index there)."""
+    """Applies decisions to a store. ``embedder(collection)`` gives the embedder that collection was made with; it is
+    built only when something is to be written (it is costly). ``after_write(collection)`` runs once per changed
+    collection (the caller rebuilds the lexical index there)."""
 
-    def __init__(self, log: AnswerLog, store: VectorStore, embedder: Callable[[], Embedder], thresholds: Thresholds,
+    def __init__(self, log: AnswerLog, store: VectorStore, embedder: Callable[[str], Embedder], thresholds: Thresholds,
                  after_write: Callable[[str], None] | None = None):
         self.log = log
         self.store = store
         self._embedder_fn = embedder
-        self._embedder: Embedder | None = None
+        self._embedders: dict[str, Embedder] = {}
         self.thresholds = thresholds
         self.after_write = after_write
 
-    @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = self._embedder_fn()
-        return self._embedder
+    def embedder(self, collection: str) -> Embedder:
+        if collection not in self._embedders:
+            self._embedders[collection] = self._embedder_fn(collection)
+        return self._embedders[collection]
 
     def decision(self, answer: AnswerRecord) -> Decision:
         return decide(answer, self.log.review_of(answer.id), self.log.ratings(answer.id, with_cached_copies=True), self.thresholds)
@@ -178,21 +178,22 @@ class Promoter:
         meta = self.store.collection_metadata(collection)
         if meta is None:
             return f"collection {collection!r} does not exist in this store"
-        if meta.get(EMBEDDER_KEY) and meta[EMBEDDER_KEY] != self.embedder.identity:
+        if meta.get(EMBEDDER_KEY) and meta[EMBEDDER_KEY] != self.embedder(collection).identity:
             return f"collection {collection!r} holds vectors of another embedder ({meta[EMBEDDER_KEY]})"
         return None
 
     def _promote(self, a: AnswerRecord) -> None:
         question, body, text = promoted_parts(a)
         heading = question if len(question) <= 200 else question[:199] + "…"
-        vecs = self.embedder.embed([indexed_text(heading, text), question])  # embedded like an ingested chunk
+        embedder = self.embedder(a.collection or "")
+        vecs = embedder.embed([indexed_text(heading, text), question])  # embedded like an ingested chunk
         cid = chunk_id_for(a.id)
         md = {"kind": PROMOTED_KIND, "answer_id": a.id, "source": f"answer:{a.id}", "source_file": f"answer:{a.id}",
               "heading": heading, "chunk_index": 0, "model": a.model or "", "promoted_at": int(time.time())}
         self.store.upsert(a.collection or "", [cid], vecs[:1], [text], [md])
         qv = unit_vector(vecs[1])
         self.log.save_promotion(Promotion(answer_id=a.id, collection=a.collection or "", chunk_id=cid, question=question,
-                                          answer_text=body, question_vector=qv.tobytes(), embedder=self.embedder.identity,
+                                          answer_text=body, question_vector=qv.tobytes(), embedder=embedder.identity,
                                           promoted_at=time.time()))
 
     def _remove(self, p: Promotion, reason: str) -> None:
