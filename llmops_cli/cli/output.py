@@ -32,6 +32,23 @@ def to_json(data: Any) -> str:
     return json.dumps(data, default=_default, ensure_ascii=False, indent=2)
 
 
+# Control characters in displayed text (documents, sources, answers) would reach the terminal raw: an ESC
+# sequence in a document could recolour, retitle or clear the user's terminal. Newlines and tabs stay; every other
+# C0/C1 control and the bidirectional overrides ("Trojan Source") are shown as visible escapes. Only the display is
+# changed: stored text and --json output keep the text as it is (JSON escapes control characters itself).
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+_CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))})
+
+
+def safe_text(text: str) -> str:
+    """``text`` with control characters neutralised for a terminal (see _CONTROL)."""
+    return text.translate(_CONTROL)
+
+
+def _safe(value: Any) -> Any:
+    return safe_text(value) if isinstance(value, str) else value
+
+
 class Output:
     def __init__(self, json_mode: bool = False):
         from rich.console import Console
@@ -52,7 +69,7 @@ class Output:
 
     def print(self, *objects: Any, **kw: Any) -> None:
         if not self.json_mode:
-            self.out.print(*objects, **kw)
+            self.out.print(*map(_safe, objects), **kw)
 
     def table(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None, **kw: Any) -> None:
         if self.json_mode:
@@ -63,15 +80,15 @@ class Output:
         for c in columns:
             t.add_column(c, overflow="fold")
         for r in rows:
-            t.add_row(*["" if v is None else str(v) for v in r])
+            t.add_row(*["" if v is None else safe_text(str(v)) for v in r])
         self.out.print(t)
 
     # --- diagnostics (stderr) ---
     def info(self, msg: str) -> None:
-        self.err.print(msg)
+        self.err.print(safe_text(msg))
 
     def warn(self, msg: str) -> None:
-        self.err.print(f"[yellow]warning:[/yellow] {msg}")
+        self.err.print(f"[yellow]warning:[/yellow] {safe_text(msg)}")
 
     @contextmanager
     def progress(self, description: str, total: int | None = None, *, extra: str | None = None) -> Iterator[Any]:

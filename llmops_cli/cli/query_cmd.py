@@ -77,7 +77,7 @@ def ask(
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
+    from llmops_cli.cli.output import Output, safe_text
     from llmops_cli.cli.state import parse_key_values, state
 
     s = state().load(flags={"store.collection": collection, "retrieval.mode": mode, "retrieval.k": top_k, "llm.model": model,
@@ -96,7 +96,7 @@ def ask(
         if not started:
             out.out.print("[bold]Answer[/bold]")
             started = True
-        out.out.file.write(piece)
+        out.out.file.write(safe_text(piece))  # an answer may quote a document's escape sequences
         out.out.file.flush()
 
     res = pipelines.ask(s, question, collection=s.store.collection, k=s.retrieval.k, mode=s.retrieval.mode,

@@ -126,8 +126,8 @@ def plan_changes(files: Sequence[SourceFile], manifest: dict[str, SourceRecord],
             continue
         try:
             h = f"{content_hash(sf)}:{sig}"
-        except OSError as e:
-            reason = f"unreadable: {e.strerror or e}"
+        except (SkipSource, OSError) as e:  # a dangling link, a loop, EIO, no permission: skip this file, not the run
+            reason = e.reason if isinstance(e, SkipSource) else f"unreadable: {e.strerror or e}"
             if opts.strict:
                 raise InputError(f"{sf.source_id}: {reason}", hint="fix the file's permissions or leave it out") from None
             skipped.append({"source": sf.source_id, "reason": reason})

@@ -38,6 +38,10 @@ class ChunkerSet:
 
     def split(self, doc: Document) -> list[Piece]:
         pieces = self.chunker_for(doc).split(doc)
+        if not pieces and doc.text.strip():
+            # a document of headings only has no section bodies, but its headings are text worth finding
+            chunker = self.chunker_for(doc)
+            pieces = RecursiveChunker(self.tokens, chunker.size, chunker.overlap).split(doc)
         return self._enforce_max(pieces)
 
     def _enforce_max(self, pieces: list[Piece]) -> list[Piece]:

@@ -70,6 +70,12 @@ def short_error(exc: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def strip_nul(text: str) -> str:
+    """NUL bytes carry no text and break C-string consumers downstream (SQLite, terminals): dropped at load, in
+    every format (a NUL in a text file's first 8 KB marks it binary; later ones used to be stored as is)."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
 def clean_title(title: Any) -> str | None:
     if title is None:
         return None
@@ -96,8 +102,12 @@ def make_document(
     metadata: Metadata = {}
     for key, value in (extra or {}).items():
         scalar = to_scalar(value)
+        if isinstance(scalar, str):
+            scalar = strip_nul(scalar)
         if scalar is not None:
             metadata[str(key)] = scalar
+    text = strip_nul(text)
+    title = strip_nul(str(title)) if title is not None else None
     clean = clean_title(title)
     if clean:
         metadata["title"] = clean

@@ -4,7 +4,9 @@ Patterns (``--glob`` and the ``exclude`` setting) are matched against a file's p
 argument and against its source id: ``*`` and ``?`` stay within one folder, ``**`` spans folders (also none),
 and a pattern without ``/`` matches the file name at any depth (``*.rst`` = ``**/*.rst``).
 A folder walk skips hidden files and folders (``.env``, ``.github``) unless a glob names a hidden part, keeps
-only regular files, visits each real folder once (no symbolic link loops), and orders files by source id.
+only regular files (FIFOs, sockets and devices are listed as skipped, never opened), lists archives (``.zip``,
+``.tar.gz``...) as skipped rather than ignoring them, visits each real folder once (no symbolic link loops),
+and orders files by source id.
 Files named directly are always taken (globs and excludes only filter folder walks).
 """
 
@@ -19,7 +21,7 @@ from pathlib import Path
 from llmops_cli.core.loaders.base import SourceFile
 from llmops_cli.core.loaders.reading import BINARY_SNIFF_BYTES, looks_binary
 from llmops_cli.core.loaders.exports import SLACK_METADATA_FILES
-from llmops_cli.core.loaders.registry import has_supported_name
+from llmops_cli.core.loaders.registry import archive_suffix, has_supported_name
 from llmops_cli.errors import InputError
 
 MISSING = "no such file or directory"
@@ -133,17 +135,34 @@ def _walk_folder(
             if exclude.match(rel, source_id):
                 continue
             try:
-                if not stat.S_ISREG(os.stat(full).st_mode):
-                    continue  # FIFOs, sockets, devices
+                mode = os.stat(full).st_mode
             except OSError:
-                pass  # a broken symbolic link: listed, and loading says why it is skipped
+                mode = None  # a broken symbolic link or a loop: listed, and planning says why it is skipped
             if globs is not None:
                 if not globs.match(rel, source_id):
                     continue
-            elif not has_supported_name(Path(name)) and not (Path(name).suffix == "" and _looks_like_text(full)):
+            elif archive_suffix(name):
+                # an archive may hold the very documents meant: say it was not opened rather than ignore it
+                problems.append((full, f"an archive ({archive_suffix(name)}) is not opened: unpack it to ingest its files"))
+                continue
+            elif mode is not None and stat.S_ISREG(mode) and not has_supported_name(Path(name)) \
+                    and not (Path(name).suffix == "" and _looks_like_text(full)):
+                continue
+            if mode is not None and not stat.S_ISREG(mode):
+                # never opened (reading a FIFO blocks), but listed: the user named a folder holding it
+                if not stat.S_ISDIR(mode):
+                    problems.append((full, f"not a regular file ({_file_kind(mode)})"))
                 continue
             found.append((full, source_id))
     return found
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def _size(path: str) -> int:
@@ -157,7 +176,7 @@ def discover(
     paths: Sequence[str | Path], globs: Sequence[str] | None, exclude: Sequence[str]
 ) -> tuple[list[SourceFile], list[tuple[str, str]]]:
     """Walk the paths (files or folders) and return (files sorted by source id, [(path, reason)] for paths
-    that do not exist or folders that cannot be read). ``globs`` select files in folders (default: every
+    that do not exist, folders that cannot be read, and special files or archives inside folders). ``globs`` select files in folders (default: every
     file with a supported extension or name, and text files without an extension).
 
     Raises InputError when two different files would get the same source id (e.g. two roots named ``docs``).

@@ -33,6 +33,15 @@ def has_supported_name(path: Path) -> bool:
     return path.name in LOADER_BY_FILENAME or path.suffix.lower() in LOADER_BY_SUFFIX
 
 
+# Archives are not unpacked; a folder walk lists them as skipped so the documents inside are not silently missed.
+ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".zst", ".7z", ".rar")
+
+
+def archive_suffix(name: str) -> str | None:
+    lower = name.lower()
+    return next((suffix for suffix in ARCHIVE_SUFFIXES if lower.endswith(suffix)), None)
+
+
 def loader_for(path: Path) -> Loader | None:
     if path.name in LOADER_BY_FILENAME:
         return LOADER_BY_FILENAME[path.name]
