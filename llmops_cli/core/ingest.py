@@ -26,7 +26,7 @@ from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
 from llmops_cli.core.chunking.select import ChunkerSet, embed_text
 from llmops_cli.core.documents import Chunk, indexed_text
-from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source
+from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source_hashed
 from llmops_cli.core.collection_meta import DIMENSION_KEY, EMBEDDER_CONFIG_KEY, EMBEDDER_KEY, GENERATION_KEY, check_embedder
 from llmops_cli.errors import InputError
 
@@ -182,7 +182,10 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     try:
         for n, (sf, h, is_new) in enumerate(plan.to_process, 1):
             try:
-                docs = load_source(sf, max_bytes=opts.max_bytes, table=opts.table)
+                docs, read_hash = load_source_hashed(sf, max_bytes=opts.max_bytes, table=opts.table)
+                # the record gets the hash of the bytes parsed, not the planning hash: a file changed in between
+                # is then seen as changed by the next run instead of "unchanged" with the other version stored
+                h = f"{read_hash}:{sig}"
             except SkipSource as e:
                 if opts.strict:
                     raise InputError(f"{sf.source_id}: {e.reason}", hint="fix or leave out the file (without --strict bad inputs are skipped and listed)") from None

@@ -210,3 +210,39 @@ def test_another_embedder_is_refused_with_a_hint_that_fits_ingest_or_search():
     with pytest.raises(UsageError, match="cannot be searched") as search_err:
         check_embedder({EMBEDDER_KEY: "st:other"}, emb, "docs", searching=True)
     assert "embedder.precision" in search_err.value.hint
+
+
+def test_a_file_changed_while_ingested_is_recorded_with_the_hash_of_the_text_stored(tmp_path, monkeypatch):
+    """Issue 12 item 3: the file is hashed at planning and read later; if it changes in between, the record must
+    carry the hash of what was read, so that restoring the file makes the next run re-ingest it."""
+    import hashlib
+
+    from llmops_cli.core import ingest as core
+
+    docs = write_corpus(tmp_path / "docs", n=2)
+    page = docs / "page0.md"
+    version_a = page.read_text()
+    version_b = "# Page 0\n\nAn edit saved while the ingest was running.\n"
+    real_hash = core.content_hash
+
+    def hash_then_edit(sf):  # the editor saves right after planning hashed the file
+        digest = real_hash(sf)
+        if sf.path == page:
+            page.write_text(version_b)
+        return digest
+
+    monkeypatch.setattr(core, "content_hash", hash_then_edit)
+    store = MemoryStore()
+    ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts())
+    monkeypatch.setattr(core, "content_hash", real_hash)
+    sid = next(s for s in store.read_manifest("test-col") if s.endswith("page0.md"))
+    stored = [text for text, md in store.snapshot("test-col").values() if md["source_file"] == sid]
+    assert any("An edit saved" in t for t in stored)
+    assert store.read_manifest("test-col")[sid].content_hash.split(":")[0] == hashlib.sha256(version_b.encode()).hexdigest()
+
+    page.write_text(version_a)  # restored: the next run must serve version A again, not "unchanged"
+    rerun = ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts())
+    assert rerun.changed == [sid] and rerun.unchanged == 1
+    stored = [text for text, md in store.snapshot("test-col").values() if md["source_file"] == sid]
+    assert not any("An edit saved" in t for t in stored) and any("Closing words for page 0" in t for t in stored)
+

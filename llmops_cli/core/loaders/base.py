@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,9 @@ class SourceFile:
     source_id: str  # posix path relative to the root argument, prefixed with the root folder's name
     root: Path  # the root argument it was found under (for a single file argument: the file itself)
     size: int
+    # the bytes load_source read, hashed and hands to the loader: a loader parses exactly what was hashed, never a
+    # second read of a file that may have changed in between
+    data: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass

@@ -33,5 +33,5 @@ def language_of(sf: SourceFile) -> str:
 
 
 def load_code(sf: SourceFile, _options: TableOptions) -> list[Document]:
-    text = read_text(sf.path).strip("\n")
+    text = read_text(sf).strip("\n")
     return [make_document(sf, text, "code", extra={"language": language_of(sf)})]

@@ -188,7 +188,7 @@ def slack_thread_documents(sf: SourceFile, records: list[dict[str, Any]]) -> lis
 
 
 def load_json_export(sf: SourceFile, _options: TableOptions) -> list[Document]:
-    text = read_text(sf.path)
+    text = read_text(sf)
     records = parse_json_records(text, jsonl=sf.path.suffix.lower() in (".jsonl", ".ndjson"))
     if not records:
         raise SkipSource("empty")

@@ -105,7 +105,7 @@ def html_to_text(html: str) -> tuple[str | None, str]:
 
 def load_html(sf: SourceFile, _options: TableOptions) -> list[Document]:
     try:
-        title, text = html_to_text(read_text(sf.path))
+        title, text = html_to_text(read_text(sf))
     except RecursionError as exc:
         raise SkipSource("HTML nested too deeply to parse") from exc
     if not text.strip():

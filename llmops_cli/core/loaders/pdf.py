@@ -32,7 +32,7 @@ def _quiet_pypdf() -> Iterator[None]:
 def load_pdf(sf: SourceFile, _options: TableOptions) -> list[Document]:
     from pypdf import PdfReader
 
-    data = read_source_bytes(sf.path)
+    data = read_source_bytes(sf)
     if not data.strip():
         raise SkipSource("empty")
     with _quiet_pypdf():

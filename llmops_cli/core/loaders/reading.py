@@ -6,7 +6,7 @@ import codecs
 import errno
 from pathlib import Path
 
-from llmops_cli.core.loaders.base import SkipSource
+from llmops_cli.core.loaders.base import SkipSource, SourceFile
 
 BINARY_SNIFF_BYTES = 8192  # a NUL byte in the first 8 KB marks a file as binary
 
@@ -23,9 +23,14 @@ def unreadable_reason(exc: OSError) -> str:
     return f"unreadable: {exc.strerror or exc}"
 
 
-def read_source_bytes(path: Path) -> bytes:
+def read_source_bytes(source: SourceFile | Path) -> bytes:
+    """The bytes load_source already read for this source (see SourceFile.data), else the file's."""
+    if isinstance(source, SourceFile):
+        if source.data is not None:
+            return source.data
+        source = source.path
     try:
-        return path.read_bytes()
+        return source.read_bytes()
     except OSError as exc:
         raise SkipSource(unreadable_reason(exc)) from exc
 
@@ -55,5 +60,5 @@ def decode_text(data: bytes) -> str:
     return text
 
 
-def read_text(path: Path) -> str:
-    return decode_text(read_source_bytes(path))
+def read_text(source: SourceFile | Path) -> str:
+    return decode_text(read_source_bytes(source))

@@ -8,7 +8,7 @@ from typing import Any
 
 from llmops_cli.core.documents import Document
 from llmops_cli.core.loaders.base import SkipSource, SourceFile, TableOptions, make_document, short_error, to_scalar
-from llmops_cli.core.loaders.reading import read_text, unreadable_reason
+from llmops_cli.core.loaders.reading import read_source_bytes, read_text, unreadable_reason
 from llmops_cli.errors import InputError
 
 DEFAULT_TEXT_COLUMNS = ("text", "content", "body")
@@ -17,7 +17,7 @@ DEFAULT_TEXT_COLUMNS = ("text", "content", "body")
 def _read_delimited(sf: SourceFile, sep: str):  # noqa: ANN202 - a pandas DataFrame
     import pandas as pd
 
-    text = read_text(sf.path)  # binary / empty / invalid UTF-8 are skips, as for any text file
+    text = read_text(sf)  # binary / empty / invalid UTF-8 are skips, as for any text file
     try:
         return pd.read_csv(io.StringIO(text), sep=sep)
     except pd.errors.EmptyDataError as exc:
@@ -30,7 +30,7 @@ def _read_parquet(sf: SourceFile):  # noqa: ANN202 - a pandas DataFrame
     import pandas as pd
 
     try:
-        return pd.read_parquet(sf.path)
+        return pd.read_parquet(io.BytesIO(read_source_bytes(sf)))
     except OSError as exc:
         if exc.errno is not None:
             raise SkipSource(unreadable_reason(exc)) from exc

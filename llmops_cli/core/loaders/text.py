@@ -87,15 +87,15 @@ def rst_title(text: str) -> str | None:
 
 
 def load_markdown(sf: SourceFile, _options: TableOptions) -> list[Document]:
-    front_title, text = split_front_matter(read_text(sf.path))
+    front_title, text = split_front_matter(read_text(sf))
     text = text.strip("\n")
     return [make_document(sf, text, "markdown", title=front_title or markdown_title(text))]
 
 
 def load_rst(sf: SourceFile, _options: TableOptions) -> list[Document]:
-    text = read_text(sf.path).strip("\n")
+    text = read_text(sf).strip("\n")
     return [make_document(sf, text, "rst", title=rst_title(text))]
 
 
 def load_plain_text(sf: SourceFile, _options: TableOptions) -> list[Document]:
-    return [make_document(sf, read_text(sf.path).strip("\n"), "text")]
+    return [make_document(sf, read_text(sf).strip("\n"), "text")]
