@@ -22,7 +22,7 @@ class ExitCode(IntEnum):
     UNREACHABLE = 7  # a server (Airflow API, Chroma server, LLM endpoint) could not be reached
     AUTH = 8  # credentials rejected
     NOT_FOUND = 9  # no such DAG, run, task, collection, answer...
-    CONFLICT = 10  # already exists (e.g. a DAG run id)
+    CONFLICT = 10  # already exists (e.g. a DAG run id), or another process is writing the store (store_lock)
     INTERRUPTED = 130  # Ctrl-C; work already written is kept
 
 

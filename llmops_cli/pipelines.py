@@ -38,6 +38,19 @@ def lexical_index(settings: "Settings", store, collection: str) -> "LexicalIndex
     return LexicalIndex(settings.data_path / "lexical" / key / collection, store, collection)
 
 
+def store_write_lock(settings: "Settings", wait_s: float | None = None):
+    """The embedded store's write lock (core/store_lock.py), held around every command that writes the store, from
+    before it reads what it plans on to its last write (lexical index included). A Chroma server orders its
+    own writes: no file lock there."""
+    import contextlib
+
+    if settings.store.host:
+        return contextlib.nullcontext()
+    from llmops_cli.core.store_lock import write_lock
+
+    return write_lock(settings.store_path, wait_s)
+
+
 def ingest_options(settings: "Settings", collection: str | None = None, **overrides: Any):
     from llmops_cli.core.ingest import IngestOptions
 
@@ -57,16 +70,26 @@ def ingest_options(settings: "Settings", collection: str | None = None, **overri
 
 def ingest(settings: "Settings", paths: Sequence[str], *, collection: str | None = None, globs: list[str] | None = None,
            cleanup: str = "incremental", dry_run: bool = False, strict: bool = False, table: "TableOptions | None" = None,
-           only: Sequence[str] | None = None, progress: "ProgressFn | None" = None, explicit_embedder: bool = False) -> "IngestReport":
+           only: Sequence[str] | None = None, progress: "ProgressFn | None" = None, explicit_embedder: bool = False,
+           wait_lock: float | None = None) -> "IngestReport":
     """Ingest ``paths`` into the collection; rebuilds the lexical index when the collection changed.
     ``explicit_embedder``: the embedder settings were asked for (flags), so an existing collection made with
-    another embedder is an error rather than a reason to use that one."""
+    another embedder is an error rather than a reason to use that one. ``wait_lock``: seconds to wait for another
+    writer of the same store (None: store_lock.default_wait()); a dry run only reads and takes no lock."""
+    import contextlib
+
+    opts = ingest_options(settings, collection, globs=globs, cleanup=cleanup, dry_run=dry_run, strict=strict, table=table,
+                          only=set(only) if only is not None else None)
+    with contextlib.nullcontext() if dry_run else store_write_lock(settings, wait_lock):
+        return _ingest_locked(settings, paths, opts, progress, explicit_embedder)
+
+
+def _ingest_locked(settings: "Settings", paths: Sequence[str], opts, progress, explicit_embedder: bool) -> "IngestReport":
     from llmops_cli.core import ingest as core
 
     from llmops_cli.core.collection_meta import embedder_config, embedder_settings_for
 
-    opts = ingest_options(settings, collection, globs=globs, cleanup=cleanup, dry_run=dry_run, strict=strict, table=table,
-                          only=set(only) if only is not None else None)
+    dry_run = opts.dry_run
     store = wiring.build_store(settings)
     # an existing collection keeps the embedder it was made with, unless one was asked for explicitly (a mismatch
     # is then refused by core.ingest: mixing two embedders' vectors breaks search)
@@ -97,10 +120,11 @@ def remove_missing_sources(settings: "Settings", collection: str | None, keep_so
     from llmops_cli.core.ingest import remove_sources
 
     name = _collection(settings, collection)
-    store = wiring.build_store(settings)
-    gone = remove_sources(store, name, set(keep_source_ids))
-    if gone:
-        lexical_index(settings, store, name).build()
+    with store_write_lock(settings):
+        store = wiring.build_store(settings)
+        gone = remove_sources(store, name, set(keep_source_ids))
+        if gone:
+            lexical_index(settings, store, name).build()
     return len(gone)
 
 
@@ -228,11 +252,12 @@ def collections(settings: "Settings") -> list[dict[str, Any]]:
 def delete_collection(settings: "Settings", name: str) -> None:
     import shutil
 
-    store = wiring.build_store(settings)
-    if store.collection_metadata(name) is None:
-        raise collection_not_found(store, name)
-    store.delete_collection(name)
-    shutil.rmtree(lexical_index(settings, store, name).folder, ignore_errors=True)
+    with store_write_lock(settings):
+        store = wiring.build_store(settings)
+        if store.collection_metadata(name) is None:
+            raise collection_not_found(store, name)
+        store.delete_collection(name)
+        shutil.rmtree(lexical_index(settings, store, name).folder, ignore_errors=True)
 
 
 def store_location(settings: "Settings") -> str:
@@ -447,7 +472,8 @@ def _promoter(settings: "Settings", log):
     store = wiring.build_store(settings)
     # each collection is written with the embedder it was made with (an int8 collection gets int8 vectors)
     return Promoter(log, store, lambda coll: collection_embedder(settings, store.collection_metadata(coll)), feedback_thresholds(settings),
-                    after_write=lambda coll: lexical_index(settings, store, coll).build())
+                    after_write=lambda coll: lexical_index(settings, store, coll).build(),
+                    write_lock=lambda: store_write_lock(settings))
 
 
 def feedback_rate(settings: "Settings", answer_id: str, rating: str, comment: str | None = None, *,

@@ -27,6 +27,8 @@ def ingest(
     embed_precision: Annotated[Optional[str], typer.Option("--embed-precision", help="fp32 | int8 (onnx backend).")] = None,
     embed_model: Annotated[Optional[str], typer.Option("--embed-model", help="Embedding model: path, bundled name, or litellm model.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad input instead of skipping it.")] = False,
+    wait_lock: Annotated[Optional[float], typer.Option("--wait-lock", metavar="SECONDS", min=0,
+                                                       help="Wait up to SECONDS for another command writing the same store (default 10, or LLMOPS_WAIT_LOCK); then exit 10.")] = None,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -50,7 +52,7 @@ def ingest(
             bar.update(total=total, completed=done, description=phase)
 
         report = pipelines.ingest(s, paths, collection=s.store.collection, globs=glob, cleanup=cleanup, dry_run=dry_run,
-                                  strict=strict, table=table, progress=progress,
+                                  strict=strict, table=table, progress=progress, wait_lock=wait_lock,
                                   explicit_embedder=any(v is not None for v in (embed_backend, embed_precision, embed_model)))
     data = report.to_dict()
     data["store"] = pipelines.store_location(s)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,7 @@ from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
 from llmops_cli.core.chunking.select import ChunkerSet, embed_text
 from llmops_cli.core.documents import Chunk, indexed_text
 from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source_hashed
+from llmops_cli.core import write_steps
 from llmops_cli.core.collection_meta import DIMENSION_KEY, EMBEDDER_CONFIG_KEY, EMBEDDER_KEY, GENERATION_KEY, check_embedder
 from llmops_cli.errors import InputError
 
@@ -112,8 +114,9 @@ class Plan:
 
 
 def plan_changes(files: Sequence[SourceFile], manifest: dict[str, SourceRecord], sig: str, opts: IngestOptions,
-                 full_source_ids: set[str] | None = None) -> Plan:
-    """Compare files with the manifest: which are new, changed, unchanged, and (cleanup=full) removed."""
+                 full_source_ids: set[str] | None = None, skipped_paths: Sequence[str] = ()) -> Plan:
+    """Compare files with the manifest: which are new, changed, unchanged, and (cleanup=full) removed; nothing
+    under ``skipped_paths`` (inputs that could not be read) counts as removed."""
     to_process: list[tuple[SourceFile, str, bool]] = []
     skipped: list[dict[str, str]] = []
     unchanged = 0
@@ -140,8 +143,23 @@ def plan_changes(files: Sequence[SourceFile], manifest: dict[str, SourceRecord],
     removed: list[str] = []
     if opts.cleanup == "full":
         present = full_source_ids if full_source_ids is not None else {sf.source_id for sf in files}
-        removed = sorted(sid for sid in manifest if sid not in present)
+        removed = sorted(sid for sid in manifest if sid not in present and not _behind_skipped(manifest[sid], skipped_paths))
     return Plan(to_process, unchanged, removed, skipped)
+
+
+PATH_KEY = "path"  # a source record's absolute file path: tells cleanup which records a skipped folder hides
+
+
+def _behind_skipped(rec: SourceRecord, skipped_paths: Sequence[str]) -> bool:
+    """Whether ``rec``'s file may lie under an input that was skipped (a missing or unreadable path): cleanup=full
+    must not take its absence as the file being gone. A record without its path (written before paths were
+    recorded) could be anywhere: kept whenever anything was skipped."""
+    if not skipped_paths:
+        return False
+    path = rec.extra.get(PATH_KEY)
+    if not path:
+        return True
+    return any(path == p or path.startswith(p.rstrip(os.sep) + os.sep) for p in skipped_paths)
 
 
 def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts: IngestOptions,
@@ -149,7 +167,8 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     t0 = time.perf_counter()
     report = IngestReport(collection=opts.collection, dry_run=opts.dry_run)
     files, missing = discover(paths, opts.globs, opts.exclude)
-    if missing and len(missing) == len(paths):  # nothing given exists: a typo, not a partial run
+    # nothing given exists: a typo, not a partial run (an unreadable folder inside a given one is a skipped input)
+    if missing and not any(os.path.lexists(p) for p in paths):
         raise InputError(f"{', '.join(str(p) for p, _ in missing)}: {missing[0][1]}", hint="check the path(s) to ingest")
     for path, reason in missing:
         if opts.strict:
@@ -167,17 +186,21 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     meta = store.collection_metadata(opts.collection)
     check_embedder(meta, embedder, opts.collection)
     manifest = store.read_manifest(opts.collection) if meta is not None else {}
-    plan = plan_changes(files, manifest, sig, opts, full_source_ids=all_ids if opts.only is None else None)
+    plan = plan_changes(files, manifest, sig, opts, full_source_ids=all_ids if opts.only is None else None,
+                        skipped_paths=[os.path.abspath(p) for p, _ in missing])
     report.skipped.extend(plan.skipped)
     report.unchanged = plan.unchanged
 
-    if not opts.dry_run:
-        created = {EMBEDDER_KEY: embedder.identity, DIMENSION_KEY: embedder.dimension, GENERATION_KEY: 0}
-        if opts.embedder_config:
-            created[EMBEDDER_CONFIG_KEY] = opts.embedder_config
+    created = {EMBEDDER_KEY: embedder.identity, DIMENSION_KEY: embedder.dimension, GENERATION_KEY: 0}
+    if opts.embedder_config:
+        created[EMBEDDER_CONFIG_KEY] = opts.embedder_config
+
+    def ensure() -> None:
         store.ensure_collection(opts.collection, metadata=created)
 
-    writer = _Writer(store, opts.collection, embedder, report, dry_run=opts.dry_run)
+    # A new collection is created by the first write, not before: a --strict run that stops at its first bad
+    # input leaves no empty collection behind.
+    writer = _Writer(store, opts.collection, embedder, report, dry_run=opts.dry_run, ensure=ensure)
     total = len(plan.to_process)
     try:
         for n, (sf, h, is_new) in enumerate(plan.to_process, 1):
@@ -205,12 +228,14 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
             (report.new if is_new else report.changed).append(sf.source_id)
             old = manifest.get(sf.source_id)
             writer.add_source(sf.source_id, h, chunks, old.chunk_ids if old else [],
-                              complete=old is not None and old.content_hash != INCOMPLETE)
+                              complete=old is not None and old.content_hash != INCOMPLETE, path=os.path.abspath(sf.path))
             if progress:
                 progress("sources", n, total)
         writer.flush()
     finally:
         writer.close()
+    if not opts.dry_run:
+        ensure()  # a run that got to the end leaves its collection, even when every input was skipped
 
     # cleanup=full: chunks of sources that are gone, then their manifest records
     if plan.removed:
@@ -228,6 +253,7 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
         store.set_collection_metadata(opts.collection, {GENERATION_KEY: int(md.get(GENERATION_KEY, 0)) + 1})
     # a dry run into a new collection created nothing to count
     report.chunks_total = store.count(opts.collection) if (meta is not None or not opts.dry_run) else 0
+    write_steps.step("ingest done")
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -266,14 +292,16 @@ class _Writer:
     """Batches chunks across sources: embed a batch while the previous one is written (one writer thread);
     a source's manifest record is written after the batch holding its last chunk is in the store."""
 
-    def __init__(self, store: VectorStore, collection: str, embedder: Embedder, report: IngestReport, dry_run: bool):
+    def __init__(self, store: VectorStore, collection: str, embedder: Embedder, report: IngestReport, dry_run: bool,
+                 ensure: Callable[[], None] | None = None):
         self.store, self.collection, self.embedder, self.report, self.dry_run = store, collection, embedder, report, dry_run
+        self._ensure = ensure  # creates the collection; called once, before the first write
         self.pending: list[tuple[str, Chunk]] = []  # (source file id, chunk) awaiting embedding
         self.sources: dict[str, dict[str, Any]] = {}  # source id -> {hash, ids, stale, left}
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-writer")
         self.inflight: Future | None = None
 
-    def add_source(self, sid: str, h: str, chunks: list[Chunk], old_ids: list[str], complete: bool) -> None:
+    def add_source(self, sid: str, h: str, chunks: list[Chunk], old_ids: list[str], complete: bool, path: str | None = None) -> None:
         """``old_ids``: the source's record. Only a complete record's chunks are known to be in the store
         (reusable); an incomplete one lists ids that may or may not have been written (deleted if stale)."""
         new_ids = [c.id for c in chunks]
@@ -287,7 +315,8 @@ class _Writer:
         self.report.chunks_added += len(fresh)
         self.report.chunks_removed += len(stale)
         self.sources[sid] = {"hash": h, "ids": new_ids, "stale": stale, "reuse": reuse, "left": len(fresh),
-                             "intent": sorted(old | set(new_ids)), "intent_written": False}
+                             "intent": sorted(old | set(new_ids)), "intent_written": False,
+                             "extra": {PATH_KEY: path} if path else {}}
         if not fresh:
             self._finish_now(sid)
             return
@@ -299,7 +328,13 @@ class _Writer:
     def _finish_now(self, sid: str) -> None:
         self._wait()
         if not self.dry_run:
+            self._created()
             self._finalize([sid])
+
+    def _created(self) -> None:
+        if self._ensure is not None:
+            self._ensure()
+            self._ensure = None
 
     def _embed_and_submit(self, batch: list[tuple[str, Chunk]]) -> None:
         if self.dry_run:
@@ -327,11 +362,12 @@ class _Writer:
         # Before a source's first chunks go in, record the intent (old + new ids, hash "incomplete"): a run
         # killed now leaves a record that makes the re-run redo the source and delete any orphan, even if
         # the file was reverted to its last complete content meanwhile.
+        self._created()
         intents = []
         for sid in dict.fromkeys(s for s, _ in batch):
             st = self.sources.get(sid)
             if st is not None and not st["intent_written"]:
-                intents.append(SourceRecord(source_id=sid, content_hash=INCOMPLETE, chunk_ids=st["intent"]))
+                intents.append(SourceRecord(source_id=sid, content_hash=INCOMPLETE, chunk_ids=st["intent"], extra=st["extra"]))
                 st["intent_written"] = True
         self.store.write_manifest(self.collection, intents)
         self.store.upsert(self.collection, [c.id for _, c in batch], vecs, [c.text for _, c in batch],
@@ -346,7 +382,7 @@ class _Writer:
                 self.store.update_metadata(self.collection, [c.id for c in s["reuse"]], [c.metadata for c in s["reuse"]])
             if s["stale"]:
                 self.store.delete(self.collection, s["stale"])
-            records.append(SourceRecord(source_id=sid, content_hash=s["hash"], chunk_ids=s["ids"]))
+            records.append(SourceRecord(source_id=sid, content_hash=s["hash"], chunk_ids=s["ids"], extra=s["extra"]))
         self.store.write_manifest(self.collection, records)
 
     def _wait(self) -> None:

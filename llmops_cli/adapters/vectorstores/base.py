@@ -72,3 +72,7 @@ class VectorStore(ABC):
 
     @abstractmethod
     def delete_manifest(self, name: str, source_ids: Sequence[str]) -> None: ...
+
+    def ledger_generation(self, name: str) -> str | None:
+        """A token that changes in the same write as every change of the manifest (None: not kept by this store)."""
+        return None

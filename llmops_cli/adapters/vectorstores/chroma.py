@@ -2,13 +2,20 @@
 collections are created with embedding_function=None, so Chroma's default model (a download) is never used.
 
 The per-source manifest lives beside each collection in ``<name>__sources`` (1-d placeholder vectors), so
-it travels with the store, embedded or server.
+it travels with the store, embedded or server. It also holds the ledger generation (GENERATION_RECORD): a fresh
+token written in the same Chroma call as every change of the records, so whatever indexes the collection (the
+lexical index) can never miss a change the ledger has: there is no moment where one is written and not the other.
+
+Writes to an embedded store happen only under its write lock (core/store_lock.py): a writing command takes it
+up front; a write from anywhere else takes it at its first write and keeps it while the store object lives.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,11 +23,13 @@ from typing import Any
 import numpy as np
 
 from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
+from llmops_cli.core import write_steps
 from llmops_cli.core.documents import Hit
 from llmops_cli.errors import NotFoundError, StoreError, UnreachableError
 
 MANIFEST_SUFFIX = "__sources"
 MAX_BATCH = 5000  # Chroma 1.5.9 raises over get_max_batch_size() = 5461
+GENERATION_RECORD = "//llmops/generation"  # the ledger generation's row in <name>__sources (no source id starts with //)
 
 
 class ChromaStore(VectorStore):
@@ -31,6 +40,16 @@ class ChromaStore(VectorStore):
         # set while ``client`` is the fast read-only view of an embedded store: the first write opens the full client
         self._open_writer = open_writer
         self._upgrade = threading.Lock()
+        self._lock_store: Path | None = None  # an embedded store's folder: writes need its write lock
+
+    def _locked(self) -> None:
+        """Hold the embedded store's write lock before any write (no-op when this process holds it already)."""
+        from llmops_cli.core import store_lock
+
+        if self._lock_store is None or store_lock.holds(self._lock_store):
+            return
+        store_lock.acquire(self._lock_store)
+        weakref.finalize(self, store_lock.release, self._lock_store)
 
     @staticmethod
     def _persistent_client(path: Path) -> Any:
@@ -55,10 +74,13 @@ class ChromaStore(VectorStore):
         if reader is None and not (path / "chroma.sqlite3").is_file():
             # nothing stored here yet: reads see an empty store and create nothing (a `collections list` or a query
             # in the wrong folder leaves no trace); the first write creates the store
-            return cls(EmptyStoreClient(path), str(path), open_writer=None if read_only else (lambda: cls._persistent_client(path)))
-        if reader is None:
-            return cls(cls._persistent_client(path), str(path))
-        return cls(reader, str(path), open_writer=None if read_only else (lambda: cls._persistent_client(path)))
+            store = cls(EmptyStoreClient(path), str(path), open_writer=None if read_only else (lambda: cls._persistent_client(path)))
+        elif reader is None:
+            store = cls(cls._persistent_client(path), str(path))
+        else:
+            store = cls(reader, str(path), open_writer=None if read_only else (lambda: cls._persistent_client(path)))
+        store._lock_store = path
+        return store
 
     @property
     def on_read_view(self) -> bool:
@@ -69,6 +91,7 @@ class ChromaStore(VectorStore):
         return isinstance(self._client, RustReadClient)
 
     def _writable(self) -> None:
+        self._locked()
         if self._open_writer is None:
             return
         with self._upgrade:  # ingest writes from a second thread
@@ -116,6 +139,7 @@ class ChromaStore(VectorStore):
         if existing is not None:
             return existing
         col = self._col(name, create=True, metadata=metadata)
+        write_steps.step("create collection")
         return dict(col.metadata or {})
 
     def collection_metadata(self, name: str) -> dict[str, Any] | None:
@@ -130,6 +154,7 @@ class ChromaStore(VectorStore):
         merged = {**(col.metadata or {}), **metadata}
         merged.pop("hnsw:space", None)
         col.modify(metadata=merged)
+        write_steps.step("collection metadata")
 
     def list_collections(self) -> list[str]:
         names = [c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections()]
@@ -143,6 +168,7 @@ class ChromaStore(VectorStore):
             except Exception:  # noqa: BLE001 - already gone
                 pass
             self._cols.pop(n, None)
+            write_steps.step("delete collection")
 
     # --- chunks ---
     def upsert(self, name, ids, embeddings, documents, metadatas) -> None:
@@ -151,11 +177,13 @@ class ChromaStore(VectorStore):
             sl = slice(i, i + MAX_BATCH)
             col.upsert(ids=list(ids[sl]), embeddings=np.asarray(embeddings[sl], dtype=np.float32),
                        documents=list(documents[sl]), metadatas=list(metadatas[sl]))
+            write_steps.step("upsert chunks")
 
     def update_metadata(self, name: str, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         col = self._col(name, write=True)
         for i in range(0, len(ids), MAX_BATCH):
             col.update(ids=list(ids[i:i + MAX_BATCH]), metadatas=list(metadatas[i:i + MAX_BATCH]))
+            write_steps.step("update chunk metadata")
 
     def delete(self, name, ids) -> None:
         if not ids:
@@ -164,6 +192,7 @@ class ChromaStore(VectorStore):
         ids = list(ids)
         for i in range(0, len(ids), MAX_BATCH):
             col.delete(ids=ids[i:i + MAX_BATCH])
+            write_steps.step("delete chunks")
 
     def query(self, name, embedding, k, where=None) -> list[Hit]:
         col = self._col(name)
@@ -216,6 +245,8 @@ class ChromaStore(VectorStore):
         while True:
             res = col.get(include=["metadatas"], limit=MAX_BATCH, offset=pos)
             for sid, md in zip(res["ids"], res["metadatas"]):
+                if sid == GENERATION_RECORD:
+                    continue
                 md = dict(md or {})
                 out[sid] = SourceRecord(source_id=sid, content_hash=str(md.pop("content_hash", "")),
                                         chunk_ids=json.loads(str(md.pop("chunk_ids", "[]"))), extra=md)
@@ -229,21 +260,39 @@ class ChromaStore(VectorStore):
             return
         col = self._manifest(name)
         recs = list(records)
-        for i in range(0, len(recs), MAX_BATCH):
-            part = recs[i:i + MAX_BATCH]
+        for i in range(0, len(recs), MAX_BATCH - 1):
+            part = recs[i:i + MAX_BATCH - 1]
+            # each call carries a new ledger generation: one Chroma call, one transaction, so a kill can never
+            # leave records written and the generation not (or the other way round)
             col.upsert(
-                ids=[r.source_id for r in part],
-                embeddings=np.ones((len(part), 1), dtype=np.float32),
+                ids=[r.source_id for r in part] + [GENERATION_RECORD],
+                embeddings=np.ones((len(part) + 1, 1), dtype=np.float32),
                 metadatas=[{**{k: v for k, v in r.extra.items() if v is not None}, "content_hash": r.content_hash,
-                            "chunk_ids": json.dumps(r.chunk_ids)} for r in part],
+                            "chunk_ids": json.dumps(r.chunk_ids)} for r in part] + [_generation_row()],
             )
+            write_steps.step("write ledger")
 
     def delete_manifest(self, name, source_ids) -> None:
         ids = list(source_ids)
         if ids:
             col = self._manifest(name)
+            # the generation moves first: killed between the two, the records are still there (the re-run removes
+            # them again) and the lexical index already knows the store changed
+            col.upsert(ids=[GENERATION_RECORD], embeddings=np.ones((1, 1), dtype=np.float32), metadatas=[_generation_row()])
+            write_steps.step("ledger generation")
             for i in range(0, len(ids), MAX_BATCH):
                 col.delete(ids=ids[i:i + MAX_BATCH])
+                write_steps.step("delete ledger records")
+
+    def ledger_generation(self, name: str) -> str | None:
+        try:
+            col = self._col(name + MANIFEST_SUFFIX)
+        except NotFoundError:
+            return None
+        res = col.get(ids=[GENERATION_RECORD], include=["metadatas"])
+        if not res["ids"]:
+            return None
+        return str((res["metadatas"][0] or {}).get("generation", ""))
 
 
 class EmptyStoreClient:
@@ -264,6 +313,10 @@ class EmptyStoreClient:
             raise AttributeError(attr)
         raise StoreError(f"there is no Chroma store at {self._path} and this command only reads",
                          hint="ingest documents first (llmops ingest PATH), or point store.path / LLMOPS_STORE_PATH at the store")
+
+
+def _generation_row() -> dict[str, str]:
+    return {"generation": uuid.uuid4().hex, "content_hash": "", "chunk_ids": "[]"}
 
 
 def _where(where: dict[str, Any] | None) -> dict[str, Any] | None:

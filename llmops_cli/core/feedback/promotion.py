@@ -114,11 +114,13 @@ def bump_generation(store: VectorStore, collection: str) -> None:
 class Promoter:
     """Applies decisions to a store. ``embedder(collection)`` gives the embedder that collection was made with; it is
     built only when something is to be written (it is costly). ``after_write(collection)`` runs once per changed
-    collection (the caller rebuilds the lexical index there)."""
+    collection (the caller rebuilds the lexical index there). ``write_lock()`` gives the store's write lock
+    (core/store_lock.py); it is taken at the first write, so a vote that changes nothing never waits for an ingest."""
 
     def __init__(self, log: AnswerLog, store: VectorStore, embedder: Callable[[str], Embedder], thresholds: Thresholds,
-                 after_write: Callable[[str], None] | None = None):
+                 after_write: Callable[[str], None] | None = None, write_lock: Callable[[], Any] | None = None):
         self.log = log
+        self._write_lock = write_lock
         self.store = store
         self._embedder_fn = embedder
         self._embedders: dict[str, Embedder] = {}
@@ -134,6 +136,19 @@ class Promoter:
         return decide(answer, self.log.review_of(answer.id), self.log.ratings(answer.id, with_cached_copies=True), self.thresholds)
 
     def reconcile(self, answer_ids: Sequence[str], *, dry_run: bool = False) -> ReconcileReport:
+        import contextlib
+
+        with contextlib.ExitStack() as held:
+            taken: list[bool] = []
+
+            def lock() -> None:
+                if self._write_lock is not None and not taken:
+                    held.enter_context(self._write_lock())
+                    taken.append(True)
+
+            return self._reconcile(answer_ids, dry_run, lock)
+
+    def _reconcile(self, answer_ids: Sequence[str], dry_run: bool, lock: Callable[[], None]) -> ReconcileReport:
         report = ReconcileReport()
         changed: set[str] = set()
         for a in self.log.get_many(answer_ids):
@@ -148,12 +163,14 @@ class Promoter:
                     report.not_promoted.append({"id": a.id, "reason": why_not})
                     continue
                 if not dry_run:
+                    lock()
                     self._promote(a)
                     changed.add(a.collection or "")
                 report.promoted.append(a.id)
             else:
                 if prev is not None and prev.active:
                     if not dry_run:
+                        lock()
                         self._remove(prev, d.reason)
                         changed.add(prev.collection)
                     report.removed.append({"id": a.id, "reason": d.reason})

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from llmops_cli.adapters.vectorstores.base import VectorStore
+from llmops_cli.core import write_steps
 from llmops_cli.core.collection_meta import GENERATION_KEY
 from llmops_cli.core.documents import indexed_text
 
@@ -47,9 +48,14 @@ class LexicalIndex:
         self._vocab: dict[str, int] = {}
         self._stopwords: frozenset[str] = frozenset()
 
-    def _generation(self) -> int:
+    def _generation(self) -> int | str:
         md = self.store.collection_metadata(self.collection) or {}
-        return int(md.get(GENERATION_KEY, 0))
+        # the ledger's own generation, written with every ledger change: a writer killed before it bumps the
+        # collection's generation cannot leave this index stale
+        ledger_fn = getattr(self.store, "ledger_generation", None)  # any object with the reads works as a store
+        ledger = ledger_fn(self.collection) if ledger_fn else None
+        gen = int(md.get(GENERATION_KEY, 0))
+        return gen if ledger is None else f"{gen}/{ledger}"
 
     def _meta(self) -> dict:
         f = self.folder / "meta.json"
@@ -93,7 +99,9 @@ class LexicalIndex:
             old = self.folder.with_name(self.folder.name + f".old-{os.getpid()}")
             if self.folder.exists():
                 os.replace(self.folder, old)
+                write_steps.step("lexical swap: old index moved aside")
             os.replace(tmp, self.folder)
+            write_steps.step("lexical swap: new index in place")
             shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
