@@ -96,3 +96,35 @@ def test_an_invalid_token_is_rejected_credentials(airflow_server):
         assert r.returncode == 8, r.stderr
         assert "rejected the credentials" in r.stderr and "LLMOPS_AIRFLOW_TOKEN" in r.stderr
         assert "permission" not in r.stderr and token not in r.stderr
+
+
+def _api(srv, method: str, path: str, body: dict | None = None) -> dict:
+    """A raw REST call (what llmops has no command for: marking a task instance failed)."""
+    import urllib.request
+
+    def call(method, url, data, headers):
+        req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
+                                     headers={"Content-Type": "application/json", **headers}, method=method)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read() or b"{}")
+
+    token = call("POST", f"{srv.url}/auth/token", {"username": "admin", "password": srv.server.password}, {})["access_token"]
+    return call(method, f"{srv.url}/api/v2{path}", body, {"Authorization": f"Bearer {token}"})
+
+
+def test_a_shard_retry_that_redoes_nothing_keeps_the_summary_true(airflow_server):
+    # what an API-server restart does to a shard: its try wrote everything, then the task was marked failed and retried;
+    # the retry finds every source unchanged (0 added). The summary must still say what the run added.
+    srv = airflow_server
+    _write_kb(srv.project / "kb-retry", broken=False)
+    first = ok_json(srv, "trigger-dag", "llmops_ingest", "-p", 'sources=["kb-retry"]', "-p", "collection=outcome-retry",
+                    "-p", "shards=1", "--wait", "--timeout", "300", timeout=330)
+    added = first["outcome"]["summary"]["chunks_added"]
+    assert added > 0 and added == first["outcome"]["summary"]["chunks_total"]
+    run_id = first["run_id"]
+    _api(srv, "PATCH", f"/dags/llmops_ingest/dagRuns/{run_id}/taskInstances/ingest_shard/0", {"new_state": "failed"})
+    assert ok_json(srv, "runs", "clear", "llmops_ingest", run_id, "--yes")["cleared"]
+    again = ok_json(srv, "runs", "wait", "llmops_ingest", run_id, "--timeout", "300", timeout=330)
+    assert again["state"] == "success"
+    summary = again["outcome"]["summary"]
+    assert summary["chunks_added"] == added == summary["chunks_total"], summary  # was: the retry's 0
