@@ -123,7 +123,12 @@ def finish_wait(client: "AirflowClient", out: "Output", dag_id: str, run_id: str
         except LlmopsError as e:  # the run's verdict matters more than a missing log
             f["log_tail"] = [f"(log unavailable: {e.message})"]
     doc["failed_tasks"] = failed
-    outcome = client.get_run_outcome(dag_id, run_id) if result.state == "success" else None
+    outcome = None
+    if result.state == "success":
+        try:
+            outcome = client.get_run_outcome(dag_id, run_id)
+        except LlmopsError as e:  # the run's verdict stands; say that its partial/ok detail could not be read
+            _line(f"(the run's reported outcome could not be read: {e.message})")
     doc["outcome"] = outcome
     if out.json_mode:
         out.json(doc)
