@@ -83,6 +83,14 @@ def test_skipped_sources_make_the_outcome_partial():
     assert s["skipped"] == 1 and s["skipped_sources"] == [{"source": "d/bad.pdf", "reason": "not a PDF"}]
     out = ingest_outcome(s)
     assert out["status"] == "partial" and "1 of 2 source(s) skipped: d/bad.pdf (not a PDF)" in out["message"]
+    # a source skipped now whose earlier record stays in the ledger is still skipped by this run
+    kept = ingest_summary("docs", ["d/a.md", "d/bad.pdf"], {}, {**after, "d/bad.pdf": ["old"]}, reports,
+                          sources_removed=0, chunks_total=2)
+    assert kept["skipped"] == 1
+    # a report that names the source by another spelling is not counted twice; a lost shard's source is counted
+    other = ingest_summary("docs", ["/p/d/a.md", "/p/d/bad.pdf", "/p/d/lost.md"], {}, {"/p/d/a.md": ["x1"]},
+                           [{"skipped": [{"source": "d/bad.pdf", "reason": "not a PDF"}]}], sources_removed=0, chunks_total=1)
+    assert other["skipped"] == 2
 
 
 def test_a_batch_where_every_request_failed_fails_and_some_failed_is_partial():
