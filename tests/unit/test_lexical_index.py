@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from llmops_cli.core.collection_meta import GENERATION_KEY
-from llmops_cli.core.retrieval.lexical import LexicalIndex, tokenize
+from llmops_cli.core.retrieval.lexical import FORMAT, LexicalIndex, tokenize
 from tests.support.fakes import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,7 +139,7 @@ def test_an_old_format_folder_is_rebuilt_transparently(tmp_path):
     found = idx.search("retry failed task", 3)
     assert found and found[0][0] == "d00000"
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["format"] == 2 and meta["count"] == len(SMALL) and meta["bm25"]["k1"] == 1.5
+    assert meta["format"] == FORMAT and meta["count"] == len(SMALL) and meta["bm25"]["k1"] == 1.5
     assert not (folder / "bm25").exists()
     assert json.loads((folder / "stopwords.json").read_text()) == sorted(bm25s.stopwords.STOPWORDS_EN)
 
@@ -177,3 +177,112 @@ def test_k_limits_and_orders_results(tmp_path):
     assert all(isinstance(i, str) and isinstance(s, float) and s > 0 for i, s in found)
     assert idx.search("task retry", 0) == []
     assert len(idx.search("task retry", 100)) < len(SMALL)  # only documents with a positive score
+
+
+class _CountingStore(MemoryStore):
+    """Records how many chunk texts each get() returned (what the index had to read back and tokenize)."""
+
+    def __init__(self):
+        super().__init__()
+        self.texts_read = 0
+
+    def get(self, name, **kw):
+        hits = super().get(name, **kw)
+        if kw.get("include_documents", True):
+            self.texts_read += len(hits)
+        return hits
+
+
+def _bump(store: MemoryStore) -> None:
+    md = store.collection_metadata("c")
+    store.set_collection_metadata("c", {GENERATION_KEY: int(md.get(GENERATION_KEY, 0)) + 1})
+
+
+def test_a_change_is_applied_incrementally_and_scores_equal_a_full_rebuild(tmp_path):
+    store = _CountingStore()
+    store.ensure_collection("c")
+    rnd = random.Random(3)
+    vocab = [f"w{i}" for i in range(300)] + ["retry", "task", "sensor", "pool"]
+    texts = {f"d{i:05d}": " ".join(rnd.choice(vocab) for _ in range(rnd.randint(0, 30))) for i in range(400)}
+    store.upsert("c", list(texts), np.zeros((len(texts), 2)), list(texts.values()), [{} for _ in texts])
+    idx = LexicalIndex(tmp_path / "lex", store, "c")
+    idx.build()
+    store.texts_read = 0
+    # 10 chunks go, 12 come (some with words the index has never seen), one under a heading
+    store.delete("c", [f"d{i:05d}" for i in range(0, 100, 10)])
+    new = {f"n{i:02d}": f"zebra{i} retry task " + " ".join(rnd.choice(vocab) for _ in range(10)) for i in range(12)}
+    store.upsert("c", list(new), np.zeros((12, 2)), list(new.values()), [{"heading": "Quokka"} if i == 0 else {} for i in range(12)])
+    _bump(store)
+    assert idx.update() == 402
+    assert idx.last_update == {"mode": "update", "added": 12, "removed": 10}
+    assert store.texts_read == 12  # only the new chunks were read back
+    assert set(json.loads((tmp_path / "lex" / "ids.json").read_text())) == {h.id for h in store.get("c", include_documents=False)}
+    ref = LexicalIndex(tmp_path / "ref", store, "c")
+    ref.build()
+    for q in ["retry task", "zebra3", "quokka", "w1 w2 w3", "sensor pool retry", "w299 zebra11", "nothing-here"]:
+        got, want = LexicalIndex(tmp_path / "lex", store, "c").search(q, 20), ref.search(q, 20)
+        assert [i for i, _ in got] == [i for i, _ in want] or sorted(got) == sorted(want), q
+        assert np.allclose([s for _, s in got], [s for _, s in want]), q
+    assert idx.update() == 402 and idx.last_update["mode"] == "current"  # same generation: nothing to do
+
+
+def test_a_query_after_a_change_updates_rather_than_rebuilds(tmp_path):
+    store = _CountingStore()
+    store.ensure_collection("c")
+    store.upsert("c", [f"d{i}" for i in range(50)], np.zeros((50, 2)), [f"word{i} common" for i in range(50)], [{}] * 50)
+    LexicalIndex(tmp_path / "lex", store, "c").build()
+    store.upsert("c", ["z"], np.zeros((1, 2)), ["zebra common"], [{}])
+    _bump(store)
+    store.texts_read = 0
+    assert LexicalIndex(tmp_path / "lex", store, "c").search("zebra", 3)[0][0] == "z"
+    assert store.texts_read == 1
+
+
+def test_most_of_the_collection_changed_is_a_rebuild(tmp_path):
+    store = _store(SMALL)
+    idx = LexicalIndex(tmp_path / "lex", store, "c")
+    idx.build()
+    store.delete("c", [h.id for h in store.get("c")][:8])
+    _bump(store)
+    idx.update()
+    assert idx.last_update["mode"] == "build"
+
+
+@pytest.mark.parametrize("damage", ["garbage array", "flipped byte", "truncated json", "garbage meta", "empty file"])
+def test_a_damaged_index_is_rebuilt_with_one_line_on_stderr(tmp_path, capsys, damage):
+    store = _store(SMALL)
+    folder = tmp_path / "lex"
+    LexicalIndex(folder, store, "c").build()
+    expected = LexicalIndex(folder, store, "c").search("retry failed task", 3)
+    capsys.readouterr()
+    if damage == "garbage array":
+        (folder / "indptr.npy").write_bytes(b"\x93NUMPY garbage")
+    elif damage == "flipped byte":  # still a valid .npy: only the checksum tells
+        b = bytearray((folder / "data.npy").read_bytes())
+        b[-1] ^= 0x40
+        (folder / "data.npy").write_bytes(bytes(b))
+    elif damage == "truncated json":
+        (folder / "vocab.json").write_text((folder / "vocab.json").read_text()[:50])
+    elif damage == "garbage meta":
+        (folder / "meta.json").write_bytes(b"\x00\xff{")
+    else:
+        (folder / "ids.json").write_bytes(b"")
+    assert LexicalIndex(folder, store, "c").search("retry failed task", 3) == expected
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lexical index" in err[0] and "damaged" in err[0] and "rebuilding" in err[0]
+    # rebuilt: the next search is quiet
+    assert LexicalIndex(folder, store, "c").search("retry failed task", 3) == expected
+    assert capsys.readouterr().err == ""
+
+
+def test_update_of_a_damaged_index_rebuilds(tmp_path, capsys):
+    store = _store(SMALL)
+    folder = tmp_path / "lex"
+    LexicalIndex(folder, store, "c").build()
+    (folder / "doclen.npy").write_bytes(b"junk")
+    store.upsert("c", ["z1"], np.zeros((1, 2)), ["zebra"], [{}])
+    _bump(store)
+    idx = LexicalIndex(folder, store, "c")
+    assert idx.update() == len(SMALL) + 1 and idx.last_update["mode"] == "build"
+    assert "damaged" in capsys.readouterr().err
+    assert idx.search("zebra", 1)[0][0] == "z1"
