@@ -98,7 +98,7 @@ def _ingest_locked(settings: "Settings", paths: Sequence[str], opts, progress, e
     opts.embedder_config = embedder_config(es)
     report = core.ingest([str(p) for p in paths], embedder=embedder, store=store, opts=opts, progress=progress)
     if not dry_run and report.changed_anything:
-        lexical_index(settings, store, opts.collection).build()
+        lexical_index(settings, store, opts.collection).update()  # applies only what changed
     return report
 
 
@@ -124,7 +124,7 @@ def remove_missing_sources(settings: "Settings", collection: str | None, keep_so
         store = wiring.build_store(settings)
         gone = remove_sources(store, name, set(keep_source_ids))
         if gone:
-            lexical_index(settings, store, name).build()
+            lexical_index(settings, store, name).update()
     return len(gone)
 
 
@@ -472,7 +472,7 @@ def _promoter(settings: "Settings", log):
     store = wiring.build_store(settings)
     # each collection is written with the embedder it was made with (an int8 collection gets int8 vectors)
     return Promoter(log, store, lambda coll: collection_embedder(settings, store.collection_metadata(coll)), feedback_thresholds(settings),
-                    after_write=lambda coll: lexical_index(settings, store, coll).build(),
+                    after_write=lambda coll: lexical_index(settings, store, coll).update(),
                     write_lock=lambda: store_write_lock(settings))
 
 
