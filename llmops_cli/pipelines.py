@@ -51,6 +51,14 @@ def store_write_lock(settings: "Settings", wait_s: float | None = None):
     return write_lock(settings.store_path, wait_s)
 
 
+def source_root(settings: "Settings"):
+    """The folder source ids are relative to (ingest.source_root, else the project folder): one rule for ingest,
+    its Airflow shards and verify."""
+    from llmops_cli.core.loaders.discovery import resolve_source_root
+
+    return resolve_source_root(settings.ingest.source_root)
+
+
 def ingest_options(settings: "Settings", collection: str | None = None, **overrides: Any):
     from llmops_cli.core.ingest import IngestOptions
 
@@ -61,6 +69,7 @@ def ingest_options(settings: "Settings", collection: str | None = None, **overri
         chunk_overlap=settings.chunking.overlap,
         exclude=list(settings.ingest.exclude),
         max_bytes=int(settings.ingest.max_file_mb * 1024 * 1024),
+        source_root=str(source_root(settings)),
     )
     for k, v in overrides.items():
         if v is not None:
@@ -106,7 +115,7 @@ def plan_ingest_shards(settings: "Settings", paths: Sequence[str], *, globs: lis
     """Source ids split into at most ``shards`` groups of similar total size (for Airflow task mapping)."""
     from llmops_cli.core.loaders import discover
 
-    files, _missing = discover([str(p) for p in paths], globs, list(settings.ingest.exclude))
+    files, _missing = discover([str(p) for p in paths], globs, list(settings.ingest.exclude), root=source_root(settings))
     groups: list[list[str]] = [[] for _ in range(max(1, min(shards, len(files))))]
     sizes = [0] * len(groups)
     for sf in sorted(files, key=lambda f: -f.size):

@@ -101,6 +101,8 @@ class IngestSettings(_Section):
     exclude: list[str] = Field(
         default_factory=lambda: [".git/**", "**/.git/**", "**/__pycache__/**", "**/.venv*/**", "**/node_modules/**", "**/.llmops/**"]
     )
+    source_root: str | None = Field(None, description="source ids are file paths relative to this folder (absolute outside "
+                                    "it); default: the project folder (see docs/ingest.md)")
 
 
 class AirflowConnection(_Section):

@@ -5,6 +5,13 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _source_root_is_the_test_folder(tmp_path, monkeypatch):
+    """Source ids are paths relative to the project folder, which is the repository when tests run: make each test
+    its own project instead, so a file under tmp_path/docs gets the id docs/... as it would in a user's project."""
+    monkeypatch.setenv("LLMOPS_INGEST_SOURCE_ROOT", str(tmp_path))
+
+
 @pytest.fixture
 def openai_server():
     """A fresh local OpenAI-compatible server (tests/support/openai_server.py) for one test."""

@@ -69,7 +69,8 @@ def _render(out, report, data) -> None:
     verb = "would add" if report.dry_run else "added"
     out.print(
         f"[bold]{'Dry run: ' if report.dry_run else ''}collection {report.collection}[/bold] ({data['store']})\n"
-        f"sources: {src['new']} new, {src['changed']} changed, {src['unchanged']} unchanged, {src['removed']} removed, {src['skipped']} skipped\n"
+        f"sources: {src['new']} new, {src['changed']} changed, {src['unchanged']} unchanged, {src['removed']} removed, {src['skipped']} skipped"
+        + (f", {src['renamed']} renamed to the current source-id rule (docs/ingest.md)" if src.get("renamed") else "") + "\n"
         f"chunks: {report.chunks_added} {verb}, {report.chunks_reused} kept, {report.chunks_removed} removed, {report.chunks_total} in the collection\n"
         f"time: {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)"
     )

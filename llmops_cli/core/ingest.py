@@ -28,6 +28,8 @@ from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
 from llmops_cli.core.chunking.select import ChunkerSet, embed_text
 from llmops_cli.core.documents import Chunk, indexed_text
 from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source_hashed
+from llmops_cli.core.loaders.discovery import resolve_source_root
+from llmops_cli.core.source_ids import SOURCE_IDS_KEY, SOURCE_IDS_RULE, migrate_source_ids
 from llmops_cli.core import write_steps
 from llmops_cli.core.collection_meta import DIMENSION_KEY, EMBEDDER_CONFIG_KEY, EMBEDDER_KEY, GENERATION_KEY, check_embedder
 from llmops_cli.errors import InputError
@@ -53,6 +55,7 @@ class IngestOptions:
     max_bytes: int = 20 * 1024 * 1024
     table: TableOptions | None = None
     only: set[str] | None = None  # restrict to these source ids (Airflow shards)
+    source_root: str | None = None  # source ids are paths relative to it (default: discovery.resolve_source_root())
     embedder_config: str | None = None  # recorded with a new collection (collection_meta.EMBEDDER_CONFIG_KEY)
 
 
@@ -64,6 +67,7 @@ class IngestReport:
     changed: list[str] = field(default_factory=list)
     unchanged: int = 0
     removed: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)  # old source ids brought to the current rule (core.source_ids)
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"source", "reason"}
     chunks_added: int = 0
     chunks_removed: int = 0
@@ -78,12 +82,12 @@ class IngestReport:
 
     @property
     def changed_anything(self) -> bool:
-        return bool(self.new or self.changed or self.removed or self.chunks_added or self.chunks_removed)
+        return bool(self.new or self.changed or self.removed or self.renamed or self.chunks_added or self.chunks_removed)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["sources"] = {"new": len(self.new), "changed": len(self.changed), "unchanged": self.unchanged,
-                        "removed": len(self.removed), "skipped": len(self.skipped)}
+                        "removed": len(self.removed), "skipped": len(self.skipped), "renamed": len(self.renamed)}
         d["chunks_per_second"] = round(self.chunks_per_second, 2)
         d["seconds"] = round(self.seconds, 3)
         d["embed_seconds"] = round(self.embed_seconds, 3)
@@ -166,7 +170,8 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
            progress: ProgressFn | None = None) -> IngestReport:
     t0 = time.perf_counter()
     report = IngestReport(collection=opts.collection, dry_run=opts.dry_run)
-    files, missing = discover(paths, opts.globs, opts.exclude)
+    root = str(opts.source_root or resolve_source_root())
+    files, missing = discover(paths, opts.globs, opts.exclude, root=root)
     # nothing given exists: a typo, not a partial run (an unreadable folder inside a given one is a skipped input)
     if missing and not any(os.path.lexists(p) for p in paths):
         raise InputError(f"{', '.join(str(p) for p, _ in missing)}: {missing[0][1]}", hint="check the path(s) to ingest")
@@ -186,12 +191,17 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     meta = store.collection_metadata(opts.collection)
     check_embedder(meta, embedder, opts.collection)
     manifest = store.read_manifest(opts.collection) if meta is not None else {}
+    # a collection whose ids follow an older rule is migrated first (renames, no re-embedding), so that planning
+    # compares like with like: otherwise every file would look new and its old chunks linger
+    manifest, report.renamed = migrate_source_ids(store, opts.collection, meta, manifest, root, embedder.embed,
+                                                  dry_run=opts.dry_run)
     plan = plan_changes(files, manifest, sig, opts, full_source_ids=all_ids if opts.only is None else None,
                         skipped_paths=[os.path.abspath(p) for p, _ in missing])
     report.skipped.extend(plan.skipped)
     report.unchanged = plan.unchanged
 
-    created = {EMBEDDER_KEY: embedder.identity, DIMENSION_KEY: embedder.dimension, GENERATION_KEY: 0}
+    created = {EMBEDDER_KEY: embedder.identity, DIMENSION_KEY: embedder.dimension, GENERATION_KEY: 0,
+               SOURCE_IDS_KEY: SOURCE_IDS_RULE}
     if opts.embedder_config:
         created[EMBEDDER_CONFIG_KEY] = opts.embedder_config
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from llmops_cli.adapters.vectorstores.base import SourceRecord
 from llmops_cli.core.ingest import IngestOptions, ingest
 from tests.support.fakes import FakeEmbedder, Killed, MemoryStore
 
@@ -246,3 +247,131 @@ def test_a_file_changed_while_ingested_is_recorded_with_the_hash_of_the_text_sto
     stored = [text for text, md in store.snapshot("test-col").values() if md["source_file"] == sid]
     assert not any("An edit saved" in t for t in stored) and any("Closing words for page 0" in t for t in stored)
 
+
+
+# --- source ids (issue 12 item 4) ---
+
+def _readme(root: Path, words: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "README.md"
+    path.write_text(f"# {root.name}\n\n{PARA.format(w=words) * 4}\n")
+    return path
+
+
+def test_files_with_the_same_name_in_two_folders_are_two_sources(tmp_path):
+    store = MemoryStore()
+    a = ingest([str(_readme(tmp_path / "projA", "alpha"))], embedder=FakeEmbedder(), store=store, opts=opts())
+    b = ingest([str(_readme(tmp_path / "projB", "beta"))], embedder=FakeEmbedder(), store=store, opts=opts())
+    assert a.new == ["projA/README.md"] and b.new == ["projB/README.md"] and not b.changed and not b.removed
+    write_corpus(tmp_path / "r1" / "docs", n=2)
+    write_corpus(tmp_path / "r2" / "docs", n=2)
+    ingest([str(tmp_path / "r1" / "docs")], embedder=FakeEmbedder(), store=store, opts=opts())
+    r2 = ingest([str(tmp_path / "r2" / "docs")], embedder=FakeEmbedder(), store=store, opts=opts())
+    assert r2.new == ["r2/docs/page0.md", "r2/docs/page1.md"] and not r2.changed
+    assert sorted(store.read_manifest("test-col")) == ["projA/README.md", "projB/README.md", "r1/docs/page0.md",
+                                                       "r1/docs/page1.md", "r2/docs/page0.md", "r2/docs/page1.md"]
+
+
+class VectorMemoryStore(MemoryStore):
+    """A store that, as Chroma does, keeps each record's extras and can return its vectors (migrating ids then
+    embeds nothing)."""
+
+    def read_manifest(self, name):
+        return {sid: SourceRecord(r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra))
+                for sid, r in self.manifests.get(name, {}).items()}
+
+    def write_manifest(self, name, records):
+        if records:
+            self._tick()
+        for r in records:
+            self.manifests[name][r.source_id] = SourceRecord(r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra))
+
+    def read_embeddings(self, name, ids):
+        return {cid: self.cols[name][cid][0] if cid in self.cols[name] else None for cid in ids}
+
+
+def _make_legacy(store: MemoryStore, collection: str = "test-col") -> None:
+    """What a collection written before root-relative ids looks like: no rule recorded, records without paths."""
+    from llmops_cli.core.source_ids import SOURCE_IDS_KEY
+
+    store.meta[collection].pop(SOURCE_IDS_KEY)
+    for rec in store.manifests[collection].values():
+        rec.extra = {}
+
+
+def _legacy_collection(tmp_path, store):
+    """The ids the old rule gave: `ingest projA/README.md` -> README.md, `ingest docs` -> docs/page*.md (here under
+    tmp_path/repo, with the source root at tmp_path: its ids become repo/docs/...), and the same file twice."""
+    readme = _readme(tmp_path / "projA", "alpha")
+    docs = write_corpus(tmp_path / "repo" / "docs", n=3)
+    ingest([str(readme)], embedder=FakeEmbedder(), store=store, opts=opts(source_root=str(readme.parent)))
+    ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(source_root=str(docs.parent)))
+    ingest([str(docs / "page1.md")], embedder=FakeEmbedder(), store=store, opts=opts(source_root=str(docs)))
+    _make_legacy(store)
+    assert sorted(store.read_manifest("test-col")) == ["README.md", "docs/page0.md", "docs/page1.md", "docs/page2.md", "page1.md"]
+    return readme, docs
+
+
+def _fresh(tmp_path, readme, docs):
+    store = MemoryStore()
+    ingest([str(readme)], embedder=FakeEmbedder(), store=store, opts=opts())
+    ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts())
+    return store
+
+
+def _records(store):
+    return {sid: (r.content_hash, r.chunk_ids) for sid, r in store.read_manifest("test-col").items()}
+
+
+def test_a_legacy_collection_is_migrated_without_embedding_to_exactly_a_fresh_ingest(tmp_path):
+    store = VectorMemoryStore()
+    readme, docs = _legacy_collection(tmp_path, store)
+    emb = FakeEmbedder()
+    rep = ingest([str(docs)], embedder=emb, store=store, opts=opts())
+    assert rep.renamed == ["README.md", "docs/page0.md", "docs/page1.md", "docs/page2.md", "page1.md"]
+    assert rep.unchanged == 3 and not rep.new and not rep.changed and emb.embedded_count == 0
+    fresh = _fresh(tmp_path, readme, docs)
+    assert store.snapshot("test-col") == fresh.snapshot("test-col")  # ids, texts, metadata: as if ingested today
+    assert _records(store) == _records(fresh)
+    again = ingest([str(docs), str(readme)], embedder=emb, store=store, opts=opts())
+    assert again.unchanged == 4 and not again.renamed and not again.changed_anything and emb.embedded_count == 0
+
+
+def test_a_store_that_cannot_return_vectors_has_only_the_moved_chunks_embedded_again(tmp_path):
+    store = MemoryStore()
+    readme, docs = _legacy_collection(tmp_path, store)
+    moved = sum(len(r.chunk_ids) for sid, r in store.read_manifest("test-col").items() if sid != "page1.md")
+    emb = FakeEmbedder()
+    rep = ingest([str(readme)], embedder=emb, store=store, opts=opts())
+    assert rep.unchanged == 1 and emb.embedded_count == moved
+    assert store.snapshot("test-col") == _fresh(tmp_path, readme, docs).snapshot("test-col")
+
+
+def test_a_dry_run_reports_the_renames_and_writes_nothing(tmp_path):
+    store = VectorMemoryStore()
+    readme, docs = _legacy_collection(tmp_path, store)
+    before, writes = store.snapshot("test-col"), store.writes
+    rep = ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(dry_run=True))
+    assert len(rep.renamed) == 5 and rep.unchanged == 3 and not rep.new
+    assert store.snapshot("test-col") == before and store.writes == writes and "docs/page0.md" in store.read_manifest("test-col")
+
+
+def test_a_migration_killed_at_any_write_is_finished_by_the_next_run(tmp_path):
+    reference = None
+    for fail_after in range(0, 40):
+        store = VectorMemoryStore()
+        readme, docs = _legacy_collection(tmp_path / f"k{fail_after}", store)
+        store.fail_after_writes = store.writes + fail_after
+        try:
+            ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts())
+            finished = True
+        except Killed:
+            finished = False
+        store.fail_after_writes = None
+        ingest([str(docs), str(readme)], embedder=FakeEmbedder(), store=store, opts=opts())
+        fresh = _fresh(tmp_path / f"k{fail_after}", readme, docs)
+        assert store.snapshot("test-col") == fresh.snapshot("test-col"), fail_after
+        assert _records(store) == _records(fresh), fail_after
+        if finished:
+            break
+    assert finished

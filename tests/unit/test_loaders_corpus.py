@@ -20,7 +20,8 @@ pytestmark = [
 
 
 def test_stackoverflow_parquet_loads_one_document_per_thread():
-    files, missing = discover([CORPORA / "stackoverflow-airflow" / "base.parquet"], None, [])
+    files, missing = discover([CORPORA / "stackoverflow-airflow" / "base.parquet"], None, [],
+                              root=CORPORA / "stackoverflow-airflow")
     assert missing == [] and [f.source_id for f in files] == ["base.parquet"]
     docs = load_source(files[0], max_bytes=MAX, table=TableOptions(text_column="content", id_column="docLink"))
     assert len(docs) == 921
@@ -33,7 +34,7 @@ def test_stackoverflow_parquet_loads_one_document_per_thread():
 
 
 def test_all_airflow_docs_pages_load_with_titles():
-    files, missing = discover([CORPORA / "airflow-docs"], ["**/*.rst"], IngestSettings().exclude)
+    files, missing = discover([CORPORA / "airflow-docs"], ["**/*.rst"], IngestSettings().exclude, root=CORPORA)
     assert missing == []
     assert len(files) == 53
     assert all(f.source_id.startswith("airflow-docs/") for f in files)

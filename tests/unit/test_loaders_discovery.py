@@ -105,7 +105,7 @@ def test_hidden_entries_need_a_glob_that_names_them(docs: Path):
 
 def test_missing_paths_are_reported_and_the_rest_is_found(docs: Path, tmp_path: Path):
     files, missing = discover([tmp_path / "nope", docs / "index.md", "also-missing.md"], None, [])
-    assert ids(files) == ["index.md"]
+    assert ids(files) == ["docs/index.md"]
     assert missing == [
         (str(tmp_path / "nope"), "no such file or directory"),
         ("also-missing.md", "no such file or directory"),
@@ -114,7 +114,7 @@ def test_missing_paths_are_reported_and_the_rest_is_found(docs: Path, tmp_path: 
 
 def test_a_single_file_argument_is_taken_as_named(docs: Path):
     files, _ = discover([docs / "image.png"], ["*.md"], ["*.png"])
-    assert ids(files) == ["image.png"]
+    assert ids(files) == ["docs/image.png"]
     assert files[0].root == docs / "image.png"
 
 
@@ -123,11 +123,57 @@ def test_a_file_named_twice_is_listed_once(docs: Path):
     assert ids(files) == ["docs/index.md"]
 
 
-def test_two_roots_with_the_same_name_would_collide(tmp_path: Path):
-    write(tmp_path / "a" / "docs" / "x.md")
-    write(tmp_path / "b" / "docs" / "x.md")
-    with pytest.raises(InputError, match="docs/x.md"):
-        discover([tmp_path / "a" / "docs", tmp_path / "b" / "docs"], None, [])
+def test_two_roots_with_the_same_name_get_distinct_ids(tmp_path: Path):
+    # issue 12 item 4: both used to be docs/x.md (and README.md for projA/README.md and projB/README.md)
+    write(tmp_path / "r1" / "docs" / "x.md")
+    write(tmp_path / "r2" / "docs" / "x.md")
+    assert ids(discover([tmp_path / "r1" / "docs", tmp_path / "r2" / "docs"], None, [])[0]) == ["r1/docs/x.md", "r2/docs/x.md"]
+    write(tmp_path / "projA" / "README.md")
+    write(tmp_path / "projB" / "README.md")
+    assert ids(discover([tmp_path / "projA" / "README.md"], None, [])[0]) == ["projA/README.md"]
+    assert ids(discover([tmp_path / "projB" / "README.md"], None, [])[0]) == ["projB/README.md"]
+
+
+def test_an_id_does_not_depend_on_how_the_file_was_named_nor_on_the_working_folder(docs: Path, tmp_path: Path,
+                                                                                     monkeypatch: pytest.MonkeyPatch):
+    expected = ["docs/guide/install.rst"]
+    assert ids(discover([docs], ["*.rst"], [])[0]) == expected
+    assert ids(discover([docs / "guide"], ["*.rst"], [])[0]) == expected
+    assert ids(discover([docs / "guide" / "install.rst"], None, [])[0]) == expected
+    monkeypatch.chdir(docs / "guide")
+    assert ids(discover(["."], ["*.rst"], [])[0]) == expected
+    assert ids(discover(["install.rst"], None, [])[0]) == expected
+
+
+def test_files_outside_the_root_get_their_absolute_path(tmp_path: Path):
+    outside = write(tmp_path / "elsewhere" / "notes.md")
+    root = tmp_path / "project"
+    root.mkdir()
+    assert ids(discover([outside.parent], None, [], root=root)[0]) == [str(outside)]
+    assert ids(discover([outside], None, [], root=root)[0]) == [str(outside)]
+    # a root reached through a symbolic link still gives relative ids for the files under it
+    os.symlink(tmp_path / "elsewhere", tmp_path / "link")
+    assert ids(discover([outside], None, [], root=tmp_path / "link")[0]) == ["notes.md"]
+
+
+def test_the_source_root_is_the_setting_else_the_project_folder_else_the_working_folder(tmp_path: Path,
+                                                                                          monkeypatch: pytest.MonkeyPatch):
+    from llmops_cli.core.loaders.discovery import resolve_source_root
+
+    for name in ("LLMOPS_INGEST_SOURCE_ROOT", "LLMOPS_PROJECT_DIR", "LLMOPS_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    monkeypatch.chdir(work / "sub")
+    assert resolve_source_root() == work / "sub"  # no project: the working folder
+    write(work / "sub" / "configs" / "llmops.yaml", "{}\n")
+    assert resolve_source_root() == work / "sub"  # the parent of configs/llmops.yaml
+    monkeypatch.setenv("LLMOPS_PROJECT_DIR", str(work))
+    assert resolve_source_root() == work
+    assert resolve_source_root("sub") == work / "sub"  # a relative setting is taken from the project folder
+    monkeypatch.setenv("LLMOPS_INGEST_SOURCE_ROOT", str(tmp_path))
+    assert resolve_source_root() == tmp_path
+    assert resolve_source_root("/srv/docs") == Path("/srv/docs")  # the setting (flag, file) wins
 
 
 def test_order_is_deterministic(docs: Path):

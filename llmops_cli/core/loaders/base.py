@@ -21,7 +21,7 @@ class SourceFile:
     """A file found by ``discover()``."""
 
     path: Path  # absolute (symbolic links are not resolved, so ids follow the path the user sees)
-    source_id: str  # posix path relative to the root argument, prefixed with the root folder's name
+    source_id: str  # posix path relative to the source root, absolute outside it (loaders.discovery)
     root: Path  # the root argument it was found under (for a single file argument: the file itself)
     size: int
     # the bytes load_source read, hashed and hands to the loader: a loader parses exactly what was hashed, never a

@@ -1,4 +1,12 @@
-"""Finding the files to ingest under the paths a user names.
+"""Finding the files to ingest under the paths a user names, and the source id each one gets.
+
+Source ids are unique and stable: a file's path relative to the *source root*, with ``/`` separators
+(``docs/guide/install.md``), or its absolute path when it lies outside the root. The root is ``ingest.source_root``
+(``$LLMOPS_INGEST_SOURCE_ROOT``; a relative value is taken from the project folder), by default the project folder:
+``$LLMOPS_PROJECT_DIR``, else the folder of the config file in use (``llmops.yaml``, or the parent of
+``configs/llmops.yaml``), else the current directory. Like git paths, ids therefore do not depend on the folder a
+command runs from inside the project, nor on how a file was named (``docs``, ``./docs/``, ``docs/a.md``).
+Symbolic links are not resolved (ids follow the path the user sees).
 
 Patterns (``--glob`` and the ``exclude`` setting) are matched against a file's path relative to its root
 argument and against its source id: ``*`` and ``?`` stay within one folder, ``**`` spans folders (also none),
@@ -91,11 +99,43 @@ def _names_hidden(pattern: str) -> bool:
     return any(part.startswith(".") and part not in (".", "..") for part in pattern.replace("\\", "/").split("/"))
 
 
+SOURCE_ROOT_ENV = "LLMOPS_INGEST_SOURCE_ROOT"
+
+
+def resolve_source_root(configured: str | os.PathLike[str] | None = None) -> Path:
+    """The folder source ids are relative to (see the module docstring)."""
+    from llmops_cli.adapters.airflow.dag_support import project_root  # light: os and pathlib only
+
+    project, _why = project_root()
+    base = project or Path.cwd()
+    value = configured or os.environ.get(SOURCE_ROOT_ENV)
+    if value:
+        chosen = Path(value).expanduser()
+        return Path(os.path.abspath(chosen if chosen.is_absolute() else base / chosen))
+    return Path(os.path.abspath(base))
+
+
+def source_id_for(path: str, root: str) -> str:
+    """``path`` (absolute) relative to ``root`` (absolute), posix-style; the absolute path when outside it."""
+    for candidate in (path, os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))):
+        # the second form: a root reached through a symbolic link (/home/me -> /data/me) still gives relative ids
+        for base in dict.fromkeys((root, os.path.realpath(root))):
+            if candidate == base:
+                continue
+            if candidate.startswith(base.rstrip(os.sep) + os.sep):
+                return os.path.relpath(candidate, base).replace(os.sep, "/")
+    return path.replace(os.sep, "/")
+
+
 def _walk_folder(
-    root: str, prefix: str, globs: _Patterns | None, exclude: _Patterns, include_hidden: bool,
+    root: str, id_root: str, globs: _Patterns | None, exclude: _Patterns, include_hidden: bool,
     problems: list[tuple[str, str]],
 ) -> list[tuple[str, str]]:
-    """(absolute path, source id) of the selected files under one root folder."""
+    """(absolute path, source id) of the selected files under one root folder; ids are relative to ``id_root``.
+    Patterns match the path relative to the folder, the source id, and the path from the folder's own name
+    (``docs/guide/*.md`` for the folder ``docs``, whatever the source root)."""
+    name = os.path.basename(root)
+    prefix = f"{name}/" if name else ""
     found: list[tuple[str, str]] = []
     visited: set[tuple[int, int]] = set()
 
@@ -117,7 +157,9 @@ def _walk_folder(
         kept = []
         for name in sorted(dirnames):
             rel = rel_folder + name
-            if (name.startswith(".") and not include_hidden) or exclude.match_folder(rel, f"{prefix}{rel}"):
+            if (name.startswith(".") and not include_hidden) or exclude.match_folder(
+                rel, f"{prefix}{rel}", source_id_for(os.path.join(folder, name), id_root)
+            ):
                 continue
             kept.append(name)
         dirnames[:] = kept
@@ -131,15 +173,15 @@ def _walk_folder(
                 continue
             full = os.path.join(folder, name)
             rel = rel_folder + name
-            source_id = f"{prefix}{rel}"
-            if exclude.match(rel, source_id):
+            source_id = source_id_for(full, id_root)
+            if exclude.match(rel, f"{prefix}{rel}", source_id):
                 continue
             try:
                 mode = os.stat(full).st_mode
             except OSError:
                 mode = None  # a broken symbolic link or a loop: listed, and planning says why it is skipped
             if globs is not None:
-                if not globs.match(rel, source_id):
+                if not globs.match(rel, f"{prefix}{rel}", source_id):
                     continue
             elif archive_suffix(name):
                 # an archive may hold the very documents meant: say it was not opened rather than ignore it
@@ -173,13 +215,14 @@ def _size(path: str) -> int:
 
 
 def discover(
-    paths: Sequence[str | Path], globs: Sequence[str] | None, exclude: Sequence[str]
+    paths: Sequence[str | Path], globs: Sequence[str] | None, exclude: Sequence[str],
+    root: str | os.PathLike[str] | None = None,
 ) -> tuple[list[SourceFile], list[tuple[str, str]]]:
     """Walk the paths (files or folders) and return (files sorted by source id, [(path, reason)] for paths
     that do not exist, folders that cannot be read, and special files or archives inside folders). ``globs`` select files in folders (default: every
     file with a supported extension or name, and text files without an extension).
 
-    Raises InputError when two different files would get the same source id (e.g. two roots named ``docs``).
+    ``root``: the source root ids are relative to (default: ``resolve_source_root()``).
     """
     glob_patterns = _Patterns(globs) if globs else None
     exclude_patterns = _Patterns(exclude)
@@ -187,17 +230,17 @@ def discover(
     missing: list[tuple[str, str]] = []
     by_id: dict[str, SourceFile] = {}
     seen_real: set[str] = set()
+    id_root = os.fspath(root) if root is not None else os.fspath(resolve_source_root())
+    id_root = os.path.abspath(id_root)
     for argument in paths:
         root = os.path.abspath(os.fspath(argument))
         if not os.path.lexists(root):
             missing.append((os.fspath(argument), MISSING))
             continue
         if os.path.isdir(root):
-            name = os.path.basename(root)
-            prefix = f"{name}/" if name else ""
-            candidates = _walk_folder(root, prefix, glob_patterns, exclude_patterns, include_hidden, missing)
+            candidates = _walk_folder(root, id_root, glob_patterns, exclude_patterns, include_hidden, missing)
         elif os.path.isfile(root) or os.path.islink(root):
-            candidates = [(root, os.path.basename(root))]
+            candidates = [(root, source_id_for(root, id_root))]
         else:
             missing.append((os.fspath(argument), "not a file or folder"))
             continue
@@ -206,10 +249,10 @@ def discover(
             if real in seen_real:  # named twice (a folder and a file in it, or two links): the first wins
                 continue
             seen_real.add(real)
-            if source_id in by_id:
+            if source_id in by_id:  # cannot happen with path-based ids; a guard against silently merging two files
                 raise InputError(
                     f"two inputs would share the source id {source_id!r}: {by_id[source_id].path} and {full}",
-                    hint="ingest them in separate runs or collections, or rename one of the folders",
+                    hint="report this as a bug; meanwhile ingest them in separate runs",
                 )
             by_id[source_id] = SourceFile(path=Path(full), source_id=source_id, root=Path(root), size=_size(full))
     return [by_id[source_id] for source_id in sorted(by_id)], missing
