@@ -74,8 +74,8 @@ def test_cleanup_full_keeps_the_chunks_behind_an_unreadable_subfolder(tmp_path, 
 
     real_discover = core.discover
 
-    def discover_with_unreadable_sub(paths, globs, exclude):  # as os.walk reports a folder it cannot list (EACCES, EIO)
-        files, missing = real_discover(paths, globs, exclude)
+    def discover_with_unreadable_sub(paths, globs, exclude, **kw):  # as os.walk reports a folder it cannot list (EACCES, EIO)
+        files, missing = real_discover(paths, globs, exclude, **kw)
         return ([f for f in files if "/sub/" not in f.source_id],
                 missing + [(str(a / "sub"), "unreadable folder: Permission denied")])
 
