@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     AUTH = 8  # credentials rejected
     NOT_FOUND = 9  # no such DAG, run, task, collection, answer...
     CONFLICT = 10  # already exists (e.g. a DAG run id), or another process is writing the store (store_lock)
+    DAMAGED = 11  # collections verify: the collection's ledger, chunks, vector or lexical index disagree
     INTERRUPTED = 130  # Ctrl-C; work already written is kept
 
 

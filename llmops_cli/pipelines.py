@@ -273,6 +273,71 @@ def store_location(settings: "Settings") -> str:
     return f"{settings.store.host}:{settings.store.port}" if settings.store.host else str(Path(settings.store_path))
 
 
+def verify_collection(settings: "Settings", name: str, *, paths: Sequence[str] | None = None, globs: list[str] | None = None,
+                      repair: bool = False) -> dict[str, Any]:
+    """`collections verify`: compare ledger, chunks, vector index and lexical index (core/verify.py); with ``repair``,
+    fix exactly what is inconsistent and verify again. ``paths``: the folders/files the collection is ingested from,
+    to compare each file with its record and to re-ingest the sources only their files can repair.
+    Returns {"report": VerifyReport (after any repair), "before": VerifyReport | None, "repair": RepairReport | None}.
+    A repair holds the store's write lock from its first check to its last write; a plain verify only reads."""
+    if repair:
+        with store_write_lock(settings):
+            return _verify_collection(settings, name, paths, globs, repair=True)
+    return _verify_collection(settings, name, paths, globs, repair=False)
+
+
+def _verify_collection(settings: "Settings", name: str, paths: Sequence[str] | None, globs: list[str] | None,
+                       repair: bool) -> dict[str, Any]:
+    from llmops_cli.core import verify as core
+
+    from llmops_cli.errors import StoreError
+
+    name = _collection(settings, name)
+    store = wiring.build_store(settings)
+    try:
+        meta = store.collection_metadata(name)
+    except StoreError as e:  # e.g. "database disk image is malformed": a finding, not a failure of verify
+        rep = core.VerifyReport(collection=name, errors=[f"opening the collection: {e.message}"])
+        rep.storage = getattr(store, "storage_problems", list)()
+        return {"report": rep, "before": None, "repair": None}
+    if meta is None:
+        raise collection_not_found(store, name)
+    lexical = lexical_index(settings, store, name)
+    embedder = None
+    if paths or repair:
+        embedder = collection_embedder(settings, meta)
+    files = _verify_files(settings, store, name, embedder, paths, globs) if paths else None
+    report = core.verify(store, name, lexical=lexical, files=files)
+    if not repair or report.clean:
+        return {"report": report, "before": None, "repair": None}
+
+    def reingest(sources: list[str]) -> int:
+        from llmops_cli.core import ingest as ingest_core
+        from llmops_cli.core.collection_meta import embedder_config, embedder_settings_for
+
+        opts = ingest_options(settings, name, globs=globs, only=set(sources))
+        opts.embedder_config = embedder_config(embedder_settings_for(meta, settings.embedder))
+        return ingest_core.ingest([str(p) for p in paths or []], embedder=embedder, store=store, opts=opts).chunks_added
+
+    fixed = core.repair(store, name, report, embed=embedder.embed, lexical=lexical,
+                        reingest=reingest if paths else None, available=set(files or {}) if paths else None)
+    files = _verify_files(settings, store, name, embedder, paths, globs) if paths else None
+    return {"report": core.verify(store, name, lexical=lexical, files=files), "before": report, "repair": fixed}
+
+
+def _verify_files(settings: "Settings", store, name: str, embedder, paths: Sequence[str], globs: list[str] | None) -> dict[str, bool]:
+    """Source id -> whether the file under ``paths`` matches its record, as ingest's own plan judges it."""
+    from llmops_cli.core.ingest import plan_changes, signature
+    from llmops_cli.core.loaders import discover
+
+    opts = ingest_options(settings, name, globs=globs)
+    found, _missing = discover([str(p) for p in paths], globs, opts.exclude, root=opts.source_root)
+    plan = plan_changes(found, store.read_manifest(name), signature(opts, embedder), opts)
+    differ = {sf.source_id for sf, _h, _new in plan.to_process}
+    unreadable = {s["source"] for s in plan.skipped}
+    return {sf.source_id: sf.source_id not in differ for sf in found if sf.source_id not in unreadable}
+
+
 def ask(settings: "Settings", question: str, *, collection: str | None = None, k: int | None = None, mode: str | None = None,
         where: dict[str, Any] | None = None, retrieval_only: bool = False, model: str | None = None, on_token=None,
         use_cache: bool = True):

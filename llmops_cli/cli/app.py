@@ -19,6 +19,7 @@ from llmops_cli import __version__
 COMMAND_MODULES = [
     "llmops_cli.cli.ingest_cmd",
     "llmops_cli.cli.query_cmd",
+    "llmops_cli.cli.verify_cmd",  # adds `verify` to query_cmd's collections group
     "llmops_cli.cli.config_cmd",
     "llmops_cli.cli.eval_cmd",
     "llmops_cli.cli.history_cmd",

@@ -231,6 +231,108 @@ class ChromaStore(VectorStore):
     def count(self, name) -> int:
         return self._col(name).count()
 
+    # --- vector index checks (collections verify) ---
+    def read_embeddings(self, name: str, ids: Sequence[str]) -> dict[str, np.ndarray | None]:
+        """Each chunk's stored vector, None where Chroma cannot read it (its vector index lost or damaged it: a
+        batch then fails as a whole, so it is split until the failing ids are found)."""
+        col = self._col(name)
+        out: dict[str, np.ndarray | None] = {}
+
+        def read(part: list[str]) -> None:
+            try:
+                res = col.get(ids=part, include=["embeddings"])
+            except Exception:  # noqa: BLE001 - "Error finding id" / "Error getting embedding"
+                if len(part) == 1:
+                    out[part[0]] = None
+                    return
+                read(part[: len(part) // 2])
+                read(part[len(part) // 2:])
+                return
+            for cid, vec in zip(res["ids"], res["embeddings"]):
+                out[cid] = None if vec is None else np.asarray(vec, dtype=np.float32)
+
+        ids = list(ids)
+        for i in range(0, len(ids), 500):
+            read(ids[i:i + 500])
+        return out
+
+    def vector_search_ids(self, name: str, dimension: int, n: int) -> set[str]:
+        """Every id vector search can reach: a query for n results (the chunk count) walks the whole index graph,
+        so a chunk the index lost (or cannot reach) is not among them."""
+        if n <= 0:
+            return set()
+        probe = np.full(dimension, 1.0 / np.sqrt(dimension), dtype=np.float32)
+        res = self._col(name).query(query_embeddings=[probe], n_results=n, include=[])
+        return set(res["ids"][0])
+
+    def _embedded_path(self) -> Path | None:
+        path = Path(self.where)
+        return path if (path / "chroma.sqlite3").is_file() else None
+
+    def vector_probe(self, name: str, ids: Sequence[str], dimension: int) -> dict[str, Any]:
+        """core.verify.probe_vectors, run in a child process for an embedded store: Chroma's engine can crash the
+        whole process (SIGSEGV) on a damaged HNSW file, and verify must report that, not die of it. Returns
+        {"unreadable": [...], "unreachable": [...], "crashed": None | "why"}."""
+        import subprocess
+        import sys
+
+        from llmops_cli.core.verify import probe_vectors
+
+        path = self._embedded_path()
+        if path is None:
+            return probe_vectors(self, name, list(ids), dimension)
+        args = json.dumps({"path": str(path), "name": name, "ids": list(ids), "dimension": dimension})
+        code = "from llmops_cli.adapters.vectorstores.chroma import _vector_probe_child; _vector_probe_child()"
+        proc = subprocess.run([sys.executable, "-c", code], input=args, capture_output=True, text=True)
+        results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        out: dict[str, Any] = {"unreadable": [], "unreachable": [], "crashed": None}
+        for part in results:
+            out.update(part)
+        if proc.returncode != 0:
+            import signal
+
+            how = (f"signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+                   else (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1])
+            out["crashed"] = f"reading the vector index {'crashed Chroma' if proc.returncode < 0 else 'failed'} ({how})"
+        return out
+
+    def reset_vector_index(self, name: str) -> bool:
+        """Drop an embedded collection's HNSW folder, so that Chroma starts an empty index for it (the rows stay;
+        every vector must then be upserted again). False when this store cannot (a server)."""
+        import shutil
+        import sqlite3
+
+        path = self._embedded_path()
+        if path is None:
+            return False
+        db = sqlite3.connect(f"file:{path / 'chroma.sqlite3'}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT s.id FROM segments s JOIN collections c ON s.collection = c.id "
+                              "WHERE c.name = ? AND s.scope = 'VECTOR'", (name,)).fetchall()
+        finally:
+            db.close()
+        for (seg,) in rows:
+            shutil.rmtree(path / str(seg), ignore_errors=True)
+        self._cols.pop(name, None)
+        return bool(rows)
+
+    def storage_problems(self) -> list[str]:
+        """SQLite's own page check of an embedded store's database (damaged pages), [] when fine or not embedded."""
+        import sqlite3
+
+        path = self._embedded_path()
+        if path is None:
+            return []
+        try:
+            db = sqlite3.connect(f"file:{path / 'chroma.sqlite3'}?mode=ro", uri=True)
+            try:
+                rows = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as e:
+            return [f"chroma.sqlite3: {e}"]
+        return [] if rows == ["ok"] else [f"chroma.sqlite3: {r}" for r in rows[:5]]
+
     # --- manifest ---
     def _manifest(self, name: str):
         return self._col(name + MANIFEST_SUFFIX, create=True)
@@ -293,6 +395,19 @@ class ChromaStore(VectorStore):
         if not res["ids"]:
             return None
         return str((res["metadatas"][0] or {}).get("generation", ""))
+
+
+def _vector_probe_child() -> None:
+    """Entry point of ChromaStore.vector_probe's child process: arguments as JSON on stdin, one JSON line per step
+    on stdout (what was found before a crash still reaches the parent)."""
+    import sys
+
+    from llmops_cli.core.verify import probe_vectors
+
+    args = json.load(sys.stdin)
+    store = ChromaStore.embedded(Path(args["path"]), read_only=True)
+    probe_vectors(store, args["name"], args["ids"], int(args["dimension"]),
+                  emit=lambda part: print(json.dumps(part), flush=True))
 
 
 class EmptyStoreClient:

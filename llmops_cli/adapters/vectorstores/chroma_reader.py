@@ -85,7 +85,8 @@ class RustReadCollection:
 
     def get(self, *, ids=None, where=None, include, limit=None, offset=0) -> dict[str, Any]:
         r = self._b.get(self._id, ids, json.dumps(where) if where else None, limit, offset or 0, None, list(include), TENANT, DATABASE)
-        return {"ids": r.ids, "documents": r.documents, "metadatas": r.metadatas}
+        return {"ids": r.ids, "documents": r.documents, "metadatas": r.metadatas,
+                "embeddings": r.embeddings if "embeddings" in include else None}
 
     def __getattr__(self, attr: str):
         if attr.startswith("__"):
