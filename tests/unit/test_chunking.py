@@ -79,3 +79,75 @@ def test_auto_picks_headings_for_markup_and_guard_recuts_overlong():
     cs = ChunkerSet("auto", TOK, 40, 0)
     assert isinstance(cs.chunker_for(Document("d", "", format="rst")), HeadingChunker)
     assert isinstance(cs.chunker_for(Document("d", "", format="code")), RecursiveChunker)
+
+
+class _Recording(WordTokens):
+    """WordTokens that remembers the longest text it tokenized and the largest batch it counted."""
+
+    def __init__(self, max_tokens: int):
+        super().__init__(max_tokens)
+        self.longest = 0
+        self.largest_batch = 0
+
+    def token_spans(self, text):
+        self.longest = max(self.longest, len(text))
+        return super().token_spans(text)
+
+    def count(self, texts):
+        self.largest_batch = max(self.largest_batch, len(texts))
+        return super().count(texts)
+
+
+def _long_inputs() -> list[Document]:
+    one_line = " ".join(f"w{i}" + ("." if i % 17 == 0 else "") for i in range(15_000))  # ~100 kB, no newline
+    paras = "\n\n".join(words(40, f"p{p}_") + "\n" + words(9, f"q{p}_") for p in range(400))
+    return [Document("line", one_line), Document("paras", paras), Document("md", "# T\n\n" + paras, format="markdown")]
+
+
+@pytest.mark.parametrize("strategy", ["auto", "recursive", "tokens"])
+def test_a_long_text_is_tokenized_a_block_at_a_time_into_the_same_chunks(monkeypatch, strategy):
+    from llmops_cli.core.chunking import base, select
+
+    whole = [ChunkerSet(strategy, WordTokens(60), 50, 10).split(d) for d in _long_inputs()]
+    # memory goes with the longest text a tokenizer sees at once, and the largest batch it counts
+    monkeypatch.setattr(base, "TOKENIZE_BLOCK", 5000)
+    rec = _Recording(60)
+    blocked = [ChunkerSet(strategy, rec, 50, 10).split(d) for d in _long_inputs()]
+    assert rec.longest <= 5000 and rec.largest_batch <= select.COUNT_BATCH
+    assert blocked == whole and sum(map(len, whole)) > 800
+
+
+def test_a_run_without_whitespace_longer_than_a_block_is_cut_not_lost(monkeypatch):
+    from llmops_cli.core.chunking import base
+
+    monkeypatch.setattr(base, "TOKENIZE_BLOCK", 1000)
+    text = "x" * 5000 + " tail"
+    idx = base.TokenIndex(text, WordTokens())
+    assert idx.count(0, len(text)) == 6  # five 1000-character runs (cut at block ends) and "tail"
+
+
+def test_runs_of_tiny_sections_are_packed_up_to_the_size():
+    md = "# Guide\n\n" + "".join(f"## S{i}\n\nr{i}\n\n" for i in range(300))
+    pieces = HeadingChunker(TOK, 50, 0).split(Document("d", md, format="markdown"))
+    assert 10 <= len(pieces) < 60  # each section is 4 tokens as a chunk of its own ("Guide > S1 r1"): ~12 to a piece
+    assert all(TOK.count([embed_text(p)])[0] <= 50 for p in pieces)
+    assert all(p.heading == "Guide" for p in pieces)  # the path the packed sections share
+    joined = "\n\n".join(p.text for p in pieces)
+    for i in (0, 137, 299):  # each section's own title stays in the text, before its body
+        assert f"S{i}\nr{i}" in joined
+
+
+def test_a_file_of_20k_tiny_sections_is_not_20k_chunks():
+    md = "".join(f"## S{i}\nx{i} y\n" for i in range(20_000))
+    cs = ChunkerSet("auto", WordTokens(254), 200, 30)
+    pieces = cs.split(Document("d", md, format="markdown"))
+    assert len(pieces) < 20_000 / 20 and max(cs.tokens.count([embed_text(p) for p in pieces])) <= 200
+    assert "S19999\nx19999 y" in pieces[-1].text
+
+
+def test_sections_of_ordinary_size_are_not_packed():
+    big = words(30, "b")
+    md = f"# A\n\n{big}\n\n## Tiny 1\n\nt1\n\n## Tiny 2\n\nt2\n\n## Big\n\n{big}\n\n## Lone\n\nt3\n\n## Big 2\n\n{big}\n"
+    pieces = HeadingChunker(TOK, 50, 0).split(Document("d", md, format="markdown"))
+    assert [(p.heading, p.text) for p in pieces] == [
+        ("A", big), ("A", "Tiny 1\nt1\n\nTiny 2\nt2"), ("A > Big", big), ("A > Lone", "t3"), ("A > Big 2", big)]

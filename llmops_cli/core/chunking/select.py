@@ -11,6 +11,7 @@ from llmops_cli.core.documents import Document, indexed_text
 from llmops_cli.errors import ConfigError
 
 HEADING_FORMATS = {"markdown", "rst", "html"}
+COUNT_BATCH = 256
 _CLASSES: dict[str, type[Chunker]] = {"recursive": RecursiveChunker, "headings": HeadingChunker, "tokens": TokenWindowChunker}
 
 
@@ -46,8 +47,10 @@ class ChunkerSet:
 
     def _enforce_max(self, pieces: list[Piece]) -> list[Piece]:
         """Re-split anything the tokenizer counts over the model's maximum (never truncate silently)."""
-        texts = [embed_text(p) for p in pieces]
-        counts = self.tokens.count(texts)
+        # counted a batch at a time: a tokenizer holds every encoding of a batch at once (a 20 MB file is ~100k pieces)
+        counts: list[int] = []
+        for i in range(0, len(pieces), COUNT_BATCH):
+            counts += self.tokens.count([embed_text(p) for p in pieces[i:i + COUNT_BATCH]])
         out: list[Piece] = []
         for p, n in zip(pieces, counts):
             if n <= self.tokens.max_tokens:
