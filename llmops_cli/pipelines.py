@@ -293,12 +293,15 @@ def _verify_collection(settings: "Settings", name: str, paths: Sequence[str] | N
     from llmops_cli.errors import StoreError
 
     name = _collection(settings, name)
-    store = wiring.build_store(settings)
     try:
+        store = wiring.build_store(settings)
         meta = store.collection_metadata(name)
     except StoreError as e:  # e.g. "database disk image is malformed": a finding, not a failure of verify
         rep = core.VerifyReport(collection=name, errors=[f"opening the collection: {e.message}"])
-        rep.storage = getattr(store, "storage_problems", list)()
+        if not settings.store.host:
+            from llmops_cli.adapters.vectorstores.chroma import sqlite_problems
+
+            rep.storage = sqlite_problems(settings.store_path)
         return {"report": rep, "before": None, "repair": None}
     if meta is None:
         raise collection_not_found(store, name)

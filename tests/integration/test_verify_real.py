@@ -219,3 +219,18 @@ def test_corrupt_or_stale_bm25_index_is_found_and_rebuilt(project, damage):
     assert r.returncode == 0 and "lexical index rebuilt" in r.stdout and "(0 text(s) embedded)" in r.stdout
     q = run_llmops("query", "topic 5", "--collection", C, "--mode", "lexical", env=env)
     assert q.returncode == 0 and "p" in q.stdout
+
+
+@pytest.mark.parametrize("page", [5, 9, 14])
+def test_damaged_database_pages_are_reported_not_a_crash(project, page):
+    """Overwritten pages of chroma.sqlite3 (where they land decides how Chroma fails: a Rust panic when opening the
+    store, an error reading segments or the collection): verify says the store's file is damaged and exits 11."""
+    work, corpus, env = project
+    db = work / "chroma" / "chroma.sqlite3"
+    raw = bytearray(db.read_bytes())
+    raw[4096 * page:4096 * (page + 2)] = bytes((i * 37 + 11) % 256 for i in range(4096 * 2))
+    db.write_bytes(bytes(raw))
+    r = run_llmops("collections", "verify", C, env=env)
+    assert r.returncode == DAMAGED, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    assert "store file damaged: chroma.sqlite3: database disk image is malformed" in " ".join(r.stdout.split())

@@ -59,7 +59,13 @@ class ChromaStore(VectorStore):
         try:
             path.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
-        except Exception as e:  # noqa: BLE001
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # noqa: BLE001 - also a Rust panic (pyo3 PanicException) on a damaged database
+            damaged = sqlite_problems(path)
+            if damaged:
+                raise StoreError(f"cannot open the Chroma store at {path}: its database is damaged ({damaged[0]})",
+                                 hint="llmops collections verify NAME says what is lost; ingest the sources again into a fresh store (store.path)") from None
             raise StoreError(f"cannot open the Chroma store at {path}: {e}", hint="check store.path (LLMOPS_STORE_PATH) and its permissions") from None
 
     @classmethod
@@ -318,20 +324,8 @@ class ChromaStore(VectorStore):
 
     def storage_problems(self) -> list[str]:
         """SQLite's own page check of an embedded store's database (damaged pages), [] when fine or not embedded."""
-        import sqlite3
-
         path = self._embedded_path()
-        if path is None:
-            return []
-        try:
-            db = sqlite3.connect(f"file:{path / 'chroma.sqlite3'}?mode=ro", uri=True)
-            try:
-                rows = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
-            finally:
-                db.close()
-        except sqlite3.DatabaseError as e:
-            return [f"chroma.sqlite3: {e}"]
-        return [] if rows == ["ok"] else [f"chroma.sqlite3: {r}" for r in rows[:5]]
+        return [] if path is None else sqlite_problems(path)
 
     # --- manifest ---
     def _manifest(self, name: str):
@@ -395,6 +389,24 @@ class ChromaStore(VectorStore):
         if not res["ids"]:
             return None
         return str((res["metadatas"][0] or {}).get("generation", ""))
+
+
+def sqlite_problems(path: Path) -> list[str]:
+    """``PRAGMA quick_check`` of the embedded store's chroma.sqlite3 (read-only): [] when fine or absent."""
+    import sqlite3
+
+    db_file = Path(path) / "chroma.sqlite3"
+    if not db_file.is_file():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+        try:
+            rows = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as e:
+        return [f"chroma.sqlite3: {e}"]
+    return [] if rows == ["ok"] else [f"chroma.sqlite3: {r}" for r in rows[:5]]
 
 
 def _vector_probe_child() -> None:

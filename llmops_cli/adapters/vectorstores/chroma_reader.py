@@ -39,7 +39,10 @@ def open_reader(path: Path) -> "RustReadClient | None":
 
         config = rb.SqliteDBConfig(hash_type=rb.MigrationHash.MD5, migration_mode=rb.MigrationMode.Validate, url=str(sqlite))
         bindings = rb.Bindings(allow_reset=False, sqlite_db_config=config, persist_path=str(path), hnsw_cache_size=_hnsw_cache_size())
-    except Exception as e:  # noqa: BLE001 - any surprise means: use the full client
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - any surprise means: use the full client (Rust panics on a damaged
+        # database arrive as pyo3's PanicException, a BaseException)
         log.debug("Chroma fast read path unavailable (%s: %s); using the full client", type(e).__name__, e)
         return None
     return RustReadClient(bindings)
