@@ -185,12 +185,18 @@ class _CountingStore(MemoryStore):
     def __init__(self):
         super().__init__()
         self.texts_read = 0
+        self.listings = 0  # get() of the whole collection (every chunk's metadata: slow on a real store)
 
     def get(self, name, **kw):
         hits = super().get(name, **kw)
         if kw.get("include_documents", True):
             self.texts_read += len(hits)
+        if kw.get("ids") is None:
+            self.listings += 1
         return hits
+
+    def ids(self, name):
+        return [h.id for h in MemoryStore.get(self, name, include_documents=False)]
 
 
 def _bump(store: MemoryStore) -> None:
@@ -207,7 +213,7 @@ def test_a_change_is_applied_incrementally_and_scores_equal_a_full_rebuild(tmp_p
     store.upsert("c", list(texts), np.zeros((len(texts), 2)), list(texts.values()), [{} for _ in texts])
     idx = LexicalIndex(tmp_path / "lex", store, "c")
     idx.build()
-    store.texts_read = 0
+    store.texts_read = store.listings = 0
     # 10 chunks go, 12 come (some with words the index has never seen), one under a heading
     store.delete("c", [f"d{i:05d}" for i in range(0, 100, 10)])
     new = {f"n{i:02d}": f"zebra{i} retry task " + " ".join(rnd.choice(vocab) for _ in range(10)) for i in range(12)}
@@ -215,7 +221,7 @@ def test_a_change_is_applied_incrementally_and_scores_equal_a_full_rebuild(tmp_p
     _bump(store)
     assert idx.update() == 402
     assert idx.last_update == {"mode": "update", "added": 12, "removed": 10}
-    assert store.texts_read == 12  # only the new chunks were read back
+    assert store.texts_read == 12 and store.listings == 0  # only the new chunks were read back, and the ids listed
     assert set(json.loads((tmp_path / "lex" / "ids.json").read_text())) == {h.id for h in store.get("c", include_documents=False)}
     ref = LexicalIndex(tmp_path / "ref", store, "c")
     ref.build()

@@ -63,6 +63,10 @@ class VectorStore(ABC):
     @abstractmethod
     def count(self, name: str) -> int: ...
 
+    def ids(self, name: str) -> list[str]:
+        """Every chunk id of the collection (what the lexical index compares itself with after a change)."""
+        return [h.id for h in self.get(name, include_documents=False)]
+
     # --- per-source manifest ---
     @abstractmethod
     def read_manifest(self, name: str) -> dict[str, SourceRecord]: ...
