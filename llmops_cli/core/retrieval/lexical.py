@@ -156,10 +156,14 @@ class LexicalIndex:
         meta = self._meta_or_none()
         cur = None
         if meta is not None and meta.get("format") == FORMAT:
-            try:
-                cur = self._read()
-            except DamagedIndexError as e:
-                self._report_damage(e)
+            for attempt in (1, 2):
+                try:
+                    cur = self._read()
+                    break
+                except DamagedIndexError as e:
+                    # once more first: a writer may have swapped the folder between two of our reads
+                    if attempt == 2:
+                        self._report_damage(e)
         if cur is None:
             self.build()
         elif cur["meta"].get("generation") == gen:
