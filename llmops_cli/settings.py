@@ -4,7 +4,10 @@ Precedence (highest first): command-line flags > environment (``LLMOPS_<SECTION>
 (``--config``, ``$LLMOPS_CONFIG``, ``./llmops.yaml`` or ``./configs/llmops.yaml``) > built-in defaults.
 ``configs/llmops.yaml`` documents the defaults; a test keeps the two identical.
 
-Relative paths (store, data dir) are resolved against the current directory: the store is project-local.
+Relative paths (store, data dir, source root) resolve against the project folder: $LLMOPS_PROJECT_DIR, else the
+folder of the config file in effect (the folder above ``configs/`` for ``configs/llmops.yaml``), else the current
+directory. So a command run from anywhere with the project's config, and an Airflow task whose working directory is
+Airflow's, use the project's store.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 
 from llmops_cli.errors import ConfigError
 
 CONFIG_SEARCH = ("llmops.yaml", "configs/llmops.yaml")
 ENV_PREFIX = "LLMOPS_"
+PROJECT_DIR_ENV = "LLMOPS_PROJECT_DIR"
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
 
@@ -112,7 +116,7 @@ class AirflowConnection(_Section):
     token: SecretStr | None = None
     verify_tls: bool = True
     ca_bundle: str | None = None
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(10.0, gt=0, description="seconds to wait for an API answer (a hung server exits 7 after it)")
 
 
 class AirflowSettings(AirflowConnection):
@@ -153,13 +157,24 @@ class Settings(_Section):
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
 
+    _root: Path | None = PrivateAttr(None)  # the project folder (load_settings sets it; see the module docstring)
+
+    @property
+    def project_dir(self) -> Path:
+        return self._root or Path.cwd()
+
+    def resolve_path(self, value: str | os.PathLike[str]) -> Path:
+        """A setting's path made absolute against the project folder."""
+        p = Path(value).expanduser()
+        return (p if p.is_absolute() else self.project_dir / p).resolve()
+
     @property
     def data_path(self) -> Path:
-        return Path(self.data_dir).expanduser().resolve()
+        return self.resolve_path(self.data_dir)
 
     @property
     def store_path(self) -> Path:
-        return Path(self.store.path).expanduser().resolve()
+        return self.resolve_path(self.store.path)
 
 
 SECRET_KEYS = {"api_key", "password", "token"}
@@ -364,7 +379,31 @@ def load_settings(
         elif "input" in err and not isinstance(err["input"], (dict, list)) and loc[-1] not in SECRET_KEYS:
             msg = f"{msg} (got {err['input']!r})"
         raise ConfigError(f"config key '{key}'{where}: {msg}", hint=_hint(key, src, flag, err.get("input"), path)) from None
+    settings._root, _why = project_root(path, environ=environ)
     return LoadedSettings(settings=settings, sources=sources, config_file=path, profile=chosen)
+
+
+def project_folder_of(config_file: Path) -> Path:
+    """The project a config file belongs to: its folder, or the folder above ``configs/`` for configs/llmops.yaml."""
+    folder = config_file.parent
+    return folder.parent if folder.name == "configs" and config_file.name == "llmops.yaml" else folder
+
+
+def project_root(config_file: Path | None = None, *, environ: dict[str, str] | None = None) -> tuple[Path | None, str]:
+    """The project folder relative paths resolve against, and where that choice came from (for messages):
+    $LLMOPS_PROJECT_DIR, else the folder of ``config_file`` (default: the config file that would be found now), else
+    None (the caller uses the current directory)."""
+    env = (os.environ if environ is None else environ).get(PROJECT_DIR_ENV)
+    if env:
+        return Path(env).expanduser().resolve(), f"${PROJECT_DIR_ENV}"
+    if config_file is None:
+        try:
+            config_file = find_config_file(None)
+        except ConfigError:  # a bad LLMOPS_CONFIG is reported by load_settings, not here
+            config_file = None
+    if config_file is None:
+        return None, ""
+    return project_folder_of(Path(config_file)), f"the folder of the config file {config_file}"
 
 
 def _hint(key: str, src: str | None, flag: str | None, value: Any, path: Path | None) -> str:

@@ -102,3 +102,22 @@ def test_a_section_rule_broken_by_a_flag_names_the_flag_not_the_file(tmp_path):
     with pytest.raises(ConfigError) as ei:
         load_settings(cfg, flags={"chunking.overlap": 300}, environ={})
     assert "(command-line flag)" in ei.value.message and str(cfg) not in ei.value.message
+
+
+def test_relative_paths_resolve_against_the_project_folder_not_the_working_directory(tmp_path, monkeypatch):
+    """A task whose working directory is Airflow's (or a command run from a subfolder with the project's config)
+    uses the project's store and data dir."""
+    from llmops_cli.settings import load_settings
+
+    project, elsewhere = tmp_path / "project", tmp_path / "airflow-home"
+    (project / "configs").mkdir(parents=True)
+    elsewhere.mkdir()
+    (project / "configs" / "llmops.yaml").write_text("store:\n  path: .llmops/chroma\ndata_dir: state\n")
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("LLMOPS_PROJECT_DIR", raising=False)
+    s = load_settings(project / "configs" / "llmops.yaml", environ={}).settings
+    assert (s.store_path, s.data_path) == (project / ".llmops" / "chroma", project / "state")
+    s = load_settings(project / "configs" / "llmops.yaml", environ={"LLMOPS_PROJECT_DIR": str(tmp_path)}).settings
+    assert s.store_path == tmp_path / ".llmops" / "chroma"
+    s = load_settings(None, environ={}).settings  # no config file: the working directory, as before
+    assert s.store_path == elsewhere / ".llmops" / "chroma"

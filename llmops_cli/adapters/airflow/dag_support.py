@@ -19,13 +19,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmops_cli.settings import PROJECT_DIR_ENV
+
 if TYPE_CHECKING:
     from llmops_cli.settings import Settings
 
 ASSET_SCHEME = "llmops"  # Airflow 3 accepts custom schemes (only "airflow" is reserved)
 COLLECTIONS_ALIAS = "llmops-collections"  # the ingest DAG attaches each updated collection's asset to it
 OUTCOME_XCOM_KEY = "llmops_outcome"  # read by the CLI after a successful run (exit 3 when "partial")
-PROJECT_DIR_ENV = "LLMOPS_PROJECT_DIR"
 # DAG params that hold paths on the workers (one path, or a list of them)
 PATH_PARAMS = ("sources", "input", "output", "template", "schema", "run_dir", "dataset", "config")
 
@@ -50,22 +51,12 @@ def collection_from_uri(uri: str) -> str | None:
 
 
 def project_root(config: str | None = None) -> tuple[Path | None, str]:
-    """The folder relative paths in DAG params resolve against, and where that choice came from (for messages)."""
-    env = os.environ.get(PROJECT_DIR_ENV)
-    if env:
-        return Path(env).expanduser().resolve(), f"${PROJECT_DIR_ENV}"
-    from llmops_cli.settings import find_config_file
+    """The folder relative paths in DAG params resolve against, and where that choice came from (for messages):
+    settings.project_root, with the run's ``config`` param when it is an absolute path."""
+    from llmops_cli.settings import project_root as settings_project_root
 
-    try:
-        cfg = find_config_file(config if config and Path(config).expanduser().is_absolute() else None)
-    except Exception:  # noqa: BLE001 - a bad config path is reported by the settings, not here
-        cfg = None
-    if cfg is None:
-        return None, ""
-    folder = cfg.parent
-    if folder.name == "configs" and cfg.name == "llmops.yaml":  # <project>/configs/llmops.yaml
-        folder = folder.parent
-    return folder, f"the folder of the config file {cfg}"
+    cfg = Path(config).expanduser() if config and Path(config).expanduser().is_absolute() and Path(config).expanduser().is_file() else None
+    return settings_project_root(cfg)
 
 
 def resolve_params(params: dict[str, Any] | None) -> dict[str, Any]:
