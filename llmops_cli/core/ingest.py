@@ -193,8 +193,7 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     manifest = store.read_manifest(opts.collection) if meta is not None else {}
     # a collection whose ids follow an older rule is migrated first (renames, no re-embedding), so that planning
     # compares like with like: otherwise every file would look new and its old chunks linger
-    manifest, report.renamed = migrate_source_ids(store, opts.collection, meta, manifest, root, embedder.embed,
-                                                  dry_run=opts.dry_run)
+    manifest, report.renamed = migrate_source_ids(store, opts.collection, meta, manifest, root, dry_run=opts.dry_run)
     plan = plan_changes(files, manifest, sig, opts, full_source_ids=all_ids if opts.only is None else None,
                         skipped_paths=[os.path.abspath(p) for p, _ in missing])
     report.skipped.extend(plan.skipped)

@@ -7,9 +7,12 @@ source root, or its absolute path outside it (loaders.discovery). A collection r
 (``SOURCE_IDS_KEY``); one without it is migrated by the next ingest, before planning:
 
 - each record's file is known (its ``path`` extra, else the ``path`` metadata of its chunks), so its id under the
-  current rule is known; records whose id differs are renamed: their chunks get the ids and ``source`` metadata
-  the new id gives, with their stored vectors copied (read back from the store; embedded again only where the
-  store cannot return them), and the record moves to the new id with its content hash, so the file is "unchanged";
+  current rule is known; records whose id differs are renamed: the record moves to the new id with its content hash
+  (the file stays "unchanged") and its chunks get the new ``source``/``source_file`` metadata. Chunk ids and vectors
+  are kept: nothing is embedded, and the vector index is not touched (re-adding every vector under a new id and
+  deleting the old ones left HNSW nodes unreachable: 49 of 1269 on the Airflow docs). A kept chunk id was made from
+  the old document id, which the chunk keeps as ``ID_SOURCE_KEY`` so verify can still check it; the file's next
+  change gives it ids under the new one;
 - two records of one file (the same file ingested as ``docs`` and as ``docs/a.md``) become one: the duplicate's
   chunks are deleted;
 - a record whose file cannot be told is left as it is.
@@ -21,24 +24,20 @@ rule recorded), so a run killed during the migration is finished by the next one
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
-from llmops_cli.core.documents import indexed_text
 from llmops_cli.core.loaders.discovery import source_id_for
 
 SOURCE_IDS_KEY = "llmops_source_ids"  # collection metadata: the rule the collection's source ids follow
 SOURCE_IDS_RULE = "root-relative"  # loaders.discovery: relative to the source root, absolute outside it
 PATH_EXTRA = "path"  # a record's absolute file path (SourceRecord.extra), when it was recorded
+ID_SOURCE_KEY = "id_source"  # chunk metadata: the document id the chunk's id was made from, when not its ``source``
 
 
-def _chunk_id(doc_source: str, text: str, ordinal: int) -> str:
-    from llmops_cli.core.ingest import chunk_id
-
-    return chunk_id(doc_source, text, ordinal)
+def id_source(metadata: dict[str, Any]) -> str:
+    """The document id a chunk's id was made from (core.ingest.chunk_id): ``source``, unless the chunk was renamed."""
+    return str(metadata.get(ID_SOURCE_KEY) or metadata.get("source", ""))
 
 
 def record_paths(store: VectorStore, collection: str, manifest: dict[str, SourceRecord]) -> dict[str, str]:
@@ -66,8 +65,7 @@ def plan_renames(store: VectorStore, collection: str, manifest: dict[str, Source
 
 
 def migrate_source_ids(store: VectorStore, collection: str, meta: dict[str, Any] | None,
-                       manifest: dict[str, SourceRecord], root: str, embed: Callable[[Sequence[str]], np.ndarray],
-                       *, dry_run: bool) -> tuple[dict[str, SourceRecord], list[str]]:
+                       manifest: dict[str, SourceRecord], root: str, *, dry_run: bool) -> tuple[dict[str, SourceRecord], list[str]]:
     """(the manifest under the current rule, the old ids renamed or merged). A dry run only computes it."""
     if meta is None or meta.get(SOURCE_IDS_KEY) == SOURCE_IDS_RULE:
         return manifest, []
@@ -86,7 +84,7 @@ def migrate_source_ids(store: VectorStore, collection: str, meta: dict[str, Any]
     unknown = [old for old in renames if not manifest[old].extra.get(PATH_EXTRA)]
     if unknown:
         store.write_manifest(collection, [_moved_record(manifest[old], old, paths[old]) for old in unknown])
-    new_records = {new: _move_chunks(store, collection, manifest[old], new, paths[old], embed) for old, new in moves}
+    new_records = {new: _move_chunks(store, collection, manifest[old], new, paths[old]) for old, new in moves}
     kept = {cid for rec in (*result.values(), *new_records.values()) for cid in rec.chunk_ids}
     stale = sorted({cid for old in renames for cid in manifest[old].chunk_ids if cid not in kept})
     store.write_manifest(collection, list(new_records.values()))
@@ -122,56 +120,26 @@ def _moved_record(rec: SourceRecord, new: str, path: str) -> SourceRecord:
                         extra={**rec.extra, PATH_EXTRA: path})
 
 
-def _move_chunks(store: VectorStore, collection: str, rec: SourceRecord, new: str, path: str,
-                 embed: Callable[[Sequence[str]], np.ndarray]) -> SourceRecord:
-    """Upsert the record's chunks under the ids the new source id gives (same text, same vectors); the record
-    for ``new``. Chunks the store no longer has make the record incomplete, so the next ingest redoes the file."""
+def _move_chunks(store: VectorStore, collection: str, rec: SourceRecord, new: str, path: str) -> SourceRecord:
+    """Give the record's chunks the new source id in their metadata (ids and vectors kept); the record for ``new``.
+    Chunks the store no longer has make the record incomplete, so the next ingest redoes the file."""
     from llmops_cli.core.ingest import INCOMPLETE
 
     old = rec.source_id
-    hits = {h.id: h for h in store.get(collection, ids=list(rec.chunk_ids))}
+    hits = {h.id: h for h in store.get(collection, ids=list(rec.chunk_ids), include_documents=False)}
     found = [cid for cid in rec.chunk_ids if cid in hits]
+    extra = {**rec.extra, PATH_EXTRA: path}
     if rec.content_hash == INCOMPLETE or not found:
         # an interrupted write: its ids are deleted as stale when the file is ingested again; only the record moves
-        return SourceRecord(source_id=new, content_hash=INCOMPLETE, chunk_ids=list(rec.chunk_ids),
-                            extra={**rec.extra, PATH_EXTRA: path})
-    vectors = _vectors(store, collection, found, hits, embed)
-    new_ids, metadatas, texts = [], [], []
-    seen: dict[tuple[str, str], int] = {}
+        return SourceRecord(source_id=new, content_hash=INCOMPLETE, chunk_ids=list(rec.chunk_ids), extra=extra)
+    metadatas = []
     for cid in found:
-        hit = hits[cid]
-        md = dict(hit.metadata)
+        md = dict(hits[cid].metadata)
         doc = str(md.get("source", old))
-        key_text = indexed_text(str(md.get("heading") or ""), hit.text)
-        ordinal = _ordinal(cid, doc, key_text, seen)
-        new_doc = new + doc[len(old):] if doc.startswith(old) else doc
-        md.update({"source": new_doc, "source_file": new})
-        new_ids.append(_chunk_id(new_doc, key_text, ordinal))
+        md[ID_SOURCE_KEY] = id_source(md)
+        md.update({"source": new + doc[len(old):] if doc.startswith(old) else doc, "source_file": new})
         metadatas.append(md)
-        texts.append(hit.text)
-    store.upsert(collection, new_ids, np.asarray([vectors[cid] for cid in found]), texts, metadatas)
+    store.update_metadata(collection, found, metadatas)
     complete = len(found) == len(rec.chunk_ids)
-    extra = {**rec.extra, PATH_EXTRA: path}
     return SourceRecord(source_id=new, content_hash=rec.content_hash if complete else INCOMPLETE,
-                        chunk_ids=new_ids if complete else sorted(set(new_ids) | set(rec.chunk_ids)), extra=extra)
-
-
-def _ordinal(cid: str, doc: str, key_text: str, seen: dict[tuple[str, str], int]) -> int:
-    """The ordinal the old id was made with (a text repeated in one document: 0, 1, ...)."""
-    nth = seen.get((doc, key_text), 0)
-    seen[(doc, key_text)] = nth + 1
-    for ordinal in range(nth, nth + 64):
-        if _chunk_id(doc, key_text, ordinal) == cid:
-            return ordinal
-    return nth
-
-
-def _vectors(store: VectorStore, collection: str, ids: list[str], hits: dict[str, Any],
-             embed: Callable[[Sequence[str]], np.ndarray]) -> dict[str, np.ndarray]:
-    read = getattr(store, "read_embeddings", None)
-    vectors: dict[str, Any] = dict(read(collection, ids)) if read is not None else {}
-    missing = [cid for cid in ids if vectors.get(cid) is None]
-    if missing:  # a store that cannot return vectors (or lost some): embed those texts again
-        fresh = embed([indexed_text(str(hits[cid].metadata.get("heading") or ""), hits[cid].text) for cid in missing])
-        vectors.update(zip(missing, fresh))
-    return vectors
+                        chunk_ids=list(rec.chunk_ids), extra=extra)

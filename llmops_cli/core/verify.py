@@ -199,12 +199,14 @@ def _err(e: BaseException) -> str:
 def _altered(hits: Any) -> list[str]:
     """Ids whose stored text (with its heading and document) no longer hashes to the id. A text repeated in one
     document gets ordinals 0, 1, ...: any ordinal below its count in the document matches."""
+    from llmops_cli.core.source_ids import id_source  # a renamed source's chunks keep ids made from the old name
+
     hits = list(hits)
     texts = {h.id: indexed_text(str(h.metadata.get("heading") or ""), h.text) for h in hits}
-    counts = Counter((str(h.metadata.get("source", "")), texts[h.id]) for h in hits)
+    counts = Counter((id_source(h.metadata), texts[h.id]) for h in hits)
     out = []
     for h in hits:
-        key = (str(h.metadata.get("source", "")), texts[h.id])
+        key = (id_source(h.metadata), texts[h.id])
         if not any(chunk_id(key[0], key[1], o) == h.id for o in range(counts[key])):
             out.append(h.id)
     return sorted(out)

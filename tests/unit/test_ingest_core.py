@@ -272,9 +272,8 @@ def test_files_with_the_same_name_in_two_folders_are_two_sources(tmp_path):
                                                        "r1/docs/page1.md", "r2/docs/page0.md", "r2/docs/page1.md"]
 
 
-class VectorMemoryStore(MemoryStore):
-    """A store that, as Chroma does, keeps each record's extras and can return its vectors (migrating ids then
-    embeds nothing)."""
+class RecordExtrasStore(MemoryStore):
+    """A MemoryStore that keeps each record's extras (the file's path), as Chroma does."""
 
     def read_manifest(self, name):
         return {sid: SourceRecord(r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra))
@@ -285,9 +284,6 @@ class VectorMemoryStore(MemoryStore):
             self._tick()
         for r in records:
             self.manifests[name][r.source_id] = SourceRecord(r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra))
-
-    def read_embeddings(self, name, ids):
-        return {cid: self.cols[name][cid][0] if cid in self.cols[name] else None for cid in ids}
 
 
 def _make_legacy(store: MemoryStore, collection: str = "test-col") -> None:
@@ -319,36 +315,60 @@ def _fresh(tmp_path, readme, docs):
     return store
 
 
-def _records(store):
-    return {sid: (r.content_hash, r.chunk_ids) for sid, r in store.read_manifest("test-col").items()}
+def _by_source(store) -> dict[str, tuple[str, list[tuple[str, dict]]]]:
+    """Source id -> (content hash, its chunks' (text, metadata) in order), chunk ids and id_source left out."""
+    snap = store.snapshot("test-col")
+    return {sid: (r.content_hash, [(snap[c][0], {k: v for k, v in snap[c][1].items() if k != "id_source"}) for c in r.chunk_ids])
+            for sid, r in store.read_manifest("test-col").items()}
 
 
-def test_a_legacy_collection_is_migrated_without_embedding_to_exactly_a_fresh_ingest(tmp_path):
-    store = VectorMemoryStore()
+def _ids_check(store) -> None:
+    """Every chunk id is still what chunk_id gives for its document and text (the check verify makes)."""
+    from llmops_cli.core.documents import indexed_text
+    from llmops_cli.core.ingest import chunk_id
+    from llmops_cli.core.source_ids import id_source
+
+    for cid, (text, md) in store.snapshot("test-col").items():
+        assert any(chunk_id(id_source(md), indexed_text(md.get("heading") or "", text), o) == cid for o in range(4)), md
+
+
+def test_a_legacy_collection_is_migrated_without_embedding_to_what_a_fresh_ingest_holds(tmp_path):
+    store = RecordExtrasStore()
     readme, docs = _legacy_collection(tmp_path, store)
+    legacy_ids = {sid: r.chunk_ids for sid, r in store.read_manifest("test-col").items()}
     emb = FakeEmbedder()
     rep = ingest([str(docs)], embedder=emb, store=store, opts=opts())
     assert rep.renamed == ["README.md", "docs/page0.md", "docs/page1.md", "docs/page2.md", "page1.md"]
     assert rep.unchanged == 3 and not rep.new and not rep.changed and emb.embedded_count == 0
     fresh = _fresh(tmp_path, readme, docs)
-    assert store.snapshot("test-col") == fresh.snapshot("test-col")  # ids, texts, metadata: as if ingested today
-    assert _records(store) == _records(fresh)
+    assert _by_source(store) == _by_source(fresh)  # sources, hashes, texts, metadata: as if ingested today
+    assert store.read_manifest("test-col")["projA/README.md"].chunk_ids == legacy_ids["README.md"]  # vectors kept
+    assert store.count("test-col") == fresh.count("test-col")  # the duplicate record's chunks are gone
+    _ids_check(store)
+    from llmops_cli.core.verify import verify
+
+    checked = verify(store, "test-col")
+    assert not checked.altered_chunks and not checked.orphan_chunks and not checked.missing_chunks
     again = ingest([str(docs), str(readme)], embedder=emb, store=store, opts=opts())
     assert again.unchanged == 4 and not again.renamed and not again.changed_anything and emb.embedded_count == 0
 
 
-def test_a_store_that_cannot_return_vectors_has_only_the_moved_chunks_embedded_again(tmp_path):
+def test_a_migrated_file_that_changes_gets_the_chunks_a_fresh_ingest_gives(tmp_path):
     store = MemoryStore()
     readme, docs = _legacy_collection(tmp_path, store)
-    moved = sum(len(r.chunk_ids) for sid, r in store.read_manifest("test-col").items() if sid != "page1.md")
-    emb = FakeEmbedder()
-    rep = ingest([str(readme)], embedder=emb, store=store, opts=opts())
-    assert rep.unchanged == 1 and emb.embedded_count == moved
-    assert store.snapshot("test-col") == _fresh(tmp_path, readme, docs).snapshot("test-col")
+    ingest([str(readme)], embedder=FakeEmbedder(), store=store, opts=opts())
+    readme.write_text(readme.read_text() + "\n## More\n\nA new section.\n")
+    rep = ingest([str(readme)], embedder=FakeEmbedder(), store=store, opts=opts())
+    assert rep.changed == ["projA/README.md"]
+    fresh = _fresh(tmp_path, readme, docs)
+    assert _by_source(store) == _by_source(fresh)
+    mine = store.read_manifest("test-col")["projA/README.md"].chunk_ids
+    assert mine == fresh.read_manifest("test-col")["projA/README.md"].chunk_ids  # ids under the new rule now
+    _ids_check(store)
 
 
 def test_a_dry_run_reports_the_renames_and_writes_nothing(tmp_path):
-    store = VectorMemoryStore()
+    store = RecordExtrasStore()
     readme, docs = _legacy_collection(tmp_path, store)
     before, writes = store.snapshot("test-col"), store.writes
     rep = ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(dry_run=True))
@@ -357,9 +377,8 @@ def test_a_dry_run_reports_the_renames_and_writes_nothing(tmp_path):
 
 
 def test_a_migration_killed_at_any_write_is_finished_by_the_next_run(tmp_path):
-    reference = None
     for fail_after in range(0, 40):
-        store = VectorMemoryStore()
+        store = RecordExtrasStore()
         readme, docs = _legacy_collection(tmp_path / f"k{fail_after}", store)
         store.fail_after_writes = store.writes + fail_after
         try:
@@ -370,8 +389,9 @@ def test_a_migration_killed_at_any_write_is_finished_by_the_next_run(tmp_path):
         store.fail_after_writes = None
         ingest([str(docs), str(readme)], embedder=FakeEmbedder(), store=store, opts=opts())
         fresh = _fresh(tmp_path / f"k{fail_after}", readme, docs)
-        assert store.snapshot("test-col") == fresh.snapshot("test-col"), fail_after
-        assert _records(store) == _records(fresh), fail_after
+        assert _by_source(store) == _by_source(fresh), fail_after
+        assert store.count("test-col") == fresh.count("test-col"), fail_after
+        _ids_check(store)
         if finished:
             break
     assert finished
