@@ -3,9 +3,9 @@
 Source ids are unique and stable: a file's path relative to the *source root*, with ``/`` separators
 (``docs/guide/install.md``), or its absolute path when it lies outside the root. The root is ``ingest.source_root``
 (``$LLMOPS_INGEST_SOURCE_ROOT``; a relative value is taken from the project folder), by default the project folder:
-``$LLMOPS_PROJECT_DIR``, else the folder of the config file in use (``llmops.yaml``, or the parent of
-``configs/llmops.yaml``), else the current directory. Like git paths, ids therefore do not depend on the folder a
-command runs from inside the project, nor on how a file was named (``docs``, ``./docs/``, ``docs/a.md``).
+``$LLMOPS_PROJECT_DIR``, else the folder of the config file found (``$LLMOPS_CONFIG``, ``./llmops.yaml``, or the
+parent of ``./configs/llmops.yaml``), else the current directory. Like git paths, ids therefore do not depend on how
+a file was named (``docs``, ``./docs/``, ``docs/a.md``), and the Airflow DAGs (same project folder) give the same ids.
 Symbolic links are not resolved (ids follow the path the user sees).
 
 Patterns (``--glob`` and the ``exclude`` setting) are matched against a file's path relative to its root
