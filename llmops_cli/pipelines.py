@@ -306,9 +306,9 @@ def _verify_collection(settings: "Settings", name: str, paths: Sequence[str] | N
     if meta is None:
         raise collection_not_found(store, name)
     lexical = lexical_index(settings, store, name)
-    embedder = None
-    if paths or repair:
-        embedder = collection_embedder(settings, meta)
+    # the embedder only when it is needed (file signatures, or something to embed): a lexical-only or orphan-only
+    # repair loads no model
+    embedder = collection_embedder(settings, meta) if paths else None
     files = _verify_files(settings, store, name, embedder, paths, globs) if paths else None
     report = core.verify(store, name, lexical=lexical, files=files)
     if not repair or report.clean:
@@ -322,7 +322,10 @@ def _verify_collection(settings: "Settings", name: str, paths: Sequence[str] | N
         opts.embedder_config = embedder_config(embedder_settings_for(meta, settings.embedder))
         return ingest_core.ingest([str(p) for p in paths or []], embedder=embedder, store=store, opts=opts).chunks_added
 
-    fixed = core.repair(store, name, report, embed=embedder.embed, lexical=lexical,
+    def embed(texts: list[str]):
+        return (embedder or collection_embedder(settings, meta)).embed(texts)
+
+    fixed = core.repair(store, name, report, embed=embed, lexical=lexical,
                         reingest=reingest if paths else None, available=set(files or {}) if paths else None)
     files = _verify_files(settings, store, name, embedder, paths, globs) if paths else None
     return {"report": core.verify(store, name, lexical=lexical, files=files), "before": report, "repair": fixed}

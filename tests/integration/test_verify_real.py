@@ -234,3 +234,17 @@ def test_damaged_database_pages_are_reported_not_a_crash(project, page):
     assert r.returncode == DAMAGED, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
     assert "store file damaged: chroma.sqlite3: database disk image is malformed" in " ".join(r.stdout.split())
+
+
+def test_a_repair_with_nothing_to_embed_loads_no_model(project, monkeypatch):
+    work, corpus, env = project
+    (folder,) = [p for p in (work / "state" / "lexical").glob(f"*/{C}") if p.is_dir()]
+    (folder / "vocab.json").write_text("{")
+    from llmops_cli import pipelines, wiring
+
+    def no_model(es):
+        raise AssertionError("the repair built an embedder it had no use for")
+
+    monkeypatch.setattr(wiring, "build_embedder", no_model)
+    res = pipelines.verify_collection(_settings(work), C, repair=True)
+    assert res["before"].lexical.state == "damaged" and res["repair"].lexical_rebuilt and res["report"].clean
