@@ -279,11 +279,13 @@ def verify_collection(settings: "Settings", name: str, *, paths: Sequence[str] |
     fix exactly what is inconsistent and verify again. ``paths``: the folders/files the collection is ingested from,
     to compare each file with its record and to re-ingest the sources only their files can repair.
     Returns {"report": VerifyReport (after any repair), "before": VerifyReport | None, "repair": RepairReport | None}.
-    A repair holds the store's write lock from its first check to its last write; a plain verify only reads."""
-    if repair:
-        with store_write_lock(settings):
-            return _verify_collection(settings, name, paths, globs, repair=True)
-    return _verify_collection(settings, name, paths, globs, repair=False)
+    Both hold the store's write lock (from the first check to the last write): a writer halfway through (an
+    ingest's interrupted-write records, chunks not yet in its ledger) is not damage, so verify waits for it to finish."""
+    import contextlib
+
+    exists = bool(settings.store.host) or (settings.store_path / "chroma.sqlite3").is_file()
+    with store_write_lock(settings) if exists else contextlib.nullcontext():  # no lock (and no folder) for no store
+        return _verify_collection(settings, name, paths, globs, repair=repair)
 
 
 def _verify_collection(settings: "Settings", name: str, paths: Sequence[str] | None, globs: list[str] | None,

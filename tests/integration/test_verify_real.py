@@ -248,3 +248,14 @@ def test_a_repair_with_nothing_to_embed_loads_no_model(project, monkeypatch):
     monkeypatch.setattr(wiring, "build_embedder", no_model)
     res = pipelines.verify_collection(_settings(work), C, repair=True)
     assert res["before"].lexical.state == "damaged" and res["repair"].lexical_rebuilt and res["report"].clean
+
+
+def test_verify_waits_for_a_writer_instead_of_reporting_its_half_done_work(project):
+    work, corpus, env = project
+    from llmops_cli.core import store_lock
+
+    with store_lock.write_lock(work / "chroma", 0):
+        r = run_llmops("collections", "verify", C, env={**env, "LLMOPS_WAIT_LOCK": "0"})
+    assert r.returncode == 10, r.stdout + r.stderr
+    assert "being written" in r.stderr and "Traceback" not in r.stderr
+    assert run_llmops("collections", "verify", C, env=env).returncode == 0
