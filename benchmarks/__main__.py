@@ -1,4 +1,4 @@
-"""`python -m benchmarks [NAME ...]`: run every benchmarks/bench_*.py module's main() in turn, or only those named
+"""`python -m benchmarks [NAME ...] [--quick]`: run every benchmarks/bench_*.py module's main() in turn, or only those named
 (``batch`` or ``bench_batch``). Each writes its results JSON to benchmarks/results/."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ def available() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE.parent))  # tests.support is importable from the repo root
     names = available()
-    wanted = [a if a.startswith("bench_") else f"bench_{a}" for a in (argv if argv is not None else sys.argv[1:])]
+    # options (``--quick``) are left in sys.argv for the benchmarks that read them
+    wanted = [a if a.startswith("bench_") else f"bench_{a}" for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-")]
     unknown = [w for w in wanted if w not in names]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(names)}", file=sys.stderr)
