@@ -54,9 +54,9 @@ def store_write_lock(settings: "Settings", wait_s: float | None = None):
 def source_root(settings: "Settings"):
     """The folder source ids are relative to (ingest.source_root, else the project folder): one rule for ingest,
     its Airflow shards and verify."""
-    from llmops_cli.core.loaders.discovery import resolve_source_root
-
-    return resolve_source_root(settings.ingest.source_root)
+    # the settings' project folder: the config file in effect, --config included, and $LLMOPS_PROJECT_DIR
+    configured = settings.ingest.source_root
+    return settings.resolve_path(configured) if configured else settings.project_dir
 
 
 def ingest_options(settings: "Settings", collection: str | None = None, **overrides: Any):

@@ -104,7 +104,7 @@ SOURCE_ROOT_ENV = "LLMOPS_INGEST_SOURCE_ROOT"
 
 def resolve_source_root(configured: str | os.PathLike[str] | None = None) -> Path:
     """The folder source ids are relative to (see the module docstring)."""
-    from llmops_cli.adapters.airflow.dag_support import project_root  # light: os and pathlib only
+    from llmops_cli.settings import project_root
 
     project, _why = project_root()
     base = project or Path.cwd()
