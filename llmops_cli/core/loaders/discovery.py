@@ -20,6 +20,7 @@ Files named directly are always taken (globs and excludes only filter folder wal
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -117,14 +118,26 @@ def resolve_source_root(configured: str | os.PathLike[str] | None = None) -> Pat
 
 def source_id_for(path: str, root: str) -> str:
     """``path`` (absolute) relative to ``root`` (absolute), posix-style; the absolute path when outside it."""
-    for candidate in (path, os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))):
-        # the second form: a root reached through a symbolic link (/home/me -> /data/me) still gives relative ids
-        for base in dict.fromkeys((root, os.path.realpath(root))):
-            if candidate == base:
-                continue
-            if candidate.startswith(base.rstrip(os.sep) + os.sep):
-                return os.path.relpath(candidate, base).replace(os.sep, "/")
-    return path.replace(os.sep, "/")
+    bases = _bases(root)
+    rel = _under(path, bases)
+    if rel is None:
+        # a root reached through a symbolic link (/home/me -> /data/me) still gives relative ids; resolved only when
+        # the plain path is not under the root (realpath costs several system calls a file)
+        rel = _under(os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path)), bases)
+    return rel if rel is not None else path.replace(os.sep, "/")
+
+
+@functools.lru_cache(maxsize=16)
+def _bases(root: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((root, os.path.realpath(root))))
+
+
+def _under(candidate: str, bases: tuple[str, ...]) -> str | None:
+    for base in bases:
+        prefix = base.rstrip(os.sep) + os.sep
+        if candidate != base and candidate.startswith(prefix):
+            return candidate[len(prefix):].replace(os.sep, "/")
+    return None
 
 
 def _walk_folder(
@@ -207,13 +220,6 @@ def _file_kind(mode: int) -> str:
     return "a special file"
 
 
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
 def discover(
     paths: Sequence[str | Path], globs: Sequence[str] | None, exclude: Sequence[str],
     root: str | os.PathLike[str] | None = None,
@@ -229,7 +235,7 @@ def discover(
     include_hidden = any(_names_hidden(pattern) for pattern in globs or ())
     missing: list[tuple[str, str]] = []
     by_id: dict[str, SourceFile] = {}
-    seen_real: set[str] = set()
+    seen_real: set[object] = set()
     id_root = os.fspath(root) if root is not None else os.fspath(resolve_source_root())
     id_root = os.path.abspath(id_root)
     for argument in paths:
@@ -245,7 +251,11 @@ def discover(
             missing.append((os.fspath(argument), "not a file or folder"))
             continue
         for full, source_id in candidates:
-            real = os.path.realpath(full)
+            try:  # the file's identity: one stat, where realpath costs a system call per path component
+                st = os.stat(full)
+                real: object = (st.st_dev, st.st_ino)
+            except OSError:  # a broken link: loading says why it is skipped
+                st, real = None, full
             if real in seen_real:  # named twice (a folder and a file in it, or two links): the first wins
                 continue
             seen_real.add(real)
@@ -254,5 +264,5 @@ def discover(
                     f"two inputs would share the source id {source_id!r}: {by_id[source_id].path} and {full}",
                     hint="report this as a bug; meanwhile ingest them in separate runs",
                 )
-            by_id[source_id] = SourceFile(path=Path(full), source_id=source_id, root=Path(root), size=_size(full))
+            by_id[source_id] = SourceFile(path=Path(full), source_id=source_id, root=Path(root), size=st.st_size if st else 0)
     return [by_id[source_id] for source_id in sorted(by_id)], missing
