@@ -1,9 +1,13 @@
-"""kill -9 during a real ingest (real model, real Chroma), then a re-run: the store equals a clean run's."""
+"""kill -9 during a real ingest (real model, real Chroma), then a re-run: the store equals a clean run's. At random
+moments, and right after each write step in turn (every Chroma call, the ledger writes, the generation bump, both
+renames of the lexical index's swap), where the lexical index must end up current too."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,3 +115,94 @@ def test_ctrl_c_says_interrupted_exits_130_and_keeps_what_was_written(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["unchanged"] > 0  # what the interrupted run finished was kept
     assert snapshot(tmp_path / "interrupted" / "chroma", "int-test") == expected
+
+
+def small_corpus(root: Path, version: int) -> Path:
+    """v1: five pages; v2: one changed, one deleted, one new (with a word no other page has)."""
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    pages = {i: f"# Page {i}\n\n## Part A\n\nPage {i} talks about scheduler topic{i} and retries. More words for page {i}.\n\n"
+                f"## Part B\n\nClosing words for page {i} about executors word{i}.\n" for i in range(5)}
+    if version == 2:
+        pages[1] += "\n## Part C\n\nPage 1 now also covers backfills and catchup.\n"
+        del pages[2]
+        pages[9] = "# Page 9\n\nA new page about the zebracorn sensor and deferrable operators.\n"
+    for i, text in pages.items():
+        (root / f"p{i}.md").write_text(text)
+    return root
+
+
+def lexical_ids(home: Path, collection: str, *, built: bool = False) -> set[str]:
+    """The chunk ids the lexical index serves, as a query would load it (rebuilt first if it is behind)."""
+    from llmops_cli.adapters.vectorstores.chroma import ChromaStore
+    from llmops_cli.core.retrieval import LexicalIndex
+
+    store = ChromaStore.embedded(home / "chroma", read_only=True)
+    folder = home / "state" / "lexical" / hashlib.sha256(str(store.where).encode()).hexdigest()[:12] / collection
+    if built:  # the index the CLI built is where we look (else a fresh build here would prove nothing)
+        assert (folder / "meta.json").is_file(), "not where the CLI keeps this store's lexical index"
+    index = LexicalIndex(folder, store, collection)
+    index._load()
+    return set(index._ids)
+
+
+def store_and_lexical(home: Path, *, built: bool = False) -> tuple[list, list[str]]:
+    """snapshot() and lexical_ids() read in a fresh process: the same folder is restored between runs, and Chroma
+    caches an opened store per path within a process (a second read here could see the first one's data)."""
+    code = ("import json, sys; from pathlib import Path; from tests.integration.test_ingest_kill import snapshot, lexical_ids\n"
+            "home = Path(sys.argv[1]); chunks, manifest = snapshot(home / 'chroma', 'kill-steps')\n"
+            "print(json.dumps([[chunks, manifest], sorted(lexical_ids(home, 'kill-steps', built=sys.argv[2] == '1'))]))")
+    r = subprocess.run([sys.executable, "-c", code, str(home), "1" if built else "0"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (chunks, manifest), lexical = json.loads(r.stdout)
+    return [chunks, {k: [v[0], list(v[1])] for k, v in manifest.items()}], lexical
+
+
+def _ingest(corpus: Path, home: Path, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "llmops_cli", "ingest", str(corpus), "--collection", "kill-steps",
+                           "--cleanup", "full", "--json"], env=llmops_env(home, **extra), cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("start", ["new store", "update"])
+def test_kill_after_every_write_step_then_rerun_equals_clean_run(tmp_path, start):
+    """SIGKILL right after the Nth write step, for every N of the run, then a plain re-run: store, ledger and lexical
+    index equal an uninterrupted run's. 'update' changes, deletes and adds sources (--cleanup full), so its steps
+    include reused-chunk updates, stale deletes, ledger deletes, the generation bump and both lexical renames."""
+    corpus = tmp_path / "corpus"
+    # every run works in the same folder (the lexical index is kept per store path), restored to the start each time
+    work, saved = tmp_path / "work", tmp_path / "saved"
+    work.mkdir()
+    if start == "update":
+        assert _ingest(small_corpus(corpus, 1), work).returncode == 0
+    shutil.copytree(work, saved)
+    small_corpus(corpus, 2)
+
+    def fresh(name: str) -> Path:
+        shutil.rmtree(work)
+        shutil.copytree(saved, work)
+        return work
+
+    clean = fresh("clean")
+    log = tmp_path / "steps.log"
+    r = _ingest(corpus, clean, LLMOPS_TEST_WRITE_LOG=str(log))
+    assert r.returncode == 0, r.stderr
+    steps = log.read_text().splitlines()
+    names = {line.split("\t", 1)[1] for line in steps}
+    assert {"write ledger", "upsert chunks", "collection metadata", "lexical swap: new index in place"} <= names
+    if start == "update":
+        assert {"ledger generation", "delete ledger records", "delete chunks", "lexical swap: old index moved aside"} <= names
+    expected, lexical = store_and_lexical(clean, built=True)
+    assert lexical == sorted(expected[0])
+
+    for line in steps:
+        n, name = line.split("\t", 1)
+        home = fresh(f"killed-{n}")
+        killed = _ingest(corpus, home, LLMOPS_TEST_KILL_AFTER_WRITE=n)
+        assert killed.returncode == -signal.SIGKILL, f"step {n} ({name}): {killed.stderr}"
+        rerun = _ingest(corpus, home)
+        assert rerun.returncode == 0, f"step {n} ({name}): {rerun.stderr}"
+        got, lexical = store_and_lexical(home)
+        assert got == expected, f"killed after step {n} ({name}): the store differs from a clean run's"
+        assert lexical == sorted(expected[0]), f"killed after step {n} ({name}): the lexical index is stale"
