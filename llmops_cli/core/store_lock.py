@@ -96,9 +96,15 @@ def acquire(store_path: Path | str, wait_s: float | None = None, *, announce=Non
             _held[key][1] += 1
             return
     path = lock_path(store_path)
-    # a brand-new store: its folder is made here, so two first writers serialise too
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # a brand-new store: its folder is made here, so two first writers serialise too
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        from llmops_cli.errors import StoreError
+
+        raise StoreError(f"cannot create the store's write lock {path}: {e.strerror or e}",
+                         hint="check store.path (LLMOPS_STORE_PATH) and its permissions") from None
     try:
         deadline = time.monotonic() + wait_s
         told = False

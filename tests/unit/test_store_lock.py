@@ -109,3 +109,12 @@ def test_the_embedded_store_refuses_a_write_while_another_process_writes(tmp_pat
     finally:
         p.kill()
         p.wait()
+
+
+def test_a_store_folder_that_cannot_be_made_is_a_store_error(tmp_path):
+    from llmops_cli.errors import StoreError
+
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StoreError) as e:
+        store_lock.acquire(tmp_path / "file" / "chroma", 0)
+    assert "store.path" in e.value.hint
