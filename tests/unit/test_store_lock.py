@@ -118,3 +118,36 @@ def test_a_store_folder_that_cannot_be_made_is_a_store_error(tmp_path):
     with pytest.raises(StoreError) as e:
         store_lock.acquire(tmp_path / "file" / "chroma", 0)
     assert "store.path" in e.value.hint
+
+
+def test_promotion_takes_the_write_lock_once_and_only_to_write(tmp_path):
+    """A vote or review that changes no promoted answer never waits for an ingest; one that does writes under the lock."""
+    from contextlib import contextmanager
+
+    from llmops_cli.core.collection_meta import EMBEDDER_KEY, GENERATION_KEY
+    from llmops_cli.core.feedback.log import AnswerLog
+    from llmops_cli.core.feedback.promotion import Promoter
+    from tests.support.fakes import FakeEmbedder, MemoryStore
+    from tests.unit.test_feedback_promotion import T, add
+
+    store, emb = MemoryStore(), FakeEmbedder()
+    store.ensure_collection("docs", metadata={EMBEDDER_KEY: emb.identity, GENERATION_KEY: 0})
+    events: list[str] = []
+
+    @contextmanager
+    def lock():
+        events.append("locked")
+        yield
+        events.append("released")
+
+    real_upsert = store.upsert
+    store.upsert = lambda *a, **kw: (events.append("upsert"), real_upsert(*a, **kw))[1]
+    log = AnswerLog(tmp_path / "answers.sqlite")
+    try:
+        promoter = Promoter(log, store, lambda coll: emb, T, write_lock=lock)
+        good, bad = add(log), add(log, question="other", public=False)
+        assert promoter.reconcile([bad]).not_promoted and events == []
+        assert promoter.reconcile([good, bad]).promoted == [good]
+        assert events == ["locked", "upsert", "released"]
+    finally:
+        log.close()
