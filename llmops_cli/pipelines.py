@@ -113,25 +113,37 @@ def _ingest_locked(settings: "Settings", paths: Sequence[str], opts, progress, e
 
 def plan_ingest_shards(settings: "Settings", paths: Sequence[str], *, globs: list[str] | None = None, shards: int = 4) -> list[list[str]]:
     """Source ids split into at most ``shards`` groups of similar total size (for Airflow task mapping)."""
+    return plan_ingest(settings, paths, globs=globs, shards=shards)[0]
+
+
+def plan_ingest(settings: "Settings", paths: Sequence[str], *, globs: list[str] | None = None,
+                shards: int = 4) -> tuple[list[list[str]], list[str]]:
+    """The shards (see plan_ingest_shards) and the absolute paths of inputs that could not be read (missing or
+    unreadable folders): a full cleanup must keep whatever lies behind those."""
+    import os
+
     from llmops_cli.core.loaders import discover
 
-    files, _missing = discover([str(p) for p in paths], globs, list(settings.ingest.exclude), root=source_root(settings))
+    files, missing = discover([str(p) for p in paths], globs, list(settings.ingest.exclude), root=source_root(settings))
     groups: list[list[str]] = [[] for _ in range(max(1, min(shards, len(files))))]
     sizes = [0] * len(groups)
     for sf in sorted(files, key=lambda f: -f.size):
         i = sizes.index(min(sizes))
         groups[i].append(sf.source_id)
         sizes[i] += sf.size
-    return [sorted(g) for g in groups if g]
+    return [sorted(g) for g in groups if g], [os.path.abspath(p) for p, _ in missing]
 
 
-def remove_missing_sources(settings: "Settings", collection: str | None, keep_source_ids: Sequence[str]) -> int:
+def remove_missing_sources(settings: "Settings", collection: str | None, keep_source_ids: Sequence[str],
+                           skipped_paths: Sequence[str] = ()) -> int:
+    """cleanup=full for sharded runs: remove the sources not in ``keep_source_ids``, except those that may lie
+    behind ``skipped_paths`` (an unmounted or unreadable folder is not a deleted one)."""
     from llmops_cli.core.ingest import remove_sources
 
     name = _collection(settings, collection)
     with store_write_lock(settings):
         store = wiring.build_store(settings)
-        gone = remove_sources(store, name, set(keep_source_ids))
+        gone = remove_sources(store, name, set(keep_source_ids), skipped_paths=skipped_paths)
         if gone:
             lexical_index(settings, store, name).update()
     return len(gone)

@@ -267,12 +267,13 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     return report
 
 
-def remove_sources(store: VectorStore, collection: str, keep: set[str]) -> list[str]:
-    """Delete the chunks and records of every source not in ``keep`` (cleanup=full for sharded runs)."""
+def remove_sources(store: VectorStore, collection: str, keep: set[str], *, skipped_paths: Sequence[str] = ()) -> list[str]:
+    """Delete the chunks and records of every source not in ``keep`` (cleanup=full for sharded runs), except those
+    that may lie behind ``skipped_paths`` (inputs that could not be read)."""
     if store.collection_metadata(collection) is None:
         return []
     manifest = store.read_manifest(collection)
-    gone = sorted(sid for sid in manifest if sid not in keep)
+    gone = sorted(sid for sid in manifest if sid not in keep and not _behind_skipped(manifest[sid], skipped_paths))
     for sid in gone:
         store.delete(collection, manifest[sid].chunk_ids)
     store.delete_manifest(collection, gone)

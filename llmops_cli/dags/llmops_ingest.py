@@ -64,11 +64,12 @@ def llmops_ingest():
         params = resolve_params(params)
         check_sources_exist(params)
         s = settings_from_params(params)
-        shards = pipelines.plan_ingest_shards(s, params["sources"], globs=params["glob"] or None, shards=params["shards"])
+        shards, skipped_paths = pipelines.plan_ingest(s, params["sources"], globs=params["glob"] or None, shards=params["shards"])
         if not shards:
             raise ValueError(f"no files to ingest under {params['sources']}" + (f" matching {params['glob']}" if params["glob"] else ""))
         before, _total = pipelines.ingest_ledger(s, s.store.collection, [sid for shard in shards for sid in shard])
         ti.xcom_push(key="ledger_before", value=short_ledger(before))
+        ti.xcom_push(key="skipped_paths", value=skipped_paths)  # finalize's full cleanup keeps what lies behind them
         print(f"{sum(map(len, shards))} sources in {len(shards)} shard(s); sources from {params.get('_project_root') or 'absolute paths'}")
         return shards
 
@@ -96,7 +97,8 @@ def llmops_ingest():
         source_ids = [sid for shard in shards for sid in shard]
         removed = 0
         if params["cleanup"] == "full":
-            removed = pipelines.remove_missing_sources(s, collection, source_ids)
+            skipped_paths = ti.xcom_pull(task_ids="plan", key="skipped_paths") or []
+            removed = pipelines.remove_missing_sources(s, collection, source_ids, skipped_paths=skipped_paths)
         # the store's ledger, not the sum of what each shard's last try did (a retry may have found its work done)
         after, total = pipelines.ingest_ledger(s, collection, source_ids)
         before = ti.xcom_pull(task_ids="plan", key="ledger_before") or {}

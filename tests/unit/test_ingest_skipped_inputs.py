@@ -122,3 +122,21 @@ def test_new_records_carry_the_absolute_path(tmp_path):
     store = PathKeepingStore()
     ingest([str(a)], embedder=FakeEmbedder(), store=store, opts=opts())
     assert store.read_manifest("col")["a/p0.md"].extra[core.PATH_KEY] == os.path.abspath(a / "p0.md")
+
+
+def test_a_sharded_full_cleanup_keeps_the_chunks_behind_a_skipped_input(tmp_path):
+    """The Airflow path: plan's shards name only what it found; finalize's cleanup gets the skipped paths too."""
+    a, b = write_folder(tmp_path / "a", 2), write_folder(tmp_path / "b", 2)
+    store, emb = PathKeepingStore(), FakeEmbedder()
+    ingest([str(a), str(b)], embedder=emb, store=store, opts=opts())
+    shutil.move(b, tmp_path / "unmounted")
+    (a / "p1.md").unlink()
+    from llmops_cli.core.loaders import discover
+
+    files, missing = discover([str(a), str(b)], None, [])
+    keep = {sf.source_id for sf in files}
+    gone = core.remove_sources(store, "col", keep, skipped_paths=[os.path.abspath(p) for p, _ in missing])
+    assert gone == ["a/p1.md"]
+    assert sources(store) == {"a/p0.md", "b/p0.md", "b/p1.md"}
+    # without the skipped paths the unmounted folder's chunks would go too (what the DAG did)
+    assert core.remove_sources(store, "col", keep) == ["b/p0.md", "b/p1.md"]
