@@ -642,11 +642,3 @@ def feedback_export(settings: "Settings", *, fmt: str = "openai-chat", system: s
     with answer_log(settings) as log:
         return list(openai_chat_rows(log, feedback_thresholds(settings), system=system if system is not None else DEFAULT_SYSTEM,
                                      collection=collection))
-
-
-def evaluate(settings: "Settings", dataset_path: str | Path, **options: Any):
-    """Evaluate a question set (the ``llmops eval`` and ``llmops_eval`` DAG entry point); returns an EvalReport
-    (``.summary()`` for XCom, ``.to_dict()`` for files). Options: see ``llmops_cli.core.eval.pipeline.evaluate``."""
-    from llmops_cli.core.eval.pipeline import evaluate as run
-
-    return run(settings, dataset_path, **options)

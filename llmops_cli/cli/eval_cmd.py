@@ -104,7 +104,7 @@ def run_cmd(
     """Evaluate a question set against a collection; print a summary, the worst questions, gates and deltas."""
     from llmops_cli.cli.output import Output
     from llmops_cli.cli.state import parse_key_values, state
-    from llmops_cli.core.eval.pipeline import evaluate
+    from llmops_cli.entry.eval import evaluate
     from llmops_cli.errors import ExitCode, GateFailed, LlmopsError
 
     out = Output(json_out)
@@ -353,12 +353,12 @@ def sweep_cmd(
     """Ingest sources under several chunking configurations into temporary collections, evaluate each, rank them."""
     from llmops_cli.cli.output import Output
     from llmops_cli.cli.state import state
-    from llmops_cli.core.eval.sweep import run_sweep
+    from llmops_cli.entry.eval import sweep
 
     out = Output(json_out)
     settings = state().load(flags={"retrieval.k": k, "retrieval.mode": mode}).settings
-    rep = run_sweep(settings, dataset, sources, strategies=strategy, sizes=size, overlaps=overlap, embedders=embedder,
-                    metrics=metrics, k=k, mode=mode, rank_by=rank_by, keep=keep, progress=None if out.json_mode else out.info)
+    rep = sweep(settings, dataset, sources, strategies=strategy, sizes=size, overlaps=overlap, embedders=embedder,
+                metrics=metrics, k=k, mode=mode, rank_by=rank_by, keep=keep, progress=None if out.json_mode else out.info)
     if out.json_mode:
         out.json(rep.to_dict())
         return

@@ -1,7 +1,7 @@
 """llmops_eval: evaluate retrieval on a collection; scheduled on the collection's asset, and triggerable.
 
-Thin by design: calls ``llmops_cli.pipelines``. With an eval dataset (param ``dataset``) it runs
-``pipelines.evaluate`` (the same as ``llmops eval``; ``fail_under`` gates fail the task, so a waiting
+Thin by design: calls the entry points. With an eval dataset (param ``dataset``) it runs
+``llmops_cli.entry.eval.evaluate`` (the same as ``llmops eval``; ``fail_under`` gates fail the task, so a waiting
 ``llmops trigger-dag --wait`` exits 5); otherwise the retrieval check over the param ``questions``
 (``pipelines.query`` for each: hits found, top score). The summary goes to XCom (the task's return value); the full
 report (every row) goes to a JSON report file under ``<data_dir>/airflow-reports/llmops_eval/``.
@@ -44,9 +44,8 @@ def llmops_eval():
     @task
     def evaluate(params=None, triggering_asset_events=None, run_id=None) -> dict:
         from llmops_cli.adapters.airflow.dag_support import collection_from_events, settings_from_params, write_report
-        from llmops_cli import pipelines
-
         from llmops_cli.adapters.airflow.dag_support import resolve_params
+        from llmops_cli.entry.eval import evaluate as run_evaluation
 
         params = resolve_params(params)
         # the run's param wins; else the collection whose asset event started this run; else store.collection
@@ -54,9 +53,9 @@ def llmops_eval():
         s = settings_from_params(params)
         print(f"evaluating collection {s.store.collection!r}")
         if params.get("dataset"):
-            report = pipelines.evaluate(s, params["dataset"], collection=s.store.collection, k=params.get("k"),
-                                        mode=params.get("mode"), metrics=params.get("metrics") or None,
-                                        fail_under=params.get("fail_under") or None, label=f"airflow:{run_id}")
+            report = run_evaluation(s, params["dataset"], collection=s.store.collection, k=params.get("k"),
+                                    mode=params.get("mode"), metrics=params.get("metrics") or None,
+                                    fail_under=params.get("fail_under") or None, label=f"airflow:{run_id}")
             print(f"report: {write_report(s, 'llmops_eval', run_id, report.to_dict())}")
             summary = report.summary()
             failed = [g for g in summary.get("gates", []) if not g.get("passed")]

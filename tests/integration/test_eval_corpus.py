@@ -66,7 +66,7 @@ def test_real_pipeline_scores_far_above_a_broken_retriever(so_project):
 
     from llmops_cli import pipelines
     from llmops_cli.core.eval.datasets import load_dataset
-    from llmops_cli.core.eval.pipeline import evaluate
+    from llmops_cli.entry.eval import evaluate
     from llmops_cli.core.eval.runner import EvalOptions, run_eval
 
     root, settings = so_project
@@ -85,7 +85,7 @@ def test_real_pipeline_scores_far_above_a_broken_retriever(so_project):
 
 
 def test_robustness_on_real_retrieval(so_project):
-    from llmops_cli.core.eval.pipeline import evaluate
+    from llmops_cli.entry.eval import evaluate
 
     root, settings = so_project
     rep = evaluate(settings, root / "qs.jsonl", collection="so-answers", metrics=["retrieval", "robustness"], k=5, limit=40,

@@ -71,7 +71,7 @@ def project(tmp_path, openai_server, monkeypatch):
 
 
 def test_judge_metrics_over_http(project, openai_server):
-    from llmops_cli.core.eval.pipeline import evaluate
+    from llmops_cli.entry.eval import evaluate
 
     rep = evaluate(project, "qs.jsonl", collection="judge-docs", metrics=["retrieval", "judge"], k=2, mode="vector", concurrency=4)
     rows = {r.id: r for r in rep.rows}
@@ -145,7 +145,7 @@ def ask_and_judge_responder(body):
 def test_generated_answers_through_ask_then_judged(project, openai_server):
     """No 'answer' column: each question goes through the ask step (rewordings, retrieval, answer) over HTTP,
     then the judge sees the context that answer used."""
-    from llmops_cli.core.eval.pipeline import evaluate
+    from llmops_cli.entry.eval import evaluate
 
     openai_server.responder = ask_and_judge_responder
     rows = [{k: v for k, v in r.items() if k != "answer"} for r in ROWS]

@@ -215,7 +215,7 @@ def test_cached_llm_retries_retryable_errors_only():
 def test_sweep_ranks_skips_and_cleans_up(tmp_path):
     from types import SimpleNamespace
 
-    from llmops_cli.core.eval.sweep import run_sweep
+    from llmops_cli.entry.eval import sweep as run_sweep
     from llmops_cli.settings import Settings
 
     qs = tmp_path / "qs.jsonl"
@@ -273,7 +273,7 @@ def test_answer_step_runs_as_wide_as_concurrency():
 @pytest.mark.parametrize("kw,needle", [({"strategies": ["sentences"]}, "--strategy 'sentences'"), ({"sizes": [4]}, "--size 4"),
                                        ({"overlaps": [-1]}, "--overlap")])
 def test_sweep_rejects_bad_values_before_ingesting(tmp_path, kw, needle):
-    from llmops_cli.core.eval.sweep import run_sweep
+    from llmops_cli.entry.eval import sweep as run_sweep
     from llmops_cli.settings import Settings
 
     qs = tmp_path / "qs.jsonl"
@@ -383,7 +383,7 @@ def test_a_rejected_key_or_no_endpoint_stops_the_run_instead_of_failing_each_row
 def test_sweep_checks_every_combination_before_any_work(tmp_path):
     """A size over an embedder's maximum is refused before the first ingest, naming sweep's own flag; combinations
     that are only skipped (overlap >= size) are known up front too."""
-    from llmops_cli.core.eval.sweep import run_sweep
+    from llmops_cli.entry.eval import sweep as run_sweep
     from llmops_cli.settings import Settings
 
     qs = tmp_path / "qs.jsonl"

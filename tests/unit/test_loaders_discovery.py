@@ -159,21 +159,25 @@ def test_files_outside_the_root_get_their_absolute_path(tmp_path: Path):
 def test_the_source_root_is_the_setting_else_the_project_folder_else_the_working_folder(tmp_path: Path,
                                                                                           monkeypatch: pytest.MonkeyPatch):
     from llmops_cli.core.loaders.discovery import resolve_source_root
+    from llmops_cli.settings import project_root
+
+    def root(configured=None):  # as an entry point calls it: the project folder found by the settings layer
+        return resolve_source_root(configured, project=project_root()[0])
 
     for name in ("LLMOPS_INGEST_SOURCE_ROOT", "LLMOPS_PROJECT_DIR", "LLMOPS_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     work = tmp_path / "work"
     (work / "sub").mkdir(parents=True)
     monkeypatch.chdir(work / "sub")
-    assert resolve_source_root() == work / "sub"  # no project: the working folder
+    assert root() == work / "sub"  # no project: the working folder
     write(work / "sub" / "configs" / "llmops.yaml", "{}\n")
-    assert resolve_source_root() == work / "sub"  # the parent of configs/llmops.yaml
+    assert root() == work / "sub"  # the parent of configs/llmops.yaml
     monkeypatch.setenv("LLMOPS_PROJECT_DIR", str(work))
-    assert resolve_source_root() == work
-    assert resolve_source_root("sub") == work / "sub"  # a relative setting is taken from the project folder
+    assert root() == work
+    assert root("sub") == work / "sub"  # a relative setting is taken from the project folder
     monkeypatch.setenv("LLMOPS_INGEST_SOURCE_ROOT", str(tmp_path))
-    assert resolve_source_root() == tmp_path
-    assert resolve_source_root("/srv/docs") == Path("/srv/docs")  # the setting (flag, file) wins
+    assert root() == tmp_path
+    assert root("/srv/docs") == Path("/srv/docs")  # the setting (flag, file) wins
 
 
 def test_order_is_deterministic(docs: Path):

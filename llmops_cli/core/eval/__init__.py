@@ -5,5 +5,6 @@ Modules: ``datasets`` (question sets), ``retrieval_metrics`` / ``answer_metrics`
 ``robustness`` (perturbed questions), ``runner`` (one evaluation run), ``history`` (SQLite run store),
 ``compare`` (per-metric deltas and regressions), ``gates`` (--fail-under), ``results_files`` (JSON/CSV/parquet),
 ``html_report`` (self-contained HTML), ``generate`` (question sets from a collection), ``sweep`` (chunking
-sweeps) and ``pipeline`` (the entry point shared by the CLI and the Airflow DAG).
+sweeps: values and ranking) and ``pipeline`` (one evaluation planned and run over the parts it is handed; the entry
+point that builds them is ``llmops_cli.entry.eval``).
 """

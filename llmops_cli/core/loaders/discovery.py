@@ -4,7 +4,8 @@ Source ids are unique and stable: a file's path relative to the *source root*, w
 (``docs/guide/install.md``), or its absolute path when it lies outside the root. The root is ``ingest.source_root``
 (``$LLMOPS_INGEST_SOURCE_ROOT``; a relative value is taken from the project folder), by default the project folder:
 ``$LLMOPS_PROJECT_DIR``, else the folder of the config file found (``$LLMOPS_CONFIG``, ``./llmops.yaml``, or the
-parent of ``./configs/llmops.yaml``), else the current directory. Like git paths, ids therefore do not depend on how
+parent of ``./configs/llmops.yaml``), else the current directory; the entry points find that folder and pass the
+root (a caller of this module that passes none gets the current directory). Like git paths, ids therefore do not depend on how
 a file was named (``docs``, ``./docs/``, ``docs/a.md``), and the Airflow DAGs (same project folder) give the same ids.
 Symbolic links are not resolved (ids follow the path the user sees).
 
@@ -103,12 +104,12 @@ def _names_hidden(pattern: str) -> bool:
 SOURCE_ROOT_ENV = "LLMOPS_INGEST_SOURCE_ROOT"
 
 
-def resolve_source_root(configured: str | os.PathLike[str] | None = None) -> Path:
-    """The folder source ids are relative to (see the module docstring)."""
-    from llmops_cli.settings import project_root
-
-    project, _why = project_root()
-    base = project or Path.cwd()
+def resolve_source_root(configured: str | os.PathLike[str] | None = None, *,
+                        project: str | os.PathLike[str] | None = None) -> Path:
+    """The folder source ids are relative to (see the module docstring). ``project``: the project folder, which the
+    settings layer finds (the entry points pass theirs, ``pipelines.source_root``); without one, the current
+    directory."""
+    base = Path(project) if project is not None else Path.cwd()
     value = configured or os.environ.get(SOURCE_ROOT_ENV)
     if value:
         chosen = Path(value).expanduser()
