@@ -377,7 +377,6 @@ def ask(settings: "Settings", question: str, *, collection: str | None = None, k
     check_search(question, where, r)
     res = core_ask(question, r, llm, k=k or settings.retrieval.k, rewordings=settings.llm.rewordings,
                    mode=mode or settings.retrieval.mode, where=where, on_token=on_token)
-    res.cache_hit = None
     res.answer_id = None if retrieval_only else _feedback_record(settings, res, r.collection)
     return res
 
@@ -512,7 +511,6 @@ def _feedback_record(settings: "Settings", res, collection: str, cached_from: st
     from llmops_cli.core.feedback import config_hash, record_ask
     from llmops_cli.errors import LlmopsError
 
-    res.record_error = None
     try:
         with nullcontext(log) if log is not None else answer_log(settings) as target:
             return record_ask(target, res, collection=collection, config_hash=config_hash(settings), cached_from=cached_from)
@@ -545,10 +543,9 @@ def _feedback_cached_answer(settings: "Settings", question: str, collection: str
         found[0].score = hit.similarity
         origin = log.get(hit.answer_id)
         res = AskResult(question=question, answer=hit.promotion.answer_text, rewordings=[], hits=found, model=origin.model,
-                        latency_s=time.perf_counter() - t0)
+                        latency_s=time.perf_counter() - t0, cache_hit=hit.to_dict())
         if on_token is not None:
             on_token(res.answer)
-        res.cache_hit = hit.to_dict()
         res.answer_id = _feedback_record(settings, res, collection, cached_from=hit.answer_id, log=log)
     return res
 

@@ -104,8 +104,8 @@ def ask(
                         use_cache=not no_cache)
     if json_out:
         d = res.to_dict()
-        d["answer_id"] = getattr(res, "answer_id", None)
-        d["cache"] = getattr(res, "cache_hit", None)
+        d["answer_id"] = res.answer_id
+        d["cache"] = res.cache_hit
         _feedback_notes(out, res, json_out)
         d["collection"] = s.store.collection
         d["retrieval_only"] = retrieval_only
@@ -138,14 +138,14 @@ def ask(
 
 def _feedback_notes(out, res, json_out: bool) -> None:
     """The answer's id in the answer log (stderr), and where a cached answer came from."""
-    hit = getattr(res, "cache_hit", None)
+    hit = res.cache_hit
     if hit and not json_out:
         out.info(f"[dim]served from the semantic cache: promoted answer {hit['answer_id']} (question similarity "
                  f"{hit['similarity']:.3f}); --no-cache asks the LLM[/dim]")
-    if getattr(res, "answer_id", None):
+    if res.answer_id:
         if not json_out:
             out.info(f"answer id: {res.answer_id}  (rate it: llmops feedback {res.answer_id} up|down)")
-    elif getattr(res, "record_error", None):
+    elif res.record_error:
         out.warn(f"the answer was not recorded in the answer log: {res.record_error}")
 
 

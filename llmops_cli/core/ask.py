@@ -47,6 +47,10 @@ class AskResult:
     model: str
     usage: Usage = field(default_factory=Usage)
     latency_s: float = 0.0
+    # filled by the entry point that records the answer (not part of to_dict: the CLI adds them to its JSON itself)
+    answer_id: str | None = None  # its id in the answer log; None when not recorded
+    cache_hit: dict[str, Any] | None = None  # the promoted answer served from the semantic cache, if any
+    record_error: str | None = None  # why the answer log could not record it
 
     def sources(self) -> list[dict[str, Any]]:
         return [{"n": i, "id": h.id, "source": h.source, "heading": h.heading, "score": round(h.score, 6)}
