@@ -15,6 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from llmops_cli.cli.options import DagArg, JsonOpt, TimeoutOpt, UrlOpt
+from llmops_cli.cli.state import parse_key_values
 
 
 def register(app: typer.Typer) -> None:
@@ -97,14 +98,13 @@ def build_conf(conf: str | None, conf_file: Path | None, params: list[str] | Non
                              hint="fix the file; it must hold one object") from None
     if not isinstance(body, dict):
         raise UsageError("the run conf must be a JSON object (key: value pairs)", hint='e.g. --conf \'{"collection": "docs"}\'')
-    for p in params or []:
-        if "=" not in p:
-            raise UsageError(f"-p {p!r} is not key=value", hint="write it as -p key=value (repeatable)")
-        k, v = p.split("=", 1)
+    def json_or_text(v: str) -> Any:  # -p n=3 and -p tags='["a"]' give JSON values, -p name=docs the text as written
         try:
-            body[k.strip()] = json.loads(v)
+            return json.loads(v)
         except ValueError:
-            body[k.strip()] = v
+            return v
+
+    body.update(parse_key_values(params, "-p", value=json_or_text, hint="write it as -p key=value (repeatable)"))
     return body
 
 

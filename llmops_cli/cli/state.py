@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,16 +39,20 @@ def state() -> AppState:
     return _STATE
 
 
-def parse_key_values(pairs: list[str] | None, what: str = "--where") -> dict[str, Any]:
-    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (ints, floats, true/false converted)."""
+def parse_key_values(pairs: list[str] | None, what: str = "--where", *, value: Callable[[str], Any] | None = None,
+                     hint: str | None = None) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``: split at the first ``=``, key stripped. ``value`` turns the text
+    after the ``=`` into the value (default: stripped, then ints, floats, true/false converted); a later key wins.
+    (Quality gates, METRIC=NUMBER with their own checks, are parsed by ``core.eval.gates.parse_gates``.)"""
     from llmops_cli.errors import UsageError
 
+    convert = value or (lambda v: _scalar(v.strip()))
     out: dict[str, Any] = {}
     for p in pairs or []:
         if "=" not in p:
-            raise UsageError(f"{what} {p!r} is not key=value", hint=f"write it as {what} key=value")
+            raise UsageError(f"{what} {p!r} is not key=value", hint=hint or f"write it as {what} key=value")
         k, v = p.split("=", 1)
-        out[k.strip()] = _scalar(v.strip())
+        out[k.strip()] = convert(v)
     return out
 
 
