@@ -29,9 +29,14 @@ md = "".join(f"## Part {i}\n\n" + text[i * 250_000:(i + 1) * 250_000] + "\n\n" f
 tok = HFTokenCounter(bundled_model_path())
 cs = ChunkerSet("auto", tok, 200, 30)
 cs.split(Document("warm", "# a\n\nwarm up the tokenizer"))
-base = int([l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1])  # current, not the peak so far
+def status_kb(field):
+    return int([l for l in open("/proc/self/status") if l.startswith(field + ":")][0].split()[1])
+# the peak is this process's own high-water mark (VmHWM), reset here; not getrusage's ru_maxrss, which Linux keeps
+# across fork+exec, so that a child of a large pytest process starts with its parent's peak
+open("/proc/self/clear_refs", "w").write("5")
+base = status_kb("VmRSS")
 line = cs.split(Document("line", text, format="text"))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = status_kb("VmHWM")
 # a long heading section cut into blocks gives the chunks of the same section tokenized whole
 import llmops_cli.core.chunking.base as b
 blocked = cs.split(Document("md", md, format="markdown"))
