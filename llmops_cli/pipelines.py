@@ -1,7 +1,8 @@
 """Entry points shared by the CLI and the Airflow DAGs: settings in, adapters wired here, core steps run.
 
 A local run and an Airflow run of the same config go through the same functions, so they cannot drift.
-Later steps (eval, batch, feedback) add their entry points here.
+Ingest, query/ask, collections, batch and feedback live here; eval's entry points are in ``llmops_cli/entry/eval.py``
+(the entry layer is moving into ``llmops_cli/entry/``, one module per step: see docs/architecture.md).
 """
 
 from __future__ import annotations
