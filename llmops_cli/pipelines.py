@@ -217,9 +217,9 @@ def collection_not_found(store, name: str):
                          hint=f"{hint} (store.collection sets the default), or ingest into {name!r} first")
 
 
-def check_search(text: str, where: dict[str, Any] | None, r: "Retriever | None" = None) -> None:
-    """Refuse a search that cannot mean anything before any work: an empty question, a --where that is not plain
-    key=value pairs, or (with ``r``) a --where no chunk matches, saying which keys and values the chunks have."""
+def check_search(text: str, where: dict[str, Any] | None) -> None:
+    """Refuse a search that cannot mean anything, before any work: an empty question, or a --where that is not
+    plain key=value pairs (check_where_matches then asks the store)."""
     from llmops_cli.errors import UsageError
 
     if not text or not text.strip():
@@ -230,7 +230,13 @@ def check_search(text: str, where: dict[str, Any] | None, r: "Retriever | None" 
         if not key or key.startswith("$"):
             raise UsageError(f"--where {key}=...: --where takes metadata key=value pairs that must all match, not Chroma operators",
                              hint="e.g. --where format=markdown --where source=docs/ingest.md")
-    if r is None or r.store.get(r.collection, where=where, limit=1, include_documents=False):
+
+
+def check_where_matches(r: "Retriever", where: dict[str, Any] | None) -> None:
+    """A --where that no chunk of the collection matches is a usage error naming the keys and values there are."""
+    from llmops_cli.errors import UsageError
+
+    if not where or r.store.get(r.collection, where=where, limit=1, include_documents=False):
         return
     sample = r.store.get(r.collection, limit=2000, include_documents=False)
     values: dict[str, set[str]] = {}
@@ -257,7 +263,7 @@ def query(settings: "Settings", text: str, *, collection: str | None = None, k: 
           where: dict[str, Any] | None = None) -> "list[Hit]":
     check_search(text, where)
     r = retriever(settings, collection)
-    check_search(text, where, r)
+    check_where_matches(r, where)
     return r.search(text, k or settings.retrieval.k, mode=mode or settings.retrieval.mode, where=where)
 
 
@@ -375,7 +381,7 @@ def ask(settings: "Settings", question: str, *, collection: str | None = None, k
             return cached
     llm = None if retrieval_only else wiring.build_llm(settings.llm, model=model)
     r = retriever(settings, collection)
-    check_search(question, where, r)
+    check_where_matches(r, where)
     res = core_ask(question, r, llm, k=k or settings.retrieval.k, rewordings=settings.llm.rewordings,
                    mode=mode or settings.retrieval.mode, where=where, on_token=on_token)
     res.answer_id = None if retrieval_only else _feedback_record(settings, res, r.collection)
@@ -534,9 +540,10 @@ def _feedback_cached_answer(settings: "Settings", question: str, collection: str
         if not log.has_active_promotions(collection):
             return None
         store = wiring.build_store(settings, read_only=True)
-        if store.collection_metadata(collection) is None:
+        meta = store.collection_metadata(collection)
+        if meta is None:
             return None
-        hit = find_cached(log, collection_embedder(settings, store.collection_metadata(collection)), collection, question,
+        hit = find_cached(log, collection_embedder(settings, meta), collection, question,
                           settings.feedback.cache_threshold)
         found = store.get(collection, ids=[hit.promotion.chunk_id]) if hit is not None else []
         if hit is None or not found:
