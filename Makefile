@@ -5,12 +5,13 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PIP     := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: help venv demo test test-unit test-integration bench airflow-up airflow-down clean
+.PHONY: help venv demo lint format test test-unit test-integration bench airflow-up airflow-down clean
 
 help:
 	@echo "make demo      ingest the project's docs into an embedded Chroma and answer a question"
 	@echo "make test      run the whole test suite (unit + integration, real Airflow on loopback)"
 	@echo "make test-unit fast unit tests only"
+	@echo "make lint      ruff lint + format check (make format rewrites)"
 	@echo "make bench     benchmarks (results in benchmarks/results/)"
 	@echo "make airflow-up / airflow-down   a local Airflow 3 on 127.0.0.1 with the llmops DAGs"
 
@@ -35,7 +36,15 @@ demo: venv
 	  $(BIN)/llmops ask "$(DEMO_QUESTION)" --retrieval-only; \
 	fi
 
-test: venv
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: venv lint
 	$(BIN)/python -m pytest --timeout=1200
 
 test-unit: venv

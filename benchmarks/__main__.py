@@ -20,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE.parent))  # tests.support is importable from the repo root
     names = available()
     # options (``--quick``) are left in sys.argv for the benchmarks that read them
-    wanted = [a if a.startswith("bench_") else f"bench_{a}" for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("-")]
+    wanted = [
+        a if a.startswith("bench_") else f"bench_{a}"
+        for a in (argv if argv is not None else sys.argv[1:])
+        if not a.startswith("-")
+    ]
     unknown = [w for w in wanted if w not in names]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(names)}", file=sys.stderr)

@@ -44,8 +44,12 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.Compl
 
 def _bare_http_dags_list(url: str, password: str) -> float:
     t0 = time.perf_counter()
-    req = urllib.request.Request(f"{url}/auth/token", data=json.dumps({"username": "admin", "password": password}).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(
+        f"{url}/auth/token",
+        data=json.dumps({"username": "admin", "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         token = json.loads(r.read())["access_token"]
     req = urllib.request.Request(f"{url}/api/v2/dags?limit=100", headers={"Authorization": f"Bearer {token}"})
@@ -88,13 +92,25 @@ def main() -> dict:
         delays, run_ids = [], []
         for _ in range(3):
             t0 = time.perf_counter()
-            r = subprocess.run([*cli, "trigger-dag", "llmops_test_quick", "--wait", "--json", "--timeout", "300"],
-                               env=env, capture_output=True, text=True, cwd=ROOT)
+            r = subprocess.run(
+                [*cli, "trigger-dag", "llmops_test_quick", "--wait", "--json", "--timeout", "300"],
+                env=env,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             exited = time.time()
             assert r.returncode == 0, r.stderr
             doc = json.loads(r.stdout)
-            run = json.loads(subprocess.run([*cli, "runs", "get", "llmops_test_quick", doc["run_id"], "--json"], env=env,
-                                            capture_output=True, text=True, cwd=ROOT).stdout)
+            run = json.loads(
+                subprocess.run(
+                    [*cli, "runs", "get", "llmops_test_quick", doc["run_id"], "--json"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                ).stdout
+            )
             end = datetime.fromisoformat(run["end_date"].replace("Z", "+00:00")).timestamp()
             delays.append(exited - end)
             run_ids.append({"run_id": doc["run_id"], "trigger_to_exit_s": round(time.perf_counter() - t0, 3)})

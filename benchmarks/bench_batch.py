@@ -37,8 +37,10 @@ def _bare_aiohttp_seconds(base_url: str, n: int) -> float:
 
             async def one(i: int) -> None:
                 async with sem:
-                    async with s.post(base_url + "/chat/completions",
-                                      json={"model": "test-model", "messages": [{"role": "user", "content": f"bare {i}"}]}) as r:
+                    async with s.post(
+                        base_url + "/chat/completions",
+                        json={"model": "test-model", "messages": [{"role": "user", "content": f"bare {i}"}]},
+                    ) as r:
                         await r.read()
 
             await asyncio.gather(*(one(i) for i in range(CONCURRENCY)))
@@ -55,11 +57,25 @@ def _litellm_batch_completion_seconds(base_url: str, n: int) -> tuple[float, int
 
     litellm = import_litellm()
     msgs = [[{"role": "user", "content": f"litellm batch {i}"}] for i in range(n)]
-    litellm.batch_completion(model=TEST_MODEL, messages=msgs[:CONCURRENCY], api_base=base_url, api_key=TEST_API_KEY,
-                             max_workers=CONCURRENCY, num_retries=0, max_retries=0)  # warm-up
+    litellm.batch_completion(
+        model=TEST_MODEL,
+        messages=msgs[:CONCURRENCY],
+        api_base=base_url,
+        api_key=TEST_API_KEY,
+        max_workers=CONCURRENCY,
+        num_retries=0,
+        max_retries=0,
+    )  # warm-up
     t0 = time.perf_counter()
-    out = litellm.batch_completion(model=TEST_MODEL, messages=msgs, api_base=base_url, api_key=TEST_API_KEY,
-                                   max_workers=CONCURRENCY, num_retries=0, max_retries=0)
+    out = litellm.batch_completion(
+        model=TEST_MODEL,
+        messages=msgs,
+        api_base=base_url,
+        api_key=TEST_API_KEY,
+        max_workers=CONCURRENCY,
+        num_retries=0,
+        max_retries=0,
+    )
     dt = time.perf_counter() - t0
     ok = sum(1 for r in out if not isinstance(r, Exception))
     return dt, ok
@@ -72,16 +88,31 @@ def main() -> dict:
     from tests.support.openai_server import TEST_API_KEY, TEST_MODEL, ServerProcess
 
     ideal = CONCURRENCY / LATENCY
-    result: dict = {"benchmark": "batch_throughput", "rows": ROWS, "concurrency": CONCURRENCY, "server_latency_s": LATENCY,
-                    "ideal_rows_per_s": ideal, "target_share": TARGET}
+    result: dict = {
+        "benchmark": "batch_throughput",
+        "rows": ROWS,
+        "concurrency": CONCURRENCY,
+        "server_latency_s": LATENCY,
+        "ideal_rows_per_s": ideal,
+        "target_share": TARGET,
+    }
     with ServerProcess(latency=LATENCY) as server, tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         src = tmpd / "rows.jsonl"
-        write_rows(src, [{"text": f"Review number {i}: the product arrived on time and works as described."} for i in range(ROWS)])
+        write_rows(
+            src,
+            [{"text": f"Review number {i}: the product arrived on time and works as described."} for i in range(ROWS)],
+        )
         warm = tmpd / "warm.jsonl"
         write_rows(warm, [{"text": f"warm {i}"} for i in range(CONCURRENCY)])
-        flags = {"data_dir": str(tmpd / ".llmops"), "llm.model": TEST_MODEL, "llm.api_base": server.base_url,
-                 "llm.api_key": TEST_API_KEY, "llm.input_cost_per_token": 1e-7, "llm.output_cost_per_token": 4e-7}
+        flags = {
+            "data_dir": str(tmpd / ".llmops"),
+            "llm.model": TEST_MODEL,
+            "llm.api_base": server.base_url,
+            "llm.api_key": TEST_API_KEY,
+            "llm.input_cost_per_token": 1e-7,
+            "llm.output_cost_per_token": 4e-7,
+        }
         settings = load_settings(environ={}, cwd=tmpd, flags=flags).settings
         common = {"prompt": "Classify the sentiment of: {text}", "concurrency": CONCURRENCY, "use_cache": False}
 
@@ -94,12 +125,21 @@ def main() -> dict:
             seen = server.stats()["successes"] - before
             share = ROWS / dt / ideal
             result[f"llmops_{client}"] = {
-                "wall_s": round(dt, 3), "rows_per_s": round(ROWS / dt, 1), "share_of_ideal": round(share, 3),
-                "answered": rep.answered, "errors": rep.errors, "server_successes": seen, "cost_usd": rep.cost_usd,
+                "wall_s": round(dt, 3),
+                "rows_per_s": round(ROWS / dt, 1),
+                "share_of_ideal": round(share, 3),
+                "answered": rep.answered,
+                "errors": rep.errors,
+                "server_successes": seen,
+                "cost_usd": rep.cost_usd,
             }
         t_lb, ok_lb = _litellm_batch_completion_seconds(server.base_url, ROWS)
-        result["litellm_batch_completion"] = {"wall_s": round(t_lb, 3), "rows_per_s": round(ROWS / t_lb, 1),
-                                              "share_of_ideal": round(ROWS / t_lb / ideal, 3), "answered": ok_lb}
+        result["litellm_batch_completion"] = {
+            "wall_s": round(t_lb, 3),
+            "rows_per_s": round(ROWS / t_lb, 1),
+            "share_of_ideal": round(ROWS / t_lb / ideal, 3),
+            "answered": ok_lb,
+        }
         t_bare = _bare_aiohttp_seconds(server.base_url, ROWS)
         result["bare_aiohttp_client"] = {"wall_s": round(t_bare, 3), "share_of_ideal": round(ROWS / t_bare / ideal, 3)}
         result["server_max_in_flight"] = server.stats()["max_in_flight"]
@@ -107,8 +147,12 @@ def main() -> dict:
     share = result["llmops_auto"]["share_of_ideal"]
     result["share_of_ideal"] = share
     result["meets_target"] = share >= TARGET
-    result["llmops_vs_litellm_batch_completion"] = round(result["litellm_batch_completion"]["wall_s"] / result["llmops_auto"]["wall_s"], 2)
-    result["llmops_vs_bare_client"] = round(result["bare_aiohttp_client"]["wall_s"] / result["llmops_auto"]["wall_s"], 3)
+    result["llmops_vs_litellm_batch_completion"] = round(
+        result["litellm_batch_completion"]["wall_s"] / result["llmops_auto"]["wall_s"], 2
+    )
+    result["llmops_vs_bare_client"] = round(
+        result["bare_aiohttp_client"]["wall_s"] / result["llmops_auto"]["wall_s"], 3
+    )
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_batch.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -66,8 +66,14 @@ def run_measured(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: flo
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    return {"wall_s": wall, "rc": proc.returncode, "peak_rss_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime, "stdout": stdout,
-            "stderr_tail": stderr[-2000:]}
+    return {
+        "wall_s": wall,
+        "rc": proc.returncode,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "stdout": stdout,
+        "stderr_tail": stderr[-2000:],
+    }
 
 
 def _checked(res: dict, what: str) -> dict:
@@ -223,8 +229,8 @@ def page_scores(hits: list[list], expected: list) -> dict:
     """hit@5 and MRR@5 of each question's expected page (the project's eval metrics; a page counts at its best rank)."""
     from llmops_cli.core.eval.retrieval_metrics import hit_at_k, reciprocal_rank
 
-    found = sum(hit_at_k(got, [want], 5) for got, want in zip(hits, expected))
-    rr = sum(reciprocal_rank(got, [want], 5) for got, want in zip(hits, expected))
+    found = sum(hit_at_k(got, [want], 5) for got, want in zip(hits, expected, strict=False))
+    rr = sum(reciprocal_rank(got, [want], 5) for got, want in zip(hits, expected, strict=False))
     n = len(expected)
     return {"hit_at_5": found / n, "mrr_at_5": round(rr / n, 4), "found": int(found), "questions": n}
 
@@ -278,21 +284,36 @@ def main() -> dict:
     llmops = str(Path(sys.executable).parent / "llmops")
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
         tmpd = Path(tmp)
-        base_env = {**os.environ, "LLMOPS_CACHE_DIR": str(tmpd / "cache"), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-                    "ANONYMIZED_TELEMETRY": "False", "PYTHONPATH": str(ROOT)}
+        base_env = {
+            **os.environ,
+            "LLMOPS_CACHE_DIR": str(tmpd / "cache"),
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "ANONYMIZED_TELEMETRY": "False",
+            "PYTHONPATH": str(ROOT),
+        }
         for k in [k for k in base_env if k.startswith("LLMOPS_EMBEDDER_")]:
             del base_env[k]
 
         def env_for(name: str) -> dict[str, str]:
             backend, precision = BACKENDS[name]
             d = tmpd / name
-            return {**base_env, "LLMOPS_STORE_PATH": str(d / "chroma"), "LLMOPS_DATA_DIR": str(d / "state"),
-                    "LLMOPS_EMBEDDER_BACKEND": backend, "LLMOPS_EMBEDDER_PRECISION": precision}
+            return {
+                **base_env,
+                "LLMOPS_STORE_PATH": str(d / "chroma"),
+                "LLMOPS_DATA_DIR": str(d / "state"),
+                "LLMOPS_EMBEDDER_BACKEND": backend,
+                "LLMOPS_EMBEDDER_PRECISION": precision,
+            }
 
         # one-time export into the fresh cache
         _say("exporting to ONNX (one-time)")
-        res["export_fp32_s"] = round(_checked(run_measured(_py(_EXPORT) + ["fp32"], env=base_env, cwd=ROOT), "export")["wall_s"], 2)
-        res["quantize_int8_s"] = round(_checked(run_measured(_py(_EXPORT) + ["int8"], env=base_env, cwd=ROOT), "quantise")["wall_s"], 2)
+        res["export_fp32_s"] = round(
+            _checked(run_measured(_py(_EXPORT) + ["fp32"], env=base_env, cwd=ROOT), "export")["wall_s"], 2
+        )
+        res["quantize_int8_s"] = round(
+            _checked(run_measured(_py(_EXPORT) + ["int8"], env=base_env, cwd=ROOT), "quantise")["wall_s"], 2
+        )
 
         # the typical LangChain pipeline, same pages and model, in its own venv
         _say("LangChain venv")
@@ -301,21 +322,51 @@ def main() -> dict:
         qfile.write_text(json.dumps([q for q, _ in QUESTIONS]))
         _say("cold ingest with LangChain")
         started = time.time()
-        r = _checked(run_measured([str(LANGCHAIN_VENV / "bin" / "python"), "-c", _LANGCHAIN, str(CORPUS), _bundled_model(),
-                                   str(tmpd / "langchain-chroma"), str(qfile)], env={**base_env, "PYTHONPATH": ""}, cwd=tmpd), "LangChain")
+        r = _checked(
+            run_measured(
+                [
+                    str(LANGCHAIN_VENV / "bin" / "python"),
+                    "-c",
+                    _LANGCHAIN,
+                    str(CORPUS),
+                    _bundled_model(),
+                    str(tmpd / "langchain-chroma"),
+                    str(qfile),
+                ],
+                env={**base_env, "PYTHONPATH": ""},
+                cwd=tmpd,
+            ),
+            "LangChain",
+        )
         lc = _json_out(r)
         ingest: dict = {}
-        ingest["langchain"] = {"wall_s": round(lc["ingested_at"] - started, 2), "cpu_s": round(r["cpu_s"], 1),
-                               "peak_rss_mb": round(r["peak_rss_mb"]), "chunks": lc["chunks"]}
+        ingest["langchain"] = {
+            "wall_s": round(lc["ingested_at"] - started, 2),
+            "cpu_s": round(r["cpu_s"], 1),
+            "peak_rss_mb": round(r["peak_rss_mb"]),
+            "chunks": lc["chunks"],
+        }
         # cold ingest per backend: new process, empty store (after LangChain: the load of the machine drifts)
         for name in BACKENDS:
             _say(f"cold ingest with {name}")
             (tmpd / name).mkdir()
-            r = _checked(run_measured([llmops, "ingest", str(CORPUS), "--collection", COLLECTION, "--json"], env=env_for(name), cwd=tmpd / name),
-                         f"ingest ({name})")
+            r = _checked(
+                run_measured(
+                    [llmops, "ingest", str(CORPUS), "--collection", COLLECTION, "--json"],
+                    env=env_for(name),
+                    cwd=tmpd / name,
+                ),
+                f"ingest ({name})",
+            )
             rep = _json_out(r)
-            ingest[name] = {"wall_s": round(r["wall_s"], 2), "cpu_s": round(r["cpu_s"], 1), "peak_rss_mb": round(r["peak_rss_mb"]), "chunks": rep["chunks_added"],
-                            "embed_s": rep.get("embed_seconds"), "core_s": rep.get("seconds")}
+            ingest[name] = {
+                "wall_s": round(r["wall_s"], 2),
+                "cpu_s": round(r["cpu_s"], 1),
+                "peak_rss_mb": round(r["peak_rss_mb"]),
+                "chunks": rep["chunks_added"],
+                "embed_s": rep.get("embed_seconds"),
+                "core_s": rep.get("seconds"),
+            }
 
         ref, ref_cpu = ingest["langchain"]["wall_s"], ingest["langchain"]["cpu_s"]
         for v in ingest.values():
@@ -326,22 +377,41 @@ def main() -> dict:
 
         # encoding the same chunk texts
         texts_file = tmpd / "texts.json"
-        _checked(run_measured(_py(_CHUNK_TEXTS) + [COLLECTION, str(texts_file)], env=env_for("onnx-fp32"), cwd=ROOT), "chunk texts")
+        _checked(
+            run_measured(_py(_CHUNK_TEXTS) + [COLLECTION, str(texts_file)], env=env_for("onnx-fp32"), cwd=ROOT),
+            "chunk texts",
+        )
         encode: dict = {}
         for name, (backend, precision) in BACKENDS.items():
             _say(f"encode with {name}")
-            r = _checked(run_measured(_py(_ENCODE) + [backend, precision, str(texts_file), str(tmpd / f"{name}.npy")], env=base_env, cwd=ROOT),
-                         f"encode ({name})")
+            r = _checked(
+                run_measured(
+                    _py(_ENCODE) + [backend, precision, str(texts_file), str(tmpd / f"{name}.npy")],
+                    env=base_env,
+                    cwd=ROOT,
+                ),
+                f"encode ({name})",
+            )
             e = _json_out(r)
-            encode[name] = {"chunks_per_s": round(e["chunks_per_s"], 1), "chunks": e["chunks"], "load_s": round(e["load_s"], 2),
-                            "peak_rss_mb": round(e["peak_rss_mb"]), "embedder": e["embedder"]}
+            encode[name] = {
+                "chunks_per_s": round(e["chunks_per_s"], 1),
+                "chunks": e["chunks"],
+                "load_s": round(e["load_s"], 2),
+                "peak_rss_mb": round(e["peak_rss_mb"]),
+                "embedder": e["embedder"],
+            }
         import numpy as np
 
         ref_vecs = np.load(tmpd / "torch.npy")
         for name in BACKENDS:
             cos = (np.load(tmpd / f"{name}.npy") * ref_vecs).sum(axis=1)
-            encode[name].update({"speed_vs_torch": round(encode[name]["chunks_per_s"] / encode["torch"]["chunks_per_s"], 2),
-                                 "cosine_vs_torch_min": round(float(cos.min()), 5), "cosine_vs_torch_mean": round(float(cos.mean()), 5)})
+            encode[name].update(
+                {
+                    "speed_vs_torch": round(encode[name]["chunks_per_s"] / encode["torch"]["chunks_per_s"], 2),
+                    "cosine_vs_torch_min": round(float(cos.min()), 5),
+                    "cosine_vs_torch_mean": round(float(cos.mean()), 5),
+                }
+            )
         res["encode"] = encode
 
         # retrieval quality on the project's questions
@@ -349,7 +419,11 @@ def main() -> dict:
         expected = [f"{CORPUS.name}/{page}" for page in expected]
         for name in BACKENDS:
             _say(f"retrieval quality with {name}")
-            got = _json_out(_checked(run_measured(_py(_RETRIEVAL) + [COLLECTION], env=env_for(name), cwd=ROOT), f"retrieval ({name})"))
+            got = _json_out(
+                _checked(
+                    run_measured(_py(_RETRIEVAL) + [COLLECTION], env=env_for(name), cwd=ROOT), f"retrieval ({name})"
+                )
+            )
             quality[name] = {mode: page_scores(hits, expected) for mode, hits in got.items()}
         quality["langchain"] = {"vector": page_scores(lc["hits"], expected)}
         res["retrieval"] = quality
@@ -361,8 +435,12 @@ def main() -> dict:
             so: dict = {}
             for name, (backend, precision) in BACKENDS.items():
                 _say(f"Stack Overflow title -> answer retrieval with {name}")
-                so[name] = _json_out(_checked(run_measured(_py(_SO_QUALITY) + [backend, precision, str(so_docs)], env=base_env, cwd=ROOT),
-                                              f"so quality ({name})"))
+                so[name] = _json_out(
+                    _checked(
+                        run_measured(_py(_SO_QUALITY) + [backend, precision, str(so_docs)], env=base_env, cwd=ROOT),
+                        f"so quality ({name})",
+                    )
+                )
             for v in so.values():
                 v["mrr_vs_torch"] = round(v["mrr_at_10"] / so["torch"]["mrr_at_10"], 4)
             res["embedder_quality_stackoverflow"] = so
@@ -370,14 +448,29 @@ def main() -> dict:
             # chunking like for like, vector search only, on 921 queries: each title (removed from its thread) should
             # find a chunk of its thread in the top 5; our default chunking vs LangChain's splitter, same embedders
             _say("Stack Overflow chunking: llmops vs LangChain splitter")
-            _checked(run_measured([str(LANGCHAIN_VENV / "bin" / "python"), "-c", _LANGCHAIN_SPLIT, str(so_docs), str(lc_chunks)],
-                                  env={**base_env, "PYTHONPATH": ""}, cwd=tmpd), "LangChain split")
+            _checked(
+                run_measured(
+                    [str(LANGCHAIN_VENV / "bin" / "python"), "-c", _LANGCHAIN_SPLIT, str(so_docs), str(lc_chunks)],
+                    env={**base_env, "PYTHONPATH": ""},
+                    cwd=tmpd,
+                ),
+                "LangChain split",
+            )
             chunking: dict = {}
-            for label, chunker, name in (("llmops+fp32", "llmops", "onnx-fp32"), ("llmops+int8", "llmops", "onnx-int8"),
-                                         ("langchain-splitter+fp32", str(lc_chunks), "onnx-fp32")):
+            for label, chunker, name in (
+                ("llmops+fp32", "llmops", "onnx-fp32"),
+                ("llmops+int8", "llmops", "onnx-int8"),
+                ("langchain-splitter+fp32", str(lc_chunks), "onnx-fp32"),
+            ):
                 backend, precision = BACKENDS[name]
-                chunking[label] = _json_out(_checked(run_measured(_py(_CHUNKING_QUALITY) + [str(so_docs), chunker, backend, precision],
-                                                                  env=base_env, cwd=ROOT), f"chunking quality ({label})"))
+                chunking[label] = _json_out(
+                    _checked(
+                        run_measured(
+                            _py(_CHUNKING_QUALITY) + [str(so_docs), chunker, backend, precision], env=base_env, cwd=ROOT
+                        ),
+                        f"chunking quality ({label})",
+                    )
+                )
             res["chunking_quality_stackoverflow"] = chunking
 
         # `llmops query`, process start to exit, model cached
@@ -395,24 +488,36 @@ def main() -> dict:
                 assert _json_out(r)["hits"], "query returned no hits"
                 if i:  # the first run warms the page cache
                     runs.append(r)
-            query[name] = {"median_wall_s": round(statistics.median(x["wall_s"] for x in runs), 3),
-                           "min_wall_s": round(min(x["wall_s"] for x in runs), 3),
-                           "peak_rss_mb": round(max(x["peak_rss_mb"] for x in runs))}
+            query[name] = {
+                "median_wall_s": round(statistics.median(x["wall_s"] for x in runs), 3),
+                "min_wall_s": round(min(x["wall_s"] for x in runs), 3),
+                "peak_rss_mb": round(max(x["peak_rss_mb"] for x in runs)),
+            }
         res["query"] = query
 
     lc_vec = quality["langchain"]["vector"]
     res["targets"] = {
         # >= 2x faster than LangChain, per precision: fp32 is the default (torch's vectors); int8 is the opt-in
         "ingest_speedup_vs_langchain": {n: ingest[n]["speedup_vs_langchain"] for n in ("onnx-fp32", "onnx-int8")},
-        "ingest_cpu_speedup_vs_langchain": {n: ingest[n]["cpu_speedup_vs_langchain"] for n in ("onnx-fp32", "onnx-int8")},
-        "ingest_2x_faster_than_langchain": {n: ingest[n]["speedup_vs_langchain"] >= 2.0 for n in ("onnx-fp32", "onnx-int8")},
+        "ingest_cpu_speedup_vs_langchain": {
+            n: ingest[n]["cpu_speedup_vs_langchain"] for n in ("onnx-fp32", "onnx-int8")
+        },
+        "ingest_2x_faster_than_langchain": {
+            n: ingest[n]["speedup_vs_langchain"] >= 2.0 for n in ("onnx-fp32", "onnx-int8")
+        },
         # quality not lower than LangChain's: as shipped (our default hybrid vs its vector search), and like for like (vector)
         "retrieval_hit5_not_lower_than_langchain": {
-            n: {"hybrid": quality[n]["hybrid"]["hit_at_5"] >= lc_vec["hit_at_5"], "vector": quality[n]["vector"]["hit_at_5"] >= lc_vec["hit_at_5"]}
-            for n in BACKENDS},
+            n: {
+                "hybrid": quality[n]["hybrid"]["hit_at_5"] >= lc_vec["hit_at_5"],
+                "vector": quality[n]["vector"]["hit_at_5"] >= lc_vec["hit_at_5"],
+            }
+            for n in BACKENDS
+        },
         "so_chunking_vector_hit5_not_lower_than_langchain_splitter": {
             k: v["hit_at_5"] >= res["chunking_quality_stackoverflow"]["langchain-splitter+fp32"]["hit_at_5"]
-            for k, v in res.get("chunking_quality_stackoverflow", {}).items() if k.startswith("llmops")},
+            for k, v in res.get("chunking_quality_stackoverflow", {}).items()
+            if k.startswith("llmops")
+        },
         "query_wall_le_1s": query["auto"]["median_wall_s"] <= 1.0,
         "onnx_ingest_peak_rss_le_700mb": all(ingest[n]["peak_rss_mb"] <= 700 for n in ("onnx-fp32", "onnx-int8")),
     }

@@ -37,8 +37,13 @@ srv.stop()
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     """The test server in a child process (its own GIL), answering every chat call with a judge verdict."""
-    proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(latency)], cwd=str(ROOT), stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(latency)],
+        cwd=str(ROOT),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline().strip()
     if not line.startswith("listening on "):
         proc.kill()
@@ -57,7 +62,9 @@ class _SleepingJudge:
         from llmops_cli.adapters.llm.base import Completion
 
         await asyncio.sleep(LATENCY)
-        return Completion(text='{"score": 4, "reason": "ok"}', model=self.model, input_tokens=50, output_tokens=10, cost=0.0)
+        return Completion(
+            text='{"score": 4, "reason": "ok"}', model=self.model, input_tokens=50, output_tokens=10, cost=0.0
+        )
 
 
 def machinery_seconds(qs: Path, cache_path: Path) -> float:
@@ -71,7 +78,13 @@ def machinery_seconds(qs: Path, cache_path: Path) -> float:
     ds = load_dataset(qs)
     cache = LLMCache(cache_path)
     t0 = time.perf_counter()
-    asyncio.run(run_eval(ds, EvalOptions(metrics=["correctness"], concurrency=CONCURRENCY), judge_llm=CachedLLM(_SleepingJudge(), cache)))
+    asyncio.run(
+        run_eval(
+            ds,
+            EvalOptions(metrics=["correctness"], concurrency=CONCURRENCY),
+            judge_llm=CachedLLM(_SleepingJudge(), cache),
+        )
+    )
     dt = time.perf_counter() - t0
     cache.close()
     return dt
@@ -89,7 +102,10 @@ def bare_client_seconds(base_url: str, n: int) -> float:
 
             async def one(i: int) -> None:
                 async with sem:
-                    async with s.post(base_url + "/chat/completions", json={"model": "test-model", "messages": [{"role": "user", "content": f"q{i}"}]}) as r:
+                    async with s.post(
+                        base_url + "/chat/completions",
+                        json={"model": "test-model", "messages": [{"role": "user", "content": f"q{i}"}]},
+                    ) as r:
                         await r.read()
 
             await asyncio.gather(*(one(i) for i in range(CONCURRENCY)))  # warm the connections
@@ -110,20 +126,44 @@ def main() -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             tmpd = Path(tmp)
             qs = tmpd / "qs.jsonl"
-            qs.write_text("".join(json.dumps({"id": str(i), "question": f"What does setting number {i} control?",
-                                              "reference_answer": f"Setting {i} controls the scheduler loop.",
-                                              "answer": f"It controls the scheduler loop ({i})."}) + "\n" for i in range(QUESTIONS)))
-            flags = {"data_dir": str(tmpd / ".llmops"), "llm.model": TEST_MODEL, "llm.api_base": base_url, "llm.api_key": TEST_API_KEY,
-                     "llm.max_retries": 0}
+            qs.write_text(
+                "".join(
+                    json.dumps(
+                        {
+                            "id": str(i),
+                            "question": f"What does setting number {i} control?",
+                            "reference_answer": f"Setting {i} controls the scheduler loop.",
+                            "answer": f"It controls the scheduler loop ({i}).",
+                        }
+                    )
+                    + "\n"
+                    for i in range(QUESTIONS)
+                )
+            )
+            flags = {
+                "data_dir": str(tmpd / ".llmops"),
+                "llm.model": TEST_MODEL,
+                "llm.api_base": base_url,
+                "llm.api_key": TEST_API_KEY,
+                "llm.max_retries": 0,
+            }
             settings = load_settings(environ={}, cwd=tmpd, flags=flags).settings
             # warm-up: imports (litellm) and the HTTP client pool, on a separate cache
-            evaluate(settings.model_copy(update={"data_dir": str(tmpd / "warm")}), qs, metrics=["correctness"], concurrency=CONCURRENCY,
-                     limit=CONCURRENCY, record=False)
+            evaluate(
+                settings.model_copy(update={"data_dir": str(tmpd / "warm")}),
+                qs,
+                metrics=["correctness"],
+                concurrency=CONCURRENCY,
+                limit=CONCURRENCY,
+                record=False,
+            )
 
             # best of two cold runs (fresh caches): the machine is shared, the better run is the less disturbed one
             t_first = t_loop = float("inf")
             for attempt in range(2):
-                run_settings = settings if attempt == 1 else settings.model_copy(update={"data_dir": str(tmpd / "cold0")})
+                run_settings = (
+                    settings if attempt == 1 else settings.model_copy(update={"data_dir": str(tmpd / "cold0")})
+                )
                 t0 = time.perf_counter()
                 first = evaluate(run_settings, qs, metrics=["correctness"], concurrency=CONCURRENCY)
                 t_first = min(t_first, time.perf_counter() - t0)
@@ -143,10 +183,13 @@ def main() -> dict:
     throughput = first.usage["calls"] / t_first
     result = {
         "benchmark": "eval_llm_judge",
-        "questions": QUESTIONS, "concurrency": CONCURRENCY, "server_latency_s": LATENCY,
+        "questions": QUESTIONS,
+        "concurrency": CONCURRENCY,
+        "server_latency_s": LATENCY,
         "first_run_s": round(t_first, 3),  # best of 2 cold runs
         "load_average_1m": round(__import__("os").getloadavg()[0], 2),
-        "judge_calls": first.usage["calls"], "errors": first.error_rows,
+        "judge_calls": first.usage["calls"],
+        "errors": first.error_rows,
         "throughput_calls_per_s": round(throughput, 1),
         "ideal_calls_per_s": ideal,
         "throughput_share_of_ideal": round(throughput / ideal, 3),

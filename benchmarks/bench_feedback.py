@@ -35,62 +35,90 @@ QUESTION = "How do I rotate the frobnicator credentials?"
 
 # (promoted question, near misses that must NOT be served its answer, rewordings that must be, synonym paraphrases)
 PLANTED: list[tuple[str, list[str], list[str], list[str]]] = [
-    ("How do I get the value of an Airflow Variable in a task?",
-     ["How do I NOT get the value of an Airflow Variable in a task?",
-      "How do I set the value of an Airflow Variable in a task?",
-      "How do I delete an Airflow Variable in a task?",
-      "How do I get the value of an Airflow Connection in a task?",
-      "How do I get the value of an Airflow Variable outside a task?",
-      "Why can't I get the value of an Airflow Variable in a task?",
-      "How do I get the value of an Airflow Variable in a DAG file?"],
-     ["how do i get the value of an airflow variable in a task",
-      "How can I get the value of an Airflow Variable in a task?",
-      "How do I get the values of Airflow Variables in a task?",
-      "How do I get the value of an Airflow Variable inside a task?",
-      "In a task, how do I get the value of an Airflow Variable?",
-      "How do I get the value of an Airflow Varaible in a task?"],
-     ["How do I read the value of an Airflow Variable in a task?",
-      "How can I access an Airflow Variable's value from a task?"]),
-    ("How do I trigger a DAG run from the CLI?",
-     ["How do I trigger a DAG run from the REST API?",
-      "How do I pause a DAG run from the CLI?",
-      "How do I clear a DAG run from the CLI?",
-      "How do I trigger a task from the CLI?",
-      "Why can't I trigger a DAG run from the CLI?"],
-     ["How can I trigger a DAG run from the CLI?",
-      "how to trigger a dag run from the cli",
-      "How do I trigger DAG runs from the CLI?",
-      "From the CLI, how do I trigger a DAG run?"],
-     ["How do I start a DAG run from the command line?",
-      "How do I kick off a DAG run from the CLI?"]),
-    ("How do I install Airflow 3 with pip?",
-     ["How do I install Airflow 2 with pip?",
-      "How do I uninstall Airflow 3 with pip?",
-      "How do I upgrade Airflow 3 with pip?",
-      "How do I install Airflow 3 without pip?"],
-     ["How can I install Airflow 3 with pip?",
-      "how do I install airflow 3 with pip",
-      "How should I install Airflow 3 with pip?"],
-     ["How do I install Airflow 3 using pip?",
-      "What is the way to pip install Airflow 3?"]),
-    ("What is the default value of parallelism in Airflow?",
-     ["What is the maximum value of parallelism in Airflow?",
-      "What is the default value of max_active_runs in Airflow?",
-      "What is the default value of parallelism in Celery?"],
-     ["What's the default value of parallelism in Airflow?",
-      "what is the default value of parallelism in airflow",
-      "What is the default value for parallelism in Airflow?"],
-     ["What is Airflow's default parallelism?",
-      "What does parallelism default to in Airflow?"]),
-    ("Why does my DAG not show up in the UI?",
-     ["Why does my DAG show up in the UI?",
-      "Why does my task not show up in the UI?",
-      "Why does my DAG not show up in the logs?"],
-     ["Why doesn't my DAG show up in the UI?",
-      "why does my dag not show up in the ui",
-      "Why does my DAG not show up in the UI ?"],
-     ["Why is my DAG missing from the UI?",
-      "Why can't I see my DAG in the UI?"]),
+    (
+        "How do I get the value of an Airflow Variable in a task?",
+        [
+            "How do I NOT get the value of an Airflow Variable in a task?",
+            "How do I set the value of an Airflow Variable in a task?",
+            "How do I delete an Airflow Variable in a task?",
+            "How do I get the value of an Airflow Connection in a task?",
+            "How do I get the value of an Airflow Variable outside a task?",
+            "Why can't I get the value of an Airflow Variable in a task?",
+            "How do I get the value of an Airflow Variable in a DAG file?",
+        ],
+        [
+            "how do i get the value of an airflow variable in a task",
+            "How can I get the value of an Airflow Variable in a task?",
+            "How do I get the values of Airflow Variables in a task?",
+            "How do I get the value of an Airflow Variable inside a task?",
+            "In a task, how do I get the value of an Airflow Variable?",
+            "How do I get the value of an Airflow Varaible in a task?",
+        ],
+        [
+            "How do I read the value of an Airflow Variable in a task?",
+            "How can I access an Airflow Variable's value from a task?",
+        ],
+    ),
+    (
+        "How do I trigger a DAG run from the CLI?",
+        [
+            "How do I trigger a DAG run from the REST API?",
+            "How do I pause a DAG run from the CLI?",
+            "How do I clear a DAG run from the CLI?",
+            "How do I trigger a task from the CLI?",
+            "Why can't I trigger a DAG run from the CLI?",
+        ],
+        [
+            "How can I trigger a DAG run from the CLI?",
+            "how to trigger a dag run from the cli",
+            "How do I trigger DAG runs from the CLI?",
+            "From the CLI, how do I trigger a DAG run?",
+        ],
+        ["How do I start a DAG run from the command line?", "How do I kick off a DAG run from the CLI?"],
+    ),
+    (
+        "How do I install Airflow 3 with pip?",
+        [
+            "How do I install Airflow 2 with pip?",
+            "How do I uninstall Airflow 3 with pip?",
+            "How do I upgrade Airflow 3 with pip?",
+            "How do I install Airflow 3 without pip?",
+        ],
+        [
+            "How can I install Airflow 3 with pip?",
+            "how do I install airflow 3 with pip",
+            "How should I install Airflow 3 with pip?",
+        ],
+        ["How do I install Airflow 3 using pip?", "What is the way to pip install Airflow 3?"],
+    ),
+    (
+        "What is the default value of parallelism in Airflow?",
+        [
+            "What is the maximum value of parallelism in Airflow?",
+            "What is the default value of max_active_runs in Airflow?",
+            "What is the default value of parallelism in Celery?",
+        ],
+        [
+            "What's the default value of parallelism in Airflow?",
+            "what is the default value of parallelism in airflow",
+            "What is the default value for parallelism in Airflow?",
+        ],
+        ["What is Airflow's default parallelism?", "What does parallelism default to in Airflow?"],
+    ),
+    (
+        "Why does my DAG not show up in the UI?",
+        [
+            "Why does my DAG show up in the UI?",
+            "Why does my task not show up in the UI?",
+            "Why does my DAG not show up in the logs?",
+        ],
+        [
+            "Why doesn't my DAG show up in the UI?",
+            "why does my dag not show up in the ui",
+            "Why does my DAG not show up in the UI ?",
+        ],
+        ["Why is my DAG missing from the UI?", "Why can't I see my DAG in the UI?"],
+    ),
 ]
 
 
@@ -115,9 +143,18 @@ def cache_guard(embedder, log_path: Path, threshold: float) -> dict:
         ids = {}
         for promoted, *_ in PLANTED:
             aid = log.record(kind="ask", question=promoted, answer="a", collection="docs")
-            log.save_promotion(Promotion(answer_id=aid, collection="docs", chunk_id=f"answer-{aid}", question=promoted, answer_text="a",
-                                         question_vector=unit_vector(embedder.embed_query(promoted)).tobytes(),
-                                         embedder=embedder.identity, promoted_at=time.time()))
+            log.save_promotion(
+                Promotion(
+                    answer_id=aid,
+                    collection="docs",
+                    chunk_id=f"answer-{aid}",
+                    question=promoted,
+                    answer_text="a",
+                    question_vector=unit_vector(embedder.embed_query(promoted)).tobytes(),
+                    embedder=embedder.identity,
+                    promoted_at=time.time(),
+                )
+            )
             ids[promoted] = aid
         for promoted, near, rewordings, synonyms in PLANTED:
             target = unit_vector(embedder.embed_query(promoted))
@@ -126,10 +163,19 @@ def cache_guard(embedder, log_path: Path, threshold: float) -> dict:
                     served = {}
                     for variant, check in (("before", False), ("after", True)):
                         hit = find_cached(log, embedder, "docs", q, threshold, lexical_check=check)
-                        served[variant] = None if hit is None else ("right" if hit.answer_id == ids[promoted] else "other")
-                    probes.append({"kind": kind, "question": q, "promoted": promoted,
-                                   "similarity": round(float(unit_vector(embedder.embed_query(q)) @ target), 3),
-                                   "conflict": lexical_conflict(q, promoted), **served})
+                        served[variant] = (
+                            None if hit is None else ("right" if hit.answer_id == ids[promoted] else "other")
+                        )
+                    probes.append(
+                        {
+                            "kind": kind,
+                            "question": q,
+                            "promoted": promoted,
+                            "similarity": round(float(unit_vector(embedder.embed_query(q)) @ target), 3),
+                            "conflict": lexical_conflict(q, promoted),
+                            **served,
+                        }
+                    )
 
     def rate(kind: str, variant: str, outcome) -> dict:
         rows = [p for p in probes if p["kind"] == kind]
@@ -139,11 +185,15 @@ def cache_guard(embedder, log_path: Path, threshold: float) -> dict:
     def wrong(served):  # a near miss served anything, or another question's answer
         return served is not None
 
-    rates = {variant: {"false_hits_per_near_miss": rate("near_miss", variant, wrong),
-                       "true_hits_per_rewording": rate("rewording", variant, lambda v: v == "right"),
-                       "true_hits_per_synonym_paraphrase": rate("synonym", variant, lambda v: v == "right"),
-                       "rewordings_served_another_answer": rate("rewording", variant, lambda v: v == "other")}
-             for variant in ("before", "after")}
+    rates = {
+        variant: {
+            "false_hits_per_near_miss": rate("near_miss", variant, wrong),
+            "true_hits_per_rewording": rate("rewording", variant, lambda v: v == "right"),
+            "true_hits_per_synonym_paraphrase": rate("synonym", variant, lambda v: v == "right"),
+            "rewordings_served_another_answer": rate("rewording", variant, lambda v: v == "other"),
+        }
+        for variant in ("before", "after")
+    }
     return {"threshold": threshold, "embedder": embedder.identity, **rates, "probes": probes}
 
 
@@ -180,13 +230,12 @@ def _responder(body):
 
 
 def main() -> None:
-    from tests.support.openai_server import TEST_API_KEY, TEST_MODEL, OpenAIServer
-
     from llmops_cli import pipelines, wiring
     from llmops_cli.core.feedback import AnswerLog
     from llmops_cli.core.feedback.cache import find_cached
     from llmops_cli.core.feedback.log import Promotion
     from llmops_cli.settings import load_settings
+    from tests.support.openai_server import TEST_API_KEY, TEST_MODEL, OpenAIServer
 
     out: dict = {"latency_s": LATENCY, "repeats": REPEATS}
     with tempfile.TemporaryDirectory() as tmp, OpenAIServer(responder=_responder) as srv:
@@ -195,8 +244,14 @@ def main() -> None:
         docs.mkdir()
         (docs / "frob.md").write_text("# Frobnicator\n\n## Credentials\n\nRotate them with `frob rotate --all`.\n")
         (docs / "widgets.md").write_text("# Widgets\n\nWidgets are configured in widgets.toml.\n")
-        env = {"LLMOPS_LLM_MODEL": TEST_MODEL, "LLMOPS_LLM_API_BASE": srv.base_url, "LLMOPS_LLM_API_KEY": TEST_API_KEY,
-               "LLMOPS_STORE_PATH": str(tmp / "chroma"), "LLMOPS_DATA_DIR": str(tmp / "state"), "LLMOPS_LLM_REWORDINGS": "2"}
+        env = {
+            "LLMOPS_LLM_MODEL": TEST_MODEL,
+            "LLMOPS_LLM_API_BASE": srv.base_url,
+            "LLMOPS_LLM_API_KEY": TEST_API_KEY,
+            "LLMOPS_STORE_PATH": str(tmp / "chroma"),
+            "LLMOPS_DATA_DIR": str(tmp / "state"),
+            "LLMOPS_LLM_REWORDINGS": "2",
+        }
         s = load_settings(None, environ={**os.environ, **env}, cwd=tmp).settings
         pipelines.ingest(s, [str(docs)])
         first = pipelines.ask(s, QUESTION)  # warms up litellm, the embedder and Chroma
@@ -208,10 +263,17 @@ def main() -> None:
         msgs = [{"role": "user", "content": "ping"}]
         call_s = _median(lambda: llm.complete(msgs), 20)
         with AnswerLog(tmp / "bench-record.sqlite") as log:
-            record_s = _median(lambda: log.record(kind="batch", question="ping", answer="pong", model=TEST_MODEL, input_tokens=1,
-                                                  output_tokens=1), 200)
-        out["recording"] = {"record_ms": round(record_s * 1000, 3), "local_call_ms": round(call_s * 1000, 3),
-                            "ratio_record_to_call": round(record_s / call_s, 4)}
+            record_s = _median(
+                lambda: log.record(
+                    kind="batch", question="ping", answer="pong", model=TEST_MODEL, input_tokens=1, output_tokens=1
+                ),
+                200,
+            )
+        out["recording"] = {
+            "record_ms": round(record_s * 1000, 3),
+            "local_call_ms": round(call_s * 1000, 3),
+            "ratio_record_to_call": round(record_s / call_s, 4),
+        }
 
         # --- cached ask vs uncached ask, with the server answering in LATENCY s ---
         srv.latency = LATENCY
@@ -222,9 +284,13 @@ def main() -> None:
         cached_s = _median(lambda: pipelines.ask(s, QUESTION), REPEATS)
         assert len(srv.records()) == calls, "the cached asks made LLM calls"
         hit = pipelines.ask(s, QUESTION).cache_hit
-        out["semantic_cache"] = {"uncached_ask_s": round(uncached_s, 4), "cached_ask_s": round(cached_s, 4),
-                                 "ratio_cached_to_uncached": round(cached_s / uncached_s, 4), "llm_calls_saved_per_ask": saved,
-                                 "similarity": hit["similarity"] if hit else None}
+        out["semantic_cache"] = {
+            "uncached_ask_s": round(uncached_s, 4),
+            "cached_ask_s": round(cached_s, 4),
+            "ratio_cached_to_uncached": round(cached_s / uncached_s, 4),
+            "llm_calls_saved_per_ask": saved,
+            "similarity": hit["similarity"] if hit else None,
+        }
 
         # --- lookup cost as promotions grow ---
         emb = wiring.build_embedder(s.embedder)
@@ -248,24 +314,59 @@ def main() -> None:
                 rows = []
                 for v in vecs:
                     aid = f"{have:012x}"
-                    rows.append(Promotion(answer_id=aid, collection="docs", chunk_id=f"answer-{aid}", question="q", answer_text="a",
-                                          question_vector=v.tobytes(), embedder=emb.identity, promoted_at=0.0))
+                    rows.append(
+                        Promotion(
+                            answer_id=aid,
+                            collection="docs",
+                            chunk_id=f"answer-{aid}",
+                            question="q",
+                            answer_text="a",
+                            question_vector=v.tobytes(),
+                            embedder=emb.identity,
+                            promoted_at=0.0,
+                        )
+                    )
                     have += 1
                 log._db.execute("PRAGMA foreign_keys=OFF")  # synthetic promotions without answer rows
-                log._tx(lambda db, rows=rows: db.executemany(
-                    "INSERT INTO promotions (answer_id, collection, chunk_id, question, answer_text, question_vector, embedder, "
-                    "promoted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(p.answer_id, p.collection, p.chunk_id, p.question, p.answer_text, p.question_vector, p.embedder, 0.0) for p in rows]))
+                log._tx(
+                    lambda db, rows=rows: db.executemany(
+                        "INSERT INTO promotions (answer_id, collection, chunk_id, question, answer_text, question_vector, embedder, "
+                        "promoted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (
+                                p.answer_id,
+                                p.collection,
+                                p.chunk_id,
+                                p.question,
+                                p.answer_text,
+                                p.question_vector,
+                                p.embedder,
+                                0.0,
+                            )
+                            for p in rows
+                        ],
+                    )
+                )
                 # the lookup without the question's embedding (that is paid by every ask anyway, cached or not)
                 lookup_s = _median(lambda: find_cached(log, pre, "docs", QUESTION, 0.92), 20)
-                scaling.append({"promotions": n, "lookup_ms": round(lookup_s * 1000, 3),
-                                "ratio_to_embedding_the_question": round(lookup_s / embed_s, 3)})
+                scaling.append(
+                    {
+                        "promotions": n,
+                        "lookup_ms": round(lookup_s * 1000, 3),
+                        "ratio_to_embedding_the_question": round(lookup_s / embed_s, 3),
+                    }
+                )
         out["cache_lookup"] = {"embed_question_ms": round(embed_s * 1000, 3), "by_promotions": scaling}
         out["cache_guard"] = cache_guard(emb, tmp / "bench-guard.sqlite", s.feedback.cache_threshold)
 
     _write(out)
-    print(json.dumps({k: v for k, v in out.items() if k != "cache_guard"} | {"cache_guard": {
-        k: v for k, v in out["cache_guard"].items() if k != "probes"}}, indent=2))
+    print(
+        json.dumps(
+            {k: v for k, v in out.items() if k != "cache_guard"}
+            | {"cache_guard": {k: v for k, v in out["cache_guard"].items() if k != "probes"}},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -61,13 +61,19 @@ def main() -> None:
     out: dict = {"corpus": str(CORPUS), "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "LLMOPS_STORE_PATH": f"{tmp}/chroma", "LLMOPS_DATA_DIR": f"{tmp}/state"}
-        env = {k: v for k, v in env.items() if not (k.startswith("LLMOPS_") and k not in ("LLMOPS_STORE_PATH", "LLMOPS_DATA_DIR", "LLMOPS_CACHE_DIR"))}
+        env = {
+            k: v
+            for k, v in env.items()
+            if not (k.startswith("LLMOPS_") and k not in ("LLMOPS_STORE_PATH", "LLMOPS_DATA_DIR", "LLMOPS_CACHE_DIR"))
+        }
         backend = os.environ.get("LLMOPS_EMBEDDER_BACKEND", "auto")
         env["LLMOPS_EMBEDDER_BACKEND"] = backend
         # warm the model cache (e.g. the onnx export) so "cold" means a cold store, not a first-ever export
         _run([py, "-m", "llmops_cli", "ingest", str(REPO / "docs"), "--collection", "warmup", "--json"], env)
 
-        cold_wall, peak_kib, r = _run([py, "-m", "llmops_cli", "ingest", str(CORPUS), "--collection", "bench", "--json"], env)
+        cold_wall, peak_kib, r = _run(
+            [py, "-m", "llmops_cli", "ingest", str(CORPUS), "--collection", "bench", "--json"], env
+        )
         rep = json.loads(r.stdout)
         rewall, _, r2 = _run([py, "-m", "llmops_cli", "ingest", str(CORPUS), "--collection", "bench", "--json"], env)
         rep2 = json.loads(r2.stdout)
@@ -95,25 +101,27 @@ def main() -> None:
             subprocess.run([py, "-c", "pass"], capture_output=True, env=env, cwd=REPO)
             floor.append(time.perf_counter() - t0)
 
-    out.update({
-        "backend": backend,
-        "chunks": rep["chunks_added"],
-        "sources": rep["sources"],
-        "cold_ingest_wall_s": round(cold_wall, 2),
-        "cold_ingest_core_s": rep["seconds"],
-        "cold_ingest_embed_s": rep["embed_seconds"],
-        "encode_only_process_wall_s": round(enc_wall, 2),
-        "encode_only_s": round(enc["encode_seconds"], 2),
-        "ratio_cold_ingest_process_to_encode_only_process": round(cold_wall / enc_wall, 3),
-        "ratio_cold_ingest_core_to_encode_only": round(rep["seconds"] / enc["encode_seconds"], 3),
-        "reingest_unchanged_wall_s": round(rewall, 2),
-        "ratio_reingest_to_cold_wall": round(rewall / cold_wall, 4),
-        "ratio_reingest_core_to_cold_core": round(rep2["seconds"] / rep["seconds"], 4),
-        "help_wall_s_median": round(statistics.median(helps), 3),
-        "python_startup_s_median": round(statistics.median(floor), 3),
-        "peak_rss_mb_cold_ingest": round(peak_kib / 1024, 1),
-        "targets": {"cold/encode": 1.15, "reingest/cold": 0.03, "help_s": 0.3},
-    })
+    out.update(
+        {
+            "backend": backend,
+            "chunks": rep["chunks_added"],
+            "sources": rep["sources"],
+            "cold_ingest_wall_s": round(cold_wall, 2),
+            "cold_ingest_core_s": rep["seconds"],
+            "cold_ingest_embed_s": rep["embed_seconds"],
+            "encode_only_process_wall_s": round(enc_wall, 2),
+            "encode_only_s": round(enc["encode_seconds"], 2),
+            "ratio_cold_ingest_process_to_encode_only_process": round(cold_wall / enc_wall, 3),
+            "ratio_cold_ingest_core_to_encode_only": round(rep["seconds"] / enc["encode_seconds"], 3),
+            "reingest_unchanged_wall_s": round(rewall, 2),
+            "ratio_reingest_to_cold_wall": round(rewall / cold_wall, 4),
+            "ratio_reingest_core_to_cold_core": round(rep2["seconds"] / rep["seconds"], 4),
+            "help_wall_s_median": round(statistics.median(helps), 3),
+            "python_startup_s_median": round(statistics.median(floor), 3),
+            "peak_rss_mb_cold_ingest": round(peak_kib / 1024, 1),
+            "targets": {"cold/encode": 1.15, "reingest/cold": 0.03, "help_s": 0.3},
+        }
+    )
     (RESULTS / "ingest.json").write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
 

@@ -31,9 +31,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
-WORDS = ("dag task operator sensor pool retry schedule trigger executor worker queue backfill catchup xcom "
-         "connection variable hook provider plugin timetable dataset asset deferrable triggerer callback sla "
-         "timeout priority weight branch group mapping dynamic template macro param secret backend logging").split()
+WORDS = (
+    "dag task operator sensor pool retry schedule trigger executor worker queue backfill catchup xcom "
+    "connection variable hook provider plugin timetable dataset asset deferrable triggerer callback sla "
+    "timeout priority weight branch group mapping dynamic template macro param secret backend logging"
+).split()
 
 CHUNKING_CHILD = r"""
 import json, random, resource, sys, time
@@ -143,8 +145,12 @@ def main(argv: list[str] | None = None) -> dict:
     n, quick, mb = _args(sys.argv[1:] if argv is None else argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    res: dict = {"files": n, "quick": quick, "embedder": "fake bag-of-words (embedding time excluded)",
-                 "note": "each step is a fresh process, as a CLI command; *_s inside it, process_s with start-up"}
+    res: dict = {
+        "files": n,
+        "quick": quick,
+        "embedder": "fake bag-of-words (embedding time excluded)",
+        "note": "each step is a fresh process, as a CLI command; *_s inside it, process_s with start-up",
+    }
     try:
         _corpus(tmp / "corpus", n)
         res["first_ingest"] = first = _step("ingest", str(tmp))
@@ -154,7 +160,9 @@ def main(argv: list[str] | None = None) -> dict:
 
         rnd = random.Random(2)
         for i in sorted(rnd.sample(range(n), 10)):
-            (tmp / "corpus" / f"d{i // 500:03d}" / f"p{i:05d}.md").write_text(_page(i, rnd, salt="zanzibar"), encoding="utf-8")
+            (tmp / "corpus" / f"d{i // 500:03d}" / f"p{i:05d}.md").write_text(
+                _page(i, rnd, salt="zanzibar"), encoding="utf-8"
+            )
         lexdir = tmp / "lexical" / "scale"
         shutil.copytree(lexdir, tmp / "lexical-before")
         res["changed_10_files"] = changed = _step("ingest", str(tmp))
@@ -175,7 +183,9 @@ def main(argv: list[str] | None = None) -> dict:
         for k in ("query_after_change", "query_on_stale_index"):
             res[k].pop("hits")
 
-        out = subprocess.run([sys.executable, "-c", CHUNKING_CHILD, str(mb * 1_000_000)], cwd=REPO, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHUNKING_CHILD, str(mb * 1_000_000)], cwd=REPO, capture_output=True, text=True
+        )
         res["chunking_big_markdown"] = json.loads(out.stdout) if out.returncode == 0 else {"error": out.stderr[-500:]}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

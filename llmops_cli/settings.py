@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from llmops_cli.errors import ConfigError
 
@@ -57,7 +66,7 @@ class ChunkingSettings(_Section):
     overlap: int = Field(30, ge=0, description="overlap in the embedder's own tokens")
 
     @model_validator(mode="after")
-    def _overlap_below_size(self) -> "ChunkingSettings":
+    def _overlap_below_size(self) -> ChunkingSettings:
         if self.overlap >= self.size:
             raise ValueError(f"overlap ({self.overlap}) must be smaller than size ({self.size})")
         return self
@@ -73,7 +82,9 @@ class EmbedderSettings(_Section):
     )
     precision: Literal["fp32", "int8"] = "fp32"
     batch_size: int | None = Field(
-        None, ge=1, le=1024,
+        None,
+        ge=1,
+        le=1024,
         description="texts per model call; null = the backend's best (onnx 8, sentence-transformers 32, litellm 64)",
     )
     api_base: str | None = None
@@ -103,10 +114,20 @@ class RetrievalSettings(_Section):
 class IngestSettings(_Section):
     max_file_mb: float = Field(20.0, gt=0, description="files over this size are skipped")
     exclude: list[str] = Field(
-        default_factory=lambda: [".git/**", "**/.git/**", "**/__pycache__/**", "**/.venv*/**", "**/node_modules/**", "**/.llmops/**"]
+        default_factory=lambda: [
+            ".git/**",
+            "**/.git/**",
+            "**/__pycache__/**",
+            "**/.venv*/**",
+            "**/node_modules/**",
+            "**/.llmops/**",
+        ]
     )
-    source_root: str | None = Field(None, description="source ids are file paths relative to this folder (absolute outside "
-                                    "it); default: the project folder (see docs/ingest.md)")
+    source_root: str | None = Field(
+        None,
+        description="source ids are file paths relative to this folder (absolute outside "
+        "it); default: the project folder (see docs/ingest.md)",
+    )
 
 
 class AirflowConnection(_Section):
@@ -126,10 +147,14 @@ class AirflowSettings(AirflowConnection):
 
 class FeedbackSettings(_Section):
     min_helpfulness: float = Field(0.75, ge=0.0, le=1.0, description="judge score (0-1) an answer needs for promotion")
-    min_relevance: float = Field(0.75, ge=0.0, le=1.0, description="judge score (0-1) for being on topic for the collection")
+    min_relevance: float = Field(
+        0.75, ge=0.0, le=1.0, description="judge score (0-1) for being on topic for the collection"
+    )
     require_rating_up: bool = Field(False, description="promote only answers someone rated up")
     cache: bool = Field(True, description="ask serves promoted answers to near-identical questions (--no-cache skips)")
-    cache_threshold: float = Field(0.92, gt=0.0, le=1.0, description="cosine similarity a question needs to hit the cache")
+    cache_threshold: float = Field(
+        0.92, gt=0.0, le=1.0, description="cosine similarity a question needs to hit the cache"
+    )
     judge_model: str | None = Field(None, description="litellm model that reviews answers (default: llm.model)")
     judge_api_base: str | None = Field(None, description="the judge's endpoint when it is not llm.api_base")
     judge_api_key: SecretStr | None = Field(None, description="the judge's key when it is not llm.api_key")
@@ -138,11 +163,15 @@ class FeedbackSettings(_Section):
 
 
 class EvalSettings(_Section):
-    metrics: str = Field("auto", description="metrics or groups (comma-separated) when --metrics is not given; see docs/eval-metrics.md")
+    metrics: str = Field(
+        "auto", description="metrics or groups (comma-separated) when --metrics is not given; see docs/eval-metrics.md"
+    )
     judge_model: str | None = Field(None, description="litellm model for the LLM judge (default: llm.model)")
     concurrency: int = Field(8, ge=1, le=512, description="concurrent LLM calls")
     perturbations: str = Field("typos,casing", description="robustness perturbations: typos, casing, paraphrase")
-    regression_tolerance: float = Field(0.01, ge=0.0, le=1.0, description="absolute change below which a metric counts as unchanged")
+    regression_tolerance: float = Field(
+        0.01, ge=0.0, le=1.0, description="absolute change below which a metric counts as unchanged"
+    )
 
 
 class Settings(_Section):
@@ -219,7 +248,9 @@ def find_config_file(explicit: str | os.PathLike[str] | None, cwd: Path | None =
     if env:
         p = Path(env).expanduser()
         if not p.is_file():
-            raise ConfigError(f"config file {p} (from LLMOPS_CONFIG) does not exist", hint="unset LLMOPS_CONFIG or fix the path")
+            raise ConfigError(
+                f"config file {p} (from LLMOPS_CONFIG) does not exist", hint="unset LLMOPS_CONFIG or fix the path"
+            )
         return p.resolve()
     base = cwd or Path.cwd()
     for name in CONFIG_SEARCH:
@@ -237,13 +268,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path}{where} is not valid YAML: {getattr(e, 'problem', e)}", hint="fix the YAML syntax") from None
+        raise ConfigError(
+            f"config file {path}{where} is not valid YAML: {getattr(e, 'problem', e)}", hint="fix the YAML syntax"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {path} cannot be read: {e}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections (store, chunking, ...)", hint="see configs/llmops.yaml")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections (store, chunking, ...)", hint="see configs/llmops.yaml"
+        )
     return data
 
 
@@ -334,7 +369,9 @@ def load_settings(
                 hint="add it under airflow.profiles in the config file, or pick another with --profile",
             )
         if not isinstance(profiles[chosen], dict):
-            raise ConfigError(f"config key 'airflow.profiles.{chosen}' in {path}: must be a mapping of url, username, ...")
+            raise ConfigError(
+                f"config key 'airflow.profiles.{chosen}' in {path}: must be a mapping of url, username, ..."
+            )
         for k, v in profiles[chosen].items():
             _set_dotted(merged, f"airflow.{k}", v)
             sources[f"airflow.{k}"] = f"file:{path} (profile {chosen})"
@@ -363,8 +400,11 @@ def load_settings(
                 break
         if not src:  # a section-level rule (e.g. overlap < size): the highest-precedence source inside it
             inside = [v for k, v in sources.items() if k.startswith(key + ".")]
-            src = next((v for v in inside if v == "flag"), None) or next((v for v in inside if v.startswith("env:")), None) \
+            src = (
+                next((v for v in inside if v == "flag"), None)
+                or next((v for v in inside if v.startswith("env:")), None)
                 or next(iter(inside), None)
+            )
         where = {None: "", "flag": " (command-line flag)"}.get(src, f" ({src.removeprefix('file:')})" if src else "")
         if src and src.startswith("env:"):
             where = f" (environment variable {src[4:]})"
@@ -378,7 +418,9 @@ def load_settings(
             msg = f"unknown key; allowed keys{' in ' + parent if parent else ''}: {', '.join(allowed)}"
         elif "input" in err and not isinstance(err["input"], (dict, list)) and loc[-1] not in SECRET_KEYS:
             msg = f"{msg} (got {err['input']!r})"
-        raise ConfigError(f"config key '{key}'{where}: {msg}", hint=_hint(key, src, flag, err.get("input"), path)) from None
+        raise ConfigError(
+            f"config key '{key}'{where}: {msg}", hint=_hint(key, src, flag, err.get("input"), path)
+        ) from None
     settings._root, _why = project_root(path, environ=environ)
     return LoadedSettings(settings=settings, sources=sources, config_file=path, profile=chosen)
 

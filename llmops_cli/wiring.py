@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from llmops_cli.adapters.vectorstores.base import VectorStore
     from llmops_cli.settings import EmbedderSettings, LLMSettings, Settings
 
-_EMBEDDERS: dict[tuple, "Embedder"] = {}
+_EMBEDDERS: dict[tuple, Embedder] = {}
 
 
-def build_embedder(es: "EmbedderSettings") -> "Embedder":
+def build_embedder(es: EmbedderSettings) -> Embedder:
     """The embedder for these settings (cached per process: models are expensive to load)."""
     key = (es.backend, es.model, es.precision, es.batch_size, es.api_base)
     if key in _EMBEDDERS:
@@ -29,20 +29,28 @@ def build_embedder(es: "EmbedderSettings") -> "Embedder":
     if backend == "litellm" or (backend == "auto" and _looks_like_litellm_model(es.model)):
         from llmops_cli.adapters.embedders.litellm_embedder import LiteLLMEmbedder
 
-        emb: Embedder = LiteLLMEmbedder(es.model, api_base=es.api_base,
-                                        api_key=es.api_key.get_secret_value() if es.api_key else None,
-                                        batch_size=es.batch_size)
+        emb: Embedder = LiteLLMEmbedder(
+            es.model,
+            api_base=es.api_base,
+            api_key=es.api_key.get_secret_value() if es.api_key else None,
+            batch_size=es.batch_size,
+        )
     elif backend in ("onnx", "auto"):
         from llmops_cli.adapters.embedders.onnx_embedder import onnx_or_torch_embedder
 
-        emb = onnx_or_torch_embedder(es.model, precision=es.precision, batch_size=es.batch_size, fallback=backend == "auto")
+        emb = onnx_or_torch_embedder(
+            es.model, precision=es.precision, batch_size=es.batch_size, fallback=backend == "auto"
+        )
     else:
         from llmops_cli.adapters.embedders.sentence_transformers import SentenceTransformerEmbedder
 
         if es.precision != "fp32":
             from llmops_cli.errors import ConfigError
 
-            raise ConfigError(f"embedder.precision={es.precision} needs the onnx backend", hint="use embedder.backend=onnx (or auto), or precision fp32")
+            raise ConfigError(
+                f"embedder.precision={es.precision} needs the onnx backend",
+                hint="use embedder.backend=onnx (or auto), or precision fp32",
+            )
         emb = SentenceTransformerEmbedder(es.model, batch_size=es.batch_size)
     _EMBEDDERS[key] = emb
     return emb
@@ -51,11 +59,23 @@ def build_embedder(es: "EmbedderSettings") -> "Embedder":
 def _looks_like_litellm_model(model: str) -> bool:
     from pathlib import Path
 
-    prefixes = ("openai/", "azure/", "cohere/", "bedrock/", "vertex_ai/", "ollama/", "mistral/", "voyage/", "gemini/", "huggingface/", "text-embedding-")
+    prefixes = (
+        "openai/",
+        "azure/",
+        "cohere/",
+        "bedrock/",
+        "vertex_ai/",
+        "ollama/",
+        "mistral/",
+        "voyage/",
+        "gemini/",
+        "huggingface/",
+        "text-embedding-",
+    )
     return model.startswith(prefixes) and not Path(model).expanduser().exists()
 
 
-def build_store(settings: "Settings", *, read_only: bool = False) -> "VectorStore":
+def build_store(settings: Settings, *, read_only: bool = False) -> VectorStore:
     """The embedded store reads without importing chromadb and opens the full client at its first write;
     ``read_only`` (retrieval-only commands) makes a write an error instead."""
     from llmops_cli.adapters.vectorstores.chroma import ChromaStore
@@ -66,7 +86,7 @@ def build_store(settings: "Settings", *, read_only: bool = False) -> "VectorStor
     return ChromaStore.embedded(settings.store_path, read_only=read_only)
 
 
-def build_airflow_client(settings: "Settings") -> "AirflowClient":
+def build_airflow_client(settings: Settings) -> AirflowClient:
     """The Airflow API client for the effective connection (profile, env and flags already applied)."""
     from llmops_cli.adapters.airflow.client import AirflowClient
 
@@ -78,11 +98,14 @@ def no_llm_hint(setting: str = "llm.model", also: str | None = None) -> str:
     fallback of any other) and ``also``, the command's own flags ("or pass --model MODEL"), never another command's."""
     keys = [setting] + (["llm.model"] if setting != "llm.model" else [])
     envs = " / ".join("LLMOPS_" + k.upper().replace(".", "_") for k in keys)
-    return (f"set {' or '.join(keys)} in llmops.yaml or {envs} (e.g. openai/gpt-4o-mini with OPENAI_API_KEY, "
-            "or openai/<name> with LLMOPS_LLM_API_BASE for a local OpenAI-compatible server)" + (f"; {also}" if also else ""))
+    return (
+        f"set {' or '.join(keys)} in llmops.yaml or {envs} (e.g. openai/gpt-4o-mini with OPENAI_API_KEY, "
+        "or openai/<name> with LLMOPS_LLM_API_BASE for a local OpenAI-compatible server)"
+        + (f"; {also}" if also else "")
+    )
 
 
-def build_llm(ls: "LLMSettings", model: str | None = None, *, setting: str = "llm.model", also: str | None = None) -> "LLM":
+def build_llm(ls: LLMSettings, model: str | None = None, *, setting: str = "llm.model", also: str | None = None) -> LLM:
     """The LLM for these settings; a clear message when no model is configured (``setting``, ``also``: see no_llm_hint)."""
     from llmops_cli.adapters.llm.litellm_llm import LiteLLM
 
@@ -102,7 +125,7 @@ def build_llm(ls: "LLMSettings", model: str | None = None, *, setting: str = "ll
     )
 
 
-def build_batch_llm(ls: "LLMSettings", model: str, client: str = "auto", concurrency: int = 32) -> "LLM":
+def build_batch_llm(ls: LLMSettings, model: str, client: str = "auto", concurrency: int = 32) -> LLM:
     """The LLM for batch runs: ``openai/<name>`` with an api_base goes through the lean OpenAIHTTP client
     (litellm's per-call CPU caps a process near 100 calls/s), unless ``client="litellm"``; litellm's blocking
     calls run in ``concurrency`` threads (its sync path is cheaper than its async one)."""
@@ -112,10 +135,20 @@ def build_batch_llm(ls: "LLMSettings", model: str, client: str = "auto", concurr
 
         return ThreadedLLM(build_llm(ls, model=model), workers=concurrency)
     if not ls.api_base:
-        raise NotConfiguredError("--client http needs llm.api_base (an OpenAI-compatible endpoint)",
-                                 hint="set llm.api_base or LLMOPS_LLM_API_BASE, or use --client litellm")
+        raise NotConfiguredError(
+            "--client http needs llm.api_base (an OpenAI-compatible endpoint)",
+            hint="set llm.api_base or LLMOPS_LLM_API_BASE, or use --client litellm",
+        )
     from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
 
-    return OpenAIHTTP(model, api_base=ls.api_base, api_key=ls.api_key.get_secret_value() if ls.api_key else None,
-                      temperature=ls.temperature, max_tokens=ls.max_tokens, timeout=ls.timeout, max_retries=ls.max_retries,
-                      input_cost_per_token=ls.input_cost_per_token, output_cost_per_token=ls.output_cost_per_token)
+    return OpenAIHTTP(
+        model,
+        api_base=ls.api_base,
+        api_key=ls.api_key.get_secret_value() if ls.api_key else None,
+        temperature=ls.temperature,
+        max_tokens=ls.max_tokens,
+        timeout=ls.timeout,
+        max_retries=ls.max_retries,
+        input_cost_per_token=ls.input_cost_per_token,
+        output_cost_per_token=ls.output_cost_per_token,
+    )

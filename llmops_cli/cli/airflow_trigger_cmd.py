@@ -9,8 +9,9 @@ queued forever: add --unpause, or `llmops dags unpause`); 3 the run succeeded bu
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -19,19 +20,33 @@ from llmops_cli.cli.state import parse_key_values
 
 
 def register(app: typer.Typer) -> None:
-    app.command("trigger-dag", help="Trigger a DAG run on Airflow; --wait follows it and exits 5 if it fails, 3 if it succeeded partially, 6 on --timeout.")(trigger_dag)
+    app.command(
+        "trigger-dag",
+        help="Trigger a DAG run on Airflow; --wait follows it and exits 5 if it fails, 3 if it succeeded partially, 6 on --timeout.",
+    )(trigger_dag)
 
 
 def trigger_dag(
     dag_id: DagArg,
-    conf: Annotated[Optional[str], typer.Option("--conf", help="Run conf as a JSON object.")] = None,
-    conf_file: Annotated[Optional[Path], typer.Option("--conf-file", help="Run conf from a JSON or YAML file.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="One conf key=value (repeatable; the value is parsed as JSON when it can be: 3, true, [\"a\"]).")] = None,
-    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Run id (default: manual__<UTC time>).")] = None,
-    logical_date: Annotated[Optional[str], typer.Option("--logical-date", help="Logical date, ISO 8601 (default: none, like a manual run).")] = None,
-    note: Annotated[Optional[str], typer.Option("--note", help="A note shown with the run in Airflow.")] = None,
+    conf: Annotated[str | None, typer.Option("--conf", help="Run conf as a JSON object.")] = None,
+    conf_file: Annotated[Path | None, typer.Option("--conf-file", help="Run conf from a JSON or YAML file.")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help='One conf key=value (repeatable; the value is parsed as JSON when it can be: 3, true, ["a"]).',
+        ),
+    ] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Run id (default: manual__<UTC time>).")] = None,
+    logical_date: Annotated[
+        str | None, typer.Option("--logical-date", help="Logical date, ISO 8601 (default: none, like a manual run).")
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="A note shown with the run in Airflow.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the run to end, showing task states.")] = False,
-    unpause: Annotated[bool, typer.Option("--unpause", help="Unpause the DAG first if it is paused (a paused DAG's runs stay queued).")] = False,
+    unpause: Annotated[
+        bool, typer.Option("--unpause", help="Unpause the DAG first if it is paused (a paused DAG's runs stay queued).")
+    ] = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
@@ -56,7 +71,9 @@ def trigger_dag(
             out.json(run)
         else:
             out.print(rid, markup=False)
-            out.info(f"triggered {dag_id}: run {rid} ({run.get('state')}); follow it with `llmops runs wait {dag_id} {rid}`")
+            out.info(
+                f"triggered {dag_id}: run {rid} ({run.get('state')}); follow it with `llmops runs wait {dag_id} {rid}`"
+            )
             if paused:
                 out.warn(f"{dag_id} is paused: the run stays queued until `llmops dags unpause {dag_id}`")
         return
@@ -73,7 +90,9 @@ def build_conf(conf: str | None, conf_file: Path | None, params: list[str] | Non
     from llmops_cli.errors import InputError, UsageError
 
     if conf is not None and conf_file is not None:
-        raise UsageError("--conf and --conf-file are exclusive", hint="give the conf one way (-p key=value adds to either)")
+        raise UsageError(
+            "--conf and --conf-file are exclusive", hint="give the conf one way (-p key=value adds to either)"
+        )
     body: Any = {}
     if conf is not None:
         try:
@@ -84,7 +103,9 @@ def build_conf(conf: str | None, conf_file: Path | None, params: list[str] | Non
         try:
             text = conf_file.read_text(encoding="utf-8")
         except OSError as e:
-            raise InputError(f"--conf-file {conf_file}: {e.strerror or e}", hint="pass an existing JSON or YAML file") from None
+            raise InputError(
+                f"--conf-file {conf_file}: {e.strerror or e}", hint="pass an existing JSON or YAML file"
+            ) from None
         is_yaml = conf_file.suffix.lower() in (".yaml", ".yml")
         try:
             if is_yaml:
@@ -93,11 +114,16 @@ def build_conf(conf: str | None, conf_file: Path | None, params: list[str] | Non
                 body = yaml.safe_load(text) or {}
             else:
                 body = json.loads(text)
-        except Exception as e:  # yaml.YAMLError or json's ValueError
-            raise InputError(f"--conf-file {conf_file} is not valid {'YAML' if is_yaml else 'JSON'}: {str(e).splitlines()[0]}",
-                             hint="fix the file; it must hold one object") from None
+        except Exception as e:  # noqa: BLE001 - yaml.YAMLError or json's ValueError
+            raise InputError(
+                f"--conf-file {conf_file} is not valid {'YAML' if is_yaml else 'JSON'}: {str(e).splitlines()[0]}",
+                hint="fix the file; it must hold one object",
+            ) from None
     if not isinstance(body, dict):
-        raise UsageError("the run conf must be a JSON object (key: value pairs)", hint='e.g. --conf \'{"collection": "docs"}\'')
+        raise UsageError(
+            "the run conf must be a JSON object (key: value pairs)", hint='e.g. --conf \'{"collection": "docs"}\''
+        )
+
     def json_or_text(v: str) -> Any:  # -p n=3 and -p tags='["a"]' give JSON values, -p name=docs the text as written
         try:
             return json.loads(v)
@@ -109,12 +135,14 @@ def build_conf(conf: str | None, conf_file: Path | None, params: list[str] | Non
 
 
 def parse_iso_datetime(text: str, flag: str):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from llmops_cli.errors import UsageError
 
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"{flag} {text!r} is not an ISO 8601 date-time", hint=f"e.g. {flag} 2026-01-31T12:00:00Z") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        raise UsageError(
+            f"{flag} {text!r} is not an ISO 8601 date-time", hint=f"e.g. {flag} 2026-01-31T12:00:00Z"
+        ) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

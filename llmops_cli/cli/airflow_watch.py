@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from llmops_cli.core.orchestration import WaitResult, WaitUpdate
 
 
-def connect(url: str | None = None) -> "AirflowClient":
+def connect(url: str | None = None) -> AirflowClient:
     """The client for --url / --profile / env / config (settings precedence applies)."""
     from llmops_cli import wiring
     from llmops_cli.cli.state import state
@@ -20,7 +20,7 @@ def connect(url: str | None = None) -> "AirflowClient":
     return wiring.build_airflow_client(loaded.settings)
 
 
-def session(url: str | None, json_out: bool) -> "tuple[Output, AirflowClient]":
+def session(url: str | None, json_out: bool) -> tuple[Output, AirflowClient]:
     """The preamble of every Airflow command: the output for --json, and the client for the connection."""
     from llmops_cli.cli.output import Output
 
@@ -28,8 +28,15 @@ def session(url: str | None, json_out: bool) -> "tuple[Output, AirflowClient]":
 
 
 def run_row(r: dict[str, Any]) -> list[Any]:
-    return [r.get("dag_run_id"), r.get("state"), r.get("run_type"), _ts(r.get("run_after")), _ts(r.get("start_date")),
-            _ts(r.get("end_date")), _dur(r.get("duration"))]
+    return [
+        r.get("dag_run_id"),
+        r.get("state"),
+        r.get("run_type"),
+        _ts(r.get("run_after")),
+        _ts(r.get("start_date")),
+        _ts(r.get("end_date")),
+        _dur(r.get("duration")),
+    ]
 
 
 RUN_COLUMNS = ["run id", "state", "type", "run after", "started", "ended", "duration"]
@@ -43,7 +50,7 @@ def _dur(v: Any) -> str:
     return f"{float(v):.1f}s" if isinstance(v, (int, float)) else ""
 
 
-def watch_run(client: "AirflowClient", out: "Output", dag_id: str, run_id: str, *, timeout_s: float | None) -> "WaitResult":
+def watch_run(client: AirflowClient, out: Output, dag_id: str, run_id: str, *, timeout_s: float | None) -> WaitResult:
     """Wait for the run, showing task states (mapped tasks as counts by state) as they change."""
     from llmops_cli.core.orchestration import wait_for_run
 
@@ -52,7 +59,7 @@ def watch_run(client: "AirflowClient", out: "Output", dag_id: str, run_id: str, 
 
     outage = {"on": False}
 
-    def plain(u: "WaitUpdate") -> None:
+    def plain(u: WaitUpdate) -> None:
         if u.unreachable:
             if not outage["on"]:
                 _line(f"[{u.elapsed_s:6.1f}s] API server unreachable, still waiting ({u.unreachable})")
@@ -67,7 +74,7 @@ def watch_run(client: "AirflowClient", out: "Output", dag_id: str, run_id: str, 
     return wait_for_run(client, dag_id, run_id, timeout_s=timeout_s, on_update=plain)
 
 
-def _watch_live(client: "AirflowClient", out: "Output", dag_id: str, run_id: str, timeout_s: float | None) -> "WaitResult":
+def _watch_live(client: AirflowClient, out: Output, dag_id: str, run_id: str, timeout_s: float | None) -> WaitResult:
     from rich.console import Group
     from rich.live import Live
     from rich.table import Table
@@ -75,13 +82,26 @@ def _watch_live(client: "AirflowClient", out: "Output", dag_id: str, run_id: str
 
     from llmops_cli.core.orchestration import wait_for_run
 
-    colours = {"success": "green", "failed": "red", "upstream_failed": "red", "running": "cyan", "queued": "blue",
-               "scheduled": "blue", "up_for_retry": "yellow", "skipped": "dim"}
+    colours = {
+        "success": "green",
+        "failed": "red",
+        "upstream_failed": "red",
+        "running": "cyan",
+        "queued": "blue",
+        "scheduled": "blue",
+        "up_for_retry": "yellow",
+        "skipped": "dim",
+    }
 
-    def render(u: "WaitUpdate") -> Any:
+    def render(u: WaitUpdate) -> Any:
         state = u.run.get("state") if u.run else "?"
-        head = Text.assemble((f"{dag_id} ", "bold"), (run_id, "dim"), "  ", (str(state), colours.get(str(state), "")),
-                             f"  {u.elapsed_s:.0f}s")
+        head = Text.assemble(
+            (f"{dag_id} ", "bold"),
+            (run_id, "dim"),
+            "  ",
+            (str(state), colours.get(str(state), "")),
+            f"  {u.elapsed_s:.0f}s",
+        )
         t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
         t.add_column("task")
         t.add_column("state")
@@ -98,24 +118,39 @@ def _watch_live(client: "AirflowClient", out: "Output", dag_id: str, run_id: str
         return Group(*parts)
 
     with Live(console=out.err, refresh_per_second=8, transient=False) as live:
-        def update(u: "WaitUpdate") -> None:
+
+        def update(u: WaitUpdate) -> None:
             live.update(render(u))
             live.refresh()  # show the final state before the view closes
 
         return wait_for_run(client, dag_id, run_id, timeout_s=timeout_s, on_update=update)
 
 
-def finish_wait(client: "AirflowClient", out: "Output", dag_id: str, run_id: str, result: "WaitResult", *,
-                timeout_s: float | None, tail_lines: int = 20) -> dict[str, Any]:
+def finish_wait(
+    client: AirflowClient,
+    out: Output,
+    dag_id: str,
+    run_id: str,
+    result: WaitResult,
+    *,
+    timeout_s: float | None,
+    tail_lines: int = 20,
+) -> dict[str, Any]:
     """Report the end of a wait; raise RunFailed (exit 5), TimeoutExceeded (exit 6), or a partial outcome (exit 3: the
     run succeeded but its DAG reported skipped inputs or failed rows) after printing."""
     from llmops_cli.core.orchestration import failed_task_instances, log_tail, summarize_tasks
     from llmops_cli.errors import ExitCode, LlmopsError, RunFailed, TimeoutExceeded
 
-    doc: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id, "state": result.state, "timed_out": result.timed_out,
-                           "elapsed_s": round(result.elapsed_s, 3), "start_date": result.run.get("start_date"),
-                           "end_date": result.run.get("end_date"),
-                           "tasks": [t.to_dict() for t in summarize_tasks(result.task_instances)]}
+    doc: dict[str, Any] = {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "state": result.state,
+        "timed_out": result.timed_out,
+        "elapsed_s": round(result.elapsed_s, 3),
+        "start_date": result.run.get("start_date"),
+        "end_date": result.run.get("end_date"),
+        "tasks": [t.to_dict() for t in summarize_tasks(result.task_instances)],
+    }
     failed = failed_task_instances(result.task_instances) if result.state == "failed" else []
     for f in failed:
         try:
@@ -140,18 +175,24 @@ def finish_wait(client: "AirflowClient", out: "Output", dag_id: str, run_id: str
         partial = f" (partial: {outcome.get('message')})" if outcome and outcome.get("status") == "partial" else ""
         _line(f"DAG run {run_id} of {dag_id}: {result.state} after {result.elapsed_s:.1f}s{partial}")
     if result.timed_out:
-        raise TimeoutExceeded(f"DAG run {run_id!r} of {dag_id!r} is still {result.state} after {timeout_s:g}s"
-                              + (f" (last: {result.last_unreachable})" if result.last_unreachable else ""),
-                              hint=f"it keeps running on Airflow; `llmops runs wait {dag_id} {run_id}` waits again")
+        raise TimeoutExceeded(
+            f"DAG run {run_id!r} of {dag_id!r} is still {result.state} after {timeout_s:g}s"
+            + (f" (last: {result.last_unreachable})" if result.last_unreachable else ""),
+            hint=f"it keeps running on Airflow; `llmops runs wait {dag_id} {run_id}` waits again",
+        )
     if result.state == "failed":
         names = ", ".join(f"{_ti_name(f)} (try {f['try_number']})" for f in failed) or "no task failed itself"
-        raise RunFailed(f"DAG run {run_id!r} of {dag_id!r} failed: {names}",
-                        hint=f"full logs: `llmops logs {dag_id} {run_id} TASK_ID [--map-index N]`; "
-                             f"retry the failed tasks: `llmops runs clear {dag_id} {run_id}`")
+        raise RunFailed(
+            f"DAG run {run_id!r} of {dag_id!r} failed: {names}",
+            hint=f"full logs: `llmops logs {dag_id} {run_id} TASK_ID [--map-index N]`; "
+            f"retry the failed tasks: `llmops runs clear {dag_id} {run_id}`",
+        )
     if outcome and outcome.get("status") == "partial":
-        raise LlmopsError(f"DAG run {run_id!r} of {dag_id!r} succeeded, but partially: {outcome.get('message')}",
-                          hint=f"the details are in the last task's log (`llmops logs {dag_id} {run_id} TASK_ID`)",
-                          exit_code=ExitCode.PARTIAL)
+        raise LlmopsError(
+            f"DAG run {run_id!r} of {dag_id!r} succeeded, but partially: {outcome.get('message')}",
+            hint=f"the details are in the last task's log (`llmops logs {dag_id} {run_id} TASK_ID`)",
+            exit_code=ExitCode.PARTIAL,
+        )
     return doc
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -52,9 +52,18 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Config file (default: $LLMOPS_CONFIG, ./llmops.yaml, ./configs/llmops.yaml).")] = None,
-    profile: Annotated[Optional[str], typer.Option("--profile", help="Airflow connection profile from the config file.")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config", "-c", help="Config file (default: $LLMOPS_CONFIG, ./llmops.yaml, ./configs/llmops.yaml)."
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Airflow connection profile from the config file.")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     from llmops_cli.cli.state import AppState, set_state
 
@@ -92,8 +101,12 @@ def main() -> None:
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into one line
         if debug:
             _traceback()
-        _report(f"internal error: {type(e).__name__}: {e}".splitlines()[0][:500],
-                "report it with the traceback above" if debug else "rerun with LLMOPS_DEBUG=1 for the traceback, and report it")
+        _report(
+            f"internal error: {type(e).__name__}: {e}".splitlines()[0][:500],
+            "report it with the traceback above"
+            if debug
+            else "rerun with LLMOPS_DEBUG=1 for the traceback, and report it",
+        )
         sys.exit(int(ExitCode.FAILURE))
 
 

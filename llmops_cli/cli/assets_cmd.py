@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from llmops_cli.cli.options import JsonOpt, UrlOpt
 
-assets_app = typer.Typer(help="Airflow assets: emit an event (starts the DAGs scheduled on the asset).", no_args_is_help=True)
+assets_app = typer.Typer(
+    help="Airflow assets: emit an event (starts the DAGs scheduled on the asset).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +20,7 @@ def register(app: typer.Typer) -> None:
 @assets_app.command("event", help="Emit an event for the asset with this URI (e.g. llmops://collections/docs).")
 def event(
     uri: Annotated[str, typer.Argument(help="Asset URI, exactly as the DAGs declare it.")],
-    extra: Annotated[Optional[str], typer.Option("--extra", help="Extra JSON object stored with the event.")] = None,
+    extra: Annotated[str | None, typer.Option("--extra", help="Extra JSON object stored with the event.")] = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -32,7 +34,9 @@ def event(
         try:
             payload = json.loads(extra)
         except ValueError as e:
-            raise UsageError(f"--extra is not valid JSON: {e}", hint='write it as --extra \'{"key": "value"}\'') from None
+            raise UsageError(
+                f"--extra is not valid JSON: {e}", hint='write it as --extra \'{"key": "value"}\''
+            ) from None
         if not isinstance(payload, dict):
             raise UsageError("--extra must be a JSON object", hint='e.g. --extra \'{"reason": "ci"}\'')
     out, client = session(url, json_out)

@@ -8,35 +8,84 @@ same command to continue); 130 interrupted (re-run the same command to resume).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from llmops_cli.cli.options import ConcurrencyOpt, DryRunOpt, JsonOpt, ModelOpt
 
-InputArg = Annotated[str, typer.Argument(help="Input table: .jsonl, .csv or .parquet (plain rows, or OpenAI Batch API request rows).")]
+InputArg = Annotated[
+    str, typer.Argument(help="Input table: .jsonl, .csv or .parquet (plain rows, or OpenAI Batch API request rows).")
+]
 
 
 def batch(
     input_path: InputArg,
     model: ModelOpt = None,
-    template: Annotated[Optional[str], typer.Option("--template", "-t", help="Prompt template file: text (the user part) or YAML/JSON with user and system; {column} placeholders.")] = None,
-    prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="The user prompt with {column} placeholders (instead of --template).")] = None,
-    system: Annotated[Optional[str], typer.Option("--system", help="A system prompt (with --prompt or a text template).")] = None,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Results file (.jsonl, .csv, .parquet); default <input>.results.<ext>. Errors go to <output stem>.errors.jsonl.")] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            "-t",
+            help="Prompt template file: text (the user part) or YAML/JSON with user and system; {column} placeholders.",
+        ),
+    ] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option("--prompt", "-p", help="The user prompt with {column} placeholders (instead of --template)."),
+    ] = None,
+    system: Annotated[
+        str | None, typer.Option("--system", help="A system prompt (with --prompt or a text template).")
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Results file (.jsonl, .csv, .parquet); default <input>.results.<ext>. Errors go to <output stem>.errors.jsonl.",
+        ),
+    ] = None,
     concurrency: ConcurrencyOpt = 16,
-    rpm: Annotated[Optional[float], typer.Option("--rpm", help="Client-side limit: requests per minute.", min=0.001)] = None,
-    tpm: Annotated[Optional[float], typer.Option("--tpm", help="Client-side limit: tokens per minute (input + max output).", min=1)] = None,
-    schema: Annotated[Optional[str], typer.Option("--schema", help="A JSON schema file every answer must satisfy (sent as response_format).")] = None,
-    id_column: Annotated[Optional[str], typer.Option("--id-column", help="Column holding each row's id (default: a hash of the request).")] = None,
+    rpm: Annotated[
+        float | None, typer.Option("--rpm", help="Client-side limit: requests per minute.", min=0.001)
+    ] = None,
+    tpm: Annotated[
+        float | None, typer.Option("--tpm", help="Client-side limit: tokens per minute (input + max output).", min=1)
+    ] = None,
+    schema: Annotated[
+        str | None,
+        typer.Option("--schema", help="A JSON schema file every answer must satisfy (sent as response_format)."),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option("--id-column", help="Column holding each row's id (default: a hash of the request)."),
+    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM call cache.")] = False,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run again the rows a previous run recorded as errors.")] = False,
-    max_attempts: Annotated[int, typer.Option("--max-attempts", help="Calls per row at most (429, 5xx, timeouts are retried).", min=1, max=50)] = 6,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Per-request timeout in seconds (default: llm.timeout).", min=0.001)] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Max output tokens per row (default: llm.max_tokens).", min=1)] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N rows.", min=1)] = None,
-    client: Annotated[str, typer.Option("--client", help="auto (a lean HTTP client for openai/<model> with llm.api_base, else litellm), litellm, or http.")] = "auto",
-    run_dir: Annotated[Optional[str], typer.Option("--run-dir", help="Checkpoint folder (default: <data_dir>/batch/<input>-<key>).")] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Run again the rows a previous run recorded as errors.")
+    ] = False,
+    max_attempts: Annotated[
+        int,
+        typer.Option("--max-attempts", help="Calls per row at most (429, 5xx, timeouts are retried).", min=1, max=50),
+    ] = 6,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Per-request timeout in seconds (default: llm.timeout).", min=0.001),
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Max output tokens per row (default: llm.max_tokens).", min=1)
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N rows.", min=1)] = None,
+    client: Annotated[
+        str,
+        typer.Option(
+            "--client",
+            help="auto (a lean HTTP client for openai/<model> with llm.api_base, else litellm), litellm, or http.",
+        ),
+    ] = "auto",
+    run_dir: Annotated[
+        str | None, typer.Option("--run-dir", help="Checkpoint folder (default: <data_dir>/batch/<input>-<key>).")
+    ] = None,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -51,9 +100,24 @@ def batch(
     out = Output(json_out)
     settings = state().load(flags={"llm.model": model}).settings
     options: dict[str, Any] = dict(
-        model=model, template=template, prompt=prompt, system=system, output=output, concurrency=concurrency, rpm=rpm, tpm=tpm,
-        schema=schema, id_column=id_column, use_cache=not no_cache, retry_failed=retry_failed, max_attempts=max_attempts,
-        timeout=timeout, max_tokens=max_tokens, limit=limit, run_dir=run_dir, client=client,
+        model=model,
+        template=template,
+        prompt=prompt,
+        system=system,
+        output=output,
+        concurrency=concurrency,
+        rpm=rpm,
+        tpm=tpm,
+        schema=schema,
+        id_column=id_column,
+        use_cache=not no_cache,
+        retry_failed=retry_failed,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        max_tokens=max_tokens,
+        limit=limit,
+        run_dir=run_dir,
+        client=client,
     )
     if dry_run:
         est = pipelines.batch_dry_run(settings, input_path, **options)
@@ -95,36 +159,56 @@ def _print_estimate(out: Any, est: dict[str, Any]) -> None:
             content = m.get("content") if isinstance(m.get("content"), str) else str(m.get("content"))
             out.print(f"  [dim]{m.get('role')}:[/dim] {escape(content[:500])}")
     cost = _money(est["estimated_cost_usd"])
-    out.table(["", ""], [
-        ("rows", est["rows"]), ("requests (distinct)", est["requests"]), ("done already", est["done_already"]),
-        ("to run", est["to_run"]), ("answered from cache", est["cached"]),
-        ("input tokens (est.)", f"~{est['estimated_input_tokens']:,}"), ("output tokens (max)", est["max_output_tokens"]),
-        ("cost (upper bound)", cost), ("model", ", ".join(est["models"])), ("output", est["output"]),
-    ], title="dry run: nothing was called", show_header=False)
+    out.table(
+        ["", ""],
+        [
+            ("rows", est["rows"]),
+            ("requests (distinct)", est["requests"]),
+            ("done already", est["done_already"]),
+            ("to run", est["to_run"]),
+            ("answered from cache", est["cached"]),
+            ("input tokens (est.)", f"~{est['estimated_input_tokens']:,}"),
+            ("output tokens (max)", est["max_output_tokens"]),
+            ("cost (upper bound)", cost),
+            ("model", ", ".join(est["models"])),
+            ("output", est["output"]),
+        ],
+        title="dry run: nothing was called",
+        show_header=False,
+    )
     if est["estimated_cost_usd"] is None:
         out.info(est["cost_note"])
 
 
 def _print_report(out: Any, r: Any) -> None:
     rows = [
-        ("rows / requests", f"{r.rows} / {r.requests}"), ("answered", r.answered), ("errors", r.errors),
-        ("done by an earlier run", r.from_checkpoint), ("from cache", r.cache_hits),
-        ("calls (retries)", f"{r.calls} ({r.retries})"), ("tokens in / out", f"{r.input_tokens:,} / {r.output_tokens:,}"),
-        ("cost this run", _money(r.cost_usd)), ("cost of all answers", _money(r.cost_total_usd)),
+        ("rows / requests", f"{r.rows} / {r.requests}"),
+        ("answered", r.answered),
+        ("errors", r.errors),
+        ("done by an earlier run", r.from_checkpoint),
+        ("from cache", r.cache_hits),
+        ("calls (retries)", f"{r.calls} ({r.retries})"),
+        ("tokens in / out", f"{r.input_tokens:,} / {r.output_tokens:,}"),
+        ("cost this run", _money(r.cost_usd)),
+        ("cost of all answers", _money(r.cost_total_usd)),
         ("time", f"{r.elapsed_s:.1f} s ({r.requests_per_s:.1f} requests/s)"),
     ]
     if r.pending:
         rows.insert(3, ("pending", r.pending))
     out.table(["", ""], rows, title="batch", show_header=False)
     if r.cost_unknown:
-        out.info(f"the price of {r.cost_unknown} answers is unknown: set llm.input_cost_per_token and llm.output_cost_per_token")
+        out.info(
+            f"the price of {r.cost_unknown} answers is unknown: set llm.input_cost_per_token and llm.output_cost_per_token"
+        )
     if r.output:
         out.info(f"wrote {r.output}")
     if r.output_kept:
         out.warn(f"no row was answered: kept the earlier results in {r.output_kept} (not overwritten)")
     if r.errors:
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(r.errors_by_kind.items()))
-        out.warn(f"{r.errors} rows ended as errors ({kinds}); see {r.errors_file}; re-run with --retry-failed to try them again")
+        out.warn(
+            f"{r.errors} rows ended as errors ({kinds}); see {r.errors_file}; re-run with --retry-failed to try them again"
+        )
     out.info(f"checkpoint: {r.run_dir}")
 
 

@@ -25,11 +25,19 @@ def show(json_out: JsonOpt = False) -> None:
     rows = effective_items(loaded)
     out = Output(json_out)
     if json_out:
-        out.json({"config_file": str(loaded.config_file) if loaded.config_file else None, "profile": loaded.profile,
-                  "settings": [{"key": k, "value": v, "source": src} for k, v, src in rows]})
+        out.json(
+            {
+                "config_file": str(loaded.config_file) if loaded.config_file else None,
+                "profile": loaded.profile,
+                "settings": [{"key": k, "value": v, "source": src} for k, v, src in rows],
+            }
+        )
         return
-    out.table(["key", "value", "source", "env var"], [(k, v, src, env_var_for(k)) for k, v, src in rows],
-              title=f"Effective settings (config file: {loaded.config_file or 'none, built-in defaults'})")
+    out.table(
+        ["key", "value", "source", "env var"],
+        [(k, v, src, env_var_for(k)) for k, v, src in rows],
+        title=f"Effective settings (config file: {loaded.config_file or 'none, built-in defaults'})",
+    )
 
 
 @config_app.command("get", help="Print one setting's effective value (secrets masked); empty when unset.")

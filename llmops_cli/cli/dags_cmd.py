@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from llmops_cli.cli.options import DagArg, JsonOpt, UrlOpt
 
-dags_app = typer.Typer(help="Airflow DAGs: list, show, pause, unpause, and the folder of the DAGs shipped with llmops.",
-                       no_args_is_help=True)
+dags_app = typer.Typer(
+    help="Airflow DAGs: list, show, pause, unpause, and the folder of the DAGs shipped with llmops.",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +20,9 @@ def register(app: typer.Typer) -> None:
 
 @dags_app.command("list", help="DAGs on the server (paused state, schedule, tags).")
 def list_dags(
-    paused: Annotated[Optional[bool], typer.Option("--paused/--active", help="Only paused (or only active) DAGs.", show_default=False)] = None,
+    paused: Annotated[
+        bool | None, typer.Option("--paused/--active", help="Only paused (or only active) DAGs.", show_default=False)
+    ] = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -33,12 +37,21 @@ def list_dags(
     if out.json_mode:
         out.json(dags)
         return
-    rows = [[d.get("dag_id"), "yes" if d.get("is_paused") else "no", d.get("timetable_summary") or "",
-             ", ".join(t.get("name", "") if isinstance(t, dict) else str(t) for t in d.get("tags") or []),
-             "yes" if d.get("has_import_errors") else ""] for d in dags]
+    rows = [
+        [
+            d.get("dag_id"),
+            "yes" if d.get("is_paused") else "no",
+            d.get("timetable_summary") or "",
+            ", ".join(t.get("name", "") if isinstance(t, dict) else str(t) for t in d.get("tags") or []),
+            "yes" if d.get("has_import_errors") else "",
+        ]
+        for d in dags
+    ]
     out.table(["dag id", "paused", "schedule", "tags", "import errors"], rows)
     if not dags:
-        out.info("no DAGs yet (new DAG files take a few seconds to be parsed); `llmops dags path` shows the shipped ones")
+        out.info(
+            "no DAGs yet (new DAG files take a few seconds to be parsed); `llmops dags path` shows the shipped ones"
+        )
 
 
 @dags_app.command("show", help="One DAG: schedule, params (what --conf / -p accept), tasks.")
@@ -51,15 +64,29 @@ def show_dag(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> N
     if out.json_mode:
         out.json({**dag, "tasks": tasks})
         return
-    out.print(f"[bold]{dag_id}[/bold]  paused: {'yes' if dag.get('is_paused') else 'no'}  schedule: {dag.get('timetable_summary') or '-'}")
+    out.print(
+        f"[bold]{dag_id}[/bold]  paused: {'yes' if dag.get('is_paused') else 'no'}  schedule: {dag.get('timetable_summary') or '-'}"
+    )
     if dag.get("description"):
         out.print(dag["description"], markup=False)
     params = dag.get("params") or {}
     if params:
-        out.table(["param", "default", "type", "description"], [_param_row(n, p) for n, p in params.items()], title="params")
-    out.table(["task", "operator", "mapped", "retries"],
-              [[t.get("task_id"), t.get("operator_name") or t.get("class_ref", {}).get("class_name", ""),
-                "yes" if t.get("is_mapped") else "", t.get("retries")] for t in tasks], title="tasks")
+        out.table(
+            ["param", "default", "type", "description"], [_param_row(n, p) for n, p in params.items()], title="params"
+        )
+    out.table(
+        ["task", "operator", "mapped", "retries"],
+        [
+            [
+                t.get("task_id"),
+                t.get("operator_name") or t.get("class_ref", {}).get("class_name", ""),
+                "yes" if t.get("is_mapped") else "",
+                t.get("retries"),
+            ]
+            for t in tasks
+        ],
+        title="tasks",
+    )
 
 
 def _param_row(name: str, p: object) -> list[str]:
@@ -101,13 +128,14 @@ def unpause(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> No
     _set_paused(dag_id, False, url, json_out)
 
 
-@dags_app.command("path", help="The folder of the DAGs shipped with llmops (add it to Airflow's DAGs folder or a DAG bundle).")
+@dags_app.command(
+    "path", help="The folder of the DAGs shipped with llmops (add it to Airflow's DAGs folder or a DAG bundle)."
+)
 def path(json_out: JsonOpt = False) -> None:
     from pathlib import Path
 
-    from llmops_cli.cli.output import Output
-
     import llmops_cli
+    from llmops_cli.cli.output import Output
 
     folder = Path(llmops_cli.__file__).resolve().parent / "dags"
     out = Output(json_out)

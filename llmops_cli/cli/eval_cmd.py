@@ -7,14 +7,17 @@ of its commands to `run` (see ``DatasetOrCommandGroup``).
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from llmops_cli.cli.options import CollectionOpt, JsonOpt, TopKOpt, WhereOpt
 
-EvalConcurrencyOpt = Annotated[Optional[int], typer.Option("--concurrency", help="Concurrent LLM calls (default: eval.concurrency).", min=1, max=512)]
+EvalConcurrencyOpt = Annotated[
+    int | None,
+    typer.Option("--concurrency", help="Concurrent LLM calls (default: eval.concurrency).", min=1, max=512),
+]
 
 
 class DatasetOrCommandGroup(TyperGroup):
@@ -57,12 +60,19 @@ eval_app = typer.Typer(
     no_args_is_help=True,
 )
 
-MetricsOpt = Annotated[Optional[list[str]], typer.Option(
-    "--metrics", "-m",
-    help="Metrics or groups (repeatable or comma-separated): auto, retrieval, chunk, answer (exact_match, token_f1, "
-         "semantic_similarity), judge (faithfulness, answer_relevance, correctness, helpfulness, toxicity), robustness, all. "
-         "Default: auto.")]
-ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="Retrieval mode: hybrid, vector or lexical (default: retrieval.mode).")]
+MetricsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--metrics",
+        "-m",
+        help="Metrics or groups (repeatable or comma-separated): auto, retrieval, chunk, answer (exact_match, token_f1, "
+        "semantic_similarity), judge (faithfulness, answer_relevance, correctness, helpfulness, toxicity), robustness, all. "
+        "Default: auto.",
+    ),
+]
+ModeOpt = Annotated[
+    str | None, typer.Option("--mode", help="Retrieval mode: hybrid, vector or lexical (default: retrieval.mode).")
+]
 EvalJsonOpt = JsonOpt
 
 
@@ -86,19 +96,59 @@ def run_cmd(
     mode: ModeOpt = None,
     where: WhereOpt = None,
     concurrency: EvalConcurrencyOpt = None,
-    judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="litellm model for the LLM judge (default: llm.model).")] = None,
-    judge_client: Annotated[str, typer.Option("--judge-client", help="auto (a lean HTTP client for openai/<model> with llm.api_base, else litellm), litellm, or http.")] = "auto",
-    perturb: Annotated[Optional[list[str]], typer.Option("--perturb", help="Robustness perturbations: typos, casing, paraphrase (default: eval.perturbations).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions.", min=1)] = None,
-    output: Annotated[Optional[list[str]], typer.Option("--output", "-o", help="Write results (repeatable): .json report, .jsonl/.csv/.parquet per question, .html report.")] = None,
-    fail_under: Annotated[Optional[list[str]], typer.Option("--fail-under", help="CI gate METRIC=VALUE (repeatable); exit 4 when one fails (toxicity: fails when above).")] = None,
-    baseline: Annotated[Optional[str], typer.Option("--baseline", help="Compare with a run id, latest, latest~1, or a report .json file.")] = None,
-    fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression", help="Exit 4 when a metric regressed against --baseline.")] = False,
-    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="Absolute change below which a metric counts as unchanged (default: eval.regression_tolerance).", min=0)] = None,
+    judge_model: Annotated[
+        str | None, typer.Option("--judge-model", help="litellm model for the LLM judge (default: llm.model).")
+    ] = None,
+    judge_client: Annotated[
+        str,
+        typer.Option(
+            "--judge-client",
+            help="auto (a lean HTTP client for openai/<model> with llm.api_base, else litellm), litellm, or http.",
+        ),
+    ] = "auto",
+    perturb: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--perturb", help="Robustness perturbations: typos, casing, paraphrase (default: eval.perturbations)."
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions.", min=1)] = None,
+    output: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write results (repeatable): .json report, .jsonl/.csv/.parquet per question, .html report.",
+        ),
+    ] = None,
+    fail_under: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-under",
+            help="CI gate METRIC=VALUE (repeatable); exit 4 when one fails (toxicity: fails when above).",
+        ),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="Compare with a run id, latest, latest~1, or a report .json file."),
+    ] = None,
+    fail_on_regression: Annotated[
+        bool, typer.Option("--fail-on-regression", help="Exit 4 when a metric regressed against --baseline.")
+    ] = False,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(
+            "--tolerance",
+            help="Absolute change below which a metric counts as unchanged (default: eval.regression_tolerance).",
+            min=0,
+        ),
+    ] = None,
     worst: Annotated[int, typer.Option("--worst", help="How many worst questions to show.", min=0)] = 5,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM call cache.")] = False,
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not record the run in the history.")] = False,
-    label: Annotated[Optional[str], typer.Option("--label", help="A label stored with the run (e.g. a CI job id).")] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="A label stored with the run (e.g. a CI job id).")
+    ] = None,
     json_out: EvalJsonOpt = False,
 ) -> None:
     """Evaluate a question set against a collection; print a summary, the worst questions, gates and deltas."""
@@ -112,10 +162,28 @@ def run_cmd(
     perturbations = [p.strip() for v in (perturb or []) for p in v.split(",") if p.strip()] or None
     cm, report_progress = _progress(out)
     try:
-        report = evaluate(settings, dataset, collection=collection, metrics=metrics, k=k, mode=mode, where=parse_key_values(where) or None,
-                          concurrency=concurrency, judge_model=judge_model, judge_client=judge_client, perturbations=perturbations, limit=limit,
-                          use_cache=not no_cache, record=not no_record, label=label, baseline=baseline,
-                          regression_tolerance=tolerance, fail_under=fail_under, outputs=output or [], progress=report_progress)
+        report = evaluate(
+            settings,
+            dataset,
+            collection=collection,
+            metrics=metrics,
+            k=k,
+            mode=mode,
+            where=parse_key_values(where) or None,
+            concurrency=concurrency,
+            judge_model=judge_model,
+            judge_client=judge_client,
+            perturbations=perturbations,
+            limit=limit,
+            use_cache=not no_cache,
+            record=not no_record,
+            label=label,
+            baseline=baseline,
+            regression_tolerance=tolerance,
+            fail_under=fail_under,
+            outputs=output or [],
+            progress=report_progress,
+        )
     finally:
         cm.__exit__(None, None, None)
 
@@ -130,17 +198,27 @@ def run_cmd(
 
     if report.rows and report.error_rows == len(report.rows) and not report.metrics:
         first = next(iter(report.rows[0].errors.values()))
-        raise LlmopsError(f"every question failed; the first error: {first}", hint="fix that and rerun (answers already made are cached)")
+        raise LlmopsError(
+            f"every question failed; the first error: {first}",
+            hint="fix that and rerun (answers already made are cached)",
+        )
     failed = [g for g in report.gates if not g["passed"]]
     if failed:
-        raise GateFailed("quality gate failed: " + "; ".join(f"{g['metric']} {g['check']}" for g in failed),
-                         hint="the run itself succeeded; improve the metric or adjust --fail-under")
+        raise GateFailed(
+            "quality gate failed: " + "; ".join(f"{g['metric']} {g['check']}" for g in failed),
+            hint="the run itself succeeded; improve the metric or adjust --fail-under",
+        )
     if fail_on_regression and report.comparison and report.comparison["regressions"]:
-        raise GateFailed(f"regressed against baseline {baseline}: {', '.join(report.comparison['regressions'])}",
-                         hint="see the per-metric deltas above")
+        raise GateFailed(
+            f"regressed against baseline {baseline}: {', '.join(report.comparison['regressions'])}",
+            hint="see the per-metric deltas above",
+        )
     if report.error_rows:
-        raise LlmopsError(f"{report.error_rows} of {len(report.rows)} questions had errors; their metrics are left out of the means",
-                          hint="see 'errors' in the per-question results (--output results.jsonl or --json)", exit_code=ExitCode.PARTIAL)
+        raise LlmopsError(
+            f"{report.error_rows} of {len(report.rows)} questions had errors; their metrics are left out of the means",
+            hint="see 'errors' in the per-question results (--output results.jsonl or --json)",
+            exit_code=ExitCode.PARTIAL,
+        )
 
 
 def _print_report(out, report, worst: int) -> None:
@@ -153,15 +231,25 @@ def _print_report(out, report, worst: int) -> None:
         gate = "" if not g else ("pass" if g["passed"] else "[red]FAIL[/red]")
         # a gated mean gets the digits that put it visibly on its side of the threshold
         rows.append((m, shown(v, g["threshold"]) if g else f"{v:.3f}", report.counts.get(m, 0), gate))
-    out.table(["metric", "mean", "questions", "gate"], rows, title=f"{report.dataset['rows']} questions, {report.duration_s:.1f} s")
+    out.table(
+        ["metric", "mean", "questions", "gate"],
+        rows,
+        title=f"{report.dataset['rows']} questions, {report.duration_s:.1f} s",
+    )
     u = report.usage or {}
     if u.get("calls") or u.get("cached"):
         cost = "unknown" if u.get("cost") is None else f"${u['cost']:.4f}"
-        out.print(f"LLM calls: {u['calls']} new, {u['cached']} cached, {u['failed']} failed; tokens {u['input_tokens']} in / "
-                  f"{u['output_tokens']} out; cost {cost}")
+        out.print(
+            f"LLM calls: {u['calls']} new, {u['cached']} cached, {u['failed']} failed; tokens {u['input_tokens']} in / "
+            f"{u['output_tokens']} out; cost {cost}"
+        )
     if report.by_tag:
         names = list(report.metrics)[:6]
-        out.table(["tag", *names], [(t, *[f"{v[m]:.3f}" if m in v else "" for m in names]) for t, v in report.by_tag.items()], title="By tag")
+        out.table(
+            ["tag", *names],
+            [(t, *[f"{v[m]:.3f}" if m in v else "" for m in names]) for t, v in report.by_tag.items()],
+            title="By tag",
+        )
     if report.robustness:
         rrows = []
         for kind, block in report.robustness.items():
@@ -170,11 +258,17 @@ def _print_report(out, report, worst: int) -> None:
         out.table(["perturbation", "metric", "original", "perturbed", "delta"], rrows, title="Robustness")
     if report.comparison:
         c = report.comparison
-        out.table(["metric", "base", "new", "delta", "rows base/new/both", "status"], _comparison_rows(c),
-                  title=f"Against baseline run {c['base'].get('run_id')} (means over the rows both scored)")
+        out.table(
+            ["metric", "base", "new", "delta", "rows base/new/both", "status"],
+            _comparison_rows(c),
+            title=f"Against baseline run {c['base'].get('run_id')} (means over the rows both scored)",
+        )
     primary = report.primary_metric
     if primary and worst:
-        wrows = [(r.id, r.question[:90], f"{r.metrics[primary]:.3f}", "; ".join(r.errors.values())[:60]) for r in report.worst(worst)]
+        wrows = [
+            (r.id, r.question[:90], f"{r.metrics[primary]:.3f}", "; ".join(r.errors.values())[:60])
+            for r in report.worst(worst)
+        ]
         out.table(["id", "question", primary, "errors"], wrows, title=f"Worst questions by {primary}")
     if report.error_rows:
         out.warn(f"{report.error_rows} questions had errors")
@@ -184,9 +278,17 @@ def _comparison_rows(c: dict) -> list[tuple]:
     def num(v, fmt: str = ".3f") -> str:
         return "" if v is None else format(v, fmt)
 
-    return [(m["metric"], num(m["base"]), num(m["new"]), num(m["delta"], "+.3f"),
-             f"{m['n_base']}/{m['n_new']}/{'-' if m['n_paired'] is None else m['n_paired']}",
-             f"[red]{m['status']}[/red]" if m["status"] == "regressed" else m["status"]) for m in c["metrics"]]
+    return [
+        (
+            m["metric"],
+            num(m["base"]),
+            num(m["new"]),
+            num(m["delta"], "+.3f"),
+            f"{m['n_base']}/{m['n_new']}/{'-' if m['n_paired'] is None else m['n_paired']}",
+            f"[red]{m['status']}[/red]" if m["status"] == "regressed" else m["status"],
+        )
+        for m in c["metrics"]
+    ]
 
 
 @eval_app.command("runs")
@@ -212,17 +314,40 @@ def runs_cmd(
     rows = []
     for r in runs:
         top = " ".join(f"{m}={v:.3f}" for m, v in list(r["metrics"].items())[:3])
-        rows.append((r["id"], r["created_at"][:16].replace("T", " "), r["dataset"].rsplit("/", 1)[-1], r["dataset_sha256"][:8],
-                     r["config_hash"][:8], f"{r['rows']}/{r['error_rows']}", top, r["label"] or ""))
-    out.table(["id", "created (UTC)", "dataset", "data", "config", "rows/err", "metrics", "label"], rows, title="Evaluation runs")
+        rows.append(
+            (
+                r["id"],
+                r["created_at"][:16].replace("T", " "),
+                r["dataset"].rsplit("/", 1)[-1],
+                r["dataset_sha256"][:8],
+                r["config_hash"][:8],
+                f"{r['rows']}/{r['error_rows']}",
+                top,
+                r["label"] or "",
+            )
+        )
+    out.table(
+        ["id", "created (UTC)", "dataset", "data", "config", "rows/err", "metrics", "label"],
+        rows,
+        title="Evaluation runs",
+    )
 
 
 @eval_app.command("compare")
 def compare_cmd(
     base: Annotated[str, typer.Argument(help="Baseline: run id, latest, latest~1, or a report .json file.")],
     new: Annotated[str, typer.Argument(help="Candidate: run id, latest, or a report .json file.")],
-    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="Absolute change below which a metric counts as unchanged (default: eval.regression_tolerance).", min=0)] = None,
-    fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression", help="Exit 4 when a metric regressed.")] = False,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(
+            "--tolerance",
+            help="Absolute change below which a metric counts as unchanged (default: eval.regression_tolerance).",
+            min=0,
+        ),
+    ] = None,
+    fail_on_regression: Annotated[
+        bool, typer.Option("--fail-on-regression", help="Exit 4 when a metric regressed.")
+    ] = False,
     json_out: EvalJsonOpt = False,
 ) -> None:
     """Per-metric deltas between two runs; regressions flagged, and the questions that got worse."""
@@ -245,12 +370,20 @@ def compare_cmd(
     else:
         if not c["same_dataset"]:
             out.warn("the two runs used different question sets (dataset hashes differ)")
-        out.table(["metric", base, new, "delta", "rows base/new/both", "status"], _comparison_rows(c),
-                  title=f"{base} -> {new} (means over the rows both scored)")
+        out.table(
+            ["metric", base, new, "delta", "rows base/new/both", "status"],
+            _comparison_rows(c),
+            title=f"{base} -> {new} (means over the rows both scored)",
+        )
         if c["questions_worse"]:
-            out.table(["id", "question", "base", "new", "delta"],
-                      [(q["id"], q["question"][:90], f"{q['base']:.3f}", f"{q['new']:.3f}", f"{q['delta']:+.3f}") for q in c["questions_worse"]],
-                      title=f"Questions worse by {c['primary_metric']} ({c['questions_worse_total']} in all)")
+            out.table(
+                ["id", "question", "base", "new", "delta"],
+                [
+                    (q["id"], q["question"][:90], f"{q['base']:.3f}", f"{q['new']:.3f}", f"{q['delta']:+.3f}")
+                    for q in c["questions_worse"]
+                ],
+                title=f"Questions worse by {c['primary_metric']} ({c['questions_worse_total']} in all)",
+            )
         out.print("regressions: " + (", ".join(c["regressions"]) or "none"))
     if fail_on_regression and c["regressions"]:
         raise GateFailed(f"regressed: {', '.join(c['regressions'])}", hint="see the per-metric deltas")
@@ -259,7 +392,10 @@ def compare_cmd(
 @eval_app.command("export")
 def export_cmd(
     run: Annotated[str, typer.Argument(help="Run id, latest or latest~1.")],
-    output: Annotated[list[str], typer.Option("--output", "-o", help="File to write (repeatable): .json, .jsonl, .csv, .parquet or .html.")],
+    output: Annotated[
+        list[str],
+        typer.Option("--output", "-o", help="File to write (repeatable): .json, .jsonl, .csv, .parquet or .html."),
+    ],
 ) -> None:
     """Write a recorded run's results again: the HTML report, the JSON document or per-question rows."""
     from llmops_cli.cli.output import Output
@@ -285,9 +421,11 @@ def export_cmd(
 def generate_cmd(
     collection: CollectionOpt = None,
     n: Annotated[int, typer.Option("-n", "--count", help="How many questions.", min=1, max=10000)] = 20,
-    output: Annotated[str, typer.Option("--output", "-o", help="Question set to write (.jsonl, .csv or .parquet).")] = "questions.jsonl",
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Question set to write (.jsonl, .csv or .parquet).")
+    ] = "questions.jsonl",
     seed: Annotated[int, typer.Option("--seed", help="Seed for sampling chunks (same seed, same chunks).")] = 0,
-    model: Annotated[Optional[str], typer.Option("--model", help="litellm model (default: llm.model).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="litellm model (default: llm.model).")] = None,
     concurrency: EvalConcurrencyOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM call cache.")] = False,
     json_out: EvalJsonOpt = False,
@@ -315,13 +453,23 @@ def generate_cmd(
     cached = CachedLLM(llm, cache)
     try:  # a rejected key or no endpoint stops the run (exit 8 / 7): the cache is closed either way
         with out.progress("writing questions", total=len(chunks)) as bar:
-            res = run_generate(chunks, cached, concurrency=concurrency or settings.eval.concurrency, progress=lambda d, t: bar.update(completed=d))
+            res = run_generate(
+                chunks,
+                cached,
+                concurrency=concurrency or settings.eval.concurrency,
+                progress=lambda d, t: bar.update(completed=d),
+            )
     finally:
         if cache is not None:
             cache.close()
     if res.items:
         write_dataset(res.items, output)
-    doc = {"output": output if res.items else None, "questions": len(res.items), "failed": res.failed, "usage": cached.usage.to_dict()}
+    doc = {
+        "output": output if res.items else None,
+        "questions": len(res.items),
+        "failed": res.failed,
+        "usage": cached.usage.to_dict(),
+    }
     if out.json_mode:
         out.json(doc)
     else:
@@ -329,24 +477,44 @@ def generate_cmd(
         for f in res.failed[:5]:
             out.warn(f"chunk {f['chunk']}: {f['reason']}")
     if not res.items:
-        raise LlmopsError("no question could be written", hint="check the LLM with `llmops ask`; see the failures above")
+        raise LlmopsError(
+            "no question could be written", hint="check the LLM with `llmops ask`; see the failures above"
+        )
     if res.failed:
-        raise LlmopsError(f"{len(res.failed)} of {len(chunks)} chunks gave no question", exit_code=ExitCode.PARTIAL,
-                          hint="the others were written; rerun to retry (successful replies are cached)")
+        raise LlmopsError(
+            f"{len(res.failed)} of {len(chunks)} chunks gave no question",
+            exit_code=ExitCode.PARTIAL,
+            hint="the others were written; rerun to retry (successful replies are cached)",
+        )
 
 
 @eval_app.command("sweep")
 def sweep_cmd(
     dataset: Annotated[str, typer.Argument(help="Question set with relevant_sources.")],
-    sources: Annotated[list[str], typer.Option("--sources", help="Paths to ingest (several after one --sources, or repeat it).")],
-    strategy: Annotated[Optional[list[str]], typer.Option("--strategy", help="Chunking strategies (repeatable): auto, recursive, headings, tokens.")] = None,
-    size: Annotated[Optional[list[int]], typer.Option("--size", help="Chunk sizes in the embedder's tokens (repeatable; at most its maximum: 254 for all-MiniLM-L6-v2).")] = None,
-    overlap: Annotated[Optional[list[int]], typer.Option("--overlap", help="Overlaps in tokens (repeatable).")] = None,
-    embedder: Annotated[Optional[list[str]], typer.Option("--embedder", help="Embedding models (repeatable; default: embedder.model).")] = None,
+    sources: Annotated[
+        list[str], typer.Option("--sources", help="Paths to ingest (several after one --sources, or repeat it).")
+    ],
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option("--strategy", help="Chunking strategies (repeatable): auto, recursive, headings, tokens."),
+    ] = None,
+    size: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--size",
+            help="Chunk sizes in the embedder's tokens (repeatable; at most its maximum: 254 for all-MiniLM-L6-v2).",
+        ),
+    ] = None,
+    overlap: Annotated[list[int] | None, typer.Option("--overlap", help="Overlaps in tokens (repeatable).")] = None,
+    embedder: Annotated[
+        list[str] | None, typer.Option("--embedder", help="Embedding models (repeatable; default: embedder.model).")
+    ] = None,
     metrics: MetricsOpt = None,
     k: TopKOpt = None,
     mode: ModeOpt = None,
-    rank_by: Annotated[Optional[str], typer.Option("--rank-by", help="Metric the leaderboard is sorted by (default: ndcg@k).")] = None,
+    rank_by: Annotated[
+        str | None, typer.Option("--rank-by", help="Metric the leaderboard is sorted by (default: ndcg@k).")
+    ] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary collections.")] = False,
     json_out: EvalJsonOpt = False,
 ) -> None:
@@ -357,15 +525,43 @@ def sweep_cmd(
 
     out = Output(json_out)
     settings = state().load(flags={"retrieval.k": k, "retrieval.mode": mode}).settings
-    rep = sweep(settings, dataset, sources, strategies=strategy, sizes=size, overlaps=overlap, embedders=embedder,
-                metrics=metrics, k=k, mode=mode, rank_by=rank_by, keep=keep, progress=None if out.json_mode else out.info)
+    rep = sweep(
+        settings,
+        dataset,
+        sources,
+        strategies=strategy,
+        sizes=size,
+        overlaps=overlap,
+        embedders=embedder,
+        metrics=metrics,
+        k=k,
+        mode=mode,
+        rank_by=rank_by,
+        keep=keep,
+        progress=None if out.json_mode else out.info,
+    )
     if out.json_mode:
         out.json(rep.to_dict())
         return
     names = list(dict.fromkeys(m for e in rep.entries for m in e.metrics))
-    rows = [(e.rank, e.strategy, e.size, e.overlap, e.embedder, e.chunks, *[f"{e.metrics.get(m, float('nan')):.3f}" for m in names], e.run_id)
-            for e in rep.entries]
-    out.table(["rank", "strategy", "size", "overlap", "embedder", "chunks", *names, "run"], rows, title=f"Sweep leaderboard (by {rep.rank_by})")
+    rows = [
+        (
+            e.rank,
+            e.strategy,
+            e.size,
+            e.overlap,
+            e.embedder,
+            e.chunks,
+            *[f"{e.metrics.get(m, float('nan')):.3f}" for m in names],
+            e.run_id,
+        )
+        for e in rep.entries
+    ]
+    out.table(
+        ["rank", "strategy", "size", "overlap", "embedder", "chunks", *names, "run"],
+        rows,
+        title=f"Sweep leaderboard (by {rep.rank_by})",
+    )
     for s in rep.skipped:
         out.warn(f"skipped {s['config']}: {s['reason']}")
 

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Annotated, Optional
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -15,7 +15,9 @@ from typer.core import TyperGroup
 from llmops_cli.cli.options import DryRunOpt, JsonOpt
 
 # here a filter over the log, not the collection to work on: no store.collection default
-CollectionOpt = Annotated[Optional[str], typer.Option("--collection", help="Only answers from this collection (default: all).")]
+CollectionOpt = Annotated[
+    str | None, typer.Option("--collection", help="Only answers from this collection (default: all).")
+]
 
 
 class _RateByDefault(TyperGroup):
@@ -27,17 +29,20 @@ class _RateByDefault(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
-feedback_app = typer.Typer(cls=_RateByDefault, no_args_is_help=True,
-                           help="Rate answers (llmops feedback ID up|down), review them with an LLM judge, promote good ones "
-                                "into the collection, export them as a dataset.")
+feedback_app = typer.Typer(
+    cls=_RateByDefault,
+    no_args_is_help=True,
+    help="Rate answers (llmops feedback ID up|down), review them with an LLM judge, promote good ones "
+    "into the collection, export them as a dataset.",
+)
 
 
-class Vote(str, Enum):
+class Vote(StrEnum):
     up = "up"
     down = "down"
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     openai_chat = "openai-chat"
 
 
@@ -63,11 +68,18 @@ def _os_user() -> str | None:
 
 @feedback_app.command("rate", help="Rate an answer up or down (also: llmops feedback ID up|down).")
 def rate(
-    answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique prefix), as printed by llmops ask / llmops history.")],
+    answer_id: Annotated[
+        str, typer.Argument(help="Answer id (or a unique prefix), as printed by llmops ask / llmops history.")
+    ],
     vote: Annotated[Vote, typer.Argument(help="up or down.", case_sensitive=False)],
-    comment: Annotated[Optional[str], typer.Option("--comment", "-m", help="Why (stored with the rating).")] = None,
-    by: Annotated[Optional[str], typer.Option("--by", help="Who rates (default: your OS user name). One vote per rater: "
-                                                        "rating again replaces your earlier vote.")] = None,
+    comment: Annotated[str | None, typer.Option("--comment", "-m", help="Why (stored with the rating).")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Who rates (default: your OS user name). One vote per rater: rating again replaces your earlier vote.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli import pipelines
@@ -80,18 +92,31 @@ def rate(
     if json_out:
         out.json(res)
         return
-    out.info(f"rated {res['id']} {vote.value}" + (f" as {res['rater']}" if res["rater"] else "") + (f" (served from promoted answer {res['promoted_answer']})" if res["promoted_answer"] != res["id"] else ""))
+    out.info(
+        f"rated {res['id']} {vote.value}"
+        + (f" as {res['rater']}" if res["rater"] else "")
+        + (f" (served from promoted answer {res['promoted_answer']})" if res["promoted_answer"] != res["id"] else "")
+    )
     _promotion_lines(out, res["promotion"])
 
 
-@feedback_app.command("review", help="Review unreviewed answers with the LLM judge (helpfulness, relevance, publicness), then promote "
-                                     "those over feedback.min_* and remove those that no longer qualify.")
+@feedback_app.command(
+    "review",
+    help="Review unreviewed answers with the LLM judge (helpfulness, relevance, publicness), then promote "
+    "those over feedback.min_* and remove those that no longer qualify.",
+)
 def review(
     limit: Annotated[int, typer.Option("--limit", help="At most this many answers.", min=1)] = 50,
     collection: CollectionOpt = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Judge model (default: feedback.judge_model, else llm.model).")] = None,
-    retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Also re-review answers whose last review could not be parsed.")] = False,
-    no_promote: Annotated[bool, typer.Option("--no-promote", help="Only store the reviews; change nothing in the store.")] = False,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Judge model (default: feedback.judge_model, else llm.model).")
+    ] = None,
+    retry_errors: Annotated[
+        bool, typer.Option("--retry-errors", help="Also re-review answers whose last review could not be parsed.")
+    ] = False,
+    no_promote: Annotated[
+        bool, typer.Option("--no-promote", help="Only store the reviews; change nothing in the store.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli import pipelines
@@ -101,7 +126,9 @@ def review(
 
     s = state().load(flags={"feedback.judge_model": model}).settings
     out = Output(json_out)
-    res = pipelines.feedback_review(s, limit=limit, collection=collection, retry_errors=retry_errors, promote=not no_promote)
+    res = pipelines.feedback_review(
+        s, limit=limit, collection=collection, retry_errors=retry_errors, promote=not no_promote
+    )
     if json_out:
         out.json(res)
     else:
@@ -109,12 +136,25 @@ def review(
         if not rows and not res["failed"]:
             out.info("nothing to review")
         else:
+
             def score(v):
                 return "" if v is None else f"{v:.2f}"
-            out.table(["id", "status", "helpful", "relevant", "public", "question"],
-                      [(r["id"], r["status"], score(r["helpfulness"]), score(r["relevance"]),
-                        "" if r["public"] is None else ("yes" if r["public"] else "no"), r["question"][:60]) for r in rows],
-                      title=f"Reviewed by {res['judge_model']}")
+
+            out.table(
+                ["id", "status", "helpful", "relevant", "public", "question"],
+                [
+                    (
+                        r["id"],
+                        r["status"],
+                        score(r["helpfulness"]),
+                        score(r["relevance"]),
+                        "" if r["public"] is None else ("yes" if r["public"] else "no"),
+                        r["question"][:60],
+                    )
+                    for r in rows
+                ],
+                title=f"Reviewed by {res['judge_model']}",
+            )
         for e in res["errors"]:
             out.warn(f"{e['id']}: review error: {e['error']}")
         for f in res["failed"]:
@@ -124,9 +164,13 @@ def review(
         raise typer.Exit(int(ExitCode.PARTIAL))
 
 
-@feedback_app.command("promote", help="Bring the store in line with the promotion rule for every reviewed answer (or the given ones).")
+@feedback_app.command(
+    "promote", help="Bring the store in line with the promotion rule for every reviewed answer (or the given ones)."
+)
 def promote(
-    answer_ids: Annotated[Optional[list[str]], typer.Argument(help="Answer ids (default: every reviewed or promoted answer).")] = None,
+    answer_ids: Annotated[
+        list[str] | None, typer.Argument(help="Answer ids (default: every reviewed or promoted answer).")
+    ] = None,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -141,8 +185,10 @@ def promote(
         out.json(res)
         return
     verb = "would be " if dry_run else ""
-    out.info(f"{res['checked']} answers checked: {len(res['promoted'])} {verb}promoted, {len(res['removed'])} {verb}removed, "
-             f"{len(res['kept'])} already in the store")
+    out.info(
+        f"{res['checked']} answers checked: {len(res['promoted'])} {verb}promoted, {len(res['removed'])} {verb}removed, "
+        f"{len(res['kept'])} already in the store"
+    )
     if not dry_run:
         _promotion_lines(out, res)
 
@@ -150,8 +196,10 @@ def promote(
 @feedback_app.command("export", help="Good answers (the promotion rule; redacted) as a fine-tuning JSONL dataset.")
 def export(
     fmt: Annotated[ExportFormat, typer.Option("--format", help="Dataset format.")] = ExportFormat.openai_chat,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (default: stdout).")] = None,
-    system: Annotated[Optional[str], typer.Option("--system", help="System message of each example ('' for none).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")] = None,
+    system: Annotated[
+        str | None, typer.Option("--system", help="System message of each example ('' for none).")
+    ] = None,
     collection: CollectionOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -170,7 +218,10 @@ def export(
     out = Output(json_out)
     if output is None:
         if json_out:
-            raise UsageError("--json needs --output: without it the dataset itself (JSONL) is written to stdout", hint="add --output FILE")
+            raise UsageError(
+                "--json needs --output: without it the dataset itself (JSONL) is written to stdout",
+                hint="add --output FILE",
+            )
         sys.stdout.write(text)
         out.info(f"{len(rows)} examples")
         return

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from datetime import UTC
+from typing import Annotated
 
 import typer
 
 from llmops_cli.cli.options import JsonOpt
 
-history_app = typer.Typer(help="The answer log: every `llmops ask` (and recorded eval / batch LLM calls), newest first.",
-                          invoke_without_command=True)
+history_app = typer.Typer(
+    help="The answer log: every `llmops ask` (and recorded eval / batch LLM calls), newest first.",
+    invoke_without_command=True,
+)
 
 HistoryLimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many answers.", min=1)]
-KindOpt = Annotated[Optional[str], typer.Option("--kind", help="Only this kind: ask, eval, batch.")]
+KindOpt = Annotated[str | None, typer.Option("--kind", help="Only this kind: ask, eval, batch.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -25,8 +28,13 @@ def _snippet(text: str, n: int = 70) -> str:
 
 
 @history_app.callback()
-def history(ctx: typer.Context, limit: HistoryLimitOpt = 20, kind: KindOpt = None, collection: Annotated[Optional[str], typer.Option(
-            "--collection", help="Only answers from this collection.")] = None, json_out: JsonOpt = False) -> None:
+def history(
+    ctx: typer.Context,
+    limit: HistoryLimitOpt = 20,
+    kind: KindOpt = None,
+    collection: Annotated[str | None, typer.Option("--collection", help="Only answers from this collection.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from llmops_cli import pipelines
@@ -44,7 +52,7 @@ def history(ctx: typer.Context, limit: HistoryLimitOpt = 20, kind: KindOpt = Non
     if not rows:
         out.info("no answers recorded yet: run llmops ask QUESTION")
         return
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from rich.table import Table
 
@@ -52,8 +60,13 @@ def history(ctx: typer.Context, limit: HistoryLimitOpt = 20, kind: KindOpt = Non
     t = Table(title="Answer log (llmops history show ID for one)", title_justify="left")
     for name in ["id", "time (UTC)", "question", "tokens", "s", "feedback"]:
         flexible = name in ("question", "feedback")
-        t.add_column(name, no_wrap=not flexible, overflow="ellipsis" if name == "question" else "fold",
-                     ratio={"question": 2, "feedback": 1}.get(name), min_width=12 if flexible else None)
+        t.add_column(
+            name,
+            no_wrap=not flexible,
+            overflow="ellipsis" if name == "question" else "fold",
+            ratio={"question": 2, "feedback": 1}.get(name),
+            min_width=12 if flexible else None,
+        )
     for r in rows:
         f = flags[r.id]
         marks = [] if r.kind == "ask" else [r.kind]
@@ -67,13 +80,24 @@ def history(ctx: typer.Context, limit: HistoryLimitOpt = 20, kind: KindOpt = Non
             marks.append("reviewed")
         if f["promoted"]:
             marks.append("promoted")
-        t.add_row(r.id, datetime.fromtimestamp(r.created_at, tz=timezone.utc).strftime("%m-%d %H:%M"), _snippet(r.question),
-                  str(r.input_tokens + r.output_tokens), f"{r.latency_s:.1f}", " ".join(marks))
+        t.add_row(
+            r.id,
+            datetime.fromtimestamp(r.created_at, tz=UTC).strftime("%m-%d %H:%M"),
+            _snippet(r.question),
+            str(r.input_tokens + r.output_tokens),
+            f"{r.latency_s:.1f}",
+            " ".join(marks),
+        )
     out.print(t)
 
 
-@history_app.command("show", help="One answer in full: question, rewordings, sources, answer, usage, ratings, review, promotion.")
-def show(answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique prefix of 4+ characters).")], json_out: JsonOpt = False) -> None:
+@history_app.command(
+    "show", help="One answer in full: question, rewordings, sources, answer, usage, ratings, review, promotion."
+)
+def show(
+    answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique prefix of 4+ characters).")],
+    json_out: JsonOpt = False,
+) -> None:
     from llmops_cli import pipelines
     from llmops_cli.cli.output import Output
     from llmops_cli.cli.state import state
@@ -87,12 +111,19 @@ def show(answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique p
         ratings = log.ratings(a.id)
         review = log.review_of(a.id)
         promo = log.promotion_of(a.id)
-    data = {**a.to_dict(), "ratings": [r.to_dict() for r in ratings], "votes": vote_counts(ratings), "review": review.to_dict() if review else None,
-            "promotion": promo.to_dict() if promo else None}
+    data = {
+        **a.to_dict(),
+        "ratings": [r.to_dict() for r in ratings],
+        "votes": vote_counts(ratings),
+        "review": review.to_dict() if review else None,
+        "promotion": promo.to_dict() if promo else None,
+    }
     if json_out:
         out.json(data)
         return
-    out.print(f"[bold]{a.id}[/bold]  {data['created_at']}  {a.kind}  collection={a.collection or '-'}  model={a.model or '-'}")
+    out.print(
+        f"[bold]{a.id}[/bold]  {data['created_at']}  {a.kind}  collection={a.collection or '-'}  model={a.model or '-'}"
+    )
     if a.cached_from:
         out.print(f"served from the semantic cache: promoted answer {a.cached_from}")
     out.print("\n[bold]Question[/bold]")
@@ -104,23 +135,39 @@ def show(answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique p
     out.print("\n[bold]Answer[/bold]")
     out.print(a.answer, markup=False)
     if a.chunks:
-        out.table(["#", "chunk id", "source", "heading"], [(i, c.get("id"), c.get("source"), c.get("heading")) for i, c in enumerate(a.chunks, 1)],
-                  title="Retrieved")
+        out.table(
+            ["#", "chunk id", "source", "heading"],
+            [(i, c.get("id"), c.get("source"), c.get("heading")) for i, c in enumerate(a.chunks, 1)],
+            title="Retrieved",
+        )
     cost = f", ${a.cost:.6f}" if a.cost else ""
-    out.print(f"\n{a.input_tokens} tokens in, {a.output_tokens} out{cost}, {a.latency_s:.2f} s, config {a.config_hash or '-'}")
+    out.print(
+        f"\n{a.input_tokens} tokens in, {a.output_tokens} out{cost}, {a.latency_s:.2f} s, config {a.config_hash or '-'}"
+    )
     current = {id(r) for r in latest_votes(ratings)}
     for r in ratings:
-        out.print(f"rated {'up' if r.rating > 0 else 'down'}" + (f" by {r.rater}" if r.rater else "") + (f": {r.comment}" if r.comment else "")
-                  + ("" if id(r) in current else " (replaced by a later vote)"), markup=False)
+        out.print(
+            f"rated {'up' if r.rating > 0 else 'down'}"
+            + (f" by {r.rater}" if r.rater else "")
+            + (f": {r.comment}" if r.comment else "")
+            + ("" if id(r) in current else " (replaced by a later vote)"),
+            markup=False,
+        )
     if review:
         if review.status == "ok":
-            out.print(f"review: helpfulness {review.helpfulness:.2f}, relevance {review.relevance:.2f}, "
-                      f"public {'yes' if review.public else 'no'} ({review.judge_model})")
+            out.print(
+                f"review: helpfulness {review.helpfulness:.2f}, relevance {review.relevance:.2f}, "
+                f"public {'yes' if review.public else 'no'} ({review.judge_model})"
+            )
             for k, v in review.reasons.items():
                 if v:
                     out.print(f"  {k}: {v}", markup=False)
         else:
             out.print(f"review error: {review.error}", markup=False)
     if promo:
-        state_txt = f"in collection {promo.collection} as {promo.chunk_id}" if promo.active else f"removed ({promo.removed_reason})"
+        state_txt = (
+            f"in collection {promo.collection} as {promo.chunk_id}"
+            if promo.active
+            else f"removed ({promo.removed_reason})"
+        )
         out.print(f"promoted: {state_txt}", markup=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,25 +10,53 @@ from llmops_cli.cli.options import CollectionOpt, DryRunOpt, JsonOpt
 
 
 def register(app: typer.Typer) -> None:
-    app.command("ingest", help="Load documents, split them, embed them and store them in Chroma (re-runs only do what changed).")(ingest)
+    app.command(
+        "ingest", help="Load documents, split them, embed them and store them in Chroma (re-runs only do what changed)."
+    )(ingest)
 
 
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files or folders to ingest.")],
     collection: CollectionOpt = None,
-    glob: Annotated[Optional[list[str]], typer.Option("--glob", help="Only files matching this glob, e.g. '**/*.md' (repeatable).")] = None,
-    chunker: Annotated[Optional[str], typer.Option("--chunker", help="auto | recursive | headings | tokens.")] = None,
-    chunk_size: Annotated[Optional[int], typer.Option("--chunk-size", help="Chunk size in the embedder's tokens.")] = None,
-    chunk_overlap: Annotated[Optional[int], typer.Option("--chunk-overlap", help="Overlap in the embedder's tokens.")] = None,
-    cleanup: Annotated[str, typer.Option("--cleanup", help="incremental: keep sources not seen; full: remove the chunks of sources that are gone.")] = "incremental",
-    text_column: Annotated[Optional[str], typer.Option("--text-column", help="Tables: the column holding the text.")] = None,
-    id_column: Annotated[Optional[str], typer.Option("--id-column", help="Tables: the column holding a row id.")] = None,
-    embed_backend: Annotated[Optional[str], typer.Option("--embed-backend", help="auto | onnx | sentence-transformers | litellm.")] = None,
-    embed_precision: Annotated[Optional[str], typer.Option("--embed-precision", help="fp32 | int8 (onnx backend).")] = None,
-    embed_model: Annotated[Optional[str], typer.Option("--embed-model", help="Embedding model: path, bundled name, or litellm model.")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad input instead of skipping it.")] = False,
-    wait_lock: Annotated[Optional[float], typer.Option("--wait-lock", metavar="SECONDS", min=0,
-                                                       help="Wait up to SECONDS for another command writing the same store (default 10, or LLMOPS_WAIT_LOCK); then exit 10.")] = None,
+    glob: Annotated[
+        list[str] | None, typer.Option("--glob", help="Only files matching this glob, e.g. '**/*.md' (repeatable).")
+    ] = None,
+    chunker: Annotated[str | None, typer.Option("--chunker", help="auto | recursive | headings | tokens.")] = None,
+    chunk_size: Annotated[int | None, typer.Option("--chunk-size", help="Chunk size in the embedder's tokens.")] = None,
+    chunk_overlap: Annotated[
+        int | None, typer.Option("--chunk-overlap", help="Overlap in the embedder's tokens.")
+    ] = None,
+    cleanup: Annotated[
+        str,
+        typer.Option(
+            "--cleanup", help="incremental: keep sources not seen; full: remove the chunks of sources that are gone."
+        ),
+    ] = "incremental",
+    text_column: Annotated[
+        str | None, typer.Option("--text-column", help="Tables: the column holding the text.")
+    ] = None,
+    id_column: Annotated[str | None, typer.Option("--id-column", help="Tables: the column holding a row id.")] = None,
+    embed_backend: Annotated[
+        str | None, typer.Option("--embed-backend", help="auto | onnx | sentence-transformers | litellm.")
+    ] = None,
+    embed_precision: Annotated[
+        str | None, typer.Option("--embed-precision", help="fp32 | int8 (onnx backend).")
+    ] = None,
+    embed_model: Annotated[
+        str | None, typer.Option("--embed-model", help="Embedding model: path, bundled name, or litellm model.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Stop at the first bad input instead of skipping it.")
+    ] = False,
+    wait_lock: Annotated[
+        float | None,
+        typer.Option(
+            "--wait-lock",
+            metavar="SECONDS",
+            min=0,
+            help="Wait up to SECONDS for another command writing the same store (default 10, or LLMOPS_WAIT_LOCK); then exit 10.",
+        ),
+    ] = None,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -40,20 +68,38 @@ def ingest(
 
     if cleanup not in ("incremental", "full"):
         raise UsageError(f"--cleanup {cleanup!r} is not allowed", hint="use --cleanup incremental or --cleanup full")
-    loaded = state().load(flags={
-        "store.collection": collection, "chunking.strategy": chunker, "chunking.size": chunk_size, "chunking.overlap": chunk_overlap,
-        "embedder.backend": embed_backend, "embedder.precision": embed_precision, "embedder.model": embed_model,
-    })
+    loaded = state().load(
+        flags={
+            "store.collection": collection,
+            "chunking.strategy": chunker,
+            "chunking.size": chunk_size,
+            "chunking.overlap": chunk_overlap,
+            "embedder.backend": embed_backend,
+            "embedder.precision": embed_precision,
+            "embedder.model": embed_model,
+        }
+    )
     s = loaded.settings
     out = Output(json_out)
     table = TableOptions(text_column=text_column, id_column=id_column) if (text_column or id_column) else None
     with out.progress("ingest", total=None) as bar:
+
         def progress(phase: str, done: int, total: int) -> None:
             bar.update(total=total, completed=done, description=phase)
 
-        report = pipelines.ingest(s, paths, collection=s.store.collection, globs=glob, cleanup=cleanup, dry_run=dry_run,
-                                  strict=strict, table=table, progress=progress, wait_lock=wait_lock,
-                                  explicit_embedder=any(v is not None for v in (embed_backend, embed_precision, embed_model)))
+        report = pipelines.ingest(
+            s,
+            paths,
+            collection=s.store.collection,
+            globs=glob,
+            cleanup=cleanup,
+            dry_run=dry_run,
+            strict=strict,
+            table=table,
+            progress=progress,
+            wait_lock=wait_lock,
+            explicit_embedder=any(v is not None for v in (embed_backend, embed_precision, embed_model)),
+        )
     data = report.to_dict()
     data["store"] = pipelines.store_location(s)
     if json_out:
@@ -70,7 +116,8 @@ def _render(out, report, data) -> None:
     out.print(
         f"[bold]{'Dry run: ' if report.dry_run else ''}collection {report.collection}[/bold] ({data['store']})\n"
         f"sources: {src['new']} new, {src['changed']} changed, {src['unchanged']} unchanged, {src['removed']} removed, {src['skipped']} skipped"
-        + (f", {src['renamed']} renamed to the current source-id rule (docs/ingest.md)" if src.get("renamed") else "") + "\n"
+        + (f", {src['renamed']} renamed to the current source-id rule (docs/ingest.md)" if src.get("renamed") else "")
+        + "\n"
         f"chunks: {report.chunks_added} {verb}, {report.chunks_reused} kept, {report.chunks_removed} removed, {report.chunks_total} in the collection\n"
         f"time: {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,16 +10,22 @@ from llmops_cli.cli.options import JsonOpt, UrlOpt
 
 
 def register(app: typer.Typer) -> None:
-    app.command("logs", help="A task's log (latest try by default); --follow streams a running task until it ends.")(logs)
+    app.command("logs", help="A task's log (latest try by default); --follow streams a running task until it ends.")(
+        logs
+    )
 
 
 def logs(
     dag_id: Annotated[str, typer.Argument(help="DAG id.")],
     run_id: Annotated[str, typer.Argument(help="DAG run id.")],
     task_id: Annotated[str, typer.Argument(help="Task id (see `llmops tasks list DAG_ID RUN_ID`).")],
-    try_number: Annotated[Optional[int], typer.Option("--try", help="Try number (default: the latest).", min=1)] = None,
-    map_index: Annotated[Optional[int], typer.Option("--map-index", help="Map index of a mapped task instance.", min=0)] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the task ends.")] = False,
+    try_number: Annotated[int | None, typer.Option("--try", help="Try number (default: the latest).", min=1)] = None,
+    map_index: Annotated[
+        int | None, typer.Option("--map-index", help="Map index of a mapped task instance.", min=0)
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the task ends.")
+    ] = False,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -33,7 +39,9 @@ def logs(
 
     out, client = session(url, json_out)
     ti = client.get_task_instance(dag_id, run_id, task_id, map_index)
-    if map_index is None and ti.get("map_index", -1) >= 0:  # pragma: no cover - the API 404s mapped ones without an index
+    if (
+        map_index is None and ti.get("map_index", -1) >= 0
+    ):  # pragma: no cover - the API 404s mapped ones without an index
         raise UsageError(f"task {task_id!r} is mapped", hint="pass --map-index N (see `llmops tasks list`)")
     # --follow on a task that is not running yet: wait for it to start (or end) before reading its log.
     # (Airflow counts the try when the task is queued, so try_number alone does not say it started.)
@@ -42,8 +50,10 @@ def logs(
         ti = client.get_task_instance(dag_id, run_id, task_id, map_index)
     tries = try_number or ti.get("try_number") or 0
     if tries < 1:
-        raise UsageError(f"task {task_id!r} has no log: it never ran (state {ti.get('state') or 'none'})",
-                         hint=None if follow else "add --follow to wait for it to start")
+        raise UsageError(
+            f"task {task_id!r} has no log: it never ran (state {ti.get('state') or 'none'})",
+            hint=None if follow else "add --follow to wait for it to start",
+        )
     events: list[dict] = []
     token = None
 
@@ -74,5 +84,14 @@ def logs(
         if not batch or nxt is None:
             time.sleep(1.0)
     if out.json_mode:
-        out.json({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index if map_index is not None else -1,
-                  "try_number": tries, "state": ti.get("state"), "events": events})
+        out.json(
+            {
+                "dag_id": dag_id,
+                "run_id": run_id,
+                "task_id": task_id,
+                "map_index": map_index if map_index is not None else -1,
+                "try_number": tries,
+                "state": ti.get("state"),
+                "events": events,
+            }
+        )

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
-CollectionOpt = Annotated[Optional[str], typer.Option("--collection", help="Collection name (default: store.collection).")]
-TopKOpt = Annotated[Optional[int], typer.Option("-k", "--top-k", help="How many chunks to return (default: retrieval.k).", min=1)]
-WhereOpt = Annotated[Optional[list[str]], typer.Option("--where", help="Metadata filter key=value (repeatable).")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="litellm model string (default: llm.model).")]
+CollectionOpt = Annotated[str | None, typer.Option("--collection", help="Collection name (default: store.collection).")]
+TopKOpt = Annotated[
+    int | None, typer.Option("-k", "--top-k", help="How many chunks to return (default: retrieval.k).", min=1)
+]
+WhereOpt = Annotated[list[str] | None, typer.Option("--where", help="Metadata filter key=value (repeatable).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="litellm model string (default: llm.model).")]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", help="Concurrent LLM calls.", min=1, max=512)]
-OutputFileOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Write results to this file (.jsonl, .csv or .parquet).")]
+OutputFileOpt = Annotated[
+    str | None, typer.Option("--output", "-o", help="Write results to this file (.jsonl, .csv or .parquet).")
+]
 LimitOpt = Annotated[int, typer.Option("--limit", help="At most this many rows.", min=1)]
-TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="Give up after this many seconds.", min=0)]
-StateOpt = Annotated[Optional[str], typer.Option("--state", help="Only runs in this state (queued, running, success, failed).")]
-ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="Airflow connection profile from the config file.")]
-UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Airflow API server URL (default: airflow.url).")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Give up after this many seconds.", min=0)]
+StateOpt = Annotated[
+    str | None, typer.Option("--state", help="Only runs in this state (queued, running, success, failed).")
+]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="Airflow connection profile from the config file.")]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Airflow API server URL (default: airflow.url).")]
 DagArg = Annotated[str, typer.Argument(help="DAG id (see `llmops dags list`).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from llmops_cli.cli.options import CollectionOpt, JsonOpt, ModelOpt, TopKOpt, WhereOpt
 
-ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="hybrid (vector + BM25, fused) | vector | lexical.")]
+ModeOpt = Annotated[str | None, typer.Option("--mode", help="hybrid (vector + BM25, fused) | vector | lexical.")]
 
 collections_app = typer.Typer(help="Collections in the vector store.", no_args_is_help=True)
 
@@ -36,8 +36,16 @@ def _hits_table(out, hits, title: str) -> None:
 
 
 def _hit_dict(i: int, h) -> dict:
-    return {"rank": i, "id": h.id, "score": h.score, "source": h.source, "heading": h.heading, "text": h.text,
-            "metadata": h.metadata, "ranks": h.ranks}
+    return {
+        "rank": i,
+        "id": h.id,
+        "score": h.score,
+        "source": h.source,
+        "heading": h.heading,
+        "text": h.text,
+        "metadata": h.metadata,
+        "ranks": h.ranks,
+    }
 
 
 def query(
@@ -53,10 +61,24 @@ def query(
     from llmops_cli.cli.state import parse_key_values, state
 
     s = state().load(flags={"store.collection": collection, "retrieval.mode": mode, "retrieval.k": top_k}).settings
-    hits = pipelines.query(s, text, collection=s.store.collection, k=s.retrieval.k, mode=s.retrieval.mode, where=parse_key_values(where) or None)
+    hits = pipelines.query(
+        s,
+        text,
+        collection=s.store.collection,
+        k=s.retrieval.k,
+        mode=s.retrieval.mode,
+        where=parse_key_values(where) or None,
+    )
     out = Output(json_out)
     if json_out:
-        out.json({"query": text, "collection": s.store.collection, "mode": s.retrieval.mode, "hits": [_hit_dict(i, h) for i, h in enumerate(hits, 1)]})
+        out.json(
+            {
+                "query": text,
+                "collection": s.store.collection,
+                "mode": s.retrieval.mode,
+                "hits": [_hit_dict(i, h) for i, h in enumerate(hits, 1)],
+            }
+        )
         return
     if not hits:
         out.info("no matching chunks")
@@ -71,17 +93,40 @@ def ask(
     mode: ModeOpt = None,
     collection: CollectionOpt = None,
     model: ModelOpt = None,
-    rewordings: Annotated[Optional[int], typer.Option("--rewordings", help="How many LLM rewordings retrieve too (default: llm.rewordings).", min=0, max=10)] = None,
-    retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Show the fused sources without calling an LLM.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Always ask the LLM, even when a promoted answer to a near-identical question exists.")] = False,
+    rewordings: Annotated[
+        int | None,
+        typer.Option(
+            "--rewordings", help="How many LLM rewordings retrieve too (default: llm.rewordings).", min=0, max=10
+        ),
+    ] = None,
+    retrieval_only: Annotated[
+        bool, typer.Option("--retrieval-only", help="Show the fused sources without calling an LLM.")
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache", help="Always ask the LLM, even when a promoted answer to a near-identical question exists."
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli import pipelines
     from llmops_cli.cli.output import Output, safe_text
     from llmops_cli.cli.state import parse_key_values, state
 
-    s = state().load(flags={"store.collection": collection, "retrieval.mode": mode, "retrieval.k": top_k, "llm.model": model,
-                            "llm.rewordings": rewordings}).settings
+    s = (
+        state()
+        .load(
+            flags={
+                "store.collection": collection,
+                "retrieval.mode": mode,
+                "retrieval.k": top_k,
+                "llm.model": model,
+                "llm.rewordings": rewordings,
+            }
+        )
+        .settings
+    )
     out = Output(json_out)
     if not retrieval_only:
         from llmops_cli import wiring
@@ -99,9 +144,17 @@ def ask(
         out.out.file.write(safe_text(piece))  # an answer may quote a document's escape sequences
         out.out.file.flush()
 
-    res = pipelines.ask(s, question, collection=s.store.collection, k=s.retrieval.k, mode=s.retrieval.mode,
-                        where=parse_key_values(where) or None, retrieval_only=retrieval_only, on_token=on_token if streaming else None,
-                        use_cache=not no_cache)
+    res = pipelines.ask(
+        s,
+        question,
+        collection=s.store.collection,
+        k=s.retrieval.k,
+        mode=s.retrieval.mode,
+        where=parse_key_values(where) or None,
+        retrieval_only=retrieval_only,
+        on_token=on_token if streaming else None,
+        use_cache=not no_cache,
+    )
     if json_out:
         d = res.to_dict()
         d["answer_id"] = res.answer_id
@@ -115,9 +168,11 @@ def ask(
     if retrieval_only:
         _hits_table(out, res.hits, f"Sources for: {question}")
         if not s.llm.model:
-            out.info("[dim]No LLM is configured, so no answer was written. To get answers, set llm.model in llmops.yaml or "
-                     "LLMOPS_LLM_MODEL (e.g. openai/gpt-4o-mini with OPENAI_API_KEY; or openai/<name> with "
-                     "LLMOPS_LLM_API_BASE for a local OpenAI-compatible server), then run llmops ask again.[/dim]")
+            out.info(
+                "[dim]No LLM is configured, so no answer was written. To get answers, set llm.model in llmops.yaml or "
+                "LLMOPS_LLM_MODEL (e.g. openai/gpt-4o-mini with OPENAI_API_KEY; or openai/<name> with "
+                "LLMOPS_LLM_API_BASE for a local OpenAI-compatible server), then run llmops ask again.[/dim]"
+            )
         return
     if streaming:
         out.out.print()
@@ -129,10 +184,16 @@ def ask(
         for w in [question, *res.rewordings]:
             out.print(f"  • {w}", markup=False)
     cited = set(res.cited())
-    out.table(["#", "cited", "source", "heading"], [(i, "✓" if i in cited else "", h.source, h.heading) for i, h in enumerate(res.hits, 1)], title="Sources")
+    out.table(
+        ["#", "cited", "source", "heading"],
+        [(i, "✓" if i in cited else "", h.source, h.heading) for i, h in enumerate(res.hits, 1)],
+        title="Sources",
+    )
     u = res.usage
     cost = f", ${u.cost:.6f}" if u.cost else ""
-    out.info(f"[dim]{res.model}: {u.calls} calls, {u.input_tokens} tokens in, {u.output_tokens} out{cost}, {res.latency_s:.1f} s[/dim]")
+    out.info(
+        f"[dim]{res.model}: {u.calls} calls, {u.input_tokens} tokens in, {u.output_tokens} out{cost}, {res.latency_s:.1f} s[/dim]"
+    )
     _feedback_notes(out, res, json_out)
 
 
@@ -140,8 +201,10 @@ def _feedback_notes(out, res, json_out: bool) -> None:
     """The answer's id in the answer log (stderr), and where a cached answer came from."""
     hit = res.cache_hit
     if hit and not json_out:
-        out.info(f"[dim]served from the semantic cache: promoted answer {hit['answer_id']} (question similarity "
-                 f"{hit['similarity']:.3f}); --no-cache asks the LLM[/dim]")
+        out.info(
+            f"[dim]served from the semantic cache: promoted answer {hit['answer_id']} (question similarity "
+            f"{hit['similarity']:.3f}); --no-cache asks the LLM[/dim]"
+        )
     if res.answer_id:
         if not json_out:
             out.info(f"answer id: {res.answer_id}  (rate it: llmops feedback {res.answer_id} up|down)")
@@ -161,8 +224,11 @@ def collections_list(json_out: JsonOpt = False) -> None:
     if json_out:
         out.json({"store": pipelines.store_location(s), "collections": rows})
         return
-    out.table(["collection", "chunks", "sources", "embedder"], [(r["name"], r["chunks"], r["sources"], r["embedder"]) for r in rows],
-              title=f"Collections in {pipelines.store_location(s)}")
+    out.table(
+        ["collection", "chunks", "sources", "embedder"],
+        [(r["name"], r["chunks"], r["sources"], r["embedder"]) for r in rows],
+        title=f"Collections in {pipelines.store_location(s)}",
+    )
 
 
 @collections_app.command("delete", help="Delete a collection, its source records and its lexical index.")

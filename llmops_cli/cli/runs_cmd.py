@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,7 +20,9 @@ RunLimitOpt = Annotated[int, typer.Option("--limit", help="At most this many row
 
 
 @runs_app.command("list", help="Runs of a DAG, newest first.")
-def list_runs(dag_id: DagArg, state: StateOpt = None, limit: RunLimitOpt = 25, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+def list_runs(
+    dag_id: DagArg, state: StateOpt = None, limit: RunLimitOpt = 25, url: UrlOpt = None, json_out: JsonOpt = False
+) -> None:
     from llmops_cli.cli.airflow_watch import RUN_COLUMNS, run_row, session
 
     out, client = session(url, json_out)
@@ -51,8 +53,13 @@ def get_run(dag_id: DagArg, run_id: RunArg, url: UrlOpt = None, json_out: JsonOp
         out.print(f"note: {run['note']}", markup=False)
 
 
-@runs_app.command("wait", help="Wait for a run to end; exit 5 if it failed, 3 if it succeeded partially (skipped inputs, failed rows), 6 on --timeout, 2 if its DAG is paused.")
-def wait_run(dag_id: DagArg, run_id: RunArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+@runs_app.command(
+    "wait",
+    help="Wait for a run to end; exit 5 if it failed, 3 if it succeeded partially (skipped inputs, failed rows), 6 on --timeout, 2 if its DAG is paused.",
+)
+def wait_run(
+    dag_id: DagArg, run_id: RunArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False
+) -> None:
     from llmops_cli.cli.airflow_watch import finish_wait, session, watch_run
 
     out, client = session(url, json_out)
@@ -64,9 +71,11 @@ def wait_run(dag_id: DagArg, run_id: RunArg, timeout: TimeoutOpt = None, url: Ur
 def clear_run(
     dag_id: DagArg,
     run_id: RunArg,
-    task: Annotated[Optional[list[str]], typer.Option("--task", help="Only this task id (repeatable).")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", help="Only this task id (repeatable).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be cleared.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Clear without asking (needed when not on a terminal).")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Clear without asking (needed when not on a terminal).")
+    ] = False,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -87,11 +96,16 @@ def clear_run(
         out.table(["task", "map index", "state", "try"], rows, title="will clear")
     if not yes:
         if not (out.err.is_terminal and not out.json_mode):
-            raise UsageError(f"clearing {len(preview)} task instance(s) needs confirmation", hint="add --yes (or --dry-run to only look)")
+            raise UsageError(
+                f"clearing {len(preview)} task instance(s) needs confirmation",
+                hint="add --yes (or --dry-run to only look)",
+            )
         if not typer.confirm(f"Clear {len(preview)} task instance(s) of {run_id}?", err=True):
             raise typer.Exit(1)
     cleared = client.clear_failed(dag_id, run_id, dry_run=False, task_ids=task)
     if out.json_mode:
         out.json({"dry_run": False, "cleared": True, "task_instances": cleared})
     else:
-        out.info(f"cleared {len(cleared)} task instance(s); the run is queued again: `llmops runs wait {dag_id} {run_id}`")
+        out.info(
+            f"cleared {len(cleared)} task instance(s); the run is queued again: `llmops runs wait {dag_id} {run_id}`"
+        )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from llmops_cli.settings import LoadedSettings
 
-_STATE: "AppState | None" = None
+_STATE: AppState | None = None
 
 
 @dataclass
@@ -18,8 +18,9 @@ class AppState:
     profile: str | None = None
     _cache: dict[Any, Any] = field(default_factory=dict)
 
-    def load(self, flags: dict[str, Any] | None = None, profile: str | None = None,
-             flag_names: dict[str, str] | None = None) -> "LoadedSettings":
+    def load(
+        self, flags: dict[str, Any] | None = None, profile: str | None = None, flag_names: dict[str, str] | None = None
+    ) -> LoadedSettings:
         """Settings for this command; ``flag_names`` spells the flags that set keys when they differ from
         settings.FLAG_NAMES (so an error names the flag the user typed)."""
         from llmops_cli.settings import load_settings
@@ -39,8 +40,13 @@ def state() -> AppState:
     return _STATE
 
 
-def parse_key_values(pairs: list[str] | None, what: str = "--where", *, value: Callable[[str], Any] | None = None,
-                     hint: str | None = None) -> dict[str, Any]:
+def parse_key_values(
+    pairs: list[str] | None,
+    what: str = "--where",
+    *,
+    value: Callable[[str], Any] | None = None,
+    hint: str | None = None,
+) -> dict[str, Any]:
     """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``: split at the first ``=``, key stripped. ``value`` turns the text
     after the ``=`` into the value (default: stripped, then ints, floats, true/false converted); a later key wins.
     (Quality gates, METRIC=NUMBER with their own checks, are parsed by ``core.eval.gates.parse_gates``.)"""

@@ -29,7 +29,15 @@ def list_tasks(
     if out.json_mode:
         out.json(tis)
         return
-    rows = [[t.get("task_id"), "" if t.get("map_index", -1) < 0 else t.get("map_index"), t.get("state") or "none",
-             t.get("try_number"), str(t.get("start_date") or "").replace("T", " ")[:19],
-             f"{t['duration']:.1f}s" if isinstance(t.get("duration"), (int, float)) else ""] for t in tis]
+    rows = [
+        [
+            t.get("task_id"),
+            "" if t.get("map_index", -1) < 0 else t.get("map_index"),
+            t.get("state") or "none",
+            t.get("try_number"),
+            str(t.get("start_date") or "").replace("T", " ")[:19],
+            f"{t['duration']:.1f}s" if isinstance(t.get("duration"), (int, float)) else "",
+        ]
+        for t in tis
+    ]
     out.table(["task", "map index", "state", "try", "started", "duration"], rows)

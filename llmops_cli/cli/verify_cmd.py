@@ -5,7 +5,7 @@ Lives in the `collections` group defined in query_cmd.py (registered after it in
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,17 +18,25 @@ def register(app: typer.Typer) -> None:
     collections_app.command(
         "verify",
         help="Check that a collection's ledger, chunks, vector index and lexical index agree (exit 0 clean, 11 damaged); "
-             "--repair re-embeds or rebuilds exactly what is missing or inconsistent.",
+        "--repair re-embeds or rebuilds exactly what is missing or inconsistent.",
     )(collections_verify)
 
 
 def collections_verify(
     name: Annotated[str, typer.Argument(help="Collection name.")],
-    paths: Annotated[Optional[list[str]], typer.Argument(
-        help="The files/folders the collection is ingested from (optional): each file is compared with its record, "
-             "and --repair re-ingests the sources whose chunks only their files can restore.")] = None,
-    glob: Annotated[Optional[list[str]], typer.Option("--glob", help="As for ingest: only files matching (repeatable).")] = None,
-    repair: Annotated[bool, typer.Option("--repair", help="Fix what is inconsistent (and nothing else), then verify again.")] = False,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The files/folders the collection is ingested from (optional): each file is compared with its record, "
+            "and --repair re-ingests the sources whose chunks only their files can restore."
+        ),
+    ] = None,
+    glob: Annotated[
+        list[str] | None, typer.Option("--glob", help="As for ingest: only files matching (repeatable).")
+    ] = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Fix what is inconsistent (and nothing else), then verify again.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli import pipelines
@@ -75,20 +83,29 @@ def _render(out, report, before, fixed, where: str) -> None:
             done.append("lexical index rebuilt")
         out.print(f"  did: {', '.join(done) or 'nothing'} ({fixed.embedded_texts} text(s) embedded)")
     state = "clean" if report.clean else "DAMAGED"
-    out.print(f"[bold]collection {escape(report.collection)}: {state}[/bold] ({escape(where)}): {report.sources} sources, "
-              f"{report.chunks} chunks, ledger {report.ledger_chunks} chunks, lexical index {report.lexical.state}"
-              + ("" if report.vector_checked else ", vector index not checked by this store")
-              + (f", {len(report.new_files)} file(s) not ingested yet" if report.new_files else ""))
+    out.print(
+        f"[bold]collection {escape(report.collection)}: {state}[/bold] ({escape(where)}): {report.sources} sources, "
+        f"{report.chunks} chunks, ledger {report.ledger_chunks} chunks, lexical index {report.lexical.state}"
+        + ("" if report.vector_checked else ", vector index not checked by this store")
+        + (f", {len(report.new_files)} file(s) not ingested yet" if report.new_files else "")
+    )
     for line in report.problems():
         out.print(f"  - {escape(line)}")
     if report.storage or (report.errors and not report.chunks):
-        out.info("the store's own files are damaged: --repair cannot restore what they lost; ingest the sources "
-                 "again into a fresh store (store.path / LLMOPS_STORE_PATH) or collection")
+        out.info(
+            "the store's own files are damaged: --repair cannot restore what they lost; ingest the sources "
+            "again into a fresh store (store.path / LLMOPS_STORE_PATH) or collection"
+        )
     elif not report.clean:
-        need = fixed.sources_need_files if fixed is not None else [
-            s for s in report.sources_to_reingest() if not report.files_checked]
+        need = (
+            fixed.sources_need_files
+            if fixed is not None
+            else [s for s in report.sources_to_reingest() if not report.files_checked]
+        )
         if fixed is None:
             out.info("run llmops collections verify NAME [PATH...] --repair to fix it (--json lists the ids)")
         elif need:
-            out.info(f"{len(need)} source(s) can only be restored from their files: pass the paths they were ingested "
-                     f"from, e.g. llmops collections verify {report.collection} PATH... --repair")
+            out.info(
+                f"{len(need)} source(s) can only be restored from their files: pass the paths they were ingested "
+                f"from, e.g. llmops collections verify {report.collection} PATH... --repair"
+            )

@@ -53,8 +53,10 @@ class AskResult:
     record_error: str | None = None  # why the answer log could not record it
 
     def sources(self) -> list[dict[str, Any]]:
-        return [{"n": i, "id": h.id, "source": h.source, "heading": h.heading, "score": round(h.score, 6)}
-                for i, h in enumerate(self.hits, 1)]
+        return [
+            {"n": i, "id": h.id, "source": h.source, "heading": h.heading, "score": round(h.score, 6)}
+            for i, h in enumerate(self.hits, 1)
+        ]
 
     def cited(self) -> list[int]:
         """Passage numbers the answer cites, in order of first citation."""
@@ -66,11 +68,21 @@ class AskResult:
         return seen
 
     def to_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "answer": self.answer, "rewordings": self.rewordings, "model": self.model,
-                "sources": self.sources(), "cited": self.cited(),
-                "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
-                          "cost": self.usage.cost, "calls": self.usage.calls},
-                "latency_s": round(self.latency_s, 3)}
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "rewordings": self.rewordings,
+            "model": self.model,
+            "sources": self.sources(),
+            "cited": self.cited(),
+            "usage": {
+                "input_tokens": self.usage.input_tokens,
+                "output_tokens": self.usage.output_tokens,
+                "cost": self.usage.cost,
+                "calls": self.usage.calls,
+            },
+            "latency_s": round(self.latency_s, 3),
+        }
 
 
 def parse_rewordings(text: str, question: str, n: int) -> list[str]:
@@ -89,8 +101,12 @@ def parse_rewordings(text: str, question: str, n: int) -> list[str]:
 def reword(question: str, llm: LLM, n: int, usage: Usage) -> list[str]:
     if n <= 0:
         return []
-    c = llm.complete([{"role": "system", "content": REWORD_SYSTEM},
-                      {"role": "user", "content": REWORD_USER.format(n=n, question=question)}])
+    c = llm.complete(
+        [
+            {"role": "system", "content": REWORD_SYSTEM},
+            {"role": "user", "content": REWORD_USER.format(n=n, question=question)},
+        ]
+    )
     usage.add(c)
     return parse_rewordings(c.text, question, n)
 
@@ -106,12 +122,23 @@ def context_block(hits: list[Hit], max_chars: int = 24000) -> str:
 
 
 def answer_messages(question: str, hits: list[Hit]) -> list[dict[str, str]]:
-    return [{"role": "system", "content": ANSWER_SYSTEM},
-            {"role": "user", "content": f"Context:\n\n{context_block(hits)}\n\nQuestion: {question}"}]
+    return [
+        {"role": "system", "content": ANSWER_SYSTEM},
+        {"role": "user", "content": f"Context:\n\n{context_block(hits)}\n\nQuestion: {question}"},
+    ]
 
 
-def ask(question: str, retriever: Retriever, llm: LLM | None, *, k: int, rewordings: int = 3, mode: str = "hybrid",
-        where: dict[str, Any] | None = None, on_token: Callable[[str], None] | None = None) -> AskResult:
+def ask(
+    question: str,
+    retriever: Retriever,
+    llm: LLM | None,
+    *,
+    k: int,
+    rewordings: int = 3,
+    mode: str = "hybrid",
+    where: dict[str, Any] | None = None,
+    on_token: Callable[[str], None] | None = None,
+) -> AskResult:
     """Answer ``question``. With ``llm=None`` only retrieval runs (no rewording, no answer)."""
     t0 = time.perf_counter()
     usage = Usage()
@@ -133,5 +160,12 @@ def ask(question: str, retriever: Retriever, llm: LLM | None, *, k: int, rewordi
             c = llm.complete(msgs)
             usage.add(c)
             text = c.text
-    return AskResult(question=question, answer=text.strip(), rewordings=words, hits=hits,
-                     model=llm.model if llm is not None else "", usage=usage, latency_s=time.perf_counter() - t0)
+    return AskResult(
+        question=question,
+        answer=text.strip(),
+        rewordings=words,
+        hits=hits,
+        model=llm.model if llm is not None else "",
+        usage=usage,
+        latency_s=time.perf_counter() - t0,
+    )

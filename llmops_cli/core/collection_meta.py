@@ -59,16 +59,18 @@ def check_collection_name(name: str, *, flag: str = "--collection") -> str:
     problem = collection_name_problem(name)
     if problem is None:
         return name
-    raise UsageError(f"collection name {name!r} is invalid: {problem} ({NAME_RULE})",
-                     hint=f"pick another name, e.g. {flag} {suggest_collection_name(name)}")
+    raise UsageError(
+        f"collection name {name!r} is invalid: {problem} ({NAME_RULE})",
+        hint=f"pick another name, e.g. {flag} {suggest_collection_name(name)}",
+    )
 
 
-def embedder_config(es: "EmbedderSettings") -> str:
+def embedder_config(es: EmbedderSettings) -> str:
     """What a collection records about its embedder so that searches build the same one (no endpoint, no key)."""
     return json.dumps({"backend": es.backend, "model": es.model, "precision": es.precision}, sort_keys=True)
 
 
-def embedder_settings_for(meta: dict[str, Any] | None, configured: "EmbedderSettings") -> "EmbedderSettings":
+def embedder_settings_for(meta: dict[str, Any] | None, configured: EmbedderSettings) -> EmbedderSettings:
     """The embedder settings to search a collection with: the ones it was ingested with (a collection remembers
     its embedder), with the configured endpoint, key and batch size. ``configured`` when the collection does not
     exist or records nothing usable."""
@@ -95,13 +97,13 @@ def embedder_settings_for(meta: dict[str, Any] | None, configured: "EmbedderSett
         return configured
 
 
-def _config_from_identity(identity: Any, configured: "EmbedderSettings") -> dict[str, Any] | None:
+def _config_from_identity(identity: Any, configured: EmbedderSettings) -> dict[str, Any] | None:
     """Collections made before EMBEDDER_CONFIG_KEY existed: their identity ('st:NAME[:PRECISION]', 'litellm:MODEL')
     says enough when NAME is the configured model's (a model given by path records only its folder name)."""
     if not isinstance(identity, str):
         return None
     if identity.startswith("litellm:"):
-        return {"backend": "litellm", "model": identity[len("litellm:"):]}
+        return {"backend": "litellm", "model": identity[len("litellm:") :]}
     if identity.startswith("st:"):
         name, _, precision = identity[3:].partition(":")
         from pathlib import PurePath
@@ -112,7 +114,9 @@ def _config_from_identity(identity: Any, configured: "EmbedderSettings") -> dict
     return None
 
 
-def check_embedder(meta: dict[str, Any] | None, embedder: "Embedder", collection: str, *, searching: bool = False) -> None:
+def check_embedder(
+    meta: dict[str, Any] | None, embedder: Embedder, collection: str, *, searching: bool = False
+) -> None:
     """Refuse to mix vectors of two embedders in one collection (``meta``: the collection's metadata), or to search
     it with another embedder's query vectors (``searching``)."""
     if meta is None or EMBEDDER_KEY not in meta:

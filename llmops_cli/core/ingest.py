@@ -25,13 +25,19 @@ import numpy as np
 
 from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
+from llmops_cli.core import write_steps
 from llmops_cli.core.chunking.select import ChunkerSet, embed_text
+from llmops_cli.core.collection_meta import (
+    DIMENSION_KEY,
+    EMBEDDER_CONFIG_KEY,
+    EMBEDDER_KEY,
+    GENERATION_KEY,
+    check_embedder,
+)
 from llmops_cli.core.documents import Chunk, indexed_text
 from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source_hashed
 from llmops_cli.core.loaders.discovery import resolve_source_root
 from llmops_cli.core.source_ids import SOURCE_IDS_KEY, SOURCE_IDS_RULE, migrate_source_ids
-from llmops_cli.core import write_steps
-from llmops_cli.core.collection_meta import DIMENSION_KEY, EMBEDDER_CONFIG_KEY, EMBEDDER_KEY, GENERATION_KEY, check_embedder
 from llmops_cli.errors import InputError
 
 LOADER_VERSION = "1"  # bump when loaders change what text they produce: every source is then re-read
@@ -82,12 +88,20 @@ class IngestReport:
 
     @property
     def changed_anything(self) -> bool:
-        return bool(self.new or self.changed or self.removed or self.renamed or self.chunks_added or self.chunks_removed)
+        return bool(
+            self.new or self.changed or self.removed or self.renamed or self.chunks_added or self.chunks_removed
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["sources"] = {"new": len(self.new), "changed": len(self.changed), "unchanged": self.unchanged,
-                        "removed": len(self.removed), "skipped": len(self.skipped), "renamed": len(self.renamed)}
+        d["sources"] = {
+            "new": len(self.new),
+            "changed": len(self.changed),
+            "unchanged": self.unchanged,
+            "removed": len(self.removed),
+            "skipped": len(self.skipped),
+            "renamed": len(self.renamed),
+        }
         d["chunks_per_second"] = round(self.chunks_per_second, 2)
         d["seconds"] = round(self.seconds, 3)
         d["embed_seconds"] = round(self.embed_seconds, 3)
@@ -99,8 +113,12 @@ ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
 
 def signature(opts: IngestOptions, embedder: Embedder) -> str:
     """What, besides a file's bytes, decides its chunks and vectors."""
-    parts = {"chunking": [opts.strategy, opts.chunk_size, opts.chunk_overlap], "embedder": embedder.identity,
-             "loader": LOADER_VERSION, "table": asdict(opts.table) if opts.table else None}
+    parts = {
+        "chunking": [opts.strategy, opts.chunk_size, opts.chunk_overlap],
+        "embedder": embedder.identity,
+        "loader": LOADER_VERSION,
+        "table": asdict(opts.table) if opts.table else None,
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -117,8 +135,14 @@ class Plan:
     skipped: list[dict[str, str]]
 
 
-def plan_changes(files: Sequence[SourceFile], manifest: dict[str, SourceRecord], sig: str, opts: IngestOptions,
-                 full_source_ids: set[str] | None = None, skipped_paths: Sequence[str] = ()) -> Plan:
+def plan_changes(
+    files: Sequence[SourceFile],
+    manifest: dict[str, SourceRecord],
+    sig: str,
+    opts: IngestOptions,
+    full_source_ids: set[str] | None = None,
+    skipped_paths: Sequence[str] = (),
+) -> Plan:
     """Compare files with the manifest: which are new, changed, unchanged, and (cleanup=full) removed; nothing
     under ``skipped_paths`` (inputs that could not be read) counts as removed."""
     to_process: list[tuple[SourceFile, str, bool]] = []
@@ -128,7 +152,10 @@ def plan_changes(files: Sequence[SourceFile], manifest: dict[str, SourceRecord],
         if sf.size > opts.max_bytes:
             reason = f"over the {opts.max_bytes / 1e6:g} MB size limit ({sf.size / 1e6:.1f} MB)"
             if opts.strict:
-                raise InputError(f"{sf.source_id}: {reason}", hint="raise ingest.max_file_mb or leave the file out (--strict stops at the first bad input)")
+                raise InputError(
+                    f"{sf.source_id}: {reason}",
+                    hint="raise ingest.max_file_mb or leave the file out (--strict stops at the first bad input)",
+                )
             skipped.append({"source": sf.source_id, "reason": reason})
             continue
         try:
@@ -136,7 +163,9 @@ def plan_changes(files: Sequence[SourceFile], manifest: dict[str, SourceRecord],
         except (SkipSource, OSError) as e:  # a dangling link, a loop, EIO, no permission: skip this file, not the run
             reason = e.reason if isinstance(e, SkipSource) else f"unreadable: {e.strerror or e}"
             if opts.strict:
-                raise InputError(f"{sf.source_id}: {reason}", hint="fix the file's permissions or leave it out") from None
+                raise InputError(
+                    f"{sf.source_id}: {reason}", hint="fix the file's permissions or leave it out"
+                ) from None
             skipped.append({"source": sf.source_id, "reason": reason})
             continue
         rec = manifest.get(sf.source_id)
@@ -147,7 +176,9 @@ def plan_changes(files: Sequence[SourceFile], manifest: dict[str, SourceRecord],
     removed: list[str] = []
     if opts.cleanup == "full":
         present = full_source_ids if full_source_ids is not None else {sf.source_id for sf in files}
-        removed = sorted(sid for sid in manifest if sid not in present and not _behind_skipped(manifest[sid], skipped_paths))
+        removed = sorted(
+            sid for sid in manifest if sid not in present and not _behind_skipped(manifest[sid], skipped_paths)
+        )
     return Plan(to_process, unchanged, removed, skipped)
 
 
@@ -166,15 +197,23 @@ def _behind_skipped(rec: SourceRecord, skipped_paths: Sequence[str]) -> bool:
     return any(path == p or path.startswith(p.rstrip(os.sep) + os.sep) for p in skipped_paths)
 
 
-def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts: IngestOptions,
-           progress: ProgressFn | None = None) -> IngestReport:
+def ingest(
+    paths: Sequence[str],
+    *,
+    embedder: Embedder,
+    store: VectorStore,
+    opts: IngestOptions,
+    progress: ProgressFn | None = None,
+) -> IngestReport:
     t0 = time.perf_counter()
     report = IngestReport(collection=opts.collection, dry_run=opts.dry_run)
     root = str(opts.source_root or resolve_source_root())
     files, missing = discover(paths, opts.globs, opts.exclude, root=root)
     # nothing given exists: a typo, not a partial run (an unreadable folder inside a given one is a skipped input)
     if missing and not any(os.path.lexists(p) for p in paths):
-        raise InputError(f"{', '.join(str(p) for p, _ in missing)}: {missing[0][1]}", hint="check the path(s) to ingest")
+        raise InputError(
+            f"{', '.join(str(p) for p, _ in missing)}: {missing[0][1]}", hint="check the path(s) to ingest"
+        )
     for path, reason in missing:
         if opts.strict:
             raise InputError(f"{path}: {reason}", hint="check the path")
@@ -183,8 +222,11 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     if opts.only is not None:
         files = [sf for sf in files if sf.source_id in opts.only]
     if not files and not missing and opts.cleanup != "full":
-        raise InputError(f"no files to ingest under {', '.join(map(str, paths))}" + (f" matching {opts.globs}" if opts.globs else ""),
-                         hint="check the path and --glob (default: every supported file type)")
+        raise InputError(
+            f"no files to ingest under {', '.join(map(str, paths))}"
+            + (f" matching {opts.globs}" if opts.globs else ""),
+            hint="check the path and --glob (default: every supported file type)",
+        )
 
     chunkers = ChunkerSet(opts.strategy, embedder.tokens, opts.chunk_size, opts.chunk_overlap)
     sig = signature(opts, embedder)
@@ -194,13 +236,23 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     # a collection whose ids follow an older rule is migrated first (renames, no re-embedding), so that planning
     # compares like with like: otherwise every file would look new and its old chunks linger
     manifest, report.renamed = migrate_source_ids(store, opts.collection, meta, manifest, root, dry_run=opts.dry_run)
-    plan = plan_changes(files, manifest, sig, opts, full_source_ids=all_ids if opts.only is None else None,
-                        skipped_paths=[os.path.abspath(p) for p, _ in missing])
+    plan = plan_changes(
+        files,
+        manifest,
+        sig,
+        opts,
+        full_source_ids=all_ids if opts.only is None else None,
+        skipped_paths=[os.path.abspath(p) for p, _ in missing],
+    )
     report.skipped.extend(plan.skipped)
     report.unchanged = plan.unchanged
 
-    created = {EMBEDDER_KEY: embedder.identity, DIMENSION_KEY: embedder.dimension, GENERATION_KEY: 0,
-               SOURCE_IDS_KEY: SOURCE_IDS_RULE}
+    created = {
+        EMBEDDER_KEY: embedder.identity,
+        DIMENSION_KEY: embedder.dimension,
+        GENERATION_KEY: 0,
+        SOURCE_IDS_KEY: SOURCE_IDS_RULE,
+    }
     if opts.embedder_config:
         created[EMBEDDER_CONFIG_KEY] = opts.embedder_config
 
@@ -220,7 +272,10 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
                 h = f"{read_hash}:{sig}"
             except SkipSource as e:
                 if opts.strict:
-                    raise InputError(f"{sf.source_id}: {e.reason}", hint="fix or leave out the file (without --strict bad inputs are skipped and listed)") from None
+                    raise InputError(
+                        f"{sf.source_id}: {e.reason}",
+                        hint="fix or leave out the file (without --strict bad inputs are skipped and listed)",
+                    ) from None
                 report.skipped.append({"source": sf.source_id, "reason": e.reason})
                 if progress:
                     progress("sources", n, total)
@@ -236,8 +291,14 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
                 continue
             (report.new if is_new else report.changed).append(sf.source_id)
             old = manifest.get(sf.source_id)
-            writer.add_source(sf.source_id, h, chunks, old.chunk_ids if old else [],
-                              complete=old is not None and old.content_hash != INCOMPLETE, path=os.path.abspath(sf.path))
+            writer.add_source(
+                sf.source_id,
+                h,
+                chunks,
+                old.chunk_ids if old else [],
+                complete=old is not None and old.content_hash != INCOMPLETE,
+                path=os.path.abspath(sf.path),
+            )
             if progress:
                 progress("sources", n, total)
         writer.flush()
@@ -267,7 +328,9 @@ def ingest(paths: Sequence[str], *, embedder: Embedder, store: VectorStore, opts
     return report
 
 
-def remove_sources(store: VectorStore, collection: str, keep: set[str], *, skipped_paths: Sequence[str] = ()) -> list[str]:
+def remove_sources(
+    store: VectorStore, collection: str, keep: set[str], *, skipped_paths: Sequence[str] = ()
+) -> list[str]:
     """Delete the chunks and records of every source not in ``keep`` (cleanup=full for sharded runs), except those
     that may lie behind ``skipped_paths`` (inputs that could not be read)."""
     if store.collection_metadata(collection) is None:
@@ -294,7 +357,15 @@ def _chunks_for(sf: SourceFile, docs, chunkers: ChunkerSet) -> list[Chunk]:
             seen[text] = ordinal + 1
             md = {k: v for k, v in doc.metadata.items() if isinstance(v, (str, int, float, bool))}
             md.update({"source": doc.source_id, "source_file": sf.source_id, "chunk_index": i, "heading": p.heading})
-            chunks.append(Chunk(id=chunk_id(doc.source_id, text, ordinal), text=p.text, source_id=doc.source_id, index=i, metadata=md))
+            chunks.append(
+                Chunk(
+                    id=chunk_id(doc.source_id, text, ordinal),
+                    text=p.text,
+                    source_id=doc.source_id,
+                    index=i,
+                    metadata=md,
+                )
+            )
     return chunks
 
 
@@ -302,16 +373,31 @@ class _Writer:
     """Batches chunks across sources: embed a batch while the previous one is written (one writer thread);
     a source's manifest record is written after the batch holding its last chunk is in the store."""
 
-    def __init__(self, store: VectorStore, collection: str, embedder: Embedder, report: IngestReport, dry_run: bool,
-                 ensure: Callable[[], None] | None = None):
-        self.store, self.collection, self.embedder, self.report, self.dry_run = store, collection, embedder, report, dry_run
+    def __init__(
+        self,
+        store: VectorStore,
+        collection: str,
+        embedder: Embedder,
+        report: IngestReport,
+        dry_run: bool,
+        ensure: Callable[[], None] | None = None,
+    ):
+        self.store, self.collection, self.embedder, self.report, self.dry_run = (
+            store,
+            collection,
+            embedder,
+            report,
+            dry_run,
+        )
         self._ensure = ensure  # creates the collection; called once, before the first write
         self.pending: list[tuple[str, Chunk]] = []  # (source file id, chunk) awaiting embedding
         self.sources: dict[str, dict[str, Any]] = {}  # source id -> {hash, ids, stale, left}
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-writer")
         self.inflight: Future | None = None
 
-    def add_source(self, sid: str, h: str, chunks: list[Chunk], old_ids: list[str], complete: bool, path: str | None = None) -> None:
+    def add_source(
+        self, sid: str, h: str, chunks: list[Chunk], old_ids: list[str], complete: bool, path: str | None = None
+    ) -> None:
         """``old_ids``: the source's record. Only a complete record's chunks are known to be in the store
         (reusable); an incomplete one lists ids that may or may not have been written (deleted if stale)."""
         new_ids = [c.id for c in chunks]
@@ -324,9 +410,16 @@ class _Writer:
         self.report.chunks_reused += len(reuse)
         self.report.chunks_added += len(fresh)
         self.report.chunks_removed += len(stale)
-        self.sources[sid] = {"hash": h, "ids": new_ids, "stale": stale, "reuse": reuse, "left": len(fresh),
-                             "intent": sorted(old | set(new_ids)), "intent_written": False,
-                             "extra": {PATH_KEY: path} if path else {}}
+        self.sources[sid] = {
+            "hash": h,
+            "ids": new_ids,
+            "stale": stale,
+            "reuse": reuse,
+            "left": len(fresh),
+            "intent": sorted(old | set(new_ids)),
+            "intent_written": False,
+            "extra": {PATH_KEY: path} if path else {},
+        }
         if not fresh:
             self._finish_now(sid)
             return
@@ -377,11 +470,14 @@ class _Writer:
         for sid in dict.fromkeys(s for s, _ in batch):
             st = self.sources.get(sid)
             if st is not None and not st["intent_written"]:
-                intents.append(SourceRecord(source_id=sid, content_hash=INCOMPLETE, chunk_ids=st["intent"], extra=st["extra"]))
+                intents.append(
+                    SourceRecord(source_id=sid, content_hash=INCOMPLETE, chunk_ids=st["intent"], extra=st["extra"])
+                )
                 st["intent_written"] = True
         self.store.write_manifest(self.collection, intents)
-        self.store.upsert(self.collection, [c.id for _, c in batch], vecs, [c.text for _, c in batch],
-                          [c.metadata for _, c in batch])
+        self.store.upsert(
+            self.collection, [c.id for _, c in batch], vecs, [c.text for _, c in batch], [c.metadata for _, c in batch]
+        )
         self._finalize(done)
 
     def _finalize(self, sids: list[str]) -> None:
@@ -389,7 +485,9 @@ class _Writer:
         for sid in sids:
             s = self.sources.pop(sid)
             if s["reuse"]:
-                self.store.update_metadata(self.collection, [c.id for c in s["reuse"]], [c.metadata for c in s["reuse"]])
+                self.store.update_metadata(
+                    self.collection, [c.id for c in s["reuse"]], [c.metadata for c in s["reuse"]]
+                )
             if s["stale"]:
                 self.store.delete(self.collection, s["stale"])
             records.append(SourceRecord(source_id=sid, content_hash=s["hash"], chunk_ids=s["ids"], extra=s["extra"]))

@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS completions (
 
 
 def cache_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    blob = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True, ensure_ascii=False, default=str)
+    blob = json.dumps(
+        {"model": model, "messages": messages, "params": params}, sort_keys=True, ensure_ascii=False, default=str
+    )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -57,7 +59,9 @@ class LLMCache:
         if row is None:
             return None
         model, text, tin, tout, cost = row
-        return Completion(text=text, model=model, input_tokens=tin, output_tokens=tout, cost=cost, latency_s=0.0, raw={"cached": True})
+        return Completion(
+            text=text, model=model, input_tokens=tin, output_tokens=tout, cost=cost, latency_s=0.0, raw={"cached": True}
+        )
 
     def put(self, key: str, c: Completion) -> None:
         with self._lock:

@@ -17,8 +17,21 @@ from llmops_cli.errors import LlmopsError, UnreachableError, UsageError
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 PAUSED_CHECK_S = 5.0  # while a run is queued, how often to ask whether its DAG is paused (it would never start)
 # the order states are shown in (most interesting first)
-STATE_ORDER = ("failed", "upstream_failed", "up_for_retry", "running", "queued", "scheduled", "deferred",
-               "up_for_reschedule", "restarting", "success", "skipped", "removed", "none")
+STATE_ORDER = (
+    "failed",
+    "upstream_failed",
+    "up_for_retry",
+    "running",
+    "queued",
+    "scheduled",
+    "deferred",
+    "up_for_reschedule",
+    "restarting",
+    "success",
+    "skipped",
+    "removed",
+    "none",
+)
 
 
 class RunClient(Protocol):
@@ -26,8 +39,16 @@ class RunClient(Protocol):
 
     def list_task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]: ...
 
-    def get_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, *, map_index: int | None = None,
-                token: str | None = None) -> tuple[list[dict[str, Any]], str | None]: ...
+    def get_log(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        try_number: int,
+        *,
+        map_index: int | None = None,
+        token: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
 
     def get_dag(self, dag_id: str) -> dict[str, Any]: ...
 
@@ -35,8 +56,10 @@ class RunClient(Protocol):
 def paused_error(dag_id: str, run_id: str | None = None) -> UsageError:
     """A paused DAG's runs stay queued forever: say so, with the fix (exit 2)."""
     what = f"run {run_id!r} stays queued" if run_id else "a new run would stay queued"
-    return UsageError(f"DAG {dag_id!r} is paused: {what} until it is unpaused",
-                      hint=f"unpause it with `llmops dags unpause {dag_id}` (or trigger with --unpause); a queued run then starts")
+    return UsageError(
+        f"DAG {dag_id!r} is paused: {what} until it is unpaused",
+        hint=f"unpause it with `llmops dags unpause {dag_id}` (or trigger with --unpause); a queued run then starts",
+    )
 
 
 @dataclass
@@ -82,7 +105,13 @@ def failed_task_instances(task_instances: list[dict[str, Any]]) -> list[dict[str
     out = []
     for ti in task_instances:
         if ti.get("state") == "failed":
-            out.append({"task_id": ti["task_id"], "map_index": ti.get("map_index", -1), "try_number": ti.get("try_number") or 1})
+            out.append(
+                {
+                    "task_id": ti["task_id"],
+                    "map_index": ti.get("map_index", -1),
+                    "try_number": ti.get("try_number") or 1,
+                }
+            )
     return out
 
 
@@ -126,8 +155,9 @@ def log_tail(client: RunClient, dag_id: str, run_id: str, ti: dict[str, Any], *,
     events: list[dict[str, Any]] = []
     token = None
     for _ in range(50):
-        page, nxt = client.get_log(dag_id, run_id, ti["task_id"], ti.get("try_number") or 1,
-                                   map_index=ti.get("map_index", -1), token=token)
+        page, nxt = client.get_log(
+            dag_id, run_id, ti["task_id"], ti.get("try_number") or 1, map_index=ti.get("map_index", -1), token=token
+        )
         events.extend(page)
         if not page or not nxt or nxt == token:
             break

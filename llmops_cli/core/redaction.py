@@ -20,8 +20,18 @@ _STRONG = ("password", "passwd", "passphrase")
 # prefix: "secrets_backend" names a class, "tokens"/"max_tokens" a count, "tokenizer" a tool.
 _WHOLE_OR_SUFFIX = ("secret", "token", "pwd", "apikey", "credentials")
 # Two-part names ("api_key", "FERNET_KEY", "privateKey").
-_PAIRS = {("api", "key"), ("fernet", "key"), ("private", "key"), ("secret", "key"), ("access", "key"), ("signing", "key"),
-          ("encryption", "key"), ("master", "key"), ("auth", "key"), ("session", "key")}
+_PAIRS = {
+    ("api", "key"),
+    ("fernet", "key"),
+    ("private", "key"),
+    ("secret", "key"),
+    ("access", "key"),
+    ("signing", "key"),
+    ("encryption", "key"),
+    ("master", "key"),
+    ("auth", "key"),
+    ("session", "key"),
+}
 # Shell variables whose names look secret but are not ($PWD is the working directory).
 _NOT_SECRET = {"PWD", "OLDPWD"}
 # "token" next to one of these counts tokens (input_cost_per_token, max_token), it is not one.
@@ -44,7 +54,7 @@ def is_secret_key(key: str) -> bool:
     words = [w for w in _WHOLE_OR_SUFFIX if w != "token" or not _TOKEN_COUNTS & set(parts)]
     if any(p == w or p.endswith(w) for p in parts for w in words):
         return True
-    return any(pair in _PAIRS for pair in zip(parts, parts[1:]))
+    return any(pair in _PAIRS for pair in zip(parts, parts[1:], strict=False))
 
 
 # A key (optionally quoted, as in JSON or Python), ":" or "=", then a quoted value or an unquoted word of 4+ characters
@@ -54,7 +64,8 @@ def is_secret_key(key: str) -> bool:
 _ASSIGNMENT = re.compile(
     r"""(?<![\w.])(?P<q>["']?)(?P<key>[A-Za-z_][\w.\-]*)(?P=q)(?P<sep>[ \t]*[:=][ \t]*)"""
     r"""(?=(?P<value>(?!["']?(?:[$<{*%]|\[REDACTED|\.\.\.|…|(?i:null|none|true|false)(?![^\s'"`,;])))"""
-    r"""(?:"[^"\n]+"|'[^'\n]+'|[^\s'"`,;]{4,})))""")
+    r"""(?:"[^"\n]+"|'[^'\n]+'|[^\s'"`,;]{4,})))"""
+)
 
 
 def _mask_assignments(text: str) -> str:
@@ -64,7 +75,7 @@ def _mask_assignments(text: str) -> str:
             continue  # a key inside a value already masked, or an ordinary setting
         v = m.group("value")
         quote = v[0] if v[0] in "\"'" else ""
-        out.append(text[pos:m.end()] + f"{quote}[REDACTED_SECRET]{quote}")
+        out.append(text[pos : m.end()] + f"{quote}[REDACTED_SECRET]{quote}")
         pos = m.end() + len(v)
     return "".join(out) + text[pos:]
 
@@ -73,19 +84,23 @@ def _mask_assignments(text: str) -> str:
 
 # scheme://user:password@host (user may be empty: redis://:pw@host). The password runs to the last "@" before the
 # host, so a password with an unencoded "@" is masked whole.
-_URL_USERINFO = re.compile(r"(?i)\b(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^\s:/@]*):(?P<pw>[^\s/]*)@(?=[^\s@/]*(?:[/?#\s]|$))")
+_URL_USERINFO = re.compile(
+    r"(?i)\b(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^\s:/@]*):(?P<pw>[^\s/]*)@(?=[^\s@/]*(?:[/?#\s]|$))"
+)
 
 
 def mask_url_password(url: str, mask: str = "********") -> str:
     """``url`` (or any text with URLs in it) with the password of each ``scheme://user:password@host`` replaced by
     ``mask``; scheme, user, host, path and query are kept. Text without such a URL comes back unchanged."""
-    return _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:{mask}@" if m.group("pw") else m.group(0), url)
+    return _URL_USERINFO.sub(
+        lambda m: f"{m.group('scheme')}{m.group('user')}:{mask}@" if m.group("pw") else m.group(0), url
+    )
 
 
 # --- all rules -----------------------------------------------------------------------------------------------------
 
 
-def _sub(pattern: str, repl: "str | Callable[[re.Match[str]], str]") -> Callable[[str], str]:
+def _sub(pattern: str, repl: str | Callable[[re.Match[str]], str]) -> Callable[[str], str]:
     pat = re.compile(pattern)
     return lambda text: pat.sub(repl, text)
 
@@ -104,7 +119,10 @@ _RULES: list[tuple[str, Callable[[str], str]]] = [
     ("SECRET", _mask_assignments),
     ("EMAIL", _sub(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b", "[REDACTED_EMAIL]")),
     # a sentence's full stop may follow
-    ("PHONE", _sub(r"(?<![\w.])\+?\d{1,3}[\s.\-]?\(?\d{2,4}\)?[\s.\-]\d{3,4}[\s.\-]\d{3,4}(?!\w|\.\d)", "[REDACTED_PHONE]")),
+    (
+        "PHONE",
+        _sub(r"(?<![\w.])\+?\d{1,3}[\s.\-]?\(?\d{2,4}\)?[\s.\-]\d{3,4}[\s.\-]\d{3,4}(?!\w|\.\d)", "[REDACTED_PHONE]"),
+    ),
 ]
 
 PERSONAL = frozenset({"EMAIL", "PHONE"})

@@ -52,8 +52,9 @@ def record_paths(store: VectorStore, collection: str, manifest: dict[str, Source
     return paths
 
 
-def plan_renames(store: VectorStore, collection: str, manifest: dict[str, SourceRecord], root: str
-                 ) -> tuple[dict[str, str], dict[str, str]]:
+def plan_renames(
+    store: VectorStore, collection: str, manifest: dict[str, SourceRecord], root: str
+) -> tuple[dict[str, str], dict[str, str]]:
     """(old source id -> its id under the current rule, for every record whose id differs; id -> file path)."""
     renames = {}
     paths = record_paths(store, collection, manifest)
@@ -64,8 +65,15 @@ def plan_renames(store: VectorStore, collection: str, manifest: dict[str, Source
     return renames, paths
 
 
-def migrate_source_ids(store: VectorStore, collection: str, meta: dict[str, Any] | None,
-                       manifest: dict[str, SourceRecord], root: str, *, dry_run: bool) -> tuple[dict[str, SourceRecord], list[str]]:
+def migrate_source_ids(
+    store: VectorStore,
+    collection: str,
+    meta: dict[str, Any] | None,
+    manifest: dict[str, SourceRecord],
+    root: str,
+    *,
+    dry_run: bool,
+) -> tuple[dict[str, SourceRecord], list[str]]:
     """(the manifest under the current rule, the old ids renamed or merged). A dry run only computes it."""
     if meta is None or meta.get(SOURCE_IDS_KEY) == SOURCE_IDS_RULE:
         return manifest, []
@@ -96,7 +104,9 @@ def migrate_source_ids(store: VectorStore, collection: str, meta: dict[str, Any]
     return result, sorted(renames)
 
 
-def _order(renames: dict[str, str], manifest: dict[str, SourceRecord]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _order(
+    renames: dict[str, str], manifest: dict[str, SourceRecord]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(moves, merges): (old id, new id). Several old ids of one file: the first moves, the others merge into it;
     an old id whose target is a record that stays (the file's record under the current rule) merges into it.
     No order is needed between moves (chains, even swapped ids): every new record is written before any old one
@@ -116,8 +126,12 @@ def _order(renames: dict[str, str], manifest: dict[str, SourceRecord]) -> tuple[
 
 
 def _moved_record(rec: SourceRecord, new: str, path: str) -> SourceRecord:
-    return SourceRecord(source_id=new, content_hash=rec.content_hash, chunk_ids=list(rec.chunk_ids),
-                        extra={**rec.extra, PATH_EXTRA: path})
+    return SourceRecord(
+        source_id=new,
+        content_hash=rec.content_hash,
+        chunk_ids=list(rec.chunk_ids),
+        extra={**rec.extra, PATH_EXTRA: path},
+    )
 
 
 def _move_chunks(store: VectorStore, collection: str, rec: SourceRecord, new: str, path: str) -> SourceRecord:
@@ -137,9 +151,13 @@ def _move_chunks(store: VectorStore, collection: str, rec: SourceRecord, new: st
         md = dict(hits[cid].metadata)
         doc = str(md.get("source", old))
         md[ID_SOURCE_KEY] = id_source(md)
-        md.update({"source": new + doc[len(old):] if doc.startswith(old) else doc, "source_file": new})
+        md.update({"source": new + doc[len(old) :] if doc.startswith(old) else doc, "source_file": new})
         metadatas.append(md)
     store.update_metadata(collection, found, metadatas)
     complete = len(found) == len(rec.chunk_ids)
-    return SourceRecord(source_id=new, content_hash=rec.content_hash if complete else INCOMPLETE,
-                        chunk_ids=list(rec.chunk_ids), extra=extra)
+    return SourceRecord(
+        source_id=new,
+        content_hash=rec.content_hash if complete else INCOMPLETE,
+        chunk_ids=list(rec.chunk_ids),
+        extra=extra,
+    )

@@ -50,8 +50,9 @@ def default_wait() -> float:
         try:
             return max(0.0, float(raw))
         except ValueError:
-            raise LlmopsError(f"{WAIT_ENV}={raw!r} is not a number of seconds", hint=f"e.g. {WAIT_ENV}=60",
-                              exit_code=ExitCode.USAGE) from None
+            raise LlmopsError(
+                f"{WAIT_ENV}={raw!r} is not a number of seconds", hint=f"e.g. {WAIT_ENV}=60", exit_code=ExitCode.USAGE
+            ) from None
     return DEFAULT_WAIT_S
 
 
@@ -103,8 +104,10 @@ def acquire(store_path: Path | str, wait_s: float | None = None, *, announce=Non
     except OSError as e:
         from llmops_cli.errors import StoreError
 
-        raise StoreError(f"cannot create the store's write lock {path}: {e.strerror or e}",
-                         hint="check store.path (LLMOPS_STORE_PATH) and its permissions") from None
+        raise StoreError(
+            f"cannot create the store's write lock {path}: {e.strerror or e}",
+            hint="check store.path (LLMOPS_STORE_PATH) and its permissions",
+        ) from None
     try:
         deadline = time.monotonic() + wait_s
         told = False
@@ -119,16 +122,22 @@ def acquire(store_path: Path | str, wait_s: float | None = None, *, announce=Non
                     f"the store at {path.parent} is being written by {holder(store_path)}"
                     + (f"; waited {wait_s:g} s" if wait_s else ""),
                     hint=f"let that command finish and run this one again, or wait for it with --wait-lock SECONDS "
-                         f"(or {WAIT_ENV}=SECONDS); only one command writes a store at a time")
+                    f"(or {WAIT_ENV}=SECONDS); only one command writes a store at a time",
+                )
             if not told:
-                msg = (f"waiting up to {wait_s:g} s for {holder(store_path)} to finish writing the store at {path.parent} "
-                       f"(--wait-lock SECONDS waits longer)")
+                msg = (
+                    f"waiting up to {wait_s:g} s for {holder(store_path)} to finish writing the store at {path.parent} "
+                    f"(--wait-lock SECONDS waits longer)"
+                )
                 (announce or _to_stderr)(msg)
                 told = True
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         # who holds it, for the next waiter's message; written only while holding the lock
-        info = {"pid": os.getpid(), "command": " ".join(["llmops", *sys.argv[1:3]]) if sys.argv else "llmops",
-                "since": time.time()}
+        info = {
+            "pid": os.getpid(),
+            "command": " ".join(["llmops", *sys.argv[1:3]]) if sys.argv else "llmops",
+            "since": time.time(),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
     except BaseException:

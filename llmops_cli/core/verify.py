@@ -35,7 +35,9 @@ from llmops_cli.core.documents import Hit, indexed_text
 from llmops_cli.errors import StoreError
 
 INCOMPLETE = "incomplete"  # core.ingest.INCOMPLETE (not imported: ingest pulls in the loaders and chunkers)
-REPAIR_MARK = "repair:"  # prefix of a record's hash that makes the next ingest redo the source, reusing its listed chunks
+REPAIR_MARK = (
+    "repair:"  # prefix of a record's hash that makes the next ingest redo the source, reusing its listed chunks
+)
 EMBED_BATCH = 256
 
 
@@ -62,7 +64,9 @@ class VerifyReport:
     ledger_chunks: int = 0
     incomplete_sources: list[str] = field(default_factory=list)
     missing_chunks: dict[str, list[str]] = field(default_factory=dict)  # source -> ledger ids the store lacks
-    altered_chunks: dict[str, list[str]] = field(default_factory=dict)  # source -> ids whose text no longer hashes to the id
+    altered_chunks: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # source -> ids whose text no longer hashes to the id
     orphan_chunks: list[str] = field(default_factory=list)  # store ids no record owns
     unreadable_vectors: list[str] = field(default_factory=list)  # embedding cannot be read back
     unreachable_vectors: list[str] = field(default_factory=list)  # not found by vector search
@@ -77,14 +81,25 @@ class VerifyReport:
 
     @property
     def clean(self) -> bool:
-        return not (self.incomplete_sources or self.missing_chunks or self.altered_chunks or self.orphan_chunks
-                    or self.unreadable_vectors or self.unreachable_vectors or self.changed_files or self.errors
-                    or self.vector_index_error or self.storage
-                    or self.lexical.state not in ("ok", "unchecked"))
+        return not (
+            self.incomplete_sources
+            or self.missing_chunks
+            or self.altered_chunks
+            or self.orphan_chunks
+            or self.unreadable_vectors
+            or self.unreachable_vectors
+            or self.changed_files
+            or self.errors
+            or self.vector_index_error
+            or self.storage
+            or self.lexical.state not in ("ok", "unchecked")
+        )
 
     def sources_to_reingest(self) -> list[str]:
         """Sources only their files can repair: chunks missing or altered, an interrupted write, a hash that disagrees."""
-        return sorted(set(self.missing_chunks) | set(self.altered_chunks) | set(self.incomplete_sources) | set(self.changed_files))
+        return sorted(
+            set(self.missing_chunks) | set(self.altered_chunks) | set(self.incomplete_sources) | set(self.changed_files)
+        )
 
     def problems(self) -> list[str]:
         """One line per kind of inconsistency (the CLI's report)."""
@@ -98,13 +113,19 @@ class VerifyReport:
         if self.vector_index_error:
             out.append(f"vector index damaged: {self.vector_index_error}")
         if self.incomplete_sources:
-            out.append(f"{len(self.incomplete_sources)} source(s) with an interrupted write: {_few(self.incomplete_sources)}")
+            out.append(
+                f"{len(self.incomplete_sources)} source(s) with an interrupted write: {_few(self.incomplete_sources)}"
+            )
         if self.missing_chunks:
-            out.append(f"{n_in(self.missing_chunks)} chunk(s) listed in the ledger are missing from the store "
-                       f"({len(self.missing_chunks)} source(s): {_few(list(self.missing_chunks))})")
+            out.append(
+                f"{n_in(self.missing_chunks)} chunk(s) listed in the ledger are missing from the store "
+                f"({len(self.missing_chunks)} source(s): {_few(list(self.missing_chunks))})"
+            )
         if self.altered_chunks:
-            out.append(f"{n_in(self.altered_chunks)} chunk(s) whose text no longer matches their id "
-                       f"({len(self.altered_chunks)} source(s): {_few(list(self.altered_chunks))})")
+            out.append(
+                f"{n_in(self.altered_chunks)} chunk(s) whose text no longer matches their id "
+                f"({len(self.altered_chunks)} source(s): {_few(list(self.altered_chunks))})"
+            )
         if self.orphan_chunks:
             out.append(f"{len(self.orphan_chunks)} orphan chunk(s) no ledger entry owns: {_few(self.orphan_chunks)}")
         if self.unreadable_vectors and not self.vector_index_error:
@@ -112,8 +133,10 @@ class VerifyReport:
         if self.unreachable_vectors:
             out.append(f"{len(self.unreachable_vectors)} of {self.chunks} chunk(s) unreachable by vector search")
         if self.changed_files:
-            out.append(f"{len(self.changed_files)} source(s) whose file hash differs from the ledger "
-                       f"(changed since ingest, or a damaged record): {_few(self.changed_files)}")
+            out.append(
+                f"{len(self.changed_files)} source(s) whose file hash differs from the ledger "
+                f"(changed since ingest, or a damaged record): {_few(self.changed_files)}"
+            )
         lx = self.lexical
         if lx.state not in ("ok", "unchecked"):
             out.append(f"lexical index {lx.state}: {lx.detail}")
@@ -134,8 +157,10 @@ def _few(items: Sequence[str], n: int = 3) -> str:
 
 # --- verify ---
 
-def verify(store: VectorStore, collection: str, *, lexical: Any | None = None,
-           files: dict[str, bool] | None = None) -> VerifyReport:
+
+def verify(
+    store: VectorStore, collection: str, *, lexical: Any | None = None, files: dict[str, bool] | None = None
+) -> VerifyReport:
     """Compare ledger, chunks, vector index and lexical index of ``collection``.
 
     ``lexical``: the collection's LexicalIndex (None: not checked). ``files``: for each source found under the paths
@@ -212,8 +237,13 @@ def _altered(hits: Any) -> list[str]:
     return sorted(out)
 
 
-def probe_vectors(store: VectorStore, collection: str, ids: list[str], dimension: int,
-                  emit: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def probe_vectors(
+    store: VectorStore,
+    collection: str,
+    ids: list[str],
+    dimension: int,
+    emit: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Which chunks' vectors cannot be read back (or are not what an embedder writes: wrong size, not finite, not
     unit length: a damaged file), and which vector search does not reach. ``emit`` gets each part as soon as it is
     known (a child process reports what it found before the engine crashes on a damaged index)."""
@@ -234,7 +264,9 @@ def probe_vectors(store: VectorStore, collection: str, ids: list[str], dimension
     return out
 
 
-def _check_vectors(store: VectorStore, collection: str, meta: dict[str, Any], ids: list[str], rep: VerifyReport) -> None:
+def _check_vectors(
+    store: VectorStore, collection: str, meta: dict[str, Any], ids: list[str], rep: VerifyReport
+) -> None:
     probe = getattr(store, "vector_probe", None)
     if probe is None and not (hasattr(store, "read_embeddings") and hasattr(store, "vector_search_ids")):
         rep.vector_checked = False
@@ -286,6 +318,7 @@ def _check_lexical(lexical: Any, store_ids: set[str] | None) -> LexicalState:
 
 # --- repair ---
 
+
 @dataclass
 class RepairReport:
     orphans_deleted: int = 0
@@ -301,9 +334,16 @@ class RepairReport:
         return asdict(self)
 
 
-def repair(store: VectorStore, collection: str, rep: VerifyReport, *, embed: Callable[[list[str]], np.ndarray],
-           lexical: Any | None = None, reingest: Callable[[list[str]], int] | None = None,
-           available: set[str] | None = None) -> RepairReport:
+def repair(
+    store: VectorStore,
+    collection: str,
+    rep: VerifyReport,
+    *,
+    embed: Callable[[list[str]], np.ndarray],
+    lexical: Any | None = None,
+    reingest: Callable[[list[str]], int] | None = None,
+    available: set[str] | None = None,
+) -> RepairReport:
     """Fix what ``rep`` found, and nothing else.
 
     ``embed``: texts -> vectors with the collection's embedder. ``reingest(source_ids)``: re-run ingest restricted to
@@ -319,8 +359,10 @@ def repair(store: VectorStore, collection: str, rep: VerifyReport, *, embed: Cal
     if rep.vector_index_error:
         reset = getattr(store, "reset_vector_index", None)
         if reset is None or not reset(collection):
-            raise StoreError(f"the vector index of collection {collection!r} is damaged and this store cannot rebuild it",
-                             hint=f"delete the collection (llmops collections delete {collection}) and ingest it again")
+            raise StoreError(
+                f"the vector index of collection {collection!r} is damaged and this store cannot rebuild it",
+                hint=f"delete the collection (llmops collections delete {collection}) and ingest it again",
+            )
         out.vector_index_rebuilt = True
     redo = set(rep.sources_to_reingest())
     altered = {cid for ids in rep.altered_chunks.values() for cid in ids}
@@ -337,7 +379,7 @@ def repair(store: VectorStore, collection: str, rep: VerifyReport, *, embed: Cal
             _upsert(store, collection, reuse, np.asarray([vecs[h.id] for h in reuse], dtype=np.float32))
             out.vectors_readded = len(reuse)
         for i in range(0, len(fresh), EMBED_BATCH):
-            part = fresh[i:i + EMBED_BATCH]
+            part = fresh[i : i + EMBED_BATCH]
             texts = [indexed_text(str(h.metadata.get("heading") or ""), h.text) for h in part]
             _upsert(store, collection, part, np.asarray(embed(texts), dtype=np.float32))
             out.embedded_texts += len(texts)
@@ -380,12 +422,20 @@ def _mark_for_reingest(store: VectorStore, collection: str, rep: VerifyReport, s
     left as it is (ingest already redoes it, trusting none of its ids)."""
     ledger = store.read_manifest(collection)
     # chunks the vector repair re-added are intact again; missing and altered ones (deleted above) are not
-    bad = {cid for ids in rep.missing_chunks.values() for cid in ids} | {cid for ids in rep.altered_chunks.values() for cid in ids}
+    bad = {cid for ids in rep.missing_chunks.values() for cid in ids} | {
+        cid for ids in rep.altered_chunks.values() for cid in ids
+    }
     records = []
     for sid in sources:
         rec = ledger.get(sid)
         if rec is None or rec.content_hash == INCOMPLETE:
             continue
-        records.append(SourceRecord(source_id=sid, content_hash=REPAIR_MARK + rec.content_hash,
-                                    chunk_ids=[c for c in rec.chunk_ids if c not in bad], extra=rec.extra))
+        records.append(
+            SourceRecord(
+                source_id=sid,
+                content_hash=REPAIR_MARK + rec.content_hash,
+                chunk_ids=[c for c in rec.chunk_ids if c not in bad],
+                extra=rec.extra,
+            )
+        )
     store.write_manifest(collection, records)

@@ -29,8 +29,23 @@ OPT_NUM = ["null", "number"]
 OPT_INT = ["null", "integer"]
 
 # params passed through to the batch options (None = the default)
-OPTION_PARAMS = ("model", "template", "prompt", "system", "output", "concurrency", "rpm", "tpm", "schema", "id_column",
-                 "max_attempts", "temperature", "max_tokens", "limit", "run_dir")
+OPTION_PARAMS = (
+    "model",
+    "template",
+    "prompt",
+    "system",
+    "output",
+    "concurrency",
+    "rpm",
+    "tpm",
+    "schema",
+    "id_column",
+    "max_attempts",
+    "temperature",
+    "max_tokens",
+    "limit",
+    "run_dir",
+)
 
 
 @dag(
@@ -40,7 +55,9 @@ OPTION_PARAMS = ("model", "template", "prompt", "system", "output", "concurrency
     tags=["llmops"],
     doc_md=__doc__,
     params={
-        "input": Param(type="string", minLength=1, description="Input table on the workers (.jsonl, .csv or .parquet)."),
+        "input": Param(
+            type="string", minLength=1, description="Input table on the workers (.jsonl, .csv or .parquet)."
+        ),
         "shards": Param(4, type="integer", minimum=1, maximum=256, description="How many mapped tasks."),
         "model": Param(None, type=OPT_STR, description="litellm model string (default: llm.model)."),
         "template": Param(None, type=OPT_STR, description="Prompt template file."),
@@ -75,7 +92,9 @@ def llmops_batch_inference():
         from llmops_cli.adapters.airflow.dag_support import settings_from_params
 
         params = resolved(params)
-        shards = pipelines.batch_plan_shards(settings_from_params(params), params["input"], params["shards"], **options(params))
+        shards = pipelines.batch_plan_shards(
+            settings_from_params(params), params["input"], params["shards"], **options(params)
+        )
         print(f"{sum(s['requests'] for s in shards)} requests in {len(shards)} shard(s)")
         return shards
 
@@ -85,15 +104,21 @@ def llmops_batch_inference():
         from llmops_cli.adapters.airflow.dag_support import settings_from_params
 
         params = resolved(params)
-        report = pipelines.batch_run_shard(settings_from_params(params), params["input"], shard["shard_index"],
-                                           shard["num_shards"], **options(params))
+        report = pipelines.batch_run_shard(
+            settings_from_params(params), params["input"], shard["shard_index"], shard["num_shards"], **options(params)
+        )
         print(f"shard {shard['shard_index']}/{shard['num_shards']}: {report}")
         return report
 
     @task
     def merge(reports, params=None, run_id=None, ti=None) -> dict:
         from llmops_cli import pipelines
-        from llmops_cli.adapters.airflow.dag_support import OUTCOME_XCOM_KEY, batch_outcome, settings_from_params, write_report
+        from llmops_cli.adapters.airflow.dag_support import (
+            OUTCOME_XCOM_KEY,
+            batch_outcome,
+            settings_from_params,
+            write_report,
+        )
 
         params = resolved(params)
         s = settings_from_params(params)

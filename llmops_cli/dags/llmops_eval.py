@@ -28,14 +28,33 @@ OPT_STR = ["null", "string"]
     tags=["llmops"],
     doc_md=__doc__,
     params={
-        "collection": Param(None, type=OPT_STR, description="Collection (default: the triggering asset's, else store.collection)."),
-        "dataset": Param(None, type=OPT_STR, description="Eval dataset file on the workers (runs the full evaluation)."),
+        "collection": Param(
+            None, type=OPT_STR, description="Collection (default: the triggering asset's, else store.collection)."
+        ),
+        "dataset": Param(
+            None, type=OPT_STR, description="Eval dataset file on the workers (runs the full evaluation)."
+        ),
         "metrics": Param([], type="array", items={"type": "string"}, description="Metrics (default: the eval's own)."),
-        "fail_under": Param([], type="array", items={"type": "string", "pattern": "^[^=]+=[0-9.]+$"},
-                            description="Quality gates metric=threshold: the task fails when one is not met."),
-        "questions": Param(["What is this collection about?"], type="array", items={"type": "string", "minLength": 1}, minItems=1,
-                           description="Questions for the retrieval check (used without a dataset)."),
-        "k": Param(None, type=["null", "integer"], minimum=1, maximum=200, description="Chunks per question (default: retrieval.k)."),
+        "fail_under": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": "^[^=]+=[0-9.]+$"},
+            description="Quality gates metric=threshold: the task fails when one is not met.",
+        ),
+        "questions": Param(
+            ["What is this collection about?"],
+            type="array",
+            items={"type": "string", "minLength": 1},
+            minItems=1,
+            description="Questions for the retrieval check (used without a dataset).",
+        ),
+        "k": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=200,
+            description="Chunks per question (default: retrieval.k).",
+        ),
         "mode": Param(None, type=OPT_STR, enum=[None, "hybrid", "vector", "lexical"], description="Retrieval mode."),
         "config": Param(None, type=OPT_STR, description="llmops config file on the workers (default: $LLMOPS_CONFIG)."),
     },
@@ -43,8 +62,12 @@ OPT_STR = ["null", "string"]
 def llmops_eval():
     @task
     def evaluate(params=None, triggering_asset_events=None, run_id=None) -> dict:
-        from llmops_cli.adapters.airflow.dag_support import collection_from_events, settings_from_params, write_report
-        from llmops_cli.adapters.airflow.dag_support import resolve_params
+        from llmops_cli.adapters.airflow.dag_support import (
+            collection_from_events,
+            resolve_params,
+            settings_from_params,
+            write_report,
+        )
         from llmops_cli.entry.eval import evaluate as run_evaluation
 
         params = resolve_params(params)
@@ -53,9 +76,16 @@ def llmops_eval():
         s = settings_from_params(params)
         print(f"evaluating collection {s.store.collection!r}")
         if params.get("dataset"):
-            report = run_evaluation(s, params["dataset"], collection=s.store.collection, k=params.get("k"),
-                                    mode=params.get("mode"), metrics=params.get("metrics") or None,
-                                    fail_under=params.get("fail_under") or None, label=f"airflow:{run_id}")
+            report = run_evaluation(
+                s,
+                params["dataset"],
+                collection=s.store.collection,
+                k=params.get("k"),
+                mode=params.get("mode"),
+                metrics=params.get("metrics") or None,
+                fail_under=params.get("fail_under") or None,
+                label=f"airflow:{run_id}",
+            )
             print(f"report: {write_report(s, 'llmops_eval', run_id, report.to_dict())}")
             summary = report.summary()
             failed = [g for g in summary.get("gates", []) if not g.get("passed")]
@@ -72,11 +102,23 @@ def llmops_eval():
         rows = []
         for q in questions:
             hits = pipelines.query(s, q, collection=s.store.collection, k=k, mode=mode)
-            rows.append({"question": q, "hits": len(hits), "top_score": round(float(hits[0].score), 4) if hits else None,
-                         "top_source": hits[0].source if hits else None})
+            rows.append(
+                {
+                    "question": q,
+                    "hits": len(hits),
+                    "top_score": round(float(hits[0].score), 4) if hits else None,
+                    "top_source": hits[0].source if hits else None,
+                }
+            )
         found = sum(1 for r in rows if r["hits"])
-        return {"collection": s.store.collection, "kind": "retrieval_check", "questions": len(rows),
-                "answered": found, "hit_rate": round(found / len(rows), 4) if rows else 0.0, "rows": rows}
+        return {
+            "collection": s.store.collection,
+            "kind": "retrieval_check",
+            "questions": len(rows),
+            "answered": found,
+            "hit_rate": round(found / len(rows), 4) if rows else 0.0,
+            "rows": rows,
+        }
 
     evaluate()
 

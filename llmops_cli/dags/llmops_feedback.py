@@ -34,11 +34,20 @@ OPT_STR = ["null", "string"]
     tags=["llmops"],
     doc_md=__doc__,
     params={
-        "limit": Param(200, type="integer", minimum=1, maximum=100000, description="At most this many answers per run."),
-        "batch_size": Param(None, type=["null", "integer"], minimum=1, maximum=1000,
-                            description="Answers per mapped review task (default: feedback.review_batch_size)."),
+        "limit": Param(
+            200, type="integer", minimum=1, maximum=100000, description="At most this many answers per run."
+        ),
+        "batch_size": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=1000,
+            description="Answers per mapped review task (default: feedback.review_batch_size).",
+        ),
         "collection": Param(None, type=OPT_STR, description="Only answers from this collection (default: all)."),
-        "retry_errors": Param(False, type="boolean", description="Also re-review answers whose verdict could not be parsed."),
+        "retry_errors": Param(
+            False, type="boolean", description="Also re-review answers whose verdict could not be parsed."
+        ),
         "config": Param(None, type=OPT_STR, description="llmops config file on the workers (default: $LLMOPS_CONFIG)."),
     },
 )
@@ -54,8 +63,13 @@ def llmops_feedback():
     def plan(params=None) -> list[list[str]]:
         from llmops_cli import pipelines
 
-        batches = pipelines.feedback_plan_review(settings(params), limit=params["limit"], batch_size=params.get("batch_size"),
-                                                 collection=params.get("collection"), retry_errors=params["retry_errors"])
+        batches = pipelines.feedback_plan_review(
+            settings(params),
+            limit=params["limit"],
+            batch_size=params.get("batch_size"),
+            collection=params.get("collection"),
+            retry_errors=params["retry_errors"],
+        )
         print(f"{sum(map(len, batches))} answers to review in {len(batches)} batch(es)")
         return batches
 
@@ -65,8 +79,14 @@ def llmops_feedback():
 
         out = pipelines.feedback_review(settings(params), answer_ids=answer_ids, retry_errors=params["retry_errors"])
         promo = out.get("promotion") or {}
-        summary = {"answers": len(answer_ids), "reviewed": out["reviewed"], "errors": len(out["errors"]), "failed": len(out["failed"]),
-                   "promoted": len(promo.get("promoted", [])), "removed": len(promo.get("removed", []))}
+        summary = {
+            "answers": len(answer_ids),
+            "reviewed": out["reviewed"],
+            "errors": len(out["errors"]),
+            "failed": len(out["failed"]),
+            "promoted": len(promo.get("promoted", [])),
+            "removed": len(promo.get("removed", [])),
+        }
         print(f"batch: {summary}")
         if out["failed"] and len(out["failed"]) == len(answer_ids):
             # every judge call failed (endpoint down?): fail the task so it is retried, not silently "done"
@@ -81,9 +101,18 @@ def llmops_feedback():
         s = settings(params)
         reports = [r for r in (reports or []) if r]
         final = pipelines.feedback_promote(s)
-        summary = {key: sum(r[key] for r in reports) for key in ("answers", "reviewed", "errors", "failed", "promoted", "removed")}
-        summary.update({"batches": len(reports), "reconciled": final["checked"], "reconcile_promoted": len(final["promoted"]),
-                        "reconcile_removed": len(final["removed"])})
+        summary = {
+            key: sum(r[key] for r in reports)
+            for key in ("answers", "reviewed", "errors", "failed", "promoted", "removed")
+        }
+        summary.update(
+            {
+                "batches": len(reports),
+                "reconciled": final["checked"],
+                "reconcile_promoted": len(final["promoted"]),
+                "reconcile_removed": len(final["removed"]),
+            }
+        )
         print(f"report: {write_report(s, 'llmops_feedback', run_id, summary)}")
         return summary
 

@@ -28,7 +28,12 @@ from datetime import timedelta
 
 from airflow.sdk import Asset, AssetAlias, Param, dag, task
 
-from llmops_cli.adapters.airflow.dag_support import COLLECTIONS_ALIAS, collection_uri, settings_from_params, store_is_embedded
+from llmops_cli.adapters.airflow.dag_support import (
+    COLLECTIONS_ALIAS,
+    collection_uri,
+    settings_from_params,
+    store_is_embedded,
+)
 
 NAME = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$"
 OPT_STR = ["null", "string"]
@@ -42,15 +47,29 @@ OPT_STR = ["null", "string"]
     tags=["llmops"],
     doc_md=__doc__,
     params={
-        "sources": Param(type="array", items={"type": "string", "minLength": 1}, minItems=1,
-                         description="Files or folders to ingest (paths on the workers; relative ones resolve against $LLMOPS_PROJECT_DIR)."),
+        "sources": Param(
+            type="array",
+            items={"type": "string", "minLength": 1},
+            minItems=1,
+            description="Files or folders to ingest (paths on the workers; relative ones resolve against $LLMOPS_PROJECT_DIR).",
+        ),
         "collection": Param(None, type=OPT_STR, pattern=NAME, description="Collection (default: store.collection)."),
-        "chunker": Param(None, type=OPT_STR, enum=[None, "auto", "recursive", "headings", "tokens"], description="Chunking strategy."),
-        "chunk_size": Param(None, type=["null", "integer"], minimum=16, maximum=8192, description="Chunk size in the embedder's tokens."),
-        "chunk_overlap": Param(None, type=["null", "integer"], minimum=0, maximum=4096, description="Overlap in tokens."),
+        "chunker": Param(
+            None, type=OPT_STR, enum=[None, "auto", "recursive", "headings", "tokens"], description="Chunking strategy."
+        ),
+        "chunk_size": Param(
+            None, type=["null", "integer"], minimum=16, maximum=8192, description="Chunk size in the embedder's tokens."
+        ),
+        "chunk_overlap": Param(
+            None, type=["null", "integer"], minimum=0, maximum=4096, description="Overlap in tokens."
+        ),
         "glob": Param([], type="array", items={"type": "string"}, description="Only files matching these globs."),
-        "cleanup": Param("incremental", type="string", enum=["incremental", "full"],
-                         description="full also removes sources that are gone from the collection."),
+        "cleanup": Param(
+            "incremental",
+            type="string",
+            enum=["incremental", "full"],
+            description="full also removes sources that are gone from the collection.",
+        ),
         "shards": Param(4, type="integer", minimum=1, maximum=64, description="How many mapped ingest tasks."),
         "config": Param(None, type=OPT_STR, description="llmops config file on the workers (default: $LLMOPS_CONFIG)."),
     },
@@ -64,33 +83,53 @@ def llmops_ingest():
         params = resolve_params(params)
         check_sources_exist(params)
         s = settings_from_params(params)
-        shards, skipped_paths = pipelines.plan_ingest(s, params["sources"], globs=params["glob"] or None, shards=params["shards"])
+        shards, skipped_paths = pipelines.plan_ingest(
+            s, params["sources"], globs=params["glob"] or None, shards=params["shards"]
+        )
         if not shards:
-            raise ValueError(f"no files to ingest under {params['sources']}" + (f" matching {params['glob']}" if params["glob"] else ""))
+            raise ValueError(
+                f"no files to ingest under {params['sources']}"
+                + (f" matching {params['glob']}" if params["glob"] else "")
+            )
         before, _total = pipelines.ingest_ledger(s, s.store.collection, [sid for shard in shards for sid in shard])
         ti.xcom_push(key="ledger_before", value=short_ledger(before))
         ti.xcom_push(key="skipped_paths", value=skipped_paths)  # finalize's full cleanup keeps what lies behind them
-        print(f"{sum(map(len, shards))} sources in {len(shards)} shard(s); sources from {params.get('_project_root') or 'absolute paths'}")
+        print(
+            f"{sum(map(len, shards))} sources in {len(shards)} shard(s); sources from {params.get('_project_root') or 'absolute paths'}"
+        )
         return shards
 
     @task(retries=2, retry_delay=timedelta(seconds=5), max_active_tis_per_dagrun=1 if store_is_embedded() else None)
     def ingest_shard(source_ids: list[str], params=None) -> dict:
         from llmops_cli import pipelines
-
         from llmops_cli.adapters.airflow.dag_support import resolve_params
 
         params = resolve_params(params)
         s = settings_from_params(params)
-        report = pipelines.ingest(s, params["sources"], collection=s.store.collection, globs=params["glob"] or None,
-                                  cleanup="incremental", only=source_ids)
+        report = pipelines.ingest(
+            s,
+            params["sources"],
+            collection=s.store.collection,
+            globs=params["glob"] or None,
+            cleanup="incremental",
+            only=source_ids,
+        )
         d = report.to_dict()
         print(f"shard of {len(source_ids)} sources: {d['sources']}, chunks added {d['chunks_added']}")
-        return {k: d[k] for k in ("collection", "sources", "chunks_added", "chunks_removed", "chunks_total", "seconds", "skipped")}
+        return {
+            k: d[k]
+            for k in ("collection", "sources", "chunks_added", "chunks_removed", "chunks_total", "seconds", "skipped")
+        }
 
     @task(outlets=[AssetAlias(COLLECTIONS_ALIAS)])
     def finalize(reports, shards, params=None, outlet_events=None, ti=None) -> dict:
         from llmops_cli import pipelines
-        from llmops_cli.adapters.airflow.dag_support import OUTCOME_XCOM_KEY, ingest_outcome, ingest_summary, short_ledger
+        from llmops_cli.adapters.airflow.dag_support import (
+            OUTCOME_XCOM_KEY,
+            ingest_outcome,
+            ingest_summary,
+            short_ledger,
+        )
 
         s = settings_from_params(params)
         collection = s.store.collection
@@ -102,12 +141,22 @@ def llmops_ingest():
         # the store's ledger, not the sum of what each shard's last try did (a retry may have found its work done)
         after, total = pipelines.ingest_ledger(s, collection, source_ids)
         before = ti.xcom_pull(task_ids="plan", key="ledger_before") or {}
-        summary = ingest_summary(collection, source_ids, before, short_ledger(after), list(reports),
-                                 sources_removed=removed, chunks_total=total)
+        summary = ingest_summary(
+            collection,
+            source_ids,
+            before,
+            short_ledger(after),
+            list(reports),
+            sources_removed=removed,
+            chunks_total=total,
+        )
         outlet_events[AssetAlias(COLLECTIONS_ALIAS)].add(Asset(collection_uri(collection)), extra=summary)
         result = ingest_outcome(summary)
         ti.xcom_push(key=OUTCOME_XCOM_KEY, value={**result, "summary": summary})
-        print(f"collection {collection}: {summary}" + (f"; PARTIAL: {result['message']}" if result["status"] == "partial" else ""))
+        print(
+            f"collection {collection}: {summary}"
+            + (f"; PARTIAL: {result['message']}" if result["status"] == "partial" else "")
+        )
         return summary
 
     shards = plan()

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 
 def evaluate(
-    settings: "Settings",
+    settings: Settings,
     dataset_path: str | Path,
     *,
     collection: str | None = None,
@@ -55,7 +55,7 @@ def evaluate(
     fail_under: Sequence[str] | None = None,
     outputs: Sequence[str | Path] = (),
     progress: Callable[[str, int, int], None] | None = None,
-) -> "EvalReport":
+) -> EvalReport:
     """Evaluate a question set. Gates are checked (``report.gates``) but not raised: the caller decides the
     exit code. ``baseline`` (a run id, ``latest`` or a report file) fills ``report.comparison``."""
     es = settings.eval  # the config's defaults for what was not passed
@@ -86,12 +86,15 @@ def evaluate(
     llm_model = settings.llm.model
     judge = judge_model or llm_model
     coll = collection or settings.store.collection
-    plan = plan_eval(dataset, metrics, gates, k=k, llm_model=llm_model, judge_model=judge,
-                     perturbations=list(perturbations or []))
+    plan = plan_eval(
+        dataset, metrics, gates, k=k, llm_model=llm_model, judge_model=judge, perturbations=list(perturbations or [])
+    )
     chosen = plan.metrics
 
     retriever = pipelines.retriever(settings, coll) if plan.needs_retriever else None
-    embedder = wiring.build_embedder(settings.embedder) if ("semantic_similarity" in chosen or retriever is not None) else None
+    embedder = (
+        wiring.build_embedder(settings.embedder) if ("semantic_similarity" in chosen or retriever is not None) else None
+    )
 
     usage = Usage()
     cache = LLMCache(default_cache_path(settings.data_path)) if use_cache and (judge or plan.generate) else None
@@ -124,12 +127,25 @@ def evaluate(
         "rewordings": settings.llm.rewordings if plan.generate else None,
         "limit": limit,  # the dataset hash covers the whole file; a limited run is a different config
     }
-    options = EvalOptions(metrics=chosen, k=k, mode=mode, where=where, concurrency=concurrency,
-                          perturbations=list(perturbations))
+    options = EvalOptions(
+        metrics=chosen, k=k, mode=mode, where=where, concurrency=concurrency, perturbations=list(perturbations)
+    )
     try:
-        report = run_evaluation(dataset, plan, options, retriever=retriever, answer_llm=answer_llm, judge_llm=judge_llm,
-                                embedder=embedder, rewordings=settings.llm.rewordings, config=config, usage=usage.to_dict,
-                                base=base, tolerance=regression_tolerance, progress=progress)
+        report = run_evaluation(
+            dataset,
+            plan,
+            options,
+            retriever=retriever,
+            answer_llm=answer_llm,
+            judge_llm=judge_llm,
+            embedder=embedder,
+            rewordings=settings.llm.rewordings,
+            config=config,
+            usage=usage.to_dict,
+            base=base,
+            tolerance=regression_tolerance,
+            progress=progress,
+        )
     finally:
         if cache is not None:
             cache.close()
@@ -156,7 +172,7 @@ def _embedder_token_limit(es) -> int:
 
 
 def sweep(
-    settings: "Settings",
+    settings: Settings,
     dataset_path: str | Path,
     sources: Sequence[str],
     *,
@@ -190,11 +206,16 @@ def sweep(
     sizes = list(sizes or [settings.chunking.size])
     overlaps = list(overlaps or [settings.chunking.overlap])
     embedders = list(embedders or [settings.embedder.model])
-    for value, field_name, flag in [*[(x, "strategy", "--strategy") for x in strategies], *[(x, "size", "--size") for x in sizes]]:
+    for value, field_name, flag in [
+        *[(x, "strategy", "--strategy") for x in strategies],
+        *[(x, "size", "--size") for x in sizes],
+    ]:
         try:  # a bad value on its own is a usage error; only combinations (overlap >= size) are skipped
             ChunkingSettings(**{field_name: value, "overlap": 0})
         except ValidationError as e:
-            raise UsageError(f"{flag} {value!r}: {e.errors()[0]['msg']}", hint="see `llmops eval sweep --help`") from None
+            raise UsageError(
+                f"{flag} {value!r}: {e.errors()[0]['msg']}", hint="see `llmops eval sweep --help`"
+            ) from None
     if any(o < 0 for o in overlaps):
         raise UsageError("--overlap must be 0 or more")
     token_limit = token_limit or _embedder_token_limit
@@ -202,9 +223,11 @@ def sweep(
         limit = token_limit(settings.embedder.model_copy(update={"model": emb}))
         over = [x for x in sizes if x > limit]
         if over:
-            raise UsageError(f"--size {over[0]} is over the embedding model {emb}'s maximum of {limit} tokens "
-                             "(longer chunks would be truncated)",
-                             hint=f"use --size {limit} or less" + (f" (or drop --embedder {emb})" if len(embedders) > 1 else ""))
+            raise UsageError(
+                f"--size {over[0]} is over the embedding model {emb}'s maximum of {limit} tokens "
+                "(longer chunks would be truncated)",
+                hint=f"use --size {limit} or less" + (f" (or drop --embedder {emb})" if len(embedders) > 1 else ""),
+            )
     tag = hashlib.sha256(f"{dataset_path}|{sorted(map(str, sources))}|{time.time()}".encode()).hexdigest()[:8]
     report = SweepReport(dataset=str(dataset_path), rank_by=rank_by or f"ndcg@{k}", kept_collections=keep)
     planned: list[tuple[int, str, ChunkingSettings, str]] = []
@@ -215,13 +238,16 @@ def sweep(
         except ValidationError as e:
             report.skipped.append({"config": label, "reason": e.errors()[0]["msg"]})
     if not planned:
-        raise UsageError(f"every combination is skipped: {'; '.join(s['config'] + ': ' + s['reason'] for s in report.skipped[:3])}",
-                         hint="pass an --overlap smaller than the --size values")
+        raise UsageError(
+            f"every combination is skipped: {'; '.join(s['config'] + ': ' + s['reason'] for s in report.skipped[:3])}",
+            hint="pass an --overlap smaller than the --size values",
+        )
     done: list[SweepEntry] = []
     for n, label, chunking, emb in planned:
         strategy, size, overlap = chunking.strategy, chunking.size, chunking.overlap
-        variant = settings.model_copy(update={"chunking": chunking,
-                                               "embedder": settings.embedder.model_copy(update={"model": emb})})
+        variant = settings.model_copy(
+            update={"chunking": chunking, "embedder": settings.embedder.model_copy(update={"model": emb})}
+        )
         name = f"sweep-{tag}-{n}"
         if progress:
             progress(f"[{n}] ingesting {label} into {name}")
@@ -231,12 +257,32 @@ def sweep(
             t1 = time.perf_counter()
             if progress:
                 progress(f"[{n}] evaluating {label}")
-            rep = evaluate(variant, dataset_path, collection=name, metrics=list(metrics or ["retrieval"]), k=k, mode=mode,
-                           record=record, label=f"sweep {tag} {label}")
+            rep = evaluate(
+                variant,
+                dataset_path,
+                collection=name,
+                metrics=list(metrics or ["retrieval"]),
+                k=k,
+                mode=mode,
+                record=record,
+                label=f"sweep {tag} {label}",
+            )
             t2 = time.perf_counter()
-            done.append(SweepEntry(rank=0, strategy=strategy, size=size, overlap=overlap, embedder=emb, collection=name,
-                                   chunks=int(getattr(ing, "chunks_total", 0) or 0), ingest_seconds=round(t1 - t0, 2),
-                                   eval_seconds=round(t2 - t1, 2), metrics=rep.metrics, run_id=rep.run_id))
+            done.append(
+                SweepEntry(
+                    rank=0,
+                    strategy=strategy,
+                    size=size,
+                    overlap=overlap,
+                    embedder=emb,
+                    collection=name,
+                    chunks=int(getattr(ing, "chunks_total", 0) or 0),
+                    ingest_seconds=round(t1 - t0, 2),
+                    eval_seconds=round(t2 - t1, 2),
+                    metrics=rep.metrics,
+                    run_id=rep.run_id,
+                )
+            )
         finally:
             if not keep:
                 try:

@@ -22,12 +22,26 @@ def corpus(name: str) -> Path:
 
 def llmops_env(tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
-    env.update({"LLMOPS_STORE_PATH": str(tmp / "chroma"), "LLMOPS_DATA_DIR": str(tmp / "state"), "NO_COLOR": "1",
-                "LLMOPS_INGEST_SOURCE_ROOT": str(tmp)})  # tmp is the project: source ids relative to it
+    env.update(
+        {
+            "LLMOPS_STORE_PATH": str(tmp / "chroma"),
+            "LLMOPS_DATA_DIR": str(tmp / "state"),
+            "NO_COLOR": "1",
+            "LLMOPS_INGEST_SOURCE_ROOT": str(tmp),
+        }
+    )  # tmp is the project: source ids relative to it
     env.update(extra)
     return env
 
 
-def run_llmops(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llmops_cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd or REPO, timeout=timeout)
+def run_llmops(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "llmops_cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or REPO,
+        timeout=timeout,
+    )

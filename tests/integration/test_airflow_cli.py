@@ -7,7 +7,6 @@ never print a traceback or the password.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,8 +27,14 @@ def _llmops_cmd() -> list[str]:
 
 
 def llmops(srv, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    r = subprocess.run([*_llmops_cmd(), *args], env=env or srv.env, cwd=srv.home.parent, capture_output=True, text=True,
-                       timeout=timeout)
+    r = subprocess.run(
+        [*_llmops_cmd(), *args],
+        env=env or srv.env,
+        cwd=srv.home.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     both = r.stdout + r.stderr
     assert "Traceback" not in both, both
     assert srv.server.password not in both, "the password was printed"
@@ -44,7 +49,9 @@ def ok_json(srv, *args: str, **kw):
 
 def test_dags_list_shows_the_shipped_dags_without_import_errors(airflow_server):
     r = llmops(airflow_server, "dags", "list", "--json")
-    assert r.returncode == 0 and "does not import" not in r.stderr, r.stderr  # no DAG file (ours or a test one) is broken
+    assert r.returncode == 0 and "does not import" not in r.stderr, (
+        r.stderr
+    )  # no DAG file (ours or a test one) is broken
     dags = {d["dag_id"]: d for d in json.loads(r.stdout)}
     for dag_id in ("llmops_ingest", "llmops_eval", "llmops_batch_inference"):
         assert dag_id in dags
@@ -91,7 +98,9 @@ def test_failed_run_exits_5_names_the_task_and_shows_its_log_then_clear_reruns_i
 
     preview = ok_json(srv, "runs", "clear", "llmops_test_fail", run_id, "--dry-run")
     assert not preview["cleared"]
-    assert [(t["task_id"], t["map_index"]) for t in preview["task_instances"] if t["task_id"] == "work"] == [("work", 1)]
+    assert [(t["task_id"], t["map_index"]) for t in preview["task_instances"] if t["task_id"] == "work"] == [
+        ("work", 1)
+    ]
     no_yes = llmops(srv, "runs", "clear", "llmops_test_fail", run_id)
     assert no_yes.returncode == 2 and "--yes" in no_yes.stderr  # not a terminal: no silent clear
     cleared = ok_json(srv, "runs", "clear", "llmops_test_fail", run_id, "--yes")
@@ -104,7 +113,9 @@ def test_bad_conf_is_rejected_with_the_servers_message(airflow_server):
     r = llmops(airflow_server, "trigger-dag", "llmops_test_params", "-p", "n=50")
     assert r.returncode == 2
     assert "param n" in r.stderr and "maximum" in r.stderr
-    r = llmops(airflow_server, "trigger-dag", "llmops_ingest", "--conf", json.dumps({"sources": [], "cleanup": "sometimes"}))
+    r = llmops(
+        airflow_server, "trigger-dag", "llmops_ingest", "--conf", json.dumps({"sources": [], "cleanup": "sometimes"})
+    )
     assert r.returncode == 2 and "Invalid input for param" in r.stderr
 
 
@@ -154,8 +165,14 @@ def test_wait_survives_an_api_server_restart(airflow_server):
 
     srv = airflow_server
     run = ok_json(srv, "trigger-dag", "llmops_test_slow", "-p", "seconds=12")
-    waiter = subprocess.Popen([*_llmops_cmd(), "runs", "wait", "llmops_test_slow", run["dag_run_id"], "--timeout", "180"],
-                              env=srv.env, cwd=srv.home.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiter = subprocess.Popen(
+        [*_llmops_cmd(), "runs", "wait", "llmops_test_slow", run["dag_run_id"], "--timeout", "180"],
+        env=srv.env,
+        cwd=srv.home.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first = waiter.stderr.readline()  # the waiter is polling: now take the API server away under it
     assert "running" in first or "queued" in first, first
     restart_component(srv.home, "api-server", down_s=4)
@@ -177,7 +194,9 @@ def test_ingest_dag_writes_the_store_that_llmops_query_reads(airflow_server, tmp
         pytest.skip(f"{CORPUS} is absent")
     srv = airflow_server
     conf = {"sources": [str(CORPUS)], "collection": "airflow-docs-dag", "shards": 3, "cleanup": "full"}
-    doc = ok_json(srv, "trigger-dag", "llmops_ingest", "--conf", json.dumps(conf), "--wait", "--timeout", "780", timeout=800)
+    doc = ok_json(
+        srv, "trigger-dag", "llmops_ingest", "--conf", json.dumps(conf), "--wait", "--timeout", "780", timeout=800
+    )
     assert doc["state"] == "success", doc
     shards = next(t for t in doc["tasks"] if t["task_id"] == "ingest_shard")
     assert shards["mapped"] and shards["total"] == 3 and shards["states"] == {"success": 3}
@@ -185,29 +204,52 @@ def test_ingest_dag_writes_the_store_that_llmops_query_reads(airflow_server, tmp
     tis = ok_json(srv, "tasks", "list", "llmops_ingest", doc["run_id"])
     assert sorted(t["map_index"] for t in tis if t["task_id"] == "ingest_shard") == [0, 1, 2]
 
-    hits = ok_json(srv, "query", "How do I set the number of retries of a task?", "--collection", "airflow-docs-dag")["hits"]
+    hits = ok_json(srv, "query", "How do I set the number of retries of a task?", "--collection", "airflow-docs-dag")[
+        "hits"
+    ]
     assert hits, "no hits from the collection the DAG wrote"
     assert any("retr" in h["text"].lower() for h in hits)
 
     # finalize emitted the collection's asset (through the alias), so it is registered and CI can signal it
     ev = ok_json(srv, "assets", "event", "llmops://collections/airflow-docs-dag")
-    assert ev["asset_id"] and ev.get("uri", "llmops://collections/airflow-docs-dag") == "llmops://collections/airflow-docs-dag"
+    assert (
+        ev["asset_id"]
+        and ev.get("uri", "llmops://collections/airflow-docs-dag") == "llmops://collections/airflow-docs-dag"
+    )
 
     # the eval DAG on that collection: summary in XCom, report file in the data dir
     q = ["How do I set the number of retries of a task?", "What is dynamic task mapping?"]
-    ev = ok_json(srv, "trigger-dag", "llmops_eval", "--conf", json.dumps({"collection": "airflow-docs-dag", "questions": q}),
-                 "--wait", "--timeout", "300")
+    ev = ok_json(
+        srv,
+        "trigger-dag",
+        "llmops_eval",
+        "--conf",
+        json.dumps({"collection": "airflow-docs-dag", "questions": q}),
+        "--wait",
+        "--timeout",
+        "300",
+    )
     assert ev["state"] == "success", ev
-    report = srv.data_dir / "airflow-reports" / "llmops_eval" / (ev["run_id"].replace(":", "_").replace("+", "_") + ".json")
+    report = (
+        srv.data_dir / "airflow-reports" / "llmops_eval" / (ev["run_id"].replace(":", "_").replace("+", "_") + ".json")
+    )
     summary = json.loads(report.read_text())
     assert summary["collection"] == "airflow-docs-dag" and summary["questions"] == 2 and summary["hit_rate"] == 1.0
 
     # with a question set: the full evaluation (the same as `llmops eval`); an unmet gate fails the run (exit 5)
     dataset = tmp_path / "questions.jsonl"
-    dataset.write_text(json.dumps({"question": "How does dynamic task mapping expand a task over a list?",
-                                   "relevant_sources": ["airflow-docs/authoring-and-scheduling/dynamic-task-mapping.rst"]}) + "\n"
-                       # a question no document answers: hit@5 = 0.5, so a 0.9 gate fails (a gate over 1 is refused up front)
-                       + json.dumps({"question": "What is the capital of France?", "relevant_sources": ["no-such-page.rst"]}) + "\n")
+    dataset.write_text(
+        json.dumps(
+            {
+                "question": "How does dynamic task mapping expand a task over a list?",
+                "relevant_sources": ["airflow-docs/authoring-and-scheduling/dynamic-task-mapping.rst"],
+            }
+        )
+        + "\n"
+        # a question no document answers: hit@5 = 0.5, so a 0.9 gate fails (a gate over 1 is refused up front)
+        + json.dumps({"question": "What is the capital of France?", "relevant_sources": ["no-such-page.rst"]})
+        + "\n"
+    )
     conf = {"collection": "airflow-docs-dag", "dataset": str(dataset), "metrics": ["retrieval"]}
     ev = ok_json(srv, "trigger-dag", "llmops_eval", "--conf", json.dumps(conf), "--wait", "--timeout", "300")
     assert ev["state"] == "success", ev
@@ -221,7 +263,9 @@ def test_batch_inference_dag_maps_over_shards_of_the_table(airflow_server, tmp_p
     src.write_text("".join(json.dumps({"id": f"r{i}", "q": f"question {i}"}) + "\n" for i in range(12)))
     out = tmp_path / "answers.jsonl"
     conf = {"input": str(src), "prompt": "Answer: {q}", "shards": 3, "output": str(out), "id_column": "id"}
-    doc = ok_json(srv, "trigger-dag", "llmops_batch_inference", "--conf", json.dumps(conf), "--wait", "--timeout", "300")
+    doc = ok_json(
+        srv, "trigger-dag", "llmops_batch_inference", "--conf", json.dumps(conf), "--wait", "--timeout", "300"
+    )
     assert doc["state"] == "success", doc
     shards = next(t for t in doc["tasks"] if t["task_id"] == "run_shard")
     assert shards["mapped"] and shards["states"] == {"success": shards["total"]} and shards["total"] >= 2

@@ -18,8 +18,13 @@ def airflow_docs_settings(tmp_path_factory):
 
     docs = corpus("airflow-docs")
     tmp = tmp_path_factory.mktemp("afdocs")
-    s = load_settings(environ={"LLMOPS_STORE_PATH": str(tmp / "chroma"), "LLMOPS_DATA_DIR": str(tmp / "state"),
-                               "LLMOPS_INGEST_SOURCE_ROOT": str(docs.parent)}).settings  # ids airflow-docs/...
+    s = load_settings(
+        environ={
+            "LLMOPS_STORE_PATH": str(tmp / "chroma"),
+            "LLMOPS_DATA_DIR": str(tmp / "state"),
+            "LLMOPS_INGEST_SOURCE_ROOT": str(docs.parent),
+        }
+    ).settings  # ids airflow-docs/...
     report = pipelines.ingest(s, [str(docs)], collection="airflow-docs")
     assert len(report.new) >= 53 and not report.skipped
     return s

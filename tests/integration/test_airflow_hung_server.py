@@ -53,12 +53,17 @@ def hung_server():
 @pytest.mark.parametrize("auth", ["password", "token"])
 def test_a_hung_api_server_exits_7_within_seconds(hung_server, tmp_path, auth):
     url, held = hung_server
-    creds = ({"LLMOPS_AIRFLOW_USERNAME": "admin", "LLMOPS_AIRFLOW_PASSWORD": "pw-not-shown"} if auth == "password"
-             else {"LLMOPS_AIRFLOW_TOKEN": "tok-not-shown"})
+    creds = (
+        {"LLMOPS_AIRFLOW_USERNAME": "admin", "LLMOPS_AIRFLOW_PASSWORD": "pw-not-shown"}
+        if auth == "password"
+        else {"LLMOPS_AIRFLOW_TOKEN": "tok-not-shown"}
+    )
     # a 2 s read timeout: the one try it gets must be the only one (before: 4 tries x the timeout, plus backoff)
     env = llmops_env(tmp_path, LLMOPS_AIRFLOW_URL=url, LLMOPS_AIRFLOW_TIMEOUT="2", **creds)
     start = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "llmops_cli", "dags", "list"], env=env, capture_output=True, text=True, timeout=90)
+    r = subprocess.run(
+        [sys.executable, "-m", "llmops_cli", "dags", "list"], env=env, capture_output=True, text=True, timeout=90
+    )
     took = time.monotonic() - start
     assert r.returncode == 7, r.stderr
     assert took < 6, f"took {took:.1f} s to give up on a server that never answers"

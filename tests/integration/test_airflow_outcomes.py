@@ -25,8 +25,22 @@ def test_relative_sources_resolve_against_the_project_and_a_skipped_file_makes_t
     srv = airflow_server
     _write_kb(srv.project / "kb", broken=True)
     # relative, as a user types it: resolved against LLMOPS_PROJECT_DIR, not the task's cwd (AIRFLOW_HOME)
-    r = llmops(srv, "trigger-dag", "llmops_ingest", "-p", 'sources=["kb"]', "-p", "collection=outcome-kb", "-p", "shards=2",
-               "--wait", "--timeout", "300", "--json", timeout=330)
+    r = llmops(
+        srv,
+        "trigger-dag",
+        "llmops_ingest",
+        "-p",
+        'sources=["kb"]',
+        "-p",
+        "collection=outcome-kb",
+        "-p",
+        "shards=2",
+        "--wait",
+        "--timeout",
+        "300",
+        "--json",
+        timeout=330,
+    )
     assert r.returncode == 3, r.stderr  # like `llmops ingest`: finished, some inputs skipped
     doc = json.loads(r.stdout)
     assert doc["state"] == "success" and doc["outcome"]["status"] == "partial"
@@ -40,10 +54,23 @@ def test_relative_sources_resolve_against_the_project_and_a_skipped_file_makes_t
 
     # the same again: nothing new, and the summary says so (not a sum of what each shard did)
     (srv.project / "kb" / "broken.pdf").unlink()
-    again = ok_json(srv, "trigger-dag", "llmops_ingest", "-p", 'sources=["kb"]', "-p", "collection=outcome-kb",
-                    "--wait", "--timeout", "300", timeout=330)
+    again = ok_json(
+        srv,
+        "trigger-dag",
+        "llmops_ingest",
+        "-p",
+        'sources=["kb"]',
+        "-p",
+        "collection=outcome-kb",
+        "--wait",
+        "--timeout",
+        "300",
+        timeout=330,
+    )
     assert again["outcome"]["status"] == "ok"
-    assert again["outcome"]["summary"]["chunks_added"] == 0 and again["outcome"]["summary"]["chunks"] == summary["chunks"]
+    assert (
+        again["outcome"]["summary"]["chunks_added"] == 0 and again["outcome"]["summary"]["chunks"] == summary["chunks"]
+    )
 
 
 def test_a_missing_relative_source_fails_naming_the_absolute_path(airflow_server):
@@ -59,12 +86,16 @@ def test_a_batch_run_where_every_row_failed_fails_and_keeps_the_good_results(air
     src.write_text("".join(json.dumps({"id": f"r{i}", "q": f"question {i}"}) + "\n" for i in range(6)))
     out = tmp_path / "rows.results.jsonl"
     conf = {"input": str(src), "prompt": "Answer: {q}", "shards": 2, "output": str(out), "id_column": "id"}
-    good = ok_json(srv, "trigger-dag", "llmops_batch_inference", "--conf", json.dumps(conf), "--wait", "--timeout", "300")
+    good = ok_json(
+        srv, "trigger-dag", "llmops_batch_inference", "--conf", json.dumps(conf), "--wait", "--timeout", "300"
+    )
     assert good["state"] == "success" and good["outcome"]["status"] == "ok"
     before = out.read_text()
     # every answer fails validation: the test LLM answers "reply-<hash>", never the JSON the schema asks for
     schema = tmp_path / "schema.json"
-    schema.write_text(json.dumps({"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}))
+    schema.write_text(
+        json.dumps({"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]})
+    )
     bad = {**conf, "schema": str(schema), "max_attempts": 1}
     r = llmops(srv, "trigger-dag", "llmops_batch_inference", "--conf", json.dumps(bad), "--wait", "--timeout", "300")
     assert r.returncode == 5, r.stderr
@@ -103,12 +134,18 @@ def _api(srv, method: str, path: str, body: dict | None = None) -> dict:
     import urllib.request
 
     def call(method, url, data, headers):
-        req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
-                                     headers={"Content-Type": "application/json", **headers}, method=method)
+        req = urllib.request.Request(
+            url,
+            data=json.dumps(data).encode() if data is not None else None,
+            headers={"Content-Type": "application/json", **headers},
+            method=method,
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read() or b"{}")
 
-    token = call("POST", f"{srv.url}/auth/token", {"username": "admin", "password": srv.server.password}, {})["access_token"]
+    token = call("POST", f"{srv.url}/auth/token", {"username": "admin", "password": srv.server.password}, {})[
+        "access_token"
+    ]
     return call(method, f"{srv.url}/api/v2{path}", body, {"Authorization": f"Bearer {token}"})
 
 
@@ -117,8 +154,21 @@ def test_a_shard_retry_that_redoes_nothing_keeps_the_summary_true(airflow_server
     # the retry finds every source unchanged (0 added). The summary must still say what the run added.
     srv = airflow_server
     _write_kb(srv.project / "kb-retry", broken=False)
-    first = ok_json(srv, "trigger-dag", "llmops_ingest", "-p", 'sources=["kb-retry"]', "-p", "collection=outcome-retry",
-                    "-p", "shards=1", "--wait", "--timeout", "300", timeout=330)
+    first = ok_json(
+        srv,
+        "trigger-dag",
+        "llmops_ingest",
+        "-p",
+        'sources=["kb-retry"]',
+        "-p",
+        "collection=outcome-retry",
+        "-p",
+        "shards=1",
+        "--wait",
+        "--timeout",
+        "300",
+        timeout=330,
+    )
     added = first["outcome"]["summary"]["chunks_added"]
     assert added > 0 and added == first["outcome"]["summary"]["chunks_total"]
     run_id = first["run_id"]

@@ -50,7 +50,9 @@ def test_every_row_ends_answered_or_recorded_despite_faults(openai_server, tmp_p
     srv.add_rule(_is("q6"), Fault("400"), times=None)
     src = _input(tmp_path, 30)
     t0 = time.perf_counter()
-    rep = pipelines.batch(_settings(srv, tmp_path), src, prompt="{q}", concurrency=8, client=client, use_cache=False, timeout=1.0)
+    rep = pipelines.batch(
+        _settings(srv, tmp_path), src, prompt="{q}", concurrency=8, client=client, use_cache=False, timeout=1.0
+    )
     assert time.perf_counter() - t0 < 30
     assert (rep.rows, rep.answered, rep.errors, rep.pending) == (30, 29, 1, 0)
     assert int(rep.exit_code) == 3 and rep.retries >= 6
@@ -69,8 +71,15 @@ def test_every_row_ends_answered_or_recorded_despite_faults(openai_server, tmp_p
 
 def _run_cli(args: list[str], env: dict[str, str], cwd: Path, **kw) -> subprocess.Popen:
     full_env = {**os.environ, **env, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
-    return subprocess.Popen([sys.executable, "-m", "llmops_cli", "batch", *args], env=full_env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "llmops_cli", "batch", *args],
+        env=full_env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_kill_9_then_rerun_pays_each_request_once(openai_server, tmp_path):
@@ -117,7 +126,17 @@ def test_kill_9_at_an_arbitrary_moment_loses_nothing_and_repeats_at_most_the_cal
     src = _input(tmp_path, 300)
     out = tmp_path / "out.jsonl"
     env = {**llm_env_for(srv), **PRICES, "LLMOPS_DATA_DIR": str(tmp_path / "data")}
-    args = [str(src), "--prompt", "{q}", "--no-cache", "--concurrency", str(concurrency), "--output", str(out), "--json"]
+    args = [
+        str(src),
+        "--prompt",
+        "{q}",
+        "--no-cache",
+        "--concurrency",
+        str(concurrency),
+        "--output",
+        str(out),
+        "--json",
+    ]
     proc = _run_cli(args, env, tmp_path)
     deadline = time.time() + 60
     while srv.success_count() < 60 and time.time() < deadline:  # killed while answers stream in
@@ -147,10 +166,14 @@ def test_second_identical_run_is_answered_by_the_cache(openai_server, tmp_path):
     first = pipelines.batch(s, src, prompt="Say {q}", output=str(tmp_path / "a.jsonl"), concurrency=4)
     assert first.calls == 25 and first.cache_hits == 0
     seen = len(srv.records())
-    second = pipelines.batch(s, src, prompt="Say {q}", output=str(tmp_path / "b.jsonl"), concurrency=4)  # a new run folder
+    second = pipelines.batch(
+        s, src, prompt="Say {q}", output=str(tmp_path / "b.jsonl"), concurrency=4
+    )  # a new run folder
     assert second.calls == 0 and second.cache_hits == 25 and second.from_checkpoint == 0
     assert len(srv.records()) == seen
-    assert [r["llmops_response"] for r in read_rows(tmp_path / "a.jsonl")] == [r["llmops_response"] for r in read_rows(tmp_path / "b.jsonl")]
+    assert [r["llmops_response"] for r in read_rows(tmp_path / "a.jsonl")] == [
+        r["llmops_response"] for r in read_rows(tmp_path / "b.jsonl")
+    ]
     assert all(r["llmops_cached"] for r in read_rows(tmp_path / "b.jsonl"))
     # every call that reached the LLM is in the answer log (kind "batch"), the cache hits are not
     with pipelines.answer_log(s) as log:
@@ -192,13 +215,20 @@ def test_rpm_limit_spaces_requests(openai_server, tmp_path):
 
 def test_structured_output_with_schema(openai_server, tmp_path):
     srv = openai_server
-    srv.responder = lambda body: json.dumps({"label": "spam" if "buy" in last_user_text(body) else "ham"}) \
-        if last_user_text(body) != "broken" else "I think it is spam"
+    srv.responder = lambda body: (
+        json.dumps({"label": "spam" if "buy" in last_user_text(body) else "ham"})
+        if last_user_text(body) != "broken"
+        else "I think it is spam"
+    )
     src = tmp_path / "in.csv"
     write_rows(src, [{"text": "buy now"}, {"text": "hello"}, {"text": "broken"}])
     schema = tmp_path / "schema.json"
-    schema.write_text(json.dumps({"type": "object", "properties": {"label": {"enum": ["spam", "ham"]}}, "required": ["label"]}))
-    rep = pipelines.batch(_settings(srv, tmp_path), src, prompt="{text}", schema=str(schema), output=str(tmp_path / "o.jsonl"))
+    schema.write_text(
+        json.dumps({"type": "object", "properties": {"label": {"enum": ["spam", "ham"]}}, "required": ["label"]})
+    )
+    rep = pipelines.batch(
+        _settings(srv, tmp_path), src, prompt="{text}", schema=str(schema), output=str(tmp_path / "o.jsonl")
+    )
     assert (rep.answered, rep.errors) == (2, 1)
     rows = read_rows(tmp_path / "o.jsonl")
     assert [r["llmops_parsed"] for r in rows[:2]] == [{"label": "spam"}, {"label": "ham"}]
@@ -210,8 +240,12 @@ def test_cli_exit_codes_json_and_dry_run(openai_server, tmp_path):
     srv = openai_server
     srv.add_rule(_is("q2"), Fault("400"), times=None)
     src = _input(tmp_path, 5)
-    env = {**llm_env_for(srv), "LLMOPS_DATA_DIR": str(tmp_path / "data"),
-           "LLMOPS_LLM_INPUT_COST_PER_TOKEN": "0.000001", "LLMOPS_LLM_OUTPUT_COST_PER_TOKEN": "0.000002"}
+    env = {
+        **llm_env_for(srv),
+        "LLMOPS_DATA_DIR": str(tmp_path / "data"),
+        "LLMOPS_LLM_INPUT_COST_PER_TOKEN": "0.000001",
+        "LLMOPS_LLM_OUTPUT_COST_PER_TOKEN": "0.000002",
+    }
 
     p = _run_cli([str(src), "--prompt", "{q}", "--dry-run", "--json"], env, tmp_path)
     out, err = p.communicate(timeout=60)
@@ -237,23 +271,45 @@ def test_cli_exit_codes_json_and_dry_run(openai_server, tmp_path):
 def test_wrong_endpoint_stops_the_run_instead_of_failing_every_row(openai_server, tmp_path):
     srv = openai_server
     src = _input(tmp_path, 30)
-    env = {**llm_env_for(srv), **PRICES, "LLMOPS_DATA_DIR": str(tmp_path / "data"), "LLMOPS_LLM_API_BASE": srv.base_url + "/nope"}
+    env = {
+        **llm_env_for(srv),
+        **PRICES,
+        "LLMOPS_DATA_DIR": str(tmp_path / "data"),
+        "LLMOPS_LLM_API_BASE": srv.base_url + "/nope",
+    }
     p = _run_cli([str(src), "--prompt", "{q}", "--concurrency", "2"], env, tmp_path)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 9 and "not found" in " ".join(err.split()) and "Traceback" not in err
     assert len(srv.log) <= 2
 
 
-@pytest.mark.parametrize("kind,status,retryable", [("429", 429, True), ("500", 500, True), ("503", 503, True), ("400", 400, False),
-                                                   ("401", 401, False), ("malformed", 502, True), ("hang", 408, True)])
+@pytest.mark.parametrize(
+    "kind,status,retryable",
+    [
+        ("429", 429, True),
+        ("500", 500, True),
+        ("503", 503, True),
+        ("400", 400, False),
+        ("401", 401, False),
+        ("malformed", 502, True),
+        ("hang", 408, True),
+    ],
+)
 def test_lean_http_client_translates_faults_like_litellm(openai_server, kind, status, retryable):
     from llmops_cli.adapters.llm.base import LLMCallError
     from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
     from tests.support.openai_server import TEST_API_KEY
 
     openai_server.fail_next(kind, retry_after=2, seconds=10)
-    llm = OpenAIHTTP("openai/test-model", api_base=openai_server.base_url, api_key=TEST_API_KEY, timeout=0.5, max_retries=0,
-                     input_cost_per_token=1e-6, output_cost_per_token=2e-6)
+    llm = OpenAIHTTP(
+        "openai/test-model",
+        api_base=openai_server.base_url,
+        api_key=TEST_API_KEY,
+        timeout=0.5,
+        max_retries=0,
+        input_cost_per_token=1e-6,
+        output_cost_per_token=2e-6,
+    )
     with pytest.raises(LLMCallError) as ei:
         llm.complete([{"role": "user", "content": "x"}])
     assert (ei.value.status, ei.value.retryable) == (status, retryable)
@@ -261,7 +317,9 @@ def test_lean_http_client_translates_faults_like_litellm(openai_server, kind, st
         assert ei.value.retry_after == 2
     assert TEST_API_KEY not in ei.value.message
     c = llm.complete([{"role": "user", "content": "hello there"}])
-    assert c.text.startswith("reply-") and c.input_tokens == 3 and c.cost == pytest.approx(3e-6 + c.output_tokens * 2e-6)
+    assert (
+        c.text.startswith("reply-") and c.input_tokens == 3 and c.cost == pytest.approx(3e-6 + c.output_tokens * 2e-6)
+    )
     assert openai_server.records()[-1].authorized and openai_server.records()[-1].body["model"] == "test-model"
 
 

@@ -50,13 +50,15 @@ def so_project(tmp_path_factory):
     answers_dir = root / "answers"
     answers_dir.mkdir()
     rows = []
-    for link, content in zip(df["docLink"], df["content"]):
+    for link, content in zip(df["docLink"], df["content"], strict=False):
         qid = link.rstrip("/").rsplit("/", 1)[-1]
         question, answers = split_thread(content)
         (answers_dir / f"{qid}.txt").write_text("\n\n".join(answers), encoding="utf-8")
         rows.append({"id": qid, "question": question[:600], "relevant_sources": [f"{qid}.txt"]})
     (root / "qs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    settings = load_settings(environ={}, cwd=root, flags={"data_dir": str(root / ".llmops"), "store.path": str(root / "chroma")}).settings
+    settings = load_settings(
+        environ={}, cwd=root, flags={"data_dir": str(root / ".llmops"), "store.path": str(root / "chroma")}
+    ).settings
     pipelines.ingest(settings, [str(answers_dir)], collection="so-answers")
     return root, settings
 
@@ -66,16 +68,27 @@ def test_real_pipeline_scores_far_above_a_broken_retriever(so_project):
 
     from llmops_cli import pipelines
     from llmops_cli.core.eval.datasets import load_dataset
-    from llmops_cli.entry.eval import evaluate
     from llmops_cli.core.eval.runner import EvalOptions, run_eval
+    from llmops_cli.entry.eval import evaluate
 
     root, settings = so_project
-    real = evaluate(settings, root / "qs.jsonl", collection="so-answers", metrics=["retrieval"], k=5,
-                    outputs=[root / "report.html", root / "rows.parquet"])
+    real = evaluate(
+        settings,
+        root / "qs.jsonl",
+        collection="so-answers",
+        metrics=["retrieval"],
+        k=5,
+        outputs=[root / "report.html", root / "rows.parquet"],
+    )
     ds = load_dataset(root / "qs.jsonl")
     broken = WrongQuestionRetriever(pipelines.retriever(settings, "so-answers"), [i.question for i in ds.items])
     bad = asyncio.run(run_eval(ds, EvalOptions(metrics=["retrieval"], k=5), retriever=broken))
-    print("real", {m: round(v, 3) for m, v in real.metrics.items()}, "broken", {m: round(v, 3) for m, v in bad.metrics.items()})
+    print(
+        "real",
+        {m: round(v, 3) for m, v in real.metrics.items()},
+        "broken",
+        {m: round(v, 3) for m, v in bad.metrics.items()},
+    )
     assert real.counts["mrr"] == THREADS and real.error_rows == 0
     assert real.metrics["hit@5"] >= 0.6
     assert real.metrics["mrr"] >= 0.45
@@ -88,8 +101,16 @@ def test_robustness_on_real_retrieval(so_project):
     from llmops_cli.entry.eval import evaluate
 
     root, settings = so_project
-    rep = evaluate(settings, root / "qs.jsonl", collection="so-answers", metrics=["retrieval", "robustness"], k=5, limit=40,
-                   perturbations=["typos", "casing"], record=False)
+    rep = evaluate(
+        settings,
+        root / "qs.jsonl",
+        collection="so-answers",
+        metrics=["retrieval", "robustness"],
+        k=5,
+        limit=40,
+        perturbations=["typos", "casing"],
+        record=False,
+    )
     for kind in ("typos", "casing"):
         d = rep.robustness[kind]["metrics"]["mrr"]
         assert d["rows"] == 40 and d["original"] == pytest.approx(rep.metrics["mrr"])
@@ -106,15 +127,47 @@ def test_cli_subprocess_gate_and_history(so_project):
     root, settings = so_project
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
     env.update({"LLMOPS_DATA_DIR": settings.data_dir, "LLMOPS_STORE_PATH": settings.store.path})
-    cmd = [sys.executable, "-m", "llmops_cli", "eval", "qs.jsonl", "--collection", "so-answers", "--limit", "30", "-k", "5"]
-    gate = subprocess.run([*cmd, "--fail-under", "hit@k=0.99", "--fail-under", "mrr=0.1", "--json"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "llmops_cli",
+        "eval",
+        "qs.jsonl",
+        "--collection",
+        "so-answers",
+        "--limit",
+        "30",
+        "-k",
+        "5",
+    ]
+    gate = subprocess.run(
+        [*cmd, "--fail-under", "hit@k=0.99", "--fail-under", "mrr=0.1", "--json"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert gate.returncode == 4, gate.stderr
     doc = json.loads(gate.stdout)
     assert [g["passed"] for g in doc["gates"]] == [False, True]
     assert "Traceback" not in gate.stderr and "quality gate failed: hit@5 = " in gate.stderr  # hit@k is the run's own k
-    ok = subprocess.run([*cmd, "--baseline", "latest", "--fail-on-regression"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    ok = subprocess.run(
+        [*cmd, "--baseline", "latest", "--fail-on-regression"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "Against baseline run" in ok.stdout and "same" in ok.stdout  # identical inputs: no metric moved
-    runs = subprocess.run([sys.executable, "-m", "llmops_cli", "eval", "runs", "--json"], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    runs = subprocess.run(
+        [sys.executable, "-m", "llmops_cli", "eval", "runs", "--json"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert runs.returncode == 0 and len(json.loads(runs.stdout)["runs"]) >= 2

@@ -16,12 +16,27 @@ DOCS = {
     "pools.md": "# Pools\n\nPools limit how many tasks run at once against one resource, such as a database.\n",
 }
 ROWS = [
-    {"id": "s", "question": "What triggers DAG runs?", "relevant_sources": ["scheduler.md"],
-     "reference_answer": "The scheduler", "answer": "The scheduler triggers DAG runs"},
-    {"id": "e", "question": "Which executor runs tasks as local subprocesses?", "relevant_sources": ["executor.md"],
-     "reference_answer": "The LocalExecutor", "answer": "Celery workers on Kubernetes"},
-    {"id": "p", "question": "How do I limit concurrent tasks against a database?", "relevant_sources": ["pools.md"],
-     "reference_answer": "Use pools", "answer": "GARBAGE-VERDICT please"},
+    {
+        "id": "s",
+        "question": "What triggers DAG runs?",
+        "relevant_sources": ["scheduler.md"],
+        "reference_answer": "The scheduler",
+        "answer": "The scheduler triggers DAG runs",
+    },
+    {
+        "id": "e",
+        "question": "Which executor runs tasks as local subprocesses?",
+        "relevant_sources": ["executor.md"],
+        "reference_answer": "The LocalExecutor",
+        "answer": "Celery workers on Kubernetes",
+    },
+    {
+        "id": "p",
+        "question": "How do I limit concurrent tasks against a database?",
+        "relevant_sources": ["pools.md"],
+        "reference_answer": "Use pools",
+        "answer": "GARBAGE-VERDICT please",
+    },
 ]
 
 
@@ -62,8 +77,14 @@ def project(tmp_path, openai_server, monkeypatch):
     for name, text in DOCS.items():
         (docs / name).write_text(text)
     (tmp_path / "qs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    flags = {"data_dir": str(tmp_path / ".llmops"), "store.path": str(tmp_path / "chroma"), "llm.model": TEST_MODEL,
-             "llm.api_base": openai_server.base_url, "llm.api_key": TEST_API_KEY, "llm.max_retries": 0}
+    flags = {
+        "data_dir": str(tmp_path / ".llmops"),
+        "store.path": str(tmp_path / "chroma"),
+        "llm.model": TEST_MODEL,
+        "llm.api_base": openai_server.base_url,
+        "llm.api_key": TEST_API_KEY,
+        "llm.max_retries": 0,
+    }
     settings = load_settings(environ={}, cwd=tmp_path, flags=flags).settings
     pipelines.ingest(settings, [str(docs)], collection="judge-docs")
     openai_server.responder = judge_responder
@@ -73,7 +94,9 @@ def project(tmp_path, openai_server, monkeypatch):
 def test_judge_metrics_over_http(project, openai_server):
     from llmops_cli.entry.eval import evaluate
 
-    rep = evaluate(project, "qs.jsonl", collection="judge-docs", metrics=["retrieval", "judge"], k=2, mode="vector", concurrency=4)
+    rep = evaluate(
+        project, "qs.jsonl", collection="judge-docs", metrics=["retrieval", "judge"], k=2, mode="vector", concurrency=4
+    )
     rows = {r.id: r for r in rep.rows}
     assert rows["s"].metrics["faithfulness"] == 1.0  # supported by the retrieved scheduler.md text
     assert rows["e"].metrics["faithfulness"] == 0.0
@@ -103,8 +126,13 @@ def test_cli_exit_3_on_row_errors_and_json_document(project, openai_server, monk
     from llmops_cli.cli.state import AppState, set_state
     from llmops_cli.errors import LlmopsError
 
-    for key, value in {"LLMOPS_DATA_DIR": project.data_dir, "LLMOPS_STORE_PATH": project.store.path, "LLMOPS_LLM_MODEL": TEST_MODEL,
-                       "LLMOPS_LLM_API_BASE": openai_server.base_url, "LLMOPS_LLM_API_KEY": TEST_API_KEY}.items():
+    for key, value in {
+        "LLMOPS_DATA_DIR": project.data_dir,
+        "LLMOPS_STORE_PATH": project.store.path,
+        "LLMOPS_LLM_MODEL": TEST_MODEL,
+        "LLMOPS_LLM_API_BASE": openai_server.base_url,
+        "LLMOPS_LLM_API_KEY": TEST_API_KEY,
+    }.items():
         monkeypatch.setenv(key, value)
     set_state(AppState())
     app = typer.Typer()
@@ -112,8 +140,11 @@ def test_cli_exit_3_on_row_errors_and_json_document(project, openai_server, monk
     eval_cmd.register(app)
     code = 0
     try:
-        typer.main.get_command(app).main(["eval", "qs.jsonl", "--collection", "judge-docs", "-m", "correctness,toxicity", "--json"],
-                                         prog_name="llmops", standalone_mode=False)
+        typer.main.get_command(app).main(
+            ["eval", "qs.jsonl", "--collection", "judge-docs", "-m", "correctness,toxicity", "--json"],
+            prog_name="llmops",
+            standalone_mode=False,
+        )
     except LlmopsError as e:
         code, msg = int(e.exit_code), e.message
     except click.exceptions.UsageError as e:  # pragma: no cover - would be a test bug
@@ -150,17 +181,30 @@ def test_generated_answers_through_ask_then_judged(project, openai_server):
     openai_server.responder = ask_and_judge_responder
     rows = [{k: v for k, v in r.items() if k != "answer"} for r in ROWS]
     (project_dir := __import__("pathlib").Path(project.data_dir).parent / "noanswers.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in rows))
-    rep = evaluate(project, project_dir, collection="judge-docs", metrics=["token_f1", "faithfulness"], k=2, mode="vector", concurrency=3)
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    rep = evaluate(
+        project,
+        project_dir,
+        collection="judge-docs",
+        metrics=["token_f1", "faithfulness"],
+        k=2,
+        mode="vector",
+        concurrency=3,
+    )
     by_id = {r.id: r for r in rep.rows}
     assert by_id["s"].answer == "The scheduler triggers DAG runs [1]."
     assert by_id["s"].metrics["faithfulness"] == 0.0  # the judge compares the whole answer text, citation included
     # "localexecutor runs tasks as subprocesses 1" vs "localexecutor": P = 1/6, R = 1 -> F1 = 2/7
     assert by_id["e"].metrics["token_f1"] == pytest.approx(2 * (1 / 6) * 1 / (1 / 6 + 1))
     n_chat = len(openai_server.records())
-    assert n_chat == 3 * 2 + 3  # per question: a rewording call and an answer call; plus one faithfulness judgement each
+    assert (
+        n_chat == 3 * 2 + 3
+    )  # per question: a rewording call and an answer call; plus one faithfulness judgement each
     assert rep.usage["calls"] == n_chat
-    again = evaluate(project, project_dir, collection="judge-docs", metrics=["token_f1", "faithfulness"], k=2, mode="vector")
+    again = evaluate(
+        project, project_dir, collection="judge-docs", metrics=["token_f1", "faithfulness"], k=2, mode="vector"
+    )
     assert len(openai_server.records()) == n_chat and again.usage["cached"] == n_chat
     assert again.metrics == rep.metrics
 
@@ -170,7 +214,9 @@ def generate_responder(body):
     if "Pools" in passage:
         return "Here is a question for you"  # not JSON: this chunk gives no question
     title = passage.splitlines()[0].lstrip("# ").strip()
-    return json.dumps({"question": f"What does the documentation say about {title.lower()}?", "answer": passage.splitlines()[-1]})
+    return json.dumps(
+        {"question": f"What does the documentation say about {title.lower()}?", "answer": passage.splitlines()[-1]}
+    )
 
 
 def _invoke(args, capsys):
@@ -197,8 +243,13 @@ def _invoke(args, capsys):
 
 
 def _env(monkeypatch, settings, server):
-    for key, value in {"LLMOPS_DATA_DIR": settings.data_dir, "LLMOPS_STORE_PATH": settings.store.path, "LLMOPS_LLM_MODEL": TEST_MODEL,
-                       "LLMOPS_LLM_API_BASE": server.base_url, "LLMOPS_LLM_API_KEY": TEST_API_KEY}.items():
+    for key, value in {
+        "LLMOPS_DATA_DIR": settings.data_dir,
+        "LLMOPS_STORE_PATH": settings.store.path,
+        "LLMOPS_LLM_MODEL": TEST_MODEL,
+        "LLMOPS_LLM_API_BASE": server.base_url,
+        "LLMOPS_LLM_API_KEY": TEST_API_KEY,
+    }.items():
         monkeypatch.setenv(key, value)
 
 
@@ -213,7 +264,9 @@ def test_generate_writes_a_question_set_that_evaluates(project, openai_server, m
     rows = [json.loads(line) for line in (tmp_path / "gen.jsonl").read_text().splitlines()]
     assert {r["relevant_sources"][0].rsplit("/", 1)[-1] for r in rows} == {"scheduler.md", "executor.md"}
     assert all(r["relevant_chunks"] and r["reference_answer"] for r in rows)
-    code, out, err = _invoke(["gen.jsonl", "--collection", "judge-docs", "-m", "retrieval,chunk", "-k", "3", "--json"], capsys)
+    code, out, err = _invoke(
+        ["gen.jsonl", "--collection", "judge-docs", "-m", "retrieval,chunk", "-k", "3", "--json"], capsys
+    )
     assert code == 0, err
     assert json.loads(out)["metrics"]["chunk_hit@3"] == 1.0
 
@@ -223,8 +276,28 @@ def test_sweep_leaderboard_and_cleanup(project, monkeypatch, capsys, tmp_path):
 
     _env(monkeypatch, project, __import__("types").SimpleNamespace(base_url="http://127.0.0.1:9/v1"))
     docs = tmp_path / "docs"
-    code, out, err = _invoke(["sweep", "qs.jsonl", "--sources", str(docs / "scheduler.md"), str(docs / "executor.md"), str(docs / "pools.md"),
-                              "--size", "32", "--size", "64", "--overlap", "0", "--overlap", "40", "-k", "1", "--json"], capsys)
+    code, out, err = _invoke(
+        [
+            "sweep",
+            "qs.jsonl",
+            "--sources",
+            str(docs / "scheduler.md"),
+            str(docs / "executor.md"),
+            str(docs / "pools.md"),
+            "--size",
+            "32",
+            "--size",
+            "64",
+            "--overlap",
+            "0",
+            "--overlap",
+            "40",
+            "-k",
+            "1",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     doc = json.loads(out)
     board = doc["leaderboard"]
@@ -237,12 +310,21 @@ def test_sweep_leaderboard_and_cleanup(project, monkeypatch, capsys, tmp_path):
 
 # --- a rejected key or no endpoint stops eval at once: exit 8 / 7 through the real CLI, not a row error per call ---
 
+
 def _cli(settings, base_url: str, *args: str):
     from tests.integration.conftest import llmops_env, run_llmops
 
-    env = llmops_env(Path(settings.data_dir).parent, LLMOPS_DATA_DIR=str(settings.data_dir), LLMOPS_STORE_PATH=str(settings.store.path),
-                     LLMOPS_LLM_MODEL=TEST_MODEL, LLMOPS_LLM_API_BASE=base_url, LLMOPS_LLM_API_KEY=TEST_API_KEY,
-                     LLMOPS_LLM_MAX_RETRIES="0", LLMOPS_LLM_INPUT_COST_PER_TOKEN="0.000001", LLMOPS_LLM_OUTPUT_COST_PER_TOKEN="0.000002")
+    env = llmops_env(
+        Path(settings.data_dir).parent,
+        LLMOPS_DATA_DIR=str(settings.data_dir),
+        LLMOPS_STORE_PATH=str(settings.store.path),
+        LLMOPS_LLM_MODEL=TEST_MODEL,
+        LLMOPS_LLM_API_BASE=base_url,
+        LLMOPS_LLM_API_KEY=TEST_API_KEY,
+        LLMOPS_LLM_MAX_RETRIES="0",
+        LLMOPS_LLM_INPUT_COST_PER_TOKEN="0.000001",
+        LLMOPS_LLM_OUTPUT_COST_PER_TOKEN="0.000002",
+    )
     return run_llmops("eval", *args, env=env, cwd=Path(settings.data_dir).parent, timeout=180)
 
 
@@ -261,27 +343,44 @@ def no_answers(project):
     return p.name
 
 
-@pytest.mark.parametrize("args", [
-    ["run", "qs.jsonl", "--collection", "judge-docs", "-m", "correctness,helpfulness"],  # the judge
-    ["run", "NOANSWERS", "--collection", "judge-docs", "-m", "token_f1"],  # answers through the ask step
-    ["generate", "--collection", "judge-docs", "-n", "3", "-o", "gen.jsonl"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "qs.jsonl", "--collection", "judge-docs", "-m", "correctness,helpfulness"],  # the judge
+        ["run", "NOANSWERS", "--collection", "judge-docs", "-m", "token_f1"],  # answers through the ask step
+        ["generate", "--collection", "judge-docs", "-n", "3", "-o", "gen.jsonl"],
+    ],
+)
 def test_a_rejected_key_exits_8_after_one_call(project, openai_server, no_answers, args):
     from tests.support.openai_server import Fault
 
     openai_server.responder = lambda body: Fault("401")
-    r = _cli(project, openai_server.base_url, *[no_answers if a == "NOANSWERS" else a for a in args], "--concurrency", "1", "--no-cache")
+    r = _cli(
+        project,
+        openai_server.base_url,
+        *[no_answers if a == "NOANSWERS" else a for a in args],
+        "--concurrency",
+        "1",
+        "--no-cache",
+    )
     assert r.returncode == 8, r.stderr
-    assert "rejected the credentials" in r.stderr and "Traceback" not in r.stderr and TEST_API_KEY not in r.stderr + r.stdout
+    assert (
+        "rejected the credentials" in r.stderr
+        and "Traceback" not in r.stderr
+        and TEST_API_KEY not in r.stderr + r.stdout
+    )
     assert len(openai_server.records()) == 1  # stopped at once: no call per remaining row
     assert not (Path(project.data_dir).parent / "gen.jsonl").exists()
 
 
-@pytest.mark.parametrize("args", [
-    ["run", "qs.jsonl", "--collection", "judge-docs", "-m", "correctness", "--no-record"],
-    ["run", "NOANSWERS", "--collection", "judge-docs", "-m", "token_f1", "--no-record"],
-    ["generate", "--collection", "judge-docs", "-n", "3", "-o", "gen.jsonl"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "qs.jsonl", "--collection", "judge-docs", "-m", "correctness", "--no-record"],
+        ["run", "NOANSWERS", "--collection", "judge-docs", "-m", "token_f1", "--no-record"],
+        ["generate", "--collection", "judge-docs", "-n", "3", "-o", "gen.jsonl"],
+    ],
+)
 def test_an_unreachable_llm_exits_7(project, no_answers, args):
     r = _cli(project, _closed_port_url(), *[no_answers if a == "NOANSWERS" else a for a in args])
     assert r.returncode == 7, r.stderr
@@ -302,6 +401,6 @@ def test_the_docs_sweep_example_runs_verbatim(project, monkeypatch, capsys, tmp_
     code, out, err = _invoke(["sweep", *args, "--json"], capsys)
     assert code == 0, err
     board = json.loads(out)["leaderboard"]
-    sizes = [int(v) for f, v in zip(args, args[1:]) if f == "--size"]
-    overlaps = [int(v) for f, v in zip(args, args[1:]) if f == "--overlap"]
+    sizes = [int(v) for f, v in zip(args, args[1:], strict=False) if f == "--size"]
+    overlaps = [int(v) for f, v in zip(args, args[1:], strict=False) if f == "--overlap"]
     assert sorted((e["size"], e["overlap"]) for e in board) == sorted((s, o) for s in sizes for o in overlaps)

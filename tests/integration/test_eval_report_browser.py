@@ -12,16 +12,29 @@ from llmops_cli.core.eval.report import EvalReport, RowResult, mean_metrics
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 
 
 def open_in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
     """(the DOM after scripts ran, console lines) for a local file."""
     if not CHROMIUM.exists():
         pytest.skip("headless chromium is not installed (apt-get install -y chromium)")
-    proc = subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout, [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
 
@@ -29,18 +42,40 @@ def open_in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
 def _report() -> EvalReport:
     rows = []
     for i in range(25):
-        rows.append(RowResult(id=f"q{i}", question=f"question {i} <script>window.pwned=1</script>", answer=f"answer {i} & more",
-                              retrieved=[{"id": f"c{i}", "source": f"doc{i % 4}.md", "score": 0.5}],
-                              metrics={"hit@5": float(i % 2), "mrr": 1 / (1 + i % 5), "toxicity": (i % 7) / 10},
-                              reasons={"toxicity": "fine"}, errors={"correctness": "judge reply is not JSON"} if i == 3 else {}))
+        rows.append(
+            RowResult(
+                id=f"q{i}",
+                question=f"question {i} <script>window.pwned=1</script>",
+                answer=f"answer {i} & more",
+                retrieved=[{"id": f"c{i}", "source": f"doc{i % 4}.md", "score": 0.5}],
+                metrics={"hit@5": float(i % 2), "mrr": 1 / (1 + i % 5), "toxicity": (i % 7) / 10},
+                reasons={"toxicity": "fine"},
+                errors={"correctness": "judge reply is not JSON"} if i == 3 else {},
+            )
+        )
     means, counts = mean_metrics(rows)
-    rep = EvalReport(dataset={"path": "/x/qs.jsonl", "sha256": "ab" * 32, "rows": len(rows)}, config={"k": 5, "mode": "hybrid", "collection": "docs"},
-                     config_hash="f" * 16, metrics=means, counts=counts, rows=rows, usage={"calls": 3, "cached": 1, "failed": 0},
-                     robustness={"typos": {"metrics": {"mrr": {"original": 0.5, "perturbed": 0.4, "delta": -0.1, "rows": 25}},
-                                           "example": {"original": "a", "perturbed": "b"}}},
-                     created_at="2026-01-01T00:00:00+00:00", run_id=7)
+    rep = EvalReport(
+        dataset={"path": "/x/qs.jsonl", "sha256": "ab" * 32, "rows": len(rows)},
+        config={"k": 5, "mode": "hybrid", "collection": "docs"},
+        config_hash="f" * 16,
+        metrics=means,
+        counts=counts,
+        rows=rows,
+        usage={"calls": 3, "cached": 1, "failed": 0},
+        robustness={
+            "typos": {
+                "metrics": {"mrr": {"original": 0.5, "perturbed": 0.4, "delta": -0.1, "rows": 25}},
+                "example": {"original": "a", "perturbed": "b"},
+            }
+        },
+        created_at="2026-01-01T00:00:00+00:00",
+        run_id=7,
+    )
     rep.gates = [{"metric": "mrr", "threshold": 0.9, "value": means["mrr"], "passed": False, "check": "x"}]
-    rep.comparison = {"base": {"run_id": 6}, "metrics": [{"metric": "mrr", "base": 0.6, "new": means["mrr"], "delta": -0.1, "status": "regressed"}]}
+    rep.comparison = {
+        "base": {"run_id": 6},
+        "metrics": [{"metric": "mrr", "base": 0.6, "new": means["mrr"], "delta": -0.1, "status": "regressed"}],
+    }
     return rep
 
 
@@ -63,7 +98,9 @@ def test_report_renders_charts_and_table_without_console_errors(tmp_path):
 def test_console_errors_are_detected(tmp_path):
     """The check above can fail: a report whose script breaks is caught."""
     page = tmp_path / "broken.html"
-    page.write_text(render_html(_report()).replace("var table = document.getElementById('rows');", "var table = missingThing.x;"))
+    page.write_text(
+        render_html(_report()).replace("var table = document.getElementById('rows');", "var table = missingThing.x;")
+    )
     dom, console = open_in_chromium(page, tmp_path / "profile")
     assert any("Uncaught" in c for c in console)
-    assert not re.search(r'<body[^>]*data-ready', dom)
+    assert not re.search(r"<body[^>]*data-ready", dom)

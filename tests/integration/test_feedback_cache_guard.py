@@ -19,7 +19,9 @@ def measured(tmp_path_factory):
     from llmops_cli.settings import load_settings
 
     tmp = tmp_path_factory.mktemp("guard")
-    s = load_settings(None, environ={k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}, cwd=tmp).settings
+    s = load_settings(
+        None, environ={k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}, cwd=tmp
+    ).settings
     emb = wiring.build_embedder(s.embedder)
     assert emb.identity == "st:all-MiniLM-L6-v2"  # the real model, not a stand-in
     return cache_guard(emb, tmp / "guard.sqlite", s.feedback.cache_threshold)

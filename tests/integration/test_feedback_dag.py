@@ -39,8 +39,13 @@ def test_feedback_dag_reviews_in_mapped_batches_and_promotes(airflow_server, ope
     srv = airflow_server
     openai_server.responder = responder
     cwd = srv.home.parent
-    llm_env = {"LLMOPS_LLM_MODEL": TEST_MODEL, "LLMOPS_LLM_API_BASE": openai_server.base_url, "LLMOPS_LLM_API_KEY": TEST_API_KEY,
-               "LLMOPS_LLM_REWORDINGS": "0", "LLMOPS_STORE_COLLECTION": COLLECTION}
+    llm_env = {
+        "LLMOPS_LLM_MODEL": TEST_MODEL,
+        "LLMOPS_LLM_API_BASE": openai_server.base_url,
+        "LLMOPS_LLM_API_KEY": TEST_API_KEY,
+        "LLMOPS_LLM_REWORDINGS": "0",
+        "LLMOPS_STORE_COLLECTION": COLLECTION,
+    }
     env = {**srv.env, **llm_env}
 
     ok_json(env, cwd, "ingest", str(write_corpus(tmp_path)))
@@ -50,8 +55,10 @@ def test_feedback_dag_reviews_in_mapped_batches_and_promotes(airflow_server, ope
     # the tasks' environment (fixed when the server started) points llm.* at the session's LLM server; the judge is
     # configured apart (feedback.judge_*), in a config file the run names
     cfg = tmp_path / "llmops.yaml"
-    cfg.write_text(f"feedback:\n  judge_model: {TEST_MODEL}\n  judge_api_base: {openai_server.base_url}\n"
-                   f"  judge_api_key: {TEST_API_KEY}\n")
+    cfg.write_text(
+        f"feedback:\n  judge_model: {TEST_MODEL}\n  judge_api_base: {openai_server.base_url}\n"
+        f"  judge_api_key: {TEST_API_KEY}\n"
+    )
     deadline = time.monotonic() + 120
     while not any(d["dag_id"] == "llmops_feedback" for d in ok_json(srv.env, cwd, "dags", "list")):
         assert time.monotonic() < deadline, "llmops_feedback was not parsed"
@@ -61,7 +68,18 @@ def test_feedback_dag_reviews_in_mapped_batches_and_promotes(airflow_server, ope
     # server (replies that are not verdicts: review errors), and this run, queued behind it, reviews those again
     conf = {"config": str(cfg), "collection": COLLECTION, "batch_size": 2, "retry_errors": True}
     judge_calls = len(openai_server.records())
-    doc = ok_json(srv.env, cwd, "trigger-dag", "llmops_feedback", "--conf", json.dumps(conf), "--wait", "--timeout", "600", timeout=660)
+    doc = ok_json(
+        srv.env,
+        cwd,
+        "trigger-dag",
+        "llmops_feedback",
+        "--conf",
+        json.dumps(conf),
+        "--wait",
+        "--timeout",
+        "600",
+        timeout=660,
+    )
     assert doc["state"] == "success", doc
     batches = next(t for t in doc["tasks"] if t["task_id"] == "review_batch")
     assert batches["mapped"] and batches["total"] == 2 and batches["states"] == {"success": 2}  # 3 answers, 2 per batch

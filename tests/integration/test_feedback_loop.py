@@ -23,10 +23,10 @@ LLMOPS = REPO / ".venv" / "bin" / "llmops"
 
 CORPUS = {
     "frobnicator.md": "# Frobnicator\n\n## Rotating credentials\n\nThe frobnicator keeps its credentials in the vault. "
-                      "Rotate them with `frob rotate --all`; the old ones stop working after ten minutes.\n\n"
-                      "## Scaling\n\nAdd workers with `frob scale N`. Each worker handles forty requests per second.\n",
+    "Rotate them with `frob rotate --all`; the old ones stop working after ten minutes.\n\n"
+    "## Scaling\n\nAdd workers with `frob scale N`. Each worker handles forty requests per second.\n",
     "backups.md": "# Backups\n\nNightly backups run at 02:00 UTC and are kept for thirty days. "
-                  "Restore one with `frob restore DATE`.\n",
+    "Restore one with `frob restore DATE`.\n",
     "widgets.md": "# Widgets\n\nWidgets are configured in widgets.toml. The colour key accepts any CSS colour name.\n",
 }
 
@@ -39,8 +39,11 @@ ANSWERS = {
     Q_SCALE: f"Use `frob scale N` [1]. If it fails, authenticate with the admin key {FAKE_KEY} first.",
     Q_BACKUP: "Backups run nightly at 02:00 UTC [1]. Ask Jane Roe (jane.roe@corp.example, +1 415 555 0199) for a restore.",
 }
-VERDICT_OK = {"helpfulness": {"score": 5, "reason": "complete"}, "relevance": {"score": 5, "reason": "about the frobnicator"},
-              "publicness": {"public": True, "reason": "nothing sensitive"}}
+VERDICT_OK = {
+    "helpfulness": {"score": 5, "reason": "complete"},
+    "relevance": {"score": 5, "reason": "about the frobnicator"},
+    "publicness": {"public": True, "reason": "nothing sensitive"},
+}
 VERDICT_PRIVATE = {**VERDICT_OK, "publicness": {"public": False, "reason": "names an employee and her contact details"}}
 
 
@@ -56,9 +59,15 @@ def responder(body: dict) -> str:
 
 
 def env_for(tmp_path: Path, server) -> dict[str, str]:
-    return {"LLMOPS_LLM_MODEL": TEST_MODEL, "LLMOPS_LLM_API_BASE": server.base_url, "LLMOPS_LLM_API_KEY": TEST_API_KEY,
-            "LLMOPS_STORE_PATH": str(tmp_path / "chroma"), "LLMOPS_DATA_DIR": str(tmp_path / "state"),
-            "LLMOPS_LLM_REWORDINGS": "1", "LLMOPS_STORE_COLLECTION": "docs"}
+    return {
+        "LLMOPS_LLM_MODEL": TEST_MODEL,
+        "LLMOPS_LLM_API_BASE": server.base_url,
+        "LLMOPS_LLM_API_KEY": TEST_API_KEY,
+        "LLMOPS_STORE_PATH": str(tmp_path / "chroma"),
+        "LLMOPS_DATA_DIR": str(tmp_path / "state"),
+        "LLMOPS_LLM_REWORDINGS": "1",
+        "LLMOPS_STORE_COLLECTION": "docs",
+    }
 
 
 def write_corpus(tmp_path: Path) -> Path:
@@ -164,7 +173,9 @@ def test_ask_rate_review_promote_query_cache_and_demote(loop):
     assert out["promoted_answer"] == ids[Q_ROTATE] and out["promotion"]["removed"][0]["id"] == ids[Q_ROTATE]
     assert promoted_ids(settings) == {ids[Q_SCALE]}
     for mode in ("vector", "lexical"):
-        assert all(h.metadata.get("answer_id") != ids[Q_ROTATE] for h in pipelines.query(settings, Q_ROTATE, mode=mode, k=5))
+        assert all(
+            h.metadata.get("answer_id") != ids[Q_ROTATE] for h in pipelines.query(settings, Q_ROTATE, mode=mode, k=5)
+        )
     again = pipelines.ask(settings, Q_ROTATE)
     assert again.cache_hit is None and again.answer == ANSWERS[Q_ROTATE]
 
@@ -184,7 +195,9 @@ def test_unparseable_verdict_is_a_review_error_not_a_crash(loop):
 
     settings, server = loop
     a = pipelines.ask(settings, Q_ROTATE).answer_id
-    server.responder = lambda body: "Looks good to me!" if "You review answers" in body["messages"][0]["content"] else responder(body)
+    server.responder = lambda body: (
+        "Looks good to me!" if "You review answers" in body["messages"][0]["content"] else responder(body)
+    )
     out = pipelines.feedback_review(settings)
     assert out["reviewed"] == 0 and [e["id"] for e in out["errors"]] == [a]
     with pipelines.answer_log(settings) as log:

@@ -22,8 +22,25 @@ COLL = "conc-test"
 
 
 def start_ingest(paths: list[Path], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "llmops_cli", "ingest", *map(str, paths), "--collection", COLL, "--json",
-                             "--wait-lock", "300"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmops_cli",
+            "ingest",
+            *map(str, paths),
+            "--collection",
+            COLL,
+            "--json",
+            "--wait-lock",
+            "300",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def vector_index_problems(store_path: Path, collection: str) -> list[str]:
@@ -31,7 +48,9 @@ def vector_index_problems(store_path: Path, collection: str) -> list[str]:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    col = chromadb.PersistentClient(path=str(store_path), settings=ChromaSettings(anonymized_telemetry=False)).get_collection(collection)
+    col = chromadb.PersistentClient(
+        path=str(store_path), settings=ChromaSettings(anonymized_telemetry=False)
+    ).get_collection(collection)
     n = col.count()
     try:
         got = col.get(include=["embeddings"])
@@ -69,7 +88,7 @@ def test_two_concurrent_ingests_take_turns_and_leave_a_clean_store(tmp_path, fol
 
     procs = [start_ingest([a], env), start_ingest([b], env)]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     waited = [err for _, err in outs if "waiting up to 300 s for pid" in err]
     assert len(waited) == 1, [err for _, err in outs]  # one wrote while the other waited, saying who it waited for
@@ -108,17 +127,22 @@ time.sleep(60)
 """
 
 
-@pytest.mark.parametrize("command", [
-    ["ingest", "{docs}", "--collection", COLL, "--wait-lock", "0.5"],
-    ["collections", "delete", COLL, "--yes"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ingest", "{docs}", "--collection", COLL, "--wait-lock", "0.5"],
+        ["collections", "delete", COLL, "--yes"],
+    ],
+)
 def test_a_writer_that_cannot_get_the_store_exits_10_and_writes_nothing(tmp_path, command):
     docs = make_corpus(tmp_path / "docs", pages=2)
     env = llmops_env(tmp_path, LLMOPS_WAIT_LOCK="0.5")
     assert run_llmops("ingest", str(docs), "--collection", COLL, env=env).returncode == 0
     (docs / "page-00.md").write_text("# Changed\n\nNew text that must not reach the store while it is locked.\n")
     before = snapshot(tmp_path / "chroma", COLL)
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "chroma")], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / "chroma")], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         r = run_llmops(*[c.format(docs=docs) for c in command], env=env)
@@ -136,11 +160,16 @@ def test_readers_do_not_wait_for_a_writer(tmp_path):
     docs = make_corpus(tmp_path / "docs", pages=2)
     env = llmops_env(tmp_path, LLMOPS_WAIT_LOCK="0")
     assert run_llmops("ingest", str(docs), "--collection", COLL, env=env).returncode == 0
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "chroma")], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / "chroma")], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        for args in (["query", "topic 3", "--collection", COLL], ["collections", "list"],
-                     ["ingest", str(docs), "--collection", COLL, "--dry-run"]):
+        for args in (
+            ["query", "topic 3", "--collection", COLL],
+            ["collections", "list"],
+            ["ingest", str(docs), "--collection", COLL, "--dry-run"],
+        ):
             r = run_llmops(*args, env=env)
             assert r.returncode == 0, (args, r.stderr)
     finally:

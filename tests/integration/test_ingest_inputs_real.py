@@ -20,7 +20,9 @@ def test_a_folder_of_bad_inputs_ingests_the_good_ones_and_query_output_is_safe(t
     docs.mkdir()
     (docs / "good.md").write_text("# Pools\n\nPools limit how many tasks run at once against a database.\n")
     (docs / "toc.md").write_text("# Operators\n\n## KubernetesPodOperator\n")
-    (docs / "evil.md").write_text("# Evil\n\nThe quokka \x1b]0;pwned\x07\x1b[2J\x1b[31mtakes over\x1b[0m your terminal.\n")
+    (docs / "evil.md").write_text(
+        "# Evil\n\nThe quokka \x1b]0;pwned\x07\x1b[2J\x1b[31mtakes over\x1b[0m your terminal.\n"
+    )
     os.symlink(docs / "nowhere.md", docs / "dangling.md")
     os.symlink(docs / "loop2.md", docs / "loop1.md")
     os.symlink(docs / "loop1.md", docs / "loop2.md")
@@ -33,7 +35,9 @@ def test_a_folder_of_bad_inputs_ingests_the_good_ones_and_query_output_is_safe(t
     report = json.loads(r.stdout)
     reasons = {os.path.basename(s["source"]): s["reason"] for s in report["skipped"]}
     assert set(reasons) == {"dangling.md", "loop1.md", "loop2.md", "pipe.md", "more.zip"}, reasons
-    assert reasons["loop1.md"] == "unreadable: symbolic link loop" and reasons["pipe.md"] == "not a regular file (a FIFO)"
+    assert (
+        reasons["loop1.md"] == "unreadable: symbolic link loop" and reasons["pipe.md"] == "not a regular file (a FIFO)"
+    )
     assert sorted(report["new"]) == ["docs/evil.md", "docs/good.md", "docs/toc.md"]
 
     r = run_llmops("query", "KubernetesPodOperator", "--collection", "odd", "--json", env=env)

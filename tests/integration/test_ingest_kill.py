@@ -25,8 +25,12 @@ def make_corpus(root: Path, pages: int = 40) -> Path:
     root.mkdir(parents=True)
     for i in range(pages):
         sections = "\n\n".join(
-            f"## Section {j}\n\n" + " ".join(f"Page {i} section {j} sentence {k} talks about topic {(i * 7 + j * 3 + k) % 23}." for k in range(25))
-            for j in range(4))
+            f"## Section {j}\n\n"
+            + " ".join(
+                f"Page {i} section {j} sentence {k} talks about topic {(i * 7 + j * 3 + k) % 23}." for k in range(25)
+            )
+            for j in range(4)
+        )
         (root / f"page-{i:02d}.md").write_text(f"# Page {i}\n\n{sections}\n")
     return root
 
@@ -68,8 +72,13 @@ def test_killed_ingest_then_rerun_equals_clean_run(tmp_path):
     env = llmops_env(tmp_path / "killed")
     killed_mid_run = 0
     for fraction in (0.45, 0.75):
-        p = subprocess.Popen([sys.executable, "-m", "llmops_cli", "ingest", str(corpus), "--collection", "kill-test", "--json"],
-                             env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "llmops_cli", "ingest", str(corpus), "--collection", "kill-test", "--json"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(clean_seconds * fraction)
         if p.poll() is None:
             killed_mid_run += 1
@@ -96,13 +105,23 @@ def test_ctrl_c_says_interrupted_exits_130_and_keeps_what_was_written(tmp_path):
     env = llmops_env(tmp_path / "interrupted")
     # SIGINT as in a terminal: a shell's background job (how CI may run us) starts with it ignored, and Python then
     # installs no KeyboardInterrupt handler
-    p = subprocess.Popen([sys.executable, "-m", "llmops_cli", "ingest", str(corpus), "--collection", "int-test", "--json"],
-                         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "llmops_cli", "ingest", str(corpus), "--collection", "int-test", "--json"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     # Ctrl-C once the first sources are complete in the store (read as `llmops query` would, while the ingest
     # writes), not after a guessed delay: on a slow machine the run's pace varies too much for a timer
     deadline = time.monotonic() + clean_seconds * 5
-    while p.poll() is None and time.monotonic() < deadline and not _complete_sources(tmp_path / "interrupted" / "chroma", "int-test"):
+    while (
+        p.poll() is None
+        and time.monotonic() < deadline
+        and not _complete_sources(tmp_path / "interrupted" / "chroma", "int-test")
+    ):
         time.sleep(0.2)
     if p.poll() is not None:
         pytest.skip("the ingest finished before Ctrl-C could be sent")
@@ -122,8 +141,11 @@ def small_corpus(root: Path, version: int) -> Path:
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    pages = {i: f"# Page {i}\n\n## Part A\n\nPage {i} talks about scheduler topic{i} and retries. More words for page {i}.\n\n"
-                f"## Part B\n\nClosing words for page {i} about executors word{i}.\n" for i in range(5)}
+    pages = {
+        i: f"# Page {i}\n\n## Part A\n\nPage {i} talks about scheduler topic{i} and retries. More words for page {i}.\n\n"
+        f"## Part B\n\nClosing words for page {i} about executors word{i}.\n"
+        for i in range(5)
+    }
     if version == 2:
         pages[1] += "\n## Part C\n\nPage 1 now also covers backfills and catchup.\n"
         del pages[2]
@@ -150,19 +172,43 @@ def lexical_ids(home: Path, collection: str, *, built: bool = False) -> set[str]
 def store_and_lexical(home: Path, *, built: bool = False) -> tuple[list, list[str]]:
     """snapshot() and lexical_ids() read in a fresh process: the same folder is restored between runs, and Chroma
     caches an opened store per path within a process (a second read here could see the first one's data)."""
-    code = ("import json, sys; from pathlib import Path; from tests.integration.test_ingest_kill import snapshot, lexical_ids\n"
-            "home = Path(sys.argv[1]); chunks, manifest = snapshot(home / 'chroma', 'kill-steps')\n"
-            "print(json.dumps([[chunks, manifest], sorted(lexical_ids(home, 'kill-steps', built=sys.argv[2] == '1'))]))")
-    r = subprocess.run([sys.executable, "-c", code, str(home), "1" if built else "0"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    code = (
+        "import json, sys; from pathlib import Path; from tests.integration.test_ingest_kill import snapshot, lexical_ids\n"
+        "home = Path(sys.argv[1]); chunks, manifest = snapshot(home / 'chroma', 'kill-steps')\n"
+        "print(json.dumps([[chunks, manifest], sorted(lexical_ids(home, 'kill-steps', built=sys.argv[2] == '1'))]))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(home), "1" if built else "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     (chunks, manifest), lexical = json.loads(r.stdout)
     return [chunks, {k: [v[0], list(v[1])] for k, v in manifest.items()}], lexical
 
 
 def _ingest(corpus: Path, home: Path, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llmops_cli", "ingest", str(corpus), "--collection", "kill-steps",
-                           "--cleanup", "full", "--json"], env=llmops_env(home, **extra), cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmops_cli",
+            "ingest",
+            str(corpus),
+            "--collection",
+            "kill-steps",
+            "--cleanup",
+            "full",
+            "--json",
+        ],
+        env=llmops_env(home, **extra),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("start", ["new store", "update"])
@@ -192,7 +238,12 @@ def test_kill_after_every_write_step_then_rerun_equals_clean_run(tmp_path, start
     names = {line.split("\t", 1)[1] for line in steps}
     assert {"write ledger", "upsert chunks", "collection metadata", "lexical swap: new index in place"} <= names
     if start == "update":
-        assert {"ledger generation", "delete ledger records", "delete chunks", "lexical swap: old index moved aside"} <= names
+        assert {
+            "ledger generation",
+            "delete ledger records",
+            "delete chunks",
+            "lexical swap: old index moved aside",
+        } <= names
     expected, lexical = store_and_lexical(clean, built=True)
     assert lexical == sorted(expected[0])
 

@@ -28,7 +28,9 @@ def test_two_changed_files_update_the_index_of_a_chroma_collection(tmp_path, mon
     assert sorted(store.ids("docs-lex")) == sorted(h.id for h in store.get("docs-lex", include_documents=False))
     (docs / "p03.md").write_text("# Page 3\n\nZanzibar ferries and retries.\n")
     (docs / "p17.md").unlink()
-    ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=IngestOptions(**{**opts.__dict__, "cleanup": "full"}))
+    ingest(
+        [str(docs)], embedder=FakeEmbedder(), store=store, opts=IngestOptions(**{**opts.__dict__, "cleanup": "full"})
+    )
     assert lex.update() == 29
     assert lex.last_update == {"mode": "update", "added": 1, "removed": 2}
     ref = LexicalIndex(tmp_path / "ref", store, "docs-lex")

@@ -14,8 +14,13 @@ SECRET = "sk-test-embedding-key-1234567890"
 
 
 def test_ingest_and_query_through_an_openai_compatible_embedding_api(openai_server, tmp_path):
-    env = llmops_env(tmp_path, LLMOPS_EMBEDDER_BACKEND="litellm", LLMOPS_EMBEDDER_MODEL="openai/test-embedding",
-                     LLMOPS_EMBEDDER_API_BASE=openai_server.base_url, LLMOPS_EMBEDDER_API_KEY=SECRET)
+    env = llmops_env(
+        tmp_path,
+        LLMOPS_EMBEDDER_BACKEND="litellm",
+        LLMOPS_EMBEDDER_MODEL="openai/test-embedding",
+        LLMOPS_EMBEDDER_API_BASE=openai_server.base_url,
+        LLMOPS_EMBEDDER_API_KEY=SECRET,
+    )
     ing = run_llmops("ingest", str(REPO / "docs"), "--collection", "api-docs", "--json", env=env)
     assert ing.returncode == 0, ing.stderr
     chunks = json.loads(ing.stdout)["chunks_added"]
@@ -24,7 +29,9 @@ def test_ingest_and_query_through_an_openai_compatible_embedding_api(openai_serv
     assert max(sizes) <= 64 and sum(sizes) >= chunks  # the backend's default batch, every chunk embedded by the API
     assert all(r.authorized for r in calls)
 
-    q = run_llmops("query", "exit code of a failed DAG run", "--collection", "api-docs", "--mode", "vector", "--json", env=env)
+    q = run_llmops(
+        "query", "exit code of a failed DAG run", "--collection", "api-docs", "--mode", "vector", "--json", env=env
+    )
     assert q.returncode == 0, q.stderr
     assert json.loads(q.stdout)["hits"]
 
@@ -35,8 +42,13 @@ def test_ingest_and_query_through_an_openai_compatible_embedding_api(openai_serv
 
 
 def test_an_unreachable_embedding_api_is_one_line_and_exit_7(tmp_path):
-    env = llmops_env(tmp_path, LLMOPS_EMBEDDER_BACKEND="litellm", LLMOPS_EMBEDDER_MODEL="openai/test-embedding",
-                     LLMOPS_EMBEDDER_API_BASE="http://127.0.0.1:9/v1", LLMOPS_EMBEDDER_API_KEY=SECRET)
+    env = llmops_env(
+        tmp_path,
+        LLMOPS_EMBEDDER_BACKEND="litellm",
+        LLMOPS_EMBEDDER_MODEL="openai/test-embedding",
+        LLMOPS_EMBEDDER_API_BASE="http://127.0.0.1:9/v1",
+        LLMOPS_EMBEDDER_API_KEY=SECRET,
+    )
     r = run_llmops("ingest", str(REPO / "docs"), "--collection", "api-docs", env=env, timeout=300)
     assert r.returncode == 7, r.stderr
     assert "Traceback" not in r.stderr and SECRET not in r.stderr
@@ -46,8 +58,13 @@ def test_an_unreachable_embedding_api_is_one_line_and_exit_7(tmp_path):
 
 def test_a_rejected_embedding_key_is_exit_8(openai_server, tmp_path):
     openai_server.fail_next("401", n=5)
-    env = llmops_env(tmp_path, LLMOPS_EMBEDDER_BACKEND="litellm", LLMOPS_EMBEDDER_MODEL="openai/test-embedding",
-                     LLMOPS_EMBEDDER_API_BASE=openai_server.base_url, LLMOPS_EMBEDDER_API_KEY=SECRET)
+    env = llmops_env(
+        tmp_path,
+        LLMOPS_EMBEDDER_BACKEND="litellm",
+        LLMOPS_EMBEDDER_MODEL="openai/test-embedding",
+        LLMOPS_EMBEDDER_API_BASE=openai_server.base_url,
+        LLMOPS_EMBEDDER_API_KEY=SECRET,
+    )
     r = run_llmops("ingest", str(REPO / "docs"), "--collection", "api-docs", env=env, timeout=300)
     assert r.returncode == 8, r.stderr
     assert "Traceback" not in r.stderr and SECRET not in r.stderr and "LLMOPS_EMBEDDER_API_KEY" in r.stderr

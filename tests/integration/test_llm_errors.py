@@ -138,8 +138,11 @@ def test_a_feedback_review_survives_one_429_through_litellm(openai_server, tmp_p
     from llmops_cli.core.feedback import AnswerLog
     from llmops_cli.core.feedback.review import review_answers
 
-    verdict = {"helpfulness": {"score": 4, "reason": "clear"}, "relevance": {"score": 5, "reason": "on topic"},
-               "publicness": {"public": True, "reason": "fine"}}
+    verdict = {
+        "helpfulness": {"score": 4, "reason": "clear"},
+        "relevance": {"score": 5, "reason": "on topic"},
+        "publicness": {"public": True, "reason": "fine"},
+    }
     openai_server.responder = lambda body: json.dumps(verdict)
     openai_server.fail_next("429", retry_after=0.3)
     with AnswerLog(tmp_path / "log.sqlite") as log:
@@ -151,6 +154,7 @@ def test_a_feedback_review_survives_one_429_through_litellm(openai_server, tmp_p
 
 
 # --- through the CLI: `llmops ask` ---
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
@@ -164,10 +168,27 @@ def project(tmp_path_factory):
 
 
 def _ask(tmp: Path, base_url: str, *extra: str, **env: str):
-    e = llmops_env(tmp, LLMOPS_LLM_MODEL=TEST_MODEL, LLMOPS_LLM_API_BASE=base_url, LLMOPS_LLM_API_KEY=TEST_API_KEY,
-                   LLMOPS_LLM_INPUT_COST_PER_TOKEN="0.000001", LLMOPS_LLM_OUTPUT_COST_PER_TOKEN="0.000002", **env)
-    return run_llmops("ask", "what does a failed gate exit with?", "--collection", "proj", "--rewordings", "0",
-                      "--no-cache", *extra, env=e, timeout=120)
+    e = llmops_env(
+        tmp,
+        LLMOPS_LLM_MODEL=TEST_MODEL,
+        LLMOPS_LLM_API_BASE=base_url,
+        LLMOPS_LLM_API_KEY=TEST_API_KEY,
+        LLMOPS_LLM_INPUT_COST_PER_TOKEN="0.000001",
+        LLMOPS_LLM_OUTPUT_COST_PER_TOKEN="0.000002",
+        **env,
+    )
+    return run_llmops(
+        "ask",
+        "what does a failed gate exit with?",
+        "--collection",
+        "proj",
+        "--rewordings",
+        "0",
+        "--no-cache",
+        *extra,
+        env=e,
+        timeout=120,
+    )
 
 
 def test_ask_with_a_rejected_key_exits_8(project, openai_server):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -33,25 +32,43 @@ def test_ingest_is_incremental_and_query_finds_the_page(project):
     again = json.loads(run_llmops("ingest", str(docs), "--collection", "proj", "--json", env=env).stdout)
     assert again["chunks_added"] == 0 and again["sources"]["unchanged"] == first["sources"]["new"]
 
-    (docs / "ci.md").write_text((docs / "ci.md").read_text() + "\n\n## Nightly rebuilds\n\nRebuild the collection every night with cron.\n")
+    (docs / "ci.md").write_text(
+        (docs / "ci.md").read_text() + "\n\n## Nightly rebuilds\n\nRebuild the collection every night with cron.\n"
+    )
     changed = json.loads(run_llmops("ingest", str(docs), "--collection", "proj", "--json", env=env).stdout)
     assert changed["changed"] == ["docs/ci.md"] and changed["chunks_added"] >= 1
     assert changed["chunks_total"] == first["chunks_total"] + changed["chunks_added"] - changed["chunks_removed"]
 
     for mode in ("hybrid", "vector", "lexical"):
-        q = run_llmops("query", "which exit code means a quality gate failed", "--collection", "proj", "--mode", mode, "--json", env=env)
+        q = run_llmops(
+            "query",
+            "which exit code means a quality gate failed",
+            "--collection",
+            "proj",
+            "--mode",
+            mode,
+            "--json",
+            env=env,
+        )
         assert q.returncode == 0, q.stderr
         hits = json.loads(q.stdout)["hits"]
         # the docs that document the gate's exit code (ci.md, eval-metrics.md) lead; the test reads the project's own
         # docs, which grow: it asks for the answer in the top 3, not for one page's rank
-        assert any("gate" in h["text"].lower() and "4" in h["text"] for h in hits[:3]), (mode, [h["source"] for h in hits])
+        assert any("gate" in h["text"].lower() and "4" in h["text"] for h in hits[:3]), (
+            mode,
+            [h["source"] for h in hits],
+        )
         assert "docs/ci.md" in [h["source"] for h in hits], (mode, [h["source"] for h in hits])
         assert "heading" in hits[0] and hits[0]["score"] > 0
 
     human = run_llmops("query", "chunk size in tokens", "--collection", "proj", env=env)
     assert human.returncode == 0 and "docs/ingest.md" in human.stdout and "How it splits" in human.stdout
 
-    filtered = json.loads(run_llmops("query", "exit codes", "--collection", "proj", "--where", "source=docs/retrieval.md", "--json", env=env).stdout)
+    filtered = json.loads(
+        run_llmops(
+            "query", "exit codes", "--collection", "proj", "--where", "source=docs/retrieval.md", "--json", env=env
+        ).stdout
+    )
     assert filtered["hits"] and {h["source"] for h in filtered["hits"]} == {"docs/retrieval.md"}
 
 
@@ -76,8 +93,12 @@ def test_skipped_inputs_exit_3_and_strict_exits_2(project):
 
 def test_ask_through_a_local_openai_compatible_server(project, openai_server):
     tmp, docs = project
-    env = llmops_env(tmp, LLMOPS_LLM_MODEL="openai/test-model", LLMOPS_LLM_API_BASE=openai_server.base_url,
-                     LLMOPS_LLM_API_KEY="sk-test-not-a-real-key-000000")
+    env = llmops_env(
+        tmp,
+        LLMOPS_LLM_MODEL="openai/test-model",
+        LLMOPS_LLM_API_BASE=openai_server.base_url,
+        LLMOPS_LLM_API_KEY="sk-test-not-a-real-key-000000",
+    )
     assert run_llmops("ingest", str(docs), "--collection", "proj", env=env).returncode == 0
 
     def responder(body):
@@ -88,7 +109,9 @@ def test_ask_through_a_local_openai_compatible_server(project, openai_server):
         return "A failed quality gate exits with code 4 [1]."
 
     openai_server.responder = responder
-    r = run_llmops("ask", "Which exit code means the evaluation gate failed?", "--collection", "proj", "--json", env=env)
+    r = run_llmops(
+        "ask", "Which exit code means the evaluation gate failed?", "--collection", "proj", "--json", env=env
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["answer"] == "A failed quality gate exits with code 4 [1]." and doc["cited"] == [1]
@@ -106,8 +129,13 @@ def test_ask_through_a_local_openai_compatible_server(project, openai_server):
 
 def test_llm_errors_are_one_line_with_exit_codes(project, openai_server):
     tmp, docs = project
-    env = llmops_env(tmp, LLMOPS_LLM_MODEL="openai/test-model", LLMOPS_LLM_API_BASE=openai_server.base_url,
-                     LLMOPS_LLM_API_KEY="sk-test-not-a-real-key-000000", LLMOPS_LLM_MAX_RETRIES="0")
+    env = llmops_env(
+        tmp,
+        LLMOPS_LLM_MODEL="openai/test-model",
+        LLMOPS_LLM_API_BASE=openai_server.base_url,
+        LLMOPS_LLM_API_KEY="sk-test-not-a-real-key-000000",
+        LLMOPS_LLM_MAX_RETRIES="0",
+    )
     assert run_llmops("ingest", str(docs), "--collection", "proj", env=env).returncode == 0
     from tests.support.openai_server import Fault
 
@@ -116,8 +144,14 @@ def test_llm_errors_are_one_line_with_exit_codes(project, openai_server):
     assert r.returncode == 1 and "call failed" in r.stderr and "Traceback" not in r.stderr
     assert len(openai_server.records()) == 1  # a 400 is not retried
     assert "sk-test-not-a-real-key" not in r.stdout + r.stderr
-    unreachable = llmops_env(tmp, LLMOPS_LLM_MODEL="openai/test-model", LLMOPS_LLM_API_BASE="http://127.0.0.1:9/v1",
-                             LLMOPS_LLM_API_KEY="sk-x", LLMOPS_LLM_MAX_RETRIES="0", LLMOPS_LLM_TIMEOUT="5")
+    unreachable = llmops_env(
+        tmp,
+        LLMOPS_LLM_MODEL="openai/test-model",
+        LLMOPS_LLM_API_BASE="http://127.0.0.1:9/v1",
+        LLMOPS_LLM_API_KEY="sk-x",
+        LLMOPS_LLM_MAX_RETRIES="0",
+        LLMOPS_LLM_TIMEOUT="5",
+    )
     r = run_llmops("ask", "anything", "--collection", "proj", env=unreachable)
     assert r.returncode == 7 and "is not reachable" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 2  # the error and its hint

@@ -31,7 +31,9 @@ def _paragraphs(n: int = 50) -> list[str]:
     paras = []
     for f in files:
         if f.is_file():
-            paras += [p.strip() for p in f.read_text(encoding="utf-8", errors="replace").split("\n\n") if len(p.strip()) > 120]
+            paras += [
+                p.strip() for p in f.read_text(encoding="utf-8", errors="replace").split("\n\n") if len(p.strip()) > 120
+            ]
     if len(paras) < n:
         pytest.skip(f"fewer than {n} paragraphs of real docs available")
     step = len(paras) // n  # spread over the whole corpus: short and long, prose and code
@@ -110,7 +112,9 @@ print(json.dumps({"type": type(emb).__name__, "dim": len(v), "norm": float((v * 
 """
     env = {**os.environ, "LLMOPS_CACHE_DIR": str(onnx_cache)}
     env.pop("LLMOPS_EMBEDDER_BACKEND", None)
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert got["type"] == "OnnxEmbedder" and got["dim"] == 384 and abs(got["norm"] - 1) < 1e-5
@@ -133,14 +137,35 @@ def test_query_ask_and_unchanged_ingest_import_only_what_they_need(onnx_cache, t
     """The whole command, on a real store: no torch, no chromadb package, no bm25s/scipy (their import alone is
     most of a second); see docs/embedding.md."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
-    env.update({"LLMOPS_CACHE_DIR": str(onnx_cache), "LLMOPS_STORE_PATH": str(tmp_path / "chroma"), "LLMOPS_DATA_DIR": str(tmp_path / "state")})
-    ing = subprocess.run([sys.executable, "-m", "llmops_cli", "ingest", str(REPO / "docs"), "--collection", "own-docs", "--json"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    env.update(
+        {
+            "LLMOPS_CACHE_DIR": str(onnx_cache),
+            "LLMOPS_STORE_PATH": str(tmp_path / "chroma"),
+            "LLMOPS_DATA_DIR": str(tmp_path / "state"),
+        }
+    )
+    ing = subprocess.run(
+        [sys.executable, "-m", "llmops_cli", "ingest", str(REPO / "docs"), "--collection", "own-docs", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ing.returncode == 0, ing.stderr
-    for args in (["query", "exit code of a failed DAG run"], ["ask", "How do I run the tests?", "--retrieval-only"],
-                 ["ingest", str(REPO / "docs")]):  # unchanged: reads the manifest, writes nothing
-        out = subprocess.run([sys.executable, "-c", _CLI_MODULES, *args, "--collection", "own-docs", "--json"],
-                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    for args in (
+        ["query", "exit code of a failed DAG run"],
+        ["ask", "How do I run the tests?", "--retrieval-only"],
+        ["ingest", str(REPO / "docs")],
+    ):  # unchanged: reads the manifest, writes nothing
+        out = subprocess.run(
+            [sys.executable, "-c", _CLI_MODULES, *args, "--collection", "own-docs", "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         report = json.loads(out.stderr.strip().splitlines()[-1])
         assert report == {"exit": 0, "heavy": []}, (args, out.stderr)
         got = json.loads(out.stdout)

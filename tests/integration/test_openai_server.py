@@ -42,8 +42,10 @@ def test_custom_responder_text_and_full_dict(openai_server):
     llm = litellm_for(openai_server, max_retries=0)
     openai_server.responder = lambda body: json.dumps({"echo": last_user_text(body)})
     assert json.loads(llm.complete(_user("x1")).text) == {"echo": "x1"}
-    openai_server.responder = lambda body: {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "full"}}],
-                                            "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}}
+    openai_server.responder = lambda body: {
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "full"}}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
+    }
     c = llm.complete(_user("x2"))
     assert (c.text, c.input_tokens, c.output_tokens) == ("full", 7, 2)
 
@@ -117,8 +119,11 @@ def test_concurrency_and_latency(openai_server):
 
 
 def test_embeddings_and_models(openai_server):
-    req = urllib.request.Request(f"{openai_server.base_url}/embeddings", data=json.dumps({"model": "test-embedding", "input": ["a", "b"]}).encode(),
-                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {TEST_API_KEY}"})
+    req = urllib.request.Request(
+        f"{openai_server.base_url}/embeddings",
+        data=json.dumps({"model": "test-embedding", "input": ["a", "b"]}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TEST_API_KEY}"},
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         doc = json.loads(r.read())
     assert [d["embedding"] for d in doc["data"]] == [embedding_for("a"), embedding_for("b")]
@@ -131,7 +136,9 @@ def test_litellm_embedding_through_the_server(openai_server):
     from llmops_cli.adapters.llm.litellm_llm import import_litellm
 
     litellm = import_litellm()
-    r = litellm.embedding(model="openai/test-embedding", input=["hello"], api_base=openai_server.base_url, api_key=TEST_API_KEY)
+    r = litellm.embedding(
+        model="openai/test-embedding", input=["hello"], api_base=openai_server.base_url, api_key=TEST_API_KEY
+    )
     assert list(r.data[0]["embedding"]) == pytest.approx(embedding_for("hello"))
 
 

@@ -21,14 +21,17 @@ def store(tmp_path_factory):
     return tmp, env
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["query", "   "], "the question is empty"),
-    (["ask", "", "--retrieval-only"], "the question is empty"),
-    (["query", "chunk", "--where", "$or=x"], "not Chroma operators"),
-    (["query", "chunk", "--where", "formt=markdown"], "did you mean --where format=...?"),
-    (["query", "chunk", "--where", "format=markdwn"], "values seen: markdown, rst"),
-    (["ask", "chunk", "--retrieval-only", "--where", "formt=markdown"], "has the metadata key 'formt'"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["query", "   "], "the question is empty"),
+        (["ask", "", "--retrieval-only"], "the question is empty"),
+        (["query", "chunk", "--where", "$or=x"], "not Chroma operators"),
+        (["query", "chunk", "--where", "formt=markdown"], "did you mean --where format=...?"),
+        (["query", "chunk", "--where", "format=markdwn"], "values seen: markdown, rst"),
+        (["ask", "chunk", "--retrieval-only", "--where", "formt=markdown"], "has the metadata key 'formt'"),
+    ],
+)
 def test_searches_that_cannot_match_are_usage_errors(store, args, expected):
     tmp, env = store
     r = run_llmops(*args, "--collection", "where-test", env=env, cwd=tmp)
@@ -38,6 +41,8 @@ def test_searches_that_cannot_match_are_usage_errors(store, args, expected):
 
 def test_a_matching_where_still_searches(store):
     tmp, env = store
-    r = run_llmops("query", "exit code", "--where", "format=rst", "--collection", "where-test", "--json", env=env, cwd=tmp)
+    r = run_llmops(
+        "query", "exit code", "--where", "format=rst", "--collection", "where-test", "--json", env=env, cwd=tmp
+    )
     assert r.returncode == 0, r.stderr
     assert '"format": "rst"' in r.stdout and "a.md" not in r.stdout

@@ -28,8 +28,8 @@ FOR_HUMANS = "# (for a human)"  # a line ending with this is skipped (none today
 
 def readme_block() -> list[str]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text[text.index(SECTION):]
-    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    section = text[text.index(SECTION) :]
+    section = section[: section.index("\n## ", 1)] if "\n## " in section[1:] else section
     m = re.search(r"```bash\n(.*?)```", section, re.S)
     assert m, f"no bash block in README's {SECTION!r}"
     return [ln for ln in m.group(1).splitlines() if ln.strip() and not ln.rstrip().endswith(FOR_HUMANS)]
@@ -43,8 +43,14 @@ def test_the_readme_block_is_what_this_test_runs():
 
 
 def _bash(script: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", "set -euo pipefail\n" + script], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_readme_airflow_walkthrough_runs_verbatim(tmp_path):
@@ -54,9 +60,17 @@ def test_readme_airflow_walkthrough_runs_verbatim(tmp_path):
     stop_at = next(i for i, ln in enumerate(lines) if ln.startswith("make airflow-down"))
     home = tmp_path / "airflow-home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMOPS_", "AIRFLOW", "VIRTUAL_ENV"))}
-    env.update({"LLMOPS_LOCAL_AIRFLOW_HOME": str(home), "LLMOPS_STORE_PATH": str(tmp_path / "store"),
-                "LLMOPS_DATA_DIR": str(tmp_path / "data"), "NO_COLOR": "1", "COLUMNS": "200", "HF_HUB_OFFLINE": "1",
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    env.update(
+        {
+            "LLMOPS_LOCAL_AIRFLOW_HOME": str(home),
+            "LLMOPS_STORE_PATH": str(tmp_path / "store"),
+            "LLMOPS_DATA_DIR": str(tmp_path / "data"),
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+            "HF_HUB_OFFLINE": "1",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        }
+    )
     try:
         r = _bash("\n".join(lines[:stop_at]), env, timeout=780)
         out = r.stdout + r.stderr
@@ -71,10 +85,18 @@ def test_readme_airflow_walkthrough_runs_verbatim(tmp_path):
         llmops = [str(REPO / ".venv" / "bin" / "llmops")]
         deadline, runs = time.monotonic() + 240, []
         while time.monotonic() < deadline:
-            got = subprocess.run([*llmops, "runs", "list", "llmops_eval", "--json"], cwd=REPO, env=client_env,
-                                 capture_output=True, text=True, timeout=60)
+            got = subprocess.run(
+                [*llmops, "runs", "list", "llmops_eval", "--json"],
+                cwd=REPO,
+                env=client_env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             runs = json.loads(got.stdout or "[]")
-            if any(x["run_type"] == "asset_triggered" for x in runs) and all(x["state"] in ("success", "failed") for x in runs):
+            if any(x["run_type"] == "asset_triggered" for x in runs) and all(
+                x["state"] in ("success", "failed") for x in runs
+            ):
                 break
             time.sleep(2)
         assert runs and all(x["state"] == "success" for x in runs), runs

@@ -40,7 +40,9 @@ def _chunks(tmp_path: Path, collection: str) -> dict[str, tuple[str, dict]]:
     from llmops_cli.adapters.vectorstores.chroma import ChromaStore
 
     store = ChromaStore.embedded(tmp_path / "chroma", read_only=True)
-    return {h.id: (h.text, sorted((k, v) for k, v in h.metadata.items() if k != "id_source")) for h in store.get(collection)}
+    return {
+        h.id: (h.text, sorted((k, v) for k, v in h.metadata.items() if k != "id_source")) for h in store.get(collection)
+    }
 
 
 def test_two_readmes_stay_two_sources_and_a_legacy_collection_is_migrated(tmp_path):
@@ -64,11 +66,15 @@ def test_two_readmes_stay_two_sources_and_a_legacy_collection_is_migrated(tmp_pa
     migrated = _ingest(paths["projA"], "old", env)
     assert migrated["renamed"] == ["README.md"] and migrated["sources"]["unchanged"] == 1
     assert migrated["new"] == [] and migrated["changed"] == [] and migrated["chunks_added"] == 0
-    fresh = sorted(chunk for chunk in _chunks(tmp_path, "docs").values() if dict(chunk[1])["source_file"] == "projA/README.md")
-    assert sorted(_chunks(tmp_path, "old").values()) == fresh  # texts and metadata: as if ingested under the current rule
+    fresh = sorted(
+        chunk for chunk in _chunks(tmp_path, "docs").values() if dict(chunk[1])["source_file"] == "projA/README.md"
+    )
+    assert (
+        sorted(_chunks(tmp_path, "old").values()) == fresh
+    )  # texts and metadata: as if ingested under the current rule
     store = ChromaStore.embedded(tmp_path / "chroma", read_only=True)
     ids = [h.id for h in store.get("old", include_documents=False)]
-    probe = [1.0 / 384 ** 0.5] * 384
+    probe = [1.0 / 384**0.5] * 384
     reached = store._col("old").query(query_embeddings=[probe], n_results=len(ids), include=[])["ids"][0]
     assert sorted(reached) == sorted(ids)  # the vector index was left alone: every chunk reachable
     r = run_llmops("query", "falcon scheduler retries", "--collection", "old", "--json", env=env)

@@ -22,8 +22,12 @@ DAMAGED = 11
 
 def _page(i: int) -> str:
     sections = "\n\n".join(
-        f"## Section {j}\n\n" + " ".join(f"Page {i} section {j} sentence {k} talks about topic {(i * 7 + j * 3 + k) % 23}." for k in range(30))
-        for j in range(5))
+        f"## Section {j}\n\n"
+        + " ".join(
+            f"Page {i} section {j} sentence {k} talks about topic {(i * 7 + j * 3 + k) % 23}." for k in range(30)
+        )
+        for j in range(5)
+    )
     return f"# Page {i}\n\n{sections}\n"
 
 
@@ -41,11 +45,20 @@ def pristine(tmp_path_factory):
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-c", (
-        "import sys, chromadb; from chromadb.config import Settings; "
-        "c = chromadb.PersistentClient(path=sys.argv[1], settings=Settings(anonymized_telemetry=False)); "
-        "c.get_collection(sys.argv[2]).modify(configuration={'hnsw': {'sync_threshold': 10, 'batch_size': 10}})"),
-        str(root / "w" / "chroma"), C], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, chromadb; from chromadb.config import Settings; "
+                "c = chromadb.PersistentClient(path=sys.argv[1], settings=Settings(anonymized_telemetry=False)); "
+                "c.get_collection(sys.argv[2]).modify(configuration={'hnsw': {'sync_threshold': 10, 'batch_size': 10}})"
+            ),
+            str(root / "w" / "chroma"),
+            C,
+        ],
+        check=True,
+    )
     for i in (1, 2, 3):
         (corpus / f"p{i}.md").write_text(_page(i))
     r = run_llmops("ingest", str(corpus), "--collection", C, "--json", env=env)
@@ -71,7 +84,9 @@ def project(pristine, tmp_path):
 def _settings(work: Path):
     from llmops_cli.settings import load_settings
 
-    return load_settings(environ={}, cwd=work, flags={"data_dir": str(work / "state"), "store.path": str(work / "chroma")}).settings
+    return load_settings(
+        environ={}, cwd=work, flags={"data_dir": str(work / "state"), "store.path": str(work / "chroma")}
+    ).settings
 
 
 def pipelines_lexical_folder(settings, store_path: Path) -> Path:
@@ -84,8 +99,10 @@ def pipelines_lexical_folder(settings, store_path: Path) -> Path:
 
 def _vector_segment(store: Path) -> Path:
     db = sqlite3.connect(store / "chroma.sqlite3")
-    (seg,) = db.execute("SELECT s.id FROM segments s JOIN collections c ON s.collection = c.id "
-                        "WHERE c.name = ? AND s.scope = 'VECTOR'", (C,)).fetchone()
+    (seg,) = db.execute(
+        "SELECT s.id FROM segments s JOIN collections c ON s.collection = c.id WHERE c.name = ? AND s.scope = 'VECTOR'",
+        (C,),
+    ).fetchone()
     db.close()
     return store / seg
 
@@ -121,7 +138,9 @@ def _repair_counting(work: Path, corpus: Path | None, monkeypatch) -> tuple[dict
 
 
 def _all_found_by_vector_search(env, total: int) -> None:
-    r = run_llmops("query", "topic 5 section", "--collection", C, "--mode", "vector", "-k", str(total), "--json", env=env)
+    r = run_llmops(
+        "query", "topic 5 section", "--collection", C, "--mode", "vector", "-k", str(total), "--json", env=env
+    )
     assert r.returncode == 0, r.stderr
     assert len({h["id"] for h in json.loads(r.stdout)["hits"]}) == total
 
@@ -156,7 +175,7 @@ def test_overwritten_hnsw_file_crashing_chroma_is_found_and_rebuilt(project):
     data = _vector_segment(work / "chroma") / "data_level0.bin"
     raw = bytearray(data.read_bytes())
     third = len(raw) // 3
-    raw[third:2 * third] = bytes((i * 131 + 7) % 256 for i in range(third))
+    raw[third : 2 * third] = bytes((i * 131 + 7) % 256 for i in range(third))
     data.write_bytes(bytes(raw))
     rc, rep = _verify(env)
     assert rc == DAMAGED and rep["vector_index_error"], rep["problems"]
@@ -190,7 +209,11 @@ def test_missing_chunk_orphan_and_changed_ledger_hash_repaired_embedding_one_chu
 
     rc, rep = _verify(env, str(corpus))
     assert rc == DAMAGED
-    assert rep["missing_chunks"] == {p1: [gone]} and rep["orphan_chunks"] == ["orphan-chunk-1"] and rep["changed_files"] == [p2]
+    assert (
+        rep["missing_chunks"] == {p1: [gone]}
+        and rep["orphan_chunks"] == ["orphan-chunk-1"]
+        and rep["changed_files"] == [p2]
+    )
     r = run_llmops("collections", "verify", C, env=env)  # without the paths: what it can see, and what it needs
     assert r.returncode == DAMAGED and "missing from the store" in r.stdout and "orphan" in r.stdout
 
@@ -228,7 +251,7 @@ def test_damaged_database_pages_are_reported_not_a_crash(project, page):
     work, corpus, env = project
     db = work / "chroma" / "chroma.sqlite3"
     raw = bytearray(db.read_bytes())
-    raw[4096 * page:4096 * (page + 2)] = bytes((i * 37 + 11) % 256 for i in range(4096 * 2))
+    raw[4096 * page : 4096 * (page + 2)] = bytes((i * 37 + 11) % 256 for i in range(4096 * 2))
     db.write_bytes(bytes(raw))
     r = run_llmops("collections", "verify", C, env=env)
     assert r.returncode == DAMAGED, r.stdout + r.stderr

@@ -124,66 +124,93 @@ class LocalAirflow:
 
     def client_env(self) -> dict[str, str]:
         """What llmops needs to talk to this server (the password is read from the file, not printed)."""
-        return {"LLMOPS_AIRFLOW_URL": self.url, "LLMOPS_AIRFLOW_USERNAME": USERNAME, "LLMOPS_AIRFLOW_PASSWORD": self.password}
+        return {
+            "LLMOPS_AIRFLOW_URL": self.url,
+            "LLMOPS_AIRFLOW_USERNAME": USERNAME,
+            "LLMOPS_AIRFLOW_PASSWORD": self.password,
+        }
 
     # --- persistence ---
     def save(self) -> None:
-        data = {"port": self.port, "log_server_port": self.log_server_port, "venv": str(self.venv),
-                "extra_dags": self.extra_dags, "task_env": self.task_env}
+        data = {
+            "port": self.port,
+            "log_server_port": self.log_server_port,
+            "venv": str(self.venv),
+            "extra_dags": self.extra_dags,
+            "task_env": self.task_env,
+        }
         (self.home / STATE_FILE).write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
-    def load(cls, home: Path) -> "LocalAirflow | None":
+    def load(cls, home: Path) -> LocalAirflow | None:
         p = home / STATE_FILE
         if not p.exists():
             return None
         d = json.loads(p.read_text())
-        return cls(home=home, venv=Path(d["venv"]), port=d["port"], log_server_port=d["log_server_port"],
-                   extra_dags=d.get("extra_dags", []), task_env=d.get("task_env", {}))
+        return cls(
+            home=home,
+            venv=Path(d["venv"]),
+            port=d["port"],
+            log_server_port=d["log_server_port"],
+            extra_dags=d.get("extra_dags", []),
+            task_env=d.get("task_env", {}),
+        )
 
     # --- environment of the Airflow processes ---
     def airflow_env(self) -> dict[str, str]:
         home = self.home
         jwt = _secret_file(home / "jwt_secret", lambda: secrets.token_urlsafe(64))  # >= 64 bytes
         _secret_file(self.passwords_file, lambda: json.dumps({USERNAME: secrets.token_urlsafe(18)}))
-        bundles = [{"name": "llmops", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-                    "kwargs": {"path": str(PACKAGE_DAGS), "refresh_interval": 3}}]
+        bundles = [
+            {
+                "name": "llmops",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(PACKAGE_DAGS), "refresh_interval": 3},
+            }
+        ]
         for i, d in enumerate(self.extra_dags):
-            bundles.append({"name": f"extra-{i}", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-                            "kwargs": {"path": str(Path(d).resolve()), "refresh_interval": 3}})
+            bundles.append(
+                {
+                    "name": f"extra-{i}",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {"path": str(Path(d).resolve()), "refresh_interval": 3},
+                }
+            )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LLMOPS_AIRFLOW_"))}
-        env.update({
-            "AIRFLOW_HOME": str(home),
-            "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(PACKAGE_DAGS),
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",  # re-parse of changed files; lower burns CPU
-            "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
-            "AIRFLOW__API_AUTH__JWT_SECRET": jwt,
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.port),
-            "AIRFLOW__API__BASE_URL": self.url,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_server_port),
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "True",
-            # quick turn-around for tests: the scheduler loop and task state checks
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-            # llmops inside tasks: no network, no price-map download
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "HF_HUB_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "PYTHONUNBUFFERED": "1",  # component logs complete even when a process is killed
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(home),
+                "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(PACKAGE_DAGS),
+                "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",  # re-parse of changed files; lower burns CPU
+                "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
+                "AIRFLOW__API_AUTH__JWT_SECRET": jwt,
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_server_port),
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "True",
+                # quick turn-around for tests: the scheduler loop and task state checks
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                # llmops inside tasks: no network, no price-map download
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "HF_HUB_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false",
+                "PYTHONUNBUFFERED": "1",  # component logs complete even when a process is killed
+            }
+        )
         env.update(self.task_env)
         return env
 
@@ -228,8 +255,15 @@ def _is_our_process(pid: int) -> bool:
 
 
 # -------------------------------------------------------------------------------------------- up / down
-def up(home: Path = DEFAULT_HOME, *, venv: Path = DEFAULT_VENV, extra_dags: list[str] | None = None,
-       task_env: dict[str, str] | None = None, wait_s: float = 120.0, log=print) -> LocalAirflow:
+def up(
+    home: Path = DEFAULT_HOME,
+    *,
+    venv: Path = DEFAULT_VENV,
+    extra_dags: list[str] | None = None,
+    task_env: dict[str, str] | None = None,
+    wait_s: float = 120.0,
+    log=print,
+) -> LocalAirflow:
     """Start (or reuse, when already healthy with the same set-up) a local Airflow; returns when healthy."""
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -266,8 +300,15 @@ def up(home: Path = DEFAULT_HOME, *, venv: Path = DEFAULT_VENV, extra_dags: list
     procs: dict[str, subprocess.Popen] = {}
     for name, cmd in commands.items():
         with open(logs / f"{name}.log", "ab") as out:
-            procs[name] = subprocess.Popen(cmd, env=env, cwd=home, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                           start_new_session=True)  # setsid: its own process group, signalled as one by down()
+            procs[name] = subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # setsid: its own process group, signalled as one by down()
         af.pid_file(name).write_text(f"{procs[name].pid}\n")
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
@@ -341,8 +382,13 @@ def status(home: Path = DEFAULT_HOME) -> dict:
     af = LocalAirflow.load(home)
     if af is None:
         return {"home": str(home), "running": {}, "healthy": False}
-    return {"home": str(home), "url": af.url, "running": af.running(), "healthy": af.healthy() is not None,
-            "passwords_file": str(af.passwords_file)}
+    return {
+        "home": str(home),
+        "url": af.url,
+        "running": af.running(),
+        "healthy": af.healthy() is not None,
+        "passwords_file": str(af.passwords_file),
+    }
 
 
 def restart_component(home: Path, component: str, *, down_s: float = 0.0) -> int:
@@ -360,20 +406,33 @@ def restart_component(home: Path, component: str, *, down_s: float = 0.0) -> int
             _signal_group(pgid, signal.SIGKILL)
     time.sleep(down_s)
     airflow = af.venv / "bin" / "airflow"
-    cmd = {"api-server": [str(airflow), "api-server", "--port", str(af.port), "--host", "127.0.0.1"],
-           "scheduler": [str(airflow), "scheduler", "--skip-serve-logs"],
-           "dag-processor": [str(airflow), "dag-processor"]}[component]
+    cmd = {
+        "api-server": [str(airflow), "api-server", "--port", str(af.port), "--host", "127.0.0.1"],
+        "scheduler": [str(airflow), "scheduler", "--skip-serve-logs"],
+        "dag-processor": [str(airflow), "dag-processor"],
+    }[component]
     with open(af.home / "process-logs" / f"{component}.log", "ab") as out:
-        p = subprocess.Popen(cmd, env=af.airflow_env(), cwd=af.home, stdout=out, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+        p = subprocess.Popen(
+            cmd,
+            env=af.airflow_env(),
+            cwd=af.home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     af.pid_file(component).write_text(f"{p.pid}\n")
     return p.pid
 
 
 def wait_for_dags(af: LocalAirflow, dag_ids: list[str], timeout_s: float = 90.0) -> None:
     """Block until the server lists these DAGs (the dag-processor parses new files every few seconds)."""
-    req = urllib.request.Request(f"{af.url}/auth/token", data=json.dumps({"username": USERNAME, "password": af.password}).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(
+        f"{af.url}/auth/token",
+        data=json.dumps({"username": USERNAME, "password": af.password}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         token = json.loads(r.read())["access_token"]
     deadline = time.monotonic() + timeout_s
@@ -422,13 +481,26 @@ def airflow_for_tests(base: Path, *, dag_ids: list[str] | None = None):
     store, data = base / "llmops" / "chroma", base / "llmops" / "data"
     data.mkdir(parents=True, exist_ok=True)
     llm = ServerProcess()  # the LLM the batch DAG's tasks call: the local OpenAI-compatible test server
-    project = base / "project"  # relative paths in DAG params resolve here (LLMOPS_PROJECT_DIR), as with `make airflow-up`
+    project = (
+        base / "project"
+    )  # relative paths in DAG params resolve here (LLMOPS_PROJECT_DIR), as with `make airflow-up`
     project.mkdir(exist_ok=True)
-    task_env = {"LLMOPS_STORE_PATH": str(store), "LLMOPS_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", **llm_env_for(llm),
-                "LLMOPS_PROJECT_DIR": str(project),
-                "LLMOPS_LLM_INPUT_COST_PER_TOKEN": "0.000001", "LLMOPS_LLM_OUTPUT_COST_PER_TOKEN": "0.000002"}
+    task_env = {
+        "LLMOPS_STORE_PATH": str(store),
+        "LLMOPS_DATA_DIR": str(data),
+        "HF_HUB_OFFLINE": "1",
+        **llm_env_for(llm),
+        "LLMOPS_PROJECT_DIR": str(project),
+        "LLMOPS_LLM_INPUT_COST_PER_TOKEN": "0.000001",
+        "LLMOPS_LLM_OUTPUT_COST_PER_TOKEN": "0.000002",
+    }
     try:
-        af = up(base / "airflow-home", extra_dags=[str(TEST_DAGS)], task_env=task_env, log=lambda m: print(m, file=sys.stderr))
+        af = up(
+            base / "airflow-home",
+            extra_dags=[str(TEST_DAGS)],
+            task_env=task_env,
+            log=lambda m: print(m, file=sys.stderr),
+        )
     except BaseException:
         llm.stop()
         raise
@@ -458,8 +530,11 @@ def project_task_env(project: Path) -> dict[str, str]:
         path = Path(p).expanduser()
         return str(path if path.is_absolute() else project / path)
 
-    env = {"LLMOPS_PROJECT_DIR": str(project), "LLMOPS_STORE_PATH": absolute(loaded.settings.store.path),
-           "LLMOPS_DATA_DIR": absolute(loaded.settings.data_dir)}
+    env = {
+        "LLMOPS_PROJECT_DIR": str(project),
+        "LLMOPS_STORE_PATH": absolute(loaded.settings.store.path),
+        "LLMOPS_DATA_DIR": absolute(loaded.settings.data_dir),
+    }
     if loaded.config_file is not None:
         env["LLMOPS_CONFIG"] = str(Path(loaded.config_file).resolve())
     return env
@@ -468,15 +543,17 @@ def project_task_env(project: Path) -> dict[str, str]:
 def _shell_env(af: LocalAirflow) -> str:
     """Shell lines for eval: the password is read from its file when they run, never printed."""
     read = f"python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"{USERNAME}\"])' {af.passwords_file}"
-    return (f"export LLMOPS_AIRFLOW_URL={af.url}\n"
-            f"export LLMOPS_AIRFLOW_USERNAME={USERNAME}\n"
-            f"export LLMOPS_AIRFLOW_PASSWORD=\"$({read})\"")
+    return (
+        f"export LLMOPS_AIRFLOW_URL={af.url}\n"
+        f"export LLMOPS_AIRFLOW_USERNAME={USERNAME}\n"
+        f'export LLMOPS_AIRFLOW_PASSWORD="$({read})"'
+    )
 
 
 def _how_to_connect(af: LocalAirflow) -> str:
     return (
         f"\nPoint llmops at it (test credentials of this local server; the password is in {af.passwords_file}):\n"
-        f"  eval \"$(python -m tests.support.airflow_local env)\"\n"
+        f'  eval "$(python -m tests.support.airflow_local env)"\n'
         f"  llmops dags list\n"
         f"UI: {af.url} (user {USERNAME}). Stop it with: make airflow-down\n"
     )
@@ -484,18 +561,27 @@ def _how_to_connect(af: LocalAirflow) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.support.airflow_local", description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["up", "down", "status", "env"],
-                    help="env: shell lines that point llmops at the server (eval \"$(... env)\"); they read the password from its file")
+    ap.add_argument(
+        "command",
+        choices=["up", "down", "status", "env"],
+        help='env: shell lines that point llmops at the server (eval "$(... env)"); they read the password from its file',
+    )
     ap.add_argument("--home", type=Path, default=DEFAULT_HOME, help="AIRFLOW_HOME (default: .airflow at the repo root)")
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="Airflow's venv (default: .venv-airflow)")
     ap.add_argument("--dags-folder", action="append", default=[], help="an extra DAGs folder (repeatable)")
-    ap.add_argument("--project", type=Path, default=Path.cwd(),
-                    help="folder whose .llmops store / data dir and llmops.yaml the Airflow tasks use (default: here)")
+    ap.add_argument(
+        "--project",
+        type=Path,
+        default=Path.cwd(),
+        help="folder whose .llmops store / data dir and llmops.yaml the Airflow tasks use (default: here)",
+    )
     args = ap.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     if args.command == "up":
         try:
-            af = up(args.home, venv=args.venv, extra_dags=args.dags_folder, task_env=project_task_env(args.project), log=log)
+            af = up(
+                args.home, venv=args.venv, extra_dags=args.dags_folder, task_env=project_task_env(args.project), log=log
+            )
         except (RuntimeError, subprocess.CalledProcessError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

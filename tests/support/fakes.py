@@ -101,7 +101,7 @@ class MemoryStore(VectorStore):
 
     def update_metadata(self, name, ids, metadatas):
         self._tick()
-        for cid, md in zip(ids, metadatas):
+        for cid, md in zip(ids, metadatas, strict=False):
             v, d, _ = self.cols[name][cid]
             self.cols[name][cid] = (v, d, dict(md))
 
@@ -113,8 +113,11 @@ class MemoryStore(VectorStore):
             self.cols[name].pop(cid, None)
 
     def query(self, name, embedding, k, where=None):
-        rows = [(cid, float(np.dot(v, embedding)), d, md) for cid, (v, d, md) in self.cols[name].items()
-                if not where or all(md.get(kk) == vv for kk, vv in where.items())]
+        rows = [
+            (cid, float(np.dot(v, embedding)), d, md)
+            for cid, (v, d, md) in self.cols[name].items()
+            if not where or all(md.get(kk) == vv for kk, vv in where.items())
+        ]
         rows.sort(key=lambda r: -r[1])
         return [Hit(id=c, text=d, score=s, metadata=md) for c, s, d, md in rows[:k]]
 
@@ -134,7 +137,10 @@ class MemoryStore(VectorStore):
         return len(self.cols[name])
 
     def read_manifest(self, name):
-        return {k: SourceRecord(v.source_id, v.content_hash, list(v.chunk_ids)) for k, v in self.manifests.get(name, {}).items()}
+        return {
+            k: SourceRecord(v.source_id, v.content_hash, list(v.chunk_ids))
+            for k, v in self.manifests.get(name, {}).items()
+        }
 
     def write_manifest(self, name, records):
         if not records:
@@ -164,12 +170,17 @@ class ScriptedLLM(LLM):
         self.queue: list[str] = []
         self.history: list[list[dict[str, str]]] = []
 
-    def enqueue(self, *texts: str) -> "ScriptedLLM":
+    def enqueue(self, *texts: str) -> ScriptedLLM:
         self.queue.extend(texts)
         return self
 
     def complete(self, messages, **params) -> Completion:
         self.history.append(list(messages))
         text = self.queue.pop(0) if self.queue else self.default
-        return Completion(text=text, model=self.model, input_tokens=sum(len(m["content"].split()) for m in messages),
-                          output_tokens=len(text.split()), cost=0.0)
+        return Completion(
+            text=text,
+            model=self.model,
+            input_tokens=sum(len(m["content"].split()) for m in messages),
+            output_tokens=len(text.split()),
+            cost=0.0,
+        )

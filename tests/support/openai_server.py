@@ -38,7 +38,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ def embedding_for(text: str, dims: int = 16) -> list[float]:
     raw: list[float] = []
     counter = 0
     while len(raw) < dims:
-        h = hashlib.sha256(f"{counter}:{text}".encode("utf-8")).digest()
+        h = hashlib.sha256(f"{counter}:{text}".encode()).digest()
         raw.extend((b - 127.5) / 127.5 for b in h)
         counter += 1
     v = raw[:dims]
@@ -129,8 +129,15 @@ def embedding_for(text: str, dims: int = 16) -> list[float]:
 class OpenAIServer:
     """The server, run by aiohttp on its own event loop in a background thread."""
 
-    def __init__(self, *, responder: Responder | None = None, latency: float | Callable[[Body], float] = 0.0,
-                 host: str = "127.0.0.1", port: int = 0, embedding_dims: int = 16):
+    def __init__(
+        self,
+        *,
+        responder: Responder | None = None,
+        latency: float | Callable[[Body], float] = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        embedding_dims: int = 16,
+    ):
         self.responder: Responder = responder or default_reply
         self.latency = latency
         self.embedding_dims = embedding_dims
@@ -196,17 +203,23 @@ class OpenAIServer:
     def success_count(self, path: str = "/v1/chat/completions") -> int:
         return len(self.successes(path))
 
-    def success_counts_by(self, key: Callable[[Body], Any] = last_user_text, path: str = "/v1/chat/completions") -> Counter:
+    def success_counts_by(
+        self, key: Callable[[Body], Any] = last_user_text, path: str = "/v1/chat/completions"
+    ) -> Counter:
         """How many successful requests each key (default: the last user message) got."""
         return Counter(key(r.body or {}) for r in self.successes(path))
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"counters": dict(self.counters), "requests": len(self.log), "max_in_flight": self.max_in_flight,
-                    "successes": sum(1 for r in self.log if r.ok and r.path == "/v1/chat/completions")}
+            return {
+                "counters": dict(self.counters),
+                "requests": len(self.log),
+                "max_in_flight": self.max_in_flight,
+                "successes": sum(1 for r in self.log if r.ok and r.path == "/v1/chat/completions"),
+            }
 
     # --- lifecycle ---
-    def start(self) -> "OpenAIServer":
+    def start(self) -> OpenAIServer:
         ready = threading.Event()
         errors: list[BaseException] = []
 
@@ -241,7 +254,7 @@ class OpenAIServer:
         thread.join(15)
         self._loop = self._thread = None
 
-    def __enter__(self) -> "OpenAIServer":
+    def __enter__(self) -> OpenAIServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -258,7 +271,9 @@ class OpenAIServer:
         app.router.add_post("/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/_stats", self._stats)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.SockSite(self._runner, self._sock, backlog=1024)
         await site.start()
@@ -293,7 +308,9 @@ class OpenAIServer:
         return data if isinstance(data, dict) else None
 
     def _record(self, request: Any, body: Body | None) -> RequestRecord:
-        rec = RequestRecord(request.method, request.path, body, bool(request.headers.get("Authorization")), started=time.time())
+        rec = RequestRecord(
+            request.method, request.path, body, bool(request.headers.get("Authorization")), started=time.time()
+        )
         with self._lock:
             self.log.append(rec)
             self.counters["requests"] += 1
@@ -321,7 +338,11 @@ class OpenAIServer:
 
         def err(status: int, etype: str, msg: str, headers: dict[str, str] | None = None) -> Any:
             self._finish(rec, status, fault.kind)
-            return web.json_response({"error": {"message": fault.message or msg, "type": etype, "code": status}}, status=status, headers=headers)
+            return web.json_response(
+                {"error": {"message": fault.message or msg, "type": etype, "code": status}},
+                status=status,
+                headers=headers,
+            )
 
         if fault.kind == "429":
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
@@ -339,7 +360,7 @@ class OpenAIServer:
             try:
                 assert self._closing is not None
                 await asyncio.wait_for(self._closing.wait(), fault.seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             return err(504, "timeout", "Hung (test server)")
         # malformed: a 200 whose body is not JSON
@@ -362,7 +383,10 @@ class OpenAIServer:
 
         if body is None or not isinstance(body.get("messages"), list):
             self._finish(rec, 400)
-            return web.json_response({"error": {"message": "body must be JSON with a messages list", "type": "invalid_request_error"}}, status=400)
+            return web.json_response(
+                {"error": {"message": "body must be JSON with a messages list", "type": "invalid_request_error"}},
+                status=400,
+            )
         fault = self._take_fault(body)
         await self._sleep_latency(body)
         if fault is None:
@@ -384,35 +408,75 @@ class OpenAIServer:
             payload.setdefault("created", int(time.time()))
             payload.setdefault("model", model)
             if "usage" not in payload:
-                text = "".join(message_text((c.get("message") or {}).get("content")) for c in payload.get("choices") or [])
+                text = "".join(
+                    message_text((c.get("message") or {}).get("content")) for c in payload.get("choices") or []
+                )
                 ct = approx_tokens(text)
-                payload["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": ct, "total_tokens": prompt_tokens + ct}
+                payload["usage"] = {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": ct,
+                    "total_tokens": prompt_tokens + ct,
+                }
             self._finish(rec, 200)
             return web.json_response(payload)
         text = str(reply)
         completion_tokens = approx_tokens(text)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if body.get("stream"):
-            return await self._stream(request, rec, cid, created, model, text, usage, bool((body.get("stream_options") or {}).get("include_usage")))
+            return await self._stream(
+                request,
+                rec,
+                cid,
+                created,
+                model,
+                text,
+                usage,
+                bool((body.get("stream_options") or {}).get("include_usage")),
+            )
         self._finish(rec, 200)
-        return web.json_response({
-            "id": cid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": usage,
-        })
+        return web.json_response(
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": usage,
+            }
+        )
 
-    async def _stream(self, request: Any, rec: RequestRecord, cid: str, created: int, model: str, text: str,
-                      usage: dict[str, int], include_usage: bool) -> Any:
+    async def _stream(
+        self,
+        request: Any,
+        rec: RequestRecord,
+        cid: str,
+        created: int,
+        model: str,
+        text: str,
+        usage: dict[str, int],
+        include_usage: bool,
+    ) -> Any:
         from aiohttp import web
 
-        resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        resp = web.StreamResponse(
+            status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await resp.prepare(request)
 
         def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
-            doc = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            doc = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             return f"data: {json.dumps(doc)}\n\n".encode()
 
         await resp.write(chunk({"role": "assistant", "content": ""}, None))
@@ -421,7 +485,14 @@ class OpenAIServer:
             await resp.write(chunk({"content": w if i == 0 else " " + w}, None))
         await resp.write(chunk({}, "stop"))
         if include_usage:
-            doc = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage}
+            doc = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [],
+                "usage": usage,
+            }
             await resp.write(f"data: {json.dumps(doc)}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
@@ -438,7 +509,10 @@ class OpenAIServer:
             inputs = [inputs]
         if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
             self._finish(rec, 400)
-            return web.json_response({"error": {"message": "input must be a string or a list of strings", "type": "invalid_request_error"}}, status=400)
+            return web.json_response(
+                {"error": {"message": "input must be a string or a list of strings", "type": "invalid_request_error"}},
+                status=400,
+            )
         fault = self._take_fault(body)
         await self._sleep_latency(body)
         if fault is not None:
@@ -447,16 +521,27 @@ class OpenAIServer:
         data = [{"object": "embedding", "index": i, "embedding": embedding_for(t, dims)} for i, t in enumerate(inputs)]
         tokens = sum(approx_tokens(t) for t in inputs)
         self._finish(rec, 200)
-        return web.json_response({"object": "list", "data": data, "model": body.get("model") or "test-embedding",
-                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model") or "test-embedding",
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def _models(self, request: Any) -> Any:
         from aiohttp import web
 
-        return web.json_response({"object": "list", "data": [
-            {"id": "test-model", "object": "model", "created": 0, "owned_by": "llmops-tests"},
-            {"id": "test-embedding", "object": "model", "created": 0, "owned_by": "llmops-tests"},
-        ]})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"id": "test-model", "object": "model", "created": 0, "owned_by": "llmops-tests"},
+                    {"id": "test-embedding", "object": "model", "created": 0, "owned_by": "llmops-tests"},
+                ],
+            }
+        )
 
     async def _stats(self, request: Any) -> Any:
         from aiohttp import web
@@ -466,17 +551,18 @@ class OpenAIServer:
 
 # --- helpers pointing clients at a server ---
 
-def llm_settings_for(server: "OpenAIServer | ServerProcess", **overrides: Any) -> dict[str, Any]:
+
+def llm_settings_for(server: OpenAIServer | ServerProcess, **overrides: Any) -> dict[str, Any]:
     """The ``llm`` settings section (a dict for Settings / load_settings flags) pointing at the server."""
     return {"model": TEST_MODEL, "api_base": server.base_url, "api_key": TEST_API_KEY, **overrides}
 
 
-def llm_env_for(server: "OpenAIServer | ServerProcess") -> dict[str, str]:
+def llm_env_for(server: OpenAIServer | ServerProcess) -> dict[str, str]:
     """LLMOPS_LLM_* environment variables pointing a subprocess ``llmops`` at the server."""
     return {"LLMOPS_LLM_MODEL": TEST_MODEL, "LLMOPS_LLM_API_BASE": server.base_url, "LLMOPS_LLM_API_KEY": TEST_API_KEY}
 
 
-def litellm_for(server: "OpenAIServer | ServerProcess", **kw: Any) -> Any:
+def litellm_for(server: OpenAIServer | ServerProcess, **kw: Any) -> Any:
     """A LiteLLM adapter pointing at the server (model openai/test-model, a fake key)."""
     from llmops_cli.adapters.llm.litellm_llm import LiteLLM
 
@@ -492,7 +578,9 @@ class ServerProcess:
         root = Path(__file__).resolve().parents[2]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.openai_server", "--port", str(port), "--latency", str(latency)],
-            cwd=str(root), stdout=subprocess.PIPE, text=True,
+            cwd=str(root),
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
@@ -517,7 +605,7 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -12,7 +12,15 @@ import pytest
 import urllib3
 
 from llmops_cli.adapters.airflow.client import AirflowClient, display_url, server_message
-from llmops_cli.errors import AuthError, ConflictError, ExitCode, LlmopsError, NotFoundError, UnreachableError, UsageError
+from llmops_cli.errors import (
+    AuthError,
+    ConflictError,
+    ExitCode,
+    LlmopsError,
+    NotFoundError,
+    UnreachableError,
+    UsageError,
+)
 
 URL = "http://airflow.test:8080"
 PASSWORD = "s3cret-pass-word"
@@ -31,16 +39,27 @@ class FakePool:
 
     def request(self, method, url, body=None, headers=None, timeout=None, preload_content=True, **kw):
         parts = urlsplit(url)
-        self.calls.append({"method": method, "path": parts.path, "query": parse_qs(parts.query), "headers": dict(headers or {}),
-                           "body": json.loads(body) if body else None})
+        self.calls.append(
+            {
+                "method": method,
+                "path": parts.path,
+                "query": parse_qs(parts.query),
+                "headers": dict(headers or {}),
+                "body": json.loads(body) if body else None,
+            }
+        )
         for m, pat, answers in self.routes:
             if m == method and pat.match(parts.path):
                 ans = answers.pop(0) if len(answers) > 1 else answers[0]
                 if isinstance(ans, BaseException):
                     raise ans
                 status, data = ans
-                return urllib3.HTTPResponse(body=json.dumps(data).encode(), status=status,
-                                            headers={"Content-Type": "application/json"}, preload_content=False)
+                return urllib3.HTTPResponse(
+                    body=json.dumps(data).encode(),
+                    status=status,
+                    headers={"Content-Type": "application/json"},
+                    preload_content=False,
+                )
         raise AssertionError(f"unexpected request {method} {parts.path}")
 
 
@@ -59,13 +78,16 @@ def make(pool: FakePool, tokens: TokenServer | None = None, **kw) -> tuple[Airfl
     sleeps: list[float] = []
     kw.setdefault("username", "admin")
     kw.setdefault("password", PASSWORD)
-    c = AirflowClient(URL, pool_manager=pool, token_transport=httpx.MockTransport(tokens or TokenServer()),
-                      sleep=sleeps.append, **kw)
+    c = AirflowClient(
+        URL, pool_manager=pool, token_transport=httpx.MockTransport(tokens or TokenServer()), sleep=sleeps.append, **kw
+    )
     return c, sleeps
 
 
 def never_connects() -> urllib3.exceptions.NewConnectionError:
-    return urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
+    return urllib3.exceptions.NewConnectionError(
+        None, "Failed to establish a new connection: [Errno 111] Connection refused"
+    )
 
 
 def test_password_is_exchanged_for_a_token_used_as_bearer():
@@ -177,7 +199,11 @@ def test_connection_refused_is_retried_then_unreachable_with_the_url():
 
 def test_a_read_timeout_is_not_retried_and_the_connect_timeout_is_short():
     pool = FakePool()
-    pool.add("GET", "/api/v2/dags", urllib3.exceptions.ReadTimeoutError(None, "/api/v2/dags", "Read timed out. (read timeout=30)"))
+    pool.add(
+        "GET",
+        "/api/v2/dags",
+        urllib3.exceptions.ReadTimeoutError(None, "/api/v2/dags", "Read timed out. (read timeout=30)"),
+    )
     c, sleeps = make(pool, token="t", username=None, password=None)
     with pytest.raises(UnreachableError, match="did not answer within 30 s") as e:
         c.list_dags()
@@ -192,8 +218,15 @@ def test_token_exchange_read_timeout_is_not_retried():
         asked.append(request)
         raise httpx.ReadTimeout("timed out", request=request)
 
-    c = AirflowClient(URL, username="admin", password=PASSWORD, token_transport=httpx.MockTransport(hang),
-                      sleep=lambda s: None, pool_manager=FakePool(), timeout=7)
+    c = AirflowClient(
+        URL,
+        username="admin",
+        password=PASSWORD,
+        token_transport=httpx.MockTransport(hang),
+        sleep=lambda s: None,
+        pool_manager=FakePool(),
+        timeout=7,
+    )
     with pytest.raises(UnreachableError, match="did not answer within 7 s"):
         c.list_dags()
     assert len(asked) == 1
@@ -204,8 +237,14 @@ def test_token_endpoint_unreachable_is_unreachable():
     def refuse(request):
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
-    c = AirflowClient(URL, username="admin", password=PASSWORD, token_transport=httpx.MockTransport(refuse),
-                      sleep=lambda s: None, pool_manager=FakePool())
+    c = AirflowClient(
+        URL,
+        username="admin",
+        password=PASSWORD,
+        token_transport=httpx.MockTransport(refuse),
+        sleep=lambda s: None,
+        pool_manager=FakePool(),
+    )
     with pytest.raises(UnreachableError, match="connection refused") as e:
         c.list_dags()
     assert PASSWORD not in str(e.value)
@@ -222,7 +261,11 @@ def test_404_names_the_thing_and_suggests_dags_list():
 
 def test_400_from_params_carries_the_servers_message():
     pool = FakePool()
-    pool.add("POST", "/api/v2/dags/d/dagRuns", (400, {"detail": "Invalid input for param n: 50 is greater than the maximum of 10"}))
+    pool.add(
+        "POST",
+        "/api/v2/dags/d/dagRuns",
+        (400, {"detail": "Invalid input for param n: 50 is greater than the maximum of 10"}),
+    )
     c, _ = make(pool)
     with pytest.raises(UsageError, match="50 is greater than the maximum of 10"):
         c.trigger("d", conf={"n": 50})
@@ -251,8 +294,12 @@ def test_existing_run_id_is_a_conflict():
 def test_trigger_retry_after_a_reset_does_not_start_a_second_run():
     """The run id is generated client-side: a 409 on the retry means the first attempt got through."""
     pool = FakePool()
-    pool.add("POST", "/api/v2/dags/d/dagRuns", urllib3.exceptions.ProtocolError("Connection reset by peer"),
-             (409, {"detail": "exists"}))
+    pool.add(
+        "POST",
+        "/api/v2/dags/d/dagRuns",
+        urllib3.exceptions.ProtocolError("Connection reset by peer"),
+        (409, {"detail": "exists"}),
+    )
     pool.add("GET", "/api/v2/dags/d/dagRuns/[^/]+", (200, {"dag_run_id": "x", "state": "queued"}))
     c, _ = make(pool)
     run = c.trigger("d")
@@ -264,8 +311,10 @@ def test_trigger_retry_after_a_reset_does_not_start_a_second_run():
 
 def test_pagination_collects_every_page():
     pool = FakePool()
-    pages = [(200, {"dags": [{"dag_id": f"d{i}"} for i in range(start, min(start + 100, 250))], "total_entries": 250})
-             for start in (0, 100, 200)]
+    pages = [
+        (200, {"dags": [{"dag_id": f"d{i}"} for i in range(start, min(start + 100, 250))], "total_entries": 250})
+        for start in (0, 100, 200)
+    ]
     pool.add("GET", "/api/v2/dags", *pages)
     c, _ = make(pool)
     dags = c.list_dags()
@@ -277,9 +326,15 @@ def test_pagination_collects_every_page():
 def test_task_instances_include_mapped_ones():
     pool = FakePool()
     tis = [{"task_id": "plan", "map_index": -1, "state": "success", "start_date": "2026-01-01T00:00:00Z"}] + [
-        {"task_id": "shard", "map_index": i, "state": "running", "start_date": f"2026-01-01T00:00:0{i + 1}Z"} for i in range(3)]
+        {"task_id": "shard", "map_index": i, "state": "running", "start_date": f"2026-01-01T00:00:0{i + 1}Z"}
+        for i in range(3)
+    ]
     pool.add("GET", "/api/v2/dags/d/dagRuns/r/taskInstances", (200, {"task_instances": tis, "total_entries": 4}))
-    pool.add("GET", "/api/v2/dags/d/dagRuns/r/taskInstances/shard/2", (200, {"task_id": "shard", "map_index": 2, "try_number": 1}))
+    pool.add(
+        "GET",
+        "/api/v2/dags/d/dagRuns/r/taskInstances/shard/2",
+        (200, {"task_id": "shard", "map_index": 2, "try_number": 1}),
+    )
     c, _ = make(pool)
     got = c.list_task_instances("d", "r")
     assert [(t["task_id"], t["map_index"]) for t in got] == [("plan", -1), ("shard", 0), ("shard", 1), ("shard", 2)]
@@ -289,9 +344,19 @@ def test_task_instances_include_mapped_ones():
 def test_logs_keep_every_field_and_follow_continuation_tokens():
     pool = FakePool()
     page1 = {"content": [{"event": "hello", "level": "info", "timestamp": "t1"}], "continuation_token": "c1"}
-    page2 = {"content": [{"event": "boom", "level": "error", "error_detail": [{"exc_type": "ValueError", "exc_value": "x"}]}],
-             "continuation_token": "c2"}
-    pool.add("GET", "/api/v2/dags/d/dagRuns/r/taskInstances/t/logs/1", (200, page1), (200, page2), (200, {"content": [], "continuation_token": "c2"}))
+    page2 = {
+        "content": [
+            {"event": "boom", "level": "error", "error_detail": [{"exc_type": "ValueError", "exc_value": "x"}]}
+        ],
+        "continuation_token": "c2",
+    }
+    pool.add(
+        "GET",
+        "/api/v2/dags/d/dagRuns/r/taskInstances/t/logs/1",
+        (200, page1),
+        (200, page2),
+        (200, {"content": [], "continuation_token": "c2"}),
+    )
     c, _ = make(pool)
     events = list(c.iter_log("d", "r", "t", 1, map_index=3))
     assert [e["event"] for e in events] == ["hello", "boom"]
@@ -303,7 +368,11 @@ def test_logs_keep_every_field_and_follow_continuation_tokens():
 
 def test_clear_sends_dry_run_explicitly():
     pool = FakePool()
-    pool.add("POST", "/api/v2/dags/d/clearTaskInstances", (200, {"task_instances": [{"task_id": "t", "map_index": 1}], "total_entries": 1}))
+    pool.add(
+        "POST",
+        "/api/v2/dags/d/clearTaskInstances",
+        (200, {"task_instances": [{"task_id": "t", "map_index": 1}], "total_entries": 1}),
+    )
     c, _ = make(pool)
     assert c.clear_failed("d", "r", dry_run=True)[0]["map_index"] == 1
     c.clear_failed("d", "r", dry_run=False)
@@ -314,8 +383,20 @@ def test_clear_sends_dry_run_explicitly():
 
 def test_asset_event_resolves_the_uri_to_its_id():
     pool = FakePool()
-    pool.add("GET", "/api/v2/assets", (200, {"assets": [{"id": 3, "uri": "llmops://collections/docs-old"},
-                                                         {"id": 7, "uri": "llmops://collections/docs"}], "total_entries": 2}))
+    pool.add(
+        "GET",
+        "/api/v2/assets",
+        (
+            200,
+            {
+                "assets": [
+                    {"id": 3, "uri": "llmops://collections/docs-old"},
+                    {"id": 7, "uri": "llmops://collections/docs"},
+                ],
+                "total_entries": 2,
+            },
+        ),
+    )
     pool.add("POST", "/api/v2/assets/events", (200, {"id": 11, "asset_id": 7, "extra": {"by": "ci"}}))
     c, _ = make(pool)
     ev = c.create_asset_event("llmops://collections/docs", extra={"by": "ci"})
@@ -340,7 +421,11 @@ def test_urls_and_server_messages_are_safe_to_print():
 
 def test_import_errors_are_listed():
     pool = FakePool()
-    pool.add("GET", "/api/v2/importErrors", (200, {"import_errors": [{"filename": "x.py", "stack_trace": "E"}], "total_entries": 1}))
+    pool.add(
+        "GET",
+        "/api/v2/importErrors",
+        (200, {"import_errors": [{"filename": "x.py", "stack_trace": "E"}], "total_entries": 1}),
+    )
     c, _ = make(pool)
     assert c.list_import_errors()[0]["filename"] == "x.py"
 
@@ -368,14 +453,27 @@ def test_lean_import_loads_few_modules_and_the_package_still_completes():
 
 def test_run_outcome_is_read_from_the_llmops_outcome_xcom():
     pool = FakePool()
-    pool.add("GET", "/api/v2/dags/d/dagRuns/r/taskInstances/~/xcomEntries",
-             (200, {"xcom_entries": [{"task_id": "finalize", "map_index": -1, "key": "llmops_outcome", "timestamp": "t"}],
-                    "total_entries": 1}))
-    pool.add("GET", "/api/v2/dags/d/dagRuns/r/taskInstances/finalize/xcomEntries/llmops_outcome",
-             (200, {"key": "llmops_outcome", "value": {"status": "partial", "message": "1 of 2 source(s) skipped"}}))
+    pool.add(
+        "GET",
+        "/api/v2/dags/d/dagRuns/r/taskInstances/~/xcomEntries",
+        (
+            200,
+            {
+                "xcom_entries": [{"task_id": "finalize", "map_index": -1, "key": "llmops_outcome", "timestamp": "t"}],
+                "total_entries": 1,
+            },
+        ),
+    )
+    pool.add(
+        "GET",
+        "/api/v2/dags/d/dagRuns/r/taskInstances/finalize/xcomEntries/llmops_outcome",
+        (200, {"key": "llmops_outcome", "value": {"status": "partial", "message": "1 of 2 source(s) skipped"}}),
+    )
     c, _ = make(pool, token="t", username=None, password=None)
     assert c.get_run_outcome("d", "r") == {"status": "partial", "message": "1 of 2 source(s) skipped"}
     assert pool.calls[0]["query"]["xcom_key"] == ["llmops_outcome"]
     other = FakePool()
-    other.add("GET", "/api/v2/dags/d/dagRuns/r/taskInstances/~/xcomEntries", (200, {"xcom_entries": [], "total_entries": 0}))
+    other.add(
+        "GET", "/api/v2/dags/d/dagRuns/r/taskInstances/~/xcomEntries", (200, {"xcom_entries": [], "total_entries": 0})
+    )
     assert make(other, token="t", username=None, password=None)[0].get_run_outcome("d", "r") is None  # a DAG not ours

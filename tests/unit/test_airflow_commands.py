@@ -23,7 +23,13 @@ def test_conf_from_json_file_and_params(tmp_path):
     f = tmp_path / "conf.json"
     f.write_text('{"sources": ["a"], "shards": 2}')
     assert build_conf(None, f, ["shards=3", 'glob=["*.md"]', "collection=docs", "cleanup=full", "flag=true"]) == {
-        "sources": ["a"], "shards": 3, "glob": ["*.md"], "collection": "docs", "cleanup": "full", "flag": True}
+        "sources": ["a"],
+        "shards": 3,
+        "glob": ["*.md"],
+        "collection": "docs",
+        "cleanup": "full",
+        "flag": True,
+    }
     y = tmp_path / "conf.yaml"
     y.write_text("sources: [b]\n")
     assert build_conf(None, y, None) == {"sources": ["b"]}
@@ -53,8 +59,17 @@ def test_run_params_map_to_settings_keys(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     for k in ("LLMOPS_CONFIG", "LLMOPS_STORE_COLLECTION", "LLMOPS_CHUNKING_SIZE"):
         monkeypatch.delenv(k, raising=False)
-    s = settings_from_params({"collection": "kb1", "chunk_size": 128, "chunk_overlap": 16, "chunker": "tokens",
-                              "sources": ["x"], "cleanup": "full", "k": None})
+    s = settings_from_params(
+        {
+            "collection": "kb1",
+            "chunk_size": 128,
+            "chunk_overlap": 16,
+            "chunker": "tokens",
+            "sources": ["x"],
+            "cleanup": "full",
+            "k": None,
+        }
+    )
     assert (s.store.collection, s.chunking.size, s.chunking.overlap, s.chunking.strategy) == ("kb1", 128, 16, "tokens")
     monkeypatch.setenv("LLMOPS_STORE_COLLECTION", "from-env")
     assert settings_from_params({"collection": None}).store.collection == "from-env"  # a null param is "not given"
@@ -126,13 +141,24 @@ class FakeAirflow:
     def get_run(self, dag_id, run_id):
         self.left -= 1
         state = "running" if self.left > 0 or self.final == "never" else self.final
-        return {"dag_run_id": run_id, "state": state, "start_date": "2026-01-01T00:00:00Z",
-                "end_date": None if state == "running" else "2026-01-01T00:00:05Z"}
+        return {
+            "dag_run_id": run_id,
+            "state": state,
+            "start_date": "2026-01-01T00:00:00Z",
+            "end_date": None if state == "running" else "2026-01-01T00:00:05Z",
+        }
 
     def list_task_instances(self, dag_id, run_id):
         done = self.left <= 0 and self.final != "never"
-        return [{"task_id": "work", "map_index": i, "try_number": 1,
-                 "state": ("failed" if (i == 1 and self.final == "failed") else "success") if done else "running"} for i in range(3)]
+        return [
+            {
+                "task_id": "work",
+                "map_index": i,
+                "try_number": 1,
+                "state": ("failed" if (i == 1 and self.final == "failed") else "success") if done else "running",
+            }
+            for i in range(3)
+        ]
 
     def get_log(self, dag_id, run_id, task_id, try_number, *, map_index=None, token=None):
         return [{"event": f"boom in {task_id}[{map_index}]", "level": "error"}], None
@@ -210,12 +236,19 @@ def test_profiles_and_flags_choose_the_connection(monkeypatch, tmp_path):
     for k in [k for k in __import__("os").environ if k.startswith("LLMOPS_")]:
         monkeypatch.delenv(k)
     cfg = tmp_path / "llmops.yaml"
-    cfg.write_text("airflow:\n  profiles:\n    prod:\n      url: https://airflow.prod.example\n      username: ci\n"
-                   "      password: from-file\n      ca_bundle: /etc/ca.pem\n")
+    cfg.write_text(
+        "airflow:\n  profiles:\n    prod:\n      url: https://airflow.prod.example\n      username: ci\n"
+        "      password: from-file\n      ca_bundle: /etc/ca.pem\n"
+    )
     set_state(AppState(config=str(cfg), profile="prod"))
     try:
         c = connect()
-        assert (c.url, c.username, c.verify_tls, c.ca_bundle) == ("https://airflow.prod.example", "ci", True, "/etc/ca.pem")
+        assert (c.url, c.username, c.verify_tls, c.ca_bundle) == (
+            "https://airflow.prod.example",
+            "ci",
+            True,
+            "/etc/ca.pem",
+        )
         assert "from-file" not in repr(c)
         monkeypatch.setenv("LLMOPS_AIRFLOW_TOKEN", "env-token")
         assert connect("http://127.0.0.1:9999").url == "http://127.0.0.1:9999"  # --url beats the profile
@@ -231,11 +264,28 @@ class FakeLogs:
 
     def __init__(self):
         self.states = ["queued", "running", "success"]
-        self.pages = {None: ([{"event": "::group::Log message source details"}, {"event": "/x.log"}, {"event": "::endgroup::"},
-                              {"event": "tick 0"}], "t1"),
-                      "t1": ([{"event": "tick 1"}], "t2"),
-                      "t2": ([{"event": "::group::Log message source details"}, {"event": "/x.log"}, {"event": "::endgroup::"},
-                              {"event": "tick 2"}, {"event": "done"}], None)}
+        self.pages = {
+            None: (
+                [
+                    {"event": "::group::Log message source details"},
+                    {"event": "/x.log"},
+                    {"event": "::endgroup::"},
+                    {"event": "tick 0"},
+                ],
+                "t1",
+            ),
+            "t1": ([{"event": "tick 1"}], "t2"),
+            "t2": (
+                [
+                    {"event": "::group::Log message source details"},
+                    {"event": "/x.log"},
+                    {"event": "::endgroup::"},
+                    {"event": "tick 2"},
+                    {"event": "done"},
+                ],
+                None,
+            ),
+        }
 
     def get_task_instance(self, dag_id, run_id, task_id, map_index=None):
         state = self.states.pop(0) if len(self.states) > 1 else self.states[0]

@@ -31,7 +31,9 @@ def test_relative_sources_resolve_against_llmops_project_dir(airflow_cwd, tmp_pa
     project = tmp_path / "project"
     (project / "docs").mkdir(parents=True)
     monkeypatch.setenv("LLMOPS_PROJECT_DIR", str(project))
-    p = resolve_params({"sources": ["docs", "/abs/other"], "collection": "c1", "input": "data/in.jsonl", "output": None})
+    p = resolve_params(
+        {"sources": ["docs", "/abs/other"], "collection": "c1", "input": "data/in.jsonl", "output": None}
+    )
     assert p["sources"] == [str(project / "docs"), "/abs/other"]
     assert p["input"] == str(project / "data" / "in.jsonl") and p["output"] is None and p["collection"] == "c1"
     assert "LLMOPS_PROJECT_DIR" in p["_project_root"]
@@ -63,8 +65,11 @@ def test_a_missing_source_names_the_absolute_path_looked_at(airflow_cwd, tmp_pat
 
 def test_the_ingest_summary_counts_from_the_ledger_not_the_last_try():
     # shard 1's first try wrote a.md and b.md (629 chunks) and lost the API server; its retry found them unchanged
-    after = {"d/a.md": [f"a{i}" for i in range(300)], "d/b.md": [f"b{i}" for i in range(329)],
-             "d/c.md": [f"c{i}" for i in range(645)]}
+    after = {
+        "d/a.md": [f"a{i}" for i in range(300)],
+        "d/b.md": [f"b{i}" for i in range(329)],
+        "d/c.md": [f"c{i}" for i in range(645)],
+    }
     reports = [{"chunks_added": 0, "skipped": []}, {"chunks_added": 645, "skipped": []}]
     s = ingest_summary("docs", ["d/a.md", "d/b.md", "d/c.md"], {}, after, reports, sources_removed=0, chunks_total=1274)
     assert s["chunks_added"] == 1274 and s["chunks"] == 1274 and s["chunks_total"] == 1274 and s["skipped"] == 0
@@ -84,18 +89,32 @@ def test_skipped_sources_make_the_outcome_partial():
     out = ingest_outcome(s)
     assert out["status"] == "partial" and "1 of 2 source(s) skipped: d/bad.pdf (not a PDF)" in out["message"]
     # a source skipped now whose earlier record stays in the ledger is still skipped by this run
-    kept = ingest_summary("docs", ["d/a.md", "d/bad.pdf"], {}, {**after, "d/bad.pdf": ["old"]}, reports,
-                          sources_removed=0, chunks_total=2)
+    kept = ingest_summary(
+        "docs", ["d/a.md", "d/bad.pdf"], {}, {**after, "d/bad.pdf": ["old"]}, reports, sources_removed=0, chunks_total=2
+    )
     assert kept["skipped"] == 1
     # a report that names the source by another spelling is not counted twice; a lost shard's source is counted
-    other = ingest_summary("docs", ["/p/d/a.md", "/p/d/bad.pdf", "/p/d/lost.md"], {}, {"/p/d/a.md": ["x1"]},
-                           [{"skipped": [{"source": "d/bad.pdf", "reason": "not a PDF"}]}], sources_removed=0, chunks_total=1)
+    other = ingest_summary(
+        "docs",
+        ["/p/d/a.md", "/p/d/bad.pdf", "/p/d/lost.md"],
+        {},
+        {"/p/d/a.md": ["x1"]},
+        [{"skipped": [{"source": "d/bad.pdf", "reason": "not a PDF"}]}],
+        sources_removed=0,
+        chunks_total=1,
+    )
     assert other["skipped"] == 2
 
 
 def test_a_batch_where_every_request_failed_fails_and_some_failed_is_partial():
-    all_failed = {"requests": 4, "answered": 0, "errors": 4, "errors_by_kind": {"auth": 4},
-                  "error_samples": [{"error": "401 invalid api key"}], "output_kept": "out.jsonl"}
+    all_failed = {
+        "requests": 4,
+        "answered": 0,
+        "errors": 4,
+        "errors_by_kind": {"auth": 4},
+        "error_samples": [{"error": "401 invalid api key"}],
+        "output_kept": "out.jsonl",
+    }
     with pytest.raises(RuntimeError, match="all 4 request.*auth 4.*401 invalid api key.*out.jsonl was left"):
         batch_outcome(all_failed)
     some = {"requests": 4, "answered": 3, "errors": 1, "errors_by_kind": {"timeout": 1}, "errors_file": "e.jsonl"}

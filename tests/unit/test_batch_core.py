@@ -18,8 +18,8 @@ from llmops_cli.core.batch.run import BatchOptions, estimate, execute, plan_shar
 from llmops_cli.core.batch.validation import AnswerInvalid, SchemaValidator
 from llmops_cli.errors import ConflictError, ExitCode, InputError, UsageError
 
-
 # --- rate limiter ---
+
 
 class FakeClock:
     def __init__(self) -> None:
@@ -81,6 +81,7 @@ def test_limits_must_be_positive():
 
 # --- retry policy ---
 
+
 def test_retry_backoff_grows_and_caps_and_honours_retry_after():
     p = RetryPolicy(max_attempts=5, base_delay_s=0.5, multiplier=2, max_delay_s=3, jitter=0.25, rand=lambda: 0.0)
     assert [p.delay(a) for a in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
@@ -120,9 +121,21 @@ def test_id_column_and_custom_id_and_duplicates():
     reqs = build_requests(rows, model="m", params={}, template=Template("{text}"), id_column="id")
     assert [r.id for r in reqs] == ["x1", "x2"] and reqs[0].request_hash == reqs[1].request_hash
     with pytest.raises(InputError, match="share"):
-        build_requests([{"id": "x", "text": "a"}, {"id": "x", "text": "b"}], model="m", params={}, template=Template("{text}"), id_column="id")
-    batch_rows = [{"custom_id": "c1", "method": "POST", "url": "/v1/chat/completions",
-                   "body": {"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}}]
+        build_requests(
+            [{"id": "x", "text": "a"}, {"id": "x", "text": "b"}],
+            model="m",
+            params={},
+            template=Template("{text}"),
+            id_column="id",
+        )
+    batch_rows = [
+        {
+            "custom_id": "c1",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5},
+        }
+    ]
     (req,) = build_requests(batch_rows, model=None, params={"temperature": 0}, template=None)
     assert (req.id, req.model, req.params) == ("c1", "gpt-x", {"temperature": 0, "max_tokens": 5})
 
@@ -152,6 +165,7 @@ def test_shards_are_stable_and_cover_everything():
 
 # --- checkpoint ---
 
+
 def test_checkpoint_append_torn_tail_union_and_ok_wins(tmp_path):
     with CheckpointWriter(tmp_path, "all") as w:
         w.append({"id": "a", "status": "ok", "response": "A"})
@@ -180,6 +194,7 @@ def test_checkpoint_writer_is_exclusive(tmp_path):
 
 # --- validation ---
 
+
 def test_schema_validator():
     v = SchemaValidator({"type": "object", "properties": {"label": {"enum": ["spam", "ham"]}}, "required": ["label"]})
     assert v.parse('{"label": "spam"}') == {"label": "spam"}
@@ -191,6 +206,7 @@ def test_schema_validator():
 
 
 # --- execution with a fake LLM ---
+
 
 class FakeLLM(LLM):
     """Answers 'ans:<user text>'; ``script`` maps a user text to errors raised on successive calls."""
@@ -324,7 +340,11 @@ def test_shards_then_merge(tmp_path, fast_backoff):
 def test_estimate_and_csv_parquet_outputs(tmp_path, fast_backoff):
     p = tmp_path / "in.csv"
     write_rows(p, [{"q": "hello world", "x": 1}, {"q": "b", "x": 2}])
-    plan = prepare(p, BatchOptions(model="fake/model", prompt="Q: {q}", max_tokens=10, output=str(tmp_path / "o.parquet")), tmp_path / "d")
+    plan = prepare(
+        p,
+        BatchOptions(model="fake/model", prompt="Q: {q}", max_tokens=10, output=str(tmp_path / "o.parquet")),
+        tmp_path / "d",
+    )
     est = estimate(plan, prices=(1e-6, 2e-6))
     assert est["rows"] == 2 and est["to_run"] == 2 and est["max_output_tokens"] == 20
     assert est["estimated_cost_usd"] == pytest.approx(est["estimated_input_tokens"] * 1e-6 + 20 * 2e-6)
@@ -336,14 +356,27 @@ def test_estimate_and_csv_parquet_outputs(tmp_path, fast_backoff):
 
 def test_openai_batch_format_roundtrip(tmp_path, fast_backoff):
     p = tmp_path / "batch.jsonl"
-    write_rows(p, [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
-                    "body": {"model": "gpt-x", "messages": [{"role": "user", "content": f"m{i}"}]}} for i in range(3)])
+    write_rows(
+        p,
+        [
+            {
+                "custom_id": f"r{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": "gpt-x", "messages": [{"role": "user", "content": f"m{i}"}]},
+            }
+            for i in range(3)
+        ],
+    )
     fake = FakeLLM({"m1": [LLMCallError("bad", status=400)]})
     plan = prepare(p, BatchOptions(model="fake/model"), tmp_path / "d")
     rep = execute(plan, lambda m: fake)
     out = read_rows(plan.output)
     assert [o["custom_id"] for o in out] == ["r0", "r2"]
-    assert out[0]["response"]["status_code"] == 200 and out[0]["response"]["body"]["choices"][0]["message"]["content"] == "ans:m0"
+    assert (
+        out[0]["response"]["status_code"] == 200
+        and out[0]["response"]["body"]["choices"][0]["message"]["content"] == "ans:m0"
+    )
     (err,) = read_rows(plan.errors_path)
     assert err["custom_id"] == "r1" and err["response"]["status_code"] == 400 and rep.exit_code == ExitCode.PARTIAL
 
@@ -365,9 +398,11 @@ def test_cli_module_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import sys, llmops_cli.cli.batch_cmd, llmops_cli.core.batch.run; "
-            "heavy = [m for m in ('litellm', 'aiohttp', 'pyarrow', 'pandas', 'torch', 'jsonschema') if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, llmops_cli.cli.batch_cmd, llmops_cli.core.batch.run; "
+        "heavy = [m for m in ('litellm', 'aiohttp', 'pyarrow', 'pandas', 'torch', 'jsonschema') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
@@ -425,7 +460,9 @@ def test_a_run_where_every_row_failed_keeps_the_earlier_results_and_fails(tmp_pa
     assert execute(plan, lambda m: FakeLLM()).exit_code == ExitCode.OK
     good = plan.output.read_bytes()
     # another run (another prompt: another run folder) writing the same output file, every row rejected
-    plan2 = prepare(plan.input_path, BatchOptions(model="fake/model", prompt="say {q}", concurrency=4), tmp_path / "data")
+    plan2 = prepare(
+        plan.input_path, BatchOptions(model="fake/model", prompt="say {q}", concurrency=4), tmp_path / "data"
+    )
     assert plan2.output == plan.output and plan2.run_dir != plan.run_dir
     fake = FakeLLM({f"say q{i}": [LLMCallError("bad request", status=400)] for i in range(10)})
     rep = execute(plan2, lambda m: fake)
@@ -435,8 +472,11 @@ def test_a_run_where_every_row_failed_keeps_the_earlier_results_and_fails(tmp_pa
     assert rep.output is None and rep.output_kept == str(plan.output)
     assert len(read_rows(plan2.errors_path)) == 10  # what went wrong is still written
     # without an earlier good file, the failed rows are written (and it is still a failure)
-    plan3 = prepare(plan.input_path, BatchOptions(model="fake/model", prompt="say {q}", concurrency=4,
-                                                  output=str(tmp_path / "fresh.jsonl")), tmp_path / "data")
+    plan3 = prepare(
+        plan.input_path,
+        BatchOptions(model="fake/model", prompt="say {q}", concurrency=4, output=str(tmp_path / "fresh.jsonl")),
+        tmp_path / "data",
+    )
     rep3 = execute(plan3, lambda m: FakeLLM({f"say q{i}": [LLMCallError("bad", status=400)] for i in range(10)}))
     assert rep3.exit_code == ExitCode.FAILURE and rep3.output == str(plan3.output) and rep3.output_kept is None
     assert [r["llmops_status"] for r in read_rows(plan3.output)] == ["error"] * 10

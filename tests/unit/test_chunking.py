@@ -27,7 +27,9 @@ def test_invariants_checked_at_construction():
 
 @pytest.mark.parametrize("cls", [RecursiveChunker, TokenWindowChunker, HeadingChunker])
 def test_no_chunk_exceeds_size_and_no_word_is_lost(cls):
-    text = "\n\n".join(f"Paragraph {p}. " + ". ".join(words(7, f"p{p}s{s}x") for s in range(5)) + "." for p in range(12))
+    text = "\n\n".join(
+        f"Paragraph {p}. " + ". ".join(words(7, f"p{p}s{s}x") for s in range(5)) + "." for p in range(12)
+    )
     doc = Document("d", text, format="markdown")
     pieces = cls(TOK, 40, 5).split(doc)
     assert pieces and all(TOK.count([embed_text(p)])[0] <= 40 for p in pieces)
@@ -65,7 +67,13 @@ def test_markdown_heading_paths_and_code_fences():
 def test_rst_heading_levels_follow_first_appearance():
     rst = ".. comment\n\n=====\nTitle\n=====\n\nIntro.\n\nSection\n-------\n\nBody.\n\nSub\n~~~\n\nDeep.\n\nOther\n-----\n\nMore.\n"
     secs = rst_sections(rst)
-    assert [" > ".join(s.path) for s in secs] == ["", "Title", "Title > Section", "Title > Section > Sub", "Title > Other"]
+    assert [" > ".join(s.path) for s in secs] == [
+        "",
+        "Title",
+        "Title > Section",
+        "Title > Section > Sub",
+        "Title > Other",
+    ]
 
 
 def test_heading_is_embedded_and_counted():
@@ -147,7 +155,14 @@ def test_a_file_of_20k_tiny_sections_is_not_20k_chunks():
 
 def test_sections_of_ordinary_size_are_not_packed():
     big = words(30, "b")
-    md = f"# A\n\n{big}\n\n## Tiny 1\n\nt1\n\n## Tiny 2\n\nt2\n\n## Big\n\n{big}\n\n## Lone\n\nt3\n\n## Big 2\n\n{big}\n"
+    md = (
+        f"# A\n\n{big}\n\n## Tiny 1\n\nt1\n\n## Tiny 2\n\nt2\n\n## Big\n\n{big}\n\n## Lone\n\nt3\n\n## Big 2\n\n{big}\n"
+    )
     pieces = HeadingChunker(TOK, 50, 0).split(Document("d", md, format="markdown"))
     assert [(p.heading, p.text) for p in pieces] == [
-        ("A", big), ("A", "Tiny 1\nt1\n\nTiny 2\nt2"), ("A > Big", big), ("A > Lone", "t3"), ("A > Big 2", big)]
+        ("A", big),
+        ("A", "Tiny 1\nt1\n\nTiny 2\nt2"),
+        ("A > Big", big),
+        ("A > Lone", "t3"),
+        ("A > Big 2", big),
+    ]

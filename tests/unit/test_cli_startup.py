@@ -10,19 +10,30 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ["torch", "sentence_transformers", "chromadb", "litellm", "pandas", "airflow_client", "onnxruntime", "transformers", "bm25s", "numpy"]
+HEAVY = [
+    "torch",
+    "sentence_transformers",
+    "chromadb",
+    "litellm",
+    "pandas",
+    "airflow_client",
+    "onnxruntime",
+    "transformers",
+    "bm25s",
+    "numpy",
+]
 REPO = Path(__file__).resolve().parents[2]
 
-PROBE = """
+PROBE = f"""
 import sys, json
 from llmops_cli.cli.app import app
 try:
     app(sys.argv[1:], prog_name="llmops")
 except SystemExit:
     pass
-heavy = {h for h in %r if h in sys.modules}
+heavy = {{h for h in {HEAVY!r} if h in sys.modules}}
 sys.stderr.write("HEAVY=" + json.dumps(sorted(heavy)) + "\\n")
-""" % (HEAVY,)
+"""
 
 
 def _help_targets() -> list[list[str]]:
@@ -51,7 +62,9 @@ def test_every_help_screen_imports_no_heavy_library():
 def _llmops(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     e = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "llmops_cli", *args], capture_output=True, text=True, cwd=cwd, env=e, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "llmops_cli", *args], capture_output=True, text=True, cwd=cwd, env=e, timeout=120
+    )
 
 
 def test_bad_config_is_one_line_exit_2_without_traceback(tmp_path):
@@ -79,11 +92,21 @@ def test_debug_env_keeps_not_found_exit_code(tmp_path):
 
 
 def test_config_show_json_masks_secrets_and_names_sources(tmp_path):
-    r = _llmops("config", "show", "--json", cwd=tmp_path, env={"LLMOPS_LLM_API_KEY": "sk-abcdefghijklmnopqrstuvwx", "LLMOPS_RETRIEVAL_K": "9"})
+    r = _llmops(
+        "config",
+        "show",
+        "--json",
+        cwd=tmp_path,
+        env={"LLMOPS_LLM_API_KEY": "sk-abcdefghijklmnopqrstuvwx", "LLMOPS_RETRIEVAL_K": "9"},
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     rows = {row["key"]: row for row in doc["settings"]}
-    assert rows["llm.api_key"]["value"] == "********" and rows["retrieval.k"] == {"key": "retrieval.k", "value": 9, "source": "env:LLMOPS_RETRIEVAL_K"}
+    assert rows["llm.api_key"]["value"] == "********" and rows["retrieval.k"] == {
+        "key": "retrieval.k",
+        "value": 9,
+        "source": "env:LLMOPS_RETRIEVAL_K",
+    }
     assert "sk-abcdefghijkl" not in r.stdout + r.stderr
 
 
@@ -97,21 +120,37 @@ def test_usage_errors_exit_2(tmp_path):
 @pytest.mark.parametrize("args", [["ask", "what?"]])
 def test_ask_without_a_model_says_how_to_configure_one(tmp_path, args):
     r = _llmops(*args, cwd=tmp_path)
-    assert r.returncode == 2 and "no LLM is configured" in r.stderr and "LLMOPS_LLM_MODEL" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        r.returncode == 2
+        and "no LLM is configured" in r.stderr
+        and "LLMOPS_LLM_MODEL" in r.stderr
+        and "Traceback" not in r.stderr
+    )
 
 
 def test_an_embedding_model_that_cannot_load_offline_is_a_clear_usage_error(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.md").write_text("# A\n\ntext\n")
     r = _llmops("ingest", "d", "--embed-model", "sentence-transformers/all-mpnet-base-v2", cwd=tmp_path)
-    assert r.returncode == 2 and "not downloaded" in r.stderr and "bundled default" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        r.returncode == 2
+        and "not downloaded" in r.stderr
+        and "bundled default" in r.stderr
+        and "Traceback" not in r.stderr
+    )
 
 
 def test_config_show_masks_a_password_inside_a_url(tmp_path):
-    env = {"LLMOPS_AIRFLOW_URL": "http://admin:S3cretPass@airflow.internal:8080", "LLMOPS_LLM_API_BASE": "https://bot:hunter2secret@llm.internal/v1"}
+    env = {
+        "LLMOPS_AIRFLOW_URL": "http://admin:S3cretPass@airflow.internal:8080",
+        "LLMOPS_LLM_API_BASE": "https://bot:hunter2secret@llm.internal/v1",
+    }
     for args in (["config", "show", "--json"], ["config", "show"], ["config", "get", "airflow.url"]):
         r = _llmops(*args, cwd=tmp_path, env=env)
         assert r.returncode == 0, r.stderr
         assert "S3cretPass" not in r.stdout + r.stderr and "hunter2secret" not in r.stdout + r.stderr, args
-    rows = {row["key"]: row["value"] for row in json.loads(_llmops("config", "show", "--json", cwd=tmp_path, env=env).stdout)["settings"]}
+    rows = {
+        row["key"]: row["value"]
+        for row in json.loads(_llmops("config", "show", "--json", cwd=tmp_path, env=env).stdout)["settings"]
+    }
     assert rows["airflow.url"] == "http://admin:********@airflow.internal:8080"  # user and host stay readable

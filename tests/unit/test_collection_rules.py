@@ -11,13 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from llmops_cli.core.collection_meta import (EMBEDDER_CONFIG_KEY, EMBEDDER_KEY, check_collection_name, collection_name_problem,
-                                             embedder_config, embedder_settings_for, suggest_collection_name)
+from llmops_cli.core.collection_meta import (
+    EMBEDDER_CONFIG_KEY,
+    EMBEDDER_KEY,
+    check_collection_name,
+    collection_name_problem,
+    embedder_config,
+    embedder_settings_for,
+    suggest_collection_name,
+)
 from llmops_cli.errors import UsageError
 from llmops_cli.settings import EmbedderSettings
 
 
-@pytest.mark.parametrize("name", ["so", "a", "abc..def", "192.168.1.1", "-docs", "docs-", "my docs", "x" * 513, "notes__sources"])
+@pytest.mark.parametrize(
+    "name", ["so", "a", "abc..def", "192.168.1.1", "-docs", "docs-", "my docs", "x" * 513, "notes__sources"]
+)
 def test_names_chroma_refuses_are_refused_with_a_valid_suggestion(name):
     assert collection_name_problem(name)
     fixed = suggest_collection_name(name)
@@ -34,10 +43,15 @@ def test_valid_names_pass(name):
 
 def test_a_collection_is_searched_with_the_embedder_it_recorded():
     configured = EmbedderSettings(api_base="http://127.0.0.1:9/v1", batch_size=16)
-    meta = {EMBEDDER_KEY: "st:all-MiniLM-L6-v2:int8", EMBEDDER_CONFIG_KEY: embedder_config(EmbedderSettings(precision="int8"))}
+    meta = {
+        EMBEDDER_KEY: "st:all-MiniLM-L6-v2:int8",
+        EMBEDDER_CONFIG_KEY: embedder_config(EmbedderSettings(precision="int8")),
+    }
     es = embedder_settings_for(meta, configured)
     assert (es.precision, es.model, es.backend) == ("int8", "all-MiniLM-L6-v2", "auto")
-    assert es.api_base == configured.api_base and es.batch_size == 16  # endpoint and batch size stay the configured ones
+    assert (
+        es.api_base == configured.api_base and es.batch_size == 16
+    )  # endpoint and batch size stay the configured ones
 
 
 def test_collections_made_before_the_record_are_read_from_their_identity():
@@ -55,7 +69,9 @@ def test_collections_made_before_the_record_are_read_from_their_identity():
 
 def _llmops(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
-    return subprocess.run([sys.executable, "-m", "llmops_cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "llmops_cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+    )
 
 
 def test_a_bad_collection_flag_names_the_flag_and_a_valid_name(tmp_path):
@@ -65,8 +81,14 @@ def test_a_bad_collection_flag_names_the_flag_and_a_valid_name(tmp_path):
 
 
 def test_read_only_commands_create_no_state(tmp_path):
-    for args, code in ((["collections", "list", "--json"], 0), (["history"], 0), (["history", "--json"], 0),
-                       (["history", "show", "abcd1234"], 9), (["query", "anything"], 9), (["ask", "anything", "--retrieval-only"], 9)):
+    for args, code in (
+        (["collections", "list", "--json"], 0),
+        (["history"], 0),
+        (["history", "--json"], 0),
+        (["history", "show", "abcd1234"], 9),
+        (["query", "anything"], 9),
+        (["ask", "anything", "--retrieval-only"], 9),
+    ):
         r = _llmops(*args, cwd=tmp_path)
         assert r.returncode == code, (args, r.stderr)
         assert list(tmp_path.iterdir()) == [], f"llmops {' '.join(args)} created {list(tmp_path.rglob('*'))}"

@@ -9,11 +9,26 @@ import pytest
 from llmops_cli.errors import LlmopsError
 
 ROWS = [
-    {"id": "a", "question": "Which executor runs tasks locally?", "reference_answer": "LocalExecutor", "answer": "the LocalExecutor",
-     "tags": ["core"]},
-    {"id": "b", "question": "What schedules DAG runs?", "reference_answer": "the scheduler process", "answer": "the scheduler",
-     "tags": ["core", "sched"]},
-    {"id": "c", "question": "Where are DAG files read from?", "reference_answer": "the dags folder", "answer": "the plugins folder"},
+    {
+        "id": "a",
+        "question": "Which executor runs tasks locally?",
+        "reference_answer": "LocalExecutor",
+        "answer": "the LocalExecutor",
+        "tags": ["core"],
+    },
+    {
+        "id": "b",
+        "question": "What schedules DAG runs?",
+        "reference_answer": "the scheduler process",
+        "answer": "the scheduler",
+        "tags": ["core", "sched"],
+    },
+    {
+        "id": "c",
+        "question": "Where are DAG files read from?",
+        "reference_answer": "the dags folder",
+        "answer": "the plugins folder",
+    },
 ]
 # token F1 by hand: a: "localexecutor" vs "localexecutor" = 1; b: "scheduler" vs "scheduler process": P=1, R=1/2 -> 2/3;
 # c: "plugins folder" vs "dags folder": 1 common, P=R=1/2 -> 1/2. Mean = (1 + 2/3 + 1/2) / 3 = 0.7222...
@@ -69,8 +84,17 @@ def test_dataset_routes_to_run_and_prints_one_json_document(project, capsys):
 
 
 def test_gate_failure_exits_4_after_printing(project, capsys):
-    code, out, err = invoke(capsys, "qs.jsonl", "-m", "token_f1,exact_match", "--fail-under", "token_f1=0.9", "--fail-under", "exact_match=0.1",
-                            "--json")
+    code, out, err = invoke(
+        capsys,
+        "qs.jsonl",
+        "-m",
+        "token_f1,exact_match",
+        "--fail-under",
+        "token_f1=0.9",
+        "--fail-under",
+        "exact_match=0.1",
+        "--json",
+    )
     assert code == 4
     doc = json.loads(out)
     gates = {g["metric"]: g for g in doc["gates"]}
@@ -91,7 +115,9 @@ def test_runs_compare_and_baseline(project, capsys):
     assert invoke(capsys, "qs.jsonl", "-m", "token_f1", "--json", "-o", "first.json")[0] == 0
     worse = [dict(r, answer="no idea") for r in ROWS]
     (project / "qs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in worse))
-    code, out, _ = invoke(capsys, "qs.jsonl", "-m", "token_f1", "--baseline", "latest", "--fail-on-regression", "--json")
+    code, out, _ = invoke(
+        capsys, "qs.jsonl", "-m", "token_f1", "--baseline", "latest", "--fail-on-regression", "--json"
+    )
     assert code == 4
     doc = json.loads(out)
     assert doc["comparison"]["regressions"] == ["token_f1"] and doc["comparison"]["base"]["run_id"] == 1
@@ -110,7 +136,9 @@ def test_runs_compare_and_baseline(project, capsys):
     code, out, _ = invoke(capsys, "compare", "2", "first.json", "--fail-on-regression")
     assert code == 0 and "improved" in out
     code, out, _ = invoke(capsys, "qs.jsonl", "-m", "token_f1", "--baseline", "first.json", "--no-record")
-    assert code == 0 and "3/3/3" in next(line for line in out.splitlines() if "token_f1" in line and "regressed" in line)
+    assert code == 0 and "3/3/3" in next(
+        line for line in out.splitlines() if "token_f1" in line and "regressed" in line
+    )
     code, _, err = invoke(capsys, "compare", "1", "99")
     assert code == 9 and "no eval run 99" in err
     code, _, err = invoke(capsys, "export", "latest~1", "-o", "again.json", "-o", "again.html")
@@ -123,7 +151,9 @@ def test_runs_compare_and_baseline(project, capsys):
 
 
 def test_output_files(project, capsys):
-    code, _, err = invoke(capsys, "qs.jsonl", "-m", "token_f1", "-o", "r.csv", "-o", "r.parquet", "-o", "r.jsonl", "-o", "r.html")
+    code, _, err = invoke(
+        capsys, "qs.jsonl", "-m", "token_f1", "-o", "r.csv", "-o", "r.parquet", "-o", "r.jsonl", "-o", "r.html"
+    )
     assert code == 0, err
     import pandas as pd
 
@@ -135,15 +165,18 @@ def test_output_files(project, capsys):
     assert html.count('class="metric-chart"') == 1 and "http" not in html.split("<body>")[1].split("<table")[0]
 
 
-@pytest.mark.parametrize("args,code,needle", [
-    (["missing.jsonl"], 2, "does not exist"),
-    (["qs.jsonl", "-m", "bleu"], 2, "unknown metric 'bleu'"),
-    (["qs.jsonl", "-m", "token_f1", "--fail-under", "token_f1"], 2, "is not METRIC=VALUE"),
-    (["qs.jsonl", "-m", "token_f1", "-o", "r.xlsx"], 2, "unknown format"),
-    (["qs.jsonl", "-m", "correctness"], 2, "need an LLM judge"),
-    (["qs.jsonl", "-m", "retrieval"], 2, "needs relevant_sources"),
-    (["qs.jsonl", "--perturb", "shouting", "-m", "token_f1"], 2, "unknown perturbation"),
-])
+@pytest.mark.parametrize(
+    "args,code,needle",
+    [
+        (["missing.jsonl"], 2, "does not exist"),
+        (["qs.jsonl", "-m", "bleu"], 2, "unknown metric 'bleu'"),
+        (["qs.jsonl", "-m", "token_f1", "--fail-under", "token_f1"], 2, "is not METRIC=VALUE"),
+        (["qs.jsonl", "-m", "token_f1", "-o", "r.xlsx"], 2, "unknown format"),
+        (["qs.jsonl", "-m", "correctness"], 2, "need an LLM judge"),
+        (["qs.jsonl", "-m", "retrieval"], 2, "needs relevant_sources"),
+        (["qs.jsonl", "--perturb", "shouting", "-m", "token_f1"], 2, "unknown perturbation"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(project, capsys, args, code, needle):
     got, _, err = invoke(capsys, *args)
     assert got == code and needle in err
@@ -175,8 +208,16 @@ def test_group_help_lists_subcommands(project, capsys):
 def test_sweep_sources_expansion():
     from llmops_cli.cli.eval_cmd import _expand_multi
 
-    assert _expand_multi(["sweep", "d.jsonl", "--sources", "a", "b", "--size", "64"], "--sources") == \
-        ["sweep", "d.jsonl", "--sources", "a", "--sources", "b", "--size", "64"]
+    assert _expand_multi(["sweep", "d.jsonl", "--sources", "a", "b", "--size", "64"], "--sources") == [
+        "sweep",
+        "d.jsonl",
+        "--sources",
+        "a",
+        "--sources",
+        "b",
+        "--size",
+        "64",
+    ]
 
 
 def test_metrics_from_config_file(project, capsys):
@@ -207,12 +248,15 @@ def test_an_empty_given_answer_is_scored_not_generated(project, capsys):
     assert doc["metrics"]["token_f1"] == pytest.approx(0.5) and doc["usage"].get("calls", 0) == 0
 
 
-@pytest.mark.parametrize("gate,needles", [
-    ("tokn_f1=0.5", ["unknown metric 'tokn_f1'", "did you mean token_f1?", "exact_match, token_f1"]),
-    ("token_f1=1.5", ["token_f1=1.5", "between 0 and 1"]),
-    ("token_f1=-0.1", ["between 0 and 1"]),
-    ("faithfulness=0.5", ["does not compute faithfulness", "--metrics"]),
-])
+@pytest.mark.parametrize(
+    "gate,needles",
+    [
+        ("tokn_f1=0.5", ["unknown metric 'tokn_f1'", "did you mean token_f1?", "exact_match, token_f1"]),
+        ("token_f1=1.5", ["token_f1=1.5", "between 0 and 1"]),
+        ("token_f1=-0.1", ["between 0 and 1"]),
+        ("faithfulness=0.5", ["does not compute faithfulness", "--metrics"]),
+    ],
+)
 def test_gates_are_checked_before_any_work(project, capsys, monkeypatch, gate, needles):
     """A gate the run cannot meet or check is a usage error (exit 2) before the evaluation, not exit 4 after it."""
     from llmops_cli.core.eval import runner
@@ -227,8 +271,11 @@ def test_gate_on_retrieval_names_the_runs_k(tmp_path):
     from llmops_cli.core.eval.gates import parse_gates, validate_gates
     from llmops_cli.errors import UsageError
 
-    assert validate_gates(parse_gates(["hit@k=0.8", "ndcg@5=0.5", "chunk_mrr=0.2"]), ["retrieval", "chunk"], 5) == \
-        [("hit@5", 0.8), ("ndcg@5", 0.5), ("chunk_mrr", 0.2)]
+    assert validate_gates(parse_gates(["hit@k=0.8", "ndcg@5=0.5", "chunk_mrr=0.2"]), ["retrieval", "chunk"], 5) == [
+        ("hit@5", 0.8),
+        ("ndcg@5", 0.5),
+        ("chunk_mrr", 0.2),
+    ]
     with pytest.raises(UsageError, match=r"hitt@5.*did you mean hit@5\?") as e:
         validate_gates(parse_gates(["hitt@5=0.5"]), ["retrieval"], 5)
     assert "mrr" in e.value.hint and "ndcg@5" in e.value.hint  # the valid names are listed
@@ -238,14 +285,18 @@ def test_gate_on_retrieval_names_the_runs_k(tmp_path):
         validate_gates(parse_gates(["hit@10=0.5"]), ["retrieval"], 5)
     assert "-k 10" in e.value.hint
     # semantic similarity is a cosine: -1 to 1
-    assert validate_gates(parse_gates(["semantic_similarity=-0.2"]), ["semantic_similarity"], 5) == [("semantic_similarity", -0.2)]
+    assert validate_gates(parse_gates(["semantic_similarity=-0.2"]), ["semantic_similarity"], 5) == [
+        ("semantic_similarity", -0.2)
+    ]
 
 
 def test_a_failed_gate_is_shown_below_its_threshold(project, capsys):
     """exact_match here is 2/3 = 0.66667: against a 0.667 gate it fails, and must not print as "0.667 FAIL"."""
     rows = [dict(ROWS[0]), dict(ROWS[1], answer="the scheduler process"), dict(ROWS[2])]
     (project / "qs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    code, out, err = invoke(capsys, "qs.jsonl", "-m", "exact_match", "--no-record", "--fail-under", "exact_match=0.667", "-o", "r.html")
+    code, out, err = invoke(
+        capsys, "qs.jsonl", "-m", "exact_match", "--no-record", "--fail-under", "exact_match=0.667", "-o", "r.html"
+    )
     assert code == 4
     assert '<td class="num">0.6667</td>' in (project / "r.html").read_text()
     row = next(line for line in out.splitlines() if "exact_match" in line)
@@ -259,11 +310,24 @@ def _report_file(path, values, errors=()):
     """A report file whose rows have these faithfulness values (None: that row's judge call errored)."""
     from llmops_cli.core.eval.report import EvalReport, RowResult, mean_metrics
 
-    rows = [RowResult(id=i, question=f"q{i}", metrics={} if v is None else {"faithfulness": v},
-                      errors={"faithfulness": "judge reply is not JSON"} if v is None else {}) for i, v in values.items()]
+    rows = [
+        RowResult(
+            id=i,
+            question=f"q{i}",
+            metrics={} if v is None else {"faithfulness": v},
+            errors={"faithfulness": "judge reply is not JSON"} if v is None else {},
+        )
+        for i, v in values.items()
+    ]
     means, counts = mean_metrics(rows)
-    rep = EvalReport(dataset={"path": "qs.jsonl", "sha256": "x" * 64, "rows": len(rows)}, config={"k": 5}, config_hash="c",
-                     metrics=means, counts=counts, rows=rows)
+    rep = EvalReport(
+        dataset={"path": "qs.jsonl", "sha256": "x" * 64, "rows": len(rows)},
+        config={"k": 5},
+        config_hash="c",
+        metrics=means,
+        counts=counts,
+        rows=rows,
+    )
     path.write_text(json.dumps(rep.to_dict()))
     return str(path)
 

@@ -8,8 +8,12 @@ from llmops_cli.errors import ExitCode, InputError
 
 def test_jsonl_with_lists_and_default_ids(tmp_path):
     p = tmp_path / "q.jsonl"
-    p.write_text(json.dumps({"question": " What is X? ", "relevant_sources": ["a.md", "b.md"]}) + "\n\n"
-                 + json.dumps({"id": "q2", "question": "Y?", "reference_answer": "y", "tags": "t1"}) + "\n")
+    p.write_text(
+        json.dumps({"question": " What is X? ", "relevant_sources": ["a.md", "b.md"]})
+        + "\n\n"
+        + json.dumps({"id": "q2", "question": "Y?", "reference_answer": "y", "tags": "t1"})
+        + "\n"
+    )
     ds = load_dataset(p)
     assert [i.id for i in ds.items] == ["1", "q2"]
     assert ds.items[0].question == "What is X?"
@@ -41,14 +45,17 @@ def _jsonl(tmp_path, rows):
     return p
 
 
-@pytest.mark.parametrize("content,needle", [
-    ('{"q": "x"}\n', "no 'question' column"),
-    ('{"question": ""}\n', "row 1: 'question' is empty"),
-    ('{"question": "a"}\nnot json\n', "line 2 is not valid JSON"),
-    ('{"question": "a", "id": 1}\n{"question": "b", "id": 1}\n', "duplicate id '1'"),
-    ('{"question": "a", "relevant_sources": 5}\n', "must be a list"),
-    ("", "has no rows"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ('{"q": "x"}\n', "no 'question' column"),
+        ('{"question": ""}\n', "row 1: 'question' is empty"),
+        ('{"question": "a"}\nnot json\n', "line 2 is not valid JSON"),
+        ('{"question": "a", "id": 1}\n{"question": "b", "id": 1}\n', "duplicate id '1'"),
+        ('{"question": "a", "relevant_sources": 5}\n', "must be a list"),
+        ("", "has no rows"),
+    ],
+)
 def test_bad_rows_are_input_errors(tmp_path, content, needle):
     p = tmp_path / "bad.jsonl"
     p.write_text(content)
@@ -72,8 +79,17 @@ def test_limit(tmp_path):
 
 
 def test_an_empty_answer_is_given_and_a_null_or_missing_one_is_not(tmp_path):
-    ds = load_dataset(_jsonl(tmp_path, [{"question": "a", "answer": ""}, {"question": "b", "answer": None}, {"question": "c"},
-                                        {"question": "d", "answer": "  x "}]))
+    ds = load_dataset(
+        _jsonl(
+            tmp_path,
+            [
+                {"question": "a", "answer": ""},
+                {"question": "b", "answer": None},
+                {"question": "c"},
+                {"question": "d", "answer": "  x "},
+            ],
+        )
+    )
     assert [i.answer for i in ds.items] == ["", None, None, "x"]
     assert ds.has_answers
     out = write_dataset(ds.items, tmp_path / "q.parquet")  # parquet keeps "" apart from null

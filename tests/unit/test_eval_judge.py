@@ -22,13 +22,16 @@ def test_code_fences_and_surrounding_prose_are_tolerated():
     assert parse_verdict("toxicity", '{"toxic": true, "score": 0.9}')[0] == 0.9
 
 
-@pytest.mark.parametrize("metric,text,needle", [
-    ("correctness", "I think it is good", "not JSON"),
-    ("correctness", '{"score": 9}', "score"),
-    ("correctness", '{"grade": 3}', "score"),
-    ("faithfulness", '{"claims": [{"claim": "a"}]}', "supported"),
-    ("toxicity", '{"toxic": "maybe", "score": 0.1}', "toxic"),
-])
+@pytest.mark.parametrize(
+    "metric,text,needle",
+    [
+        ("correctness", "I think it is good", "not JSON"),
+        ("correctness", '{"score": 9}', "score"),
+        ("correctness", '{"grade": 3}', "score"),
+        ("faithfulness", '{"claims": [{"claim": "a"}]}', "supported"),
+        ("toxicity", '{"toxic": "maybe", "score": 0.1}', "toxic"),
+    ],
+)
 def test_unparseable_verdicts_raise_parse_error(metric, text, needle):
     with pytest.raises(JudgeParseError) as e:
         parse_verdict(metric, text)

@@ -7,7 +7,12 @@ import pytest
 
 from llmops_cli.core.eval.answer_metrics import exact_match, normalize_answer, semantic_similarities, token_f1
 from llmops_cli.core.eval.retrieval_metrics import (
-    hit_at_k, ndcg_at_k, precision_at_k, reciprocal_rank, recall_at_k, retrieval_scores,
+    hit_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+    reciprocal_rank,
+    retrieval_scores,
 )
 
 RANKED = ["a", "b", "c", "d", "e"]

@@ -23,8 +23,10 @@ class FakeRetriever:
 
     def search(self, text, k, mode="hybrid", where=None):
         self.asked.append(text)
-        return [Hit(id=cid, text=f"text of {cid}", score=1.0 / (i + 1), metadata={"source": src})
-                for i, (cid, src) in enumerate(self.table.get(text, []))][:k]
+        return [
+            Hit(id=cid, text=f"text of {cid}", score=1.0 / (i + 1), metadata={"source": src})
+            for i, (cid, src) in enumerate(self.table.get(text, []))
+        ][:k]
 
 
 class ScriptedLLM(LLM):
@@ -52,13 +54,21 @@ def _ds(items):
 
 
 def test_retrieval_metrics_per_row_and_means():
-    r = FakeRetriever({
-        "q1": [("c1", "docs/a.md"), ("c2", "docs/b.md")],  # relevant a.md at rank 1 (suffix match)
-        "q2": [("c3", "c.md"), ("c4", "b.md")],  # relevant b.md at rank 2
-        "q3": [("c5", "c.md")],  # miss
-    })
-    ds = _ds([EvalItem("1", "q1", relevant_sources=["a.md"]), EvalItem("2", "q2", relevant_sources=["b.md"], relevant_chunks=["c4"]),
-              EvalItem("3", "q3", relevant_sources=["a.md"]), EvalItem("4", "q4")])
+    r = FakeRetriever(
+        {
+            "q1": [("c1", "docs/a.md"), ("c2", "docs/b.md")],  # relevant a.md at rank 1 (suffix match)
+            "q2": [("c3", "c.md"), ("c4", "b.md")],  # relevant b.md at rank 2
+            "q3": [("c5", "c.md")],  # miss
+        }
+    )
+    ds = _ds(
+        [
+            EvalItem("1", "q1", relevant_sources=["a.md"]),
+            EvalItem("2", "q2", relevant_sources=["b.md"], relevant_chunks=["c4"]),
+            EvalItem("3", "q3", relevant_sources=["a.md"]),
+            EvalItem("4", "q4"),
+        ]
+    )
     rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["retrieval", "chunk"], k=2), retriever=r))
     assert rep.rows[0].metrics["mrr"] == 1.0
     assert rep.rows[1].metrics["mrr"] == 0.5
@@ -82,7 +92,9 @@ def test_source_ranking_maps_suffix_matches():
 def _judge_script(messages):
     user = messages[1]["content"]  # the judge's prompt (a re-ask adds the bad reply and a request after it)
     if "List every factual claim" in user:
-        return json.dumps({"claims": [{"claim": "x", "supported": True}, {"claim": "y", "supported": "bad" not in user}]})
+        return json.dumps(
+            {"claims": [{"claim": "x", "supported": True}, {"claim": "y", "supported": "bad" not in user}]}
+        )
     if "REFERENCE ANSWER" in user:
         return "not json at all" if "broken" in user else json.dumps({"score": 5, "reason": "same"})
     if "toxic" in user:
@@ -93,12 +105,20 @@ def _judge_script(messages):
 def test_judge_metrics_and_unparseable_row_is_an_error_not_a_crash(tmp_path):
     llm = ScriptedLLM(_judge_script)
     retr = FakeRetriever({"q1": [("c1", "a.md")], "q2": [("c2", "b.md")]})
-    ds = _ds([EvalItem("1", "q1", reference_answer="ref", answer="good answer"),
-              EvalItem("2", "q2", reference_answer="ref", answer="bad broken answer")])
+    ds = _ds(
+        [
+            EvalItem("1", "q1", reference_answer="ref", answer="good answer"),
+            EvalItem("2", "q2", reference_answer="ref", answer="bad broken answer"),
+        ]
+    )
     metrics = ["faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity", "token_f1"]
     usage = Usage()
     cached = CachedLLM(llm, LLMCache(tmp_path / "c.sqlite"), usage)
-    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=metrics, k=3, concurrency=4), retriever=retr, judge_llm=cached, usage=usage.to_dict))
+    rep = asyncio.run(
+        run_eval(
+            ds, EvalOptions(metrics=metrics, k=3, concurrency=4), retriever=retr, judge_llm=cached, usage=usage.to_dict
+        )
+    )
     r1, r2 = rep.rows
     assert r1.metrics["faithfulness"] == 1.0 and r2.metrics["faithfulness"] == 0.5
     assert r1.metrics["correctness"] == 1.0 and r1.reasons["correctness"] == "same"
@@ -112,7 +132,9 @@ def test_judge_metrics_and_unparseable_row_is_an_error_not_a_crash(tmp_path):
     usage2 = Usage()
     cached2 = CachedLLM(llm, LLMCache(tmp_path / "c.sqlite"), usage2)
     before = llm.calls
-    rep2 = asyncio.run(run_eval(ds, EvalOptions(metrics=metrics, k=3), retriever=retr, judge_llm=cached2, usage=usage2.to_dict))
+    rep2 = asyncio.run(
+        run_eval(ds, EvalOptions(metrics=metrics, k=3), retriever=retr, judge_llm=cached2, usage=usage2.to_dict)
+    )
     assert llm.calls == before + 2
     assert rep2.usage["cached"] == 9 and rep2.usage["calls"] == 2
     assert rep2.metrics == rep.metrics
@@ -131,7 +153,11 @@ def test_generated_answers_ground_faithfulness_and_failures_are_row_errors():
         return json.dumps({"claims": [{"claim": "c", "supported": True}]})
 
     ds = _ds([EvalItem("1", "q1", reference_answer="The cat!"), EvalItem("2", "q2", reference_answer="x")])
-    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["exact_match", "faithfulness"]), answerer=answerer, judge_llm=ScriptedLLM(script)))
+    rep = asyncio.run(
+        run_eval(
+            ds, EvalOptions(metrics=["exact_match", "faithfulness"]), answerer=answerer, judge_llm=ScriptedLLM(script)
+        )
+    )
     assert rep.rows[0].metrics == {"exact_match": 1.0, "faithfulness": 1.0}
     assert "grounding text" in seen[0]
     assert rep.rows[1].errors == {"answer": "LLM down"}
@@ -145,8 +171,13 @@ def test_robustness_reports_deltas():
             return [Hit("c", "t", 1.0, {"source": "a.md" if text.startswith("How") else "z.md"})]
 
     ds = _ds([EvalItem("1", "How does scheduling work here?", relevant_sources=["a.md"])])
-    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["retrieval", "robustness"], k=1, perturbations=["typos", "casing"]),
-                               retriever=CaseSensitive({})))
+    rep = asyncio.run(
+        run_eval(
+            ds,
+            EvalOptions(metrics=["retrieval", "robustness"], k=1, perturbations=["typos", "casing"]),
+            retriever=CaseSensitive({}),
+        )
+    )
     casing = rep.robustness["casing"]["metrics"]["hit@1"]
     assert casing == {"original": 1.0, "perturbed": 0.0, "delta": -1.0, "rows": 1}
     assert rep.robustness["typos"]["metrics"]["hit@1"]["delta"] == 0.0  # typos keep "How"
@@ -156,8 +187,17 @@ def test_robustness_reports_deltas():
 def test_resolve_metrics():
     ds = _ds([EvalItem("1", "q", relevant_sources=["a"], reference_answer="r")])
     assert resolve_metrics(None, ds, llm_available=False, answers_possible=False) == ["retrieval"]
-    assert resolve_metrics(["auto"], ds, llm_available=True, answers_possible=True) == ["retrieval", "exact_match", "token_f1", "semantic_similarity"]
-    assert resolve_metrics(["retrieval,correctness", "judge"], ds, llm_available=True, answers_possible=True)[:3] == ["retrieval", "correctness", "faithfulness"]
+    assert resolve_metrics(["auto"], ds, llm_available=True, answers_possible=True) == [
+        "retrieval",
+        "exact_match",
+        "token_f1",
+        "semantic_similarity",
+    ]
+    assert resolve_metrics(["retrieval,correctness", "judge"], ds, llm_available=True, answers_possible=True)[:3] == [
+        "retrieval",
+        "correctness",
+        "faithfulness",
+    ]
     with pytest.raises(UsageError, match="unknown metric 'bleu'"):
         resolve_metrics(["bleu"], ds, llm_available=True, answers_possible=True)
     with pytest.raises(UsageError, match="need an LLM judge"):
@@ -187,8 +227,14 @@ def test_paraphrase_perturbation_uses_the_llm():
     retr = FakeRetriever({"How do pools work?": [("c", "a.md")], "Explain pools": [("d", "b.md")]})
     llm = ScriptedLLM(lambda messages: '"Explain pools"')
     ds = _ds([EvalItem("1", "How do pools work?", relevant_sources=["a.md"])])
-    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["retrieval", "robustness"], k=1, perturbations=["paraphrase"]),
-                               retriever=retr, judge_llm=llm))
+    rep = asyncio.run(
+        run_eval(
+            ds,
+            EvalOptions(metrics=["retrieval", "robustness"], k=1, perturbations=["paraphrase"]),
+            retriever=retr,
+            judge_llm=llm,
+        )
+    )
     block = rep.robustness["paraphrase"]
     assert block["example"] == {"original": "How do pools work?", "perturbed": "Explain pools"}
     assert block["metrics"]["mrr"]["delta"] == -1.0 and llm.calls == 1
@@ -206,7 +252,11 @@ def test_cached_llm_retries_retryable_errors_only():
     llm = CachedLLM(inner, None, retry=RetryPolicy(max_attempts=3, base_delay_s=0.0, jitter=0.0))
     assert asyncio.run(llm.acomplete([{"role": "user", "content": "x"}])).text == "ok"
     assert inner.calls == 3 and llm.usage.calls == 1 and llm.usage.failed == 0
-    bad = CachedLLM(ScriptedLLM(lambda m: LLMCallError("400", status=400)), None, retry=RetryPolicy(max_attempts=3, base_delay_s=0.0))
+    bad = CachedLLM(
+        ScriptedLLM(lambda m: LLMCallError("400", status=400)),
+        None,
+        retry=RetryPolicy(max_attempts=3, base_delay_s=0.0),
+    )
     with pytest.raises(LLMCallError):
         asyncio.run(bad.acomplete([{"role": "user", "content": "x"}]))
     assert bad.inner.calls == 1 and bad.usage.failed == 1
@@ -229,8 +279,18 @@ def test_sweep_ranks_skips_and_cleans_up(tmp_path):
     def evaluate(settings, path, **kw):  # smaller chunks score better in this fake
         return SimpleNamespace(metrics={"ndcg@5": 1.0 - settings.chunking.size / 1000}, run_id=len(ingested))
 
-    rep = run_sweep(Settings(), qs, ["docs"], sizes=[256, 64, 128], overlaps=[0, 100], k=5, ingest=ingest, evaluate=evaluate,
-                    delete_collection=lambda s, name: deleted.append(name), token_limit=lambda es: 510)
+    rep = run_sweep(
+        Settings(),
+        qs,
+        ["docs"],
+        sizes=[256, 64, 128],
+        overlaps=[0, 100],
+        k=5,
+        ingest=ingest,
+        evaluate=evaluate,
+        delete_collection=lambda s, name: deleted.append(name),
+        token_limit=lambda es: 510,
+    )
     assert [(e.rank, e.size, e.overlap) for e in rep.entries][:3] == [(1, 64, 0), (2, 128, 0), (3, 128, 100)]
     assert [s["config"] for s in rep.skipped] == ["auto/64/100/all-MiniLM-L6-v2"]  # overlap >= size
     assert len(rep.entries) == 5 and sorted(deleted) == sorted(c for c, _, _ in ingested)
@@ -242,9 +302,16 @@ def test_robustness_of_generated_answers():
         return Answered(answer="the scheduler" if q == "Who runs DAGs?" else "no idea", hits=[])
 
     ds = _ds([EvalItem("1", "Who runs DAGs?", reference_answer="The scheduler")])
-    rep = asyncio.run(run_eval(ds, EvalOptions(metrics=["token_f1", "robustness"], perturbations=["casing"]), answerer=answerer))
+    rep = asyncio.run(
+        run_eval(ds, EvalOptions(metrics=["token_f1", "robustness"], perturbations=["casing"]), answerer=answerer)
+    )
     assert rep.metrics["token_f1"] == 1.0
-    assert rep.robustness["casing"]["metrics"]["token_f1"] == {"original": 1.0, "perturbed": 0.0, "delta": -1.0, "rows": 1}
+    assert rep.robustness["casing"]["metrics"]["token_f1"] == {
+        "original": 1.0,
+        "perturbed": 0.0,
+        "delta": -1.0,
+        "rows": 1,
+    }
     with pytest.raises(UsageError, match="robustness compares"):
         asyncio.run(run_eval(ds, EvalOptions(metrics=["robustness"]), answerer=answerer))
 
@@ -270,8 +337,14 @@ def test_answer_step_runs_as_wide_as_concurrency():
     assert state["max"] == 12  # more than asyncio's default pool (cpu + 4) would allow on a small machine
 
 
-@pytest.mark.parametrize("kw,needle", [({"strategies": ["sentences"]}, "--strategy 'sentences'"), ({"sizes": [4]}, "--size 4"),
-                                       ({"overlaps": [-1]}, "--overlap")])
+@pytest.mark.parametrize(
+    "kw,needle",
+    [
+        ({"strategies": ["sentences"]}, "--strategy 'sentences'"),
+        ({"sizes": [4]}, "--size 4"),
+        ({"overlaps": [-1]}, "--overlap"),
+    ],
+)
 def test_sweep_rejects_bad_values_before_ingesting(tmp_path, kw, needle):
     from llmops_cli.entry.eval import sweep as run_sweep
     from llmops_cli.settings import Settings
@@ -279,7 +352,15 @@ def test_sweep_rejects_bad_values_before_ingesting(tmp_path, kw, needle):
     qs = tmp_path / "qs.jsonl"
     qs.write_text('{"question": "q", "relevant_sources": ["a"]}\n')
     with pytest.raises(UsageError, match=needle):
-        run_sweep(Settings(), qs, ["docs"], ingest=lambda *a, **k: pytest.fail("ingested"), evaluate=None, delete_collection=None, **kw)
+        run_sweep(
+            Settings(),
+            qs,
+            ["docs"],
+            ingest=lambda *a, **k: pytest.fail("ingested"),
+            evaluate=None,
+            delete_collection=None,
+            **kw,
+        )
 
 
 def test_an_empty_given_answer_is_not_sent_to_the_answerer():
@@ -302,7 +383,9 @@ def test_an_unusable_judge_reply_is_asked_again_once_and_never_cached(tmp_path):
     mode = {"judge": "garbage"}
 
     def script(messages):
-        return "I rate this answer 5 out of 5!" if mode["judge"] == "garbage" else json.dumps({"score": 5, "reason": "ok"})
+        return (
+            "I rate this answer 5 out of 5!" if mode["judge"] == "garbage" else json.dumps({"score": 5, "reason": "ok"})
+        )
 
     ds = _ds([EvalItem("1", "Relevant?", answer="yes"), EvalItem("2", "Relevant too?", answer="yes")])
     opts = EvalOptions(metrics=["answer_relevance"])
@@ -310,11 +393,15 @@ def test_an_unusable_judge_reply_is_asked_again_once_and_never_cached(tmp_path):
     def run():
         llm = ScriptedLLM(script)
         usage = Usage()
-        rep = asyncio.run(run_eval(ds, opts, judge_llm=CachedLLM(llm, LLMCache(tmp_path / "c.sqlite"), usage), usage=usage.to_dict))
+        rep = asyncio.run(
+            run_eval(ds, opts, judge_llm=CachedLLM(llm, LLMCache(tmp_path / "c.sqlite"), usage), usage=usage.to_dict)
+        )
         return rep, llm
 
     rep, llm = run()
-    assert llm.calls == 4 and rep.error_rows == 2 and "not JSON" in rep.rows[0].errors["answer_relevance"]  # 2 rows x (ask + re-ask)
+    assert (
+        llm.calls == 4 and rep.error_rows == 2 and "not JSON" in rep.rows[0].errors["answer_relevance"]
+    )  # 2 rows x (ask + re-ask)
     assert len(LLMCache(tmp_path / "c.sqlite")) == 0
     mode["judge"] = "fixed"
     rep, llm = run()
@@ -332,14 +419,24 @@ def test_a_malformed_reply_then_a_good_one_scores_the_row(tmp_path):
 
     llm = ScriptedLLM(script)
     cache = LLMCache(tmp_path / "c.sqlite")
-    rep = asyncio.run(run_eval(_ds([EvalItem("1", "q", answer="a")]), EvalOptions(metrics=["helpfulness"]), judge_llm=CachedLLM(llm, cache)))
+    rep = asyncio.run(
+        run_eval(
+            _ds([EvalItem("1", "q", answer="a")]), EvalOptions(metrics=["helpfulness"]), judge_llm=CachedLLM(llm, cache)
+        )
+    )
     assert rep.rows[0].metrics == {"helpfulness": 0.5} and llm.calls == 2
     ask_again = seen[1]
     assert ask_again[:2] == seen[0] and ask_again[2] == {"role": "assistant", "content": '{"verdict": "fine"}'}
     assert "score" in ask_again[3]["content"] and "JSON" in ask_again[3]["content"]
     assert len(cache) == 1  # the good reply, under the original prompt's key
     again = ScriptedLLM(script)
-    rep = asyncio.run(run_eval(_ds([EvalItem("1", "q", answer="a")]), EvalOptions(metrics=["helpfulness"]), judge_llm=CachedLLM(again, cache)))
+    rep = asyncio.run(
+        run_eval(
+            _ds([EvalItem("1", "q", answer="a")]),
+            EvalOptions(metrics=["helpfulness"]),
+            judge_llm=CachedLLM(again, cache),
+        )
+    )
     assert again.calls == 0 and rep.rows[0].metrics == {"helpfulness": 0.5}
 
 
@@ -349,19 +446,34 @@ def test_an_unusable_reply_cached_by_an_older_version_is_not_served(tmp_path):
 
     cache = LLMCache(tmp_path / "c.sqlite")
     ji = judge_mod.JudgeInput("q", "a", [], None)
-    cache.put(cache_key("fake/judge", judge_mod.build_messages("helpfulness", ji), judge_mod.JUDGE_PARAMS),
-              Completion(text="not json", model="fake/judge"))
+    cache.put(
+        cache_key("fake/judge", judge_mod.build_messages("helpfulness", ji), judge_mod.JUDGE_PARAMS),
+        Completion(text="not json", model="fake/judge"),
+    )
     llm = ScriptedLLM(lambda m: json.dumps({"score": 5}))
     usage = Usage()
-    rep = asyncio.run(run_eval(_ds([EvalItem("1", "q", answer="a")]), EvalOptions(metrics=["helpfulness"]),
-                               judge_llm=CachedLLM(llm, cache, usage), usage=usage.to_dict))
+    rep = asyncio.run(
+        run_eval(
+            _ds([EvalItem("1", "q", answer="a")]),
+            EvalOptions(metrics=["helpfulness"]),
+            judge_llm=CachedLLM(llm, cache, usage),
+            usage=usage.to_dict,
+        )
+    )
     assert rep.rows[0].metrics == {"helpfulness": 1.0} and llm.calls == 1 and rep.usage["cached"] == 0
 
 
-@pytest.mark.parametrize("error", [
-    __import__("llmops_cli.adapters.llm.base", fromlist=["LLMAuthError"]).LLMAuthError("LLM rejected the credentials (401)", status=401),
-    __import__("llmops_cli.adapters.llm.base", fromlist=["LLMUnreachableError"]).LLMUnreachableError("LLM is not reachable", retryable=True),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        __import__("llmops_cli.adapters.llm.base", fromlist=["LLMAuthError"]).LLMAuthError(
+            "LLM rejected the credentials (401)", status=401
+        ),
+        __import__("llmops_cli.adapters.llm.base", fromlist=["LLMUnreachableError"]).LLMUnreachableError(
+            "LLM is not reachable", retryable=True
+        ),
+    ],
+)
 def test_a_rejected_key_or_no_endpoint_stops_the_run_instead_of_failing_each_row(error):
     """Every row would fail the same way: the run stops at the first such error (exit 8 / 7), and jobs not yet
     started are not started."""
@@ -377,7 +489,11 @@ def test_a_rejected_key_or_no_endpoint_stops_the_run_instead_of_failing_each_row
         raise error
 
     with pytest.raises(type(error)):
-        asyncio.run(run_eval(_ds([EvalItem("1", "q", reference_answer="r")]), EvalOptions(metrics=["exact_match"]), answerer=answerer))
+        asyncio.run(
+            run_eval(
+                _ds([EvalItem("1", "q", reference_answer="r")]), EvalOptions(metrics=["exact_match"]), answerer=answerer
+            )
+        )
 
 
 def test_sweep_checks_every_combination_before_any_work(tmp_path):
@@ -389,11 +505,17 @@ def test_sweep_checks_every_combination_before_any_work(tmp_path):
     qs = tmp_path / "qs.jsonl"
     qs.write_text('{"question": "q", "relevant_sources": ["a"]}\n')
     limits = {"small-model": 254, "long-model": 510}
-    never = dict(ingest=lambda *a, **k: pytest.fail("ingested"), evaluate=None, delete_collection=None,
-                 token_limit=lambda es: limits[es.model])
+    never = dict(
+        ingest=lambda *a, **k: pytest.fail("ingested"),
+        evaluate=None,
+        delete_collection=None,
+        token_limit=lambda es: limits[es.model],
+    )
     with pytest.raises(UsageError) as e:
         run_sweep(Settings(), qs, ["docs"], sizes=[128, 256], embedders=["long-model", "small-model"], **never)
     assert "--size 256" in e.value.message and "small-model" in e.value.message and "254" in e.value.message
-    assert e.value.hint == "use --size 254 or less (or drop --embedder small-model)" and "--chunk-size" not in str(e.value.hint)
+    assert e.value.hint == "use --size 254 or less (or drop --embedder small-model)" and "--chunk-size" not in str(
+        e.value.hint
+    )
     with pytest.raises(UsageError, match="every combination is skipped"):
         run_sweep(Settings(), qs, ["docs"], sizes=[64], overlaps=[64, 100], embedders=["small-model"], **never)

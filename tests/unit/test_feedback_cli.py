@@ -12,7 +12,11 @@ from llmops_cli.adapters.llm.base import LLM, Completion
 from llmops_cli.errors import LlmopsError
 from tests.support.fakes import FakeEmbedder, MemoryStore
 
-VERDICT = {"helpfulness": {"score": 5, "reason": "r"}, "relevance": {"score": 5, "reason": "r"}, "publicness": {"public": True, "reason": "r"}}
+VERDICT = {
+    "helpfulness": {"score": 5, "reason": "r"},
+    "relevance": {"score": 5, "reason": "r"},
+    "publicness": {"public": True, "reason": "r"},
+}
 
 
 class RoutingLLM(LLM):
@@ -24,9 +28,15 @@ class RoutingLLM(LLM):
 
     def complete(self, messages, **params) -> Completion:
         system = messages[0]["content"]
-        kind = "judge" if system.startswith("You review") else "reword" if system.startswith("You rewrite") else "answer"
+        kind = (
+            "judge" if system.startswith("You review") else "reword" if system.startswith("You rewrite") else "answer"
+        )
         self.calls.append(kind)
-        text = {"judge": self.verdict, "reword": "rotate secrets frobnicator", "answer": "Run `frob rotate --all` [1]."}[kind]
+        text = {
+            "judge": self.verdict,
+            "reword": "rotate secrets frobnicator",
+            "answer": "Run `frob rotate --all` [1].",
+        }[kind]
         return Completion(text=text, model=self.model, input_tokens=7, output_tokens=3, cost=0.0001)
 
 
@@ -87,14 +97,20 @@ def test_ask_is_recorded_rated_reviewed_promoted_then_served_from_the_cache(proj
     store, llm = project
     first = ok_json(capsys, "ask", Q)
     aid = first["answer_id"]
-    assert first["cache"] is None and first["answer"] == "Run `frob rotate --all` [1]." and llm.calls == ["reword", "answer"]
+    assert (
+        first["cache"] is None
+        and first["answer"] == "Run `frob rotate --all` [1]."
+        and llm.calls == ["reword", "answer"]
+    )
 
     code, out, err = invoke(capsys, "ask", "How do I add widgets?")
     assert code == 0 and "answer id: " in err and "answer id" not in out
 
     hist = ok_json(capsys, "history", "--limit", "10")["answers"]
     assert [a["id"] for a in hist][-1] == aid and hist[-1]["rewordings"] == ["rotate secrets frobnicator"]
-    assert hist[-1]["chunks"][0]["source"].endswith(".md") and hist[-1]["input_tokens"] == 14 and hist[-1]["rating"] == 0
+    assert (
+        hist[-1]["chunks"][0]["source"].endswith(".md") and hist[-1]["input_tokens"] == 14 and hist[-1]["rating"] == 0
+    )
     code, out, _ = invoke(capsys, "history")
     assert code == 0 and aid in out and "Answer log" in out
 
@@ -118,9 +134,12 @@ def test_ask_is_recorded_rated_reviewed_promoted_then_served_from_the_cache(proj
     assert ok_json(capsys, "ask", Q, "--no-cache")["cache"] is None and len(llm.calls) > n
 
     removed = ok_json(capsys, "feedback", cached["answer_id"], "down")
-    assert removed["promoted_answer"] == aid and removed["promotion"]["removed"] == [{"id": aid, "reason": "rated down"}]
+    assert removed["promoted_answer"] == aid and removed["promotion"]["removed"] == [
+        {"id": aid, "reason": "rated down"}
+    ]
     assert store.get("docs", where={"kind": "promoted_answer"}) == [] or all(
-        h.metadata["answer_id"] != aid for h in store.get("docs", where={"kind": "promoted_answer"}))
+        h.metadata["answer_id"] != aid for h in store.get("docs", where={"kind": "promoted_answer"})
+    )
     assert ok_json(capsys, "ask", Q)["cache"] is None
 
 
@@ -146,18 +165,29 @@ def test_promote_dry_run_and_export(project, capsys, tmp_path):
 
     code, out, err = invoke(capsys, "feedback", "export", "--format", "openai-chat")
     rows = [json.loads(line) for line in out.splitlines()]
-    assert code == 0 and len(rows) == 1 and rows[0]["messages"][1] == {"role": "user", "content": Q} and "1 examples" in err
+    assert (
+        code == 0
+        and len(rows) == 1
+        and rows[0]["messages"][1] == {"role": "user", "content": Q}
+        and "1 examples" in err
+    )
     res = ok_json(capsys, "feedback", "export", "--output", str(tmp_path / "out" / "ft.jsonl"), "--system", "")
-    assert res["examples"] == 1 and json.loads((tmp_path / "out" / "ft.jsonl").read_text())["messages"][0]["role"] == "user"
+    assert (
+        res["examples"] == 1
+        and json.loads((tmp_path / "out" / "ft.jsonl").read_text())["messages"][0]["role"] == "user"
+    )
 
 
-@pytest.mark.parametrize("args, code, text", [
-    (["feedback", "abcdef123456", "up"], 9, "no answer with id"),
-    (["history", "show", "zz"], 9, "no answer with id"),
-    (["feedback", "abcdef123456", "sideways"], 2, "sideways"),
-    (["feedback", "export", "--format", "alpaca"], 2, "alpaca"),
-    (["feedback", "export", "--json"], 2, "--json needs --output"),
-])
+@pytest.mark.parametrize(
+    "args, code, text",
+    [
+        (["feedback", "abcdef123456", "up"], 9, "no answer with id"),
+        (["history", "show", "zz"], 9, "no answer with id"),
+        (["feedback", "abcdef123456", "sideways"], 2, "sideways"),
+        (["feedback", "export", "--format", "alpaca"], 2, "alpaca"),
+        (["feedback", "export", "--json"], 2, "--json needs --output"),
+    ],
+)
 def test_bad_input_is_one_line_and_a_documented_code(project, capsys, args, code, text):
     got, _out, err = invoke(capsys, *args)
     assert got == code and text in err
@@ -173,10 +203,11 @@ def test_history_on_an_empty_log(tmp_path, monkeypatch, capsys):
 
 def _no_llm_hint(tmp_path, monkeypatch, *args) -> str:
     """The hint of the 'no LLM is configured' error that ``llmops ARGS`` stops with."""
+    import typer
+
     from llmops_cli.cli.app import app
     from llmops_cli.cli.state import AppState, set_state
     from llmops_cli.errors import NotConfiguredError
-    import typer
 
     monkeypatch.chdir(tmp_path)
     for var in [v for v in os.environ if v.startswith("LLMOPS_")]:
@@ -197,10 +228,13 @@ def test_review_without_an_llm_says_how_to_configure_the_judge(tmp_path, monkeyp
     assert "--model" in hint
 
 
-@pytest.mark.parametrize("args, flags, not_flags", [
-    (["ask", "what?"], ["--model", "--retrieval-only"], []),
-    (["eval", "generate", "--output", "qs.jsonl"], ["--model"], ["--retrieval-only"]),
-])
+@pytest.mark.parametrize(
+    "args, flags, not_flags",
+    [
+        (["ask", "what?"], ["--model", "--retrieval-only"], []),
+        (["eval", "generate", "--output", "qs.jsonl"], ["--model"], ["--retrieval-only"]),
+    ],
+)
 def test_every_no_llm_hint_names_only_flags_the_command_has(tmp_path, monkeypatch, args, flags, not_flags):
     hint = _no_llm_hint(tmp_path, monkeypatch, *args)
     assert "llm.model" in hint and "LLMOPS_LLM_MODEL" in hint
@@ -225,7 +259,9 @@ def test_the_judge_can_have_its_own_endpoint(project, capsys, monkeypatch):
     assert seen == [("judge/big", "http://127.0.0.1:9/v1", "sk-judge-key-000000000000")] and judge.calls == ["judge"]
 
 
-def test_cache_lookup_opens_the_log_once_and_touches_nothing_else_when_nothing_is_promoted(project, capsys, monkeypatch):
+def test_cache_lookup_opens_the_log_once_and_touches_nothing_else_when_nothing_is_promoted(
+    project, capsys, monkeypatch
+):
     from llmops_cli import pipelines, wiring
     from llmops_cli.settings import load_settings
 

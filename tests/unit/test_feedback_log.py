@@ -25,11 +25,15 @@ def test_fresh_log_applies_every_migration_once(tmp_path):
 def test_old_schema_is_migrated_and_keeps_its_rows(tmp_path):
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+    db.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
     for sql in MIGRATIONS[0][2]:
         db.execute(sql)
     db.execute("INSERT INTO schema_migrations VALUES (1, 'answers and ratings', 0)")
-    db.execute("INSERT INTO answers (id, created_at, kind, question, answer) VALUES ('abcdef012345', 1.0, 'ask', 'q?', 'a.')")
+    db.execute(
+        "INSERT INTO answers (id, created_at, kind, question, answer) VALUES ('abcdef012345', 1.0, 'ask', 'q?', 'a.')"
+    )
     db.commit()
     db.close()
     with AnswerLog(path) as log:
@@ -53,9 +57,20 @@ def test_a_log_from_a_newer_llmops_is_refused(tmp_path):
 def test_record_get_and_id_prefixes(tmp_path):
     with AnswerLog.for_data_dir(tmp_path) as log:
         assert (tmp_path / LOG_FILE).is_file()
-        i = log.record(kind="ask", question="How?", answer="Like this [1].", model="m", collection="docs", rewordings=["how so"],
-                       chunks=[{"id": "c1", "source": "a.md", "heading": "A"}], input_tokens=10, output_tokens=5, cost=0.001,
-                       latency_s=1.5, config_hash="h")
+        i = log.record(
+            kind="ask",
+            question="How?",
+            answer="Like this [1].",
+            model="m",
+            collection="docs",
+            rewordings=["how so"],
+            chunks=[{"id": "c1", "source": "a.md", "heading": "A"}],
+            input_tokens=10,
+            output_tokens=5,
+            cost=0.001,
+            latency_s=1.5,
+            config_hash="h",
+        )
         assert len(i) == 12
         a = log.get(i[:4].upper())  # any unique prefix of 4+, case-insensitive
         assert (a.id, a.rewordings, a.chunks[0]["source"], a.cost, a.latency_s) == (i, ["how so"], "a.md", 0.001, 1.5)
@@ -64,15 +79,22 @@ def test_record_get_and_id_prefixes(tmp_path):
         with pytest.raises(NotFoundError):
             log.get("0000000000zz")
         # two ids sharing a prefix: ambiguous
-        log._tx(lambda db: db.execute("INSERT INTO answers (id, created_at, kind, question, answer) VALUES "
-                                      "('beef00000001', 1, 'ask', 'x', 'y'), ('beef00000002', 2, 'ask', 'x', 'y')"))
+        log._tx(
+            lambda db: db.execute(
+                "INSERT INTO answers (id, created_at, kind, question, answer) VALUES "
+                "('beef00000001', 1, 'ask', 'x', 'y'), ('beef00000002', 2, 'ask', 'x', 'y')"
+            )
+        )
         with pytest.raises(UsageError, match="ambiguous"):
             log.get("beef")
 
 
 def test_recent_is_newest_first_and_filters_by_kind(tmp_path):
     with AnswerLog(tmp_path / "l.sqlite") as log:
-        ids = [log.record(kind=k, question=f"q{n}", answer="a", created_at=100.0 + n) for n, k in enumerate(["ask", "eval", "ask"])]
+        ids = [
+            log.record(kind=k, question=f"q{n}", answer="a", created_at=100.0 + n)
+            for n, k in enumerate(["ask", "eval", "ask"])
+        ]
         assert [a.id for a in log.recent(limit=10)] == ids[::-1]
         assert [a.id for a in log.recent(limit=10, kind="ask")] == [ids[2], ids[0]]
         assert [a.id for a in log.recent(limit=1)] == [ids[2]]
@@ -85,7 +107,10 @@ def test_ratings_include_cache_served_copies_when_asked(tmp_path):
         log.rate(origin, 1, "good")
         log.rate(copy, -1, "stale")
         assert [r.rating for r in log.ratings(origin)] == [1]
-        assert [(r.rating, r.answer_id) for r in log.ratings(origin, with_cached_copies=True)] == [(1, origin), (-1, copy)]
+        assert [(r.rating, r.answer_id) for r in log.ratings(origin, with_cached_copies=True)] == [
+            (1, origin),
+            (-1, copy),
+        ]
         with pytest.raises(UsageError):
             log.rate(origin, 0)
 
@@ -111,13 +136,20 @@ def test_one_vote_per_rater_the_latest_wins(tmp_path):
 def test_a_v4_log_with_ratings_opens_and_its_ratings_count_as_one_unknown_rater(tmp_path):
     path = tmp_path / "v4.sqlite"
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+    db.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
     for version, name, statements in MIGRATIONS[:4]:
         for sql in statements:
             db.execute(sql)
         db.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
-    db.execute("INSERT INTO answers (id, created_at, kind, question, answer) VALUES ('abcdef012345', 1.0, 'ask', 'q?', 'a.')")
-    db.executemany("INSERT INTO ratings (answer_id, rating, comment, created_at) VALUES ('abcdef012345', ?, NULL, ?)", [(1, 2.0), (1, 3.0)])
+    db.execute(
+        "INSERT INTO answers (id, created_at, kind, question, answer) VALUES ('abcdef012345', 1.0, 'ask', 'q?', 'a.')"
+    )
+    db.executemany(
+        "INSERT INTO ratings (answer_id, rating, comment, created_at) VALUES ('abcdef012345', ?, NULL, ?)",
+        [(1, 2.0), (1, 3.0)],
+    )
     db.commit()
     db.close()
     with AnswerLog(path) as log:
@@ -147,7 +179,9 @@ def test_concurrent_writers_lose_nothing(tmp_path):
 
 
 def test_record_llm_call_and_recording_llm(tmp_path):
-    i = record_llm_call(tmp_path, kind="eval", prompt="Is it?", response="Yes", model="m", input_tokens=3, output_tokens=1, cost=0.5)
+    i = record_llm_call(
+        tmp_path, kind="eval", prompt="Is it?", response="Yes", model="m", input_tokens=3, output_tokens=1, cost=0.5
+    )
     with AnswerLog.for_data_dir(tmp_path) as log:
         a = log.get(i)
         assert (a.kind, a.question, a.answer, a.cost) == ("eval", "Is it?", "Yes", 0.5)
@@ -158,7 +192,11 @@ def test_record_llm_call_and_recording_llm(tmp_path):
         assert llm.complete(msgs).text == "one"
         assert asyncio.run(llm.acomplete([{"role": "user", "content": "row 2"}])).text == "two"
         rows = {r.question: r for r in log.recent(kind="batch", limit=10)}
-        assert set(rows) == {"row 1", "row 2"} and rows["row 1"].answer == "one" and rows["row 1"].extra == {"system": "Be brief."}
+        assert (
+            set(rows) == {"row 1", "row 2"}
+            and rows["row 1"].answer == "one"
+            and rows["row 1"].extra == {"system": "Be brief."}
+        )
         assert rows["row 1"].model == "fake/m" and len(llm.recorded) == 2
 
 
@@ -187,4 +225,4 @@ def test_recording_llm_is_transparent_for_adapter_extras(tmp_path):
         llm.prepare()
         assert inner.prepared and llm.model == inner.model
         with pytest.raises(AttributeError):
-            llm.no_such_thing
+            _ = llm.no_such_thing

@@ -18,8 +18,15 @@ T = Thresholds(min_helpfulness=0.75, min_relevance=0.5)
 
 
 def answer(**kw) -> AnswerRecord:
-    base = dict(id="a1", created_at=0.0, kind="ask", question="How do I rotate keys?", answer="Run rotate [1].", collection="docs",
-                chunks=[{"id": "c1", "source": "guide.md", "heading": "Keys"}])
+    base = dict(
+        id="a1",
+        created_at=0.0,
+        kind="ask",
+        question="How do I rotate keys?",
+        answer="Run rotate [1].",
+        collection="docs",
+        chunks=[{"id": "c1", "source": "guide.md", "heading": "Keys"}],
+    )
     return AnswerRecord(**{**base, **kw})
 
 
@@ -30,40 +37,90 @@ def review(**kw) -> Review:
 UP, DOWN = Rating(1, None, 0.0), Rating(-1, "wrong", 1.0)
 
 
-@pytest.mark.parametrize("a, rv, ratings, t, promote, reason", [
-    (answer(), review(), [], T, True, "passed review"),
-    (answer(), review(), [UP, DOWN], T, False, "rated down"),
-    # one vote per rater, the latest wins
-    (answer(), review(), [Rating(-1, None, 0.0, rater="ann"), Rating(1, None, 1.0, rater="ann")], T, True, "passed review"),
-    (answer(), review(), [Rating(1, None, 0.0, rater="ann"), Rating(-1, None, 1.0, rater="ann")], T, False, "rated down"),
-    (answer(), review(), [Rating(-1, None, 0.0, rater="bob"), Rating(1, None, 1.0, rater="ann")], T, False, "rated down"),
-    (answer(), review(), [Rating(1, None, 0.0, rater="ann"), Rating(-1, None, 1.0, rater="ann")], Thresholds(require_rating_up=True),
-     False, "rated down"),
-    (answer(), review(), [Rating(-1, None, 0.0, rater="ann"), Rating(1, None, 1.0, rater="ann")], Thresholds(require_rating_up=True),
-     True, "passed review"),
-    (answer(), review(public=False), [UP], T, False, "judged not public"),
-    (answer(), review(helpfulness=0.5), [], T, False, "helpfulness 0.50 < 0.75"),
-    (answer(), review(relevance=0.25), [], T, False, "relevance 0.25 < 0.50"),
-    (answer(), review(status="error", helpfulness=None), [], T, False, "review error"),
-    (answer(), None, [UP], T, False, "not reviewed"),
-    (answer(), review(), [], Thresholds(require_rating_up=True), False, "not rated up (feedback.require_rating_up)"),
-    (answer(), review(), [UP], Thresholds(require_rating_up=True), True, "passed review"),
-    (answer(kind="batch"), review(), [], T, False, "not an answer from a collection"),
-    (answer(cached_from="a0"), review(), [], T, False, "not an answer from a collection"),
-    (answer(answer="  "), review(), [], T, False, "empty answer"),
-])
+@pytest.mark.parametrize(
+    "a, rv, ratings, t, promote, reason",
+    [
+        (answer(), review(), [], T, True, "passed review"),
+        (answer(), review(), [UP, DOWN], T, False, "rated down"),
+        # one vote per rater, the latest wins
+        (
+            answer(),
+            review(),
+            [Rating(-1, None, 0.0, rater="ann"), Rating(1, None, 1.0, rater="ann")],
+            T,
+            True,
+            "passed review",
+        ),
+        (
+            answer(),
+            review(),
+            [Rating(1, None, 0.0, rater="ann"), Rating(-1, None, 1.0, rater="ann")],
+            T,
+            False,
+            "rated down",
+        ),
+        (
+            answer(),
+            review(),
+            [Rating(-1, None, 0.0, rater="bob"), Rating(1, None, 1.0, rater="ann")],
+            T,
+            False,
+            "rated down",
+        ),
+        (
+            answer(),
+            review(),
+            [Rating(1, None, 0.0, rater="ann"), Rating(-1, None, 1.0, rater="ann")],
+            Thresholds(require_rating_up=True),
+            False,
+            "rated down",
+        ),
+        (
+            answer(),
+            review(),
+            [Rating(-1, None, 0.0, rater="ann"), Rating(1, None, 1.0, rater="ann")],
+            Thresholds(require_rating_up=True),
+            True,
+            "passed review",
+        ),
+        (answer(), review(public=False), [UP], T, False, "judged not public"),
+        (answer(), review(helpfulness=0.5), [], T, False, "helpfulness 0.50 < 0.75"),
+        (answer(), review(relevance=0.25), [], T, False, "relevance 0.25 < 0.50"),
+        (answer(), review(status="error", helpfulness=None), [], T, False, "review error"),
+        (answer(), None, [UP], T, False, "not reviewed"),
+        (
+            answer(),
+            review(),
+            [],
+            Thresholds(require_rating_up=True),
+            False,
+            "not rated up (feedback.require_rating_up)",
+        ),
+        (answer(), review(), [UP], Thresholds(require_rating_up=True), True, "passed review"),
+        (answer(kind="batch"), review(), [], T, False, "not an answer from a collection"),
+        (answer(cached_from="a0"), review(), [], T, False, "not an answer from a collection"),
+        (answer(answer="  "), review(), [], T, False, "empty answer"),
+    ],
+)
 def test_decide(a, rv, ratings, t, promote, reason):
     d = decide(a, rv, ratings, t)
     assert (d.promote, d.reason) == (promote, reason)
 
 
 def test_promoted_parts_redact_and_replace_citations_by_sources():
-    a = answer(question="Key for jane@corp.example?",
-               answer="Use sk-live-ABCDEFGHIJKLMNOPQRST [1][2], or call +44 20 7946 0958. Token: abcdef123456 [9].",
-               chunks=[{"id": "c1", "source": "guide.md"}, {"id": "c2", "source": "faq.md"}])
+    a = answer(
+        question="Key for jane@corp.example?",
+        answer="Use sk-live-ABCDEFGHIJKLMNOPQRST [1][2], or call +44 20 7946 0958. Token: abcdef123456 [9].",
+        chunks=[{"id": "c1", "source": "guide.md"}, {"id": "c2", "source": "faq.md"}],
+    )
     q, body, text = promoted_parts(a)
     assert q == "Key for [REDACTED_EMAIL]?"
-    assert "sk-live" not in body and "[REDACTED_API_KEY]" in body and "[REDACTED_PHONE]" in body and "abcdef123456" not in body
+    assert (
+        "sk-live" not in body
+        and "[REDACTED_API_KEY]" in body
+        and "[REDACTED_PHONE]" in body
+        and "abcdef123456" not in body
+    )
     assert "[1]" not in body and "[9]" not in body and body.endswith("Sources: guide.md, faq.md")
     assert text == f"Question: {q}\n\nAnswer: {body}"
 
@@ -87,7 +144,9 @@ def world(tmp_path):
 
 
 def add(log, question="How do I rotate keys?", text="Run `rotate --all` [1].", **rv) -> str:
-    i = log.record(kind="ask", question=question, answer=text, collection="docs", chunks=[{"id": "c1", "source": "guide.md"}])
+    i = log.record(
+        kind="ask", question=question, answer=text, collection="docs", chunks=[{"id": "c1", "source": "guide.md"}]
+    )
     log.save_review(review(answer_id=i, reviewed_at=time.time(), **rv))
     return i
 
@@ -99,7 +158,11 @@ def test_reconcile_promotes_then_keeps_then_removes(world):
     r = promoter.reconcile([good, bad])
     assert r.promoted == [good] and r.not_promoted == [{"id": bad, "reason": "judged not public"}]
     hit = store.get("docs", ids=[chunk_id_for(good)])[0]
-    assert hit.metadata["kind"] == PROMOTED_KIND and hit.metadata["answer_id"] == good and hit.metadata["source"] == f"answer:{good}"
+    assert (
+        hit.metadata["kind"] == PROMOTED_KIND
+        and hit.metadata["answer_id"] == good
+        and hit.metadata["source"] == f"answer:{good}"
+    )
     assert hit.text.startswith("Question: How do I rotate keys?") and "Sources: guide.md" in hit.text
     assert store.collection_metadata("docs")[GENERATION_KEY] == 4 and rebuilt == ["docs"]
 
@@ -156,7 +219,10 @@ def test_semantic_cache_hits_near_identical_questions_only(world):
     assert hit.promotion.answer_text.startswith("Run `rotate --all`")
     assert find_cached(log, emb, "docs", "What colour are the widgets in the backup report?", 0.92) is None
     assert find_cached(log, emb, "other", "How do I rotate the frobnicator keys?", 0.92) is None
-    assert find_cached(log, FakeEmbedder(identity="fake:other"), "docs", "How do I rotate the frobnicator keys?", 0.92) is None
+    assert (
+        find_cached(log, FakeEmbedder(identity="fake:other"), "docs", "How do I rotate the frobnicator keys?", 0.92)
+        is None
+    )
 
     log.rate(a, -1)
     promoter.reconcile([a])
@@ -171,8 +237,15 @@ def test_export_openai_chat_has_only_good_answers_redacted(world):
     down = add(log, question="down")
     log.rate(down, -1)
     rows = list(openai_chat_rows(log, T, system="sys"))
-    assert rows == [{"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "Who to mail?"},
-                                  {"role": "assistant", "content": "Mail [REDACTED_EMAIL].\n\nSources: guide.md"}]}]
+    assert rows == [
+        {
+            "messages": [
+                {"role": "system", "content": "sys"},
+                {"role": "user", "content": "Who to mail?"},
+                {"role": "assistant", "content": "Mail [REDACTED_EMAIL].\n\nSources: guide.md"},
+            ]
+        }
+    ]
     assert list(openai_chat_rows(log, T, system=None))[0]["messages"][0]["role"] == "user"
     assert good
 
@@ -189,12 +262,25 @@ SECRET_FORMS = {
 
 def test_promoted_chunks_and_the_export_carry_no_config_secrets(world):
     log, store, promoter, _rebuilt, _built = world
-    i = add(log, question="How do I configure SMTP for user:pw postgres://a:qpw123@db/x?", text="\n".join(SECRET_FORMS.values()))
+    i = add(
+        log,
+        question="How do I configure SMTP for user:pw postgres://a:qpw123@db/x?",
+        text="\n".join(SECRET_FORMS.values()),
+    )
     promoter.reconcile([i])
     chunk = store.get("docs", ids=[chunk_id_for(i)])[0].text
     exported = str(list(openai_chat_rows(log, T, system=None)))
     for secret in [*SECRET_FORMS, "qpw123"]:
-        assert secret not in chunk and secret not in exported and secret not in log.promotion_of(i).answer_text + log.promotion_of(i).question
+        assert (
+            secret not in chunk
+            and secret not in exported
+            and secret not in log.promotion_of(i).answer_text + log.promotion_of(i).question
+        )
     # what the reader needs stays: the key names, users and hosts
-    for kept in ("smtp_password = ", "AIRFLOW__SMTP__SMTP_PASSWORD=", "db_passwd: ", "postgres://airflow:[REDACTED_SECRET]@db/airflow"):
+    for kept in (
+        "smtp_password = ",
+        "AIRFLOW__SMTP__SMTP_PASSWORD=",
+        "db_passwd: ",
+        "postgres://airflow:[REDACTED_SECRET]@db/airflow",
+    ):
         assert kept in chunk and kept in exported

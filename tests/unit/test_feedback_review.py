@@ -10,22 +10,32 @@ from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError
 from llmops_cli.core.feedback import AnswerLog
 from llmops_cli.core.feedback.review import ReviewParseError, build_messages, parse_verdict, review_answers
 
-GOOD = {"helpfulness": {"score": 4, "reason": "clear"}, "relevance": {"score": 5, "reason": "on topic"},
-        "publicness": {"public": True, "reason": "fine"}}
+GOOD = {
+    "helpfulness": {"score": 4, "reason": "clear"},
+    "relevance": {"score": 5, "reason": "on topic"},
+    "publicness": {"public": True, "reason": "fine"},
+}
 
 
 def test_parse_verdict_accepts_bare_fenced_and_embedded_json():
-    for text in (json.dumps(GOOD), f"```json\n{json.dumps(GOOD)}\n```", f"Here you go: {json.dumps(GOOD)} Hope it helps."):
+    for text in (
+        json.dumps(GOOD),
+        f"```json\n{json.dumps(GOOD)}\n```",
+        f"Here you go: {json.dumps(GOOD)} Hope it helps.",
+    ):
         v = parse_verdict(text)
         assert (v.helpfulness.score, v.relevance.score, v.publicness.public) == (4, 5, True)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("Looks fine to me.", "not JSON"),
-    (json.dumps({**GOOD, "helpfulness": {"score": 9}}), "helpfulness.score"),
-    (json.dumps({"helpfulness": {"score": 3}, "relevance": {"score": 3}}), "publicness"),
-    ("[1, 2, 3]", "review schema"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("Looks fine to me.", "not JSON"),
+        (json.dumps({**GOOD, "helpfulness": {"score": 9}}), "helpfulness.score"),
+        (json.dumps({"helpfulness": {"score": 3}, "relevance": {"score": 3}}), "publicness"),
+        ("[1, 2, 3]", "review schema"),
+    ],
+)
 def test_parse_verdict_rejects_what_does_not_fit(text, message):
     with pytest.raises(ReviewParseError, match=message):
         parse_verdict(text)
@@ -77,8 +87,15 @@ def test_review_stores_scores_errors_and_leaves_failed_calls_unreviewed(tmp_path
 def test_the_judge_sees_redacted_text_and_the_collection_sources(tmp_path):
     key = "sk-proj-ABCDEFGHIJKLMNOPQRSTUV123"
     with AnswerLog(tmp_path / "l.sqlite") as log:
-        a = log.get(log.record(kind="ask", question="mail bob@example.com?", answer=f"use {key} [1]", collection="docs",
-                               chunks=[{"id": "c1", "source": "guide.md", "heading": "Keys"}]))
+        a = log.get(
+            log.record(
+                kind="ask",
+                question="mail bob@example.com?",
+                answer=f"use {key} [1]",
+                collection="docs",
+                chunks=[{"id": "c1", "source": "guide.md", "heading": "Keys"}],
+            )
+        )
         judge = JudgeByContent()
         review_answers(log, judge, [a], context=lambda rec: [f"context with {key}"])
         sent = judge.seen[0]

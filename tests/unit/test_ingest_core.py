@@ -17,7 +17,9 @@ def write_corpus(root: Path, n: int = 6, paras: int = 12) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         body = "\n\n".join(PARA.format(w=f"topic{i}word{j}") * 3 for j in range(paras))
-        (root / f"page{i}.md").write_text(f"# Page {i}\n\n## Part A\n\n{body}\n\n## Part B\n\nClosing words for page {i}.\n")
+        (root / f"page{i}.md").write_text(
+            f"# Page {i}\n\n## Part A\n\n{body}\n\n## Part B\n\nClosing words for page {i}.\n"
+        )
     return root
 
 
@@ -68,7 +70,9 @@ def test_cleanup_full_removes_sources_that_are_gone(tmp_path):
     ingest([str(docs)], embedder=emb, store=store, opts=opts())
     (docs / "page0.md").unlink()
     inc = ingest([str(docs)], embedder=emb, store=store, opts=opts())
-    assert inc.removed == [] and any(v[1]["source_file"] == "docs/page0.md" for v in store.snapshot("test-col").values())
+    assert inc.removed == [] and any(
+        v[1]["source_file"] == "docs/page0.md" for v in store.snapshot("test-col").values()
+    )
     full = ingest([str(docs)], embedder=emb, store=store, opts=opts(cleanup="full"))
     assert full.removed == ["docs/page0.md"] and full.chunks_removed > 0
     assert not any(v[1]["source_file"] == "docs/page0.md" for v in store.snapshot("test-col").values())
@@ -113,7 +117,9 @@ def test_a_run_killed_at_any_write_then_rerun_equals_a_clean_run(tmp_path):
             ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(cleanup="full"))
         store.fail_after_writes = None
         ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(cleanup="full"))
-        assert (store.snapshot("test-col"), sorted(store.read_manifest("test-col"))) == expected, f"killed at write {kill_at}"
+        assert (store.snapshot("test-col"), sorted(store.read_manifest("test-col"))) == expected, (
+            f"killed at write {kill_at}"
+        )
         # and a third run has nothing left to do
         again = ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(cleanup="full"))
         assert not again.changed_anything
@@ -239,7 +245,10 @@ def test_a_file_changed_while_ingested_is_recorded_with_the_hash_of_the_text_sto
     sid = next(s for s in store.read_manifest("test-col") if s.endswith("page0.md"))
     stored = [text for text, md in store.snapshot("test-col").values() if md["source_file"] == sid]
     assert any("An edit saved" in t for t in stored)
-    assert store.read_manifest("test-col")[sid].content_hash.split(":")[0] == hashlib.sha256(version_b.encode()).hexdigest()
+    assert (
+        store.read_manifest("test-col")[sid].content_hash.split(":")[0]
+        == hashlib.sha256(version_b.encode()).hexdigest()
+    )
 
     page.write_text(version_a)  # restored: the next run must serve version A again, not "unchanged"
     rerun = ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts())
@@ -248,8 +257,8 @@ def test_a_file_changed_while_ingested_is_recorded_with_the_hash_of_the_text_sto
     assert not any("An edit saved" in t for t in stored) and any("Closing words for page 0" in t for t in stored)
 
 
-
 # --- source ids (issue 12 item 4) ---
+
 
 def _readme(root: Path, words: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
@@ -268,22 +277,32 @@ def test_files_with_the_same_name_in_two_folders_are_two_sources(tmp_path):
     ingest([str(tmp_path / "r1" / "docs")], embedder=FakeEmbedder(), store=store, opts=opts())
     r2 = ingest([str(tmp_path / "r2" / "docs")], embedder=FakeEmbedder(), store=store, opts=opts())
     assert r2.new == ["r2/docs/page0.md", "r2/docs/page1.md"] and not r2.changed
-    assert sorted(store.read_manifest("test-col")) == ["projA/README.md", "projB/README.md", "r1/docs/page0.md",
-                                                       "r1/docs/page1.md", "r2/docs/page0.md", "r2/docs/page1.md"]
+    assert sorted(store.read_manifest("test-col")) == [
+        "projA/README.md",
+        "projB/README.md",
+        "r1/docs/page0.md",
+        "r1/docs/page1.md",
+        "r2/docs/page0.md",
+        "r2/docs/page1.md",
+    ]
 
 
 class RecordExtrasStore(MemoryStore):
     """A MemoryStore that keeps each record's extras (the file's path), as Chroma does."""
 
     def read_manifest(self, name):
-        return {sid: SourceRecord(r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra))
-                for sid, r in self.manifests.get(name, {}).items()}
+        return {
+            sid: SourceRecord(r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra))
+            for sid, r in self.manifests.get(name, {}).items()
+        }
 
     def write_manifest(self, name, records):
         if records:
             self._tick()
         for r in records:
-            self.manifests[name][r.source_id] = SourceRecord(r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra))
+            self.manifests[name][r.source_id] = SourceRecord(
+                r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra)
+            )
 
 
 def _make_legacy(store: MemoryStore, collection: str = "test-col") -> None:
@@ -304,7 +323,13 @@ def _legacy_collection(tmp_path, store):
     ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(source_root=str(docs.parent)))
     ingest([str(docs / "page1.md")], embedder=FakeEmbedder(), store=store, opts=opts(source_root=str(docs)))
     _make_legacy(store)
-    assert sorted(store.read_manifest("test-col")) == ["README.md", "docs/page0.md", "docs/page1.md", "docs/page2.md", "page1.md"]
+    assert sorted(store.read_manifest("test-col")) == [
+        "README.md",
+        "docs/page0.md",
+        "docs/page1.md",
+        "docs/page2.md",
+        "page1.md",
+    ]
     return readme, docs
 
 
@@ -318,8 +343,13 @@ def _fresh(tmp_path, readme, docs):
 def _by_source(store) -> dict[str, tuple[str, list[tuple[str, dict]]]]:
     """Source id -> (content hash, its chunks' (text, metadata) in order), chunk ids and id_source left out."""
     snap = store.snapshot("test-col")
-    return {sid: (r.content_hash, [(snap[c][0], {k: v for k, v in snap[c][1].items() if k != "id_source"}) for c in r.chunk_ids])
-            for sid, r in store.read_manifest("test-col").items()}
+    return {
+        sid: (
+            r.content_hash,
+            [(snap[c][0], {k: v for k, v in snap[c][1].items() if k != "id_source"}) for c in r.chunk_ids],
+        )
+        for sid, r in store.read_manifest("test-col").items()
+    }
 
 
 def _ids_check(store) -> None:
@@ -373,7 +403,11 @@ def test_a_dry_run_reports_the_renames_and_writes_nothing(tmp_path):
     before, writes = store.snapshot("test-col"), store.writes
     rep = ingest([str(docs)], embedder=FakeEmbedder(), store=store, opts=opts(dry_run=True))
     assert len(rep.renamed) == 5 and rep.unchanged == 3 and not rep.new
-    assert store.snapshot("test-col") == before and store.writes == writes and "docs/page0.md" in store.read_manifest("test-col")
+    assert (
+        store.snapshot("test-col") == before
+        and store.writes == writes
+        and "docs/page0.md" in store.read_manifest("test-col")
+    )
 
 
 def test_a_migration_killed_at_any_write_is_finished_by_the_next_run(tmp_path):

@@ -63,13 +63,20 @@ def _failing_open(monkeypatch, name: str, exc: OSError) -> None:
 
     monkeypatch.setattr(builtins, "open", fake_open)
     real_read_bytes = Path.read_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(exc) if str(self).endswith(name) else real_read_bytes(self))
+    monkeypatch.setattr(
+        Path,
+        "read_bytes",
+        lambda self: (_ for _ in ()).throw(exc) if str(self).endswith(name) else real_read_bytes(self),
+    )
 
 
-@pytest.mark.parametrize(("exc", "reason"), [
-    (OSError(errno.EIO, "Input/output error"), "unreadable: Input/output error"),
-    (PermissionError(errno.EACCES, "Permission denied"), "unreadable: permission denied"),  # root ignores chmod 0
-])
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (OSError(errno.EIO, "Input/output error"), "unreadable: Input/output error"),
+        (PermissionError(errno.EACCES, "Permission denied"), "unreadable: permission denied"),  # root ignores chmod 0
+    ],
+)
 def test_a_read_error_skips_that_file_only(tmp_path, monkeypatch, exc, reason):
     docs = folder_with_good_files(tmp_path)
     (docs / "bad.md").write_text(GOOD)

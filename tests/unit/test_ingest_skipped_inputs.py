@@ -10,32 +10,38 @@ from pathlib import Path
 
 import pytest
 
+from llmops_cli.adapters.vectorstores.base import SourceRecord
 from llmops_cli.core import ingest as core
 from llmops_cli.core.ingest import IngestOptions, ingest
 from llmops_cli.errors import InputError
 from tests.support.fakes import FakeEmbedder, MemoryStore
-from llmops_cli.adapters.vectorstores.base import SourceRecord
 
 
 class PathKeepingStore(MemoryStore):
     """MemoryStore that keeps each record's extra fields, as Chroma does."""
 
     def read_manifest(self, name):
-        return {k: SourceRecord(v.source_id, v.content_hash, list(v.chunk_ids), dict(v.extra))
-                for k, v in self.manifests.get(name, {}).items()}
+        return {
+            k: SourceRecord(v.source_id, v.content_hash, list(v.chunk_ids), dict(v.extra))
+            for k, v in self.manifests.get(name, {}).items()
+        }
 
     def write_manifest(self, name, records):
         if not records:
             return
         self._tick()
         for r in records:
-            self.manifests[name][r.source_id] = SourceRecord(r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra))
+            self.manifests[name][r.source_id] = SourceRecord(
+                r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra)
+            )
 
 
 def write_folder(root: Path, n: int) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        (root / f"p{i}.md").write_text(f"# {root.name} page {i}\n\nText about {root.name} topic {i}, scheduler and retries.\n")
+        (root / f"p{i}.md").write_text(
+            f"# {root.name} page {i}\n\nText about {root.name} topic {i}, scheduler and retries.\n"
+        )
     return root
 
 
@@ -74,10 +80,14 @@ def test_cleanup_full_keeps_the_chunks_behind_an_unreadable_subfolder(tmp_path, 
 
     real_discover = core.discover
 
-    def discover_with_unreadable_sub(paths, globs, exclude, **kw):  # as os.walk reports a folder it cannot list (EACCES, EIO)
+    def discover_with_unreadable_sub(
+        paths, globs, exclude, **kw
+    ):  # as os.walk reports a folder it cannot list (EACCES, EIO)
         files, missing = real_discover(paths, globs, exclude, **kw)
-        return ([f for f in files if "/sub/" not in f.source_id],
-                missing + [(str(a / "sub"), "unreadable folder: Permission denied")])
+        return (
+            [f for f in files if "/sub/" not in f.source_id],
+            missing + [(str(a / "sub"), "unreadable folder: Permission denied")],
+        )
 
     monkeypatch.setattr(core, "discover", discover_with_unreadable_sub)
     rep = ingest([str(a)], embedder=emb, store=store, opts=opts(cleanup="full"))

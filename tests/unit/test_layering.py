@@ -14,7 +14,9 @@ FORBIDDEN = ("llmops_cli.pipelines", "llmops_cli.wiring", "llmops_cli.cli", "llm
 
 def _type_checking_block(node: ast.AST) -> bool:
     test = getattr(node, "test", None)
-    return isinstance(node, ast.If) and (getattr(test, "id", None) == "TYPE_CHECKING" or getattr(test, "attr", None) == "TYPE_CHECKING")
+    return isinstance(node, ast.If) and (
+        getattr(test, "id", None) == "TYPE_CHECKING" or getattr(test, "attr", None) == "TYPE_CHECKING"
+    )
 
 
 def upward_imports(source: str, where: str, package: str) -> list[str]:
@@ -64,10 +66,12 @@ def test_core_imports_nothing_above_it():
 def test_the_scan_sees_lazy_relative_and_from_imports():
     """The scan itself can fail: an import inside a function, a relative one and ``from llmops_cli import pipelines``
     are each found; one under ``if TYPE_CHECKING:`` is not."""
-    source = ("from typing import TYPE_CHECKING\n"
-              "if TYPE_CHECKING:\n    from llmops_cli.settings import Settings\n"
-              "def f():\n    from llmops_cli import pipelines\n"
-              "def g():\n    from .. import wiring\n"
-              "def h():\n    import llmops_cli.cli.app\n")
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from llmops_cli.settings import Settings\n"
+        "def f():\n    from llmops_cli import pipelines\n"
+        "def g():\n    from .. import wiring\n"
+        "def h():\n    import llmops_cli.cli.app\n"
+    )
     hits = upward_imports(source, "probe.py", "llmops_cli.core")
     assert [h.split()[1] for h in hits] == ["llmops_cli.pipelines", "llmops_cli.wiring", "llmops_cli.cli.app"]

@@ -34,9 +34,22 @@ SMALL = [
     "Task task task retry retry: repeated words raise the term frequency.",
 ]
 SMALL_QUERIES = [
-    "retry failed task", "task task", "exponential backoff", "DAG", "größe", "NAÏVE Café",
-    "the of", "", "unknownword", "free slot pool", "schedule daily cron", "xcom values", "task_id",
-    "cleared from the UI", "2024", "retry retry retry task",
+    "retry failed task",
+    "task task",
+    "exponential backoff",
+    "DAG",
+    "größe",
+    "NAÏVE Café",
+    "the of",
+    "",
+    "unknownword",
+    "free slot pool",
+    "schedule daily cron",
+    "xcom values",
+    "task_id",
+    "cleared from the UI",
+    "2024",
+    "retry retry retry task",
 ]
 
 
@@ -77,7 +90,9 @@ def _assert_same_as_bm25s(tmp_path: Path, texts: list[str], queries: list[str], 
 def test_tokenize_matches_bm25s():
     stop = set(bm25s.stopwords.STOPWORDS_EN)
     texts = SMALL + ["Ünïcode WORDS, snake_case and x y z 1 22", "\n"]
-    assert [tokenize(t, stop) for t in texts] == bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+    assert [tokenize(t, stop) for t in texts] == bm25s.tokenize(
+        texts, stopwords="en", return_ids=False, show_progress=False
+    )
 
 
 def test_scores_match_bm25s_on_a_small_built_in_set(tmp_path):
@@ -92,8 +107,16 @@ def test_scores_match_bm25s_on_airflow_docs_paragraphs(tmp_path):
         paras += [p.strip() for p in f.read_text(encoding="utf-8").split("\n\n") if len(p.strip()) > 40]
     assert len(paras) > 300
     rnd = random.Random(7)
-    queries = ["how do I retry a failed task", "configure the scheduler heartbeat", "connection password secrets backend",
-               "dag run timeout", "pool slots", "deferrable operators triggerer", "task task task", "kubernetes executor pod"]
+    queries = [
+        "how do I retry a failed task",
+        "configure the scheduler heartbeat",
+        "connection password secrets backend",
+        "dag run timeout",
+        "pool slots",
+        "deferrable operators triggerer",
+        "task task task",
+        "kubernetes executor pod",
+    ]
     queries += [" ".join(p.split()[:6]) for p in rnd.sample(paras, 22)]
     assert _assert_same_as_bm25s(tmp_path, paras, queries) >= 25
 
@@ -217,12 +240,20 @@ def test_a_change_is_applied_incrementally_and_scores_equal_a_full_rebuild(tmp_p
     # 10 chunks go, 12 come (some with words the index has never seen), one under a heading
     store.delete("c", [f"d{i:05d}" for i in range(0, 100, 10)])
     new = {f"n{i:02d}": f"zebra{i} retry task " + " ".join(rnd.choice(vocab) for _ in range(10)) for i in range(12)}
-    store.upsert("c", list(new), np.zeros((12, 2)), list(new.values()), [{"heading": "Quokka"} if i == 0 else {} for i in range(12)])
+    store.upsert(
+        "c",
+        list(new),
+        np.zeros((12, 2)),
+        list(new.values()),
+        [{"heading": "Quokka"} if i == 0 else {} for i in range(12)],
+    )
     _bump(store)
     assert idx.update() == 402
     assert idx.last_update == {"mode": "update", "added": 12, "removed": 10}
     assert store.texts_read == 12 and store.listings == 0  # only the new chunks were read back, and the ids listed
-    assert set(json.loads((tmp_path / "lex" / "ids.json").read_text())) == {h.id for h in store.get("c", include_documents=False)}
+    assert set(json.loads((tmp_path / "lex" / "ids.json").read_text())) == {
+        h.id for h in store.get("c", include_documents=False)
+    }
     ref = LexicalIndex(tmp_path / "ref", store, "c")
     ref.build()
     for q in ["retry task", "zebra3", "quokka", "w1 w2 w3", "sensor pool retry", "w299 zebra11", "nothing-here"]:
@@ -235,7 +266,9 @@ def test_a_change_is_applied_incrementally_and_scores_equal_a_full_rebuild(tmp_p
 def test_a_query_after_a_change_updates_rather_than_rebuilds(tmp_path):
     store = _CountingStore()
     store.ensure_collection("c")
-    store.upsert("c", [f"d{i}" for i in range(50)], np.zeros((50, 2)), [f"word{i} common" for i in range(50)], [{}] * 50)
+    store.upsert(
+        "c", [f"d{i}" for i in range(50)], np.zeros((50, 2)), [f"word{i} common" for i in range(50)], [{}] * 50
+    )
     LexicalIndex(tmp_path / "lex", store, "c").build()
     store.upsert("c", ["z"], np.zeros((1, 2)), ["zebra common"], [{}])
     _bump(store)

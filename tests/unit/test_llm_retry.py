@@ -84,5 +84,8 @@ def test_the_async_loop_behaves_the_same(monkeypatch):
 
 def test_llm_errors_carry_the_documented_exit_codes():
     assert isinstance(LLMAuthError("x"), AuthError) and LLMAuthError("x").exit_code == ExitCode.AUTH
-    assert isinstance(LLMUnreachableError("x"), UnreachableError) and LLMUnreachableError("x").exit_code == ExitCode.UNREACHABLE
+    assert (
+        isinstance(LLMUnreachableError("x"), UnreachableError)
+        and LLMUnreachableError("x").exit_code == ExitCode.UNREACHABLE
+    )
     assert LLMCallError("x").exit_code == ExitCode.FAILURE

@@ -20,8 +20,9 @@ pytestmark = [
 
 
 def test_stackoverflow_parquet_loads_one_document_per_thread():
-    files, missing = discover([CORPORA / "stackoverflow-airflow" / "base.parquet"], None, [],
-                              root=CORPORA / "stackoverflow-airflow")
+    files, missing = discover(
+        [CORPORA / "stackoverflow-airflow" / "base.parquet"], None, [], root=CORPORA / "stackoverflow-airflow"
+    )
     assert missing == [] and [f.source_id for f in files] == ["base.parquet"]
     docs = load_source(files[0], max_bytes=MAX, table=TableOptions(text_column="content", id_column="docLink"))
     assert len(docs) == 921

@@ -9,7 +9,6 @@ import pytest
 
 from llmops_cli.core.loaders import discover
 from llmops_cli.core.loaders.discovery import compile_glob
-from llmops_cli.errors import InputError
 from llmops_cli.settings import IngestSettings
 
 DEFAULT_EXCLUDE = IngestSettings().exclude
@@ -53,7 +52,9 @@ def docs(tmp_path: Path) -> Path:
 def test_default_selection_takes_supported_files_and_text_without_extension(docs: Path):
     files, missing = discover([docs], None, DEFAULT_EXCLUDE)
     # an archive is listed as skipped (not silently ignored); other unsupported files (image.png, a binary) are not inputs
-    assert missing == [(str(docs / "archive.tar.gz"), "an archive (.tar.gz) is not opened: unpack it to ingest its files")]
+    assert missing == [
+        (str(docs / "archive.tar.gz"), "an archive (.tar.gz) is not opened: unpack it to ingest its files")
+    ]
     assert ids(files) == [
         "docs/Dockerfile",
         "docs/README",
@@ -127,15 +128,19 @@ def test_two_roots_with_the_same_name_get_distinct_ids(tmp_path: Path):
     # issue 12 item 4: both used to be docs/x.md (and README.md for projA/README.md and projB/README.md)
     write(tmp_path / "r1" / "docs" / "x.md")
     write(tmp_path / "r2" / "docs" / "x.md")
-    assert ids(discover([tmp_path / "r1" / "docs", tmp_path / "r2" / "docs"], None, [])[0]) == ["r1/docs/x.md", "r2/docs/x.md"]
+    assert ids(discover([tmp_path / "r1" / "docs", tmp_path / "r2" / "docs"], None, [])[0]) == [
+        "r1/docs/x.md",
+        "r2/docs/x.md",
+    ]
     write(tmp_path / "projA" / "README.md")
     write(tmp_path / "projB" / "README.md")
     assert ids(discover([tmp_path / "projA" / "README.md"], None, [])[0]) == ["projA/README.md"]
     assert ids(discover([tmp_path / "projB" / "README.md"], None, [])[0]) == ["projB/README.md"]
 
 
-def test_an_id_does_not_depend_on_how_the_file_was_named_nor_on_the_working_folder(docs: Path, tmp_path: Path,
-                                                                                     monkeypatch: pytest.MonkeyPatch):
+def test_an_id_does_not_depend_on_how_the_file_was_named_nor_on_the_working_folder(
+    docs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     expected = ["docs/guide/install.rst"]
     assert ids(discover([docs], ["*.rst"], [])[0]) == expected
     assert ids(discover([docs / "guide"], ["*.rst"], [])[0]) == expected
@@ -156,8 +161,9 @@ def test_files_outside_the_root_get_their_absolute_path(tmp_path: Path):
     assert ids(discover([outside], None, [], root=tmp_path / "link")[0]) == ["notes.md"]
 
 
-def test_the_source_root_is_the_setting_else_the_project_folder_else_the_working_folder(tmp_path: Path,
-                                                                                          monkeypatch: pytest.MonkeyPatch):
+def test_the_source_root_is_the_setting_else_the_project_folder_else_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     from llmops_cli.core.loaders.discovery import resolve_source_root
     from llmops_cli.settings import project_root
 

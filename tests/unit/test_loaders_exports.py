@@ -22,8 +22,15 @@ ISSUES = [
         "labels": [{"name": "bug"}, {"name": "scheduler"}],
         "comments": [{"body": "Same here.", "user": {"login": "bob"}}, {"body": "Fixed in 3.1", "user": "carol"}],
     },
-    {"number": 7, "title": "Docs typo", "body": None, "state": "CLOSED", "url": "https://github.com/o/r/issues/7",
-     "comments": 3, "author": {"login": "dave"}},
+    {
+        "number": 7,
+        "title": "Docs typo",
+        "body": None,
+        "state": "CLOSED",
+        "url": "https://github.com/o/r/issues/7",
+        "comments": 3,
+        "author": {"login": "dave"},
+    },
 ]
 
 
@@ -39,8 +46,15 @@ def test_github_issues_json(tmp_path: Path):
     assert first.source_id == "issues.json#12" and first.format == "issue"
     assert first.text == "Scheduler hangs\n\nIt stops after an hour.\n\nbob: Same here.\n\ncarol: Fixed in 3.1"
     assert first.metadata == {
-        "source": "issues.json#12", "path": str(path), "format": "issue", "title": "Scheduler hangs", "number": 12,
-        "state": "open", "url": "https://github.com/o/r/issues/12", "author": "alice", "labels": "bug, scheduler",
+        "source": "issues.json#12",
+        "path": str(path),
+        "format": "issue",
+        "title": "Scheduler hangs",
+        "number": 12,
+        "state": "open",
+        "url": "https://github.com/o/r/issues/12",
+        "author": "alice",
+        "labels": "bug, scheduler",
     }
     # a comment COUNT (REST API shape) is not text; the state is normalised
     assert second.text == "Docs typo" and second.metadata["state"] == "closed" and second.metadata["author"] == "dave"
@@ -53,12 +67,27 @@ def test_github_issues_jsonl(tmp_path: Path):
 
 
 SLACK_DAY = [
-    {"type": "message", "user": "U1", "text": "How do I retry a task?", "ts": "1700000000.000100",
-     "thread_ts": "1700000000.000100"},
-    {"type": "message", "subtype": "channel_join", "user": "U3", "text": "<@U3> has joined the channel",
-     "ts": "1700000001.000000"},
-    {"type": "message", "user": "U2", "text": "Set <@U1|ann> `retries=3`, see <https://airflow.apache.org|the docs>",
-     "ts": "1700000100.000200", "thread_ts": "1700000000.000100"},
+    {
+        "type": "message",
+        "user": "U1",
+        "text": "How do I retry a task?",
+        "ts": "1700000000.000100",
+        "thread_ts": "1700000000.000100",
+    },
+    {
+        "type": "message",
+        "subtype": "channel_join",
+        "user": "U3",
+        "text": "<@U3> has joined the channel",
+        "ts": "1700000001.000000",
+    },
+    {
+        "type": "message",
+        "user": "U2",
+        "text": "Set <@U1|ann> `retries=3`, see <https://airflow.apache.org|the docs>",
+        "ts": "1700000100.000200",
+        "thread_ts": "1700000000.000100",
+    },
     {"type": "message", "user": "U2", "text": "Unrelated note &amp; more", "ts": "1700000050.000000"},
     {"type": "message", "user": "U1", "text": "Thanks!", "ts": "1700000200.000300", "thread_ts": "1700000000.000100"},
 ]
@@ -67,15 +96,21 @@ SLACK_DAY = [
 def test_slack_folder_export_groups_messages_by_thread(tmp_path: Path):
     export = tmp_path / "slack-export"
     (export / "airflow-help").mkdir(parents=True)
-    (export / "users.json").write_text(json.dumps([
-        {"id": "U1", "name": "ann", "profile": {"display_name": "Ann"}},
-        {"id": "U2", "name": "ben", "profile": {"real_name": "Ben B"}},
-    ]))
+    (export / "users.json").write_text(
+        json.dumps(
+            [
+                {"id": "U1", "name": "ann", "profile": {"display_name": "Ann"}},
+                {"id": "U2", "name": "ben", "profile": {"real_name": "Ben B"}},
+            ]
+        )
+    )
     (export / "airflow-help" / "2023-11-14.json").write_text(json.dumps(SLACK_DAY))
     files, _ = discover([export], None, [])
     # the export's metadata files are not sources (not even skipped ones): an export folder ingests with exit 0
     assert [f.source_id for f in files] == ["slack-export/airflow-help/2023-11-14.json"]
-    metadata, _ = discover([export / "users.json"], None, [])  # named on its own, it is a source and says why it is skipped
+    metadata, _ = discover(
+        [export / "users.json"], None, []
+    )  # named on its own, it is a source and says why it is skipped
     files.append(metadata[0])
     thread, note = load_source(files[0], max_bytes=MAX)
     assert thread.source_id == "slack-export/airflow-help/2023-11-14.json#1700000000.000100"

@@ -24,7 +24,7 @@ def make_pdf(pages: list[str], title: str | None = None) -> bytes:
         2: f"<< /Type /Pages /Kids [{' '.join(f'{p} 0 R' for p in page_ids)}] /Count {len(pages)} >>",
         3: "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     }
-    for page_id, text in zip(page_ids, pages):
+    for page_id, text in zip(page_ids, pages, strict=False):
         stream = f"BT /F1 12 Tf 72 720 Td ({escape(text)}) Tj ET"
         objects[page_id] = (
             "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
@@ -60,7 +60,11 @@ def test_pdf_text_pages_and_title(tmp_path: Path):
     assert doc.format == "pdf" and doc.source_id == "manual.pdf"
     assert doc.text == "Airflow schedules DAG runs.\n\nPage two (with parentheses)."
     assert doc.metadata == {
-        "source": "manual.pdf", "path": str(path), "format": "pdf", "pages": 2, "title": "The Manual"
+        "source": "manual.pdf",
+        "path": str(path),
+        "format": "pdf",
+        "pages": 2,
+        "title": "The Manual",
     }
 
 

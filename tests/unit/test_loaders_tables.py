@@ -31,8 +31,14 @@ def test_csv_rows_become_documents(tmp_path: Path):
     first = docs[0]
     assert first.text == "Set retries." and first.format == "table"
     assert first.metadata == {
-        "id": "q1", "question": "How to retry?", "score": 4.0, "tags": "retry", "accepted": True,
-        "source": "faq.csv#q1", "path": str(path), "format": "table",
+        "id": "q1",
+        "question": "How to retry?",
+        "score": 4.0,
+        "tags": "retry",
+        "accepted": True,
+        "source": "faq.csv#q1",
+        "path": str(path),
+        "format": "table",
     }
 
 
@@ -56,12 +62,14 @@ def test_parquet_with_non_scalar_columns(tmp_path: Path):
     import pandas as pd
 
     path = tmp_path / "rows.parquet"
-    pd.DataFrame({
-        "body": ["one", "two"],
-        "num": [1, 2],
-        "when": pd.to_datetime(["2024-01-02", None]),
-        "labels": [["a", "b"], ["c"]],
-    }).to_parquet(path)
+    pd.DataFrame(
+        {
+            "body": ["one", "two"],
+            "num": [1, 2],
+            "when": pd.to_datetime(["2024-01-02", None]),
+            "labels": [["a", "b"], ["c"]],
+        }
+    ).to_parquet(path)
     docs = load(path)
     assert [d.source_id for d in docs] == ["rows.parquet#1", "rows.parquet#2"]
     assert docs[1].metadata["num"] == 2 and isinstance(docs[1].metadata["num"], int)

@@ -50,8 +50,8 @@ def test_batches_sorted_by_length_and_order_restored(fake_cached_export):
     assert [int(np.argmax(v)) for v in vecs] == lengths  # each row is its own text's, in the caller's order
     # batches of neighbours in length order, each padded only to its own longest
     ranked = sorted(lengths)
-    assert fake.shapes == [(len(ranked[i:i + 4]), max(ranked[i:i + 4])) for i in range(0, 10, 4)]
-    in_given_order = sum(len(lengths[i:i + 4]) * max(lengths[i:i + 4]) for i in range(0, 10, 4))
+    assert fake.shapes == [(len(ranked[i : i + 4]), max(ranked[i : i + 4])) for i in range(0, 10, 4)]
+    in_given_order = sum(len(lengths[i : i + 4]) * max(lengths[i : i + 4]) for i in range(0, 10, 4))
     assert sum(r * c for r, c in fake.shapes) < 0.7 * in_given_order
 
 

@@ -50,9 +50,13 @@ class FakeRuns:
         return {"dag_id": dag_id, "dag_run_id": run_id, "state": step}
 
     def list_task_instances(self, dag_id, run_id):
-        mapped_state = {"queued": "scheduled", "running": "running", "success": "success", "failed": "failed"}[self.state]
+        mapped_state = {"queued": "scheduled", "running": "running", "success": "success", "failed": "failed"}[
+            self.state
+        ]
         return [{"task_id": "plan", "map_index": -1, "state": "success", "try_number": 1}] + [
-            {"task_id": "shard", "map_index": i, "state": "success" if i else mapped_state, "try_number": 2} for i in range(3)]
+            {"task_id": "shard", "map_index": i, "state": "success" if i else mapped_state, "try_number": 2}
+            for i in range(3)
+        ]
 
     def get_log(self, dag_id, run_id, task_id, try_number, *, map_index=None, token=None):
         self.log_calls.append((task_id, try_number, map_index, token))
@@ -62,7 +66,8 @@ class FakeRuns:
 
 def test_summaries_count_mapped_instances_by_state():
     tis = [{"task_id": "plan", "map_index": -1, "state": "success"}] + [
-        {"task_id": "shard", "map_index": i, "state": s} for i, s in enumerate(["success", "running", "success", None])]
+        {"task_id": "shard", "map_index": i, "state": s} for i, s in enumerate(["success", "running", "success", None])
+    ]
     plan, shard = summarize_tasks(tis)
     assert not plan.mapped and plan.label() == "success"
     assert shard.mapped and shard.total == 4 and shard.counts == {"success": 2, "running": 1, "none": 1}
@@ -102,7 +107,9 @@ def test_wait_times_out_with_the_last_state():
 def test_wait_survives_an_unreachable_api_server_and_says_so():
     down = UnreachableError("cannot reach the Airflow API server at http://x: is the API server running at http://x?")
     client, clock, updates = FakeRuns(["running", down, down, "running", "failed"]), Clock(), []
-    res = wait_for_run(client, "d", "r", timeout_s=60, poll_s=1, on_update=updates.append, clock=clock, sleep=clock.sleep)
+    res = wait_for_run(
+        client, "d", "r", timeout_s=60, poll_s=1, on_update=updates.append, clock=clock, sleep=clock.sleep
+    )
     assert res.state == "failed"
     assert [bool(u.unreachable) for u in updates] == [False, True, True, False, False]
     assert "is the API server running" in updates[1].unreachable
@@ -122,20 +129,39 @@ def test_wait_does_not_swallow_not_found():
 
 
 def test_failed_instances_name_task_map_index_and_try():
-    tis = [{"task_id": "a", "map_index": -1, "state": "success", "try_number": 1},
-           {"task_id": "b", "map_index": 2, "state": "failed", "try_number": 3},
-           {"task_id": "c", "map_index": -1, "state": "upstream_failed", "try_number": 0}]
+    tis = [
+        {"task_id": "a", "map_index": -1, "state": "success", "try_number": 1},
+        {"task_id": "b", "map_index": 2, "state": "failed", "try_number": 3},
+        {"task_id": "c", "map_index": -1, "state": "upstream_failed", "try_number": 0},
+    ]
     assert failed_task_instances(tis) == [{"task_id": "b", "map_index": 2, "try_number": 3}]
 
 
 def test_log_tail_drops_the_source_header_and_follows_tokens():
-    header = [{"event": "::group::Log message source details"}, {"event": "/path/to/attempt=1.log"}, {"event": "::endgroup::"}]
-    page1 = header + [{"timestamp": "2026-01-01T00:00:00.123456Z", "level": "info", "event": f"line {i}"} for i in range(5)]
-    page2 = [{"timestamp": "2026-01-01T00:00:01Z", "level": "error", "logger": "task", "event": "Task failed",
-              "error_detail": [{"exc_type": "ValueError", "exc_value": "bad item"}]}]
+    header = [
+        {"event": "::group::Log message source details"},
+        {"event": "/path/to/attempt=1.log"},
+        {"event": "::endgroup::"},
+    ]
+    page1 = header + [
+        {"timestamp": "2026-01-01T00:00:00.123456Z", "level": "info", "event": f"line {i}"} for i in range(5)
+    ]
+    page2 = [
+        {
+            "timestamp": "2026-01-01T00:00:01Z",
+            "level": "error",
+            "logger": "task",
+            "event": "Task failed",
+            "error_detail": [{"exc_type": "ValueError", "exc_value": "bad item"}],
+        }
+    ]
     client = FakeRuns(["failed"], logs={("b", 2): [(page1, "tok"), (page2, None)]})
     tail = log_tail(client, "d", "r", {"task_id": "b", "map_index": 2, "try_number": 3}, lines=3)
-    assert tail == ["2026-01-01 00:00:00.123 INFO line 4", "2026-01-01 00:00:01 ERROR task: Task failed", "    ValueError: bad item"]
+    assert tail == [
+        "2026-01-01 00:00:00.123 INFO line 4",
+        "2026-01-01 00:00:01 ERROR task: Task failed",
+        "    ValueError: bad item",
+    ]
     assert client.log_calls == [("b", 3, 2, None), ("b", 3, 2, "tok")]
     assert all("attempt=1.log" not in line for line in tail)
 
@@ -145,8 +171,12 @@ def test_format_event_without_timestamp():
 
 
 def test_help_does_not_import_the_airflow_client():
-    code = ("import sys; from llmops_cli.cli import app; "
-            "bad = [m for m in ('airflow_client', 'httpx', 'urllib3') if m in sys.modules]; print(','.join(bad))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    code = (
+        "import sys; from llmops_cli.cli import app; "
+        "bad = [m for m in ('airflow_client', 'httpx', 'urllib3') if m in sys.modules]; print(','.join(bad))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2]
+    )
     assert r.returncode == 0, r.stderr
     assert "airflow_client" not in r.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from llmops_cli.core.ask import ask, parse_rewordings
@@ -30,9 +29,19 @@ class FakeLexical:
 def _store():
     store, emb = MemoryStore(), FakeEmbedder()
     store.ensure_collection("c")
-    texts = {"x1": "retry a failed task", "x2": "schedule a dag daily", "x3": "task retries and backoff", "x4": "sensors wait"}
-    store.upsert("c", list(texts), emb.embed(list(texts.values())), list(texts.values()),
-                 [{"source": f"{k}.md", "kind": "doc" if k != "x4" else "other"} for k in texts])
+    texts = {
+        "x1": "retry a failed task",
+        "x2": "schedule a dag daily",
+        "x3": "task retries and backoff",
+        "x4": "sensors wait",
+    }
+    store.upsert(
+        "c",
+        list(texts),
+        emb.embed(list(texts.values())),
+        list(texts.values()),
+        [{"source": f"{k}.md", "kind": "doc" if k != "x4" else "other"} for k in texts],
+    )
     return store, emb
 
 
@@ -44,7 +53,9 @@ def test_hybrid_fuses_vector_and_lexical_and_modes_pick_one_side():
     assert vec[0].id == "x1" and vec[0].ranks == {"vector": 1}
     assert [h.id for h in r.search("retry failed task", 2, mode="lexical")] == ["x4", "x3"]
     hyb = r.search("retry failed task", 4, mode="hybrid")
-    expected = [d for d, _ in reciprocal_rank_fusion([[h.id for h in r.vector_hits("retry failed task", 4)], ["x4", "x3"]])]
+    expected = [
+        d for d, _ in reciprocal_rank_fusion([[h.id for h in r.vector_hits("retry failed task", 4)], ["x4", "x3"]])
+    ]
     assert [h.id for h in hyb] == expected[:4]
     assert hyb[0].score == pytest.approx(dict(reciprocal_rank_fusion([[h.id for h in vec], ["x4", "x3"]]))[hyb[0].id])
 
@@ -57,7 +68,7 @@ def test_where_filters_both_sides():
 
 
 def test_parse_rewordings_strips_numbering_and_duplicates():
-    text = "Here are rewordings:\n1. How to retry tasks?\n2) how to retry tasks?\n- What is a retry policy\n\n\"Configure retries\"\n"
+    text = 'Here are rewordings:\n1. How to retry tasks?\n2) how to retry tasks?\n- What is a retry policy\n\n"Configure retries"\n'
     assert parse_rewordings(text, "q", 3) == ["How to retry tasks?", "What is a retry policy", "Configure retries"]
 
 

@@ -24,7 +24,13 @@ def test_precedence_flags_over_env_over_file_over_defaults(tmp_path):
     env = {"LLMOPS_CHUNKING_SIZE": "150", "LLMOPS_LLM_MODEL": "env/model"}
     loaded = load_settings(cfg, flags={"chunking.size": 180, "retrieval.k": None}, environ=env)
     s = loaded.settings
-    assert (s.chunking.size, s.llm.model, s.retrieval.k, s.chunking.overlap, s.retrieval.mode) == (180, "env/model", 7, 10, "hybrid")
+    assert (s.chunking.size, s.llm.model, s.retrieval.k, s.chunking.overlap, s.retrieval.mode) == (
+        180,
+        "env/model",
+        7,
+        10,
+        "hybrid",
+    )
     assert loaded.source_of("chunking.size") == "flag"
     assert loaded.source_of("llm.model") == "env:LLMOPS_LLM_MODEL"
     assert loaded.source_of("retrieval.k") == f"file:{cfg.resolve()}"
@@ -74,7 +80,9 @@ def test_invalid_yaml_names_the_line(tmp_path):
 
 
 def test_secrets_are_masked_and_not_echoed_in_errors(tmp_path):
-    loaded = load_settings(environ={"LLMOPS_LLM_API_KEY": "sk-very-secret-123456789", "LLMOPS_AIRFLOW_PASSWORD": "hunter2hunter2"})
+    loaded = load_settings(
+        environ={"LLMOPS_LLM_API_KEY": "sk-very-secret-123456789", "LLMOPS_AIRFLOW_PASSWORD": "hunter2hunter2"}
+    )
     rows = {k: v for k, v, _ in effective_items(loaded)}
     assert rows["llm.api_key"] == "********" and rows["airflow.password"] == "********"
     assert "sk-very-secret" not in repr(loaded.settings) and "hunter2" not in repr(loaded.settings)
@@ -87,7 +95,9 @@ def test_secrets_are_masked_and_not_echoed_in_errors(tmp_path):
 
 def test_airflow_profiles(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("airflow:\n  url: http://default:8080\n  profiles:\n    prod: {url: 'https://prod.example:443', username: bot}\n")
+    cfg.write_text(
+        "airflow:\n  url: http://default:8080\n  profiles:\n    prod: {url: 'https://prod.example:443', username: bot}\n"
+    )
     assert load_settings(cfg, environ={}).settings.airflow.url == "http://default:8080"
     prod = load_settings(cfg, profile="prod", environ={"LLMOPS_AIRFLOW_PASSWORD": "pw-secret"})
     assert prod.settings.airflow.url == "https://prod.example:443" and prod.settings.airflow.username == "bot"

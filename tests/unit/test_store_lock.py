@@ -28,8 +28,12 @@ time.sleep(float(sys.argv[2]))
 
 
 def hold(store: Path, seconds: float) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-c", HOLDER, str(store), str(seconds), "ingest", "docs"], cwd=REPO,
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(store), str(seconds), "ingest", "docs"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert p.stdout.readline().strip() == "held"
     return p
 

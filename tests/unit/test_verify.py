@@ -39,8 +39,10 @@ class DamageableStore(MemoryStore):
 def _corpus(root: Path) -> Path:
     root.mkdir()
     for i in range(3):
-        body = "\n\n".join(f"## Part {j}\n\n" + " ".join(f"page {i} part {j} word{k} topic{(i + j + k) % 7}." for k in range(40))
-                           for j in range(3))
+        body = "\n\n".join(
+            f"## Part {j}\n\n" + " ".join(f"page {i} part {j} word{k} topic{(i + j + k) % 7}." for k in range(40))
+            for j in range(3)
+        )
         (root / f"p{i}.md").write_text(f"# Page {i}\n\n{body}\n")
     return root
 
@@ -78,8 +80,15 @@ def _repair(world, rep, *, with_files: bool = True):
         return ingest([str(corpus)], embedder=emb, store=store, opts=o).chunks_added
 
     files = _files(corpus, store, emb, opts) if with_files else None
-    return v.repair(store, C, rep, embed=emb.embed, lexical=lex, reingest=reingest if with_files else None,
-                    available=set(files) if files is not None else None)
+    return v.repair(
+        store,
+        C,
+        rep,
+        embed=emb.embed,
+        lexical=lex,
+        reingest=reingest if with_files else None,
+        available=set(files) if files is not None else None,
+    )
 
 
 def _verify(world, *, with_files: bool = True):
@@ -155,7 +164,7 @@ def test_lost_vectors_are_reembedded_from_stored_text_only(world):
 def test_unreachable_but_readable_vector_is_readded_without_embedding(world):
     _, store, emb, _, _ = world
     cid = sorted(store.cols[C])[0]
-    store.vector_search_ids = lambda name, dim, n: set(store.cols[name]) - {cid}  # noqa: ARG005
+    store.vector_search_ids = lambda name, dim, n: set(store.cols[name]) - {cid}
     rep = _verify(world)
     assert rep.unreachable_vectors == [cid] and not rep.unreadable_vectors
     fixed = _repair(world, rep)

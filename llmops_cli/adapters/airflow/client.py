@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -87,7 +87,7 @@ class AirflowClient:
         backoff_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         pool_manager: Any = None,
-        token_transport: "httpx.BaseTransport | None" = None,
+        token_transport: httpx.BaseTransport | None = None,
     ):
         self.url = url.rstrip("/")
         self.shown_url = display_url(self.url)
@@ -98,7 +98,9 @@ class AirflowClient:
         self.verify_tls = verify_tls
         self.ca_bundle = ca_bundle
         self.timeout = timeout
-        self.connect_timeout = min(connect_timeout, timeout)  # on loopback/LAN a connect takes ms; a dead host should not cost 30 s
+        self.connect_timeout = min(
+            connect_timeout, timeout
+        )  # on loopback/LAN a connect takes ms; a dead host should not cost 30 s
         self.max_attempts = max(1, max_attempts)
         self.backoff_s = backoff_s
         self._sleep = sleep
@@ -108,7 +110,7 @@ class AirflowClient:
         self._apis: dict[str, Any] = {}
 
     @classmethod
-    def from_settings(cls, conn: "AirflowConnection", **kw: Any) -> "AirflowClient":
+    def from_settings(cls, conn: AirflowConnection, **kw: Any) -> AirflowClient:
         return cls(
             conn.url,
             username=conn.username,
@@ -134,7 +136,7 @@ class AirflowClient:
         return UnreachableError(
             f"the Airflow API server at {self.shown_url} accepted the connection but did not answer within {self.timeout:g} s",
             hint="the server is overloaded or hung: check its health (GET /api/v2/monitor/health) and logs; "
-                 "raise airflow.timeout (LLMOPS_AIRFLOW_TIMEOUT) only if it is merely slow",
+            "raise airflow.timeout (LLMOPS_AIRFLOW_TIMEOUT) only if it is merely slow",
         )
 
     def _tls_verify(self) -> Any:
@@ -154,8 +156,11 @@ class AirflowClient:
         last = ""
         for attempt in range(self.max_attempts):
             try:
-                with httpx.Client(verify=self._tls_verify(), timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                                  transport=self._token_transport) as c:
+                with httpx.Client(
+                    verify=self._tls_verify(),
+                    timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                    transport=self._token_transport,
+                ) as c:
                     r = c.post(endpoint, json={"username": self.username, "password": self._password})
             except (httpx.ReadTimeout, httpx.WriteTimeout):
                 raise self._no_answer() from None  # connected but no answer: retrying would only wait again
@@ -188,7 +193,9 @@ class AirflowClient:
                     f"{self.shown_url} has no /auth/token endpoint (is this an Airflow 3 API server?)",
                     hint="check LLMOPS_AIRFLOW_URL, or pass a token with LLMOPS_AIRFLOW_TOKEN",
                 )
-            raise LlmopsError(f"token exchange at {self.shown_url}/auth/token failed: HTTP {r.status_code} {server_message(r.content)}")
+            raise LlmopsError(
+                f"token exchange at {self.shown_url}/auth/token failed: HTTP {r.status_code} {server_message(r.content)}"
+            )
         raise self._unreachable(last)  # pragma: no cover - loop always returns or raises
 
     def _ensure_token(self) -> None:
@@ -212,8 +219,16 @@ class AirflowClient:
             self._apis[name] = getattr(_lean(_API_MODULES[name]), name)(self._api_client)
         return self._apis[name]
 
-    def _call(self, api: str, method: str, *args: Any, what: str = "", not_found_hint: str | None = None,
-              idempotent: bool = True, **kwargs: Any) -> Any:
+    def _call(
+        self,
+        api: str,
+        method: str,
+        *args: Any,
+        what: str = "",
+        not_found_hint: str | None = None,
+        idempotent: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         """Call ``api.method_without_preload_content``; return the parsed JSON or raise an LlmopsError."""
         import urllib3
 
@@ -229,7 +244,14 @@ class AirflowClient:
             except (urllib3.exceptions.HTTPError, OSError) as e:
                 # a refused/failed connect never reached the server: always safe to retry; a reset mid-request
                 # is retried only for idempotent calls (the caller makes trigger idempotent with its run id)
-                never_sent = isinstance(e, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError, ConnectionRefusedError))
+                never_sent = isinstance(
+                    e,
+                    (
+                        urllib3.exceptions.NewConnectionError,
+                        urllib3.exceptions.ConnectTimeoutError,
+                        ConnectionRefusedError,
+                    ),
+                )
                 attempt += 1
                 if (never_sent or idempotent) and attempt < self.max_attempts:
                     self._sleep(self.backoff_s * 2 ** (attempt - 1))
@@ -254,7 +276,10 @@ class AirflowClient:
                 self._sleep(self._retry_after(resp) or self.backoff_s * 2 ** (attempt - 1))
                 continue
             if _token_rejected(status, body) and self._token_is_ours and not refreshed:
-                self._token, refreshed = None, True  # expired (or the server's key changed): exchange the password again, once
+                self._token, refreshed = (
+                    None,
+                    True,
+                )  # expired (or the server's key changed): exchange the password again, once
                 continue
             raise self._translate(status, body, what=what, not_found_hint=not_found_hint)
 
@@ -267,35 +292,54 @@ class AirflowClient:
 
     def _translate(self, status: int, body: bytes, *, what: str, not_found_hint: str | None) -> LlmopsError:
         msg = server_message(body)
-        if _token_rejected(status, body):  # Airflow: 401 "Token Expired", 403 "Invalid JWT token"; not a permission problem
+        if _token_rejected(
+            status, body
+        ):  # Airflow: 401 "Token Expired", 403 "Invalid JWT token"; not a permission problem
             if self._token is not None and not self._token_is_ours:
-                return AuthError(f"Airflow at {self.shown_url} rejected the credentials: the token is expired or invalid"
-                                 + (f" ({msg})" if msg else ""),
-                                 hint="get a new one (POST /auth/token) and set LLMOPS_AIRFLOW_TOKEN, or use username/password")
+                return AuthError(
+                    f"Airflow at {self.shown_url} rejected the credentials: the token is expired or invalid"
+                    + (f" ({msg})" if msg else ""),
+                    hint="get a new one (POST /auth/token) and set LLMOPS_AIRFLOW_TOKEN, or use username/password",
+                )
             if self._token is None:
-                return AuthError(f"Airflow at {self.shown_url} needs credentials",
-                                 hint="set LLMOPS_AIRFLOW_USERNAME and LLMOPS_AIRFLOW_PASSWORD (or LLMOPS_AIRFLOW_TOKEN), or a --profile")
-            return AuthError(f"Airflow at {self.shown_url} rejected the credentials of user {self.username!r}",
-                             hint="check LLMOPS_AIRFLOW_USERNAME / LLMOPS_AIRFLOW_PASSWORD")
+                return AuthError(
+                    f"Airflow at {self.shown_url} needs credentials",
+                    hint="set LLMOPS_AIRFLOW_USERNAME and LLMOPS_AIRFLOW_PASSWORD (or LLMOPS_AIRFLOW_TOKEN), or a --profile",
+                )
+            return AuthError(
+                f"Airflow at {self.shown_url} rejected the credentials of user {self.username!r}",
+                hint="check LLMOPS_AIRFLOW_USERNAME / LLMOPS_AIRFLOW_PASSWORD",
+            )
         if status == 403:
-            return AuthError(f"user {self.username or '(token)'} may not do this on {self.shown_url}: {msg or 'forbidden'}",
-                             hint="ask an Airflow admin for the permission, or use another account")
+            return AuthError(
+                f"user {self.username or '(token)'} may not do this on {self.shown_url}: {msg or 'forbidden'}",
+                hint="ask an Airflow admin for the permission, or use another account",
+            )
         if status == 404:
-            return NotFoundError(f"{what or 'resource'} not found on {self.shown_url}" + (f" ({msg})" if msg else ""),
-                                 hint=not_found_hint)
+            return NotFoundError(
+                f"{what or 'resource'} not found on {self.shown_url}" + (f" ({msg})" if msg else ""),
+                hint=not_found_hint,
+            )
         if status == 409:
-            return ConflictError(f"{what or 'resource'} already exists" + (f" ({msg})" if msg else ""),
-                                 hint="pick another id (e.g. another --run-id), or omit it to let one be generated")
+            return ConflictError(
+                f"{what or 'resource'} already exists" + (f" ({msg})" if msg else ""),
+                hint="pick another id (e.g. another --run-id), or omit it to let one be generated",
+            )
         if status in (400, 422):
-            return UsageError(f"Airflow rejected the request for {what or 'this call'}: {msg or f'HTTP {status}'}",
-                              hint="fix the values named above (for DAG params: `llmops dags show DAG_ID` lists them)")
+            return UsageError(
+                f"Airflow rejected the request for {what or 'this call'}: {msg or f'HTTP {status}'}",
+                hint="fix the values named above (for DAG params: `llmops dags show DAG_ID` lists them)",
+            )
         if 500 <= status <= 599:
-            return LlmopsError(f"Airflow API server error (HTTP {status}) for {what or 'this call'}: {msg or 'no detail'}",
-                               hint="retried; check the API server's log")
+            return LlmopsError(
+                f"Airflow API server error (HTTP {status}) for {what or 'this call'}: {msg or 'no detail'}",
+                hint="retried; check the API server's log",
+            )
         return LlmopsError(f"unexpected HTTP {status} from {self.shown_url} for {what or 'this call'}: {msg}")
 
-    def _paged(self, api: str, method: str, key: str, *args: Any, limit: int | None = None, page_size: int = 100,
-               **kwargs: Any) -> list[dict[str, Any]]:
+    def _paged(
+        self, api: str, method: str, key: str, *args: Any, limit: int | None = None, page_size: int = 100, **kwargs: Any
+    ) -> list[dict[str, Any]]:
         """All items of a list endpoint (offset pagination over total_entries), at most ``limit``."""
         out: list[dict[str, Any]] = []
         offset = 0
@@ -328,39 +372,76 @@ class AirflowClient:
     def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
         DAGPatchBody = _lean("models.dag_patch_body").DAGPatchBody  # noqa: N806
 
-        return self._call("DAGApi", "patch_dag", dag_id, DAGPatchBody(is_paused=paused), update_mask=["is_paused"],
-                          what=f"DAG {dag_id!r}", not_found_hint=_DAGS_HINT)
+        return self._call(
+            "DAGApi",
+            "patch_dag",
+            dag_id,
+            DAGPatchBody(is_paused=paused),
+            update_mask=["is_paused"],
+            what=f"DAG {dag_id!r}",
+            not_found_hint=_DAGS_HINT,
+        )
 
     # ------------------------------------------------------------------------------------ runs
-    def trigger(self, dag_id: str, *, conf: dict[str, Any] | None = None, run_id: str | None = None,
-                logical_date: datetime | None = None, note: str | None = None) -> dict[str, Any]:
+    def trigger(
+        self,
+        dag_id: str,
+        *,
+        conf: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        logical_date: datetime | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
         """Create a DAG run. Without ``run_id`` one is generated here, so a retry after a connection reset
         cannot start a second run: a 409 on a retry means our first attempt got through."""
         TriggerDAGRunPostBody = _lean("models.trigger_dag_run_post_body").TriggerDAGRunPostBody  # noqa: N806
 
         given = run_id is not None
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         run_id = run_id or f"manual__{now.isoformat()}"
         body = TriggerDAGRunPostBody(dag_run_id=run_id, conf=conf or {}, logical_date=logical_date, note=note)
         try:
-            return self._call("DagRunApi", "trigger_dag_run", dag_id, body, what=f"DAG run {run_id!r} of {dag_id!r}" if given else f"DAG {dag_id!r}",
-                              not_found_hint=_DAGS_HINT, idempotent=True)
+            return self._call(
+                "DagRunApi",
+                "trigger_dag_run",
+                dag_id,
+                body,
+                what=f"DAG run {run_id!r} of {dag_id!r}" if given else f"DAG {dag_id!r}",
+                not_found_hint=_DAGS_HINT,
+                idempotent=True,
+            )
         except ConflictError:
             if given:
-                raise ConflictError(f"DAG {dag_id!r} already has a run with id {run_id!r}",
-                                    hint="pick another --run-id, or omit it to let llmops generate one") from None
+                raise ConflictError(
+                    f"DAG {dag_id!r} already has a run with id {run_id!r}",
+                    hint="pick another --run-id, or omit it to let llmops generate one",
+                ) from None
             return self.get_run(dag_id, run_id)
 
     def get_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return self._call("DagRunApi", "get_dag_run", dag_id, run_id, what=f"DAG run {run_id!r} of DAG {dag_id!r}",
-                          not_found_hint=f"`llmops runs list {dag_id}` lists its runs; `llmops dags list` the DAGs")
+        return self._call(
+            "DagRunApi",
+            "get_dag_run",
+            dag_id,
+            run_id,
+            what=f"DAG run {run_id!r} of DAG {dag_id!r}",
+            not_found_hint=f"`llmops runs list {dag_id}` lists its runs; `llmops dags list` the DAGs",
+        )
 
     def list_runs(self, dag_id: str, *, state: list[str] | None = None, limit: int | None = 25) -> list[dict[str, Any]]:
         kw: dict[str, Any] = {"order_by": ["-run_after"]}
         if state:
             kw["state"] = state
-        return self._paged("DagRunApi", "get_dag_runs", "dag_runs", dag_id, limit=limit, what=f"DAG {dag_id!r}",
-                           not_found_hint=_DAGS_HINT, **kw)
+        return self._paged(
+            "DagRunApi",
+            "get_dag_runs",
+            "dag_runs",
+            dag_id,
+            limit=limit,
+            what=f"DAG {dag_id!r}",
+            not_found_hint=_DAGS_HINT,
+            **kw,
+        )
 
     def get_run_outcome(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
         """What the run's DAG reported about its own outcome (XCom ``llmops_outcome``: {"status": "ok" | "partial",
@@ -369,15 +450,31 @@ class AirflowClient:
 
         what = f"DAG run {run_id!r} of DAG {dag_id!r}"
         try:
-            page = self._call("XComApi", "get_xcom_entries", dag_id, run_id, "~", xcom_key=OUTCOME_XCOM_KEY, what=what) or {}
+            page = (
+                self._call("XComApi", "get_xcom_entries", dag_id, run_id, "~", xcom_key=OUTCOME_XCOM_KEY, what=what)
+                or {}
+            )
         except NotFoundError:  # no XCom at all for this run: nothing was reported
             return None
         entries = page.get("xcom_entries") or []
         if not entries:
             return None
         last = max(entries, key=lambda e: str(e.get("timestamp") or ""))
-        entry = self._call("XComApi", "get_xcom_entry", dag_id, last["task_id"], run_id, OUTCOME_XCOM_KEY,
-                           map_index=last.get("map_index", -1), deserialize=True, stringify=False, what=what) or {}
+        entry = (
+            self._call(
+                "XComApi",
+                "get_xcom_entry",
+                dag_id,
+                last["task_id"],
+                run_id,
+                OUTCOME_XCOM_KEY,
+                map_index=last.get("map_index", -1),
+                deserialize=True,
+                stringify=False,
+                what=what,
+            )
+            or {}
+        )
         value = entry.get("value")
         if isinstance(value, str):  # a server that returns the stored JSON text
             try:
@@ -390,20 +487,50 @@ class AirflowClient:
     def list_task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Every task instance of a run, each map index of mapped tasks included (a not-yet-expanded mapped
         task shows as one placeholder with map_index -1)."""
-        tis = self._paged("TaskInstanceApi", "get_task_instances", "task_instances", dag_id, run_id,
-                          what=f"DAG run {run_id!r} of DAG {dag_id!r}", not_found_hint=f"`llmops runs list {dag_id}` lists its runs",
-                          page_size=500)
+        tis = self._paged(
+            "TaskInstanceApi",
+            "get_task_instances",
+            "task_instances",
+            dag_id,
+            run_id,
+            what=f"DAG run {run_id!r} of DAG {dag_id!r}",
+            not_found_hint=f"`llmops runs list {dag_id}` lists its runs",
+            page_size=500,
+        )
         return sorted(tis, key=lambda t: (t.get("start_date") or "~", t["task_id"], t.get("map_index", -1)))
 
     def get_task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None) -> dict[str, Any]:
-        what = f"task {task_id!r}" + (f" [{map_index}]" if map_index is not None and map_index >= 0 else "") + f" in run {run_id!r} of DAG {dag_id!r}"
+        what = (
+            f"task {task_id!r}"
+            + (f" [{map_index}]" if map_index is not None and map_index >= 0 else "")
+            + f" in run {run_id!r} of DAG {dag_id!r}"
+        )
         hint = f"`llmops tasks list {dag_id} {run_id}` lists its task instances (mapped ones need --map-index)"
         if map_index is not None and map_index >= 0:
-            return self._call("TaskInstanceApi", "get_mapped_task_instance", dag_id, run_id, task_id, map_index, what=what, not_found_hint=hint)
-        return self._call("TaskInstanceApi", "get_task_instance", dag_id, run_id, task_id, what=what, not_found_hint=hint)
+            return self._call(
+                "TaskInstanceApi",
+                "get_mapped_task_instance",
+                dag_id,
+                run_id,
+                task_id,
+                map_index,
+                what=what,
+                not_found_hint=hint,
+            )
+        return self._call(
+            "TaskInstanceApi", "get_task_instance", dag_id, run_id, task_id, what=what, not_found_hint=hint
+        )
 
-    def get_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, *, map_index: int | None = None,
-                token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    def get_log(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        try_number: int,
+        *,
+        map_index: int | None = None,
+        token: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of a task's structured log: (events, continuation token). Each event keeps every field
         the server sends (event, timestamp, level, logger, error_detail...)."""
         kw: dict[str, Any] = {"accept": "application/json"}
@@ -411,15 +538,34 @@ class AirflowClient:
             kw["map_index"] = map_index
         if token:
             kw["token"] = token
-        data = self._call("TaskInstanceApi", "get_log", dag_id, run_id, task_id, try_number,
-                          what=f"log of task {task_id!r} (try {try_number}) in run {run_id!r} of DAG {dag_id!r}",
-                          not_found_hint=f"`llmops tasks list {dag_id} {run_id}` shows each task's map index and try number", **kw) or {}
+        data = (
+            self._call(
+                "TaskInstanceApi",
+                "get_log",
+                dag_id,
+                run_id,
+                task_id,
+                try_number,
+                what=f"log of task {task_id!r} (try {try_number}) in run {run_id!r} of DAG {dag_id!r}",
+                not_found_hint=f"`llmops tasks list {dag_id} {run_id}` shows each task's map index and try number",
+                **kw,
+            )
+            or {}
+        )
         content = data.get("content") or []
         events = [e if isinstance(e, dict) else {"event": str(e)} for e in content]
         return events, data.get("continuation_token")
 
-    def iter_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, *, map_index: int | None = None,
-                 max_pages: int = 100) -> Iterator[dict[str, Any]]:
+    def iter_log(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        try_number: int,
+        *,
+        map_index: int | None = None,
+        max_pages: int = 100,
+    ) -> Iterator[dict[str, Any]]:
         """The whole log as it stands now, following continuation tokens until no new content arrives."""
         token = None
         for _ in range(max_pages):
@@ -429,14 +575,31 @@ class AirflowClient:
                 return
             token = nxt
 
-    def clear_failed(self, dag_id: str, run_id: str, *, dry_run: bool, task_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    def clear_failed(
+        self, dag_id: str, run_id: str, *, dry_run: bool, task_ids: list[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Clear the failed task instances of a run (the API's dry_run defaults to TRUE: we always say it)."""
         ClearTaskInstancesBody = _lean("models.clear_task_instances_body").ClearTaskInstancesBody  # noqa: N806
 
-        body = ClearTaskInstancesBody(dag_run_id=run_id, dry_run=dry_run, only_failed=True, reset_dag_runs=True,
-                                      include_downstream=True, task_ids=task_ids)
-        data = self._call("TaskInstanceApi", "post_clear_task_instances", dag_id, body,
-                          what=f"DAG run {run_id!r} of DAG {dag_id!r}", not_found_hint=f"`llmops runs list {dag_id}` lists its runs") or {}
+        body = ClearTaskInstancesBody(
+            dag_run_id=run_id,
+            dry_run=dry_run,
+            only_failed=True,
+            reset_dag_runs=True,
+            include_downstream=True,
+            task_ids=task_ids,
+        )
+        data = (
+            self._call(
+                "TaskInstanceApi",
+                "post_clear_task_instances",
+                dag_id,
+                body,
+                what=f"DAG run {run_id!r} of DAG {dag_id!r}",
+                not_found_hint=f"`llmops runs list {dag_id}` lists its runs",
+            )
+            or {}
+        )
         return data.get("task_instances") or []
 
     # ------------------------------------------------------------------------------------ assets
@@ -444,8 +607,13 @@ class AirflowClient:
         """The asset with exactly this URI (the API filters by pattern; we match exactly). Inactive assets count:
         one created at run time through an alias (like the ingest DAG's collections) is not "active" until a
         parsed DAG names it, yet it takes events."""
-        found = [a for a in self._paged("AssetApi", "get_assets", "assets", uri_pattern=uri, only_active=False,
-                                        what=f"assets matching {uri!r}") if a.get("uri") == uri]
+        found = [
+            a
+            for a in self._paged(
+                "AssetApi", "get_assets", "assets", uri_pattern=uri, only_active=False, what=f"assets matching {uri!r}"
+            )
+            if a.get("uri") == uri
+        ]
         if found:
             return min(found, key=lambda a: (not a.get("scheduled_dags"), a.get("id", 0)))
         raise NotFoundError(
@@ -463,8 +631,12 @@ class AirflowClient:
 
 
 _API_MODULES = {
-    "DAGApi": "api.dag_api", "DagRunApi": "api.dag_run_api", "TaskInstanceApi": "api.task_instance_api",
-    "TaskApi": "api.task_api", "AssetApi": "api.asset_api", "ImportErrorApi": "api.import_error_api",
+    "DAGApi": "api.dag_api",
+    "DagRunApi": "api.dag_run_api",
+    "TaskInstanceApi": "api.task_instance_api",
+    "TaskApi": "api.task_api",
+    "AssetApi": "api.asset_api",
+    "ImportErrorApi": "api.import_error_api",
     "XComApi": "api.x_com_api",
 }
 
@@ -490,7 +662,13 @@ def _token_rejected(status: int, body: bytes | None) -> bool:
 def _reason(e: BaseException) -> str:
     """A short cause for a connection failure, without the library's long repr."""
     text = str(getattr(e, "reason", None) or e)
-    for known in ("Connection refused", "Connection reset", "timed out", "Name or service not known", "No route to host"):
+    for known in (
+        "Connection refused",
+        "Connection reset",
+        "timed out",
+        "Name or service not known",
+        "No route to host",
+    ):
         if known.lower() in text.lower():
             return known.lower()
     return type(e).__name__

@@ -47,7 +47,7 @@ def collection_uri(collection: str) -> str:
 
 def collection_from_uri(uri: str) -> str | None:
     prefix = f"{ASSET_SCHEME}://collections/"
-    return uri[len(prefix):] or None if uri.startswith(prefix) else None
+    return uri[len(prefix) :] or None if uri.startswith(prefix) else None
 
 
 def project_root(config: str | None = None) -> tuple[Path | None, str]:
@@ -55,7 +55,11 @@ def project_root(config: str | None = None) -> tuple[Path | None, str]:
     settings.project_root, with the run's ``config`` param when it is an absolute path."""
     from llmops_cli.settings import project_root as settings_project_root
 
-    cfg = Path(config).expanduser() if config and Path(config).expanduser().is_absolute() and Path(config).expanduser().is_file() else None
+    cfg = (
+        Path(config).expanduser()
+        if config and Path(config).expanduser().is_absolute() and Path(config).expanduser().is_file()
+        else None
+    )
     return settings_project_root(cfg)
 
 
@@ -70,9 +74,11 @@ def resolve_params(params: dict[str, Any] | None) -> dict[str, Any]:
     root, why = project_root(cfg if isinstance(cfg, str) else None)
     if root is None:
         key, value = relative[0]
-        raise ValueError(f"param {key}: relative path {value!r} needs a project root to resolve against (the task's working "
-                         f"directory, {os.getcwd()}, is Airflow's, not yours): set {PROJECT_DIR_ENV} on the Airflow workers "
-                         "or LLMOPS_CONFIG to the project's config file, or pass absolute paths")
+        raise ValueError(
+            f"param {key}: relative path {value!r} needs a project root to resolve against (the task's working "
+            f"directory, {os.getcwd()}, is Airflow's, not yours): set {PROJECT_DIR_ENV} on the Airflow workers "
+            "or LLMOPS_CONFIG to the project's config file, or pass absolute paths"
+        )
 
     def absolute(v: str) -> str:
         p = Path(v).expanduser()
@@ -101,11 +107,13 @@ def check_sources_exist(params: dict[str, Any]) -> None:
     missing = [p for p in _paths(params.get("sources")) if not Path(p).exists()]
     if missing:
         root = params.get("_project_root")
-        raise FileNotFoundError(f"source(s) not found on the worker: {', '.join(missing)}"
-                                + (f" (relative paths resolve against {root})" if root else ""))
+        raise FileNotFoundError(
+            f"source(s) not found on the worker: {', '.join(missing)}"
+            + (f" (relative paths resolve against {root})" if root else "")
+        )
 
 
-def settings_from_params(params: dict[str, Any] | None) -> "Settings":
+def settings_from_params(params: dict[str, Any] | None) -> Settings:
     """Effective settings for a task: config file (param ``config``, $LLMOPS_CONFIG, ...), env, then the run's
     params as flags (None = not given). Same precedence as the CLI."""
     from llmops_cli.settings import load_settings
@@ -126,8 +134,16 @@ def short_ledger(ledger: dict[str, list[str]]) -> dict[str, list[str]]:
     return {sid: [c[:16] for c in ids] for sid, ids in ledger.items()}
 
 
-def ingest_summary(collection: str, source_ids: list[str], before: dict[str, list[str]], after: dict[str, list[str]],
-                   reports: list[dict[str, Any]], *, sources_removed: int, chunks_total: int | None) -> dict[str, Any]:
+def ingest_summary(
+    collection: str,
+    source_ids: list[str],
+    before: dict[str, list[str]],
+    after: dict[str, list[str]],
+    reports: list[dict[str, Any]],
+    *,
+    sources_removed: int,
+    chunks_total: int | None,
+) -> dict[str, Any]:
     """The ingest run's summary from the store's own ledger (manifest: source id -> chunk ids) before the run and now,
     not from what each shard's last try did: a retried shard whose first try already wrote (then lost contact with the
     API server) reports 0 added, yet its chunks are in the store and were added by this run."""
@@ -139,7 +155,9 @@ def ingest_summary(collection: str, source_ids: list[str], before: dict[str, lis
     skipped = [{"source": src, "reason": why} for src, why in reported.items()]
     ledger_missing = [sid for sid in source_ids if sid not in after]
     absent_reported = sum(1 for src in reported if src not in after)
-    unexplained = [sid for sid in ledger_missing if sid not in reported][:max(0, len(ledger_missing) - absent_reported)]
+    unexplained = [sid for sid in ledger_missing if sid not in reported][
+        : max(0, len(ledger_missing) - absent_reported)
+    ]
     skipped += [{"source": sid, "reason": "not in the store after the run"} for sid in unexplained]
     return {
         "collection": collection,
@@ -169,8 +187,14 @@ def batch_outcome(summary: dict[str, Any]) -> dict[str, str]:
     kinds = ", ".join(f"{k} {n}" for k, n in (summary.get("errors_by_kind") or {}).items())
     if requests and not answered and errors:
         first = (summary.get("error_samples") or [{}])[0]
-        kept = f"; the earlier results file {summary['output_kept']} was left as it was" if summary.get("output_kept") else ""
-        raise RuntimeError(f"all {requests} request(s) failed ({kinds or 'errors'}); first: {first.get('error', first)}{kept}")
+        kept = (
+            f"; the earlier results file {summary['output_kept']} was left as it was"
+            if summary.get("output_kept")
+            else ""
+        )
+        raise RuntimeError(
+            f"all {requests} request(s) failed ({kinds or 'errors'}); first: {first.get('error', first)}{kept}"
+        )
     if errors:
         return outcome(f"{errors} of {requests} request(s) failed ({kinds}); see {summary.get('errors_file')}")
     return outcome(None)
@@ -210,7 +234,7 @@ def default_collection() -> str:
         return "docs"
 
 
-def write_report(settings: "Settings", dag_id: str, run_id: str | None, summary: dict[str, Any]) -> str:
+def write_report(settings: Settings, dag_id: str, run_id: str | None, summary: dict[str, Any]) -> str:
     """A DAG's summary as JSON under <data_dir>/airflow-reports/<dag_id>/<run_id>.json; returns the path."""
     import json
     import re

@@ -31,7 +31,7 @@ def _install_stand_in(name: str) -> None:
     mod.__package__ = name
     completed = {"done": False}
 
-    def __getattr__(attr: str) -> Any:
+    def __getattr__(attr: str) -> Any:  # noqa: N807 - a module-level __getattr__ (PEP 562)
         if attr.startswith("__"):
             raise AttributeError(attr)
         if importlib.util.find_spec(f"{name}.{attr}") is not None:  # a submodule: load just that

@@ -17,7 +17,9 @@ class HFTokenCounter:
 
         f = Path(model_dir) / "tokenizer.json"
         if not f.is_file():
-            raise EmbedderError(f"embedding model {model_dir} has no tokenizer.json", hint="use a model saved by a recent transformers")
+            raise EmbedderError(
+                f"embedding model {model_dir} has no tokenizer.json", hint="use a model saved by a recent transformers"
+            )
         tok = Tokenizer.from_file(str(f))
         tok.no_truncation()
         tok.no_padding()

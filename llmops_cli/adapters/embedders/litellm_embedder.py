@@ -31,8 +31,16 @@ class _ApproxTokens:
 
 
 class LiteLLMEmbedder(Embedder):
-    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, batch_size: int | None = None,
-                 timeout: float = 60.0, max_retries: int = 2):
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        batch_size: int | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+    ):
         self.model = model
         self.api_base = api_base
         self._api_key = api_key
@@ -61,13 +69,17 @@ class LiteLLMEmbedder(Embedder):
             if self._api_key:
                 kw["api_key"] = self._api_key
             try:
-                resp = litellm.embedding(model=self.model, input=list(texts[i:i + self.batch_size]), **kw)
+                resp = litellm.embedding(model=self.model, input=list(texts[i : i + self.batch_size]), **kw)
             except Exception as e:  # noqa: BLE001
                 err = translate_error(e, self.model, self.api_base)
                 message = err.message.replace("LLM", "embedding model", 1)
                 if isinstance(err, LLMUnreachableError):
-                    raise UnreachableError(message, hint="is the server running? check embedder.api_base (LLMOPS_EMBEDDER_API_BASE)"
-                                           if self.api_base else err.hint) from None
+                    raise UnreachableError(
+                        message,
+                        hint="is the server running? check embedder.api_base (LLMOPS_EMBEDDER_API_BASE)"
+                        if self.api_base
+                        else err.hint,
+                    ) from None
                 if isinstance(err, AuthError):  # a rejected key is exit 8 whoever calls the endpoint
                     raise AuthError(message, hint="check embedder.api_key (LLMOPS_EMBEDDER_API_KEY)") from None
                 raise EmbedderError(message, hint=err.hint) from None

@@ -34,8 +34,11 @@ def resolve_model_dir(model: str) -> Path:
     p = Path(model).expanduser()
     if p.exists():
         if not (p / "config.json").exists() and not (p / "modules.json").exists():
-            raise EmbedderError(f"embedding model folder {p} holds no sentence-transformers model (no config.json)",
-                                hint="point embedder.model at a folder saved by sentence-transformers", exit_code=ExitCode.USAGE)
+            raise EmbedderError(
+                f"embedding model folder {p} holds no sentence-transformers model (no config.json)",
+                hint="point embedder.model at a folder saved by sentence-transformers",
+                exit_code=ExitCode.USAGE,
+            )
         return p.resolve()
     cached = _hf_cache_snapshot(model)
     if cached is not None:
@@ -50,7 +53,9 @@ def resolve_model_dir(model: str) -> Path:
 def _hf_cache_snapshot(name: str) -> Path | None:
     if "/" not in name:
         name = f"sentence-transformers/{name}"
-    home = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub")
+    home = Path(
+        os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
+    )
     repo = home / ("models--" + name.replace("/", "--"))
     snaps = repo / "snapshots"
     if not snaps.is_dir():

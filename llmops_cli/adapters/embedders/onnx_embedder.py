@@ -17,7 +17,13 @@ import numpy as np
 from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.adapters.embedders.hf_tokens import HFTokenCounter
 from llmops_cli.adapters.embedders.model_files import resolve_model_dir
-from llmops_cli.adapters.embedders.onnx_export import INPUT_NAMES, OUTPUT_NAME, ModelLayout, cached_model, ensure_exported
+from llmops_cli.adapters.embedders.onnx_export import (
+    INPUT_NAMES,
+    OUTPUT_NAME,
+    ModelLayout,
+    cached_model,
+    ensure_exported,
+)
 from llmops_cli.adapters.embedders.sentence_transformers import model_identity
 from llmops_cli.errors import EmbedderError
 
@@ -32,8 +38,16 @@ def available_threads() -> int:
 class OnnxEmbedder(Embedder):
     """Sentence-transformers model through onnxruntime. ``export=False`` uses only an already cached export."""
 
-    def __init__(self, model: str, *, precision: str = "fp32", batch_size: int | None = None, threads: int | None = None,
-                 export: bool = True, preload: bool = True):
+    def __init__(
+        self,
+        model: str,
+        *,
+        precision: str = "fp32",
+        batch_size: int | None = None,
+        threads: int | None = None,
+        export: bool = True,
+        preload: bool = True,
+    ):
         self.model_dir = resolve_model_dir(model)
         self.layout = ModelLayout.read(self.model_dir)
         self.precision = precision
@@ -90,9 +104,11 @@ class OnnxEmbedder(Embedder):
         opts.log_severity_level = 3  # warnings about unused initialisers are noise to a CLI user
         try:
             return ort.InferenceSession(str(self.onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - a corrupt or foreign file becomes one message
-            raise EmbedderError(f"cannot load the ONNX model {self.onnx_path}: {e}",
-                                hint=f"delete {self.onnx_path.parent} to export it again") from e
+        except Exception as e:
+            raise EmbedderError(
+                f"cannot load the ONNX model {self.onnx_path}: {e}",
+                hint=f"delete {self.onnx_path.parent} to export it again",
+            ) from e
 
     @functools.cached_property
     def tokens(self) -> HFTokenCounter:
@@ -122,23 +138,25 @@ class OnnxEmbedder(Embedder):
         # sorted by length, each batch pads only to its own longest: little work is spent on padding
         order = np.argsort(lengths, kind="stable")
         for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             width = int(lengths[idx].max())
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
                 e = encodings[i].ids
-                ids[row, :len(e)] = e
-                mask[row, :len(e)] = 1
+                ids[row, : len(e)] = e
+                mask[row, : len(e)] = 1
             try:
                 (vecs,) = session.run([OUTPUT_NAME], {INPUT_NAMES[0]: ids, INPUT_NAMES[1]: mask})
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 raise EmbedderError(f"onnxruntime failed embedding a batch: {e}") from e
             out[idx] = vecs
         return out
 
 
-def onnx_or_torch_embedder(model: str, *, precision: str = "fp32", batch_size: int | None = None, fallback: bool = True) -> Embedder:
+def onnx_or_torch_embedder(
+    model: str, *, precision: str = "fp32", batch_size: int | None = None, fallback: bool = True
+) -> Embedder:
     """The onnx backend; with ``fallback`` (backend "auto") the torch backend when onnx cannot be used.
 
     int8 never falls back: torch would silently give different (fp32) vectors than the user asked for.

@@ -70,7 +70,7 @@ class ModelLayout:
     max_length: int  # special tokens included
 
     @classmethod
-    def read(cls, model_dir: Path) -> "ModelLayout":
+    def read(cls, model_dir: Path) -> ModelLayout:
         from llmops_cli.adapters.embedders.model_files import max_seq_length
 
         model_dir = Path(model_dir)
@@ -85,16 +85,24 @@ class ModelLayout:
                     pooling_dir = model_dir / m.get("path", "")
                 elif kind != "Normalize":
                     # Dense layers and the like change the vectors; the export below does not reproduce them
-                    raise EmbedderError(f"embedding model {model_dir} has a {kind} module the onnx backend does not export",
-                                        hint="use embedder.backend=sentence-transformers for this model")
+                    raise EmbedderError(
+                        f"embedding model {model_dir} has a {kind} module the onnx backend does not export",
+                        hint="use embedder.backend=sentence-transformers for this model",
+                    )
         pooling, dimension = "mean", None
         pool_cfg = pooling_dir / "config.json"
         if pool_cfg.is_file():
             cfg = json.loads(pool_cfg.read_text())
-            modes = [k for k in ("mean_tokens", "cls_token", "max_tokens", "mean_sqrt_len_tokens") if cfg.get(f"pooling_mode_{k}")]
+            modes = [
+                k
+                for k in ("mean_tokens", "cls_token", "max_tokens", "mean_sqrt_len_tokens")
+                if cfg.get(f"pooling_mode_{k}")
+            ]
             if len(modes) != 1 or modes[0] == "mean_sqrt_len_tokens":
-                raise EmbedderError(f"embedding model {model_dir} uses pooling {modes} which the onnx backend does not export",
-                                    hint="use embedder.backend=sentence-transformers for this model")
+                raise EmbedderError(
+                    f"embedding model {model_dir} uses pooling {modes} which the onnx backend does not export",
+                    hint="use embedder.backend=sentence-transformers for this model",
+                )
             pooling = {"mean_tokens": "mean", "cls_token": "cls", "max_tokens": "max"}[modes[0]]
             dimension = cfg.get("word_embedding_dimension")
         config = transformer_dir / "config.json"
@@ -103,7 +111,9 @@ class ModelLayout:
         if dimension is None:
             dimension = json.loads(config.read_text())["hidden_size"]
         if not (transformer_dir / "tokenizer.json").is_file():
-            raise EmbedderError(f"embedding model {model_dir} has no tokenizer.json", hint="use a model saved by a recent transformers")
+            raise EmbedderError(
+                f"embedding model {model_dir} has no tokenizer.json", hint="use a model saved by a recent transformers"
+            )
         return cls(model_dir, transformer_dir, pooling, int(dimension), max_seq_length(model_dir))
 
     def defining_files(self) -> list[Path]:
@@ -198,8 +208,10 @@ def ensure_exported(layout: ModelLayout, precision: str = "fp32") -> Path:
         d.mkdir(parents=True, exist_ok=True)
         _export_locked(layout, precision, d, target)
     except OSError as e:  # an unwritable or full cache: one message (and "auto" falls back to torch)
-        raise EmbedderError(f"cannot write the ONNX export of {layout.model_dir} to {d}: {e.strerror or e}",
-                            hint="set LLMOPS_CACHE_DIR to a writable folder, or use embedder.backend=sentence-transformers") from e
+        raise EmbedderError(
+            f"cannot write the ONNX export of {layout.model_dir} to {d}: {e.strerror or e}",
+            hint="set LLMOPS_CACHE_DIR to a writable folder, or use embedder.backend=sentence-transformers",
+        ) from e
     return target
 
 
@@ -216,10 +228,21 @@ def _export_locked(layout: ModelLayout, precision: str, d: Path, target: Path) -
         if precision == "int8" and not target.is_file():
             log.info("quantising the ONNX model to int8 (once; takes a few seconds)")
             quantize_int8(fp32, target)
-        _write_atomic_bytes(d / "export.json", json.dumps(
-            {"format": EXPORT_FORMAT, "model_dir": str(layout.model_dir), "pooling": layout.pooling,
-             "dimension": layout.dimension, "max_length": layout.max_length, "opset": OPSET,
-             "files": sorted(p.name for p in d.glob("*.onnx"))}, indent=2).encode())
+        _write_atomic_bytes(
+            d / "export.json",
+            json.dumps(
+                {
+                    "format": EXPORT_FORMAT,
+                    "model_dir": str(layout.model_dir),
+                    "pooling": layout.pooling,
+                    "dimension": layout.dimension,
+                    "max_length": layout.max_length,
+                    "opset": OPSET,
+                    "files": sorted(p.name for p in d.glob("*.onnx")),
+                },
+                indent=2,
+            ).encode(),
+        )
 
 
 def export_model(layout: ModelLayout, dest: Path) -> None:
@@ -230,7 +253,9 @@ def export_model(layout: ModelLayout, dest: Path) -> None:
         import torch
         from transformers import AutoModel
     except ImportError as e:
-        raise EmbedderError(f"cannot export {layout.model_dir} to ONNX: {e}", hint="pip install torch==2.13.0 transformers onnx") from e
+        raise EmbedderError(
+            f"cannot export {layout.model_dir} to ONNX: {e}", hint="pip install torch==2.13.0 transformers onnx"
+        ) from e
 
     from transformers.utils import logging as hf_logging
 
@@ -238,7 +263,7 @@ def export_model(layout: ModelLayout, dest: Path) -> None:
     try:
         with _quiet():
             bert = AutoModel.from_pretrained(str(layout.transformer_dir), attn_implementation="eager")
-    except Exception as e:  # noqa: BLE001 - any load failure becomes one message
+    except Exception as e:
         raise EmbedderError(f"cannot load {layout.transformer_dir} for the ONNX export: {e}") from e
     bert.eval()
     pooling = layout.pooling
@@ -250,8 +275,9 @@ def export_model(layout: ModelLayout, dest: Path) -> None:
 
         def forward(self, input_ids, attention_mask):
             # single-segment input: token types are all zero, as sentence-transformers passes them
-            out = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                            token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+            out = self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
+            ).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(out.dtype)
             if pooling == "cls":
                 v = out[:, 0]
@@ -267,15 +293,25 @@ def export_model(layout: ModelLayout, dest: Path) -> None:
     try:
         with torch.no_grad(), _quiet():
             torch.onnx.export(
-                SentenceEmbedding(), (ids, mask), str(tmp), dynamo=False, opset_version=OPSET,
-                input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
-                dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-                              OUTPUT_NAME: {0: "batch"}},
+                SentenceEmbedding(),
+                (ids, mask),
+                str(tmp),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=list(INPUT_NAMES),
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "sequence"},
+                    "attention_mask": {0: "batch", 1: "sequence"},
+                    OUTPUT_NAME: {0: "batch"},
+                },
                 do_constant_folding=True,
             )
         os.replace(tmp, dest)
-    except Exception as e:  # noqa: BLE001
-        raise EmbedderError(f"ONNX export of {layout.model_dir} failed: {e}", hint="use embedder.backend=sentence-transformers") from e
+    except Exception as e:
+        raise EmbedderError(
+            f"ONNX export of {layout.model_dir} failed: {e}", hint="use embedder.backend=sentence-transformers"
+        ) from e
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -289,9 +325,11 @@ def quantize_int8(src: Path, dest: Path) -> None:
     tmp = _temp_name(dest)
     try:
         with _quiet():
-            quantize_dynamic(str(src), str(tmp), op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8)
+            quantize_dynamic(
+                str(src), str(tmp), op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8
+            )
         os.replace(tmp, dest)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise EmbedderError(f"int8 quantisation of {src} failed: {e}", hint="use embedder.precision=fp32") from e
     finally:
         tmp.unlink(missing_ok=True)

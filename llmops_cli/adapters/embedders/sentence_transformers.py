@@ -47,7 +47,7 @@ class SentenceTransformerEmbedder(Embedder):
                 from sentence_transformers import SentenceTransformer
 
                 self._model = SentenceTransformer(str(self.model_dir), device=self._device)
-            except Exception as e:  # noqa: BLE001 - any load failure becomes one clear message
+            except Exception as e:
                 raise EmbedderError(f"cannot load embedding model {self.model_dir}: {e}") from e
         return self._model
 
@@ -55,6 +55,10 @@ class SentenceTransformerEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vecs = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.asarray(vecs, dtype=np.float32)

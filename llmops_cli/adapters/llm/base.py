@@ -27,7 +27,15 @@ class Completion:
 class LLMCallError(LLMError):
     """One failed call. ``retryable`` is true only for what can succeed on retry (429, 5xx, timeouts, resets)."""
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False, retry_after: float | None = None, hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ):
         super().__init__(message, hint=hint)
         self.status = status
         self.retryable = retryable

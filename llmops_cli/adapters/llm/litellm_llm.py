@@ -133,8 +133,14 @@ class LiteLLM(LLM):
         text = "".join(parts)
         tin = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
         tout = int(getattr(usage, "completion_tokens", 0) or 0) if usage else 0
-        self.last = Completion(text=text, model=self.model, input_tokens=tin, output_tokens=tout,
-                               cost=self._cost(litellm, None, tin, tout), latency_s=time.perf_counter() - t0)
+        self.last = Completion(
+            text=text,
+            model=self.model,
+            input_tokens=tin,
+            output_tokens=tout,
+            cost=self._cost(litellm, None, tin, tout),
+            latency_s=time.perf_counter() - t0,
+        )
 
     def _open_stream(self, litellm, messages: list[Message], kw: dict[str, Any]) -> Iterator[Any]:
         """The stream with its first chunk already read: an error status surfaces here, where it can be retried."""
@@ -156,8 +162,12 @@ class LiteLLM(LLM):
         tin = int(getattr(usage, "prompt_tokens", 0) or 0)
         tout = int(getattr(usage, "completion_tokens", 0) or 0)
         return Completion(
-            text=text, model=self.model, input_tokens=tin, output_tokens=tout,
-            cost=self._cost(litellm, resp, tin, tout), latency_s=latency,
+            text=text,
+            model=self.model,
+            input_tokens=tin,
+            output_tokens=tout,
+            cost=self._cost(litellm, resp, tin, tout),
+            latency_s=latency,
         )
 
 
@@ -198,18 +208,39 @@ def translate_error(e: Exception, model: str, api_base: str | None) -> LLMCallEr
     msg = redact_secrets(msg)[:300]
     where = f" at {api_base}" if api_base else ""
     if name in {"AuthenticationError", "PermissionDeniedError"} or status in (401, 403):
-        return LLMAuthError(f"LLM {model}{where} rejected the credentials ({status or name})", status=status,
-                            hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY or the provider's own variable)")
+        return LLMAuthError(
+            f"LLM {model}{where} rejected the credentials ({status or name})",
+            status=status,
+            hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY or the provider's own variable)",
+        )
     refused = _connection_failure(e)
     if refused is not None:
-        return LLMUnreachableError(f"LLM {model}{where} is not reachable ({refused})", retryable=True,
-                                   hint="is the server running? check llm.api_base (LLMOPS_LLM_API_BASE)" if api_base
-                                   else "check the network and proxy settings")
-    if name in {"APIConnectionError", "Timeout", "APITimeoutError", "ServiceUnavailableError", "InternalServerError", "RateLimitError"} or (status and (status == 429 or status >= 500)):
-        return LLMCallError(f"LLM {model}{where} call failed: {msg}", status=status, retryable=True, retry_after=retry_after)
+        return LLMUnreachableError(
+            f"LLM {model}{where} is not reachable ({refused})",
+            retryable=True,
+            hint="is the server running? check llm.api_base (LLMOPS_LLM_API_BASE)"
+            if api_base
+            else "check the network and proxy settings",
+        )
+    if name in {
+        "APIConnectionError",
+        "Timeout",
+        "APITimeoutError",
+        "ServiceUnavailableError",
+        "InternalServerError",
+        "RateLimitError",
+    } or (status and (status == 429 or status >= 500)):
+        return LLMCallError(
+            f"LLM {model}{where} call failed: {msg}", status=status, retryable=True, retry_after=retry_after
+        )
     if name == "BadRequestError" and "LLM Provider NOT provided" in str(e):
-        return LLMCallError(f"LLM model {model!r} names no provider litellm knows", status=400,
-                            hint="use a litellm model string such as openai/gpt-4o-mini or ollama/llama3")
+        return LLMCallError(
+            f"LLM model {model!r} names no provider litellm knows",
+            status=400,
+            hint="use a litellm model string such as openai/gpt-4o-mini or ollama/llama3",
+        )
     if name in {"NotFoundError"} or status == 404:
-        return LLMCallError(f"LLM model {model!r}{where} was not found: {msg}", status=404, hint="check llm.model and llm.api_base")
+        return LLMCallError(
+            f"LLM model {model!r}{where} was not found: {msg}", status=404, hint="check llm.model and llm.api_base"
+        )
     return LLMCallError(f"LLM {model}{where} call failed: {msg}", status=status)

@@ -22,9 +22,19 @@ _DROP = {"num_retries", "max_retries", "timeout", "api_base", "api_key", "stream
 
 
 class OpenAIHTTP(LLM):
-    def __init__(self, model: str, *, api_base: str, api_key: str | None = None, temperature: float = 0.0,
-                 max_tokens: int | None = None, timeout: float = 60.0, max_retries: int = 2,
-                 input_cost_per_token: float | None = None, output_cost_per_token: float | None = None):
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str,
+        api_key: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        input_cost_per_token: float | None = None,
+        output_cost_per_token: float | None = None,
+    ):
         self.model = model
         self.remote_model = model.split("/", 1)[1] if model.startswith("openai/") else model
         self.url = api_base.rstrip("/") + "/chat/completions"
@@ -75,20 +85,32 @@ class OpenAIHTTP(LLM):
         import aiohttp
 
         timeout = float(params.get("timeout") or self.timeout)
-        body = {**self.defaults, **{k: v for k, v in params.items() if k not in _DROP}, "model": self.remote_model, "messages": messages}
+        body = {
+            **self.defaults,
+            **{k: v for k, v in params.items() if k not in _DROP},
+            "model": self.remote_model,
+            "messages": messages,
+        }
         session = await self._get_session()
         t0 = time.perf_counter()
         where = f"LLM {self.model} at {self.api_base}"
         try:
-            async with session.post(self.url, data=json.dumps(body), timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            async with session.post(
+                self.url, data=json.dumps(body), timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
                 raw = await resp.read()
                 status = resp.status
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
-        except asyncio.TimeoutError:
-            raise LLMCallError(f"{where} call failed: no answer within {timeout:g} s", status=408, retryable=True) from None
+        except TimeoutError:
+            raise LLMCallError(
+                f"{where} call failed: no answer within {timeout:g} s", status=408, retryable=True
+            ) from None
         except aiohttp.ClientConnectorError as e:
-            raise LLMUnreachableError(f"{where} is not reachable ({getattr(e, 'os_error', None) or e})", retryable=True,
-                                      hint="is the server running? check llm.api_base (LLMOPS_LLM_API_BASE)") from None
+            raise LLMUnreachableError(
+                f"{where} is not reachable ({getattr(e, 'os_error', None) or e})",
+                retryable=True,
+                hint="is the server running? check llm.api_base (LLMOPS_LLM_API_BASE)",
+            ) from None
         except aiohttp.ClientError as e:
             raise LLMCallError(f"{where} call failed: {type(e).__name__}: {e}", retryable=True) from None
         if status != 200:
@@ -97,12 +119,20 @@ class OpenAIHTTP(LLM):
             doc = json.loads(raw)
             text = doc["choices"][0]["message"]["content"] or ""
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError):
-            raise LLMCallError(f"{where} returned a malformed response (not a chat completion)", status=502, retryable=True) from None
+            raise LLMCallError(
+                f"{where} returned a malformed response (not a chat completion)", status=502, retryable=True
+            ) from None
         usage = doc.get("usage") or {}
         tin = int(usage.get("prompt_tokens") or 0)
         tout = int(usage.get("completion_tokens") or 0)
-        return Completion(text=text, model=self.model, input_tokens=tin, output_tokens=tout,
-                          cost=self._cost(tin, tout), latency_s=time.perf_counter() - t0)
+        return Completion(
+            text=text,
+            model=self.model,
+            input_tokens=tin,
+            output_tokens=tout,
+            cost=self._cost(tin, tout),
+            latency_s=time.perf_counter() - t0,
+        )
 
     def prepare(self) -> None:
         """Resolve prices before a run (imports litellm when the config has none): keeps it out of the event loop."""
@@ -150,10 +180,18 @@ def _status_error(where: str, model: str, status: int, raw: bytes, retry_after: 
         detail = raw[:200].decode("utf-8", "replace")
     detail = redact_secrets(str(detail).splitlines()[0] if detail else "")[:300]
     if status in (401, 403):
-        return LLMAuthError(f"{where} rejected the credentials ({status})", status=status,
-                            hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY)")
+        return LLMAuthError(
+            f"{where} rejected the credentials ({status})",
+            status=status,
+            hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY)",
+        )
     if status == 404:
-        return LLMCallError(f"LLM model {model!r} was not found at {where.split(' at ')[-1]}: {detail}", status=404,
-                            hint="check llm.model and llm.api_base")
+        return LLMCallError(
+            f"LLM model {model!r} was not found at {where.split(' at ')[-1]}: {detail}",
+            status=404,
+            hint="check llm.model and llm.api_base",
+        )
     retryable = status in (408, 409, 425, 429) or status >= 500
-    return LLMCallError(f"{where} call failed: HTTP {status}: {detail}", status=status, retryable=retryable, retry_after=retry_after)
+    return LLMCallError(
+        f"{where} call failed: HTTP {status}: {detail}", status=status, retryable=retryable, retry_after=retry_after
+    )

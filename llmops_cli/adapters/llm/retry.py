@@ -56,10 +56,12 @@ CLIENT_MAX_RETRY_AFTER_S = 60.0
 
 
 def client_policy(max_retries: int) -> RetryPolicy:
-    return RetryPolicy(max_attempts=max(0, int(max_retries)) + 1, max_delay_s=8.0, max_retry_after_s=CLIENT_MAX_RETRY_AFTER_S)
+    return RetryPolicy(
+        max_attempts=max(0, int(max_retries)) + 1, max_delay_s=8.0, max_retry_after_s=CLIENT_MAX_RETRY_AFTER_S
+    )
 
 
-def _next_delay(policy: RetryPolicy, e: "LLMCallError", attempt: int) -> float | None:
+def _next_delay(policy: RetryPolicy, e: LLMCallError, attempt: int) -> float | None:
     """The wait before the next call, or None to give up (raise ``e``)."""
     if not policy.should_retry(e.retryable, attempt):
         return None

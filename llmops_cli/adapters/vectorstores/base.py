@@ -40,7 +40,14 @@ class VectorStore(ABC):
     def delete_collection(self, name: str) -> None: ...
 
     @abstractmethod
-    def upsert(self, name: str, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None: ...
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        documents: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+    ) -> None: ...
 
     @abstractmethod
     def update_metadata(self, name: str, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None: ...
@@ -57,8 +64,16 @@ class VectorStore(ABC):
         """Nearest chunks, score = cosine similarity (higher is better)."""
 
     @abstractmethod
-    def get(self, name: str, *, ids: Sequence[str] | None = None, where: dict[str, Any] | None = None,
-            include_documents: bool = True, limit: int | None = None, offset: int = 0) -> list[Hit]: ...
+    def get(
+        self,
+        name: str,
+        *,
+        ids: Sequence[str] | None = None,
+        where: dict[str, Any] | None = None,
+        include_documents: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Hit]: ...
 
     @abstractmethod
     def count(self, name: str) -> int: ...

@@ -29,7 +29,9 @@ from llmops_cli.errors import NotFoundError, StoreError, UnreachableError
 
 MANIFEST_SUFFIX = "__sources"
 MAX_BATCH = 5000  # Chroma 1.5.9 raises over get_max_batch_size() = 5461
-GENERATION_RECORD = "//llmops/generation"  # the ledger generation's row in <name>__sources (no source id starts with //)
+GENERATION_RECORD = (
+    "//llmops/generation"  # the ledger generation's row in <name>__sources (no source id starts with //)
+)
 
 
 class ChromaStore(VectorStore):
@@ -64,12 +66,17 @@ class ChromaStore(VectorStore):
         except BaseException as e:  # noqa: BLE001 - also a Rust panic (pyo3 PanicException) on a damaged database
             damaged = sqlite_problems(path)
             if damaged:
-                raise StoreError(f"cannot open the Chroma store at {path}: its database is damaged ({damaged[0]})",
-                                 hint="llmops collections verify NAME says what is lost; ingest the sources again into a fresh store (store.path)") from None
-            raise StoreError(f"cannot open the Chroma store at {path}: {e}", hint="check store.path (LLMOPS_STORE_PATH) and its permissions") from None
+                raise StoreError(
+                    f"cannot open the Chroma store at {path}: its database is damaged ({damaged[0]})",
+                    hint="llmops collections verify NAME says what is lost; ingest the sources again into a fresh store (store.path)",
+                ) from None
+            raise StoreError(
+                f"cannot open the Chroma store at {path}: {e}",
+                hint="check store.path (LLMOPS_STORE_PATH) and its permissions",
+            ) from None
 
     @classmethod
-    def embedded(cls, path: Path, *, read_only: bool = False) -> "ChromaStore":
+    def embedded(cls, path: Path, *, read_only: bool = False) -> ChromaStore:
         """The embedded store. Reads go through the fast read-only view (chroma_reader.py) when it can be used;
         the full chromadb client (0.6-0.9 s to import) is opened by the first write, never with ``read_only``.
         An unchanged re-ingest or a query thus never imports chromadb."""
@@ -80,7 +87,11 @@ class ChromaStore(VectorStore):
         if reader is None and not (path / "chroma.sqlite3").is_file():
             # nothing stored here yet: reads see an empty store and create nothing (a `collections list` or a query
             # in the wrong folder leaves no trace); the first write creates the store
-            store = cls(EmptyStoreClient(path), str(path), open_writer=None if read_only else (lambda: cls._persistent_client(path)))
+            store = cls(
+                EmptyStoreClient(path),
+                str(path),
+                open_writer=None if read_only else (lambda: cls._persistent_client(path)),
+            )
         elif reader is None:
             store = cls(cls._persistent_client(path), str(path))
         else:
@@ -107,16 +118,21 @@ class ChromaStore(VectorStore):
                 self._cols.clear()
 
     @classmethod
-    def server(cls, host: str, port: int, *, ssl: bool = False) -> "ChromaStore":
+    def server(cls, host: str, port: int, *, ssl: bool = False) -> ChromaStore:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
         url = f"{'https' if ssl else 'http'}://{host}:{port}"
         try:
-            client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=ChromaSettings(anonymized_telemetry=False))
+            client = chromadb.HttpClient(
+                host=host, port=port, ssl=ssl, settings=ChromaSettings(anonymized_telemetry=False)
+            )
             client.heartbeat()
         except Exception as e:  # noqa: BLE001
-            raise UnreachableError(f"Chroma server at {url} is not reachable ({type(e).__name__})", hint="is the Chroma server running? check store.host / store.port") from None
+            raise UnreachableError(
+                f"Chroma server at {url} is not reachable ({type(e).__name__})",
+                hint="is the Chroma server running? check store.host / store.port",
+            ) from None
         return cls(client, url)
 
     # --- collections ---
@@ -128,14 +144,21 @@ class ChromaStore(VectorStore):
         try:
             if create:
                 col = self._client.get_or_create_collection(
-                    name, embedding_function=None, metadata=metadata or None, configuration={"hnsw": {"space": "cosine"}}
+                    name,
+                    embedding_function=None,
+                    metadata=metadata or None,
+                    configuration={"hnsw": {"space": "cosine"}},
                 )
             else:
                 col = self._client.get_collection(name, embedding_function=None)
         except Exception as e:  # noqa: BLE001
-            if not create and ("does not exist" in str(e) or type(e).__name__ in ("NotFoundError", "InvalidCollectionException")):
-                raise NotFoundError(f"collection {name!r} does not exist in the store at {self.where}",
-                                    hint="ingest into it first (llmops ingest PATH --collection NAME) or list them with llmops collections") from None
+            if not create and (
+                "does not exist" in str(e) or type(e).__name__ in ("NotFoundError", "InvalidCollectionException")
+            ):
+                raise NotFoundError(
+                    f"collection {name!r} does not exist in the store at {self.where}",
+                    hint="ingest into it first (llmops ingest PATH --collection NAME) or list them with llmops collections",
+                ) from None
             raise StoreError(f"Chroma failed on collection {name!r}: {e}") from None
         self._cols[name] = col
         return col
@@ -181,14 +204,18 @@ class ChromaStore(VectorStore):
         col = self._col(name, write=True)
         for i in range(0, len(ids), MAX_BATCH):
             sl = slice(i, i + MAX_BATCH)
-            col.upsert(ids=list(ids[sl]), embeddings=np.asarray(embeddings[sl], dtype=np.float32),
-                       documents=list(documents[sl]), metadatas=list(metadatas[sl]))
+            col.upsert(
+                ids=list(ids[sl]),
+                embeddings=np.asarray(embeddings[sl], dtype=np.float32),
+                documents=list(documents[sl]),
+                metadatas=list(metadatas[sl]),
+            )
             write_steps.step("upsert chunks")
 
     def update_metadata(self, name: str, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         col = self._col(name, write=True)
         for i in range(0, len(ids), MAX_BATCH):
-            col.update(ids=list(ids[i:i + MAX_BATCH]), metadatas=list(metadatas[i:i + MAX_BATCH]))
+            col.update(ids=list(ids[i : i + MAX_BATCH]), metadatas=list(metadatas[i : i + MAX_BATCH]))
             write_steps.step("update chunk metadata")
 
     def delete(self, name, ids) -> None:
@@ -197,18 +224,28 @@ class ChromaStore(VectorStore):
         col = self._col(name, write=True)
         ids = list(ids)
         for i in range(0, len(ids), MAX_BATCH):
-            col.delete(ids=ids[i:i + MAX_BATCH])
+            col.delete(ids=ids[i : i + MAX_BATCH])
             write_steps.step("delete chunks")
 
     def query(self, name, embedding, k, where=None) -> list[Hit]:
         col = self._col(name)
         # no count() first: Chroma 1.5 returns what it has when k exceeds it (an empty list for an empty collection)
-        res = col.query(query_embeddings=[np.asarray(embedding, dtype=np.float32)], n_results=k,
-                        where=_where(where), include=["documents", "metadatas", "distances"])
+        res = col.query(
+            query_embeddings=[np.asarray(embedding, dtype=np.float32)],
+            n_results=k,
+            where=_where(where),
+            include=["documents", "metadatas", "distances"],
+        )
         hits = []
         for i, cid in enumerate(res["ids"][0]):
-            hits.append(Hit(id=cid, text=res["documents"][0][i] or "", score=1.0 - float(res["distances"][0][i]),
-                            metadata=dict(res["metadatas"][0][i] or {})))
+            hits.append(
+                Hit(
+                    id=cid,
+                    text=res["documents"][0][i] or "",
+                    score=1.0 - float(res["distances"][0][i]),
+                    metadata=dict(res["metadatas"][0][i] or {}),
+                )
+            )
         return hits
 
     def get(self, name, *, ids=None, where=None, include_documents=True, limit=None, offset=0) -> list[Hit]:
@@ -218,7 +255,7 @@ class ChromaStore(VectorStore):
         if ids is not None:
             ids = list(ids)
             for i in range(0, len(ids), MAX_BATCH):
-                res = col.get(ids=ids[i:i + MAX_BATCH], where=_where(where), include=include)
+                res = col.get(ids=ids[i : i + MAX_BATCH], where=_where(where), include=include)
                 out.extend(_hits(res, include_documents))
             order = {cid: i for i, cid in enumerate(ids)}
             out.sort(key=lambda h: order.get(h.id, 0))
@@ -262,14 +299,14 @@ class ChromaStore(VectorStore):
                     out[part[0]] = None
                     return
                 read(part[: len(part) // 2])
-                read(part[len(part) // 2:])
+                read(part[len(part) // 2 :])
                 return
-            for cid, vec in zip(res["ids"], res["embeddings"]):
+            for cid, vec in zip(res["ids"], res["embeddings"], strict=False):
                 out[cid] = None if vec is None else np.asarray(vec, dtype=np.float32)
 
         ids = list(ids)
         for i in range(0, len(ids), 500):
-            read(ids[i:i + 500])
+            read(ids[i : i + 500])
         return out
 
     def vector_search_ids(self, name: str, dimension: int, n: int) -> set[str]:
@@ -307,8 +344,11 @@ class ChromaStore(VectorStore):
         if proc.returncode != 0:
             import signal
 
-            how = (f"signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
-                   else (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1])
+            how = (
+                f"signal {signal.Signals(-proc.returncode).name}"
+                if proc.returncode < 0
+                else (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            )
             out["crashed"] = f"reading the vector index {'crashed Chroma' if proc.returncode < 0 else 'failed'} ({how})"
         return out
 
@@ -323,8 +363,11 @@ class ChromaStore(VectorStore):
             return False
         db = sqlite3.connect(f"file:{path / 'chroma.sqlite3'}?mode=ro", uri=True)
         try:
-            rows = db.execute("SELECT s.id FROM segments s JOIN collections c ON s.collection = c.id "
-                              "WHERE c.name = ? AND s.scope = 'VECTOR'", (name,)).fetchall()
+            rows = db.execute(
+                "SELECT s.id FROM segments s JOIN collections c ON s.collection = c.id "
+                "WHERE c.name = ? AND s.scope = 'VECTOR'",
+                (name,),
+            ).fetchall()
         finally:
             db.close()
         for (seg,) in rows:
@@ -350,12 +393,16 @@ class ChromaStore(VectorStore):
         pos = 0
         while True:
             res = col.get(include=["metadatas"], limit=MAX_BATCH, offset=pos)
-            for sid, md in zip(res["ids"], res["metadatas"]):
+            for sid, md in zip(res["ids"], res["metadatas"], strict=False):
                 if sid == GENERATION_RECORD:
                     continue
                 md = dict(md or {})
-                out[sid] = SourceRecord(source_id=sid, content_hash=str(md.pop("content_hash", "")),
-                                        chunk_ids=json.loads(str(md.pop("chunk_ids", "[]"))), extra=md)
+                out[sid] = SourceRecord(
+                    source_id=sid,
+                    content_hash=str(md.pop("content_hash", "")),
+                    chunk_ids=json.loads(str(md.pop("chunk_ids", "[]"))),
+                    extra=md,
+                )
             pos += len(res["ids"])
             if len(res["ids"]) < MAX_BATCH:
                 break
@@ -367,14 +414,21 @@ class ChromaStore(VectorStore):
         col = self._manifest(name)
         recs = list(records)
         for i in range(0, len(recs), MAX_BATCH - 1):
-            part = recs[i:i + MAX_BATCH - 1]
+            part = recs[i : i + MAX_BATCH - 1]
             # each call carries a new ledger generation: one Chroma call, one transaction, so a kill can never
             # leave records written and the generation not (or the other way round)
             col.upsert(
                 ids=[r.source_id for r in part] + [GENERATION_RECORD],
                 embeddings=np.ones((len(part) + 1, 1), dtype=np.float32),
-                metadatas=[{**{k: v for k, v in r.extra.items() if v is not None}, "content_hash": r.content_hash,
-                            "chunk_ids": json.dumps(r.chunk_ids)} for r in part] + [_generation_row()],
+                metadatas=[
+                    {
+                        **{k: v for k, v in r.extra.items() if v is not None},
+                        "content_hash": r.content_hash,
+                        "chunk_ids": json.dumps(r.chunk_ids),
+                    }
+                    for r in part
+                ]
+                + [_generation_row()],
             )
             write_steps.step("write ledger")
 
@@ -384,10 +438,12 @@ class ChromaStore(VectorStore):
             col = self._manifest(name)
             # the generation moves first: killed between the two, the records are still there (the re-run removes
             # them again) and the lexical index already knows the store changed
-            col.upsert(ids=[GENERATION_RECORD], embeddings=np.ones((1, 1), dtype=np.float32), metadatas=[_generation_row()])
+            col.upsert(
+                ids=[GENERATION_RECORD], embeddings=np.ones((1, 1), dtype=np.float32), metadatas=[_generation_row()]
+            )
             write_steps.step("ledger generation")
             for i in range(0, len(ids), MAX_BATCH):
-                col.delete(ids=ids[i:i + MAX_BATCH])
+                col.delete(ids=ids[i : i + MAX_BATCH])
                 write_steps.step("delete ledger records")
 
     def ledger_generation(self, name: str) -> str | None:
@@ -428,8 +484,9 @@ def _vector_probe_child() -> None:
 
     args = json.load(sys.stdin)
     store = ChromaStore.embedded(Path(args["path"]), read_only=True)
-    probe_vectors(store, args["name"], args["ids"], int(args["dimension"]),
-                  emit=lambda part: print(json.dumps(part), flush=True))
+    probe_vectors(
+        store, args["name"], args["ids"], int(args["dimension"]), emit=lambda part: print(json.dumps(part), flush=True)
+    )
 
 
 class EmptyStoreClient:
@@ -448,8 +505,10 @@ class EmptyStoreClient:
     def __getattr__(self, attr: str):
         if attr.startswith("__"):
             raise AttributeError(attr)
-        raise StoreError(f"there is no Chroma store at {self._path} and this command only reads",
-                         hint="ingest documents first (llmops ingest PATH), or point store.path / LLMOPS_STORE_PATH at the store")
+        raise StoreError(
+            f"there is no Chroma store at {self._path} and this command only reads",
+            hint="ingest documents first (llmops ingest PATH), or point store.path / LLMOPS_STORE_PATH at the store",
+        )
 
 
 def _generation_row() -> dict[str, str]:
@@ -467,5 +526,7 @@ def _where(where: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _hits(res: dict[str, Any], with_docs: bool) -> list[Hit]:
     docs = res.get("documents") if with_docs else None
-    return [Hit(id=cid, text=(docs[i] or "") if docs else "", score=0.0, metadata=dict(res["metadatas"][i] or {}))
-            for i, cid in enumerate(res["ids"])]
+    return [
+        Hit(id=cid, text=(docs[i] or "") if docs else "", score=0.0, metadata=dict(res["metadatas"][i] or {}))
+        for i, cid in enumerate(res["ids"])
+    ]

@@ -29,7 +29,7 @@ DATABASE = "default_database"
 log = logging.getLogger(__name__)
 
 
-def open_reader(path: Path) -> "RustReadClient | None":
+def open_reader(path: Path) -> RustReadClient | None:
     """A reader over the store at ``path``, or None when the fast path cannot be used (the caller falls back)."""
     sqlite = Path(path) / "chroma.sqlite3"
     if not sqlite.is_file():
@@ -37,8 +37,12 @@ def open_reader(path: Path) -> "RustReadClient | None":
     try:
         import chromadb_rust_bindings as rb
 
-        config = rb.SqliteDBConfig(hash_type=rb.MigrationHash.MD5, migration_mode=rb.MigrationMode.Validate, url=str(sqlite))
-        bindings = rb.Bindings(allow_reset=False, sqlite_db_config=config, persist_path=str(path), hnsw_cache_size=_hnsw_cache_size())
+        config = rb.SqliteDBConfig(
+            hash_type=rb.MigrationHash.MD5, migration_mode=rb.MigrationMode.Validate, url=str(sqlite)
+        )
+        bindings = rb.Bindings(
+            allow_reset=False, sqlite_db_config=config, persist_path=str(path), hnsw_cache_size=_hnsw_cache_size()
+        )
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # noqa: BLE001 - any surprise means: use the full client (Rust panics on a damaged
@@ -59,7 +63,7 @@ class RustReadClient:
     def __init__(self, bindings: Any):
         self._b = bindings
 
-    def get_collection(self, name: str, embedding_function: Any = None) -> "RustReadCollection":
+    def get_collection(self, name: str, embedding_function: Any = None) -> RustReadCollection:
         return RustReadCollection(self._b, self._b.get_collection(name, TENANT, DATABASE))
 
     def list_collections(self) -> list[str]:
@@ -82,14 +86,37 @@ class RustReadCollection:
         return self._b.count(self._id, TENANT, DATABASE)
 
     def query(self, *, query_embeddings, n_results: int, where=None, include) -> dict[str, Any]:
-        r = self._b.query(self._id, None, [list(map(float, e)) for e in query_embeddings], n_results,
-                          json.dumps(where) if where else None, None, list(include), TENANT, DATABASE)
+        r = self._b.query(
+            self._id,
+            None,
+            [list(map(float, e)) for e in query_embeddings],
+            n_results,
+            json.dumps(where) if where else None,
+            None,
+            list(include),
+            TENANT,
+            DATABASE,
+        )
         return {"ids": r.ids, "documents": r.documents, "metadatas": r.metadatas, "distances": r.distances}
 
     def get(self, *, ids=None, where=None, include, limit=None, offset=0) -> dict[str, Any]:
-        r = self._b.get(self._id, ids, json.dumps(where) if where else None, limit, offset or 0, None, list(include), TENANT, DATABASE)
-        return {"ids": r.ids, "documents": r.documents, "metadatas": r.metadatas,
-                "embeddings": r.embeddings if "embeddings" in include else None}
+        r = self._b.get(
+            self._id,
+            ids,
+            json.dumps(where) if where else None,
+            limit,
+            offset or 0,
+            None,
+            list(include),
+            TENANT,
+            DATABASE,
+        )
+        return {
+            "ids": r.ids,
+            "documents": r.documents,
+            "metadatas": r.metadatas,
+            "embeddings": r.embeddings if "embeddings" in include else None,
+        }
 
     def __getattr__(self, attr: str):
         if attr.startswith("__"):

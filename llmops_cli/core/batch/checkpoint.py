@@ -86,7 +86,7 @@ class CheckpointWriter:
             self._lock_fh.close()  # releases the lock
             self._lock_fh = None
 
-    def __enter__(self) -> "CheckpointWriter":
+    def __enter__(self) -> CheckpointWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -101,8 +101,10 @@ def _lock(path: Path) -> IO[str]:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         fh.close()
-        raise ConflictError(f"another llmops batch is writing {path.with_suffix('.jsonl')}",
-                            hint="wait for it to finish (or stop it); the same command resumes afterwards") from None
+        raise ConflictError(
+            f"another llmops batch is writing {path.with_suffix('.jsonl')}",
+            hint="wait for it to finish (or stop it); the same command resumes afterwards",
+        ) from None
     return fh
 
 

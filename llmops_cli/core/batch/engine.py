@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core.batch.requests import BatchRequest
@@ -48,12 +48,12 @@ class FatalBatchError(Exception):
 
 @dataclass
 class Engine:
-    llm_for: Callable[[str], "LLM"]
+    llm_for: Callable[[str], LLM]
     concurrency: int = 8
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    limiter: "RateLimiter | None" = None
-    cache: "LLMCache | None" = None
-    validator: "SchemaValidator | None" = None
+    limiter: RateLimiter | None = None
+    cache: LLMCache | None = None
+    validator: SchemaValidator | None = None
     timeout_s: float = 60.0
     on_record: Callable[[Record], None] = lambda r: None
     sleep: Callable[[float], Any] = asyncio.sleep
@@ -144,12 +144,21 @@ class Engine:
                 if self.retry.should_retry(e.retryable, attempts):
                     await self._backoff(attempts, e.retry_after, e.status)
                     continue
-                return self._error(req, e.message, attempts, t0, status=e.status, kind="retries exhausted" if e.retryable else "rejected")
-            except asyncio.TimeoutError:
+                return self._error(
+                    req,
+                    e.message,
+                    attempts,
+                    t0,
+                    status=e.status,
+                    kind="retries exhausted" if e.retryable else "rejected",
+                )
+            except TimeoutError:
                 if self.retry.should_retry(True, attempts):
                     await self._backoff(attempts, None, None)
                     continue
-                return self._error(req, f"no answer within {self.timeout_s:g} s", attempts, t0, status=408, kind="timeout")
+                return self._error(
+                    req, f"no answer within {self.timeout_s:g} s", attempts, t0, status=408, kind="timeout"
+                )
             if self.limiter is not None and completion.input_tokens:
                 self.limiter.settle(estimate, completion.input_tokens + completion.output_tokens)
             return self._answer(req, completion, attempts=attempts, t0=t0, cached=False)
@@ -161,7 +170,7 @@ class Engine:
             self.limiter.block_for(retry_after)  # the whole run slows down, not only this request
         await self.sleep(delay)
 
-    def _answer(self, req: BatchRequest, c: "Completion", *, attempts: int, t0: float, cached: bool) -> Record:
+    def _answer(self, req: BatchRequest, c: Completion, *, attempts: int, t0: float, cached: bool) -> Record:
         parsed = None
         if self.validator is not None:
             from llmops_cli.core.batch.validation import AnswerInvalid
@@ -170,25 +179,50 @@ class Engine:
                 parsed = self.validator.parse(c.text)
             except AnswerInvalid as e:
                 rec = self._error(req, str(e), attempts, t0, status=None, kind="invalid")
-                rec.update(response=c.text, input_tokens=c.input_tokens, output_tokens=c.output_tokens,
-                           cost=None if cached else c.cost, cached=cached)
+                rec.update(
+                    response=c.text,
+                    input_tokens=c.input_tokens,
+                    output_tokens=c.output_tokens,
+                    cost=None if cached else c.cost,
+                    cached=cached,
+                )
                 return rec
         if self.cache is not None and not cached:
             self.cache.put(req.request_hash, c)  # only answers that passed validation are cached
         return {
-            "id": req.id, "request_hash": req.request_hash, "status": "ok", "model": req.model,
-            "response": c.text, "parsed": parsed,
-            "input_tokens": c.input_tokens, "output_tokens": c.output_tokens,
-            "cost": 0.0 if cached else c.cost, "cached": cached, "attempts": attempts,
-            "latency_s": round(time.perf_counter() - t0, 4), "finished_at": _now(),
+            "id": req.id,
+            "request_hash": req.request_hash,
+            "status": "ok",
+            "model": req.model,
+            "response": c.text,
+            "parsed": parsed,
+            "input_tokens": c.input_tokens,
+            "output_tokens": c.output_tokens,
+            "cost": 0.0 if cached else c.cost,
+            "cached": cached,
+            "attempts": attempts,
+            "latency_s": round(time.perf_counter() - t0, 4),
+            "finished_at": _now(),
         }
 
-    def _error(self, req: BatchRequest, message: str, attempts: int, t0: float, *, status: int | None, kind: str) -> Record:
+    def _error(
+        self, req: BatchRequest, message: str, attempts: int, t0: float, *, status: int | None, kind: str
+    ) -> Record:
         return {
-            "id": req.id, "request_hash": req.request_hash, "status": "error", "model": req.model,
-            "error": message, "error_status": status, "error_kind": kind, "attempts": attempts,
-            "input_tokens": 0, "output_tokens": 0, "cost": None, "cached": False,
-            "latency_s": round(time.perf_counter() - t0, 4), "finished_at": _now(),
+            "id": req.id,
+            "request_hash": req.request_hash,
+            "status": "error",
+            "model": req.model,
+            "error": message,
+            "error_status": status,
+            "error_kind": kind,
+            "attempts": attempts,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost": None,
+            "cached": False,
+            "latency_s": round(time.perf_counter() - t0, 4),
+            "finished_at": _now(),
         }
 
 
@@ -204,7 +238,9 @@ def _fatal(e: Any, *, will_retry: bool) -> Exception | None:
     if e.status == 404 and not e.retryable:
         return NotFoundError(e.message, hint=f"{e.hint or 'check --model / llm.model and llm.api_base'}; {_KEPT}")
     if isinstance(e, UnreachableError) and not will_retry:
-        return UnreachableError(e.message, hint=f"{e.hint or 'is the server running? check llm.api_base'}; {_KEPT} once it is up")
+        return UnreachableError(
+            e.message, hint=f"{e.hint or 'is the server running? check llm.api_base'}; {_KEPT} once it is up"
+        )
     return None
 
 
@@ -217,4 +253,4 @@ async def _close_llms(llm_for: Any) -> None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -11,14 +11,23 @@ from typing import Any
 
 from llmops_cli.errors import InputError
 
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 def table_format(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise InputError(f"{path}: unknown table format {path.suffix or '(no extension)'!r}",
-                         hint="use a .jsonl, .csv or .parquet file")
+        raise InputError(
+            f"{path}: unknown table format {path.suffix or '(no extension)'!r}",
+            hint="use a .jsonl, .csv or .parquet file",
+        )
     return fmt
 
 
@@ -58,9 +67,14 @@ def _read_jsonl(p: Path) -> list[dict[str, Any]]:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise InputError(f"{p} line {n} is not valid JSON: {e.msg}", hint="each line must be one JSON object") from None
+                    raise InputError(
+                        f"{p} line {n} is not valid JSON: {e.msg}", hint="each line must be one JSON object"
+                    ) from None
                 if not isinstance(obj, dict):
-                    raise InputError(f"{p} line {n} is a JSON {type(obj).__name__}, not an object", hint="each line must be one JSON object")
+                    raise InputError(
+                        f"{p} line {n} is a JSON {type(obj).__name__}, not an object",
+                        hint="each line must be one JSON object",
+                    )
                 rows.append(obj)
     except UnicodeDecodeError as e:
         raise InputError(f"{p} is not UTF-8 text: {e.reason}") from None

@@ -14,13 +14,31 @@ from typing import Any
 from llmops_cli.core.batch.inputs import write_rows
 from llmops_cli.core.batch.requests import BatchRequest
 
-RESULT_COLUMNS = ("llmops_id", "llmops_status", "llmops_response", "llmops_parsed", "llmops_error",
-                  "llmops_input_tokens", "llmops_output_tokens", "llmops_cost_usd", "llmops_cached")
+RESULT_COLUMNS = (
+    "llmops_id",
+    "llmops_status",
+    "llmops_response",
+    "llmops_parsed",
+    "llmops_error",
+    "llmops_input_tokens",
+    "llmops_output_tokens",
+    "llmops_cost_usd",
+    "llmops_cached",
+)
 
 
 def not_run_record(req: BatchRequest) -> dict[str, Any]:
-    return {"id": req.id, "request_hash": req.request_hash, "status": "error", "error": "not run (its shard did not finish)",
-            "error_kind": "not run", "error_status": None, "attempts": 0, "cost": None, "cached": False}
+    return {
+        "id": req.id,
+        "request_hash": req.request_hash,
+        "status": "error",
+        "error": "not run (its shard did not finish)",
+        "error_kind": "not run",
+        "error_status": None,
+        "attempts": 0,
+        "cost": None,
+        "cached": False,
+    }
 
 
 def write_outputs(
@@ -53,18 +71,31 @@ def write_outputs(
             (out_rows if ok else err_rows).append(line)
             continue
         res = {
-            "llmops_id": req.id, "llmops_status": rec.get("status"), "llmops_response": rec.get("response"),
-            "llmops_error": rec.get("error"), "llmops_input_tokens": rec.get("input_tokens") or 0,
-            "llmops_output_tokens": rec.get("output_tokens") or 0, "llmops_cost_usd": rec.get("cost"),
+            "llmops_id": req.id,
+            "llmops_status": rec.get("status"),
+            "llmops_response": rec.get("response"),
+            "llmops_error": rec.get("error"),
+            "llmops_input_tokens": rec.get("input_tokens") or 0,
+            "llmops_output_tokens": rec.get("output_tokens") or 0,
+            "llmops_cost_usd": rec.get("cost"),
             "llmops_cached": bool(rec.get("cached")),
         }
         if with_parsed:
             res["llmops_parsed"] = rec.get("parsed")
         out_rows.append({**row, **res})
         if not ok:
-            err_rows.append({"llmops_id": req.id, "row": i + 1, "error": rec.get("error"), "status": rec.get("error_status"),
-                             "kind": rec.get("error_kind"), "attempts": rec.get("attempts"), "response": rec.get("response"),
-                             "input": row})
+            err_rows.append(
+                {
+                    "llmops_id": req.id,
+                    "row": i + 1,
+                    "error": rec.get("error"),
+                    "status": rec.get("error_status"),
+                    "kind": rec.get("error_kind"),
+                    "attempts": rec.get("attempts"),
+                    "response": rec.get("response"),
+                    "input": row,
+                }
+            )
     if results:
         write_rows(output, out_rows)
     write_rows(errors_path, err_rows)
@@ -91,12 +122,27 @@ def _openai_line(req: BatchRequest, rec: dict[str, Any]) -> dict[str, Any]:
     if rec.get("status") == "ok":
         tin, tout = rec.get("input_tokens") or 0, rec.get("output_tokens") or 0
         body = {
-            "id": "chatcmpl-" + req.request_hash[:24], "object": "chat.completion", "model": req.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": rec.get("response")}, "finish_reason": "stop"}],
+            "id": "chatcmpl-" + req.request_hash[:24],
+            "object": "chat.completion",
+            "model": req.model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": rec.get("response")}, "finish_reason": "stop"}
+            ],
             "usage": {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout},
         }
-        return {"id": rid, "custom_id": req.custom_id, "response": {"status_code": 200, "request_id": rid, "body": body}, "error": None}
+        return {
+            "id": rid,
+            "custom_id": req.custom_id,
+            "response": {"status_code": 200, "request_id": rid, "body": body},
+            "error": None,
+        }
     status = rec.get("error_status")
-    response = {"status_code": status, "request_id": rid, "body": {"error": {"message": rec.get("error")}}} if status else None
-    return {"id": rid, "custom_id": req.custom_id, "response": response,
-            "error": {"code": rec.get("error_kind") or "error", "message": rec.get("error")}}
+    response = (
+        {"status_code": status, "request_id": rid, "body": {"error": {"message": rec.get("error")}}} if status else None
+    )
+    return {
+        "id": rid,
+        "custom_id": req.custom_id,
+        "response": response,
+        "error": {"code": rec.get("error_kind") or "error", "message": rec.get("error")},
+    }

@@ -38,9 +38,14 @@ class TokenBucket:
 
 
 class RateLimiter:
-    def __init__(self, rpm: float | None = None, tpm: float | None = None, *,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] | None = None):
+    def __init__(
+        self,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ):
         self.clock = clock
         self.sleep = sleep if sleep is not None else asyncio.sleep
         now = clock()

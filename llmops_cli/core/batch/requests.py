@@ -56,8 +56,10 @@ def _fill(text: str, row: dict[str, Any], row_number: int) -> str:
         name = m.group(1)
         if name not in row:
             cols = ", ".join(list(row)[:20])
-            raise InputError(f"row {row_number} has no column {name!r} used by the template (columns: {cols})",
-                             hint="fix the placeholder or the input file; write {{ and }} for literal braces")
+            raise InputError(
+                f"row {row_number} has no column {name!r} used by the template (columns: {cols})",
+                hint="fix the placeholder or the input file; write {{ and }} for literal braces",
+            )
         v = row[name]
         if v is None:
             return ""
@@ -75,8 +77,10 @@ def load_template(template_path: str | None = None, prompt: str | None = None, s
     if prompt:
         return Template(user=prompt, system=system)
     if not template_path:
-        raise InputError("no prompt: the input rows are not in the OpenAI Batch format (custom_id, body)",
-                         hint="pass --prompt 'Summarise: {text}' or --template FILE")
+        raise InputError(
+            "no prompt: the input rows are not in the OpenAI Batch format (custom_id, body)",
+            hint="pass --prompt 'Summarise: {text}' or --template FILE",
+        )
     p = Path(template_path)
     if not p.is_file():
         raise InputError(f"template file {p} does not exist", hint="pass an existing file to --template")
@@ -89,8 +93,10 @@ def load_template(template_path: str | None = None, prompt: str | None = None, s
         except yaml.YAMLError as e:
             raise InputError(f"template file {p} is not valid YAML/JSON: {e}") from None
         if not isinstance(data, dict) or not isinstance(data.get("user"), str):
-            raise InputError(f"template file {p} must be a mapping with a 'user' text (and optionally 'system')",
-                             hint="e.g. user: 'Classify: {text}'")
+            raise InputError(
+                f"template file {p} must be a mapping with a 'user' text (and optionally 'system')",
+                hint="e.g. user: 'Classify: {text}'",
+            )
         unknown = set(data) - {"user", "system"}
         if unknown:
             raise InputError(f"template file {p} has unknown keys {sorted(unknown)}; allowed: user, system")
@@ -109,12 +115,17 @@ class BatchRequest:
     custom_id: str | None = None
 
     def estimated_input_tokens(self) -> int:
-        chars = sum(len(m.get("content") or "") if isinstance(m.get("content"), str) else len(json.dumps(m.get("content"))) for m in self.messages)
+        chars = sum(
+            len(m.get("content") or "") if isinstance(m.get("content"), str) else len(json.dumps(m.get("content")))
+            for m in self.messages
+        )
         return max(1, chars // 4) + 4 * len(self.messages)
 
     def estimated_tokens(self) -> int:
         """Input + the largest possible output: what providers count against a tokens-per-minute limit."""
-        return self.estimated_input_tokens() + int(self.params.get("max_tokens") or self.params.get("max_completion_tokens") or 256)
+        return self.estimated_input_tokens() + int(
+            self.params.get("max_tokens") or self.params.get("max_completion_tokens") or 256
+        )
 
 
 def request_hash(model: str, messages: list[Message], params: dict[str, Any]) -> str:
@@ -149,13 +160,18 @@ def build_requests(
             body = row["body"]
             url = row.get("url", "/v1/chat/completions")
             if url not in ("/v1/chat/completions", "/chat/completions"):
-                raise InputError(f"row {i + 1} ({row.get('custom_id')}): url {url!r} is not supported",
-                                 hint="only /v1/chat/completions requests can be run")
+                raise InputError(
+                    f"row {i + 1} ({row.get('custom_id')}): url {url!r} is not supported",
+                    hint="only /v1/chat/completions requests can be run",
+                )
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages:
                 raise InputError(f"row {i + 1} ({row.get('custom_id')}): body.messages must be a non-empty list")
             row_model = model or body.get("model")
-            row_params = {**params, **{k: v for k, v in body.items() if k not in ("model", "messages") and k not in TRANSPORT_PARAMS}}
+            row_params = {
+                **params,
+                **{k: v for k, v in body.items() if k not in ("model", "messages") and k not in TRANSPORT_PARAMS},
+            }
             custom_id = str(row["custom_id"])
         else:
             messages = template.render(row, i + 1)  # type: ignore[union-attr]
@@ -171,10 +187,14 @@ def build_requests(
         if existing is not None:
             if custom_id is not None:
                 what = "custom_id" if openai_rows else f"--id-column {id_column!r} value"
-                raise InputError(f"rows {existing.rows[0] + 1} and {i + 1} share the {what} {rid!r}", hint="ids must be unique")
+                raise InputError(
+                    f"rows {existing.rows[0] + 1} and {i + 1} share the {what} {rid!r}", hint="ids must be unique"
+                )
             existing.rows.append(i)
             continue
-        by_id[rid] = BatchRequest(id=rid, model=row_model, messages=messages, params=row_params, request_hash=h, rows=[i], custom_id=custom_id)
+        by_id[rid] = BatchRequest(
+            id=rid, model=row_model, messages=messages, params=row_params, request_hash=h, rows=[i], custom_id=custom_id
+        )
     return list(by_id.values())
 
 
@@ -182,10 +202,15 @@ def _check_columns(template: Template, rows: list[dict[str, Any]], id_column: st
     cols = set(rows[0])
     missing = sorted(template.placeholders() - cols)
     if missing:
-        raise InputError(f"the template uses {', '.join(repr(m) for m in missing)} but the input has no such column "
-                         f"(columns: {', '.join(sorted(cols)[:20])})", hint="fix the placeholders or the input file")
+        raise InputError(
+            f"the template uses {', '.join(repr(m) for m in missing)} but the input has no such column "
+            f"(columns: {', '.join(sorted(cols)[:20])})",
+            hint="fix the placeholders or the input file",
+        )
     if id_column and id_column not in cols:
-        raise InputError(f"--id-column {id_column!r} is not a column of the input (columns: {', '.join(sorted(cols)[:20])})")
+        raise InputError(
+            f"--id-column {id_column!r} is not a column of the input (columns: {', '.join(sorted(cols)[:20])})"
+        )
 
 
 def shard_of(request_id: str, num_shards: int) -> int:

@@ -18,7 +18,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmops_cli.core.batch.requests import BatchRequest, Template, build_requests, is_openai_batch_rows, load_template, shard_of
+from llmops_cli.core.batch.requests import (
+    BatchRequest,
+    Template,
+    build_requests,
+    is_openai_batch_rows,
+    load_template,
+    shard_of,
+)
 from llmops_cli.errors import ExitCode, InputError, UsageError
 
 if TYPE_CHECKING:
@@ -117,10 +124,20 @@ class BatchReport:
 
 
 def _run_key(input_path: Path, output: Path, opts: BatchOptions, template: Template | None, schema: dict | None) -> str:
-    blob = json.dumps({
-        "input": str(input_path), "output": str(output), "model": opts.model, "template": asdict(template) if template else None,
-        "schema": schema, "id_column": opts.id_column, "temperature": opts.temperature, "max_tokens": opts.max_tokens,
-    }, sort_keys=True, default=str)  # not --limit: a trial on the first rows is resumed by the full run
+    blob = json.dumps(
+        {
+            "input": str(input_path),
+            "output": str(output),
+            "model": opts.model,
+            "template": asdict(template) if template else None,
+            "schema": schema,
+            "id_column": opts.id_column,
+            "temperature": opts.temperature,
+            "max_tokens": opts.max_tokens,
+        },
+        sort_keys=True,
+        default=str,
+    )  # not --limit: a trial on the first rows is resumed by the full run
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -156,8 +173,11 @@ def prepare(input_path: str | Path, opts: BatchOptions, data_path: Path) -> Batc
         raise UsageError(f"--output {output} is the input file", hint="write the results to another file")
     table_format(output)
     errors_path = output.with_name(f"{output.stem}.errors.jsonl")
-    run_dir = Path(opts.run_dir).expanduser().resolve() if opts.run_dir else \
-        data_path / "batch" / f"{src.stem}-{_run_key(src, output, opts, template, schema)}"
+    run_dir = (
+        Path(opts.run_dir).expanduser().resolve()
+        if opts.run_dir
+        else data_path / "batch" / f"{src.stem}-{_run_key(src, output, opts, template, schema)}"
+    )
     return BatchPlan(src, rows, requests, run_dir, output, errors_path, openai_format, schema, opts)
 
 
@@ -171,9 +191,9 @@ def load_done(plan: BatchPlan) -> dict[str, dict[str, Any]]:
 
 def execute(
     plan: BatchPlan,
-    llm_for: Callable[[str], "LLM"],
+    llm_for: Callable[[str], LLM],
     *,
-    cache: "LLMCache | None" = None,
+    cache: LLMCache | None = None,
     progress: ProgressFn | None = None,
     shard: tuple[int, int] | None = None,
     write_output: bool = True,
@@ -206,14 +226,18 @@ def execute(
     finished = 0
     cost_so_far = 0.0
     engine = Engine(
-        llm_for=llm_for, concurrency=opts.concurrency, retry=RetryPolicy(max_attempts=opts.max_attempts),
+        llm_for=llm_for,
+        concurrency=opts.concurrency,
+        retry=RetryPolicy(max_attempts=opts.max_attempts),
         limiter=RateLimiter(opts.rpm, opts.tpm),  # also without limits: a 429 with Retry-After pauses every worker
         cache=cache if opts.use_cache else None,
-        validator=SchemaValidator(plan.schema) if plan.schema is not None else None, timeout_s=opts.timeout,
+        validator=SchemaValidator(plan.schema) if plan.schema is not None else None,
+        timeout_s=opts.timeout,
     )
     if todo:
         name = f"shard-{shard[0]:05d}-of-{shard[1]:05d}" if shard else "all"
         with CheckpointWriter(plan.run_dir, name) as writer:
+
             def on_record(rec: dict[str, Any]) -> None:
                 nonlocal finished, cost_so_far
                 writer.append(rec)
@@ -238,9 +262,21 @@ def execute(
 
         # a run that answered nothing never replaces results that hold answers (e.g. an earlier good run's)
         keep = answered == 0 and errors > 0 and has_answers(plan.output, openai_format=plan.openai_format)
-        write_outputs(plan.output, plan.errors_path, plan.rows, plan.requests, done,
-                      openai_format=plan.openai_format, with_parsed=plan.schema is not None, results=not keep)
-        output, errors_file, kept = (None if keep else str(plan.output)), str(plan.errors_path), (str(plan.output) if keep else None)
+        write_outputs(
+            plan.output,
+            plan.errors_path,
+            plan.rows,
+            plan.requests,
+            done,
+            openai_format=plan.openai_format,
+            with_parsed=plan.schema is not None,
+            results=not keep,
+        )
+        output, errors_file, kept = (
+            (None if keep else str(plan.output)),
+            str(plan.errors_path),
+            (str(plan.output) if keep else None),
+        )
     costs = [rec.get("cost") for rec in scoped.values() if rec.get("status") == "ok" and not rec.get("cached")]
     known = [c for c in costs if c is not None]
     by_kind: dict[str, int] = {}
@@ -248,53 +284,92 @@ def execute(
         if rec.get("status") != "ok":
             k = str(rec.get("error_kind") or "error")
             by_kind[k] = by_kind.get(k, 0) + 1
-    samples = [{"id": rec["id"], "error": rec.get("error"), "status": rec.get("error_status")}
-               for rec in scoped.values() if rec.get("status") != "ok"][:5]
+    samples = [
+        {"id": rec["id"], "error": rec.get("error"), "status": rec.get("error_status")}
+        for rec in scoped.values()
+        if rec.get("status") != "ok"
+    ][:5]
     elapsed = time.perf_counter() - t0
     rows_in_scope = sum(len(r.rows) for r in mine)
     return BatchReport(
-        input=str(plan.input_path), output=output, errors_file=errors_file, run_dir=str(plan.run_dir),
-        rows=rows_in_scope, requests=len(mine), answered=answered, errors=errors, pending=pending,
-        from_checkpoint=skipped, cache_hits=stats.cache_hits, calls=stats.calls, retries=stats.retries,
-        input_tokens=stats.input_tokens, output_tokens=stats.output_tokens,
+        input=str(plan.input_path),
+        output=output,
+        errors_file=errors_file,
+        run_dir=str(plan.run_dir),
+        rows=rows_in_scope,
+        requests=len(mine),
+        answered=answered,
+        errors=errors,
+        pending=pending,
+        from_checkpoint=skipped,
+        cache_hits=stats.cache_hits,
+        calls=stats.calls,
+        retries=stats.retries,
+        input_tokens=stats.input_tokens,
+        output_tokens=stats.output_tokens,
         cost_usd=round(stats.cost, 8) if (stats.cost or not stats.cost_unknown) else None,
-        cost_total_usd=round(sum(known), 8) if known or not costs else None, cost_unknown=stats.cost_unknown,
-        elapsed_s=round(elapsed, 3), requests_per_s=round(len(todo) / elapsed, 2) if elapsed > 0 else 0.0,
-        errors_by_kind=by_kind, error_samples=samples,
-        shard=f"{shard[0]}/{shard[1]}" if shard else None, output_kept=kept,
+        cost_total_usd=round(sum(known), 8) if known or not costs else None,
+        cost_unknown=stats.cost_unknown,
+        elapsed_s=round(elapsed, 3),
+        requests_per_s=round(len(todo) / elapsed, 2) if elapsed > 0 else 0.0,
+        errors_by_kind=by_kind,
+        error_samples=samples,
+        shard=f"{shard[0]}/{shard[1]}" if shard else None,
+        output_kept=kept,
     )
 
 
 def _write_run_json(plan: BatchPlan) -> None:
-    doc = {"input": str(plan.input_path), "output": str(plan.output), "rows": len(plan.rows), "requests": len(plan.requests),
-           "options": {k: v for k, v in asdict(plan.options).items() if v is not None}}
+    doc = {
+        "input": str(plan.input_path),
+        "output": str(plan.output),
+        "rows": len(plan.rows),
+        "requests": len(plan.requests),
+        "options": {k: v for k, v in asdict(plan.options).items() if v is not None},
+    }
     path = plan.run_dir / "run.json"
     tmp = path.with_name(f".run.json.{os.getpid()}.{threading.get_ident()}.tmp")  # shards write it concurrently
     tmp.write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
     tmp.replace(path)
 
 
-def estimate(plan: BatchPlan, *, cache: "LLMCache | None" = None, prices: tuple[float | None, float | None] | None = None,
-             show: int = 3) -> dict[str, Any]:
+def estimate(
+    plan: BatchPlan,
+    *,
+    cache: LLMCache | None = None,
+    prices: tuple[float | None, float | None] | None = None,
+    show: int = 3,
+) -> dict[str, Any]:
     """What ``--dry-run`` shows: first rendered prompts, counts, estimated tokens and (upper bound) cost."""
     done = load_done(plan)
-    todo = [r for r in plan.requests if r.id not in done or (plan.options.retry_failed and done[r.id].get("status") != "ok")]
-    cached = sum(1 for r in todo if cache is not None and plan.options.use_cache and cache.get(r.request_hash) is not None)
+    todo = [
+        r for r in plan.requests if r.id not in done or (plan.options.retry_failed and done[r.id].get("status") != "ok")
+    ]
+    cached = sum(
+        1 for r in todo if cache is not None and plan.options.use_cache and cache.get(r.request_hash) is not None
+    )
     tin = sum(r.estimated_input_tokens() for r in todo)
     tout_max = sum(int(r.params.get("max_tokens") or 0) for r in todo) or None
     cost = None
     if prices and (prices[0] is not None or prices[1] is not None):
         cost = tin * (prices[0] or 0.0) + (tout_max or 0) * (prices[1] or 0.0)
     return {
-        "input": str(plan.input_path), "format": "openai-batch" if plan.openai_format else "rows",
-        "rows": len(plan.rows), "requests": len(plan.requests), "done_already": len(plan.requests) - len(todo),
-        "to_run": len(todo), "cached": cached,
-        "estimated_input_tokens": tin, "max_output_tokens": tout_max,
+        "input": str(plan.input_path),
+        "format": "openai-batch" if plan.openai_format else "rows",
+        "rows": len(plan.rows),
+        "requests": len(plan.requests),
+        "done_already": len(plan.requests) - len(todo),
+        "to_run": len(todo),
+        "cached": cached,
+        "estimated_input_tokens": tin,
+        "max_output_tokens": tout_max,
         "estimated_cost_usd": round(cost, 6) if cost is not None else None,
-        "cost_note": "input tokens ~ characters / 4; output at most max_tokens per request" if cost is not None else
-                     "price unknown: set llm.input_cost_per_token and llm.output_cost_per_token",
+        "cost_note": "input tokens ~ characters / 4; output at most max_tokens per request"
+        if cost is not None
+        else "price unknown: set llm.input_cost_per_token and llm.output_cost_per_token",
         "models": sorted({r.model for r in plan.requests}),
-        "output": str(plan.output), "run_dir": str(plan.run_dir),
+        "output": str(plan.output),
+        "run_dir": str(plan.run_dir),
         "first_prompts": [{"id": r.id, "messages": r.messages} for r in plan.requests[:show]],
     }
 

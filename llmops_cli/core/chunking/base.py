@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from array import array
 from abc import ABC, abstractmethod
+from array import array
 from dataclasses import dataclass
 
 from llmops_cli.adapters.embedders.base import TokenCounter
@@ -83,7 +83,9 @@ class Chunker(ABC):
                 hint=f"use --chunk-size {tokens.max_tokens} or less",
             )
         if overlap >= size:
-            raise ConfigError(f"chunking.overlap {overlap} must be smaller than chunking.size {size}", hint="lower --chunk-overlap")
+            raise ConfigError(
+                f"chunking.overlap {overlap} must be smaller than chunking.size {size}", hint="lower --chunk-overlap"
+            )
         self.tokens = tokens
         self.size = size
         self.overlap = overlap

@@ -47,7 +47,12 @@ def markdown_sections(text: str) -> list[Section]:
             m = _MD_ATX.match(line)
             if m:
                 level, title = len(m.group(1)), m.group(2).strip()
-            elif i + 1 < len(lines) and line.strip() and re.fullmatch(r"\s*(=+|-+)\s*", lines[i + 1]) and not line.startswith(("-", "*", " ")):
+            elif (
+                i + 1 < len(lines)
+                and line.strip()
+                and re.fullmatch(r"\s*(=+|-+)\s*", lines[i + 1])
+                and not line.startswith(("-", "*", " "))
+            ):
                 level, title = (1 if "=" in lines[i + 1] else 2), line.strip()
                 i += 1
         if level:
@@ -83,10 +88,22 @@ def rst_sections(text: str) -> list[Section]:
         title = None
         style = None
         # overline + title + underline
-        if _RST_ADORN.match(line) and i + 2 < n and lines[i + 1].strip() and _RST_ADORN.match(lines[i + 2]) and lines[i + 2].strip()[0] == line.strip()[0]:
+        if (
+            _RST_ADORN.match(line)
+            and i + 2 < n
+            and lines[i + 1].strip()
+            and _RST_ADORN.match(lines[i + 2])
+            and lines[i + 2].strip()[0] == line.strip()[0]
+        ):
             title, style, step = lines[i + 1].strip(), (line.strip()[0], True), 3
-        elif line.strip() and not _RST_ADORN.match(line) and i + 1 < n and _RST_ADORN.match(lines[i + 1]) \
-                and len(lines[i + 1].rstrip()) >= len(line.rstrip()) and not line.startswith((" ", "\t")):
+        elif (
+            line.strip()
+            and not _RST_ADORN.match(line)
+            and i + 1 < n
+            and _RST_ADORN.match(lines[i + 1])
+            and len(lines[i + 1].rstrip()) >= len(line.rstrip())
+            and not line.startswith((" ", "\t"))
+        ):
             title, style, step = line.strip(), (lines[i + 1].strip()[0], False), 2
         if title is not None and style is not None:
             if style not in styles:
@@ -123,7 +140,7 @@ class HeadingChunker(Chunker):
         pieces: list[Piece] = []
         run: list[Section] = []
         run_cost = 0
-        for sec, cost in zip(sections, costs):
+        for sec, cost in zip(sections, costs, strict=False):
             if cost is None:  # not small: on its own, as always
                 self._flush(run, pieces)
                 run, run_cost = [], 0
@@ -143,9 +160,11 @@ class HeadingChunker(Chunker):
         out: list[int | None] = [None] * len(sections)
         cand = [i for i, s in enumerate(sections) if len(s.body) + sum(map(len, s.path)) < self.min_section * 8]
         for b in range(0, len(cand), 256):
-            batch = cand[b:b + 256]
-            counts = self.tokens.count([indexed_text(HEADING_SEP.join(sections[i].path), sections[i].body) for i in batch])
-            for i, n in zip(batch, counts):
+            batch = cand[b : b + 256]
+            counts = self.tokens.count(
+                [indexed_text(HEADING_SEP.join(sections[i].path), sections[i].body) for i in batch]
+            )
+            for i, n in zip(batch, counts, strict=False):
                 if n < self.min_section:
                     out[i] = n
         return out
@@ -161,7 +180,7 @@ class HeadingChunker(Chunker):
                     n += 1
                 common = common[:n]
             # at most the sum of the sections' own counts (the shared path is written once): fits ``size``
-            text = "\n\n".join(indexed_text(HEADING_SEP.join(sec.path[len(common):]), sec.body) for sec in run)
+            text = "\n\n".join(indexed_text(HEADING_SEP.join(sec.path[len(common) :]), sec.body) for sec in run)
             pieces.append(Piece(text, HEADING_SEP.join(common)))
 
     def _section_pieces(self, sec: Section) -> list[Piece]:

@@ -50,7 +50,9 @@ class RecursiveChunker(Chunker):
                 out.append(piece)
         return out
 
-    def _split(self, text: str, idx: TokenIndex, start: int, end: int, size: int, level: int) -> Iterator[tuple[int, int]]:
+    def _split(
+        self, text: str, idx: TokenIndex, start: int, end: int, size: int, level: int
+    ) -> Iterator[tuple[int, int]]:
         """The ranges of text[start:end], each at most ``size`` tokens, in order (lazily: see _split_ranges)."""
         if idx.count(start, end) <= size:
             yield (start, end)

@@ -12,12 +12,19 @@ from llmops_cli.errors import ConfigError
 
 HEADING_FORMATS = {"markdown", "rst", "html"}
 COUNT_BATCH = 256
-_CLASSES: dict[str, type[Chunker]] = {"recursive": RecursiveChunker, "headings": HeadingChunker, "tokens": TokenWindowChunker}
+_CLASSES: dict[str, type[Chunker]] = {
+    "recursive": RecursiveChunker,
+    "headings": HeadingChunker,
+    "tokens": TokenWindowChunker,
+}
 
 
 def make_chunker(strategy: str, tokens: TokenCounter, size: int, overlap: int) -> Chunker:
     if strategy not in _CLASSES:
-        raise ConfigError(f"unknown chunker {strategy!r}; allowed: auto, {', '.join(_CLASSES)}", hint="pass --chunker auto|recursive|headings|tokens")
+        raise ConfigError(
+            f"unknown chunker {strategy!r}; allowed: auto, {', '.join(_CLASSES)}",
+            hint="pass --chunker auto|recursive|headings|tokens",
+        )
     return _CLASSES[strategy](tokens, size, overlap)
 
 
@@ -28,7 +35,10 @@ class ChunkerSet:
         self.strategy = strategy
         self.tokens = tokens
         if strategy == "auto":
-            self._by_kind = {"headings": HeadingChunker(tokens, size, overlap), "other": RecursiveChunker(tokens, size, overlap)}
+            self._by_kind = {
+                "headings": HeadingChunker(tokens, size, overlap),
+                "other": RecursiveChunker(tokens, size, overlap),
+            }
         else:
             c = make_chunker(strategy, tokens, size, overlap)
             self._by_kind = {"headings": c, "other": c}
@@ -50,9 +60,9 @@ class ChunkerSet:
         # counted a batch at a time: a tokenizer holds every encoding of a batch at once (a 20 MB file is ~100k pieces)
         counts: list[int] = []
         for i in range(0, len(pieces), COUNT_BATCH):
-            counts += self.tokens.count([embed_text(p) for p in pieces[i:i + COUNT_BATCH]])
+            counts += self.tokens.count([embed_text(p) for p in pieces[i : i + COUNT_BATCH]])
         out: list[Piece] = []
-        for p, n in zip(pieces, counts):
+        for p, n in zip(pieces, counts, strict=False):
             if n <= self.tokens.max_tokens:
                 out.append(p)
                 continue

@@ -21,7 +21,7 @@ class TokenWindowChunker(Chunker):
         out = []
         for i in range(0, n, step):
             j = min(i + size, n)
-            piece = text[idx.starts[i]: idx.ends[j - 1]].strip()
+            piece = text[idx.starts[i] : idx.ends[j - 1]].strip()
             if piece:
                 out.append(piece)
             if j == n:

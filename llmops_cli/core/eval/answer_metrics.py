@@ -55,7 +55,7 @@ def semantic_similarities(embedder, answers: Sequence[str], references: Sequence
     import numpy as np
 
     vecs = np.asarray(embedder.embed(list(answers) + list(references)), dtype=np.float32)
-    a, r = vecs[: len(answers)], vecs[len(answers):]
+    a, r = vecs[: len(answers)], vecs[len(answers) :]
     # re-normalise defensively: an embedder that does not normalise must still give a cosine
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     r = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)

@@ -25,9 +25,19 @@ def compare_reports(base: EvalReport, new: EvalReport, *, tolerance: float = 0.0
         delta = None if a is None or b is None else b - a
         worse = delta is not None and ((delta > tolerance) if lower_is_better(m) else (delta < -tolerance))
         better = delta is not None and ((delta < -tolerance) if lower_is_better(m) else (delta > tolerance))
-        metrics.append({"metric": m, "base": a, "new": b, "delta": delta,
-                        "status": "regressed" if worse else "improved" if better else ("missing" if delta is None else "same"),
-                        "n_base": n_a, "n_new": n_b, "n_paired": paired, "paired": paired is not None})
+        metrics.append(
+            {
+                "metric": m,
+                "base": a,
+                "new": b,
+                "delta": delta,
+                "status": "regressed" if worse else "improved" if better else ("missing" if delta is None else "same"),
+                "n_base": n_a,
+                "n_new": n_b,
+                "n_paired": paired,
+                "paired": paired is not None,
+            }
+        )
     primary = new.primary_metric or base.primary_metric
     worse_rows = []
     if primary:
@@ -38,7 +48,15 @@ def compare_reports(base: EvalReport, new: EvalReport, *, tolerance: float = 0.0
                 continue
             d = r.metrics[primary] - old.metrics[primary]
             if (d > tolerance) if lower_is_better(primary) else (d < -tolerance):
-                worse_rows.append({"id": r.id, "question": r.question, "base": old.metrics[primary], "new": r.metrics[primary], "delta": d})
+                worse_rows.append(
+                    {
+                        "id": r.id,
+                        "question": r.question,
+                        "base": old.metrics[primary],
+                        "new": r.metrics[primary],
+                        "delta": d,
+                    }
+                )
         worse_rows.sort(key=lambda x: -x["delta"] if lower_is_better(primary) else x["delta"])
     return {
         "base": {"run_id": base.run_id, "dataset_sha256": base.dataset.get("sha256"), "config_hash": base.config_hash},
@@ -57,7 +75,9 @@ def _scored(report: EvalReport, metric: str) -> dict[str, float]:
     return {r.id: r.metrics[metric] for r in report.rows if r.metrics.get(metric) is not None}
 
 
-def _paired_means(base: EvalReport, new: EvalReport, metric: str) -> tuple[float | None, float | None, int, int, int | None]:
+def _paired_means(
+    base: EvalReport, new: EvalReport, metric: str
+) -> tuple[float | None, float | None, int, int, int | None]:
     """(base mean, new mean, rows base scored, rows new scored, rows both scored or None when unpaired)."""
     a, b = _scored(base, metric), _scored(new, metric)
     n_a = len(a) if base.rows else base.counts.get(metric, 0)
@@ -77,8 +97,14 @@ def load_report_ref(ref: str, history) -> EvalReport:
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"report file {p} cannot be read as JSON: {e}", hint="pass a file written by `llmops eval ... --output X.json`") from None
+            raise InputError(
+                f"report file {p} cannot be read as JSON: {e}",
+                hint="pass a file written by `llmops eval ... --output X.json`",
+            ) from None
         if not isinstance(data, dict) or "metrics" not in data:
-            raise InputError(f"report file {p} is not an eval report (no 'metrics')", hint="pass a file written by `llmops eval ... --output X.json`")
+            raise InputError(
+                f"report file {p} is not an eval report (no 'metrics')",
+                hint="pass a file written by `llmops eval ... --output X.json`",
+            )
         return EvalReport.from_dict(data)
     return history.load(ref)

@@ -69,18 +69,23 @@ def load_dataset(path: str | Path, *, limit: int | None = None) -> Dataset:
     """Read and validate a question set; every problem is an InputError naming the file, row and column."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise InputError(f"question set {p} does not exist", hint="pass a .jsonl, .csv or .parquet file with a 'question' column")
+        raise InputError(
+            f"question set {p} does not exist", hint="pass a .jsonl, .csv or .parquet file with a 'question' column"
+        )
     fmt = FORMATS.get(p.suffix.lower())
     if fmt is None:
-        raise InputError(f"question set {p}: unknown format {p.suffix or '(no extension)'!r}",
-                         hint="use .jsonl, .csv or .parquet")
+        raise InputError(
+            f"question set {p}: unknown format {p.suffix or '(no extension)'!r}", hint="use .jsonl, .csv or .parquet"
+        )
     records = _read_records(p, fmt)
     if not records:
         raise InputError(f"question set {p} has no rows", hint="add rows with at least a 'question' value")
     columns = {k for r in records for k in r}  # extra columns are allowed and ignored
     if "question" not in columns:
-        raise InputError(f"question set {p} has no 'question' column (columns: {', '.join(sorted(columns))})",
-                         hint="name the column holding the questions 'question'")
+        raise InputError(
+            f"question set {p} has no 'question' column (columns: {', '.join(sorted(columns))})",
+            hint="name the column holding the questions 'question'",
+        )
     items: list[EvalItem] = []
     seen: set[str] = set()
     for n, rec in enumerate(records, start=1):
@@ -89,18 +94,24 @@ def load_dataset(path: str | Path, *, limit: int | None = None) -> Dataset:
         if not isinstance(q, str) or not q.strip():
             raise InputError(f"{where}: 'question' is empty or not text", hint="every row needs a non-empty question")
         rid = rec.get("id")
-        rid = str(n) if rid is None or (isinstance(rid, float) and rid != rid) or str(rid).strip() == "" else str(rid).strip()
+        rid = (
+            str(n)
+            if rid is None or (isinstance(rid, float) and rid != rid) or str(rid).strip() == ""
+            else str(rid).strip()
+        )
         if rid in seen:
             raise InputError(f"{where}: duplicate id {rid!r}", hint="ids must be unique (or leave the id column out)")
         seen.add(rid)
         lists = {c: _as_list(rec.get(c), f"{where} column '{c}'", csv=fmt == "csv") for c in LIST_COLUMNS}
-        items.append(EvalItem(
-            id=rid,
-            question=q.strip(),
-            reference_answer=_as_text(rec.get("reference_answer"), f"{where} column 'reference_answer'"),
-            answer=_as_answer(rec.get("answer"), f"{where} column 'answer'", csv=fmt == "csv"),
-            **lists,
-        ))
+        items.append(
+            EvalItem(
+                id=rid,
+                question=q.strip(),
+                reference_answer=_as_text(rec.get("reference_answer"), f"{where} column 'reference_answer'"),
+                answer=_as_answer(rec.get("answer"), f"{where} column 'answer'", csv=fmt == "csv"),
+                **lists,
+            )
+        )
         if limit and len(items) >= limit:
             break
     return Dataset(path=str(p.resolve()), sha256=file_sha256(p), items=items)
@@ -119,7 +130,9 @@ def _read_records(p: Path, fmt: str) -> list[dict[str, Any]]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise InputError(f"question set {p} line {n} is not valid JSON: {e.msg}", hint="one JSON object per line") from None
+                raise InputError(
+                    f"question set {p} line {n} is not valid JSON: {e.msg}", hint="one JSON object per line"
+                ) from None
             if not isinstance(rec, dict):
                 raise InputError(f"question set {p} line {n} is not a JSON object", hint="one JSON object per line")
             out.append(rec)
@@ -174,7 +187,9 @@ def _as_list(v: Any, where: str, *, csv: bool) -> list[str]:
             try:
                 v = json.loads(s)
             except json.JSONDecodeError:
-                raise InputError(f"{where} is not a valid JSON list: {s[:60]!r}", hint='write it as ["a", "b"] or a|b') from None
+                raise InputError(
+                    f"{where} is not a valid JSON list: {s[:60]!r}", hint='write it as ["a", "b"] or a|b'
+                ) from None
         else:
             v = [part.strip() for part in s.split("|")] if csv or "|" in s else [s]
     if not isinstance(v, (list, tuple)):

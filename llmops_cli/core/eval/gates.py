@@ -28,7 +28,9 @@ def parse_gates(specs: list[str] | None) -> list[tuple[str, float]]:
         try:
             threshold = float(value)
         except ValueError:
-            raise UsageError(f"--fail-under {spec!r}: {value!r} is not a number", hint="e.g. --fail-under mrr=0.6") from None
+            raise UsageError(
+                f"--fail-under {spec!r}: {value!r} is not a number", hint="e.g. --fail-under mrr=0.6"
+            ) from None
         out.append((name.strip().lower(), threshold))
     return out
 
@@ -49,8 +51,12 @@ def _known_metric(name: str) -> bool:
     from llmops_cli.core.eval.runner import ANSWER_METRICS, LLM_METRICS
 
     base = name.removeprefix("chunk_")
-    return (base == "mrr" or bool(re.fullmatch(rf"({'|'.join(_RETRIEVAL_AT_K)})@(\d+|k)", base))
-            or name in ANSWER_METRICS or name in LLM_METRICS)
+    return (
+        base == "mrr"
+        or bool(re.fullmatch(rf"({'|'.join(_RETRIEVAL_AT_K)})@(\d+|k)", base))
+        or name in ANSWER_METRICS
+        or name in LLM_METRICS
+    )
 
 
 def validate_gates(gates: list[tuple[str, float]], chosen: list[str], k: int) -> list[tuple[str, float]]:
@@ -65,19 +71,27 @@ def validate_gates(gates: list[tuple[str, float]], chosen: list[str], k: int) ->
             listed = ", ".join(valid) or "none"
             at = re.fullmatch(r"(chunk_)?(\w+)@(\d+)", resolved)
             if at and _known_metric(resolved) and f"{at.group(1) or ''}{at.group(2)}@{k}" in valid:
-                raise UsageError(f"{spec}: this run computes {at.group(1) or ''}{at.group(2)}@{k} (k={k}), not @{at.group(3)}",
-                                 hint=f"gate on {at.group(1) or ''}{at.group(2)}@{k} (or @k), or run with -k {at.group(3)}")
+                raise UsageError(
+                    f"{spec}: this run computes {at.group(1) or ''}{at.group(2)}@{k} (k={k}), not @{at.group(3)}",
+                    hint=f"gate on {at.group(1) or ''}{at.group(2)}@{k} (or @k), or run with -k {at.group(3)}",
+                )
             if _known_metric(resolved):
-                raise UsageError(f"{spec}: this run does not compute {resolved} (it computes: {listed})",
-                                 hint=f"add it to --metrics (e.g. --metrics {','.join(dict.fromkeys([*chosen, _group_of(resolved)]))}), "
-                                      "or drop the gate")
+                raise UsageError(
+                    f"{spec}: this run does not compute {resolved} (it computes: {listed})",
+                    hint=f"add it to --metrics (e.g. --metrics {','.join(dict.fromkeys([*chosen, _group_of(resolved)]))}), "
+                    "or drop the gate",
+                )
             close = difflib.get_close_matches(resolved, valid, n=1, cutoff=0.6)
-            raise UsageError(f"{spec}: unknown metric {name!r}" + (f"; did you mean {close[0]}?" if close else ""),
-                             hint=f"metrics of this run: {listed} (hit@k etc. mean the run's own k)")
+            raise UsageError(
+                f"{spec}: unknown metric {name!r}" + (f"; did you mean {close[0]}?" if close else ""),
+                hint=f"metrics of this run: {listed} (hit@k etc. mean the run's own k)",
+            )
         lo, hi = _BOUNDS.get(resolved, (0.0, 1.0))
         if not lo <= threshold <= hi:
-            raise UsageError(f"--fail-under {name}={threshold:g} can never be met or always is: {resolved} lies between {lo:g} and {hi:g}",
-                             hint=f"use a threshold between {lo:g} and {hi:g}")
+            raise UsageError(
+                f"--fail-under {name}={threshold:g} can never be met or always is: {resolved} lies between {lo:g} and {hi:g}",
+                hint=f"use a threshold between {lo:g} and {hi:g}",
+            )
         out.append((resolved, threshold))
     return out
 
@@ -116,7 +130,10 @@ def check_gates(report: EvalReport, gates: list[tuple[str, float]]) -> list[dict
     for name, threshold in gates:
         value = _lookup(report, name)
         if value is None:
-            passed, note = False, f"got no value: every question's {name} failed (has: {', '.join(sorted(report.metrics)) or 'none'})"
+            passed, note = (
+                False,
+                f"got no value: every question's {name} failed (has: {', '.join(sorted(report.metrics)) or 'none'})",
+            )
         elif lower_is_better(name):
             passed, note = value <= threshold, f"= {shown(value, threshold)}, needs <= {threshold:g}"
         else:

@@ -63,11 +63,14 @@ class RunHistory:
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.Error as e:
-            raise StoreError(f"eval run history {self.path} cannot be opened: {e}",
-                             hint="check the path and permissions of data_dir") from None
+            raise StoreError(
+                f"eval run history {self.path} cannot be opened: {e}", hint="check the path and permissions of data_dir"
+            ) from None
 
     def _migrate(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT DEFAULT CURRENT_TIMESTAMP)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT DEFAULT CURRENT_TIMESTAMP)"
+        )
         done = {r[0] for r in self.db.execute("SELECT version FROM schema_migrations")}
         for version, sql in enumerate(MIGRATIONS, start=1):
             if version in done:
@@ -86,10 +89,22 @@ class RunHistory:
             cur = self.db.execute(
                 "INSERT INTO runs (created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, counts_json, "
                 "usage_json, robustness_json, n_rows, error_rows, duration_s, label, by_tag_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (report.created_at, report.dataset["path"], report.dataset["sha256"], report.config_hash,
-                 json.dumps(report.config, sort_keys=True, default=str), json.dumps(report.metrics), json.dumps(report.counts),
-                 json.dumps(report.usage), json.dumps(report.robustness), len(report.rows), report.error_rows, report.duration_s, label,
-                 json.dumps(report.by_tag)),
+                (
+                    report.created_at,
+                    report.dataset["path"],
+                    report.dataset["sha256"],
+                    report.config_hash,
+                    json.dumps(report.config, sort_keys=True, default=str),
+                    json.dumps(report.metrics),
+                    json.dumps(report.counts),
+                    json.dumps(report.usage),
+                    json.dumps(report.robustness),
+                    len(report.rows),
+                    report.error_rows,
+                    report.duration_s,
+                    label,
+                    json.dumps(report.by_tag),
+                ),
             )
             run_id = int(cur.lastrowid)
             self.db.executemany(
@@ -100,8 +115,10 @@ class RunHistory:
         return run_id
 
     def list_runs(self, limit: int = 20, dataset_sha256: str | None = None) -> list[dict[str, Any]]:
-        sql = ("SELECT id, created_at, dataset_path, dataset_sha256, config_hash, metrics_json, n_rows, error_rows, duration_s, label "
-               "FROM runs")
+        sql = (
+            "SELECT id, created_at, dataset_path, dataset_sha256, config_hash, metrics_json, n_rows, error_rows, duration_s, label "
+            "FROM runs"
+        )
         args: tuple = ()
         if dataset_sha256:
             sql += " WHERE dataset_sha256 = ?"
@@ -109,8 +126,20 @@ class RunHistory:
         sql += " ORDER BY id DESC LIMIT ?"
         out = []
         for r in self.db.execute(sql, (*args, limit)):
-            out.append({"id": r[0], "created_at": r[1], "dataset": r[2], "dataset_sha256": r[3], "config_hash": r[4],
-                        "metrics": json.loads(r[5]), "rows": r[6], "error_rows": r[7], "duration_s": r[8], "label": r[9]})
+            out.append(
+                {
+                    "id": r[0],
+                    "created_at": r[1],
+                    "dataset": r[2],
+                    "dataset_sha256": r[3],
+                    "config_hash": r[4],
+                    "metrics": json.loads(r[5]),
+                    "rows": r[6],
+                    "error_rows": r[7],
+                    "duration_s": r[8],
+                    "label": r[9],
+                }
+            )
         return out
 
     def resolve_id(self, ref: str | int) -> int:
@@ -120,27 +149,47 @@ class RunHistory:
             back = int(s.split("~", 1)[1]) if "~" in s else 0
             row = self.db.execute("SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?", (back,)).fetchone()
             if row is None:
-                raise NotFoundError(f"no eval run {ref!r}: the history has {'no' if back == 0 else 'too few'} runs",
-                                    hint="run `llmops eval DATASET` first")
+                raise NotFoundError(
+                    f"no eval run {ref!r}: the history has {'no' if back == 0 else 'too few'} runs",
+                    hint="run `llmops eval DATASET` first",
+                )
             return int(row[0])
         try:
             return int(s)
         except ValueError:
-            raise NotFoundError(f"{ref!r} is neither a run id nor a report file", hint="see `llmops eval runs`") from None
+            raise NotFoundError(
+                f"{ref!r} is neither a run id nor a report file", hint="see `llmops eval runs`"
+            ) from None
 
     def load(self, ref: str | int) -> EvalReport:
         run_id = self.resolve_id(ref)
         r = self.db.execute(
             "SELECT id, created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, counts_json, usage_json, "
-            "robustness_json, n_rows, duration_s, by_tag_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+            "robustness_json, n_rows, duration_s, by_tag_json FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
         if r is None:
             raise NotFoundError(f"no eval run {run_id}", hint="see `llmops eval runs` for the recorded ids")
-        rows = [json.loads(x[0]) for x in self.db.execute("SELECT result_json FROM run_rows WHERE run_id = ? ORDER BY position", (run_id,))]
-        return EvalReport.from_dict({
-            "run_id": r[0], "created_at": r[1], "dataset": {"path": r[2], "sha256": r[3], "rows": r[10]}, "config_hash": r[4],
-            "config": json.loads(r[5]), "metrics": json.loads(r[6]), "counts": json.loads(r[7]), "usage": json.loads(r[8]),
-            "robustness": json.loads(r[9]), "duration_s": r[11], "by_tag": json.loads(r[12]), "rows": rows,
-        })
+        rows = [
+            json.loads(x[0])
+            for x in self.db.execute("SELECT result_json FROM run_rows WHERE run_id = ? ORDER BY position", (run_id,))
+        ]
+        return EvalReport.from_dict(
+            {
+                "run_id": r[0],
+                "created_at": r[1],
+                "dataset": {"path": r[2], "sha256": r[3], "rows": r[10]},
+                "config_hash": r[4],
+                "config": json.loads(r[5]),
+                "metrics": json.loads(r[6]),
+                "counts": json.loads(r[7]),
+                "usage": json.loads(r[8]),
+                "robustness": json.loads(r[9]),
+                "duration_s": r[11],
+                "by_tag": json.loads(r[12]),
+                "rows": rows,
+            }
+        )
 
     def close(self) -> None:
         self.db.close()

@@ -68,7 +68,9 @@ def _fmt(v: float | None) -> str:
     return "" if v is None else f"{v:.3f}"
 
 
-def histogram_svg(metric: str, values: list[float], mean: float | None, width: int = 300, height: int = 150, bins: int = 10) -> str:
+def histogram_svg(
+    metric: str, values: list[float], mean: float | None, width: int = 300, height: int = 150, bins: int = 10
+) -> str:
     """Distribution of one metric's per-question values over [lo, 1] in ``bins`` bars, with the mean marked."""
     lo = min(0.0, min(values)) if values else 0.0  # semantic similarity can be negative
     hi = max(1.0, max(values)) if values else 1.0
@@ -80,22 +82,32 @@ def histogram_svg(metric: str, values: list[float], mean: float | None, width: i
     pad_l, pad_b, pad_t = 28, 18, 8
     plot_w, plot_h = width - pad_l - 6, height - pad_b - pad_t
     bw = plot_w / bins
-    parts = [f'<svg class="metric-chart" data-metric="{_e(metric)}" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(metric)} distribution">']
+    parts = [
+        f'<svg class="metric-chart" data-metric="{_e(metric)}" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(metric)} distribution">'
+    ]
     parts.append(f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 6}" y2="{pad_t + plot_h}" stroke="#8a93a5"/>')
     for i, c in enumerate(counts):
         h = plot_h * c / top
         x = pad_l + i * bw
-        parts.append(f'<rect class="bar" x="{x + 1:.1f}" y="{pad_t + plot_h - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" fill="#4f7cd8">'
-                     f'<title>{lo + (hi - lo) * i / bins:.2f}-{lo + (hi - lo) * (i + 1) / bins:.2f}: {c}</title></rect>')
+        parts.append(
+            f'<rect class="bar" x="{x + 1:.1f}" y="{pad_t + plot_h - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" fill="#4f7cd8">'
+            f"<title>{lo + (hi - lo) * i / bins:.2f}-{lo + (hi - lo) * (i + 1) / bins:.2f}: {c}</title></rect>"
+        )
     parts.append(f'<text x="{pad_l - 4}" y="{pad_t + 9}" font-size="10" text-anchor="end" fill="#5b6475">{top}</text>')
     parts.append(f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" font-size="10" text-anchor="end" fill="#5b6475">0</text>')
     parts.append(f'<text x="{pad_l}" y="{height - 4}" font-size="10" fill="#5b6475">{lo:g}</text>')
-    parts.append(f'<text x="{width - 6}" y="{height - 4}" font-size="10" text-anchor="end" fill="#5b6475">{hi:g}</text>')
+    parts.append(
+        f'<text x="{width - 6}" y="{height - 4}" font-size="10" text-anchor="end" fill="#5b6475">{hi:g}</text>'
+    )
     if mean is not None and hi > lo and math.isfinite(mean):
         mx = pad_l + plot_w * (mean - lo) / (hi - lo)
-        parts.append(f'<line class="mean" x1="{mx:.1f}" y1="{pad_t}" x2="{mx:.1f}" y2="{pad_t + plot_h}" stroke="#d92d20" stroke-width="2" stroke-dasharray="4 2"/>')
-        parts.append(f'<text x="{min(mx + 3, width - 40):.1f}" y="{pad_t + 9}" font-size="10" fill="#d92d20">mean {mean:.3f}</text>')
+        parts.append(
+            f'<line class="mean" x1="{mx:.1f}" y1="{pad_t}" x2="{mx:.1f}" y2="{pad_t + plot_h}" stroke="#d92d20" stroke-width="2" stroke-dasharray="4 2"/>'
+        )
+        parts.append(
+            f'<text x="{min(mx + 3, width - 40):.1f}" y="{pad_t + 9}" font-size="10" fill="#d92d20">mean {mean:.3f}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -104,63 +116,103 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
     metrics = list(report.metrics)
     cfg = report.config
     title = f"llmops eval: {report.dataset.get('path', '')}"
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">', f"<title>{_e(title)}</title>",
-           f"<style>{_CSS}</style></head><body>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+    ]
     out.append(f"<h1>Evaluation report{' - run ' + _e(report.run_id) if report.run_id is not None else ''}</h1>")
-    out.append(f'<div class="meta">{_e(report.created_at)} | dataset {_e(report.dataset.get("path"))} '
-               f'(sha256 {_e(str(report.dataset.get("sha256", ""))[:12])}, {_e(report.dataset.get("rows"))} questions) | '
-               f'config {_e(report.config_hash[:12])} | collection {_e(cfg.get("collection"))} | k={_e(cfg.get("k"))} '
-               f'mode={_e(cfg.get("mode"))} | {report.duration_s:.1f} s</div>')
+    out.append(
+        f'<div class="meta">{_e(report.created_at)} | dataset {_e(report.dataset.get("path"))} '
+        f"(sha256 {_e(str(report.dataset.get('sha256', ''))[:12])}, {_e(report.dataset.get('rows'))} questions) | "
+        f"config {_e(report.config_hash[:12])} | collection {_e(cfg.get('collection'))} | k={_e(cfg.get('k'))} "
+        f"mode={_e(cfg.get('mode'))} | {report.duration_s:.1f} s</div>"
+    )
 
-    out.append('<h2>Summary</h2><table id="summary"><thead><tr><th>metric</th><th>mean</th><th>questions</th><th>gate</th></tr></thead><tbody>')
+    out.append(
+        '<h2>Summary</h2><table id="summary"><thead><tr><th>metric</th><th>mean</th><th>questions</th><th>gate</th></tr></thead><tbody>'
+    )
     from llmops_cli.core.eval.gates import shown
 
     gates = {g["metric"]: g for g in report.gates}
     for m in metrics:
         g = gates.get(m)
-        gate = "" if g is None else (f'<span class="{"good" if g["passed"] else "bad"}">{"pass" if g["passed"] else "FAIL"} ({_e(g["check"])})</span>')
+        gate = (
+            ""
+            if g is None
+            else (
+                f'<span class="{"good" if g["passed"] else "bad"}">{"pass" if g["passed"] else "FAIL"} ({_e(g["check"])})</span>'
+            )
+        )
         arrow = " (lower is better)" if lower_is_better(m) else ""
-        out.append(f'<tr><td>{_e(m)}{arrow}</td><td class="num">{shown(report.metrics[m], g["threshold"]) if g else _fmt(report.metrics[m])}</td><td class="num">{report.counts.get(m, 0)}</td><td>{gate}</td></tr>')
+        out.append(
+            f'<tr><td>{_e(m)}{arrow}</td><td class="num">{shown(report.metrics[m], g["threshold"]) if g else _fmt(report.metrics[m])}</td><td class="num">{report.counts.get(m, 0)}</td><td>{gate}</td></tr>'
+        )
     out.append("</tbody></table>")
     u = report.usage or {}
     if u:
-        out.append(f'<p class="meta">LLM calls {u.get("calls", 0)} (cached {u.get("cached", 0)}, failed {u.get("failed", 0)}), '
-                   f'tokens in {u.get("input_tokens", 0)} / out {u.get("output_tokens", 0)}, cost {"unknown" if u.get("cost") is None else "$" + format(u["cost"], ".4f")}; '
-                   f'rows with errors: {report.error_rows}</p>')
+        out.append(
+            f'<p class="meta">LLM calls {u.get("calls", 0)} (cached {u.get("cached", 0)}, failed {u.get("failed", 0)}), '
+            f"tokens in {u.get('input_tokens', 0)} / out {u.get('output_tokens', 0)}, cost {'unknown' if u.get('cost') is None else '$' + format(u['cost'], '.4f')}; "
+            f"rows with errors: {report.error_rows}</p>"
+        )
 
     out.append('<h2>Charts</h2><div class="charts">')
     for m in metrics:
         vals = [r.metrics[m] for r in report.rows if m in r.metrics]
-        out.append(f'<div class="chart"><h3>{_e(m)} (n={len(vals)})</h3>{histogram_svg(m, vals, report.metrics.get(m))}</div>')
+        out.append(
+            f'<div class="chart"><h3>{_e(m)} (n={len(vals)})</h3>{histogram_svg(m, vals, report.metrics.get(m))}</div>'
+        )
     out.append("</div>")
 
     if report.by_tag:
-        out.append('<h2>By tag</h2><table id="tags"><thead><tr><th>tag</th>' + "".join(f"<th>{_e(m)}</th>" for m in metrics) + "</tr></thead><tbody>")
+        out.append(
+            '<h2>By tag</h2><table id="tags"><thead><tr><th>tag</th>'
+            + "".join(f"<th>{_e(m)}</th>" for m in metrics)
+            + "</tr></thead><tbody>"
+        )
         for tag, means in report.by_tag.items():
-            out.append(f"<tr><td>{_e(tag)}</td>" + "".join(f'<td class="num">{_fmt(means.get(m))}</td>' for m in metrics) + "</tr>")
+            out.append(
+                f"<tr><td>{_e(tag)}</td>"
+                + "".join(f'<td class="num">{_fmt(means.get(m))}</td>' for m in metrics)
+                + "</tr>"
+            )
         out.append("</tbody></table>")
 
     if report.robustness:
-        out.append('<h2>Robustness</h2><table id="robustness"><thead><tr><th>perturbation</th><th>metric</th><th>original</th>'
-                   '<th>perturbed</th><th>delta</th><th>example</th></tr></thead><tbody>')
+        out.append(
+            '<h2>Robustness</h2><table id="robustness"><thead><tr><th>perturbation</th><th>metric</th><th>original</th>'
+            "<th>perturbed</th><th>delta</th><th>example</th></tr></thead><tbody>"
+        )
         for kind, block in report.robustness.items():
             ex = block.get("example") or {}
             for m, d in (block.get("metrics") or {}).items():
                 cls = "bad" if d["delta"] < -0.01 else ""
-                out.append(f'<tr><td>{_e(kind)}</td><td>{_e(m)}</td><td class="num">{_fmt(d["original"])}</td><td class="num">{_fmt(d["perturbed"])}</td>'
-                           f'<td class="num {cls}">{d["delta"]:+.3f}</td><td>{_e(ex.get("perturbed"))}</td></tr>')
+                out.append(
+                    f'<tr><td>{_e(kind)}</td><td>{_e(m)}</td><td class="num">{_fmt(d["original"])}</td><td class="num">{_fmt(d["perturbed"])}</td>'
+                    f'<td class="num {cls}">{d["delta"]:+.3f}</td><td>{_e(ex.get("perturbed"))}</td></tr>'
+                )
         out.append("</tbody></table>")
 
     if report.comparison:
         c = report.comparison
-        out.append(f'<h2>Against baseline {_e(c["base"].get("run_id"))}</h2><table id="comparison"><thead><tr><th>metric</th><th>base</th><th>new</th><th>delta</th><th>rows base/new/both</th><th>status</th></tr></thead><tbody>')
+        out.append(
+            f'<h2>Against baseline {_e(c["base"].get("run_id"))}</h2><table id="comparison"><thead><tr><th>metric</th><th>base</th><th>new</th><th>delta</th><th>rows base/new/both</th><th>status</th></tr></thead><tbody>'
+        )
         for m in c["metrics"]:
-            rows = "" if "n_base" not in m else f'{m["n_base"]}/{m["n_new"]}/{"-" if m.get("n_paired") is None else m["n_paired"]}'  # older reports have no counts
+            rows = (
+                ""
+                if "n_base" not in m
+                else f"{m['n_base']}/{m['n_new']}/{'-' if m.get('n_paired') is None else m['n_paired']}"
+            )  # older reports have no counts
             cls = "bad" if m["status"] == "regressed" else "good" if m["status"] == "improved" else ""
-            delta = "" if m["delta"] is None else f'{m["delta"]:+.3f}'
-            out.append(f'<tr><td>{_e(m["metric"])}</td><td class="num">{_fmt(m["base"])}</td><td class="num">{_fmt(m["new"])}</td>'
-                       f'<td class="num {cls}">{delta}</td><td class="num">{_e(rows)}</td><td class="{cls}">{_e(m["status"])}</td></tr>')
+            delta = "" if m["delta"] is None else f"{m['delta']:+.3f}"
+            out.append(
+                f'<tr><td>{_e(m["metric"])}</td><td class="num">{_fmt(m["base"])}</td><td class="num">{_fmt(m["new"])}</td>'
+                f'<td class="num {cls}">{delta}</td><td class="num">{_e(rows)}</td><td class="{cls}">{_e(m["status"])}</td></tr>'
+            )
         out.append("</tbody></table>")
 
     primary = report.primary_metric
@@ -177,7 +229,9 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
     out.append("<th>errors</th></tr></thead><tbody>")
     for r in report.rows:
         retrieved = ", ".join(dict.fromkeys(h.get("source", "") for h in r.retrieved))
-        out.append(f'<tr><td>{_e(r.id)}</td><td class="q">{_e(r.question)}</td><td class="a">{_e(r.answer)}</td><td>{_e(retrieved)}</td>')
+        out.append(
+            f'<tr><td>{_e(r.id)}</td><td class="q">{_e(r.question)}</td><td class="a">{_e(r.answer)}</td><td>{_e(retrieved)}</td>'
+        )
         for m in metrics:
             v = r.metrics.get(m)
             tip = f' title="{_e(r.reasons[m])}"' if m in r.reasons else ""

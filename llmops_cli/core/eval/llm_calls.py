@@ -32,10 +32,16 @@ REASKS = 1  # a malformed reply is asked again this many times before it is an e
 
 def reask_messages(messages: list[Message], reply: str, error: ReplyParseError) -> list[Message]:
     """The conversation for asking again: the reply that could not be used and why."""
-    return [*messages, {"role": "assistant", "content": reply},
-            {"role": "user", "content": f"That reply could not be used ({error.message}). Reply again with exactly one JSON "
-                                        "object in the format asked for above (the field names and value ranges given), "
-                                        "and nothing else."}]
+    return [
+        *messages,
+        {"role": "assistant", "content": reply},
+        {
+            "role": "user",
+            "content": f"That reply could not be used ({error.message}). Reply again with exactly one JSON "
+            "object in the format asked for above (the field names and value ranges given), "
+            "and nothing else.",
+        },
+    ]
 
 
 async def complete_parsed(llm: LLM, messages: list[Message], parse: Callable[[str], T], **params: Any) -> T:
@@ -84,7 +90,9 @@ class CachedLLM(LLM):
         self.retry = retry
         self._lock = threading.Lock()
 
-    def _lookup(self, messages: list[Message], params: dict[str, Any], count: bool = True) -> tuple[str | None, Completion | None]:
+    def _lookup(
+        self, messages: list[Message], params: dict[str, Any], count: bool = True
+    ) -> tuple[str | None, Completion | None]:
         if self.cache is None:
             return None, None
         key = cache_key(self.model, messages, params)
@@ -189,8 +197,9 @@ class CachedLLM(LLM):
 STOP_ERRORS: tuple[type[BaseException], ...] = (AuthError, UnreachableError)
 
 
-async def bounded_gather(jobs: list[Callable[[], Awaitable[T]]], concurrency: int,
-                         on_done: Callable[[], None] | None = None) -> list[T | BaseException]:
+async def bounded_gather(
+    jobs: list[Callable[[], Awaitable[T]]], concurrency: int, on_done: Callable[[], None] | None = None
+) -> list[T | BaseException]:
     """Run ``jobs`` with at most ``concurrency`` in flight; results in order, exceptions returned in place, except
     ``STOP_ERRORS``: the first one cancels the jobs still running or waiting and is raised."""
     sem = asyncio.Semaphore(max(1, concurrency))

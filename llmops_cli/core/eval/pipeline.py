@@ -45,28 +45,54 @@ class EvalPlan:
     needs_judge: bool
 
 
-def plan_eval(dataset: "Dataset", metrics: Sequence[str] | None, gates: list[Any], *, k: int, llm_model: str | None,
-              judge_model: str | None, perturbations: Sequence[str]) -> EvalPlan:
+def plan_eval(
+    dataset: Dataset,
+    metrics: Sequence[str] | None,
+    gates: list[Any],
+    *,
+    k: int,
+    llm_model: str | None,
+    judge_model: str | None,
+    perturbations: Sequence[str],
+) -> EvalPlan:
     """The metrics chosen, the gates checked against them (a typo or an impossible threshold must not cost a whole
     evaluation), and the parts the run needs."""
-    chosen = resolve_metrics(list(metrics) if metrics else None, dataset, llm_available=bool(judge_model),
-                             answers_possible=bool(llm_model))
+    chosen = resolve_metrics(
+        list(metrics) if metrics else None, dataset, llm_available=bool(judge_model), answers_possible=bool(llm_model)
+    )
     gates = validate_gates(gates, chosen, k)
     needs_answers = any(m in chosen for m in (*ANSWER_METRICS, *JUDGE_METRICS))
     generate = needs_answers and any(i.answer is None for i in dataset.items)
     needs_retriever = any(m in chosen for m in ("retrieval", "chunk", "robustness", "faithfulness")) or generate
     if generate and not llm_model:
-        raise UsageError("answer metrics need answers: the question set has no 'answer' column and no LLM is configured",
-                         hint="set llm.model (LLMOPS_LLM_MODEL), add an 'answer' column, or use --metrics retrieval")
-    needs_judge = bool(judge_model) and (any(m in chosen for m in JUDGE_METRICS)
-                                         or ("robustness" in chosen and "paraphrase" in perturbations))
-    return EvalPlan(metrics=chosen, gates=gates, generate=generate, needs_retriever=needs_retriever, needs_judge=needs_judge)
+        raise UsageError(
+            "answer metrics need answers: the question set has no 'answer' column and no LLM is configured",
+            hint="set llm.model (LLMOPS_LLM_MODEL), add an 'answer' column, or use --metrics retrieval",
+        )
+    needs_judge = bool(judge_model) and (
+        any(m in chosen for m in JUDGE_METRICS) or ("robustness" in chosen and "paraphrase" in perturbations)
+    )
+    return EvalPlan(
+        metrics=chosen, gates=gates, generate=generate, needs_retriever=needs_retriever, needs_judge=needs_judge
+    )
 
 
-def run_evaluation(dataset: "Dataset", plan: EvalPlan, options: EvalOptions, *, retriever=None, answer_llm=None,
-                   judge_llm=None, embedder=None, rewordings: int = 0, config: dict[str, Any],
-                   usage: Callable[[], dict[str, Any]] | None = None, base: "EvalReport | None" = None,
-                   tolerance: float = 0.0, progress: Callable[[str, int, int], None] | None = None) -> "EvalReport":
+def run_evaluation(
+    dataset: Dataset,
+    plan: EvalPlan,
+    options: EvalOptions,
+    *,
+    retriever=None,
+    answer_llm=None,
+    judge_llm=None,
+    embedder=None,
+    rewordings: int = 0,
+    config: dict[str, Any],
+    usage: Callable[[], dict[str, Any]] | None = None,
+    base: EvalReport | None = None,
+    tolerance: float = 0.0,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> EvalReport:
     """Run the evaluation with the parts given; gates are checked (``report.gates``) but not raised, and ``base``
     (an earlier report) fills ``report.comparison``."""
     answerer = None
@@ -75,14 +101,32 @@ def run_evaluation(dataset: "Dataset", plan: EvalPlan, options: EvalOptions, *, 
 
         def answerer(question: str) -> Answered:
             # the same step as `llmops ask`: rewordings, retrieval, grounded answer (LLM calls through the cache)
-            res = ask.ask(question, retriever, answer_llm, k=options.k, rewordings=rewordings, mode=options.mode,
-                          where=options.where)
+            res = ask.ask(
+                question,
+                retriever,
+                answer_llm,
+                k=options.k,
+                rewordings=rewordings,
+                mode=options.mode,
+                where=options.where,
+            )
             return Answered(answer=res.answer, hits=list(res.hits))
 
     # looked up on the module at call time: tests replace runner.run_eval to prove a check came first
-    report = asyncio.run(runner.run_eval(dataset, options, retriever=retriever, answerer=answerer, judge_llm=judge_llm,
-                                         embedder=embedder, progress=progress, config=config,
-                                         config_hash=config_hash(config), usage=usage))
+    report = asyncio.run(
+        runner.run_eval(
+            dataset,
+            options,
+            retriever=retriever,
+            answerer=answerer,
+            judge_llm=judge_llm,
+            embedder=embedder,
+            progress=progress,
+            config=config,
+            config_hash=config_hash(config),
+            usage=usage,
+        )
+    )
     check_gates(report, plan.gates)
     if base is not None:
         report.comparison = compare_reports(base, report, tolerance=tolerance)

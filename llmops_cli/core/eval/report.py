@@ -10,7 +10,17 @@ from llmops_cli.core.eval.datasets import EvalItem
 from llmops_cli.core.eval.judge import LOWER_IS_BETTER
 
 # The metric the "worst questions" are ranked by: the first of these the run has.
-PRIMARY_ORDER = ("correctness", "faithfulness", "ndcg@", "mrr", "token_f1", "semantic_similarity", "chunk_ndcg@", "answer_relevance", "helpfulness")
+PRIMARY_ORDER = (
+    "correctness",
+    "faithfulness",
+    "ndcg@",
+    "mrr",
+    "token_f1",
+    "semantic_similarity",
+    "chunk_ndcg@",
+    "answer_relevance",
+    "helpfulness",
+)
 
 
 def lower_is_better(metric: str) -> bool:
@@ -36,11 +46,15 @@ class EvalReport:
     counts: dict[str, int]  # rows with a value per metric
     rows: list[RowResult]
     usage: dict[str, Any] = field(default_factory=dict)
-    robustness: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> {metrics: {m: {original, perturbed, delta, rows}}, example}
+    robustness: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # kind -> {metrics: {m: {original, perturbed, delta, rows}}, example}
     duration_s: float = 0.0
     created_at: str = ""
     run_id: int | None = None
-    by_tag: dict[str, dict[str, float]] = field(default_factory=dict)  # tag -> metric -> mean over the rows with that tag
+    by_tag: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # tag -> metric -> mean over the rows with that tag
     gates: list[dict[str, Any]] = field(default_factory=list)
     comparison: dict[str, Any] | None = None
 
@@ -79,8 +93,10 @@ class EvalReport:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EvalReport":
-        rows = [RowResult(**{k: v for k, v in r.items() if k in RowResult.__dataclass_fields__}) for r in d.get("rows", [])]
+    def from_dict(cls, d: dict[str, Any]) -> EvalReport:
+        rows = [
+            RowResult(**{k: v for k, v in r.items() if k in RowResult.__dataclass_fields__}) for r in d.get("rows", [])
+        ]
         kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "rows"}
         return cls(rows=rows, **kw)
 

@@ -10,7 +10,14 @@ from typing import Any
 from llmops_cli.core.eval.report import EvalReport
 from llmops_cli.errors import InputError
 
-OUTPUT_FORMATS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", ".html": "html", ".htm": "html"}
+OUTPUT_FORMATS = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".html": "html",
+    ".htm": "html",
+}
 
 
 def flat_rows(report: EvalReport) -> list[dict[str, Any]]:
@@ -19,9 +26,14 @@ def flat_rows(report: EvalReport) -> list[dict[str, Any]]:
     out = []
     for r in report.rows:
         rec: dict[str, Any] = {
-            "id": r.id, "question": r.question, "reference_answer": r.reference_answer, "answer": r.answer,
-            "relevant_sources": "|".join(r.relevant_sources), "retrieved_sources": "|".join(h.get("source", "") for h in r.retrieved),
-            "retrieved_ids": "|".join(h.get("id", "") for h in r.retrieved), "tags": "|".join(r.tags),
+            "id": r.id,
+            "question": r.question,
+            "reference_answer": r.reference_answer,
+            "answer": r.answer,
+            "relevant_sources": "|".join(r.relevant_sources),
+            "retrieved_sources": "|".join(h.get("source", "") for h in r.retrieved),
+            "retrieved_ids": "|".join(h.get("id", "") for h in r.retrieved),
+            "tags": "|".join(r.tags),
         }
         for m in metric_names:
             rec[m] = r.metrics.get(m)
@@ -33,8 +45,10 @@ def flat_rows(report: EvalReport) -> list[dict[str, Any]]:
 def output_format(path: str | Path) -> str:
     fmt = OUTPUT_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise InputError(f"--output {path}: unknown format {Path(path).suffix or '(no extension)'!r}",
-                         hint="use .json (whole report), .jsonl/.csv/.parquet (per question) or .html (report)")
+        raise InputError(
+            f"--output {path}: unknown format {Path(path).suffix or '(no extension)'!r}",
+            hint="use .json (whole report), .jsonl/.csv/.parquet (per question) or .html (report)",
+        )
     return fmt
 
 

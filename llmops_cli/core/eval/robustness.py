@@ -62,8 +62,11 @@ PARAPHRASE_PARAMS = {"temperature": 0.0}
 def paraphrase_messages(question: str) -> list[dict[str, str]]:
     return [
         {"role": "system", "content": "You rewrite questions. Reply with the rewritten question only."},
-        {"role": "user", "content": "Rewrite this question with different words and the same meaning. Keep technical "
-                                    f"names (APIs, options, products) unchanged.\n\nQUESTION: {question}"},
+        {
+            "role": "user",
+            "content": "Rewrite this question with different words and the same meaning. Keep technical "
+            f"names (APIs, options, products) unchanged.\n\nQUESTION: {question}",
+        },
     ]
 
 
@@ -71,7 +74,7 @@ async def paraphrase(llm, question: str) -> str:
     c = await llm.acomplete(paraphrase_messages(question), **PARAPHRASE_PARAMS)
     text = c.text.strip().strip('"').strip()
     if text.lower().startswith("question:"):
-        text = text[len("question:"):].strip()
+        text = text[len("question:") :].strip()
     return text or question
 
 

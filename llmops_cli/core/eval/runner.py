@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from llmops_cli.core.eval import answer_metrics, judge as judge_mod, robustness
+from llmops_cli.core.eval import answer_metrics, robustness
+from llmops_cli.core.eval import judge as judge_mod
 from llmops_cli.core.eval.datasets import Dataset, EvalItem
 from llmops_cli.core.eval.llm_calls import bounded_gather
 from llmops_cli.core.eval.report import EvalReport, RowResult, mean_metrics, means_by_tag
@@ -56,7 +57,9 @@ class EvalOptions:
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-def resolve_metrics(requested: list[str] | None, dataset: Dataset, *, llm_available: bool, answers_possible: bool) -> list[str]:
+def resolve_metrics(
+    requested: list[str] | None, dataset: Dataset, *, llm_available: bool, answers_possible: bool
+) -> list[str]:
     """Expand groups and ``auto``; check names. ``auto`` = retrieval when the set names relevant sources,
     chunk when it names relevant chunks, exact_match/token_f1/semantic_similarity when it has reference
     answers and answers can be had (an ``answer`` column, or a collection plus an LLM)."""
@@ -78,21 +81,29 @@ def resolve_metrics(requested: list[str] | None, dataset: Dataset, *, llm_availa
             elif name in METRIC_NAMES:
                 expanded = (name,)
             else:
-                raise UsageError(f"unknown metric {name!r}",
-                                 hint=f"choose from: auto, {', '.join(METRIC_GROUPS)}, {', '.join(METRIC_NAMES)}")
+                raise UsageError(
+                    f"unknown metric {name!r}",
+                    hint=f"choose from: auto, {', '.join(METRIC_GROUPS)}, {', '.join(METRIC_NAMES)}",
+                )
             for m in expanded:
                 why = _unsupported(m, dataset)
                 if why and name in (m, "retrieval", "chunk"):  # named explicitly: say why it cannot run
-                    raise UsageError(f"metric {m} {why}", hint="add that column to the question set, or drop the metric")
+                    raise UsageError(
+                        f"metric {m} {why}", hint="add that column to the question set, or drop the metric"
+                    )
                 if not why and m not in out:
                     out.append(m)  # from a group: the ones the set cannot support are left out
     if not out:
-        raise UsageError("none of the chosen metrics can run on this question set",
-                         hint="add relevant_sources / reference_answer columns, or choose other --metrics")
+        raise UsageError(
+            "none of the chosen metrics can run on this question set",
+            hint="add relevant_sources / reference_answer columns, or choose other --metrics",
+        )
     needs_llm = [m for m in out if m in LLM_METRICS]
     if needs_llm and not llm_available:
-        raise UsageError(f"metrics {', '.join(needs_llm)} need an LLM judge and none is configured",
-                         hint="set llm.model (or --judge-model), or drop them from --metrics")
+        raise UsageError(
+            f"metrics {', '.join(needs_llm)} need an LLM judge and none is configured",
+            hint="set llm.model (or --judge-model), or drop them from --metrics",
+        )
     return out
 
 
@@ -160,22 +171,53 @@ async def run_eval(
     usage: Callable[[], dict[str, Any]] | None = None,
 ) -> EvalReport:
     try:
-        return await _run_eval(dataset, options, retriever=retriever, answerer=answerer, judge_llm=judge_llm, embedder=embedder,
-                               progress=progress, config=config, config_hash=config_hash, usage=usage)
+        return await _run_eval(
+            dataset,
+            options,
+            retriever=retriever,
+            answerer=answerer,
+            judge_llm=judge_llm,
+            embedder=embedder,
+            progress=progress,
+            config=config,
+            config_hash=config_hash,
+            usage=usage,
+        )
     finally:
         close = getattr(judge_llm, "aclose", None)
         if close is not None:
             await close()  # HTTP sessions belong to this event loop: close them before it ends
 
 
-async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answerer, judge_llm, embedder, progress,
-                    config, config_hash, usage) -> EvalReport:
+async def _run_eval(
+    dataset: Dataset,
+    options: EvalOptions,
+    *,
+    retriever,
+    answerer,
+    judge_llm,
+    embedder,
+    progress,
+    config,
+    config_hash,
+    usage,
+) -> EvalReport:
     t0 = time.perf_counter()
     metrics = options.metrics
     k = options.k
     items = dataset.items
-    rows = [RowResult(id=i.id, question=i.question, reference_answer=i.reference_answer, relevant_sources=i.relevant_sources,
-                      relevant_chunks=i.relevant_chunks, tags=i.tags, answer=i.answer) for i in items]
+    rows = [
+        RowResult(
+            id=i.id,
+            question=i.question,
+            reference_answer=i.reference_answer,
+            relevant_sources=i.relevant_sources,
+            relevant_chunks=i.relevant_chunks,
+            tags=i.tags,
+            answer=i.answer,
+        )
+        for i in items
+    ]
     report_progress = progress or (lambda stage, done, total: None)
 
     wants_retrieval = any(m in metrics for m in ("retrieval", "chunk"))
@@ -189,6 +231,7 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
     # faithfulness of generated answers uses the answer's own context: search here only for given answers
     context_from_search = needs_context and (answerer is None or any(i.answer is not None for i in items))
     if retriever is not None and (wants_retrieval or context_from_search):
+
         def retrieve_all() -> None:
             for n, item in enumerate(items):
                 try:
@@ -209,8 +252,10 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
     if wants_answers:
         todo = [n for n, i in enumerate(items) if i.answer is None]  # an empty given answer is still given
         if todo and answerer is None:
-            raise UsageError("answer metrics need answers: the question set has no 'answer' column and no LLM/collection is set",
-                             hint="pass --collection and configure llm.model, or add an 'answer' column")
+            raise UsageError(
+                "answer metrics need answers: the question set has no 'answer' column and no LLM/collection is set",
+                hint="pass --collection and configure llm.model, or add an 'answer' column",
+            )
         done = 0
 
         def tick() -> None:
@@ -218,9 +263,12 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
             done += 1
             report_progress("answers", done, len(todo))
 
-        results = await bounded_gather([(lambda q=items[n].question: _in_thread(answerer, q, options.concurrency)) for n in todo],
-                                       options.concurrency, tick)
-        for n, res in zip(todo, results):
+        results = await bounded_gather(
+            [(lambda q=items[n].question: _in_thread(answerer, q, options.concurrency)) for n in todo],
+            options.concurrency,
+            tick,
+        )
+        for n, res in zip(todo, results, strict=False):
             if isinstance(res, BaseException):
                 rows[n].errors["answer"] = _err(res)
                 continue
@@ -238,9 +286,13 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
         if "semantic_similarity" in metrics and pairs:
             if embedder is None:
                 raise UsageError("semantic_similarity needs the embedder")
-            sims = await asyncio.to_thread(answer_metrics.semantic_similarities, embedder,
-                                           [rows[n].answer for n in pairs], [rows[n].reference_answer for n in pairs])
-            for n, s in zip(pairs, sims):
+            sims = await asyncio.to_thread(
+                answer_metrics.semantic_similarities,
+                embedder,
+                [rows[n].answer for n in pairs],
+                [rows[n].reference_answer for n in pairs],
+            )
+            for n, s in zip(pairs, sims, strict=False):
                 rows[n].metrics["semantic_similarity"] = s
 
         # 4. the LLM judge: one call per (row, metric), bounded concurrency
@@ -254,7 +306,9 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
                 why = judge_mod.needs(m, ji)
                 if why is None:
                     jobs.append((n, m))
-                elif m == "faithfulness":  # asked for but impossible: say so on the row (a missing reference is not an error)
+                elif (
+                    m == "faithfulness"
+                ):  # asked for but impossible: say so on the row (a missing reference is not an error)
                     r.errors[m] = why
         if jobs:
             if judge_llm is None:
@@ -271,7 +325,7 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
                 return lambda: judge_mod.judge(judge_llm, m, ji)
 
             verdicts = await bounded_gather([make(n, m) for n, m in jobs], options.concurrency, tick_j)
-            for (n, m), v in zip(jobs, verdicts):
+            for (n, m), v in zip(jobs, verdicts, strict=False):
                 if isinstance(v, BaseException):
                     rows[n].errors[m] = _err(v)
                 else:
@@ -281,13 +335,25 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
     robust: dict[str, dict[str, Any]] = {}
     if "robustness" in metrics:
         by_retrieval = retriever is not None and any(m in metrics for m in ("retrieval", "chunk"))
-        by_answers = answerer is not None and any(m in metrics for m in ("exact_match", "token_f1", "semantic_similarity"))
+        by_answers = answerer is not None and any(
+            m in metrics for m in ("exact_match", "token_f1", "semantic_similarity")
+        )
         if not (by_retrieval or by_answers):
-            raise UsageError("robustness compares retrieval or answer scores: select retrieval (or exact_match/token_f1/"
-                             "semantic_similarity with generated answers) and a collection",
-                             hint="e.g. --metrics retrieval,robustness --collection NAME")
-        robust = await _robustness(items, rows, options, retriever if by_retrieval else None, answerer if by_answers else None,
-                                   embedder, judge_llm, report_progress)
+            raise UsageError(
+                "robustness compares retrieval or answer scores: select retrieval (or exact_match/token_f1/"
+                "semantic_similarity with generated answers) and a collection",
+                hint="e.g. --metrics retrieval,robustness --collection NAME",
+            )
+        robust = await _robustness(
+            items,
+            rows,
+            options,
+            retriever if by_retrieval else None,
+            answerer if by_answers else None,
+            embedder,
+            judge_llm,
+            report_progress,
+        )
 
     means, counts = mean_metrics(rows)
     return EvalReport(
@@ -301,27 +367,42 @@ async def _run_eval(dataset: Dataset, options: EvalOptions, *, retriever, answer
         usage=usage() if usage else {},
         robustness=robust,
         duration_s=round(time.perf_counter() - t0, 3),
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
 
-async def _robustness(items: list[EvalItem], rows: list[RowResult], options: EvalOptions, retriever, answerer, embedder,
-                      llm, report_progress: ProgressFn) -> dict[str, dict[str, Any]]:
+async def _robustness(
+    items: list[EvalItem],
+    rows: list[RowResult],
+    options: EvalOptions,
+    retriever,
+    answerer,
+    embedder,
+    llm,
+    report_progress: ProgressFn,
+) -> dict[str, dict[str, Any]]:
     kinds = [p for p in options.perturbations if p not in robustness.LLM_PERTURBATIONS or llm is not None]
     retrieval_prefixes = ("hit@", "recall@", "precision@", "mrr", "ndcg@", "chunk_")
-    keys = [key for key in dict.fromkeys(k for r in rows for k in r.metrics)
-            if (retriever is not None and key.startswith(retrieval_prefixes)) or (answerer is not None and key in ANSWER_METRICS)]
+    keys = [
+        key
+        for key in dict.fromkeys(k for r in rows for k in r.metrics)
+        if (retriever is not None and key.startswith(retrieval_prefixes))
+        or (answerer is not None and key in ANSWER_METRICS)
+    ]
     out: dict[str, dict[str, Any]] = {}
     for kind in kinds:
         if kind in robustness.LLM_PERTURBATIONS:
-            res = await bounded_gather([(lambda q=i.question: robustness.paraphrase(llm, q)) for i in items], options.concurrency)
+            res = await bounded_gather(
+                [(lambda q=i.question: robustness.paraphrase(llm, q)) for i in items], options.concurrency
+            )
             perturbed: list[str | None] = [r if isinstance(r, str) else None for r in res]
         else:
             perturbed = [robustness.perturb(kind, i.question) for i in items]
         scored: dict[int, dict[str, float]] = {n: {} for n, q in enumerate(perturbed) if q is not None}
 
         if retriever is not None:
-            def search_all(kind=kind) -> None:
+
+            def search_all(kind=kind, scored=scored, perturbed=perturbed) -> None:
                 for n, item in enumerate(items):
                     report_progress(f"robustness ({kind})", n + 1, len(items))
                     if n not in scored or "retrieval" in rows[n].errors:
@@ -335,10 +416,14 @@ async def _robustness(items: list[EvalItem], rows: list[RowResult], options: Eva
             await asyncio.to_thread(search_all)
 
         if answerer is not None:
-            todo = [n for n in scored if rows[n].reference_answer and rows[n].answer is not None and items[n].answer is None]
-            answers = await bounded_gather([(lambda q=perturbed[n]: _in_thread(answerer, q, options.concurrency)) for n in todo],
-                                           options.concurrency)
-            got = [(n, a.answer) for n, a in zip(todo, answers) if not isinstance(a, BaseException)]
+            todo = [
+                n for n in scored if rows[n].reference_answer and rows[n].answer is not None and items[n].answer is None
+            ]
+            answers = await bounded_gather(
+                [(lambda q=perturbed[n]: _in_thread(answerer, q, options.concurrency)) for n in todo],
+                options.concurrency,
+            )
+            got = [(n, a.answer) for n, a in zip(todo, answers, strict=False) if not isinstance(a, BaseException)]
             for n, text in got:
                 ref = rows[n].reference_answer or ""
                 if "exact_match" in options.metrics:
@@ -346,9 +431,13 @@ async def _robustness(items: list[EvalItem], rows: list[RowResult], options: Eva
                 if "token_f1" in options.metrics:
                     scored[n]["token_f1"] = answer_metrics.token_f1(text, ref)
             if "semantic_similarity" in options.metrics and got and embedder is not None:
-                sims = await asyncio.to_thread(answer_metrics.semantic_similarities, embedder, [t for _, t in got],
-                                               [rows[n].reference_answer or "" for n, _ in got])
-                for (n, _), sim in zip(got, sims):
+                sims = await asyncio.to_thread(
+                    answer_metrics.semantic_similarities,
+                    embedder,
+                    [t for _, t in got],
+                    [rows[n].reference_answer or "" for n, _ in got],
+                )
+                for (n, _), sim in zip(got, sims, strict=False):
                     scored[n]["semantic_similarity"] = sim
 
         per_metric: dict[str, dict[str, float]] = {}

@@ -45,11 +45,18 @@ class SweepReport:
     kept_collections: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "rank_by": self.rank_by, "leaderboard": [asdict(e) for e in self.entries],
-                "skipped": self.skipped, "kept_collections": self.kept_collections}
+        return {
+            "dataset": self.dataset,
+            "rank_by": self.rank_by,
+            "leaderboard": [asdict(e) for e in self.entries],
+            "skipped": self.skipped,
+            "kept_collections": self.kept_collections,
+        }
 
 
-def plan_configs(strategies: Sequence[str], sizes: Sequence[int], overlaps: Sequence[int], embedders: Sequence[str]) -> list[tuple[str, int, int, str]]:
+def plan_configs(
+    strategies: Sequence[str], sizes: Sequence[int], overlaps: Sequence[int], embedders: Sequence[str]
+) -> list[tuple[str, int, int, str]]:
     return list(itertools.product(strategies, sizes, overlaps, embedders))
 
 
@@ -57,8 +64,10 @@ def rank_entries(report: SweepReport, done: list[SweepEntry]) -> SweepReport:
     """The evaluated configurations sorted by ``report.rank_by``, best first (configurations without it last)."""
     key = report.rank_by
     if done and not any(key in e.metrics for e in done):
-        raise UsageError(f"--rank-by {key!r} is not a metric of the sweep (has: {', '.join(sorted(done[0].metrics))})",
-                         hint="pick one of those")
+        raise UsageError(
+            f"--rank-by {key!r} is not a metric of the sweep (has: {', '.join(sorted(done[0].metrics))})",
+            hint="pick one of those",
+        )
     sign = 1 if lower_is_better(key) else -1
     done.sort(key=lambda e: (key not in e.metrics, sign * e.metrics.get(key, 0.0)))  # best first, missing last
     for i, e in enumerate(done, start=1):

@@ -13,4 +13,13 @@ Settings-to-adapter wiring is in ``llmops_cli.pipelines`` (``feedback_*`` functi
 from llmops_cli.core.feedback.log import LOG_FILE, AnswerLog, AnswerLogError, AnswerRecord, config_hash
 from llmops_cli.core.feedback.recording import RecordingLLM, record_ask, record_llm_call
 
-__all__ = ["LOG_FILE", "AnswerLog", "AnswerLogError", "AnswerRecord", "RecordingLLM", "config_hash", "record_ask", "record_llm_call"]
+__all__ = [
+    "LOG_FILE",
+    "AnswerLog",
+    "AnswerLogError",
+    "AnswerRecord",
+    "RecordingLLM",
+    "config_hash",
+    "record_ask",
+    "record_llm_call",
+]

@@ -35,8 +35,12 @@ class CacheHit:
         return self.promotion.answer_id
 
     def to_dict(self) -> dict:
-        return {"answer_id": self.answer_id, "similarity": round(self.similarity, 4), "question": self.promotion.question,
-                "chunk_id": self.promotion.chunk_id}
+        return {
+            "answer_id": self.answer_id,
+            "similarity": round(self.similarity, 4),
+            "question": self.promotion.question,
+            "chunk_id": self.promotion.chunk_id,
+        }
 
 
 def unit_vector(v) -> np.ndarray:
@@ -47,10 +51,12 @@ def unit_vector(v) -> np.ndarray:
 
 # Words that do not change what a question asks. Not here on purpose: negations (not, no, never, without), question
 # words (how, why, when, ...), directions (from, into, out, off, before, after), and/or: they change the answer.
-_FUNCTION_WORDS = frozenset("""
+_FUNCTION_WORDS = frozenset(
+    """
     a an the of in inside within on at for by to is are was were be been being am do does did doing can could should
     would will shall may might must i me my we us our you your it its this that these those there please some any
-""".split())
+""".split()
+)
 _WORD = re.compile(r"[a-z0-9_]+")
 
 
@@ -79,9 +85,11 @@ def _one_typo(a: str, b: str) -> bool:
         return False
     if len(a) == len(b):
         diff = [i for i in range(len(a)) if a[i] != b[i]]
-        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+        return len(diff) == 1 or (
+            len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        )
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
 def lexical_conflict(question: str, cached_question: str) -> list[str]:
@@ -97,8 +105,9 @@ def lexical_conflict(question: str, cached_question: str) -> list[str]:
     return sorted(only_a + only_b)
 
 
-def find_cached(log: AnswerLog, embedder: Embedder, collection: str, question: str, threshold: float, *,
-                lexical_check: bool = True) -> CacheHit | None:
+def find_cached(
+    log: AnswerLog, embedder: Embedder, collection: str, question: str, threshold: float, *, lexical_check: bool = True
+) -> CacheHit | None:
     """The promoted answer whose question is most similar to ``question``, when the similarity reaches ``threshold``
     and (``lexical_check``) the two questions have the same content words; the most similar one that passes."""
     ids, blob = log.promotion_vectors(collection, embedder.identity)

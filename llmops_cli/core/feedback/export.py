@@ -16,7 +16,9 @@ FORMATS = ("openai-chat",)
 DEFAULT_SYSTEM = "You answer questions about the documentation concisely and accurately."
 
 
-def good_answers(log: AnswerLog, thresholds: Thresholds, *, collection: str | None = None) -> Iterator[tuple[str, str, str]]:
+def good_answers(
+    log: AnswerLog, thresholds: Thresholds, *, collection: str | None = None
+) -> Iterator[tuple[str, str, str]]:
     """(answer id, redacted question, redacted answer) of every answer that qualifies, oldest first."""
     ids = log.reviewed_ids()
     for a in sorted(log.get_many(ids), key=lambda a: a.created_at):
@@ -28,9 +30,12 @@ def good_answers(log: AnswerLog, thresholds: Thresholds, *, collection: str | No
             yield a.id, q, body
 
 
-def openai_chat_rows(log: AnswerLog, thresholds: Thresholds, *, system: str | None = DEFAULT_SYSTEM,
-                     collection: str | None = None) -> Iterator[dict[str, Any]]:
+def openai_chat_rows(
+    log: AnswerLog, thresholds: Thresholds, *, system: str | None = DEFAULT_SYSTEM, collection: str | None = None
+) -> Iterator[dict[str, Any]]:
     for _id, q, body in good_answers(log, thresholds, collection=collection):
         msgs = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": q}, {"role": "assistant", "content": body}]
+            {"role": "user", "content": q},
+            {"role": "assistant", "content": body},
+        ]
         yield {"messages": msgs}

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,11 @@ MIN_PREFIX = 4
 
 # (version, name, statements). Append only: never edit a migration that has shipped.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
-    (1, "answers and ratings", [
-        """CREATE TABLE answers (
+    (
+        1,
+        "answers and ratings",
+        [
+            """CREATE TABLE answers (
             id TEXT PRIMARY KEY,
             created_at REAL NOT NULL,
             kind TEXT NOT NULL,                      -- ask | eval | batch | ...
@@ -46,18 +50,22 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             config_hash TEXT,
             extra TEXT NOT NULL DEFAULT '{}'
         )""",
-        "CREATE INDEX answers_created ON answers(created_at)",
-        """CREATE TABLE ratings (
+            "CREATE INDEX answers_created ON answers(created_at)",
+            """CREATE TABLE ratings (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             answer_id TEXT NOT NULL REFERENCES answers(id),
             rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
             comment TEXT,
             created_at REAL NOT NULL
         )""",
-        "CREATE INDEX ratings_answer ON ratings(answer_id)",
-    ]),
-    (2, "reviews", [
-        """CREATE TABLE reviews (
+            "CREATE INDEX ratings_answer ON ratings(answer_id)",
+        ],
+    ),
+    (
+        2,
+        "reviews",
+        [
+            """CREATE TABLE reviews (
             answer_id TEXT PRIMARY KEY REFERENCES answers(id),
             status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
             helpfulness REAL,                        -- 0..1
@@ -69,9 +77,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             error TEXT,
             reviewed_at REAL NOT NULL
         )""",
-    ]),
-    (3, "promotions and the semantic cache", [
-        """CREATE TABLE promotions (
+        ],
+    ),
+    (
+        3,
+        "promotions and the semantic cache",
+        [
+            """CREATE TABLE promotions (
             answer_id TEXT PRIMARY KEY REFERENCES answers(id),
             collection TEXT NOT NULL,
             chunk_id TEXT NOT NULL,
@@ -83,17 +95,26 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             removed_at REAL,
             removed_reason TEXT
         )""",
-        "CREATE INDEX promotions_active ON promotions(collection, removed_at)",
-    ]),
-    (4, "answers served from the cache", [
-        "ALTER TABLE answers ADD COLUMN cached_from TEXT REFERENCES answers(id)",
-        "CREATE INDEX answers_cached_from ON answers(cached_from)",
-    ]),
+            "CREATE INDEX promotions_active ON promotions(collection, removed_at)",
+        ],
+    ),
+    (
+        4,
+        "answers served from the cache",
+        [
+            "ALTER TABLE answers ADD COLUMN cached_from TEXT REFERENCES answers(id)",
+            "CREATE INDEX answers_cached_from ON answers(cached_from)",
+        ],
+    ),
     # one vote per rater, the latest wins; ratings written before this have no rater (NULL): they count as one
     # unknown rater's votes
-    (5, "who rated", [
-        "ALTER TABLE ratings ADD COLUMN rater TEXT",
-    ]),
+    (
+        5,
+        "who rated",
+        [
+            "ALTER TABLE ratings ADD COLUMN rater TEXT",
+        ],
+    ),
 ]
 
 
@@ -110,8 +131,13 @@ class Rating:
     rater: str | None = None  # None: rated before raters were recorded
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rating": "up" if self.rating > 0 else "down", "comment": self.comment, "created_at": _iso(self.created_at),
-                "answer_id": self.answer_id, "rater": self.rater}
+        return {
+            "rating": "up" if self.rating > 0 else "down",
+            "comment": self.comment,
+            "created_at": _iso(self.created_at),
+            "answer_id": self.answer_id,
+            "rater": self.rater,
+        }
 
 
 def latest_votes(ratings: Iterable[Rating]) -> list[Rating]:
@@ -144,9 +170,17 @@ class Review:
     reviewed_at: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "helpfulness": self.helpfulness, "relevance": self.relevance, "public": self.public,
-                "reasons": self.reasons, "redactions": self.redactions, "judge_model": self.judge_model, "error": self.error,
-                "reviewed_at": _iso(self.reviewed_at)}
+        return {
+            "status": self.status,
+            "helpfulness": self.helpfulness,
+            "relevance": self.relevance,
+            "public": self.public,
+            "reasons": self.reasons,
+            "redactions": self.redactions,
+            "judge_model": self.judge_model,
+            "error": self.error,
+            "reviewed_at": _iso(self.reviewed_at),
+        }
 
 
 @dataclass
@@ -167,8 +201,14 @@ class Promotion:
         return self.removed_at is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"collection": self.collection, "chunk_id": self.chunk_id, "active": self.active,
-                "promoted_at": _iso(self.promoted_at), "removed_at": _iso(self.removed_at), "removed_reason": self.removed_reason}
+        return {
+            "collection": self.collection,
+            "chunk_id": self.chunk_id,
+            "active": self.active,
+            "promoted_at": _iso(self.promoted_at),
+            "removed_at": _iso(self.removed_at),
+            "removed_reason": self.removed_reason,
+        }
 
 
 @dataclass
@@ -191,19 +231,32 @@ class AnswerRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "created_at": _iso(self.created_at), "kind": self.kind, "collection": self.collection,
-                "question": self.question, "rewordings": self.rewordings, "chunks": self.chunks, "answer": self.answer,
-                "model": self.model, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "cost": self.cost,
-                "latency_s": round(self.latency_s, 3), "config_hash": self.config_hash, "cached_from": self.cached_from,
-                "extra": self.extra}
+        return {
+            "id": self.id,
+            "created_at": _iso(self.created_at),
+            "kind": self.kind,
+            "collection": self.collection,
+            "question": self.question,
+            "rewordings": self.rewordings,
+            "chunks": self.chunks,
+            "answer": self.answer,
+            "model": self.model,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost": self.cost,
+            "latency_s": round(self.latency_s, 3),
+            "config_hash": self.config_hash,
+            "cached_from": self.cached_from,
+            "extra": self.extra,
+        }
 
 
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
 
 
 def config_hash(settings: Any) -> str:
@@ -238,11 +291,13 @@ class AnswerLog:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.Error as e:
-            raise AnswerLogError(f"cannot open the answer log {self.path}: {e}",
-                                 hint="check data_dir (LLMOPS_DATA_DIR) and its permissions") from None
+            raise AnswerLogError(
+                f"cannot open the answer log {self.path}: {e}",
+                hint="check data_dir (LLMOPS_DATA_DIR) and its permissions",
+            ) from None
 
     @classmethod
-    def for_data_dir(cls, data_path: str | Path, *, create: bool = True) -> "AnswerLog":
+    def for_data_dir(cls, data_path: str | Path, *, create: bool = True) -> AnswerLog:
         """The log of a data dir. ``create=False`` (read-only commands such as history): where there is no log yet,
         an empty one in memory, so reading leaves no file behind."""
         path = Path(data_path) / LOG_FILE
@@ -254,7 +309,7 @@ class AnswerLog:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "AnswerLog":
+    def __enter__(self) -> AnswerLog:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -263,7 +318,9 @@ class AnswerLog:
     # --- schema ---
     def _migrate(self) -> None:
         db = self._db
-        db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
         if self.schema_version() >= MIGRATIONS[-1][0]:
             self._check_not_newer()
             return
@@ -275,7 +332,10 @@ class AnswerLog:
                     continue
                 for sql in statements:
                     db.execute(sql)
-                db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", (version, name, time.time()))
+                db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -288,8 +348,10 @@ class AnswerLog:
     def _check_not_newer(self) -> None:
         v = self.schema_version()
         if v > MIGRATIONS[-1][0]:
-            raise AnswerLogError(f"the answer log {self.path} has schema version {v}, newer than this llmops knows ({MIGRATIONS[-1][0]})",
-                                 hint="upgrade llmops, or point data_dir elsewhere")
+            raise AnswerLogError(
+                f"the answer log {self.path} has schema version {v}, newer than this llmops knows ({MIGRATIONS[-1][0]})",
+                hint="upgrade llmops, or point data_dir elsewhere",
+            )
 
     def _tx(self, fn):
         with self._lock:
@@ -313,18 +375,52 @@ class AnswerLog:
                 raise AnswerLogError(f"reading the answer log {self.path} failed: {e}") from None
 
     # --- answers ---
-    def record(self, *, kind: str, question: str, answer: str, model: str = "", collection: str | None = None,
-               rewordings: Sequence[str] = (), chunks: Sequence[dict[str, Any]] = (), input_tokens: int = 0,
-               output_tokens: int = 0, cost: float | None = None, latency_s: float = 0.0, config_hash: str | None = None,
-               cached_from: str | None = None, extra: dict[str, Any] | None = None, created_at: float | None = None) -> str:
+    def record(
+        self,
+        *,
+        kind: str,
+        question: str,
+        answer: str,
+        model: str = "",
+        collection: str | None = None,
+        rewordings: Sequence[str] = (),
+        chunks: Sequence[dict[str, Any]] = (),
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost: float | None = None,
+        latency_s: float = 0.0,
+        config_hash: str | None = None,
+        cached_from: str | None = None,
+        extra: dict[str, Any] | None = None,
+        created_at: float | None = None,
+    ) -> str:
         """Append one answer; returns its id."""
         answer_id = secrets.token_hex(6)
-        row = (answer_id, created_at or time.time(), kind, collection, question, json.dumps(list(rewordings), ensure_ascii=False),
-               json.dumps(list(chunks), ensure_ascii=False), answer, model or "", int(input_tokens), int(output_tokens), cost,
-               float(latency_s), config_hash, cached_from, json.dumps(extra or {}, ensure_ascii=False, default=str))
-        self._tx(lambda db: db.execute(
-            "INSERT INTO answers (id, created_at, kind, collection, question, rewordings, chunks, answer, model, input_tokens, "
-            "output_tokens, cost, latency_s, config_hash, cached_from, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row))
+        row = (
+            answer_id,
+            created_at or time.time(),
+            kind,
+            collection,
+            question,
+            json.dumps(list(rewordings), ensure_ascii=False),
+            json.dumps(list(chunks), ensure_ascii=False),
+            answer,
+            model or "",
+            int(input_tokens),
+            int(output_tokens),
+            cost,
+            float(latency_s),
+            config_hash,
+            cached_from,
+            json.dumps(extra or {}, ensure_ascii=False, default=str),
+        )
+        self._tx(
+            lambda db: db.execute(
+                "INSERT INTO answers (id, created_at, kind, collection, question, rewordings, chunks, answer, model, input_tokens, "
+                "output_tokens, cost, latency_s, config_hash, cached_from, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+        )
         return answer_id
 
     def resolve(self, id_or_prefix: str) -> str:
@@ -338,8 +434,10 @@ class AnswerLog:
         if not rows:
             raise NotFoundError(f"no answer with id {id_or_prefix!r}", hint="list answers with llmops history")
         if len(rows) > 1:
-            raise UsageError(f"answer id prefix {id_or_prefix!r} is ambiguous ({', '.join(r['id'] for r in rows)}, ...)",
-                             hint="type more characters of the id")
+            raise UsageError(
+                f"answer id prefix {id_or_prefix!r} is ambiguous ({', '.join(r['id'] for r in rows)}, ...)",
+                hint="type more characters of the id",
+            )
         return rows[0]["id"]
 
     def get(self, id_or_prefix: str) -> AnswerRecord:
@@ -350,7 +448,7 @@ class AnswerLog:
         ids = list(ids)
         out: dict[str, AnswerRecord] = {}
         for i in range(0, len(ids), 500):
-            part = ids[i:i + 500]
+            part = ids[i : i + 500]
             for r in self._query(f"SELECT * FROM answers WHERE id IN ({','.join('?' * len(part))})", part):
                 out[r["id"]] = _answer(r)
         return [out[i] for i in ids if i in out]
@@ -358,7 +456,9 @@ class AnswerLog:
     def recent(self, *, limit: int = 20, kind: str | None = None, collection: str | None = None) -> list[AnswerRecord]:
         """Most recent first."""
         where, args = _filters(kind=kind, collection=collection)
-        rows = self._query(f"SELECT * FROM answers {where} ORDER BY created_at DESC, rowid DESC LIMIT ?", [*args, limit])
+        rows = self._query(
+            f"SELECT * FROM answers {where} ORDER BY created_at DESC, rowid DESC LIMIT ?", [*args, limit]
+        )
         return [_answer(r) for r in rows]
 
     def count(self) -> int:
@@ -369,8 +469,12 @@ class AnswerLog:
         """Add a rating; a rater's later rating replaces their earlier one (``latest_votes``), both stay in the log."""
         if rating not in (-1, 1):
             raise UsageError(f"rating must be up or down, not {rating!r}")
-        self._tx(lambda db: db.execute("INSERT INTO ratings (answer_id, rating, comment, created_at, rater) VALUES (?, ?, ?, ?, ?)",
-                                       (answer_id, rating, comment, time.time(), rater)))
+        self._tx(
+            lambda db: db.execute(
+                "INSERT INTO ratings (answer_id, rating, comment, created_at, rater) VALUES (?, ?, ?, ?, ?)",
+                (answer_id, rating, comment, time.time(), rater),
+            )
+        )
 
     def ratings(self, answer_id: str, *, with_cached_copies: bool = False) -> list[Rating]:
         """Every rating of the answer, oldest first (and, when asked, of the cache-served copies of it: they showed the
@@ -384,12 +488,25 @@ class AnswerLog:
 
     # --- reviews ---
     def save_review(self, review: Review) -> None:
-        row = (review.answer_id, review.status, review.helpfulness, review.relevance,
-               None if review.public is None else int(review.public), json.dumps(review.reasons, ensure_ascii=False),
-               json.dumps(review.redactions), review.judge_model, review.error, review.reviewed_at or time.time())
-        self._tx(lambda db: db.execute(
-            "INSERT OR REPLACE INTO reviews (answer_id, status, helpfulness, relevance, public, reasons, redactions, judge_model, "
-            "error, reviewed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row))
+        row = (
+            review.answer_id,
+            review.status,
+            review.helpfulness,
+            review.relevance,
+            None if review.public is None else int(review.public),
+            json.dumps(review.reasons, ensure_ascii=False),
+            json.dumps(review.redactions),
+            review.judge_model,
+            review.error,
+            review.reviewed_at or time.time(),
+        )
+        self._tx(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO reviews (answer_id, status, helpfulness, relevance, public, reasons, redactions, judge_model, "
+                "error, reviewed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+        )
 
     def review_of(self, answer_id: str) -> Review | None:
         rows = self._query("SELECT * FROM reviews WHERE answer_id = ?", (answer_id,))
@@ -407,7 +524,9 @@ class AnswerLog:
         rows = self._query(
             "SELECT a.* FROM answers a LEFT JOIN reviews r ON r.answer_id = a.id "
             f"WHERE a.kind = 'ask' AND a.cached_from IS NULL AND a.collection IS NOT NULL AND a.answer != '' AND ({cond}){extra} "
-            "ORDER BY a.created_at, a.rowid LIMIT ?", [*args, limit])
+            "ORDER BY a.created_at, a.rowid LIMIT ?",
+            [*args, limit],
+        )
         return [_answer(r) for r in rows]
 
     def reviewed_ids(self) -> list[str]:
@@ -421,32 +540,55 @@ class AnswerLog:
         return _promotion(rows[0]) if rows else None
 
     def save_promotion(self, p: Promotion) -> None:
-        row = (p.answer_id, p.collection, p.chunk_id, p.question, p.answer_text, p.question_vector, p.embedder, p.promoted_at)
-        self._tx(lambda db: db.execute(
-            "INSERT OR REPLACE INTO promotions (answer_id, collection, chunk_id, question, answer_text, question_vector, embedder, "
-            "promoted_at, removed_at, removed_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)", row))
+        row = (
+            p.answer_id,
+            p.collection,
+            p.chunk_id,
+            p.question,
+            p.answer_text,
+            p.question_vector,
+            p.embedder,
+            p.promoted_at,
+        )
+        self._tx(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO promotions (answer_id, collection, chunk_id, question, answer_text, question_vector, embedder, "
+                "promoted_at, removed_at, removed_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                row,
+            )
+        )
 
     def mark_removed(self, answer_id: str, reason: str) -> None:
-        self._tx(lambda db: db.execute("UPDATE promotions SET removed_at = ?, removed_reason = ? WHERE answer_id = ?",
-                                       (time.time(), reason, answer_id)))
+        self._tx(
+            lambda db: db.execute(
+                "UPDATE promotions SET removed_at = ?, removed_reason = ? WHERE answer_id = ?",
+                (time.time(), reason, answer_id),
+            )
+        )
 
     def has_active_promotions(self, collection: str) -> bool:
         """Whether ``collection`` has any active promotion. ``ask`` checks this before the cache lookup on every
         question, so it stops at the first row (index ``promotions_active``) and reads no vectors or texts."""
-        return bool(self._query("SELECT 1 FROM promotions WHERE collection = ? AND removed_at IS NULL LIMIT 1", (collection,)))
+        return bool(
+            self._query("SELECT 1 FROM promotions WHERE collection = ? AND removed_at IS NULL LIMIT 1", (collection,))
+        )
 
     def promotion_vectors(self, collection: str, embedder: str) -> tuple[list[str], bytes]:
         """Answer ids and their question vectors (concatenated float32) of the active promotions: the cache's keys,
         read without the texts (the lookup reads every key)."""
-        rows = self._query("SELECT answer_id, question_vector FROM promotions WHERE collection = ? AND embedder = ? "
-                           "AND removed_at IS NULL", (collection, embedder))
+        rows = self._query(
+            "SELECT answer_id, question_vector FROM promotions WHERE collection = ? AND embedder = ? "
+            "AND removed_at IS NULL",
+            (collection, embedder),
+        )
         return [r[0] for r in rows], b"".join(r[1] for r in rows)
 
     def summary_flags(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per answer: votes (each rater's latest: {"up", "down"}) and their balance ("rating"), review status,
         promoted (for the history table)."""
-        out: dict[str, dict[str, Any]] = {i: {"rating": 0, "votes": {"up": 0, "down": 0}, "review": None, "promoted": False}
-                                          for i in ids}
+        out: dict[str, dict[str, Any]] = {
+            i: {"rating": 0, "votes": {"up": 0, "down": 0}, "review": None, "promoted": False} for i in ids
+        }
         if not ids:
             return out
         marks = ",".join("?" * len(ids))
@@ -458,7 +600,9 @@ class AnswerLog:
             out[answer_id].update(votes=votes, rating=votes["up"] - votes["down"])
         for r in self._query(f"SELECT answer_id, status FROM reviews WHERE answer_id IN ({marks})", ids):
             out[r["answer_id"]]["review"] = r["status"]
-        for r in self._query(f"SELECT answer_id FROM promotions WHERE removed_at IS NULL AND answer_id IN ({marks})", ids):
+        for r in self._query(
+            f"SELECT answer_id FROM promotions WHERE removed_at IS NULL AND answer_id IN ({marks})", ids
+        ):
             out[r["answer_id"]]["promoted"] = True
         return out
 
@@ -473,11 +617,24 @@ def _filters(**kw: Any) -> tuple[str, list[Any]]:
 
 
 def _answer(r: sqlite3.Row) -> AnswerRecord:
-    return AnswerRecord(id=r["id"], created_at=r["created_at"], kind=r["kind"], question=r["question"], answer=r["answer"],
-                        collection=r["collection"], rewordings=json.loads(r["rewordings"]), chunks=json.loads(r["chunks"]),
-                        model=r["model"], input_tokens=r["input_tokens"], output_tokens=r["output_tokens"], cost=r["cost"],
-                        latency_s=r["latency_s"], config_hash=r["config_hash"], cached_from=r["cached_from"],
-                        extra=json.loads(r["extra"] or "{}"))
+    return AnswerRecord(
+        id=r["id"],
+        created_at=r["created_at"],
+        kind=r["kind"],
+        question=r["question"],
+        answer=r["answer"],
+        collection=r["collection"],
+        rewordings=json.loads(r["rewordings"]),
+        chunks=json.loads(r["chunks"]),
+        model=r["model"],
+        input_tokens=r["input_tokens"],
+        output_tokens=r["output_tokens"],
+        cost=r["cost"],
+        latency_s=r["latency_s"],
+        config_hash=r["config_hash"],
+        cached_from=r["cached_from"],
+        extra=json.loads(r["extra"] or "{}"),
+    )
 
 
 def _rating(r: sqlite3.Row) -> Rating:
@@ -485,13 +642,30 @@ def _rating(r: sqlite3.Row) -> Rating:
 
 
 def _review(r: sqlite3.Row) -> Review:
-    return Review(answer_id=r["answer_id"], status=r["status"], helpfulness=r["helpfulness"], relevance=r["relevance"],
-                  public=None if r["public"] is None else bool(r["public"]), reasons=json.loads(r["reasons"] or "{}"),
-                  redactions=json.loads(r["redactions"] or "[]"), judge_model=r["judge_model"], error=r["error"],
-                  reviewed_at=r["reviewed_at"])
+    return Review(
+        answer_id=r["answer_id"],
+        status=r["status"],
+        helpfulness=r["helpfulness"],
+        relevance=r["relevance"],
+        public=None if r["public"] is None else bool(r["public"]),
+        reasons=json.loads(r["reasons"] or "{}"),
+        redactions=json.loads(r["redactions"] or "[]"),
+        judge_model=r["judge_model"],
+        error=r["error"],
+        reviewed_at=r["reviewed_at"],
+    )
 
 
 def _promotion(r: sqlite3.Row) -> Promotion:
-    return Promotion(answer_id=r["answer_id"], collection=r["collection"], chunk_id=r["chunk_id"], question=r["question"],
-                     answer_text=r["answer_text"], question_vector=r["question_vector"], embedder=r["embedder"],
-                     promoted_at=r["promoted_at"], removed_at=r["removed_at"], removed_reason=r["removed_reason"])
+    return Promotion(
+        answer_id=r["answer_id"],
+        collection=r["collection"],
+        chunk_id=r["chunk_id"],
+        question=r["question"],
+        answer_text=r["answer_text"],
+        question_vector=r["question_vector"],
+        embedder=r["embedder"],
+        promoted_at=r["promoted_at"],
+        removed_at=r["removed_at"],
+        removed_reason=r["removed_reason"],
+    )

@@ -21,10 +21,10 @@ from typing import Any
 
 from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.adapters.vectorstores.base import VectorStore
-from llmops_cli.core.feedback.cache import unit_vector
-from llmops_cli.core.feedback.log import AnswerLog, AnswerRecord, Promotion, Rating, Review, latest_votes
 from llmops_cli.core.collection_meta import EMBEDDER_KEY, GENERATION_KEY
 from llmops_cli.core.documents import indexed_text
+from llmops_cli.core.feedback.cache import unit_vector
+from llmops_cli.core.feedback.log import AnswerLog, AnswerRecord, Promotion, Rating, Review, latest_votes
 from llmops_cli.core.redaction import redact
 
 PROMOTED_KIND = "promoted_answer"
@@ -101,8 +101,13 @@ class ReconcileReport:
     collections: list[str] = field(default_factory=list)  # collections written to
 
     def to_dict(self) -> dict[str, Any]:
-        return {"promoted": self.promoted, "removed": self.removed, "kept": self.kept, "not_promoted": self.not_promoted,
-                "collections": self.collections}
+        return {
+            "promoted": self.promoted,
+            "removed": self.removed,
+            "kept": self.kept,
+            "not_promoted": self.not_promoted,
+            "collections": self.collections,
+        }
 
 
 def bump_generation(store: VectorStore, collection: str) -> None:
@@ -117,8 +122,15 @@ class Promoter:
     collection (the caller rebuilds the lexical index there). ``write_lock()`` gives the store's write lock
     (core/store_lock.py); it is taken at the first write, so a vote that changes nothing never waits for an ingest."""
 
-    def __init__(self, log: AnswerLog, store: VectorStore, embedder: Callable[[str], Embedder], thresholds: Thresholds,
-                 after_write: Callable[[str], None] | None = None, write_lock: Callable[[], Any] | None = None):
+    def __init__(
+        self,
+        log: AnswerLog,
+        store: VectorStore,
+        embedder: Callable[[str], Embedder],
+        thresholds: Thresholds,
+        after_write: Callable[[str], None] | None = None,
+        write_lock: Callable[[], Any] | None = None,
+    ):
         self.log = log
         self._write_lock = write_lock
         self.store = store
@@ -133,7 +145,9 @@ class Promoter:
         return self._embedders[collection]
 
     def decision(self, answer: AnswerRecord) -> Decision:
-        return decide(answer, self.log.review_of(answer.id), self.log.ratings(answer.id, with_cached_copies=True), self.thresholds)
+        return decide(
+            answer, self.log.review_of(answer.id), self.log.ratings(answer.id, with_cached_copies=True), self.thresholds
+        )
 
     def reconcile(self, answer_ids: Sequence[str], *, dry_run: bool = False) -> ReconcileReport:
         import contextlib
@@ -205,13 +219,30 @@ class Promoter:
         embedder = self.embedder(a.collection or "")
         vecs = embedder.embed([indexed_text(heading, text), question])  # embedded like an ingested chunk
         cid = chunk_id_for(a.id)
-        md = {"kind": PROMOTED_KIND, "answer_id": a.id, "source": f"answer:{a.id}", "source_file": f"answer:{a.id}",
-              "heading": heading, "chunk_index": 0, "model": a.model or "", "promoted_at": int(time.time())}
+        md = {
+            "kind": PROMOTED_KIND,
+            "answer_id": a.id,
+            "source": f"answer:{a.id}",
+            "source_file": f"answer:{a.id}",
+            "heading": heading,
+            "chunk_index": 0,
+            "model": a.model or "",
+            "promoted_at": int(time.time()),
+        }
         self.store.upsert(a.collection or "", [cid], vecs[:1], [text], [md])
         qv = unit_vector(vecs[1])
-        self.log.save_promotion(Promotion(answer_id=a.id, collection=a.collection or "", chunk_id=cid, question=question,
-                                          answer_text=body, question_vector=qv.tobytes(), embedder=embedder.identity,
-                                          promoted_at=time.time()))
+        self.log.save_promotion(
+            Promotion(
+                answer_id=a.id,
+                collection=a.collection or "",
+                chunk_id=cid,
+                question=question,
+                answer_text=body,
+                question_vector=qv.tobytes(),
+                embedder=embedder.identity,
+                promoted_at=time.time(),
+            )
+        )
 
     def _remove(self, p: Promotion, reason: str) -> None:
         if self.store.collection_metadata(p.collection) is not None:

@@ -84,8 +84,13 @@ def build_messages(a: AnswerRecord, context: Sequence[str] = ()) -> list[dict[st
             break
         ctx.append(f"[{i}] {piece}")
         used += len(piece)
-    user = TASK.format(collection=a.collection or "?", sources="\n".join(f"- {s}" for s in sources) or "(none retrieved)",
-                       context="\n\n".join(ctx) or "(not available)", question=redact(a.question), answer=redact(a.answer))
+    user = TASK.format(
+        collection=a.collection or "?",
+        sources="\n".join(f"- {s}" for s in sources) or "(none retrieved)",
+        context="\n\n".join(ctx) or "(not available)",
+        question=redact(a.question),
+        answer=redact(a.answer),
+    )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -96,7 +101,7 @@ def parse_verdict(text: str) -> ReviewVerdict:
     """The verdict in the judge's reply (a bare JSON object, fenced, or embedded in prose); ReviewParseError otherwise."""
     s = _FENCE.sub("", text.strip()).strip()
     data: Any = None
-    for candidate in (s, s[s.find("{"): s.rfind("}") + 1] if "{" in s else ""):
+    for candidate in (s, s[s.find("{") : s.rfind("}") + 1] if "{" in s else ""):
         try:
             data = json.loads(candidate)
             break
@@ -114,15 +119,25 @@ def parse_verdict(text: str) -> ReviewVerdict:
 
 def to_review(answer_id: str, v: ReviewVerdict, *, judge_model: str, redactions: list[str]) -> Review:
     """Scores 1-5 mapped to 0-1 ((s - 1) / 4), like the eval judge."""
-    return Review(answer_id=answer_id, status="ok", helpfulness=(v.helpfulness.score - 1) / 4, relevance=(v.relevance.score - 1) / 4,
-                  public=v.publicness.public, judge_model=judge_model, redactions=redactions, reviewed_at=time.time(),
-                  reasons={"helpfulness": v.helpfulness.reason, "relevance": v.relevance.reason, "public": v.publicness.reason})
+    return Review(
+        answer_id=answer_id,
+        status="ok",
+        helpfulness=(v.helpfulness.score - 1) / 4,
+        relevance=(v.relevance.score - 1) / 4,
+        public=v.publicness.public,
+        judge_model=judge_model,
+        redactions=redactions,
+        reviewed_at=time.time(),
+        reasons={"helpfulness": v.helpfulness.reason, "relevance": v.relevance.reason, "public": v.publicness.reason},
+    )
 
 
 @dataclass
 class ReviewReport:
     reviewed: list[str] = field(default_factory=list)  # ok reviews
-    errors: list[dict[str, str]] = field(default_factory=list)  # {id, error}: unparseable verdicts (stored as review errors)
+    errors: list[dict[str, str]] = field(
+        default_factory=list
+    )  # {id, error}: unparseable verdicts (stored as review errors)
     failed: list[dict[str, str]] = field(default_factory=list)  # {id, error}: calls that failed (left unreviewed)
     rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -133,8 +148,9 @@ class ReviewReport:
 ContextFn = Callable[[AnswerRecord], list[str]]
 
 
-def review_answers(log: AnswerLog, llm: LLM, answers: Sequence[AnswerRecord], *, context: ContextFn | None = None,
-                   concurrency: int = 4) -> ReviewReport:
+def review_answers(
+    log: AnswerLog, llm: LLM, answers: Sequence[AnswerRecord], *, context: ContextFn | None = None, concurrency: int = 4
+) -> ReviewReport:
     """Judge ``answers`` (``concurrency`` calls at a time); store each review as it completes."""
     report = ReviewReport()
 
@@ -148,10 +164,24 @@ def review_answers(log: AnswerLog, llm: LLM, answers: Sequence[AnswerRecord], *,
         except LlmopsError as e:
             return a, None, e.message
         try:
-            return a, to_review(a.id, parse_verdict(c.text), judge_model=c.model or llm.model, redactions=redactions), None
+            return (
+                a,
+                to_review(a.id, parse_verdict(c.text), judge_model=c.model or llm.model, redactions=redactions),
+                None,
+            )
         except ReviewParseError as e:
-            return a, Review(answer_id=a.id, status="error", error=e.message, judge_model=llm.model, redactions=redactions,
-                             reviewed_at=time.time()), None
+            return (
+                a,
+                Review(
+                    answer_id=a.id,
+                    status="error",
+                    error=e.message,
+                    judge_model=llm.model,
+                    redactions=redactions,
+                    reviewed_at=time.time(),
+                ),
+                None,
+            )
 
     from concurrent.futures import as_completed
 

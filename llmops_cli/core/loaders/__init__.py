@@ -11,5 +11,13 @@ from llmops_cli.core.loaders.discovery import discover
 from llmops_cli.core.loaders.loading import content_hash, load_source, load_source_hashed
 from llmops_cli.core.loaders.registry import SUPPORTED_SUFFIXES
 
-__all__ = ["SUPPORTED_SUFFIXES", "SkipSource", "SourceFile", "TableOptions", "content_hash", "discover", "load_source",
-           "load_source_hashed"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "SkipSource",
+    "SourceFile",
+    "TableOptions",
+    "content_hash",
+    "discover",
+    "load_source",
+    "load_source_hashed",
+]

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llmops_cli.core.loaders.base import SourceFile
-from llmops_cli.core.loaders.reading import BINARY_SNIFF_BYTES, looks_binary
 from llmops_cli.core.loaders.exports import SLACK_METADATA_FILES
+from llmops_cli.core.loaders.reading import BINARY_SNIFF_BYTES, looks_binary
 from llmops_cli.core.loaders.registry import archive_suffix, has_supported_name
 from llmops_cli.errors import InputError
 
@@ -104,8 +104,9 @@ def _names_hidden(pattern: str) -> bool:
 SOURCE_ROOT_ENV = "LLMOPS_INGEST_SOURCE_ROOT"
 
 
-def resolve_source_root(configured: str | os.PathLike[str] | None = None, *,
-                        project: str | os.PathLike[str] | None = None) -> Path:
+def resolve_source_root(
+    configured: str | os.PathLike[str] | None = None, *, project: str | os.PathLike[str] | None = None
+) -> Path:
     """The folder source ids are relative to (see the module docstring). ``project``: the project folder, which the
     settings layer finds (the entry points pass theirs, ``pipelines.source_root``); without one, the current
     directory."""
@@ -137,12 +138,16 @@ def _under(candidate: str, bases: tuple[str, ...]) -> str | None:
     for base in bases:
         prefix = base.rstrip(os.sep) + os.sep
         if candidate != base and candidate.startswith(prefix):
-            return candidate[len(prefix):].replace(os.sep, "/")
+            return candidate[len(prefix) :].replace(os.sep, "/")
     return None
 
 
 def _walk_folder(
-    root: str, id_root: str, globs: _Patterns | None, exclude: _Patterns, include_hidden: bool,
+    root: str,
+    id_root: str,
+    globs: _Patterns | None,
+    exclude: _Patterns,
+    include_hidden: bool,
     problems: list[tuple[str, str]],
 ) -> list[tuple[str, str]]:
     """(absolute path, source id) of the selected files under one root folder; ids are relative to ``id_root``.
@@ -199,10 +204,16 @@ def _walk_folder(
                     continue
             elif archive_suffix(name):
                 # an archive may hold the very documents meant: say it was not opened rather than ignore it
-                problems.append((full, f"an archive ({archive_suffix(name)}) is not opened: unpack it to ingest its files"))
+                problems.append(
+                    (full, f"an archive ({archive_suffix(name)}) is not opened: unpack it to ingest its files")
+                )
                 continue
-            elif mode is not None and stat.S_ISREG(mode) and not has_supported_name(Path(name)) \
-                    and not (Path(name).suffix == "" and _looks_like_text(full)):
+            elif (
+                mode is not None
+                and stat.S_ISREG(mode)
+                and not has_supported_name(Path(name))
+                and not (Path(name).suffix == "" and _looks_like_text(full))
+            ):
                 continue
             if mode is not None and not stat.S_ISREG(mode):
                 # never opened (reading a FIFO blocks), but listed: the user named a folder holding it
@@ -214,15 +225,21 @@ def _walk_folder(
 
 
 def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
         if test(mode):
             return kind
     return "a special file"
 
 
 def discover(
-    paths: Sequence[str | Path], globs: Sequence[str] | None, exclude: Sequence[str],
+    paths: Sequence[str | Path],
+    globs: Sequence[str] | None,
+    exclude: Sequence[str],
     root: str | os.PathLike[str] | None = None,
 ) -> tuple[list[SourceFile], list[tuple[str, str]]]:
     """Walk the paths (files or folders) and return (files sorted by source id, [(path, reason)] for paths
@@ -265,5 +282,7 @@ def discover(
                     f"two inputs would share the source id {source_id!r}: {by_id[source_id].path} and {full}",
                     hint="report this as a bug; meanwhile ingest them in separate runs",
                 )
-            by_id[source_id] = SourceFile(path=Path(full), source_id=source_id, root=Path(root), size=st.st_size if st else 0)
+            by_id[source_id] = SourceFile(
+                path=Path(full), source_id=source_id, root=Path(root), size=st.st_size if st else 0
+            )
     return [by_id[source_id] for source_id in sorted(by_id)], missing

@@ -24,8 +24,21 @@ SLACK_METADATA_FILES = frozenset(
 )
 # Slack system messages that are not conversation.
 SLACK_NOISE_SUBTYPES = frozenset(
-    {"channel_join", "channel_leave", "channel_purpose", "channel_topic", "channel_name", "channel_archive",
-     "channel_unarchive", "group_join", "group_leave", "pinned_item", "unpinned_item", "bot_add", "bot_remove"}
+    {
+        "channel_join",
+        "channel_leave",
+        "channel_purpose",
+        "channel_topic",
+        "channel_name",
+        "channel_archive",
+        "channel_unarchive",
+        "group_join",
+        "group_leave",
+        "pinned_item",
+        "unpinned_item",
+        "bot_add",
+        "bot_remove",
+    }
 )
 _DAY_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SLACK_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]+))?>")
@@ -149,8 +162,14 @@ def _slack_author(message: dict[str, Any], users: dict[str, str]) -> str:
     profile = message.get("user_profile") if isinstance(message.get("user_profile"), dict) else {}
     user_id = str(message.get("user") or "")
     return str(
-        profile.get("display_name") or profile.get("real_name") or users.get(user_id) or message.get("user_name")
-        or message.get("username") or user_id or message.get("bot_id") or "unknown"
+        profile.get("display_name")
+        or profile.get("real_name")
+        or users.get(user_id)
+        or message.get("user_name")
+        or message.get("username")
+        or user_id
+        or message.get("bot_id")
+        or "unknown"
     )
 
 

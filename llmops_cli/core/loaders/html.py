@@ -37,7 +37,7 @@ class _TextRenderer:
         if paragraph and paragraph != "-":
             self.blocks.append(paragraph)
 
-    def walk(self, node) -> None:  # noqa: ANN001 - a bs4 Tag
+    def walk(self, node) -> None:
         from bs4 import NavigableString, Tag
         from bs4.element import PreformattedString
 

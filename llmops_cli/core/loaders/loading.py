@@ -29,7 +29,9 @@ def load_source(sf: SourceFile, *, max_bytes: int, table: TableOptions | None = 
     return load_source_hashed(sf, max_bytes=max_bytes, table=table)[0]
 
 
-def load_source_hashed(sf: SourceFile, *, max_bytes: int, table: TableOptions | None = None) -> tuple[list[Document], str]:
+def load_source_hashed(
+    sf: SourceFile, *, max_bytes: int, table: TableOptions | None = None
+) -> tuple[list[Document], str]:
     """``load_source``, and the sha256 hex of the very bytes parsed: the file is read once, so a file changed
     while it is ingested is recorded with the hash of the text stored, never with the hash of another version."""
     loader = loader_for(sf.path)
@@ -55,7 +57,7 @@ def load_source_hashed(sf: SourceFile, *, max_bytes: int, table: TableOptions | 
         raise
     except RecursionError as exc:
         raise SkipSource("too deeply nested to parse") from exc
-    except Exception as exc:  # noqa: BLE001 - a parser choking on odd input skips that source, never the run
+    except Exception as exc:
         raise SkipSource(f"could not parse: {type(exc).__name__}: {short_error(exc)}") from exc
     if not documents:
         raise SkipSource("empty")

@@ -50,7 +50,7 @@ def load_pdf(sf: SourceFile, _options: TableOptions) -> list[Document]:
             title = info.title if info is not None else None
         except SkipSource:
             raise
-        except Exception as exc:  # noqa: BLE001 - pypdf raises many exception types on malformed input
+        except Exception as exc:
             raise SkipSource(f"corrupt PDF: {short_error(exc)}") from exc
     text = PAGE_SEPARATOR.join(page for page in pages if page)
     if not text.strip():

@@ -14,13 +14,23 @@ from llmops_cli.core.loaders.tables import load_csv, load_parquet, load_tsv
 from llmops_cli.core.loaders.text import load_markdown, load_plain_text, load_rst
 
 LOADER_BY_SUFFIX: dict[str, Loader] = {
-    ".md": load_markdown, ".markdown": load_markdown, ".mdx": load_markdown,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".mdx": load_markdown,
     ".rst": load_rst,
-    ".txt": load_plain_text, ".text": load_plain_text,
-    ".html": load_html, ".htm": load_html, ".xhtml": load_html,
+    ".txt": load_plain_text,
+    ".text": load_plain_text,
+    ".html": load_html,
+    ".htm": load_html,
+    ".xhtml": load_html,
     ".pdf": load_pdf,
-    ".json": load_json_export, ".jsonl": load_json_export, ".ndjson": load_json_export,
-    ".csv": load_csv, ".tsv": load_tsv, ".parquet": load_parquet, ".pq": load_parquet,
+    ".json": load_json_export,
+    ".jsonl": load_json_export,
+    ".ndjson": load_json_export,
+    ".csv": load_csv,
+    ".tsv": load_tsv,
+    ".parquet": load_parquet,
+    ".pq": load_parquet,
     **{suffix: load_code for suffix in LANGUAGE_BY_SUFFIX},
 }
 LOADER_BY_FILENAME: dict[str, Loader] = {name: load_code for name in LANGUAGE_BY_FILENAME}
@@ -34,7 +44,20 @@ def has_supported_name(path: Path) -> bool:
 
 
 # Archives are not unpacked; a folder walk lists them as skipped so the documents inside are not silently missed.
-ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".zst", ".7z", ".rar")
+ARCHIVE_SUFFIXES = (
+    ".tar.gz",
+    ".tar.bz2",
+    ".tar.xz",
+    ".zip",
+    ".tar",
+    ".tgz",
+    ".gz",
+    ".bz2",
+    ".xz",
+    ".zst",
+    ".7z",
+    ".rar",
+)
 
 
 def archive_suffix(name: str) -> str | None:

@@ -14,7 +14,7 @@ from llmops_cli.errors import InputError
 DEFAULT_TEXT_COLUMNS = ("text", "content", "body")
 
 
-def _read_delimited(sf: SourceFile, sep: str):  # noqa: ANN202 - a pandas DataFrame
+def _read_delimited(sf: SourceFile, sep: str):
     import pandas as pd
 
     text = read_text(sf)  # binary / empty / invalid UTF-8 are skips, as for any text file
@@ -26,7 +26,7 @@ def _read_delimited(sf: SourceFile, sep: str):  # noqa: ANN202 - a pandas DataFr
         raise SkipSource(f"malformed CSV: {short_error(exc)}") from exc
 
 
-def _read_parquet(sf: SourceFile):  # noqa: ANN202 - a pandas DataFrame
+def _read_parquet(sf: SourceFile):
     import pandas as pd
 
     try:
@@ -35,7 +35,7 @@ def _read_parquet(sf: SourceFile):  # noqa: ANN202 - a pandas DataFrame
         if exc.errno is not None:
             raise SkipSource(unreadable_reason(exc)) from exc
         raise SkipSource(f"corrupt parquet: {short_error(exc)}") from exc  # pyarrow's IOError for bad files
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid & co. on malformed files
+    except Exception as exc:
         raise SkipSource(f"corrupt parquet: {short_error(exc)}") from exc
 
 
@@ -77,7 +77,7 @@ def _row_id(value: Any) -> str | None:
     return text or None
 
 
-def table_documents(sf: SourceFile, frame, options: TableOptions) -> list[Document]:  # noqa: ANN001 - DataFrame
+def table_documents(sf: SourceFile, frame, options: TableOptions) -> list[Document]:
     columns = [str(column) for column in frame.columns]
     frame.columns = columns
     text_column, id_column, metadata_columns = resolve_columns(sf, columns, options)
@@ -93,8 +93,10 @@ def table_documents(sf: SourceFile, frame, options: TableOptions) -> list[Docume
             continue  # rows without text carry nothing to retrieve
         row_id = str(number) if id_at is None else _row_id(row[id_at])
         if row_id is None:
-            raise InputError(f"{sf.path}: row {number} has no value in the id column {id_column!r}",
-                             hint="fill the ids in, or pick another --id-column")
+            raise InputError(
+                f"{sf.path}: row {number} has no value in the id column {id_column!r}",
+                hint="fill the ids in, or pick another --id-column",
+            )
         if row_id in first_row_of:
             raise InputError(
                 f"{sf.path}: the id column {id_column!r} repeats {row_id!r} (rows {first_row_of[row_id]} and {number})",

@@ -106,10 +106,23 @@ class LexicalIndex:
             raise
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise DamagedIndexError(f"{type(e).__name__}: {e}") from e
-        ids, vocab, indptr, indices, data, doclen = out["ids"], out["vocab"], out["indptr"], out["indices"], out["data"], out["doclen"]
-        if (len(data) != len(indices) or not len(indptr) or int(indptr[-1]) != len(indices) or len(doclen) != len(ids)
-                or len(ids) != meta.get("count") or (len(indices) and int(indices.max()) >= len(ids))
-                or any(not 0 <= i < len(indptr) - 1 for i in vocab.values())):
+        ids, vocab, indptr, indices, data, doclen = (
+            out["ids"],
+            out["vocab"],
+            out["indptr"],
+            out["indices"],
+            out["data"],
+            out["doclen"],
+        )
+        if (
+            len(data) != len(indices)
+            or not len(indptr)
+            or int(indptr[-1]) != len(indices)
+            or len(doclen) != len(ids)
+            or len(ids) != meta.get("count")
+            or (len(indices) and int(indices.max()) >= len(ids))
+            or any(not 0 <= i < len(indptr) - 1 for i in vocab.values())
+        ):
             raise DamagedIndexError("its files do not fit together")
         return out
 
@@ -121,11 +134,19 @@ class LexicalIndex:
         if not meta:
             return None
         if meta.get("format") != FORMAT:
-            return {"generation": meta.get("generation"), "expected_generation": self._generation(), "current_format": False,
-                    "ids": json.loads((self.folder / "ids.json").read_text())}
+            return {
+                "generation": meta.get("generation"),
+                "expected_generation": self._generation(),
+                "current_format": False,
+                "ids": json.loads((self.folder / "ids.json").read_text()),
+            }
         got = self._read()
-        return {"generation": meta.get("generation"), "expected_generation": self._generation(), "current_format": True,
-                "ids": got["ids"]}
+        return {
+            "generation": meta.get("generation"),
+            "expected_generation": self._generation(),
+            "current_format": True,
+            "ids": got["ids"],
+        }
 
     # --- writing -------------------------------------------------------------------------------------------
 
@@ -138,7 +159,9 @@ class LexicalIndex:
         stopwords = sorted(bm25s.stopwords.STOPWORDS_EN)
         vocab: dict[str, int] = {}
         rows, cols, tfs, doclen = _postings([_text_of(h) for h in hits], frozenset(stopwords), vocab, 0)
-        indices, data, indptr = _csc(np.asarray(cols, np.int64), np.asarray(rows, np.int32), np.asarray(tfs, np.float32), len(vocab))
+        indices, data, indptr = _csc(
+            np.asarray(cols, np.int64), np.asarray(rows, np.int32), np.asarray(tfs, np.float32), len(vocab)
+        )
         self._write(gen, [h.id for h in hits], vocab, stopwords, data, indices, indptr, np.asarray(doclen, np.int32))
         self.last_update = {"mode": "build", "added": len(hits), "removed": 0}
         return len(hits)
@@ -176,7 +199,11 @@ class LexicalIndex:
     def _apply_changes(self, cur: dict, gen) -> None:
         # ids only (VectorStore.ids): a store's metadata for every chunk costs ~10x more to read than the change
         lister = getattr(self.store, "ids", None)
-        live = lister(self.collection) if lister else [h.id for h in self.store.get(self.collection, include_documents=False)]
+        live = (
+            lister(self.collection)
+            if lister
+            else [h.id for h in self.store.get(self.collection, include_documents=False)]
+        )
         old_ids: list[str] = cur["ids"]
         held = set(old_ids)
         live_set = set(live)
@@ -189,7 +216,10 @@ class LexicalIndex:
         vocab: dict[str, int] = cur["vocab"]
         texts = []
         for i in range(0, len(added), _FETCH_BATCH):
-            texts += [_text_of(h) for h in self.store.get(self.collection, ids=added[i:i + _FETCH_BATCH], include_documents=True)]
+            texts += [
+                _text_of(h)
+                for h in self.store.get(self.collection, ids=added[i : i + _FETCH_BATCH], include_documents=True)
+            ]
         n_keep = int(keep.sum())
         rows, cols, tfs, doclen = _postings(texts, frozenset(cur["stopwords"]), vocab, n_keep)
         # old postings without the rows that went, rows renumbered; then the new ones, all re-sorted by column
@@ -201,7 +231,7 @@ class LexicalIndex:
         all_rows = np.concatenate([renum[indices[stay]].astype(np.int32), np.asarray(rows, np.int32)])
         all_tfs = np.concatenate([data[stay], np.asarray(tfs, np.float32)])
         new_indices, new_data, new_indptr = _csc(all_cols, all_rows, all_tfs, len(vocab))
-        ids = [i for i, k in zip(old_ids, keep.tolist()) if k] + added
+        ids = [i for i, k in zip(old_ids, keep.tolist(), strict=False) if k] + added
         new_doclen = np.concatenate([cur["doclen"][keep], np.asarray(doclen, np.int32)])
         self._write(gen, ids, vocab, cur["stopwords"], new_data, new_indices, new_indptr, new_doclen)
         self.last_update = {"mode": "update", "added": len(added), "removed": len(gone)}
@@ -216,10 +246,16 @@ class LexicalIndex:
 
     def _report_damage(self, e: Exception) -> None:
         # a derived index: rebuilding it loses nothing, so one line says so and the command goes on
-        print(f"llmops: the lexical index of collection {self.collection!r} at {self.folder} is damaged ({e}); "
-              "rebuilding it from the store", file=sys.stderr, flush=True)
+        print(
+            f"llmops: the lexical index of collection {self.collection!r} at {self.folder} is damaged ({e}); "
+            "rebuilding it from the store",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    def _write(self, gen, ids: Sequence[str], vocab: dict[str, int], stopwords: Sequence[str], data, indices, indptr, doclen) -> None:
+    def _write(
+        self, gen, ids: Sequence[str], vocab: dict[str, int], stopwords: Sequence[str], data, indices, indptr, doclen
+    ) -> None:
         # bm25s appends "" for queries with no known word; our tokenizer never yields it
         vocab = {w: int(i) for w, i in vocab.items() if w}
         self.folder.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +288,12 @@ class LexicalIndex:
         got = self._current()
         self._ids, self._vocab = got["ids"], got["vocab"]
         self._stopwords = frozenset(got["stopwords"])
-        self._data, self._indices, self._indptr, self._doclen = got["data"], got["indices"], got["indptr"], got["doclen"]
+        self._data, self._indices, self._indptr, self._doclen = (
+            got["data"],
+            got["indices"],
+            got["indptr"],
+            got["doclen"],
+        )
         params = got["meta"].get("bm25", BM25)
         self._k1, self._b = float(params["k1"]), float(params["b"])
         self._avgdl = float(self._doclen.mean()) if len(self._doclen) else 0.0

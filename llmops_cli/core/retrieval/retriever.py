@@ -17,8 +17,16 @@ MODES = ("hybrid", "vector", "lexical")
 
 
 class Retriever:
-    def __init__(self, store: VectorStore, embedder: Embedder, collection: str, *, lexical: LexicalIndex | None,
-                 candidates: int = 20, rrf_k: int = 60):
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        collection: str,
+        *,
+        lexical: LexicalIndex | None,
+        candidates: int = 20,
+        rrf_k: int = 60,
+    ):
         self.store = store
         self.embedder = embedder
         self.collection = collection
@@ -50,11 +58,15 @@ class Retriever:
     def search(self, text: str, k: int, mode: Mode = "hybrid", where: dict[str, Any] | None = None) -> list[Hit]:
         return self.search_many([text], k, mode=mode, where=where)
 
-    def search_many(self, texts: Sequence[str], k: int, mode: Mode = "hybrid", where: dict[str, Any] | None = None) -> list[Hit]:
+    def search_many(
+        self, texts: Sequence[str], k: int, mode: Mode = "hybrid", where: dict[str, Any] | None = None
+    ) -> list[Hit]:
         """Each wording retrieves (vector and/or lexical); all lists are fused by RRF; top k returned.
         With one list (one wording, one side) the list's own scores are kept."""
         if mode not in MODES:
-            raise UsageError(f"unknown retrieval mode {mode!r}; allowed: {', '.join(MODES)}", hint="use --mode hybrid|vector|lexical")
+            raise UsageError(
+                f"unknown retrieval mode {mode!r}; allowed: {', '.join(MODES)}", hint="use --mode hybrid|vector|lexical"
+            )
         n = max(self.candidates, k)
         lists: list[tuple[str, list[Hit]]] = []
         for i, t in enumerate(texts):

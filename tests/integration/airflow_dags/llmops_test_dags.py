@@ -49,8 +49,13 @@ def fail():
     after(work.expand(i=items()))
 
 
-@dag(dag_id="llmops_test_params", schedule=None, catchup=False, tags=["llmops-test"],
-     params={"n": Param(3, type="integer", minimum=1, maximum=10, description="how many")})
+@dag(
+    dag_id="llmops_test_params",
+    schedule=None,
+    catchup=False,
+    tags=["llmops-test"],
+    params={"n": Param(3, type="integer", minimum=1, maximum=10, description="how many")},
+)
 def params_dag():
     @task
     def echo(params=None) -> int:
@@ -60,8 +65,13 @@ def params_dag():
     echo()
 
 
-@dag(dag_id="llmops_test_slow", schedule=None, catchup=False, tags=["llmops-test"],
-     params={"seconds": Param(8, type="integer", minimum=0, maximum=600)})
+@dag(
+    dag_id="llmops_test_slow",
+    schedule=None,
+    catchup=False,
+    tags=["llmops-test"],
+    params={"seconds": Param(8, type="integer", minimum=0, maximum=600)},
+)
 def slow():
     @task
     def sleep(params=None) -> None:
@@ -72,7 +82,9 @@ def slow():
     sleep()
 
 
-@dag(dag_id="llmops_test_asset_consumer", schedule=Asset("llmops://test/ci-signal"), catchup=False, tags=["llmops-test"])
+@dag(
+    dag_id="llmops_test_asset_consumer", schedule=Asset("llmops://test/ci-signal"), catchup=False, tags=["llmops-test"]
+)
 def asset_consumer():
     @task
     def react(triggering_asset_events=None) -> str:
