@@ -59,7 +59,7 @@ class _SleepingJudge:
     async def acomplete(self, messages, **params):
         import asyncio
 
-        from llmops_cli.adapters.llm.base import Completion
+        from llmops_cli.core.ports import Completion
 
         await asyncio.sleep(LATENCY)
         return Completion(

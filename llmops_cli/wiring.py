@@ -12,9 +12,7 @@ from llmops_cli.errors import NotConfiguredError
 
 if TYPE_CHECKING:
     from llmops_cli.adapters.airflow.client import AirflowClient
-    from llmops_cli.adapters.embedders.base import Embedder
-    from llmops_cli.adapters.llm.base import LLM
-    from llmops_cli.adapters.vectorstores.base import VectorStore
+    from llmops_cli.core.ports import LLM, Embedder, VectorStore
     from llmops_cli.settings import EmbedderSettings, LLMSettings, Settings
 
 _EMBEDDERS: dict[tuple, Embedder] = {}

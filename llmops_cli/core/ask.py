@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmops_cli.adapters.llm.base import LLM, Completion
 from llmops_cli.core.documents import Hit
+from llmops_cli.core.ports import LLM, Completion
 from llmops_cli.core.retrieval import Retriever
 
 REWORD_SYSTEM = (

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from llmops_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from llmops_cli.adapters.embedders.base import Embedder
+    from llmops_cli.core.ports import Embedder
     from llmops_cli.settings import EmbedderSettings
 
 EMBEDDER_KEY = "llmops_embedder"  # identity of the embedder that made the vectors

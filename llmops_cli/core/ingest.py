@@ -23,8 +23,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from llmops_cli.adapters.embedders.base import Embedder
-from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
 from llmops_cli.core import write_steps
 from llmops_cli.core.chunking.select import ChunkerSet, embed_text
 from llmops_cli.core.collection_meta import (
@@ -37,6 +35,7 @@ from llmops_cli.core.collection_meta import (
 from llmops_cli.core.documents import Chunk, indexed_text
 from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source_hashed
 from llmops_cli.core.loaders.discovery import resolve_source_root
+from llmops_cli.core.ports import Embedder, SourceRecord, VectorStore
 from llmops_cli.core.source_ids import SOURCE_IDS_KEY, SOURCE_IDS_RULE, migrate_source_ids
 from llmops_cli.errors import InputError
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llmops_cli.adapters.llm.base import Completion
+from llmops_cli.core.ports import Completion
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (

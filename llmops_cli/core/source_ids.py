@@ -26,8 +26,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
 from llmops_cli.core.loaders.discovery import source_id_for
+from llmops_cli.core.ports import SourceRecord, VectorStore
 
 SOURCE_IDS_KEY = "llmops_source_ids"  # collection metadata: the rule the collection's source ids follow
 SOURCE_IDS_RULE = "root-relative"  # loaders.discovery: relative to the source root, absolute outside it

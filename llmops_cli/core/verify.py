@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
 from llmops_cli.core.collection_meta import DIMENSION_KEY, GENERATION_KEY
 from llmops_cli.core.documents import Hit, indexed_text
+from llmops_cli.core.ports import SourceRecord, VectorStore
 from llmops_cli.errors import StoreError
 
 INCOMPLETE = "incomplete"  # core.ingest.INCOMPLETE (not imported: ingest pulls in the loaders and chunkers)

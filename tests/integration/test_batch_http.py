@@ -296,8 +296,8 @@ def test_wrong_endpoint_stops_the_run_instead_of_failing_every_row(openai_server
     ],
 )
 def test_lean_http_client_translates_faults_like_litellm(openai_server, kind, status, retryable):
-    from llmops_cli.adapters.llm.base import LLMCallError
     from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
+    from llmops_cli.core.ports import LLMCallError
     from tests.support.openai_server import TEST_API_KEY
 
     openai_server.fail_next(kind, retry_after=2, seconds=10)

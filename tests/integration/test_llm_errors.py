@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops_cli.adapters.llm.base import LLMCallError
+from llmops_cli.core.ports import LLMCallError
 from llmops_cli.errors import AuthError, ExitCode, UnreachableError
 from tests.integration.conftest import llmops_env, run_llmops
 from tests.support.openai_server import TEST_API_KEY, TEST_MODEL, Fault

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from llmops_cli.adapters.llm.base import LLMCallError
+from llmops_cli.core.ports import LLMCallError
 from tests.support.openai_server import (
     TEST_API_KEY,
     Fault,

@@ -11,10 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from llmops_cli.adapters.embedders.base import Embedder
-from llmops_cli.adapters.llm.base import LLM, Completion
-from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
 from llmops_cli.core.documents import Hit
+from llmops_cli.core.ports import LLM, Completion, Embedder, SourceRecord, VectorStore
 
 
 class WordTokens:

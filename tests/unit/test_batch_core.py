@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError
 from llmops_cli.core.batch.checkpoint import CheckpointWriter, load_records
 from llmops_cli.core.batch.inputs import read_rows, write_rows
 from llmops_cli.core.batch.ratelimit import RateLimiter, TokenBucket
@@ -16,6 +15,7 @@ from llmops_cli.core.batch.requests import Template, build_requests, load_templa
 from llmops_cli.core.batch.retry import RetryPolicy
 from llmops_cli.core.batch.run import BatchOptions, estimate, execute, plan_shards, prepare
 from llmops_cli.core.batch.validation import AnswerInvalid, SchemaValidator
+from llmops_cli.core.ports import LLM, Completion, LLMCallError
 from llmops_cli.errors import ConflictError, ExitCode, InputError, UsageError
 
 # --- rate limiter ---
@@ -438,7 +438,7 @@ def test_retry_after_header_seconds_and_http_date():
 
 
 def test_an_unreachable_endpoint_stops_the_run_and_a_plain_rerun_continues(tmp_path, fast_backoff):
-    from llmops_cli.adapters.llm.base import LLMUnreachableError
+    from llmops_cli.core.ports import LLMUnreachableError
     from llmops_cli.errors import UnreachableError
 
     down = LLMUnreachableError("LLM fake/model is not reachable (Connection refused)", retryable=True)

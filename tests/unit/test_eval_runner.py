@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError
 from llmops_cli.core.documents import Hit
 from llmops_cli.core.eval.datasets import Dataset, EvalItem
 from llmops_cli.core.eval.llm_calls import CachedLLM, Usage, bounded_gather
 from llmops_cli.core.eval.runner import Answered, EvalOptions, resolve_metrics, run_eval, source_ranking
 from llmops_cli.core.llm_cache import LLMCache
+from llmops_cli.core.ports import LLM, Completion, LLMCallError
 from llmops_cli.errors import UsageError
 
 
@@ -466,10 +466,10 @@ def test_an_unusable_reply_cached_by_an_older_version_is_not_served(tmp_path):
 @pytest.mark.parametrize(
     "error",
     [
-        __import__("llmops_cli.adapters.llm.base", fromlist=["LLMAuthError"]).LLMAuthError(
+        __import__("llmops_cli.core.ports", fromlist=["LLMAuthError"]).LLMAuthError(
             "LLM rejected the credentials (401)", status=401
         ),
-        __import__("llmops_cli.adapters.llm.base", fromlist=["LLMUnreachableError"]).LLMUnreachableError(
+        __import__("llmops_cli.core.ports", fromlist=["LLMUnreachableError"]).LLMUnreachableError(
             "LLM is not reachable", retryable=True
         ),
     ],

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from llmops_cli.adapters.llm.base import LLM, Completion
+from llmops_cli.core.ports import LLM, Completion
 from llmops_cli.errors import LlmopsError
 from tests.support.fakes import FakeEmbedder, MemoryStore
 

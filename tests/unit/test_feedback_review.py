@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError
 from llmops_cli.core.feedback import AnswerLog
 from llmops_cli.core.feedback.review import ReviewParseError, build_messages, parse_verdict, review_answers
+from llmops_cli.core.ports import LLM, Completion, LLMCallError
 
 GOOD = {
     "helpfulness": {"score": 4, "reason": "clear"},
@@ -125,7 +125,7 @@ class RejectingJudge(LLM):
     def complete(self, messages, **params) -> Completion:
         import time
 
-        from llmops_cli.adapters.llm.base import LLMAuthError
+        from llmops_cli.core.ports import LLMAuthError
 
         self.calls += 1
         time.sleep(0.05)

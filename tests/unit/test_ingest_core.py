@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llmops_cli.adapters.vectorstores.base import SourceRecord
 from llmops_cli.core.ingest import IngestOptions, ingest
+from llmops_cli.core.ports import SourceRecord
 from tests.support.fakes import FakeEmbedder, Killed, MemoryStore
 
 PARA = "Airflow schedules {w} tasks. The scheduler parses DAG files and queues {w} work for the executor. "

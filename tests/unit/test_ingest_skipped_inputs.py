@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from llmops_cli.adapters.vectorstores.base import SourceRecord
 from llmops_cli.core import ingest as core
 from llmops_cli.core.ingest import IngestOptions, ingest
+from llmops_cli.core.ports import SourceRecord
 from llmops_cli.errors import InputError
 from tests.support.fakes import FakeEmbedder, MemoryStore
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from llmops_cli.adapters.llm.base import LLMAuthError, LLMCallError, LLMUnreachableError
 from llmops_cli.adapters.llm.retry import CLIENT_MAX_RETRY_AFTER_S, acall_with_retries, call_with_retries, client_policy
+from llmops_cli.core.ports import LLMAuthError, LLMCallError, LLMUnreachableError
 from llmops_cli.errors import AuthError, ExitCode, UnreachableError
 
 

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from llmops_cli.adapters.embedders.base import Embedder
-from llmops_cli.adapters.llm.base import LLMUnreachableError
 from llmops_cli.adapters.llm.litellm_llm import import_litellm, translate_error
+from llmops_cli.core.ports import Embedder, LLMUnreachableError
 from llmops_cli.errors import AuthError, EmbedderError, UnreachableError
 
 

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.adapters.embedders.hf_tokens import HFTokenCounter
 from llmops_cli.adapters.embedders.model_files import resolve_model_dir
 from llmops_cli.adapters.embedders.onnx_export import (
@@ -25,6 +24,7 @@ from llmops_cli.adapters.embedders.onnx_export import (
     ensure_exported,
 )
 from llmops_cli.adapters.embedders.sentence_transformers import model_identity
+from llmops_cli.core.ports import Embedder
 from llmops_cli.errors import EmbedderError
 
 

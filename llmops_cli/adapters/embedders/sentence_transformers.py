@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.adapters.embedders.hf_tokens import HFTokenCounter
 from llmops_cli.adapters.embedders.model_files import resolve_model_dir
+from llmops_cli.core.ports import Embedder
 from llmops_cli.errors import EmbedderError
 
 

@@ -7,8 +7,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from llmops_cli.adapters.llm.base import LLM, Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
 from llmops_cli.adapters.llm.retry import RetryPolicy, acall_with_retries, call_with_retries, client_policy
+from llmops_cli.core.ports import LLM, Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
 
 _PREPARED = False
 

@@ -15,8 +15,8 @@ import json
 import time
 from typing import Any
 
-from llmops_cli.adapters.llm.base import LLM, Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
 from llmops_cli.adapters.llm.retry import acall_with_retries, client_policy
+from llmops_cli.core.ports import LLM, Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
 
 _DROP = {"num_retries", "max_retries", "timeout", "api_base", "api_key", "stream", "stream_options"}
 

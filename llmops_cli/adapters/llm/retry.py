@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from llmops_cli.adapters.llm.base import LLMCallError
+    from llmops_cli.core.ports import LLMCallError
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ def _next_delay(policy: RetryPolicy, e: LLMCallError, attempt: int) -> float | N
 
 
 def call_with_retries(policy: RetryPolicy, call: Callable[[], T], sleep: Callable[[float], None] = time.sleep) -> T:
-    from llmops_cli.adapters.llm.base import LLMCallError
+    from llmops_cli.core.ports import LLMCallError
 
     attempt = 0
     while True:
@@ -87,7 +87,7 @@ def call_with_retries(policy: RetryPolicy, call: Callable[[], T], sleep: Callabl
 
 
 async def acall_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[T]]) -> T:
-    from llmops_cli.adapters.llm.base import LLMCallError
+    from llmops_cli.core.ports import LLMCallError
 
     attempt = 0
     while True:

@@ -11,7 +11,7 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from llmops_cli.adapters.llm.base import LLM, Completion, Message
+from llmops_cli.core.ports import LLM, Completion, Message
 
 
 class ThreadedLLM(LLM):

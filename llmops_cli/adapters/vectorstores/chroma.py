@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from llmops_cli.adapters.vectorstores.base import SourceRecord, VectorStore
 from llmops_cli.core import write_steps
 from llmops_cli.core.documents import Hit
+from llmops_cli.core.ports import SourceRecord, VectorStore
 from llmops_cli.errors import NotFoundError, StoreError, UnreachableError
 
 MANIFEST_SUFFIX = "__sources"

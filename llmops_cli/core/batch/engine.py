@@ -20,10 +20,10 @@ from llmops_cli.core.batch.requests import BatchRequest
 from llmops_cli.core.batch.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from llmops_cli.adapters.llm.base import LLM, Completion
     from llmops_cli.core.batch.ratelimit import RateLimiter
     from llmops_cli.core.batch.validation import SchemaValidator
     from llmops_cli.core.llm_cache import LLMCache
+    from llmops_cli.core.ports import LLM, Completion
 
 Record = dict[str, Any]
 
@@ -117,7 +117,7 @@ class Engine:
                 s.cost_unknown += 1
 
     async def run_one(self, req: BatchRequest) -> Record:
-        from llmops_cli.adapters.llm.base import LLMCallError
+        from llmops_cli.core.ports import LLMCallError
 
         t0 = time.perf_counter()
         if self.cache is not None:

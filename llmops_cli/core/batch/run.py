@@ -29,8 +29,8 @@ from llmops_cli.core.batch.requests import (
 from llmops_cli.errors import ExitCode, InputError, UsageError
 
 if TYPE_CHECKING:
-    from llmops_cli.adapters.llm.base import LLM
     from llmops_cli.core.llm_cache import LLMCache
+    from llmops_cli.core.ports import LLM
 
 ProgressFn = Callable[[int, int, float], None]  # (requests finished, requests to run, cost so far in USD)
 

@@ -8,8 +8,8 @@ from abc import ABC, abstractmethod
 from array import array
 from dataclasses import dataclass
 
-from llmops_cli.adapters.embedders.base import TokenCounter
 from llmops_cli.core.documents import Document
+from llmops_cli.core.ports import TokenCounter
 from llmops_cli.errors import ConfigError
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from llmops_cli.adapters.embedders.base import TokenCounter
 from llmops_cli.core.chunking.base import Chunker, Piece
 from llmops_cli.core.chunking.headings import HeadingChunker
 from llmops_cli.core.chunking.recursive import RecursiveChunker
 from llmops_cli.core.chunking.token_window import TokenWindowChunker
 from llmops_cli.core.documents import Document, indexed_text
+from llmops_cli.core.ports import TokenCounter
 from llmops_cli.errors import ConfigError
 
 HEADING_FORMATS = {"markdown", "rst", "html"}

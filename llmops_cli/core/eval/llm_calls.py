@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from llmops_cli.adapters.llm.base import LLM, Completion, LLMCallError, Message
 from llmops_cli.core.llm_cache import LLMCache, cache_key
+from llmops_cli.core.ports import LLM, Completion, LLMCallError, Message
 from llmops_cli.errors import AuthError, LlmopsError, UnreachableError
 
 T = TypeVar("T")

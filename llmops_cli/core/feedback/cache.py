@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llmops_cli.adapters.embedders.base import Embedder
 from llmops_cli.core.feedback.log import AnswerLog, Promotion
+from llmops_cli.core.ports import Embedder
 from llmops_cli.core.redaction import redact
 
 

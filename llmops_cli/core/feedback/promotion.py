@@ -19,12 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmops_cli.adapters.embedders.base import Embedder
-from llmops_cli.adapters.vectorstores.base import VectorStore
 from llmops_cli.core.collection_meta import EMBEDDER_KEY, GENERATION_KEY
 from llmops_cli.core.documents import indexed_text
 from llmops_cli.core.feedback.cache import unit_vector
 from llmops_cli.core.feedback.log import AnswerLog, AnswerRecord, Promotion, Rating, Review, latest_votes
+from llmops_cli.core.ports import Embedder, VectorStore
 from llmops_cli.core.redaction import redact
 
 PROMOTED_KIND = "promoted_answer"

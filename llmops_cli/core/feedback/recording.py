@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llmops_cli.adapters.llm.base import LLM, Completion, Message
 from llmops_cli.core.feedback.log import AnswerLog
+from llmops_cli.core.ports import LLM, Completion, Message
 
 
 def _log(target: AnswerLog | str | Path) -> tuple[AnswerLog, bool]:

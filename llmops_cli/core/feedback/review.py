@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmops_cli.adapters.llm.base import LLM
 from llmops_cli.core.feedback.log import AnswerLog, AnswerRecord, Review
+from llmops_cli.core.ports import LLM
 from llmops_cli.core.redaction import find_sensitive, redact
 from llmops_cli.errors import AuthError, LlmopsError, UnreachableError
 

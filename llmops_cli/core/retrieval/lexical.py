@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from llmops_cli.adapters.vectorstores.base import VectorStore
 from llmops_cli.core import write_steps
 from llmops_cli.core.collection_meta import GENERATION_KEY
 from llmops_cli.core.documents import indexed_text
+from llmops_cli.core.ports import VectorStore
 
 FORMAT = 3
 _ARRAYS = ("data", "indices", "indptr", "doclen")  # data: term frequencies; doclen: tokens per chunk

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from llmops_cli.adapters.embedders.base import Embedder
-from llmops_cli.adapters.vectorstores.base import VectorStore
 from llmops_cli.core.documents import Hit
+from llmops_cli.core.ports import Embedder, VectorStore
 from llmops_cli.core.retrieval.fusion import reciprocal_rank_fusion
 from llmops_cli.core.retrieval.lexical import LexicalIndex
 from llmops_cli.errors import UsageError
