@@ -40,12 +40,61 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+STORE_URL_SCHEMES = ("http", "https", "postgresql", "postgres")
+STATE_URL_SCHEMES = ("postgresql", "postgres")
+
+
+def _url_scheme_problem(v: str, schemes: tuple[str, ...]) -> str | None:
+    scheme = v.split("://", 1)[0].lower() if "://" in v else ""
+    if scheme.split("+", 1)[0] not in schemes:  # postgresql+psycopg:// is SQLAlchemy's spelling of the same
+        return f"must start with {', '.join(s + '://' for s in schemes)}"
+    return None
+
+
 class StoreSettings(_Section):
+    url: str | None = Field(
+        None,
+        description="unset = embedded Chroma at store.path; http(s)://host:port = a Chroma server; "
+        "postgresql://user:password@host/db = PostgreSQL with pgvector",
+    )
     path: str = Field(".llmops/chroma", description="embedded Chroma folder (project-local)")
-    host: str | None = Field(None, description="Chroma server host; set it to use a server instead")
+    host: str | None = Field(None, description="Chroma server host (the long form of store.url=http://host:port)")
     port: int = Field(8000, ge=1, le=65535)
     ssl: bool = False
     collection: str = Field("docs", description="default collection")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        problem = _url_scheme_problem(v.strip(), STORE_URL_SCHEMES)
+        if problem:
+            raise ValueError(problem)
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _one_server(self) -> StoreSettings:
+        if self.url and self.host:
+            raise ValueError("store.url and store.host are both set: keep one (store.url=http://HOST:PORT)")
+        return self
+
+    @property
+    def backend(self) -> Literal["chroma", "chroma-server", "pgvector"]:
+        """Which store the settings point at: the embedded Chroma, a Chroma server, or PostgreSQL with pgvector."""
+        if self.url and self.url.split("://", 1)[0].lower().split("+", 1)[0] in ("postgresql", "postgres"):
+            return "pgvector"
+        return "chroma-server" if (self.url or self.host) else "chroma"
+
+    def chroma_server(self) -> tuple[str, int, bool]:
+        """(host, port, ssl) of the Chroma server, from store.url or its long form store.host/port/ssl."""
+        if not self.url:
+            return self.host or "localhost", self.port, self.ssl
+        from urllib.parse import urlsplit
+
+        u = urlsplit(self.url)
+        ssl = u.scheme.lower() == "https"
+        return u.hostname or "localhost", u.port or (443 if ssl else 8000), ssl
 
     @field_validator("collection")
     @classmethod
@@ -174,9 +223,28 @@ class EvalSettings(_Section):
     )
 
 
+class StateSettings(_Section):
+    url: str | None = Field(
+        None,
+        description="unset = SQLite files under data_dir; postgresql://user:password@host/db = one database shared "
+        "by every machine (answer log, ratings, eval runs, LLM cache)",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        problem = _url_scheme_problem(v.strip(), STATE_URL_SCHEMES)
+        if problem:
+            raise ValueError(problem)
+        return v.strip()
+
+
 class Settings(_Section):
     data_dir: str = Field(".llmops", description="project-local state: logs, caches, eval runs")
     store: StoreSettings = Field(default_factory=StoreSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
@@ -417,7 +485,12 @@ def load_settings(
             allowed = _allowed_keys(parent)
             msg = f"unknown key; allowed keys{' in ' + parent if parent else ''}: {', '.join(allowed)}"
         elif "input" in err and not isinstance(err["input"], (dict, list)) and loc[-1] not in SECRET_KEYS:
-            msg = f"{msg} (got {err['input']!r})"
+            shown = err["input"]
+            if isinstance(shown, str) and "://" in shown:  # a password inside a URL never reaches the message
+                from llmops_cli.core.redaction import mask_url_password
+
+                shown = mask_url_password(shown)
+            msg = f"{msg} (got {shown!r})"
         raise ConfigError(
             f"config key '{key}'{where}: {msg}", hint=_hint(key, src, flag, err.get("input"), path)
         ) from None

@@ -134,3 +134,28 @@ def test_relative_paths_resolve_against_the_project_folder_not_the_working_direc
     assert s.store_path == tmp_path / ".llmops" / "chroma"
     s = load_settings(None, environ={}).settings  # no config file: the working directory, as before
     assert s.store_path == elsewhere / ".llmops" / "chroma"
+
+
+def test_store_url_picks_the_backend_and_host_port_stay_its_long_form():
+    from llmops_cli.settings import StoreSettings
+
+    assert StoreSettings().backend == "chroma"
+    assert StoreSettings(url="http://chroma.internal:8001").backend == "chroma-server"
+    assert StoreSettings(url="http://chroma.internal:8001").chroma_server() == ("chroma.internal", 8001, False)
+    assert StoreSettings(url="https://chroma.example").chroma_server() == ("chroma.example", 443, True)
+    assert StoreSettings(host="h", port=9000).chroma_server() == ("h", 9000, False)
+    assert StoreSettings(url="postgresql://u:pw@db/llmops").backend == "pgvector"
+    assert StoreSettings(url="postgresql+psycopg://u@db/llmops").backend == "pgvector"
+
+
+def test_store_and_state_urls_are_checked_and_their_passwords_never_shown():
+    with pytest.raises(ConfigError) as e:
+        load_settings(None, environ={"LLMOPS_STORE_URL": "ftp://bob:hunter2@db/x"})
+    assert "store.url" in str(e.value) and "LLMOPS_STORE_URL" in str(e.value) and "hunter2" not in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load_settings(None, environ={"LLMOPS_STATE_URL": "http://bob:hunter2@db/x"})
+    assert "state.url" in str(e.value) and "hunter2" not in str(e.value)
+    with pytest.raises(ConfigError, match="both set"):
+        load_settings(None, environ={"LLMOPS_STORE_URL": "http://a:1", "LLMOPS_STORE_HOST": "b"})
+    s = load_settings(None, environ={"LLMOPS_STATE_URL": "postgresql://bob:hunter2@db/x"}).settings
+    assert s.state.url == "postgresql://bob:hunter2@db/x"
