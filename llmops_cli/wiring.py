@@ -74,14 +74,10 @@ def _looks_like_litellm_model(model: str) -> bool:
 
 
 def build_store(settings: Settings, *, read_only: bool = False) -> VectorStore:
-    """The embedded store reads without importing chromadb and opens the full client at its first write;
-    ``read_only`` (retrieval-only commands) makes a write an error instead."""
-    from llmops_cli.adapters.vectorstores.chroma import ChromaStore
+    """The store the settings point at (store.url); ``read_only`` makes a write to the embedded store an error."""
+    from llmops_cli.adapters.vectorstores import open_store
 
-    st = settings.store
-    if st.host:
-        return ChromaStore.server(st.host, st.port, ssl=st.ssl)
-    return ChromaStore.embedded(settings.store_path, read_only=read_only)
+    return open_store(settings.store, settings.store_path, read_only=read_only)
 
 
 def build_airflow_client(settings: Settings) -> AirflowClient:
