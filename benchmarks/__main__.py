@@ -1,5 +1,7 @@
-"""`python -m benchmarks [NAME ...] [--quick]`: run every benchmarks/bench_*.py module's main() in turn, or only those named
-(``batch`` or ``bench_batch``). Each writes its results JSON to benchmarks/results/."""
+"""`python -m benchmarks [NAME ...] [--quick]`: run every benchmark, or only those named.
+
+Each benchmarks/bench_*.py module's main() runs in turn; a name is ``batch`` or ``bench_batch``. Each writes its
+results JSON to benchmarks/results/."""
 
 from __future__ import annotations
 

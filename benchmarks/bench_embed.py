@@ -124,7 +124,8 @@ vecs = emb.embed(texts)
 t2 = time.perf_counter()
 np.save(sys.argv[4], vecs)
 print(json.dumps({"embedder": type(emb).__name__, "load_s": t1 - t0, "encode_s": t2 - t1, "chunks": len(texts),
-                  "chunks_per_s": len(texts) / (t2 - t1), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "chunks_per_s": len(texts) / (t2 - t1),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 _RETRIEVAL = """
@@ -135,7 +136,8 @@ from tests.integration.airflow_docs_questions import QUESTIONS
 s = load_settings().settings
 out = {}
 for mode in ("vector", "hybrid"):
-    out[mode] = [[h.source for h in pipelines.query(s, q, collection=sys.argv[1], k=5, mode=mode)] for q, _ in QUESTIONS]
+    out[mode] = [[h.source for h in pipelines.query(s, q, collection=sys.argv[1], k=5, mode=mode)]
+                 for q, _ in QUESTIONS]
 print(json.dumps(out))
 """
 
@@ -194,10 +196,12 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 corpus, model, persist = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 questions = json.load(open(sys.argv[4]))
 files = sorted(p for p in corpus.rglob("*") if p.is_file())
-docs = [Document(page_content=p.read_text(encoding="utf-8", errors="replace"), metadata={"source": corpus.name + "/" + p.relative_to(corpus).as_posix()}) for p in files]
+docs = [Document(page_content=p.read_text(encoding="utf-8", errors="replace"),
+                 metadata={"source": corpus.name + "/" + p.relative_to(corpus).as_posix()}) for p in files]
 chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
 emb = HuggingFaceEmbeddings(model_name=model, encode_kwargs={"normalize_embeddings": True})
-db = Chroma.from_documents(chunks, emb, persist_directory=persist, collection_name="afdocs", collection_metadata={"hnsw:space": "cosine"})
+db = Chroma.from_documents(chunks, emb, persist_directory=persist, collection_name="afdocs",
+                           collection_metadata={"hnsw:space": "cosine"})
 ingested_at = time.time()
 hits = [[d.metadata["source"] for d in db.similarity_search(q, k=5)] for q in questions]
 print(json.dumps({"ingested_at": ingested_at, "files": len(files), "chunks": len(chunks), "hits": hits}))
@@ -505,7 +509,8 @@ def main() -> dict:
         "ingest_2x_faster_than_langchain": {
             n: ingest[n]["speedup_vs_langchain"] >= 2.0 for n in ("onnx-fp32", "onnx-int8")
         },
-        # quality not lower than LangChain's: as shipped (our default hybrid vs its vector search), and like for like (vector)
+        # quality not lower than LangChain's: as shipped (our default hybrid vs its vector search),
+        # and like for like (vector)
         "retrieval_hit5_not_lower_than_langchain": {
             n: {
                 "hybrid": quality[n]["hybrid"]["hit_at_5"] >= lc_vec["hit_at_5"],

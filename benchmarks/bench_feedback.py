@@ -330,8 +330,8 @@ def main() -> None:
                 log._db.execute("PRAGMA foreign_keys=OFF")  # synthetic promotions without answer rows
                 log._tx(
                     lambda db, rows=rows: db.executemany(
-                        "INSERT INTO promotions (answer_id, collection, chunk_id, question, answer_text, question_vector, embedder, "
-                        "promoted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO promotions (answer_id, collection, chunk_id, question, answer_text, "
+                        "question_vector, embedder, promoted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [
                             (
                                 p.answer_id,

@@ -1,4 +1,4 @@
-"""Issue 12 scale benchmark: a synthetic corpus of small Markdown files (20,000 by default; ``--quick``: 2,000;
+"""Scale benchmark: a synthetic corpus of small Markdown files (20,000 by default; ``--quick``: 2,000;
 ``--files=N``) ingested into a real embedded Chroma store, each step in a fresh process as a CLI command runs:
 
 - first ingest, unchanged re-ingest, and 10 changed files re-ingested (ingest core, then the lexical index);
@@ -6,7 +6,8 @@
   on the same collection, both from the same pre-change index; their search results must agree;
 - the first query after the change (a fresh process: open the store, load the index, search), and one that finds
   the index behind the collection;
-- chunking a 20 MB Markdown file (``--quick``: 2 MB; ``--chunk-mb=N``): wall time and peak RSS above the baseline, in a child process;
+- chunking a 20 MB Markdown file (``--quick``: 2 MB; ``--chunk-mb=N``): wall time and peak RSS above the baseline,
+  in a child process;
 - peak RSS of each step's process.
 
 The embedder is the tests' bag-of-words fake (tests/support/fakes.py): the targets are "under 2 s plus the changed
@@ -54,7 +55,8 @@ while n < size:
 text = "".join(parts)[:size]
 cs = ChunkerSet("auto", HFTokenCounter(bundled_model_path()), 200, 30)
 cs.split(Document("warm", "# a\n\nwarm up"))
-base = int([l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1])  # current, not the peak so far
+# current, not the peak so far
+base = int([l for l in open("/proc/self/status") if l.startswith("VmRSS")][0].split()[1])
 t0 = time.perf_counter()
 pieces = cs.split(Document("big", text, format="markdown"))
 print(json.dumps({"chars": len(text), "chunks": len(pieces), "seconds": time.perf_counter() - t0,

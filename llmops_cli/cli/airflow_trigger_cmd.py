@@ -22,7 +22,8 @@ from llmops_cli.cli.state import parse_key_values
 def register(app: typer.Typer) -> None:
     app.command(
         "trigger-dag",
-        help="Trigger a DAG run on Airflow; --wait follows it and exits 5 if it fails, 3 if it succeeded partially, 6 on --timeout.",
+        help="Trigger a DAG run on Airflow; --wait follows it and exits 5 if it fails, "
+        "3 if it succeeded partially, 6 on --timeout.",
     )(trigger_dag)
 
 

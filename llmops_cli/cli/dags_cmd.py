@@ -64,9 +64,8 @@ def show_dag(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> N
     if out.json_mode:
         out.json({**dag, "tasks": tasks})
         return
-    out.print(
-        f"[bold]{dag_id}[/bold]  paused: {'yes' if dag.get('is_paused') else 'no'}  schedule: {dag.get('timetable_summary') or '-'}"
-    )
+    paused = "yes" if dag.get("is_paused") else "no"
+    out.print(f"[bold]{dag_id}[/bold]  paused: {paused}  schedule: {dag.get('timetable_summary') or '-'}")
     if dag.get("description"):
         out.print(dag["description"], markup=False)
     params = dag.get("params") or {}

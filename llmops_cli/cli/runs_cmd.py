@@ -55,7 +55,8 @@ def get_run(dag_id: DagArg, run_id: RunArg, url: UrlOpt = None, json_out: JsonOp
 
 @runs_app.command(
     "wait",
-    help="Wait for a run to end; exit 5 if it failed, 3 if it succeeded partially (skipped inputs, failed rows), 6 on --timeout, 2 if its DAG is paused.",
+    help="Wait for a run to end; exit 5 if it failed, 3 if it succeeded partially (skipped inputs, failed rows), "
+    "6 on --timeout, 2 if its DAG is paused.",
 )
 def wait_run(
     dag_id: DagArg, run_id: RunArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False

@@ -126,9 +126,11 @@ def check_embedder(
             raise UsageError(
                 f"collection {collection!r} holds vectors of embedder {meta[EMBEDDER_KEY]}, not {embedder.identity}; "
                 "its vectors cannot be searched with another embedder's",
-                hint="configure the embedder it was ingested with (embedder.backend, embedder.model, embedder.precision)",
+                hint="configure the embedder it was ingested with "
+                "(embedder.backend, embedder.model, embedder.precision)",
             )
         raise UsageError(
-            f"collection {collection!r} holds vectors of embedder {meta[EMBEDDER_KEY]}, not {embedder.identity}; mixing them breaks search",
+            f"collection {collection!r} holds vectors of embedder {meta[EMBEDDER_KEY]}, not {embedder.identity}; "
+            "mixing them breaks search",
             hint="ingest into another --collection, or delete this one first (llmops collections delete NAME)",
         )

@@ -1,7 +1,8 @@
 """Orchestration steps over an Airflow-like client: wait for a run, summarise task states, explain failures.
 
 No printing, no environment: the CLI passes a callback for live updates and renders what comes back. The
-client is anything with ``get_run``, ``list_task_instances``, ``get_log`` and ``get_dag`` (``AirflowClient``, or a fake).
+client is anything with ``get_run``, ``list_task_instances``, ``get_log`` and ``get_dag``
+(``AirflowClient``, or a fake).
 """
 
 from __future__ import annotations

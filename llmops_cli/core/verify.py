@@ -96,7 +96,10 @@ class VerifyReport:
         )
 
     def sources_to_reingest(self) -> list[str]:
-        """Sources only their files can repair: chunks missing or altered, an interrupted write, a hash that disagrees."""
+        """Sources only their files can repair.
+
+        Those with chunks missing or altered, an interrupted write, or a hash that disagrees.
+        """
         return sorted(
             set(self.missing_chunks) | set(self.altered_chunks) | set(self.incomplete_sources) | set(self.changed_files)
         )

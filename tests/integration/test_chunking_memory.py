@@ -42,7 +42,8 @@ import llmops_cli.core.chunking.base as b
 blocked = cs.split(Document("md", md, format="markdown"))
 b.TOKENIZE_BLOCK = 1 << 30
 whole = cs.split(Document("md", md, format="markdown"))
-print(json.dumps({"extra_mb": (peak - base) / 1024, "chunks": len(line), "max_tokens": max(tok.count([p.text for p in line])),
+print(json.dumps({"extra_mb": (peak - base) / 1024, "chunks": len(line),
+                  "max_tokens": max(tok.count([p.text for p in line])),
                   "same": [(p.heading, p.text) for p in blocked] == [(p.heading, p.text) for p in whole]}))
 """
 

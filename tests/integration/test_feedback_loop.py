@@ -37,7 +37,8 @@ FAKE_KEY = "sk-live-4f9a8b7c6d5e4f3a2b1c0d9e"
 ANSWERS = {
     Q_ROTATE: "Run `frob rotate --all` [1]; the old credentials stop working after ten minutes [1].",
     Q_SCALE: f"Use `frob scale N` [1]. If it fails, authenticate with the admin key {FAKE_KEY} first.",
-    Q_BACKUP: "Backups run nightly at 02:00 UTC [1]. Ask Jane Roe (jane.roe@corp.example, +1 415 555 0199) for a restore.",
+    Q_BACKUP: "Backups run nightly at 02:00 UTC [1]. "
+    "Ask Jane Roe (jane.roe@corp.example, +1 415 555 0199) for a restore.",
 }
 VERDICT_OK = {
     "helpfulness": {"score": 5, "reason": "complete"},

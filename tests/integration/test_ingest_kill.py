@@ -142,7 +142,8 @@ def small_corpus(root: Path, version: int) -> Path:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     pages = {
-        i: f"# Page {i}\n\n## Part A\n\nPage {i} talks about scheduler topic{i} and retries. More words for page {i}.\n\n"
+        i: f"# Page {i}\n\n## Part A\n\nPage {i} talks about scheduler topic{i} and retries. "
+        f"More words for page {i}.\n\n"
         f"## Part B\n\nClosing words for page {i} about executors word{i}.\n"
         for i in range(5)
     }
@@ -173,7 +174,8 @@ def store_and_lexical(home: Path, *, built: bool = False) -> tuple[list, list[st
     """snapshot() and lexical_ids() read in a fresh process: the same folder is restored between runs, and Chroma
     caches an opened store per path within a process (a second read here could see the first one's data)."""
     code = (
-        "import json, sys; from pathlib import Path; from tests.integration.test_ingest_kill import snapshot, lexical_ids\n"
+        "import json, sys; from pathlib import Path\n"
+        "from tests.integration.test_ingest_kill import snapshot, lexical_ids\n"
         "home = Path(sys.argv[1]); chunks, manifest = snapshot(home / 'chroma', 'kill-steps')\n"
         "print(json.dumps([[chunks, manifest], sorted(lexical_ids(home, 'kill-steps', built=sys.argv[2] == '1'))]))"
     )

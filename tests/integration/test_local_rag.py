@@ -104,7 +104,10 @@ def test_ask_through_a_local_openai_compatible_server(project, openai_server):
     def responder(body):
         user = body["messages"][-1]["content"]
         if "rewordings" in user:
-            return "What exit code does a failed gate return?\nExit status when eval thresholds fail\nCI quality gate exit code"
+            return (
+                "What exit code does a failed gate return?\nExit status when eval thresholds fail\n"
+                "CI quality gate exit code"
+            )
         assert "Context:" in user and "[1]" in user
         return "A failed quality gate exits with code 4 [1]."
 

@@ -144,12 +144,14 @@ def test_readme_local_walkthrough_runs_verbatim(tmp_path):
         if re.search(r"\bID\b", ln):
             # the reader copies an id from `llmops history`; so does this
             script.append(
-                'ID=$(llmops history --json | python3 -c \'import json,sys; print(json.load(sys.stdin)["answers"][0]["id"])\')'
+                "ID=$(llmops history --json | python3 -c "
+                '\'import json,sys; print(json.load(sys.stdin)["answers"][0]["id"])\')'
             )
             cmd = re.sub(r"\bID\b", '"$ID"', ln)
         script.append(f"echo {json.dumps('$ ' + ln)} >&2")
         script.append(
-            f'{cmd}\nrc=$?; if [ $rc -ne 0 ]; then echo "WALKTHROUGH FAILED (exit $rc): "{json.dumps(ln)} >&2; exit $rc; fi'
+            f"{cmd}\nrc=$?; if [ $rc -ne 0 ]; then "
+            f'echo "WALKTHROUGH FAILED (exit $rc): "{json.dumps(ln)} >&2; exit $rc; fi'
         )
     with OpenAIServer(responder=responder) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMOPS_", "OPENAI_", "VIRTUAL_ENV"))}

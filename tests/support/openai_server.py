@@ -14,8 +14,9 @@ Scripting, per test::
         ...
         assert srv.success_count() == 10
 
-Fault kinds: ``429`` (with ``Retry-After``), ``500``, ``503``, ``400``, ``401``, ``hang`` (sleeps ``seconds``, longer than
-the client's timeout, then 504; cut short by ``stop()``) and ``malformed`` (200 with a body that is not JSON).
+Fault kinds: ``429`` (with ``Retry-After``), ``500``, ``503``, ``400``, ``401``, ``hang`` (sleeps ``seconds``,
+longer than the client's timeout, then 504; cut short by ``stop()``) and ``malformed`` (200 with a body that is
+not JSON).
 A responder may also return a ``Fault`` for the request it sees. Latency is a number of seconds or a callable
 ``body -> seconds``. Usage is counted roughly from text length (``approx_tokens``).
 

@@ -58,14 +58,20 @@ def test_a_run_without_separators_is_cut_not_truncated():
 
 
 def test_markdown_heading_paths_and_code_fences():
-    md = "# Guide\n\nIntro.\n\n## Install\n\nSteps.\n\n```\n# not a heading\n```\n\n### Linux\n\nApt.\n\n## Use\n\nRun it.\n"
+    md = (
+        "# Guide\n\nIntro.\n\n## Install\n\nSteps.\n\n```\n# not a heading\n```\n\n"
+        "### Linux\n\nApt.\n\n## Use\n\nRun it.\n"
+    )
     secs = markdown_sections(md)
     assert [" > ".join(s.path) for s in secs] == ["Guide", "Guide > Install", "Guide > Install > Linux", "Guide > Use"]
     assert "# not a heading" in secs[1].body
 
 
 def test_rst_heading_levels_follow_first_appearance():
-    rst = ".. comment\n\n=====\nTitle\n=====\n\nIntro.\n\nSection\n-------\n\nBody.\n\nSub\n~~~\n\nDeep.\n\nOther\n-----\n\nMore.\n"
+    rst = (
+        ".. comment\n\n=====\nTitle\n=====\n\nIntro.\n\nSection\n-------\n\nBody.\n\n"
+        "Sub\n~~~\n\nDeep.\n\nOther\n-----\n\nMore.\n"
+    )
     secs = rst_sections(rst)
     assert [" > ".join(s.path) for s in secs] == [
         "",

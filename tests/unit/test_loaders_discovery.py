@@ -51,7 +51,8 @@ def docs(tmp_path: Path) -> Path:
 
 def test_default_selection_takes_supported_files_and_text_without_extension(docs: Path):
     files, missing = discover([docs], None, DEFAULT_EXCLUDE)
-    # an archive is listed as skipped (not silently ignored); other unsupported files (image.png, a binary) are not inputs
+    # an archive is listed as skipped (not silently ignored);
+    # other unsupported files (image.png, a binary) are not inputs
     assert missing == [
         (str(docs / "archive.tar.gz"), "an archive (.tar.gz) is not opened: unpack it to ingest its files")
     ]

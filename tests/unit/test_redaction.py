@@ -1,4 +1,7 @@
-"""Redaction: the secret forms that reach answers (config snippets, env variables, connection URLs) and what must stay."""
+"""Redaction: the secret forms that reach answers, and what must stay.
+
+The forms: config snippets, env variables, connection URLs.
+"""
 
 from __future__ import annotations
 

@@ -68,7 +68,10 @@ def test_where_filters_both_sides():
 
 
 def test_parse_rewordings_strips_numbering_and_duplicates():
-    text = 'Here are rewordings:\n1. How to retry tasks?\n2) how to retry tasks?\n- What is a retry policy\n\n"Configure retries"\n'
+    text = (
+        "Here are rewordings:\n1. How to retry tasks?\n2) how to retry tasks?\n"
+        '- What is a retry policy\n\n"Configure retries"\n'
+    )
     assert parse_rewordings(text, "q", 3) == ["How to retry tasks?", "What is a retry policy", "Configure retries"]
 
 

@@ -96,7 +96,8 @@ def test_secrets_are_masked_and_not_echoed_in_errors(tmp_path):
 def test_airflow_profiles(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
-        "airflow:\n  url: http://default:8080\n  profiles:\n    prod: {url: 'https://prod.example:443', username: bot}\n"
+        "airflow:\n  url: http://default:8080\n  profiles:\n"
+        "    prod: {url: 'https://prod.example:443', username: bot}\n"
     )
     assert load_settings(cfg, environ={}).settings.airflow.url == "http://default:8080"
     prod = load_settings(cfg, profile="prod", environ={"LLMOPS_AIRFLOW_PASSWORD": "pw-secret"})

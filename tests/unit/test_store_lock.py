@@ -125,7 +125,10 @@ def test_a_store_folder_that_cannot_be_made_is_a_store_error(tmp_path):
 
 
 def test_promotion_takes_the_write_lock_once_and_only_to_write(tmp_path):
-    """A vote or review that changes no promoted answer never waits for an ingest; one that does writes under the lock."""
+    """A vote or review that changes no promoted answer never waits for an ingest.
+
+    One that does change one writes under the lock.
+    """
     from contextlib import contextmanager
 
     from llmops_cli.core.collection_meta import EMBEDDER_KEY, GENERATION_KEY

@@ -128,13 +128,16 @@ class AirflowClient:
     # ------------------------------------------------------------------------------------ plumbing
     def _unreachable(self, reason: str) -> UnreachableError:
         return UnreachableError(
-            f"cannot reach the Airflow API server at {self.shown_url} ({reason}): is the API server running at {self.shown_url}?",
-            hint="start it (make airflow-up for a local one) or point llmops at yours: LLMOPS_AIRFLOW_URL, --profile, or airflow.url in llmops.yaml",
+            f"cannot reach the Airflow API server at {self.shown_url} ({reason}): "
+            f"is the API server running at {self.shown_url}?",
+            hint="start it (make airflow-up for a local one) or point llmops at yours: "
+            "LLMOPS_AIRFLOW_URL, --profile, or airflow.url in llmops.yaml",
         )
 
     def _no_answer(self) -> UnreachableError:
         return UnreachableError(
-            f"the Airflow API server at {self.shown_url} accepted the connection but did not answer within {self.timeout:g} s",
+            f"the Airflow API server at {self.shown_url} accepted the connection "
+            f"but did not answer within {self.timeout:g} s",
             hint="the server is overloaded or hung: check its health (GET /api/v2/monitor/health) and logs; "
             "raise airflow.timeout (LLMOPS_AIRFLOW_TIMEOUT) only if it is merely slow",
         )
@@ -186,7 +189,8 @@ class AirflowClient:
             if r.status_code in (400, 401, 403, 422):
                 raise AuthError(
                     f"Airflow at {self.shown_url} rejected the credentials of user {self.username!r}",
-                    hint="check LLMOPS_AIRFLOW_USERNAME / LLMOPS_AIRFLOW_PASSWORD (or the profile's username/password), or use LLMOPS_AIRFLOW_TOKEN",
+                    hint="check LLMOPS_AIRFLOW_USERNAME / LLMOPS_AIRFLOW_PASSWORD "
+                    "(or the profile's username/password), or use LLMOPS_AIRFLOW_TOKEN",
                 )
             if r.status_code == 404:
                 raise AuthError(
@@ -194,7 +198,8 @@ class AirflowClient:
                     hint="check LLMOPS_AIRFLOW_URL, or pass a token with LLMOPS_AIRFLOW_TOKEN",
                 )
             raise LlmopsError(
-                f"token exchange at {self.shown_url}/auth/token failed: HTTP {r.status_code} {server_message(r.content)}"
+                f"token exchange at {self.shown_url}/auth/token failed: "
+                f"HTTP {r.status_code} {server_message(r.content)}"
             )
         raise self._unreachable(last)  # pragma: no cover - loop always returns or raises
 
@@ -304,7 +309,8 @@ class AirflowClient:
             if self._token is None:
                 return AuthError(
                     f"Airflow at {self.shown_url} needs credentials",
-                    hint="set LLMOPS_AIRFLOW_USERNAME and LLMOPS_AIRFLOW_PASSWORD (or LLMOPS_AIRFLOW_TOKEN), or a --profile",
+                    hint="set LLMOPS_AIRFLOW_USERNAME and LLMOPS_AIRFLOW_PASSWORD (or LLMOPS_AIRFLOW_TOKEN), "
+                    "or a --profile",
                 )
             return AuthError(
                 f"Airflow at {self.shown_url} rejected the credentials of user {self.username!r}",
@@ -618,7 +624,8 @@ class AirflowClient:
             return min(found, key=lambda a: (not a.get("scheduled_dags"), a.get("id", 0)))
         raise NotFoundError(
             f"no asset with URI {uri!r} on {self.shown_url}",
-            hint="assets are registered when a DAG that produces or consumes them is parsed; check the URI (`llmops dags show DAG_ID`)",
+            hint="assets are registered when a DAG that produces or consumes them is parsed; "
+            "check the URI (`llmops dags show DAG_ID`)",
         )
 
     def create_asset_event(self, uri: str, *, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -44,8 +44,10 @@ def resolve_model_dir(model: str) -> Path:
     if cached is not None:
         return cached
     raise EmbedderError(
-        f"embedding model {model!r} is neither a local folder nor in the local Hugging Face cache, and models are not downloaded",
-        hint=f"use the bundled default ({DEFAULT_EMBEDDING_MODEL}), a path to a downloaded model folder, or a litellm model with embedder.backend=litellm",
+        f"embedding model {model!r} is neither a local folder nor in the local Hugging Face cache, "
+        "and models are not downloaded",
+        hint=f"use the bundled default ({DEFAULT_EMBEDDING_MODEL}), a path to a downloaded model folder, "
+        "or a litellm model with embedder.backend=litellm",
         exit_code=ExitCode.USAGE,
     )
 

@@ -201,7 +201,8 @@ def ensure_exported(layout: ModelLayout, precision: str = "fp32") -> Path:
         return target
     if not can_export():
         raise EmbedderError(
-            f"the onnx export of {layout.model_dir} is not cached and torch/transformers/onnx are not installed to export it",
+            f"the onnx export of {layout.model_dir} is not cached "
+            "and torch/transformers/onnx are not installed to export it",
             hint="pip install onnx (the export runs once), or use embedder.backend=sentence-transformers",
         )
     try:

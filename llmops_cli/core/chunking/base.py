@@ -79,7 +79,8 @@ class Chunker(ABC):
     def __init__(self, tokens: TokenCounter, size: int, overlap: int):
         if size > tokens.max_tokens:
             raise ConfigError(
-                f"chunking.size {size} is over the embedding model's maximum of {tokens.max_tokens} tokens; longer chunks would be truncated",
+                f"chunking.size {size} is over the embedding model's maximum of {tokens.max_tokens} tokens; "
+                "longer chunks would be truncated",
                 hint=f"use --chunk-size {tokens.max_tokens} or less",
             )
         if overlap >= size:

@@ -5,8 +5,9 @@ Source ids are unique and stable: a file's path relative to the *source root*, w
 (``$LLMOPS_INGEST_SOURCE_ROOT``; a relative value is taken from the project folder), by default the project folder:
 ``$LLMOPS_PROJECT_DIR``, else the folder of the config file found (``$LLMOPS_CONFIG``, ``./llmops.yaml``, or the
 parent of ``./configs/llmops.yaml``), else the current directory; the entry points find that folder and pass the
-root (a caller of this module that passes none gets the current directory). Like git paths, ids therefore do not depend on how
-a file was named (``docs``, ``./docs/``, ``docs/a.md``), and the Airflow DAGs (same project folder) give the same ids.
+root (a caller of this module that passes none gets the current directory). Like git paths, ids therefore do not
+depend on how a file was named (``docs``, ``./docs/``, ``docs/a.md``), and the Airflow DAGs (same project folder)
+give the same ids.
 Symbolic links are not resolved (ids follow the path the user sees).
 
 Patterns (``--glob`` and the ``exclude`` setting) are matched against a file's path relative to its root
@@ -242,8 +243,10 @@ def discover(
     exclude: Sequence[str],
     root: str | os.PathLike[str] | None = None,
 ) -> tuple[list[SourceFile], list[tuple[str, str]]]:
-    """Walk the paths (files or folders) and return (files sorted by source id, [(path, reason)] for paths
-    that do not exist, folders that cannot be read, and special files or archives inside folders). ``globs`` select files in folders (default: every
+    """Walk the paths (files or folders): the files to ingest, and the paths skipped with their reasons.
+
+    Returns (files sorted by source id, [(path, reason)] for paths that do not exist, folders that cannot be
+    read, and special files or archives inside folders). ``globs`` select files in folders (default: every
     file with a supported extension or name, and text files without an extension).
 
     ``root``: the source root ids are relative to (default: ``resolve_source_root()``).
