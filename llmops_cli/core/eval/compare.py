@@ -11,6 +11,7 @@ without rows) fall back to each run's own mean (``paired: false``).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,6 @@ def load_report_ref(ref: str, history) -> EvalReport:
     """A run from the history (``7``, ``latest``, ``latest~1``) or a report file written with --output/--json."""
     p = Path(ref).expanduser()
     if p.is_file():
-        import json
-
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

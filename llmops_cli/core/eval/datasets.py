@@ -165,7 +165,8 @@ def _as_text(v: Any, where: str) -> str | None:
 
 def _as_answer(v: Any, where: str, *, csv: bool) -> str | None:
     """A given answer, empty ones included: a row with ``"answer": ""`` is scored as that (empty) answer, not
-    answered by the LLM. Only a missing or null value means "none given" (and in CSV, which has no null, an empty cell)."""
+    answered by the LLM. Only a missing or null value means "none given" (and in CSV, which has no null, an empty
+    cell)."""
     if v is None or (isinstance(v, float) and v != v):
         return None
     if isinstance(v, (list, dict)):

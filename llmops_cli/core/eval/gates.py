@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from llmops_cli.core.eval.report import EvalReport, lower_is_better
+from llmops_cli.core.eval.runner import ANSWER_METRICS, LLM_METRICS
 from llmops_cli.errors import UsageError
 
 _RETRIEVAL_AT_K = ("hit", "recall", "precision", "ndcg")
@@ -48,8 +49,6 @@ def metric_names(chosen: list[str], k: int) -> list[str]:
 
 
 def _known_metric(name: str) -> bool:
-    from llmops_cli.core.eval.runner import ANSWER_METRICS, LLM_METRICS
-
     base = name.removeprefix("chunk_")
     return (
         base == "mrr"
@@ -76,10 +75,10 @@ def validate_gates(gates: list[tuple[str, float]], chosen: list[str], k: int) ->
                     hint=f"gate on {at.group(1) or ''}{at.group(2)}@{k} (or @k), or run with -k {at.group(3)}",
                 )
             if _known_metric(resolved):
+                wider = ",".join(dict.fromkeys([*chosen, _group_of(resolved)]))
                 raise UsageError(
                     f"{spec}: this run does not compute {resolved} (it computes: {listed})",
-                    hint=f"add it to --metrics (e.g. --metrics {','.join(dict.fromkeys([*chosen, _group_of(resolved)]))}), "
-                    "or drop the gate",
+                    hint=f"add it to --metrics (e.g. --metrics {wider}), or drop the gate",
                 )
             close = difflib.get_close_matches(resolved, valid, n=1, cutoff=0.6)
             raise UsageError(
@@ -89,7 +88,8 @@ def validate_gates(gates: list[tuple[str, float]], chosen: list[str], k: int) ->
         lo, hi = _BOUNDS.get(resolved, (0.0, 1.0))
         if not lo <= threshold <= hi:
             raise UsageError(
-                f"--fail-under {name}={threshold:g} can never be met or always is: {resolved} lies between {lo:g} and {hi:g}",
+                f"--fail-under {name}={threshold:g} can never be met or always is: "
+                f"{resolved} lies between {lo:g} and {hi:g}",
                 hint=f"use a threshold between {lo:g} and {hi:g}",
             )
         out.append((resolved, threshold))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import math
 
+from llmops_cli.core.eval.gates import shown
 from llmops_cli.core.eval.report import EvalReport, lower_is_better
 
 _CSS = """
@@ -83,7 +84,8 @@ def histogram_svg(
     plot_w, plot_h = width - pad_l - 6, height - pad_b - pad_t
     bw = plot_w / bins
     parts = [
-        f'<svg class="metric-chart" data-metric="{_e(metric)}" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'<svg class="metric-chart" data-metric="{_e(metric)}" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(metric)} distribution">'
     ]
     parts.append(f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 6}" y2="{pad_t + plot_h}" stroke="#8a93a5"/>')
@@ -91,7 +93,8 @@ def histogram_svg(
         h = plot_h * c / top
         x = pad_l + i * bw
         parts.append(
-            f'<rect class="bar" x="{x + 1:.1f}" y="{pad_t + plot_h - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" fill="#4f7cd8">'
+            f'<rect class="bar" x="{x + 1:.1f}" y="{pad_t + plot_h - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" '
+            'fill="#4f7cd8">'
             f"<title>{lo + (hi - lo) * i / bins:.2f}-{lo + (hi - lo) * (i + 1) / bins:.2f}: {c}</title></rect>"
         )
     parts.append(f'<text x="{pad_l - 4}" y="{pad_t + 9}" font-size="10" text-anchor="end" fill="#5b6475">{top}</text>')
@@ -103,10 +106,12 @@ def histogram_svg(
     if mean is not None and hi > lo and math.isfinite(mean):
         mx = pad_l + plot_w * (mean - lo) / (hi - lo)
         parts.append(
-            f'<line class="mean" x1="{mx:.1f}" y1="{pad_t}" x2="{mx:.1f}" y2="{pad_t + plot_h}" stroke="#d92d20" stroke-width="2" stroke-dasharray="4 2"/>'
+            f'<line class="mean" x1="{mx:.1f}" y1="{pad_t}" x2="{mx:.1f}" y2="{pad_t + plot_h}" stroke="#d92d20" '
+            'stroke-width="2" stroke-dasharray="4 2"/>'
         )
         parts.append(
-            f'<text x="{min(mx + 3, width - 40):.1f}" y="{pad_t + 9}" font-size="10" fill="#d92d20">mean {mean:.3f}</text>'
+            f'<text x="{min(mx + 3, width - 40):.1f}" y="{pad_t + 9}" font-size="10" fill="#d92d20">'
+            f"mean {mean:.3f}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -132,30 +137,30 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
     )
 
     out.append(
-        '<h2>Summary</h2><table id="summary"><thead><tr><th>metric</th><th>mean</th><th>questions</th><th>gate</th></tr></thead><tbody>'
+        '<h2>Summary</h2><table id="summary"><thead><tr><th>metric</th><th>mean</th><th>questions</th><th>gate</th>'
+        "</tr></thead><tbody>"
     )
-    from llmops_cli.core.eval.gates import shown
-
     gates = {g["metric"]: g for g in report.gates}
     for m in metrics:
         g = gates.get(m)
-        gate = (
-            ""
-            if g is None
-            else (
-                f'<span class="{"good" if g["passed"] else "bad"}">{"pass" if g["passed"] else "FAIL"} ({_e(g["check"])})</span>'
-            )
-        )
+        gate = ""
+        if g is not None:
+            verdict = "pass" if g["passed"] else "FAIL"
+            gate = f'<span class="{"good" if g["passed"] else "bad"}">{verdict} ({_e(g["check"])})</span>'
         arrow = " (lower is better)" if lower_is_better(m) else ""
+        mean = shown(report.metrics[m], g["threshold"]) if g else _fmt(report.metrics[m])
         out.append(
-            f'<tr><td>{_e(m)}{arrow}</td><td class="num">{shown(report.metrics[m], g["threshold"]) if g else _fmt(report.metrics[m])}</td><td class="num">{report.counts.get(m, 0)}</td><td>{gate}</td></tr>'
+            f'<tr><td>{_e(m)}{arrow}</td><td class="num">{mean}</td><td class="num">{report.counts.get(m, 0)}</td>'
+            f"<td>{gate}</td></tr>"
         )
     out.append("</tbody></table>")
     u = report.usage or {}
     if u:
         out.append(
-            f'<p class="meta">LLM calls {u.get("calls", 0)} (cached {u.get("cached", 0)}, failed {u.get("failed", 0)}), '
-            f"tokens in {u.get('input_tokens', 0)} / out {u.get('output_tokens', 0)}, cost {'unknown' if u.get('cost') is None else '$' + format(u['cost'], '.4f')}; "
+            f'<p class="meta">LLM calls {u.get("calls", 0)} (cached {u.get("cached", 0)}, '
+            f"failed {u.get('failed', 0)}), "
+            f"tokens in {u.get('input_tokens', 0)} / out {u.get('output_tokens', 0)}, "
+            f"cost {'unknown' if u.get('cost') is None else '$' + format(u['cost'], '.4f')}; "
             f"rows with errors: {report.error_rows}</p>"
         )
 
@@ -191,7 +196,8 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
             for m, d in (block.get("metrics") or {}).items():
                 cls = "bad" if d["delta"] < -0.01 else ""
                 out.append(
-                    f'<tr><td>{_e(kind)}</td><td>{_e(m)}</td><td class="num">{_fmt(d["original"])}</td><td class="num">{_fmt(d["perturbed"])}</td>'
+                    f'<tr><td>{_e(kind)}</td><td>{_e(m)}</td><td class="num">{_fmt(d["original"])}</td>'
+                    f'<td class="num">{_fmt(d["perturbed"])}</td>'
                     f'<td class="num {cls}">{d["delta"]:+.3f}</td><td>{_e(ex.get("perturbed"))}</td></tr>'
                 )
         out.append("</tbody></table>")
@@ -199,7 +205,9 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
     if report.comparison:
         c = report.comparison
         out.append(
-            f'<h2>Against baseline {_e(c["base"].get("run_id"))}</h2><table id="comparison"><thead><tr><th>metric</th><th>base</th><th>new</th><th>delta</th><th>rows base/new/both</th><th>status</th></tr></thead><tbody>'
+            f'<h2>Against baseline {_e(c["base"].get("run_id"))}</h2><table id="comparison"><thead><tr>'
+            "<th>metric</th><th>base</th><th>new</th><th>delta</th><th>rows base/new/both</th><th>status</th>"
+            "</tr></thead><tbody>"
         )
         for m in c["metrics"]:
             rows = (
@@ -210,8 +218,9 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
             cls = "bad" if m["status"] == "regressed" else "good" if m["status"] == "improved" else ""
             delta = "" if m["delta"] is None else f"{m['delta']:+.3f}"
             out.append(
-                f'<tr><td>{_e(m["metric"])}</td><td class="num">{_fmt(m["base"])}</td><td class="num">{_fmt(m["new"])}</td>'
-                f'<td class="num {cls}">{delta}</td><td class="num">{_e(rows)}</td><td class="{cls}">{_e(m["status"])}</td></tr>'
+                f'<tr><td>{_e(m["metric"])}</td><td class="num">{_fmt(m["base"])}</td>'
+                f'<td class="num">{_fmt(m["new"])}</td><td class="num {cls}">{delta}</td>'
+                f'<td class="num">{_e(rows)}</td><td class="{cls}">{_e(m["status"])}</td></tr>'
             )
         out.append("</tbody></table>")
 
@@ -230,7 +239,8 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
     for r in report.rows:
         retrieved = ", ".join(dict.fromkeys(h.get("source", "") for h in r.retrieved))
         out.append(
-            f'<tr><td>{_e(r.id)}</td><td class="q">{_e(r.question)}</td><td class="a">{_e(r.answer)}</td><td>{_e(retrieved)}</td>'
+            f'<tr><td>{_e(r.id)}</td><td class="q">{_e(r.question)}</td><td class="a">{_e(r.answer)}</td>'
+            f"<td>{_e(retrieved)}</td>"
         )
         for m in metrics:
             v = r.metrics.get(m)

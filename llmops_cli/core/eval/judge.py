@@ -64,7 +64,8 @@ SYSTEM = (
 )
 
 _SCHEMAS = {
-    "faithfulness": '{"claims": [{"claim": "<one factual claim from the answer>", "supported": true|false}], "reason": "<short>"}',
+    "faithfulness": '{"claims": [{"claim": "<one factual claim from the answer>", "supported": true|false}], '
+    '"reason": "<short>"}',
     "answer_relevance": '{"score": 1-5, "reason": "<short>"}',
     "correctness": '{"score": 1-5, "reason": "<short>"}',
     "helpfulness": '{"score": 1-5, "reason": "<short>"}',

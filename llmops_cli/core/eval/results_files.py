@@ -3,10 +3,12 @@ self-contained HTML report (.html); the format comes from the file's extension."
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
 
+from llmops_cli.core.eval.html_report import render_html
 from llmops_cli.core.eval.report import EvalReport
 from llmops_cli.errors import InputError
 
@@ -61,8 +63,6 @@ def write_results(report: EvalReport, path: str | Path) -> Path:
     elif fmt == "jsonl":
         p.write_text("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in report.rows), encoding="utf-8")
     elif fmt == "csv":
-        import csv
-
         rows = flat_rows(report)
         with p.open("w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["id"])
@@ -74,7 +74,5 @@ def write_results(report: EvalReport, path: str | Path) -> Path:
 
         pq.write_table(pa.Table.from_pylist(flat_rows(report)), p)
     else:
-        from llmops_cli.core.eval.html_report import render_html
-
         p.write_text(render_html(report), encoding="utf-8")
     return p

@@ -72,7 +72,8 @@ def resolve_metrics(
                     picked += list(ANSWER_METRICS)
                 if not picked:
                     raise UsageError(
-                        "nothing to evaluate automatically: the question set has no relevant_sources, relevant_chunks or reference_answer",
+                        "nothing to evaluate automatically: "
+                        "the question set has no relevant_sources, relevant_chunks or reference_answer",
                         hint="add those columns, or choose metrics with --metrics (e.g. --metrics judge)",
                     )
                 expanded: tuple[str, ...] = tuple(picked)
