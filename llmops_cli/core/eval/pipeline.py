@@ -31,7 +31,10 @@ EVAL_VERSION = "1"
 JUDGE_METRICS = ("faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity")
 
 
-def config_hash(config: dict[str, Any]) -> str:
+def eval_config_hash(config: dict[str, Any]) -> str:
+    """The hash of one evaluation's configuration (``EVAL_VERSION``, collection, metrics, k, mode, models, embedder,
+    retrieval settings, perturbations, limit): two runs with the same hash measured the same thing. Not the answer
+    log's ``config_hash``, which hashes the settings that shape an answer."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -123,7 +126,7 @@ def run_evaluation(
             embedder=embedder,
             progress=progress,
             config=config,
-            config_hash=config_hash(config),
+            config_hash=eval_config_hash(config),
             usage=usage,
         )
     )

@@ -7,6 +7,7 @@ tests pass fakes and the pipeline passes the real ones. It prints nothing; progr
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -158,6 +159,22 @@ def _err(e: BaseException) -> str:
     return (getattr(e, "message", None) or str(e) or type(e).__name__).splitlines()[0][:300]
 
 
+def _closes_judge_llm(run):
+    """HTTP sessions belong to the event loop the run is awaited in: the judge's are closed before that loop ends."""
+
+    @functools.wraps(run)
+    async def wrapper(*args: Any, judge_llm=None, **kwargs: Any) -> EvalReport:
+        try:
+            return await run(*args, judge_llm=judge_llm, **kwargs)
+        finally:
+            close = getattr(judge_llm, "aclose", None)
+            if close is not None:
+                await close()
+
+    return wrapper
+
+
+@_closes_judge_llm
 async def run_eval(
     dataset: Dataset,
     options: EvalOptions,
@@ -170,38 +187,6 @@ async def run_eval(
     config: dict[str, Any] | None = None,
     config_hash: str = "",
     usage: Callable[[], dict[str, Any]] | None = None,
-) -> EvalReport:
-    try:
-        return await _run_eval(
-            dataset,
-            options,
-            retriever=retriever,
-            answerer=answerer,
-            judge_llm=judge_llm,
-            embedder=embedder,
-            progress=progress,
-            config=config,
-            config_hash=config_hash,
-            usage=usage,
-        )
-    finally:
-        close = getattr(judge_llm, "aclose", None)
-        if close is not None:
-            await close()  # HTTP sessions belong to this event loop: close them before it ends
-
-
-async def _run_eval(
-    dataset: Dataset,
-    options: EvalOptions,
-    *,
-    retriever,
-    answerer,
-    judge_llm,
-    embedder,
-    progress,
-    config,
-    config_hash,
-    usage,
 ) -> EvalReport:
     t0 = time.perf_counter()
     metrics = options.metrics
