@@ -1,21 +1,24 @@
-"""Orchestration steps over an Airflow-like client: wait for a run, summarise task states, explain failures.
+"""Orchestration steps over an Airflow-like client: wait for a run, summarise task states, explain failures,
+read and follow a task's log.
 
-No printing, no environment: the CLI passes a callback for live updates and renders what comes back. The
-client is anything with ``get_run``, ``list_task_instances``, ``get_log`` and ``get_dag``
-(``AirflowClient``, or a fake).
+No printing, no environment: the CLI passes a callback for live updates (or iterates over log batches) and
+renders what comes back. The client is anything with the methods of ``RunClient`` (``AirflowClient``, or a fake).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llmops_cli.errors import LlmopsError, UnreachableError, UsageError
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+WRITING_TI_STATES = frozenset({"running", "deferred", "up_for_reschedule", "restarting"})  # may still log
+LOG_POLL_S = 1.0  # how often a followed log is read again when nothing new came
 PAUSED_CHECK_S = 5.0  # while a run is queued, how often to ask whether its DAG is paused (it would never start)
 # the order states are shown in (most interesting first)
 STATE_ORDER = (
@@ -35,21 +38,28 @@ STATE_ORDER = (
 )
 
 
+@dataclass(frozen=True)
+class TaskTry:
+    """One try of one task instance: what a log belongs to. ``map_index`` -1 is an unmapped task."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    try_number: int
+    map_index: int = -1
+
+
+LogPage = tuple[list[dict[str, Any]], str | None]  # structured log events, and the continuation token
+
+
 class RunClient(Protocol):
     def get_run(self, dag_id: str, run_id: str) -> dict[str, Any]: ...
 
     def list_task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]: ...
 
-    def get_log(
-        self,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        try_number: int,
-        *,
-        map_index: int | None = None,
-        token: str | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
+    def get_task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None) -> dict: ...
+
+    def get_log(self, task: TaskTry, token: str | None = None) -> LogPage: ...
 
     def get_dag(self, dag_id: str) -> dict[str, Any]: ...
 
@@ -151,22 +161,87 @@ def without_source_header(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def log_tail(client: RunClient, dag_id: str, run_id: str, ti: dict[str, Any], *, lines: int = 20) -> list[str]:
-    """The last ``lines`` lines of a task instance's log (following continuation tokens to the end)."""
+def read_log(client: RunClient, task: TaskTry, *, max_pages: int = 100) -> list[dict[str, Any]]:
+    """The whole log as it stands now, following continuation tokens until no new content arrives."""
     events: list[dict[str, Any]] = []
     token = None
-    for _ in range(50):
-        page, nxt = client.get_log(
-            dag_id, run_id, ti["task_id"], ti.get("try_number") or 1, map_index=ti.get("map_index", -1), token=token
-        )
+    for _ in range(max_pages):
+        page, nxt = client.get_log(task, token)
         events.extend(page)
         if not page or not nxt or nxt == token:
             break
         token = nxt
+    return events
+
+
+def log_tail(client: RunClient, dag_id: str, run_id: str, ti: dict[str, Any], *, lines: int = 20) -> list[str]:
+    """The last ``lines`` lines of a task instance's log (following continuation tokens to the end)."""
+    task = TaskTry(dag_id, run_id, ti["task_id"], ti.get("try_number") or 1, ti.get("map_index", -1))
     # the "Log message source details" header group and group markers are noise in a tail
-    text = [format_event(e) for e in without_source_header(events) if not str(e.get("event", "")).startswith("::")]
+    events = without_source_header(read_log(client, task))
+    text = [format_event(e) for e in events if not str(e.get("event", "")).startswith("::")]
     flat = [ln for block in text for ln in block.splitlines()]
     return flat[-lines:]
+
+
+def find_log_try(
+    client: RunClient,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    *,
+    try_number: int | None = None,
+    map_index: int | None = None,
+    wait_for_start: bool = False,
+) -> tuple[dict[str, Any], TaskTry]:
+    """The task instance and the try whose log to read (``try_number``, else the latest).
+
+    With ``wait_for_start``, a task that has not started yet is waited for (polled every LOG_POLL_S):
+    Airflow counts the try when the task is queued, so its try number alone does not say it started.
+    Raises UsageError for a task that never ran.
+    """
+    ti = client.get_task_instance(dag_id, run_id, task_id, map_index)
+    if map_index is None and ti.get("map_index", -1) >= 0:  # pragma: no cover - the API 404s mapped ones
+        raise UsageError(f"task {task_id!r} is mapped", hint="pass --map-index N (see `llmops tasks list`)")
+    while wait_for_start and not try_number and ti.get("state") not in WRITING_TI_STATES | TERMINAL_TI_STATES:
+        time.sleep(LOG_POLL_S)
+        ti = client.get_task_instance(dag_id, run_id, task_id, map_index)
+    tries = try_number or ti.get("try_number") or 0
+    if tries < 1:
+        raise UsageError(
+            f"task {task_id!r} has no log: it never ran (state {ti.get('state') or 'none'})",
+            hint=None if wait_for_start else "add --follow to wait for it to start",
+        )
+    return ti, TaskTry(dag_id, run_id, task_id, tries, -1 if map_index is None else map_index)
+
+
+def stream_log(client: RunClient, task: TaskTry, *, follow: bool = False) -> Iterator[list[dict[str, Any]]]:
+    """The log in batches of new events; with ``follow``, until the try has ended and its log is complete.
+
+    The server ends a log with no continuation token; while the try may still write, the log is then read
+    again from the start, skipping the events already given. A page read with a token repeats the
+    "Log message source details" header, which is dropped after the first batch.
+    """
+    shown = 0
+    token = None
+    while True:
+        batch, nxt = client.get_log(task, token)
+        if token is None:
+            batch = batch[shown:]
+        elif shown:
+            batch = without_source_header(batch)
+        if batch:
+            yield batch
+        shown += len(batch)
+        if not follow:
+            return
+        if nxt is None:
+            ti = client.get_task_instance(task.dag_id, task.run_id, task.task_id, task.map_index)
+            if ti.get("state") not in WRITING_TI_STATES:
+                return
+        token = nxt
+        if not batch or nxt is None:
+            time.sleep(LOG_POLL_S)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import pytest
 import urllib3
 
 from llmops_cli.adapters.airflow.client import AirflowClient, display_url, server_message
+from llmops_cli.core.orchestration import TaskTry, read_log
 from llmops_cli.errors import (
     AuthError,
     ConflictError,
@@ -358,7 +359,7 @@ def test_logs_keep_every_field_and_follow_continuation_tokens():
         (200, {"content": [], "continuation_token": "c2"}),
     )
     c, _ = make(pool)
-    events = list(c.iter_log("d", "r", "t", 1, map_index=3))
+    events = read_log(c, TaskTry("d", "r", "t", 1, map_index=3))
     assert [e["event"] for e in events] == ["hello", "boom"]
     assert events[1]["level"] == "error" and events[1]["error_detail"][0]["exc_type"] == "ValueError"
     assert pool.calls[0]["query"]["map_index"] == ["3"]

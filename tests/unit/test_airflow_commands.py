@@ -160,8 +160,8 @@ class FakeAirflow:
             for i in range(3)
         ]
 
-    def get_log(self, dag_id, run_id, task_id, try_number, *, map_index=None, token=None):
-        return [{"event": f"boom in {task_id}[{map_index}]", "level": "error"}], None
+    def get_log(self, task, token=None):
+        return [{"event": f"boom in {task.task_id}[{task.map_index}]", "level": "error"}], None
 
 
 def _invoke(monkeypatch, fake, *args):
@@ -291,7 +291,7 @@ class FakeLogs:
         state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
         return {"task_id": task_id, "map_index": -1, "state": state, "try_number": 1}
 
-    def get_log(self, dag_id, run_id, task_id, try_number, *, map_index=None, token=None):
+    def get_log(self, task, token=None):
         return self.pages[token]
 
 

@@ -10,12 +10,14 @@ import pytest
 
 from llmops_cli.core.orchestration import (
     failed_task_instances,
+    find_log_try,
     format_event,
     log_tail,
+    stream_log,
     summarize_tasks,
     wait_for_run,
 )
-from llmops_cli.errors import NotFoundError, UnreachableError
+from llmops_cli.errors import NotFoundError, UnreachableError, UsageError
 
 
 class Clock:
@@ -58,9 +60,9 @@ class FakeRuns:
             for i in range(3)
         ]
 
-    def get_log(self, dag_id, run_id, task_id, try_number, *, map_index=None, token=None):
-        self.log_calls.append((task_id, try_number, map_index, token))
-        pages = self.logs.get((task_id, map_index), [([], None)])
+    def get_log(self, task, token=None):
+        self.log_calls.append((task.task_id, task.try_number, task.map_index, token))
+        pages = self.logs.get((task.task_id, task.map_index), [([], None)])
         return pages[0 if token is None else 1]
 
 
@@ -180,3 +182,47 @@ def test_help_does_not_import_the_airflow_client():
     )
     assert r.returncode == 0, r.stderr
     assert "airflow_client" not in r.stdout
+
+
+class FakeTaskLog:
+    """A task that is running while its log ends twice (no token), then succeeds; the log grows between reads."""
+
+    def __init__(self):
+        self.states = ["queued", "running", "running", "success"]
+        self.reads = [
+            ([{"event": "a"}], None),  # end of log for now, the task still runs: read again from the start
+            ([{"event": "a"}, {"event": "b"}], "t1"),
+            ([{"event": "::group::Log message source details"}, {"event": "::endgroup::"}, {"event": "c"}], None),
+        ]
+        self.calls = []
+
+    def get_task_instance(self, dag_id, run_id, task_id, map_index=None):
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return {"task_id": task_id, "map_index": -1, "state": state, "try_number": 1}
+
+    def get_log(self, task, token=None):
+        self.calls.append(token)
+        return self.reads.pop(0)
+
+
+def test_follow_waits_for_the_start_and_gives_each_event_once(monkeypatch):
+    import llmops_cli.core.orchestration as orch
+
+    naps = []
+    monkeypatch.setattr(orch.time, "sleep", naps.append)
+    client = FakeTaskLog()
+    ti, task = find_log_try(client, "d", "r", "t", wait_for_start=True)
+    assert ti["state"] == "running" and (task.try_number, task.map_index) == (1, -1)
+    batches = list(stream_log(client, task, follow=True))
+    assert [[e["event"] for e in b] for b in batches] == [["a"], ["b"], ["c"]]
+    assert client.calls == [None, None, "t1"]
+    assert naps == [orch.LOG_POLL_S, orch.LOG_POLL_S]  # once before the start, once after the first end of log
+
+
+def test_a_task_that_never_ran_has_no_log():
+    class Queued(FakeTaskLog):
+        def get_task_instance(self, *a, **kw):
+            return {"task_id": "t", "map_index": -1, "state": "scheduled", "try_number": 0}
+
+    with pytest.raises(UsageError, match="never ran"):
+        find_log_try(Queued(), "d", "r", "t")

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from llmops_cli.core.orchestration import LogPage, TaskTry
+from llmops_cli.core.redaction import redact_secrets
 from llmops_cli.errors import AuthError, ConflictError, LlmopsError, NotFoundError, UnreachableError, UsageError
 
 if TYPE_CHECKING:
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
     from llmops_cli.settings import AirflowConnection
 
 RETRY_STATUSES = {500, 502, 503, 504}
-TERMINAL_TI_STATES = {"success", "failed", "skipped", "upstream_failed", "removed"}
-WRITING_TI_STATES = {"running", "deferred", "up_for_reschedule", "restarting"}  # the current try may still log
 
 
 def display_url(url: str) -> str:
@@ -43,8 +43,6 @@ def display_url(url: str) -> str:
 
 def server_message(body: bytes | str | None) -> str:
     """The human part of an error body: FastAPI's ``detail`` (a string, or a list of {loc, msg})."""
-    from llmops_cli.core.redaction import redact_secrets
-
     if not body:
         return ""
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
@@ -527,33 +525,25 @@ class AirflowClient:
             "TaskInstanceApi", "get_task_instance", dag_id, run_id, task_id, what=what, not_found_hint=hint
         )
 
-    def get_log(
-        self,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        try_number: int,
-        *,
-        map_index: int | None = None,
-        token: str | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of a task's structured log: (events, continuation token). Each event keeps every field
+    def get_log(self, task: TaskTry, token: str | None = None) -> LogPage:
+        """One page of a task try's structured log: (events, continuation token). Each event keeps every field
         the server sends (event, timestamp, level, logger, error_detail...)."""
         kw: dict[str, Any] = {"accept": "application/json"}
-        if map_index is not None and map_index >= 0:
-            kw["map_index"] = map_index
+        if task.map_index >= 0:
+            kw["map_index"] = task.map_index
         if token:
             kw["token"] = token
+        t = task
         data = (
             self._call(
                 "TaskInstanceApi",
                 "get_log",
-                dag_id,
-                run_id,
-                task_id,
-                try_number,
-                what=f"log of task {task_id!r} (try {try_number}) in run {run_id!r} of DAG {dag_id!r}",
-                not_found_hint=f"`llmops tasks list {dag_id} {run_id}` shows each task's map index and try number",
+                t.dag_id,
+                t.run_id,
+                t.task_id,
+                t.try_number,
+                what=f"log of task {t.task_id!r} (try {t.try_number}) in run {t.run_id!r} of DAG {t.dag_id!r}",
+                not_found_hint=f"`llmops tasks list {t.dag_id} {t.run_id}` shows each task's map index and try number",
                 **kw,
             )
             or {}
@@ -561,25 +551,6 @@ class AirflowClient:
         content = data.get("content") or []
         events = [e if isinstance(e, dict) else {"event": str(e)} for e in content]
         return events, data.get("continuation_token")
-
-    def iter_log(
-        self,
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        try_number: int,
-        *,
-        map_index: int | None = None,
-        max_pages: int = 100,
-    ) -> Iterator[dict[str, Any]]:
-        """The whole log as it stands now, following continuation tokens until no new content arrives."""
-        token = None
-        for _ in range(max_pages):
-            events, nxt = self.get_log(dag_id, run_id, task_id, try_number, map_index=map_index, token=token)
-            yield from events
-            if not events or not nxt or nxt == token:
-                return
-            token = nxt
 
     def clear_failed(
         self, dag_id: str, run_id: str, *, dry_run: bool, task_ids: list[str] | None = None
