@@ -1,23 +1,29 @@
-"""A persistent cache of LLM completions: SQLite (WAL) at ``<data_dir>/cache/llm.sqlite``.
+"""A persistent cache of LLM completions, in the state database (by default the SQLite file
+``<data_dir>/cache/llm.sqlite``; with ``state.url`` the shared PostgreSQL, so every worker reuses every answer).
 
 Key = sha256 of the model, the messages and the call parameters (canonical JSON), so a re-run with unchanged
-inputs makes no new calls. Safe to share between threads of one process (one connection behind a lock) and
-between processes (WAL + busy timeout).
+inputs makes no new calls. Safe to share between threads of one process and between processes (the state
+database's transactions; a later ``put`` of the same key replaces the earlier one).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from llmops_cli.core.ports import Completion
+from llmops_cli.core.state import Migrations, StateDB, StateError, migrate, sqlite_file
+from llmops_cli.errors import StoreError
 
-_SCHEMA = """
+migrations = Migrations("llm_cache")
+
+# IF NOT EXISTS: caches written before the migration record have this table and no record; they are adopted as-is
+migrations.sql(
+    "m001_completions",
+    """
 CREATE TABLE IF NOT EXISTS completions (
     key TEXT PRIMARY KEY,
     model TEXT NOT NULL,
@@ -27,7 +33,8 @@ CREATE TABLE IF NOT EXISTS completions (
     cost REAL,
     created_at REAL NOT NULL
 )
-"""
+""",
+)
 
 
 def cache_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
@@ -42,38 +49,65 @@ def default_cache_path(data_path: Path) -> Path:
 
 
 class LLMCache:
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+    """``LLMCache(path)`` opens (or creates) a SQLite file and closes it with the cache; ``LLMCache(db)`` uses an
+    open ``StateDB`` (the shared one of ``open_state``), which its owner closes."""
+
+    def __init__(self, target: str | Path | StateDB):
+        self._owns_db = isinstance(target, str | Path)
+        self.path = Path(target) if isinstance(target, str | Path) else None
+        try:
+            self._db = sqlite_file(target) if isinstance(target, str | Path) else target
+        except StateError as e:
+            raise StoreError(f"the LLM cache {target} cannot be opened: {e.message}", hint=_HINT) from None
+        try:
+            migrate(self._db, migrations)
+        except StateError as e:
+            self.close()
+            raise StoreError(f"the LLM cache {self._db.label} cannot be opened: {e.message}", hint=_HINT) from None
 
     def get(self, key: str) -> Completion | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT model, text, input_tokens, output_tokens, cost FROM completions WHERE key = ?", (key,)
-            ).fetchone()
-        if row is None:
+        rows = self._run(
+            "reading", "SELECT model, text, input_tokens, output_tokens, cost FROM completions WHERE key = ?", (key,)
+        )
+        if not rows:
             return None
-        model, text, tin, tout, cost = row
+        model, text, tin, tout, cost = tuple(rows[0])
         return Completion(
             text=text, model=model, input_tokens=tin, output_tokens=tout, cost=cost, latency_s=0.0, raw={"cached": True}
         )
 
     def put(self, key: str, c: Completion) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO completions (key, model, text, input_tokens, output_tokens, cost, created_at) VALUES (?,?,?,?,?,?,?)",
-                (key, c.model, c.text, c.input_tokens, c.output_tokens, c.cost, time.time()),
-            )
+        self._run(
+            "writing",
+            "INSERT INTO completions (key, model, text, input_tokens, output_tokens, cost, created_at) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT (key) DO UPDATE SET model = excluded.model, text = excluded.text, "
+            "input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, "
+            "created_at = excluded.created_at",
+            (key, c.model, c.text, c.input_tokens, c.output_tokens, c.cost, time.time()),
+            write=True,
+        )
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM completions").fetchone()[0])
+        return int(self._run("reading", "SELECT COUNT(*) FROM completions")[0][0])
 
     def close(self) -> None:
-        with self._lock:
+        if self._owns_db and getattr(self, "_db", None) is not None:
             self._db.close()
+
+    def __enter__(self) -> LLMCache:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _run(self, doing: str, sql: str, args: tuple = (), *, write: bool = False) -> list[Any]:
+        try:
+            if write:
+                self._db.execute(sql, args)
+                return []
+            return self._db.query(sql, args)
+        except StateError as e:
+            raise StoreError(f"{doing} the LLM cache {self._db.label} failed: {e.message}", hint=_HINT) from None
+
+
+_HINT = "check data_dir (LLMOPS_DATA_DIR) or state.url (LLMOPS_STATE_URL); --no-cache runs without it"

@@ -12,32 +12,29 @@ from llmops_cli.core.feedback import AnswerLog, RecordingLLM, config_hash, recor
 from llmops_cli.core.feedback.log import LOG_FILE, MIGRATIONS, AnswerLogError, latest_votes
 from llmops_cli.errors import NotFoundError, UsageError
 from tests.support.fakes import ScriptedLLM
+from tests.support.legacy_state import legacy_log
 
 
 def test_fresh_log_applies_every_migration_once(tmp_path):
     with AnswerLog(tmp_path / "a.sqlite") as log:
-        assert log.schema_version() == MIGRATIONS[-1][0]
+        assert log.schema_version() == len(MIGRATIONS) == 5
     with AnswerLog(tmp_path / "a.sqlite") as log:  # reopening applies nothing twice
-        rows = log._query("SELECT version FROM schema_migrations ORDER BY version")
-        assert [r[0] for r in rows] == [v for v, _, _ in MIGRATIONS]
+        rows = log._query("SELECT name FROM _llmops_migrations ORDER BY applied_at, name")
+        assert [r[0] for r in rows] == [m.name for m in MIGRATIONS]
+        assert [r[0] for r in rows][0] == "answer_log/m001_answers_and_ratings"
 
 
 def test_old_schema_is_migrated_and_keeps_its_rows(tmp_path):
     path = tmp_path / "old.sqlite"
+    legacy_log(path, versions=1)
     db = sqlite3.connect(path)
-    db.execute(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-    )
-    for sql in MIGRATIONS[0][2]:
-        db.execute(sql)
-    db.execute("INSERT INTO schema_migrations VALUES (1, 'answers and ratings', 0)")
     db.execute(
         "INSERT INTO answers (id, created_at, kind, question, answer) VALUES ('abcdef012345', 1.0, 'ask', 'q?', 'a.')"
     )
     db.commit()
     db.close()
     with AnswerLog(path) as log:
-        assert log.schema_version() == MIGRATIONS[-1][0]
+        assert log.schema_version() == len(MIGRATIONS)
         a = log.get("abcdef012345")
         assert (a.question, a.answer, a.cached_from) == ("q?", "a.", None)  # column added by migration 4
         assert log.review_of(a.id) is None and log.promotion_of(a.id) is None
@@ -47,11 +44,25 @@ def test_a_log_from_a_newer_llmops_is_refused(tmp_path):
     path = tmp_path / "new.sqlite"
     AnswerLog(path).close()
     db = sqlite3.connect(path)
-    db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
+    db.execute("INSERT INTO _llmops_migrations VALUES ('answer_log/m999_future', 9e9)")
     db.commit()
     db.close()
     with pytest.raises(AnswerLogError, match="newer"):
         AnswerLog(path)
+
+
+def test_a_legacy_log_from_a_newer_llmops_is_refused(tmp_path):
+    path = tmp_path / "new.sqlite"
+    legacy_log(path, versions=5)
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO schema_migrations VALUES (6, 'future', 0)")
+    db.commit()
+    db.close()
+    with pytest.raises(AnswerLogError, match="newer"):
+        AnswerLog(path)
+    db = sqlite3.connect(path)  # refused without a change: the old record is still there
+    assert db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 6
+    db.close()
 
 
 def test_record_get_and_id_prefixes(tmp_path):
@@ -135,14 +146,8 @@ def test_one_vote_per_rater_the_latest_wins(tmp_path):
 
 def test_a_v4_log_with_ratings_opens_and_its_ratings_count_as_one_unknown_rater(tmp_path):
     path = tmp_path / "v4.sqlite"
+    legacy_log(path, versions=4)
     db = sqlite3.connect(path)
-    db.execute(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-    )
-    for version, name, statements in MIGRATIONS[:4]:
-        for sql in statements:
-            db.execute(sql)
-        db.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
     db.execute(
         "INSERT INTO answers (id, created_at, kind, question, answer) VALUES ('abcdef012345', 1.0, 'ask', 'q?', 'a.')"
     )
@@ -153,7 +158,7 @@ def test_a_v4_log_with_ratings_opens_and_its_ratings_count_as_one_unknown_rater(
     db.commit()
     db.close()
     with AnswerLog(path) as log:
-        assert log.schema_version() == MIGRATIONS[-1][0]
+        assert log.schema_version() == len(MIGRATIONS)
         assert [(r.rating, r.rater) for r in log.ratings("abcdef012345")] == [(1, None), (1, None)]
         assert log.summary_flags(["abcdef012345"])["abcdef012345"]["votes"] == {"up": 1, "down": 0}
         log.rate("abcdef012345", -1, rater="ann")  # a named rater is another vote

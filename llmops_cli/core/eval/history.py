@@ -1,20 +1,24 @@
-"""The run history: every evaluation run recorded in SQLite at ``<data_dir>/eval/runs.sqlite``.
+"""The run history: every evaluation run, in the state database (by default the SQLite file
+``<data_dir>/eval/runs.sqlite``; with ``state.url`` the shared PostgreSQL).
 
 A run keeps its dataset hash, config (and hash), metric means, usage and per-row results, so later runs can
-be compared against it (``--baseline``, ``eval compare``). The schema evolves through numbered migrations,
-applied in order and recorded in ``schema_migrations``.
+be compared against it (``--baseline``, ``eval compare``). The schema evolves through the named migrations of
+``core/state/migrations.py`` (the scripts below, in SQLite's spelling; the dialect translates them).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from llmops_cli.core.eval.report import EvalReport
+from llmops_cli.core.state import Migrations, SchemaTooNew, StateDB, StateError, applied, migrate, sqlite_file
 from llmops_cli.errors import NotFoundError, StoreError
 
+# append only: a script that has shipped is never edited
 MIGRATIONS: list[str] = [
     # 1: runs and their rows
     """
@@ -49,46 +53,55 @@ MIGRATIONS: list[str] = [
 ]
 
 
+_NAMES = ["m001_runs_and_rows", "m002_run_label", "m003_metric_means_by_tag"]
+migrations = Migrations("eval_history", legacy={n: name for n, name in enumerate(_NAMES, start=1)})
+for _name, _script in zip(_NAMES, MIGRATIONS, strict=True):
+    migrations.sql(_name, _script)
+
+
 def default_history_path(data_path: Path) -> Path:
     return Path(data_path) / "eval" / "runs.sqlite"
 
 
 class RunHistory:
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    """``RunHistory(path)`` opens (or creates) a SQLite file and closes it with the history; ``RunHistory(db)``
+    uses an open ``StateDB`` (the shared one of ``open_state``), which its owner closes."""
+
+    def __init__(self, target: str | Path | StateDB):
+        self._owns_db = isinstance(target, str | Path)
+        self.path = Path(target) if isinstance(target, str | Path) else None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.Error as e:
+            self.db = sqlite_file(target) if isinstance(target, str | Path) else target
+            migrate(self.db, migrations)
+        except SchemaTooNew as e:
+            self.close()
+            raise StoreError(e.message.replace("the state database", "eval run history"), hint=e.hint) from None
+        except StateError as e:
+            self.close()
             raise StoreError(
-                f"eval run history {self.path} cannot be opened: {e}", hint="check the path and permissions of data_dir"
+                f"eval run history {target if self._owns_db else self.db.label} cannot be opened: {e.message}",
+                hint="check the path and permissions of data_dir"
+                if self._owns_db
+                else "check state.url (LLMOPS_STATE_URL) and the database user's rights",
             ) from None
 
-    def _migrate(self) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT DEFAULT CURRENT_TIMESTAMP)"
-        )
-        done = {r[0] for r in self.db.execute("SELECT version FROM schema_migrations")}
-        for version, sql in enumerate(MIGRATIONS, start=1):
-            if version in done:
-                continue
-            with self.db:
-                for stmt in [s.strip() for s in sql.split(";") if s.strip()]:
-                    self.db.execute(stmt)
-                self.db.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+    def __enter__(self) -> RunHistory:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     @property
     def schema_version(self) -> int:
-        return int(self.db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0])
+        """How many of the history's migrations the database has had."""
+        return len(applied(self.db, migrations.store))
 
     def record(self, report: EvalReport, label: str | None = None) -> int:
-        with self.db:
-            cur = self.db.execute(
-                "INSERT INTO runs (created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, counts_json, "
-                "usage_json, robustness_json, n_rows, error_rows, duration_s, label, by_tag_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        with self._errors("writing"), self.db.transaction() as db:
+            run_id = db.insert_id(
+                "INSERT INTO runs (created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, "
+                "counts_json, usage_json, robustness_json, n_rows, error_rows, duration_s, label, by_tag_json) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     report.created_at,
                     report.dataset["path"],
@@ -106,8 +119,7 @@ class RunHistory:
                     json.dumps(report.by_tag),
                 ),
             )
-            run_id = int(cur.lastrowid)
-            self.db.executemany(
+            db.executemany(
                 "INSERT INTO run_rows (run_id, position, item_id, result_json) VALUES (?,?,?,?)",
                 [(run_id, n, r.id, json.dumps(r.to_dict(), ensure_ascii=False)) for n, r in enumerate(report.rows)],
             )
@@ -116,8 +128,8 @@ class RunHistory:
 
     def list_runs(self, limit: int = 20, dataset_sha256: str | None = None) -> list[dict[str, Any]]:
         sql = (
-            "SELECT id, created_at, dataset_path, dataset_sha256, config_hash, metrics_json, n_rows, error_rows, duration_s, label "
-            "FROM runs"
+            "SELECT id, created_at, dataset_path, dataset_sha256, config_hash, metrics_json, n_rows, error_rows, "
+            "duration_s, label FROM runs"
         )
         args: tuple = ()
         if dataset_sha256:
@@ -125,7 +137,7 @@ class RunHistory:
             args = (dataset_sha256,)
         sql += " ORDER BY id DESC LIMIT ?"
         out = []
-        for r in self.db.execute(sql, (*args, limit)):
+        for r in self._query(sql, (*args, limit)):
             out.append(
                 {
                     "id": r[0],
@@ -147,7 +159,8 @@ class RunHistory:
         s = str(ref).strip().lower()
         if s.startswith("latest"):
             back = int(s.split("~", 1)[1]) if "~" in s else 0
-            row = self.db.execute("SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?", (back,)).fetchone()
+            found = self._query("SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?", (back,))
+            row = found[0] if found else None
             if row is None:
                 raise NotFoundError(
                     f"no eval run {ref!r}: the history has {'no' if back == 0 else 'too few'} runs",
@@ -163,16 +176,17 @@ class RunHistory:
 
     def load(self, ref: str | int) -> EvalReport:
         run_id = self.resolve_id(ref)
-        r = self.db.execute(
-            "SELECT id, created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, counts_json, usage_json, "
-            "robustness_json, n_rows, duration_s, by_tag_json FROM runs WHERE id = ?",
+        found = self._query(
+            "SELECT id, created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, counts_json, "
+            "usage_json, robustness_json, n_rows, duration_s, by_tag_json FROM runs WHERE id = ?",
             (run_id,),
-        ).fetchone()
+        )
+        r = found[0] if found else None
         if r is None:
             raise NotFoundError(f"no eval run {run_id}", hint="see `llmops eval runs` for the recorded ids")
         rows = [
             json.loads(x[0])
-            for x in self.db.execute("SELECT result_json FROM run_rows WHERE run_id = ? ORDER BY position", (run_id,))
+            for x in self._query("SELECT result_json FROM run_rows WHERE run_id = ? ORDER BY position", (run_id,))
         ]
         return EvalReport.from_dict(
             {
@@ -192,4 +206,16 @@ class RunHistory:
         )
 
     def close(self) -> None:
-        self.db.close()
+        if self._owns_db and getattr(self, "db", None) is not None:
+            self.db.close()
+
+    def _query(self, sql: str, args: tuple = ()) -> list[Any]:
+        with self._errors("reading"):
+            return self.db.query(sql, args)
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except StateError as e:
+            raise StoreError(f"{doing} eval run history {self.db.label} failed: {e.message}") from None

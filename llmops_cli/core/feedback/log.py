@@ -1,8 +1,9 @@
-"""The answer log: every answer (and every recorded LLM call) in SQLite, with ratings, reviews and promotions.
+"""The answer log: every answer (and every recorded LLM call), with ratings, reviews and promotions.
 
-One file, ``<data_dir>/llmops.sqlite``; the schema changes only by numbered migrations (table
-``schema_migrations``), applied in one write transaction when the log is opened, so several processes (the CLI,
-mapped Airflow tasks) can open it at once. WAL + a busy timeout let them write concurrently.
+It lives in the state database: by default one SQLite file, ``<data_dir>/llmops.sqlite``; with ``state.url`` the
+shared PostgreSQL. The schema changes only by the named migrations below (``core/state/migrations.py``), applied
+in one transaction under a lock when the log is opened, so several processes (the CLI, mapped Airflow tasks,
+other machines) can open it at once and write concurrently.
 
 Answer ids are 12 hex characters (random, so two logs never hand out the same id for different answers, which
 matters because promoted chunks in a shared store carry the id); any unique prefix of 4 or more resolves.
@@ -13,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,100 +21,122 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from llmops_cli.core.state import (
+    MEMORY,
+    Migrations,
+    SchemaTooNew,
+    StateDB,
+    StateError,
+    applied,
+    migrate,
+    sqlite_file,
+)
 from llmops_cli.errors import LlmopsError, NotFoundError, UsageError
 
 LOG_FILE = "llmops.sqlite"
 MIN_PREFIX = 4
 
-# (version, name, statements). Append only: never edit a migration that has shipped.
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
-    (
-        1,
-        "answers and ratings",
-        [
-            """CREATE TABLE answers (
-            id TEXT PRIMARY KEY,
-            created_at REAL NOT NULL,
-            kind TEXT NOT NULL,                      -- ask | eval | batch | ...
-            collection TEXT,
-            question TEXT NOT NULL,                  -- for eval/batch calls: the prompt's last user message
-            rewordings TEXT NOT NULL DEFAULT '[]',   -- JSON list of strings
-            chunks TEXT NOT NULL DEFAULT '[]',       -- JSON list of {id, source, heading}
-            answer TEXT NOT NULL,
-            model TEXT NOT NULL DEFAULT '',
-            input_tokens INTEGER NOT NULL DEFAULT 0,
-            output_tokens INTEGER NOT NULL DEFAULT 0,
-            cost REAL,
-            latency_s REAL NOT NULL DEFAULT 0,
-            config_hash TEXT,
-            extra TEXT NOT NULL DEFAULT '{}'
-        )""",
-            "CREATE INDEX answers_created ON answers(created_at)",
-            """CREATE TABLE ratings (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            answer_id TEXT NOT NULL REFERENCES answers(id),
-            rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
-            comment TEXT,
-            created_at REAL NOT NULL
-        )""",
-            "CREATE INDEX ratings_answer ON ratings(answer_id)",
-        ],
-    ),
-    (
-        2,
-        "reviews",
-        [
-            """CREATE TABLE reviews (
-            answer_id TEXT PRIMARY KEY REFERENCES answers(id),
-            status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
-            helpfulness REAL,                        -- 0..1
-            relevance REAL,                          -- 0..1
-            public INTEGER,                          -- 0/1
-            reasons TEXT NOT NULL DEFAULT '{}',      -- JSON {helpfulness, relevance, public}
-            redactions TEXT NOT NULL DEFAULT '[]',   -- kinds of sensitive data found (and redacted)
-            judge_model TEXT,
-            error TEXT,
-            reviewed_at REAL NOT NULL
-        )""",
-        ],
-    ),
-    (
-        3,
-        "promotions and the semantic cache",
-        [
-            """CREATE TABLE promotions (
-            answer_id TEXT PRIMARY KEY REFERENCES answers(id),
-            collection TEXT NOT NULL,
-            chunk_id TEXT NOT NULL,
-            question TEXT NOT NULL,                  -- redacted, as promoted
-            answer_text TEXT NOT NULL,               -- redacted, as promoted and served by the cache
-            question_vector BLOB NOT NULL,           -- float32, L2-normalised: the semantic cache key
-            embedder TEXT NOT NULL,
-            promoted_at REAL NOT NULL,
-            removed_at REAL,
-            removed_reason TEXT
-        )""",
-            "CREATE INDEX promotions_active ON promotions(collection, removed_at)",
-        ],
-    ),
-    (
-        4,
-        "answers served from the cache",
-        [
-            "ALTER TABLE answers ADD COLUMN cached_from TEXT REFERENCES answers(id)",
-            "CREATE INDEX answers_cached_from ON answers(cached_from)",
-        ],
-    ),
-    # one vote per rater, the latest wins; ratings written before this have no rater (NULL): they count as one
-    # unknown rater's votes
-    (
-        5,
-        "who rated",
-        [
-            "ALTER TABLE ratings ADD COLUMN rater TEXT",
-        ],
-    ),
-]
+migrations = Migrations(
+    "answer_log",
+    # the numbered versions of the answer log's own record (``schema_migrations``) before the shared one
+    legacy={
+        1: "m001_answers_and_ratings",
+        2: "m002_reviews",
+        3: "m003_promotions_and_the_semantic_cache",
+        4: "m004_answers_served_from_the_cache",
+        5: "m005_who_rated",
+    },
+)
+
+
+@migrations
+def m001_answers_and_ratings(db: StateDB) -> None:
+    db.script(
+        """CREATE TABLE answers (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        kind TEXT NOT NULL,                      -- ask | eval | batch | ...
+        collection TEXT,
+        question TEXT NOT NULL,                  -- for eval/batch calls: the prompt's last user message
+        rewordings TEXT NOT NULL DEFAULT '[]',   -- JSON list of strings
+        chunks TEXT NOT NULL DEFAULT '[]',       -- JSON list of {id, source, heading}
+        answer TEXT NOT NULL,
+        model TEXT NOT NULL DEFAULT '',
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost REAL,
+        latency_s REAL NOT NULL DEFAULT 0,
+        config_hash TEXT,
+        extra TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX answers_created ON answers(created_at);
+    CREATE TABLE ratings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        answer_id TEXT NOT NULL REFERENCES answers(id),
+        rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
+        comment TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX ratings_answer ON ratings(answer_id)"""
+    )
+    if not db.dialect.implicit_rowid:
+        # the insertion order that breaks ties of created_at ("ORDER BY created_at, rowid"), as SQLite's rowid does
+        db.execute("ALTER TABLE answers ADD COLUMN rowid BIGINT GENERATED ALWAYS AS IDENTITY")
+
+
+@migrations
+def m002_reviews(db: StateDB) -> None:
+    db.script(
+        """CREATE TABLE reviews (
+        answer_id TEXT PRIMARY KEY REFERENCES answers(id),
+        status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+        helpfulness REAL,                        -- 0..1
+        relevance REAL,                          -- 0..1
+        public INTEGER,                          -- 0/1
+        reasons TEXT NOT NULL DEFAULT '{}',      -- JSON {helpfulness, relevance, public}
+        redactions TEXT NOT NULL DEFAULT '[]',   -- kinds of sensitive data found (and redacted)
+        judge_model TEXT,
+        error TEXT,
+        reviewed_at REAL NOT NULL
+    )"""
+    )
+
+
+@migrations
+def m003_promotions_and_the_semantic_cache(db: StateDB) -> None:
+    db.script(
+        """CREATE TABLE promotions (
+        answer_id TEXT PRIMARY KEY REFERENCES answers(id),
+        collection TEXT NOT NULL,
+        chunk_id TEXT NOT NULL,
+        question TEXT NOT NULL,                  -- redacted, as promoted
+        answer_text TEXT NOT NULL,               -- redacted, as promoted and served by the cache
+        question_vector BLOB NOT NULL,           -- float32, L2-normalised: the semantic cache key
+        embedder TEXT NOT NULL,
+        promoted_at REAL NOT NULL,
+        removed_at REAL,
+        removed_reason TEXT
+    );
+    CREATE INDEX promotions_active ON promotions(collection, removed_at)"""
+    )
+
+
+@migrations
+def m004_answers_served_from_the_cache(db: StateDB) -> None:
+    db.script(
+        """ALTER TABLE answers ADD COLUMN cached_from TEXT REFERENCES answers(id);
+        CREATE INDEX answers_cached_from ON answers(cached_from)"""
+    )
+
+
+# one vote per rater, the latest wins; ratings written before this have no rater (NULL): they count as one
+# unknown rater's votes
+@migrations
+def m005_who_rated(db: StateDB) -> None:
+    db.script("ALTER TABLE ratings ADD COLUMN rater TEXT")
+
+
+MIGRATIONS = migrations.items
 
 
 class AnswerLogError(LlmopsError):
@@ -272,28 +293,35 @@ def config_hash(settings: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
-MEMORY = ":memory:"
-
-
 class AnswerLog:
-    """The SQLite answer log. Thread-safe (one connection behind a lock); multi-process safe (WAL, busy timeout)."""
+    """The answer log. Thread-safe and multi-process safe (the state database's transactions).
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._lock = threading.RLock()
+    ``AnswerLog(path)`` opens (or creates) a SQLite file and closes it with the log; ``AnswerLog(db)`` uses an
+    open ``StateDB`` (the shared one of ``open_state``), which its owner closes."""
+
+    def __init__(self, target: str | Path | StateDB):
+        self._owns_db = isinstance(target, str | Path)
+        self.path = Path(target) if isinstance(target, str | Path) else None
         try:
-            if str(self.path) != MEMORY:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.Error as e:
+            self._db = sqlite_file(target) if isinstance(target, str | Path) else target
+        except StateError as e:
             raise AnswerLogError(
-                f"cannot open the answer log {self.path}: {e}",
+                f"cannot open the answer log {target}: {e.message}",
                 hint="check data_dir (LLMOPS_DATA_DIR) and its permissions",
+            ) from None
+        self.label = self._db.label
+        try:
+            migrate(self._db, migrations)
+        except SchemaTooNew as e:
+            self.close()
+            raise AnswerLogError(e.message.replace("the state database", "the answer log"), hint=e.hint) from None
+        except StateError as e:
+            self.close()
+            raise AnswerLogError(
+                f"cannot open the answer log {self.label}: {e.message}",
+                hint="check data_dir (LLMOPS_DATA_DIR) and its permissions"
+                if self._owns_db
+                else "check state.url (LLMOPS_STATE_URL) and the database user's rights",
             ) from None
 
     @classmethod
@@ -306,7 +334,7 @@ class AnswerLog:
         return cls(path)
 
     def close(self) -> None:
-        with self._lock:
+        if self._owns_db:
             self._db.close()
 
     def __enter__(self) -> AnswerLog:
@@ -316,63 +344,22 @@ class AnswerLog:
         self.close()
 
     # --- schema ---
-    def _migrate(self) -> None:
-        db = self._db
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        if self.schema_version() >= MIGRATIONS[-1][0]:
-            self._check_not_newer()
-            return
-        db.execute("BEGIN IMMEDIATE")  # one migrator at a time; the others wait, then see the new version
-        try:
-            current = self.schema_version()
-            for version, name, statements in MIGRATIONS:
-                if version <= current:
-                    continue
-                for sql in statements:
-                    db.execute(sql)
-                db.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (version, name, time.time()),
-                )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
     def schema_version(self) -> int:
-        row = self._db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-        return int(row[0] or 0)
-
-    def _check_not_newer(self) -> None:
-        v = self.schema_version()
-        if v > MIGRATIONS[-1][0]:
-            raise AnswerLogError(
-                f"the answer log {self.path} has schema version {v}, newer than this llmops knows ({MIGRATIONS[-1][0]})",
-                hint="upgrade llmops, or point data_dir elsewhere",
-            )
+        """How many of the answer log's migrations the database has had."""
+        return len(applied(self._db, migrations.store))
 
     def _tx(self, fn):
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    out = fn(self._db)
-                    self._db.execute("COMMIT")
-                    return out
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as e:
-                raise AnswerLogError(f"writing the answer log {self.path} failed: {e}") from None
+        try:
+            with self._db.transaction() as db:
+                return fn(db)
+        except StateError as e:
+            raise AnswerLogError(f"writing the answer log {self.label} failed: {e.message}") from None
 
-    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, tuple(args)).fetchall()
-            except sqlite3.Error as e:
-                raise AnswerLogError(f"reading the answer log {self.path} failed: {e}") from None
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db.query(sql, tuple(args))
+        except StateError as e:
+            raise AnswerLogError(f"reading the answer log {self.label} failed: {e.message}") from None
 
     # --- answers ---
     def record(
@@ -416,8 +403,9 @@ class AnswerLog:
         )
         self._tx(
             lambda db: db.execute(
-                "INSERT INTO answers (id, created_at, kind, collection, question, rewordings, chunks, answer, model, input_tokens, "
-                "output_tokens, cost, latency_s, config_hash, cached_from, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO answers (id, created_at, kind, collection, question, rewordings, chunks, answer, model, "
+                "input_tokens, output_tokens, cost, latency_s, config_hash, cached_from, extra) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
         )
@@ -502,8 +490,12 @@ class AnswerLog:
         )
         self._tx(
             lambda db: db.execute(
-                "INSERT OR REPLACE INTO reviews (answer_id, status, helpfulness, relevance, public, reasons, redactions, judge_model, "
-                "error, reviewed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO reviews (answer_id, status, helpfulness, relevance, public, reasons, redactions, "
+                "judge_model, error, reviewed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (answer_id) DO UPDATE SET "
+                "status = excluded.status, helpfulness = excluded.helpfulness, relevance = excluded.relevance, "
+                "public = excluded.public, reasons = excluded.reasons, redactions = excluded.redactions, "
+                "judge_model = excluded.judge_model, error = excluded.error, reviewed_at = excluded.reviewed_at",
                 row,
             )
         )
@@ -523,7 +515,8 @@ class AnswerLog:
             args.append(collection)
         rows = self._query(
             "SELECT a.* FROM answers a LEFT JOIN reviews r ON r.answer_id = a.id "
-            f"WHERE a.kind = 'ask' AND a.cached_from IS NULL AND a.collection IS NOT NULL AND a.answer != '' AND ({cond}){extra} "
+            "WHERE a.kind = 'ask' AND a.cached_from IS NULL AND a.collection IS NOT NULL AND a.answer != '' "
+            f"AND ({cond}){extra} "
             "ORDER BY a.created_at, a.rowid LIMIT ?",
             [*args, limit],
         )
@@ -552,8 +545,12 @@ class AnswerLog:
         )
         self._tx(
             lambda db: db.execute(
-                "INSERT OR REPLACE INTO promotions (answer_id, collection, chunk_id, question, answer_text, question_vector, embedder, "
-                "promoted_at, removed_at, removed_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                "INSERT INTO promotions (answer_id, collection, chunk_id, question, answer_text, question_vector, "
+                "embedder, promoted_at, removed_at, removed_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) "
+                "ON CONFLICT (answer_id) DO UPDATE SET collection = excluded.collection, chunk_id = excluded.chunk_id, "
+                "question = excluded.question, answer_text = excluded.answer_text, "
+                "question_vector = excluded.question_vector, embedder = excluded.embedder, "
+                "promoted_at = excluded.promoted_at, removed_at = NULL, removed_reason = NULL",
                 row,
             )
         )
@@ -616,7 +613,7 @@ def _filters(**kw: Any) -> tuple[str, list[Any]]:
     return ("WHERE " + " AND ".join(conds) if conds else ""), args
 
 
-def _answer(r: sqlite3.Row) -> AnswerRecord:
+def _answer(r: Any) -> AnswerRecord:
     return AnswerRecord(
         id=r["id"],
         created_at=r["created_at"],
@@ -637,11 +634,11 @@ def _answer(r: sqlite3.Row) -> AnswerRecord:
     )
 
 
-def _rating(r: sqlite3.Row) -> Rating:
+def _rating(r: Any) -> Rating:
     return Rating(r["rating"], r["comment"], r["created_at"], r["answer_id"], r["rater"])
 
 
-def _review(r: sqlite3.Row) -> Review:
+def _review(r: Any) -> Review:
     return Review(
         answer_id=r["answer_id"],
         status=r["status"],
@@ -656,7 +653,7 @@ def _review(r: sqlite3.Row) -> Review:
     )
 
 
-def _promotion(r: sqlite3.Row) -> Promotion:
+def _promotion(r: Any) -> Promotion:
     return Promotion(
         answer_id=r["answer_id"],
         collection=r["collection"],
