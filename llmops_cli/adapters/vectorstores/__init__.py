@@ -1,4 +1,5 @@
-"""Vector stores behind core.ports.VectorStore: Chroma, embedded or a server. open_store picks one from settings."""
+"""Vector stores behind core.ports.VectorStore: Chroma (embedded or a server) and PostgreSQL with pgvector.
+open_store picks one from settings (store.url)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def open_store(st: StoreSettings, embedded_path: Path, *, read_only: bool = Fals
         host, port, ssl = st.chroma_server()
         return ChromaStore.server(host, port, ssl=ssl)
     if st.backend == "pgvector":
-        from llmops_cli.errors import ConfigError
+        from llmops_cli.adapters.vectorstores.pgvector import PgVectorStore
 
-        raise ConfigError("store.url: PostgreSQL with pgvector is not available yet", hint="unset store.url")
+        return PgVectorStore.open(st.url or "")
     return ChromaStore.embedded(embedded_path, read_only=read_only)

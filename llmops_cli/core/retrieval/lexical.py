@@ -11,10 +11,18 @@ The index follows the collection's generation (bumped by every ingest that chang
 finds it behind and applies the difference between the ids it holds and the store's; a missing index, one in an
 older format, or one whose files are damaged (checked with a CRC per file) is rebuilt from the store, the damage
 reported in one line on stderr.
+
+The store is the only source of truth; this index is a cache of it, kept under data_dir and keyed (by the caller's
+folder) by the store's address and the collection, and (in meta.json) by the generation the store records, so any
+machine can rebuild it and none reads it stale. With a Chroma server, several processes of one machine may find it
+behind at once: a lock file beside the folder lets one of them bring it up to date while the others wait and then
+read that result (one rebuild per change of the collection, not one per process). A store that ranks text itself
+(hybrid.py) needs no such index: ``update`` then does nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -34,6 +42,7 @@ from llmops_cli.core import write_steps
 from llmops_cli.core.collection_meta import GENERATION_KEY
 from llmops_cli.core.documents import indexed_text
 from llmops_cli.core.ports import VectorStore
+from llmops_cli.core.retrieval.hybrid import searches_text_itself
 
 FORMAT = 3
 _ARRAYS = ("data", "indices", "indptr", "doclen")  # data: term frequencies; doclen: tokens per chunk
@@ -170,31 +179,60 @@ class LexicalIndex:
         """Bring the index to the store's current content, applying only the difference when it can: the chunks
         gone are dropped and the chunks new are tokenized and appended (a chunk's id is derived from its text, so an
         id present in both holds the same text). Rebuilds when there is no readable current-format index or most of
-        the collection changed. Returns the number of chunks indexed."""
+        the collection changed. Returns the number of chunks indexed (0 for a store that ranks text itself: it has no
+        such index)."""
+        if searches_text_itself(self.store):
+            self.last_update = {"mode": "in-store", "added": 0, "removed": 0}
+            return 0
         return len(self._current()["ids"])
 
     def _current(self) -> dict:
         """The index's contents (see _read), brought up to date first."""
         gen = self._generation()
-        meta = self._meta_or_none()
-        cur = None
-        if meta is not None and meta.get("format") == FORMAT:
-            for attempt in (1, 2):
-                try:
-                    cur = self._read()
-                    break
-                except DamagedIndexError as e:
-                    # once more first: a writer may have swapped the folder between two of our reads
-                    if attempt == 2:
-                        self._report_damage(e)
-        if cur is None:
-            self.build()
-        elif cur["meta"].get("generation") == gen:
+        cur = self._read_current_format()
+        if cur is not None and cur["meta"].get("generation") == gen:
             self.last_update = {"mode": "current", "added": 0, "removed": 0}
             return cur
-        else:
-            self._apply_changes(cur, gen)
-        return self._read()
+        with self._refresh_lock():
+            # another process of this machine may have brought it up to date while we waited for the lock
+            meta = self._meta_or_none(report=False)
+            if meta is not None and meta.get("format") == FORMAT and meta.get("generation") == gen:
+                again = self._read_current_format(report=False)
+                if again is not None and again["meta"].get("generation") == gen:
+                    self.last_update = {"mode": "current", "added": 0, "removed": 0}
+                    return again
+            if cur is None:
+                self.build()
+            else:
+                self._apply_changes(cur, gen)
+            return self._read()
+
+    def _read_current_format(self, *, report: bool = True) -> dict | None:
+        """The index on disk when it is in the current format and readable, else None (damage reported)."""
+        meta = self._meta_or_none(report=report)
+        if meta is None or meta.get("format") != FORMAT:
+            return None
+        for attempt in (1, 2):
+            try:
+                return self._read()
+            except DamagedIndexError as e:
+                # once more first: a writer may have swapped the folder between two of our reads
+                if attempt == 2 and report:
+                    self._report_damage(e)
+        return None
+
+    @contextlib.contextmanager
+    def _refresh_lock(self):
+        """One process of this machine at a time brings the index up to date (an advisory lock file beside it)."""
+        import fcntl
+
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.folder.parent / f".{self.folder.name}.lock", "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def _apply_changes(self, cur: dict, gen) -> None:
         # ids only (VectorStore.ids): a store's metadata for every chunk costs ~10x more to read than the change
@@ -236,11 +274,12 @@ class LexicalIndex:
         self._write(gen, ids, vocab, cur["stopwords"], new_data, new_indices, new_indptr, new_doclen)
         self.last_update = {"mode": "update", "added": len(added), "removed": len(gone)}
 
-    def _meta_or_none(self) -> dict | None:
+    def _meta_or_none(self, *, report: bool = True) -> dict | None:
         try:
             meta = self._meta()
         except (OSError, ValueError) as e:
-            self._report_damage(DamagedIndexError(f"meta.json: {e}"))
+            if report:
+                self._report_damage(DamagedIndexError(f"meta.json: {e}"))
             return None
         return meta if meta and all((self.folder / n).is_file() for n in _FILES) else None
 

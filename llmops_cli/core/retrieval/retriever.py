@@ -1,4 +1,9 @@
-"""Retrieval: vector search, lexical BM25, and their reciprocal rank fusion (the default, ``hybrid``)."""
+"""Retrieval: vector search, lexical search, and their reciprocal rank fusion (the default, ``hybrid``).
+
+Lexical search is our own BM25 index (lexical.py, a cache of the store under data_dir), unless the store searches
+text itself: a store with ``hybrid_query`` (PostgreSQL: full-text rank and vector distance in one statement) gives
+both lists in one call and no local index is built or read. Either way the lists are fused here by the same RRF.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any, Literal
 from llmops_cli.core.documents import Hit
 from llmops_cli.core.ports import Embedder, VectorStore
 from llmops_cli.core.retrieval.fusion import reciprocal_rank_fusion
+from llmops_cli.core.retrieval.hybrid import searches_text_itself
 from llmops_cli.core.retrieval.lexical import LexicalIndex
 from llmops_cli.errors import UsageError
 
@@ -32,6 +38,8 @@ class Retriever:
         self.lexical = lexical
         self.candidates = candidates
         self.rrf_k = rrf_k
+        # the store's own text search, when it has one, over our BM25 cache
+        self.in_store = searches_text_itself(store)
 
     # --- single lists ---
     def vector_hits(self, text: str, k: int, where: dict[str, Any] | None = None) -> list[Hit]:
@@ -39,6 +47,8 @@ class Retriever:
         return self.store.query(self.collection, vec, k, where)
 
     def lexical_hits(self, text: str, k: int, where: dict[str, Any] | None = None) -> list[Hit]:
+        if self.in_store:
+            return self._store_lists(text, None, k, where)[1]
         if self.lexical is None:
             return []
         # with a filter, over-fetch: the BM25 index knows no metadata
@@ -52,6 +62,18 @@ class Retriever:
                 h = by_id[cid]
                 hits.append(Hit(id=cid, text=h.text, score=score, metadata=h.metadata))
         return hits[:k]
+
+    def _store_lists(
+        self, text: str, embedding: Any | None, n: int, where: dict[str, Any] | None
+    ) -> tuple[list[Hit], list[Hit]]:
+        """The store's vector and text lists (best first) from one hybrid_query, as fresh hits without ranks."""
+        found = self.store.hybrid_query(self.collection, text, embedding, n, where, rrf_k=self.rrf_k)  # type: ignore[attr-defined]
+
+        def ranked(side: str) -> list[Hit]:
+            hits = sorted((h for h in found if side in h.ranks), key=lambda h: h.ranks[side])
+            return [Hit(id=h.id, text=h.text, score=h.score, metadata=h.metadata) for h in hits]
+
+        return ranked("vector"), ranked("lexical")
 
     # --- the public search ---
     def search(self, text: str, k: int, mode: Mode = "hybrid", where: dict[str, Any] | None = None) -> list[Hit]:
@@ -69,6 +91,15 @@ class Retriever:
         n = max(self.candidates, k)
         lists: list[tuple[str, list[Hit]]] = []
         for i, t in enumerate(texts):
+            if self.in_store and mode != "vector":
+                # both lists from one statement in the store; fused below as any other lists
+                vec = self.embedder.embed_query(t) if mode == "hybrid" else None
+                vector, lexical = self._store_lists(t, vec, n, where)
+                suffix = f"#{i}" if len(texts) > 1 else ""
+                if mode == "hybrid":
+                    lists.append((f"vector{suffix}", vector))
+                lists.append((f"lexical{suffix}", lexical))
+                continue
             if mode in ("hybrid", "vector"):
                 lists.append((f"vector#{i}" if len(texts) > 1 else "vector", self.vector_hits(t, n, where)))
             if mode in ("hybrid", "lexical"):
