@@ -1,6 +1,10 @@
-"""The checkpoint: append-only JSONL files of finished requests in a run folder.
+"""The checkpoint: the finished requests of a batch run, append-only.
 
-Each writer (a whole run, or one shard) appends to its own file under ``<run dir>/checkpoints/`` and holds an
+Two homes, one interface (``Checkpoints``: ``load()`` and ``writer(name)``): JSONL files in the run folder
+(``FileCheckpoints``, the default) or the shared state database (``DbCheckpoints``, when ``state.url`` is set, so
+the shards of a run on different machines see each other's work and a retry on another worker resumes it).
+
+Files: each writer (a whole run, or one shard) appends to its own file under ``<run dir>/checkpoints/`` and holds an
 exclusive lock on it, so shards never interleave lines. Every record is flushed at once (a killed process
 loses nothing: the OS has it) and fsynced by a background thread every ``FSYNC_INTERVAL_S`` (a crash of the
 machine loses at most that much, which is then simply run again; an fsync takes ~10 ms here, too long to
@@ -13,12 +17,48 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-from llmops_cli.errors import ConflictError
+from llmops_cli.core.state import Migrations, StateDB, StateError, migrate
+from llmops_cli.errors import ConflictError, StoreError
 
 FSYNC_INTERVAL_S = 0.5
+
+
+class CheckpointSink(Protocol):
+    records: int
+
+    def append(self, record: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> CheckpointSink: ...
+
+    def __exit__(self, *exc: Any) -> None: ...
+
+
+class Checkpoints(Protocol):
+    """Where a run's finished requests are kept."""
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """id -> the last record for it ("ok" is never replaced by "error")."""
+        ...
+
+    def writer(self, name: str) -> CheckpointSink:
+        """The one writer ``name`` (a whole run, or one shard); a second one at the same time is a ConflictError."""
+        ...
+
+
+def _keep(out: dict[str, dict[str, Any]], rec: Any) -> None:
+    rid = rec.get("id") if isinstance(rec, dict) else None
+    if not isinstance(rid, str):
+        return
+    prev = out.get(rid)
+    if prev is not None and prev.get("status") == "ok" and rec.get("status") != "ok":
+        return
+    out[rid] = rec
 
 
 def load_records(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -33,17 +73,23 @@ def load_records(run_dir: Path) -> dict[str, dict[str, Any]]:
                 if not line.endswith("\n"):
                     break  # torn write of a killed run
                 try:
-                    rec = json.loads(line)
+                    _keep(out, json.loads(line))
                 except json.JSONDecodeError:
                     continue
-                rid = rec.get("id")
-                if not isinstance(rid, str):
-                    continue
-                prev = out.get(rid)
-                if prev is not None and prev.get("status") == "ok" and rec.get("status") != "ok":
-                    continue
-                out[rid] = rec
     return out
+
+
+class FileCheckpoints:
+    """JSONL files under ``<run dir>/checkpoints/``."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        return load_records(self.run_dir)
+
+    def writer(self, name: str) -> CheckpointWriter:
+        return CheckpointWriter(self.run_dir, name)
 
 
 class CheckpointWriter:
@@ -129,3 +175,99 @@ def _cut_torn_tail(path: Path) -> None:
                 return
             pos = start
         f.truncate(0)
+
+
+# --- in the state database ---------------------------------------------------------------------------------------
+
+migrations = Migrations("batch_checkpoints")
+migrations.sql(
+    "m001_checkpoints",
+    """CREATE TABLE batch_checkpoints (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- the order records were written in
+        run_key TEXT NOT NULL,                   -- the run folder's name: <input stem>-<run key>
+        writer TEXT NOT NULL,                    -- all | shard-00001-of-00004
+        request_id TEXT NOT NULL,
+        status TEXT,
+        record TEXT NOT NULL,                    -- the JSON record, as a checkpoint file's line holds it
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX batch_checkpoints_run ON batch_checkpoints(run_key, seq)""",
+)
+
+
+class DbCheckpoints:
+    """The run's records in the state database, keyed by the run folder's name (which hashes what defines the run:
+    input, output, model, prompt, schema, parameters), so every machine finds the same run."""
+
+    def __init__(self, db: StateDB, run_key: str):
+        self.db = db
+        self.run_key = run_key
+        try:
+            migrate(db, migrations)
+        except StateError as e:
+            raise StoreError(f"batch checkpoints in {db.label} cannot be opened: {e.message}") from None
+
+    @classmethod
+    def for_run_dir(cls, db: StateDB, run_dir: Path) -> DbCheckpoints:
+        return cls(db, Path(run_dir).name)
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        try:
+            rows = self.db.query("SELECT record FROM batch_checkpoints WHERE run_key = ? ORDER BY seq", (self.run_key,))
+        except StateError as e:
+            raise StoreError(f"reading batch checkpoints from {self.db.label} failed: {e.message}") from None
+        for r in rows:
+            try:
+                _keep(out, json.loads(r[0]))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def writer(self, name: str) -> DbCheckpointWriter:
+        return DbCheckpointWriter(self.db, self.run_key, name)
+
+
+class DbCheckpointWriter:
+    """Each record is one committed INSERT: a killed writer loses nothing it appended. The writer holds a lock of
+    the database (an advisory lock on PostgreSQL, gone with its connection) so two never write one shard."""
+
+    def __init__(self, db: StateDB, run_key: str, name: str):
+        self.db, self.run_key, self.name = db, run_key, name
+        self._lock_name = f"llmops-batch:{run_key}:{name}"
+        if not db.try_lock(self._lock_name):
+            raise ConflictError(
+                f"another llmops batch is writing the checkpoints {run_key}/{name} in {db.label}",
+                hint="wait for it to finish (or stop it); the same command resumes afterwards",
+            )
+        self._locked = True
+        self.records = 0
+
+    def append(self, record: dict[str, Any]) -> None:
+        try:
+            self.db.execute(
+                "INSERT INTO batch_checkpoints (run_key, writer, request_id, status, record, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    self.run_key,
+                    self.name,
+                    str(record.get("id")),
+                    record.get("status"),
+                    json.dumps(record, ensure_ascii=False, default=str),
+                    time.time(),
+                ),
+            )
+        except StateError as e:
+            raise StoreError(f"writing a batch checkpoint to {self.db.label} failed: {e.message}") from None
+        self.records += 1
+
+    def close(self) -> None:
+        if self._locked:
+            self._locked = False
+            self.db.unlock(self._lock_name)
+
+    def __enter__(self) -> DbCheckpointWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

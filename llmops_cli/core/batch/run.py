@@ -29,6 +29,7 @@ from llmops_cli.core.batch.requests import (
 from llmops_cli.errors import ExitCode, InputError, UsageError
 
 if TYPE_CHECKING:
+    from llmops_cli.core.batch.checkpoint import Checkpoints
     from llmops_cli.core.llm_cache import LLMCache
     from llmops_cli.core.ports import LLM
 
@@ -181,12 +182,18 @@ def prepare(input_path: str | Path, opts: BatchOptions, data_path: Path) -> Batc
     return BatchPlan(src, rows, requests, run_dir, output, errors_path, openai_format, schema, opts)
 
 
-def load_done(plan: BatchPlan) -> dict[str, dict[str, Any]]:
-    """Checkpoint records that belong to this plan's requests (same id AND same request hash)."""
-    from llmops_cli.core.batch.checkpoint import load_records
+def checkpoints_of(plan: BatchPlan, checkpoints: Checkpoints | None = None) -> Checkpoints:
+    """``checkpoints`` if given (the state database's, ``DbCheckpoints``), else the run folder's files."""
+    from llmops_cli.core.batch.checkpoint import FileCheckpoints
 
+    return checkpoints if checkpoints is not None else FileCheckpoints(plan.run_dir)
+
+
+def load_done(plan: BatchPlan, checkpoints: Checkpoints | None = None) -> dict[str, dict[str, Any]]:
+    """Checkpoint records that belong to this plan's requests (same id AND same request hash)."""
     wanted = {r.id: r.request_hash for r in plan.requests}
-    return {rid: rec for rid, rec in load_records(plan.run_dir).items() if wanted.get(rid) == rec.get("request_hash")}
+    records = checkpoints_of(plan, checkpoints).load()
+    return {rid: rec for rid, rec in records.items() if wanted.get(rid) == rec.get("request_hash")}
 
 
 def execute(
@@ -198,12 +205,13 @@ def execute(
     shard: tuple[int, int] | None = None,
     write_output: bool = True,
     call: bool = True,
+    checkpoints: Checkpoints | None = None,
 ) -> BatchReport:
     """Run what is not done yet (only ``shard`` = (index, count) of it, if given), then write the output.
 
     ``call=False`` makes no calls: rows without a record are reported as pending (for merging shards).
+    ``checkpoints``: where finished requests are kept (default: files in the run folder).
     """
-    from llmops_cli.core.batch.checkpoint import CheckpointWriter
     from llmops_cli.core.batch.engine import Engine
     from llmops_cli.core.batch.ratelimit import RateLimiter
     from llmops_cli.core.batch.retry import RetryPolicy
@@ -213,7 +221,8 @@ def execute(
     t0 = time.perf_counter()
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     _write_run_json(plan)
-    done = load_done(plan)
+    checkpoints = checkpoints_of(plan, checkpoints)
+    done = load_done(plan, checkpoints)
     mine = [r for r in plan.requests if shard is None or shard_of(r.id, shard[1]) == shard[0]]
 
     def needs_call(r: BatchRequest) -> bool:
@@ -236,7 +245,7 @@ def execute(
     )
     if todo:
         name = f"shard-{shard[0]:05d}-of-{shard[1]:05d}" if shard else "all"
-        with CheckpointWriter(plan.run_dir, name) as writer:
+        with checkpoints.writer(name) as writer:
 
             def on_record(rec: dict[str, Any]) -> None:
                 nonlocal finished, cost_so_far
@@ -339,9 +348,10 @@ def estimate(
     cache: LLMCache | None = None,
     prices: tuple[float | None, float | None] | None = None,
     show: int = 3,
+    checkpoints: Checkpoints | None = None,
 ) -> dict[str, Any]:
     """What ``--dry-run`` shows: first rendered prompts, counts, estimated tokens and (upper bound) cost."""
-    done = load_done(plan)
+    done = load_done(plan, checkpoints)
     todo = [
         r for r in plan.requests if r.id not in done or (plan.options.retry_failed and done[r.id].get("status") != "ok")
     ]

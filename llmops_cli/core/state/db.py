@@ -27,6 +27,8 @@ _PG_DDL: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bBLOB\b", re.I), "BYTEA"),
 ]
 
+_LITERAL = re.compile(r"('(?:[^']|'')*')")
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -40,12 +42,14 @@ class Dialect:
         return self.name == "sqlite"
 
     def ddl(self, sql: str) -> str:
-        """``sql`` (DDL written for SQLite) in this dialect."""
+        """``sql`` (DDL written for SQLite) in this dialect; quoted literals are left as written."""
         if self.name == "sqlite":
             return sql
-        for pattern, repl in _PG_DDL:
-            sql = pattern.sub(repl, sql)
-        return sql
+        parts = _LITERAL.split(sql)
+        for i in range(0, len(parts), 2):  # the odd parts are the literals
+            for pattern, repl in _PG_DDL:
+                parts[i] = pattern.sub(repl, parts[i])
+        return "".join(parts)
 
 
 SQLITE = Dialect("sqlite")
