@@ -13,6 +13,12 @@ import typer
 from typer.core import TyperGroup
 
 from llmops_cli.cli.options import CollectionOpt, JsonOpt, TopKOpt, WhereOpt
+from llmops_cli.cli.output import Output
+from llmops_cli.cli.state import parse_key_values, state
+from llmops_cli.errors import GateFailed
+
+# the entry points (llmops_cli.entry.eval) and core.eval load pydantic models and the wiring: imported inside the
+# commands, so that `llmops --help` stays cheap
 
 EvalConcurrencyOpt = Annotated[
     int | None,
@@ -56,7 +62,8 @@ def _expand_multi(args: list[str], flag: str) -> list[str]:
 
 eval_app = typer.Typer(
     cls=DatasetOrCommandGroup,
-    help="Evaluate retrieval and answers on a question set: `llmops eval DATASET` (= `eval run`), plus runs, compare, generate, sweep.",
+    help="Evaluate retrieval and answers on a question set: `llmops eval DATASET` (= `eval run`), "
+    "plus runs, compare, generate, sweep.",
     no_args_is_help=True,
 )
 
@@ -65,26 +72,23 @@ MetricsOpt = Annotated[
     typer.Option(
         "--metrics",
         "-m",
-        help="Metrics or groups (repeatable or comma-separated): auto, retrieval, chunk, answer (exact_match, token_f1, "
-        "semantic_similarity), judge (faithfulness, answer_relevance, correctness, helpfulness, toxicity), robustness, all. "
-        "Default: auto.",
+        help="Metrics or groups (repeatable or comma-separated): auto, retrieval, chunk, answer (exact_match, "
+        "token_f1, semantic_similarity), judge (faithfulness, answer_relevance, correctness, helpfulness, toxicity), "
+        "robustness, all. Default: auto.",
     ),
 ]
 ModeOpt = Annotated[
     str | None, typer.Option("--mode", help="Retrieval mode: hybrid, vector or lexical (default: retrieval.mode).")
 ]
 EvalJsonOpt = JsonOpt
-
-
-def _progress(out):
-    """A (stage, done, total) callback driving one progress bar, and the context manager that owns it."""
-    cm = out.progress("evaluating", total=None)
-    bar = cm.__enter__()
-
-    def report(stage: str, done: int, total: int) -> None:
-        bar.update(description=stage, completed=done, total=total)
-
-    return cm, report
+ToleranceOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--tolerance",
+        help="Absolute change below which a metric counts as unchanged (default: eval.regression_tolerance).",
+        min=0,
+    ),
+]
 
 
 @eval_app.command("run")
@@ -135,14 +139,7 @@ def run_cmd(
     fail_on_regression: Annotated[
         bool, typer.Option("--fail-on-regression", help="Exit 4 when a metric regressed against --baseline.")
     ] = False,
-    tolerance: Annotated[
-        float | None,
-        typer.Option(
-            "--tolerance",
-            help="Absolute change below which a metric counts as unchanged (default: eval.regression_tolerance).",
-            min=0,
-        ),
-    ] = None,
+    tolerance: ToleranceOpt = None,
     worst: Annotated[int, typer.Option("--worst", help="How many worst questions to show.", min=0)] = 5,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM call cache.")] = False,
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not record the run in the history.")] = False,
@@ -152,16 +149,12 @@ def run_cmd(
     json_out: EvalJsonOpt = False,
 ) -> None:
     """Evaluate a question set against a collection; print a summary, the worst questions, gates and deltas."""
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import parse_key_values, state
-    from llmops_cli.entry.eval import evaluate
-    from llmops_cli.errors import ExitCode, GateFailed, LlmopsError
+    from llmops_cli.entry.eval import evaluate, outcome
 
     out = Output(json_out)
     settings = state().load(flags={"retrieval.k": k, "retrieval.mode": mode}).settings
     perturbations = [p.strip() for v in (perturb or []) for p in v.split(",") if p.strip()] or None
-    cm, report_progress = _progress(out)
-    try:
+    with out.progress("evaluating", total=None) as bar:
         report = evaluate(
             settings,
             dataset,
@@ -182,10 +175,8 @@ def run_cmd(
             regression_tolerance=tolerance,
             fail_under=fail_under,
             outputs=output or [],
-            progress=report_progress,
+            progress=lambda stage, done, total: bar.update(description=stage, completed=done, total=total),
         )
-    finally:
-        cm.__exit__(None, None, None)
 
     if out.json_mode:
         out.json(report.to_dict())
@@ -196,29 +187,8 @@ def run_cmd(
         if report.run_id is not None:
             out.info(f"recorded as run {report.run_id} (llmops eval runs)")
 
-    if report.rows and report.error_rows == len(report.rows) and not report.metrics:
-        first = next(iter(report.rows[0].errors.values()))
-        raise LlmopsError(
-            f"every question failed; the first error: {first}",
-            hint="fix that and rerun (answers already made are cached)",
-        )
-    failed = [g for g in report.gates if not g["passed"]]
-    if failed:
-        raise GateFailed(
-            "quality gate failed: " + "; ".join(f"{g['metric']} {g['check']}" for g in failed),
-            hint="the run itself succeeded; improve the metric or adjust --fail-under",
-        )
-    if fail_on_regression and report.comparison and report.comparison["regressions"]:
-        raise GateFailed(
-            f"regressed against baseline {baseline}: {', '.join(report.comparison['regressions'])}",
-            hint="see the per-metric deltas above",
-        )
-    if report.error_rows:
-        raise LlmopsError(
-            f"{report.error_rows} of {len(report.rows)} questions had errors; their metrics are left out of the means",
-            hint="see 'errors' in the per-question results (--output results.jsonl or --json)",
-            exit_code=ExitCode.PARTIAL,
-        )
+    if error := outcome(report, fail_on_regression=fail_on_regression, baseline=baseline):
+        raise error
 
 
 def _print_report(out, report, worst: int) -> None:
@@ -297,17 +267,10 @@ def runs_cmd(
     json_out: EvalJsonOpt = False,
 ) -> None:
     """List recorded evaluation runs, newest first."""
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.core.eval.history import RunHistory, default_history_path
+    from llmops_cli.entry.eval import list_runs
 
     out = Output(json_out)
-    settings = state().load().settings
-    h = RunHistory(default_history_path(settings.data_path))
-    try:
-        runs = h.list_runs(limit=limit)
-    finally:
-        h.close()
+    runs = list_runs(state().load().settings, limit=limit)
     if out.json_mode:
         out.json({"runs": runs})
         return
@@ -337,34 +300,17 @@ def runs_cmd(
 def compare_cmd(
     base: Annotated[str, typer.Argument(help="Baseline: run id, latest, latest~1, or a report .json file.")],
     new: Annotated[str, typer.Argument(help="Candidate: run id, latest, or a report .json file.")],
-    tolerance: Annotated[
-        float | None,
-        typer.Option(
-            "--tolerance",
-            help="Absolute change below which a metric counts as unchanged (default: eval.regression_tolerance).",
-            min=0,
-        ),
-    ] = None,
+    tolerance: ToleranceOpt = None,
     fail_on_regression: Annotated[
         bool, typer.Option("--fail-on-regression", help="Exit 4 when a metric regressed.")
     ] = False,
     json_out: EvalJsonOpt = False,
 ) -> None:
     """Per-metric deltas between two runs; regressions flagged, and the questions that got worse."""
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.core.eval.compare import compare_reports, load_report_ref
-    from llmops_cli.core.eval.history import RunHistory, default_history_path
-    from llmops_cli.errors import GateFailed
+    from llmops_cli.entry.eval import compare
 
     out = Output(json_out)
-    settings = state().load().settings
-    h = RunHistory(default_history_path(settings.data_path))
-    try:
-        a, b = load_report_ref(base, h), load_report_ref(new, h)
-    finally:
-        h.close()
-    c = compare_reports(a, b, tolerance=settings.eval.regression_tolerance if tolerance is None else tolerance)
+    c = compare(state().load().settings, base, new, tolerance=tolerance)
     if out.json_mode:
         out.json(c)
     else:
@@ -398,22 +344,11 @@ def export_cmd(
     ],
 ) -> None:
     """Write a recorded run's results again: the HTML report, the JSON document or per-question rows."""
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.core.eval.history import RunHistory, default_history_path
-    from llmops_cli.core.eval.results_files import output_format, write_results
+    from llmops_cli.entry.eval import export
 
     out = Output(False)
+    report = export(state().load().settings, run, output)
     for o in output:
-        output_format(o)
-    settings = state().load().settings
-    h = RunHistory(default_history_path(settings.data_path))
-    try:
-        report = h.load(run)
-    finally:
-        h.close()
-    for o in output:
-        write_results(report, o)
         out.info(f"wrote {o} (run {report.run_id})")
 
 
@@ -431,61 +366,29 @@ def generate_cmd(
     json_out: EvalJsonOpt = False,
 ) -> None:
     """Write a question set from an ingested collection with the LLM (question, reference answer, source)."""
-    from pathlib import Path
-
-    from llmops_cli import wiring
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.core.eval.datasets import FORMATS, write_dataset
-    from llmops_cli.core.eval.generate import run_generate, sample_chunks
-    from llmops_cli.core.eval.llm_calls import CachedLLM
-    from llmops_cli.core.llm_cache import LLMCache, default_cache_path
-    from llmops_cli.errors import ExitCode, InputError, LlmopsError
+    from llmops_cli.entry.eval import generate
 
     out = Output(json_out)
-    if Path(output).suffix.lower() not in FORMATS:
-        raise InputError(f"--output {output}: unknown format", hint="use .jsonl, .csv or .parquet")
-    settings = state().load().settings
-    name = collection or settings.store.collection
-    llm = wiring.build_llm(settings.llm, model=model, also="or pass --model MODEL")
-    chunks = sample_chunks(wiring.build_store(settings), name, n, seed)
-    cache = None if no_cache else LLMCache(default_cache_path(settings.data_path))
-    cached = CachedLLM(llm, cache)
-    try:  # a rejected key or no endpoint stops the run (exit 8 / 7): the cache is closed either way
-        with out.progress("writing questions", total=len(chunks)) as bar:
-            res = run_generate(
-                chunks,
-                cached,
-                concurrency=concurrency or settings.eval.concurrency,
-                progress=lambda d, t: bar.update(completed=d),
-            )
-    finally:
-        if cache is not None:
-            cache.close()
-    if res.items:
-        write_dataset(res.items, output)
-    doc = {
-        "output": output if res.items else None,
-        "questions": len(res.items),
-        "failed": res.failed,
-        "usage": cached.usage.to_dict(),
-    }
+    with out.progress("writing questions", total=None) as bar:
+        gen = generate(
+            state().load().settings,
+            output,
+            collection=collection,
+            count=n,
+            seed=seed,
+            model=model,
+            concurrency=concurrency,
+            use_cache=not no_cache,
+            progress=lambda done, total: bar.update(completed=done, total=total),
+        )
     if out.json_mode:
-        out.json(doc)
+        out.json(gen.to_dict())
     else:
-        out.print(f"wrote {len(res.items)} questions from collection {name} to {output}")
-        for f in res.failed[:5]:
+        out.print(f"wrote {len(gen.result.items)} questions from collection {gen.collection} to {output}")
+        for f in gen.result.failed[:5]:
             out.warn(f"chunk {f['chunk']}: {f['reason']}")
-    if not res.items:
-        raise LlmopsError(
-            "no question could be written", hint="check the LLM with `llmops ask`; see the failures above"
-        )
-    if res.failed:
-        raise LlmopsError(
-            f"{len(res.failed)} of {len(chunks)} chunks gave no question",
-            exit_code=ExitCode.PARTIAL,
-            hint="the others were written; rerun to retry (successful replies are cached)",
-        )
+    if error := gen.outcome():
+        raise error
 
 
 @eval_app.command("sweep")
@@ -519,8 +422,6 @@ def sweep_cmd(
     json_out: EvalJsonOpt = False,
 ) -> None:
     """Ingest sources under several chunking configurations into temporary collections, evaluate each, rank them."""
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
     from llmops_cli.entry.eval import sweep
 
     out = Output(json_out)

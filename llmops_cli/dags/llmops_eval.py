@@ -2,8 +2,8 @@
 
 Thin by design: calls the entry points. With an eval dataset (param ``dataset``) it runs
 ``llmops_cli.entry.eval.evaluate`` (the same as ``llmops eval``; ``fail_under`` gates fail the task, so a waiting
-``llmops trigger-dag --wait`` exits 5); otherwise the retrieval check over the param ``questions``
-(``pipelines.query`` for each: hits found, top score). The summary goes to XCom (the task's return value); the full
+``llmops trigger-dag --wait`` exits 5); otherwise ``llmops_cli.entry.eval.retrieval_check`` over the param
+``questions`` (hits found, top score). The summary goes to XCom (the task's return value); the full
 report (every row) goes to a JSON report file under ``<data_dir>/airflow-reports/llmops_eval/``.
 
 Schedule: the asset ``llmops://collections/<store.collection>`` (the default collection when this file is
@@ -69,6 +69,7 @@ def llmops_eval():
             write_report,
         )
         from llmops_cli.entry.eval import evaluate as run_evaluation
+        from llmops_cli.entry.eval import failed_gates, retrieval_check
 
         params = resolve_params(params)
         # the run's param wins; else the collection whose asset event started this run; else store.collection
@@ -87,38 +88,12 @@ def llmops_eval():
                 label=f"airflow:{run_id}",
             )
             print(f"report: {write_report(s, 'llmops_eval', run_id, report.to_dict())}")
-            summary = report.summary()
-            failed = [g for g in summary.get("gates", []) if not g.get("passed")]
-            if failed:  # the run fails, so `llmops trigger-dag --wait` exits 5 and CI stops
-                raise ValueError("quality gate(s) failed: " + "; ".join(f"{g['metric']} {g['check']}" for g in failed))
-            return summary
-        report = retrieval_check(s, params["questions"], params.get("k"), params.get("mode"))
+            if failed := failed_gates(report):  # the run fails, so `llmops trigger-dag --wait` exits 5 and CI stops
+                raise ValueError(f"quality gate(s) failed: {failed}")
+            return report.summary()
+        report = retrieval_check(s, params["questions"], k=params.get("k"), mode=params.get("mode"))
         print(f"report: {write_report(s, 'llmops_eval', run_id, report)}")
         return {k: v for k, v in report.items() if k != "rows"}  # XCom gets the summary; the rows stay in the file
-
-    def retrieval_check(s, questions, k, mode) -> dict:
-        from llmops_cli import pipelines
-
-        rows = []
-        for q in questions:
-            hits = pipelines.query(s, q, collection=s.store.collection, k=k, mode=mode)
-            rows.append(
-                {
-                    "question": q,
-                    "hits": len(hits),
-                    "top_score": round(float(hits[0].score), 4) if hits else None,
-                    "top_source": hits[0].source if hits else None,
-                }
-            )
-        found = sum(1 for r in rows if r["hits"])
-        return {
-            "collection": s.store.collection,
-            "kind": "retrieval_check",
-            "questions": len(rows),
-            "answered": found,
-            "hit_rate": round(found / len(rows), 4) if rows else 0.0,
-            "rows": rows,
-        }
 
     evaluate()
 

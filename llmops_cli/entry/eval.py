@@ -1,6 +1,7 @@
-"""Evaluation entry points shared by the CLI (``llmops eval``, ``llmops eval sweep``) and the Airflow ``llmops_eval``
-DAG: settings in, the retriever, LLMs, embedder and cache built here, the core steps (``core.eval.pipeline``,
-``core.eval.sweep``) run with them, the run recorded and written.
+"""Evaluation entry points shared by the CLI (``llmops eval ...``) and the Airflow ``llmops_eval`` DAG: settings in,
+the retriever, LLMs, embedder and cache built here, the core steps (``core.eval.pipeline``, ``core.eval.sweep``,
+``core.eval.generate``) run with them, the run recorded and written; and how a finished run ends (``outcome``: the
+error, if any, that sets the exit code), so the CLI and the DAG judge a run the same way.
 """
 
 from __future__ import annotations
@@ -8,15 +9,18 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack, closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from llmops_cli import pipelines, wiring
-from llmops_cli.core.eval.compare import load_report_ref
-from llmops_cli.core.eval.datasets import load_dataset
+from llmops_cli.core.eval.compare import compare_reports, load_report_ref
+from llmops_cli.core.eval.datasets import FORMATS, load_dataset, write_dataset
 from llmops_cli.core.eval.gates import parse_gates
+from llmops_cli.core.eval.generate import GenerateResult, run_generate, sample_chunks
 from llmops_cli.core.eval.history import RunHistory, default_history_path
 from llmops_cli.core.eval.llm_calls import CachedLLM, Usage
 from llmops_cli.core.eval.pipeline import EVAL_VERSION, plan_eval, run_evaluation
@@ -24,13 +28,49 @@ from llmops_cli.core.eval.results_files import output_format, write_results
 from llmops_cli.core.eval.robustness import PERTURBATIONS
 from llmops_cli.core.eval.runner import EvalOptions
 from llmops_cli.core.eval.sweep import SweepEntry, SweepReport, plan_configs, rank_entries
+from llmops_cli.core.feedback import RecordingLLM
+from llmops_cli.core.feedback import config_hash as answer_config_hash
 from llmops_cli.core.llm_cache import LLMCache, default_cache_path
-from llmops_cli.errors import UsageError
+from llmops_cli.errors import ExitCode, GateFailed, InputError, LlmopsError, UsageError
 from llmops_cli.settings import ChunkingSettings
 
 if TYPE_CHECKING:
     from llmops_cli.core.eval.report import EvalReport
     from llmops_cli.settings import Settings
+
+# every LLM call of an evaluation (answers, judge verdicts, generated questions) is an answer-log row of this kind
+LOG_KIND = "eval"
+
+
+def run_history(settings: Settings) -> closing[RunHistory]:
+    """The evaluation run history (``<data_dir>/eval/runs.sqlite``) for a ``with`` block, closed on the way out: the
+    one way eval opens it."""
+    return closing(RunHistory(default_history_path(settings.data_path)))
+
+
+class _LLMParts:
+    """The LLM stacks of one command: base client (its own retries) -> recording in the answer log (``LOG_KIND``)
+    -> the LLM cache with ``usage`` totalled, so only calls that reached the LLM are recorded and a re-run with
+    unchanged inputs makes no new call. Opens the answer log and the cache once; ``close()`` closes both."""
+
+    def __init__(self, settings: Settings, *, use_cache: bool, usage: Usage | None = None):
+        self.settings = settings
+        self.use_cache = use_cache
+        self.usage = usage or Usage()
+        self._closing = ExitStack()
+        self._log = None
+        self._cache: LLMCache | None = None
+
+    def stack(self, base) -> CachedLLM:
+        if self._log is None:
+            self._log = self._closing.enter_context(closing(pipelines.answer_log(self.settings)))
+        if self.use_cache and self._cache is None:
+            self._cache = self._closing.enter_context(closing(LLMCache(default_cache_path(self.settings.data_path))))
+        recorded = RecordingLLM(base, self._log, kind=LOG_KIND, config_hash=answer_config_hash(self.settings))
+        return CachedLLM(recorded, self._cache, self.usage)
+
+    def close(self) -> None:
+        self._closing.close()
 
 
 def evaluate(
@@ -76,11 +116,8 @@ def evaluate(
     dataset = load_dataset(dataset_path, limit=limit)
     base = None
     if baseline:  # resolved before the run: a wrong reference must not cost a whole evaluation
-        h = RunHistory(default_history_path(settings.data_path))
-        try:
+        with run_history(settings) as h:
             base = load_report_ref(baseline, h)
-        finally:
-            h.close()
     k = k or settings.retrieval.k
     mode = mode or settings.retrieval.mode
     llm_model = settings.llm.model
@@ -96,21 +133,17 @@ def evaluate(
         wiring.build_embedder(settings.embedder) if ("semantic_similarity" in chosen or retriever is not None) else None
     )
 
-    usage = Usage()
-    cache = LLMCache(default_cache_path(settings.data_path)) if use_cache and (judge or plan.generate) else None
+    llms = _LLMParts(settings, use_cache=use_cache)
     judge_llm = None
     if plan.needs_judge:
         # judge calls are many small async calls, like a batch: the same lean client for OpenAI-compatible
-        # endpoints (litellm's per-call CPU caps a process near 100 calls/s), litellm for the rest
+        # endpoints (litellm's per-call CPU caps a process near 100 calls/s), litellm for the rest; every client
+        # retries by itself (llm.max_retries): no second retry loop here
         inner = wiring.build_batch_llm(settings.llm, judge, judge_client)
         if hasattr(inner, "prepare"):
             inner.prepare()  # resolve prices outside the event loop
-        # every LLM client retries by itself (llm.max_retries): no second retry loop here
-        # recorded below the cache: only calls that reached the LLM go into the answer log (kind "eval")
-        judge_llm = CachedLLM(pipelines.recording_llm(settings, inner, "eval"), cache, usage)
-    answer_llm = None
-    if plan.generate:
-        answer_llm = CachedLLM(pipelines.recording_llm(settings, wiring.build_llm(settings.llm), "eval"), cache, usage)
+        judge_llm = llms.stack(inner)
+    answer_llm = llms.stack(wiring.build_llm(settings.llm)) if plan.generate else None
 
     config = {
         "eval_version": EVAL_VERSION,
@@ -141,27 +174,171 @@ def evaluate(
             embedder=embedder,
             rewordings=settings.llm.rewordings,
             config=config,
-            usage=usage.to_dict,
+            usage=llms.usage.to_dict,
             base=base,
             tolerance=regression_tolerance,
             progress=progress,
         )
     finally:
-        if cache is not None:
-            cache.close()
-        for llm in (judge_llm, answer_llm):
-            if llm is not None and hasattr(getattr(llm, "inner", None), "log"):
-                llm.inner.log.close()
+        llms.close()
 
     if record:
-        history = RunHistory(default_history_path(settings.data_path))
-        try:
-            history.record(report, label=label)
-        finally:
-            history.close()
+        with run_history(settings) as h:
+            h.record(report, label=label)
     for out in outputs:
         write_results(report, out)
     return report
+
+
+def failed_gates(report: EvalReport) -> str:
+    """The gates ``report`` failed, ``metric check; ...`` (empty when none failed)."""
+    return "; ".join(f"{g['metric']} {g['check']}" for g in report.gates if not g["passed"])
+
+
+def outcome(report: EvalReport, *, fail_on_regression: bool = False, baseline: str | None = None) -> LlmopsError | None:
+    """How a finished evaluation ends, as the error that sets the exit code (None: it passed): every question
+    failed (1), a gate failed (4), a regression against ``baseline`` with ``fail_on_regression`` (4), some rows had
+    errors (3, partial)."""
+    if report.rows and report.error_rows == len(report.rows) and not report.metrics:
+        first = next(iter(report.rows[0].errors.values()))
+        return LlmopsError(
+            f"every question failed; the first error: {first}",
+            hint="fix that and rerun (answers already made are cached)",
+        )
+    if failed := failed_gates(report):
+        return GateFailed(
+            f"quality gate failed: {failed}",
+            hint="the run itself succeeded; improve the metric or adjust --fail-under",
+        )
+    if fail_on_regression and report.comparison and report.comparison["regressions"]:
+        return GateFailed(
+            f"regressed against baseline {baseline}: {', '.join(report.comparison['regressions'])}",
+            hint="see the per-metric deltas above",
+        )
+    if report.error_rows:
+        return LlmopsError(
+            f"{report.error_rows} of {len(report.rows)} questions had errors; their metrics are left out of the means",
+            hint="see 'errors' in the per-question results (--output results.jsonl or --json)",
+            exit_code=ExitCode.PARTIAL,
+        )
+    return None
+
+
+def list_runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
+    """The recorded runs, newest first."""
+    with run_history(settings) as h:
+        return h.list_runs(limit=limit)
+
+
+def compare(settings: Settings, base: str, new: str, *, tolerance: float | None = None) -> dict[str, Any]:
+    """Per-metric deltas between two runs (run ids, ``latest``, ``latest~1`` or report files); ``tolerance``
+    defaults to eval.regression_tolerance."""
+    with run_history(settings) as h:
+        a, b = load_report_ref(base, h), load_report_ref(new, h)
+    return compare_reports(a, b, tolerance=settings.eval.regression_tolerance if tolerance is None else tolerance)
+
+
+def export(settings: Settings, run: str, outputs: Sequence[str | Path]) -> EvalReport:
+    """Write a recorded run's results again (the formats are checked before the history is read)."""
+    for out in outputs:
+        output_format(out)
+    with run_history(settings) as h:
+        report = h.load(run)
+    for out in outputs:
+        write_results(report, out)
+    return report
+
+
+@dataclass
+class Generated:
+    """What ``generate`` wrote: the questions (``result.items``) and the chunks that gave none."""
+
+    collection: str
+    output: str
+    chunks: int
+    result: GenerateResult
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output if self.result.items else None,
+            "questions": len(self.result.items),
+            "failed": self.result.failed,
+            "usage": self.usage,
+        }
+
+    def outcome(self) -> LlmopsError | None:
+        """No question at all is a failure (1); some chunks without one is partial (3)."""
+        if not self.result.items:
+            return LlmopsError(
+                "no question could be written", hint="check the LLM with `llmops ask`; see the failures above"
+            )
+        if self.result.failed:
+            return LlmopsError(
+                f"{len(self.result.failed)} of {self.chunks} chunks gave no question",
+                exit_code=ExitCode.PARTIAL,
+                hint="the others were written; rerun to retry (successful replies are cached)",
+            )
+        return None
+
+
+def generate(
+    settings: Settings,
+    output: str,
+    *,
+    collection: str | None = None,
+    count: int = 20,
+    seed: int = 0,
+    model: str | None = None,
+    concurrency: int | None = None,
+    use_cache: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> Generated:
+    """Write a question set (question, reference answer, source) from ``count`` chunks of a collection sampled with
+    ``seed``; the LLM calls go through the same stack as an evaluation's (recorded, cached)."""
+    if Path(output).suffix.lower() not in FORMATS:
+        raise InputError(f"--output {output}: unknown format", hint="use .jsonl, .csv or .parquet")
+    name = collection or settings.store.collection
+    base = wiring.build_llm(settings.llm, model=model, also="or pass --model MODEL")  # fails before the store opens
+    chunks = sample_chunks(wiring.build_store(settings), name, count, seed)
+    llms = _LLMParts(settings, use_cache=use_cache)
+    try:  # a rejected key or no endpoint stops the run (exit 8 / 7): the cache and the log are closed either way
+        res = run_generate(
+            chunks, llms.stack(base), concurrency=concurrency or settings.eval.concurrency, progress=progress
+        )
+    finally:
+        llms.close()
+    if res.items:
+        write_dataset(res.items, output)
+    return Generated(collection=name, output=output, chunks=len(chunks), result=res, usage=llms.usage.to_dict())
+
+
+def retrieval_check(
+    settings: Settings, questions: Sequence[str], *, k: int | None = None, mode: str | None = None
+) -> dict[str, Any]:
+    """A quick look at a collection without a question set: hits found and the top hit per question, and the share of
+    questions that found anything (``hit_rate``)."""
+    coll = settings.store.collection
+    rows = []
+    for q in questions:
+        hits = pipelines.query(settings, q, collection=coll, k=k, mode=mode)
+        rows.append(
+            {
+                "question": q,
+                "hits": len(hits),
+                "top_score": round(float(hits[0].score), 4) if hits else None,
+                "top_source": hits[0].source if hits else None,
+            }
+        )
+    found = sum(1 for r in rows if r["hits"])
+    return {
+        "collection": coll,
+        "kind": "retrieval_check",
+        "questions": len(rows),
+        "answered": found,
+        "hit_rate": round(found / len(rows), 4) if rows else 0.0,
+        "rows": rows,
+    }
 
 
 _evaluate = evaluate  # sweep's own ``evaluate`` parameter hides the name
