@@ -7,6 +7,7 @@ to one line on stderr (message + hint) and an exit code. Tracebacks only with LL
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -25,6 +26,16 @@ class ExitCode(IntEnum):
     CONFLICT = 10  # already exists (e.g. a DAG run id), or another process is writing the store (store_lock)
     DAMAGED = 11  # collections verify: the collection's ledger, chunks, vector or lexical index disagree
     INTERRUPTED = 130  # Ctrl-C; work already written is kept
+
+
+def exit_code_of(result: Any) -> ExitCode:
+    """The exit code a command's result carries: its ``exit_code`` (a report that can be partial, damaged or gated
+    says so itself), an ExitCode or int as is, else OK. ``cli.output.Output.finish`` turns it into the process's exit
+    status, the one way a command that did its job ends with a non-zero code ("partial" is never an error line)."""
+    if isinstance(result, int):
+        return ExitCode(result)
+    code = getattr(result, "exit_code", None)
+    return ExitCode.OK if code is None else ExitCode(int(code))
 
 
 class LlmopsError(Exception):

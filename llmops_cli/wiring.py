@@ -1,18 +1,28 @@
-"""The one wiring place: builds adapters (embedder, vector store, LLM) from settings.
+"""The one wiring place: builds adapters (embedder, vector store, LLM stack) and state stores from settings.
 
 Core steps receive adapters as arguments; the CLI and the Airflow DAGs both come through here, so a local
-run and an Airflow run of the same config use the same parts.
+run and an Airflow run of the same config use the same parts. ``Workspace`` is what one invocation (a command, a DAG
+task) holds: each part built on first use and only once, everything it opened closed with it. Tests hand the entry
+points a workspace of fakes (``tests/support/fakes.py``) instead of patching the builders below.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from llmops_cli.core.collection_meta import embedder_settings_for
 from llmops_cli.errors import NotConfiguredError
 
 if TYPE_CHECKING:
     from llmops_cli.adapters.airflow.client import AirflowClient
+    from llmops_cli.core.eval.history import RunHistory
+    from llmops_cli.core.feedback.log import AnswerLog
+    from llmops_cli.core.llm_cache import LLMCache
     from llmops_cli.core.ports import LLM, Embedder, VectorStore
+    from llmops_cli.core.retrieval import LexicalIndex
     from llmops_cli.settings import EmbedderSettings, LLMSettings, Settings
 
 _EMBEDDERS: dict[tuple, Embedder] = {}
@@ -55,8 +65,6 @@ def build_embedder(es: EmbedderSettings) -> Embedder:
 
 
 def _looks_like_litellm_model(model: str) -> bool:
-    from pathlib import Path
-
     prefixes = (
         "openai/",
         "azure/",
@@ -99,28 +107,40 @@ def no_llm_hint(setting: str = "llm.model", also: str | None = None) -> str:
     )
 
 
+def _client_options(ls: LLMSettings) -> dict[str, Any]:
+    """The keyword arguments every LLM client takes from llm settings (each client retries by itself,
+    ``max_retries``, with the one policy of adapters/llm/retry.py)."""
+    return {
+        "api_base": ls.api_base,
+        "api_key": ls.api_key.get_secret_value() if ls.api_key else None,
+        "temperature": ls.temperature,
+        "max_tokens": ls.max_tokens,
+        "timeout": ls.timeout,
+        "max_retries": ls.max_retries,
+        "input_cost_per_token": ls.input_cost_per_token,
+        "output_cost_per_token": ls.output_cost_per_token,
+    }
+
+
 def build_llm(ls: LLMSettings, model: str | None = None, *, setting: str = "llm.model", also: str | None = None) -> LLM:
-    """The LLM for these settings; a clear message when no model is configured (``setting``, ``also``: see no_llm_hint)."""
+    """The base LLM client for these settings (litellm; retries included); a clear message when no model is
+    configured (``setting``, ``also``: see no_llm_hint). Commands get their LLM from ``Workspace.llm``."""
     from llmops_cli.adapters.llm.litellm_llm import LiteLLM
 
     model = model or ls.model
     if not model:
         raise NotConfiguredError("no LLM is configured", hint=no_llm_hint(setting, also))
-    return LiteLLM(
-        model,
-        api_base=ls.api_base,
-        api_key=ls.api_key.get_secret_value() if ls.api_key else None,
-        temperature=ls.temperature,
-        max_tokens=ls.max_tokens,
-        timeout=ls.timeout,
-        max_retries=ls.max_retries,
-        input_cost_per_token=ls.input_cost_per_token,
-        output_cost_per_token=ls.output_cost_per_token,
-    )
+    return LiteLLM(model, **_client_options(ls))
+
+
+# How an LLM's async calls are made: "sync" (one blocking call at a time: ask, review), or for many small calls
+# (batch rows, judge verdicts) "auto" (the lean HTTP client for an OpenAI-compatible endpoint, litellm in threads
+# otherwise), "http" or "litellm".
+CLIENTS = ("sync", "auto", "http", "litellm")
 
 
 def build_batch_llm(ls: LLMSettings, model: str, client: str = "auto", concurrency: int = 32) -> LLM:
-    """The LLM for batch runs: ``openai/<name>`` with an api_base goes through the lean OpenAIHTTP client
+    """The LLM for many concurrent calls: ``openai/<name>`` with an api_base goes through the lean OpenAIHTTP client
     (litellm's per-call CPU caps a process near 100 calls/s), unless ``client="litellm"``; litellm's blocking
     calls run in ``concurrency`` threads (its sync path is cheaper than its async one)."""
     use_http = client == "http" or (client == "auto" and model.startswith("openai/") and bool(ls.api_base))
@@ -135,14 +155,205 @@ def build_batch_llm(ls: LLMSettings, model: str, client: str = "auto", concurren
         )
     from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
 
-    return OpenAIHTTP(
-        model,
-        api_base=ls.api_base,
-        api_key=ls.api_key.get_secret_value() if ls.api_key else None,
-        temperature=ls.temperature,
-        max_tokens=ls.max_tokens,
-        timeout=ls.timeout,
-        max_retries=ls.max_retries,
-        input_cost_per_token=ls.input_cost_per_token,
-        output_cost_per_token=ls.output_cost_per_token,
-    )
+    return OpenAIHTTP(model, **_client_options(ls))
+
+
+def llm_stack(
+    base: LLM,
+    *,
+    log: AnswerLog | None = None,
+    kind: str = "eval",
+    collection: str | None = None,
+    config_hash: str | None = None,
+    cache: LLMCache | None = None,
+    usage: Any = None,
+    wrap_cache: bool = False,
+) -> LLM:
+    """The one order of LLM wrappers: base client (its own retries) -> recording -> cache.
+
+    Recording (``log``): every call that reached the LLM becomes a row of the answer log of ``kind``. The cache sits
+    on top, so a call answered from it is neither sent nor recorded. ``wrap_cache`` (or a ``cache`` or ``usage``):
+    eval's CachedLLM, which also totals tokens and cost in ``usage`` and caches only replies that parse."""
+    llm = base
+    if log is not None:
+        from llmops_cli.core.feedback.recording import RecordingLLM
+
+        llm = RecordingLLM(llm, log, kind=kind, collection=collection, config_hash=config_hash)
+    if wrap_cache or cache is not None or usage is not None:
+        from llmops_cli.core.eval.llm_calls import CachedLLM
+
+        llm = CachedLLM(llm, cache, usage)
+    return llm
+
+
+class Workspace:
+    """What one invocation works with, built from its settings on first use and only once: the store (read-only or
+    not), the embedder of a collection, LLM stacks by kind, the answer log, the LLM cache, the eval history and the
+    lexical indexes. ``close()`` (or ``with``) closes what was opened.
+
+    The ``_build_*`` methods are the only places adapters are made; a test subclass returns fakes from them."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._stores: dict[bool, VectorStore] = {}
+        self._embedders: dict[tuple, Embedder] = {}
+        self._llms: dict[tuple, LLM] = {}
+        self._answer_log: AnswerLog | None = None
+        self._llm_cache: LLMCache | None = None
+        self._history: RunHistory | None = None
+        self._lexical: dict[str, LexicalIndex] = {}
+
+    # --- what a test workspace replaces ---
+    def _build_store(self, read_only: bool) -> VectorStore:
+        return build_store(self.settings, read_only=read_only)
+
+    def _build_embedder(self, es: EmbedderSettings) -> Embedder:
+        return build_embedder(es)
+
+    def _build_llm(self, ls: LLMSettings, model: str | None, client: str, concurrency: int, hint: dict) -> LLM:
+        if client == "sync":
+            return build_llm(ls, model, **hint)
+        model = model or ls.model
+        if not model:
+            raise NotConfiguredError("no LLM is configured", hint=no_llm_hint(**hint))
+        return build_batch_llm(ls, model, client, concurrency)
+
+    def _open_answer_log(self) -> AnswerLog:
+        from llmops_cli.core.feedback.log import AnswerLog
+
+        return AnswerLog.for_data_dir(self.settings.data_path)
+
+    # --- the parts ---
+    def store(self, *, read_only: bool = False) -> VectorStore:
+        """The store; a writable one also serves read-only use, so one invocation opens it once."""
+        if False in self._stores:
+            return self._stores[False]
+        if read_only not in self._stores:
+            self._stores[read_only] = self._build_store(read_only)
+        return self._stores[read_only]
+
+    def embedder(self, es: EmbedderSettings | None = None) -> Embedder:
+        """The embedder of ``es`` (default: the configured one)."""
+        es = es or self.settings.embedder
+        key = (es.backend, es.model, es.precision, es.batch_size, es.api_base)
+        if key not in self._embedders:
+            self._embedders[key] = self._build_embedder(es)
+        return self._embedders[key]
+
+    def collection_embedder(self, meta: dict[str, Any] | None) -> Embedder:
+        """The embedder a collection was ingested with (its metadata records it), so that a collection made with
+        ``--embed-precision int8`` is searched with int8 vectors without the user repeating the flag."""
+        return self.embedder(embedder_settings_for(meta, self.settings.embedder))
+
+    def llm(
+        self,
+        kind: str,
+        *,
+        model: str | None = None,
+        llm_settings: LLMSettings | None = None,
+        client: str = "sync",
+        concurrency: int = 32,
+        record: bool = True,
+        collection: str | None = None,
+        cache: bool = False,
+        usage: Any = None,
+        setting: str = "llm.model",
+        also: str | None = None,
+    ) -> LLM:
+        """The LLM stack for ``kind`` (ask, eval, judge, generate, batch, review), see ``llm_stack``: ``model`` and
+        ``llm_settings`` (default: llm.*) pick the client, ``client`` how it calls (CLIENTS), ``record`` whether its
+        calls become answer-log rows of ``kind``, ``cache`` whether the LLM cache answers repeated calls (with
+        ``usage`` totalled). Built once per arguments: asking again (a CLI's fail-fast check, then the step) returns
+        the same stack. ``setting``/``also`` phrase the "no LLM configured" hint for the asking command."""
+        ls = llm_settings or self.settings.llm
+        key = (kind, model, ls.model_dump_json(), client, concurrency, record, collection, cache, id(usage))
+        if key not in self._llms:
+            base = self._build_llm(ls, model, client, concurrency, {"setting": setting, "also": also})
+            self._llms[key] = llm_stack(
+                base,
+                log=self.answer_log() if record else None,
+                kind=kind,
+                collection=collection,
+                config_hash=self.config_hash() if record else None,
+                cache=self.llm_cache() if cache else None,
+                usage=usage,
+                wrap_cache=cache,
+            )
+        return self._llms[key]
+
+    def config_hash(self) -> str:
+        from llmops_cli.core.feedback.log import config_hash
+
+        return config_hash(self.settings)
+
+    def answer_log_exists(self) -> bool:
+        from llmops_cli.core.feedback.log import LOG_FILE
+
+        return self._answer_log is not None or (Path(self.settings.data_path) / LOG_FILE).is_file()
+
+    def answer_log(self, *, read_only: bool = False) -> AnswerLog:
+        """The answer log, ``<data_dir>/llmops.sqlite``, opened once. ``read_only``: where there is none yet, an empty
+        one in memory (not kept), so a command that only reads creates no file."""
+        if self._answer_log is None:
+            if read_only and not self.answer_log_exists():
+                from llmops_cli.core.feedback.log import MEMORY, AnswerLog
+
+                return AnswerLog(MEMORY)
+            self._answer_log = self._open_answer_log()
+        return self._answer_log
+
+    def llm_cache(self) -> LLMCache:
+        if self._llm_cache is None:
+            from llmops_cli.core.llm_cache import LLMCache, default_cache_path
+
+            self._llm_cache = LLMCache(default_cache_path(self.settings.data_path))
+        return self._llm_cache
+
+    def eval_history(self) -> RunHistory:
+        if self._history is None:
+            from llmops_cli.core.eval.history import RunHistory, default_history_path
+
+            self._history = RunHistory(default_history_path(self.settings.data_path))
+        return self._history
+
+    def lexical_index(self, collection: str) -> LexicalIndex:
+        """The BM25 index of ``collection`` in this store (a derived file under data_dir, one folder per store)."""
+        if collection not in self._lexical:
+            from llmops_cli.core.retrieval import LexicalIndex
+
+            self._lexical[collection] = LexicalIndex(
+                lexical_folder(self.settings, self.store(read_only=True), collection),
+                self.store(read_only=True),
+                collection,
+            )
+        return self._lexical[collection]
+
+    def write_lock(self, wait_s: float | None = None):
+        """The embedded store's write lock (core/store_lock.py), held around every command that writes the store,
+        from before it reads what it plans on to its last write (lexical index included). A Chroma server orders its
+        own writes: no file lock there."""
+        if self.settings.store.host:
+            return contextlib.nullcontext()
+        from llmops_cli.core.store_lock import write_lock
+
+        return write_lock(self.settings.store_path, wait_s)
+
+    def close(self) -> None:
+        """Close the state stores this workspace opened (the LLM clients' sessions belong to their event loops)."""
+        for opened in (self._answer_log, self._llm_cache, self._history):
+            if opened is not None:
+                opened.close()
+        self._answer_log = self._llm_cache = self._history = None
+        self._llms.clear()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def lexical_folder(settings: Settings, store: Any, collection: str) -> Path:
+    """Where a collection's BM25 index lives: ``<data_dir>/lexical/<hash of the store's location>/<collection>``."""
+    key = hashlib.sha256(str(getattr(store, "where", "store")).encode()).hexdigest()[:12]
+    return Path(settings.data_path) / "lexical" / key / collection

@@ -7,13 +7,20 @@ Each command module exposes ``register(app)`` and keeps heavy imports inside its
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
+import traceback
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 
 from llmops_cli import __version__
+from llmops_cli.cli.state import AppState, set_state
+from llmops_cli.core.redaction import redact_secrets
+from llmops_cli.errors import ExitCode, LlmopsError
 
 # One module per command (group); order is the order in --help.
 COMMAND_MODULES = [
@@ -65,8 +72,6 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    from llmops_cli.cli.state import AppState, set_state
-
     set_state(AppState(config=config, profile=profile))
 
 
@@ -78,8 +83,6 @@ INTERRUPTED = "interrupted; work already written is kept"
 
 
 def main() -> None:
-    from llmops_cli.errors import ExitCode, LlmopsError
-
     debug = os.environ.get("LLMOPS_DEBUG", "") not in ("", "0", "false")
     _log_to_stderr(debug)
     try:
@@ -112,18 +115,12 @@ def main() -> None:
 
 def _traceback() -> None:
     """The current exception's traceback on stderr, secrets masked (LLMOPS_DEBUG=1)."""
-    import traceback
-
-    from llmops_cli.core.redaction import redact_secrets
-
     sys.stderr.write(redact_secrets(traceback.format_exc()))
     sys.stderr.flush()
 
 
 def _log_to_stderr(debug: bool) -> None:
     """The library's few INFO lines (a one-time model export, a backend fallback) reach the user on stderr."""
-    import logging
-
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     lg = logging.getLogger("llmops_cli")
@@ -133,11 +130,6 @@ def _log_to_stderr(debug: bool) -> None:
 
 
 def _report(message: str, hint: str | None) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
-    from llmops_cli.core.redaction import redact_secrets
-
     # every message and hint passes the secret filter: a URL with a password, a key echoed by a server...
     message, hint = redact_secrets(message), redact_secrets(hint) if hint else hint
     err = Console(stderr=True, highlight=False)

@@ -8,11 +8,18 @@ same command to continue); 130 interrupted (re-run the same command to resume).
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from llmops_cli.cli.options import ConcurrencyOpt, DryRunOpt, JsonOpt, ModelOpt
+from llmops_cli.cli.output import Output
+from llmops_cli.cli.state import state
+from llmops_cli.entry import batch as batch_entry
+from llmops_cli.errors import UsageError
+from llmops_cli.wiring import Workspace
 
 InputArg = Annotated[
     str, typer.Argument(help="Input table: .jsonl, .csv or .parquet (plain rows, or OpenAI Batch API request rows).")
@@ -42,7 +49,8 @@ def batch(
         typer.Option(
             "--output",
             "-o",
-            help="Results file (.jsonl, .csv, .parquet); default <input>.results.<ext>. Errors go to <output stem>.errors.jsonl.",
+            help="Results file (.jsonl, .csv, .parquet); default <input>.results.<ext>. Errors go to "
+            "<output stem>.errors.jsonl.",
         ),
     ] = None,
     concurrency: ConcurrencyOpt = 16,
@@ -89,12 +97,8 @@ def batch(
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a prompt over every row of a table: resumable (re-run the same command), rate-limited, retried, cached, costed."""
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.errors import UsageError
-
+    """Run a prompt over every row of a table: resumable (re-run the same command), rate-limited, retried, cached,
+    costed."""
     if client not in ("auto", "litellm", "http"):
         raise UsageError(f"--client {client!r} is not one of auto, litellm, http")
     out = Output(json_out)
@@ -120,30 +124,28 @@ def batch(
         client=client,
     )
     if dry_run:
-        est = pipelines.batch_dry_run(settings, input_path, **options)
+        with Workspace(settings) as ws:
+            est = batch_entry.batch_dry_run(ws, input_path, **options)
         if out.json_mode:
             out.json(est)
         else:
             _print_estimate(out, est)
         return
 
-    import time
-
-    with out.progress("batch", total=None) as bar:
+    with out.progress("batch", total=None) as bar, Workspace(settings) as ws:
         t0 = time.monotonic()
 
         def progress(done: int, total: int, cost: float) -> None:
             rate = done / max(1e-9, time.monotonic() - t0)
             bar.update(completed=done, total=total, description=f"batch · {rate:.1f} rows/s · ${cost:.4f}")
 
-        report = pipelines.batch(settings, input_path, progress=progress, **options)
+        report = batch_entry.batch(ws, input_path, progress=progress, **options)
 
     if out.json_mode:
         out.json(report.to_dict())
     else:
         _print_report(out, report)
-    if int(report.exit_code):
-        raise typer.Exit(int(report.exit_code))
+    out.finish(report)
 
 
 def _money(v: float | None) -> str:
@@ -151,8 +153,6 @@ def _money(v: float | None) -> str:
 
 
 def _print_estimate(out: Any, est: dict[str, Any]) -> None:
-    from rich.markup import escape
-
     for p in est["first_prompts"]:
         out.print(f"[bold]{escape(p['id'])}[/bold]")
         for m in p["messages"]:
@@ -198,7 +198,8 @@ def _print_report(out: Any, r: Any) -> None:
     out.table(["", ""], rows, title="batch", show_header=False)
     if r.cost_unknown:
         out.info(
-            f"the price of {r.cost_unknown} answers is unknown: set llm.input_cost_per_token and llm.output_cost_per_token"
+            f"the price of {r.cost_unknown} answers is unknown: set llm.input_cost_per_token and "
+            "llm.output_cost_per_token"
         )
     if r.output:
         out.info(f"wrote {r.output}")
@@ -207,7 +208,8 @@ def _print_report(out: Any, r: Any) -> None:
     if r.errors:
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(r.errors_by_kind.items()))
         out.warn(
-            f"{r.errors} rows ended as errors ({kinds}); see {r.errors_file}; re-run with --retry-failed to try them again"
+            f"{r.errors} rows ended as errors ({kinds}); see {r.errors_file}; re-run with --retry-failed to try "
+            "them again"
         )
     out.info(f"checkpoint: {r.run_dir}")
 

@@ -7,6 +7,9 @@ from typing import Annotated
 import typer
 
 from llmops_cli.cli.options import JsonOpt
+from llmops_cli.cli.output import Output
+from llmops_cli.cli.state import state
+from llmops_cli.errors import UsageError
 
 config_app = typer.Typer(help="Effective settings: show, get one, and which file is in use.", no_args_is_help=True)
 
@@ -17,9 +20,7 @@ def register(app: typer.Typer) -> None:
 
 @config_app.command("show", help="Every setting, its effective value and its source (flag, env, file, default).")
 def show(json_out: JsonOpt = False) -> None:
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.settings import effective_items, env_var_for
+    from llmops_cli.settings import effective_items, env_var_for  # pydantic: loaded by the command, not by --help
 
     loaded = state().load()
     rows = effective_items(loaded)
@@ -42,10 +43,7 @@ def show(json_out: JsonOpt = False) -> None:
 
 @config_app.command("get", help="Print one setting's effective value (secrets masked); empty when unset.")
 def get(key: Annotated[str, typer.Argument(help="Dotted key, e.g. llm.model.")], json_out: JsonOpt = False) -> None:
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.errors import UsageError
-    from llmops_cli.settings import effective_items
+    from llmops_cli.settings import effective_items  # pydantic: loaded by the command, not by --help
 
     loaded = state().load()
     for k, v, src in effective_items(loaded):
@@ -60,7 +58,5 @@ def get(key: Annotated[str, typer.Argument(help="Dotted key, e.g. llm.model.")],
 
 @config_app.command("path", help="The config file in effect (none: built-in defaults).")
 def path() -> None:
-    from llmops_cli.cli.state import state
-
     loaded = state().load()
     typer.echo(str(loaded.config_file) if loaded.config_file else "")

@@ -6,13 +6,22 @@
 
 from __future__ import annotations
 
+import getpass
+import json
+import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from llmops_cli.cli.options import DryRunOpt, JsonOpt
+from llmops_cli.cli.output import Output
+from llmops_cli.cli.state import state
+from llmops_cli.entry import feedback as feedback_entry
+from llmops_cli.errors import ExitCode, UsageError
+from llmops_cli.wiring import Workspace
 
 # here a filter over the log, not the collection to work on: no store.collection default
 CollectionOpt = Annotated[
@@ -58,8 +67,6 @@ def _promotion_lines(out, promo: dict) -> None:
 
 
 def _os_user() -> str | None:
-    import getpass
-
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no login name (a container with an unnamed uid): one unknown rater
@@ -82,12 +89,9 @@ def rate(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-
     s = state().load().settings
-    res = pipelines.feedback_rate(s, answer_id, vote.value, comment, rater=by or _os_user())
+    with Workspace(s) as ws:
+        res = feedback_entry.rate(ws, answer_id, vote.value, comment, rater=by or _os_user())
     out = Output(json_out)
     if json_out:
         out.json(res)
@@ -119,16 +123,12 @@ def review(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.errors import ExitCode
-
     s = state().load(flags={"feedback.judge_model": model}).settings
     out = Output(json_out)
-    res = pipelines.feedback_review(
-        s, limit=limit, collection=collection, retry_errors=retry_errors, promote=not no_promote
-    )
+    with Workspace(s) as ws:
+        res = feedback_entry.review(
+            ws, limit=limit, collection=collection, retry_errors=retry_errors, promote=not no_promote
+        )
     if json_out:
         out.json(res)
     else:
@@ -160,8 +160,7 @@ def review(
         for f in res["failed"]:
             out.warn(f"{f['id']}: judge call failed, left unreviewed: {f['error']}")
         _promotion_lines(out, res.get("promotion") or {})
-    if res["errors"] or res["failed"]:
-        raise typer.Exit(int(ExitCode.PARTIAL))
+    out.finish(ExitCode.PARTIAL if res["errors"] or res["failed"] else ExitCode.OK)
 
 
 @feedback_app.command(
@@ -174,19 +173,17 @@ def promote(
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-
     s = state().load().settings
-    res = pipelines.feedback_promote(s, answer_ids=answer_ids or None, dry_run=dry_run)
+    with Workspace(s) as ws:
+        res = feedback_entry.promote(ws, answer_ids=answer_ids or None, dry_run=dry_run)
     out = Output(json_out)
     if json_out:
         out.json(res)
         return
     verb = "would be " if dry_run else ""
     out.info(
-        f"{res['checked']} answers checked: {len(res['promoted'])} {verb}promoted, {len(res['removed'])} {verb}removed, "
+        f"{res['checked']} answers checked: {len(res['promoted'])} {verb}promoted, "
+        f"{len(res['removed'])} {verb}removed, "
         f"{len(res['kept'])} already in the store"
     )
     if not dry_run:
@@ -203,17 +200,9 @@ def export(
     collection: CollectionOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    import json
-    import sys
-    from pathlib import Path
-
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.errors import UsageError
-
     s = state().load().settings
-    rows = pipelines.feedback_export(s, fmt=fmt.value, system=system, collection=collection)
+    with Workspace(s) as ws:
+        rows = feedback_entry.export(ws, fmt=fmt.value, system=system, collection=collection)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     out = Output(json_out)
     if output is None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from llmops_cli.cli.options import JsonOpt
+from llmops_cli.cli.output import Output
+from llmops_cli.cli.state import state
+from llmops_cli.core.feedback.log import latest_votes, vote_counts
+from llmops_cli.wiring import Workspace
 
 history_app = typer.Typer(
     help="The answer log: every `llmops ask` (and recorded eval / batch LLM calls), newest first.",
@@ -37,13 +42,10 @@ def history(
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-
     s = state().load().settings
     out = Output(json_out)
-    with pipelines.answer_log(s, read_only=True) as log:
+    with Workspace(s) as ws:
+        log = ws.answer_log(read_only=True)
         rows = log.recent(limit=limit, kind=kind, collection=collection)
         flags = log.summary_flags([r.id for r in rows])
     if json_out:
@@ -52,10 +54,6 @@ def history(
     if not rows:
         out.info("no answers recorded yet: run llmops ask QUESTION")
         return
-    from datetime import datetime
-
-    from rich.table import Table
-
     # ids are what users copy: never folded; the question gives way on narrow terminals (model, cost: history show)
     t = Table(title="Answer log (llmops history show ID for one)", title_justify="left")
     for name in ["id", "time (UTC)", "question", "tokens", "s", "feedback"]:
@@ -98,15 +96,10 @@ def show(
     answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique prefix of 4+ characters).")],
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-
     s = state().load().settings
     out = Output(json_out)
-    from llmops_cli.core.feedback.log import latest_votes, vote_counts
-
-    with pipelines.answer_log(s, read_only=True) as log:
+    with Workspace(s) as ws:
+        log = ws.answer_log(read_only=True)
         a = log.get(answer_id)
         ratings = log.ratings(a.id)
         review = log.review_of(a.id)

@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from llmops_cli.cli.options import CollectionOpt, DryRunOpt, JsonOpt
+from llmops_cli.cli.options import CollectionOpt, DryRunOpt, GlobOpt, JsonOpt
+from llmops_cli.cli.output import Output
+from llmops_cli.cli.state import state
+from llmops_cli.core.loaders import TableOptions
+from llmops_cli.entry import ingest as ingest_entry
+from llmops_cli.entry.store import store_location
+from llmops_cli.errors import ExitCode, UsageError
+from llmops_cli.wiring import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -18,9 +25,7 @@ def register(app: typer.Typer) -> None:
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files or folders to ingest.")],
     collection: CollectionOpt = None,
-    glob: Annotated[
-        list[str] | None, typer.Option("--glob", help="Only files matching this glob, e.g. '**/*.md' (repeatable).")
-    ] = None,
+    glob: GlobOpt = None,
     chunker: Annotated[str | None, typer.Option("--chunker", help="auto | recursive | headings | tokens.")] = None,
     chunk_size: Annotated[int | None, typer.Option("--chunk-size", help="Chunk size in the embedder's tokens.")] = None,
     chunk_overlap: Annotated[
@@ -54,18 +59,13 @@ def ingest(
             "--wait-lock",
             metavar="SECONDS",
             min=0,
-            help="Wait up to SECONDS for another command writing the same store (default 10, or LLMOPS_WAIT_LOCK); then exit 10.",
+            help="Wait up to SECONDS for another command writing the same store (default 10, or LLMOPS_WAIT_LOCK); "
+            "then exit 10.",
         ),
     ] = None,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.core.loaders import TableOptions
-    from llmops_cli.errors import ExitCode, UsageError
-
     if cleanup not in ("incremental", "full"):
         raise UsageError(f"--cleanup {cleanup!r} is not allowed", hint="use --cleanup incremental or --cleanup full")
     loaded = state().load(
@@ -82,13 +82,13 @@ def ingest(
     s = loaded.settings
     out = Output(json_out)
     table = TableOptions(text_column=text_column, id_column=id_column) if (text_column or id_column) else None
-    with out.progress("ingest", total=None) as bar:
+    with out.progress("ingest", total=None) as bar, Workspace(s) as ws:
 
         def progress(phase: str, done: int, total: int) -> None:
             bar.update(total=total, completed=done, description=phase)
 
-        report = pipelines.ingest(
-            s,
+        report = ingest_entry.ingest(
+            ws,
             paths,
             collection=s.store.collection,
             globs=glob,
@@ -101,13 +101,12 @@ def ingest(
             explicit_embedder=any(v is not None for v in (embed_backend, embed_precision, embed_model)),
         )
     data = report.to_dict()
-    data["store"] = pipelines.store_location(s)
+    data["store"] = store_location(s)
     if json_out:
         out.json(data)
     else:
         _render(out, report, data)
-    if report.skipped:
-        raise typer.Exit(int(ExitCode.PARTIAL))
+    out.finish(ExitCode.PARTIAL if report.skipped else ExitCode.OK)
 
 
 def _render(out, report, data) -> None:
@@ -115,10 +114,12 @@ def _render(out, report, data) -> None:
     verb = "would add" if report.dry_run else "added"
     out.print(
         f"[bold]{'Dry run: ' if report.dry_run else ''}collection {report.collection}[/bold] ({data['store']})\n"
-        f"sources: {src['new']} new, {src['changed']} changed, {src['unchanged']} unchanged, {src['removed']} removed, {src['skipped']} skipped"
+        f"sources: {src['new']} new, {src['changed']} changed, {src['unchanged']} unchanged, {src['removed']} removed, "
+        f"{src['skipped']} skipped"
         + (f", {src['renamed']} renamed to the current source-id rule (docs/ingest.md)" if src.get("renamed") else "")
         + "\n"
-        f"chunks: {report.chunks_added} {verb}, {report.chunks_reused} kept, {report.chunks_removed} removed, {report.chunks_total} in the collection\n"
+        f"chunks: {report.chunks_added} {verb}, {report.chunks_reused} kept, {report.chunks_removed} removed, "
+        f"{report.chunks_total} in the collection\n"
         f"time: {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)"
     )
     if report.skipped:

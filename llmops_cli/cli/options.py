@@ -1,4 +1,5 @@
-"""Shared options and arguments as Annotated aliases, so a flag (or an argument's help) is spelled the same in every command group."""
+"""Shared options and arguments as Annotated aliases, so a flag (or an argument's help) is spelled the same in every
+command group."""
 
 from __future__ import annotations
 
@@ -26,3 +27,8 @@ ProfileOpt = Annotated[str | None, typer.Option("--profile", help="Airflow conne
 UrlOpt = Annotated[str | None, typer.Option("--url", help="Airflow API server URL (default: airflow.url).")]
 DagArg = Annotated[str, typer.Argument(help="DAG id (see `llmops dags list`).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")]
+GlobOpt = Annotated[
+    list[str] | None, typer.Option("--glob", help="Only files matching this glob, e.g. '**/*.md' (repeatable).")
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+ModeOpt = Annotated[str | None, typer.Option("--mode", help="hybrid (vector + BM25, fused) | vector | lexical.")]

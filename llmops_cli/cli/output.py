@@ -11,6 +11,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import typer
+
+from llmops_cli.errors import ExitCode, exit_code_of
+
 
 def _default(o: Any) -> Any:
     if isinstance(o, (datetime, date)):
@@ -82,6 +86,17 @@ class Output:
         for r in rows:
             t.add_row(*["" if v is None else safe_text(str(v)) for v in r])
         self.out.print(t)
+
+    def finish(self, result: Any, *, warning: str | None = None) -> None:
+        """End the command with the exit code its result carries (``errors.exit_code_of``): returns on 0; otherwise
+        ``warning`` (if any) on stderr, then the exit. The one place a finished command's result becomes its exit
+        status: partial (3), damaged (11) and failed gates (4) all end here, never as an "error:" line."""
+        code = exit_code_of(result)
+        if code == ExitCode.OK:
+            return
+        if warning:
+            self.warn(warning)
+        raise typer.Exit(int(code))
 
     # --- diagnostics (stderr) ---
     def info(self, msg: str) -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from llmops_cli.cli.options import CollectionOpt, JsonOpt, ModelOpt, TopKOpt, WhereOpt
-
-ModeOpt = Annotated[str | None, typer.Option("--mode", help="hybrid (vector + BM25, fused) | vector | lexical.")]
+from llmops_cli.cli.options import CollectionOpt, JsonOpt, ModelOpt, ModeOpt, TopKOpt, WhereOpt, YesOpt
+from llmops_cli.cli.output import Output, safe_text
+from llmops_cli.cli.state import parse_key_values, state
+from llmops_cli.entry import ask as ask_entry
+from llmops_cli.entry import store as store_entry
+from llmops_cli.errors import UsageError
+from llmops_cli.wiring import Workspace
 
 collections_app = typer.Typer(help="Collections in the vector store.", no_args_is_help=True)
 
@@ -26,8 +32,6 @@ def _snippet(text: str, n: int = 160) -> str:
 
 def _hits_table(out, hits, title: str) -> None:
     """A ranked list (reads better than a table in a narrow terminal): rank, score, source > heading, snippet."""
-    from rich.markup import escape
-
     out.print(f"[bold]{escape(title)}[/bold]")
     for i, h in enumerate(hits, 1):
         where = escape(h.source) + (f" [dim]›[/dim] {escape(h.heading)}" if h.heading else "")
@@ -56,19 +60,16 @@ def query(
     collection: CollectionOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import parse_key_values, state
-
     s = state().load(flags={"store.collection": collection, "retrieval.mode": mode, "retrieval.k": top_k}).settings
-    hits = pipelines.query(
-        s,
-        text,
-        collection=s.store.collection,
-        k=s.retrieval.k,
-        mode=s.retrieval.mode,
-        where=parse_key_values(where) or None,
-    )
+    with Workspace(s) as ws:
+        hits = ask_entry.query(
+            ws,
+            text,
+            collection=s.store.collection,
+            k=s.retrieval.k,
+            mode=s.retrieval.mode,
+            where=parse_key_values(where) or None,
+        )
     out = Output(json_out)
     if json_out:
         out.json(
@@ -110,10 +111,6 @@ def ask(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output, safe_text
-    from llmops_cli.cli.state import parse_key_values, state
-
     s = (
         state()
         .load(
@@ -128,33 +125,8 @@ def ask(
         .settings
     )
     out = Output(json_out)
-    if not retrieval_only:
-        from llmops_cli import wiring
-
-        # fail fast, before retrieval, when no model is configured; the hint names ask's own flags
-        wiring.build_llm(s.llm, also="or pass --model MODEL; --retrieval-only skips the LLM")
-    streaming = out.interactive and not retrieval_only
-    started = False
-
-    def on_token(piece: str) -> None:
-        nonlocal started
-        if not started:
-            out.out.print("[bold]Answer[/bold]")
-            started = True
-        out.out.file.write(safe_text(piece))  # an answer may quote a document's escape sequences
-        out.out.file.flush()
-
-    res = pipelines.ask(
-        s,
-        question,
-        collection=s.store.collection,
-        k=s.retrieval.k,
-        mode=s.retrieval.mode,
-        where=parse_key_values(where) or None,
-        retrieval_only=retrieval_only,
-        on_token=on_token if streaming else None,
-        use_cache=not no_cache,
-    )
+    with Workspace(s) as ws:
+        res = _ask(ws, out, question, where, retrieval_only, not no_cache)
     if json_out:
         d = res.to_dict()
         d["answer_id"] = res.answer_id
@@ -174,7 +146,7 @@ def ask(
                 "LLMOPS_LLM_API_BASE for a local OpenAI-compatible server), then run llmops ask again.[/dim]"
             )
         return
-    if streaming:
+    if out.interactive:  # the answer was streamed
         out.out.print()
     else:
         out.print("[bold]Answer[/bold]")
@@ -192,9 +164,40 @@ def ask(
     u = res.usage
     cost = f", ${u.cost:.6f}" if u.cost else ""
     out.info(
-        f"[dim]{res.model}: {u.calls} calls, {u.input_tokens} tokens in, {u.output_tokens} out{cost}, {res.latency_s:.1f} s[/dim]"
+        f"[dim]{res.model}: {u.calls} calls, {u.input_tokens} tokens in, {u.output_tokens} out{cost}, "
+        f"{res.latency_s:.1f} s[/dim]"
     )
     _feedback_notes(out, res, json_out)
+
+
+def _ask(ws: Workspace, out: Output, question: str, where: list[str] | None, retrieval_only: bool, use_cache: bool):
+    s = ws.settings
+    if not retrieval_only:
+        # fail fast, before retrieval, when no model is configured; the hint names ask's own flags (the answer
+        # then uses this same stack)
+        ask_entry.answer_llm(ws, also="or pass --model MODEL; --retrieval-only skips the LLM")
+    streaming = out.interactive and not retrieval_only
+    started = False
+
+    def on_token(piece: str) -> None:
+        nonlocal started
+        if not started:
+            out.out.print("[bold]Answer[/bold]")
+            started = True
+        out.out.file.write(safe_text(piece))  # an answer may quote a document's escape sequences
+        out.out.file.flush()
+
+    return ask_entry.ask(
+        ws,
+        question,
+        collection=s.store.collection,
+        k=s.retrieval.k,
+        mode=s.retrieval.mode,
+        where=parse_key_values(where) or None,
+        retrieval_only=retrieval_only,
+        on_token=on_token if streaming else None,
+        use_cache=use_cache,
+    )
 
 
 def _feedback_notes(out, res, json_out: bool) -> None:
@@ -214,42 +217,34 @@ def _feedback_notes(out, res, json_out: bool) -> None:
 
 @collections_app.command("list", help="Collections with their chunk and source counts.")
 def collections_list(json_out: JsonOpt = False) -> None:
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-
     s = state().load().settings
-    rows = pipelines.collections(s)
+    with Workspace(s) as ws:
+        rows = store_entry.collections(ws)
     out = Output(json_out)
+    where = store_entry.store_location(s)
     if json_out:
-        out.json({"store": pipelines.store_location(s), "collections": rows})
+        out.json({"store": where, "collections": rows})
         return
     out.table(
         ["collection", "chunks", "sources", "embedder"],
         [(r["name"], r["chunks"], r["sources"], r["embedder"]) for r in rows],
-        title=f"Collections in {pipelines.store_location(s)}",
+        title=f"Collections in {where}",
     )
 
 
 @collections_app.command("delete", help="Delete a collection, its source records and its lexical index.")
 def collections_delete(
     name: Annotated[str, typer.Argument(help="Collection name.")],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.errors import UsageError
-
     s = state().load().settings
     if not yes:
-        import sys
-
         if not sys.stdin.isatty():
             raise UsageError(f"deleting collection {name!r} needs confirmation", hint="pass --yes")
         typer.confirm(f"Delete collection {name!r}?", abort=True)
-    pipelines.delete_collection(s, name)
+    with Workspace(s) as ws:
+        store_entry.delete_collection(ws, name)
     out = Output(json_out)
     if json_out:
         out.json({"deleted": name})

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from llmops_cli.errors import UsageError
+
 if TYPE_CHECKING:
     from llmops_cli.settings import LoadedSettings
 
@@ -23,7 +25,7 @@ class AppState:
     ) -> LoadedSettings:
         """Settings for this command; ``flag_names`` spells the flags that set keys when they differ from
         settings.FLAG_NAMES (so an error names the flag the user typed)."""
-        from llmops_cli.settings import load_settings
+        from llmops_cli.settings import load_settings  # pydantic: not at import, so that --help stays cheap
 
         return load_settings(self.config, flags=flags, profile=profile or self.profile, flag_names=flag_names)
 
@@ -50,8 +52,6 @@ def parse_key_values(
     """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``: split at the first ``=``, key stripped. ``value`` turns the text
     after the ``=`` into the value (default: stripped, then ints, floats, true/false converted); a later key wins.
     (Quality gates, METRIC=NUMBER with their own checks, are parsed by ``core.eval.gates.parse_gates``.)"""
-    from llmops_cli.errors import UsageError
-
     convert = value or (lambda v: _scalar(v.strip()))
     out: dict[str, Any] = {}
     for p in pairs or []:

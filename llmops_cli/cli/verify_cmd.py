@@ -8,17 +8,23 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from llmops_cli.cli.options import JsonOpt
+from llmops_cli.cli.options import GlobOpt, JsonOpt
+from llmops_cli.cli.output import Output
+from llmops_cli.cli.query_cmd import collections_app
+from llmops_cli.cli.state import state
+from llmops_cli.entry.store import store_location
+from llmops_cli.entry.verify import verify_collection
+from llmops_cli.errors import ExitCode
+from llmops_cli.wiring import Workspace
 
 
 def register(app: typer.Typer) -> None:
-    from llmops_cli.cli.query_cmd import collections_app
-
     collections_app.command(
         "verify",
-        help="Check that a collection's ledger, chunks, vector index and lexical index agree (exit 0 clean, 11 damaged); "
-        "--repair re-embeds or rebuilds exactly what is missing or inconsistent.",
+        help="Check that a collection's ledger, chunks, vector index and lexical index agree (exit 0 clean, "
+        "11 damaged); --repair re-embeds or rebuilds exactly what is missing or inconsistent.",
     )(collections_verify)
 
 
@@ -31,39 +37,30 @@ def collections_verify(
             "and --repair re-ingests the sources whose chunks only their files can restore."
         ),
     ] = None,
-    glob: Annotated[
-        list[str] | None, typer.Option("--glob", help="As for ingest: only files matching (repeatable).")
-    ] = None,
+    glob: GlobOpt = None,
     repair: Annotated[
         bool, typer.Option("--repair", help="Fix what is inconsistent (and nothing else), then verify again.")
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli import pipelines
-    from llmops_cli.cli.output import Output
-    from llmops_cli.cli.state import state
-    from llmops_cli.errors import ExitCode
-
     s = state().load().settings
     out = Output(json_out)
-    res = pipelines.verify_collection(s, name, paths=paths or None, globs=glob, repair=repair)
+    with Workspace(s) as ws:
+        res = verify_collection(ws, name, paths=paths or None, globs=glob, repair=repair)
     report, before, fixed = res["report"], res["before"], res["repair"]
     if json_out:
         data = report.to_dict()
-        data["store"] = pipelines.store_location(s)
+        data["store"] = store_location(s)
         if fixed is not None:
             data["repair"] = fixed.to_dict()
             data["before"] = before.to_dict()
         out.json(data)
     else:
-        _render(out, report, before, fixed, pipelines.store_location(s))
-    if not report.clean:
-        raise typer.Exit(int(ExitCode.DAMAGED))
+        _render(out, report, before, fixed, store_location(s))
+    out.finish(ExitCode.OK if report.clean else ExitCode.DAMAGED)
 
 
 def _render(out, report, before, fixed, where: str) -> None:
-    from rich.markup import escape
-
     if fixed is not None:
         out.print(f"[bold]Repaired collection {escape(report.collection)}[/bold] ({escape(where)})")
         for line in before.problems():

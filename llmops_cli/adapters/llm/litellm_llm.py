@@ -28,6 +28,17 @@ def import_litellm():
     return litellm
 
 
+def token_prices(model: str) -> tuple[float | None, float | None]:
+    """litellm's price per input and per output token of ``model``; (None, None) when it does not know the model."""
+    try:
+        litellm = import_litellm()
+        pin, _ = litellm.cost_per_token(model=model, prompt_tokens=1, completion_tokens=0)
+        _, pout = litellm.cost_per_token(model=model, prompt_tokens=0, completion_tokens=1)
+        return float(pin), float(pout)
+    except Exception:  # noqa: BLE001 - an unknown price is not an error
+        return None, None
+
+
 class LiteLLM(LLM):
     def __init__(
         self,

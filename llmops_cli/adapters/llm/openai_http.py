@@ -15,6 +15,7 @@ import json
 import time
 from typing import Any
 
+from llmops_cli.adapters.llm.litellm_llm import token_prices
 from llmops_cli.adapters.llm.retry import acall_with_retries, client_policy
 from llmops_cli.core.ports import LLM, Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
 
@@ -142,15 +143,7 @@ class OpenAIHTTP(LLM):
         if not self._prices_resolved:
             # litellm's price table, looked up once per model (importing litellm costs ~2 s, once)
             self._prices_resolved = True
-            try:
-                from llmops_cli.adapters.llm.litellm_llm import import_litellm
-
-                litellm = import_litellm()
-                pin, _ = litellm.cost_per_token(model=self.model, prompt_tokens=1, completion_tokens=0)
-                _, pout = litellm.cost_per_token(model=self.model, prompt_tokens=0, completion_tokens=1)
-                self.prices = (float(pin), float(pout))
-            except Exception:  # noqa: BLE001 - unknown price is not an error
-                self.prices = (None, None)
+            self.prices = token_prices(self.model)
         pin, pout = self.prices
         if pin is None and pout is None:
             return None
