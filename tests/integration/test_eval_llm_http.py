@@ -271,6 +271,26 @@ def test_generate_writes_a_question_set_that_evaluates(project, openai_server, m
     assert json.loads(out)["metrics"]["chunk_hit@3"] == 1.0
 
 
+def test_generate_calls_reach_the_answer_log_once(project, openai_server, monkeypatch, capsys, tmp_path):
+    """eval generate's calls go through eval's LLM stack: each call that reached the LLM is an answer-log row of kind
+    eval; a re-run answered from the cache adds none."""
+    from llmops_cli.core.feedback import AnswerLog
+
+    _env(monkeypatch, project, openai_server)
+    openai_server.responder = generate_responder
+    args = ["generate", "--collection", "judge-docs", "-n", "3", "-o", "gen.jsonl", "--json"]
+    _invoke(args, capsys)
+    with AnswerLog.for_data_dir(project.data_path) as log:
+        rows = log.recent(limit=100, kind="eval")
+    assert len(rows) == len(openai_server.records()) == 4
+    assert all(r.model == TEST_MODEL and r.answer for r in rows)
+    _invoke(args, capsys)
+    with AnswerLog.for_data_dir(project.data_path) as log:
+        again = log.recent(limit=100, kind="eval")
+    # only the unparseable reply is asked again (twice: it is never cached); the two good ones come from the cache
+    assert len(again) == len(openai_server.records()) == 6
+
+
 def test_sweep_leaderboard_and_cleanup(project, monkeypatch, capsys, tmp_path):
     from llmops_cli import pipelines
 
