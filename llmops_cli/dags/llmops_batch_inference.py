@@ -1,6 +1,6 @@
 """llmops_batch_inference: offline LLM inference over an input table, mapped over shards of its rows.
 
-Thin by design: the ``llmops_cli.pipelines`` batch entry points, the same core as ``llmops batch``.
+Thin by design: the ``llmops_cli.entry.batch`` entry points, the same ones as ``llmops batch``.
 
 - ``plan`` validates the input and the prompt and splits the requests into shards (by a stable hash of the row id);
 - ``run_shard`` is mapped (``.expand``) over the shards; each appends to its own checkpoint, so a retried task or
@@ -23,6 +23,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
+
+from llmops_cli.entry import batch as batch_entry
+from llmops_cli.entry.dag_support import OUTCOME_XCOM_KEY, batch_outcome, resolve_params, task_workspace, write_report
 
 OPT_STR = ["null", "string"]
 OPT_NUM = ["null", "number"]
@@ -81,50 +84,31 @@ def llmops_batch_inference():
     def options(params) -> dict:
         return {k: params[k] for k in OPTION_PARAMS if params.get(k) is not None}
 
-    def resolved(params) -> dict:
-        from llmops_cli.adapters.airflow.dag_support import resolve_params
-
-        return resolve_params(params)
-
     @task
     def plan(params=None) -> list[dict]:
-        from llmops_cli import pipelines
-        from llmops_cli.adapters.airflow.dag_support import settings_from_params
-
-        params = resolved(params)
-        shards = pipelines.batch_plan_shards(
-            settings_from_params(params), params["input"], params["shards"], **options(params)
-        )
+        params = resolve_params(params)
+        with task_workspace(params) as ws:
+            shards = batch_entry.batch_plan_shards(ws, params["input"], params["shards"], **options(params))
         print(f"{sum(s['requests'] for s in shards)} requests in {len(shards)} shard(s)")
         return shards
 
     @task(retries=2, retry_delay=timedelta(seconds=10))
     def run_shard(shard: dict, params=None) -> dict:
-        from llmops_cli import pipelines
-        from llmops_cli.adapters.airflow.dag_support import settings_from_params
-
-        params = resolved(params)
-        report = pipelines.batch_run_shard(
-            settings_from_params(params), params["input"], shard["shard_index"], shard["num_shards"], **options(params)
-        )
+        params = resolve_params(params)
+        with task_workspace(params) as ws:
+            report = batch_entry.batch_run_shard(
+                ws, params["input"], shard["shard_index"], shard["num_shards"], **options(params)
+            )
         print(f"shard {shard['shard_index']}/{shard['num_shards']}: {report}")
         return report
 
     @task
     def merge(reports, params=None, run_id=None, ti=None) -> dict:
-        from llmops_cli import pipelines
-        from llmops_cli.adapters.airflow.dag_support import (
-            OUTCOME_XCOM_KEY,
-            batch_outcome,
-            settings_from_params,
-            write_report,
-        )
-
-        params = resolved(params)
-        s = settings_from_params(params)
-        summary = pipelines.batch_merge_shards(s, params["input"], **options(params))
+        params = resolve_params(params)
+        with task_workspace(params) as ws:
+            summary = batch_entry.batch_merge_shards(ws, params["input"], **options(params))
         summary = {**summary, "shards": len(list(reports))}
-        print(f"report: {write_report(s, 'llmops_batch_inference', run_id, summary)}")
+        print(f"report: {write_report(ws.settings, 'llmops_batch_inference', run_id, summary)}")
         result = batch_outcome(summary)  # raises when every request failed: the run fails, not "success"
         ti.xcom_push(key=OUTCOME_XCOM_KEY, value={**result, "summary": summary})
         if result["status"] == "partial":

@@ -1,6 +1,6 @@
 """llmops_feedback: review logged answers with the LLM judge and promote the good ones, hourly, in mapped batches.
 
-Thin by design: every step is a ``llmops_cli.pipelines`` call, the same ones ``llmops feedback review`` and
+Thin by design: every step is a ``llmops_cli.entry.feedback`` call, the same ones ``llmops feedback review`` and
 ``llmops feedback promote`` run locally.
 
 - ``plan`` takes the next ``limit`` unreviewed answers from the answer log and splits their ids into batches;
@@ -21,7 +21,8 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
-from llmops_cli.adapters.airflow.dag_support import store_is_embedded
+from llmops_cli.entry import feedback as feedback_entry
+from llmops_cli.entry.dag_support import resolve_params, store_is_embedded, task_workspace, write_report
 
 OPT_STR = ["null", "string"]
 
@@ -52,32 +53,27 @@ OPT_STR = ["null", "string"]
     },
 )
 def llmops_feedback():
-    def settings(params):
-        from llmops_cli.adapters.airflow.dag_support import resolve_params
-        from llmops_cli.settings import load_settings
-
-        # not dag_support.settings_from_params: "collection" here filters answers, it is not store.collection
-        return load_settings(resolve_params(params).get("config") or None).settings
+    def workspace(params):
+        # params not as flags: "collection" here filters answers, it is not store.collection
+        return task_workspace(resolve_params(params), params_as_flags=False)
 
     @task
     def plan(params=None) -> list[list[str]]:
-        from llmops_cli import pipelines
-
-        batches = pipelines.feedback_plan_review(
-            settings(params),
-            limit=params["limit"],
-            batch_size=params.get("batch_size"),
-            collection=params.get("collection"),
-            retry_errors=params["retry_errors"],
-        )
+        with workspace(params) as ws:
+            batches = feedback_entry.plan_review(
+                ws,
+                limit=params["limit"],
+                batch_size=params.get("batch_size"),
+                collection=params.get("collection"),
+                retry_errors=params["retry_errors"],
+            )
         print(f"{sum(map(len, batches))} answers to review in {len(batches)} batch(es)")
         return batches
 
     @task(retries=2, retry_delay=timedelta(seconds=30), max_active_tis_per_dagrun=1 if store_is_embedded() else None)
     def review_batch(answer_ids: list[str], params=None) -> dict:
-        from llmops_cli import pipelines
-
-        out = pipelines.feedback_review(settings(params), answer_ids=answer_ids, retry_errors=params["retry_errors"])
+        with workspace(params) as ws:
+            out = feedback_entry.review(ws, answer_ids=answer_ids, retry_errors=params["retry_errors"])
         promo = out.get("promotion") or {}
         summary = {
             "answers": len(answer_ids),
@@ -95,12 +91,9 @@ def llmops_feedback():
 
     @task(trigger_rule="all_done")
     def reconcile(reports, params=None, run_id=None) -> dict:
-        from llmops_cli import pipelines
-        from llmops_cli.adapters.airflow.dag_support import write_report
-
-        s = settings(params)
         reports = [r for r in (reports or []) if r]
-        final = pipelines.feedback_promote(s)
+        with workspace(params) as ws:
+            final = feedback_entry.promote(ws)
         summary = {
             key: sum(r[key] for r in reports)
             for key in ("answers", "reviewed", "errors", "failed", "promoted", "removed")
@@ -113,7 +106,7 @@ def llmops_feedback():
                 "reconcile_removed": len(final["removed"]),
             }
         )
-        print(f"report: {write_report(s, 'llmops_feedback', run_id, summary)}")
+        print(f"report: {write_report(ws.settings, 'llmops_feedback', run_id, summary)}")
         return summary
 
     reconcile(review_batch.expand(answer_ids=plan()))

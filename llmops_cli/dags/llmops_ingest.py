@@ -1,6 +1,6 @@
 """llmops_ingest: ingest sources into a collection, sharded over mapped tasks, then emit the collection's asset.
 
-Thin by design: every step is a ``llmops_cli.pipelines`` call, the same ones ``llmops ingest`` runs locally.
+Thin by design: every step is a ``llmops_cli.entry.ingest`` call, the same ones ``llmops ingest`` runs locally.
 
 - ``plan`` splits the sources into shards of similar size (source ids) and notes the store's ledger (each source's
   chunk ids) before the run;
@@ -28,14 +28,21 @@ from datetime import timedelta
 
 from airflow.sdk import Asset, AssetAlias, Param, dag, task
 
-from llmops_cli.adapters.airflow.dag_support import (
+from llmops_cli.entry import ingest as ingest_entry
+from llmops_cli.entry.dag_support import (
+    COLLECTION_PATTERN,
     COLLECTIONS_ALIAS,
+    OUTCOME_XCOM_KEY,
+    check_sources_exist,
     collection_uri,
-    settings_from_params,
+    ingest_outcome,
+    ingest_summary,
+    resolve_params,
+    short_ledger,
     store_is_embedded,
+    task_workspace,
 )
 
-NAME = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$"
 OPT_STR = ["null", "string"]
 
 
@@ -51,9 +58,12 @@ OPT_STR = ["null", "string"]
             type="array",
             items={"type": "string", "minLength": 1},
             minItems=1,
-            description="Files or folders to ingest (paths on the workers; relative ones resolve against $LLMOPS_PROJECT_DIR).",
+            description="Files or folders to ingest (paths on the workers; relative ones resolve against "
+            "$LLMOPS_PROJECT_DIR).",
         ),
-        "collection": Param(None, type=OPT_STR, pattern=NAME, description="Collection (default: store.collection)."),
+        "collection": Param(
+            None, type=OPT_STR, pattern=COLLECTION_PATTERN, description="Collection (default: store.collection)."
+        ),
         "chunker": Param(
             None, type=OPT_STR, enum=[None, "auto", "recursive", "headings", "tokens"], description="Chunking strategy."
         ),
@@ -77,43 +87,39 @@ OPT_STR = ["null", "string"]
 def llmops_ingest():
     @task
     def plan(params=None, ti=None) -> list[list[str]]:
-        from llmops_cli import pipelines
-        from llmops_cli.adapters.airflow.dag_support import check_sources_exist, resolve_params, short_ledger
-
         params = resolve_params(params)
         check_sources_exist(params)
-        s = settings_from_params(params)
-        shards, skipped_paths = pipelines.plan_ingest(
-            s, params["sources"], globs=params["glob"] or None, shards=params["shards"]
-        )
-        if not shards:
-            raise ValueError(
-                f"no files to ingest under {params['sources']}"
-                + (f" matching {params['glob']}" if params["glob"] else "")
+        with task_workspace(params) as ws:
+            shards, skipped_paths = ingest_entry.plan_ingest(
+                ws.settings, params["sources"], globs=params["glob"] or None, shards=params["shards"]
             )
-        before, _total = pipelines.ingest_ledger(s, s.store.collection, [sid for shard in shards for sid in shard])
+            if not shards:
+                raise ValueError(
+                    f"no files to ingest under {params['sources']}"
+                    + (f" matching {params['glob']}" if params["glob"] else "")
+                )
+            source_ids = [sid for shard in shards for sid in shard]
+            before, _total = ingest_entry.ingest_ledger(ws, ws.settings.store.collection, source_ids)
         ti.xcom_push(key="ledger_before", value=short_ledger(before))
         ti.xcom_push(key="skipped_paths", value=skipped_paths)  # finalize's full cleanup keeps what lies behind them
         print(
-            f"{sum(map(len, shards))} sources in {len(shards)} shard(s); sources from {params.get('_project_root') or 'absolute paths'}"
+            f"{sum(map(len, shards))} sources in {len(shards)} shard(s); "
+            f"sources from {params.get('_project_root') or 'absolute paths'}"
         )
         return shards
 
     @task(retries=2, retry_delay=timedelta(seconds=5), max_active_tis_per_dagrun=1 if store_is_embedded() else None)
     def ingest_shard(source_ids: list[str], params=None) -> dict:
-        from llmops_cli import pipelines
-        from llmops_cli.adapters.airflow.dag_support import resolve_params
-
         params = resolve_params(params)
-        s = settings_from_params(params)
-        report = pipelines.ingest(
-            s,
-            params["sources"],
-            collection=s.store.collection,
-            globs=params["glob"] or None,
-            cleanup="incremental",
-            only=source_ids,
-        )
+        with task_workspace(params) as ws:
+            report = ingest_entry.ingest(
+                ws,
+                params["sources"],
+                collection=ws.settings.store.collection,
+                globs=params["glob"] or None,
+                cleanup="incremental",
+                only=source_ids,
+            )
         d = report.to_dict()
         print(f"shard of {len(source_ids)} sources: {d['sources']}, chunks added {d['chunks_added']}")
         return {
@@ -123,23 +129,15 @@ def llmops_ingest():
 
     @task(outlets=[AssetAlias(COLLECTIONS_ALIAS)])
     def finalize(reports, shards, params=None, outlet_events=None, ti=None) -> dict:
-        from llmops_cli import pipelines
-        from llmops_cli.adapters.airflow.dag_support import (
-            OUTCOME_XCOM_KEY,
-            ingest_outcome,
-            ingest_summary,
-            short_ledger,
-        )
-
-        s = settings_from_params(params)
-        collection = s.store.collection
         source_ids = [sid for shard in shards for sid in shard]
         removed = 0
-        if params["cleanup"] == "full":
-            skipped_paths = ti.xcom_pull(task_ids="plan", key="skipped_paths") or []
-            removed = pipelines.remove_missing_sources(s, collection, source_ids, skipped_paths=skipped_paths)
-        # the store's ledger, not the sum of what each shard's last try did (a retry may have found its work done)
-        after, total = pipelines.ingest_ledger(s, collection, source_ids)
+        with task_workspace(params) as ws:
+            collection = ws.settings.store.collection
+            if params["cleanup"] == "full":
+                skipped_paths = ti.xcom_pull(task_ids="plan", key="skipped_paths") or []
+                removed = ingest_entry.remove_missing_sources(ws, collection, source_ids, skipped_paths=skipped_paths)
+            # the store's ledger, not the sum of what each shard's last try did (a retry may have found its work done)
+            after, total = ingest_entry.ingest_ledger(ws, collection, source_ids)
         before = ti.xcom_pull(task_ids="plan", key="ledger_before") or {}
         summary = ingest_summary(
             collection,

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmops_cli.adapters.airflow.dag_support import (
+from llmops_cli.cli.airflow_trigger_cmd import build_conf, parse_iso_datetime
+from llmops_cli.entry.dag_support import (
     collection_from_events,
     collection_from_uri,
     collection_uri,
     settings_from_params,
     write_report,
 )
-from llmops_cli.cli.airflow_trigger_cmd import build_conf, parse_iso_datetime
 from llmops_cli.errors import InputError, UsageError
 
 
@@ -108,12 +108,13 @@ def test_dags_path_lists_the_shipped_dags():
 
 
 def test_shipped_dags_stay_thin():
-    """DAG files hold no logic of their own: they import pipelines / dag_support, never adapters or core."""
+    """DAG files hold no logic of their own: they import the entry layer (steps, dag_support), never adapters or
+    core."""
     import llmops_cli
 
     for f in (Path(llmops_cli.__file__).parent / "dags").glob("llmops_*.py"):
         text = f.read_text()
-        assert "llmops_cli.pipelines" in text or "from llmops_cli import pipelines" in text, f.name
+        assert "llmops_cli.entry" in text, f.name
         assert "llmops_cli.core" not in text and "llmops_cli.wiring" not in text, f.name
 
 

@@ -1,13 +1,17 @@
 """dag_support: DAG param paths resolve against the project root (never the task's cwd), run summaries come from the
-store's ledger (true across retries), and the outcome a DAG reports (ok / partial / a failed batch)."""
+store's ledger (true across retries), the outcome a DAG reports (ok / partial / a failed batch), and the DAG param
+pattern for collection names agrees with the one name rule."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from llmops_cli.adapters.airflow.dag_support import (
+from llmops_cli.core.collection_meta import collection_name_problem
+from llmops_cli.entry.dag_support import (
+    COLLECTION_PATTERN,
     batch_outcome,
     check_sources_exist,
     ingest_outcome,
@@ -126,3 +130,29 @@ def test_shipped_dags_resolve_their_path_params():
     dags = Path(__file__).resolve().parents[2] / "llmops_cli" / "dags"
     for name in ("llmops_ingest.py", "llmops_batch_inference.py", "llmops_eval.py", "llmops_feedback.py"):
         assert "resolve_params" in (dags / name).read_text(), name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "docs",
+        "so-docs",
+        "a.b_c-d",
+        "ab",
+        "a",
+        "-docs",
+        "docs-",
+        "my docs",
+        "a..b",
+        "192.168.0.1",
+        "1.2.3.4.5",
+        "docs__sources",
+        "docs__sources2",
+        "x" * 512,
+        "x" * 513,
+        "dé",
+    ],
+)
+def test_collection_param_pattern_is_the_name_rule(name):
+    """The DAGs refuse at trigger time exactly the names core/collection_meta.py refuses."""
+    assert (re.search(COLLECTION_PATTERN, name) is not None) == (collection_name_problem(name) is None), name
