@@ -9,14 +9,18 @@ queued forever: add --unpause, or `llmops dags unpause`); 3 the run succeeded bu
 
 from __future__ import annotations
 
-from datetime import UTC
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from llmops_cli.cli.airflow_watch import finish_wait, session, watch_run
 from llmops_cli.cli.options import DagArg, JsonOpt, TimeoutOpt, UrlOpt
 from llmops_cli.cli.state import parse_key_values
+from llmops_cli.core.orchestration import paused_error
+from llmops_cli.errors import InputError, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -52,9 +56,6 @@ def trigger_dag(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli.cli.airflow_watch import finish_wait, session, watch_run
-    from llmops_cli.core.orchestration import paused_error
-
     body = build_conf(conf, conf_file, param)
     when = parse_iso_datetime(logical_date, "--logical-date") if logical_date else None
     out, client = session(url, json_out)
@@ -86,10 +87,6 @@ def trigger_dag(
 
 def build_conf(conf: str | None, conf_file: Path | None, params: list[str] | None) -> dict[str, Any]:
     """--conf / --conf-file (exclusive), then -p key=value on top."""
-    import json
-
-    from llmops_cli.errors import InputError, UsageError
-
     if conf is not None and conf_file is not None:
         raise UsageError(
             "--conf and --conf-file are exclusive", hint="give the conf one way (-p key=value adds to either)"
@@ -136,10 +133,6 @@ def build_conf(conf: str | None, conf_file: Path | None, params: list[str] | Non
 
 
 def parse_iso_datetime(text: str, flag: str):
-    from datetime import datetime
-
-    from llmops_cli.errors import UsageError
-
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

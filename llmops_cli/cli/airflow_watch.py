@@ -3,27 +3,34 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
+
+from llmops_cli import wiring
+from llmops_cli.cli.output import Output
+from llmops_cli.cli.state import state
+from llmops_cli.core.orchestration import (
+    WaitResult,
+    WaitUpdate,
+    failed_task_instances,
+    log_tail,
+    summarize_tasks,
+    wait_for_run,
+)
+from llmops_cli.errors import ExitCode, LlmopsError, RunFailed, TimeoutExceeded
 
 if TYPE_CHECKING:
     from llmops_cli.adapters.airflow.client import AirflowClient
-    from llmops_cli.cli.output import Output
-    from llmops_cli.core.orchestration import WaitResult, WaitUpdate
 
 
 def connect(url: str | None = None) -> AirflowClient:
     """The client for --url / --profile / env / config (settings precedence applies)."""
-    from llmops_cli import wiring
-    from llmops_cli.cli.state import state
-
     loaded = state().load(flags={"airflow.url": url})
     return wiring.build_airflow_client(loaded.settings)
 
 
 def session(url: str | None, json_out: bool) -> tuple[Output, AirflowClient]:
     """The preamble of every Airflow command: the output for --json, and the client for the connection."""
-    from llmops_cli.cli.output import Output
-
     return Output(json_out), connect(url)
 
 
@@ -52,8 +59,6 @@ def _dur(v: Any) -> str:
 
 def watch_run(client: AirflowClient, out: Output, dag_id: str, run_id: str, *, timeout_s: float | None) -> WaitResult:
     """Wait for the run, showing task states (mapped tasks as counts by state) as they change."""
-    from llmops_cli.core.orchestration import wait_for_run
-
     if out.interactive:
         return _watch_live(client, out, dag_id, run_id, timeout_s)
 
@@ -79,8 +84,6 @@ def _watch_live(client: AirflowClient, out: Output, dag_id: str, run_id: str, ti
     from rich.live import Live
     from rich.table import Table
     from rich.text import Text
-
-    from llmops_cli.core.orchestration import wait_for_run
 
     colours = {
         "success": "green",
@@ -138,9 +141,6 @@ def finish_wait(
 ) -> dict[str, Any]:
     """Report the end of a wait; raise RunFailed (exit 5), TimeoutExceeded (exit 6), or a partial outcome (exit 3: the
     run succeeded but its DAG reported skipped inputs or failed rows) after printing."""
-    from llmops_cli.core.orchestration import failed_task_instances, log_tail, summarize_tasks
-    from llmops_cli.errors import ExitCode, LlmopsError, RunFailed, TimeoutExceeded
-
     doc: dict[str, Any] = {
         "dag_id": dag_id,
         "run_id": run_id,
@@ -198,8 +198,6 @@ def finish_wait(
 
 def _line(text: str) -> None:
     """A plain diagnostic line on stderr: no markup, no wrapping (CI logs are read and grepped)."""
-    import sys
-
     print(text, file=sys.stderr, flush=True)
 
 

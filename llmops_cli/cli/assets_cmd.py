@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
 
+from llmops_cli.cli.airflow_watch import session
 from llmops_cli.cli.options import JsonOpt, UrlOpt
+from llmops_cli.errors import UsageError
 
 assets_app = typer.Typer(
     help="Airflow assets: emit an event (starts the DAGs scheduled on the asset).", no_args_is_help=True
@@ -24,11 +27,6 @@ def event(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    import json
-
-    from llmops_cli.cli.airflow_watch import session
-    from llmops_cli.errors import UsageError
-
     payload = None
     if extra is not None:
         try:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+import llmops_cli
+from llmops_cli.cli.airflow_watch import session
 from llmops_cli.cli.options import DagArg, JsonOpt, UrlOpt
+from llmops_cli.cli.output import Output
 
 dags_app = typer.Typer(
     help="Airflow DAGs: list, show, pause, unpause, and the folder of the DAGs shipped with llmops.",
@@ -26,8 +31,6 @@ def list_dags(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli.cli.airflow_watch import session
-
     out, client = session(url, json_out)
     dags = client.list_dags(paused=paused)
     broken = client.list_import_errors()
@@ -56,8 +59,6 @@ def list_dags(
 
 @dags_app.command("show", help="One DAG: schedule, params (what --conf / -p accept), tasks.")
 def show_dag(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    from llmops_cli.cli.airflow_watch import session
-
     out, client = session(url, json_out)
     dag = client.get_dag(dag_id)
     tasks = client.list_tasks(dag_id)
@@ -100,15 +101,11 @@ def _param_row(name: str, p: object) -> list[str]:
 
 
 def _short(v: object) -> str:
-    import json
-
     s = json.dumps(v, default=str)
     return s if len(s) <= 60 else s[:57] + "..."
 
 
 def _set_paused(dag_id: str, paused: bool, url: str | None, json_out: bool) -> None:
-    from llmops_cli.cli.airflow_watch import session
-
     out, client = session(url, json_out)
     dag = client.set_paused(dag_id, paused)
     if out.json_mode:
@@ -131,11 +128,6 @@ def unpause(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> No
     "path", help="The folder of the DAGs shipped with llmops (add it to Airflow's DAGs folder or a DAG bundle)."
 )
 def path(json_out: JsonOpt = False) -> None:
-    from pathlib import Path
-
-    import llmops_cli
-    from llmops_cli.cli.output import Output
-
     folder = Path(llmops_cli.__file__).resolve().parent / "dags"
     out = Output(json_out)
     if out.json_mode:

@@ -18,17 +18,19 @@ def register(app: typer.Typer) -> None:
     )
 
 
+TaskArg = Annotated[str, typer.Argument(help="Task id (see `llmops tasks list DAG_ID RUN_ID`).")]
+TryOpt = Annotated[int | None, typer.Option("--try", help="Try number (default: the latest).", min=1)]
+MapIndexOpt = Annotated[int | None, typer.Option("--map-index", help="Map index of a mapped task instance.", min=0)]
+FollowOpt = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the task ends.")]
+
+
 def logs(
     dag_id: Annotated[str, typer.Argument(help="DAG id.")],
     run_id: Annotated[str, typer.Argument(help="DAG run id.")],
-    task_id: Annotated[str, typer.Argument(help="Task id (see `llmops tasks list DAG_ID RUN_ID`).")],
-    try_number: Annotated[int | None, typer.Option("--try", help="Try number (default: the latest).", min=1)] = None,
-    map_index: Annotated[
-        int | None, typer.Option("--map-index", help="Map index of a mapped task instance.", min=0)
-    ] = None,
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the task ends.")
-    ] = False,
+    task_id: TaskArg,
+    try_number: TryOpt = None,
+    map_index: MapIndexOpt = None,
+    follow: FollowOpt = False,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

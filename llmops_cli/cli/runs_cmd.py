@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
 
-from llmops_cli.cli.options import DagArg, JsonOpt, StateOpt, TimeoutOpt, UrlOpt
+from llmops_cli.cli.airflow_watch import RUN_COLUMNS, finish_wait, run_row, session, watch_run
+from llmops_cli.cli.options import DagArg, JsonOpt, LimitOpt, StateOpt, TimeoutOpt, UrlOpt
+from llmops_cli.errors import UsageError
 
 runs_app = typer.Typer(help="Airflow DAG runs: list, get, wait for one, clear its failed tasks.", no_args_is_help=True)
 
@@ -16,15 +19,15 @@ def register(app: typer.Typer) -> None:
 
 
 RunArg = Annotated[str, typer.Argument(help="DAG run id (see `llmops runs list DAG_ID`).")]
-RunLimitOpt = Annotated[int, typer.Option("--limit", help="At most this many rows.", min=1)]
+OnlyTaskOpt = Annotated[list[str] | None, typer.Option("--task", help="Only this task id (repeatable).")]
+PreviewOpt = Annotated[bool, typer.Option("--dry-run", help="Only show what would be cleared.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Clear without asking (needed when not on a terminal).")]
 
 
 @runs_app.command("list", help="Runs of a DAG, newest first.")
 def list_runs(
-    dag_id: DagArg, state: StateOpt = None, limit: RunLimitOpt = 25, url: UrlOpt = None, json_out: JsonOpt = False
+    dag_id: DagArg, state: StateOpt = None, limit: LimitOpt = 25, url: UrlOpt = None, json_out: JsonOpt = False
 ) -> None:
-    from llmops_cli.cli.airflow_watch import RUN_COLUMNS, run_row, session
-
     out, client = session(url, json_out)
     runs = client.list_runs(dag_id, state=[state] if state else None, limit=limit)
     if out.json_mode:
@@ -37,8 +40,6 @@ def list_runs(
 
 @runs_app.command("get", help="One run: state, dates, conf.")
 def get_run(dag_id: DagArg, run_id: RunArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    from llmops_cli.cli.airflow_watch import RUN_COLUMNS, run_row, session
-
     out, client = session(url, json_out)
     run = client.get_run(dag_id, run_id)
     if out.json_mode:
@@ -46,8 +47,6 @@ def get_run(dag_id: DagArg, run_id: RunArg, url: UrlOpt = None, json_out: JsonOp
         return
     out.table(RUN_COLUMNS, [run_row(run)])
     if run.get("conf"):
-        import json
-
         out.print("conf: " + json.dumps(run["conf"], default=str), markup=False)
     if run.get("note"):
         out.print(f"note: {run['note']}", markup=False)
@@ -61,8 +60,6 @@ def get_run(dag_id: DagArg, run_id: RunArg, url: UrlOpt = None, json_out: JsonOp
 def wait_run(
     dag_id: DagArg, run_id: RunArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False
 ) -> None:
-    from llmops_cli.cli.airflow_watch import finish_wait, session, watch_run
-
     out, client = session(url, json_out)
     result = watch_run(client, out, dag_id, run_id, timeout_s=timeout)
     finish_wait(client, out, dag_id, run_id, result, timeout_s=timeout)
@@ -72,17 +69,12 @@ def wait_run(
 def clear_run(
     dag_id: DagArg,
     run_id: RunArg,
-    task: Annotated[list[str] | None, typer.Option("--task", help="Only this task id (repeatable).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be cleared.")] = False,
-    yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Clear without asking (needed when not on a terminal).")
-    ] = False,
+    task: OnlyTaskOpt = None,
+    dry_run: PreviewOpt = False,
+    yes: YesOpt = False,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli.cli.airflow_watch import session
-    from llmops_cli.errors import UsageError
-
     out, client = session(url, json_out)
     preview = client.clear_failed(dag_id, run_id, dry_run=True, task_ids=task)
     rows = [[t.get("task_id"), t.get("map_index"), t.get("state"), t.get("try_number")] for t in preview]

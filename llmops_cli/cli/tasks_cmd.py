@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from llmops_cli.cli.airflow_watch import session
 from llmops_cli.cli.options import JsonOpt, UrlOpt
 
 tasks_app = typer.Typer(help="Airflow task instances of a DAG run.", no_args_is_help=True)
@@ -22,8 +23,6 @@ def list_tasks(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    from llmops_cli.cli.airflow_watch import session
-
     out, client = session(url, json_out)
     tis = client.list_task_instances(dag_id, run_id)
     if out.json_mode:
