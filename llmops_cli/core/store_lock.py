@@ -3,7 +3,16 @@
 Two processes that both open the embedded Chroma store for writing damage its vector index (each keeps its own
 copy of the HNSW index in memory and saves it over the other's), so every command that writes (ingest, feedback
 promotion, collections delete) holds ``<store>/.llmops-write.lock`` from before it reads what it plans on until its
-last write. Readers never take it. A Chroma server does its own concurrency control: no file lock there.
+last write. Readers never take it.
+
+Only the embedded store takes it. A server store (a Chroma server, PostgreSQL) is written by processes on several
+machines (ingest shards on Airflow workers, CLIs on laptops), where a lock file on one machine's disk orders nothing:
+the server orders the writes itself. Chroma's server applies each call atomically through its own write-ahead log
+and one HNSW index held by the server, so concurrent upserts of distinct chunks cannot overwrite each other's
+index; PostgreSQL runs every write of ours in a transaction with ON CONFLICT upserts and takes an advisory lock
+for table creation. What can still race is a read-modify-write across calls (the collection's generation
+counter): the ledger generation, written in the same call as the records, is what the lexical cache keys on, so a
+lost increment never leaves a stale index.
 
 The lock is ``fcntl.flock`` on an open file: the OS drops it when the process ends, however it ends (kill -9
 included), so a crashed writer never leaves a stale lock. The file's content (pid, command, start time) is only

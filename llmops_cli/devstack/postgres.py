@@ -237,5 +237,34 @@ def stop(folder: Path | str, timeout: float = 60) -> bool:
     if not (pgdata / "postmaster.pid").exists():
         return False
     user = SYSTEM_USER_WHEN_ROOT if os.geteuid() == 0 else None
-    _pg([_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"], user, timeout + 5)
+    if user is not None:
+        _traversable(pgdata)  # a folder above may have been closed since start (pytest re-closes its temp root)
+    try:
+        _pg([_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"], user, timeout + 5)
+    except (RuntimeError, subprocess.TimeoutExpired):
+        # pg_ctl could not reach the folder: signal the postmaster itself (SIGINT = fast shutdown)
+        return _signal_postmaster(pgdata, timeout)
     return True
+
+
+def _signal_postmaster(pgdata: Path, timeout: float) -> bool:
+    import signal
+    import time
+
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.1)
+    return False
