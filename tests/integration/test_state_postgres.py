@@ -299,3 +299,31 @@ def test_a_wrong_password_is_named_without_either_password(pg_server, tmp_path):
     assert "Wrong-pw-123" not in text and PASSWORD not in text and "\n" not in text
     with pytest.raises(StateError, match="does not exist"):
         open_state(pg_server.url_for("no_such_db"), tmp_path).llm_cache()
+
+
+def test_batch_shards_on_two_machines_merge_from_the_shared_database(pg_server, tmp_path, monkeypatch):
+    """Two shards run with two data dirs (two workers), a third on a third: the merge on the last one finds every
+    answer in the shared database, and a re-run calls nothing."""
+    from llmops_cli.core.batch.retry import RetryPolicy
+    from llmops_cli.core.batch.run import BatchOptions, execute, plan_shards, prepare
+    from tests.unit.test_batch_core import FakeLLM, _input
+
+    monkeypatch.setattr(RetryPolicy, "delay", lambda self, attempt, retry_after=None: 0.0)
+    url = fresh_database(pg_server)
+    src = _input(tmp_path, 9)
+    opts = dict(model="fake/model", prompt="{q}", concurrency=3, output=str(tmp_path / "out.jsonl"))
+    fake = FakeLLM()
+    for shard, worker in ((0, "w1"), (1, "w2"), (2, "w2")):
+        with open_state(url, tmp_path / worker) as st:
+            plan = prepare(src, BatchOptions(**opts), tmp_path / worker)
+            assert sum(s["requests"] for s in plan_shards(plan, 3)) == 9
+            rep = execute(plan, lambda m: fake, shard=(shard, 3), checkpoints=st.checkpoints(plan.run_dir))
+            assert rep.pending == 0 and rep.output is None
+    assert not (tmp_path / "w1" / "batch" / plan.run_dir.name / "checkpoints").exists()  # nothing on local disk
+    with open_state(url, tmp_path / "cli") as st:
+        plan = prepare(src, BatchOptions(**opts), tmp_path / "cli")
+        merged = execute(plan, lambda m: fake, call=False, checkpoints=st.checkpoints(plan.run_dir))
+        assert (merged.answered, merged.pending, merged.output) == (9, 0, str(tmp_path / "out.jsonl"))
+        again = execute(plan, lambda m: fake, checkpoints=st.checkpoints(plan.run_dir))
+        assert again.from_checkpoint == 9 and again.calls == 0
+    assert sorted(fake.calls) == sorted(f"q{i}" for i in range(9))

@@ -355,6 +355,14 @@ class AnswerLog:
         except StateError as e:
             raise AnswerLogError(f"writing the answer log {self.label} failed: {e.message}") from None
 
+    def _write(self, fn):
+        """One statement: atomic on its own (it commits by itself), so no explicit transaction around it; on
+        PostgreSQL that saves the BEGIN and COMMIT round trips of every record and rating."""
+        try:
+            return fn(self._db)
+        except StateError as e:
+            raise AnswerLogError(f"writing the answer log {self.label} failed: {e.message}") from None
+
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         try:
             return self._db.query(sql, tuple(args))
@@ -401,7 +409,7 @@ class AnswerLog:
             cached_from,
             json.dumps(extra or {}, ensure_ascii=False, default=str),
         )
-        self._tx(
+        self._write(
             lambda db: db.execute(
                 "INSERT INTO answers (id, created_at, kind, collection, question, rewordings, chunks, answer, model, "
                 "input_tokens, output_tokens, cost, latency_s, config_hash, cached_from, extra) "
@@ -457,7 +465,7 @@ class AnswerLog:
         """Add a rating; a rater's later rating replaces their earlier one (``latest_votes``), both stay in the log."""
         if rating not in (-1, 1):
             raise UsageError(f"rating must be up or down, not {rating!r}")
-        self._tx(
+        self._write(
             lambda db: db.execute(
                 "INSERT INTO ratings (answer_id, rating, comment, created_at, rater) VALUES (?, ?, ?, ?, ?)",
                 (answer_id, rating, comment, time.time(), rater),
@@ -488,7 +496,7 @@ class AnswerLog:
             review.error,
             review.reviewed_at or time.time(),
         )
-        self._tx(
+        self._write(
             lambda db: db.execute(
                 "INSERT INTO reviews (answer_id, status, helpfulness, relevance, public, reasons, redactions, "
                 "judge_model, error, reviewed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -543,7 +551,7 @@ class AnswerLog:
             p.embedder,
             p.promoted_at,
         )
-        self._tx(
+        self._write(
             lambda db: db.execute(
                 "INSERT INTO promotions (answer_id, collection, chunk_id, question, answer_text, question_vector, "
                 "embedder, promoted_at, removed_at, removed_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) "
@@ -556,7 +564,7 @@ class AnswerLog:
         )
 
     def mark_removed(self, answer_id: str, reason: str) -> None:
-        self._tx(
+        self._write(
             lambda db: db.execute(
                 "UPDATE promotions SET removed_at = ?, removed_reason = ? WHERE answer_id = ?",
                 (time.time(), reason, answer_id),
