@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PIP     := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: help venv demo lint format test test-unit test-integration bench airflow-up airflow-down clean
+.PHONY: help venv demo lint format test test-unit test-integration bench airflow-up airflow-down dev-up dev-down clean
 
 help:
 	@echo "make demo      ingest the project's docs into an embedded Chroma and answer a question"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint      ruff lint + format check (make format rewrites)"
 	@echo "make bench     benchmarks (results in benchmarks/results/)"
 	@echo "make airflow-up / airflow-down   a local Airflow 3 on 127.0.0.1 with the llmops DAGs"
+	@echo "make dev-up / dev-down   the team stack on 127.0.0.1 (PostgreSQL+pgvector, Airflow; STORE=chroma EXECUTOR=celery)"
 
 # torch is installed FIRST and pinned: a range admitting newer releases pulls GBs of CUDA wheels.
 $(STAMP): pyproject.toml constraints.txt
@@ -54,10 +55,20 @@ bench: venv
 	$(BIN)/python -m benchmarks
 
 airflow-up: venv
-	$(BIN)/python -m tests.support.airflow_local up
+	$(BIN)/llmops dev airflow up
 
-airflow-down:
-	$(BIN)/python -m tests.support.airflow_local down
+airflow-down: venv
+	$(BIN)/llmops dev airflow down
+
+# the whole team set-up on loopback: PostgreSQL+pgvector, Airflow (STORE=chroma adds a Chroma server;
+# EXECUTOR=celery runs Redis and Celery workers); prints the env lines to use it
+STORE    ?= pgvector
+EXECUTOR ?= local
+dev-up: venv
+	$(BIN)/llmops dev up --store $(STORE) --executor $(EXECUTOR)
+
+dev-down: venv
+	$(BIN)/llmops dev down
 
 clean:
 	rm -rf .llmops .pytest_cache benchmarks/results

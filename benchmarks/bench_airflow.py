@@ -7,7 +7,7 @@
   (median and max of 3 runs of a 1 + 4 mapped task DAG); target <= 1 s. Reported also as a ratio to the
   waiter's poll interval (0.5 s).
 
-Starts its own server (tests/support/airflow_local.py, in a temporary folder) unless LLMOPS_BENCH_AIRFLOW_HOME
+Starts its own server (llmops_cli/devstack/airflow.py, in a temporary folder) unless LLMOPS_BENCH_AIRFLOW_HOME
 names the AIRFLOW_HOME of a running one that has the test DAGs (tests/integration/airflow_dags).
 Results: benchmarks/results/bench_airflow.json.
 """
@@ -60,7 +60,8 @@ def _bare_http_dags_list(url: str, password: str) -> float:
 
 @contextlib.contextmanager
 def _server():
-    from tests.support.airflow_local import LocalAirflow, airflow_for_tests
+    from llmops_cli.devstack.airflow import LocalAirflow
+    from tests.support.airflow_servers import airflow_for_tests
 
     home = os.environ.get("LLMOPS_BENCH_AIRFLOW_HOME")
     if home:

@@ -32,10 +32,10 @@ def openai_server_session():
 
 @pytest.fixture(scope="session")
 def airflow_server(tmp_path_factory):
-    """A real Airflow 3 on 127.0.0.1 (tests/support/airflow_local.py), started once per session for tests marked
+    """A real Airflow 3 on 127.0.0.1 (llmops_cli/devstack/airflow.py), started once per session for tests marked
     `airflow`: shipped + test DAGs, test credentials. ``.env`` is the environment for `llmops` subprocesses (the
     connection, and the same store / data dir as the Airflow tasks)."""
-    from tests.support.airflow_local import airflow_for_tests
+    from tests.support.airflow_servers import airflow_for_tests
 
     with airflow_for_tests(tmp_path_factory.mktemp("airflow")) as srv:
         yield srv

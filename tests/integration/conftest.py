@@ -45,3 +45,17 @@ def run_llmops(
         cwd=cwd or REPO,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def celery_airflow(tmp_path_factory):
+    """A multi-worker Airflow 3 on 127.0.0.1 (CeleryExecutor, Redis, PostgreSQL, 2 workers with their own HOME and
+    working directory), started once per session for the tests that need several workers; apart from the
+    LocalExecutor `airflow_server`. Needs Debian's redis-server."""
+    from llmops_cli.devstack import redis
+    from tests.support.airflow_servers import celery_airflow_for_tests
+
+    if redis.executable() is None:
+        pytest.skip(f"needs redis-server ({redis.INSTALL_HINT})")
+    with celery_airflow_for_tests(tmp_path_factory.mktemp("celery-airflow")) as srv:
+        yield srv

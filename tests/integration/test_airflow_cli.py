@@ -161,7 +161,7 @@ def test_asset_event_starts_the_scheduled_dag(airflow_server):
 
 
 def test_wait_survives_an_api_server_restart(airflow_server):
-    from tests.support.airflow_local import restart_component
+    from llmops_cli.devstack.airflow import restart_component
 
     srv = airflow_server
     run = ok_json(srv, "trigger-dag", "llmops_test_slow", "-p", "seconds=12")

@@ -54,7 +54,7 @@ def _bash(script: str, env: dict[str, str], timeout: float) -> subprocess.Comple
 
 
 def test_readme_airflow_walkthrough_runs_verbatim(tmp_path):
-    from tests.support.airflow_local import LocalAirflow, down
+    from llmops_cli.devstack.airflow import LocalAirflow, down
 
     lines = readme_block()
     stop_at = next(i for i, ln in enumerate(lines) if ln.startswith("make airflow-down"))

@@ -1,0 +1,142 @@
+"""Real local Airflows for the tests and benchmarks, started with the package's launcher (llmops_cli.devstack.airflow):
+the shipped DAGs plus the test DAGs, the local OpenAI-compatible test server as the tasks' LLM, and the environment
+for `llmops` subprocesses. Two kinds: LocalExecutor on SQLite (``airflow_for_tests``) and CeleryExecutor with
+Redis, PostgreSQL and several workers (``celery_airflow_for_tests``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmops_cli.devstack import airflow as local_airflow
+from llmops_cli.devstack.airflow import LocalAirflow
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_DAGS = REPO / "tests" / "integration" / "airflow_dags"
+CELERY_DAGS = REPO / "tests" / "integration" / "celery_dags"
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+@dataclass
+class AirflowForTests:
+    """A session's Airflow for tests: where it is, and the environment for `llmops` subprocesses (the Airflow
+    connection plus the same store and data dir as the Airflow tasks, so `llmops query` sees what a DAG wrote)."""
+
+    server: LocalAirflow
+    env: dict[str, str]
+    store_path: Path
+    data_dir: Path
+    project: Path  # LLMOPS_PROJECT_DIR of the tasks: relative paths in DAG params resolve here
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def home(self) -> Path:
+        return self.server.home
+
+
+def _client_env(af: LocalAirflow, task_env: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMOPS_", "AIRFLOW"))}
+    env.update(task_env)
+    env.update(af.client_env())
+    env.update({"NO_COLOR": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "COLUMNS": "200"})
+    return env
+
+
+@contextlib.contextmanager
+def airflow_for_tests(base: Path, *, dag_ids: list[str] | None = None):
+    """Start a fresh Airflow (LocalExecutor) under ``base`` (own AIRFLOW_HOME, free ports, the shipped and the test
+    DAGs), yield an AirflowForTests once the DAGs are parsed, stop it afterwards."""
+    from tests.support.openai_server import ServerProcess, llm_env_for
+
+    base = base.resolve()
+    store, data = base / "llmops" / "chroma", base / "llmops" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    llm = ServerProcess()  # the LLM the batch DAG's tasks call: the local OpenAI-compatible test server
+    project = base / "project"  # relative paths in DAG params resolve here (LLMOPS_PROJECT_DIR), as with `dev up`
+    project.mkdir(exist_ok=True)
+    task_env = {
+        "LLMOPS_STORE_PATH": str(store),
+        "LLMOPS_DATA_DIR": str(data),
+        "HF_HUB_OFFLINE": "1",
+        **llm_env_for(llm),
+        "LLMOPS_PROJECT_DIR": str(project),
+        "LLMOPS_LLM_INPUT_COST_PER_TOKEN": "0.000001",
+        "LLMOPS_LLM_OUTPUT_COST_PER_TOKEN": "0.000002",
+    }
+    try:
+        af = local_airflow.up(base / "airflow-home", extra_dags=[str(TEST_DAGS)], task_env=task_env, log=_log)
+    except BaseException:
+        llm.stop()
+        raise
+    try:
+        local_airflow.wait_for_dags(
+            af, dag_ids or ["llmops_ingest", "llmops_eval", "llmops_batch_inference", "llmops_test_quick"]
+        )
+        yield AirflowForTests(af, _client_env(af, task_env), store, data, project)
+    finally:
+        local_airflow.down(af.home, log=_log)
+        llm.stop()
+
+
+@dataclass
+class CeleryAirflowForTests:
+    """A multi-worker Airflow (CeleryExecutor, Redis broker, PostgreSQL metadata database) for tests. Each worker
+    has its own HOME, working directory and AIRFLOW_HOME under ``workers/``; the tasks get only ``task_env`` (no
+    store path or data dir: unless a test passes URLs of shared servers, each worker keeps its own)."""
+
+    server: LocalAirflow
+    env: dict[str, str]  # for `llmops` subprocesses: the Airflow connection, no LLMOPS_ store or data settings
+    client_dir: Path  # a third folder, neither worker's, to run `llmops` in
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def home(self) -> Path:
+        return self.server.home
+
+    def placements(self, dag_id: str, run_id: str) -> list[dict]:
+        """Task instances of a run with the worker that ran each (local_airflow.task_placements)."""
+        return local_airflow.task_placements(self.server, dag_id, run_id)
+
+    def kill_worker(self, name: str) -> int:
+        """SIGKILL the worker and its running tasks (its whole process group)."""
+        return local_airflow.kill_worker(self.server.home, name)
+
+    def start_worker(self, name: str) -> int:
+        return local_airflow.start_worker(self.server.home, name)
+
+
+@contextlib.contextmanager
+def celery_airflow_for_tests(
+    base: Path, *, workers: int = 2, task_env: dict[str, str] | None = None, dag_ids: list[str] | None = None
+):
+    """Start a fresh Celery Airflow under ``base`` (its own Redis and PostgreSQL, ``workers`` workers of 2 slots),
+    with the shipped DAGs, the test DAGs and the Celery test DAGs; yield a CeleryAirflowForTests once parsed."""
+    base = base.resolve()
+    client_dir = base / "client"
+    client_dir.mkdir(parents=True, exist_ok=True)
+    env = {"HF_HUB_OFFLINE": "1", **(task_env or {})}
+    af = local_airflow.up(
+        base / "airflow-home",
+        executor="celery",
+        workers=workers,
+        extra_dags=[str(TEST_DAGS), str(CELERY_DAGS)],
+        task_env=env,
+        log=_log,
+    )
+    try:
+        local_airflow.wait_for_dags(af, dag_ids or ["llmops_ingest", "llmops_test_spread"])
+        yield CeleryAirflowForTests(af, _client_env(af, {}), client_dir)
+    finally:
+        local_airflow.down(af.home, log=_log)
