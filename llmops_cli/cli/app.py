@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     "llmops_cli.cli.logs_cmd",
     "llmops_cli.cli.assets_cmd",
     "llmops_cli.cli.batch_cmd",
+    "llmops_cli.cli.dev_cmd",
 ]
 
 app = typer.Typer(
