@@ -17,7 +17,7 @@ from llmops_cli.core.orchestration import (
     summarize_tasks,
     wait_for_run,
 )
-from llmops_cli.errors import ExitCode, LlmopsError, RunFailed, TimeoutExceeded
+from llmops_cli.errors import LlmopsError, RunFailed, TimeoutExceeded
 
 if TYPE_CHECKING:
     from llmops_cli.adapters.airflow.client import AirflowClient
@@ -139,8 +139,9 @@ def finish_wait(
     timeout_s: float | None,
     tail_lines: int = 20,
 ) -> dict[str, Any]:
-    """Report the end of a wait; raise RunFailed (exit 5), TimeoutExceeded (exit 6), or a partial outcome (exit 3: the
-    run succeeded but its DAG reported skipped inputs or failed rows) after printing."""
+    """Report the end of a wait, then end the command: RunFailed (exit 5) or TimeoutExceeded (exit 6) raised, a
+    partial success (the run's DAG reported skipped inputs or failed rows) warned about and exit 3 through
+    ``Output.finish``, as the local commands end a partial run."""
     doc: dict[str, Any] = {
         "dag_id": dag_id,
         "run_id": run_id,
@@ -158,13 +159,10 @@ def finish_wait(
         except LlmopsError as e:  # the run's verdict matters more than a missing log
             f["log_tail"] = [f"(log unavailable: {e.message})"]
     doc["failed_tasks"] = failed
-    outcome = None
-    if result.state == "success":
-        try:
-            outcome = client.get_run_outcome(dag_id, run_id)
-        except LlmopsError as e:  # the run's verdict stands; say that its partial/ok detail could not be read
-            _line(f"(the run's reported outcome could not be read: {e.message})")
-    doc["outcome"] = outcome
+    if result.outcome_error:  # the run's verdict stands; say that its partial/ok detail could not be read
+        _line(f"(the run's reported outcome could not be read: {result.outcome_error})")
+    doc["outcome"] = result.outcome
+    message = (result.outcome or {}).get("message")
     if out.json_mode:
         out.json(doc)
     else:
@@ -172,7 +170,7 @@ def finish_wait(
             _line(f"failed: {_ti_name(f)}, try {f['try_number']} — last log lines:")
             for line in f["log_tail"]:
                 _line("    " + line)
-        partial = f" (partial: {outcome.get('message')})" if outcome and outcome.get("status") == "partial" else ""
+        partial = f" (partial: {message})" if result.partial else ""
         _line(f"DAG run {run_id} of {dag_id}: {result.state} after {result.elapsed_s:.1f}s{partial}")
     if result.timed_out:
         raise TimeoutExceeded(
@@ -187,12 +185,12 @@ def finish_wait(
             hint=f"full logs: `llmops logs {dag_id} {run_id} TASK_ID [--map-index N]`; "
             f"retry the failed tasks: `llmops runs clear {dag_id} {run_id}`",
         )
-    if outcome and outcome.get("status") == "partial":
-        raise LlmopsError(
-            f"DAG run {run_id!r} of {dag_id!r} succeeded, but partially: {outcome.get('message')}",
-            hint=f"the details are in the last task's log (`llmops logs {dag_id} {run_id} TASK_ID`)",
-            exit_code=ExitCode.PARTIAL,
+    if result.partial:  # a finished run, not an error: a warning line (plain, for CI logs), then exit 3
+        _line(
+            f"warning: DAG run {run_id!r} of {dag_id!r} succeeded, but partially: {message}; "
+            f"the details are in the last task's log (`llmops logs {dag_id} {run_id} TASK_ID`)"
         )
+    out.finish(result)
     return doc
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llmops_cli.errors import LlmopsError, UnreachableError, UsageError
+from llmops_cli.errors import ExitCode, LlmopsError, UnreachableError, UsageError
 
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
@@ -62,6 +62,8 @@ class RunClient(Protocol):
     def get_log(self, task: TaskTry, token: str | None = None) -> LogPage: ...
 
     def get_dag(self, dag_id: str) -> dict[str, Any]: ...
+
+    def get_run_outcome(self, dag_id: str, run_id: str) -> dict[str, Any] | None: ...
 
 
 def paused_error(dag_id: str, run_id: str | None = None) -> UsageError:
@@ -261,6 +263,8 @@ class WaitResult:
     timed_out: bool
     elapsed_s: float
     last_unreachable: str | None = None
+    outcome: dict[str, Any] | None = None  # what a successful run's DAG reported: {"status": "ok" | "partial", ...}
+    outcome_error: str | None = None  # why that report could not be read (the run's verdict stands)
 
     @property
     def state(self) -> str:
@@ -269,6 +273,24 @@ class WaitResult:
     @property
     def succeeded(self) -> bool:
         return self.state == "success"
+
+    @property
+    def partial(self) -> bool:
+        """The run succeeded, but its DAG reported skipped inputs or failed rows."""
+        return self.succeeded and (self.outcome or {}).get("status") == "partial"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """PARTIAL for a partial success, else OK: a failed or unfinished run is an error its caller raises."""
+        return ExitCode.PARTIAL if self.partial else ExitCode.OK
+
+
+def _reported_outcome(client: RunClient, dag_id: str, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(the outcome the run's DAG reported, or None; why it could not be read, or None)."""
+    try:
+        return client.get_run_outcome(dag_id, run_id), None
+    except LlmopsError as e:
+        return None, e.message
 
 
 def wait_for_run(
@@ -320,7 +342,10 @@ def wait_for_run(
                 on_update(WaitUpdate(clock() - start, run, tasks))
             last_key = key
             if terminal:
-                return WaitResult(run, tis, False, clock() - start)
+                outcome, outcome_error = (
+                    _reported_outcome(client, dag_id, run_id) if run.get("state") == "success" else (None, None)
+                )
+                return WaitResult(run, tis, False, clock() - start, outcome=outcome, outcome_error=outcome_error)
         now = clock()
         if deadline is not None and now >= deadline:
             if run is None:

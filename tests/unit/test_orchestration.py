@@ -34,11 +34,17 @@ class Clock:
 class FakeRuns:
     """Scripted answers: each get_run pops the next step (a state, or an exception); tasks follow the state."""
 
-    def __init__(self, steps, logs=None, paused=False):
+    def __init__(self, steps, logs=None, paused=False, outcome=None):
         self.steps = list(steps)
         self.logs = logs or {}
         self.log_calls = []
         self.paused, self.dag_calls = paused, 0
+        self.outcome = outcome
+
+    def get_run_outcome(self, dag_id, run_id):
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
 
     def get_dag(self, dag_id):
         self.dag_calls += 1
@@ -82,6 +88,25 @@ def test_wait_reports_changes_only_and_returns_on_success():
     assert res.succeeded and not res.timed_out
     assert [u.run["state"] for u in updates] == ["queued", "running", "success"]
     assert clock.t == pytest.approx(2.0)  # polled every 0.5 s: the end is seen within one poll
+
+
+def test_a_successful_run_carries_what_its_dag_reported_and_partial_is_exit_3():
+    from llmops_cli.errors import ExitCode
+
+    clock = Clock()
+    partial = FakeRuns(["success"], outcome={"status": "partial", "message": "1 of 2 source(s) skipped"})
+    res = wait_for_run(partial, "d", "r", clock=clock, sleep=clock.sleep)
+    assert res.partial and res.exit_code == ExitCode.PARTIAL and res.outcome["message"] == "1 of 2 source(s) skipped"
+    ok = wait_for_run(FakeRuns(["success"], outcome={"status": "ok"}), "d", "r", clock=clock, sleep=clock.sleep)
+    assert not ok.partial and ok.exit_code == ExitCode.OK
+    # a failed run is not "partial" whatever was reported, and its outcome is not asked for
+    failed = wait_for_run(FakeRuns(["failed"], outcome={"status": "partial"}), "d", "r", clock=clock, sleep=clock.sleep)
+    assert failed.outcome is None and not failed.partial
+    # an unreadable report leaves the verdict standing and says why
+    broken = FakeRuns(["success"], outcome=UnreachableError("xcom endpoint down"))
+    res = wait_for_run(broken, "d", "r", clock=clock, sleep=clock.sleep)
+    assert res.succeeded and res.outcome is None and res.outcome_error == "xcom endpoint down"
+    assert res.exit_code == ExitCode.OK
 
 
 def test_wait_on_a_paused_dag_fails_at_once_with_the_fix():
