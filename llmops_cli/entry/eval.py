@@ -1,80 +1,64 @@
-"""Evaluation entry points shared by the CLI (``llmops eval ...``) and the Airflow ``llmops_eval`` DAG: settings in,
-the retriever, LLMs, embedder and cache built here, the core steps (``core.eval.pipeline``, ``core.eval.sweep``,
-``core.eval.generate``) run with them, the run recorded and written; and how a finished run ends (``outcome``: the
-error, if any, that sets the exit code), so the CLI and the DAG judge a run the same way.
+"""Evaluation entry points shared by the CLI (``llmops eval ...``) and the Airflow ``llmops_eval`` DAG: a workspace
+(or settings) in, the retriever, LLM stacks and embedder taken from it, the core steps (``core.eval.pipeline``,
+``core.eval.sweep``, ``core.eval.generate``) run with them, the run recorded and written; and how a finished run ends
+(``outcome``: the error, if any, that sets the exit code), so the CLI and the DAG judge a run the same way.
+
+Every LLM call (answers, judge verdicts, generated questions) goes through the workspace's one stack: base client
+(its own retries) -> recording in the answer log as kind ``eval`` -> the LLM cache. The cache layer (``CachedLLM``)
+is also eval's call counter: it totals the calls, cache hits, failures, tokens and cost of the stacks that share one
+``Usage``, so only calls that reached the LLM are recorded and counted as calls.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack, closing
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from llmops_cli import pipelines, wiring
+from llmops_cli import wiring
 from llmops_cli.core.eval.compare import compare_reports, load_report_ref
 from llmops_cli.core.eval.datasets import FORMATS, load_dataset, write_dataset
 from llmops_cli.core.eval.gates import parse_gates
 from llmops_cli.core.eval.generate import GenerateResult, run_generate, sample_chunks
-from llmops_cli.core.eval.history import RunHistory, default_history_path
-from llmops_cli.core.eval.llm_calls import CachedLLM, Usage
+from llmops_cli.core.eval.llm_calls import Usage
 from llmops_cli.core.eval.pipeline import EVAL_VERSION, plan_eval, run_evaluation
 from llmops_cli.core.eval.results_files import output_format, write_results
 from llmops_cli.core.eval.robustness import PERTURBATIONS
 from llmops_cli.core.eval.runner import EvalOptions
 from llmops_cli.core.eval.sweep import SweepEntry, SweepReport, plan_configs, rank_entries
-from llmops_cli.core.feedback import RecordingLLM
-from llmops_cli.core.feedback import config_hash as answer_config_hash
-from llmops_cli.core.llm_cache import LLMCache, default_cache_path
+from llmops_cli.entry import ask as ask_entry
+from llmops_cli.entry import ingest as ingest_entry
+from llmops_cli.entry import store as store_entry
 from llmops_cli.errors import ExitCode, GateFailed, InputError, LlmopsError, UsageError
-from llmops_cli.settings import ChunkingSettings
+from llmops_cli.settings import ChunkingSettings, Settings
+from llmops_cli.wiring import Workspace
 
 if TYPE_CHECKING:
     from llmops_cli.core.eval.report import EvalReport
-    from llmops_cli.settings import Settings
 
 # every LLM call of an evaluation (answers, judge verdicts, generated questions) is an answer-log row of this kind
 LOG_KIND = "eval"
 
 
-def run_history(settings: Settings) -> closing[RunHistory]:
-    """The evaluation run history (``<data_dir>/eval/runs.sqlite``) for a ``with`` block, closed on the way out: the
-    one way eval opens it."""
-    return closing(RunHistory(default_history_path(settings.data_path)))
-
-
-class _LLMParts:
-    """The LLM stacks of one command: base client (its own retries) -> recording in the answer log (``LOG_KIND``)
-    -> the LLM cache with ``usage`` totalled, so only calls that reached the LLM are recorded and a re-run with
-    unchanged inputs makes no new call. Opens the answer log and the cache once; ``close()`` closes both."""
-
-    def __init__(self, settings: Settings, *, use_cache: bool, usage: Usage | None = None):
-        self.settings = settings
-        self.use_cache = use_cache
-        self.usage = usage or Usage()
-        self._closing = ExitStack()
-        self._log = None
-        self._cache: LLMCache | None = None
-
-    def stack(self, base) -> CachedLLM:
-        if self._log is None:
-            self._log = self._closing.enter_context(closing(pipelines.answer_log(self.settings)))
-        if self.use_cache and self._cache is None:
-            self._cache = self._closing.enter_context(closing(LLMCache(default_cache_path(self.settings.data_path))))
-        recorded = RecordingLLM(base, self._log, kind=LOG_KIND, config_hash=answer_config_hash(self.settings))
-        return CachedLLM(recorded, self._cache, self.usage)
-
-    def close(self) -> None:
-        self._closing.close()
+@contextmanager
+def _opened(target: Workspace | Settings) -> Iterator[Workspace]:
+    """The caller's workspace as it is (the caller closes it), or a workspace of these settings, closed on the way
+    out: every entry point here takes either."""
+    if isinstance(target, Workspace):
+        yield target
+        return
+    with Workspace(target) as ws:
+        yield ws
 
 
 def evaluate(
-    settings: Settings,
+    target: Workspace | Settings,
     dataset_path: str | Path,
     *,
     collection: str | None = None,
@@ -96,74 +80,75 @@ def evaluate(
     outputs: Sequence[str | Path] = (),
     progress: Callable[[str, int, int], None] | None = None,
 ) -> EvalReport:
-    """Evaluate a question set. Gates are checked (``report.gates``) but not raised: the caller decides the
-    exit code. ``baseline`` (a run id, ``latest`` or a report file) fills ``report.comparison``."""
-    es = settings.eval  # the config's defaults for what was not passed
-    metrics = metrics or [m for m in es.metrics.split(",") if m.strip()]
-    concurrency = concurrency or es.concurrency
-    judge_model = judge_model or es.judge_model
-    regression_tolerance = es.regression_tolerance if regression_tolerance is None else regression_tolerance
-    if perturbations is None:
-        perturbations = [p.strip() for p in es.perturbations.split(",") if p.strip()]
-    gates = parse_gates(list(fail_under or []))
-    for out in outputs:
-        output_format(out)  # fail on a bad extension before any work
-    for p in perturbations or []:
-        if p not in PERTURBATIONS:
-            raise UsageError(f"unknown perturbation {p!r}", hint=f"choose from: {', '.join(PERTURBATIONS)}")
-    if judge_client not in ("auto", "http", "litellm"):
-        raise UsageError(f"unknown judge client {judge_client!r}", hint="use auto, http or litellm")
-    dataset = load_dataset(dataset_path, limit=limit)
-    base = None
-    if baseline:  # resolved before the run: a wrong reference must not cost a whole evaluation
-        with run_history(settings) as h:
-            base = load_report_ref(baseline, h)
-    k = k or settings.retrieval.k
-    mode = mode or settings.retrieval.mode
-    llm_model = settings.llm.model
-    judge = judge_model or llm_model
-    coll = collection or settings.store.collection
-    plan = plan_eval(
-        dataset, metrics, gates, k=k, llm_model=llm_model, judge_model=judge, perturbations=list(perturbations or [])
-    )
-    chosen = plan.metrics
+    """Evaluate a question set. Gates are checked (``report.gates``) but not raised: ``outcome`` says how the run
+    ends. ``baseline`` (a run id, ``latest`` or a report file) fills ``report.comparison``."""
+    with _opened(target) as ws:
+        settings = ws.settings
+        es = settings.eval  # the config's defaults for what was not passed
+        metrics = metrics or [m for m in es.metrics.split(",") if m.strip()]
+        concurrency = concurrency or es.concurrency
+        judge_model = judge_model or es.judge_model
+        regression_tolerance = es.regression_tolerance if regression_tolerance is None else regression_tolerance
+        if perturbations is None:
+            perturbations = [p.strip() for p in es.perturbations.split(",") if p.strip()]
+        gates = parse_gates(list(fail_under or []))
+        for out in outputs:
+            output_format(out)  # fail on a bad extension before any work
+        for p in perturbations or []:
+            if p not in PERTURBATIONS:
+                raise UsageError(f"unknown perturbation {p!r}", hint=f"choose from: {', '.join(PERTURBATIONS)}")
+        if judge_client not in ("auto", "http", "litellm"):
+            raise UsageError(f"unknown judge client {judge_client!r}", hint="use auto, http or litellm")
+        dataset = load_dataset(dataset_path, limit=limit)
+        # resolved before the run: a wrong reference must not cost a whole evaluation
+        base = load_report_ref(baseline, ws.eval_history()) if baseline else None
+        k = k or settings.retrieval.k
+        mode = mode or settings.retrieval.mode
+        llm_model = settings.llm.model
+        judge = judge_model or llm_model
+        coll = collection or settings.store.collection
+        plan = plan_eval(
+            dataset,
+            metrics,
+            gates,
+            k=k,
+            llm_model=llm_model,
+            judge_model=judge,
+            perturbations=list(perturbations or []),
+        )
+        chosen = plan.metrics
 
-    retriever = pipelines.retriever(settings, coll) if plan.needs_retriever else None
-    embedder = (
-        wiring.build_embedder(settings.embedder) if ("semantic_similarity" in chosen or retriever is not None) else None
-    )
+        retriever = ask_entry.retriever(ws, coll) if plan.needs_retriever else None
+        embedder = ws.embedder() if ("semantic_similarity" in chosen or retriever is not None) else None
 
-    llms = _LLMParts(settings, use_cache=use_cache)
-    judge_llm = None
-    if plan.needs_judge:
-        # judge calls are many small async calls, like a batch: the same lean client for OpenAI-compatible
-        # endpoints (litellm's per-call CPU caps a process near 100 calls/s), litellm for the rest; every client
-        # retries by itself (llm.max_retries): no second retry loop here
-        inner = wiring.build_batch_llm(settings.llm, judge, judge_client)
-        if hasattr(inner, "prepare"):
-            inner.prepare()  # resolve prices outside the event loop
-        judge_llm = llms.stack(inner)
-    answer_llm = llms.stack(wiring.build_llm(settings.llm)) if plan.generate else None
+        usage = Usage()  # shared by the stacks below: one total for the run
+        judge_llm = None
+        if plan.needs_judge:
+            # judge calls are many small async calls, like a batch: the same lean client for OpenAI-compatible
+            # endpoints (litellm's per-call CPU caps a process near 100 calls/s), litellm for the rest; every client
+            # retries by itself (llm.max_retries): no second retry loop here
+            judge_llm = ws.llm(LOG_KIND, model=judge, client=judge_client, cache=use_cache, usage=usage)
+            judge_llm.prepare()  # resolve prices outside the event loop
+        answer_llm = ws.llm(LOG_KIND, cache=use_cache, usage=usage) if plan.generate else None
 
-    config = {
-        "eval_version": EVAL_VERSION,
-        "collection": coll if retriever is not None else None,
-        "metrics": chosen,
-        "k": k,
-        "mode": mode,
-        "where": where,
-        "llm_model": llm_model if plan.generate else None,
-        "judge_model": judge if judge_llm is not None else None,
-        "embedder": getattr(embedder, "identity", None),
-        "retrieval": settings.retrieval.model_dump(),
-        "perturbations": list(perturbations) if "robustness" in chosen else [],
-        "rewordings": settings.llm.rewordings if plan.generate else None,
-        "limit": limit,  # the dataset hash covers the whole file; a limited run is a different config
-    }
-    options = EvalOptions(
-        metrics=chosen, k=k, mode=mode, where=where, concurrency=concurrency, perturbations=list(perturbations)
-    )
-    try:
+        config = {
+            "eval_version": EVAL_VERSION,
+            "collection": coll if retriever is not None else None,
+            "metrics": chosen,
+            "k": k,
+            "mode": mode,
+            "where": where,
+            "llm_model": llm_model if plan.generate else None,
+            "judge_model": judge if judge_llm is not None else None,
+            "embedder": getattr(embedder, "identity", None),
+            "retrieval": settings.retrieval.model_dump(),
+            "perturbations": list(perturbations) if "robustness" in chosen else [],
+            "rewordings": settings.llm.rewordings if plan.generate else None,
+            "limit": limit,  # the dataset hash covers the whole file; a limited run is a different config
+        }
+        options = EvalOptions(
+            metrics=chosen, k=k, mode=mode, where=where, concurrency=concurrency, perturbations=list(perturbations)
+        )
         report = run_evaluation(
             dataset,
             plan,
@@ -174,17 +159,13 @@ def evaluate(
             embedder=embedder,
             rewordings=settings.llm.rewordings,
             config=config,
-            usage=llms.usage.to_dict,
+            usage=usage.to_dict,
             base=base,
             tolerance=regression_tolerance,
             progress=progress,
         )
-    finally:
-        llms.close()
-
-    if record:
-        with run_history(settings) as h:
-            h.record(report, label=label)
+        if record:
+            ws.eval_history().record(report, label=label)
     for out in outputs:
         write_results(report, out)
     return report
@@ -224,26 +205,28 @@ def outcome(report: EvalReport, *, fail_on_regression: bool = False, baseline: s
     return None
 
 
-def list_runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
+def list_runs(target: Workspace | Settings, limit: int = 20) -> list[dict[str, Any]]:
     """The recorded runs, newest first."""
-    with run_history(settings) as h:
-        return h.list_runs(limit=limit)
+    with _opened(target) as ws:
+        return ws.eval_history().list_runs(limit=limit)
 
 
-def compare(settings: Settings, base: str, new: str, *, tolerance: float | None = None) -> dict[str, Any]:
+def compare(target: Workspace | Settings, base: str, new: str, *, tolerance: float | None = None) -> dict[str, Any]:
     """Per-metric deltas between two runs (run ids, ``latest``, ``latest~1`` or report files); ``tolerance``
     defaults to eval.regression_tolerance."""
-    with run_history(settings) as h:
-        a, b = load_report_ref(base, h), load_report_ref(new, h)
-    return compare_reports(a, b, tolerance=settings.eval.regression_tolerance if tolerance is None else tolerance)
+    with _opened(target) as ws:
+        history = ws.eval_history()
+        a, b = load_report_ref(base, history), load_report_ref(new, history)
+        default = ws.settings.eval.regression_tolerance
+    return compare_reports(a, b, tolerance=default if tolerance is None else tolerance)
 
 
-def export(settings: Settings, run: str, outputs: Sequence[str | Path]) -> EvalReport:
+def export(target: Workspace | Settings, run: str, outputs: Sequence[str | Path]) -> EvalReport:
     """Write a recorded run's results again (the formats are checked before the history is read)."""
     for out in outputs:
         output_format(out)
-    with run_history(settings) as h:
-        report = h.load(run)
+    with _opened(target) as ws:
+        report = ws.eval_history().load(run)
     for out in outputs:
         write_results(report, out)
     return report
@@ -283,7 +266,7 @@ class Generated:
 
 
 def generate(
-    settings: Settings,
+    target: Workspace | Settings,
     output: str,
     *,
     collection: str | None = None,
@@ -295,41 +278,40 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
 ) -> Generated:
     """Write a question set (question, reference answer, source) from ``count`` chunks of a collection sampled with
-    ``seed``; the LLM calls go through the same stack as an evaluation's (recorded, cached)."""
+    ``seed``; the LLM calls go through the workspace's stack like an evaluation's (recorded as kind eval, cached)."""
     if Path(output).suffix.lower() not in FORMATS:
         raise InputError(f"--output {output}: unknown format", hint="use .jsonl, .csv or .parquet")
-    name = collection or settings.store.collection
-    base = wiring.build_llm(settings.llm, model=model, also="or pass --model MODEL")  # fails before the store opens
-    chunks = sample_chunks(wiring.build_store(settings), name, count, seed)
-    llms = _LLMParts(settings, use_cache=use_cache)
-    try:  # a rejected key or no endpoint stops the run (exit 8 / 7): the cache and the log are closed either way
-        res = run_generate(
-            chunks, llms.stack(base), concurrency=concurrency or settings.eval.concurrency, progress=progress
-        )
-    finally:
-        llms.close()
+    with _opened(target) as ws:
+        name = collection or ws.settings.store.collection
+        usage = Usage()
+        # built before the store opens: no LLM configured fails fast
+        llm = ws.llm(LOG_KIND, model=model, cache=use_cache, usage=usage, also="or pass --model MODEL")
+        chunks = sample_chunks(ws.store(read_only=True), name, count, seed)
+        # a rejected key or no endpoint stops the run (exit 8 / 7); the workspace closes the cache and log either way
+        res = run_generate(chunks, llm, concurrency=concurrency or ws.settings.eval.concurrency, progress=progress)
     if res.items:
         write_dataset(res.items, output)
-    return Generated(collection=name, output=output, chunks=len(chunks), result=res, usage=llms.usage.to_dict())
+    return Generated(collection=name, output=output, chunks=len(chunks), result=res, usage=usage.to_dict())
 
 
 def retrieval_check(
-    settings: Settings, questions: Sequence[str], *, k: int | None = None, mode: str | None = None
+    target: Workspace | Settings, questions: Sequence[str], *, k: int | None = None, mode: str | None = None
 ) -> dict[str, Any]:
     """A quick look at a collection without a question set: hits found and the top hit per question, and the share of
     questions that found anything (``hit_rate``)."""
-    coll = settings.store.collection
     rows = []
-    for q in questions:
-        hits = pipelines.query(settings, q, collection=coll, k=k, mode=mode)
-        rows.append(
-            {
-                "question": q,
-                "hits": len(hits),
-                "top_score": round(float(hits[0].score), 4) if hits else None,
-                "top_source": hits[0].source if hits else None,
-            }
-        )
+    with _opened(target) as ws:
+        coll = ws.settings.store.collection
+        for q in questions:
+            hits = ask_entry.query(ws, q, collection=coll, k=k, mode=mode)
+            rows.append(
+                {
+                    "question": q,
+                    "hits": len(hits),
+                    "top_score": round(float(hits[0].score), 4) if hits else None,
+                    "top_source": hits[0].source if hits else None,
+                }
+            )
     found = sum(1 for r in rows if r["hits"])
     return {
         "collection": coll,
@@ -346,6 +328,16 @@ _evaluate = evaluate  # sweep's own ``evaluate`` parameter hides the name
 
 def _embedder_token_limit(es) -> int:
     return int(wiring.build_embedder(es).tokens.max_tokens)
+
+
+def _ingest(settings: Settings, paths: Sequence[str], collection: str):
+    with Workspace(settings) as ws:
+        return ingest_entry.ingest(ws, list(paths), collection=collection)
+
+
+def _delete_collection(settings: Settings, name: str) -> None:
+    with Workspace(settings) as ws:
+        store_entry.delete_collection(ws, name)
 
 
 def sweep(
@@ -370,11 +362,12 @@ def sweep(
     token_limit: Callable[..., int] | None = None,
 ) -> SweepReport:
     """A chunking sweep (see ``core.eval.sweep``): each configuration ingested into a temporary collection, evaluated,
-    ranked. ``token_limit(embedder_settings)``: the longest chunk the embedder reads (default: its tokenizer's
-    maximum)."""
+    ranked. Each configuration is its own settings (chunking, embedder), so the steps take settings: ``ingest(settings,
+    paths, collection)``, ``evaluate(settings, dataset, **options)``, ``delete_collection(settings, name)`` and
+    ``token_limit(embedder_settings)`` (the longest chunk the embedder reads; default: its tokenizer's maximum)."""
     evaluate = evaluate or _evaluate
-    ingest = ingest or pipelines.ingest
-    delete_collection = delete_collection or pipelines.delete_collection
+    ingest = ingest or _ingest
+    delete_collection = delete_collection or _delete_collection
     if not sources:
         raise UsageError("a sweep needs sources to ingest", hint="pass --sources PATH (repeatable)")
     load_dataset(dataset_path)  # fail early on a bad question set, before any ingest

@@ -1,7 +1,8 @@
 """LLM calls for evaluation: a cached LLM that totals tokens and cost, and a bounded-concurrency runner.
 
-``CachedLLM`` is itself an ``LLM``, so code that takes an LLM (the ``ask`` step) goes through the cache too.
-Cache hits are counted apart and cost nothing: a re-run with unchanged inputs makes no new calls.
+``CachedLLM`` is itself an ``LLM``, so code that takes an LLM (the ``ask`` step) goes through the cache too; it is
+the top layer of the LLM stack (``wiring.llm_stack``) and eval's call counter. Cache hits are counted apart and cost
+nothing: a re-run with unchanged inputs makes no new calls.
 
 Replies that must parse (judge verdicts, generated questions) go through ``complete_parsed``: a reply that does
 not parse is asked again once, with the reply and what was wrong with it, and only a reply that parsed is cached
@@ -13,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from llmops_cli.core import ask
 from llmops_cli.core.llm_cache import LLMCache, cache_key
 from llmops_cli.core.ports import LLM, Completion, LLMCallError, Message
 from llmops_cli.errors import AuthError, LlmopsError, UnreachableError
@@ -62,20 +64,22 @@ async def complete_parsed(llm: LLM, messages: list[Message], parse: Callable[[st
 
 
 @dataclass
-class Usage:
-    calls: int = 0  # calls that reached the LLM
-    cached: int = 0  # calls answered from the cache
+class Usage(ask.Usage):
+    """The one ``Usage`` (``core.ask``: calls that reached the LLM, tokens, and cost, None once a call's price is
+    unknown) with what a cached stack adds: calls answered from the cache, and calls that failed."""
+
+    cached: int = 0
     failed: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-    cost_known: bool = True  # False when some call's price was unknown
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["cost"] = round(self.cost, 6) if self.cost_known else None
-        d.pop("cost_known")
-        return d
+        return {
+            "calls": self.calls,
+            "cached": self.cached,
+            "failed": self.failed,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost": None if self.cost is None else round(self.cost, 6),
+        }
 
 
 class CachedLLM(LLM):
@@ -107,13 +111,7 @@ class CachedLLM(LLM):
 
     def _record(self, key: str | None, c: Completion) -> None:
         with self._lock:
-            self.usage.calls += 1
-            self.usage.input_tokens += c.input_tokens
-            self.usage.output_tokens += c.output_tokens
-            if c.cost is None:
-                self.usage.cost_known = False
-            else:
-                self.usage.cost += c.cost
+            self.usage.add(c)
         if key is not None and self.cache is not None:
             self.cache.put(key, c)
 
@@ -184,6 +182,12 @@ class CachedLLM(LLM):
                 self._failed()
                 raise
         return c
+
+    def prepare(self) -> None:
+        """Let the client below resolve what it needs before a run (prices), outside the event loop."""
+        prepare = getattr(self.inner, "prepare", None)
+        if prepare is not None:
+            prepare()
 
     async def aclose(self) -> None:
         """Close the inner adapter's HTTP session (it belongs to the running event loop)."""
