@@ -16,10 +16,9 @@ from rich.markup import escape
 
 from llmops_cli.cli.options import ConcurrencyOpt, DryRunOpt, JsonOpt, ModelOpt
 from llmops_cli.cli.output import Output
-from llmops_cli.cli.state import state
+from llmops_cli.cli.state import state, workspace
 from llmops_cli.entry import batch as batch_entry
 from llmops_cli.errors import UsageError
-from llmops_cli.wiring import Workspace
 
 InputArg = Annotated[
     str, typer.Argument(help="Input table: .jsonl, .csv or .parquet (plain rows, or OpenAI Batch API request rows).")
@@ -124,7 +123,7 @@ def batch(
         client=client,
     )
     if dry_run:
-        with Workspace(settings) as ws:
+        with workspace(settings) as ws:
             est = batch_entry.batch_dry_run(ws, input_path, **options)
         if out.json_mode:
             out.json(est)
@@ -132,7 +131,7 @@ def batch(
             _print_estimate(out, est)
         return
 
-    with out.progress("batch", total=None) as bar, Workspace(settings) as ws:
+    with out.progress("batch", total=None) as bar, workspace(settings) as ws:
         t0 = time.monotonic()
 
         def progress(done: int, total: int, cost: float) -> None:

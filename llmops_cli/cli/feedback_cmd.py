@@ -18,10 +18,9 @@ from typer.core import TyperGroup
 
 from llmops_cli.cli.options import DryRunOpt, JsonOpt
 from llmops_cli.cli.output import Output
-from llmops_cli.cli.state import state
+from llmops_cli.cli.state import state, workspace
 from llmops_cli.entry import feedback as feedback_entry
 from llmops_cli.errors import ExitCode, UsageError
-from llmops_cli.wiring import Workspace
 
 # here a filter over the log, not the collection to work on: no store.collection default
 CollectionOpt = Annotated[
@@ -90,7 +89,7 @@ def rate(
     json_out: JsonOpt = False,
 ) -> None:
     s = state().load().settings
-    with Workspace(s) as ws:
+    with workspace(s) as ws:
         res = feedback_entry.rate(ws, answer_id, vote.value, comment, rater=by or _os_user())
     out = Output(json_out)
     if json_out:
@@ -125,7 +124,7 @@ def review(
 ) -> None:
     s = state().load(flags={"feedback.judge_model": model}).settings
     out = Output(json_out)
-    with Workspace(s) as ws:
+    with workspace(s) as ws:
         res = feedback_entry.review(
             ws, limit=limit, collection=collection, retry_errors=retry_errors, promote=not no_promote
         )
@@ -174,7 +173,7 @@ def promote(
     json_out: JsonOpt = False,
 ) -> None:
     s = state().load().settings
-    with Workspace(s) as ws:
+    with workspace(s) as ws:
         res = feedback_entry.promote(ws, answer_ids=answer_ids or None, dry_run=dry_run)
     out = Output(json_out)
     if json_out:
@@ -201,7 +200,7 @@ def export(
     json_out: JsonOpt = False,
 ) -> None:
     s = state().load().settings
-    with Workspace(s) as ws:
+    with workspace(s) as ws:
         rows = feedback_entry.export(ws, fmt=fmt.value, system=system, collection=collection)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     out = Output(json_out)

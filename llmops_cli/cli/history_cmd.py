@@ -10,9 +10,8 @@ from rich.table import Table
 
 from llmops_cli.cli.options import JsonOpt
 from llmops_cli.cli.output import Output
-from llmops_cli.cli.state import state
+from llmops_cli.cli.state import state, workspace
 from llmops_cli.core.feedback.log import latest_votes, vote_counts
-from llmops_cli.wiring import Workspace
 
 history_app = typer.Typer(
     help="The answer log: every `llmops ask` (and recorded eval / batch LLM calls), newest first.",
@@ -44,7 +43,7 @@ def history(
         return
     s = state().load().settings
     out = Output(json_out)
-    with Workspace(s) as ws:
+    with workspace(s) as ws:
         log = ws.answer_log(read_only=True)
         rows = log.recent(limit=limit, kind=kind, collection=collection)
         flags = log.summary_flags([r.id for r in rows])
@@ -98,7 +97,7 @@ def show(
 ) -> None:
     s = state().load().settings
     out = Output(json_out)
-    with Workspace(s) as ws:
+    with workspace(s) as ws:
         log = ws.answer_log(read_only=True)
         a = log.get(answer_id)
         ratings = log.ratings(a.id)

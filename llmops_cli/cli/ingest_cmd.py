@@ -8,12 +8,11 @@ import typer
 
 from llmops_cli.cli.options import CollectionOpt, DryRunOpt, GlobOpt, JsonOpt
 from llmops_cli.cli.output import Output
-from llmops_cli.cli.state import state
+from llmops_cli.cli.state import state, workspace
 from llmops_cli.core.loaders import TableOptions
 from llmops_cli.entry import ingest as ingest_entry
 from llmops_cli.entry.store import store_location
 from llmops_cli.errors import ExitCode, UsageError
-from llmops_cli.wiring import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -82,7 +81,7 @@ def ingest(
     s = loaded.settings
     out = Output(json_out)
     table = TableOptions(text_column=text_column, id_column=id_column) if (text_column or id_column) else None
-    with out.progress("ingest", total=None) as bar, Workspace(s) as ws:
+    with out.progress("ingest", total=None) as bar, workspace(s) as ws:
 
         def progress(phase: str, done: int, total: int) -> None:
             bar.update(total=total, completed=done, description=phase)

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from llmops_cli.cli.options import CollectionOpt, JsonOpt, ModelOpt, ModeOpt, TopKOpt, WhereOpt, YesOpt
 from llmops_cli.cli.output import Output, safe_text
-from llmops_cli.cli.state import parse_key_values, state
+from llmops_cli.cli.state import parse_key_values, state, workspace
 from llmops_cli.entry import ask as ask_entry
 from llmops_cli.entry import store as store_entry
 from llmops_cli.errors import UsageError
@@ -61,7 +61,7 @@ def query(
     json_out: JsonOpt = False,
 ) -> None:
     s = state().load(flags={"store.collection": collection, "retrieval.mode": mode, "retrieval.k": top_k}).settings
-    with Workspace(s) as ws:
+    with workspace(s) as ws:
         hits = ask_entry.query(
             ws,
             text,
@@ -125,7 +125,7 @@ def ask(
         .settings
     )
     out = Output(json_out)
-    with Workspace(s) as ws:
+    with workspace(s) as ws:
         res = _ask(ws, out, question, where, retrieval_only, not no_cache)
     if json_out:
         d = res.to_dict()
@@ -218,7 +218,7 @@ def _feedback_notes(out, res, json_out: bool) -> None:
 @collections_app.command("list", help="Collections with their chunk and source counts.")
 def collections_list(json_out: JsonOpt = False) -> None:
     s = state().load().settings
-    with Workspace(s) as ws:
+    with workspace(s) as ws:
         rows = store_entry.collections(ws)
     out = Output(json_out)
     where = store_entry.store_location(s)
@@ -243,7 +243,7 @@ def collections_delete(
         if not sys.stdin.isatty():
             raise UsageError(f"deleting collection {name!r} needs confirmation", hint="pass --yes")
         typer.confirm(f"Delete collection {name!r}?", abort=True)
-    with Workspace(s) as ws:
+    with workspace(s) as ws:
         store_entry.delete_collection(ws, name)
     out = Output(json_out)
     if json_out:

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.errors import UsageError
+from llmops_cli.wiring import Workspace
 
 if TYPE_CHECKING:
-    from llmops_cli.settings import LoadedSettings
+    from llmops_cli.settings import LoadedSettings, Settings
 
 _STATE: AppState | None = None
 
@@ -28,6 +29,16 @@ class AppState:
         from llmops_cli.settings import load_settings  # pydantic: not at import, so that --help stays cheap
 
         return load_settings(self.config, flags=flags, profile=profile or self.profile, flag_names=flag_names)
+
+
+# What commands build their workspace with. Tests install a factory of fake workspaces here
+# (tests/support/fakes.py: use_fake_workspaces): the one seam, instead of patching each builder in wiring.
+workspace_factory: Callable[[Settings], Workspace] = Workspace
+
+
+def workspace(settings: Settings) -> Workspace:
+    """The command's workspace (use it in a ``with`` block: what it opened is closed at the end)."""
+    return workspace_factory(settings)
 
 
 def set_state(s: AppState) -> None:

@@ -13,11 +13,10 @@ from rich.markup import escape
 from llmops_cli.cli.options import GlobOpt, JsonOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.query_cmd import collections_app
-from llmops_cli.cli.state import state
+from llmops_cli.cli.state import state, workspace
 from llmops_cli.entry.store import store_location
 from llmops_cli.entry.verify import verify_collection
 from llmops_cli.errors import ExitCode
-from llmops_cli.wiring import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +44,7 @@ def collections_verify(
 ) -> None:
     s = state().load().settings
     out = Output(json_out)
-    with Workspace(s) as ws:
+    with workspace(s) as ws:
         res = verify_collection(ws, name, paths=paths or None, globs=glob, repair=repair)
     report, before, fixed = res["report"], res["before"], res["repair"]
     if json_out:

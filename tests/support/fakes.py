@@ -1,6 +1,7 @@
-"""Fakes for fast unit tests of core logic: an embedder, an in-memory vector store, a scripted LLM.
+"""Fakes for fast unit tests: an embedder, an in-memory vector store, a scripted LLM, and a workspace made of them.
 
-They implement the same interfaces as the real adapters (llmops_cli/adapters/*/base.py)."""
+They implement the same interfaces as the real adapters (llmops_cli/core/ports.py); ``FakeWorkspace`` is what the
+entry points and the CLI (``use_fake_workspaces``) are handed instead of the real wiring."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from llmops_cli.cli import state as cli_state
 from llmops_cli.core.documents import Hit
 from llmops_cli.core.ports import LLM, Completion, Embedder, SourceRecord, VectorStore
+from llmops_cli.errors import NotConfiguredError
+from llmops_cli.wiring import Workspace, no_llm_hint
 
 
 class WordTokens:
@@ -63,6 +67,7 @@ class MemoryStore(VectorStore):
         self.meta: dict[str, dict[str, Any]] = {}
         self.manifests: dict[str, dict[str, SourceRecord]] = {}
         self.where = "memory"
+        self.metadata_reads = 0  # collection_metadata calls: how often a collection was looked up
         self.writes = 0
         self.fail_after_writes = fail_after_writes
 
@@ -79,6 +84,7 @@ class MemoryStore(VectorStore):
         return dict(self.meta[name])
 
     def collection_metadata(self, name):
+        self.metadata_reads += 1
         return dict(self.meta[name]) if name in self.meta else None
 
     def set_collection_metadata(self, name, metadata):
@@ -182,3 +188,55 @@ class ScriptedLLM(LLM):
             output_tokens=len(text.split()),
             cost=0.0,
         )
+
+
+class FakeWorkspace(Workspace):
+    """A workspace whose store, embedder and LLM are the fakes given (one of each, whatever the settings ask for), with
+    the real answer log, LLM cache and eval history under settings.data_path. Every build and open is appended to
+    ``events`` (share one list between the workspaces of several commands): ("store", read_only),
+    ("embedder", model), ("llm", kind-free model, api_base, api_key), ("answer_log",)."""
+
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        store: VectorStore | None = None,
+        embedder: Embedder | None = None,
+        llm: LLM | None = None,
+        events: list[tuple] | None = None,
+    ):
+        super().__init__(settings)
+        self.fake_store = store if store is not None else MemoryStore()
+        self.fake_embedder = embedder if embedder is not None else FakeEmbedder()
+        self.fake_llm = llm if llm is not None else ScriptedLLM()
+        self.events = events if events is not None else []
+
+    def count(self, kind: str) -> int:
+        return sum(1 for e in self.events if e[0] == kind)
+
+    def _build_store(self, read_only: bool) -> VectorStore:
+        self.events.append(("store", read_only))
+        return self.fake_store
+
+    def _build_embedder(self, es: Any) -> Embedder:
+        self.events.append(("embedder", es.model))
+        return self.fake_embedder
+
+    def _build_llm(self, ls: Any, model: str | None, client: str, concurrency: int, hint: dict) -> LLM:
+        model = model or ls.model
+        if not model:  # the real builders' refusal, with the asking command's hint
+            raise NotConfiguredError("no LLM is configured", hint=no_llm_hint(**hint))
+        self.events.append(("llm", model, ls.api_base, ls.api_key.get_secret_value() if ls.api_key else None))
+        return self.fake_llm
+
+    def _open_answer_log(self):
+        self.events.append(("answer_log",))
+        return super()._open_answer_log()
+
+
+def use_fake_workspaces(monkeypatch: Any, **fakes: Any) -> list[tuple]:
+    """Make every CLI command of this test work in a ``FakeWorkspace`` of ``fakes`` (store, embedder, llm); returns
+    the events list all of them append to."""
+    events: list[tuple] = fakes.pop("events", None) or []
+    monkeypatch.setattr(cli_state, "workspace_factory", lambda s: FakeWorkspace(s, events=events, **fakes))
+    return events

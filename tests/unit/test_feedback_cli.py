@@ -1,5 +1,6 @@
-"""`llmops ask` recording and cache, `llmops history`, `llmops feedback` in-process, on fakes (memory store, bag-of-words
-embedder, a scripted LLM wired in through llmops_cli.wiring): the command surface, JSON shapes and exit codes."""
+"""`llmops ask` recording and cache, `llmops history`, `llmops feedback` in-process, on fakes (memory store,
+bag-of-words embedder, a scripted LLM, handed to the commands as a workspace of fakes): the command surface, JSON
+shapes and exit codes, and how often one ask opens each resource."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import os
 
 import pytest
 
+from llmops_cli.core.feedback.log import AnswerLog
 from llmops_cli.core.ports import LLM, Completion
+from llmops_cli.entry import ask as ask_entry
+from llmops_cli.entry.ingest import ingest
 from llmops_cli.errors import LlmopsError
-from tests.support.fakes import FakeEmbedder, MemoryStore
+from llmops_cli.settings import load_settings
+from tests.support.fakes import FakeEmbedder, FakeWorkspace, MemoryStore, use_fake_workspaces
 
 VERDICT = {
     "helpfulness": {"score": 5, "reason": "r"},
@@ -42,23 +47,19 @@ class RoutingLLM(LLM):
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    from llmops_cli import pipelines, wiring
-    from llmops_cli.settings import load_settings
-
     monkeypatch.chdir(tmp_path)
     for var in [v for v in os.environ if v.startswith("LLMOPS_")]:
         monkeypatch.delenv(var)
     monkeypatch.setenv("LLMOPS_LLM_MODEL", "fake/llm")
     monkeypatch.setenv("LLMOPS_LLM_REWORDINGS", "1")
     store, emb, llm = MemoryStore(), FakeEmbedder(), RoutingLLM()
-    monkeypatch.setattr(wiring, "build_store", lambda settings, **kw: store)
-    monkeypatch.setattr(wiring, "build_embedder", lambda es: emb)
-    monkeypatch.setattr(wiring, "build_llm", lambda ls, model=None, **hint: llm)
+    use_fake_workspaces(monkeypatch, store=store, embedder=emb, llm=llm)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "frob.md").write_text("# Frobnicator\n\n## Credentials\n\nRotate them with frob rotate --all.\n")
     (docs / "widgets.md").write_text("# Widgets\n\nWidgets are configured in widgets.toml.\n")
-    pipelines.ingest(load_settings(None).settings, [str(docs)])
+    with FakeWorkspace(load_settings(None).settings, store=store, embedder=emb, llm=llm) as ws:
+        ingest(ws, [str(docs)])
     return store, llm
 
 
@@ -242,49 +243,67 @@ def test_every_no_llm_hint_names_only_flags_the_command_has(tmp_path, monkeypatc
 
 
 def test_the_judge_can_have_its_own_endpoint(project, capsys, monkeypatch):
-    from llmops_cli import wiring
-
-    seen = []
+    store, _llm = project
     judge = RoutingLLM()
 
-    def build(ls, model=None, **hint):
-        seen.append((model, ls.api_base, ls.api_key.get_secret_value() if ls.api_key else None))
-        return judge
-
     ok_json(capsys, "ask", Q)
-    monkeypatch.setattr(wiring, "build_llm", build)
+    events = use_fake_workspaces(monkeypatch, store=store, embedder=FakeEmbedder(), llm=judge)
     monkeypatch.setenv("LLMOPS_FEEDBACK_JUDGE_API_BASE", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("LLMOPS_FEEDBACK_JUDGE_API_KEY", "sk-judge-key-000000000000")
     assert ok_json(capsys, "feedback", "review", "--model", "judge/big")["reviewed"] == 1
+    seen = [e[1:] for e in events if e[0] == "llm"]
     assert seen == [("judge/big", "http://127.0.0.1:9/v1", "sk-judge-key-000000000000")] and judge.calls == ["judge"]
 
 
 def test_cache_lookup_opens_the_log_once_and_touches_nothing_else_when_nothing_is_promoted(
     project, capsys, monkeypatch
 ):
-    from llmops_cli import pipelines, wiring
-    from llmops_cli.settings import load_settings
-
-    store, _llm = project
-    opens, built = [], []
-    real_log, real_embedder = pipelines.answer_log, wiring.build_embedder
-    monkeypatch.setattr(pipelines, "answer_log", lambda s, **kw: opens.append(1) or real_log(s, **kw))
-    monkeypatch.setattr(wiring, "build_store", lambda settings, **kw: built.append("store") or store)
-    monkeypatch.setattr(wiring, "build_embedder", lambda es: built.append("embedder") or real_embedder(es))
+    store, llm = project
     settings = load_settings(None).settings
+    meta = store.collection_metadata("docs")
 
-    assert pipelines._feedback_cached_answer(settings, Q, "docs") is None
-    assert (len(opens), built) == (1, [])
+    def lookup():
+        ws = FakeWorkspace(settings, store=store, llm=llm)
+        return ws, ask_entry._cached_answer(ws, ws.answer_log(), Q, "docs", meta, None)
+
+    ws, res = lookup()
+    assert res is None
+    assert ws.events == [("answer_log",)]  # no store opened, no embedder loaded
+    ws.close()
 
     aid = ok_json(capsys, "ask", Q)["answer_id"]
     ok_json(capsys, "feedback", aid, "up")
     assert aid in ok_json(capsys, "feedback", "review")["promotion"]["promoted"]
-    opens.clear()
-    res = pipelines._feedback_cached_answer(settings, Q, "docs")
+    ws, res = lookup()
+    ws.close()
     assert res.cache_hit["answer_id"] == aid and res.answer_id not in (None, aid) and res.record_error is None
-    assert len(opens) == 1  # the lookup and the recording of the served copy share one open
-    with real_log(settings) as log:
+    assert ws.count("answer_log") == 1  # the lookup and the recording of the served copy share one open
+    with AnswerLog.for_data_dir(settings.data_path) as log:
         assert log.get(res.answer_id).cached_from == aid
+
+
+def test_one_ask_opens_each_resource_once(project, capsys, monkeypatch):
+    """One `llmops ask`, cache miss then cache hit: the store opened once, the collection looked up once, the
+    answer log opened once and the LLM stack built once (the CLI's fail-fast check and the answer share it)."""
+    store, llm = project
+    events = use_fake_workspaces(monkeypatch, store=store, embedder=FakeEmbedder(), llm=llm)
+
+    def one_ask() -> dict:
+        events.clear()
+        reads = store.metadata_reads
+        doc = ok_json(capsys, "ask", Q, "--mode", "vector")  # vector: the BM25 index reads its generation too
+        built = {kind: sum(1 for e in events if e[0] == kind) for kind in ("store", "answer_log", "llm")}
+        assert built == {"store": 1, "answer_log": 1, "llm": 1}, events
+        assert store.metadata_reads - reads == 1
+        return doc
+
+    miss = one_ask()
+    assert miss["cache"] is None and llm.calls[-1] == "answer"
+    ok_json(capsys, "feedback", miss["answer_id"], "up")
+    assert miss["answer_id"] in ok_json(capsys, "feedback", "review")["promotion"]["promoted"]
+    calls = len(llm.calls)
+    hit = one_ask()
+    assert hit["cache"]["answer_id"] == miss["answer_id"] and len(llm.calls) == calls
 
 
 def test_history_shows_one_vote_per_rater_and_the_latest_wins(project, capsys, monkeypatch):
