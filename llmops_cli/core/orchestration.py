@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from llmops_cli.errors import ExitCode, LlmopsError, UnreachableError, UsageError
 
+# the XCom key under which an llmops DAG's last task reports its outcome (entry.dag_support pushes it)
+OUTCOME_XCOM_KEY = "llmops_outcome"
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 WRITING_TI_STATES = frozenset({"running", "deferred", "up_for_reschedule", "restarting"})  # may still log

@@ -32,6 +32,7 @@ import numpy as np
 from llmops_cli.core.collection_meta import DIMENSION_KEY, GENERATION_KEY
 from llmops_cli.core.documents import Hit, indexed_text
 from llmops_cli.core.ports import SourceRecord, VectorStore
+from llmops_cli.core.source_ids import id_source
 from llmops_cli.errors import StoreError
 
 INCOMPLETE = "incomplete"  # core.ingest.INCOMPLETE (not imported: ingest pulls in the loaders and chunkers)
@@ -227,10 +228,9 @@ def _err(e: BaseException) -> str:
 def _altered(hits: Any) -> list[str]:
     """Ids whose stored text (with its heading and document) no longer hashes to the id. A text repeated in one
     document gets ordinals 0, 1, ...: any ordinal below its count in the document matches."""
-    from llmops_cli.core.source_ids import id_source  # a renamed source's chunks keep ids made from the old name
-
     hits = list(hits)
     texts = {h.id: indexed_text(str(h.metadata.get("heading") or ""), h.text) for h in hits}
+    # id_source: a renamed source's chunks keep ids made from the old name
     counts = Counter((id_source(h.metadata), texts[h.id]) for h in hits)
     out = []
     for h in hits:

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from llmops_cli.core.orchestration import LogPage, TaskTry
+from llmops_cli.adapters.airflow.lean_import import import_module
+from llmops_cli.core.orchestration import OUTCOME_XCOM_KEY, LogPage, TaskTry
 from llmops_cli.core.redaction import redact_secrets
 from llmops_cli.errors import AuthError, ConflictError, LlmopsError, NotFoundError, UnreachableError, UsageError
 
@@ -450,8 +451,6 @@ class AirflowClient:
     def get_run_outcome(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
         """What the run's DAG reported about its own outcome (XCom ``llmops_outcome``: {"status": "ok" | "partial",
         "message"}), or None when no task pushed one (DAGs other than llmops's)."""
-        from llmops_cli.adapters.airflow.dag_support import OUTCOME_XCOM_KEY
-
         what = f"DAG run {run_id!r} of DAG {dag_id!r}"
         try:
             page = (
@@ -621,8 +620,6 @@ _API_MODULES = {
 
 def _lean(module: str) -> Any:
     """One module of airflow_client.client, without the package imports of all 155 generated modules (~1 s)."""
-    from llmops_cli.adapters.airflow.lean_import import import_module
-
     return import_module(f"airflow_client.client.{module}")
 
 

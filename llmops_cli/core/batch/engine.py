@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core.batch.requests import BatchRequest
 from llmops_cli.core.batch.retry import RetryPolicy
+from llmops_cli.core.batch.validation import AnswerInvalid
+from llmops_cli.core.ports import LLMCallError
+from llmops_cli.errors import AuthError, NotFoundError, UnreachableError
 
 if TYPE_CHECKING:
     from llmops_cli.core.batch.ratelimit import RateLimiter
@@ -117,8 +120,6 @@ class Engine:
                 s.cost_unknown += 1
 
     async def run_one(self, req: BatchRequest) -> Record:
-        from llmops_cli.core.ports import LLMCallError
-
         t0 = time.perf_counter()
         if self.cache is not None:
             hit = self.cache.get(req.request_hash)
@@ -173,8 +174,6 @@ class Engine:
     def _answer(self, req: BatchRequest, c: Completion, *, attempts: int, t0: float, cached: bool) -> Record:
         parsed = None
         if self.validator is not None:
-            from llmops_cli.core.batch.validation import AnswerInvalid
-
             try:
                 parsed = self.validator.parse(c.text)
             except AnswerInvalid as e:
@@ -231,8 +230,6 @@ _KEPT = "rows done so far are kept: re-run the same command to continue"
 
 def _fatal(e: Any, *, will_retry: bool) -> Exception | None:
     """The error that stops the whole run, or None when ``e`` belongs to its row (or is retried)."""
-    from llmops_cli.errors import AuthError, NotFoundError, UnreachableError
-
     if isinstance(e, AuthError) or (e.status in (401, 403) and not e.retryable):
         return AuthError(e.message, hint=f"{e.hint or 'set the API key (llm.api_key or LLMOPS_LLM_API_KEY)'}; {_KEPT}")
     if e.status == 404 and not e.retryable:

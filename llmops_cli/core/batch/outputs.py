@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from llmops_cli.core.batch.inputs import write_rows
+from llmops_cli.core.batch.inputs import read_rows, write_rows
 from llmops_cli.core.batch.requests import BatchRequest
 
 RESULT_COLUMNS = (
@@ -104,8 +104,6 @@ def write_outputs(
 
 def has_answers(output: Path, *, openai_format: bool) -> bool:
     """Whether ``output`` is a results file holding at least one answered row (one a failed run must not replace)."""
-    from llmops_cli.core.batch.inputs import read_rows
-
     if not output.is_file():
         return False
     try:

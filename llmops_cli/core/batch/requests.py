@@ -129,6 +129,7 @@ class BatchRequest:
 
 
 def request_hash(model: str, messages: list[Message], params: dict[str, Any]) -> str:
+    # imported here: the cache module brings the SQLite state layer, and `llmops --help` imports this module
     from llmops_cli.core.llm_cache import cache_key
 
     return cache_key(model, messages, params)
