@@ -205,6 +205,7 @@ class LocalAirflow:
     worker_concurrency: int = 2
     postgres_folder: str | None = None  # celery: the metadata database's server
     owns_postgres: bool = False  # started by up() (stopped by down()), not handed in by `llmops dev up`
+    paused_at_creation: bool = False  # tests that must not share the workers with the shipped scheduled DAGs
 
     @property
     def url(self) -> str:
@@ -238,6 +239,7 @@ class LocalAirflow:
             and [w.name for w in self.workers] == [w.name for w in other.workers]
             and self.worker_concurrency == other.worker_concurrency
             and self.postgres_folder == other.postgres_folder
+            and self.paused_at_creation == other.paused_at_creation
         )
 
     # --- persistence ---
@@ -253,6 +255,7 @@ class LocalAirflow:
             "worker_concurrency": self.worker_concurrency,
             "postgres_folder": self.postgres_folder,
             "owns_postgres": self.owns_postgres,
+            "paused_at_creation": self.paused_at_creation,
         }
         path = self.home / STATE_FILE
         path.touch(mode=0o600)  # task_env may carry a store or state URL with its password
@@ -276,6 +279,7 @@ class LocalAirflow:
             worker_concurrency=d.get("worker_concurrency", 2),
             postgres_folder=d.get("postgres_folder"),
             owns_postgres=d.get("owns_postgres", False),
+            paused_at_creation=d.get("paused_at_creation", False),
         )
 
     # --- environment of the Airflow processes ---
@@ -326,7 +330,7 @@ class LocalAirflow:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",  # re-parse of changed files; lower burns CPU
                 "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(self.paused_at_creation),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
                 "AIRFLOW__API_AUTH__JWT_SECRET": jwt,
@@ -512,28 +516,36 @@ def up(
     workers: int = 2,
     worker_concurrency: int = 2,
     postgres_folder: Path | None = None,
+    paused_at_creation: bool = False,
     wait_s: float = 180.0,
     log: Log = to_stderr,
 ) -> LocalAirflow:
     """Start (or reuse, when already healthy with the same set-up) a local Airflow; returns when healthy.
 
     ``executor="celery"`` also starts Redis (under AIRFLOW_HOME) and, unless ``postgres_folder`` names a running
-    one, a PostgreSQL for the metadata database (under AIRFLOW_HOME, stopped by down()), then ``workers`` Celery
-    workers of ``worker_concurrency`` slots each."""
+    one, a PostgreSQL for the metadata database (in ``postgres_folder``, default under AIRFLOW_HOME; stopped by
+    down()), then ``workers`` Celery
+    workers of ``worker_concurrency`` slots each. ``paused_at_creation``: new DAGs start paused (``unpause`` them)."""
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
     home = (home or default_home()).resolve()
     home.mkdir(parents=True, exist_ok=True)
     venv = (venv or default_venv()).resolve()
     extra = [str(Path(d).resolve()) for d in (extra_dags or [])]
-    wanted = LocalAirflow(home=home, venv=venv, extra_dags=extra, task_env=dict(task_env or {}), executor=executor)
+    wanted = LocalAirflow(
+        home=home,
+        venv=venv,
+        extra_dags=extra,
+        task_env=dict(task_env or {}),
+        executor=executor,
+        paused_at_creation=paused_at_creation,
+    )
     if executor == "celery":
         wanted.worker_concurrency = worker_concurrency
         wanted.workers = [
             Worker(name=f"worker-{i}", address=f"127.0.0.{i + 1}", root=str(home / "workers" / f"worker-{i}"))
             for i in range(1, workers + 1)
         ]
-        wanted.owns_postgres = postgres_folder is None
         wanted.postgres_folder = str((postgres_folder or home / "postgres").resolve())
     prev = LocalAirflow.load(home)
     if prev and prev.running():
@@ -600,9 +612,8 @@ def _start_services(af: LocalAirflow, log: Log) -> None:
     log(f"Redis on 127.0.0.1:{broker.port}")
     folder = Path(af.postgres_folder or af.home / "postgres")
     server = postgres.running(folder)
+    af.owns_postgres = server is None  # one handed in running (`llmops dev up`) is stopped by its owner
     if server is None:
-        if not af.owns_postgres:
-            raise AirflowStartError(f"no PostgreSQL running in {folder}")
         folder.mkdir(parents=True, exist_ok=True)
         password = secret_file(folder.parent / f"{folder.name}.password", lambda: secrets.token_urlsafe(24))
         server = postgres.start(folder, password=password)
@@ -790,6 +801,19 @@ def task_placements(af: LocalAirflow, dag_id: str, run_id: str) -> list[dict]:
         }
         for t in tis
     ]
+
+
+def unpause(af: LocalAirflow, dag_ids: list[str]) -> None:
+    bearer = token(af)
+    for dag_id in dag_ids:
+        req = urllib.request.Request(
+            f"{af.url}/api/v2/dags/{dag_id}",
+            data=json.dumps({"is_paused": False}).encode(),
+            headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
+            method="PATCH",
+        )
+        with urllib.request.urlopen(req, timeout=30):
+            pass
 
 
 def wait_for_dags(af: LocalAirflow, dag_ids: list[str], timeout_s: float = 90.0) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,21 +124,41 @@ def celery_airflow_for_tests(
     base: Path, *, workers: int = 2, task_env: dict[str, str] | None = None, dag_ids: list[str] | None = None
 ):
     """Start a fresh Celery Airflow under ``base`` (its own Redis and PostgreSQL, ``workers`` workers of 2 slots),
-    with the shipped DAGs, the test DAGs and the Celery test DAGs; yield a CeleryAirflowForTests once parsed."""
+    with the shipped DAGs, the test DAGs and the Celery test DAGs; yield a CeleryAirflowForTests once parsed.
+    DAGs start paused, ``dag_ids`` are unpaused: the shipped scheduled DAGs (feedback review...) would otherwise
+    run at once and share the workers with the test's tasks."""
     base = base.resolve()
     client_dir = base / "client"
     client_dir.mkdir(parents=True, exist_ok=True)
     env = {"HF_HUB_OFFLINE": "1", **(task_env or {})}
+    # PostgreSQL runs as an unprivileged user when we are root: its folder must stay reachable, and every new
+    # pytest session closes /tmp/pytest-of-<user> again (mode 0700), so it lives outside pytest's temp root
+    pg_root = Path(tempfile.mkdtemp(prefix="llmops-celery-pg-"))
+    try:
+        with _celery(base, client_dir, env, workers, dag_ids, pg_root / "postgres") as srv:
+            yield srv
+    finally:
+        shutil.rmtree(pg_root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _celery(base: Path, client_dir: Path, env: dict, workers: int, dag_ids: list[str] | None, pg: Path):
     af = local_airflow.up(
         base / "airflow-home",
         executor="celery",
         workers=workers,
         extra_dags=[str(TEST_DAGS), str(CELERY_DAGS)],
         task_env=env,
+        paused_at_creation=True,
+        postgres_folder=pg,
         log=_log,
     )
     try:
-        local_airflow.wait_for_dags(af, dag_ids or ["llmops_ingest", "llmops_test_spread"])
-        yield CeleryAirflowForTests(af, _client_env(af, {}), client_dir)
+        dag_ids = dag_ids or ["llmops_ingest", "llmops_test_spread"]
+        local_airflow.wait_for_dags(af, dag_ids)
+        local_airflow.unpause(af, dag_ids)
+        # two cores shared by scheduler, api-server, workers and tasks: give the api-server time to answer
+        client = {**_client_env(af, {}), "LLMOPS_AIRFLOW_TIMEOUT": "60"}
+        yield CeleryAirflowForTests(af, client, client_dir)
     finally:
         local_airflow.down(af.home, log=_log)
