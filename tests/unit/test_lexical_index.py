@@ -325,3 +325,43 @@ def test_update_of_a_damaged_index_rebuilds(tmp_path, capsys):
     assert idx.update() == len(SMALL) + 1 and idx.last_update["mode"] == "build"
     assert "damaged" in capsys.readouterr().err
     assert idx.search("zebra", 1)[0][0] == "z1"
+
+
+def test_processes_finding_the_index_behind_rebuild_it_once(tmp_path):
+    """Several readers of one machine that find the cache behind the store (a Chroma server changed by another
+    machine) bring it up to date once: the others wait on the lock and then read that result."""
+    import threading
+    import time
+
+    store = _store(SMALL)
+    full_reads = []
+    real_get = store.get
+
+    def counting_get(name, **kw):
+        if kw.get("include_documents", True) and kw.get("ids") is None:
+            full_reads.append(1)
+            time.sleep(0.2)  # a slow store: the others arrive while the first one builds
+        return real_get(name, **kw)
+
+    store.get = counting_get
+    indexes = [LexicalIndex(tmp_path / "lex", store, "c") for _ in range(4)]
+    threads = [threading.Thread(target=ix.update) for ix in indexes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(full_reads) == 1
+    assert sorted(ix.last_update["mode"] for ix in indexes) == ["build", "current", "current", "current"]
+    assert all(ix.search("retry failed task", 3) == indexes[0].search("retry failed task", 3) for ix in indexes)
+
+
+def test_a_store_that_ranks_text_itself_gets_no_local_index(tmp_path):
+    class TextRankingStore(MemoryStore):
+        def hybrid_query(self, name, text, embedding, n, where=None, *, rrf_k=60):
+            return []
+
+    store = TextRankingStore()
+    store.ensure_collection("c")
+    ix = LexicalIndex(tmp_path / "lex", store, "c")
+    assert ix.update() == 0 and ix.last_update["mode"] == "in-store"
+    assert not (tmp_path / "lex").exists()

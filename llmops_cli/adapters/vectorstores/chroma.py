@@ -68,7 +68,8 @@ class ChromaStore(VectorStore):
             if damaged:
                 raise StoreError(
                     f"cannot open the Chroma store at {path}: its database is damaged ({damaged[0]})",
-                    hint="llmops collections verify NAME says what is lost; ingest the sources again into a fresh store (store.path)",
+                    hint="llmops collections verify NAME says what is lost; "
+                    "ingest the sources again into a fresh store (store.path)",
                 ) from None
             raise StoreError(
                 f"cannot open the Chroma store at {path}: {e}",
@@ -131,9 +132,9 @@ class ChromaStore(VectorStore):
         except Exception as e:  # noqa: BLE001
             raise UnreachableError(
                 f"Chroma server at {url} is not reachable ({type(e).__name__})",
-                hint="is the Chroma server running? check store.host / store.port",
+                hint=SERVER_HINT,
             ) from None
-        return cls(client, url)
+        return cls(_ServerCalls(client, url), url)
 
     # --- collections ---
     def _col(self, name: str, create: bool = False, metadata: dict[str, Any] | None = None, write: bool = False):
@@ -151,13 +152,16 @@ class ChromaStore(VectorStore):
                 )
             else:
                 col = self._client.get_collection(name, embedding_function=None)
+        except UnreachableError:
+            raise
         except Exception as e:  # noqa: BLE001
             if not create and (
                 "does not exist" in str(e) or type(e).__name__ in ("NotFoundError", "InvalidCollectionException")
             ):
                 raise NotFoundError(
                     f"collection {name!r} does not exist in the store at {self.where}",
-                    hint="ingest into it first (llmops ingest PATH --collection NAME) or list them with llmops collections",
+                    hint="ingest into it first (llmops ingest PATH --collection NAME) "
+                    "or list them with llmops collections",
                 ) from None
             raise StoreError(f"Chroma failed on collection {name!r}: {e}") from None
         self._cols[name] = col
@@ -509,6 +513,46 @@ class EmptyStoreClient:
             f"there is no Chroma store at {self._path} and this command only reads",
             hint="ingest documents first (llmops ingest PATH), or point store.path / LLMOPS_STORE_PATH at the store",
         )
+
+
+SERVER_HINT = "is the Chroma server running? check store.url (LLMOPS_STORE_URL), or store.host / store.port"
+
+
+class _ServerCalls:
+    """A Chroma server's client (or one of its collections) whose calls turn a lost connection into
+    UnreachableError (exit 7) naming the server, as the first connection does, instead of an HTTP library's
+    traceback halfway through a command."""
+
+    def __init__(self, target: Any, url: str):
+        self._target = target
+        self._url = url
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self._target, attr)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = value(*args, **kwargs)
+            except Exception as e:
+                if _connection_lost(e):
+                    raise UnreachableError(
+                        f"Chroma server at {self._url} is not reachable ({type(e).__name__})", hint=SERVER_HINT
+                    ) from None
+                raise
+            # collections come back wrapped too: their calls are where a server goes away mid-command
+            return _ServerCalls(result, self._url) if hasattr(result, "upsert") else result
+
+        return call
+
+
+def _connection_lost(e: Exception) -> bool:
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - chromadb's HTTP client depends on it
+        return isinstance(e, ConnectionError)
+    return isinstance(e, (httpx.TransportError, ConnectionError))
 
 
 def _generation_row() -> dict[str, str]:

@@ -1,0 +1,129 @@
+"""store.url picks the store (open_store); the PostgreSQL store's filters and text queries; the retriever uses a
+store's own text search when it has one. No server here: unreachable addresses on loopback only."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from llmops_cli.adapters.vectorstores import open_store
+from llmops_cli.core.documents import Hit
+from llmops_cli.core.retrieval import Retriever, reciprocal_rank_fusion, searches_text_itself
+from llmops_cli.errors import ExitCode, StoreError, UnreachableError
+from llmops_cli.settings import StoreSettings
+from tests.support.fakes import FakeEmbedder, MemoryStore
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def test_unset_url_is_the_embedded_store_and_creates_nothing(tmp_path):
+    store = open_store(StoreSettings(), tmp_path / "chroma", read_only=True)
+    assert type(store).__name__ == "ChromaStore" and store.where == str(tmp_path / "chroma")
+    assert store.list_collections() == [] and not (tmp_path / "chroma").exists()
+
+
+def test_a_chroma_server_url_that_nobody_answers_is_exit_7_naming_it(tmp_path):
+    port = _closed_port()
+    with pytest.raises(UnreachableError) as e:
+        open_store(StoreSettings(url=f"http://127.0.0.1:{port}"), tmp_path / "chroma")
+    assert e.value.exit_code == ExitCode.UNREACHABLE
+    assert f"http://127.0.0.1:{port}" in str(e.value) and "store.url" in e.value.hint
+
+
+def test_the_long_form_host_port_still_reaches_a_server(tmp_path):
+    port = _closed_port()
+    with pytest.raises(UnreachableError) as e:
+        open_store(StoreSettings(host="127.0.0.1", port=port), tmp_path / "chroma")
+    assert f"127.0.0.1:{port}" in str(e.value)
+
+
+def test_an_unreachable_postgres_is_exit_7_and_never_shows_the_password(tmp_path):
+    pytest.importorskip("psycopg")
+    port = _closed_port()
+    url = f"postgresql://llmops:s3cr%40t-pw@127.0.0.1:{port}/llmops"
+    with pytest.raises(UnreachableError) as e:
+        open_store(StoreSettings(url=url), tmp_path / "chroma")
+    text = f"{e.value} {e.value.hint}"
+    assert e.value.exit_code == ExitCode.UNREACHABLE
+    assert "s3cr" not in text and f"postgresql://llmops:********@127.0.0.1:{port}/llmops" in text
+    assert "LLMOPS_STORE_URL" in e.value.hint
+
+
+def test_postgres_metadata_filters_are_json_containment_with_types_kept():
+    from llmops_cli.adapters.vectorstores.pgvector import _filter
+
+    assert _filter(None) == ("true", ())
+    cond, (param,) = _filter({"source": "docs/a.md", "chunk_index": 2})
+    assert cond == "metadata @> %s" and param.obj == {"source": "docs/a.md", "chunk_index": 2}
+    # Chroma's own spelling, as core/ingest and the CLI's --where produce it, means the same
+    assert _filter({"$and": [{"a": 1}, {"b": {"$eq": "x"}}]})[1][0].obj == {"a": 1, "b": "x"}
+    with pytest.raises(StoreError, match=r"\$or"):
+        _filter({"$or": [{"a": 1}, {"a": 2}]})
+    with pytest.raises(StoreError, match="equality only"):
+        _filter({"a": {"$gt": 1}})
+
+
+def test_postgres_text_queries_or_the_words_of_a_question():
+    from llmops_cli.adapters.vectorstores.pgvector import _tsquery_terms
+
+    # any word may match, as with BM25 (plainto_tsquery would require all of them); quotes cannot break out
+    assert (
+        _tsquery_terms("How do tasks pass XCom values? tasks!") == "'how' | 'do' | 'tasks' | 'pass' | 'xcom' | 'values'"
+    )
+    assert _tsquery_terms("it's O'Brien's 'dag'") == "'it' | 'brien' | 'dag'"
+    assert _tsquery_terms("?! -") == ""
+
+
+class TextRankingStore(MemoryStore):
+    """A store with its own text search: hybrid_query answers from scripted lists, and records its calls."""
+
+    def __init__(self, vector: list[str], lexical: list[str]):
+        super().__init__()
+        self.vector, self.lexical, self.calls = vector, lexical, []
+
+    def hybrid_query(self, name, text, embedding, n, where=None, *, rrf_k=60):
+        self.calls.append((text, embedding is not None, n, where))
+        out: dict[str, Hit] = {}
+        for side, ids in (("vector", self.vector if embedding is not None else []), ("lexical", self.lexical)):
+            for r, cid in enumerate(ids[:n], 1):
+                out.setdefault(cid, Hit(id=cid, text=cid, score=0.0, metadata={"source": cid})).ranks[side] = r
+        return list(out.values())
+
+
+class NoIndex:
+    def search(self, *a, **k):
+        raise AssertionError("the local BM25 index must not be used with a store that ranks text itself")
+
+
+def test_the_retriever_fuses_the_stores_own_lists_by_rrf_and_never_reads_a_local_index():
+    store = TextRankingStore(vector=["a", "b", "c"], lexical=["c", "d"])
+    assert searches_text_itself(store) and not searches_text_itself(MemoryStore())
+    r = Retriever(store, FakeEmbedder(), "docs", lexical=NoIndex(), candidates=10, rrf_k=60)
+    hits = r.search("pool slots", 3, where={"format": "markdown"})
+    want = reciprocal_rank_fusion([["a", "b", "c"], ["c", "d"]], k=60)[:3]
+    assert [(h.id, pytest.approx(s)) for h, (_, s) in zip(hits, want, strict=True)] == [
+        (cid, pytest.approx(s)) for cid, s in want
+    ]
+    assert hits[0].id == "c" and hits[0].ranks == {"vector": 3, "lexical": 1}
+    assert store.calls == [("pool slots", True, 10, {"format": "markdown"})]  # one call gives both lists
+
+    lexical_only = r.search("pool slots", 2, mode="lexical")
+    assert [h.id for h in lexical_only] == ["c", "d"] and store.calls[-1][1] is False  # no vector asked for
+    # several wordings: each gives its two lists, all fused together
+    many = r.search_many(["pool slots", "slots of pools"], 4)
+    assert {"vector#0", "lexical#1"} <= set(many[0].ranks) and len(store.calls) == 4
+
+
+def test_vector_mode_does_not_ask_for_text_ranking():
+    store = TextRankingStore(vector=["a"], lexical=["b"])
+    store.ensure_collection("docs")
+    vec = np.ones(FakeEmbedder().dimension, dtype=np.float32)
+    store.upsert("docs", ["a"], vec[None, :], ["a"], [{"source": "a"}])
+    r = Retriever(store, FakeEmbedder(), "docs", lexical=NoIndex())
+    assert [h.id for h in r.search("anything", 1, mode="vector")] == ["a"] and store.calls == []
