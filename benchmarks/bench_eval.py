@@ -12,6 +12,7 @@ Results: benchmarks/results/bench_eval.json.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -19,6 +20,17 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+# the reference: n chat calls with a bare aiohttp client at the same concurrency (what the server and machine allow)
+from benchmarks.bench_batch import _bare_aiohttp_seconds as bare_client_seconds
+from llmops_cli.core.eval.datasets import load_dataset
+from llmops_cli.core.eval.llm_calls import CachedLLM
+from llmops_cli.core.eval.runner import EvalOptions, run_eval
+from llmops_cli.core.llm_cache import LLMCache
+from llmops_cli.core.ports import Completion
+from llmops_cli.entry.eval import evaluate
+from llmops_cli.settings import load_settings
+from tests.support.openai_server import TEST_API_KEY, TEST_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = 1000
@@ -28,7 +40,8 @@ LATENCY = 0.1
 _SERVER = """
 import sys
 from tests.support.openai_server import OpenAIServer
-srv = OpenAIServer(latency=float(sys.argv[1]), responder=lambda body: '{"score": 4, "reason": "close to the reference"}').start()
+verdict = '{"score": 4, "reason": "close to the reference"}'
+srv = OpenAIServer(latency=float(sys.argv[1]), responder=lambda body: verdict).start()
 print("listening on " + srv.base_url, flush=True)
 sys.stdin.read()  # serve until the parent closes our stdin
 srv.stop()
@@ -57,10 +70,6 @@ class _SleepingJudge:
     model = "stub/judge"
 
     async def acomplete(self, messages, **params):
-        import asyncio
-
-        from llmops_cli.core.ports import Completion
-
         await asyncio.sleep(LATENCY)
         return Completion(
             text='{"score": 4, "reason": "ok"}', model=self.model, input_tokens=50, output_tokens=10, cost=0.0
@@ -68,13 +77,6 @@ class _SleepingJudge:
 
 
 def machinery_seconds(qs: Path, cache_path: Path) -> float:
-    import asyncio
-
-    from llmops_cli.core.eval.datasets import load_dataset
-    from llmops_cli.core.eval.llm_calls import CachedLLM
-    from llmops_cli.core.eval.runner import EvalOptions, run_eval
-    from llmops_cli.core.llm_cache import LLMCache
-
     ds = load_dataset(qs)
     cache = LLMCache(cache_path)
     t0 = time.perf_counter()
@@ -90,37 +92,7 @@ def machinery_seconds(qs: Path, cache_path: Path) -> float:
     return dt
 
 
-def bare_client_seconds(base_url: str, n: int) -> float:
-    """n chat calls with a bare aiohttp client at the same concurrency: what the server and machine allow."""
-    import asyncio
-
-    import aiohttp
-
-    async def run() -> float:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY * 2)) as s:
-            sem = asyncio.Semaphore(CONCURRENCY)
-
-            async def one(i: int) -> None:
-                async with sem:
-                    async with s.post(
-                        base_url + "/chat/completions",
-                        json={"model": "test-model", "messages": [{"role": "user", "content": f"q{i}"}]},
-                    ) as r:
-                        await r.read()
-
-            await asyncio.gather(*(one(i) for i in range(CONCURRENCY)))  # warm the connections
-            t0 = time.perf_counter()
-            await asyncio.gather(*(one(i) for i in range(n)))
-            return time.perf_counter() - t0
-
-    return asyncio.run(run())
-
-
 def main() -> dict:
-    from llmops_cli.core.eval.pipeline import evaluate
-    from llmops_cli.settings import load_settings
-    from tests.support.openai_server import TEST_API_KEY, TEST_MODEL
-
     proc, base_url = start_server(LATENCY)
     try:
         with tempfile.TemporaryDirectory() as tmp:

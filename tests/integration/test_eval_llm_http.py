@@ -1,5 +1,6 @@
 """LLM-as-judge over real HTTP to the local OpenAI-compatible server, with a real Chroma collection and the real
-embedder for the retrieved context; an unparseable verdict is a row error (exit 3), a re-run is served from the cache."""
+embedder for the retrieved context; an unparseable verdict is a row error (exit 3), a re-run is served from the
+cache."""
 
 import json
 from pathlib import Path
@@ -11,7 +12,8 @@ from tests.support.openai_server import TEST_API_KEY, TEST_MODEL, last_user_text
 pytestmark = pytest.mark.integration
 
 DOCS = {
-    "scheduler.md": "# Scheduler\n\nThe scheduler triggers DAG runs when their schedule is due and queues their tasks.\n",
+    "scheduler.md": "# Scheduler\n\n"
+    "The scheduler triggers DAG runs when their schedule is due and queues their tasks.\n",
     "executor.md": "# Executors\n\nThe LocalExecutor runs tasks as subprocesses on the scheduler's machine.\n",
     "pools.md": "# Pools\n\nPools limit how many tasks run at once against one resource, such as a database.\n",
 }

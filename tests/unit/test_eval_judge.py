@@ -5,7 +5,10 @@ from llmops_cli.core.eval.robustness import add_typos, change_casing
 
 
 def test_faithfulness_is_share_of_supported_claims():
-    text = '{"claims": [{"claim": "a", "supported": true}, {"claim": "b", "supported": false}, {"claim": "c", "supported": true}], "reason": "r"}'
+    text = (
+        '{"claims": [{"claim": "a", "supported": true}, {"claim": "b", "supported": false}, '
+        '{"claim": "c", "supported": true}], "reason": "r"}'
+    )
     score, reason = parse_verdict("faithfulness", text)
     assert score == pytest.approx(2 / 3) and reason == "r"
     assert parse_verdict("faithfulness", '{"claims": []}')[0] == 1.0
