@@ -81,6 +81,7 @@ ModeOpt = Annotated[
     str | None, typer.Option("--mode", help="Retrieval mode: hybrid, vector or lexical (default: retrieval.mode).")
 ]
 EvalJsonOpt = JsonOpt
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM call cache.")]
 ToleranceOpt = Annotated[
     float | None,
     typer.Option(
@@ -141,7 +142,7 @@ def run_cmd(
     ] = False,
     tolerance: ToleranceOpt = None,
     worst: Annotated[int, typer.Option("--worst", help="How many worst questions to show.", min=0)] = 5,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM call cache.")] = False,
+    no_cache: NoCacheOpt = False,
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not record the run in the history.")] = False,
     label: Annotated[
         str | None, typer.Option("--label", help="A label stored with the run (e.g. a CI job id).")
@@ -362,7 +363,7 @@ def generate_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Seed for sampling chunks (same seed, same chunks).")] = 0,
     model: Annotated[str | None, typer.Option("--model", help="litellm model (default: llm.model).")] = None,
     concurrency: EvalConcurrencyOpt = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the LLM call cache.")] = False,
+    no_cache: NoCacheOpt = False,
     json_out: EvalJsonOpt = False,
 ) -> None:
     """Write a question set from an ingested collection with the LLM (question, reference answer, source)."""

@@ -127,47 +127,25 @@ def test_cli_subprocess_gate_and_history(so_project):
     root, settings = so_project
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
     env.update({"LLMOPS_DATA_DIR": settings.data_dir, "LLMOPS_STORE_PATH": settings.store.path})
-    cmd = [
-        sys.executable,
-        "-m",
-        "llmops_cli",
-        "eval",
-        "qs.jsonl",
-        "--collection",
-        "so-answers",
-        "--limit",
-        "30",
-        "-k",
-        "5",
-    ]
-    gate = subprocess.run(
-        [*cmd, "--fail-under", "hit@k=0.99", "--fail-under", "mrr=0.1", "--json"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def llmops(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "llmops_cli", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    run = ["eval", "qs.jsonl", "--collection", "so-answers", "--limit", "30", "-k", "5"]
+    gate = llmops(*run, "--fail-under", "hit@k=0.99", "--fail-under", "mrr=0.1", "--json")
     assert gate.returncode == 4, gate.stderr
     doc = json.loads(gate.stdout)
     assert [g["passed"] for g in doc["gates"]] == [False, True]
     assert "Traceback" not in gate.stderr and "quality gate failed: hit@5 = " in gate.stderr  # hit@k is the run's own k
-    ok = subprocess.run(
-        [*cmd, "--baseline", "latest", "--fail-on-regression"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    ok = llmops(*run, "--baseline", "latest", "--fail-on-regression")
     assert ok.returncode == 0, ok.stderr
     assert "Against baseline run" in ok.stdout and "same" in ok.stdout  # identical inputs: no metric moved
-    runs = subprocess.run(
-        [sys.executable, "-m", "llmops_cli", "eval", "runs", "--json"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    runs = llmops("eval", "runs", "--json", timeout=120)
     assert runs.returncode == 0 and len(json.loads(runs.stdout)["runs"]) >= 2
