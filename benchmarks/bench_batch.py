@@ -1,6 +1,6 @@
 """Benchmark: `llmops batch` throughput against a local OpenAI-compatible server answering in 100 ms.
 
-2000 rows at concurrency 32 through the real path (pipelines.batch -> engine -> adapter -> HTTP, checkpoint
+2000 rows at concurrency 32 through the real path (entry.batch.batch -> engine -> adapter -> HTTP, checkpoint
 appends and cost accounting included; cache off so every row is a call). Reported as ratios against
 references measured in the same run, on the same server (a child process, so it has its own GIL):
 - throughput share of the ideal = (rows / wall time) / (concurrency / latency); target >= 0.85;
@@ -82,9 +82,10 @@ def _litellm_batch_completion_seconds(base_url: str, n: int) -> tuple[float, int
 
 
 def main() -> dict:
-    from llmops_cli import pipelines
     from llmops_cli.core.batch.inputs import write_rows
+    from llmops_cli.entry.batch import batch
     from llmops_cli.settings import load_settings
+    from llmops_cli.wiring import Workspace
     from tests.support.openai_server import TEST_API_KEY, TEST_MODEL, ServerProcess
 
     ideal = CONCURRENCY / LATENCY
@@ -117,10 +118,12 @@ def main() -> dict:
         common = {"prompt": "Classify the sentiment of: {text}", "concurrency": CONCURRENCY, "use_cache": False}
 
         for client in ("auto", "litellm"):
-            pipelines.batch(settings, warm, output=str(tmpd / f"warm-{client}.jsonl"), client=client, **common)
+            with Workspace(settings) as ws:
+                batch(ws, warm, output=str(tmpd / f"warm-{client}.jsonl"), client=client, **common)
             before = server.stats()["successes"]
             t0 = time.perf_counter()
-            rep = pipelines.batch(settings, src, output=str(tmpd / f"out-{client}.jsonl"), client=client, **common)
+            with Workspace(settings) as ws:
+                rep = batch(ws, src, output=str(tmpd / f"out-{client}.jsonl"), client=client, **common)
             dt = time.perf_counter() - t0
             seen = server.stats()["successes"] - before
             share = ROWS / dt / ideal

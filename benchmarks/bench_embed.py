@@ -130,13 +130,14 @@ print(json.dumps({"embedder": type(emb).__name__, "load_s": t1 - t0, "encode_s":
 
 _RETRIEVAL = """
 import json, sys
-from llmops_cli import pipelines
+from llmops_cli.entry.ask import query
 from llmops_cli.settings import load_settings
+from llmops_cli.wiring import Workspace
 from tests.integration.airflow_docs_questions import QUESTIONS
-s = load_settings().settings
+ws = Workspace(load_settings().settings)
 out = {}
 for mode in ("vector", "hybrid"):
-    out[mode] = [[h.source for h in pipelines.query(s, q, collection=sys.argv[1], k=5, mode=mode)]
+    out[mode] = [[h.source for h in query(ws, q, collection=sys.argv[1], k=5, mode=mode)]
                  for q, _ in QUESTIONS]
 print(json.dumps(out))
 """
@@ -167,7 +168,8 @@ json.dump([[i, c] for i, t in enumerate(d["docs"]) for c in split(t)], open(sys.
 _CHUNKING_QUALITY = """
 import json, sys
 import numpy as np
-from llmops_cli import wiring, pipelines
+from llmops_cli import wiring
+from llmops_cli.entry.ingest import ingest_options
 from llmops_cli.core.chunking.select import ChunkerSet, embed_text
 from llmops_cli.core.documents import Document
 from llmops_cli.settings import EmbedderSettings, load_settings
@@ -175,7 +177,7 @@ from benchmarks.bench_embed import page_scores
 d = json.load(open(sys.argv[1]))
 emb = wiring.build_embedder(EmbedderSettings(backend=sys.argv[3], precision=sys.argv[4]))
 if sys.argv[2] == "llmops":  # the default chunking settings, as `llmops ingest` splits a text file
-    opts = pipelines.ingest_options(load_settings().settings)
+    opts = ingest_options(load_settings().settings)
     split = ChunkerSet(opts.strategy, emb.tokens, opts.chunk_size, opts.chunk_overlap).split
     chunks = [[i, embed_text(p)] for i, t in enumerate(d["docs"]) for p in split(Document(source_id=str(i), text=t))]
 else:

@@ -1,6 +1,6 @@
 """Benchmark: the feedback loop's costs and savings, as ratios against references measured in the same run.
 
-- semantic cache: `pipelines.ask` of a question whose answer was promoted (served from the cache, no LLM call) vs
+- semantic cache: `entry.ask.ask` of a question whose answer was promoted (served from the cache, no LLM call) vs
   the same ask with ``use_cache=False`` (rewordings + answer through the local OpenAI-compatible server answering
   in LATENCY seconds, real HTTP, the real embedder and Chroma). Ratio = cached time / uncached time.
 - cache lookup as the number of promoted answers grows (1, 1000, 10000): the lookup (the question already embedded)
@@ -230,7 +230,16 @@ def _responder(body):
 
 
 def main() -> None:
-    from llmops_cli import pipelines, wiring
+    from llmops_cli import wiring
+    from llmops_cli.entry.ask import ask
+    from llmops_cli.entry.feedback import review
+    from llmops_cli.entry.ingest import ingest
+    from llmops_cli.wiring import Workspace
+
+    def step(fn, *args, **kwargs):  # each call in its own workspace, as each command is
+        with Workspace(s) as ws:
+            return fn(ws, *args, **kwargs)
+
     from llmops_cli.core.feedback import AnswerLog
     from llmops_cli.core.feedback.cache import find_cached
     from llmops_cli.core.feedback.log import Promotion
@@ -253,9 +262,9 @@ def main() -> None:
             "LLMOPS_LLM_REWORDINGS": "2",
         }
         s = load_settings(None, environ={**os.environ, **env}, cwd=tmp).settings
-        pipelines.ingest(s, [str(docs)])
-        first = pipelines.ask(s, QUESTION)  # warms up litellm, the embedder and Chroma
-        pipelines.feedback_review(s)
+        step(ingest, [str(docs)])
+        first = step(ask, QUESTION)  # warms up litellm, the embedder and Chroma
+        step(review)
         assert first.answer_id
 
         # --- recording vs the cheapest LLM call (no added latency) ---
@@ -278,12 +287,12 @@ def main() -> None:
         # --- cached ask vs uncached ask, with the server answering in LATENCY s ---
         srv.latency = LATENCY
         before = len(srv.records())
-        uncached_s = _median(lambda: pipelines.ask(s, QUESTION, use_cache=False), REPEATS)
+        uncached_s = _median(lambda: step(ask, QUESTION, use_cache=False), REPEATS)
         calls = len(srv.records())
         saved = (calls - before) / REPEATS
-        cached_s = _median(lambda: pipelines.ask(s, QUESTION), REPEATS)
+        cached_s = _median(lambda: step(ask, QUESTION), REPEATS)
         assert len(srv.records()) == calls, "the cached asks made LLM calls"
-        hit = pipelines.ask(s, QUESTION).cache_hit
+        hit = step(ask, QUESTION).cache_hit
         out["semantic_cache"] = {
             "uncached_ask_s": round(uncached_s, 4),
             "cached_ask_s": round(cached_s, 4),

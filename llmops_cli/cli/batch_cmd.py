@@ -17,7 +17,6 @@ from rich.markup import escape
 from llmops_cli.cli.options import ConcurrencyOpt, DryRunOpt, JsonOpt, ModelOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state, workspace
-from llmops_cli.entry import batch as batch_entry
 from llmops_cli.errors import UsageError
 
 InputArg = Annotated[
@@ -98,6 +97,8 @@ def batch(
 ) -> None:
     """Run a prompt over every row of a table: resumable (re-run the same command), rate-limited, retried, cached,
     costed."""
+    from llmops_cli.entry import batch as batch_entry  # the batch engine: loaded by the command, not by --help
+
     if client not in ("auto", "litellm", "http"):
         raise UsageError(f"--client {client!r} is not one of auto, litellm, http")
     out = Output(json_out)

@@ -11,7 +11,6 @@ from rich.table import Table
 from llmops_cli.cli.options import JsonOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state, workspace
-from llmops_cli.core.feedback.log import latest_votes, vote_counts
 
 history_app = typer.Typer(
     help="The answer log: every `llmops ask` (and recorded eval / batch LLM calls), newest first.",
@@ -95,6 +94,8 @@ def show(
     answer_id: Annotated[str, typer.Argument(help="Answer id (or a unique prefix of 4+ characters).")],
     json_out: JsonOpt = False,
 ) -> None:
+    from llmops_cli.core.feedback.log import latest_votes, vote_counts  # the log's package: not loaded by --help
+
     s = state().load().settings
     out = Output(json_out)
     with workspace(s) as ws:

@@ -9,7 +9,6 @@ import typer
 from llmops_cli.cli.options import CollectionOpt, DryRunOpt, GlobOpt, JsonOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state, workspace
-from llmops_cli.core.loaders import TableOptions
 from llmops_cli.entry import ingest as ingest_entry
 from llmops_cli.entry.store import store_location
 from llmops_cli.errors import ExitCode, UsageError
@@ -65,6 +64,8 @@ def ingest(
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
+    from llmops_cli.core.loaders import TableOptions  # every loader: loaded by the command, not by --help
+
     if cleanup not in ("incremental", "full"):
         raise UsageError(f"--cleanup {cleanup!r} is not allowed", hint="use --cleanup incremental or --cleanup full")
     loaded = state().load(

@@ -11,7 +11,6 @@ from rich.markup import escape
 from llmops_cli.cli.options import CollectionOpt, JsonOpt, ModelOpt, ModeOpt, TopKOpt, WhereOpt, YesOpt
 from llmops_cli.cli.output import Output, safe_text
 from llmops_cli.cli.state import parse_key_values, state, workspace
-from llmops_cli.entry import ask as ask_entry
 from llmops_cli.entry import store as store_entry
 from llmops_cli.errors import UsageError
 from llmops_cli.wiring import Workspace
@@ -60,6 +59,8 @@ def query(
     collection: CollectionOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
+    from llmops_cli.entry import ask as ask_entry  # retrieval and the answer log: loaded by the command, not --help
+
     s = state().load(flags={"store.collection": collection, "retrieval.mode": mode, "retrieval.k": top_k}).settings
     with workspace(s) as ws:
         hits = ask_entry.query(
@@ -171,6 +172,8 @@ def ask(
 
 
 def _ask(ws: Workspace, out: Output, question: str, where: list[str] | None, retrieval_only: bool, use_cache: bool):
+    from llmops_cli.entry import ask as ask_entry  # retrieval and the answer log: loaded by the command, not --help
+
     s = ws.settings
     if not retrieval_only:
         # fail fast, before retrieval, when no model is configured; the hint names ask's own flags (the answer

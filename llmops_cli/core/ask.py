@@ -10,32 +10,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmops_cli.core.documents import Hit
-from llmops_cli.core.ports import LLM, Completion
+from llmops_cli.core.ports import LLM
 from llmops_cli.core.retrieval import Retriever
+from llmops_cli.core.usage import Usage
 
 REWORD_SYSTEM = (
     "You rewrite questions into alternative search queries for a documentation search engine. "
     "Keep the meaning; vary the wording and use the terms the documentation would use."
 )
-REWORD_USER = "Write {n} different rewordings of the question below, one per line, without numbering or commentary.\n\nQuestion: {question}"
+REWORD_USER = (
+    "Write {n} different rewordings of the question below, one per line, without numbering or commentary."
+    "\n\nQuestion: {question}"
+)
 ANSWER_SYSTEM = (
     "You answer questions using ONLY the numbered context passages. Cite the passages you use in square "
     "brackets, like [1] or [2][3]. If the context does not contain the answer, say that you do not know. Be concise."
 )
-
-
-@dataclass
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float | None = 0.0
-    calls: int = 0
-
-    def add(self, c: Completion) -> None:
-        self.input_tokens += c.input_tokens
-        self.output_tokens += c.output_tokens
-        self.calls += 1
-        self.cost = None if (self.cost is None or c.cost is None) else self.cost + c.cost
 
 
 @dataclass
@@ -47,7 +37,7 @@ class AskResult:
     model: str
     usage: Usage = field(default_factory=Usage)
     latency_s: float = 0.0
-    # filled by the entry point that records the answer (not part of to_dict: the CLI adds them to its JSON itself)
+    # set by the entry point that records the answer (not in to_dict: the CLI adds them to its JSON itself)
     answer_id: str | None = None  # its id in the answer log; None when not recorded
     cache_hit: dict[str, Any] | None = None  # the promoted answer served from the semantic cache, if any
     record_error: str | None = None  # why the answer log could not record it

@@ -128,9 +128,9 @@ def test_relative_paths_resolve_against_the_project_folder_not_the_working_direc
     monkeypatch.delenv("LLMOPS_PROJECT_DIR", raising=False)
     s = load_settings(project / "configs" / "llmops.yaml", environ={}).settings
     assert (s.store_path, s.data_path) == (project / ".llmops" / "chroma", project / "state")
-    from llmops_cli import pipelines
+    from llmops_cli.entry.store import source_root
 
-    assert pipelines.source_root(s) == project  # source ids too: relative to the project of --config
+    assert source_root(s) == project  # source ids too: relative to the project of --config
     s = load_settings(project / "configs" / "llmops.yaml", environ={"LLMOPS_PROJECT_DIR": str(tmp_path)}).settings
     assert s.store_path == tmp_path / ".llmops" / "chroma"
     s = load_settings(None, environ={}).settings  # no config file: the working directory, as before

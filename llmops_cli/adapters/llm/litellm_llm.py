@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from typing import Any
 
 from llmops_cli.adapters.llm.retry import RetryPolicy, acall_with_retries, call_with_retries, client_policy
 from llmops_cli.core.ports import LLM, Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
+from llmops_cli.core.redaction import redact_secrets
 
 _PREPARED = False
 
@@ -155,8 +157,6 @@ class LiteLLM(LLM):
 
     def _open_stream(self, litellm, messages: list[Message], kw: dict[str, Any]) -> Iterator[Any]:
         """The stream with its first chunk already read: an error status surfaces here, where it can be retried."""
-        import itertools
-
         try:
             it = iter(litellm.completion(model=self.model, messages=messages, **kw))
             first = next(it, None)
@@ -214,8 +214,6 @@ def translate_error(e: Exception, model: str, api_base: str | None) -> LLMCallEr
             retry_after = None
     msg = str(e).split("\n")[0]
     # never echo keys: litellm messages can include the request; keep the first line and mask sk-... patterns
-    from llmops_cli.core.redaction import redact_secrets
-
     msg = redact_secrets(msg)[:300]
     where = f" at {api_base}" if api_base else ""
     if name in {"AuthenticationError", "PermissionDeniedError"} or status in (401, 403):

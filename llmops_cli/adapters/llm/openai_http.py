@@ -18,6 +18,7 @@ from typing import Any
 from llmops_cli.adapters.llm.litellm_llm import token_prices
 from llmops_cli.adapters.llm.retry import acall_with_retries, client_policy
 from llmops_cli.core.ports import LLM, Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
+from llmops_cli.core.redaction import redact_secrets
 
 _DROP = {"num_retries", "max_retries", "timeout", "api_base", "api_key", "stream", "stream_options"}
 
@@ -165,8 +166,6 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _status_error(where: str, model: str, status: int, raw: bytes, retry_after: float | None) -> LLMCallError:
-    from llmops_cli.core.redaction import redact_secrets
-
     try:
         detail = json.loads(raw).get("error", {}).get("message", "")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):

@@ -13,10 +13,9 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-if TYPE_CHECKING:
-    from llmops_cli.core.ports import LLMCallError
+from llmops_cli.core.ports import LLMCallError
 
 T = TypeVar("T")
 
@@ -72,8 +71,6 @@ def _next_delay(policy: RetryPolicy, e: LLMCallError, attempt: int) -> float | N
 
 
 def call_with_retries(policy: RetryPolicy, call: Callable[[], T], sleep: Callable[[float], None] = time.sleep) -> T:
-    from llmops_cli.core.ports import LLMCallError
-
     attempt = 0
     while True:
         attempt += 1
@@ -87,8 +84,6 @@ def call_with_retries(policy: RetryPolicy, call: Callable[[], T], sleep: Callabl
 
 
 async def acall_with_retries(policy: RetryPolicy, call: Callable[[], Awaitable[T]]) -> T:
-    from llmops_cli.core.ports import LLMCallError
-
     attempt = 0
     while True:
         attempt += 1

@@ -1,10 +1,10 @@
 """Promotion of good answers into the vector store, and their removal when they stop qualifying.
 
 An answer qualifies when its review passed (helpfulness and relevance at or over the thresholds), the judge found it
-public, and no rater's latest vote on it (or on a cache-served copy of it) is down; optionally it must also be rated up. ``reconcile``
-makes the store match that decision for each answer: qualifying answers are written as one question-and-answer
-chunk (metadata ``kind="promoted_answer"``, ``answer_id``), the others are deleted. It is idempotent, so a
-scheduled run and a rating can both call it.
+public, and no rater's latest vote on it (or on a cache-served copy of it) is down; optionally it must also be rated
+up. ``reconcile`` makes the store match that decision for each answer: qualifying answers are written as one
+question-and-answer chunk (metadata ``kind="promoted_answer"``, ``answer_id``), the others are deleted. It is
+idempotent, so a scheduled run and a rating can both call it.
 
 The promoted text is redacted (API keys, tokens, passwords, e-mail addresses, phone numbers) BEFORE it is embedded
 or written. Citation markers ([1], [2]) point at passages of the original context, which the chunk does not carry:
@@ -13,6 +13,7 @@ they are dropped and the cited sources listed instead.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -149,8 +150,6 @@ class Promoter:
         )
 
     def reconcile(self, answer_ids: Sequence[str], *, dry_run: bool = False) -> ReconcileReport:
-        import contextlib
-
         with contextlib.ExitStack() as held:
             taken: list[bool] = []
 

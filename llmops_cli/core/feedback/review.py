@@ -32,23 +32,31 @@ SYSTEM = (
     "Reply with exactly one JSON object and nothing else: no prose, no code fences."
 )
 
-TASK = """Review the ANSWER to the QUESTION, asked of the documentation collection "{collection}".
-- helpfulness: would the answer help the person asking? 5 = complete and actionable, 1 = useless, wrong, or "I do not know".
-- relevance: are the question and the answer on topic for this collection (its sources are listed below)? 5 = squarely on topic, 1 = unrelated to it.
-- publicness: is the answer safe to show to anyone? It must contain no secrets (keys, passwords, tokens), no personal data about individuals, nothing confidential. Placeholders such as [REDACTED_EMAIL] are safe.
-Reply as JSON: {{"helpfulness": {{"score": 1-5, "reason": "<short>"}}, "relevance": {{"score": 1-5, "reason": "<short>"}}, "publicness": {{"public": true|false, "reason": "<short>"}}}}
-
-COLLECTION SOURCES:
-{sources}
-
-CONTEXT (the passages the answer was written from):
-{context}
-
-QUESTION:
-{question}
-
-ANSWER:
-{answer}"""
+# one prompt, cut into lines of source (implicit concatenation): the text sent is unchanged
+TASK = (
+    'Review the ANSWER to the QUESTION, asked of the documentation collection "{collection}".\n'
+    "- helpfulness: would the answer help the person asking? 5 = complete and actionable, 1 = useless, "
+    'wrong, or "I do not know".\n'
+    "- relevance: are the question and the answer on topic for this collection (its sources are listed "
+    "below)? 5 = squarely on topic, 1 = unrelated to it.\n"
+    "- publicness: is the answer safe to show to anyone? It must contain no secrets (keys, passwords, "
+    "tokens), no personal data about individuals, nothing confidential. Placeholders such as "
+    "[REDACTED_EMAIL] are safe.\n"
+    'Reply as JSON: {{"helpfulness": {{"score": 1-5, "reason": "<short>"}}, "relevance": {{"score": 1-5, '
+    '"reason": "<short>"}}, "publicness": {{"public": true|false, "reason": "<short>"}}}}\n'
+    "\n"
+    "COLLECTION SOURCES:\n"
+    "{sources}\n"
+    "\n"
+    "CONTEXT (the passages the answer was written from):\n"
+    "{context}\n"
+    "\n"
+    "QUESTION:\n"
+    "{question}\n"
+    "\n"
+    "ANSWER:\n"
+    "{answer}"
+)
 
 
 class ReviewParseError(LlmopsError):
@@ -98,7 +106,8 @@ _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
 
 
 def parse_verdict(text: str) -> ReviewVerdict:
-    """The verdict in the judge's reply (a bare JSON object, fenced, or embedded in prose); ReviewParseError otherwise."""
+    """The verdict in the judge's reply (a bare JSON object, fenced, or embedded in prose); ReviewParseError
+    otherwise."""
     s = _FENCE.sub("", text.strip()).strip()
     data: Any = None
     for candidate in (s, s[s.find("{") : s.rfind("}") + 1] if "{" in s else ""):
