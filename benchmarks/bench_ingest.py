@@ -1,4 +1,4 @@
-"""Issue 2 benchmark, on ../shared/corpora/airflow-docs, all in one run:
+"""Ingest benchmark, on ../shared/corpora/airflow-docs, all in one run:
 
 - cold ingest wall time (a fresh `llmops ingest` process into an empty store) divided by the wall time of a
   process that only encodes the same chunk texts with the same model (target <= 1.15); and the same ratio

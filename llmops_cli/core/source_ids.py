@@ -1,4 +1,4 @@
-"""Bringing a collection's source ids to the current rule (issue 12 item 4), without re-embedding.
+"""Bringing a collection's source ids to the current rule, without re-embedding.
 
 Before, a source id was the path below the folder named on the command line, prefixed with that folder's name
 (``docs/a.md``), or a lone file's name (``README.md``): ``ingest projA/README.md`` then ``ingest projB/README.md``

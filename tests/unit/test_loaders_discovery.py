@@ -126,7 +126,7 @@ def test_a_file_named_twice_is_listed_once(docs: Path):
 
 
 def test_two_roots_with_the_same_name_get_distinct_ids(tmp_path: Path):
-    # issue 12 item 4: both used to be docs/x.md (and README.md for projA/README.md and projB/README.md)
+    # ids relative to each root alone made both docs/x.md (and README.md for projA/README.md and projB/README.md)
     write(tmp_path / "r1" / "docs" / "x.md")
     write(tmp_path / "r2" / "docs" / "x.md")
     assert ids(discover([tmp_path / "r1" / "docs", tmp_path / "r2" / "docs"], None, [])[0]) == [
