@@ -327,3 +327,67 @@ def test_batch_shards_on_two_machines_merge_from_the_shared_database(pg_server, 
         again = execute(plan, lambda m: fake, checkpoints=st.checkpoints(plan.run_dir))
         assert again.from_checkpoint == 9 and again.calls == 0
     assert sorted(fake.calls) == sorted(f"q{i}" for i in range(9))
+
+
+KILLED_MID_MIGRATION = textwrap.dedent(
+    """
+    import os, signal, sys
+    from llmops_cli.adapters.state import open_state
+    from llmops_cli.core.feedback import log
+    from llmops_cli.core.state import Migration
+
+    def killed(db):
+        db.execute("CREATE TABLE half_done (x TEXT)")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    log.migrations.items[2] = Migration(log.migrations.items[2].name, killed)
+    open_state(sys.argv[1], sys.argv[2]).answer_log()
+    """
+)
+
+
+def test_a_kill_mid_migration_of_the_shared_database_leaves_it_as_it_was(pg_server, tmp_path):
+    url = fresh_database(pg_server)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_MIGRATION, url, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == -9, done.stderr
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert tables == set()  # every store's migrations run in one transaction: none of it stayed
+    with open_state(url, tmp_path) as st, st.answer_log() as log:
+        log.record(kind="ask", question="q", answer="a")
+        assert st.describe()["schema_version"] == sum(len(m.names) for m in all_migrations())
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from llmops_cli.adapters.state import open_state
+
+    st = open_state(sys.argv[1], sys.argv[2])
+    w = st.checkpoints(Path(sys.argv[2]) / "batch" / "rows-0123456789ab").writer("all")
+    w.append({"id": "a", "status": "ok", "request_hash": "h"})
+    print("appended", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_a_killed_checkpoint_writer_leaves_its_records_and_no_lock(pg_server, tmp_path):
+    """A worker killed mid-run: what it appended is kept, and the retry (on any machine) can take the writer at once
+    (the advisory lock ended with the dead connection)."""
+    url = fresh_database(pg_server)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, url, str(tmp_path / "w1")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == -9 and "appended" in done.stdout, done.stderr
+    with open_state(url, tmp_path / "w2") as st:
+        cps = st.checkpoints(tmp_path / "w2" / "batch" / "rows-0123456789ab")
+        assert set(cps.load()) == {"a"}
+        with cps.writer("all") as w:
+            w.append({"id": "b", "status": "ok", "request_hash": "h"})
+        assert set(cps.load()) == {"a", "b"}
