@@ -321,3 +321,53 @@ def test_pgvector_hybrid_search_is_as_good_as_bm25_hybrid_on_the_airflow_docs(ai
     )
     assert _hit_at_5(got) >= _hit_at_5(ref) - 1
     assert overlap >= 0.6
+
+
+def _concurrent_writer(url: str, worker: int, sources: int, per_source: int) -> None:
+    """One writer process: creates the collection if it is not there yet (all start at once, on an empty store), then
+    writes its sources as ingest does: chunks, then the source's ledger record."""
+    from pathlib import Path
+
+    from llmops_cli.adapters.vectorstores import open_store
+    from llmops_cli.core.ports import SourceRecord
+    from llmops_cli.settings import StoreSettings
+
+    store = open_store(StoreSettings(url=url), Path("/nonexistent-embedded-path"))
+    store.ensure_collection("shared", metadata={"made_by": f"w{worker}"})
+    rng = np.random.default_rng(worker)
+    for j in range(sources):
+        ids = [f"w{worker}-s{j}-c{i}" for i in range(per_source)]
+        vecs = rng.standard_normal((per_source, 16)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        store.upsert("shared", ids, vecs, [f"text {c}" for c in ids], [{"source": f"w{worker}/s{j}"} for _ in ids])
+        store.write_manifest("shared", [SourceRecord(f"w{worker}/s{j}", f"h{j}", ids)])
+
+
+@pytest.mark.parametrize("server", ["chroma-server", "pgvector"])
+def test_writers_in_several_processes_lose_and_duplicate_nothing(server, servers):
+    """Four processes start at once on an empty server store (schema and collection created by whichever comes
+    first) and write distinct sources in parallel, as ingest shards on several workers do."""
+    import multiprocessing
+    from pathlib import Path
+
+    from llmops_cli.adapters.vectorstores import open_store
+    from llmops_cli.settings import StoreSettings
+
+    url = store_url(server, servers)  # a fresh database for PostgreSQL; the module's Chroma server is shared
+    unused = Path("/nonexistent-embedded-path")
+    open_store(StoreSettings(url=url), unused).delete_collection("shared")
+    workers, sources, per_source = 4, 5, 30
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_concurrent_writer, args=(url, w, sources, per_source)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0] * workers
+    store = open_store(StoreSettings(url=url), unused)
+    ids = store.ids("shared")
+    assert len(ids) == len(set(ids)) == workers * sources * per_source
+    manifest = store.read_manifest("shared")
+    assert len(manifest) == workers * sources
+    assert all(len(rec.chunk_ids) == per_source for rec in manifest.values())
+    assert store.ledger_generation("shared") and store.collection_metadata("shared")["made_by"].startswith("w")
