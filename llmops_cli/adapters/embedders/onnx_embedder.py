@@ -23,7 +23,7 @@ from llmops_cli.adapters.embedders.onnx_export import (
     cached_model,
     ensure_exported,
 )
-from llmops_cli.adapters.embedders.sentence_transformers import model_identity
+from llmops_cli.adapters.embedders.sentence_transformers import SentenceTransformerEmbedder, model_identity
 from llmops_cli.core.ports import Embedder
 from llmops_cli.errors import EmbedderError
 
@@ -169,6 +169,4 @@ def onnx_or_torch_embedder(
         import logging
 
         logging.getLogger(__name__).info("onnx embedder unavailable (%s); using sentence-transformers", e)
-    from llmops_cli.adapters.embedders.sentence_transformers import SentenceTransformerEmbedder
-
     return SentenceTransformerEmbedder(model, batch_size=batch_size)

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmops_cli.adapters.embedders.model_files import max_seq_length
 from llmops_cli.errors import EmbedderError
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,6 @@ class ModelLayout:
 
     @classmethod
     def read(cls, model_dir: Path) -> ModelLayout:
-        from llmops_cli.adapters.embedders.model_files import max_seq_length
-
         model_dir = Path(model_dir)
         transformer_dir, pooling_dir = model_dir, model_dir / "1_Pooling"
         modules_file = model_dir / "modules.json"
