@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from llmops_cli.cli.options import CollectionOpt, JsonOpt, TopKOpt, WhereOpt
 from llmops_cli.cli.output import Output
-from llmops_cli.cli.state import parse_key_values, state
+from llmops_cli.cli.state import parse_key_values, state, workspace
 from llmops_cli.errors import GateFailed
 
 # the entry points (llmops_cli.entry.eval) and core.eval load pydantic models and the wiring: imported inside the
@@ -155,9 +155,9 @@ def run_cmd(
     out = Output(json_out)
     settings = state().load(flags={"retrieval.k": k, "retrieval.mode": mode}).settings
     perturbations = [p.strip() for v in (perturb or []) for p in v.split(",") if p.strip()] or None
-    with out.progress("evaluating", total=None) as bar:
+    with out.progress("evaluating", total=None) as bar, workspace(settings) as ws:
         report = evaluate(
-            settings,
+            ws,
             dataset,
             collection=collection,
             metrics=metrics,
@@ -271,7 +271,8 @@ def runs_cmd(
     from llmops_cli.entry.eval import list_runs
 
     out = Output(json_out)
-    runs = list_runs(state().load().settings, limit=limit)
+    with workspace(state().load().settings) as ws:
+        runs = list_runs(ws, limit=limit)
     if out.json_mode:
         out.json({"runs": runs})
         return
@@ -311,7 +312,8 @@ def compare_cmd(
     from llmops_cli.entry.eval import compare
 
     out = Output(json_out)
-    c = compare(state().load().settings, base, new, tolerance=tolerance)
+    with workspace(state().load().settings) as ws:
+        c = compare(ws, base, new, tolerance=tolerance)
     if out.json_mode:
         out.json(c)
     else:
@@ -348,7 +350,8 @@ def export_cmd(
     from llmops_cli.entry.eval import export
 
     out = Output(False)
-    report = export(state().load().settings, run, output)
+    with workspace(state().load().settings) as ws:
+        report = export(ws, run, output)
     for o in output:
         out.info(f"wrote {o} (run {report.run_id})")
 
@@ -370,9 +373,9 @@ def generate_cmd(
     from llmops_cli.entry.eval import generate
 
     out = Output(json_out)
-    with out.progress("writing questions", total=None) as bar:
+    with out.progress("writing questions", total=None) as bar, workspace(state().load().settings) as ws:
         gen = generate(
-            state().load().settings,
+            ws,
             output,
             collection=collection,
             count=n,

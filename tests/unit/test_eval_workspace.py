@@ -1,0 +1,84 @@
+"""Every LLM call of `llmops eval` goes through the workspace's one LLM stack (base -> recording -> cache): judge
+verdicts and generated questions are answer-log rows of kind eval, the answer log and the LLM are opened once per
+command, and a re-run answered from the cache neither calls the LLM nor records anything."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from llmops_cli.core.feedback import AnswerLog
+from llmops_cli.settings import load_settings
+from tests.support.fakes import MemoryStore, ScriptedLLM, use_fake_workspaces
+from tests.unit.test_eval_cli import ROWS, invoke
+
+PASSAGES = {
+    "scheduler.md": "The scheduler triggers DAG runs when their schedule is due and queues their tasks.",
+    "executor.md": "The LocalExecutor runs tasks as subprocesses on the machine the scheduler runs on.",
+    "pools.md": "Pools limit how many tasks run at once against one resource, such as a database.",
+}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in __import__("os").environ if v.startswith("LLMOPS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("LLMOPS_LLM_MODEL", "fake/llm")
+    (tmp_path / "qs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return tmp_path
+
+
+def _eval_rows(project) -> list:
+    data = load_settings(environ={"LLMOPS_LLM_MODEL": "fake/llm"}, cwd=project).settings.data_path
+    with AnswerLog.for_data_dir(data) as log:
+        return log.recent(limit=100, kind="eval")
+
+
+def _store() -> MemoryStore:
+    store = MemoryStore()
+    store.ensure_collection("docs")
+    names = sorted(PASSAGES)
+    store.upsert(
+        "docs",
+        [f"{n}#0" for n in names],
+        [np.ones(4) for _ in names],
+        [PASSAGES[n] for n in names],
+        [{"source": n} for n in names],
+    )
+    return store
+
+
+def test_generate_goes_through_the_stack_once(project, capsys, monkeypatch):
+    llm = ScriptedLLM(default=json.dumps({"question": "What does it do?", "answer": "It runs tasks."}))
+    events = use_fake_workspaces(monkeypatch, store=_store(), llm=llm)
+    args = ["generate", "--collection", "docs", "-n", "3", "-o", "gen.jsonl", "--json"]
+    code, out, err = invoke(capsys, *args)
+    assert code == 0, err
+    assert json.loads(out)["questions"] == 3 and json.loads(out)["usage"]["calls"] == 3
+    assert len(llm.history) == 3 and len(_eval_rows(project)) == 3
+    # one command: the LLM built once, the answer log opened once, the store opened read-only
+    assert [e for e in events if e[0] in ("llm", "answer_log", "store")] == [
+        ("llm", "fake/llm", None, None),
+        ("answer_log",),
+        ("store", True),
+    ]
+    code, out, err = invoke(capsys, *args)  # the same chunks again: all from the cache
+    assert code == 0, err
+    assert json.loads(out)["usage"]["cached"] == 3 and json.loads(out)["usage"]["calls"] == 0
+    assert len(llm.history) == 3 and len(_eval_rows(project)) == 3
+
+
+def test_judge_calls_are_recorded_once_each(project, capsys, monkeypatch):
+    llm = ScriptedLLM(default=json.dumps({"score": 5, "reason": "matches the reference"}))
+    events = use_fake_workspaces(monkeypatch, llm=llm)
+    code, out, err = invoke(capsys, "qs.jsonl", "--metrics", "correctness", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["metrics"]["correctness"] == 1.0 and doc["usage"]["calls"] == len(ROWS)
+    rows = _eval_rows(project)
+    assert len(rows) == len(llm.history) == len(ROWS)
+    assert {r.answer for r in rows} == {llm.default}
+    assert sum(1 for e in events if e[0] == "answer_log") == 1 and sum(1 for e in events if e[0] == "llm") == 1
