@@ -60,7 +60,10 @@ class Killed(Exception):
 
 
 class MemoryStore(VectorStore):
-    """In-memory VectorStore. ``fail_after_writes=N`` raises Killed at the (N+1)th write call."""
+    """In-memory VectorStore. ``fail_after_writes=N`` raises Killed at the (N+1)th write call. Source records lose
+    their extra fields unless ``keep_extra`` (as Chroma keeps them)."""
+
+    keep_extra = False
 
     def __init__(self, fail_after_writes: int | None = None):
         self.cols: dict[str, dict[str, Any]] = {}
@@ -141,17 +144,17 @@ class MemoryStore(VectorStore):
         return len(self.cols[name])
 
     def read_manifest(self, name):
-        return {
-            k: SourceRecord(v.source_id, v.content_hash, list(v.chunk_ids))
-            for k, v in self.manifests.get(name, {}).items()
-        }
+        return {k: self._copy(v) for k, v in self.manifests.get(name, {}).items()}
 
     def write_manifest(self, name, records):
         if not records:
             return
         self._tick()
         for r in records:
-            self.manifests[name][r.source_id] = SourceRecord(r.source_id, r.content_hash, list(r.chunk_ids))
+            self.manifests[name][r.source_id] = self._copy(r)
+
+    def _copy(self, r: SourceRecord) -> SourceRecord:
+        return SourceRecord(r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra) if self.keep_extra else {})
 
     def delete_manifest(self, name, source_ids):
         if not source_ids:
@@ -240,3 +243,9 @@ def use_fake_workspaces(monkeypatch: Any, **fakes: Any) -> list[tuple]:
     events: list[tuple] = fakes.pop("events", None) or []
     monkeypatch.setattr(cli_state, "workspace_factory", lambda s: FakeWorkspace(s, events=events, **fakes))
     return events
+
+
+def run_step(step: Any, settings: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an entry point in its own real workspace, as one command or one DAG task does (closed afterwards)."""
+    with Workspace(settings) as ws:
+        return step(ws, *args, **kwargs)

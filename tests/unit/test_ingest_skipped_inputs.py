@@ -12,7 +12,6 @@ import pytest
 
 from llmops_cli.core import ingest as core
 from llmops_cli.core.ingest import IngestOptions, ingest
-from llmops_cli.core.ports import SourceRecord
 from llmops_cli.errors import InputError
 from tests.support.fakes import FakeEmbedder, MemoryStore
 
@@ -20,20 +19,7 @@ from tests.support.fakes import FakeEmbedder, MemoryStore
 class PathKeepingStore(MemoryStore):
     """MemoryStore that keeps each record's extra fields, as Chroma does."""
 
-    def read_manifest(self, name):
-        return {
-            k: SourceRecord(v.source_id, v.content_hash, list(v.chunk_ids), dict(v.extra))
-            for k, v in self.manifests.get(name, {}).items()
-        }
-
-    def write_manifest(self, name, records):
-        if not records:
-            return
-        self._tick()
-        for r in records:
-            self.manifests[name][r.source_id] = SourceRecord(
-                r.source_id, r.content_hash, list(r.chunk_ids), dict(r.extra)
-            )
+    keep_extra = True
 
 
 def write_folder(root: Path, n: int) -> Path:

@@ -8,8 +8,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from llmops_cli.adapters.llm.configured import ConfiguredLLM
 from llmops_cli.adapters.llm.retry import RetryPolicy, acall_with_retries, call_with_retries, client_policy
-from llmops_cli.core.ports import LLM, Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
+from llmops_cli.core.ports import Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
 from llmops_cli.core.redaction import redact_secrets
 
 _PREPARED = False
@@ -41,30 +42,7 @@ def token_prices(model: str) -> tuple[float | None, float | None]:
         return None, None
 
 
-class LiteLLM(LLM):
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_base: str | None = None,
-        api_key: str | None = None,
-        temperature: float = 0.0,
-        max_tokens: int | None = None,
-        timeout: float = 60.0,
-        max_retries: int = 2,
-        input_cost_per_token: float | None = None,
-        output_cost_per_token: float | None = None,
-    ):
-        self.model = model
-        self.api_base = api_base
-        self._api_key = api_key
-        self.defaults: dict[str, Any] = {"temperature": temperature}
-        if max_tokens:
-            self.defaults["max_tokens"] = max_tokens
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.prices = (input_cost_per_token, output_cost_per_token)
-
+class LiteLLM(ConfiguredLLM):
     def _kwargs(self, params: dict[str, Any]) -> tuple[dict[str, Any], RetryPolicy]:
         """litellm's keyword arguments, and the retry policy (a per-call ``max_retries`` overrides the client's)."""
         kw: dict[str, Any] = {**self.defaults, **params}

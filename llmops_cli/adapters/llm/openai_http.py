@@ -15,40 +15,21 @@ import json
 import time
 from typing import Any
 
+from llmops_cli.adapters.llm.configured import ConfiguredLLM
 from llmops_cli.adapters.llm.litellm_llm import token_prices
 from llmops_cli.adapters.llm.retry import acall_with_retries, client_policy
-from llmops_cli.core.ports import LLM, Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
+from llmops_cli.core.ports import Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
 from llmops_cli.core.redaction import redact_secrets
 
 _DROP = {"num_retries", "max_retries", "timeout", "api_base", "api_key", "stream", "stream_options"}
 
 
-class OpenAIHTTP(LLM):
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_base: str,
-        api_key: str | None = None,
-        temperature: float = 0.0,
-        max_tokens: int | None = None,
-        timeout: float = 60.0,
-        max_retries: int = 2,
-        input_cost_per_token: float | None = None,
-        output_cost_per_token: float | None = None,
-    ):
-        self.model = model
+class OpenAIHTTP(ConfiguredLLM):
+    def __init__(self, model: str, *, api_base: str, **options: Any):
+        super().__init__(model, api_base=api_base, **options)
         self.remote_model = model.split("/", 1)[1] if model.startswith("openai/") else model
         self.url = api_base.rstrip("/") + "/chat/completions"
-        self.api_base = api_base
-        self._api_key = api_key
-        self.defaults: dict[str, Any] = {"temperature": temperature}
-        if max_tokens:
-            self.defaults["max_tokens"] = max_tokens
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.prices = (input_cost_per_token, output_cost_per_token)
-        self._prices_resolved = input_cost_per_token is not None or output_cost_per_token is not None
+        self._prices_resolved = self.prices != (None, None)
         self._session: Any = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
 

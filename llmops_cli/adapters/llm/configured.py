@@ -1,0 +1,33 @@
+"""The settings every LLM client takes (``wiring._client_options``): endpoint, key, sampling defaults, timeout,
+retries and prices, held the same way by each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmops_cli.core.ports import LLM
+
+
+class ConfiguredLLM(LLM):
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        input_cost_per_token: float | None = None,
+        output_cost_per_token: float | None = None,
+    ):
+        self.model = model
+        self.api_base = api_base
+        self._api_key = api_key
+        self.defaults: dict[str, Any] = {"temperature": temperature}
+        if max_tokens:
+            self.defaults["max_tokens"] = max_tokens
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.prices = (input_cost_per_token, output_cost_per_token)
