@@ -16,16 +16,11 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from llmops_cli.cli.options import DryRunOpt, JsonOpt
+from llmops_cli.cli.options import AnswerCollectionOpt, AnswerLimitOpt, DryRunOpt, JsonOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state, workspace
 from llmops_cli.entry import feedback as feedback_entry
 from llmops_cli.errors import ExitCode, UsageError
-
-# here a filter over the log, not the collection to work on: no store.collection default
-CollectionOpt = Annotated[
-    str | None, typer.Option("--collection", help="Only answers from this collection (default: all).")
-]
 
 
 class _RateByDefault(TyperGroup):
@@ -109,8 +104,8 @@ def rate(
     "those over feedback.min_* and remove those that no longer qualify.",
 )
 def review(
-    limit: Annotated[int, typer.Option("--limit", help="At most this many answers.", min=1)] = 50,
-    collection: CollectionOpt = None,
+    limit: AnswerLimitOpt = 50,
+    collection: AnswerCollectionOpt = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Judge model (default: feedback.judge_model, else llm.model).")
     ] = None,
@@ -196,7 +191,7 @@ def export(
     system: Annotated[
         str | None, typer.Option("--system", help="System message of each example ('' for none).")
     ] = None,
-    collection: CollectionOpt = None,
+    collection: AnswerCollectionOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     s = state().load().settings

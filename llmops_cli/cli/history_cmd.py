@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from llmops_cli.cli.options import JsonOpt
+from llmops_cli.cli.options import AnswerCollectionOpt, AnswerLimitOpt, JsonOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state, workspace
 
@@ -17,7 +17,6 @@ history_app = typer.Typer(
     invoke_without_command=True,
 )
 
-HistoryLimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many answers.", min=1)]
 KindOpt = Annotated[str | None, typer.Option("--kind", help="Only this kind: ask, eval, batch.")]
 
 
@@ -33,9 +32,9 @@ def _snippet(text: str, n: int = 70) -> str:
 @history_app.callback()
 def history(
     ctx: typer.Context,
-    limit: HistoryLimitOpt = 20,
+    limit: AnswerLimitOpt = 20,
     kind: KindOpt = None,
-    collection: Annotated[str | None, typer.Option("--collection", help="Only answers from this collection.")] = None,
+    collection: AnswerCollectionOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     if ctx.invoked_subcommand is not None:

@@ -30,5 +30,10 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would happ
 GlobOpt = Annotated[
     list[str] | None, typer.Option("--glob", help="Only files matching this glob, e.g. '**/*.md' (repeatable).")
 ]
+# the answer log is filtered by collection: no store.collection default there
+AnswerCollectionOpt = Annotated[
+    str | None, typer.Option("--collection", help="Only answers from this collection (default: all).")
+]
+AnswerLimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many answers.", min=1)]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 ModeOpt = Annotated[str | None, typer.Option("--mode", help="hybrid (vector + BM25, fused) | vector | lexical.")]
