@@ -9,7 +9,6 @@ points a workspace of fakes (``tests/support/fakes.py``) instead of patching the
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -355,5 +354,7 @@ class Workspace:
 
 def lexical_folder(settings: Settings, store: Any, collection: str) -> Path:
     """Where a collection's BM25 index lives: ``<data_dir>/lexical/<hash of the store's location>/<collection>``."""
+    import hashlib  # its OpenSSL bindings cost --help a few ms; a command that reads an index pays them
+
     key = hashlib.sha256(str(getattr(store, "where", "store")).encode()).hexdigest()[:12]
     return Path(settings.data_path) / "lexical" / key / collection

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from enum import StrEnum
@@ -61,6 +60,8 @@ def _promotion_lines(out, promo: dict) -> None:
 
 
 def _os_user() -> str | None:
+    import getpass  # loads termios: only when a rating needs the user name, not for --help
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no login name (a container with an unnamed uid): one unknown rater

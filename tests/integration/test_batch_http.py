@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from llmops_cli import pipelines
 from llmops_cli.core.batch.inputs import read_rows, write_rows
+from llmops_cli.core.feedback.log import AnswerLog
+from llmops_cli.entry import batch as batch_entry
 from llmops_cli.settings import LLMSettings, Settings
+from tests.support.fakes import run_step
 from tests.support.openai_server import Fault, last_user_text, llm_env_for, llm_settings_for
 
 pytestmark = pytest.mark.integration
@@ -50,8 +52,15 @@ def test_every_row_ends_answered_or_recorded_despite_faults(openai_server, tmp_p
     srv.add_rule(_is("q6"), Fault("400"), times=None)
     src = _input(tmp_path, 30)
     t0 = time.perf_counter()
-    rep = pipelines.batch(
-        _settings(srv, tmp_path), src, prompt="{q}", concurrency=8, client=client, use_cache=False, timeout=1.0
+    rep = run_step(
+        batch_entry.batch,
+        _settings(srv, tmp_path),
+        src,
+        prompt="{q}",
+        concurrency=8,
+        client=client,
+        use_cache=False,
+        timeout=1.0,
     )
     assert time.perf_counter() - t0 < 30
     assert (rep.rows, rep.answered, rep.errors, rep.pending) == (30, 29, 1, 0)
@@ -163,11 +172,11 @@ def test_second_identical_run_is_answered_by_the_cache(openai_server, tmp_path):
     srv.latency = 0.01
     src = _input(tmp_path, 25)
     s = _settings(srv, tmp_path)
-    first = pipelines.batch(s, src, prompt="Say {q}", output=str(tmp_path / "a.jsonl"), concurrency=4)
+    first = run_step(batch_entry.batch, s, src, prompt="Say {q}", output=str(tmp_path / "a.jsonl"), concurrency=4)
     assert first.calls == 25 and first.cache_hits == 0
     seen = len(srv.records())
-    second = pipelines.batch(
-        s, src, prompt="Say {q}", output=str(tmp_path / "b.jsonl"), concurrency=4
+    second = run_step(
+        batch_entry.batch, s, src, prompt="Say {q}", output=str(tmp_path / "b.jsonl"), concurrency=4
     )  # a new run folder
     assert second.calls == 0 and second.cache_hits == 25 and second.from_checkpoint == 0
     assert len(srv.records()) == seen
@@ -176,7 +185,7 @@ def test_second_identical_run_is_answered_by_the_cache(openai_server, tmp_path):
     ]
     assert all(r["llmops_cached"] for r in read_rows(tmp_path / "b.jsonl"))
     # every call that reached the LLM is in the answer log (kind "batch"), the cache hits are not
-    with pipelines.answer_log(s) as log:
+    with AnswerLog.for_data_dir(s.data_path) as log:
         recorded = log.recent(limit=100, kind="batch")
     assert len(recorded) == 25 and {r.question for r in recorded} == {f"Say q{i}" for i in range(25)}
 
@@ -186,17 +195,17 @@ def test_shards_for_airflow_then_merge(openai_server, tmp_path):
     src = _input(tmp_path, 40)
     s = _settings(srv, tmp_path)
     opts = {"prompt": "{q}", "output": str(tmp_path / "out.jsonl"), "use_cache": False}
-    shards = pipelines.batch_plan_shards(s, src, 4, **opts)
+    shards = run_step(batch_entry.batch_plan_shards, s, src, 4, **opts)
     assert [x["shard_index"] for x in shards] == [0, 1, 2, 3] and sum(x["requests"] for x in shards) == 40
     for sh in shards[:3]:
-        r = pipelines.batch_run_shard(s, src, sh["shard_index"], sh["num_shards"], **opts)
+        r = run_step(batch_entry.batch_run_shard, s, src, sh["shard_index"], sh["num_shards"], **opts)
         assert r["requests"] == sh["requests"] and r["answered"] == sh["requests"] and json.dumps(r)
-    merged = pipelines.batch_merge_shards(s, src, **opts)
+    merged = run_step(batch_entry.batch_merge_shards, s, src, **opts)
     assert merged["pending"] == shards[3]["requests"] and merged["output"] is None
     # a re-triggered run: finished shards call nothing, the missing one runs
     for sh in shards:
-        pipelines.batch_run_shard(s, src, sh["shard_index"], sh["num_shards"], **opts)
-    merged = pipelines.batch_merge_shards(s, src, **opts)
+        run_step(batch_entry.batch_run_shard, s, src, sh["shard_index"], sh["num_shards"], **opts)
+    merged = run_step(batch_entry.batch_merge_shards, s, src, **opts)
     assert merged["answered"] == 40 and merged["exit_code"] == 0 and len(read_rows(merged["output"])) == 40
     assert set(srv.success_counts_by().values()) == {1} and srv.success_count() == 40
 
@@ -205,7 +214,9 @@ def test_rpm_limit_spaces_requests(openai_server, tmp_path):
     srv = openai_server
     src = _input(tmp_path, 20)
     t0 = time.perf_counter()
-    rep = pipelines.batch(_settings(srv, tmp_path), src, prompt="{q}", concurrency=16, rpm=600, use_cache=False)
+    rep = run_step(
+        batch_entry.batch, _settings(srv, tmp_path), src, prompt="{q}", concurrency=16, rpm=600, use_cache=False
+    )
     elapsed = time.perf_counter() - t0
     assert rep.answered == 20
     starts = sorted(r.started for r in srv.records())
@@ -226,8 +237,13 @@ def test_structured_output_with_schema(openai_server, tmp_path):
     schema.write_text(
         json.dumps({"type": "object", "properties": {"label": {"enum": ["spam", "ham"]}}, "required": ["label"]})
     )
-    rep = pipelines.batch(
-        _settings(srv, tmp_path), src, prompt="{text}", schema=str(schema), output=str(tmp_path / "o.jsonl")
+    rep = run_step(
+        batch_entry.batch,
+        _settings(srv, tmp_path),
+        src,
+        prompt="{text}",
+        schema=str(schema),
+        output=str(tmp_path / "o.jsonl"),
     )
     assert (rep.answered, rep.errors) == (2, 1)
     rows = read_rows(tmp_path / "o.jsonl")

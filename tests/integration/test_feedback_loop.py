@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from llmops_cli.core.feedback.log import AnswerLog
+from llmops_cli.entry import ask as ask_entry
+from llmops_cli.entry import feedback as feedback_entry
+from llmops_cli.entry import ingest as ingest_entry
+from tests.support.fakes import run_step
 from tests.support.openai_server import TEST_API_KEY, TEST_MODEL, last_user_text
 
 pytestmark = pytest.mark.integration
@@ -81,7 +86,6 @@ def write_corpus(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def loop(tmp_path, openai_server, monkeypatch):
-    from llmops_cli import pipelines
     from llmops_cli.settings import load_settings
 
     openai_server.responder = responder
@@ -89,7 +93,7 @@ def loop(tmp_path, openai_server, monkeypatch):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     settings = load_settings(None, cwd=tmp_path).settings
-    pipelines.ingest(settings, [str(write_corpus(tmp_path))])
+    run_step(ingest_entry.ingest, settings, [str(write_corpus(tmp_path))])
     return settings, openai_server
 
 
@@ -101,25 +105,24 @@ def promoted_ids(settings) -> set[str]:
 
 
 def test_ask_rate_review_promote_query_cache_and_demote(loop):
-    from llmops_cli import pipelines
 
     settings, server = loop
-    res = {q: pipelines.ask(settings, q) for q in ANSWERS}
+    res = {q: run_step(ask_entry.ask, settings, q) for q in ANSWERS}
     ids = {q: r.answer_id for q, r in res.items()}
     assert all(ids.values()) and len(set(ids.values())) == 3
     assert res[Q_ROTATE].answer == ANSWERS[Q_ROTATE]
 
     # recorded: question, rewordings, chunks with sources, answer, model, tokens, latency, config hash
-    with pipelines.answer_log(settings) as log:
+    with AnswerLog.for_data_dir(settings.data_path) as log:
         rec = log.get(ids[Q_ROTATE])
     assert rec.question == Q_ROTATE and rec.answer == ANSWERS[Q_ROTATE] and rec.model == TEST_MODEL
     assert rec.rewordings == ["frobnicator credential rotation"]
     assert rec.chunks and any(c["source"].endswith("frobnicator.md") for c in rec.chunks)
     assert rec.input_tokens > 0 and rec.output_tokens > 0 and rec.latency_s > 0 and len(rec.config_hash) == 12
 
-    pipelines.feedback_rate(settings, ids[Q_ROTATE], "up", "exactly right")
+    run_step(feedback_entry.rate, settings, ids[Q_ROTATE], "up", "exactly right")
     chats_before_review = len(server.records())
-    review = pipelines.feedback_review(settings, limit=10)
+    review = run_step(feedback_entry.review, settings, limit=10)
     assert review["reviewed"] == 3 and not review["errors"] and not review["failed"]
     assert len(server.records()) - chats_before_review == 3  # one judge call per answer
     # the judge never sees the secret: questions and answers are redacted before they are sent
@@ -130,7 +133,7 @@ def test_ask_rate_review_promote_query_cache_and_demote(loop):
 
     # a later query on the same question finds the promoted answer, by vector and by BM25 alike
     for mode in ("vector", "lexical", "hybrid"):
-        hits = pipelines.query(settings, Q_ROTATE, mode=mode, k=3)
+        hits = run_step(ask_entry.query, settings, Q_ROTATE, mode=mode, k=3)
         assert hits[0].metadata.get("kind") == "promoted_answer", mode
         assert hits[0].metadata["answer_id"] == ids[Q_ROTATE]
         assert "frob rotate --all" in hits[0].text and "[1]" not in hits[0].text
@@ -138,77 +141,79 @@ def test_ask_rate_review_promote_query_cache_and_demote(loop):
     # re-ingesting changed documents (even with cleanup=full) keeps promoted answers, and BM25 still finds them
     docs = Path(settings.store_path).parent / "docs"  # the corpus the fixture ingested
     (docs / "widgets.md").write_text(CORPUS["widgets.md"] + "\nWidgets may also be blue.\n", encoding="utf-8")
-    assert pipelines.ingest(settings, [str(docs)], cleanup="full").changed
+    assert run_step(ingest_entry.ingest, settings, [str(docs)], cleanup="full").changed
     assert promoted_ids(settings) == {ids[Q_ROTATE], ids[Q_SCALE]}
-    assert pipelines.query(settings, Q_ROTATE, mode="lexical", k=1)[0].metadata.get("answer_id") == ids[Q_ROTATE]
+    assert (
+        run_step(ask_entry.query, settings, Q_ROTATE, mode="lexical", k=1)[0].metadata.get("answer_id") == ids[Q_ROTATE]
+    )
 
     # redacted BEFORE promotion: the key is in neither the store nor the cache text
     from llmops_cli import wiring
 
     chunk = wiring.build_store(settings).get("docs", ids=[f"answer-{ids[Q_SCALE]}"])[0]
     assert FAKE_KEY not in chunk.text and "[REDACTED_API_KEY]" in chunk.text
-    with pipelines.answer_log(settings) as log:
+    with AnswerLog.for_data_dir(settings.data_path) as log:
         assert FAKE_KEY not in log.promotion_of(ids[Q_SCALE]).answer_text
         assert log.review_of(ids[Q_SCALE]).redactions == ["API_KEY"]
 
     # the semantic cache: a near-identical question is served the promoted answer, without any LLM call
     chats = len(server.records())
-    cached = pipelines.ask(settings, "How do I rotate the frobnicator's credentials")
+    cached = run_step(ask_entry.ask, settings, "How do I rotate the frobnicator's credentials")
     assert cached.cache_hit is not None and cached.cache_hit["answer_id"] == ids[Q_ROTATE]
     assert cached.cache_hit["similarity"] >= settings.feedback.cache_threshold
     assert "frob rotate --all" in cached.answer and len(server.records()) == chats
-    with pipelines.answer_log(settings) as log:
+    with AnswerLog.for_data_dir(settings.data_path) as log:
         assert log.get(cached.answer_id).cached_from == ids[Q_ROTATE]
     # a different question on the same topic (cosine ~0.82 with the real model) is not served the cached answer
-    assert pipelines.ask(settings, "How often should I rotate the frobnicator credentials?").cache_hit is None
+    assert run_step(ask_entry.ask, settings, "How often should I rotate the frobnicator credentials?").cache_hit is None
     # nor is a near miss over the threshold (a negation: cosine ~0.96): the lexical check blocks it, the LLM answers
     chats_near = len(server.records())
-    assert pipelines.ask(settings, "How do I NOT rotate the frobnicator credentials?").cache_hit is None
+    assert run_step(ask_entry.ask, settings, "How do I NOT rotate the frobnicator credentials?").cache_hit is None
     assert len(server.records()) > chats_near
     # --no-cache skips it
-    assert pipelines.ask(settings, Q_ROTATE, use_cache=False).cache_hit is None
+    assert run_step(ask_entry.ask, settings, Q_ROTATE, use_cache=False).cache_hit is None
     assert len(server.records()) > chats
 
     # rated down (here: the cache-served copy) -> removed from the store and from the cache at once
-    out = pipelines.feedback_rate(settings, cached.answer_id, "down", "outdated")
+    out = run_step(feedback_entry.rate, settings, cached.answer_id, "down", "outdated")
     assert out["promoted_answer"] == ids[Q_ROTATE] and out["promotion"]["removed"][0]["id"] == ids[Q_ROTATE]
     assert promoted_ids(settings) == {ids[Q_SCALE]}
     for mode in ("vector", "lexical"):
         assert all(
-            h.metadata.get("answer_id") != ids[Q_ROTATE] for h in pipelines.query(settings, Q_ROTATE, mode=mode, k=5)
+            h.metadata.get("answer_id") != ids[Q_ROTATE]
+            for h in run_step(ask_entry.query, settings, Q_ROTATE, mode=mode, k=5)
         )
-    again = pipelines.ask(settings, Q_ROTATE)
+    again = run_step(ask_entry.ask, settings, Q_ROTATE)
     assert again.cache_hit is None and again.answer == ANSWERS[Q_ROTATE]
 
     # the one judged not public is never promoted, even when rated up and reconciled again
-    pipelines.feedback_rate(settings, ids[Q_BACKUP], "up")
-    pipelines.feedback_promote(settings)
+    run_step(feedback_entry.rate, settings, ids[Q_BACKUP], "up")
+    run_step(feedback_entry.promote, settings)
     assert ids[Q_BACKUP] not in promoted_ids(settings)
 
     # export: the good answers that remain, redacted
-    rows = pipelines.feedback_export(settings)
+    rows = run_step(feedback_entry.export, settings)
     assert len(rows) == 1 and rows[0]["messages"][1]["content"] == Q_SCALE
     assert FAKE_KEY not in rows[0]["messages"][2]["content"]
 
 
 def test_unparseable_verdict_is_a_review_error_not_a_crash(loop):
-    from llmops_cli import pipelines
 
     settings, server = loop
-    a = pipelines.ask(settings, Q_ROTATE).answer_id
+    a = run_step(ask_entry.ask, settings, Q_ROTATE).answer_id
     server.responder = lambda body: (
         "Looks good to me!" if "You review answers" in body["messages"][0]["content"] else responder(body)
     )
-    out = pipelines.feedback_review(settings)
+    out = run_step(feedback_entry.review, settings)
     assert out["reviewed"] == 0 and [e["id"] for e in out["errors"]] == [a]
-    with pipelines.answer_log(settings) as log:
+    with AnswerLog.for_data_dir(settings.data_path) as log:
         rv = log.review_of(a)
     assert rv.status == "error" and "not JSON" in rv.error
     assert promoted_ids(settings) == set()
     # not picked again unless asked to; then a good verdict promotes it
     server.responder = responder
-    assert pipelines.feedback_review(settings)["reviewed"] == 0
-    assert pipelines.feedback_review(settings, retry_errors=True)["promotion"]["promoted"] == [a]
+    assert run_step(feedback_entry.review, settings)["reviewed"] == 0
+    assert run_step(feedback_entry.review, settings, retry_errors=True)["promotion"]["promoted"] == [a]
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:

@@ -9,9 +9,12 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from llmops_cli.entry.verify import verify_collection
+from llmops_cli.wiring import Workspace, lexical_folder
 from tests.integration.conftest import llmops_env, run_llmops
 
 pytestmark = pytest.mark.integration
@@ -75,7 +78,7 @@ def project(pristine, tmp_path):
     shutil.copytree(root / "w", work)
     (old,) = [p for p in (work / "state" / "lexical").iterdir() if p.is_dir()]
     settings = _settings(work)
-    new = pipelines_lexical_folder(settings, work / "chroma").parent
+    new = lexical_folder(settings, SimpleNamespace(where=str(work / "chroma")), C).parent
     new.parent.mkdir(parents=True, exist_ok=True)
     old.rename(new)
     return work, corpus, llmops_env(work)
@@ -87,14 +90,6 @@ def _settings(work: Path):
     return load_settings(
         environ={}, cwd=work, flags={"data_dir": str(work / "state"), "store.path": str(work / "chroma")}
     ).settings
-
-
-def pipelines_lexical_folder(settings, store_path: Path) -> Path:
-    from types import SimpleNamespace
-
-    from llmops_cli import pipelines
-
-    return pipelines.lexical_index(settings, SimpleNamespace(where=str(store_path)), C).folder
 
 
 def _vector_segment(store: Path) -> Path:
@@ -114,11 +109,8 @@ def _verify(env, *args: str) -> tuple[int, dict]:
 
 
 def _repair_counting(work: Path, corpus: Path | None, monkeypatch) -> tuple[dict, int]:
-    """pipelines.verify_collection(repair=True) in this process, the real embedder wrapped to count what it embeds."""
-    from llmops_cli import pipelines, wiring
-
+    """verify_collection(repair=True) in this process, the real embedder wrapped to count what it embeds."""
     calls: list[int] = []
-    real_build = wiring.build_embedder
 
     class Counting:
         def __init__(self, inner):
@@ -131,9 +123,12 @@ def _repair_counting(work: Path, corpus: Path | None, monkeypatch) -> tuple[dict
             calls.append(len(texts))
             return self._inner.embed(texts)
 
-    monkeypatch.setattr(wiring, "build_embedder", lambda es: Counting(real_build(es)))
-    settings = _settings(work)
-    res = pipelines.verify_collection(settings, C, paths=[str(corpus)] if corpus else None, repair=True)
+    class CountingWorkspace(Workspace):
+        def _build_embedder(self, es):
+            return Counting(super()._build_embedder(es))
+
+    with CountingWorkspace(_settings(work)) as ws:
+        res = verify_collection(ws, C, paths=[str(corpus)] if corpus else None, repair=True)
     return res, sum(calls)
 
 
@@ -263,13 +258,13 @@ def test_a_repair_with_nothing_to_embed_loads_no_model(project, monkeypatch):
     work, corpus, env = project
     (folder,) = [p for p in (work / "state" / "lexical").glob(f"*/{C}") if p.is_dir()]
     (folder / "vocab.json").write_text("{")
-    from llmops_cli import pipelines, wiring
 
-    def no_model(es):
-        raise AssertionError("the repair built an embedder it had no use for")
+    class NoModel(Workspace):
+        def _build_embedder(self, es):
+            raise AssertionError("the repair built an embedder it had no use for")
 
-    monkeypatch.setattr(wiring, "build_embedder", no_model)
-    res = pipelines.verify_collection(_settings(work), C, repair=True)
+    with NoModel(_settings(work)) as ws:
+        res = verify_collection(ws, C, repair=True)
     assert res["before"].lexical.state == "damaged" and res["repair"].lexical_rebuilt and res["report"].clean
 
 
