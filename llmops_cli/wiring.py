@@ -273,14 +273,16 @@ class Workspace:
                 log=self.answer_log() if record else None,
                 kind=kind,
                 collection=collection,
-                config_hash=self.config_hash() if record else None,
+                config_hash=self.answer_config_hash() if record else None,
                 cache=self.llm_cache() if cache else None,
                 usage=usage,
                 wrap_cache=cache,
             )
         return self._llms[key]
 
-    def config_hash(self) -> str:
+    def answer_config_hash(self) -> str:
+        """The answer log's fingerprint of the settings that shape an answer (llm, embedder, retrieval, chunking);
+        not eval's ``eval_config_hash``, which fingerprints one evaluation's configuration."""
         from llmops_cli.core.feedback.log import config_hash
 
         return config_hash(self.settings)

@@ -174,7 +174,7 @@ def _record(ws: Workspace, res: AskResult, collection: str, cached_from: str | N
     """Record an ask result; a log that cannot be written costs the answer its id, not the answer itself."""
     try:
         res.answer_id = record_ask(
-            ws.answer_log(), res, collection=collection, config_hash=ws.config_hash(), cached_from=cached_from
+            ws.answer_log(), res, collection=collection, config_hash=ws.answer_config_hash(), cached_from=cached_from
         )
     except LlmopsError as e:
         res.record_error = e.message
