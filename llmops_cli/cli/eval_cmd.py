@@ -15,7 +15,6 @@ from typer.core import TyperGroup
 from llmops_cli.cli.options import CollectionOpt, JsonOpt, TopKOpt, WhereOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import parse_key_values, state, workspace
-from llmops_cli.errors import GateFailed
 
 # the entry points (llmops_cli.entry.eval) and core.eval load pydantic models and the wiring: imported inside the
 # commands, so that `llmops --help` stays cheap
@@ -188,8 +187,8 @@ def run_cmd(
         if report.run_id is not None:
             out.info(f"recorded as run {report.run_id} (llmops eval runs)")
 
-    if error := outcome(report, fail_on_regression=fail_on_regression, baseline=baseline):
-        raise error
+    result = outcome(report, fail_on_regression=fail_on_regression, baseline=baseline)
+    out.finish(result, warning=result.message)
 
 
 def _print_report(out, report, worst: int) -> None:
@@ -309,7 +308,7 @@ def compare_cmd(
     json_out: EvalJsonOpt = False,
 ) -> None:
     """Per-metric deltas between two runs; regressions flagged, and the questions that got worse."""
-    from llmops_cli.entry.eval import compare
+    from llmops_cli.entry.eval import compare, comparison_outcome
 
     out = Output(json_out)
     with workspace(state().load().settings) as ws:
@@ -334,8 +333,8 @@ def compare_cmd(
                 title=f"Questions worse by {c['primary_metric']} ({c['questions_worse_total']} in all)",
             )
         out.print("regressions: " + (", ".join(c["regressions"]) or "none"))
-    if fail_on_regression and c["regressions"]:
-        raise GateFailed(f"regressed: {', '.join(c['regressions'])}", hint="see the per-metric deltas")
+    result = comparison_outcome(c, fail_on_regression=fail_on_regression)
+    out.finish(result, warning=result.message)
 
 
 @eval_app.command("export")
@@ -391,8 +390,8 @@ def generate_cmd(
         out.print(f"wrote {len(gen.result.items)} questions from collection {gen.collection} to {output}")
         for f in gen.result.failed[:5]:
             out.warn(f"chunk {f['chunk']}: {f['reason']}")
-    if error := gen.outcome():
-        raise error
+    result = gen.outcome()
+    out.finish(result, warning=result.message)
 
 
 @eval_app.command("sweep")

@@ -35,7 +35,7 @@ from llmops_cli.core.eval.sweep import SweepEntry, SweepReport, plan_configs, ra
 from llmops_cli.entry import ask as ask_entry
 from llmops_cli.entry import ingest as ingest_entry
 from llmops_cli.entry import store as store_entry
-from llmops_cli.errors import ExitCode, GateFailed, InputError, LlmopsError, UsageError
+from llmops_cli.errors import ExitCode, InputError, LlmopsError, UsageError
 from llmops_cli.settings import ChunkingSettings, Settings
 from llmops_cli.wiring import Workspace
 
@@ -176,33 +176,53 @@ def failed_gates(report: EvalReport) -> str:
     return "; ".join(f"{g['metric']} {g['check']}" for g in report.gates if not g["passed"])
 
 
-def outcome(report: EvalReport, *, fail_on_regression: bool = False, baseline: str | None = None) -> LlmopsError | None:
-    """How a finished evaluation ends, as the error that sets the exit code (None: it passed): every question
-    failed (1), a gate failed (4), a regression against ``baseline`` with ``fail_on_regression`` (4), some rows had
-    errors (3, partial)."""
+@dataclass
+class Outcome:
+    """How a command that did its job ends: ``exit_code`` (``cli.output.Output.finish`` turns it into the exit
+    status: 0, 3 partial, 4 a failed gate) and the one line that says why (None when it passed)."""
+
+    exit_code: ExitCode = ExitCode.OK
+    message: str | None = None
+
+
+def _regressed(comparison: dict[str, Any] | None, against: str) -> Outcome:
+    if comparison and comparison["regressions"]:
+        return Outcome(
+            ExitCode.GATE_FAILED,
+            f"regressed{against}: {', '.join(comparison['regressions'])} (see the per-metric deltas)",
+        )
+    return Outcome()
+
+
+def outcome(report: EvalReport, *, fail_on_regression: bool = False, baseline: str | None = None) -> Outcome:
+    """How a finished evaluation ends: a failed gate (4), a regression against ``baseline`` with
+    ``fail_on_regression`` (4), some rows with errors (3, partial), else 0. Every question failing is no result at
+    all: an error (exit 1), raised."""
     if report.rows and report.error_rows == len(report.rows) and not report.metrics:
         first = next(iter(report.rows[0].errors.values()))
-        return LlmopsError(
+        raise LlmopsError(
             f"every question failed; the first error: {first}",
             hint="fix that and rerun (answers already made are cached)",
         )
     if failed := failed_gates(report):
-        return GateFailed(
-            f"quality gate failed: {failed}",
-            hint="the run itself succeeded; improve the metric or adjust --fail-under",
+        return Outcome(
+            ExitCode.GATE_FAILED,
+            f"quality gate failed: {failed} (the run itself succeeded; improve the metric or adjust --fail-under)",
         )
-    if fail_on_regression and report.comparison and report.comparison["regressions"]:
-        return GateFailed(
-            f"regressed against baseline {baseline}: {', '.join(report.comparison['regressions'])}",
-            hint="see the per-metric deltas above",
-        )
+    if fail_on_regression and (regressed := _regressed(report.comparison, f" against baseline {baseline}")).message:
+        return regressed
     if report.error_rows:
-        return LlmopsError(
-            f"{report.error_rows} of {len(report.rows)} questions had errors; their metrics are left out of the means",
-            hint="see 'errors' in the per-question results (--output results.jsonl or --json)",
-            exit_code=ExitCode.PARTIAL,
+        return Outcome(
+            ExitCode.PARTIAL,
+            f"{report.error_rows} of {len(report.rows)} questions had errors; their metrics are left out of the means "
+            "(see 'errors' in the per-question results: --output results.jsonl or --json)",
         )
-    return None
+    return Outcome()
+
+
+def comparison_outcome(comparison: dict[str, Any], *, fail_on_regression: bool = False) -> Outcome:
+    """A comparison ends with 4 when a metric regressed and ``fail_on_regression``, else 0."""
+    return _regressed(comparison, "") if fail_on_regression else Outcome()
 
 
 def list_runs(target: Workspace | Settings, limit: int = 20) -> list[dict[str, Any]]:
@@ -250,19 +270,19 @@ class Generated:
             "usage": self.usage,
         }
 
-    def outcome(self) -> LlmopsError | None:
-        """No question at all is a failure (1); some chunks without one is partial (3)."""
+    def outcome(self) -> Outcome:
+        """Some chunks without a question is partial (3); no question at all is an error (exit 1), raised."""
         if not self.result.items:
-            return LlmopsError(
+            raise LlmopsError(
                 "no question could be written", hint="check the LLM with `llmops ask`; see the failures above"
             )
         if self.result.failed:
-            return LlmopsError(
-                f"{len(self.result.failed)} of {self.chunks} chunks gave no question",
-                exit_code=ExitCode.PARTIAL,
-                hint="the others were written; rerun to retry (successful replies are cached)",
+            return Outcome(
+                ExitCode.PARTIAL,
+                f"{len(self.result.failed)} of {self.chunks} chunks gave no question "
+                "(the others were written; rerun to retry: successful replies are cached)",
             )
-        return None
+        return Outcome()
 
 
 def generate(

@@ -140,18 +140,21 @@ def test_cli_exit_3_on_row_errors_and_json_document(project, openai_server, monk
     app = typer.Typer()
     app.callback()(lambda: None)
     eval_cmd.register(app)
-    code = 0
+    code, msg = 0, ""
     try:
-        typer.main.get_command(app).main(
+        rv = typer.main.get_command(app).main(
             ["eval", "qs.jsonl", "--collection", "judge-docs", "-m", "correctness,toxicity", "--json"],
             prog_name="llmops",
             standalone_mode=False,
         )
+        code = rv if isinstance(rv, int) else 0  # Output.finish's exit comes back as its code without standalone mode
     except LlmopsError as e:
         code, msg = int(e.exit_code), e.message
     except click.exceptions.UsageError as e:  # pragma: no cover - would be a test bug
         raise AssertionError(e.format_message()) from None
-    doc = json.loads(capsys.readouterr().out)
+    cap = capsys.readouterr()
+    msg += cap.err  # a partial run ends with a warning line, not an error
+    doc = json.loads(cap.out)
     assert code == 3 and "1 of 3 questions had errors" in msg
     assert doc["error_rows"] == 1 and doc["metrics"]["correctness"] == pytest.approx(0.5)
     assert doc["usage"]["calls"] == 7  # 3 rows x 2 metrics, and the unparseable verdict asked again
@@ -235,7 +238,8 @@ def _invoke(args, capsys):
     eval_cmd.register(app)
     code, msg = 0, ""
     try:
-        typer.main.get_command(app).main(["eval", *args], prog_name="llmops", standalone_mode=False)
+        rv = typer.main.get_command(app).main(["eval", *args], prog_name="llmops", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0  # Output.finish's exit comes back as its code without standalone mode
     except LlmopsError as e:
         code, msg = int(e.exit_code), e.message
     except click.exceptions.UsageError as e:

@@ -62,7 +62,8 @@ def invoke(capsys, *args):
     eval_cmd.register(app)
     code, message = 0, ""
     try:
-        typer.main.get_command(app).main(["eval", *args], prog_name="llmops", standalone_mode=False)
+        rv = typer.main.get_command(app).main(["eval", *args], prog_name="llmops", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0  # Output.finish's exit comes back as its code without standalone mode
     except LlmopsError as e:
         code, message = int(e.exit_code), e.message + (f"\nhint: {e.hint}" if e.hint else "")
     except click.exceptions.UsageError as e:
