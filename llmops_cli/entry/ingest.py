@@ -28,19 +28,17 @@ def ingest_options(settings: Settings, collection: str | None = None, **override
     replace them."""
     from llmops_cli.core.ingest import IngestOptions
 
-    opts = IngestOptions(
-        collection=collection_name(settings, collection),
-        strategy=settings.chunking.strategy,
-        chunk_size=settings.chunking.size,
-        chunk_overlap=settings.chunking.overlap,
-        exclude=list(settings.ingest.exclude),
-        max_bytes=int(settings.ingest.max_file_mb * 1024 * 1024),
-        source_root=str(source_root(settings)),
-    )
-    for k, v in overrides.items():
-        if v is not None:
-            setattr(opts, k, v)
-    return opts
+    fields: dict[str, Any] = {
+        "collection": collection_name(settings, collection),
+        "strategy": settings.chunking.strategy,
+        "chunk_size": settings.chunking.size,
+        "chunk_overlap": settings.chunking.overlap,
+        "exclude": list(settings.ingest.exclude),
+        "max_bytes": int(settings.ingest.max_file_mb * 1024 * 1024),
+        "source_root": str(source_root(settings)),
+    }
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    return IngestOptions(**fields)
 
 
 def ingest(
