@@ -265,7 +265,9 @@ class Workspace:
         ``usage`` totalled). Built once per arguments: asking again (a CLI's fail-fast check, then the step) returns
         the same stack. ``setting``/``also`` phrase the "no LLM configured" hint for the asking command."""
         ls = llm_settings or self.settings.llm
-        key = (kind, model, ls.model_dump_json(), client, concurrency, record, collection, cache, id(usage))
+        # the key (never shown) is the secret itself: two endpoints that differ only in their key are two stacks
+        secret = ls.api_key.get_secret_value() if ls.api_key else None
+        key = (kind, model, ls.model_dump_json(), secret, client, concurrency, record, collection, cache, id(usage))
         if key not in self._llms:
             base = self._build_llm(ls, model, client, concurrency, {"setting": setting, "also": also})
             self._llms[key] = llm_stack(
