@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, Param, dag, task
 
-from llmops_cli.adapters.airflow.dag_support import collection_uri, default_collection
+from llmops_cli.entry.dag_support import collection_uri, default_collection
 
 OPT_STR = ["null", "string"]
 
@@ -62,7 +62,7 @@ OPT_STR = ["null", "string"]
 def llmops_eval():
     @task
     def evaluate(params=None, triggering_asset_events=None, run_id=None) -> dict:
-        from llmops_cli.adapters.airflow.dag_support import (
+        from llmops_cli.entry.dag_support import (
             collection_from_events,
             resolve_params,
             settings_from_params,

@@ -26,12 +26,12 @@ from llmops_cli.core.eval.compare import compare_reports, load_report_ref
 from llmops_cli.core.eval.datasets import FORMATS, load_dataset, write_dataset
 from llmops_cli.core.eval.gates import parse_gates
 from llmops_cli.core.eval.generate import GenerateResult, run_generate, sample_chunks
-from llmops_cli.core.eval.llm_calls import Usage
 from llmops_cli.core.eval.pipeline import EVAL_VERSION, plan_eval, run_evaluation
 from llmops_cli.core.eval.results_files import output_format, write_results
 from llmops_cli.core.eval.robustness import PERTURBATIONS
 from llmops_cli.core.eval.runner import EvalOptions
 from llmops_cli.core.eval.sweep import SweepEntry, SweepReport, plan_configs, rank_entries
+from llmops_cli.core.usage import Usage
 from llmops_cli.entry import ask as ask_entry
 from llmops_cli.entry import ingest as ingest_entry
 from llmops_cli.entry import store as store_entry

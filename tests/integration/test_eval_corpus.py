@@ -42,8 +42,9 @@ def so_project(tmp_path_factory):
         pytest.skip(f"corpus not present: {CORPUS}")
     import pandas as pd
 
-    from llmops_cli import pipelines
+    from llmops_cli.entry.ingest import ingest
     from llmops_cli.settings import load_settings
+    from tests.support.fakes import run_step
 
     root = tmp_path_factory.mktemp("so")
     df = pd.read_parquet(CORPUS).sort_values("docLink").head(THREADS)
@@ -59,17 +60,18 @@ def so_project(tmp_path_factory):
     settings = load_settings(
         environ={}, cwd=root, flags={"data_dir": str(root / ".llmops"), "store.path": str(root / "chroma")}
     ).settings
-    pipelines.ingest(settings, [str(answers_dir)], collection="so-answers")
+    run_step(ingest, settings, [str(answers_dir)], collection="so-answers")
     return root, settings
 
 
 def test_real_pipeline_scores_far_above_a_broken_retriever(so_project):
     import asyncio
 
-    from llmops_cli import pipelines
     from llmops_cli.core.eval.datasets import load_dataset
     from llmops_cli.core.eval.runner import EvalOptions, run_eval
+    from llmops_cli.entry.ask import retriever
     from llmops_cli.entry.eval import evaluate
+    from llmops_cli.wiring import Workspace
 
     root, settings = so_project
     real = evaluate(
@@ -81,8 +83,9 @@ def test_real_pipeline_scores_far_above_a_broken_retriever(so_project):
         outputs=[root / "report.html", root / "rows.parquet"],
     )
     ds = load_dataset(root / "qs.jsonl")
-    broken = WrongQuestionRetriever(pipelines.retriever(settings, "so-answers"), [i.question for i in ds.items])
-    bad = asyncio.run(run_eval(ds, EvalOptions(metrics=["retrieval"], k=5), retriever=broken))
+    with Workspace(settings) as ws:
+        broken = WrongQuestionRetriever(retriever(ws, "so-answers"), [i.question for i in ds.items])
+        bad = asyncio.run(run_eval(ds, EvalOptions(metrics=["retrieval"], k=5), retriever=broken))
     print(
         "real",
         {m: round(v, 3) for m, v in real.metrics.items()},

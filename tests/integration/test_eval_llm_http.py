@@ -70,8 +70,9 @@ def judge_responder(body):
 
 @pytest.fixture
 def project(tmp_path, openai_server, monkeypatch):
-    from llmops_cli import pipelines
+    from llmops_cli.entry.ingest import ingest
     from llmops_cli.settings import load_settings
+    from tests.support.fakes import run_step
 
     monkeypatch.chdir(tmp_path)
     docs = tmp_path / "docs"
@@ -88,7 +89,7 @@ def project(tmp_path, openai_server, monkeypatch):
         "llm.max_retries": 0,
     }
     settings = load_settings(environ={}, cwd=tmp_path, flags=flags).settings
-    pipelines.ingest(settings, [str(docs)], collection="judge-docs")
+    run_step(ingest, settings, [str(docs)], collection="judge-docs")
     openai_server.responder = judge_responder
     return settings
 
@@ -297,8 +298,26 @@ def test_generate_calls_reach_the_answer_log_once(project, openai_server, monkey
     assert len(again) == len(openai_server.records()) == 6
 
 
+def test_retrieval_check_without_a_question_set(project):
+    """The eval DAG's check without a dataset (entry.eval.retrieval_check): hits and the top source per question."""
+    from llmops_cli.entry.eval import retrieval_check
+
+    settings = project.model_copy(update={"store": project.store.model_copy(update={"collection": "judge-docs"})})
+    questions = ["What triggers DAG runs when their schedule is due?", "Which executor runs tasks as subprocesses?"]
+    rep = retrieval_check(settings, questions, k=2, mode="vector")
+    assert (rep["kind"], rep["collection"], rep["questions"], rep["answered"]) == (
+        "retrieval_check",
+        "judge-docs",
+        2,
+        2,
+    )
+    assert rep["hit_rate"] == 1.0 and all(r["hits"] == 2 for r in rep["rows"])
+    assert [r["top_source"].rsplit("/", 1)[-1] for r in rep["rows"]] == ["scheduler.md", "executor.md"]
+
+
 def test_sweep_leaderboard_and_cleanup(project, monkeypatch, capsys, tmp_path):
-    from llmops_cli import pipelines
+    from llmops_cli.entry.store import collections
+    from tests.support.fakes import run_step
 
     _env(monkeypatch, project, __import__("types").SimpleNamespace(base_url="http://127.0.0.1:9/v1"))
     docs = tmp_path / "docs"
@@ -330,7 +349,7 @@ def test_sweep_leaderboard_and_cleanup(project, monkeypatch, capsys, tmp_path):
     assert len(board) == 3 and [e["rank"] for e in board] == [1, 2, 3]  # 32/40 is skipped: overlap >= size
     assert doc["skipped"][0]["config"].startswith("auto/32/40")
     assert all(e["metrics"]["hit@1"] == 1.0 and e["run_id"] for e in board)
-    left = [c["name"] for c in pipelines.collections(project)]
+    left = [c["name"] for c in run_step(collections, project)]
     assert not any(n.startswith("sweep-") for n in left) and "judge-docs" in left
 
 

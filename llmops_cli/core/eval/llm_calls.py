@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from llmops_cli.core import ask
 from llmops_cli.core.llm_cache import LLMCache, cache_key
 from llmops_cli.core.ports import LLM, Completion, LLMCallError, Message
+from llmops_cli.core.usage import Usage
 from llmops_cli.errors import AuthError, LlmopsError, UnreachableError
 
 T = TypeVar("T")
@@ -61,25 +60,6 @@ async def complete_parsed(llm: LLM, messages: list[Message], parse: Callable[[st
                 raise
             convo = reask_messages(messages, c.text, e)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-@dataclass
-class Usage(ask.Usage):
-    """The one ``Usage`` (``core.ask``: calls that reached the LLM, tokens, and cost, None once a call's price is
-    unknown) with what a cached stack adds: calls answered from the cache, and calls that failed."""
-
-    cached: int = 0
-    failed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "cached": self.cached,
-            "failed": self.failed,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cost": None if self.cost is None else round(self.cost, 6),
-        }
 
 
 class CachedLLM(LLM):
