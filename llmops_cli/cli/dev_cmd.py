@@ -237,5 +237,5 @@ def stack_status(root: RootOpt = None, json_out: JsonOpt = False) -> None:
 def stack_down(root: RootOpt = None) -> None:
     from llmops_cli.devstack import stack as dev
 
-    stopped = dev.down(root, log=_log)
+    stopped = dev.down(root)
     _log(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")

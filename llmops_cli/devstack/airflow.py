@@ -549,7 +549,7 @@ def up(
         wanted.postgres_folder = str((postgres_folder or home / "postgres").resolve())
     prev = LocalAirflow.load(home)
     if prev and prev.running():
-        if prev.healthy() and prev.same_setup(wanted) and len(prev.running()) == len(prev.components()):
+        if prev.healthy(timeout=15) and prev.same_setup(wanted) and len(prev.running()) == len(prev.components()):
             log(f"Airflow already running at {prev.url}")
             return prev
         down(home, log=log, keep_services=True)
@@ -692,7 +692,7 @@ def status(home: Path | None = None) -> dict:
         "url": af.url,
         "executor": af.executor,
         "running": af.running(),
-        "healthy": af.healthy() is not None,
+        "healthy": af.healthy(timeout=15) is not None,  # a busy api-server is slow, not down
         "passwords_file": str(af.passwords_file),
     }
     if af.workers:

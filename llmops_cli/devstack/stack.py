@@ -138,12 +138,13 @@ def _enable_pgvector(url: str) -> None:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
 
-def down(root: Path | None = None, *, log=local_airflow.to_stderr) -> list[str]:
+def down(root: Path | None = None) -> list[str]:
     """Stop Airflow, then the Chroma server and PostgreSQL of the stack; returns what was stopped."""
     from llmops_cli.devstack import chroma, postgres
 
     root = (root or default_root()).resolve()
-    stopped = local_airflow.down(root / "airflow", log=log) if (root / "airflow").exists() else []
+    # quiet: the caller reports what stopped, the whole stack in one line
+    stopped = local_airflow.down(root / "airflow", log=lambda _m: None) if (root / "airflow").exists() else []
     if chroma.stop(root / "chroma"):
         stopped.append("chroma")
     if postgres.stop(root / "postgres"):
