@@ -69,15 +69,17 @@ def test_postgres_metadata_filters_are_json_containment_with_types_kept():
         _filter({"a": {"$gt": 1}})
 
 
-def test_postgres_text_queries_or_the_words_of_a_question():
-    from llmops_cli.adapters.vectorstores.pgvector import _tsquery_terms
+def test_postgres_text_queries_or_the_lexemes_and_leave_out_the_common_ones():
+    from llmops_cli.adapters.vectorstores.pgvector import COMMON_SHARE, text_query
 
-    # any word may match, as with BM25 (plainto_tsquery would require all of them); quotes cannot break out
-    assert (
-        _tsquery_terms("How do tasks pass XCom values? tasks!") == "'how' | 'do' | 'tasks' | 'pass' | 'xcom' | 'values'"
-    )
-    assert _tsquery_terms("it's O'Brien's 'dag'") == "'it' | 'brien' | 'dag'"
-    assert _tsquery_terms("?! -") == ""
+    # any word may match, as with BM25 (plainto_tsquery would require all of them)
+    assert text_query(["pool", "slot", "pool"], {}) == "'pool' | 'slot'"
+    # a lexeme in most chunks adds nothing BM25 would weigh (and makes PostgreSQL rank most of the table)
+    assert text_query(["dag", "pool"], {"dag": COMMON_SHARE + 0.1, "pool": 0.01}) == "'pool'"
+    assert text_query(["dag", "task"], {"dag": 0.9, "task": 0.5}) == "'task'"  # all common: the rarest stays
+    # written as tsquery literals: a quote or backslash cannot end the literal
+    assert text_query(["it's", "a\\b"], {}) == "'it''s' | 'a\\\\b'"
+    assert text_query([], {}) == ""
 
 
 class TextRankingStore(MemoryStore):

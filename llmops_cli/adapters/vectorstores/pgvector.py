@@ -43,6 +43,12 @@ SCHEMA_VERSION = 1
 TS_CONFIG = "english"  # full-text configuration of the tsv column and of queries (stemming, English stopwords)
 _SCHEMA_LOCK = 0x6C6C6D6F7073  # pg_advisory_xact_lock key for schema and table creation ("llmops")
 _PAGE = 5000
+# A word in more than this share of a collection's chunks is left out of the text query: ts_rank has no inverse
+# document frequency, so such a word only adds noise (BM25 gives it a weight near 0) and makes PostgreSQL rank most of
+# the table (measured at 20,000 chunks: 80 ms a query with the common words, see benchmarks/bench_stores.py).
+COMMON_SHARE = 0.2
+BULK_ROWS = 1000  # an upsert of at least this many rows into an empty collection builds its vector index after
+_STATS_TTL_S = 30.0
 _MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 
 _SCHEMA = f"""
@@ -83,11 +89,15 @@ CREATE TABLE IF NOT EXISTS {table} (
         CASE WHEN coalesce(metadata->>'heading', '') <> '' THEN (metadata->>'heading') || E'\\n' || document
              ELSE document END)) STORED
 );
-CREATE INDEX IF NOT EXISTS {table}_embedding ON {table} USING hnsw (embedding vector_cosine_ops);
+{_hnsw_ddl(table)};
 CREATE INDEX IF NOT EXISTS {table}_tsv ON {table} USING gin (tsv);
 CREATE INDEX IF NOT EXISTS {table}_metadata ON {table} USING gin (metadata jsonb_path_ops);
 CREATE INDEX IF NOT EXISTS {table}_seq ON {table} (seq);
 """
+
+
+def _hnsw_ddl(table: str) -> str:
+    return f"CREATE INDEX IF NOT EXISTS {table}_embedding ON {table} USING hnsw (embedding vector_cosine_ops)"
 
 
 class PgVectorStore(VectorStore):
@@ -102,6 +112,7 @@ class PgVectorStore(VectorStore):
         self._lock = threading.RLock()
         self._vector_ready = False
         self._schema_ready = False
+        self._shares: dict[str, tuple[float, dict[str, float]]] = {}  # table -> (read at, lexeme -> share of rows)
 
     # --- connection and errors ---------------------------------------------------------------------------------
 
@@ -321,6 +332,11 @@ class PgVectorStore(VectorStore):
         with self._db() as conn:
             self._ensure_schema(conn)
             table = self._chunks_table(conn, name, int(vecs.shape[1]))
+            # a big first load builds the HNSW index once at the end: measured 7x faster than inserting into it row
+            # by row; a load killed before that leaves no index, which the next upsert builds
+            bulk = len(order) >= BULK_ROWS and conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {table})").fetchone()[0]
+            if bulk:
+                conn.execute(f"DROP INDEX IF EXISTS {table}_embedding")
             for start in range(0, len(order), _PAGE):
                 part = order[start : start + _PAGE]
                 with conn.transaction():
@@ -341,6 +357,9 @@ class PgVectorStore(VectorStore):
                         f"metadata = {table}.metadata || EXCLUDED.metadata, embedding = EXCLUDED.embedding"
                     )
                 write_steps.step("upsert chunks")
+            if bulk or conn.execute("SELECT to_regclass(%s)", (f"{table}_embedding",)).fetchone()[0] is None:
+                conn.execute(_hnsw_ddl(table))
+            self._keep_statistics(conn, table)
 
     def update_metadata(self, name: str, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         if not ids:
@@ -372,6 +391,7 @@ class PgVectorStore(VectorStore):
             for i in range(0, len(ids), _PAGE):
                 conn.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", (ids[i : i + _PAGE],))
                 write_steps.step("delete chunks")
+            self._keep_statistics(conn, table)
 
     def query(self, name, embedding, k, where=None) -> list[Hit]:
         if k <= 0:
@@ -391,12 +411,49 @@ class PgVectorStore(VectorStore):
                 ).fetchall()
         return [Hit(id=r[0], text=r[1], score=1.0 - float(r[3]), metadata=dict(r[2])) for r in rows]
 
+    def _keep_statistics(self, conn: Any, table: str) -> None:
+        """ANALYZE the chunk table when it grew or shrank by a tenth since it was last analysed: the text query leaves
+        out the words its statistics find in most chunks, and those must describe the collection as it is now (the
+        server's autovacuum would do it too, but later and at a time of its choosing)."""
+        rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        seen = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)).fetchone()[0]
+        if seen is None or seen < 0 or abs(rows - seen) > 0.1 * seen + 50:
+            conn.execute(f"ANALYZE {table}")
+            self._shares.pop(table, None)
+
+    def _lexeme_shares(self, conn: Any, table: str) -> dict[str, float]:
+        """The share of the table's rows that hold each common lexeme, from the statistics ANALYZE keeps for the
+        tsvector column (its most common elements); read at most every _STATS_TTL_S seconds."""
+        import time
+
+        cached = self._shares.get(table)
+        if cached is not None and time.monotonic() - cached[0] < _STATS_TTL_S:
+            return cached[1]
+        row = conn.execute(
+            "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+            "WHERE schemaname = current_schema() AND tablename = %s AND attname = 'tsv'",
+            (table,),
+        ).fetchone()
+        shares = dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
+        self._shares[table] = (time.monotonic(), shares)
+        return shares
+
+    def _text_query(self, conn: Any, table: str, text: str) -> str:
+        """The tsquery of ``text``: its lexemes (the column's configuration: stemmed, stopwords out), OR-ed, less
+        the common ones (see text_query)."""
+        lexemes = [
+            r[0] for r in conn.execute("SELECT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))", (TS_CONFIG, text))
+        ]
+        return text_query(lexemes, self._lexeme_shares(conn, table) if lexemes else {})
+
     @staticmethod
     def _search_settings(conn: Any, k: int) -> None:
         # a filtered HNSW scan goes on until it has k rows that pass the filter (pgvector 0.8 iterative scans),
         # in exact distance order; ef_search at least k so that k rows can come back
-        conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-        conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(int(k), _MAX_EF_SEARCH))}")
+        conn.execute(
+            "SET LOCAL hnsw.iterative_scan = strict_order; "
+            f"SET LOCAL hnsw.ef_search = {max(40, min(int(k), _MAX_EF_SEARCH))}"
+        )
 
     def hybrid_query(
         self,
@@ -413,12 +470,12 @@ class PgVectorStore(VectorStore):
         ("vector", "lexical"), its score is the fused score (the lexical rank alone when there is no vector list)."""
         if n <= 0:
             return []
-        terms = _tsquery_terms(text)
-        if embedding is None and not terms:
-            return []
         with self._db() as conn:
             table = self._table_if_any(conn, name)
             if table is None:
+                return []
+            terms = self._text_query(conn, table, text)
+            if embedding is None and not terms:
                 return []
             cond, params = _filter(where)
             parts, args = [], []
@@ -433,7 +490,7 @@ class PgVectorStore(VectorStore):
             if terms:
                 parts.append(
                     "l AS (SELECT id, rank, row_number() OVER (ORDER BY rank DESC, seq) AS r FROM ("
-                    f"SELECT id, seq, ts_rank(tsv, q) AS rank FROM {table}, to_tsquery('{TS_CONFIG}', %s) q "
+                    f"SELECT id, seq, ts_rank(tsv, q) AS rank FROM {table}, CAST(%s AS tsquery) q "
                     f"WHERE tsv @@ q AND {cond} ORDER BY rank DESC, seq LIMIT %s) s)"
                 )
                 args += [terms, *params, n]
@@ -632,14 +689,17 @@ def _filter(where: dict[str, Any] | None) -> tuple[str, tuple[Any, ...]]:
     return "metadata @> %s", (_jsonb(pairs),)
 
 
-def _tsquery_terms(text: str) -> str:
-    """The words of ``text`` as an OR query for to_tsquery ('a' | 'b'): like BM25, a chunk matches on any word of the
-    question and ranks higher the more it has (plainto_tsquery would AND them: a long question would match nothing).
-    Words are quoted; the configuration stems them and drops its stopwords."""
-    from llmops_cli.core.retrieval.lexical import tokenize
-
-    words = dict.fromkeys(tokenize(text, ()))
-    return " | ".join(f"'{w}'" for w in words if "'" not in w and "\\" not in w)
+def text_query(lexemes: Sequence[str], shares: dict[str, float]) -> str:
+    """``lexemes`` as an OR tsquery ('a' | 'b'): like BM25, a chunk matches on any word of the question and ranks
+    higher the more it holds (plainto_tsquery would AND them: a long question would match nothing). Lexemes found in
+    more than COMMON_SHARE of the chunks (``shares``, from the column's statistics) are left out, as BM25 all but
+    ignores them; when every one is common, the rarest stays. Lexemes are written as tsquery literals (cast, not
+    parsed again), so a quote cannot break out."""
+    words = [w for w in dict.fromkeys(lexemes) if w]
+    keep = [w for w in words if shares.get(w, 0.0) <= COMMON_SHARE]
+    if not keep and words:
+        keep = [min(words, key=lambda w: shares.get(w, 0.0))]
+    return " | ".join("'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in keep)
 
 
 def _first_line(text: str) -> str:
