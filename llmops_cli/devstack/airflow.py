@@ -761,6 +761,26 @@ def start_worker(home: Path, worker: str, *, wait_s: float = 60.0) -> int:
     raise AirflowStartError(f"{w.name} not ready after {wait_s:.0f} s (log: {log_file})")
 
 
+def set_task_env(home: Path, updates: dict[str, str | None]) -> LocalAirflow:
+    """Change the tasks' environment (None removes a variable) and restart the Celery workers with it, one after
+    the other (tasks run on the workers only, so the other components keep theirs). E.g. point the tasks at
+    another store without a new Airflow."""
+    af = LocalAirflow.load(home.resolve())
+    if af is None or af.executor != "celery":
+        raise AirflowStartError(f"no local Celery Airflow in {home}")
+    for key, value in updates.items():
+        if value is None:
+            af.task_env.pop(key, None)
+        else:
+            af.task_env[key] = value
+    af.save()
+    for w in af.workers:
+        stop_component(af, w.name, grace_s=30.0)  # a warm shutdown lets running tasks finish
+        af.pid_file(w.name).unlink(missing_ok=True)
+        start_worker(af.home, w.name)
+    return af
+
+
 # ------------------------------------------------------------------------------------------- REST helpers
 def token(af: LocalAirflow) -> str:
     req = urllib.request.Request(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -92,12 +93,14 @@ def airflow_for_tests(base: Path, *, dag_ids: list[str] | None = None):
 @dataclass
 class CeleryAirflowForTests:
     """A multi-worker Airflow (CeleryExecutor, Redis broker, PostgreSQL metadata database) for tests. Each worker
-    has its own HOME, working directory and AIRFLOW_HOME under ``workers/``; the tasks get only ``task_env`` (no
-    store path or data dir: unless a test passes URLs of shared servers, each worker keeps its own)."""
+    has its own HOME, working directory and AIRFLOW_HOME under ``workers/``; nothing on disk is shared. The tasks
+    and `llmops` run with ``env`` share the state and the store through PostgreSQL (``shared_url``: database
+    ``llmops`` of the same server, pgvector inside) and call the local OpenAI-compatible test server."""
 
     server: LocalAirflow
-    env: dict[str, str]  # for `llmops` subprocesses: the Airflow connection, no LLMOPS_ store or data settings
+    env: dict[str, str]  # for `llmops` subprocesses: the Airflow connection, the shared state and store URLs, the LLM
     client_dir: Path  # a third folder, neither worker's, to run `llmops` in
+    shared_url: str  # postgresql://... of the shared database (password inside: never print it)
 
     @property
     def url(self) -> str:
@@ -118,6 +121,11 @@ class CeleryAirflowForTests:
     def start_worker(self, name: str) -> int:
         return local_airflow.start_worker(self.server.home, name)
 
+    def use_store(self, url: str) -> None:
+        """Point the tasks (the workers are restarted) and ``env`` at another store, e.g. a Chroma server."""
+        self.server = local_airflow.set_task_env(self.server.home, {"LLMOPS_STORE_URL": url})
+        self.env["LLMOPS_STORE_URL"] = url
+
 
 @contextlib.contextmanager
 def celery_airflow_for_tests(
@@ -127,38 +135,47 @@ def celery_airflow_for_tests(
     with the shipped DAGs, the test DAGs and the Celery test DAGs; yield a CeleryAirflowForTests once parsed.
     DAGs start paused, ``dag_ids`` are unpaused: the shipped scheduled DAGs (feedback review...) would otherwise
     run at once and share the workers with the test's tasks."""
+    from llmops_cli.devstack import postgres
+    from tests.support.openai_server import ServerProcess, llm_env_for
+
     base = base.resolve()
     client_dir = base / "client"
     client_dir.mkdir(parents=True, exist_ok=True)
-    env = {"HF_HUB_OFFLINE": "1", **(task_env or {})}
     # PostgreSQL runs as an unprivileged user when we are root: its folder must stay reachable, and every new
     # pytest session closes /tmp/pytest-of-<user> again (mode 0700), so it lives outside pytest's temp root
     pg_root = Path(tempfile.mkdtemp(prefix="llmops-celery-pg-"))
+    llm = ServerProcess()  # the tasks' LLM (batch, eval, feedback review): the local OpenAI-compatible server
     try:
-        with _celery(base, client_dir, env, workers, dag_ids, pg_root / "postgres") as srv:
-            yield srv
+        pg = postgres.start(pg_root / "postgres", password=secrets.token_urlsafe(18))
+        shared_url = pg.create_database("llmops")
+        shared = {
+            "LLMOPS_STATE_URL": shared_url,
+            "LLMOPS_STORE_URL": shared_url,
+            **llm_env_for(llm),
+            "LLMOPS_LLM_INPUT_COST_PER_TOKEN": "0.000001",
+            "LLMOPS_LLM_OUTPUT_COST_PER_TOKEN": "0.000002",
+        }
+        env = {"HF_HUB_OFFLINE": "1", **shared, **(task_env or {})}
+        af = local_airflow.up(
+            base / "airflow-home",
+            executor="celery",
+            workers=workers,
+            extra_dags=[str(TEST_DAGS), str(CELERY_DAGS)],
+            task_env=env,
+            paused_at_creation=True,
+            postgres_folder=pg.folder,  # the metadata database in the same server (stopped below, not by down())
+            log=_log,
+        )
+        try:
+            dag_ids = dag_ids or ["llmops_ingest", "llmops_test_spread"]
+            local_airflow.wait_for_dags(af, dag_ids)
+            local_airflow.unpause(af, dag_ids)
+            # two cores shared by scheduler, api-server, workers and tasks: give the api-server time to answer
+            client = {**_client_env(af, shared), "LLMOPS_AIRFLOW_TIMEOUT": "60"}
+            yield CeleryAirflowForTests(af, client, client_dir, shared_url)
+        finally:
+            local_airflow.down(af.home, log=_log)
     finally:
+        postgres.stop(pg_root / "postgres")
+        llm.stop()
         shutil.rmtree(pg_root, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _celery(base: Path, client_dir: Path, env: dict, workers: int, dag_ids: list[str] | None, pg: Path):
-    af = local_airflow.up(
-        base / "airflow-home",
-        executor="celery",
-        workers=workers,
-        extra_dags=[str(TEST_DAGS), str(CELERY_DAGS)],
-        task_env=env,
-        paused_at_creation=True,
-        postgres_folder=pg,
-        log=_log,
-    )
-    try:
-        dag_ids = dag_ids or ["llmops_ingest", "llmops_test_spread"]
-        local_airflow.wait_for_dags(af, dag_ids)
-        local_airflow.unpause(af, dag_ids)
-        # two cores shared by scheduler, api-server, workers and tasks: give the api-server time to answer
-        client = {**_client_env(af, {}), "LLMOPS_AIRFLOW_TIMEOUT": "60"}
-        yield CeleryAirflowForTests(af, client, client_dir)
-    finally:
-        local_airflow.down(af.home, log=_log)
