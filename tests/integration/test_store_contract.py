@@ -154,6 +154,14 @@ def test_ingest_add_replace_delete_by_source_generations_and_manifest(backend, t
     meta2 = store.collection_metadata(coll)
     assert int(meta2[GENERATION_KEY]) == gen1 + 1 and store.ledger_generation(coll) != ledger1
 
+    # collections verify finds ledger, chunks, vectors and the text index in agreement, on every backend
+    from llmops_cli.entry.verify import verify_collection
+    from llmops_cli.wiring import Workspace
+
+    with Workspace(s) as ws:
+        report = verify_collection(ws, coll, paths=[str(docs)])["report"]
+    assert report.clean and report.lexical.state == "ok", (name, report.problems())
+
     # an unchanged re-run changes nothing, not even the generations
     rep = pipelines.ingest(s, [str(docs)], collection=coll)
     assert not rep.changed_anything

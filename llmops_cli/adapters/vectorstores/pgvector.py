@@ -568,7 +568,8 @@ class PgVectorStore(VectorStore):
                 for cid, vec in conn.execute(
                     f"SELECT id, embedding FROM {table} WHERE id = ANY(%s)", (ids[i : i + _PAGE],)
                 ):
-                    out[cid] = np.asarray(vec, dtype=np.float32)
+                    # pgvector's loader gives a Vector (to_numpy) in some versions, an array in others
+                    out[cid] = np.asarray(vec.to_numpy() if hasattr(vec, "to_numpy") else vec, dtype=np.float32)
         return out
 
     def vector_search_ids(self, name: str, dimension: int, n: int) -> set[str]:

@@ -139,6 +139,16 @@ class LexicalIndex:
         """What the index on disk covers, read without (re)building it (for ``collections verify``): generation it
         was built at, the one it should be at, whether its format is current, its chunk ids. None when there is
         none; raises when its files cannot be read or do not fit together (a damaged index)."""
+        if searches_text_itself(self.store):
+            # the text index is the store's own (PostgreSQL: a generated tsvector column of every row), so it is at
+            # the collection's generation and over its ids by construction
+            gen = self._generation()
+            return {
+                "generation": gen,
+                "expected_generation": gen,
+                "current_format": True,
+                "ids": self.store.ids(self.collection),
+            }
         meta = self._meta()
         if not meta:
             return None
