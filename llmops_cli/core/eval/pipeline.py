@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmops_cli.core import ask
 from llmops_cli.core.eval import runner
 from llmops_cli.core.eval.compare import compare_reports
 from llmops_cli.core.eval.gates import check_gates, validate_gates
@@ -101,6 +100,9 @@ def run_evaluation(
     (an earlier report) fills ``report.comparison``."""
     answerer = None
     if answer_llm is not None:
+        # the ask step loads the retrieval stack (numpy): only when answers are made, so that `llmops eval runs`
+        # and the other history commands stay light
+        from llmops_cli.core import ask
 
         def answerer(question: str) -> Answered:
             # the same step as `llmops ask`: rewordings, retrieval, grounded answer (LLM calls through the cache)
