@@ -29,6 +29,7 @@ from llmops_cli.errors import AuthError, ConflictError, LlmopsError, NotFoundErr
 if TYPE_CHECKING:
     import httpx
 
+    from llmops_cli.adapters.airflow.token_store import TokenStore
     from llmops_cli.settings import AirflowConnection
 
 RETRY_STATUSES = {500, 502, 503, 504}
@@ -87,6 +88,7 @@ class AirflowClient:
         sleep: Callable[[float], None] = time.sleep,
         pool_manager: Any = None,
         token_transport: httpx.BaseTransport | None = None,
+        token_store: TokenStore | None = None,
     ):
         self.url = url.rstrip("/")
         self.shown_url = display_url(self.url)
@@ -94,6 +96,8 @@ class AirflowClient:
         self._password = password
         self._token = token
         self._token_is_ours = False  # True when we exchanged the password for it (so we may refresh it)
+        self._token_store = token_store  # logins kept by `llmops auth login`; None: every command logs in anew
+        self._token_from_store = False
         self.verify_tls = verify_tls
         self.ca_bundle = ca_bundle
         self.timeout = timeout
@@ -110,6 +114,10 @@ class AirflowClient:
 
     @classmethod
     def from_settings(cls, conn: AirflowConnection, **kw: Any) -> AirflowClient:
+        if "token_store" not in kw and not conn.token:  # a given token is used as is; else a stored login first
+            from llmops_cli.adapters.airflow.token_store import TokenStore
+
+            kw["token_store"] = TokenStore()
         return cls(
             conn.url,
             username=conn.username,
@@ -202,10 +210,25 @@ class AirflowClient:
             )
         raise self._unreachable(last)  # pragma: no cover - loop always returns or raises
 
+    def login(self) -> str:
+        """Exchange the password for a token now (`llmops auth login`), whether or not one is held."""
+        self._token = self._fetch_token()
+        self._token_is_ours, self._token_from_store = True, False
+        return self._token
+
+    def _can_login(self) -> bool:
+        return bool(self.username) and self._password is not None
+
     def _ensure_token(self) -> None:
-        if self._token is None and self.username and self._password is not None:
+        if self._token is None and self._token_store is not None:
+            # a stored login's token, unexpired; an expired one without a password is exit 8 "run llmops auth login"
+            self._token = self._token_store.token_for(self.shown_url, self.username, can_refresh=self._can_login())
+            self._token_is_ours = self._token_from_store = self._token is not None
+        if self._token is None and self._can_login():
             self._token = self._fetch_token()
-            self._token_is_ours = True
+            self._token_is_ours, self._token_from_store = True, False
+            if self._token_store is not None:  # keeps a stored login current; stores nothing without one
+                self._token_store.refreshed(self.shown_url, self.username, self._token)
         if self._api_client is not None:
             self._api_client.configuration.access_token = self._token
 
@@ -280,6 +303,13 @@ class AirflowClient:
                 self._sleep(self._retry_after(resp) or self.backoff_s * 2 ** (attempt - 1))
                 continue
             if _token_rejected(status, body) and self._token_is_ours and not refreshed:
+                if self._token_from_store and self._token_store is not None:
+                    self._token_store.rejected(self.shown_url, self.username)
+                    if not self._can_login():
+                        raise AuthError(
+                            f"Airflow at {self.shown_url} rejected the stored token",
+                            hint="run `llmops auth login`, or set LLMOPS_AIRFLOW_PASSWORD",
+                        )
                 self._token, refreshed = (
                     None,
                     True,
