@@ -18,6 +18,7 @@ from llmops_cli.core.feedback.log import AnswerLog
 from llmops_cli.entry import batch as batch_entry
 from llmops_cli.settings import LLMSettings, Settings
 from tests.support.fakes import run_step
+from tests.support.net import closed_port
 from tests.support.openai_server import Fault, last_user_text, llm_env_for, llm_settings_for
 
 pytestmark = pytest.mark.integration
@@ -339,23 +340,13 @@ def test_lean_http_client_translates_faults_like_litellm(openai_server, kind, st
     assert openai_server.records()[-1].authorized and openai_server.records()[-1].body["model"] == "test-model"
 
 
-def _closed_port() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now: connection refused
-    return port
-
-
 @pytest.mark.parametrize("client", ["http", "litellm"])
 def test_an_unreachable_endpoint_exits_7_and_a_plain_rerun_continues(openai_server, tmp_path, client):
     srv = openai_server
     src = _input(tmp_path, 12)
     env = {**llm_env_for(srv), **PRICES, "LLMOPS_DATA_DIR": str(tmp_path / "data")}
     args = [str(src), "--prompt", "{q}", "--concurrency", "4", "--max-attempts", "2", "--client", client, "--json"]
-    down = {**env, "LLMOPS_LLM_API_BASE": f"http://127.0.0.1:{_closed_port()}/v1"}
+    down = {**env, "LLMOPS_LLM_API_BASE": f"http://127.0.0.1:{closed_port()}/v1"}
     p = _run_cli(args, down, tmp_path)
     out, err = p.communicate(timeout=120)
     p_err = " ".join(err.split())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from llmops_cli.core.ports import LLMCallError
 from llmops_cli.errors import AuthError, ExitCode, UnreachableError
 from tests.integration.conftest import llmops_env, run_llmops
+from tests.support.net import closed_port
 from tests.support.openai_server import TEST_API_KEY, TEST_MODEL, Fault
 
 pytestmark = pytest.mark.integration
@@ -34,14 +34,6 @@ def _client(kind: str, base_url: str, **kw):
     from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
 
     return OpenAIHTTP(TEST_MODEL, api_base=base_url, api_key=TEST_API_KEY, **kw)
-
-
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now: connection refused
-    return port
 
 
 CLIENTS = ["litellm", "http"]
@@ -100,7 +92,7 @@ def test_a_401_is_an_auth_error_and_not_retried(openai_server, client):
 def test_a_refused_connection_is_unreachable_after_the_retries(client):
     t0 = time.perf_counter()
     with pytest.raises(UnreachableError) as ei:
-        _client(client, f"http://127.0.0.1:{_closed_port()}/v1", max_retries=1, timeout=5).complete(MSG)
+        _client(client, f"http://127.0.0.1:{closed_port()}/v1", max_retries=1, timeout=5).complete(MSG)
     assert ei.value.exit_code == ExitCode.UNREACHABLE and "not reachable" in ei.value.message
     assert time.perf_counter() - t0 < 10
 
@@ -200,7 +192,7 @@ def test_ask_with_a_rejected_key_exits_8(project, openai_server):
 
 
 def test_ask_with_no_server_exits_7(project):
-    r = _ask(project, f"http://127.0.0.1:{_closed_port()}/v1", LLMOPS_LLM_MAX_RETRIES="1")
+    r = _ask(project, f"http://127.0.0.1:{closed_port()}/v1", LLMOPS_LLM_MAX_RETRIES="1")
     assert r.returncode == 7 and "not reachable" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 

@@ -91,14 +91,20 @@ def test_skipped_inputs_exit_3_and_strict_exits_2(project):
     assert ok["chunks_added"] == 0 and ok["chunks_total"] == rep["chunks_total"]
 
 
-def test_ask_through_a_local_openai_compatible_server(project, openai_server):
-    tmp, docs = project
-    env = llmops_env(
+def llm_env(tmp, api_base: str, **extra: str) -> dict[str, str]:
+    """The environment of a project whose LLM is the local OpenAI-compatible server at ``api_base``."""
+    return llmops_env(
         tmp,
         LLMOPS_LLM_MODEL="openai/test-model",
-        LLMOPS_LLM_API_BASE=openai_server.base_url,
+        LLMOPS_LLM_API_BASE=api_base,
         LLMOPS_LLM_API_KEY="sk-test-not-a-real-key-000000",
+        **extra,
     )
+
+
+def test_ask_through_a_local_openai_compatible_server(project, openai_server):
+    tmp, docs = project
+    env = llm_env(tmp, openai_server.base_url)
     assert run_llmops("ingest", str(docs), "--collection", "proj", env=env).returncode == 0
 
     def responder(body):
@@ -132,13 +138,7 @@ def test_ask_through_a_local_openai_compatible_server(project, openai_server):
 
 def test_llm_errors_are_one_line_with_exit_codes(project, openai_server):
     tmp, docs = project
-    env = llmops_env(
-        tmp,
-        LLMOPS_LLM_MODEL="openai/test-model",
-        LLMOPS_LLM_API_BASE=openai_server.base_url,
-        LLMOPS_LLM_API_KEY="sk-test-not-a-real-key-000000",
-        LLMOPS_LLM_MAX_RETRIES="0",
-    )
+    env = llm_env(tmp, openai_server.base_url, LLMOPS_LLM_MAX_RETRIES="0")
     assert run_llmops("ingest", str(docs), "--collection", "proj", env=env).returncode == 0
     from tests.support.openai_server import Fault
 
