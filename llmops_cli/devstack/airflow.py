@@ -572,11 +572,12 @@ def up(
     r = subprocess.run([str(airflow), "db", "migrate"], env=env, cwd=home, capture_output=True, text=True)
     if r.returncode != 0:
         raise AirflowStartError(f"airflow db migrate failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    seen = {w.name: _log_size(process_log(af, w.name)) for w in af.workers}  # logs of earlier runs are appended to
     procs = {name: _start_process(af, name, cmd) for name, cmd in _commands(af).items()}
     deadline = time.monotonic() + wait_s
     pending_workers = {w.name for w in af.workers}
     while time.monotonic() < deadline:
-        pending_workers = {n for n in pending_workers if not _worker_ready(af, n)}
+        pending_workers = {n for n in pending_workers if not _worker_ready(af, n, since=seen[n])}
         if not pending_workers and af.healthy():
             log(f"Airflow {AIRFLOW_VERSION} healthy at {af.url}" + _workers_note(af))
             return af
@@ -596,9 +597,14 @@ def _workers_note(af: LocalAirflow) -> str:
     return f" ({len(af.workers)} Celery workers: {', '.join(f'{w.name} {w.address}' for w in af.workers)})"
 
 
-def _worker_ready(af: LocalAirflow, name: str) -> bool:
-    """Celery prints '<hostname> ready.' once it consumes from the broker."""
-    return f"{name}@llmops ready." in _tail(process_log(af, name), 200_000)
+def _worker_ready(af: LocalAirflow, name: str, *, since: int = 0) -> bool:
+    """Celery prints '<hostname> ready.' once it consumes from the broker (looked for after byte ``since``)."""
+    try:
+        with open(process_log(af, name), "rb") as f:
+            f.seek(since)
+            return f"{name}@llmops ready.".encode() in f.read()
+    except OSError:
+        return False
 
 
 def _start_services(af: LocalAirflow, log: Log) -> None:
@@ -740,31 +746,52 @@ def kill_worker(home: Path, worker: str) -> int:
     return pid
 
 
-def start_worker(home: Path, worker: str, *, wait_s: float = 60.0) -> int:
-    """(Re)start one Celery worker; returns its pid once it consumes from the broker."""
+def start_worker(home: Path, worker: str, *, wait_s: float = 90.0) -> int:
+    """Start a Celery worker that is down (e.g. after kill_worker); returns its pid once it consumes from the
+    broker."""
     af = LocalAirflow.load(home.resolve())
     if af is None:
         raise AirflowStartError(f"no local Airflow in {home}")
     w = af.worker(worker)
-    if af.running().get(w.name):
-        return af.running()[w.name]
-    log_file = process_log(af, w.name)
-    log_file.unlink(missing_ok=True)  # "ready." of the earlier run must not count
-    proc = _start_process(af, w.name, _commands(af)[w.name])
+    return af.running().get(w.name) or _restart_workers(af, [w.name], wait_s=wait_s)[w.name]
+
+
+def _restart_workers(af: LocalAirflow, names: list[str], *, grace_s: float = 30.0, wait_s: float = 90.0) -> dict:
+    """Stop these workers together (a warm shutdown lets running tasks finish), start them together, and wait
+    until each consumes from the broker again; returns their new pids."""
+    groups = [_group_of(pid) for n, pid in af.running().items() if n in names]
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_group_alive(g) for g in groups):
+        time.sleep(0.2)
+    for pgid in groups:
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+    seen = {n: _log_size(process_log(af, n)) for n in names}  # a "ready." written before does not count
+    procs = {n: _start_process(af, n, _commands(af)[n]) for n in names}
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        if _worker_ready(af, w.name):
-            return proc.pid
-        if proc.poll() is not None:
-            raise AirflowStartError(f"{w.name} exited: {_tail(log_file)}")
+        if all(_worker_ready(af, n, since=seen[n]) for n in names):
+            return {n: p.pid for n, p in procs.items()}
+        for n, p in procs.items():
+            if p.poll() is not None:
+                raise AirflowStartError(f"{n} exited: {_tail(process_log(af, n))}")
         time.sleep(0.3)
-    raise AirflowStartError(f"{w.name} not ready after {wait_s:.0f} s (log: {log_file})")
+    raise AirflowStartError(f"{', '.join(names)} not ready after {wait_s:.0f} s (logs in {af.home / 'workers'})")
+
+
+def _log_size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
 
 
 def set_task_env(home: Path, updates: dict[str, str | None]) -> LocalAirflow:
-    """Change the tasks' environment (None removes a variable) and restart the Celery workers with it, one after
-    the other (tasks run on the workers only, so the other components keep theirs). E.g. point the tasks at
-    another store without a new Airflow."""
+    """Change the tasks' environment (None removes a variable) and restart the Celery workers with it (tasks run
+    on the workers only, so the other components keep theirs). E.g. point the tasks at another store without a
+    new Airflow."""
     af = LocalAirflow.load(home.resolve())
     if af is None or af.executor != "celery":
         raise AirflowStartError(f"no local Celery Airflow in {home}")
@@ -774,10 +801,7 @@ def set_task_env(home: Path, updates: dict[str, str | None]) -> LocalAirflow:
         else:
             af.task_env[key] = value
     af.save()
-    for w in af.workers:
-        stop_component(af, w.name, grace_s=30.0)  # a warm shutdown lets running tasks finish
-        af.pid_file(w.name).unlink(missing_ok=True)
-        start_worker(af.home, w.name)
+    _restart_workers(af, [w.name for w in af.workers])
     return af
 
 
