@@ -1,6 +1,6 @@
-"""Settings-taking forms of a few entry points, kept only for the callers not yet moved to ``llmops_cli.entry``
-(the eval side: entry/eval.py, dags/llmops_eval.py and its tests). Every other caller uses ``llmops_cli.entry.<step>``
-with a ``wiring.Workspace``; delete this module when ``grep -rn pipelines llmops_cli tests benchmarks`` finds no user.
+"""Settings-taking forms of a few entry points, kept only for the last caller not yet moved to ``llmops_cli.entry``
+(tests/integration/test_store_contract.py). Every other caller uses ``llmops_cli.entry.<step>`` with a
+``wiring.Workspace``; delete this module when ``grep -rn pipelines llmops_cli tests benchmarks`` finds no user.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from llmops_cli.core.feedback.log import AnswerLog
 from llmops_cli.entry import ask as ask_entry
 from llmops_cli.entry import ingest as ingest_entry
 from llmops_cli.entry import store as store_entry
@@ -19,10 +18,6 @@ if TYPE_CHECKING:
     from llmops_cli.core.ingest import IngestReport
     from llmops_cli.core.retrieval import Retriever
     from llmops_cli.settings import Settings
-
-
-def answer_log(settings: Settings, *, read_only: bool = False) -> AnswerLog:
-    return AnswerLog.for_data_dir(settings.data_path, create=not read_only)
 
 
 def retriever(settings: Settings, collection: str | None = None) -> Retriever:
@@ -42,8 +37,3 @@ def ingest(settings: Settings, paths: Sequence[str], **kwargs: Any) -> IngestRep
 def delete_collection(settings: Settings, name: str) -> None:
     with Workspace(settings) as ws:
         store_entry.delete_collection(ws, name)
-
-
-def collections(settings: Settings) -> list[dict[str, Any]]:
-    with Workspace(settings) as ws:
-        return store_entry.collections(ws)
