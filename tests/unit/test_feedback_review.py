@@ -1,4 +1,5 @@
-"""The LLM review: verdict parsing (pydantic), errors stored instead of crashing, redaction before the judge sees text."""
+"""The LLM review: verdict parsing (pydantic), errors stored instead of crashing, redaction before the judge sees
+text."""
 
 from __future__ import annotations
 
