@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.openai_server import TEST_API_KEY, TEST_MODEL, last_user_text
+from tests.unit.test_eval_cli import invoke
 
 pytestmark = pytest.mark.integration
 
@@ -122,40 +123,9 @@ def test_judge_metrics_over_http(project, openai_server):
 
 
 def test_cli_exit_3_on_row_errors_and_json_document(project, openai_server, monkeypatch, capsys):
-    import click
-    import typer
-
-    from llmops_cli.cli import eval_cmd
-    from llmops_cli.cli.state import AppState, set_state
-    from llmops_cli.errors import LlmopsError
-
-    for key, value in {
-        "LLMOPS_DATA_DIR": project.data_dir,
-        "LLMOPS_STORE_PATH": project.store.path,
-        "LLMOPS_LLM_MODEL": TEST_MODEL,
-        "LLMOPS_LLM_API_BASE": openai_server.base_url,
-        "LLMOPS_LLM_API_KEY": TEST_API_KEY,
-    }.items():
-        monkeypatch.setenv(key, value)
-    set_state(AppState())
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    eval_cmd.register(app)
-    code, msg = 0, ""
-    try:
-        rv = typer.main.get_command(app).main(
-            ["eval", "qs.jsonl", "--collection", "judge-docs", "-m", "correctness,toxicity", "--json"],
-            prog_name="llmops",
-            standalone_mode=False,
-        )
-        code = rv if isinstance(rv, int) else 0  # Output.finish's exit comes back as its code without standalone mode
-    except LlmopsError as e:
-        code, msg = int(e.exit_code), e.message
-    except click.exceptions.UsageError as e:  # pragma: no cover - would be a test bug
-        raise AssertionError(e.format_message()) from None
-    cap = capsys.readouterr()
-    msg += cap.err  # a partial run ends with a warning line, not an error
-    doc = json.loads(cap.out)
+    _env(monkeypatch, project, openai_server)
+    code, out, msg = _invoke(["qs.jsonl", "--collection", "judge-docs", "-m", "correctness,toxicity", "--json"], capsys)
+    doc = json.loads(out)
     assert code == 3 and "1 of 3 questions had errors" in msg
     assert doc["error_rows"] == 1 and doc["metrics"]["correctness"] == pytest.approx(0.5)
     assert doc["usage"]["calls"] == 7  # 3 rows x 2 metrics, and the unparseable verdict asked again
@@ -226,27 +196,8 @@ def generate_responder(body):
 
 
 def _invoke(args, capsys):
-    import click
-    import typer
-
-    from llmops_cli.cli import eval_cmd
-    from llmops_cli.cli.state import AppState, set_state
-    from llmops_cli.errors import LlmopsError
-
-    set_state(AppState())
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    eval_cmd.register(app)
-    code, msg = 0, ""
-    try:
-        rv = typer.main.get_command(app).main(["eval", *args], prog_name="llmops", standalone_mode=False)
-        code = rv if isinstance(rv, int) else 0  # Output.finish's exit comes back as its code without standalone mode
-    except LlmopsError as e:
-        code, msg = int(e.exit_code), e.message
-    except click.exceptions.UsageError as e:
-        code, msg = 2, e.format_message()
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err + msg
+    """``llmops eval ARGS`` in-process: (exit code, stdout, stderr and the error message)."""
+    return invoke(capsys, *args)
 
 
 def _env(monkeypatch, settings, server):
