@@ -37,6 +37,8 @@ COMMAND_MODULES = [
     "llmops_cli.cli.tasks_cmd",
     "llmops_cli.cli.logs_cmd",
     "llmops_cli.cli.assets_cmd",
+    "llmops_cli.cli.ops_cmd",  # pools, variables, connections, health
+    "llmops_cli.cli.auth_cmd",
     "llmops_cli.cli.batch_cmd",
     "llmops_cli.cli.dev_cmd",
 ]

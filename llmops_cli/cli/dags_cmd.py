@@ -1,4 +1,5 @@
-"""`llmops dags list | show | pause | unpause | path`: the DAGs an Airflow server knows, and where ours ship."""
+"""`llmops dags list | show | pause | unpause | errors | versions | path`: the DAGs an Airflow server knows (with their
+import errors, warnings and versions), and where ours ship."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import llmops_cli
 from llmops_cli.cli.airflow_watch import session
 from llmops_cli.cli.options import DagArg, JsonOpt, UrlOpt
 from llmops_cli.cli.output import Output
+from llmops_cli.errors import ExitCode
 
 dags_app = typer.Typer(
-    help="Airflow DAGs: list, show, pause, unpause, and the folder of the DAGs shipped with llmops.",
+    help="Airflow DAGs: list, show, pause, unpause, import errors, versions, and the folder of the DAGs shipped "
+    "with llmops.",
     no_args_is_help=True,
 )
 
@@ -134,3 +137,78 @@ def path(json_out: JsonOpt = False) -> None:
         out.json({"path": str(folder), "dags": sorted(p.stem for p in folder.glob("llmops_*.py"))})
     else:
         out.print(str(folder), markup=False)
+
+
+@dags_app.command(
+    "errors", help="DAG files that fail to import, and DAG warnings; with --strict exit 1 when a file fails to import."
+)
+def errors(
+    dag_id: Annotated[str | None, typer.Option("--dag", help="Only the warnings of this DAG.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any DAG file fails to import.")] = False,
+    url: UrlOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    from llmops_cli.adapters.airflow.ops import AirflowOps
+
+    out, client = session(url, json_out)
+    ops = AirflowOps(client)
+    broken, warnings = ops.import_errors(), ops.dag_warnings(dag_id)
+    if out.json_mode:
+        out.json({"import_errors": broken, "dag_warnings": warnings})
+    else:
+        if broken:
+            out.table(
+                ["file", "bundle", "error", "since"],
+                [
+                    [
+                        e.get("filename"),
+                        e.get("bundle_name") or "",
+                        _last_line(e.get("stack_trace")),
+                        _ts(e.get("timestamp")),
+                    ]
+                    for e in broken
+                ],
+                title="import errors",
+            )
+        if warnings:
+            out.table(
+                ["dag id", "type", "message", "since"],
+                [[w.get("dag_id"), w.get("warning_type"), w.get("message"), _ts(w.get("timestamp"))] for w in warnings],
+                title="DAG warnings",
+            )
+        out.info(f"{len(broken)} import error(s), {len(warnings)} DAG warning(s)")
+    out.finish(
+        ExitCode.FAILURE if strict and broken else ExitCode.OK, warning=f"{len(broken)} DAG file(s) do not import"
+    )
+
+
+@dags_app.command("versions", help="Versions of a DAG (newest first) and the bundle each came from.")
+def versions(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    from llmops_cli.adapters.airflow.ops import AirflowOps
+
+    out, client = session(url, json_out)
+    items = AirflowOps(client).dag_versions(dag_id)
+    if out.json_mode:
+        out.json(items)
+        return
+    out.table(
+        ["version", "bundle", "bundle version", "created"],
+        [
+            [
+                v.get("version_number"),
+                v.get("bundle_name") or "",
+                v.get("bundle_version") or "",
+                _ts(v.get("created_at")),
+            ]
+            for v in items
+        ],
+    )
+
+
+def _last_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def _ts(v: object) -> str:
+    return str(v).replace("T", " ")[:19] if v else ""
