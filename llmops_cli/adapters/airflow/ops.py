@@ -130,10 +130,7 @@ class AirflowOps:
                 raise NotFoundError(
                     f"pool {name!r} does not exist", hint=f"create it with `llmops pools set {name} --slots N`"
                 ) from None
-            body = _lean("models.pool_body").PoolBody(
-                name=name, slots=slots, description=description, include_deferred=bool(include_deferred)
-            )
-            return self.client._call("PoolApi", "post_pool", body, what=f"pool {name!r}", idempotent=False), True
+            return self._create_pool(name, slots, description, bool(include_deferred)), True
         fields = {"slots": slots, "description": description, "include_deferred": include_deferred}
         mask = [k for k, v in fields.items() if v is not None]
         if not mask:
@@ -146,6 +143,12 @@ class AirflowOps:
             "PoolApi", "patch_pool", name, body, update_mask=mask, what=f"pool {name!r}", not_found_hint=_POOLS_HINT
         )
         return pool, False
+
+    def _create_pool(self, name: str, slots: int, description: str | None, include_deferred: bool) -> dict[str, Any]:
+        body = _lean("models.pool_body").PoolBody(
+            name=name, slots=slots, description=description, include_deferred=include_deferred
+        )
+        return self.client._call("PoolApi", "post_pool", body, what=f"pool {name!r}", idempotent=False)
 
     def delete_pool(self, name: str) -> None:
         try:
@@ -161,7 +164,7 @@ class AirflowOps:
         try:
             return self.get_pool(LLMOPS_POOL), False
         except NotFoundError:
-            return self.set_pool(LLMOPS_POOL, slots=slots, description=LLMOPS_POOL_DESCRIPTION)
+            return self._create_pool(LLMOPS_POOL, slots, LLMOPS_POOL_DESCRIPTION, False), True
 
     # ------------------------------------------------------------------------------------ variables
     def variables(self) -> list[dict[str, Any]]:
