@@ -560,15 +560,26 @@ def up(
     af.log_server_port = free_port()
     while af.log_server_port == af.port:
         af.log_server_port = free_port()
-    if executor == "celery":
-        _start_services(af, log)
+    af.save()  # down() finds what to stop here, whatever fails below
+    try:
+        if executor == "celery":
+            _start_services(af, log)
+        return _start(af, airflow, wait_s, log)
+    except BaseException:
+        down(home, log=log)
+        raise
+
+
+def _start(af: LocalAirflow, airflow: Path, wait_s: float, log: Log) -> LocalAirflow:
+    """Migrate the metadata database, start every component and wait until healthy (workers: consuming)."""
+    home = af.home
     for w in af.workers:
         for d in (w.home, w.workdir, w.log_folder):
             d.mkdir(parents=True, exist_ok=True)
     env = af.airflow_env()
     af.save()
     (home / "process-logs").mkdir(exist_ok=True)
-    log(f"airflow db migrate ({home}, {executor} executor)")
+    log(f"airflow db migrate ({home}, {af.executor} executor)")
     r = subprocess.run([str(airflow), "db", "migrate"], env=env, cwd=home, capture_output=True, text=True)
     if r.returncode != 0:
         raise AirflowStartError(f"airflow db migrate failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
@@ -584,10 +595,8 @@ def up(
         dead = [c for c, p in procs.items() if p.poll() is not None]
         if dead:
             tails = "\n".join(f"--- {c}:\n" + _tail(process_log(af, c)) for c in dead)
-            down(home, log=log)
             raise AirflowStartError(f"Airflow component(s) exited during start-up: {', '.join(dead)}\n{tails}")
         time.sleep(0.5)
-    down(home, log=log)
     raise AirflowStartError(f"Airflow was not healthy after {wait_s:.0f} s (logs in {home / 'process-logs'})")
 
 
@@ -619,6 +628,7 @@ def _start_services(af: LocalAirflow, log: Log) -> None:
     folder = Path(af.postgres_folder or af.home / "postgres")
     server = postgres.running(folder)
     af.owns_postgres = server is None  # one handed in running (`llmops dev up`) is stopped by its owner
+    af.save()
     if server is None:
         folder.mkdir(parents=True, exist_ok=True)
         password = secret_file(folder.parent / f"{folder.name}.password", lambda: secrets.token_urlsafe(24))
