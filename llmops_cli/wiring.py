@@ -17,6 +17,8 @@ from llmops_cli.errors import NotConfiguredError
 
 if TYPE_CHECKING:
     from llmops_cli.adapters.airflow.client import AirflowClient
+    from llmops_cli.adapters.state import State
+    from llmops_cli.core.batch.checkpoint import Checkpoints
     from llmops_cli.core.eval.history import RunHistory
     from llmops_cli.core.feedback.log import AnswerLog
     from llmops_cli.core.llm_cache import LLMCache
@@ -197,6 +199,7 @@ class Workspace:
         self._stores: dict[bool, VectorStore] = {}
         self._embedders: dict[tuple, Embedder] = {}
         self._llms: dict[tuple, LLM] = {}
+        self._state: State | None = None
         self._answer_log: AnswerLog | None = None
         self._llm_cache: LLMCache | None = None
         self._history: RunHistory | None = None
@@ -217,10 +220,13 @@ class Workspace:
             raise NotConfiguredError("no LLM is configured", hint=no_llm_hint(**hint))
         return build_batch_llm(ls, model, client, concurrency)
 
-    def _open_answer_log(self) -> AnswerLog:
-        from llmops_cli.core.feedback.log import AnswerLog
+    def _open_state(self) -> State:
+        from llmops_cli.adapters.state import open_state
 
-        return AnswerLog.for_data_dir(self.settings.data_path)
+        return open_state(self.settings.state.url, self.settings.data_path)
+
+    def _open_answer_log(self) -> AnswerLog:
+        return self.state().answer_log()
 
     # --- the parts ---
     def store(self, *, read_only: bool = False) -> VectorStore:
@@ -285,18 +291,28 @@ class Workspace:
     def answer_config_hash(self) -> str:
         """The answer log's fingerprint of the settings that shape an answer (llm, embedder, retrieval, chunking);
         not eval's ``eval_config_hash``, which fingerprints one evaluation's configuration."""
-        from llmops_cli.core.feedback.log import config_hash
+        from llmops_cli.core.feedback.log import answer_config_hash
 
-        return config_hash(self.settings)
+        return answer_config_hash(self.settings)
+
+    def state(self) -> State:
+        """Where the answer log, LLM cache, eval history and batch checkpoints live (``state.url``: SQLite files under
+        data_dir, or one shared database). Opens nothing itself; a shared database is connected at first use, once."""
+        if self._state is None:
+            self._state = self._open_state()
+        return self._state
 
     def answer_log_exists(self) -> bool:
+        """Whether there is an answer log to read (a shared database always has one)."""
         from llmops_cli.core.feedback.log import LOG_FILE
 
-        return self._answer_log is not None or (Path(self.settings.data_path) / LOG_FILE).is_file()
+        if self._answer_log is not None or self.settings.state.url:
+            return True
+        return (Path(self.settings.data_path) / LOG_FILE).is_file()
 
     def answer_log(self, *, read_only: bool = False) -> AnswerLog:
-        """The answer log, ``<data_dir>/llmops.sqlite``, opened once. ``read_only``: where there is none yet, an empty
-        one in memory (not kept), so a command that only reads creates no file."""
+        """The answer log (``<data_dir>/llmops.sqlite`` or the shared database), opened once. ``read_only``: where
+        there is no log file yet, an empty one in memory (not kept), so a command that only reads creates no file."""
         if self._answer_log is None:
             if read_only and not self.answer_log_exists():
                 from llmops_cli.core.feedback.log import MEMORY, AnswerLog
@@ -307,17 +323,17 @@ class Workspace:
 
     def llm_cache(self) -> LLMCache:
         if self._llm_cache is None:
-            from llmops_cli.core.llm_cache import LLMCache, default_cache_path
-
-            self._llm_cache = LLMCache(default_cache_path(self.settings.data_path))
+            self._llm_cache = self.state().llm_cache()
         return self._llm_cache
 
     def eval_history(self) -> RunHistory:
         if self._history is None:
-            from llmops_cli.core.eval.history import RunHistory, default_history_path
-
-            self._history = RunHistory(default_history_path(self.settings.data_path))
+            self._history = self.state().run_history()
         return self._history
+
+    def checkpoints(self, run_dir: str | Path) -> Checkpoints:
+        """A batch run's checkpoints: the run folder's files, or the shared database keyed by the run folder."""
+        return self.state().checkpoints(run_dir)
 
     def lexical_index(self, collection: str) -> LexicalIndex:
         """The BM25 index of ``collection`` in this store (a derived file under data_dir, one folder per store)."""
@@ -342,12 +358,18 @@ class Workspace:
         return write_lock(self.settings.store_path, wait_s)
 
     def close(self) -> None:
-        """Close the state stores this workspace opened (the LLM clients' sessions belong to their event loops)."""
-        for opened in (self._answer_log, self._llm_cache, self._history):
-            if opened is not None:
-                opened.close()
-        self._answer_log = self._llm_cache = self._history = None
-        self._llms.clear()
+        """Close the state stores this workspace opened, then the shared database they used (the LLM clients'
+        sessions belong to their event loops)."""
+        try:
+            for opened in (self._answer_log, self._llm_cache, self._history):
+                if opened is not None:
+                    opened.close()
+        finally:
+            self._answer_log = self._llm_cache = self._history = None
+            self._llms.clear()
+            if self._state is not None:
+                self._state.close()
+                self._state = None
 
     def __enter__(self) -> Workspace:
         return self

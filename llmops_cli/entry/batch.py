@@ -1,5 +1,7 @@
 """Batch entry points, shared by ``llmops batch`` and the ``llmops_batch_inference`` DAG (plan shards -> run each
--> merge): the plan from settings and options, one LLM stack per model from the workspace, ``core.batch`` underneath.
+-> merge): the plan from settings and options, one LLM stack per model from the workspace, the checkpoints from the
+workspace's state (the run folder's files, or the shared state database so that shards on several workers merge),
+``core.batch`` underneath.
 
 Batch rows reach the answer log: every row that reached the LLM is recorded as kind "batch" (``llmops history
 --kind batch``), like eval's calls; a row answered from the LLM cache made no call and is not recorded again.
@@ -64,7 +66,14 @@ def batch(
     """Run a batch (or one shard of it) to the end; the report's exit_code is 3 when rows ended as errors."""
     plan, client = _plan(ws, input_path, options)
     cache = ws.llm_cache() if plan.options.use_cache else None
-    return execute(plan, BatchLLMs(ws, client, plan.options.concurrency), cache=cache, progress=progress, shard=shard)
+    return execute(
+        plan,
+        BatchLLMs(ws, client, plan.options.concurrency),
+        cache=cache,
+        progress=progress,
+        shard=shard,
+        checkpoints=ws.checkpoints(plan.run_dir),
+    )
 
 
 def batch_dry_run(ws: Workspace, input_path: str | Path, **options: Any) -> dict[str, Any]:
@@ -76,7 +85,8 @@ def batch_dry_run(ws: Workspace, input_path: str | Path, **options: Any) -> dict
     prices: tuple[float | None, float | None] = (llm.input_cost_per_token, llm.output_cost_per_token)
     if prices == (None, None) and plan.requests:
         prices = token_prices(plan.requests[0].model)
-    return estimate(plan, cache=ws.llm_cache() if plan.options.use_cache else None, prices=prices)
+    cache = ws.llm_cache() if plan.options.use_cache else None
+    return estimate(plan, cache=cache, prices=prices, checkpoints=ws.checkpoints(plan.run_dir))
 
 
 def batch_plan_shards(ws: Workspace, input_path: str | Path, num_shards: int, **options: Any) -> list[dict[str, Any]]:
@@ -93,4 +103,5 @@ def batch_run_shard(
 def batch_merge_shards(ws: Workspace, input_path: str | Path, **options: Any) -> dict[str, Any]:
     """The shards' results merged into the final outputs (no LLM call)."""
     plan, client = _plan(ws, input_path, options)
-    return execute(plan, BatchLLMs(ws, client, plan.options.concurrency), call=False).to_dict()
+    llms = BatchLLMs(ws, client, plan.options.concurrency)
+    return execute(plan, llms, call=False, checkpoints=ws.checkpoints(plan.run_dir)).to_dict()

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from llmops_cli.core.feedback import AnswerLog, RecordingLLM, config_hash, record_llm_call
+from llmops_cli.core.feedback import AnswerLog, RecordingLLM, answer_config_hash, record_llm_call
 from llmops_cli.core.feedback.log import LOG_FILE, MIGRATIONS, AnswerLogError, latest_votes
 from llmops_cli.errors import NotFoundError, UsageError
 from tests.support.fakes import ScriptedLLM
@@ -205,11 +205,11 @@ def test_record_llm_call_and_recording_llm(tmp_path):
         assert rows["row 1"].model == "fake/m" and len(llm.recorded) == 2
 
 
-def test_config_hash_follows_the_answer_shaping_settings_not_secrets():
+def test_answer_config_hash_follows_the_answer_shaping_settings_not_secrets():
     from llmops_cli.settings import load_settings
 
     def h(env):
-        return config_hash(load_settings(None, environ=env).settings)
+        return answer_config_hash(load_settings(None, environ=env).settings)
 
     base = h({})
     assert h({"LLMOPS_LLM_API_KEY": "sk-something-secret-123456"}) == base

@@ -50,3 +50,46 @@ def test_a_read_only_look_at_the_answer_log_creates_nothing(tmp_path):
         assert not ws.answer_log_exists() and not (tmp_path / "state").exists()
         ws.answer_log()
         assert ws.answer_log_exists() and ws.answer_log(read_only=True) is ws.answer_log()
+
+
+class _CountingState:
+    """A State that counts what the workspace asks of it and whether it was closed."""
+
+    def __init__(self, inner):
+        self.inner, self.asked, self.closed = inner, [], False
+
+    def __getattr__(self, name):
+        method = getattr(self.inner, name)
+
+        def counted(*args, **kwargs):
+            self.asked.append(name)
+            return method(*args, **kwargs)
+
+        return counted
+
+    def close(self):
+        self.closed = True
+        self.inner.close()
+
+
+def test_state_stores_come_from_the_state_once_each_and_close_with_the_workspace(tmp_path):
+    from llmops_cli.core.batch.checkpoint import FileCheckpoints
+
+    opened = []
+
+    class Counted(FakeWorkspace):
+        def _open_state(self):
+            opened.append(_CountingState(super()._open_state()))
+            return opened[-1]
+
+    ws = Counted(_settings(tmp_path))
+    assert not opened  # nothing opened before a store is asked for
+    log, cache, history = ws.answer_log(), ws.llm_cache(), ws.eval_history()
+    assert (ws.answer_log(), ws.llm_cache(), ws.eval_history()) == (log, cache, history)
+    assert isinstance(ws.checkpoints(tmp_path / "run"), FileCheckpoints)
+    assert len(opened) == 1 and opened[0].asked == ["answer_log", "llm_cache", "run_history", "checkpoints"]
+    assert {p.name for p in (tmp_path / "state").rglob("*.sqlite")} == {"llmops.sqlite", "llm.sqlite", "runs.sqlite"}
+    ws.close()
+    assert opened[0].closed
+    assert ws.answer_log() is not log and len(opened) == 2  # reopened after close, through a new state
+    ws.close()

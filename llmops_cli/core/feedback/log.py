@@ -280,7 +280,7 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
 
 
-def config_hash(settings: Any) -> str:
+def answer_config_hash(settings: Any) -> str:
     """A short fingerprint of the settings that shape an answer (model, retrieval, chunking, embedder); secrets
     and endpoints' credentials left out. Two answers with the same hash came from the same configuration."""
     dump = settings.model_dump(mode="json")
