@@ -343,3 +343,38 @@ def test_health_command_exits_1_when_a_component_is_unhealthy_and_0_when_all_are
         r = CliRunner().invoke(app, ["health", "--json"])
         assert r.exit_code == code, r.output
         assert json.loads(r.stdout)["healthy"] is (code == 0)
+
+
+# ------------------------------------------------------------------------------------------------ auth commands
+def test_auth_login_with_a_profile_keeps_the_token_and_status_and_logout_never_print_it(monkeypatch, tmp_path):
+    import llmops_cli.wiring as wiring
+    from llmops_cli.cli.app import app
+
+    for k in [k for k in os.environ if k.startswith("LLMOPS_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("LLMOPS_TOKEN_STORE", "file")
+    cfg = tmp_path / "llmops.yaml"
+    cfg.write_text(
+        f"airflow:\n  profiles:\n    prod:\n      url: {URL}\n      username: ci\n      password: {PASSWORD}\n"
+    )
+    tokens = TokenServer(token=jwt(time.time() + 3600, sub="ci"))
+    monkeypatch.setattr(
+        wiring,
+        "build_airflow_client",
+        lambda s: AirflowClient.from_settings(s.airflow, token_transport=httpx.MockTransport(tokens)),
+    )
+
+    def run(*args: str):
+        r = CliRunner().invoke(app, ["--config", str(cfg), *args])
+        assert tokens.token not in r.output and PASSWORD not in r.output
+        return r
+
+    r = run("auth", "login", "--profile", "prod", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert (doc["url"], doc["username"], doc["profile"], doc["valid"]) == (URL, "ci", "prod", True)
+    assert tokens.requests == [{"username": "ci", "password": PASSWORD}]
+    assert run("auth", "status", "--profile", "prod").exit_code == 0
+    assert json.loads(run("auth", "logout", "--profile", "prod", "--json").stdout)["logged_out"] is True
+    assert run("auth", "status", "--profile", "prod").exit_code == 8
