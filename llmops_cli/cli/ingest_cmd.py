@@ -11,7 +11,7 @@ from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state, workspace
 from llmops_cli.entry import ingest as ingest_entry
 from llmops_cli.entry.store import store_location
-from llmops_cli.errors import ExitCode, UsageError
+from llmops_cli.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -106,7 +106,7 @@ def ingest(
         out.json(data)
     else:
         _render(out, report, data)
-    out.finish(ExitCode.PARTIAL if report.skipped else ExitCode.OK)
+    out.finish(report)
 
 
 def _render(out, report, data) -> None:

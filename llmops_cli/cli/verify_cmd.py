@@ -16,7 +16,6 @@ from llmops_cli.cli.query_cmd import collections_app
 from llmops_cli.cli.state import state, workspace
 from llmops_cli.entry.store import store_location
 from llmops_cli.entry.verify import verify_collection
-from llmops_cli.errors import ExitCode
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +55,7 @@ def collections_verify(
         out.json(data)
     else:
         _render(out, report, before, fixed, store_location(s))
-    out.finish(ExitCode.OK if report.clean else ExitCode.DAMAGED)
+    out.finish(report)
 
 
 def _render(out, report, before, fixed, where: str) -> None:

@@ -37,7 +37,7 @@ from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, conten
 from llmops_cli.core.loaders.discovery import resolve_source_root
 from llmops_cli.core.ports import Embedder, SourceRecord, VectorStore
 from llmops_cli.core.source_ids import SOURCE_IDS_KEY, SOURCE_IDS_RULE, migrate_source_ids
-from llmops_cli.errors import InputError
+from llmops_cli.errors import ExitCode, InputError
 
 LOADER_VERSION = "1"  # bump when loaders change what text they produce: every source is then re-read
 EMBED_BATCH = 256  # chunks per embed call (the embedder batches further; larger calls sort better by length)
@@ -84,6 +84,11 @@ class IngestReport:
     @property
     def chunks_per_second(self) -> float:
         return self.chunks_added / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """PARTIAL when any input was skipped (the run finished; the summary lists what it left out), else OK."""
+        return ExitCode.PARTIAL if self.skipped else ExitCode.OK
 
     @property
     def changed_anything(self) -> bool:

@@ -33,7 +33,7 @@ from llmops_cli.core.collection_meta import DIMENSION_KEY, GENERATION_KEY
 from llmops_cli.core.documents import Hit, indexed_text
 from llmops_cli.core.ports import SourceRecord, VectorStore
 from llmops_cli.core.source_ids import id_source
-from llmops_cli.errors import StoreError
+from llmops_cli.errors import ExitCode, StoreError
 
 INCOMPLETE = "incomplete"  # core.ingest.INCOMPLETE (not imported: ingest pulls in the loaders and chunkers)
 REPAIR_MARK = (
@@ -95,6 +95,11 @@ class VerifyReport:
             or self.storage
             or self.lexical.state not in ("ok", "unchecked")
         )
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """DAMAGED when the collection's records disagree (``clean`` is false), else OK."""
+        return ExitCode.OK if self.clean else ExitCode.DAMAGED
 
     def sources_to_reingest(self) -> list[str]:
         """Sources only their files can repair.

@@ -136,3 +136,11 @@ def test_a_sharded_full_cleanup_keeps_the_chunks_behind_a_skipped_input(tmp_path
     assert sources(store) == {"a/p0.md", "b/p0.md", "b/p1.md"}
     # without the skipped paths the unmounted folder's chunks would go too (what the DAG did)
     assert core.remove_sources(store, "col", keep) == ["b/p0.md", "b/p1.md"]
+
+
+def test_a_report_with_skipped_inputs_carries_exit_code_partial():
+    from llmops_cli.errors import ExitCode, exit_code_of
+
+    assert exit_code_of(core.IngestReport("docs", new=["a.md"])) == ExitCode.OK
+    partial = core.IngestReport("docs", skipped=[{"source": "b.pdf", "reason": "encrypted"}])
+    assert exit_code_of(partial) == ExitCode.PARTIAL == 3 and "exit_code" not in partial.to_dict()

@@ -244,3 +244,12 @@ def test_the_ingest_chunk_id_formula_is_the_one_verify_checks():
     from llmops_cli.core.ingest import chunk_id
 
     assert v.chunk_id("a/b.md", "Head\ntext", 2) == chunk_id("a/b.md", "Head\ntext", 2)
+
+
+def test_a_report_carries_its_exit_code():
+    from llmops_cli.errors import ExitCode, exit_code_of
+
+    assert exit_code_of(v.VerifyReport("docs")) == ExitCode.OK
+    assert exit_code_of(v.VerifyReport("docs", orphan_chunks=["x"])) == ExitCode.DAMAGED == 11
+    stale = v.VerifyReport("docs", lexical=v.LexicalState(state="stale"))
+    assert exit_code_of(stale) == ExitCode.DAMAGED and "exit_code" not in stale.to_dict()
