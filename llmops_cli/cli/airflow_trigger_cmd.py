@@ -2,9 +2,10 @@
 
 Exit codes: 0 run created (or, with --wait, succeeded); 5 the run failed (failed tasks named, their log tails
 printed); 6 --timeout passed; 7 API server unreachable; 8 credentials rejected; 9 no such DAG; 10 run id exists;
-2 conf rejected (by the DAG's params: the server's message is shown), or --wait on a paused DAG (its runs would stay
-queued forever: add --unpause, or `llmops dags unpause`); 3 the run succeeded but its DAG reported a partial outcome
-(e.g. an ingest that skipped files; the reason is printed).
+2 conf rejected (by the DAG's params: the server's message is shown; a key the DAG does not declare, unless
+--allow-unknown-params), or --wait on a paused DAG (its runs would stay queued forever: add --unpause, or `llmops dags
+unpause`); 3 the run succeeded but its DAG reported a partial outcome (e.g. an ingest that skipped files; the reason
+is printed). With --json the document names the run ``run_id``, and after --wait holds the DAG's reported outcome.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Annotated, Any
 
 import typer
 
-from llmops_cli.cli.airflow_watch import finish_wait, session, watch_run
+from llmops_cli.cli.airflow_watch import finish_wait, public, session, watch_run
 from llmops_cli.cli.options import DagArg, JsonOpt, TimeoutOpt, UrlOpt
 from llmops_cli.cli.state import parse_key_values
-from llmops_cli.core.orchestration import paused_error
+from llmops_cli.core.orchestration import paused_error, undeclared_params
 from llmops_cli.errors import InputError, UsageError
 
 
@@ -31,18 +32,29 @@ def register(app: typer.Typer) -> None:
     )(trigger_dag)
 
 
+ConfOpt = Annotated[str | None, typer.Option("--conf", help="Run conf as a JSON object.")]
+ConfFileOpt = Annotated[Path | None, typer.Option("--conf-file", help="Run conf from a JSON or YAML file.")]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        help='One conf key=value (repeatable; the value is parsed as JSON when it can be: 3, true, ["a"]).',
+    ),
+]
+AllowUnknownOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unknown-params", help="Pass conf keys the DAG does not declare as params (else exit 2, naming them)."
+    ),
+]
+
+
 def trigger_dag(
     dag_id: DagArg,
-    conf: Annotated[str | None, typer.Option("--conf", help="Run conf as a JSON object.")] = None,
-    conf_file: Annotated[Path | None, typer.Option("--conf-file", help="Run conf from a JSON or YAML file.")] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param",
-            "-p",
-            help='One conf key=value (repeatable; the value is parsed as JSON when it can be: 3, true, ["a"]).',
-        ),
-    ] = None,
+    conf: ConfOpt = None,
+    conf_file: ConfFileOpt = None,
+    param: ParamOpt = None,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Run id (default: manual__<UTC time>).")] = None,
     logical_date: Annotated[
         str | None, typer.Option("--logical-date", help="Logical date, ISO 8601 (default: none, like a manual run).")
@@ -52,14 +64,17 @@ def trigger_dag(
     unpause: Annotated[
         bool, typer.Option("--unpause", help="Unpause the DAG first if it is paused (a paused DAG's runs stay queued).")
     ] = False,
+    allow_unknown_params: AllowUnknownOpt = False,
     timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     body = build_conf(conf, conf_file, param)
     when = parse_iso_datetime(logical_date, "--logical-date") if logical_date else None
-    out, client = session(url, json_out)
-    paused = bool(client.get_dag(dag_id).get("is_paused"))
+    out, client = session(url, json_out, timeout, wait=wait)
+    dag = client.get_dag(dag_id)
+    check_params(dag_id, body, dag, allow_unknown_params)
+    paused = bool(dag.get("is_paused"))
     if paused and unpause:
         client.set_paused(dag_id, False)
         out.info(f"unpaused {dag_id}")
@@ -70,7 +85,7 @@ def trigger_dag(
     rid = run["dag_run_id"]
     if not wait:
         if out.json_mode:
-            out.json(run)
+            out.json(public(run))
         else:
             out.print(rid, markup=False)
             out.info(
@@ -83,6 +98,12 @@ def trigger_dag(
         out.print(rid, markup=False)
     result = watch_run(client, out, dag_id, rid, timeout_s=timeout)
     finish_wait(client, out, dag_id, rid, result, timeout_s=timeout)
+
+
+def check_params(dag_id: str, body: dict[str, Any], dag: dict[str, Any], allow_unknown: bool) -> None:
+    """Refuse conf keys the DAG does not declare (exit 2, with did-you-mean), unless ``allow_unknown``."""
+    if body and not allow_unknown and (err := undeclared_params(dag_id, body, dag.get("params"))):
+        raise err
 
 
 def build_conf(conf: str | None, conf_file: Path | None, params: list[str] | None) -> dict[str, Any]:

@@ -34,8 +34,10 @@ COMMAND_MODULES = [
     "llmops_cli.cli.airflow_trigger_cmd",
     "llmops_cli.cli.dags_cmd",
     "llmops_cli.cli.runs_cmd",
+    "llmops_cli.cli.backfill_cmd",
     "llmops_cli.cli.tasks_cmd",
     "llmops_cli.cli.logs_cmd",
+    "llmops_cli.cli.xcom_cmd",
     "llmops_cli.cli.assets_cmd",
     "llmops_cli.cli.ops_cmd",  # pools, variables, connections, health
     "llmops_cli.cli.auth_cmd",

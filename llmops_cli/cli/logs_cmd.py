@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from llmops_cli.cli.airflow_watch import session
-from llmops_cli.cli.options import JsonOpt, UrlOpt
+from llmops_cli.cli.options import JsonOpt, TimeoutOpt, UrlOpt
 from llmops_cli.core.orchestration import find_log_try, format_event, stream_log
 
 
@@ -31,10 +31,11 @@ def logs(
     try_number: TryOpt = None,
     map_index: MapIndexOpt = None,
     follow: FollowOpt = False,
+    timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    out, client = session(url, json_out)
+    out, client = session(url, json_out, timeout)
     ti, task = find_log_try(
         client, dag_id, run_id, task_id, try_number=try_number, map_index=map_index, wait_for_start=follow
     )

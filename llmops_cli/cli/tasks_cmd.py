@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from llmops_cli.cli.airflow_watch import session
-from llmops_cli.cli.options import JsonOpt, UrlOpt
+from llmops_cli.cli.airflow_watch import public, session
+from llmops_cli.cli.options import JsonOpt, TimeoutOpt, UrlOpt
 
 tasks_app = typer.Typer(help="Airflow task instances of a DAG run.", no_args_is_help=True)
 
@@ -20,13 +20,14 @@ def register(app: typer.Typer) -> None:
 def list_tasks(
     dag_id: Annotated[str, typer.Argument(help="DAG id.")],
     run_id: Annotated[str, typer.Argument(help="DAG run id (see `llmops runs list DAG_ID`).")],
+    timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    out, client = session(url, json_out)
+    out, client = session(url, json_out, timeout)
     tis = client.list_task_instances(dag_id, run_id)
     if out.json_mode:
-        out.json(tis)
+        out.json(public(tis))
         return
     rows = [
         [

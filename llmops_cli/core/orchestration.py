@@ -354,3 +354,150 @@ def wait_for_run(
                 raise UnreachableError(unreachable or f"DAG run {run_id!r} could not be read")
             return WaitResult(run, tis, True, now - start, last_unreachable=unreachable)
         sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - now)))
+
+
+def undeclared_params(dag_id: str, conf: dict[str, Any], declared: dict[str, Any] | None) -> UsageError | None:
+    """The error for run conf keys the DAG does not declare as params (a typo would be silently ignored by the
+    DAG, which then runs with its default), or None when every key is declared."""
+    declared = declared or {}
+    unknown = [k for k in conf if k not in declared]
+    if not unknown:
+        return None
+    import difflib
+
+    names = sorted(declared)
+    guesses = []
+    for k in unknown:
+        close = difflib.get_close_matches(k, names, n=1, cutoff=0.6)
+        guesses.append(f"{k!r} (did you mean {close[0]!r}?)" if close else repr(k))
+    listed = ", ".join(names) if names else "none"
+    return UsageError(
+        f"DAG {dag_id!r} has no param {', '.join(guesses)}; its params: {listed}",
+        hint=f"fix the name (`llmops dags show {dag_id}` describes each param), "
+        "or add --allow-unknown-params to pass it in the run conf anyway",
+    )
+
+
+class BackfillClient(RunClient, Protocol):
+    def backfill_action(self, backfill_id: int, action: str) -> dict[str, Any]: ...
+
+    def backfill_runs(self, backfill: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+
+def backfill_paused_error(backfill_id: int) -> UsageError:
+    return UsageError(
+        f"backfill {backfill_id} is paused: its runs do not start until it is unpaused",
+        hint=f"`llmops backfill unpause {backfill_id}`, then `llmops backfill get {backfill_id} --wait`",
+    )
+
+
+@dataclass
+class BackfillUpdate:
+    elapsed_s: float
+    backfill: dict[str, Any] | None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    unreachable: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(r.get("state") or "none" for r in self.runs)
+        return dict(sorted(c.items(), key=lambda kv: _state_rank(kv[0])))
+
+
+@dataclass
+class BackfillWaitResult:
+    backfill: dict[str, Any]
+    runs: list[dict[str, Any]]
+    timed_out: bool
+    elapsed_s: float
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> what its DAG reported
+    last_unreachable: str | None = None
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.runs if r.get("state") == "failed"]
+
+    @property
+    def partial(self) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.runs
+            if r.get("state") == "success" and (self.outcomes.get(r["dag_run_id"]) or {}).get("status") == "partial"
+        ]
+
+    @property
+    def state(self) -> str:
+        """success, failed (a run failed), partial (all succeeded, one reported a partial outcome), or the run
+        states still open when the wait ended."""
+        if self.timed_out:
+            return "running"
+        if self.failed:
+            return "failed"
+        return "partial" if self.partial else "success"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """PARTIAL for a partial success, else OK: a failed or unfinished backfill is an error its caller raises."""
+        return ExitCode.PARTIAL if not self.timed_out and not self.failed and self.partial else ExitCode.OK
+
+
+def wait_for_backfill(
+    client: BackfillClient,
+    backfill_id: int,
+    *,
+    expected_runs: int | None = None,
+    timeout_s: float | None = None,
+    poll_s: float = 1.0,
+    on_update: Callable[[BackfillUpdate], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BackfillWaitResult:
+    """Poll a backfill until each of its runs has ended (``expected_runs`` of them, when known: the dry run's
+    count), or Airflow marked it completed (a cancel). Unreachable spells are waited through like in
+    ``wait_for_run``; a paused backfill, or a paused DAG with queued runs, raises (exit 2) instead of waiting."""
+    start = clock()
+    deadline = None if timeout_s is None else start + timeout_s
+    bf: dict[str, Any] | None = None
+    runs: list[dict[str, Any]] = []
+    last_key: Any = None
+    unreachable: str | None = None
+    paused_checked: float | None = None
+    while True:
+        try:
+            bf = client.backfill_action(backfill_id, "get")
+            runs = client.backfill_runs(bf)
+            unreachable = None
+            states = [r.get("state") for r in runs]
+            done = bool(runs) and all(s in TERMINAL_RUN_STATES for s in states)
+            done = done and (expected_runs is None or len(runs) >= expected_runs or bool(bf.get("completed_at")))
+            done = done or (not runs and bool(bf.get("completed_at")))
+            if not done and bf.get("is_paused") and not bf.get("completed_at"):
+                raise backfill_paused_error(backfill_id)
+            if "queued" in states and (paused_checked is None or clock() - paused_checked >= PAUSED_CHECK_S):
+                paused_checked = clock()
+                if client.get_dag(bf["dag_id"]).get("is_paused"):
+                    raise paused_error(bf["dag_id"])
+        except LlmopsError as e:
+            if not isinstance(e, UnreachableError) and e.exit_code != 1:
+                raise
+            unreachable, done = e.message, False
+            if on_update:
+                on_update(BackfillUpdate(clock() - start, bf, runs, unreachable=unreachable))
+        else:
+            key = tuple((r.get("dag_run_id"), r.get("state")) for r in runs)
+            if on_update and key != last_key:
+                on_update(BackfillUpdate(clock() - start, bf, runs))
+            last_key = key
+            if done:
+                outcomes = {}
+                for r in runs:
+                    if r.get("state") == "success":
+                        got, _ = _reported_outcome(client, bf["dag_id"], r["dag_run_id"])
+                        if got:
+                            outcomes[r["dag_run_id"]] = got
+                return BackfillWaitResult(bf, runs, False, clock() - start, outcomes)
+        now = clock()
+        if deadline is not None and now >= deadline:
+            if bf is None:
+                raise UnreachableError(unreachable or f"backfill {backfill_id} could not be read")
+            return BackfillWaitResult(bf, runs, True, now - start, last_unreachable=unreachable)
+        sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - now)))

@@ -124,9 +124,17 @@ class FakeAirflow:
     def __init__(self, final: str = "success", polls_until_end: int = 2, paused: bool = False):
         self.final, self.left, self.triggered, self.paused = final, polls_until_end, [], paused
         self.outcome = None
+        self.params = {"n": {"value": 3, "schema": {"type": "integer"}}, "collection": {"value": None}}
+        self.budget: float | None = None
+
+    def set_budget(self, seconds):
+        self.budget = seconds
+
+    def allow(self, seconds):
+        pass
 
     def get_dag(self, dag_id):
-        return {"dag_id": dag_id, "is_paused": self.paused}
+        return {"dag_id": dag_id, "is_paused": self.paused, "params": self.params}
 
     def get_run_outcome(self, dag_id, run_id):
         return self.outcome

@@ -8,7 +8,9 @@
   ``llmops_cli.errors`` (one line, a hint, an exit code). Exceptions are re-raised ``from None``: no library
   traceback, request or header (Authorization) ever reaches the user.
 - Timeouts: a short connect timeout, and ``timeout`` (airflow.timeout) for each answer. A read timeout is NOT
-  retried: a server that accepts and never answers is wedged, and retrying it only multiplies the wait.
+  retried: a server that accepts and never answers is wedged, and retrying it only multiplies the wait. A command's
+  ``--timeout`` is a budget for all its calls together (``set_budget``): each call waits at most what is left of it,
+  and no retry starts past it, so a command ends within its budget whatever the server does.
 - Results are plain JSON dicts as the server sent them, so ``--json`` output is the API's own vocabulary.
 """
 
@@ -111,6 +113,9 @@ class AirflowClient:
         self._token_transport = token_transport
         self._api_client: Any = None
         self._apis: dict[str, Any] = {}
+        self._clock = time.monotonic
+        self._deadline: float | None = None  # set_budget: the end of the command's --timeout
+        self._budget_s: float | None = None
 
     @classmethod
     def from_settings(cls, conn: AirflowConnection, **kw: Any) -> AirflowClient:
@@ -141,13 +146,50 @@ class AirflowClient:
             "LLMOPS_AIRFLOW_URL, --profile, or airflow.url in llmops.yaml",
         )
 
-    def _no_answer(self) -> UnreachableError:
+    def _no_answer(self, waited: float | None = None) -> UnreachableError:
+        waited = self.timeout if waited is None else waited
+        by_budget = waited < self.timeout  # cut short by the command's --timeout
         return UnreachableError(
             f"the Airflow API server at {self.shown_url} accepted the connection "
-            f"but did not answer within {self.timeout:g} s",
-            hint="the server is overloaded or hung: check its health (GET /api/v2/monitor/health) and logs; "
-            "raise airflow.timeout (LLMOPS_AIRFLOW_TIMEOUT) only if it is merely slow",
+            f"but did not answer within {waited:g} s" + (" (the rest of --timeout)" if by_budget else ""),
+            hint="the server is overloaded or hung: check its health (`llmops health`, GET /api/v2/monitor/health) "
+            "and logs; raise airflow.timeout (LLMOPS_AIRFLOW_TIMEOUT) or --timeout only if it is merely slow",
         )
+
+    # ------------------------------------------------------------------------------------ the command's budget
+    def set_budget(self, seconds: float | None) -> None:
+        """All further calls together end within ``seconds`` (None: no total bound, each call its own timeout)."""
+        self._budget_s = seconds
+        self._deadline = None if seconds is None else self._clock() + seconds
+
+    def allow(self, seconds: float) -> None:
+        """At least ``seconds`` more for the calls that report an ended wait (log tails, the outcome), when a
+        budget is set."""
+        if self._deadline is not None:
+            self._deadline = max(self._deadline, self._clock() + seconds)
+
+    def _read_timeout(self) -> float:
+        """How long the next call may wait for its answer: airflow.timeout, or less when the budget ends sooner."""
+        if self._deadline is None:
+            return self.timeout
+        left = self._deadline - self._clock()
+        if left <= 0.05:
+            raise self._out_of_budget()
+        return min(self.timeout, left)
+
+    def _out_of_budget(self, last: str | None = None) -> UnreachableError:
+        return UnreachableError(
+            f"no answer from the Airflow API server at {self.shown_url} within --timeout {self._budget_s:g} s"
+            + (f" ({last})" if last else ""),
+            hint="check the server's health (`llmops health`) and logs; give the command a longer --timeout "
+            "if the server is merely slow",
+        )
+
+    def _backoff(self, delay: float, last: str) -> None:
+        """Sleep before a retry, unless the budget would end first (then give up now, naming the last cause)."""
+        if self._deadline is not None and self._clock() + delay >= self._deadline:
+            raise self._out_of_budget(last)
+        self._sleep(delay)
 
     def _tls_verify(self) -> Any:
         if not self.verify_tls:
@@ -165,15 +207,16 @@ class AirflowClient:
         endpoint = f"{self.url}/auth/token"
         last = ""
         for attempt in range(self.max_attempts):
+            read = self._read_timeout()
             try:
                 with httpx.Client(
                     verify=self._tls_verify(),
-                    timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                    timeout=httpx.Timeout(read, connect=min(self.connect_timeout, read)),
                     transport=self._token_transport,
                 ) as c:
                     r = c.post(endpoint, json={"username": self.username, "password": self._password})
             except (httpx.ReadTimeout, httpx.WriteTimeout):
-                raise self._no_answer() from None  # connected but no answer: retrying would only wait again
+                raise self._no_answer(read) from None  # connected but no answer: retrying would only wait again
             except httpx.TransportError as e:
                 if "CERTIFICATE_VERIFY_FAILED" in str(e):
                     raise UnreachableError(
@@ -182,11 +225,11 @@ class AirflowClient:
                     ) from None
                 last = _reason(e)
                 if attempt + 1 < self.max_attempts:
-                    self._sleep(self.backoff_s * 2**attempt)
+                    self._backoff(self.backoff_s * 2**attempt, last)
                     continue
                 raise self._unreachable(last) from None
             if r.status_code in RETRY_STATUSES and attempt + 1 < self.max_attempts:
-                self._sleep(self.backoff_s * 2**attempt)
+                self._backoff(self.backoff_s * 2**attempt, f"HTTP {r.status_code}")
                 continue
             if r.status_code in (200, 201):
                 try:
@@ -264,10 +307,11 @@ class AirflowClient:
         attempt = 0
         while True:
             self._ensure_token()
+            read = self._read_timeout()
             try:
-                resp = fn(*args, _request_timeout=(self.connect_timeout, self.timeout), **kwargs)
+                resp = fn(*args, _request_timeout=(min(self.connect_timeout, read), read), **kwargs)
             except urllib3.exceptions.ReadTimeoutError:
-                raise self._no_answer() from None  # connected but no answer: retrying would only wait again
+                raise self._no_answer(read) from None  # connected but no answer: retrying would only wait again
             except (urllib3.exceptions.HTTPError, OSError) as e:
                 # a refused/failed connect never reached the server: always safe to retry; a reset mid-request
                 # is retried only for idempotent calls (the caller makes trigger idempotent with its run id)
@@ -281,7 +325,7 @@ class AirflowClient:
                 )
                 attempt += 1
                 if (never_sent or idempotent) and attempt < self.max_attempts:
-                    self._sleep(self.backoff_s * 2 ** (attempt - 1))
+                    self._backoff(self.backoff_s * 2 ** (attempt - 1), _reason(e))
                     continue
                 raise self._unreachable(_reason(e)) from None
             except Exception as e:  # the generated client turns TLS errors into ApiException(status=0)
@@ -300,7 +344,7 @@ class AirflowClient:
                 return json.loads(body) if body else None
             if status in RETRY_STATUSES and idempotent and attempt + 1 < self.max_attempts:
                 attempt += 1
-                self._sleep(self._retry_after(resp) or self.backoff_s * 2 ** (attempt - 1))
+                self._backoff(self._retry_after(resp) or self.backoff_s * 2 ** (attempt - 1), f"HTTP {status}")
                 continue
             if _token_rejected(status, body) and self._token_is_ours and not refreshed:
                 if self._token_from_store and self._token_store is not None:
@@ -463,20 +507,99 @@ class AirflowClient:
             not_found_hint=f"`llmops runs list {dag_id}` lists its runs; `llmops dags list` the DAGs",
         )
 
-    def list_runs(self, dag_id: str, *, state: list[str] | None = None, limit: int | None = 25) -> list[dict[str, Any]]:
+    def list_runs(
+        self,
+        dag_id: str | None,
+        *,
+        state: list[str] | None = None,
+        limit: int | None = 25,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        run_type: list[str] | None = None,
+        logical_from: datetime | None = None,
+        logical_to: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs of one DAG (``dag_id`` None: of every DAG), newest first; ``since``/``until`` bound ``run_after``
+        (when the run was due: its trigger time for a manual run), ``logical_from``/``logical_to`` its logical date."""
         kw: dict[str, Any] = {"order_by": ["-run_after"]}
-        if state:
-            kw["state"] = state
+        for key, value in (
+            ("state", state),
+            ("run_after_gte", since),
+            ("run_after_lte", until),
+            ("run_type", run_type),
+            ("logical_date_gte", logical_from),
+            ("logical_date_lte", logical_to),
+        ):
+            if value:
+                kw[key] = value
         return self._paged(
             "DagRunApi",
             "get_dag_runs",
             "dag_runs",
-            dag_id,
+            dag_id or "~",  # the API's "every DAG"
             limit=limit,
-            what=f"DAG {dag_id!r}",
+            what=f"DAG {dag_id!r}" if dag_id else "DAG runs",
             not_found_hint=_DAGS_HINT,
             **kw,
         )
+
+    def patch_run(
+        self, dag_id: str, run_id: str, *, state: str | None = None, note: str | None = None
+    ) -> dict[str, Any]:
+        """Set a run's note and/or state (``failed`` stops its running tasks and skips those not started)."""
+        DAGRunPatchBody = _lean("models.dag_run_patch_body").DAGRunPatchBody  # noqa: N806
+
+        fields = {k: v for k, v in (("state", state), ("note", note)) if v is not None}
+        return self._call(
+            "DagRunApi",
+            "patch_dag_run",
+            dag_id,
+            run_id,
+            DAGRunPatchBody(**fields),
+            update_mask=sorted(fields),
+            what=f"DAG run {run_id!r} of DAG {dag_id!r}",
+            not_found_hint=f"`llmops runs list {dag_id}` lists its runs",
+        )
+
+    def delete_run(self, dag_id: str, run_id: str) -> None:
+        self._call(
+            "DagRunApi",
+            "delete_dag_run",
+            dag_id,
+            run_id,
+            what=f"DAG run {run_id!r} of DAG {dag_id!r}",
+            not_found_hint=f"`llmops runs list {dag_id}` lists its runs",
+        )
+
+    def get_xcom(
+        self, dag_id: str, run_id: str, task_id: str, *, key: str = "return_value", map_index: int | None = None
+    ) -> dict[str, Any]:
+        """One XCom entry with its value as the task pushed it (deserialised to JSON by the server)."""
+        mi = -1 if map_index is None else map_index
+        entry = (
+            self._call(
+                "XComApi",
+                "get_xcom_entry",
+                dag_id,
+                task_id,
+                run_id,
+                key,
+                map_index=mi,
+                deserialize=True,
+                stringify=False,
+                what=f"XCom {key!r} of task {task_id!r}" + (f" [{mi}]" if mi >= 0 else "") + f" in run {run_id!r}",
+                not_found_hint=f"`llmops tasks list {dag_id} {run_id}` lists the run's tasks (a mapped one needs "
+                "--map-index N); a task pushes its return value under the key return_value",
+            )
+            or {}
+        )
+        value = entry.get("value")
+        if isinstance(value, str):  # a server that returns the stored JSON text
+            try:
+                entry["value"] = json.loads(value)
+            except ValueError:
+                pass
+        return entry
 
     def get_run_outcome(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
         """What the run's DAG reported about its own outcome (XCom ``llmops_outcome``: {"status": "ok" | "partial",
@@ -515,6 +638,92 @@ class AirflowClient:
             except ValueError:
                 return None
         return value if isinstance(value, dict) else None
+
+    # ------------------------------------------------------------------------------------ backfills
+    def _backfill_body(
+        self,
+        dag_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        reprocess: str | None,
+        max_active_runs: int | None,
+        conf: dict[str, Any] | None,
+        backwards: bool,
+    ) -> Any:
+        BackfillPostBody = _lean("models.backfill_post_body").BackfillPostBody  # noqa: N806
+        ReprocessBehavior = _lean("models.reprocess_behavior").ReprocessBehavior  # noqa: N806
+
+        kw: dict[str, Any] = {"dag_id": dag_id, "from_date": start, "to_date": end, "run_backwards": backwards}
+        if reprocess:
+            kw["reprocess_behavior"] = ReprocessBehavior(reprocess)
+        if max_active_runs:
+            kw["max_active_runs"] = max_active_runs
+        if conf:
+            kw["dag_run_conf"] = conf
+        return BackfillPostBody(**kw)
+
+    def backfill_dry_run(self, dag_id: str, start: datetime, end: datetime, **kw: Any) -> list[dict[str, Any]]:
+        """The logical dates a backfill over [start, end] would run (or rerun), without creating it."""
+        data = (
+            self._call(
+                "BackfillApi",
+                "create_backfill_dry_run",
+                self._backfill_body(dag_id, start, end, **kw),
+                what=f"a backfill of DAG {dag_id!r}",
+                not_found_hint=_DAGS_HINT,
+            )
+            or {}
+        )
+        return data.get("backfills") or []
+
+    def create_backfill(self, dag_id: str, start: datetime, end: datetime, **kw: Any) -> dict[str, Any]:
+        # not idempotent: a reset mid-request is not retried (a second backfill would be refused, 409, anyway)
+        return self._call(
+            "BackfillApi",
+            "create_backfill",
+            self._backfill_body(dag_id, start, end, **kw),
+            what=f"a backfill of DAG {dag_id!r}",
+            not_found_hint=_DAGS_HINT,
+            idempotent=False,
+        )
+
+    def list_backfills(self, dag_id: str, *, limit: int | None = 25) -> list[dict[str, Any]]:
+        return self._paged(
+            "BackfillApi",
+            "list_backfills",
+            "backfills",
+            dag_id,
+            limit=limit,
+            order_by=["-id"],
+            what=f"backfills of DAG {dag_id!r}",
+            not_found_hint=_DAGS_HINT,
+        )
+
+    def backfill_action(self, backfill_id: int, action: str) -> dict[str, Any]:
+        """``get``, ``pause``, ``unpause`` or ``cancel`` one backfill (cancel fails its queued runs)."""
+        method = {"get": "get_backfill", "pause": "pause_backfill", "unpause": "unpause_backfill"}.get(
+            action, "cancel_backfill"
+        )
+        return self._call(
+            "BackfillApi",
+            method,
+            backfill_id,
+            what=f"backfill {backfill_id}",
+            not_found_hint="`llmops backfill list DAG_ID` lists a DAG's backfills",
+        )
+
+    def backfill_runs(self, backfill: dict[str, Any]) -> list[dict[str, Any]]:
+        """The runs of a backfill: its DAG's backfill runs whose logical date lies in its range (a date rerun by a
+        later backfill counts for that one), oldest logical date first."""
+        runs = self.list_runs(
+            backfill["dag_id"],
+            run_type=["backfill"],
+            logical_from=_as_datetime(backfill["from_date"]),
+            logical_to=_as_datetime(backfill["to_date"]),
+            limit=None,
+        )
+        return sorted(runs, key=lambda r: str(r.get("logical_date") or ""))
 
     # ------------------------------------------------------------------------------------ task instances
     def list_task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -645,7 +854,12 @@ _API_MODULES = {
     "AssetApi": "api.asset_api",
     "ImportErrorApi": "api.import_error_api",
     "XComApi": "api.x_com_api",
+    "BackfillApi": "api.backfill_api",
 }
+
+
+def _as_datetime(v: Any) -> datetime:
+    return v if isinstance(v, datetime) else datetime.fromisoformat(str(v).replace("Z", "+00:00"))
 
 
 def _lean(module: str) -> Any:
