@@ -35,13 +35,12 @@ from llmops_cli.core.collection_meta import (
 from llmops_cli.core.documents import Chunk, indexed_text
 from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source_hashed
 from llmops_cli.core.loaders.discovery import resolve_source_root
-from llmops_cli.core.ports import Embedder, SourceRecord, VectorStore
+from llmops_cli.core.ports import INCOMPLETE, Embedder, SourceRecord, VectorStore
 from llmops_cli.core.source_ids import SOURCE_IDS_KEY, SOURCE_IDS_RULE, migrate_source_ids
 from llmops_cli.errors import ExitCode, InputError
 
 LOADER_VERSION = "1"  # bump when loaders change what text they produce: every source is then re-read
 EMBED_BATCH = 256  # chunks per embed call (the embedder batches further; larger calls sort better by length)
-INCOMPLETE = "incomplete"  # content hash of a source whose write began but did not finish
 
 Cleanup = Literal["incremental", "full"]
 

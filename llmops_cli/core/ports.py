@@ -122,6 +122,9 @@ class LLM(ABC):
 # --- vector stores ---------------------------------------------------------------------------------------
 
 
+INCOMPLETE = "incomplete"  # a SourceRecord's content_hash while its source's write has begun but not finished
+
+
 @dataclass
 class SourceRecord:
     source_id: str

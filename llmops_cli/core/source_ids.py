@@ -27,7 +27,7 @@ import os
 from typing import Any
 
 from llmops_cli.core.loaders.discovery import source_id_for
-from llmops_cli.core.ports import SourceRecord, VectorStore
+from llmops_cli.core.ports import INCOMPLETE, SourceRecord, VectorStore
 
 SOURCE_IDS_KEY = "llmops_source_ids"  # collection metadata: the rule the collection's source ids follow
 SOURCE_IDS_RULE = "root-relative"  # loaders.discovery: relative to the source root, absolute outside it
@@ -137,8 +137,6 @@ def _moved_record(rec: SourceRecord, new: str, path: str) -> SourceRecord:
 def _move_chunks(store: VectorStore, collection: str, rec: SourceRecord, new: str, path: str) -> SourceRecord:
     """Give the record's chunks the new source id in their metadata (ids and vectors kept); the record for ``new``.
     Chunks the store no longer has make the record incomplete, so the next ingest redoes the file."""
-    from llmops_cli.core.ingest import INCOMPLETE
-
     old = rec.source_id
     hits = {h.id: h for h in store.get(collection, ids=list(rec.chunk_ids), include_documents=False)}
     found = [cid for cid in rec.chunk_ids if cid in hits]

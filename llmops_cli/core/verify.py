@@ -31,11 +31,10 @@ import numpy as np
 
 from llmops_cli.core.collection_meta import DIMENSION_KEY, GENERATION_KEY
 from llmops_cli.core.documents import Hit, indexed_text
-from llmops_cli.core.ports import SourceRecord, VectorStore
+from llmops_cli.core.ports import INCOMPLETE, SourceRecord, VectorStore
 from llmops_cli.core.source_ids import id_source
 from llmops_cli.errors import ExitCode, StoreError
 
-INCOMPLETE = "incomplete"  # core.ingest.INCOMPLETE (not imported: ingest pulls in the loaders and chunkers)
 REPAIR_MARK = (
     "repair:"  # prefix of a record's hash that makes the next ingest redo the source, reusing its listed chunks
 )

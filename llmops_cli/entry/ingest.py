@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core.collection_meta import embedder_config, embedder_settings_for
+from llmops_cli.core.ports import INCOMPLETE
 from llmops_cli.entry.store import collection_name, source_root
 from llmops_cli.errors import NotFoundError
 
@@ -129,8 +130,6 @@ def ingest_ledger(
 ) -> tuple[dict[str, list[str]], int | None]:
     """The store's own record for these sources (source id -> chunk ids; complete writes only) and the collection's
     chunk count (None when it does not exist yet). Counts built from it stay true across retried or killed tasks."""
-    from llmops_cli.core.ingest import INCOMPLETE
-
     name = collection_name(ws.settings, collection)
     store = ws.store()
     manifest = store.read_manifest(name)
