@@ -47,6 +47,7 @@ class FakePool:
                 "query": parse_qs(parts.query),
                 "headers": dict(headers or {}),
                 "body": json.loads(body) if body else None,
+                "timeout": timeout,
             }
         )
         for m, pat, answers in self.routes:
@@ -478,3 +479,98 @@ def test_run_outcome_is_read_from_the_llmops_outcome_xcom():
         "GET", "/api/v2/dags/d/dagRuns/r/taskInstances/~/xcomEntries", (200, {"xcom_entries": [], "total_entries": 0})
     )
     assert make(other, token="t", username=None, password=None)[0].get_run_outcome("d", "r") is None  # a DAG not ours
+
+
+class Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_budget_caps_each_calls_wait_and_ends_the_command_when_spent():
+    pool = FakePool()
+    pool.add("GET", "/api/v2/dags", (200, {"dags": [], "total_entries": 0}))
+    c, _ = make(pool, token="t", username=None, password=None, timeout=30)
+    c._clock = clock = Clock()
+    c.set_budget(4)
+    c.list_dags()
+    assert pool.calls[-1]["timeout"].read_timeout == 4 and pool.calls[-1]["timeout"].connect_timeout == 4
+    clock.t += 3.5
+    c.list_dags()
+    assert pool.calls[-1]["timeout"].read_timeout == pytest.approx(0.5)
+    clock.t += 1
+    with pytest.raises(UnreachableError, match="within --timeout 4 s") as e:
+        c.list_dags()
+    assert e.value.exit_code == ExitCode.UNREACHABLE and len(pool.calls) == 2  # nothing sent past the budget
+    c.allow(10)  # the report of an ended wait gets its own few seconds
+    c.list_dags()
+    assert pool.calls[-1]["timeout"].read_timeout == 10
+
+
+def test_a_hung_call_cut_by_the_budget_says_so_and_retries_stop_at_the_budget():
+    pool = FakePool()
+    pool.add("GET", "/api/v2/dags", urllib3.exceptions.ReadTimeoutError(None, "/api/v2/dags", "Read timed out."))
+    c, _ = make(pool, token="t", username=None, password=None, timeout=30)
+    c.set_budget(2)
+    with pytest.raises(UnreachableError, match=r"did not answer within 2 s \(the rest of --timeout\)"):
+        c.list_dags()
+    refused = FakePool()
+    refused.add("GET", "/api/v2/dags", never_connects())
+    c, sleeps = make(refused, token="t", username=None, password=None)
+    c._clock = clock = Clock()
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        clock.t += s
+
+    c._sleep = sleep
+    c.set_budget(1.2)  # room for the first backoff (0.5 s), not the second (1 s)
+    with pytest.raises(UnreachableError, match="within --timeout 1.2 s") as e:
+        c.list_dags()
+    assert "connection refused" in e.value.message and sleeps == [0.5]
+
+
+def test_run_operations_send_what_the_api_expects():
+    pool = FakePool()
+    pool.add("PATCH", "/api/v2/dags/d/dagRuns/r", (200, {"dag_run_id": "r", "state": "failed"}))
+    pool.add("DELETE", "/api/v2/dags/d/dagRuns/r", (204, None))
+    pool.add("GET", "/api/v2/dags/~/dagRuns", (200, {"dag_runs": [{"dag_run_id": "x"}], "total_entries": 1}))
+    c, _ = make(pool, token="t", username=None, password=None)
+    c.patch_run("d", "r", state="failed")
+    assert pool.calls[-1]["body"] == {"state": "failed"} and pool.calls[-1]["query"]["update_mask"] == ["state"]
+    c.patch_run("d", "r", note="")
+    assert pool.calls[-1]["body"] == {"note": ""} and pool.calls[-1]["query"]["update_mask"] == ["note"]
+    c.delete_run("d", "r")
+    assert pool.calls[-1]["method"] == "DELETE"
+    from datetime import UTC, datetime
+
+    assert c.list_runs(None, since=datetime(2026, 1, 1, tzinfo=UTC), state=["failed"]) == [{"dag_run_id": "x"}]
+    q = pool.calls[-1]["query"]
+    assert q["run_after_gte"][0].startswith("2026-01-01T00:00:00") and q["state"] == ["failed"]
+
+
+def test_xcom_and_backfill_calls():
+    from datetime import UTC, datetime
+
+    pool = FakePool()
+    pool.add(
+        "GET",
+        "/api/v2/dags/d/dagRuns/r/taskInstances/square/xcomEntries/return_value",
+        (200, {"key": "return_value", "map_index": 2, "value": "[1, 2]"}),
+    )
+    pool.add("POST", "/api/v2/backfills/dry_run", (200, {"backfills": [{"logical_date": "2026-01-01T00:00:00Z"}]}))
+    pool.add("POST", "/api/v2/backfills", (200, {"id": 3, "dag_id": "d"}))
+    pool.add("PUT", "/api/v2/backfills/3/cancel", (200, {"id": 3, "completed_at": "t"}))
+    c, _ = make(pool, token="t", username=None, password=None)
+    assert c.get_xcom("d", "r", "square", map_index=2)["value"] == [1, 2]  # JSON text decoded
+    assert pool.calls[-1]["query"]["map_index"] == ["2"]
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC)
+    kw = {"reprocess": "failed", "max_active_runs": 2, "conf": {"n": 1}, "backwards": False}
+    assert len(c.backfill_dry_run("d", start, end, **kw)) == 1
+    assert c.create_backfill("d", start, end, **kw)["id"] == 3
+    body = pool.calls[-1]["body"]
+    assert body["reprocess_behavior"] == "failed" and body["max_active_runs"] == 2 and body["dag_run_conf"] == {"n": 1}
+    assert body["from_date"].startswith("2026-01-01") and body["to_date"].startswith("2026-01-03")
+    assert c.backfill_action(3, "cancel")["completed_at"] == "t"

@@ -314,3 +314,191 @@ def test_logs_follow_waits_for_the_start_and_prints_each_line_once(monkeypatch):
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith(("tick", "done"))]
     assert lines == ["tick 0", "tick 1", "tick 2", "done"]
     assert r.stdout.count("Log message source details") == 1
+
+
+def test_trigger_json_names_the_run_run_id(monkeypatch):
+    r = _invoke(monkeypatch, FakeAirflow(), "trigger-dag", "d", "--run-id", "r9", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["run_id"] == "r9" and "dag_run_id" not in doc
+
+
+def test_an_undeclared_param_is_refused_with_a_guess_unless_allowed(monkeypatch):
+    fake = FakeAirflow()
+    r = _invoke(monkeypatch, fake, "trigger-dag", "d", "-p", "colection=docs")
+    assert r.exception.exit_code == 2
+    assert "'colection' (did you mean 'collection'?)" in r.exception.message
+    assert "its params: collection, n" in r.exception.message and "--allow-unknown-params" in r.exception.hint
+    assert fake.triggered == []  # refused before a run exists
+    r = _invoke(monkeypatch, fake, "trigger-dag", "d", "-p", "colection=docs", "--allow-unknown-params")
+    assert r.exit_code == 0, r.output
+    assert fake.triggered[0]["conf"] == {"colection": "docs"}
+
+
+def test_timeout_is_the_budget_of_every_call_and_a_wait_gets_a_little_slack(monkeypatch):
+    fake = FakeAirflow()
+    assert _invoke(monkeypatch, fake, "trigger-dag", "d", "--timeout", "4").exit_code == 0
+    assert fake.budget == 4
+    assert _invoke(monkeypatch, fake, "runs", "wait", "d", "r", "--timeout", "4").exit_code == 0
+    assert 4 < fake.budget <= 6
+
+
+class FakeRunOps(FakeAirflow):
+    """Run operations on top of FakeAirflow: a run still running (one task running, one not started)."""
+
+    def __init__(self, state="running"):
+        super().__init__("never")
+        self.state, self.patched, self.deleted, self.listed = state, [], [], []
+        self.outcome = {"status": "ok", "message": "", "summary": {"chunks_added": 7}}
+
+    def get_run(self, dag_id, run_id):
+        return {"dag_id": dag_id, "dag_run_id": run_id, "state": self.state, "note": "n0"}
+
+    def list_task_instances(self, dag_id, run_id):
+        return [
+            {"task_id": "a", "map_index": -1, "state": "success", "try_number": 1, "dag_run_id": run_id},
+            {"task_id": "b", "map_index": -1, "state": "running", "try_number": 1, "dag_run_id": run_id},
+            {"task_id": "c", "map_index": -1, "state": None, "try_number": 0, "dag_run_id": run_id},
+        ]
+
+    def patch_run(self, dag_id, run_id, *, state=None, note=None):
+        self.patched.append({"state": state, "note": note})
+        return {"dag_id": dag_id, "dag_run_id": run_id, "state": state or self.state, "note": note}
+
+    def delete_run(self, dag_id, run_id):
+        self.deleted.append(run_id)
+
+    def list_runs(self, dag_id, **kw):
+        self.listed.append((dag_id, kw))
+        return [{"dag_id": "d1", "dag_run_id": "r1", "state": "success"}]
+
+
+def test_runs_get_shows_what_the_run_reported(monkeypatch):
+    r = _invoke(monkeypatch, FakeRunOps("success"), "runs", "get", "d", "r1", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["run_id"] == "r1" and doc["outcome"]["summary"] == {"chunks_added": 7}
+    human = _invoke(monkeypatch, FakeRunOps("success"), "runs", "get", "d", "r1")
+    assert "outcome: ok" in human.stdout and "chunks_added: 7" in human.stdout
+
+
+def test_runs_cancel_previews_needs_yes_then_marks_the_run_failed(monkeypatch):
+    fake = FakeRunOps()
+    preview = json.loads(_invoke(monkeypatch, fake, "runs", "cancel", "d", "r1", "--dry-run", "--json").stdout)
+    assert not preview["cancelled"] and [t["task_id"] for t in preview["task_instances"]] == ["b", "c"]
+    r = _invoke(monkeypatch, fake, "runs", "cancel", "d", "r1")
+    assert r.exception.exit_code == 2 and "--yes" in r.exception.hint and fake.patched == []
+    done = json.loads(_invoke(monkeypatch, fake, "runs", "cancel", "d", "r1", "--yes", "--json").stdout)
+    assert (
+        done["cancelled"] and done["run"]["state"] == "failed" and fake.patched == [{"state": "failed", "note": None}]
+    )
+    ended = _invoke(monkeypatch, FakeRunOps("success"), "runs", "cancel", "d", "r1", "--yes")
+    assert ended.exit_code == 0 and "already ended (success)" in ended.stderr
+
+
+def test_runs_delete_needs_yes_and_runs_note_edits_the_note(monkeypatch):
+    fake = FakeRunOps("failed")
+    r = _invoke(monkeypatch, fake, "runs", "delete", "d", "r1")
+    assert r.exception.exit_code == 2 and fake.deleted == []
+    assert json.loads(_invoke(monkeypatch, fake, "runs", "delete", "d", "r1", "-y", "--json").stdout)["deleted"]
+    assert fake.deleted == ["r1"]
+    doc = json.loads(_invoke(monkeypatch, fake, "runs", "note", "d", "r1", "checked by CI", "--json").stdout)
+    assert doc["note"] == "checked by CI" and fake.patched[-1] == {"state": None, "note": "checked by CI"}
+
+
+def test_runs_list_without_a_dag_lists_every_dag_between_dates(monkeypatch):
+    fake = FakeRunOps()
+    r = _invoke(monkeypatch, fake, "runs", "list", "--since", "2026-01-01", "--until", "2026-01-02T00:00:00Z")
+    assert r.exit_code == 0 and "d1" in r.stdout
+    dag_id, kw = fake.listed[0]
+    assert dag_id is None and kw["since"].isoformat() == "2026-01-01T00:00:00+00:00"
+    assert json.loads(_invoke(monkeypatch, fake, "runs", "list", "--json").stdout)[0]["run_id"] == "r1"
+    bad = _invoke(monkeypatch, fake, "runs", "list", "--since", "last week")
+    assert bad.exception.exit_code == 2 and "--since" in bad.exception.message
+
+
+def test_xcom_get_prints_the_value_alone_or_the_entry(monkeypatch):
+    class Fake(FakeAirflow):
+        def get_xcom(self, dag_id, run_id, task_id, *, key, map_index):
+            self.asked = (task_id, key, map_index)
+            return {"map_index": map_index if map_index is not None else -1, "value": {"total": 30}}
+
+    fake = Fake()
+    r = _invoke(monkeypatch, fake, "xcom", "get", "d", "r1", "square", "--map-index", "2")
+    assert json.loads(r.stdout) == {"total": 30} and fake.asked == ("square", "return_value", 2)
+    doc = json.loads(_invoke(monkeypatch, fake, "xcom", "get", "d", "r1", "t", "--key", "k", "--json").stdout)
+    assert doc["run_id"] == "r1" and doc["key"] == "k" and doc["value"] == {"total": 30}
+
+
+class FakeBackfills(FakeAirflow):
+    """A backfill of three logical dates whose runs go queued -> running -> ``final`` (one state per run)."""
+
+    def __init__(self, finals=("success", "success", "success"), *, bf_paused=False, outcomes=None):
+        super().__init__()
+        self.finals, self.polls, self.bf_paused, self.outcomes = list(finals), 0, bf_paused, outcomes or {}
+        self.created = []
+
+    def backfill_dry_run(self, dag_id, start, end, **kw):
+        return [{"logical_date": f"2026-01-0{i + 1}T00:00:00Z"} for i in range(len(self.finals))]
+
+    def create_backfill(self, dag_id, start, end, **kw):
+        self.created.append({"dag_id": dag_id, "from": start, "to": end, **kw})
+        return {"id": 7, "dag_id": dag_id, "from_date": start.isoformat(), "to_date": end.isoformat()}
+
+    def backfill_action(self, backfill_id, action):
+        self.polls += 1
+        return {"id": backfill_id, "dag_id": "d", "is_paused": self.bf_paused, "completed_at": None}
+
+    def backfill_runs(self, backfill):
+        done = self.polls > 2
+        return [
+            {
+                "dag_run_id": f"backfill__2026-01-0{i + 1}",
+                "logical_date": f"2026-01-0{i + 1}",
+                "state": f if done else "running",
+            }
+            for i, f in enumerate(self.finals)
+        ]
+
+    def get_run_outcome(self, dag_id, run_id):
+        return self.outcomes.get(run_id)
+
+
+def _backfill(monkeypatch, fake, *extra):
+    return _invoke(
+        monkeypatch, fake, "backfill", "create", "d", "--from", "2026-01-01", "--to", "2026-01-03", "--wait", *extra
+    )
+
+
+def test_backfill_create_wait_succeeds_with_each_run(monkeypatch):
+    fake = FakeBackfills()
+    r = _backfill(monkeypatch, fake, "--json", "--reprocess-behavior", "failed", "--max-active-runs", "2")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["backfill_id"] == 7 and doc["state"] == "success" and len(doc["runs"]) == 3
+    assert fake.created[0]["reprocess"] == "failed" and fake.created[0]["max_active_runs"] == 2
+
+
+def test_backfill_exit_codes_match_trigger_wait(monkeypatch):
+    failed = _backfill(monkeypatch, FakeBackfills(("success", "failed", "success")))
+    assert failed.exception.exit_code == 5 and "1 of 3 run(s) failed: backfill__2026-01-02" in failed.exception.message
+    partial = FakeBackfills(outcomes={"backfill__2026-01-03": {"status": "partial", "message": "1 row failed"}})
+    r = _backfill(monkeypatch, partial)
+    assert r.exit_code == 3 and "1 row failed" in r.stderr
+    paused = _backfill(monkeypatch, FakeBackfills(bf_paused=True))
+    assert paused.exception.exit_code == 2 and "llmops backfill unpause 7" in paused.exception.hint
+    bad = _backfill(monkeypatch, FakeBackfills(), "--reprocess-behavior", "sometimes")
+    assert bad.exception.exit_code == 2
+    dry = _invoke(
+        monkeypatch,
+        FakeBackfills(),
+        "backfill",
+        "create",
+        "d",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-01-03",
+        "--dry-run",
+        "--json",
+    )
+    assert json.loads(dry.stdout)["logical_dates"][0] == "2026-01-01T00:00:00Z"

@@ -251,3 +251,56 @@ def test_a_task_that_never_ran_has_no_log():
 
     with pytest.raises(UsageError, match="never ran"):
         find_log_try(Queued(), "d", "r", "t")
+
+
+def test_undeclared_params_name_the_key_a_guess_and_the_declared_ones():
+    from llmops_cli.core.orchestration import undeclared_params
+
+    declared = {"sources": {}, "collection": {}, "chunk_size": {}}
+    assert undeclared_params("d", {"sources": ["a"]}, declared) is None
+    err = undeclared_params("d", {"chunksize": 3, "zzz": 1}, declared)
+    assert err.exit_code == 2
+    assert "'chunksize' (did you mean 'chunk_size'?), 'zzz'" in err.message
+    assert err.message.endswith("its params: chunk_size, collection, sources")
+    assert "its params: none" in undeclared_params("d", {"x": 1}, {}).message
+
+
+class FakeBackfill(FakeRuns):
+    """A backfill whose runs follow ``steps`` (each a list of run states, or an exception); the DAG may be paused."""
+
+    def __init__(self, steps, *, paused=False, completed=False):
+        super().__init__(["success"], paused=paused)
+        self.bf_steps, self.completed = list(steps), completed
+
+    def backfill_action(self, backfill_id, action):
+        step = self.bf_steps.pop(0) if len(self.bf_steps) > 1 else self.bf_steps[0]
+        if isinstance(step, BaseException):
+            raise step
+        self.current = step
+        return {"id": backfill_id, "dag_id": "d", "is_paused": False, "completed_at": "t" if self.completed else None}
+
+    def backfill_runs(self, backfill):
+        return [{"dag_run_id": f"r{i}", "state": s} for i, s in enumerate(self.current)]
+
+
+def test_backfill_wait_waits_for_every_expected_run_and_through_an_outage():
+    from llmops_cli.core.orchestration import wait_for_backfill
+
+    clock = Clock()
+    updates = []
+    client = FakeBackfill(
+        [["success"], UnreachableError("down"), ["success", "running"], ["success", "success", "failed"]]
+    )
+    res = wait_for_backfill(client, 1, expected_runs=3, clock=clock, sleep=clock.sleep, on_update=updates.append)
+    assert [r["state"] for r in res.runs] == ["success", "success", "failed"] and res.state == "failed"
+    assert any(u.unreachable == "down" for u in updates) and not res.timed_out
+
+
+def test_backfill_wait_on_a_paused_dag_with_queued_runs_says_so():
+    from llmops_cli.core.orchestration import wait_for_backfill
+
+    clock = Clock()
+    with pytest.raises(UsageError, match="is paused"):
+        wait_for_backfill(FakeBackfill([["queued"]], paused=True), 1, clock=clock, sleep=clock.sleep)
+    res = wait_for_backfill(FakeBackfill([["running"]]), 1, timeout_s=3, clock=clock, sleep=clock.sleep)
+    assert res.timed_out and res.exit_code == 0 and res.state == "running"

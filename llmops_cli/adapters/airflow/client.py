@@ -151,7 +151,7 @@ class AirflowClient:
         by_budget = waited < self.timeout  # cut short by the command's --timeout
         return UnreachableError(
             f"the Airflow API server at {self.shown_url} accepted the connection "
-            f"but did not answer within {waited:g} s" + (" (the rest of --timeout)" if by_budget else ""),
+            f"but did not answer within {round(waited, 1):g} s" + (" (the rest of --timeout)" if by_budget else ""),
             hint="the server is overloaded or hung: check its health (`llmops health`, GET /api/v2/monitor/health) "
             "and logs; raise airflow.timeout (LLMOPS_AIRFLOW_TIMEOUT) or --timeout only if it is merely slow",
         )
