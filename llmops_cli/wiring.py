@@ -110,7 +110,7 @@ def no_llm_hint(setting: str = "llm.model", also: str | None = None) -> str:
 
 def _client_options(ls: LLMSettings) -> dict[str, Any]:
     """The keyword arguments every LLM client takes from llm settings (each client retries by itself,
-    ``max_retries``, with the one policy of adapters/llm/retry.py)."""
+    ``max_retries``, with the one policy of core/retry.py)."""
     return {
         "api_base": ls.api_base,
         "api_key": ls.api_key.get_secret_value() if ls.api_key else None,
