@@ -5,13 +5,18 @@ Thin by design: the ``llmops_cli.entry.batch`` entry points, the same ones as ``
 - ``plan`` validates the input and the prompt and splits the requests into shards (by a stable hash of the row id);
 - ``run_shard`` is mapped (``.expand``) over the shards; each appends to its own checkpoint, so a retried task or
   a re-triggered run resumes where it stopped (rows that end as errors are recorded, not raised);
-- ``merge`` joins the checkpoints to the input, writes the output and the errors file, and puts the summary in
-  XCom and a JSON report under ``<data_dir>/airflow-reports/llmops_batch_inference/``. When every request failed
-  the task fails (so the run fails: ``trigger-dag --wait`` exits 5, and an earlier good results file is kept); when
-  some failed, the outcome is ``partial`` (``trigger-dag --wait`` exits 3, like ``llmops batch``).
+- ``merge`` joins the checkpoints to the input, writes the results and the errors file to a local staging folder,
+  then publishes them at ``output`` and ``<output stem>.errors.jsonl`` beside it, and puts the summary in XCom and
+  a JSON report under ``<data_dir>/airflow-reports/llmops_batch_inference/``. When every request failed the task
+  fails and publishes nothing (so the run fails: ``trigger-dag --wait`` exits 5); when some failed, the outcome is
+  ``partial`` (``trigger-dag --wait`` exits 3, like ``llmops batch``).
 
-Relative paths (input, output, template, schema, run_dir, config) resolve against the project root
-($LLMOPS_PROJECT_DIR on the workers, else the config file's project folder), never the task's working directory.
+Locations: ``input``, ``output``, ``template``, ``schema`` and ``config`` are absolute paths or URLs every worker
+can reach (``/srv/in.jsonl``, ``file:///srv/in.jsonl``, ``s3://bucket/in.jsonl``); a relative path is refused when
+the run is triggered. ``output`` is required (never beside the input by default) and an earlier result is never
+replaced: a run whose ``output`` (or its errors file) exists already fails in ``merge`` with exit 10's message
+(the answers stay in the run's checkpoint: trigger again with another ``output`` and the same ``run_dir`` to publish
+them without calling the LLM again). ``run_dir`` is an absolute path of a folder the workers share.
 
 The workers must share ``data_dir`` (or pass the same ``run_dir``). ``rpm`` / ``tpm`` apply per shard task.
 Params are validated when the run is triggered. LLM settings (model, api_base, key) come from the config
@@ -21,11 +26,22 @@ file / LLMOPS_LLM_* env of the workers unless ``model`` is given.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from airflow.sdk import Param, dag, task
 
 from llmops_cli.entry import batch as batch_entry
-from llmops_cli.entry.dag_support import OUTCOME_XCOM_KEY, batch_outcome, resolve_params, task_workspace, write_report
+from llmops_cli.entry.dag_support import (
+    OUTCOME_XCOM_KEY,
+    batch_outcome,
+    location_schema,
+    publish_result,
+    resolve_params,
+    sibling,
+    staging_output,
+    task_workspace,
+    write_report,
+)
 
 OPT_STR = ["null", "string"]
 OPT_NUM = ["null", "number"]
@@ -58,31 +74,46 @@ OPTION_PARAMS = (
     tags=["llmops"],
     doc_md=__doc__,
     params={
-        "input": Param(
-            type="string", minLength=1, description="Input table on the workers (.jsonl, .csv or .parquet)."
+        "input": Param(type="string", minLength=1, **location_schema("Input table (.jsonl, .csv or .parquet).")),
+        "output": Param(
+            type="string",
+            minLength=1,
+            **location_schema(
+                "Results file (.jsonl, .csv or .parquet; the errors go to <stem>.errors.jsonl beside it); "
+                "never replaced: a run whose output exists already fails."
+            ),
         ),
         "shards": Param(4, type="integer", minimum=1, maximum=256, description="How many mapped tasks."),
         "model": Param(None, type=OPT_STR, description="litellm model string (default: llm.model)."),
-        "template": Param(None, type=OPT_STR, description="Prompt template file."),
+        "template": Param(None, type=OPT_STR, **location_schema("Prompt template file.")),
         "prompt": Param(None, type=OPT_STR, description="Or the user prompt itself ({column} placeholders)."),
         "system": Param(None, type=OPT_STR, description="System prompt."),
-        "output": Param(None, type=OPT_STR, description="Output file (default: <input stem>.results.<ext>)."),
         "concurrency": Param(None, type=OPT_INT, minimum=1, maximum=512, description="Concurrent calls per shard."),
         "rpm": Param(None, type=OPT_NUM, exclusiveMinimum=0, description="Requests per minute, per shard."),
         "tpm": Param(None, type=OPT_NUM, exclusiveMinimum=0, description="Tokens per minute, per shard."),
-        "schema": Param(None, type=OPT_STR, description="JSON schema file the answers must match."),
+        "schema": Param(None, type=OPT_STR, **location_schema("JSON schema file the answers must match.")),
         "id_column": Param(None, type=OPT_STR, description="Column with row ids (default: generated, stable)."),
         "max_attempts": Param(None, type=OPT_INT, minimum=1, maximum=20, description="Attempts per request."),
         "temperature": Param(None, type=OPT_NUM, minimum=0, maximum=2),
         "max_tokens": Param(None, type=OPT_INT, minimum=1),
         "limit": Param(None, type=OPT_INT, minimum=1, description="Only the first N rows."),
-        "run_dir": Param(None, type=OPT_STR, description="Run folder shared by the workers (default: under data_dir)."),
-        "config": Param(None, type=OPT_STR, description="llmops config file on the workers (default: $LLMOPS_CONFIG)."),
+        "run_dir": Param(
+            None,
+            type=OPT_STR,
+            pattern="^/",
+            description="Run folder shared by the workers, an absolute path (default: under data_dir).",
+        ),
+        "config": Param(
+            None, type=OPT_STR, **location_schema("llmops config file for the tasks (default: $LLMOPS_CONFIG).")
+        ),
     },
 )
 def llmops_batch_inference():
     def options(params) -> dict:
-        return {k: params[k] for k in OPTION_PARAMS if params.get(k) is not None}
+        # the tasks write the results to a local staging path (the same on every worker: the run key includes it);
+        # merge publishes them at the output location
+        staged = {"output": staging_output(params["output"])}
+        return {**{k: params[k] for k in OPTION_PARAMS if params.get(k) is not None}, **staged}
 
     @task
     def plan(params=None) -> list[dict]:
@@ -108,8 +139,19 @@ def llmops_batch_inference():
         with task_workspace(params) as ws:
             summary = batch_entry.batch_merge_shards(ws, params["input"], **options(params))
         summary = {**summary, "shards": len(list(reports))}
-        print(f"report: {write_report(ws.settings, 'llmops_batch_inference', run_id, summary)}")
-        result = batch_outcome(summary)  # raises when every request failed: the run fails, not "success"
+        if summary.get("output_kept"):  # the staging copy of the earlier results: name the location
+            summary["output_kept"] = params["output"]
+        try:
+            result = batch_outcome(summary)  # raises when every request failed: the run fails, publishing nothing
+        finally:
+            print(f"report: {write_report(ws.settings, 'llmops_batch_inference', run_id, summary)}")
+        staged, output = summary.get("output"), params["output"]
+        if staged:  # the errors file first: the results' presence says the run published
+            errors = sibling(output, Path(summary["errors_file"]).name)  # the staged file has the output's name
+            publish_result(summary["errors_file"], errors)
+            publish_result(staged, output)
+            summary = {**summary, "output": output, "errors_file": errors}
+        print(f"results: {output}")
         ti.xcom_push(key=OUTCOME_XCOM_KEY, value={**result, "summary": summary})
         if result["status"] == "partial":
             print(f"PARTIAL: {result['message']}")

@@ -10,12 +10,16 @@ Thin by design: every step is a ``llmops_cli.entry.ingest`` call, the same ones 
   ``llmops-collections`` alias: the collection is a run param) with the summary as its extra, and pushes the
   outcome: ``partial`` when sources were skipped, so ``llmops trigger-dag --wait`` exits 3 like ``llmops ingest``.
 
-Relative ``sources`` resolve against the project root ($LLMOPS_PROJECT_DIR on the workers, else the config file's
-project folder), never the task's working directory.
+``sources`` are absolute paths or URLs every worker can reach (a relative path is refused when the run is
+triggered): ``/srv/docs``, ``file:///srv/docs``, ``s3://bucket/docs`` (fsspec; ``s3fs`` on the workers). A remote
+URL is copied into a temporary folder by each task (a shard copies only its own files), and its files' source ids
+are their URLs (``s3://bucket/docs/a.md``), the same whichever worker read them.
 
-Concurrency: an embedded Chroma (PersistentClient, store.host unset) is NOT safe for concurrent writers from
-several processes, so the mapped shards then run one at a time (max_active_tis_per_dagrun=1, decided when this
-file is parsed). With a Chroma server (store.host set) the shards run in parallel. One run at a time per DAG.
+Concurrency: an embedded Chroma (PersistentClient, no store.url) is NOT safe for concurrent writers from several
+processes, so the tasks that write it run one at a time within a run, across runs and DAGs (the store's file lock,
+and the one-slot pool ``llmops_embedded_store`` when $LLMOPS_EMBEDDED_STORE_POOL names it: see
+``dag_support.writer_task_args``), decided when this file is parsed. With a server store (store.url: a Chroma server
+or PostgreSQL) the shards run in parallel. One run at a time per DAG.
 
 Params are validated (JSON schema) when the run is triggered: bad conf is rejected with the server's message.
 Settings come from the config file (param ``config`` or $LLMOPS_CONFIG), LLMOPS_* env of the Airflow workers,
@@ -24,7 +28,9 @@ then these params.
 
 from __future__ import annotations
 
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 from airflow.sdk import Asset, AssetAlias, Param, dag, task
 
@@ -37,10 +43,12 @@ from llmops_cli.entry.dag_support import (
     collection_uri,
     ingest_outcome,
     ingest_summary,
+    local_sources,
+    location_schema,
     resolve_params,
     short_ledger,
-    store_is_embedded,
     task_workspace,
+    writer_task_args,
 )
 
 OPT_STR = ["null", "string"]
@@ -56,10 +64,11 @@ OPT_STR = ["null", "string"]
     params={
         "sources": Param(
             type="array",
-            items={"type": "string", "minLength": 1},
+            items={"type": "string", "minLength": 1, **location_schema("A file or folder to ingest.")},
             minItems=1,
-            description="Files or folders to ingest (paths on the workers; relative ones resolve against "
-            "$LLMOPS_PROJECT_DIR).",
+            description="Files or folders to ingest: absolute paths or URLs every worker can reach, e.g. "
+            '["/srv/docs"] or ["s3://bucket/docs"] (a relative path is refused: it would resolve against a '
+            "worker's own working directory).",
         ),
         "collection": Param(
             None, type=OPT_STR, pattern=COLLECTION_PATTERN, description="Collection (default: store.collection)."
@@ -81,7 +90,9 @@ OPT_STR = ["null", "string"]
             description="full also removes sources that are gone from the collection.",
         ),
         "shards": Param(4, type="integer", minimum=1, maximum=64, description="How many mapped ingest tasks."),
-        "config": Param(None, type=OPT_STR, description="llmops config file on the workers (default: $LLMOPS_CONFIG)."),
+        "config": Param(
+            None, type=OPT_STR, **location_schema("llmops config file for the tasks (default: $LLMOPS_CONFIG).")
+        ),
     },
 )
 def llmops_ingest():
@@ -89,9 +100,10 @@ def llmops_ingest():
     def plan(params=None, ti=None) -> list[list[str]]:
         params = resolve_params(params)
         check_sources_exist(params)
-        with task_workspace(params) as ws:
+        with task_workspace(params) as ws, tempfile.TemporaryDirectory(prefix="llmops-sources-") as tmp:
+            sources = local_sources(params["sources"], Path(tmp))
             shards, skipped_paths = ingest_entry.plan_ingest(
-                ws.settings, params["sources"], globs=params["glob"] or None, shards=params["shards"]
+                ws.settings, sources, globs=params["glob"] or None, shards=params["shards"]
             )
             if not shards:
                 raise ValueError(
@@ -102,19 +114,16 @@ def llmops_ingest():
             before, _total = ingest_entry.ingest_ledger(ws, ws.settings.store.collection, source_ids)
         ti.xcom_push(key="ledger_before", value=short_ledger(before))
         ti.xcom_push(key="skipped_paths", value=skipped_paths)  # finalize's full cleanup keeps what lies behind them
-        print(
-            f"{sum(map(len, shards))} sources in {len(shards)} shard(s); "
-            f"sources from {params.get('_project_root') or 'absolute paths'}"
-        )
+        print(f"{sum(map(len, shards))} sources in {len(shards)} shard(s) from {', '.join(params['sources'])}")
         return shards
 
-    @task(retries=2, retry_delay=timedelta(seconds=5), max_active_tis_per_dagrun=1 if store_is_embedded() else None)
+    @task(retries=2, retry_delay=timedelta(seconds=5), **writer_task_args())
     def ingest_shard(source_ids: list[str], params=None) -> dict:
         params = resolve_params(params)
-        with task_workspace(params) as ws:
+        with task_workspace(params) as ws, tempfile.TemporaryDirectory(prefix="llmops-sources-") as tmp:
             report = ingest_entry.ingest(
                 ws,
-                params["sources"],
+                local_sources(params["sources"], Path(tmp), only=set(source_ids)),
                 collection=ws.settings.store.collection,
                 globs=params["glob"] or None,
                 cleanup="incremental",
@@ -127,11 +136,11 @@ def llmops_ingest():
             for k in ("collection", "sources", "chunks_added", "chunks_removed", "chunks_total", "seconds", "skipped")
         }
 
-    @task(outlets=[AssetAlias(COLLECTIONS_ALIAS)])
+    @task(outlets=[AssetAlias(COLLECTIONS_ALIAS)], **writer_task_args())  # a full cleanup removes sources
     def finalize(reports, shards, params=None, outlet_events=None, ti=None) -> dict:
         source_ids = [sid for shard in shards for sid in shard]
         removed = 0
-        with task_workspace(params) as ws:
+        with task_workspace(resolve_params(params)) as ws:
             collection = ws.settings.store.collection
             if params["cleanup"] == "full":
                 skipped_paths = ti.xcom_pull(task_ids="plan", key="skipped_paths") or []

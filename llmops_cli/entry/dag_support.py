@@ -4,10 +4,18 @@ URIs, the collection-name pattern, summaries and outcomes.
 The DAG side of the entry layer: kept out of the DAG files so they stay thin (Airflow parses them every few seconds)
 and so this is unit-tested. Nothing here imports Airflow.
 
-Paths in DAG params (sources, input, output, dataset, config...) that are relative resolve against ONE project
-root, never the worker's working directory (Airflow runs tasks in AIRFLOW_HOME or a temporary folder): the folder
-named by ``$LLMOPS_PROJECT_DIR`` on the workers, else the folder the config file in use belongs to (the folder of
-``llmops.yaml``, or the parent of ``configs/llmops.yaml``). With neither, a relative path is an error that says so.
+Paths in DAG params (sources, input, output, dataset, config...) are locations every worker can reach: an ABSOLUTE
+path (on a shared folder) or a URL (``file://``, ``s3://``, ``gs://``... through fsspec; ``core/locations.py``). A
+relative path is refused when the run is triggered (each path param's JSON schema carries LOCATION_PATTERN, which
+Airflow checks when it creates the run), and again by ``resolve_params`` in the task: on a multi-worker Airflow a
+relative path would resolve against one worker's working directory, a folder the others and the CLI do not share.
+``resolve_params`` turns ``file://`` URLs into local paths and copies a remote input FILE (input, dataset,
+template, schema, config) to a local copy the task reads; remote ``sources`` folders and ``output`` are left as URLs
+for the DAG that reads (``local_sources``) or writes (``publish_result``) them.
+
+Results are written where the params say and never replace an earlier result: ``publish_result`` writes a temporary
+name and renames it without clobbering (or puts one object, on an object store); a target that exists is refused
+(exit 10 in the task's error), unless it already holds the same bytes (a retried task).
 
 A DAG's last task pushes its outcome to XCom under ``llmops_outcome`` ({"status": "ok" | "partial", "message"}):
 ``llmops trigger-dag --wait`` / ``runs wait`` exit 3 on a successful run whose outcome is partial (an ingest that
@@ -19,12 +27,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from llmops_cli.core.collection_meta import MANIFEST_SUFFIX
-from llmops_cli.settings import PROJECT_DIR_ENV, Settings, load_settings
-from llmops_cli.settings import project_root as settings_project_root
+from llmops_cli.core.locations import (
+    LOCATION_HELP,
+    LOCATION_PATTERN,
+    base_name,
+    is_remote,
+    local_path,
+    location_problem,
+    staging_key,
+)
+from llmops_cli.settings import Settings, load_settings
 from llmops_cli.wiring import Workspace
 
 ASSET_SCHEME = "llmops"  # Airflow 3 accepts custom schemes (only "airflow" is reserved)
@@ -32,6 +50,14 @@ COLLECTIONS_ALIAS = "llmops-collections"  # the ingest DAG attaches each updated
 OUTCOME_XCOM_KEY = "llmops_outcome"  # read by the CLI after a successful run (exit 3 when "partial")
 # DAG params that hold paths on the workers (one path, or a list of them)
 PATH_PARAMS = ("sources", "input", "output", "template", "schema", "run_dir", "dataset", "config")
+# ... of which these name one input file: a remote one is copied to the worker before the task reads it
+INPUT_FILE_PARAMS = ("input", "template", "schema", "dataset", "config")
+# ... and these must be local (a folder the workers share): a URL is refused
+LOCAL_ONLY_PARAMS = ("run_dir",)
+# the Airflow pool (1 slot) tasks writing an embedded store run in when the DAG processor's environment names it
+# (writer_task_args; adapters/airflow/ops.py:LLMOPS_POOL, created by `llmops pools ensure-llmops`)
+EMBEDDED_STORE_POOL = "llmops_embedded_store"
+POOL_ENV = "LLMOPS_EMBEDDED_STORE_POOL"
 
 # core/collection_meta.py's name rule (collection_name_problem) as a JSON-schema pattern for DAG params, so a bad name
 # is refused when the run is triggered; tests/unit/test_dag_support.py holds the two to the same answers.
@@ -62,45 +88,43 @@ def collection_from_uri(uri: str) -> str | None:
     return uri[len(prefix) :] or None if uri.startswith(prefix) else None
 
 
-def project_root(config: str | None = None) -> tuple[Path | None, str]:
-    """The folder relative paths in DAG params resolve against, and where that choice came from (for messages):
-    settings.project_root, with the run's ``config`` param when it is an absolute path."""
-    cfg = (
-        Path(config).expanduser()
-        if config and Path(config).expanduser().is_absolute() and Path(config).expanduser().is_file()
-        else None
-    )
-    return settings_project_root(cfg)
+def location_schema(description: str) -> dict[str, Any]:
+    """JSON-schema keywords for a string param holding a location: the pattern refuses relative paths when the run
+    is triggered, and the description (shown in Airflow's 400 message and by `llmops dags show`) says why."""
+    return {"pattern": LOCATION_PATTERN, "description": f"{description} Must be {LOCATION_HELP}."}
 
 
-def resolve_params(params: dict[str, Any] | None) -> dict[str, Any]:
-    """The run's params with every path in PATH_PARAMS made absolute against the project root (see the module doc).
-    Absolute paths are kept; a relative one without a project root raises a ValueError that says what to set."""
+def resolve_params(params: dict[str, Any] | None, *, fetch_dir: Path | None = None) -> dict[str, Any]:
+    """The run's params with their locations checked and made readable here (see the module doc): a relative path
+    raises a ValueError that says what to pass instead; ``file://`` URLs become local paths; a remote input file is
+    copied under ``fetch_dir`` (default: a folder of the system's temporary directory, named after the URL, so every
+    task of a run reads it at the same local path)."""
     params = dict(params or {})
-    relative = [(k, v) for k in PATH_PARAMS for v in _paths(params.get(k)) if not Path(v).expanduser().is_absolute()]
-    if not relative:
-        return params
-    cfg = params.get("config")
-    root, why = project_root(cfg if isinstance(cfg, str) else None)
-    if root is None:
-        key, value = relative[0]
-        raise ValueError(
-            f"param {key}: relative path {value!r} needs a project root to resolve against (the task's working "
-            f"directory, {os.getcwd()}, is Airflow's, not yours): set {PROJECT_DIR_ENV} on the Airflow workers "
-            "or LLMOPS_CONFIG to the project's config file, or pass absolute paths"
-        )
+    for key in PATH_PARAMS:
+        for value in _paths(params.get(key)):
+            problem = location_problem(value)
+            if problem is None and key in LOCAL_ONLY_PARAMS and is_remote(value):
+                problem = f"{value!r} is a remote URL; {key} must be an absolute path of a folder the workers share"
+            if problem:
+                raise ValueError(f"param {key}: {problem}")
 
-    def absolute(v: str) -> str:
-        p = Path(v).expanduser()
-        return str(p if p.is_absolute() else (root / p).resolve())
+    def readable(key: str, value: str) -> str:
+        local = local_path(value)
+        if local is not None:
+            return local
+        if key not in INPUT_FILE_PARAMS:
+            return value  # sources / output: the DAG reads or writes the URL itself
+        from llmops_cli.adapters.storage import fetch_file
+
+        base = fetch_dir if fetch_dir is not None else Path(tempfile.gettempdir()) / "llmops-inputs"
+        return str(fetch_file(value, base / staging_key(value) / base_name(value)))
 
     for k in PATH_PARAMS:
         v = params.get(k)
         if isinstance(v, str) and v:
-            params[k] = absolute(v)
+            params[k] = readable(k, v)
         elif isinstance(v, list):
-            params[k] = [absolute(x) if isinstance(x, str) and x else x for x in v]
-    params["_project_root"] = f"{root} ({why})"
+            params[k] = [readable(k, x) if isinstance(x, str) and x else x for x in v]
     return params
 
 
@@ -113,21 +137,51 @@ def _paths(v: Any) -> list[str]:
 
 
 def check_sources_exist(params: dict[str, Any]) -> None:
-    """Fail with the absolute paths looked at (and the project root they came from) when a source is missing."""
-    missing = [p for p in _paths(params.get("sources")) if not Path(p).exists()]
+    """Fail with the paths looked at when a local source is missing (a URL's absence is found when it is read)."""
+    missing = [p for p in _paths(params.get("sources")) if not is_remote(p) and not Path(p).exists()]
     if missing:
-        root = params.get("_project_root")
         raise FileNotFoundError(
-            f"source(s) not found on the worker: {', '.join(missing)}"
-            + (f" (relative paths resolve against {root})" if root else "")
+            f"source(s) not found on the worker: {', '.join(missing)} (pass absolute paths of a folder every worker "
+            "can read, or URLs)"
         )
+
+
+def local_sources(sources: list[str], dest: Path, only: Collection[str] | None = None) -> list[str]:
+    """The sources as local paths this task can ingest: local ones as they are, a remote URL copied under ``dest``
+    (only the files whose source ids are in ``only``, when given); the copies' source ids are their URLs."""
+    if not any(is_remote(s) for s in sources):
+        return list(sources)
+    from llmops_cli.adapters.storage import fetch_tree
+
+    out = []
+    for i, source in enumerate(sources):
+        out.append(source if not is_remote(source) else str(fetch_tree(source, dest / str(i), only=only)))
+    return out
+
+
+def staging_output(output: str) -> str:
+    """Where a task writes a result before ``publish_result`` puts it at ``output``: a local path named after the
+    location, the same on every worker (a batch's run key includes it)."""
+    return str(Path(tempfile.gettempdir()) / "llmops-outputs" / staging_key(output) / base_name(output))
+
+
+def sibling(location: str, name: str) -> str:
+    """The location ``name`` beside ``location`` (the errors file beside a batch's results)."""
+    return location.rsplit("/", 1)[0] + "/" + name
+
+
+def publish_result(local: str | Path, location: str) -> str:
+    """Put the finished file ``local`` at ``location``, never replacing an earlier result (adapters.storage)."""
+    from llmops_cli.adapters.storage import publish
+
+    return publish(Path(local), location)
 
 
 def settings_from_params(params: dict[str, Any] | None) -> Settings:
     """Effective settings for a task: config file (param ``config``, $LLMOPS_CONFIG, ...), env, then the run's
     params as flags (None = not given). Same precedence as the CLI."""
     params = dict(params or {})
-    config = resolve_params({"config": params.get("config")}).get("config")  # only the path this needs
+    config = resolve_params({"config": params.get("config")}).get("config")  # only the location this needs
     flags = {key: params.get(name) for name, key in PARAM_TO_SETTING.items() if params.get(name) not in (None, "")}
     return load_settings(config or None, flags=flags).settings
 
@@ -218,13 +272,30 @@ def batch_outcome(summary: dict[str, Any]) -> dict[str, str]:
 
 
 def store_is_embedded() -> bool:
-    """True unless store.host is configured (at DAG parse time). An embedded Chroma (PersistentClient) is not
-    safe for concurrent writers from several processes, so mapped writes then run one at a time. A bad config
-    counts as embedded: the safe choice."""
+    """True when the store is the embedded Chroma (no store.url / store.host), read at DAG parse time. An embedded
+    Chroma (PersistentClient) is not safe for concurrent writers from several processes, so its writers then run
+    one at a time (``writer_task_args``). A bad config counts as embedded: the safe choice."""
     try:
-        return not load_settings(None).settings.store.host
+        return load_settings(None).settings.store.backend == "chroma"
     except Exception:  # noqa: BLE001 - parse time must never fail the DAG file
         return True
+
+
+def writer_task_args(embedded: bool | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """@task arguments for a task that writes the vector store, decided at DAG parse time.
+
+    Embedded store: one mapped task at a time within a run, and across runs and DAGs the store's file lock
+    (core/store_lock.py: a writer waits for the one before, as local `llmops` commands do). When the DAG processor's
+    environment names the pool (``$LLMOPS_EMBEDDED_STORE_POOL``, normally ``llmops_embedded_store``, one slot:
+    `llmops pools ensure-llmops` creates it), these tasks also run in it, so a waiting writer holds no worker slot.
+    The pool is opt-in because Airflow never schedules a task whose pool does not exist. A server store (store.url):
+    no pool and no limit, writes run in parallel."""
+    if embedded is None:
+        embedded = store_is_embedded()
+    if not embedded:
+        return {}
+    pool = (os.environ if environ is None else environ).get(POOL_ENV, "").strip()
+    return {"max_active_tis_per_dagrun": 1, **({"pool": pool} if pool else {})}
 
 
 def collection_from_events(triggering_asset_events: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""dag_support: DAG param paths resolve against the project root (never the task's cwd), run summaries come from the
+"""dag_support: DAG param locations are absolute paths or URLs (a relative one is refused), run summaries come from the
 store's ledger (true across retries), the outcome a DAG reports (ok / partial / a failed batch), and the DAG param
 pattern for collection names agrees with the one name rule."""
 
@@ -31,40 +31,64 @@ def airflow_cwd(tmp_path, monkeypatch):
     return home
 
 
-def test_relative_sources_resolve_against_llmops_project_dir(airflow_cwd, tmp_path, monkeypatch):
-    project = tmp_path / "project"
-    (project / "docs").mkdir(parents=True)
-    monkeypatch.setenv("LLMOPS_PROJECT_DIR", str(project))
+def test_absolute_paths_and_urls_pass_and_file_urls_become_local_paths(airflow_cwd, tmp_path):
+    (tmp_path / "docs").mkdir()
     p = resolve_params(
-        {"sources": ["docs", "/abs/other"], "collection": "c1", "input": "data/in.jsonl", "output": None}
+        {
+            "sources": [str(tmp_path / "docs"), "s3://bucket/docs", f"file://{tmp_path}/docs"],
+            "collection": "c1",
+            "output": "s3://bucket/out/answers.jsonl",
+            "run_dir": None,
+        }
     )
-    assert p["sources"] == [str(project / "docs"), "/abs/other"]
-    assert p["input"] == str(project / "data" / "in.jsonl") and p["output"] is None and p["collection"] == "c1"
-    assert "LLMOPS_PROJECT_DIR" in p["_project_root"]
-    check_sources_exist({**p, "sources": [str(project / "docs")]})  # exists: no error
+    assert p["sources"] == [str(tmp_path / "docs"), "s3://bucket/docs", str(tmp_path / "docs")]
+    assert p["output"] == "s3://bucket/out/answers.jsonl" and p["run_dir"] is None and p["collection"] == "c1"
+    check_sources_exist(p)  # the local ones exist; a URL is checked when it is read
 
 
-def test_without_project_dir_the_config_files_project_folder_is_the_root(airflow_cwd, tmp_path, monkeypatch):
-    project = tmp_path / "project"
-    (project / "configs").mkdir(parents=True)
-    (project / "configs" / "llmops.yaml").write_text("store:\n  collection: docs\n")
-    monkeypatch.setenv("LLMOPS_CONFIG", str(project / "configs" / "llmops.yaml"))
-    assert resolve_params({"dataset": "eval/q.jsonl"})["dataset"] == str(project / "eval" / "q.jsonl")
-
-
-def test_a_relative_path_never_resolves_against_the_tasks_cwd(airflow_cwd):
+@pytest.mark.parametrize(
+    ("params", "key"),
+    [
+        ({"sources": ["docs"]}, "sources"),
+        ({"sources": ["/abs/docs", "./more"]}, "sources"),
+        ({"dataset": "eval/q.jsonl"}, "dataset"),
+        ({"input": "~/in.jsonl"}, "input"),
+        ({"config": "llmops.yaml"}, "config"),
+    ],
+)
+def test_a_relative_path_is_refused_with_what_to_pass_instead(airflow_cwd, params, key, monkeypatch):
+    """Never resolved against the task's cwd nor a project root: each worker has its own."""
     (airflow_cwd / "docs").mkdir()  # even when it happens to exist there
-    with pytest.raises(ValueError, match="LLMOPS_PROJECT_DIR") as e:
-        resolve_params({"sources": ["docs"]})
-    assert "relative path 'docs'" in str(e.value)
+    monkeypatch.setenv("LLMOPS_PROJECT_DIR", str(airflow_cwd))  # no longer a root relative paths resolve against
+    with pytest.raises(ValueError) as e:
+        resolve_params(params)
+    msg = str(e.value)
+    assert msg.startswith(f"param {key}: ") and "absolute path or URL every Airflow worker can reach" in msg
+    assert "s3://bucket/docs" in msg  # an example of what to pass
 
 
-def test_a_missing_source_names_the_absolute_path_looked_at(airflow_cwd, tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMOPS_PROJECT_DIR", str(tmp_path / "project"))
-    p = resolve_params({"sources": ["docs"]})
+def test_run_dir_must_be_a_local_folder(airflow_cwd):
+    with pytest.raises(ValueError, match="run_dir must be an absolute path of a folder the workers share"):
+        resolve_params({"run_dir": "s3://bucket/run"})
+
+
+def test_a_remote_input_file_is_copied_to_the_same_local_path_every_time(airflow_cwd, tmp_path):
+    pytest.importorskip("fsspec")
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/bucket/in/rows.jsonl", b'{"q": "x"}\n')
+    first = resolve_params({"input": "memory://bucket/in/rows.jsonl"}, fetch_dir=tmp_path / "f1")
+    again = resolve_params({"input": "memory://bucket/in/rows.jsonl"}, fetch_dir=tmp_path / "f1")
+    assert first["input"] == again["input"] and first["input"].endswith("/rows.jsonl")
+    assert Path(first["input"]).read_bytes() == b'{"q": "x"}\n'
+    fs.rm("/bucket/in/rows.jsonl")
+
+
+def test_a_missing_source_names_the_path_looked_at(airflow_cwd, tmp_path):
     with pytest.raises(FileNotFoundError) as e:
-        check_sources_exist(p)
-    assert str(tmp_path / "project" / "docs") in str(e.value) and "LLMOPS_PROJECT_DIR" in str(e.value)
+        check_sources_exist(resolve_params({"sources": [str(tmp_path / "no-such")]}))
+    assert str(tmp_path / "no-such") in str(e.value)
 
 
 def test_the_ingest_summary_counts_from_the_ledger_not_the_last_try():

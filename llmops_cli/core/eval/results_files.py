@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,22 @@ def output_format(path: str | Path) -> str:
 
 
 def write_results(report: EvalReport, path: str | Path) -> Path:
+    """Write the results file atomically: a temporary file beside it, then a rename, so a failure (full disk, a bad
+    value) never leaves a half-written report where an earlier one was."""
     p = Path(path).expanduser()
     fmt = output_format(p)
     p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        _write(report, tmp, fmt)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p
+
+
+def _write(report: EvalReport, p: Path, fmt: str) -> None:
     if fmt == "json":
         p.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
     elif fmt == "jsonl":
@@ -75,4 +89,3 @@ def write_results(report: EvalReport, path: str | Path) -> Path:
         pq.write_table(pa.Table.from_pylist(flat_rows(report)), p)
     else:
         p.write_text(render_html(report), encoding="utf-8")
-    return p

@@ -18,6 +18,10 @@ only regular files (FIFOs, sockets and devices are listed as skipped, never open
 ``.tar.gz``...) as skipped rather than ignoring them, visits each real folder once (no symbolic link loops),
 and orders files by source id.
 Files named directly are always taken (globs and excludes only filter folder walks).
+
+A local copy of a URL (a DAG task reads ``s3://bucket/docs`` into a temporary folder) holds a hidden marker file,
+``.llmops-source-url``, naming the URL it mirrors: the files under it get ids under that URL
+(``s3://bucket/docs/guide/a.md``), the same on every worker whatever its temporary folder.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from llmops_cli.core.loaders.registry import archive_suffix, has_supported_name
 from llmops_cli.errors import InputError
 
 MISSING = "no such file or directory"
+MIRROR_MARKER = ".llmops-source-url"  # in a local copy of a URL: the URL it mirrors (see the module docstring)
 
 
 def _translate_segment(segment: str) -> str:
@@ -237,6 +242,16 @@ def _file_kind(mode: int) -> str:
     return "a special file"
 
 
+def _mirrored_url(folder: str) -> str | None:
+    """The URL a local copy mirrors (its marker file's first line), or None for an ordinary folder."""
+    try:
+        with open(os.path.join(folder, MIRROR_MARKER), encoding="utf-8") as handle:
+            url = handle.readline().strip().rstrip("/")
+    except OSError:
+        return None
+    return url or None
+
+
 def discover(
     paths: Sequence[str | Path],
     globs: Sequence[str] | None,
@@ -266,11 +281,18 @@ def discover(
             continue
         if os.path.isdir(root):
             candidates = _walk_folder(root, id_root, glob_patterns, exclude_patterns, include_hidden, missing)
+            mirror = root
         elif os.path.isfile(root) or os.path.islink(root):
             candidates = [(root, source_id_for(root, id_root))]
+            mirror = os.path.dirname(root)
         else:
             missing.append((os.fspath(argument), "not a file or folder"))
             continue
+        url = _mirrored_url(mirror)
+        if url is not None:
+            candidates = [
+                (full, url + "/" + os.path.relpath(full, mirror).replace(os.sep, "/")) for full, _ in candidates
+            ]
         for full, source_id in candidates:
             try:  # the file's identity: one stat, where realpath costs a system call per path component
                 st = os.stat(full)
