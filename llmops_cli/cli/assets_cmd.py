@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from llmops_cli.cli.airflow_watch import session
-from llmops_cli.cli.options import JsonOpt, UrlOpt
+from llmops_cli.cli.options import JsonOpt, TimeoutOpt, UrlOpt
 from llmops_cli.errors import UsageError
 
 assets_app = typer.Typer(
@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
 def event(
     uri: Annotated[str, typer.Argument(help="Asset URI, exactly as the DAGs declare it.")],
     extra: Annotated[str | None, typer.Option("--extra", help="Extra JSON object stored with the event.")] = None,
+    timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -40,7 +41,7 @@ def event(
             ) from None
         if not isinstance(payload, dict):
             raise UsageError("--extra must be a JSON object", hint='e.g. --extra \'{"reason": "ci"}\'')
-    out, client = session(url, json_out)
+    out, client = session(url, json_out, timeout)
     ev = client.create_asset_event(uri, extra=payload)
     if out.json_mode:
         out.json(ev)
@@ -60,10 +61,10 @@ def _dag_ids(items: object) -> str:
 
 
 @assets_app.command("list", help="Assets with the DAGs they schedule and their latest event.")
-def list_assets(url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+def list_assets(timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
     from llmops_cli.adapters.airflow.ops import AirflowOps
 
-    out, client = session(url, json_out)
+    out, client = session(url, json_out, timeout)
     assets = AirflowOps(client).assets()
     if out.json_mode:
         out.json(assets)
@@ -87,12 +88,13 @@ def list_assets(url: UrlOpt = None, json_out: JsonOpt = False) -> None:
 def show_asset(
     uri: UriArg,
     events: Annotated[int, typer.Option("--events", help="How many of its latest events to show.", min=0)] = 5,
+    timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli.adapters.airflow.ops import AirflowOps
 
-    out, client = session(url, json_out)
+    out, client = session(url, json_out, timeout)
     a = AirflowOps(client).asset(uri, events=events)
     if out.json_mode:
         out.json(a)

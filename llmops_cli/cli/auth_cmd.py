@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmops_cli import wiring
-from llmops_cli.cli.options import JsonOpt, ProfileOpt, UrlOpt
+from llmops_cli.cli.options import JsonOpt, ProfileOpt, TimeoutOpt, UrlOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state
 from llmops_cli.errors import ExitCode, UsageError
@@ -52,6 +52,7 @@ def login(
         typer.Option("--password-stdin", help="Read the password from stdin (default: airflow.password, else ask)."),
     ] = False,
     profile: ProfileOpt = None,
+    timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -80,6 +81,7 @@ def login(
         )
     with_password = conn.model_copy(update={"username": user, "password": SecretStr(password), "token": None})
     client = wiring.build_airflow_client(loaded.settings.model_copy(update={"airflow": with_password}))
+    client.set_budget(timeout)
     token = client.login()
     saved = TokenStore().put(client.shown_url, user, token, profile=loaded.profile)
     doc = saved.as_dict()

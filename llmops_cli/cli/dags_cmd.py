@@ -11,7 +11,7 @@ import typer
 
 import llmops_cli
 from llmops_cli.cli.airflow_watch import session
-from llmops_cli.cli.options import DagArg, JsonOpt, UrlOpt
+from llmops_cli.cli.options import DagArg, JsonOpt, TimeoutOpt, UrlOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.errors import ExitCode
 
@@ -31,10 +31,11 @@ def list_dags(
     paused: Annotated[
         bool | None, typer.Option("--paused/--active", help="Only paused (or only active) DAGs.", show_default=False)
     ] = None,
+    timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    out, client = session(url, json_out)
+    out, client = session(url, json_out, timeout)
     dags = client.list_dags(paused=paused)
     broken = client.list_import_errors()
     for e in broken:  # a DAG file that does not import is invisible in the list: say so
@@ -61,8 +62,8 @@ def list_dags(
 
 
 @dags_app.command("show", help="One DAG: schedule, params (what --conf / -p accept), tasks.")
-def show_dag(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    out, client = session(url, json_out)
+def show_dag(dag_id: DagArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    out, client = session(url, json_out, timeout)
     dag = client.get_dag(dag_id)
     tasks = client.list_tasks(dag_id)
     if out.json_mode:
@@ -108,8 +109,8 @@ def _short(v: object) -> str:
     return s if len(s) <= 60 else s[:57] + "..."
 
 
-def _set_paused(dag_id: str, paused: bool, url: str | None, json_out: bool) -> None:
-    out, client = session(url, json_out)
+def _set_paused(dag_id: str, paused: bool, url: str | None, json_out: bool, timeout: float | None) -> None:
+    out, client = session(url, json_out, timeout)
     dag = client.set_paused(dag_id, paused)
     if out.json_mode:
         out.json(dag)
@@ -118,13 +119,13 @@ def _set_paused(dag_id: str, paused: bool, url: str | None, json_out: bool) -> N
 
 
 @dags_app.command("pause", help="Pause a DAG (no new scheduled runs).")
-def pause(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    _set_paused(dag_id, True, url, json_out)
+def pause(dag_id: DagArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    _set_paused(dag_id, True, url, json_out, timeout)
 
 
 @dags_app.command("unpause", help="Unpause a DAG.")
-def unpause(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    _set_paused(dag_id, False, url, json_out)
+def unpause(dag_id: DagArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    _set_paused(dag_id, False, url, json_out, timeout)
 
 
 @dags_app.command(
@@ -145,12 +146,13 @@ def path(json_out: JsonOpt = False) -> None:
 def errors(
     dag_id: Annotated[str | None, typer.Option("--dag", help="Only the warnings of this DAG.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any DAG file fails to import.")] = False,
+    timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli.adapters.airflow.ops import AirflowOps
 
-    out, client = session(url, json_out)
+    out, client = session(url, json_out, timeout)
     ops = AirflowOps(client)
     broken, warnings = ops.import_errors(), ops.dag_warnings(dag_id)
     if out.json_mode:
@@ -183,10 +185,10 @@ def errors(
 
 
 @dags_app.command("versions", help="Versions of a DAG (newest first) and the bundle each came from.")
-def versions(dag_id: DagArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+def versions(dag_id: DagArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
     from llmops_cli.adapters.airflow.ops import AirflowOps
 
-    out, client = session(url, json_out)
+    out, client = session(url, json_out, timeout)
     items = AirflowOps(client).dag_versions(dag_id)
     if out.json_mode:
         out.json(items)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llmops_cli.cli.airflow_watch import session
-from llmops_cli.cli.options import JsonOpt, UrlOpt
+from llmops_cli.cli.options import JsonOpt, TimeoutOpt, UrlOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.errors import ExitCode, UsageError
 
@@ -45,10 +45,10 @@ def register(app: typer.Typer) -> None:
     )(health)
 
 
-def ops_session(url: str | None, json_out: bool) -> tuple[Output, AirflowOps]:
+def ops_session(url: str | None, json_out: bool, timeout: float | None = None) -> tuple[Output, AirflowOps]:
     from llmops_cli.adapters.airflow.ops import AirflowOps
 
-    out, client = session(url, json_out)
+    out, client = session(url, json_out, timeout)
     return out, AirflowOps(client)
 
 
@@ -74,8 +74,8 @@ POOL_COLUMNS = ["pool", "slots", "open", "running", "queued", "deferred count", 
 
 
 @pools_app.command("list", help="Pools with their slots in use.")
-def pools_list(url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    out, ops = ops_session(url, json_out)
+def pools_list(timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    out, ops = ops_session(url, json_out, timeout)
     pools = ops.pools()
     if out.json_mode:
         out.json(pools)
@@ -94,10 +94,11 @@ def pools_set(
             "--include-deferred/--exclude-deferred", help="Whether deferred tasks take slots.", show_default=False
         ),
     ] = None,
+    timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    out, ops = ops_session(url, json_out)
+    out, ops = ops_session(url, json_out, timeout)
     pool, created = ops.set_pool(name, slots=slots, description=description, include_deferred=include_deferred)
     if out.json_mode:
         out.json({**pool, "created": created})
@@ -106,8 +107,8 @@ def pools_set(
 
 
 @pools_app.command("delete", help="Delete a pool (default_pool cannot be deleted).")
-def pools_delete(name: PoolArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    out, ops = ops_session(url, json_out)
+def pools_delete(name: PoolArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    out, ops = ops_session(url, json_out, timeout)
     ops.delete_pool(name)
     if out.json_mode:
         out.json({"name": name, "deleted": True})
@@ -122,10 +123,11 @@ def pools_delete(name: PoolArg, url: UrlOpt = None, json_out: JsonOpt = False) -
 )
 def pools_ensure_llmops(
     slots: Annotated[int, typer.Option("--slots", help="Slots when it is created.", min=1)] = 1,
+    timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    out, ops = ops_session(url, json_out)
+    out, ops = ops_session(url, json_out, timeout)
     pool, created = ops.ensure_llmops_pool(slots=slots)
     if out.json_mode:
         out.json({**pool, "created": created})
@@ -143,8 +145,8 @@ def _value_text(v: Any) -> str:
 
 
 @variables_app.command("list", help="Variables (values under secret-named keys masked).")
-def variables_list(url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    out, ops = ops_session(url, json_out)
+def variables_list(timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    out, ops = ops_session(url, json_out, timeout)
     items = ops.variables()
     if out.json_mode:
         out.json(items)
@@ -156,8 +158,8 @@ def variables_list(url: UrlOpt = None, json_out: JsonOpt = False) -> None:
 
 
 @variables_app.command("get", help="One variable's value (masked when its key names a secret).")
-def variables_get(key: KeyArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    out, ops = ops_session(url, json_out)
+def variables_get(key: KeyArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    out, ops = ops_session(url, json_out, timeout)
     v = ops.get_variable(key)
     if out.json_mode:
         out.json(v)
@@ -173,6 +175,7 @@ def variables_set(
         bool, typer.Option("--value-stdin", help="Read the value from stdin (keeps a secret out of the shell history).")
     ] = False,
     description: DescriptionOpt = None,
+    timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -180,7 +183,7 @@ def variables_set(
         raise UsageError("give the value either as an argument or with --value-stdin", hint="not both, not neither")
     if value_stdin:
         value = sys.stdin.read().rstrip("\n")
-    out, ops = ops_session(url, json_out)
+    out, ops = ops_session(url, json_out, timeout)
     v, created = ops.set_variable(key, value or "", description=description)
     if out.json_mode:
         out.json({**v, "created": created})
@@ -189,8 +192,8 @@ def variables_set(
 
 
 @variables_app.command("delete", help="Delete a variable.")
-def variables_delete(key: KeyArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    out, ops = ops_session(url, json_out)
+def variables_delete(key: KeyArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    out, ops = ops_session(url, json_out, timeout)
     ops.delete_variable(key)
     if out.json_mode:
         out.json({"key": key, "deleted": True})
@@ -217,8 +220,8 @@ def _conn_row(c: dict[str, Any]) -> list[Any]:
 
 
 @connections_app.command("list", help="Connections (passwords never shown; secret extras masked).")
-def connections_list(url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    out, ops = ops_session(url, json_out)
+def connections_list(timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+    out, ops = ops_session(url, json_out, timeout)
     items = ops.connections()
     if out.json_mode:
         out.json(items)
@@ -227,8 +230,10 @@ def connections_list(url: UrlOpt = None, json_out: JsonOpt = False) -> None:
 
 
 @connections_app.command("get", help="One connection (its password never shown).")
-def connections_get(conn_id: ConnArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    out, ops = ops_session(url, json_out)
+def connections_get(
+    conn_id: ConnArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False
+) -> None:
+    out, ops = ops_session(url, json_out, timeout)
     c = ops.get_connection(conn_id)
     if out.json_mode:
         out.json(c)
@@ -251,6 +256,7 @@ def connections_set(
         bool, typer.Option("--password-stdin", help="Read the password from stdin (never from the command line).")
     ] = False,
     description: DescriptionOpt = None,
+    timeout: TimeoutOpt = None,
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -274,7 +280,7 @@ def connections_set(
         "password": password,
         "description": description,
     }
-    out, ops = ops_session(url, json_out)
+    out, ops = ops_session(url, json_out, timeout)
     c, created = ops.set_connection(conn_id, fields)
     if out.json_mode:
         out.json({**c, "created": created})
@@ -283,8 +289,10 @@ def connections_set(
 
 
 @connections_app.command("delete", help="Delete a connection.")
-def connections_delete(conn_id: ConnArg, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
-    out, ops = ops_session(url, json_out)
+def connections_delete(
+    conn_id: ConnArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False
+) -> None:
+    out, ops = ops_session(url, json_out, timeout)
     ops.delete_connection(conn_id)
     if out.json_mode:
         out.json({"connection_id": conn_id, "deleted": True})
@@ -293,10 +301,10 @@ def connections_delete(conn_id: ConnArg, url: UrlOpt = None, json_out: JsonOpt =
 
 
 # ---------------------------------------------------------------------------------------------------- health
-def health(url: UrlOpt = None, json_out: JsonOpt = False) -> None:
+def health(timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
     from llmops_cli.adapters.airflow.ops import unhealthy_components
 
-    out, ops = ops_session(url, json_out)
+    out, ops = ops_session(url, json_out, timeout)
     doc = ops.health()
     bad = unhealthy_components(doc)
     doc["healthy"] = not bad

@@ -338,7 +338,10 @@ def test_health_command_exits_1_when_a_component_is_unhealthy_and_0_when_all_are
         monkeypatch.setattr(
             ops_cmd,
             "ops_session",
-            lambda url, json_out, t=transport: (watch.Output(json_out), AirflowOps(watch.connect(url), transport=t)),
+            lambda url, json_out, timeout=None, t=transport: (
+                watch.Output(json_out),
+                AirflowOps(watch.connect(url), transport=t),
+            ),
         )
         r = CliRunner().invoke(app, ["health", "--json"])
         assert r.exit_code == code, r.output

@@ -288,15 +288,16 @@ class AirflowOps:
         import httpx
 
         c = self.client
+        read = c._read_timeout()  # airflow.timeout, or what is left of the command's --timeout
         try:
             with httpx.Client(
                 verify=c._tls_verify(),
-                timeout=httpx.Timeout(c.timeout, connect=c.connect_timeout),
+                timeout=httpx.Timeout(read, connect=min(c.connect_timeout, read)),
                 transport=self._transport,
             ) as h:
                 r = h.get(c.url + path)
         except (httpx.ReadTimeout, httpx.WriteTimeout):
-            raise c._no_answer() from None
+            raise c._no_answer(read) from None
         except httpx.TransportError as e:
             raise c._unreachable(_client._reason(e)) from None
         # a degraded server answers the health check with 503 and the same JSON body
