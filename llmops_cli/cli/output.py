@@ -59,7 +59,9 @@ class Output:
 
         self.json_mode = json_mode
         self.out = Console(soft_wrap=False, highlight=False)
-        self.err = Console(stderr=True, highlight=False)
+        # diagnostics are lines of user text (paths, names, server messages): never wrapped at 80 columns off a
+        # terminal (a path cut in two is not a path), never coloured by rich's guesses
+        self.err = Console(stderr=True, soft_wrap=True, highlight=False)
 
     @property
     def interactive(self) -> bool:
@@ -99,11 +101,17 @@ class Output:
         raise typer.Exit(int(code))
 
     # --- diagnostics (stderr) ---
-    def info(self, msg: str) -> None:
-        self.err.print(safe_text(msg))
+    # ``msg`` is plain text, never rich markup: a source named ``kb/[draft] notes.pdf`` is printed as it is.
+    def info(self, msg: str, *, style: str | None = None) -> None:
+        """One line on stderr, in ``style`` (a rich style such as "dim") if given."""
+        from rich.markup import escape
+
+        self.err.print(escape(safe_text(msg)), style=style)
 
     def warn(self, msg: str) -> None:
-        self.err.print(f"[yellow]warning:[/yellow] {safe_text(msg)}")
+        from rich.markup import escape
+
+        self.err.print(f"[yellow]warning:[/yellow] {escape(safe_text(msg))}")
 
     @contextmanager
     def progress(self, description: str, total: int | None = None, *, extra: str | None = None) -> Iterator[Any]:

@@ -142,9 +142,10 @@ def ask(
         _hits_table(out, res.hits, f"Sources for: {question}")
         if not s.llm.model:
             out.info(
-                "[dim]No LLM is configured, so no answer was written. To get answers, set llm.model in llmops.yaml or "
+                "No LLM is configured, so no answer was written. To get answers, set llm.model in llmops.yaml or "
                 "LLMOPS_LLM_MODEL (e.g. openai/gpt-4o-mini with OPENAI_API_KEY; or openai/<name> with "
-                "LLMOPS_LLM_API_BASE for a local OpenAI-compatible server), then run llmops ask again.[/dim]"
+                "LLMOPS_LLM_API_BASE for a local OpenAI-compatible server), then run llmops ask again.",
+                style="dim",
             )
         return
     if out.interactive:  # the answer was streamed
@@ -165,8 +166,8 @@ def ask(
     u = res.usage
     cost = f", ${u.cost:.6f}" if u.cost else ""
     out.info(
-        f"[dim]{res.model}: {u.calls} calls, {u.input_tokens} tokens in, {u.output_tokens} out{cost}, "
-        f"{res.latency_s:.1f} s[/dim]"
+        f"{res.model}: {u.calls} calls, {u.input_tokens} tokens in, {u.output_tokens} out{cost}, {res.latency_s:.1f} s",
+        style="dim",
     )
     _feedback_notes(out, res, json_out)
 
@@ -208,8 +209,9 @@ def _feedback_notes(out, res, json_out: bool) -> None:
     hit = res.cache_hit
     if hit and not json_out:
         out.info(
-            f"[dim]served from the semantic cache: promoted answer {hit['answer_id']} (question similarity "
-            f"{hit['similarity']:.3f}); --no-cache asks the LLM[/dim]"
+            f"served from the semantic cache: promoted answer {hit['answer_id']} (question similarity "
+            f"{hit['similarity']:.3f}); --no-cache asks the LLM",
+            style="dim",
         )
     if res.answer_id:
         if not json_out:

@@ -1,0 +1,38 @@
+"""cli.output.Output's diagnostics: user text is printed as it is (never read as rich markup) and one message stays
+one line off a terminal (rich would otherwise wrap it at 80 columns, cutting paths in two)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmops_cli.cli.output import Output
+
+
+@pytest.fixture(autouse=True)
+def _not_a_terminal(monkeypatch):
+    # rich takes its width from COLUMNS when set; off a terminal it otherwise assumes 80
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def test_a_warning_about_a_bracketed_path_prints_the_path_on_one_line(capsys):
+    source = "kb/[draft] notes.pdf"
+    reason = "the PDF is encrypted and no password was given; decrypt it or leave it out with --exclude " + "x" * 40
+    Output().warn(f"skipped {source}: {reason}")
+    err = capsys.readouterr().err
+    assert err == f"warning: skipped {source}: {reason}\n"
+
+
+def test_info_prints_markup_like_text_literally_and_takes_a_style(capsys):
+    out = Output()
+    out.info("[bold]not bold[/bold] and [link=x]no link[/link] in kb/[draft]/a.md")
+    out.info("a note in a style", style="dim")
+    assert capsys.readouterr().err.splitlines() == [
+        "[bold]not bold[/bold] and [link=x]no link[/link] in kb/[draft]/a.md",
+        "a note in a style",
+    ]
+
+
+def test_control_characters_are_still_neutralised(capsys):
+    Output().warn("evil \x1b]0;pwned\x07 name")
+    assert capsys.readouterr().err == "warning: evil \\x1b]0;pwned\\x07 name\n"
