@@ -52,6 +52,9 @@ from llmops_cli.entry.dag_support import (
 )
 
 OPT_STR = ["null", "string"]
+# an embedded store's writer of another run, DAG or local command: wait for it (the task holds a worker slot while it
+# waits, unless the pool serialises the tasks first) rather than fail and retry
+WRITER_WAIT_S = 1800.0
 
 
 @dag(
@@ -128,6 +131,7 @@ def llmops_ingest():
                 globs=params["glob"] or None,
                 cleanup="incremental",
                 only=source_ids,
+                wait_lock=WRITER_WAIT_S,
             )
         d = report.to_dict()
         print(f"shard of {len(source_ids)} sources: {d['sources']}, chunks added {d['chunks_added']}")
