@@ -414,7 +414,8 @@ def load_settings(
     cwd: Path | None = None,
     flag_names: dict[str, str] | None = None,
 ) -> LoadedSettings:
-    """Build the effective settings. ``flags`` maps dotted keys to values given on the command line (None = not given)."""
+    """Build the effective settings. ``flags`` maps dotted keys to values given on the command line (None = not
+    given)."""
     environ = dict(os.environ) if environ is None else environ
     path = find_config_file(config, cwd)
     merged: dict[str, Any] = {}

@@ -114,7 +114,7 @@ def resolve_source_root(
     configured: str | os.PathLike[str] | None = None, *, project: str | os.PathLike[str] | None = None
 ) -> Path:
     """The folder source ids are relative to (see the module docstring). ``project``: the project folder, which the
-    settings layer finds (the entry points pass theirs, ``pipelines.source_root``); without one, the current
+    settings layer finds (the entry points pass theirs, ``entry.store.source_root``); without one, the current
     directory."""
     base = Path(project) if project is not None else Path.cwd()
     value = configured or os.environ.get(SOURCE_ROOT_ENV)
