@@ -3,8 +3,10 @@
 Thin by design: calls the entry points. With an eval dataset (param ``dataset``) it runs
 ``llmops_cli.entry.eval.evaluate`` (the same as ``llmops eval``; ``fail_under`` gates fail the task, so a waiting
 ``llmops trigger-dag --wait`` exits 5); otherwise ``llmops_cli.entry.eval.retrieval_check`` over the param
-``questions`` (hits found, top score). The summary goes to XCom (the task's return value); the full
-report (every row) goes to a JSON report file under ``<data_dir>/airflow-reports/llmops_eval/``.
+``questions`` (hits found, top score). The summary goes to XCom (the task's return value, and under
+``llmops_outcome`` the outcome every llmops DAG reports: metrics, gates and the report's location; partial when
+some questions had errors); the full report (every row) goes to a JSON report file under
+``<data_dir>/airflow-reports/llmops_eval/``.
 
 Schedule: the asset ``llmops://collections/<store.collection>`` (the default collection when this file is
 parsed), so an ingest of that collection, or `llmops assets event llmops://collections/<name>` from CI,
@@ -61,9 +63,13 @@ OPT_STR = ["null", "string"]
 )
 def llmops_eval():
     @task
-    def evaluate(params=None, triggering_asset_events=None, run_id=None) -> dict:
+    def evaluate(params=None, triggering_asset_events=None, run_id=None, ti=None) -> dict:
         from llmops_cli.entry.dag_support import (
+            OUTCOME_XCOM_KEY,
             collection_from_events,
+            eval_outcome,
+            eval_summary,
+            reported,
             resolve_params,
             settings_from_params,
             write_report,
@@ -87,12 +93,21 @@ def llmops_eval():
                 fail_under=params.get("fail_under") or None,
                 label=f"airflow:{run_id}",
             )
-            print(f"report: {write_report(s, 'llmops_eval', run_id, report.to_dict())}")
+            path = write_report(s, "llmops_eval", run_id, report.to_dict())
+            print(f"report: {path}")
+            summary = eval_summary(report.to_dict(), path)
+            result = eval_outcome(summary)
+            ti.xcom_push(key=OUTCOME_XCOM_KEY, value=reported(result, summary))  # pushed before a gate fails the run
             if failed := failed_gates(report):  # the run fails, so `llmops trigger-dag --wait` exits 5 and CI stops
                 raise ValueError(f"quality gate(s) failed: {failed}")
+            if result["status"] == "partial":
+                print(f"PARTIAL: {result['message']}")
             return report.summary()
         report = retrieval_check(s, params["questions"], k=params.get("k"), mode=params.get("mode"))
-        print(f"report: {write_report(s, 'llmops_eval', run_id, report)}")
+        path = write_report(s, "llmops_eval", run_id, report)
+        print(f"report: {path}")
+        summary = eval_summary(report, path)
+        ti.xcom_push(key=OUTCOME_XCOM_KEY, value=reported(eval_outcome(summary), summary))
         return {k: v for k, v in report.items() if k != "rows"}  # XCom gets the summary; the rows stay in the file
 
     evaluate()

@@ -8,7 +8,9 @@ Thin by design: every step is a ``llmops_cli.entry.feedback`` call, the same one
   is still unreviewed (a retried task does not pay twice), stores the verdicts, then promotes the answers that pass
   into their collection (redacted) and removes those that fail;
 - ``reconcile`` brings every reviewed answer in line with the rule once more (answers rated down since their
-  review are removed; thresholds changed in the config apply), and writes a JSON report.
+  review are removed; thresholds changed in the config apply), writes a JSON report, and reports the outcome
+  (reviewed, promoted, removed) under ``llmops_outcome``: partial when answers were left unreviewed, so
+  ``llmops trigger-dag --wait`` exits 3 as ``llmops feedback review`` does.
 
 The workers must share ``data_dir`` (the answer log, ``<data_dir>/llmops.sqlite``) and the store with the machines
 where ``llmops ask`` runs. An embedded Chroma (store.host unset) is not safe for concurrent writers from several
@@ -22,7 +24,15 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, task
 
 from llmops_cli.entry import feedback as feedback_entry
-from llmops_cli.entry.dag_support import resolve_params, store_is_embedded, task_workspace, write_report
+from llmops_cli.entry.dag_support import (
+    OUTCOME_XCOM_KEY,
+    feedback_outcome,
+    reported,
+    resolve_params,
+    store_is_embedded,
+    task_workspace,
+    write_report,
+)
 
 OPT_STR = ["null", "string"]
 
@@ -90,7 +100,7 @@ def llmops_feedback():
         return summary
 
     @task(trigger_rule="all_done")
-    def reconcile(reports, params=None, run_id=None) -> dict:
+    def reconcile(reports, params=None, run_id=None, ti=None) -> dict:
         reports = [r for r in (reports or []) if r]
         with workspace(params) as ws:
             final = feedback_entry.promote(ws)
@@ -106,7 +116,14 @@ def llmops_feedback():
                 "reconcile_removed": len(final["removed"]),
             }
         )
-        print(f"report: {write_report(ws.settings, 'llmops_feedback', run_id, summary)}")
+        path = write_report(ws.settings, "llmops_feedback", run_id, summary)
+        print(f"report: {path}")
+        planned = sum(map(len, ti.xcom_pull(task_ids="plan") or []))
+        # partial when answers were left unreviewed (a review batch that failed still lets this task run)
+        result = feedback_outcome(summary, planned)
+        ti.xcom_push(key=OUTCOME_XCOM_KEY, value=reported(result, {**summary, "planned": planned, "report": path}))
+        if result["status"] == "partial":
+            print(f"PARTIAL: {result['message']}")
         return summary
 
     reconcile(review_batch.expand(answer_ids=plan()))

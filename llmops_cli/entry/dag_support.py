@@ -17,7 +17,8 @@ Results are written where the params say and never replace an earlier result: ``
 name and renames it without clobbering (or puts one object, on an object store); a target that exists is refused
 (exit 10 in the task's error), unless it already holds the same bytes (a retried task).
 
-A DAG's last task pushes its outcome to XCom under ``llmops_outcome`` ({"status": "ok" | "partial", "message"}):
+A DAG's last task pushes its outcome to XCom under ``llmops_outcome`` ({"status": "ok" | "partial", "message",
+"summary"}; an eval whose gate failed pushes "failed" before failing the run):
 ``llmops trigger-dag --wait`` / ``runs wait`` exit 3 on a successful run whose outcome is partial (an ingest that
 skipped files, a batch where some rows failed), as the local commands do.
 """
@@ -198,6 +199,64 @@ def task_workspace(params: dict[str, Any] | None, *, params_as_flags: bool = Tru
 def outcome(partial: str | None) -> dict[str, str]:
     """The value a DAG's last task pushes under OUTCOME_XCOM_KEY: partial (with why) or ok."""
     return {"status": "partial", "message": partial} if partial else {"status": "ok", "message": ""}
+
+
+def reported(result: dict[str, str], summary: dict[str, Any]) -> dict[str, Any]:
+    """The value every llmops DAG pushes under OUTCOME_XCOM_KEY, one shape for all: {status, message, summary}
+    (read back by `llmops trigger-dag --wait --json`, `runs get` and `xcom get`)."""
+    return {**result, "summary": summary}
+
+
+def eval_summary(report: dict[str, Any], report_path: str) -> dict[str, Any]:
+    """The eval DAG's summary: what was evaluated, the metric means, the gates and where the full report is (no
+    per-question rows: those stay in the report file)."""
+    if report.get("kind") == "retrieval_check":
+        keep = ("collection", "kind", "questions", "answered", "hit_rate")
+        return {**{k: report.get(k) for k in keep}, "report": report_path}
+    rows = report.get("rows")
+    return {
+        "collection": (report.get("config") or {}).get("collection"),
+        "kind": "evaluation",
+        "questions": len(rows) if isinstance(rows, list) else (report.get("dataset") or {}).get("rows"),
+        "metrics": report.get("metrics") or {},
+        "gates": report.get("gates") or [],
+        "error_rows": report.get("error_rows") or 0,
+        "eval_run_id": report.get("run_id"),
+        "report": report_path,
+    }
+
+
+def eval_outcome(summary: dict[str, Any]) -> dict[str, str]:
+    """failed (a quality gate was not met: the task then fails the run), partial (some questions had errors, as
+    `llmops eval` exits 3), else ok."""
+    failed = [f"{g['metric']} {g['check']}" for g in summary.get("gates") or [] if not g.get("passed")]
+    if failed:
+        return {"status": "failed", "message": f"quality gate(s) failed: {'; '.join(failed)}"}
+    if summary.get("error_rows"):
+        return outcome(
+            f"{summary['error_rows']} of {summary['questions']} questions had errors; their metrics are left out "
+            f"of the means (see {summary['report']})"
+        )
+    return outcome(None)
+
+
+def feedback_outcome(summary: dict[str, Any], planned: int) -> dict[str, str]:
+    """partial when answers planned for review were left unreviewed (a judge error or failed call, as `llmops
+    feedback review` exits 3, or a review batch that failed for good), else ok."""
+    unreviewed = max(0, planned - summary.get("reviewed", 0))
+    if not unreviewed and not summary.get("errors") and not summary.get("failed"):
+        return outcome(None)
+    lost = planned - summary.get("answers", 0)  # in batches whose task failed: no report came back
+    why = [
+        f"{n} {what}"
+        for n, what in (
+            (summary.get("errors", 0), "without a usable verdict"),
+            (summary.get("failed", 0), "whose judge call failed"),
+            (lost, "in review batches that failed"),
+        )
+        if n
+    ]
+    return outcome(f"{unreviewed} of {planned} answer(s) left unreviewed ({', '.join(why) or 'see the task logs'})")
 
 
 def short_ledger(ledger: dict[str, list[str]]) -> dict[str, list[str]]:

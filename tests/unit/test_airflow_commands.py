@@ -502,3 +502,34 @@ def test_backfill_exit_codes_match_trigger_wait(monkeypatch):
         "--json",
     )
     assert json.loads(dry.stdout)["logical_dates"][0] == "2026-01-01T00:00:00Z"
+
+
+def test_eval_and_feedback_dags_report_their_outcome_in_the_shape_of_the_others():
+    from llmops_cli.entry.dag_support import eval_outcome, eval_summary, feedback_outcome, reported
+
+    check = {"collection": "kb", "kind": "retrieval_check", "questions": 2, "answered": 2, "hit_rate": 1.0, "rows": []}
+    s = eval_summary(check, "/r/1.json")
+    assert s == {**{k: v for k, v in check.items() if k != "rows"}, "report": "/r/1.json"}
+    assert set(reported(eval_outcome(s), s)) == {"status", "message", "summary"}
+
+    gate = {"metric": "hit@5", "check": "0.50 < 0.90", "passed": False}
+    full = {
+        "config": {"collection": "kb"},
+        "rows": [{}] * 4,
+        "metrics": {"hit@5": 0.5},
+        "gates": [gate],
+        "error_rows": 1,
+        "run_id": 12,
+    }
+    s = eval_summary(full, "/r/2.json")
+    assert (s["collection"], s["questions"], s["metrics"], s["eval_run_id"]) == ("kb", 4, {"hit@5": 0.5}, 12)
+    assert eval_outcome(s) == {"status": "failed", "message": "quality gate(s) failed: hit@5 0.50 < 0.90"}
+    s["gates"] = [{**gate, "passed": True}]
+    assert eval_outcome(s)["status"] == "partial" and "1 of 4 questions had errors" in eval_outcome(s)["message"]
+
+    done = {"answers": 10, "reviewed": 10, "errors": 0, "failed": 0, "promoted": 6, "removed": 1}
+    assert feedback_outcome(done, 10) == {"status": "ok", "message": ""}
+    some = {**done, "reviewed": 8, "failed": 2}
+    assert feedback_outcome(some, 10)["message"] == "2 of 10 answer(s) left unreviewed (2 whose judge call failed)"
+    lost = {**done, "answers": 5, "reviewed": 5}  # one batch of 5 failed for good: no report from it
+    assert "5 in review batches that failed" in feedback_outcome(lost, 10)["message"]
