@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from llmops_cli.cli.airflow_watch import session
+from llmops_cli.cli.airflow_watch import session, ts
 from llmops_cli.cli.options import JsonOpt, TimeoutOpt, UrlOpt
 from llmops_cli.errors import UsageError
 
@@ -52,10 +52,6 @@ def event(
 UriArg = Annotated[str, typer.Argument(help="Asset URI (e.g. llmops://collections/docs) or its numeric id.")]
 
 
-def _ts(v: object) -> str:
-    return str(v).replace("T", " ")[:19] if v else ""
-
-
 def _dag_ids(items: object) -> str:
     return ", ".join(str(d.get("dag_id")) for d in items or [] if isinstance(d, dict))  # type: ignore[union-attr]
 
@@ -77,7 +73,7 @@ def list_assets(timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOp
                 a.get("uri"),
                 _dag_ids(a.get("scheduled_dags")),
                 ", ".join(f"{t.get('dag_id')}.{t.get('task_id')}" for t in a.get("producing_tasks") or []),
-                _ts((a.get("last_asset_event") or {}).get("timestamp")),
+                ts((a.get("last_asset_event") or {}).get("timestamp")),
             ]
             for a in assets
         ],
@@ -104,7 +100,7 @@ def show_asset(
     if a["queued_events"]:
         out.table(
             ["queued for dag", "since"],
-            [[q.get("dag_id"), _ts(q.get("created_at"))] for q in a["queued_events"]],
+            [[q.get("dag_id"), ts(q.get("created_at"))] for q in a["queued_events"]],
             title="queued events (DAGs waiting for their other assets)",
         )
     else:
@@ -117,7 +113,7 @@ def show_asset(
         [
             [
                 e.get("id"),
-                _ts(e.get("timestamp")),
+                ts(e.get("timestamp")),
                 f"{e.get('source_dag_id')}.{e.get('source_task_id')}" if e.get("source_dag_id") else "api",
             ]
             for e in a["recent_events"]

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 import llmops_cli
-from llmops_cli.cli.airflow_watch import session
+from llmops_cli.cli.airflow_watch import session, ts
 from llmops_cli.cli.options import DagArg, JsonOpt, TimeoutOpt, UrlOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.errors import ExitCode
@@ -166,7 +166,7 @@ def errors(
                         e.get("filename"),
                         e.get("bundle_name") or "",
                         _last_line(e.get("stack_trace")),
-                        _ts(e.get("timestamp")),
+                        ts(e.get("timestamp")),
                     ]
                     for e in broken
                 ],
@@ -175,7 +175,7 @@ def errors(
         if warnings:
             out.table(
                 ["dag id", "type", "message", "since"],
-                [[w.get("dag_id"), w.get("warning_type"), w.get("message"), _ts(w.get("timestamp"))] for w in warnings],
+                [[w.get("dag_id"), w.get("warning_type"), w.get("message"), ts(w.get("timestamp"))] for w in warnings],
                 title="DAG warnings",
             )
         out.info(f"{len(broken)} import error(s), {len(warnings)} DAG warning(s)")
@@ -200,7 +200,7 @@ def versions(dag_id: DagArg, timeout: TimeoutOpt = None, url: UrlOpt = None, jso
                 v.get("version_number"),
                 v.get("bundle_name") or "",
                 v.get("bundle_version") or "",
-                _ts(v.get("created_at")),
+                ts(v.get("created_at")),
             ]
             for v in items
         ],
@@ -210,7 +210,3 @@ def versions(dag_id: DagArg, timeout: TimeoutOpt = None, url: UrlOpt = None, jso
 def _last_line(text: str | None) -> str:
     lines = (text or "").strip().splitlines()
     return lines[-1] if lines else ""
-
-
-def _ts(v: object) -> str:
-    return str(v).replace("T", " ")[:19] if v else ""
