@@ -574,3 +574,33 @@ def test_xcom_and_backfill_calls():
     assert body["reprocess_behavior"] == "failed" and body["max_active_runs"] == 2 and body["dag_run_conf"] == {"n": 1}
     assert body["from_date"].startswith("2026-01-01") and body["to_date"].startswith("2026-01-03")
     assert c.backfill_action(3, "cancel")["completed_at"] == "t"
+
+
+def test_a_second_backfill_of_a_dag_says_one_runs_at_a_time():
+    from datetime import UTC, datetime
+
+    pool = FakePool()
+    pool.add("POST", "/api/v2/backfills", (409, {"detail": "There is already a running backfill for dag d"}))
+    c, _ = make(pool, token="t", username=None, password=None)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ConflictError, match="already has a backfill that is not completed") as e:
+        c.create_backfill("d", when, when, reprocess=None, max_active_runs=None, conf=None, backwards=False)
+    assert "llmops backfill list d" in e.value.hint and "--run-id" not in e.value.hint
+
+
+def test_a_backfill_refused_as_locked_is_asked_again_other_errors_are_not():
+    from datetime import UTC, datetime
+
+    locked = (503, {"detail": "Database is locked. Backfill creation is not supported on SQLite"})
+    pool = FakePool()
+    pool.add("POST", "/api/v2/backfills", locked, (200, {"id": 4}))
+    c, sleeps = make(pool, token="t", username=None, password=None)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    kw = {"reprocess": None, "max_active_runs": None, "conf": None, "backwards": False}
+    assert c.create_backfill("d", when, when, **kw)["id"] == 4 and sleeps == [0.5]
+    pool = FakePool()
+    pool.add("POST", "/api/v2/backfills", (500, {"detail": "boom"}), (200, {"id": 5}))
+    c, _ = make(pool, token="t", username=None, password=None)
+    with pytest.raises(LlmopsError, match="HTTP 500"):  # it may have been created: not asked twice
+        c.create_backfill("d", when, when, **kw)
+    assert len(pool.calls) == 1

@@ -297,9 +297,12 @@ class AirflowClient:
         what: str = "",
         not_found_hint: str | None = None,
         idempotent: bool = True,
+        not_done_statuses: frozenset[int] = frozenset(),
         **kwargs: Any,
     ) -> Any:
-        """Call ``api.method_without_preload_content``; return the parsed JSON or raise an LlmopsError."""
+        """Call ``api.method_without_preload_content``; return the parsed JSON or raise an LlmopsError.
+        ``not_done_statuses``: answers after which even a call that is not idempotent is known not to have happened
+        (so it is retried like the others)."""
         import urllib3
 
         fn = getattr(self._api(api), f"{method}_without_preload_content")
@@ -342,7 +345,8 @@ class AirflowClient:
                 resp.release_conn()
             if 200 <= status < 300:
                 return json.loads(body) if body else None
-            if status in RETRY_STATUSES and idempotent and attempt + 1 < self.max_attempts:
+            retry = idempotent or status in not_done_statuses
+            if status in RETRY_STATUSES and retry and attempt + 1 < self.max_attempts:
                 attempt += 1
                 self._backoff(self._retry_after(resp) or self.backoff_s * 2 ** (attempt - 1), f"HTTP {status}")
                 continue
@@ -679,14 +683,25 @@ class AirflowClient:
 
     def create_backfill(self, dag_id: str, start: datetime, end: datetime, **kw: Any) -> dict[str, Any]:
         # not idempotent: a reset mid-request is not retried (a second backfill would be refused, 409, anyway)
-        return self._call(
-            "BackfillApi",
-            "create_backfill",
-            self._backfill_body(dag_id, start, end, **kw),
-            what=f"a backfill of DAG {dag_id!r}",
-            not_found_hint=_DAGS_HINT,
-            idempotent=False,
-        )
+        try:
+            return self._call(
+                "BackfillApi",
+                "create_backfill",
+                self._backfill_body(dag_id, start, end, **kw),
+                what=f"a backfill of DAG {dag_id!r}",
+                not_found_hint=_DAGS_HINT,
+                idempotent=False,
+                # on SQLite, Airflow answers 503 "Database is locked" when the scheduler holds the lock: nothing was
+                # created, so it is asked again
+                not_done_statuses=frozenset({503}),
+            )
+        except ConflictError as e:
+            raise ConflictError(
+                f"DAG {dag_id!r} already has a backfill that is not completed ({e.message})",
+                hint=f"Airflow runs one backfill of a DAG at a time: `llmops backfill list {dag_id}` shows it; wait "
+                "for it (`llmops backfill get ID --wait`) or cancel it. The scheduler marks a backfill whose runs "
+                "all ended completed within 30 s",
+            ) from None
 
     def list_backfills(self, dag_id: str, *, limit: int | None = 25) -> list[dict[str, Any]]:
         return self._paged(
