@@ -347,11 +347,18 @@ class Workspace:
             )
         return self._lexical[collection]
 
+    def after_store_write(self, collection: str) -> None:
+        """Bring this machine's BM25 index up to a write just made (only what changed). With a server store the index
+        is a per-machine cache that the next query refreshes from the store, so a writer (e.g. one Airflow shard on
+        one worker) does not build its own; PostgreSQL searches text itself."""
+        if self.settings.store.backend == "chroma":
+            self.lexical_index(collection).update()
+
     def write_lock(self, wait_s: float | None = None):
         """The embedded store's write lock (core/store_lock.py), held around every command that writes the store,
         from before it reads what it plans on to its last write (lexical index included). A Chroma server orders its
-        own writes: no file lock there."""
-        if self.settings.store.host:
+        own writes (and PostgreSQL its transactions): no file lock there."""
+        if self.settings.store.backend != "chroma":  # a server (store.url / store.host)
             return contextlib.nullcontext()
         from llmops_cli.core.store_lock import write_lock
 

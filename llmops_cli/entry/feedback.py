@@ -42,7 +42,7 @@ def _promoter(ws: Workspace, log: AnswerLog) -> Promoter:
         store,
         lambda coll: ws.collection_embedder(store.collection_metadata(coll)),
         thresholds(ws.settings),
-        after_write=lambda coll: ws.lexical_index(coll).update(),
+        after_write=ws.after_store_write,
         write_lock=ws.write_lock,
     )
 

@@ -88,7 +88,7 @@ def ingest(
             [str(p) for p in paths], embedder=ws.embedder(es), store=store, opts=opts, progress=progress
         )
         if not dry_run and report.changed_anything:
-            ws.lexical_index(opts.collection).update()  # applies only what changed
+            ws.after_store_write(opts.collection)
     return report
 
 
@@ -121,7 +121,7 @@ def remove_missing_sources(
     with ws.write_lock():
         gone = remove_sources(ws.store(), name, set(keep_source_ids), skipped_paths=skipped_paths)
         if gone:
-            ws.lexical_index(name).update()
+            ws.after_store_write(name)
     return len(gone)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core.collection_meta import check_collection_name
+from llmops_cli.core.redaction import mask_url_password
 from llmops_cli.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -34,7 +35,11 @@ def source_root(settings: Settings) -> Path:
 
 
 def store_location(settings: Settings) -> str:
-    return f"{settings.store.host}:{settings.store.port}" if settings.store.host else str(Path(settings.store_path))
+    """Where the store is, as shown to the user: its URL (password masked), host:port, or the embedded folder."""
+    st = settings.store
+    if st.url:
+        return mask_url_password(st.url)
+    return f"{st.host}:{st.port}" if st.host else str(Path(settings.store_path))
 
 
 def collection_not_found(store: VectorStore, name: str) -> NotFoundError:

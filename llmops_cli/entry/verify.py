@@ -33,7 +33,7 @@ def verify_collection(
     halfway through (an ingest's interrupted-write records, chunks not yet in its ledger) is not damage, so verify
     waits for it to finish."""
     settings = ws.settings
-    exists = bool(settings.store.host) or (settings.store_path / "chroma.sqlite3").is_file()
+    exists = settings.store.backend != "chroma" or (settings.store_path / "chroma.sqlite3").is_file()
     with ws.write_lock() if exists else contextlib.nullcontext():  # no lock (and no folder) for no store
         return _verify_collection(ws, collection_name(settings, name), paths, globs, repair=repair)
 
@@ -49,7 +49,7 @@ def _verify_collection(
         meta = store.collection_metadata(name)
     except StoreError as e:  # e.g. "database disk image is malformed": a finding, not a failure of verify
         rep = core.VerifyReport(collection=name, errors=[f"opening the collection: {e.message}"])
-        if not settings.store.host:
+        if settings.store.backend == "chroma":
             from llmops_cli.adapters.vectorstores.chroma import sqlite_problems
 
             rep.storage = sqlite_problems(settings.store_path)
