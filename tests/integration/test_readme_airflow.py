@@ -5,7 +5,8 @@ in the repository (as a reader would), with two things moved aside so a develope
 LLMOPS_LOCAL_AIRFLOW_HOME (the server's AIRFLOW_HOME) and LLMOPS_STORE_PATH / LLMOPS_DATA_DIR (the store `llmops`
 and the Airflow tasks share) point into a temporary folder. The lines up to `make airflow-down` run in one bash
 with `set -euo pipefail`; then the test checks what the walkthrough promised (the asset event started llmops_eval on
-the collection the walkthrough ingested, and it succeeded), then the last line stops the server.
+the collection the walkthrough ingested, and it succeeded; a relative `sources` is refused at trigger time), then the
+last line stops the server.
 """
 
 from __future__ import annotations
@@ -102,6 +103,19 @@ def test_readme_airflow_walkthrough_runs_verbatim(tmp_path):
         assert runs and all(x["state"] == "success" for x in runs), runs
         reports = list((tmp_path / "data" / "airflow-reports" / "llmops_eval").glob("*.json"))
         assert reports and all(json.loads(p.read_text())["collection"] == "docs" for p in reports)
+
+        # a relative path is refused when the run is triggered (Airflow checks the param's schema), saying what to pass
+        r = subprocess.run(
+            [*llmops, "trigger-dag", "llmops_ingest", "-p", 'sources=["docs"]', "-p", "collection=docs"],
+            cwd=REPO,
+            env=client_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        said = re.sub(r"'\s*'", "", " ".join(r.stderr.split()))  # the schema's long strings come wrapped
+        assert r.returncode == 2 and "'docs' does not match" in said, r.stderr
+        assert "an absolute path or URL every Airflow worker can reach" in said and "Traceback" not in r.stderr
 
         r = _bash("\n".join(lines[stop_at:]), env, timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
