@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops_cli.core.ports import Completion
-from llmops_cli.core.state import Migrations, StateDB, StateError, migrate, sqlite_file
+from llmops_cli.core.state import Migrations, StateDB, StateError, open_store
 from llmops_cli.errors import StoreError
 
 migrations = Migrations("llm_cache")
@@ -53,17 +53,15 @@ class LLMCache:
     open ``StateDB`` (the shared one of ``open_state``), which its owner closes."""
 
     def __init__(self, target: str | Path | StateDB):
-        self._owns_db = isinstance(target, str | Path)
         self.path = Path(target) if isinstance(target, str | Path) else None
-        try:
-            self._db = sqlite_file(target) if isinstance(target, str | Path) else target
-        except StateError as e:
-            raise StoreError(f"the LLM cache {target} cannot be opened: {e.message}", hint=_HINT) from None
-        try:
-            migrate(self._db, migrations)
-        except StateError as e:
-            self.close()
-            raise StoreError(f"the LLM cache {self._db.label} cannot be opened: {e.message}", hint=_HINT) from None
+        self._db, self._owns_db = open_store(
+            target,
+            migrations,
+            error=StoreError,
+            cannot_open="the LLM cache {where} cannot be opened",
+            file_hint=_HINT,
+            db_hint=_HINT,
+        )
 
     def get(self, key: str) -> Completion | None:
         rows = self._run(
@@ -91,7 +89,7 @@ class LLMCache:
         return int(self._run("reading", "SELECT COUNT(*) FROM completions")[0][0])
 
     def close(self) -> None:
-        if self._owns_db and getattr(self, "_db", None) is not None:
+        if self._owns_db:
             self._db.close()
 
     def __enter__(self) -> LLMCache:

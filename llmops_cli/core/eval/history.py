@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops_cli.core.eval.report import EvalReport
-from llmops_cli.core.state import Migrations, SchemaTooNew, StateDB, StateError, applied, migrate, sqlite_file
+from llmops_cli.core.state import Migrations, StateDB, StateError, applied, open_store
 from llmops_cli.errors import NotFoundError, StoreError
 
 # append only: a script that has shipped is never edited
@@ -68,22 +68,16 @@ class RunHistory:
     uses an open ``StateDB`` (the shared one of ``open_state``), which its owner closes."""
 
     def __init__(self, target: str | Path | StateDB):
-        self._owns_db = isinstance(target, str | Path)
         self.path = Path(target) if isinstance(target, str | Path) else None
-        try:
-            self.db = sqlite_file(target) if isinstance(target, str | Path) else target
-            migrate(self.db, migrations)
-        except SchemaTooNew as e:
-            self.close()
-            raise StoreError(e.message.replace("the state database", "eval run history"), hint=e.hint) from None
-        except StateError as e:
-            self.close()
-            raise StoreError(
-                f"eval run history {target if self._owns_db else self.db.label} cannot be opened: {e.message}",
-                hint="check the path and permissions of data_dir"
-                if self._owns_db
-                else "check state.url (LLMOPS_STATE_URL) and the database user's rights",
-            ) from None
+        self.db, self._owns_db = open_store(
+            target,
+            migrations,
+            error=StoreError,
+            cannot_open="eval run history {where} cannot be opened",
+            file_hint="check the path and permissions of data_dir",
+            db_hint="check state.url (LLMOPS_STATE_URL) and the database user's rights",
+            schema_name="eval run history",
+        )
 
     def __enter__(self) -> RunHistory:
         return self
@@ -206,7 +200,7 @@ class RunHistory:
         )
 
     def close(self) -> None:
-        if self._owns_db and getattr(self, "db", None) is not None:
+        if self._owns_db:
             self.db.close()
 
     def _query(self, sql: str, args: tuple = ()) -> list[Any]:

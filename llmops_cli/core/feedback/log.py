@@ -21,16 +21,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from llmops_cli.core.state import (
-    MEMORY,
-    Migrations,
-    SchemaTooNew,
-    StateDB,
-    StateError,
-    applied,
-    migrate,
-    sqlite_file,
-)
+from llmops_cli.core.state import MEMORY, Migrations, StateDB, StateError, applied, open_store
 from llmops_cli.errors import LlmopsError, NotFoundError, UsageError
 
 LOG_FILE = "llmops.sqlite"
@@ -300,29 +291,17 @@ class AnswerLog:
     open ``StateDB`` (the shared one of ``open_state``), which its owner closes."""
 
     def __init__(self, target: str | Path | StateDB):
-        self._owns_db = isinstance(target, str | Path)
         self.path = Path(target) if isinstance(target, str | Path) else None
-        try:
-            self._db = sqlite_file(target) if isinstance(target, str | Path) else target
-        except StateError as e:
-            raise AnswerLogError(
-                f"cannot open the answer log {target}: {e.message}",
-                hint="check data_dir (LLMOPS_DATA_DIR) and its permissions",
-            ) from None
+        self._db, self._owns_db = open_store(
+            target,
+            migrations,
+            error=AnswerLogError,
+            cannot_open="cannot open the answer log {where}",
+            file_hint="check data_dir (LLMOPS_DATA_DIR) and its permissions",
+            db_hint="check state.url (LLMOPS_STATE_URL) and the database user's rights",
+            schema_name="the answer log",
+        )
         self.label = self._db.label
-        try:
-            migrate(self._db, migrations)
-        except SchemaTooNew as e:
-            self.close()
-            raise AnswerLogError(e.message.replace("the state database", "the answer log"), hint=e.hint) from None
-        except StateError as e:
-            self.close()
-            raise AnswerLogError(
-                f"cannot open the answer log {self.label}: {e.message}",
-                hint="check data_dir (LLMOPS_DATA_DIR) and its permissions"
-                if self._owns_db
-                else "check state.url (LLMOPS_STATE_URL) and the database user's rights",
-            ) from None
 
     @classmethod
     def for_data_dir(cls, data_path: str | Path, *, create: bool = True) -> AnswerLog:

@@ -22,6 +22,7 @@ from llmops_cli.core.state.migrations import (
     migrate,
     schema_version,
 )
+from llmops_cli.errors import LlmopsError
 
 MEMORY = ":memory:"  # a throwaway SQLite database (read-only commands where no file exists yet)
 
@@ -31,6 +32,42 @@ def sqlite_file(path: str | Path) -> StateDB:
     from llmops_cli.adapters.state.sqlite import SQLiteDB
 
     return SQLiteDB(path)
+
+
+def open_store(
+    target: str | Path | StateDB,
+    store: Migrations,
+    *,
+    error: type[LlmopsError],
+    cannot_open: str,
+    file_hint: str,
+    db_hint: str,
+    schema_name: str | None = None,
+) -> tuple[StateDB, bool]:
+    """A store's database, migrated, and whether the store owns it (then the store closes it): a path is opened here
+    as a SQLite file, an open ``StateDB`` (the shared one of ``open_state``) is used as it is.
+
+    A failure closes what was opened here and raises ``error``: ``cannot_open`` (``{where}``: the path or the
+    database's label) with the driver's message, hinted ``file_hint`` for a file and ``db_hint`` for a given
+    database. A database migrated by a newer llmops says so in the store's ``schema_name`` (without one, the
+    ``SchemaTooNew`` itself is raised)."""
+    owned = isinstance(target, str | Path)
+    try:
+        db = sqlite_file(target) if isinstance(target, str | Path) else target
+    except StateError as e:
+        raise error(f"{cannot_open.format(where=target)}: {e.message}", hint=file_hint) from None
+    try:
+        migrate(db, store)
+    except (SchemaTooNew, StateError) as e:
+        if owned:
+            db.close()
+        if isinstance(e, StateError):
+            message = f"{cannot_open.format(where=db.label)}: {e.message}"
+            raise error(message, hint=file_hint if owned else db_hint) from None
+        if schema_name is None:
+            raise
+        raise error(e.message.replace("the state database", schema_name), hint=e.hint) from None
+    return db, owned
 
 
 __all__ = [
@@ -46,6 +83,7 @@ __all__ = [
     "StateError",
     "applied",
     "migrate",
+    "open_store",
     "schema_version",
     "sqlite_file",
 ]
