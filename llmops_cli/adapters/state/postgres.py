@@ -11,12 +11,12 @@ The URL's password never reaches a message: errors name the URL through ``mask_u
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+from llmops_cli.adapters.state.connection import LockedConnection
 from llmops_cli.core.redaction import mask_url_password
 from llmops_cli.core.state.db import POSTGRESQL, StateError, split_script
 from llmops_cli.errors import AuthError, UnreachableError
@@ -82,15 +82,14 @@ def _connect_error(label: str, e: BaseException) -> Exception:
     )
 
 
-class PostgresDB:
+class PostgresDB(LockedConnection):
     dialect = POSTGRESQL
 
     def __init__(self, url: str):
         import psycopg
 
+        super().__init__()
         self.label = mask_url_password(url)
-        self._lock = threading.RLock()
-        self._in_tx = 0
         self._held: set[str] = set()
         try:
             self._conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
@@ -123,27 +122,17 @@ class PostgresDB:
             self.execute(self.dialect.ddl(stmt))
 
     @contextmanager
-    def transaction(self, lock: str | None = None) -> Iterator[PostgresDB]:
-        with self._lock:
-            if self._in_tx:
-                self._in_tx += 1
-                try:
-                    yield self
-                finally:
-                    self._in_tx -= 1
-                return
-            import psycopg
+    def _outermost(self, lock: str | None) -> Iterator[None]:
+        """A transaction; with ``lock``, a transaction-scoped advisory lock taken first."""
+        import psycopg
 
-            self._in_tx = 1
-            try:
-                with self._conn.transaction():
-                    if lock is not None:
-                        self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (lock,))
-                    yield self
-            except psycopg.Error as e:
-                raise StateError(describe_error(e)) from None
-            finally:
-                self._in_tx = 0
+        try:
+            with self._conn.transaction():
+                if lock is not None:
+                    self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (lock,))
+                yield
+        except psycopg.Error as e:
+            raise StateError(describe_error(e)) from None
 
     def table_exists(self, name: str) -> bool:
         return self.query("SELECT to_regclass(?)", (name,))[0][0] is not None
@@ -168,18 +157,12 @@ class PostgresDB:
             self._held.clear()
             self._conn.close()
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _translate(self, e: Exception) -> Exception | None:
         import psycopg
 
-        try:
-            yield
-        except psycopg.OperationalError as e:
-            if self._conn.closed or self._conn.broken:
-                raise UnreachableError(
-                    f"the state database state.url={self.label} went away: {describe_error(e)}",
-                    hint="check that PostgreSQL is up; the command can be run again",
-                ) from None
-            raise StateError(describe_error(e)) from None
-        except psycopg.Error as e:
-            raise StateError(describe_error(e)) from None
+        if isinstance(e, psycopg.OperationalError) and (self._conn.closed or self._conn.broken):
+            return UnreachableError(
+                f"the state database state.url={self.label} went away: {describe_error(e)}",
+                hint="check that PostgreSQL is up; the command can be run again",
+            )
+        return StateError(describe_error(e)) if isinstance(e, psycopg.Error) else None

@@ -9,26 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from llmops_cli.adapters.state.connection import LockedConnection
 from llmops_cli.core.state import MEMORY
 from llmops_cli.core.state.db import SQLITE, StateError, split_script
 
 BUSY_TIMEOUT_S = 30
 
 
-class SQLiteDB:
+class SQLiteDB(LockedConnection):
     dialect = SQLITE
 
     def __init__(self, path: str | Path):
+        super().__init__()
         self.path = Path(path)
         self.label = str(path)
-        self._lock = threading.RLock()
-        self._in_tx = 0
         self._held: dict[str, IO[str]] = {}
         try:
             if str(path) != MEMORY:
@@ -62,32 +61,21 @@ class SQLiteDB:
             self.execute(stmt)
 
     @contextmanager
-    def transaction(self, lock: str | None = None) -> Iterator[SQLiteDB]:
+    def _outermost(self, lock: str | None) -> Iterator[None]:
         """BEGIN IMMEDIATE: this connection is the file's one writer until COMMIT (``lock`` adds nothing: no two
-        writers run at once already). Nested use joins the outer transaction."""
-        with self._lock:
-            if self._in_tx:
-                self._in_tx += 1
-                try:
-                    yield self
-                finally:
-                    self._in_tx -= 1
-                return
-            with self._errors():
-                self._db.execute("BEGIN IMMEDIATE")
-            self._in_tx = 1
-            try:
-                yield self
-            except BaseException:
-                self._in_tx = 0
-                self._db.execute("ROLLBACK")
-                raise
-            self._in_tx = 0
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as e:
-                self._db.execute("ROLLBACK")
-                raise StateError(str(e)) from None
+        writers run at once already)."""
+        with self._errors():
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._db.execute("ROLLBACK")
+            raise StateError(str(e)) from None
 
     def table_exists(self, name: str) -> bool:
         return bool(self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
@@ -122,9 +110,5 @@ class SQLiteDB:
                 self.unlock(name)
             self._db.close()
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as e:
-            raise StateError(str(e)) from None
+    def _translate(self, e: Exception) -> Exception | None:
+        return StateError(str(e)) if isinstance(e, sqlite3.Error) else None
