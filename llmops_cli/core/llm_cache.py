@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops_cli.core.ports import Completion
-from llmops_cli.core.state import Migrations, StateDB, StateError, open_store
+from llmops_cli.core.state import Migrations, StateDB, StateError, StateStore
 from llmops_cli.errors import StoreError
 
 migrations = Migrations("llm_cache")
@@ -48,13 +48,11 @@ def default_cache_path(data_path: Path) -> Path:
     return Path(data_path) / "cache" / "llm.sqlite"
 
 
-class LLMCache:
-    """``LLMCache(path)`` opens (or creates) a SQLite file and closes it with the cache; ``LLMCache(db)`` uses an
-    open ``StateDB`` (the shared one of ``open_state``), which its owner closes."""
+class LLMCache(StateStore):
+    """``LLMCache(path)``: a SQLite file; ``LLMCache(db)``: the shared state database (``StateStore``)."""
 
     def __init__(self, target: str | Path | StateDB):
-        self.path = Path(target) if isinstance(target, str | Path) else None
-        self._db, self._owns_db = open_store(
+        self._open(
             target,
             migrations,
             error=StoreError,
@@ -87,16 +85,6 @@ class LLMCache:
 
     def __len__(self) -> int:
         return int(self._run("reading", "SELECT COUNT(*) FROM completions")[0][0])
-
-    def close(self) -> None:
-        if self._owns_db:
-            self._db.close()
-
-    def __enter__(self) -> LLMCache:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def _run(self, doing: str, sql: str, args: tuple = (), *, write: bool = False) -> list[Any]:
         try:

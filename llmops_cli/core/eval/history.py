@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops_cli.core.eval.report import EvalReport
-from llmops_cli.core.state import Migrations, StateDB, StateError, applied, open_store
+from llmops_cli.core.state import Migrations, StateDB, StateError, StateStore, applied
 from llmops_cli.errors import NotFoundError, StoreError
 
 # append only: a script that has shipped is never edited
@@ -63,13 +63,11 @@ def default_history_path(data_path: Path) -> Path:
     return Path(data_path) / "eval" / "runs.sqlite"
 
 
-class RunHistory:
-    """``RunHistory(path)`` opens (or creates) a SQLite file and closes it with the history; ``RunHistory(db)``
-    uses an open ``StateDB`` (the shared one of ``open_state``), which its owner closes."""
+class RunHistory(StateStore):
+    """``RunHistory(path)``: a SQLite file; ``RunHistory(db)``: the shared state database (``StateStore``)."""
 
     def __init__(self, target: str | Path | StateDB):
-        self.path = Path(target) if isinstance(target, str | Path) else None
-        self.db, self._owns_db = open_store(
+        self._open(
             target,
             migrations,
             error=StoreError,
@@ -79,19 +77,17 @@ class RunHistory:
             schema_name="eval run history",
         )
 
-    def __enter__(self) -> RunHistory:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    @property
+    def db(self) -> StateDB:
+        return self._db
 
     @property
     def schema_version(self) -> int:
         """How many of the history's migrations the database has had."""
-        return len(applied(self.db, migrations.store))
+        return len(applied(self._db, migrations.store))
 
     def record(self, report: EvalReport, label: str | None = None) -> int:
-        with self._errors("writing"), self.db.transaction() as db:
+        with self._errors("writing"), self._db.transaction() as db:
             run_id = db.insert_id(
                 "INSERT INTO runs (created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, "
                 "counts_json, usage_json, robustness_json, n_rows, error_rows, duration_s, label, by_tag_json) "
@@ -199,17 +195,13 @@ class RunHistory:
             }
         )
 
-    def close(self) -> None:
-        if self._owns_db:
-            self.db.close()
-
     def _query(self, sql: str, args: tuple = ()) -> list[Any]:
         with self._errors("reading"):
-            return self.db.query(sql, args)
+            return self._db.query(sql, args)
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
         except StateError as e:
-            raise StoreError(f"{doing} eval run history {self.db.label} failed: {e.message}") from None
+            raise StoreError(f"{doing} eval run history {self._db.label} failed: {e.message}") from None

@@ -21,7 +21,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from llmops_cli.core.state import MEMORY, Migrations, StateDB, StateError, applied, open_store
+from llmops_cli.core.state import MEMORY, Migrations, StateDB, StateError, StateStore, applied
 from llmops_cli.errors import LlmopsError, NotFoundError, UsageError
 
 LOG_FILE = "llmops.sqlite"
@@ -284,15 +284,13 @@ def answer_config_hash(settings: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
-class AnswerLog:
+class AnswerLog(StateStore):
     """The answer log. Thread-safe and multi-process safe (the state database's transactions).
 
-    ``AnswerLog(path)`` opens (or creates) a SQLite file and closes it with the log; ``AnswerLog(db)`` uses an
-    open ``StateDB`` (the shared one of ``open_state``), which its owner closes."""
+    ``AnswerLog(path)``: a SQLite file; ``AnswerLog(db)``: the shared state database (``StateStore``)."""
 
     def __init__(self, target: str | Path | StateDB):
-        self.path = Path(target) if isinstance(target, str | Path) else None
-        self._db, self._owns_db = open_store(
+        self._open(
             target,
             migrations,
             error=AnswerLogError,
@@ -311,16 +309,6 @@ class AnswerLog:
         if not create and not path.exists():
             return cls(MEMORY)
         return cls(path)
-
-    def close(self) -> None:
-        if self._owns_db:
-            self._db.close()
-
-    def __enter__(self) -> AnswerLog:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     # --- schema ---
     def schema_version(self) -> int:

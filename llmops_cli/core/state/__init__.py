@@ -11,6 +11,7 @@ The drivers are adapters (``llmops_cli/adapters/state``): ``open_state`` there p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Self
 
 from llmops_cli.core.state.db import POSTGRESQL, SQLITE, Dialect, StateDB, StateError
 from llmops_cli.core.state.migrations import (
@@ -70,6 +71,30 @@ def open_store(
     return db, owned
 
 
+class StateStore:
+    """A store kept in the state database. ``Store(path)`` opens (or creates) a SQLite file and closes it with the
+    store; ``Store(db)`` uses an open ``StateDB`` (the shared one of ``open_state``), which its owner closes.
+    A subclass's ``__init__`` calls ``_open`` with its migrations and how its errors read (``open_store``)."""
+
+    path: Path | None
+    _db: StateDB
+    _owns_db: bool
+
+    def _open(self, target: str | Path | StateDB, store: Migrations, **errors: Any) -> None:
+        self.path = Path(target) if isinstance(target, str | Path) else None
+        self._db, self._owns_db = open_store(target, store, **errors)
+
+    def close(self) -> None:
+        if self._owns_db:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
 __all__ = [
     "MEMORY",
     "MIGRATIONS_TABLE",
@@ -80,6 +105,7 @@ __all__ = [
     "Migrations",
     "SchemaTooNew",
     "StateDB",
+    "StateStore",
     "StateError",
     "applied",
     "migrate",
