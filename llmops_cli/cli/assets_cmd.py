@@ -3,14 +3,13 @@ event, so asset-scheduled DAGs can be started from CI."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from llmops_cli.cli.airflow_watch import session, ts
+from llmops_cli.cli.ops_cmd import parse_extra
 from llmops_cli.cli.options import JsonOpt, TimeoutOpt, UrlOpt
-from llmops_cli.errors import UsageError
 
 assets_app = typer.Typer(
     help="Airflow assets: list, show (scheduled DAGs, queued events), emit an event (starts the DAGs scheduled on the "
@@ -31,16 +30,7 @@ def event(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    payload = None
-    if extra is not None:
-        try:
-            payload = json.loads(extra)
-        except ValueError as e:
-            raise UsageError(
-                f"--extra is not valid JSON: {e}", hint='write it as --extra \'{"key": "value"}\''
-            ) from None
-        if not isinstance(payload, dict):
-            raise UsageError("--extra must be a JSON object", hint='e.g. --extra \'{"reason": "ci"}\'')
+    payload = parse_extra(extra, '{"reason": "ci"}')
     out, client = session(url, json_out, timeout)
     ev = client.create_asset_event(uri, extra=payload)
     if out.json_mode:

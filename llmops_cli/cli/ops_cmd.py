@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -52,6 +53,41 @@ def ops_session(url: str | None, json_out: bool, timeout: float | None = None) -
     return out, AirflowOps(client)
 
 
+def parse_extra(extra: str | None, example: str) -> dict[str, Any] | None:
+    """``--extra`` as the JSON object it must be (None when not given); ``example`` is the hint for a non-object."""
+    if extra is None:
+        return None
+    try:
+        parsed = json.loads(extra)
+    except ValueError as e:
+        raise UsageError(f"--extra is not valid JSON: {e}", hint='write it as --extra \'{"key": "value"}\'') from None
+    if not isinstance(parsed, dict):
+        raise UsageError("--extra must be a JSON object", hint=f"e.g. --extra '{example}'")
+    return parsed
+
+
+def _show(out: Output, doc: Any, columns: list[str], row: Callable[[Any], list[Any]], items: Any = None) -> None:
+    """``doc`` as JSON, else a table of ``items`` (``doc`` itself when it is the list) one ``row`` each."""
+    if out.json_mode:
+        out.json(doc)
+        return
+    out.table(columns, [row(i) for i in (doc if items is None else items)])
+
+
+def _saved(out: Output, what: str, doc: dict[str, Any], created: bool, detail: str = "") -> None:
+    if out.json_mode:
+        out.json({**doc, "created": created})
+    else:
+        out.info(f"{what} {'created' if created else 'updated'}{detail}")
+
+
+def _deleted(out: Output, key: str, name: str, what: str) -> None:
+    if out.json_mode:
+        out.json({key: name, "deleted": True})
+    else:
+        out.info(f"{what} {name} deleted")
+
+
 PoolArg = Annotated[str, typer.Argument(help="Pool name (see `llmops pools list`).")]
 DescriptionOpt = Annotated[str | None, typer.Option("--description", help="A description stored with it.")]
 SlotsOpt = Annotated[int | None, typer.Option("--slots", help="Number of slots (-1: unlimited).", min=-1)]
@@ -76,11 +112,7 @@ POOL_COLUMNS = ["pool", "slots", "open", "running", "queued", "deferred count", 
 @pools_app.command("list", help="Pools with their slots in use.")
 def pools_list(timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
     out, ops = ops_session(url, json_out, timeout)
-    pools = ops.pools()
-    if out.json_mode:
-        out.json(pools)
-        return
-    out.table(POOL_COLUMNS, [_pool_row(p) for p in pools])
+    _show(out, ops.pools(), POOL_COLUMNS, _pool_row)
 
 
 @pools_app.command("set", help="Create a pool (needs --slots) or change the given fields of an existing one.")
@@ -100,20 +132,14 @@ def pools_set(
 ) -> None:
     out, ops = ops_session(url, json_out, timeout)
     pool, created = ops.set_pool(name, slots=slots, description=description, include_deferred=include_deferred)
-    if out.json_mode:
-        out.json({**pool, "created": created})
-        return
-    out.info(f"pool {name} {'created' if created else 'updated'}: {pool.get('slots')} slot(s)")
+    _saved(out, f"pool {name}", pool, created, f": {pool.get('slots')} slot(s)")
 
 
 @pools_app.command("delete", help="Delete a pool (default_pool cannot be deleted).")
 def pools_delete(name: PoolArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
     out, ops = ops_session(url, json_out, timeout)
     ops.delete_pool(name)
-    if out.json_mode:
-        out.json({"name": name, "deleted": True})
-    else:
-        out.info(f"pool {name} deleted")
+    _deleted(out, "name", name, "pool")
 
 
 @pools_app.command(
@@ -147,13 +173,11 @@ def _value_text(v: Any) -> str:
 @variables_app.command("list", help="Variables (values under secret-named keys masked).")
 def variables_list(timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
     out, ops = ops_session(url, json_out, timeout)
-    items = ops.variables()
-    if out.json_mode:
-        out.json(items)
-        return
-    out.table(
+    _show(
+        out,
+        ops.variables(),
         ["key", "value", "description"],
-        [[v.get("key"), _short(_value_text(v.get("value"))), v.get("description") or ""] for v in items],
+        lambda v: [v.get("key"), _short(_value_text(v.get("value"))), v.get("description") or ""],
     )
 
 
@@ -185,20 +209,14 @@ def variables_set(
         value = sys.stdin.read().rstrip("\n")
     out, ops = ops_session(url, json_out, timeout)
     v, created = ops.set_variable(key, value or "", description=description)
-    if out.json_mode:
-        out.json({**v, "created": created})
-    else:
-        out.info(f"variable {key} {'created' if created else 'updated'}")
+    _saved(out, f"variable {key}", v, created)
 
 
 @variables_app.command("delete", help="Delete a variable.")
 def variables_delete(key: KeyArg, timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
     out, ops = ops_session(url, json_out, timeout)
     ops.delete_variable(key)
-    if out.json_mode:
-        out.json({"key": key, "deleted": True})
-    else:
-        out.info(f"variable {key} deleted")
+    _deleted(out, "key", key, "variable")
 
 
 # ---------------------------------------------------------------------------------------------------- connections
@@ -222,11 +240,7 @@ def _conn_row(c: dict[str, Any]) -> list[Any]:
 @connections_app.command("list", help="Connections (passwords never shown; secret extras masked).")
 def connections_list(timeout: TimeoutOpt = None, url: UrlOpt = None, json_out: JsonOpt = False) -> None:
     out, ops = ops_session(url, json_out, timeout)
-    items = ops.connections()
-    if out.json_mode:
-        out.json(items)
-        return
-    out.table(CONN_COLUMNS, [_conn_row(c) for c in items])
+    _show(out, ops.connections(), CONN_COLUMNS, _conn_row)
 
 
 @connections_app.command("get", help="One connection (its password never shown).")
@@ -235,10 +249,7 @@ def connections_get(
 ) -> None:
     out, ops = ops_session(url, json_out, timeout)
     c = ops.get_connection(conn_id)
-    if out.json_mode:
-        out.json(c)
-        return
-    out.table(CONN_COLUMNS, [_conn_row(c)])
+    _show(out, c, CONN_COLUMNS, _conn_row, items=[c])
 
 
 @connections_app.command(
@@ -260,15 +271,7 @@ def connections_set(
     url: UrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    if extra is not None:
-        try:
-            parsed = json.loads(extra)
-        except ValueError as e:
-            raise UsageError(
-                f"--extra is not valid JSON: {e}", hint='write it as --extra \'{"key": "value"}\''
-            ) from None
-        if not isinstance(parsed, dict):
-            raise UsageError("--extra must be a JSON object", hint="e.g. --extra '{\"timeout\": 30}'")
+    parse_extra(extra, '{"timeout": 30}')  # checked here; the adapter sends the text as given
     password = sys.stdin.read().rstrip("\n") if password_stdin else None
     fields = {
         "conn_type": conn_type,
@@ -282,10 +285,7 @@ def connections_set(
     }
     out, ops = ops_session(url, json_out, timeout)
     c, created = ops.set_connection(conn_id, fields)
-    if out.json_mode:
-        out.json({**c, "created": created})
-    else:
-        out.info(f"connection {conn_id} {'created' if created else 'updated'}")
+    _saved(out, f"connection {conn_id}", c, created)
 
 
 @connections_app.command("delete", help="Delete a connection.")
@@ -294,10 +294,7 @@ def connections_delete(
 ) -> None:
     out, ops = ops_session(url, json_out, timeout)
     ops.delete_connection(conn_id)
-    if out.json_mode:
-        out.json({"connection_id": conn_id, "deleted": True})
-    else:
-        out.info(f"connection {conn_id} deleted")
+    _deleted(out, "connection_id", conn_id, "connection")
 
 
 # ---------------------------------------------------------------------------------------------------- health
