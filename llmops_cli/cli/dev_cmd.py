@@ -6,13 +6,17 @@ llmops. The servers and their installs are in llmops_cli/devstack; nothing heavy
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from llmops_cli.cli.options import JsonOpt
 from llmops_cli.errors import ExitCode, LlmopsError, UsageError
+
+if TYPE_CHECKING:
+    from llmops_cli.cli.output import Output
 
 dev_app = typer.Typer(
     help="Local servers for trying llmops: Airflow (`dev airflow`), or the whole team stack (`dev up`).",
@@ -133,14 +137,9 @@ def airflow_down(home: HomeOpt = None) -> None:
 
 @airflow_app.command("status", help="Is the local Airflow up: URL, processes, workers (no secrets). Exit 1 if not.")
 def airflow_status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    from llmops_cli.cli.output import Output
     from llmops_cli.devstack import airflow as local
 
-    out = Output(json_out)
-    st = local.status(home)
-    if out.json_mode:
-        out.json(st)
-    else:
+    def show(out: Output, st: dict[str, Any]) -> None:
         out.print(f"home: {st['home']}", markup=False)
         if "url" in st:
             out.print(f"url: {st['url']}  executor: {st['executor']}  healthy: {'yes' if st['healthy'] else 'no'}")
@@ -150,7 +149,23 @@ def airflow_status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
             out.table(
                 ["worker", "hostname", "folder"], [[w["name"], w["hostname"], w["folder"]] for w in st["workers"]]
             )
-    if not st["healthy"]:
+
+    _status(json_out, lambda: local.status(home), show, ok="healthy")
+
+
+def _status(
+    json_out: bool, read: Callable[[], dict[str, Any]], show: Callable[[Output, dict[str, Any]], None], ok: str
+) -> None:
+    """A status document as JSON or shown by ``show``; exit 1 when its ``ok`` field is false."""
+    from llmops_cli.cli.output import Output
+
+    out = Output(json_out)
+    st = read()
+    if out.json_mode:
+        out.json(st)
+    else:
+        show(out, st)
+    if not st[ok]:
         raise typer.Exit(int(ExitCode.FAILURE))
 
 
@@ -214,14 +229,9 @@ def stack_env(root: RootOpt = None) -> None:
 
 @dev_app.command("status", help="Which servers of the dev stack run (no secrets). Exit 1 if not all.")
 def stack_status(root: RootOpt = None, json_out: JsonOpt = False) -> None:
-    from llmops_cli.cli.output import Output
     from llmops_cli.devstack import stack as dev
 
-    out = Output(json_out)
-    st = dev.status(root)
-    if out.json_mode:
-        out.json(st)
-    else:
+    def show(out: Output, st: dict[str, Any]) -> None:
         af = st.get("airflow") or {}
         rows = [
             ["postgres", "up" if st.get("postgres") else "down"],
@@ -229,8 +239,8 @@ def stack_status(root: RootOpt = None, json_out: JsonOpt = False) -> None:
             ["airflow", f"{af.get('url', '')} {'healthy' if af.get('healthy') else 'down'}"],
         ]
         out.table(["server", "state"], rows, title=st["root"])
-    if not st["running"]:
-        raise typer.Exit(int(ExitCode.FAILURE))
+
+    _status(json_out, lambda: dev.status(root), show, ok="running")
 
 
 @dev_app.command("down", help="Stop the dev stack's Airflow, Chroma server and PostgreSQL (data is kept).")
