@@ -323,6 +323,12 @@ class PgVectorStore(VectorStore):
         cid, _, dim = self._need(conn, name)
         return None if dim is None else _table(cid)
 
+    @contextmanager
+    def _chunks(self, name: str) -> Iterator[tuple[Any, str | None]]:
+        """The connection and the collection's chunk table (None while nothing was upserted)."""
+        with self._db() as conn:
+            yield conn, self._table_if_any(conn, name)
+
     def upsert(self, name, ids, embeddings, documents, metadatas) -> None:
         if not len(ids):
             return
@@ -365,8 +371,7 @@ class PgVectorStore(VectorStore):
     def update_metadata(self, name: str, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         if not ids:
             return
-        with self._db() as conn:
-            table = self._table_if_any(conn, name)
+        with self._chunks(name) as (conn, table):
             if table is None:
                 return
             with conn.transaction():
@@ -385,20 +390,18 @@ class PgVectorStore(VectorStore):
         ids = list(ids)
         if not ids:
             return
-        with self._db() as conn:
-            table = self._table_if_any(conn, name)
+        with self._chunks(name) as (conn, table):
             if table is None:
                 return
-            for i in range(0, len(ids), _PAGE):
-                conn.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", (ids[i : i + _PAGE],))
+            for page in _pages(ids):
+                conn.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", (page,))
                 write_steps.step("delete chunks")
             self._keep_statistics(conn, table)
 
     def query(self, name, embedding, k, where=None) -> list[Hit]:
         if k <= 0:
             return []
-        with self._db() as conn:
-            table = self._table_if_any(conn, name)
+        with self._chunks(name) as (conn, table):
             if table is None:
                 return []
             cond, params = _filter(where)
@@ -471,8 +474,7 @@ class PgVectorStore(VectorStore):
         ("vector", "lexical"), its score is the fused score (the lexical rank alone when there is no vector list)."""
         if n <= 0:
             return []
-        with self._db() as conn:
-            table = self._table_if_any(conn, name)
+        with self._chunks(name) as (conn, table):
             if table is None:
                 return []
             terms = self._text_query(conn, table, text)
@@ -522,8 +524,7 @@ class PgVectorStore(VectorStore):
         return out
 
     def get(self, name, *, ids=None, where=None, include_documents=True, limit=None, offset=0) -> list[Hit]:
-        with self._db() as conn:
-            table = self._table_if_any(conn, name)
+        with self._chunks(name) as (conn, table):
             if table is None:
                 return []
             cond, params = _filter(where)
@@ -531,10 +532,10 @@ class PgVectorStore(VectorStore):
             if ids is not None:
                 ids = list(ids)
                 rows = []
-                for i in range(0, len(ids), _PAGE):
+                for page in _pages(ids):
                     rows += conn.execute(
                         f"SELECT id, {doc}, metadata FROM {table} WHERE id = ANY(%s) AND {cond}",
-                        (ids[i : i + _PAGE], *params),
+                        (page, *params),
                     ).fetchall()
                 order = {cid: i for i, cid in enumerate(ids)}
                 rows.sort(key=lambda r: order.get(r[0], 0))
@@ -547,28 +548,23 @@ class PgVectorStore(VectorStore):
         return [Hit(id=r[0], text=r[1] or "", score=0.0, metadata=dict(r[2])) for r in rows]
 
     def count(self, name) -> int:
-        with self._db() as conn:
-            table = self._table_if_any(conn, name)
+        with self._chunks(name) as (conn, table):
             return 0 if table is None else conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
     def ids(self, name) -> list[str]:
-        with self._db() as conn:
-            table = self._table_if_any(conn, name)
+        with self._chunks(name) as (conn, table):
             return [] if table is None else [r[0] for r in conn.execute(f"SELECT id FROM {table} ORDER BY seq")]
 
     # --- vector checks (collections verify): rows and their vectors are one record here --------------------------
 
     def read_embeddings(self, name: str, ids: Sequence[str]) -> dict[str, np.ndarray | None]:
         out: dict[str, np.ndarray | None] = {cid: None for cid in ids}
-        with self._db() as conn:
-            table = self._table_if_any(conn, name)
+        with self._chunks(name) as (conn, table):
             if table is None:
                 return out
             ids = list(ids)
-            for i in range(0, len(ids), _PAGE):
-                for cid, vec in conn.execute(
-                    f"SELECT id, embedding FROM {table} WHERE id = ANY(%s)", (ids[i : i + _PAGE],)
-                ):
+            for page in _pages(ids):
+                for cid, vec in conn.execute(f"SELECT id, embedding FROM {table} WHERE id = ANY(%s)", (page,)):
                     # pgvector's loader gives a Vector (to_numpy) in some versions, an array in others
                     out[cid] = np.asarray(vec.to_numpy() if hasattr(vec, "to_numpy") else vec, dtype=np.float32)
         return out
@@ -576,8 +572,7 @@ class PgVectorStore(VectorStore):
     def vector_search_ids(self, name: str, dimension: int, n: int) -> set[str]:
         """Every chunk with a vector: a row and its vector are one record, and PostgreSQL's HNSW index is rebuilt
         from the table (REINDEX), so there is no vector a search cannot reach without the table knowing."""
-        with self._db() as conn:
-            table = self._table_if_any(conn, name)
+        with self._chunks(name) as (conn, table):
             if table is None:
                 return set()
             return {r[0] for r in conn.execute(f"SELECT id FROM {table} WHERE embedding IS NOT NULL")}
@@ -601,43 +596,43 @@ class PgVectorStore(VectorStore):
         records = list(records)
         if not records:
             return
-        with self._db() as conn:
-            cid = self._need(conn, name)[0]
-            with conn.transaction():
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO llmops_sources (collection_id, source_id, content_hash, chunk_ids, extra) "
-                        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (collection_id, source_id) DO UPDATE SET "
-                        "content_hash = EXCLUDED.content_hash, chunk_ids = EXCLUDED.chunk_ids, extra = EXCLUDED.extra",
-                        [
-                            (
-                                cid,
-                                r.source_id,
-                                r.content_hash,
-                                _jsonb(list(r.chunk_ids)),
-                                _jsonb({k: v for k, v in r.extra.items() if v is not None}),
-                            )
-                            for r in records
-                        ],
-                    )
-                # the generation moves in the same transaction as the records: never one without the other
-                self._bump_ledger(conn, cid)
-            write_steps.step("write ledger")
+        with self._ledger_change(name, "write ledger") as (conn, cid):
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO llmops_sources (collection_id, source_id, content_hash, chunk_ids, extra) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (collection_id, source_id) DO UPDATE SET "
+                    "content_hash = EXCLUDED.content_hash, chunk_ids = EXCLUDED.chunk_ids, extra = EXCLUDED.extra",
+                    [
+                        (
+                            cid,
+                            r.source_id,
+                            r.content_hash,
+                            _jsonb(list(r.chunk_ids)),
+                            _jsonb({k: v for k, v in r.extra.items() if v is not None}),
+                        )
+                        for r in records
+                    ],
+                )
 
     def delete_manifest(self, name, source_ids) -> None:
         ids = list(source_ids)
         if not ids:
             return
+        with self._ledger_change(name, "delete ledger records") as (conn, cid):
+            conn.execute("DELETE FROM llmops_sources WHERE collection_id = %s AND source_id = ANY(%s)", (cid, ids))
+
+    @contextmanager
+    def _ledger_change(self, name: str, step: str) -> Iterator[tuple[Any, int]]:
+        """A transaction that changes the collection's ledger records (yields the connection and the collection's
+        id). The generation moves in the same transaction as the records: never one without the other."""
         with self._db() as conn:
             cid = self._need(conn, name)[0]
             with conn.transaction():
-                conn.execute("DELETE FROM llmops_sources WHERE collection_id = %s AND source_id = ANY(%s)", (cid, ids))
-                self._bump_ledger(conn, cid)
-            write_steps.step("delete ledger records")
-
-    @staticmethod
-    def _bump_ledger(conn: Any, cid: int) -> None:
-        conn.execute("UPDATE llmops_collections SET ledger_generation = %s WHERE id = %s", (uuid.uuid4().hex, cid))
+                yield conn, cid
+                conn.execute(
+                    "UPDATE llmops_collections SET ledger_generation = %s WHERE id = %s", (uuid.uuid4().hex, cid)
+                )
+            write_steps.step(step)
 
     def ledger_generation(self, name: str) -> str | None:
         with self._db() as conn:
@@ -648,6 +643,12 @@ class PgVectorStore(VectorStore):
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def _pages(ids: list[str]) -> Iterator[list[str]]:
+    """``ids`` in slices of ``_PAGE``: one statement's array parameter each."""
+    for i in range(0, len(ids), _PAGE):
+        yield ids[i : i + _PAGE]
 
 
 def _table(collection_id: int) -> str:
