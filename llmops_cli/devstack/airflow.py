@@ -345,6 +345,10 @@ class LocalAirflow:
                 "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "True",
                 # quick turn-around for tests: the scheduler loop and task state checks
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                # a task's calls to the execution API (start, heartbeat, XCom): 5 s by default, which a busy
+                # api-server on a loaded 2-core machine missed five times in a row (the task was killed before
+                # it ran a line of its own)
+                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
                 # llmops inside tasks: no network, no price-map download
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                 "HF_HUB_OFFLINE": "1",
