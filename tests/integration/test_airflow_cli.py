@@ -81,7 +81,7 @@ def test_trigger_wait_success_lists_mapped_instances_and_their_logs(airflow_serv
     assert human.returncode == 0 and "total 30" in human.stdout
 
     runs = ok_json(srv, "runs", "list", "llmops_test_quick", "--state", "success")
-    assert run_id in [r["dag_run_id"] for r in runs]
+    assert run_id in [r["run_id"] for r in runs]
     got = ok_json(srv, "runs", "get", "llmops_test_quick", run_id)
     assert got["state"] == "success" and got["note"] == "from the tests"
     again = ok_json(srv, "runs", "wait", "llmops_test_quick", run_id)
@@ -166,7 +166,7 @@ def test_wait_survives_an_api_server_restart(airflow_server):
     srv = airflow_server
     run = ok_json(srv, "trigger-dag", "llmops_test_slow", "-p", "seconds=12")
     waiter = subprocess.Popen(
-        [*_llmops_cmd(), "runs", "wait", "llmops_test_slow", run["dag_run_id"], "--timeout", "180"],
+        [*_llmops_cmd(), "runs", "wait", "llmops_test_slow", run["run_id"], "--timeout", "180"],
         env=srv.env,
         cwd=srv.home.parent,
         stdout=subprocess.PIPE,
@@ -183,7 +183,7 @@ def test_wait_survives_an_api_server_restart(airflow_server):
     assert "reachable again" in err
     # the waiter outlives the outage and reports the run's real verdict. (The running task itself may fail:
     # Airflow 3 tasks report to the execution API on the same server; that is Airflow's call, not the waiter's.)
-    final = ok_json(srv, "runs", "get", "llmops_test_slow", run["dag_run_id"])
+    final = ok_json(srv, "runs", "get", "llmops_test_slow", run["run_id"])
     assert final["state"] in ("success", "failed")
     assert waiter.returncode == (0 if final["state"] == "success" else 5), err
 
@@ -276,6 +276,6 @@ def test_batch_inference_dag_maps_over_shards_of_the_table(airflow_server, tmp_p
 def test_logs_follow_streams_a_running_task_to_its_end(airflow_server):
     srv = airflow_server
     run = ok_json(srv, "trigger-dag", "llmops_test_slow", "-p", "seconds=4")
-    r = llmops(srv, "logs", "llmops_test_slow", run["dag_run_id"], "sleep", "--follow", timeout=180)
+    r = llmops(srv, "logs", "llmops_test_slow", run["run_id"], "sleep", "--follow", timeout=180)
     assert r.returncode == 0, r.stderr
     assert all(f"tick {i}" in r.stdout for i in range(4))

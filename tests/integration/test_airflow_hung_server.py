@@ -70,3 +70,23 @@ def test_a_hung_api_server_exits_7_within_seconds(hung_server, tmp_path, auth):
     assert "did not answer" in r.stderr and url in r.stderr
     assert "Traceback" not in r.stderr and "not-shown" not in r.stderr
     assert len(held) == 1, f"{len(held)} connections: a read timeout must not be retried"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs", "list", "--timeout", "1.5"],
+        ["trigger-dag", "d", "--timeout", "1.5"],
+        ["runs", "wait", "d", "r", "--timeout", "1.5"],  # a wait: its budget runs 2 s past --timeout
+    ],
+)
+def test_timeout_bounds_a_command_whatever_airflow_timeout_says(hung_server, tmp_path, args):
+    url, _held = hung_server
+    # airflow.timeout stays at its default (30 s): --timeout alone bounds the command
+    env = llmops_env(tmp_path, LLMOPS_AIRFLOW_URL=url, LLMOPS_AIRFLOW_TOKEN="tok-not-shown")
+    start = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "llmops_cli", *args], env=env, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - start
+    assert r.returncode == 7, r.stderr
+    assert took < 7, f"took {took:.1f} s with --timeout 1.5"
+    assert "--timeout" in r.stderr and url in r.stderr and "Traceback" not in r.stderr
