@@ -19,6 +19,7 @@ import pytest
 
 from tests.integration.airflow_docs_questions import QUESTIONS
 from tests.integration.conftest import corpus
+from tests.support.fakes import run_step
 
 pytestmark = pytest.mark.integration
 
@@ -112,15 +113,17 @@ def _collection(request) -> str:
 
 
 def test_ingest_add_replace_delete_by_source_generations_and_manifest(backend, tmp_path, request):
-    from llmops_cli import pipelines, wiring
+    from llmops_cli import wiring
     from llmops_cli.core.collection_meta import EMBEDDER_KEY, GENERATION_KEY
+    from llmops_cli.entry import ingest as ingest_entry
+    from llmops_cli.entry import store as store_entry
 
     name, s = backend
     coll = _collection(request)
     docs = tmp_path / "docs"
     _write_docs(docs, PAGES)
 
-    rep = pipelines.ingest(s, [str(docs)], collection=coll)
+    rep = run_step(ingest_entry.ingest, s, [str(docs)], collection=coll)
     assert len(rep.new) == 4 and not rep.skipped, name
     store = wiring.build_store(s)
     meta = store.collection_metadata(coll)
@@ -139,7 +142,7 @@ def test_ingest_add_replace_delete_by_source_generations_and_manifest(backend, t
         "# XComs\n\nXComs carry small values between tasks; use object storage for big ones.\n"
     )
     (docs / "backfill.md").unlink()
-    rep = pipelines.ingest(s, [str(docs)], collection=coll, cleanup="full")
+    rep = run_step(ingest_entry.ingest, s, [str(docs)], collection=coll, cleanup="full")
     assert rep.changed_anything, name
     store = wiring.build_store(s)  # as the next command would (the embedded store's read view is a snapshot)
     manifest2 = store.read_manifest(coll)
@@ -164,20 +167,22 @@ def test_ingest_add_replace_delete_by_source_generations_and_manifest(backend, t
     assert report.clean and report.lexical.state == "ok", (name, report.problems())
 
     # an unchanged re-run changes nothing, not even the generations
-    rep = pipelines.ingest(s, [str(docs)], collection=coll)
+    rep = run_step(ingest_entry.ingest, s, [str(docs)], collection=coll)
     assert not rep.changed_anything
     store = wiring.build_store(s)
     assert store.collection_metadata(coll)[GENERATION_KEY] == meta2[GENERATION_KEY]
 
     # delete the collection: chunks, ledger and metadata go
-    pipelines.delete_collection(s, coll)
+    run_step(store_entry.delete_collection, s, coll)
     store = wiring.build_store(s)
     assert coll not in store.list_collections() and store.collection_metadata(coll) is None
     assert store.read_manifest(coll) == {}
 
 
 def test_hybrid_query_metadata_filters_and_modes(backend, tmp_path, request):
-    from llmops_cli import pipelines
+    from llmops_cli.entry import ask as ask_entry
+    from llmops_cli.entry import ingest as ingest_entry
+    from llmops_cli.wiring import Workspace
 
     name, s = backend
     coll = _collection(request)
@@ -185,21 +190,25 @@ def test_hybrid_query_metadata_filters_and_modes(backend, tmp_path, request):
     _write_docs(
         tmp_path / "more", {"pools-howto.md": "# Pool slots\n\nGive a task two pool slots with pool_slots=2.\n"}
     )
-    pipelines.ingest(s, [str(tmp_path / "docs"), str(tmp_path / "more")], collection=coll)
+    run_step(ingest_entry.ingest, s, [str(tmp_path / "docs"), str(tmp_path / "more")], collection=coll)
 
     for mode in ("hybrid", "vector", "lexical"):
-        hits = pipelines.query(s, "how do tasks pass small values to each other", collection=coll, k=3, mode=mode)
+        hits = run_step(
+            ask_entry.query, s, "how do tasks pass small values to each other", collection=coll, k=3, mode=mode
+        )
         assert hits and hits[0].source == "docs/xcom.md", (name, mode, [h.source for h in hits])
-    hits = pipelines.query(s, "pool slots", collection=coll, k=5, mode="hybrid")
+    hits = run_step(ask_entry.query, s, "pool slots", collection=coll, k=5, mode="hybrid")
     assert {"docs/pools.md", "more/pools-howto.md"} <= {h.source for h in hits}
     fused = [h for h in hits if h.source == "more/pools-howto.md"][0]
     assert set(fused.ranks) == {"vector", "lexical"}, fused.ranks  # found by both lists, fused by RRF
 
     # metadata filters (--where): only matching chunks, in every mode
     for mode in ("hybrid", "vector", "lexical"):
-        hits = pipelines.query(s, "pools of tasks", collection=coll, k=5, mode=mode, where={"source": "docs/pools.md"})
+        hits = run_step(
+            ask_entry.query, s, "pools of tasks", collection=coll, k=5, mode=mode, where={"source": "docs/pools.md"}
+        )
         assert hits and {h.source for h in hits} == {"docs/pools.md"}, (name, mode)
-    r = pipelines.retriever(s, coll)
+    r = ask_entry.retriever(Workspace(s), coll)  # opens no state store: nothing to close
     assert r.store.get(coll, where={"source": "nowhere.md"}, limit=1) == []
     assert r.store.get(coll, where={"source": "docs/pools.md", "format": "markdown"}, include_documents=False)
 
@@ -261,12 +270,13 @@ def test_pgvector_unreachable_is_exit_7_with_the_password_masked(tmp_path):
 def airflow_docs_everywhere(servers, tmp_path_factory):
     """The airflow-docs collection ingested once (embedded store, real model), then copied chunk for chunk (same
     ids, texts, metadata and vectors) into the Chroma server and PostgreSQL: the stores differ, nothing else."""
-    from llmops_cli import pipelines, wiring
+    from llmops_cli import wiring
+    from llmops_cli.entry import ingest as ingest_entry
 
     docs = corpus("airflow-docs")
     tmp = tmp_path_factory.mktemp("afdocs")
     base = settings_for(tmp / "embedded", None, LLMOPS_INGEST_SOURCE_ROOT=str(docs.parent))
-    pipelines.ingest(base, [str(docs)], collection="airflow-docs")
+    run_step(ingest_entry.ingest, base, [str(docs)], collection="airflow-docs")
     src = wiring.build_store(base)
     chunks = src.get("airflow-docs", include_documents=True)
     vecs = src.read_embeddings("airflow-docs", [h.id for h in chunks])
@@ -293,10 +303,10 @@ def airflow_docs_everywhere(servers, tmp_path_factory):
 
 
 def _top5(settings, mode: str) -> list[list[str]]:
-    from llmops_cli import pipelines
+    from llmops_cli.entry import ask as ask_entry
 
     return [
-        [h.source for h in pipelines.query(settings, q, collection="airflow-docs", k=5, mode=mode)]
+        [h.source for h in run_step(ask_entry.query, settings, q, collection="airflow-docs", k=5, mode=mode)]
         for q, _ in QUESTIONS
     ]
 

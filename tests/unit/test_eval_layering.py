@@ -1,5 +1,5 @@
 """Evaluation's core (llmops_cli/core/eval) is handed its parts: no module there imports the entry layer, the wiring,
-the CLI, the settings or ``pipelines`` (statically, lazy imports included), and importing every one of them loads
+the CLI or the settings (statically, lazy imports included), and importing every one of them loads
 none of those modules (so no import cycle can run through them)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from tests.unit.test_layering import upward_imports
 
 PACKAGE = Path(llmops_cli.__file__).parent
 EVAL_CORE = PACKAGE / "core" / "eval"
-UPPER = ("llmops_cli.pipelines", "llmops_cli.entry", "llmops_cli.wiring", "llmops_cli.cli", "llmops_cli.settings")
+UPPER = ("llmops_cli.entry", "llmops_cli.wiring", "llmops_cli.cli", "llmops_cli.settings")
 
 
 def test_no_core_eval_module_imports_an_upper_layer():

@@ -11,7 +11,6 @@ import llmops_cli
 
 PACKAGE = Path(llmops_cli.__file__).parent
 FORBIDDEN = (
-    "llmops_cli.pipelines",
     "llmops_cli.wiring",
     "llmops_cli.cli",
     "llmops_cli.settings",
