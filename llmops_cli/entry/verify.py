@@ -56,7 +56,10 @@ def _verify_collection(
         return {"report": rep, "before": None, "repair": None}
     if meta is None:
         raise collection_not_found(store, name)
-    lexical = ws.lexical_index(name)
+    # With a Chroma server the BM25 index is not part of the collection but this machine's cache of it, refreshed
+    # from the store by the next query: missing or behind another machine's writes is normal, so it is left unchecked.
+    # PostgreSQL's text index is a column of the store itself and is checked like the embedded store's index.
+    lexical = None if settings.store.backend == "chroma-server" else ws.lexical_index(name)
     # the embedder only when it is needed (file signatures, or something to embed): a lexical-only or orphan-only
     # repair loads no model
     embedder = ws.collection_embedder(meta) if paths else None

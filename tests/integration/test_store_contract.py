@@ -164,7 +164,9 @@ def test_ingest_add_replace_delete_by_source_generations_and_manifest(backend, t
 
     with Workspace(s) as ws:
         report = verify_collection(ws, coll, paths=[str(docs)])["report"]
-    assert report.clean and report.lexical.state == "ok", (name, report.problems())
+    # (a Chroma server's BM25 index is a per-machine cache, not part of the collection: verify leaves it unchecked)
+    expected_lexical = "unchecked" if name == "chroma-server" else "ok"
+    assert report.clean and report.lexical.state == expected_lexical, (name, report.problems())
 
     # an unchanged re-run changes nothing, not even the generations
     rep = run_step(ingest_entry.ingest, s, [str(docs)], collection=coll)
