@@ -399,3 +399,24 @@ def test_writers_in_several_processes_lose_and_duplicate_nothing(server, servers
     assert len(manifest) == workers * sources
     assert all(len(rec.chunk_ids) == per_source for rec in manifest.values())
     assert store.ledger_generation("shared") and store.collection_metadata("shared")["made_by"].startswith("w")
+
+
+def test_a_pgvector_store_opened_before_another_process_created_the_tables_can_write(servers):
+    """Two first writers on a fresh database (ingest shards starting together on two workers): one connects before
+    the other creates the vector extension and tables, then writes vectors through its older connection."""
+    from pathlib import Path
+
+    from llmops_cli.adapters.vectorstores import open_store
+    from llmops_cli.settings import StoreSettings
+
+    url = store_url("pgvector", servers)  # a fresh database: no extension, no tables yet
+    unused = Path("/nonexistent-embedded-path")
+    early = open_store(StoreSettings(url=url), unused)
+    assert early.list_collections() == []  # connected while there is nothing
+    vecs = np.eye(2, 16, dtype=np.float32)
+    other = open_store(StoreSettings(url=url), unused)
+    other.ensure_collection("race")
+    other.upsert("race", ["o1", "o2"], vecs, ["one", "two"], [{"source": "o"}] * 2)
+    early.ensure_collection("race")
+    early.upsert("race", ["e1", "e2"], vecs, ["three", "four"], [{"source": "e"}] * 2)
+    assert sorted(early.ids("race")) == ["e1", "e2", "o1", "o2"]

@@ -200,6 +200,7 @@ class PgVectorStore(VectorStore):
             return False
         self._check_version(conn)
         self._schema_ready = conn.execute("SELECT 1 FROM llmops_schema").fetchone() is not None
+        self._register_vector(conn)  # the tables exist, so the extension does (maybe created by another process)
         return True
 
     def _check_version(self, conn: Any) -> None:
@@ -214,6 +215,9 @@ class PgVectorStore(VectorStore):
         """Create the extension and tables on first write (once per database: the advisory lock orders two
         processes doing it at the same moment)."""
         if self._schema_ready:
+            # another process may have created the extension after this connection opened (two first writers at
+            # once): register the vector type now, or numpy vectors cannot be sent
+            self._register_vector(conn)
             return
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
