@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 
@@ -94,8 +95,27 @@ def asset_consumer():
     react()
 
 
+def daily(dag_id: str, seconds: int = 0):
+    """A scheduled DAG for backfills: one task that reports its logical date after ``seconds``. (Two of them:
+    Airflow runs one backfill of a DAG at a time, and marks one completed up to 30 s after its last run ended.)"""
+
+    @dag(dag_id=dag_id, schedule="@daily", start_date=datetime(2026, 1, 1), catchup=False, tags=["llmops-test"])
+    def daily_dag():
+        @task
+        def stamp(logical_date=None) -> str:
+            time.sleep(seconds)
+            print(f"logical date {logical_date}")
+            return str(logical_date)[:10]
+
+        stamp()
+
+    return daily_dag()
+
+
 quick()
 fail()
 params_dag()
 slow()
 asset_consumer()
+daily("llmops_test_daily")
+daily("llmops_test_daily_b", seconds=20)  # runs long enough to be paused and cancelled
