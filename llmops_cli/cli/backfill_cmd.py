@@ -128,7 +128,7 @@ def create(
     bid = int(backfill["id"])
     if not wait:
         if out.json_mode:
-            out.json({**backfill, "logical_dates": dates})
+            out.json({"backfill_id": bid, **backfill, "logical_dates": dates})  # backfill_id as after --wait
         else:
             out.print(str(bid), markup=False)
             out.info(

@@ -502,6 +502,25 @@ def test_backfill_exit_codes_match_trigger_wait(monkeypatch):
         "--json",
     )
     assert json.loads(dry.stdout)["logical_dates"][0] == "2026-01-01T00:00:00Z"
+    made = _invoke(
+        monkeypatch, FakeBackfills(), "backfill", "create", "d", "--from", "2026-01-01", "--to", "2026-01-03"
+    )
+    assert made.exit_code == 0 and made.stdout.strip() == "7" and "backfill get 7 --wait" in made.stderr
+    doc = json.loads(
+        _invoke(
+            monkeypatch,
+            FakeBackfills(),
+            "backfill",
+            "create",
+            "d",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-03",
+            "--json",
+        ).stdout
+    )
+    assert doc["backfill_id"] == doc["id"] == 7 and len(doc["logical_dates"]) == 3
 
 
 def test_eval_and_feedback_dags_report_their_outcome_in_the_shape_of_the_others():
