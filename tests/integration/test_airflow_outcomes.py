@@ -1,5 +1,6 @@
 """What a DAG run's verdict means, against a real Airflow 3.3 on 127.0.0.1 (the session's ``airflow_server``):
-relative paths in DAG params, partial and all-failed outcomes, paused DAGs, rejected tokens."""
+partial outcomes of every llmops DAG (exit 3 through the DAG path, as the local command), all-failed outcomes,
+missing sources, paused DAGs, rejected tokens."""
 
 from __future__ import annotations
 
@@ -21,16 +22,16 @@ def _write_kb(folder, *, broken: bool) -> None:
         (folder / "broken.pdf").write_bytes(b"this is not a PDF at all")
 
 
-def test_relative_sources_resolve_against_the_project_and_a_skipped_file_makes_the_run_partial(airflow_server):
+def test_a_skipped_file_makes_the_ingest_run_partial(airflow_server):
     srv = airflow_server
     _write_kb(srv.project / "kb", broken=True)
-    # relative, as a user types it: resolved against LLMOPS_PROJECT_DIR, not the task's cwd (AIRFLOW_HOME)
+    kb = json.dumps([str(srv.project / "kb")])
     r = llmops(
         srv,
         "trigger-dag",
         "llmops_ingest",
         "-p",
-        'sources=["kb"]',
+        f"sources={kb}",
         "-p",
         "collection=outcome-kb",
         "-p",
@@ -59,7 +60,7 @@ def test_relative_sources_resolve_against_the_project_and_a_skipped_file_makes_t
         "trigger-dag",
         "llmops_ingest",
         "-p",
-        'sources=["kb"]',
+        f"sources={kb}",
         "-p",
         "collection=outcome-kb",
         "--wait",
@@ -73,11 +74,14 @@ def test_relative_sources_resolve_against_the_project_and_a_skipped_file_makes_t
     )
 
 
-def test_a_missing_relative_source_fails_naming_the_absolute_path(airflow_server):
+def test_a_missing_source_fails_naming_the_path(airflow_server):
     srv = airflow_server
-    r = llmops(srv, "trigger-dag", "llmops_ingest", "-p", 'sources=["no-such-folder"]', "--wait", "--timeout", "120")
+    missing = str(srv.project / "no-such-folder")
+    r = llmops(
+        srv, "trigger-dag", "llmops_ingest", "-p", f"sources={json.dumps([missing])}", "--wait", "--timeout", "120"
+    )
     assert r.returncode == 5, r.stderr
-    assert str(srv.project / "no-such-folder") in r.stderr and "LLMOPS_PROJECT_DIR" in r.stderr
+    assert missing in r.stderr and "not found" in r.stderr
 
 
 def test_a_batch_run_where_every_row_failed_fails_and_keeps_the_good_results(airflow_server, tmp_path):
@@ -159,7 +163,7 @@ def test_a_shard_retry_that_redoes_nothing_keeps_the_summary_true(airflow_server
         "trigger-dag",
         "llmops_ingest",
         "-p",
-        'sources=["kb-retry"]',
+        f"sources={json.dumps([str(srv.project / 'kb-retry')])}",
         "-p",
         "collection=outcome-retry",
         "-p",
@@ -178,3 +182,47 @@ def test_a_shard_retry_that_redoes_nothing_keeps_the_summary_true(airflow_server
     assert again["state"] == "success"
     summary = again["outcome"]["summary"]
     assert summary["chunks_added"] == added == summary["chunks_total"], summary  # was: the retry's 0
+
+
+def test_eval_and_feedback_runs_report_their_outcome_and_partial_is_exit_3(airflow_server, tmp_path):
+    srv = airflow_server
+    _write_kb(srv.project / "kb-fb", broken=False)
+    # the collection, and two logged answers to review, made locally: the tasks share the store and the answer log
+    r = llmops(srv, "ingest", str(srv.project / "kb-fb"), "--collection", "outcome-fb")
+    assert r.returncode == 0, r.stderr
+    for q in ("How do I retry a task?", "What do pools limit?"):
+        assert llmops(srv, "ask", q, "--collection", "outcome-fb").returncode == 0
+
+    # eval with a judged metric: the test LLM's verdicts are not the JSON the judge asks for, so every question has
+    # an error for it (retrieval metrics still scored): partial, exit 3, like `llmops eval`
+    dataset = tmp_path / "questions.jsonl"
+    dataset.write_text(
+        "".join(
+            json.dumps({"question": q, "relevant_sources": ["retries.md"]}) + "\n"
+            for q in ("How do I retry a task?", "How many retries?")
+        )
+    )
+    conf = {"collection": "outcome-fb", "dataset": str(dataset), "metrics": ["retrieval", "faithfulness"]}
+    r = llmops(srv, "trigger-dag", "llmops_eval", "--conf", json.dumps(conf), "--wait", "--timeout", "300", "--json")
+    assert r.returncode == 3, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["outcome"]["status"] == "partial" and "2 of 2 questions had errors" in doc["outcome"]["message"]
+    summary = doc["outcome"]["summary"]
+    assert summary["kind"] == "evaluation" and summary["collection"] == "outcome-fb" and summary["questions"] == 2
+    assert "hit@5" in summary["metrics"] and summary["report"].endswith(".json")
+    assert json.loads(open(summary["report"]).read())["config"]["collection"] == "outcome-fb"
+    got = ok_json(srv, "runs", "get", "llmops_eval", doc["run_id"])  # the same outcome read back later
+    assert got["outcome"] == doc["outcome"]
+
+    # feedback: the judge's verdicts are unusable, so the answers stay unreviewed: partial, exit 3, like
+    # `llmops feedback review`; the summary says what was reviewed, promoted and removed
+    r = llmops(
+        srv, "trigger-dag", "llmops_feedback", "-p", "collection=outcome-fb", "--wait", "--timeout", "300", "--json"
+    )
+    assert r.returncode == 3, r.stderr
+    doc = json.loads(r.stdout)
+    fb = doc["outcome"]["summary"]
+    assert doc["outcome"]["status"] == "partial" and fb["planned"] == 2 and fb["promoted"] == 0
+    assert {"reviewed", "promoted", "removed", "report"} <= set(fb) and "left unreviewed" in doc["outcome"]["message"]
+    xcom = ok_json(srv, "xcom", "get", "llmops_feedback", doc["run_id"], "reconcile", "--key", "llmops_outcome")
+    assert xcom["value"] == doc["outcome"]
