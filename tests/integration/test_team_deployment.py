@@ -207,7 +207,9 @@ def test_answers_asked_here_are_reviewed_and_promoted_by_the_feedback_dag_on_a_w
     judged_before = sum(1 for r in openai_server.records() if "You review answers" in json.dumps(r))
     # retry_errors: an hourly run that starts as the DAG is unpaused judges with the tasks' own LLM (no verdicts)
     conf = {"config": str(cfg), "collection": COLLECTION, "batch_size": 2, "retry_errors": True}
-    run = team.trigger("llmops_feedback", conf)
+    # exit 3 (partial) is allowed: the shared log may hold answers an overlapping scheduled run left unreviewed; what
+    # this test holds is that THIS answer was reviewed and promoted on a worker (below)
+    run = team.trigger("llmops_feedback", conf, ok=(0, 3))
     assert run["state"] == "success", run
     batches = [p for p in team.srv.placements("llmops_feedback", run["run_id"]) if p["task_id"] == "review_batch"]
     assert batches and all(p["worker"] in ("worker-1", "worker-2") for p in batches), batches
