@@ -43,7 +43,7 @@ from llmops_cli.core.locations import (
     location_problem,
     staging_key,
 )
-from llmops_cli.settings import Settings, load_settings
+from llmops_cli.settings import Settings, load_settings, project_root
 from llmops_cli.wiring import Workspace
 
 ASSET_SCHEME = "llmops"  # Airflow 3 accepts custom schemes (only "airflow" is reserved)
@@ -184,7 +184,16 @@ def settings_from_params(params: dict[str, Any] | None) -> Settings:
     params = dict(params or {})
     config = resolve_params({"config": params.get("config")}).get("config")  # only the location this needs
     flags = {key: params.get(name) for name, key in PARAM_TO_SETTING.items() if params.get(name) not in (None, "")}
-    return load_settings(config or None, flags=flags).settings
+    return _on_this_worker(load_settings(config or None, flags=flags).settings, config)
+
+
+def _on_this_worker(settings: Settings, config: str | None) -> Settings:
+    """A config file named by a run's param gives settings, not a project folder: relative settings paths
+    (data_dir's reports and caches, an embedded store) stay the worker's ($LLMOPS_PROJECT_DIR, else the folder of
+    the worker's own config, else its working directory), never beside a shared input that other runs read."""
+    if config:
+        settings._root = project_root(None)[0]
+    return settings
 
 
 def task_workspace(params: dict[str, Any] | None, *, params_as_flags: bool = True) -> Workspace:
@@ -193,7 +202,7 @@ def task_workspace(params: dict[str, Any] | None, *, params_as_flags: bool = Tru
     if params_as_flags:
         return Workspace(settings_from_params(params))
     config = resolve_params({"config": (params or {}).get("config")}).get("config")
-    return Workspace(load_settings(config or None).settings)
+    return Workspace(_on_this_worker(load_settings(config or None).settings, config))
 
 
 def outcome(partial: str | None) -> dict[str, str]:

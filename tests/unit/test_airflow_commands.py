@@ -552,3 +552,26 @@ def test_eval_and_feedback_dags_report_their_outcome_in_the_shape_of_the_others(
     assert feedback_outcome(some, 10)["message"] == "2 of 10 answer(s) left unreviewed (2 whose judge call failed)"
     lost = {**done, "answers": 5, "reviewed": 5}  # one batch of 5 failed for good: no report from it
     assert "5 in review batches that failed" in feedback_outcome(lost, 10)["message"]
+
+
+def test_a_config_named_by_a_run_gives_settings_not_a_project_folder(monkeypatch, tmp_path):
+    """The config a run names sits in a folder every worker reads (often read-only): the task's reports and caches
+    (relative data_dir) stay in the worker's project folder, never beside it."""
+    shared, worker = tmp_path / "shared-inputs", tmp_path / "worker"
+    shared.mkdir()
+    worker.mkdir()
+    cfg = shared / "judge.yaml"
+    cfg.write_text("feedback:\n  judge_model: openai/judge\n")
+    monkeypatch.chdir(worker)
+    for k in ("LLMOPS_CONFIG", "LLMOPS_DATA_DIR", "LLMOPS_PROJECT_DIR"):
+        monkeypatch.delenv(k, raising=False)
+    s = settings_from_params({"config": str(cfg)})
+    assert s.feedback.judge_model == "openai/judge"
+    assert s.data_path == (worker / ".llmops").resolve()
+    monkeypatch.setenv("LLMOPS_PROJECT_DIR", str(tmp_path / "project"))
+    assert settings_from_params({"config": str(cfg)}).data_path == (tmp_path / "project" / ".llmops").resolve()
+    # the CLI keeps its rule: a config file's folder is its project
+    from llmops_cli.settings import load_settings
+
+    monkeypatch.delenv("LLMOPS_PROJECT_DIR")
+    assert load_settings(str(cfg)).settings.data_path == (shared / ".llmops").resolve()

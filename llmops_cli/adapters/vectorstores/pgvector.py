@@ -422,10 +422,16 @@ class PgVectorStore(VectorStore):
     def _keep_statistics(self, conn: Any, table: str) -> None:
         """ANALYZE the chunk table when it grew or shrank by a tenth since it was last analysed: the text query leaves
         out the words its statistics find in most chunks, and those must describe the collection as it is now (the
-        server's autovacuum would do it too, but later and at a time of its choosing)."""
+        server's autovacuum would do it too, but later and at a time of its choosing). The row count PostgreSQL last
+        saw (reltuples) is not enough: CREATE INDEX sets it too, without statistics (a first bulk load builds its
+        index, then came here with a table that looked analysed and was not: the text query kept its common words)."""
         rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         seen = conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)).fetchone()[0]
-        if seen is None or seen < 0 or abs(rows - seen) > 0.1 * seen + 50:
+        analysed = conn.execute(
+            "SELECT 1 FROM pg_stats WHERE schemaname = current_schema() AND tablename = %s AND attname = 'tsv'",
+            (table,),
+        ).fetchone()
+        if rows and (analysed is None or seen is None or seen < 0 or abs(rows - seen) > 0.1 * seen + 50):
             conn.execute(f"ANALYZE {table}")
             self._shares.pop(table, None)
 
