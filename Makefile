@@ -46,7 +46,7 @@ format: venv
 	$(BIN)/ruff format .
 
 test: venv lint
-	$(BIN)/python -m pytest --timeout=1200
+	$(BIN)/python -m pytest --timeout=1200 --durations=40
 
 test-unit: venv
 	$(BIN)/python -m pytest -m "not integration and not airflow"
