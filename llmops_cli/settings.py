@@ -1,13 +1,16 @@
 """Settings: pydantic models, loaded with a fixed precedence and a record of where each value came from.
 
 Precedence (highest first): command-line flags > environment (``LLMOPS_<SECTION>_<KEY>``) > config file
-(``--config``, ``$LLMOPS_CONFIG``, ``./llmops.yaml`` or ``./configs/llmops.yaml``) > built-in defaults.
+(``--config``, ``$LLMOPS_CONFIG``, else the project's ``llmops.yaml`` or ``configs/llmops.yaml``) > built-in defaults.
 ``configs/llmops.yaml`` documents the defaults; a test keeps the two identical.
 
-Relative paths (store, data dir, source root) resolve against the project folder: $LLMOPS_PROJECT_DIR, else the
-folder of the config file in effect (the folder above ``configs/`` for ``configs/llmops.yaml``), else the current
-directory. So a command run from anywhere with the project's config, and an Airflow task whose working directory is
-Airflow's, use the project's store.
+The project is found the way git finds a repository: from the working directory up, the nearest folder holding
+``llmops.yaml``, ``configs/llmops.yaml`` or a ``.llmops`` folder (``find_project``; $LLMOPS_CEILING_DIRECTORIES stops
+the walk, like $GIT_CEILING_DIRECTORIES). Relative paths (store, data dir, source root) resolve against the project
+folder: $LLMOPS_PROJECT_DIR, else the folder of the config file in effect (the folder above ``configs/`` for
+``configs/llmops.yaml``), else the folder found holding ``.llmops``, else the current directory. So a command run from a
+subfolder, or from anywhere with the project's config, and an Airflow task whose working directory is Airflow's, use
+the project's store.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from pydantic import (
 from llmops_cli.errors import ConfigError
 
 CONFIG_SEARCH = ("llmops.yaml", "configs/llmops.yaml")
+PROJECT_MARKER = ".llmops"  # the default data_dir: a folder holding one is a project even without a config file
 ENV_PREFIX = "LLMOPS_"
 PROJECT_DIR_ENV = "LLMOPS_PROJECT_DIR"
+CEILING_ENV = "LLMOPS_CEILING_DIRECTORIES"
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
 
@@ -305,8 +310,30 @@ class LoadedSettings:
         return self.sources.get(key, "default")
 
 
-def find_config_file(explicit: str | os.PathLike[str] | None, cwd: Path | None = None) -> Path | None:
-    """The config file in effect: --config, $LLMOPS_CONFIG, ./llmops.yaml, ./configs/llmops.yaml, or none."""
+def find_project(cwd: Path | None = None, *, environ: dict[str, str] | None = None) -> tuple[Path | None, Path | None]:
+    """(project folder, its config file) found the way git finds a repository: from ``cwd`` (default: the working
+    directory) up to the filesystem root, the nearest folder that holds ``llmops.yaml``, ``configs/llmops.yaml``
+    (checked in that order) or a ``.llmops`` folder; (None, None) when none does. The walk never enters a folder
+    listed in $LLMOPS_CEILING_DIRECTORIES (``os.pathsep``-separated), though it starts in one."""
+    environ = os.environ if environ is None else environ
+    start = (cwd or Path.cwd()).absolute()
+    ceilings = {Path(c).expanduser().absolute() for c in environ.get(CEILING_ENV, "").split(os.pathsep) if c.strip()}
+    for folder in (start, *start.parents):
+        if folder != start and folder in ceilings:
+            break
+        for name in CONFIG_SEARCH:
+            p = folder / name
+            if p.is_file():
+                return folder.resolve(), p.resolve()
+        if (folder / PROJECT_MARKER).is_dir():
+            return folder.resolve(), None
+    return None, None
+
+
+def find_config_file(
+    explicit: str | os.PathLike[str] | None, cwd: Path | None = None, *, environ: dict[str, str] | None = None
+) -> Path | None:
+    """The config file in effect: --config, $LLMOPS_CONFIG, else the project's (``find_project``), or none."""
     if explicit:
         p = Path(explicit).expanduser()
         if not p.is_file():
@@ -320,12 +347,7 @@ def find_config_file(explicit: str | os.PathLike[str] | None, cwd: Path | None =
                 f"config file {p} (from LLMOPS_CONFIG) does not exist", hint="unset LLMOPS_CONFIG or fix the path"
             )
         return p.resolve()
-    base = cwd or Path.cwd()
-    for name in CONFIG_SEARCH:
-        p = base / name
-        if p.is_file():
-            return p.resolve()
-    return None
+    return find_project(cwd, environ=environ)[1]
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -417,7 +439,7 @@ def load_settings(
     """Build the effective settings. ``flags`` maps dotted keys to values given on the command line (None = not
     given)."""
     environ = dict(os.environ) if environ is None else environ
-    path = find_config_file(config, cwd)
+    path = find_config_file(config, cwd, environ=environ)
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
 
@@ -495,7 +517,7 @@ def load_settings(
         raise ConfigError(
             f"config key '{key}'{where}: {msg}", hint=_hint(key, src, flag, err.get("input"), path)
         ) from None
-    settings._root, _why = project_root(path, environ=environ)
+    settings._root, _why = project_root(path, environ=environ, cwd=cwd)
     return LoadedSettings(settings=settings, sources=sources, config_file=path, profile=chosen)
 
 
@@ -505,21 +527,28 @@ def project_folder_of(config_file: Path) -> Path:
     return folder.parent if folder.name == "configs" and config_file.name == "llmops.yaml" else folder
 
 
-def project_root(config_file: Path | None = None, *, environ: dict[str, str] | None = None) -> tuple[Path | None, str]:
+def project_root(
+    config_file: Path | None = None, *, environ: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[Path | None, str]:
     """The project folder relative paths resolve against, and where that choice came from (for messages):
     $LLMOPS_PROJECT_DIR, else the folder of ``config_file`` (default: the config file that would be found now), else
-    None (the caller uses the current directory)."""
-    env = (os.environ if environ is None else environ).get(PROJECT_DIR_ENV)
+    the nearest folder above ``cwd`` holding ``.llmops`` (``find_project``), else None (the caller uses the current
+    directory)."""
+    environ = os.environ if environ is None else environ
+    env = environ.get(PROJECT_DIR_ENV)
     if env:
         return Path(env).expanduser().resolve(), f"${PROJECT_DIR_ENV}"
     if config_file is None:
         try:
-            config_file = find_config_file(None)
+            config_file = find_config_file(None, cwd, environ=environ)
         except ConfigError:  # a bad LLMOPS_CONFIG is reported by load_settings, not here
             config_file = None
-    if config_file is None:
+    if config_file is not None:
+        return project_folder_of(Path(config_file)), f"the folder of the config file {config_file}"
+    folder, _ = find_project(cwd, environ=environ)
+    if folder is None:
         return None, ""
-    return project_folder_of(Path(config_file)), f"the folder of the config file {config_file}"
+    return folder, f"the nearest folder holding {PROJECT_MARKER}/ ({folder})"
 
 
 def _hint(key: str, src: str | None, flag: str | None, value: Any, path: Path | None) -> str:

@@ -160,3 +160,44 @@ def test_store_and_state_urls_are_checked_and_their_passwords_never_shown():
         load_settings(None, environ={"LLMOPS_STORE_URL": "http://a:1", "LLMOPS_STORE_HOST": "b"})
     s = load_settings(None, environ={"LLMOPS_STATE_URL": "postgresql://bob:hunter2@db/x"}).settings
     assert s.state.url == "postgresql://bob:hunter2@db/x"
+
+
+def test_the_project_is_found_like_git_finds_a_repository(tmp_path, monkeypatch):
+    """From a subfolder, the nearest folder above holding llmops.yaml, configs/llmops.yaml or .llmops is the project:
+    its config applies and its store and data dir are used; a ceiling stops the walk."""
+    from llmops_cli.settings import find_project
+
+    monkeypatch.delenv("LLMOPS_CONFIG", raising=False)
+    proj = tmp_path / "proj"
+    deep = proj / "docs" / "guides" / "deep"
+    deep.mkdir(parents=True)
+    assert find_project(deep, environ={}) == (None, None)
+    s = load_settings(environ={}, cwd=deep).settings
+    assert s.project_dir == Path.cwd()  # no project anywhere above: the working directory, as before
+
+    (proj / ".llmops").mkdir()  # a project made by a first ingest, without a config file
+    assert find_project(deep, environ={}) == (proj.resolve(), None)
+    loaded = load_settings(environ={}, cwd=deep)
+    assert loaded.config_file is None
+    assert (loaded.settings.store_path, loaded.settings.data_path) == (proj / ".llmops" / "chroma", proj / ".llmops")
+
+    (proj / "configs").mkdir()
+    (proj / "configs" / "llmops.yaml").write_text("retrieval: {k: 3}\n")
+    loaded = load_settings(environ={}, cwd=deep)
+    assert (loaded.config_file, loaded.settings.retrieval.k) == ((proj / "configs" / "llmops.yaml").resolve(), 3)
+    assert loaded.settings.store_path == proj.resolve() / ".llmops" / "chroma"
+    (proj / "llmops.yaml").write_text("retrieval: {k: 4}\n")  # in one folder, llmops.yaml before configs/
+    assert load_settings(environ={}, cwd=deep).settings.retrieval.k == 4
+
+    (deep.parent / "llmops.yaml").write_text("retrieval: {k: 6}\n")  # the nearest project wins, as in git
+    loaded = load_settings(environ={}, cwd=deep)
+    assert (loaded.settings.retrieval.k, loaded.settings.data_path) == (6, deep.parent.resolve() / ".llmops")
+
+    # a ceiling is never entered (the walk may start in it)
+    ceiling = {"LLMOPS_CEILING_DIRECTORIES": str(deep.parent)}
+    assert find_project(deep, environ=ceiling) == (None, None)
+    assert find_project(deep.parent, environ=ceiling)[0] == deep.parent.resolve()
+    assert load_settings(environ=ceiling, cwd=deep).settings.retrieval.k == Settings().retrieval.k  # the default
+    # $LLMOPS_PROJECT_DIR still names the folder paths resolve against
+    s = load_settings(environ={"LLMOPS_PROJECT_DIR": str(tmp_path)}, cwd=deep).settings
+    assert (s.retrieval.k, s.data_path) == (6, tmp_path / ".llmops")
