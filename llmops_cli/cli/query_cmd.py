@@ -1,27 +1,21 @@
-"""`llmops query`, `llmops ask` and `llmops collections`: retrieval, answers, and what is in the store."""
+"""`llmops query` and `llmops ask`: retrieval and answers (the `collections` group is in collections_cmd.py)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from llmops_cli.cli.options import CollectionOpt, JsonOpt, ModelOpt, ModeOpt, TopKOpt, WhereOpt, YesOpt
+from llmops_cli.cli.options import CollectionOpt, JsonOpt, ModelOpt, ModeOpt, TopKOpt, WhereOpt
 from llmops_cli.cli.output import Output, safe_text
 from llmops_cli.cli.state import parse_key_values, state, workspace
-from llmops_cli.entry import store as store_entry
-from llmops_cli.errors import UsageError
 from llmops_cli.wiring import Workspace
-
-collections_app = typer.Typer(help="Collections in the vector store.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.command("query", help="Search a collection: ranked chunks with score, source and heading (no LLM).")(query)
     app.command("ask", help="Answer a question from a collection with the LLM, citing sources.")(ask)
-    app.add_typer(collections_app, name="collections")
 
 
 def _snippet(text: str, n: int = 160) -> str:
@@ -34,7 +28,11 @@ def _hits_table(out, hits, title: str) -> None:
     out.print(f"[bold]{escape(title)}[/bold]")
     for i, h in enumerate(hits, 1):
         where = escape(h.source) + (f" [dim]›[/dim] {escape(h.heading)}" if h.heading else "")
-        out.print(f"[bold]{i:>2}.[/bold] [cyan]{h.score:.4f}[/cyan]  {where}")
+        cid = getattr(h, "id", "")  # its start is enough for `llmops chunks get`
+        out.print(
+            f"[bold]{i:>2}.[/bold] [cyan]{h.score:.4f}[/cyan]  {where}"
+            + (f"  [dim]{escape(cid[:12])}[/dim]" if cid else "")
+        )
         out.print(f"    [dim]{escape(_snippet(h.text, 220))}[/dim]")
 
 
@@ -218,40 +216,3 @@ def _feedback_notes(out, res, json_out: bool) -> None:
             out.info(f"answer id: {res.answer_id}  (rate it: llmops feedback {res.answer_id} up|down)")
     elif res.record_error:
         out.warn(f"the answer was not recorded in the answer log: {res.record_error}")
-
-
-@collections_app.command("list", help="Collections with their chunk and source counts.")
-def collections_list(json_out: JsonOpt = False) -> None:
-    s = state().load().settings
-    with workspace(s) as ws:
-        rows = store_entry.collections(ws)
-    out = Output(json_out)
-    where = store_entry.store_location(s)
-    if json_out:
-        out.json({"store": where, "collections": rows})
-        return
-    out.table(
-        ["collection", "chunks", "sources", "embedder"],
-        [(r["name"], r["chunks"], r["sources"], r["embedder"]) for r in rows],
-        title=f"Collections in {where}",
-    )
-
-
-@collections_app.command("delete", help="Delete a collection, its source records and its lexical index.")
-def collections_delete(
-    name: Annotated[str, typer.Argument(help="Collection name.")],
-    yes: YesOpt = False,
-    json_out: JsonOpt = False,
-) -> None:
-    s = state().load().settings
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"deleting collection {name!r} needs confirmation", hint="pass --yes")
-        typer.confirm(f"Delete collection {name!r}?", abort=True)
-    with workspace(s) as ws:
-        store_entry.delete_collection(ws, name)
-    out = Output(json_out)
-    if json_out:
-        out.json({"deleted": name})
-    else:
-        out.info(f"deleted collection {name}")

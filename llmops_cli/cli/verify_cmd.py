@@ -1,7 +1,7 @@
 """`llmops collections verify NAME [PATH...] [--repair]`: is the collection whole (ledger, chunks, vector index,
 lexical index agree), and if not, what exactly is wrong. Exit 0 clean, 11 (DAMAGED) when inconsistent.
 
-Lives in the `collections` group defined in query_cmd.py (registered after it in app.COMMAND_MODULES)."""
+Lives in the `collections` group defined in collections_cmd.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from llmops_cli.cli.collections_cmd import collections_app
 from llmops_cli.cli.options import GlobOpt, JsonOpt
 from llmops_cli.cli.output import Output
-from llmops_cli.cli.query_cmd import collections_app
 from llmops_cli.cli.state import state, workspace
 from llmops_cli.entry.store import store_location
 from llmops_cli.entry.verify import verify_collection

@@ -20,6 +20,8 @@ EMBEDDER_KEY = "llmops_embedder"  # identity of the embedder that made the vecto
 EMBEDDER_CONFIG_KEY = "llmops_embedder_config"  # JSON {backend, model, precision}: how to build that embedder again
 DIMENSION_KEY = "llmops_dimension"
 GENERATION_KEY = "llmops_generation"  # bumped by every change; the lexical index rebuilds when it moves
+CHUNKING_KEY = "llmops_chunking"  # JSON {strategy, size, overlap} of the last ingest (ingest records it)
+INGESTED_AT_KEY = "llmops_ingested_at"  # ISO 8601 UTC time of the last ingest that changed the collection
 MANIFEST_SUFFIX = "__sources"  # each collection's source ledger lives in "<name>__sources"
 
 NAME_RULE = "3-512 characters of a-z A-Z 0-9 . _ -, starting and ending with a letter or digit, no '..'"
@@ -68,6 +70,36 @@ def check_collection_name(name: str, *, flag: str = "--collection") -> str:
 def embedder_config(es: EmbedderSettings) -> str:
     """What a collection records about its embedder so that searches build the same one (no endpoint, no key)."""
     return json.dumps({"backend": es.backend, "model": es.model, "precision": es.precision}, sort_keys=True)
+
+
+def chunking_record(strategy: str, size: int, overlap: int) -> str:
+    """What a collection records about how its chunks were cut (CHUNKING_KEY)."""
+    return json.dumps({"strategy": strategy, "size": size, "overlap": overlap}, sort_keys=True)
+
+
+def _json_record(raw: Any) -> dict[str, Any] | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def describe_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a collection's metadata says about it, for people (``collections show``): the embedder (identity and the
+    backend/model/precision to build it again), its dimension, the chunking and the time of the last ingest. A value
+    the collection does not record (one made by an older version) is None."""
+    dimension = meta.get(DIMENSION_KEY)
+    return {
+        "embedder": meta.get(EMBEDDER_KEY),
+        "embedder_config": _json_record(meta.get(EMBEDDER_CONFIG_KEY)),
+        "dimension": int(dimension) if isinstance(dimension, (int, float)) else None,
+        "chunking": _json_record(meta.get(CHUNKING_KEY)),
+        "last_ingest": meta.get(INGESTED_AT_KEY) if isinstance(meta.get(INGESTED_AT_KEY), str) else None,
+        "generation": meta.get(GENERATION_KEY),
+    }
 
 
 def embedder_settings_for(meta: dict[str, Any] | None, configured: EmbedderSettings) -> EmbedderSettings:
