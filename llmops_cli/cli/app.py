@@ -26,6 +26,7 @@ from llmops_cli.errors import ExitCode, LlmopsError
 COMMAND_MODULES = [
     "llmops_cli.cli.ingest_cmd",
     "llmops_cli.cli.query_cmd",
+    "llmops_cli.cli.collections_cmd",
     "llmops_cli.cli.verify_cmd",  # adds `verify` to query_cmd's collections group
     "llmops_cli.cli.config_cmd",
     "llmops_cli.cli.eval_cmd",
