@@ -53,6 +53,7 @@ EXECUTORS = ("local", "celery")
 STATE_FILE = "llmops-server.json"
 PACKAGE_DAGS = Path(__file__).resolve().parents[1] / "dags"  # package data: there in a wheel install too
 WORKER_ADDRESS_ENV = "LLMOPS_DEV_WORKER_ADDRESS"
+POOL_ENV = "LLMOPS_EMBEDDED_STORE_POOL"  # entry/dag_support.py reads it at DAG parse time (writer_task_args)
 AIRFLOW_DB = "airflow"
 
 Log = Callable[[str], None]
@@ -371,6 +372,11 @@ class LocalAirflow:
                     "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
                 }
             )
+        # the embedded store's writers run in the one-slot pool _start creates (dag_support.writer_task_args), so a
+        # writer waiting for another holds no worker slot; a task_env value (e.g. "") overrides it
+        from llmops_cli.adapters.airflow.ops import LLMOPS_POOL
+
+        env[POOL_ENV] = LLMOPS_POOL
         env.update(self.task_env)
         return env
 
@@ -587,13 +593,16 @@ def _start(af: LocalAirflow, airflow: Path, wait_s: float, log: Log) -> LocalAir
     r = subprocess.run([str(airflow), "db", "migrate"], env=env, cwd=home, capture_output=True, text=True)
     if r.returncode != 0:
         raise AirflowStartError(f"airflow db migrate failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    pool = _create_pool(af, airflow, env)  # alongside the components' start: the CLI takes seconds to import Airflow
     seen = {w.name: _log_size(process_log(af, w.name)) for w in af.workers}  # logs of earlier runs are appended to
     procs = {name: _start_process(af, name, cmd) for name, cmd in _commands(af).items()}
     deadline = time.monotonic() + wait_s
     pending_workers = {w.name for w in af.workers}
     while time.monotonic() < deadline:
         pending_workers = {n for n in pending_workers if not _worker_ready(af, n, since=seen[n])}
-        if not pending_workers and af.healthy():
+        if not pending_workers and pool.poll() is not None and af.healthy():
+            if pool.returncode != 0:
+                raise AirflowStartError(f"airflow pools set failed:\n{_tail(home / 'process-logs' / 'pools.log')}")
             log(f"Airflow {AIRFLOW_VERSION} healthy at {af.url}" + _workers_note(af))
             return af
         dead = [c for c, p in procs.items() if p.poll() is not None]
@@ -602,6 +611,24 @@ def _start(af: LocalAirflow, airflow: Path, wait_s: float, log: Log) -> LocalAir
             raise AirflowStartError(f"Airflow component(s) exited during start-up: {', '.join(dead)}\n{tails}")
         time.sleep(0.5)
     raise AirflowStartError(f"Airflow was not healthy after {wait_s:.0f} s (logs in {home / 'process-logs'})")
+
+
+def _create_pool(af: LocalAirflow, airflow: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Create (or keep) the one-slot pool of the embedded store's writers, as `llmops pools ensure-llmops` would over
+    the API: the tasks' environment names it, and Airflow never schedules a task whose pool does not exist."""
+    from llmops_cli.adapters.airflow.ops import LLMOPS_POOL, LLMOPS_POOL_DESCRIPTION
+
+    out = open(af.home / "process-logs" / "pools.log", "ab")  # the child keeps its own handle
+    try:
+        return subprocess.Popen(
+            [str(airflow), "pools", "set", LLMOPS_POOL, "1", LLMOPS_POOL_DESCRIPTION],
+            env=env,
+            cwd=af.home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    finally:
+        out.close()
 
 
 def _workers_note(af: LocalAirflow) -> str:

@@ -29,7 +29,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from llmops_cli.core.locations import (
     location_problem,
     staging_key,
 )
+from llmops_cli.entry.ingest import local_sources  # noqa: F401 - the ingest DAG's glue, re-exported
 from llmops_cli.settings import Settings, load_settings, project_root
 from llmops_cli.wiring import Workspace
 
@@ -145,19 +146,6 @@ def check_sources_exist(params: dict[str, Any]) -> None:
             f"source(s) not found on the worker: {', '.join(missing)} (pass absolute paths of a folder every worker "
             "can read, or URLs)"
         )
-
-
-def local_sources(sources: list[str], dest: Path, only: Collection[str] | None = None) -> list[str]:
-    """The sources as local paths this task can ingest: local ones as they are, a remote URL copied under ``dest``
-    (only the files whose source ids are in ``only``, when given); the copies' source ids are their URLs."""
-    if not any(is_remote(s) for s in sources):
-        return list(sources)
-    from llmops_cli.adapters.storage import fetch_tree
-
-    out = []
-    for i, source in enumerate(sources):
-        out.append(source if not is_remote(source) else str(fetch_tree(source, dest / str(i), only=only)))
-    return out
 
 
 def staging_output(output: str) -> str:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Collection, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core.collection_meta import embedder_config, embedder_settings_for
+from llmops_cli.core.locations import is_remote
 from llmops_cli.core.ports import INCOMPLETE
 from llmops_cli.entry.store import collection_name, source_root
 from llmops_cli.errors import NotFoundError
@@ -42,6 +45,16 @@ def ingest_options(settings: Settings, collection: str | None = None, **override
     return IngestOptions(**fields)
 
 
+def local_sources(sources: list[str], dest: Path, only: Collection[str] | None = None) -> list[str]:
+    """The sources as local paths ingest can read: local ones as they are, a URL copied under ``dest`` (only the files
+    whose source ids are in ``only``, when given); the copies' source ids are their URLs (adapters.storage)."""
+    if not any(is_remote(s) for s in sources):
+        return list(sources)
+    from llmops_cli.adapters.storage import fetch_tree
+
+    return [s if not is_remote(s) else str(fetch_tree(s, dest / str(i), only=only)) for i, s in enumerate(sources)]
+
+
 def ingest(
     ws: Workspace,
     paths: Sequence[str],
@@ -60,9 +73,27 @@ def ingest(
     """Ingest ``paths`` into the collection; updates the lexical index when the collection changed.
     ``explicit_embedder``: the embedder settings were asked for (flags), so an existing collection made with
     another embedder is an error rather than a reason to use that one. ``wait_lock``: seconds to wait for another
-    writer of the same store (None: store_lock.default_wait()); a dry run only reads and takes no lock."""
+    writer of the same store (None: store_lock.default_wait()); a dry run only reads and takes no lock. A source that
+    is a URL (s3://bucket/docs, gs://..., any fsspec protocol) is copied to a temporary folder first and its files
+    keep their URLs as source ids."""
     from llmops_cli.core import ingest as core
 
+    if any(is_remote(str(p)) for p in paths):
+        with tempfile.TemporaryDirectory(prefix="llmops-sources-") as tmp:
+            return ingest(
+                ws,
+                local_sources([str(p) for p in paths], Path(tmp), only=only),
+                collection=collection,
+                globs=globs,
+                cleanup=cleanup,
+                dry_run=dry_run,
+                strict=strict,
+                table=table,
+                only=only,
+                progress=progress,
+                explicit_embedder=explicit_embedder,
+                wait_lock=wait_lock,
+            )
     settings = ws.settings
     opts = ingest_options(
         settings,

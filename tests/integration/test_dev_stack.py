@@ -25,6 +25,7 @@ echo "TIMING up $SECONDS" >&2
 eval "$(llmops dev env)"
 llmops dev status
 llmops dags list > dags.out
+llmops pools list --json > pools.out
 llmops ingest docs --collection devstack
 llmops query "which port does the zebra protocol use" --collection devstack --json > shell-query.json
 echo "TIMING shell $SECONDS" >&2
@@ -96,6 +97,9 @@ def test_dev_up_env_down_as_a_user_runs_them(project):
     assert f'export LLMOPS_STATE_URL="postgresql://postgres:$(cat {root / "postgres.password"})@127.0.0.1:' in up
     assert "export LLMOPS_AIRFLOW_URL=http://127.0.0.1:" in up
     assert "llmops_ingest" in (project / "dags.out").read_text()
+    # `dev up` made the embedded-store writers' pool (one slot) that its tasks' environment names
+    pools = {p["name"]: p for p in json.loads((project / "pools.out").read_text())}
+    assert pools["llmops_embedded_store"]["slots"] == 1, pools
 
     # the shell's ingest and the DAG's both landed in the Chroma server the shell queries
     shell_hits = json.loads((project / "shell-query.json").read_text())["hits"]

@@ -159,3 +159,26 @@ def test_a_missing_s3_source_fails_naming_the_url(s3, tmp_path):
 
     with pytest.raises(InputError, match="s3://team/no-such-folder: no such file or folder"):
         local_sources(["s3://team/no-such-folder"], tmp_path)
+
+
+def test_llmops_ingest_reads_an_s3_folder_from_the_command_line(s3, tmp_path):
+    """`llmops ingest s3://bucket/prefix` as a user runs it: the files keep their URLs as source ids, `query` finds
+    them, a second run changes nothing, and a missing prefix is one line naming the URL (exit 5)."""
+    import json
+    import os
+
+    from tests.integration.conftest import llmops_env, run_llmops
+
+    env = llmops_env(tmp_path, **{k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")})
+    env.update({"AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "HF_HUB_OFFLINE": "1"})
+    first = run_llmops("ingest", "s3://team/docs", "--collection", "cli-s3", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["sources"]["new"] == len(DOCS)
+    hits = run_llmops("query", "how do mapped tasks expand", "--collection", "cli-s3", "--json", env=env)
+    assert hits.returncode == 0, hits.stderr
+    assert json.loads(hits.stdout)["hits"][0]["source"] == "s3://team/docs/guide/c.md"
+    again = run_llmops("ingest", "s3://team/docs", "--collection", "cli-s3", "--json", env=env)
+    assert again.returncode == 0 and json.loads(again.stdout)["sources"]["unchanged"] == len(DOCS), again.stdout
+    missing = run_llmops("ingest", "s3://team/nothing-here", "--collection", "cli-s3", env=env)
+    assert missing.returncode == 5 and "s3://team/nothing-here" in missing.stderr, missing.stderr
+    assert "Traceback" not in missing.stderr and "testing" not in missing.stderr

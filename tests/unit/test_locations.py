@@ -146,3 +146,15 @@ def test_the_pool_name_is_the_one_llmops_pools_creates():
     from llmops_cli.adapters.airflow.ops import LLMOPS_POOL
 
     assert EMBEDDED_STORE_POOL == LLMOPS_POOL
+
+
+def test_the_dev_airflow_names_that_pool_to_its_tasks(tmp_path):
+    """`llmops dev airflow up` creates the pool and names it in the tasks' environment, under the variable the DAG
+    files read at parse time."""
+    from llmops_cli.devstack import airflow as dev_airflow
+
+    assert dev_airflow.POOL_ENV == POOL_ENV
+    af = dev_airflow.LocalAirflow(home=tmp_path, venv=tmp_path / "venv", port=8080, log_server_port=8793)
+    assert af.airflow_env()[POOL_ENV] == EMBEDDED_STORE_POOL
+    af.task_env = {POOL_ENV: ""}  # a deployment that opts out
+    assert af.airflow_env()[POOL_ENV] == ""
