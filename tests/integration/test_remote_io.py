@@ -163,7 +163,7 @@ def test_a_missing_s3_source_fails_naming_the_url(s3, tmp_path):
 
 def test_llmops_ingest_reads_an_s3_folder_from_the_command_line(s3, tmp_path):
     """`llmops ingest s3://bucket/prefix` as a user runs it: the files keep their URLs as source ids, `query` finds
-    them, a second run changes nothing, and a missing prefix is one line naming the URL (exit 5)."""
+    them, a second run changes nothing, and a missing prefix is one line naming the URL (exit 2, as a missing local path)."""
     import json
     import os
 
@@ -180,5 +180,5 @@ def test_llmops_ingest_reads_an_s3_folder_from_the_command_line(s3, tmp_path):
     again = run_llmops("ingest", "s3://team/docs", "--collection", "cli-s3", "--json", env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["sources"]["unchanged"] == len(DOCS), again.stdout
     missing = run_llmops("ingest", "s3://team/nothing-here", "--collection", "cli-s3", env=env)
-    assert missing.returncode == 5 and "s3://team/nothing-here" in missing.stderr, missing.stderr
+    assert missing.returncode == 2 and "s3://team/nothing-here" in missing.stderr, missing.stderr
     assert "Traceback" not in missing.stderr and "testing" not in missing.stderr
