@@ -63,7 +63,12 @@ def batch(
     shard: tuple[int, int] | None = None,
     **options: Any,
 ) -> BatchReport:
-    """Run a batch (or one shard of it) to the end; the report's exit_code is 3 when rows ended as errors."""
+    """Run a batch (or one shard of it) to the end; the report's exit_code is 3 when rows ended as errors.
+    ``via="provider"``: through the provider's Batch API instead (``batch_provider``)."""
+    if options.get("via") == "provider":
+        if shard is not None:
+            raise UsageError("--via provider runs the whole input as provider jobs: it takes no shard")
+        return batch_provider(ws, input_path, progress=progress, **options)
     plan, client = _plan(ws, input_path, options)
     cache = ws.llm_cache() if plan.options.use_cache else None
     return execute(
@@ -105,3 +110,187 @@ def batch_merge_shards(ws: Workspace, input_path: str | Path, **options: Any) ->
     plan, client = _plan(ws, input_path, options)
     llms = BatchLLMs(ws, client, plan.options.concurrency)
     return execute(plan, llms, call=False, checkpoints=ws.checkpoints(plan.run_dir)).to_dict()
+
+
+# --- through the provider's Batch API (``--via provider``) ------------------------------------------------------
+#
+# The DAG's three tasks call, with the same options (they define the run, as for shards):
+#   1. ``batch_provider_submit``: submit-or-find; a retried task finds the recorded jobs and creates none again;
+#   2. ``batch_provider_poll`` in a sensor (``mode="reschedule"``, or a deferrable trigger calling it): one status
+#      query per job, finished jobs read back into the checkpoints; ``done`` ends the wait;
+#   3. ``batch_provider_collect``: reads back what is left and writes the output (the report, as ``batch``'s).
+
+
+def batch_jobs_store(ws: Workspace) -> Any:
+    """The record of provider jobs (``core.batch.jobs``): the shared state database, or ``<data_dir>/batch/
+    jobs.sqlite``. Close it (or use ``with``)."""
+    from llmops_cli.core.batch.jobs import JOBS_FILE, ProviderJobs
+
+    state = ws.state()
+    return ProviderJobs(state.db() if state.shared else ws.settings.data_path / JOBS_FILE)
+
+
+class _ProviderSession:
+    """A ProviderRun with what it opened (the jobs record, the API client), closed together."""
+
+    def __init__(self, ws: Workspace, input_path: str | Path, options: dict[str, Any]):
+        from llmops_cli.adapters.llm.batch_api import open_batch_api
+        from llmops_cli.core.batch.provider import Limits, ProviderRun
+
+        options = {**options, "via": "provider"}
+        self.plan, client = _plan(ws, input_path, options)
+        opts = self.plan.options
+        models = sorted({r.model for r in self.plan.requests}) or [opts.model or ""]
+        providers = {m.split("/", 1)[0] if "/" in m else "openai" for m in models}
+        if len(providers) > 1:
+            raise UsageError(
+                f"--via provider: the requests name models of several providers ({', '.join(models)})",
+                hint="run one provider's rows at a time",
+            )
+        ls = ws.settings.llm
+        self.api = open_batch_api(
+            models[0],
+            api_base=ls.api_base,
+            api_key=ls.api_key.get_secret_value() if ls.api_key else None,
+            timeout=ls.timeout,
+            max_retries=ls.max_retries,
+            client=client,
+        )
+        self.jobs = batch_jobs_store(ws)
+        self.run = ProviderRun(
+            self.plan,
+            self.api,
+            self.jobs,
+            ws.checkpoints(self.plan.run_dir),
+            limits=Limits(opts.job_max_requests, opts.job_max_bytes),
+            prices=_prices(ws, models[0]),
+            price_factor=opts.price_factor,
+        )
+
+    def close(self) -> None:
+        self.api.close()
+        self.jobs.close()
+
+    def __enter__(self) -> Any:
+        return self.run
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _prices(ws: Workspace, model: str) -> tuple[float | None, float | None]:
+    from llmops_cli.adapters.llm.litellm_llm import token_prices
+
+    llm = ws.settings.llm
+    prices = (llm.input_cost_per_token, llm.output_cost_per_token)
+    return prices if prices != (None, None) else token_prices(model)
+
+
+def _provider_report(ws: Workspace, run: Any, t0: float) -> BatchReport:
+    """The output written from the checkpoints (as an online run writes it) and the report of this process."""
+    import time
+
+    from llmops_cli.core.batch.provider import summarise
+
+    def no_calls(model: str) -> LLM:
+        raise AssertionError("a provider run makes no online call")
+
+    report = execute(run.plan, no_calls, call=False, checkpoints=run.checkpoints)
+    u = run.usage_now
+    jobs = run.run_jobs()
+    report.via = "provider"
+    report.jobs = [j.to_dict() for j in jobs]
+    report.calls = run.collected_now
+    report.from_checkpoint = max(0, report.from_checkpoint - run.collected_now)
+    report.input_tokens, report.output_tokens = u["input_tokens"], u["output_tokens"]
+    report.cost_usd = round(u["cost"], 8) if (u["cost"] or not u["cost_unknown"]) else None
+    report.cost_unknown = u["cost_unknown"]
+    report.elapsed_s = round(time.perf_counter() - t0, 3)
+    report.requests_per_s = round(run.collected_now / report.elapsed_s, 2) if report.elapsed_s > 0 else 0.0
+    if report.pending:
+        s = summarise(jobs)
+        report.error_samples = report.error_samples or [
+            {"id": None, "error": f"{s['jobs'] - s['finished_jobs']} provider jobs still running", "status": None}
+        ]
+    return report
+
+
+def batch_provider(
+    ws: Workspace, input_path: str | Path, *, progress: Any = None, wait: bool = True, **options: Any
+) -> BatchReport:
+    """Submit (or find the recorded jobs), wait for the provider with a growing interval (``wait=False``: one poll),
+    read the answers back and write the output. Killed at any point, the same call continues the same jobs."""
+    import time
+
+    t0 = time.perf_counter()
+    with _ProviderSession(ws, input_path, options) as run:
+        run.submit()
+
+        def on_poll(jobs: list[Any]) -> None:
+            if progress is not None:
+                from llmops_cli.core.batch.provider import summarise
+
+                s = summarise(jobs)
+                progress(s["completed"] + s["failed"], s["requests"], run.usage_now["cost"])
+
+        if wait:
+            run.wait(poll_interval=run.plan.options.poll_interval, on_poll=on_poll)
+        else:
+            on_poll(run.poll())
+            run.collect()
+        return _provider_report(ws, run, t0)
+
+
+def batch_provider_submit(ws: Workspace, input_path: str | Path, **options: Any) -> dict[str, Any]:
+    """DAG task 1: create the jobs no recorded job holds (none on a retry); returns the run's jobs (for XCom)."""
+    from llmops_cli.core.batch.provider import summarise
+
+    with _ProviderSession(ws, input_path, options) as run:
+        jobs = run.submit()
+        return {"run": run.run_key, "created": run.created_now, **summarise(jobs), "jobs": [j.to_dict() for j in jobs]}
+
+
+def batch_provider_poll(ws: Workspace, input_path: str | Path, **options: Any) -> dict[str, Any]:
+    """DAG task 2 (a sensor's poke): one status query per unfinished job, finished jobs read back; never waits.
+    ``done`` is True once every job has finished."""
+    from llmops_cli.core.batch.provider import summarise
+
+    with _ProviderSession(ws, input_path, options) as run:
+        jobs = run.poll()
+        run.collect()
+        return {"run": run.run_key, **summarise(jobs)}
+
+
+def batch_provider_collect(ws: Workspace, input_path: str | Path, **options: Any) -> dict[str, Any]:
+    """DAG task 3: read back what is left, write the output and the errors file; the report (``batch``'s)."""
+    import time
+
+    t0 = time.perf_counter()
+    with _ProviderSession(ws, input_path, options) as run:
+        run.poll()
+        run.collect()
+        return _provider_report(ws, run, t0).to_dict()
+
+
+def batch_provider_cancel(ws: Workspace, input_path: str | Path, **options: Any) -> dict[str, Any]:
+    """Cancel the run's unfinished provider jobs; a later run collects what they answered."""
+    from llmops_cli.core.batch.provider import summarise
+
+    with _ProviderSession(ws, input_path, options) as run:
+        jobs = run.cancel()
+        return {"run": run.run_key, **summarise(jobs), "jobs": [j.to_dict() for j in jobs]}
+
+
+def batch_provider_status(ws: Workspace, input_path: str | Path, **options: Any) -> dict[str, Any]:
+    """The run's jobs, refreshed from the provider (nothing read back, nothing written)."""
+    from llmops_cli.core.batch.provider import summarise
+
+    with _ProviderSession(ws, input_path, options) as run:
+        jobs = run.poll()
+        return {"run": run.run_key, **summarise(jobs), "jobs": [j.to_dict() for j in jobs]}
+
+
+def batch_jobs_list(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
+    """Every recorded provider job, newest first (no provider call)."""
+    with batch_jobs_store(ws) as jobs:
+        return [j.to_dict() for j in jobs.all(limit)]

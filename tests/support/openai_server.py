@@ -4,6 +4,14 @@ Endpoints: ``POST /v1/chat/completions`` (plain JSON, or SSE with ``stream: true
 when ``stream_options.include_usage``), ``POST /v1/embeddings`` (deterministic unit vectors from a hash of
 the text), ``GET /v1/models``; plus ``GET /_stats`` (counters, for a server in another process).
 
+The Batch API too: ``POST /v1/files`` (multipart upload), ``GET /v1/files/{id}`` and ``/content``,
+``POST /v1/batches``, ``GET /v1/batches`` (listing, newest first), ``GET /v1/batches/{id}``,
+``POST /v1/batches/{id}/cancel``. A job stays ``in_progress`` for ``batch_seconds`` after its creation, then its
+lines are answered by the same responder and rules as the chat route (a faulted line lands in the error file
+with its status), except that lines past ``batch_expire_after`` expire (``batch_expired``, the job ends
+``expired``). ``counters["batches_created"]`` counts jobs; ``fail_next_batch_api(kind)`` faults the next
+files/batches request (e.g. a 500 for a client's retry).
+
 Scripting, per test::
 
     with OpenAIServer(latency=0.05) as srv:               # or the ``openai_server`` pytest fixture
@@ -157,6 +165,12 @@ class OpenAIServer:
         self._thread: threading.Thread | None = None
         self._closing: asyncio.Event | None = None
         self._runner = None
+        # the Batch API's state: files by id (bytes), jobs by id (the batch object plus its request lines)
+        self.batch_seconds = 0.2
+        self.batch_expire_after: int | None = None
+        self.files: dict[str, dict[str, Any]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self._batch_api_faults: list[Fault] = []
 
     # --- addresses ---
     @property
@@ -182,9 +196,18 @@ class OpenAIServer:
         with self._lock:
             self._rules.append(_Rule(predicate, fault, times))
 
+    def fail_next_batch_api(self, kind: str, n: int = 1, **kw: Any) -> None:
+        """Queue ``n`` faults for the next files/batches requests (in arrival order)."""
+        with self._lock:
+            self._batch_api_faults.extend(Fault(kind, **kw) for _ in range(n))
+
     def reset(self) -> None:
         """Forget faults, rules, log and counters; restore the default responder and no latency."""
         with self._lock:
+            self._batch_api_faults.clear()
+            self.files.clear()
+            self.batches.clear()
+            self.batch_seconds, self.batch_expire_after = 0.2, None
             self._faults.clear()
             self._rules.clear()
             self.log.clear()
@@ -272,6 +295,13 @@ class OpenAIServer:
         app.router.add_post("/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/_stats", self._stats)
+        app.router.add_post("/v1/files", self._file_upload)
+        app.router.add_get("/v1/files/{file_id}", self._file_get)
+        app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._batch_create)
+        app.router.add_get("/v1/batches", self._batch_list)
+        app.router.add_get("/v1/batches/{batch_id}", self._batch_get)
+        app.router.add_post("/v1/batches/{batch_id}/cancel", self._batch_cancel)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True
         )
@@ -544,10 +574,246 @@ class OpenAIServer:
             }
         )
 
+    # --- the Batch API ---
+    def _batch_api_fault(self) -> Fault | None:
+        with self._lock:
+            return self._batch_api_faults.pop(0) if self._batch_api_faults else None
+
+    def _api_error(self, rec: RequestRecord, status: int, message: str) -> Any:
+        from aiohttp import web
+
+        self._finish(rec, status)
+        return web.json_response({"error": {"message": message, "type": "invalid_request_error"}}, status=status)
+
+    def _add_file(self, data: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        fid = f"file-{uuid.uuid4().hex[:24]}"
+        meta = {
+            "id": fid,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+        }
+        with self._lock:
+            self.files[fid] = {"meta": meta, "data": data}
+        return meta
+
+    async def _file_upload(self, request: Any) -> Any:
+        from aiohttp import web
+
+        rec = self._record(request, None)
+        fault = self._batch_api_fault()
+        if fault is not None:
+            return await self._fault_response(fault, rec)
+        form = await request.post()
+        upload, purpose = form.get("file"), form.get("purpose")
+        if upload is None or not hasattr(upload, "file") or purpose != "batch":
+            return self._api_error(rec, 400, "multipart form with file and purpose=batch expected")
+        meta = self._add_file(upload.file.read(), upload.filename or "input.jsonl", "batch")
+        self._finish(rec, 200)
+        return web.json_response(meta)
+
+    async def _file_get(self, request: Any) -> Any:
+        from aiohttp import web
+
+        rec = self._record(request, None)
+        f = self.files.get(request.match_info["file_id"])
+        if f is None:
+            return self._api_error(rec, 404, "no such file")
+        self._finish(rec, 200)
+        return web.json_response(f["meta"])
+
+    async def _file_content(self, request: Any) -> Any:
+        from aiohttp import web
+
+        rec = self._record(request, None)
+        fault = self._batch_api_fault()
+        if fault is not None:
+            return await self._fault_response(fault, rec)
+        f = self.files.get(request.match_info["file_id"])
+        if f is None:
+            return self._api_error(rec, 404, "no such file")
+        self._finish(rec, 200)
+        return web.Response(body=f["data"], content_type="application/octet-stream")
+
+    async def _batch_create(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await self._read_body(request)
+        rec = self._record(request, body)
+        fault = self._batch_api_fault()
+        if fault is not None:
+            return await self._fault_response(fault, rec)
+        f = self.files.get((body or {}).get("input_file_id") or "")
+        if body is None or f is None:
+            return self._api_error(rec, 400, "input_file_id names no uploaded file")
+        if body.get("endpoint") != "/v1/chat/completions":
+            return self._api_error(rec, 400, "endpoint must be /v1/chat/completions")
+        lines = [json.loads(x) for x in f["data"].decode("utf-8").splitlines() if x.strip()]
+        now = int(time.time())
+        bid = f"batch_{uuid.uuid4().hex[:24]}"
+        job = {
+            "id": bid,
+            "object": "batch",
+            "endpoint": body["endpoint"],
+            "errors": None,
+            "input_file_id": body["input_file_id"],
+            "completion_window": body.get("completion_window") or "24h",
+            "status": "in_progress",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": now,
+            "completed_at": None,
+            "cancelled_at": None,
+            "expired_at": None,
+            "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+            "metadata": body.get("metadata") or None,
+        }
+        with self._lock:
+            self.batches[bid] = {"job": job, "lines": lines, "created": time.monotonic()}
+            self.counters["batches_created"] += 1
+        self._finish(rec, 200)
+        return web.json_response(job)
+
+    def _settle(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A job whose time has come: answer its lines (once) and publish the output and error files."""
+        job = entry["job"]
+        if job["status"] != "in_progress" or time.monotonic() - entry["created"] < self.batch_seconds:
+            return job
+        out, err = [], []
+        expired = False
+        for i, line in enumerate(entry["lines"]):
+            cid, body = line.get("custom_id"), line.get("body") or {}
+            rid = f"batch_req_{uuid.uuid4().hex[:24]}"
+            if self.batch_expire_after is not None and i >= self.batch_expire_after:
+                expired = True
+                err.append(
+                    {
+                        "id": rid,
+                        "custom_id": cid,
+                        "response": None,
+                        "error": {
+                            "code": "batch_expired",
+                            "message": "This request could not be executed before the completion window expired.",
+                        },
+                    }
+                )
+                continue
+            reply = self._batch_reply(body)
+            if reply["status_code"] == 200:
+                out.append({"id": rid, "custom_id": cid, "response": {**reply, "request_id": rid}, "error": None})
+            else:
+                err.append({"id": rid, "custom_id": cid, "response": {**reply, "request_id": rid}, "error": None})
+        now = int(time.time())
+        if out:
+            job["output_file_id"] = self._add_file(_jsonl(out), "batch_output.jsonl", "batch_output")["id"]
+        if err:
+            job["error_file_id"] = self._add_file(_jsonl(err), "batch_errors.jsonl", "batch_output")["id"]
+        job["request_counts"] = {"total": len(entry["lines"]), "completed": len(out), "failed": len(err)}
+        job["status"] = "expired" if expired else "completed"
+        job["expired_at" if expired else "completed_at"] = now
+        return job
+
+    def _batch_reply(self, body: Body) -> dict[str, Any]:
+        """One line of a job: the chat route's answer (responder, rules, faults) as a status and a body."""
+        fault = self._take_fault(body) if isinstance(body.get("messages"), list) else Fault("400")
+        reply: Any = ""
+        if fault is None:
+            try:
+                reply = self.responder(body)
+            except Exception as e:  # noqa: BLE001 - a broken responder is a 500 line
+                fault = Fault("500", message=f"responder raised {type(e).__name__}: {e}")
+            if isinstance(reply, Fault):
+                fault = reply
+        if fault is not None:
+            status = {"429": 429, "500": 500, "503": 503, "400": 400, "401": 401}.get(fault.kind, 500)
+            with self._lock:
+                self.counters[f"batch_line_{status}"] += 1
+            return {"status_code": status, "body": {"error": {"message": fault.message or f"{status} (test server)"}}}
+        prompt_tokens = sum(approx_tokens(message_text(m.get("content"))) for m in body["messages"])
+        text = str(reply)
+        ct = approx_tokens(text)
+        with self._lock:
+            self.counters["batch_lines_ok"] += 1
+        return {
+            "status_code": 200,
+            "body": {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model") or "test-model",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": ct, "total_tokens": prompt_tokens + ct},
+            },
+        }
+
+    async def _batch_get(self, request: Any) -> Any:
+        from aiohttp import web
+
+        rec = self._record(request, None)
+        fault = self._batch_api_fault()
+        if fault is not None:
+            return await self._fault_response(fault, rec)
+        entry = self.batches.get(request.match_info["batch_id"])
+        if entry is None:
+            return self._api_error(rec, 404, "no such batch")
+        job = self._settle(entry)
+        self._finish(rec, 200)
+        return web.json_response(job)
+
+    async def _batch_list(self, request: Any) -> Any:
+        from aiohttp import web
+
+        rec = self._record(request, None)
+        fault = self._batch_api_fault()
+        if fault is not None:
+            return await self._fault_response(fault, rec)
+        jobs = [self._settle(e) for e in self.batches.values()]
+        jobs.sort(key=lambda j: j["created_at"], reverse=True)
+        after = request.query.get("after")
+        if after:
+            ids = [j["id"] for j in jobs]
+            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
+        limit = int(request.query.get("limit") or 20)
+        page = jobs[:limit]
+        self._finish(rec, 200)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(jobs) > limit,
+            }
+        )
+
+    async def _batch_cancel(self, request: Any) -> Any:
+        from aiohttp import web
+
+        rec = self._record(request, None)
+        entry = self.batches.get(request.match_info["batch_id"])
+        if entry is None:
+            return self._api_error(rec, 404, "no such batch")
+        job = self._settle(entry)
+        if job["status"] in ("validating", "in_progress"):
+            job["status"] = "cancelled"
+            job["cancelled_at"] = int(time.time())
+            with self._lock:
+                self.counters["batches_cancelled"] += 1
+        self._finish(rec, 200)
+        return web.json_response(job)
+
     async def _stats(self, request: Any) -> Any:
         from aiohttp import web
 
         return web.json_response(self.stats())
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
 
 
 # --- helpers pointing clients at a server ---

@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 def all_migrations() -> list[Any]:
     """Every store's migrations, in the order a new database gets them."""
     from llmops_cli.core import llm_cache
-    from llmops_cli.core.batch import checkpoint
+    from llmops_cli.core.batch import checkpoint, jobs
     from llmops_cli.core.eval import history
     from llmops_cli.core.feedback import log
 
-    return [log.migrations, history.migrations, llm_cache.migrations, checkpoint.migrations]
+    return [log.migrations, history.migrations, llm_cache.migrations, checkpoint.migrations, jobs.migrations]
 
 
 class State:

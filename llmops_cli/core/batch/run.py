@@ -56,8 +56,18 @@ class BatchOptions:
     max_tokens: int | None = None
     limit: int | None = None
     run_dir: str | None = None
+    # --via provider: the provider's Batch API instead of online calls
+    via: str = "online"
+    poll_interval: float = 30.0  # seconds before the first status query of a wait; grows up to 10x
+    job_max_requests: int = 50_000  # per provider job (OpenAI's limit)
+    job_max_bytes: int = 190 * 1024 * 1024  # per provider job input file (OpenAI's limit is 200 MB)
+    price_factor: float = 0.5  # the batch price: this share of the online price per token
 
     def __post_init__(self) -> None:
+        if self.via not in ("online", "provider"):
+            raise UsageError(f"--via {self.via!r} is not one of online, provider")
+        if self.poll_interval <= 0 or self.job_max_requests < 1 or self.job_max_bytes < 1:
+            raise UsageError("--poll-interval and the per-job limits must be positive")
         if self.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
         for name in ("rpm", "tpm"):
@@ -111,6 +121,8 @@ class BatchReport:
     error_samples: list[dict[str, Any]] = field(default_factory=list)
     shard: str | None = None
     output_kept: str | None = None  # an earlier results file left as it was: this run answered no row
+    via: str = "online"
+    jobs: list[dict[str, Any]] = field(default_factory=list)  # --via provider: the run's provider jobs
 
     @property
     def exit_code(self) -> ExitCode:
