@@ -4,11 +4,15 @@ Exit codes: 0 every row answered; 3 (PARTIAL) some rows ended as errors (listed 
 ended as an error (an earlier results file with answers is kept, not overwritten); 2 bad input or flags;
 7 the LLM endpoint cannot be reached; 8 credentials rejected; 9 model not found (7, 8, 9 stop the run: re-run the
 same command to continue); 130 interrupted (re-run the same command to resume).
+
+``--via provider`` sends the same requests through the provider's Batch API; ``llmops batch status|cancel INPUT
+[the run's options]`` and ``llmops batch list`` show and steer the recorded provider jobs.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,15 +21,24 @@ from rich.markup import escape
 from llmops_cli.cli.options import ConcurrencyOpt, DryRunOpt, JsonOpt, ModelOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state, workspace
+from llmops_cli.core.locations import is_url, local_path
 from llmops_cli.errors import UsageError
 
 InputArg = Annotated[
-    str, typer.Argument(help="Input table: .jsonl, .csv or .parquet (plain rows, or OpenAI Batch API request rows).")
+    str,
+    typer.Argument(
+        help="Input table: .jsonl, .csv or .parquet (plain rows, or OpenAI Batch API request rows), a path or a URL "
+        "(file://, s3://...). Or status / cancel (then INPUT follows) / list: the recorded provider jobs."
+    ),
 ]
+JOB_VERBS = ("status", "cancel", "list")
 
 
 def batch(
     input_path: InputArg,
+    run_input: Annotated[
+        str | None, typer.Argument(help="With status or cancel: the run's input (and its options, as when run).")
+    ] = None,
     model: ModelOpt = None,
     template: Annotated[
         str | None,
@@ -92,6 +105,21 @@ def batch(
     run_dir: Annotated[
         str | None, typer.Option("--run-dir", help="Checkpoint folder (default: <data_dir>/batch/<input>-<key>).")
     ] = None,
+    via: Annotated[
+        str,
+        typer.Option(
+            "--via",
+            help="online (calls, as they come) or provider (the provider's Batch API: half price, finished within "
+            "24 h; killed and run again, it continues the same jobs).",
+        ),
+    ] = "online",
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", help="--via provider: seconds between status queries (grows).", min=0.01)
+    ] = 30.0,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="--via provider: submit (or check) and return; run again to collect (exit 3)."),
+    ] = False,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -101,8 +129,23 @@ def batch(
 
     if client not in ("auto", "litellm", "http"):
         raise UsageError(f"--client {client!r} is not one of auto, litellm, http")
+    if via not in ("online", "provider"):
+        raise UsageError(f"--via {via!r} is not one of online, provider")
+    verb = input_path if input_path in JOB_VERBS and not Path(input_path).exists() else None
+    if verb is None and run_input is not None:
+        raise UsageError(f"unexpected argument {run_input!r}", hint="llmops batch INPUT [options]")
+    if verb in ("status", "cancel") and run_input is None:
+        raise UsageError(f"llmops batch {verb} needs the run's INPUT", hint=f"llmops batch {verb} INPUT [options]")
     out = Output(json_out)
     settings = state().load(flags={"llm.model": model}).settings
+    if verb == "list":
+        with workspace(settings) as ws:
+            _print_jobs(out, {"jobs": batch_entry.batch_jobs_list(ws)})
+        return
+    remote_output = output if output and is_url(output) and local_path(output) is None else None
+    if output and is_url(output) and local_path(output) is not None:
+        output = local_path(output)
+    source = run_input if verb else input_path
     options: dict[str, Any] = dict(
         model=model,
         template=template,
@@ -122,10 +165,21 @@ def batch(
         limit=limit,
         run_dir=run_dir,
         client=client,
+        via=via,
+        poll_interval=poll_interval,
     )
+    assert source is not None
+    source = batch_entry.local_input(source)
+    if verb is not None:
+        with workspace(settings) as ws:
+            fn = batch_entry.batch_provider_status if verb == "status" else batch_entry.batch_provider_cancel
+            _print_jobs(out, fn(ws, source, **{**options, "output": batch_entry.staged_output(output) or output}))
+        return
+    if remote_output:
+        options["output"] = batch_entry.staged_output(remote_output)
     if dry_run:
         with workspace(settings) as ws:
-            est = batch_entry.batch_dry_run(ws, input_path, **options)
+            est = batch_entry.batch_dry_run(ws, source, **options)
         if out.json_mode:
             out.json(est)
         else:
@@ -139,13 +193,38 @@ def batch(
             rate = done / max(1e-9, time.monotonic() - t0)
             bar.update(completed=done, total=total, description=f"batch · {rate:.1f} rows/s · ${cost:.4f}")
 
-        report = batch_entry.batch(ws, input_path, progress=progress, **options)
+        if via == "provider":
+            report = batch_entry.batch_provider(ws, source, progress=progress, wait=not no_wait, **options)
+        else:
+            report = batch_entry.batch(ws, source, progress=progress, **options)
+        if remote_output:
+            report = batch_entry.publish_outputs(report, remote_output)
 
     if out.json_mode:
         out.json(report.to_dict())
     else:
         _print_report(out, report)
     out.finish(report)
+
+
+def _print_jobs(out: Any, doc: dict[str, Any]) -> None:
+    if out.json_mode:
+        out.json(doc)
+        return
+    rows = [
+        (
+            j["batch_id"] or "(not created)",
+            j["status"],
+            j["requests"],
+            f"{(j.get('counts') or {}).get('completed', 0)} / {(j.get('counts') or {}).get('failed', 0)}",
+            "yes" if j["collected"] else "no",
+            j["run"],
+        )
+        for j in doc["jobs"]
+    ]
+    out.table(["job", "status", "requests", "completed / failed", "collected", "run"], rows, title="provider jobs")
+    if not rows:
+        out.info("no provider job is recorded (llmops batch INPUT --via provider submits some)")
 
 
 def _money(v: float | None) -> str:
@@ -205,12 +284,19 @@ def _print_report(out: Any, r: Any) -> None:
         out.info(f"wrote {r.output}")
     if r.output_kept:
         out.warn(f"no row was answered: kept the earlier results in {r.output_kept} (not overwritten)")
+    if r.via == "provider" and r.jobs:
+        states = ", ".join(f"{j['batch_id'] or '(not created)'} {j['status']}" for j in r.jobs[-5:])
+        out.info(f"provider jobs ({len(r.jobs)}): {states}; cost at the batch price")
+    if r.pending and r.via == "provider":
+        out.warn(f"{r.pending} requests are still with the provider: run the same command again to collect them")
     if r.errors:
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(r.errors_by_kind.items()))
         out.warn(
             f"{r.errors} rows ended as errors ({kinds}); see {r.errors_file}; re-run with --retry-failed to try "
             "them again"
         )
+        for e in r.error_samples:
+            out.info(f"  {e['id']}: {e['error']}")
     out.info(f"checkpoint: {r.run_dir}")
 
 

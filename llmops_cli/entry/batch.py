@@ -294,3 +294,62 @@ def batch_jobs_list(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
     """Every recorded provider job, newest first (no provider call)."""
     with batch_jobs_store(ws) as jobs:
         return [j.to_dict() for j in jobs.all(limit)]
+
+
+# --- locations: an input URL, a results location that is never overwritten ---------------------------------------
+
+
+def local_input(input_path: str) -> str:
+    """A readable local path for ``input_path``: itself, a ``file://`` URL's path, or a remote URL's copy (at a
+    path named after the URL, so the same command finds the same run)."""
+    import tempfile
+
+    from llmops_cli.core.locations import base_name, is_url, local_path, staging_key
+
+    if not is_url(input_path):
+        return input_path
+    local = local_path(input_path)
+    if local is not None:
+        return local
+    from llmops_cli.adapters.storage import fetch_file
+
+    base = Path(tempfile.gettempdir()) / "llmops-inputs"
+    return str(fetch_file(input_path, base / staging_key(input_path) / base_name(input_path)))
+
+
+def staged_output(output: str | None) -> str | None:
+    """For a remote results location (``s3://...``): the local file the run writes before ``publish_outputs``;
+    None for a local path. A location that exists already is refused before any call (results are never replaced)."""
+    from llmops_cli.core.locations import is_url, local_path
+
+    if output is None or not is_url(output):
+        return None
+    if local_path(output) is not None:
+        return None
+    from llmops_cli.adapters.storage import exists
+    from llmops_cli.entry.dag_support import sibling, staging_output
+
+    errors = sibling(output, Path(staging_output(output)).stem + ".errors.jsonl")
+    for where in (output, errors):
+        if exists(where):
+            from llmops_cli.errors import ConflictError
+
+            raise ConflictError(
+                f"{where} exists already: llmops never replaces an earlier result",
+                hint="pass another --output (the answers stay in the run's checkpoint: nothing is asked again)",
+            )
+    return staging_output(output)
+
+
+def publish_outputs(report: BatchReport, output: str) -> BatchReport:
+    """Put the report's files at the remote ``output`` (the errors file first: the results' presence says the run
+    published), with the DAGs' no-clobber rule; the report then names the locations."""
+    from llmops_cli.entry.dag_support import publish_result, sibling
+
+    if report.output is None or report.errors_file is None:
+        return report
+    errors = sibling(output, Path(report.errors_file).name)
+    publish_result(report.errors_file, errors)
+    publish_result(report.output, output)
+    report.output, report.errors_file = output, errors
+    return report
