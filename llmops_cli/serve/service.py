@@ -1,0 +1,164 @@
+"""One workspace per serve process, shared by concurrent requests.
+
+What is safe to share and what is not (checked in the code each part comes from):
+
+- the answer log, LLM cache and the shared state database: one connection behind a lock (``LockedConnection``), and
+  SQLite/PostgreSQL transactions across processes: safe from any thread;
+- the embedder (onnxruntime sessions run concurrently), the read-only store (Chroma's Rust reader, pgvector's pool,
+  a Chroma server's HTTP client) and the LLM client (litellm's blocking calls): safe to call from several threads;
+- the BM25 index of a collection: read from its files on each search, brought up to date under a file lock
+  (``fcntl.flock`` on its own open file, which also orders threads of one process);
+- ``Workspace`` itself builds each part on first use with unguarded check-then-set: two first requests at once could
+  build a part twice. So the first use of a collection (store, embedder, BM25 index, LLM stack) runs under
+  ``_first_use``, and afterwards requests only read what was built;
+- ratings reconcile promotions, which may write the store (under the store's own write lock): one at a time per
+  process (``_rating``), as the CLI does one per invocation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from llmops_cli.entry.store import collection_name
+from llmops_cli.errors import LlmopsError, UsageError
+
+if TYPE_CHECKING:
+    from llmops_cli.settings import Settings
+    from llmops_cli.wiring import Workspace
+
+RECENT_SCAN = 500  # how many of the latest answers the homepage looks through for promoted ones
+
+
+class Service:
+    """The API's operations over one workspace; every method is blocking (the app runs them in worker threads)."""
+
+    def __init__(self, settings: Settings, workspace_factory: Callable[[Settings], Workspace]):
+        self.settings = settings
+        self.ws = workspace_factory(settings)
+        self.collection = collection_name(settings, None)
+        self._first_use = threading.Lock()
+        self._rating = threading.Lock()
+        self._warm: set[tuple[str, bool]] = set()
+        self.ready_error: LlmopsError | None = None
+
+    def close(self) -> None:
+        self.ws.close()
+
+    # --- readiness ---
+    def warm_up(self) -> None:
+        """Open what the default collection needs (store, embedder, BM25 index, LLM stack, answer log), so the first
+        request is not the slow one; what fails is kept as the readiness error (``/readyz`` answers 503 with it)."""
+        try:
+            with self._first_use:
+                self.ws.answer_log()  # every ask records in it: opened once, before requests race to open it
+            self._warmed(self.collection, with_llm=bool(self.settings.llm.model))
+            self.ready_error = None
+        except LlmopsError as e:
+            self.ready_error = e
+
+    def _warmed(self, collection: str, *, with_llm: bool) -> None:
+        from llmops_cli.entry import ask as ask_entry
+
+        key = (collection, with_llm)
+        if key in self._warm:
+            return
+        with self._first_use:
+            if key in self._warm:
+                return
+            ask_entry.retriever(self.ws, collection)
+            if with_llm:
+                ask_entry.answer_llm(self.ws)
+            self._warm.add(key)
+            if with_llm:
+                self._warm.add((collection, False))
+
+    def _collection(self, collection: str | None) -> str:
+        return collection_name(self.settings, collection)
+
+    # --- the operations (the CLI's entry points) ---
+    def query(self, text: str, *, collection: str | None, k: int | None, mode: str | None, where: dict | None):
+        from llmops_cli.entry import ask as ask_entry
+
+        name = self._collection(collection)
+        self._check_search(text, where)
+        self._warmed(name, with_llm=False)
+        return name, ask_entry.query(self.ws, text, collection=name, k=k, mode=mode, where=where)
+
+    def ask(
+        self,
+        question: str,
+        *,
+        collection: str | None,
+        k: int | None,
+        mode: str | None,
+        where: dict | None,
+        use_cache: bool,
+        on_token: Callable[[str], None] | None = None,
+    ):
+        from llmops_cli.entry import ask as ask_entry
+
+        name = self._collection(collection)
+        self._check_search(question, where)
+        self._warmed(name, with_llm=True)
+        res = ask_entry.ask(
+            self.ws, question, collection=name, k=k, mode=mode, where=where, use_cache=use_cache, on_token=on_token
+        )
+        return name, res
+
+    def _check_search(self, text: str, where: dict | None) -> None:
+        from llmops_cli.entry import ask as ask_entry
+
+        ask_entry.check_search(text, where)  # before the first-use lock: an empty question costs nothing
+
+    def rate(self, answer_id: str, rating: str, comment: str | None, rater: str | None) -> dict[str, Any]:
+        from llmops_cli.entry import feedback as feedback_entry
+
+        if rating not in ("up", "down"):
+            raise UsageError(f"rating must be up or down, not {rating!r}")
+        with self._rating:
+            return feedback_entry.rate(self.ws, answer_id, rating, comment, rater=rater)
+
+    def answer(self, answer_id: str) -> dict[str, Any]:
+        log = self.ws.answer_log(read_only=True)
+        a = log.get(answer_id)
+        d = a.to_dict()
+        d.update(log.summary_flags([a.id])[a.id])
+        return d
+
+    def recent_good(self, *, limit: int, collection: str | None) -> list[dict[str, Any]]:
+        """The latest answers with an active promotion (reviewed good and promoted by the feedback loop), newest
+        first: what the homepage shows."""
+        log = self.ws.answer_log(read_only=True)
+        recent = [a for a in log.recent(limit=RECENT_SCAN, kind="ask", collection=collection) if not a.cached_from]
+        flags = log.summary_flags([a.id for a in recent])
+        out = []
+        for a in recent:
+            f = flags[a.id]
+            if not f["promoted"]:
+                continue
+            sources = []
+            for c in a.chunks:
+                if c.get("source") and c["source"] not in sources:
+                    sources.append(c["source"])
+            out.append(
+                {
+                    "id": a.id,
+                    "question": a.question,
+                    "answer": a.answer,
+                    "collection": a.collection,
+                    "created_at": a.to_dict()["created_at"],
+                    "sources": sources,
+                    "votes": f["votes"],
+                }
+            )
+            if len(out) >= limit:
+                break
+        return out
+
+    def collections(self) -> list[dict[str, Any]]:
+        from llmops_cli.entry import store as store_entry
+
+        with self._first_use:  # may open the store for the first time
+            return store_entry.collections(self.ws)

@@ -1,0 +1,295 @@
+"""The serve API in-process (Starlette's test client) on a workspace of fakes: every endpoint's document, errors as JSON
+with the CLI's exit codes and matching HTTP statuses, API keys, limits, the answer log shared with the CLI's entry
+points (feedback review and promotion run on answers that came in through the API), Slack's signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+import pytest
+
+from llmops_cli.core.feedback.log import AnswerLog
+from llmops_cli.core.ports import LLM, Completion
+from llmops_cli.entry import feedback as feedback_entry
+from llmops_cli.entry.ingest import ingest
+from llmops_cli.errors import LLMError, UsageError
+from llmops_cli.serve.options import ServeOptions, hash_key
+from llmops_cli.serve.slack import slack_signature
+from llmops_cli.settings import load_settings
+from tests.support.fakes import FakeEmbedder, FakeWorkspace, MemoryStore
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+
+SECRET_KEY = "sk-live-4f9a8b7c6d5e4f3a2b1c0d9e"
+VERDICT = {
+    "helpfulness": {"score": 5, "reason": "r"},
+    "relevance": {"score": 5, "reason": "r"},
+    "publicness": {"public": True, "reason": "r"},
+}
+
+
+class RoutingLLM(LLM):
+    model = "fake/llm"
+
+    def __init__(self):
+        self.fail: Exception | None = None
+
+    def complete(self, messages, **params) -> Completion:
+        if self.fail is not None:
+            raise self.fail
+        system = messages[0]["content"]
+        if system.startswith("You review"):
+            text = json.dumps(VERDICT)
+        elif system.startswith("You rewrite"):
+            text = "rotate secrets frobnicator"
+        else:
+            text = "Run `frob rotate --all` [1]."
+        return Completion(text=text, model=self.model, input_tokens=7, output_tokens=3, cost=0.0)
+
+
+@pytest.fixture
+def parts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("LLMOPS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("LLMOPS_LLM_MODEL", "fake/llm")
+    monkeypatch.setenv("LLMOPS_LLM_API_KEY", SECRET_KEY)
+    monkeypatch.setenv("LLMOPS_LLM_REWORDINGS", "1")
+    store, emb, llm = MemoryStore(), FakeEmbedder(), RoutingLLM()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "frob.md").write_text("# Frobnicator\n\n## Credentials\n\nRotate them with frob rotate --all.\n")
+    (docs / "widgets.md").write_text("# Widgets\n\nWidgets are configured in widgets.toml.\n")
+    settings = load_settings(None).settings
+    with FakeWorkspace(settings, store=store, embedder=emb, llm=llm) as ws:
+        ingest(ws, [str(docs)])
+    return settings, store, emb, llm
+
+
+def client_for(parts, options: ServeOptions | None = None, sent: list | None = None) -> TestClient:
+    from llmops_cli.serve.app import create_app
+
+    settings, store, emb, llm = parts
+
+    def slack_post(url, payload, headers):
+        if sent is not None:
+            sent.append((url, payload, headers))
+        return {"ok": True, "ts": "1700000000.000100"}
+
+    app = create_app(
+        settings,
+        options or ServeOptions(),
+        lambda s: FakeWorkspace(s, store=store, embedder=emb, llm=llm),
+        slack_post=slack_post,
+    )
+    return TestClient(app, raise_server_exceptions=False)  # a 500 is a response to check, as a client sees it
+
+
+def err(r, status: int, code: str, exit_code: int) -> dict:
+    assert r.status_code == status, r.text
+    e = r.json()["error"]
+    assert e["code"] == code and e["exit_code"] == exit_code and e["message"], e
+    return e
+
+
+def sse_events(text: str) -> list[tuple[str, dict]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def test_ask_feedback_review_promotion_and_homepage_through_the_api(parts):
+    settings = parts[0]
+    with client_for(parts) as c:
+        assert c.get("/healthz").json()["status"] == "ok"
+        assert c.get("/readyz").json() == {"status": "ready", "collection": "docs"}
+        spec = c.get("/openapi.json").json()
+        assert {"/v1/ask", "/v1/query", "/v1/answers/{answer_id}/feedback", "/v1/answers/recent-good"} <= set(
+            spec["paths"]
+        )
+        assert "<form" in c.get("/").text
+
+        hits = c.post("/v1/query", json={"text": "rotate credentials", "k": 2}).json()
+        assert hits["collection"] == "docs" and hits["hits"][0]["source"].endswith("frob.md")
+        assert c.get("/v1/collections").json()["collections"][0]["name"] == "docs"
+
+        doc = c.post("/v1/ask", json={"question": "How do I rotate credentials?"}).json()
+        aid = doc["answer_id"]
+        assert doc["answer"] == "Run `frob rotate --all` [1]." and doc["cited"] == [1]
+        assert doc["sources"][0]["source"].endswith("frob.md") and doc["hits"][0]["text"]
+        assert doc["rewordings"] == ["rotate secrets frobnicator"] and doc["collection"] == "docs"
+
+        # streamed: tokens, then the whole document (with the id); the same answer log
+        r = c.post("/v1/ask", json={"question": "Where are widgets configured?", "stream": True, "use_cache": False})
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(r.text)
+        assert events[0][0] == "token" and events[-1][0] == "answer"
+        assert "".join(d["text"] for k, d in events if k == "token") == events[-1][1]["answer"]
+        wid = events[-1][1]["answer_id"]
+        assert wid and wid != aid
+
+        got = c.get(f"/v1/answers/{aid}").json()
+        assert got["question"] == "How do I rotate credentials?" and got["votes"] == {"up": 0, "down": 0}
+        rated = c.post(f"/v1/answers/{aid}/feedback", json={"rating": "up", "comment": "right", "rater": "b1"}).json()
+        assert rated["rater"] == "anonymous:b1"
+        assert c.get(f"/v1/answers/{aid}").json()["votes"] == {"up": 1, "down": 0}
+        assert c.get("/v1/answers/recent-good").json() == {"answers": []}  # rated, not yet reviewed
+
+        # the feedback loop (CLI / DAG entry points) reviews and promotes answers that came in through the API
+        with FakeWorkspace(settings, store=parts[1], embedder=parts[2], llm=parts[3]) as ws:
+            out = feedback_entry.review(ws, limit=10)
+        assert aid in out["promotion"]["promoted"]
+        good = c.get("/v1/answers/recent-good").json()["answers"]
+        assert [g["id"] for g in good] == [wid, aid] and good[1]["sources"][0].endswith("frob.md")
+
+        # a down vote from the same rater replaces theirs and removes the promotion at once
+        down = c.post(f"/v1/answers/{aid}/feedback", json={"rating": "down", "rater": "b1"}).json()
+        assert down["promotion"]["removed"]
+        assert [g["id"] for g in c.get("/v1/answers/recent-good").json()["answers"]] == [wid]
+    with AnswerLog.for_data_dir(settings.data_path) as log:
+        assert log.summary_flags([aid])[aid]["votes"] == {"up": 0, "down": 1}
+
+
+def test_errors_are_json_with_the_cli_exit_codes(parts):
+    opts = ServeOptions(max_question_chars=50, max_body_bytes=1000)
+    with client_for(parts, opts) as c:
+        e = err(c.post("/v1/ask", json={"question": "x", "collection": "nope"}), 404, "NOT_FOUND", 9)
+        assert "docs" in e["message"] and e["hint"]
+        err(c.post("/v1/ask", json={"question": "  "}), 400, "USAGE", 2)
+        err(c.post("/v1/ask", json={"question": "q", "where": {"$or": "x"}}), 400, "USAGE", 2)
+        err(c.post("/v1/ask", json={}), 400, "USAGE", 2)
+        err(c.post("/v1/ask", json={"question": "q", "bogus": 1}), 400, "USAGE", 2)
+        err(c.post("/v1/query", json={"text": "q", "mode": "fuzzy"}), 400, "USAGE", 2)
+        err(c.post("/v1/ask", json={"question": "a" * 51}), 400, "USAGE", 2)
+        err(c.post("/v1/ask", content=b'{"question": "' + b"a" * 2000 + b'"}'), 413, "PAYLOAD_TOO_LARGE", 2)
+        err(c.get("/v1/answers/0123456789abcdef"), 404, "NOT_FOUND", 9)
+        err(c.get("/v1/answers/not-an-id"), 404, "NOT_FOUND", 9)
+        err(c.post("/v1/answers/abcd1234/feedback", json={"rating": "sideways"}), 400, "USAGE", 2)
+        err(c.get("/no/such/page"), 404, "NOT_FOUND", 9)
+        # the LLM endpoint down: 502 and the CLI's code 7; a secret in a message never leaves the server
+        parts[3].fail = LLMError(f"cannot reach the LLM with key {SECRET_KEY}", exit_code=7)
+        e = err(c.post("/v1/ask", json={"question": "rotate?", "use_cache": False}), 502, "UNREACHABLE", 7)
+        assert SECRET_KEY not in json.dumps(e)
+        r = c.post("/v1/ask", json={"question": "rotate?", "stream": True, "use_cache": False})
+        assert r.status_code == 200 and sse_events(r.text)[-1][0] == "error"
+        assert SECRET_KEY not in r.text and sse_events(r.text)[-1][1]["error"]["exit_code"] == 7
+        parts[3].fail = RuntimeError(f"boom {SECRET_KEY}")
+        e = err(c.post("/v1/ask", json={"question": "rotate?", "use_cache": False}), 500, "FAILURE", 1)
+        assert SECRET_KEY not in json.dumps(e) and "RuntimeError" in e["message"]
+
+
+def test_api_keys_hashed_and_rate_limited(parts):
+    key = "team-key-123"
+    opts = ServeOptions(host="0.0.0.0", api_key_hashes=[hash_key(key)], rate_limit_per_minute=3)
+    assert hash_key(key) == "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    with client_for(parts, opts) as c:
+        assert c.get("/healthz").status_code == 200  # probes need no key
+        r = c.post("/v1/query", json={"text": "widgets"})
+        err(r, 401, "UNAUTHORIZED", 8)
+        assert r.headers["www-authenticate"] == "Bearer"
+        err(
+            c.post("/v1/query", json={"text": "widgets"}, headers={"Authorization": "Bearer wrong"}),
+            401,
+            "UNAUTHORIZED",
+            8,
+        )
+        # the stored hash is not a key
+        err(c.post("/v1/query", json={"text": "w"}, headers={"X-API-Key": hash_key(key)}), 401, "UNAUTHORIZED", 8)
+        ok = {"Authorization": f"Bearer {key}"}
+        assert c.post("/v1/query", json={"text": "widgets"}, headers=ok).status_code == 200
+        assert c.post("/v1/query", json={"text": "widgets"}, headers={"X-API-Key": key}).status_code == 200
+        aid = c.post("/v1/ask", json={"question": "widgets?"}, headers=ok).json()["answer_id"]
+        r = c.get(f"/v1/answers/{aid}", headers=ok)
+        err(r, 429, "RATE_LIMITED", 1)
+        assert int(r.headers["retry-after"]) >= 1
+    with pytest.raises(UsageError, match="needs API keys"):
+        client_for(parts, ServeOptions(host="0.0.0.0"))
+
+
+def test_cors_allow_list(parts):
+    with client_for(parts, ServeOptions(cors_origins=["https://docs.example"])) as c:
+        pre = {"Origin": "https://docs.example", "Access-Control-Request-Method": "POST"}
+        assert c.options("/v1/ask", headers=pre).headers["access-control-allow-origin"] == "https://docs.example"
+        other = c.get("/healthz", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def signed(secret: str, body: bytes, ts: int | None = None) -> dict[str, str]:
+    ts = int(time.time()) if ts is None else ts
+    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": slack_signature(secret, str(ts), body)}
+
+
+def test_slack_signatures_mentions_reactions_and_slash_commands(parts):
+    secret = "slack-signing-secret"
+    sent: list = []
+    opts = ServeOptions(
+        slack_signing_secret=secret, slack_bot_token="xoxb-bot-token", slack_api_base="http://slack.test/api"
+    )
+    with client_for(parts, opts, sent) as c:
+        body = json.dumps({"type": "url_verification", "challenge": "c-123"}).encode()
+        assert c.post("/slack/events", content=body, headers=signed(secret, body)).json() == {"challenge": "c-123"}
+        err(c.post("/slack/events", content=body, headers=signed("wrong", body)), 401, "UNAUTHORIZED", 8)
+        err(
+            c.post("/slack/events", content=body, headers=signed(secret, body, int(time.time()) - 600)),
+            401,
+            "UNAUTHORIZED",
+            8,
+        )
+        replay = signed(secret, body, int(time.time()) - 1)
+        assert c.post("/slack/events", content=body, headers=replay).status_code == 200
+        e = err(c.post("/slack/events", content=body, headers=replay), 401, "UNAUTHORIZED", 8)
+        assert "replay" in e["message"]
+        err(c.post("/slack/events", content=body), 401, "UNAUTHORIZED", 8)
+
+        mention = {
+            "type": "event_callback",
+            "event_id": "Ev1",
+            "event": {
+                "type": "app_mention",
+                "text": "<@U0BOT> how do I rotate credentials?",
+                "channel": "C1",
+                "ts": "1.5",
+            },
+        }
+        body = json.dumps(mention).encode()
+        assert c.post("/slack/events", content=body, headers=signed(secret, body)).json() == {"ok": True}
+        deadline = time.time() + 10
+        while not sent and time.time() < deadline:
+            time.sleep(0.02)
+        url, payload, headers = sent[0]
+        assert url == "http://slack.test/api/chat.postMessage" and headers == {"Authorization": "Bearer xoxb-bot-token"}
+        assert payload["thread_ts"] == "1.5" and "frob rotate --all" in payload["text"] and "frob.md" in payload["text"]
+        aid = payload["text"].rsplit("_answer ", 1)[1].split(":")[0]
+
+        reaction = {
+            "type": "event_callback",
+            "event_id": "Ev2",
+            "event": {
+                "type": "reaction_added",
+                "reaction": "+1",
+                "user": "U42",
+                "item": {"channel": "C1", "ts": "1700000000.000100"},
+            },
+        }
+        body = json.dumps(reaction).encode()
+        assert c.post("/slack/events", content=body, headers=signed(secret, body)).status_code == 200
+        deadline = time.time() + 10
+        while c.get(f"/v1/answers/{aid}").json()["votes"]["up"] != 1 and time.time() < deadline:
+            time.sleep(0.02)
+        assert c.get(f"/v1/answers/{aid}").json()["votes"] == {"up": 1, "down": 0}
+
+        form = b"text=where+are+widgets+configured&response_url=http%3A%2F%2Fslack.test%2Fapi%2Fhook%2F1&user_id=U42"
+        ack = c.post("/slack/commands", content=form, headers=signed(secret, form)).json()
+        assert ack["response_type"] == "ephemeral"
+        deadline = time.time() + 10
+        while len(sent) < 2 and time.time() < deadline:
+            time.sleep(0.02)
+        assert sent[1][0] == "http://slack.test/api/hook/1" and "widgets" in sent[1][1]["text"] and sent[1][2] == {}
+        evil = b"text=q&response_url=https%3A%2F%2Fevil.example%2Fx"
+        err(c.post("/slack/commands", content=evil, headers=signed(secret, evil)), 400, "USAGE", 2)
