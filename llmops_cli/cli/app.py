@@ -44,6 +44,7 @@ COMMAND_MODULES = [
     "llmops_cli.cli.auth_cmd",
     "llmops_cli.cli.batch_cmd",
     "llmops_cli.cli.dev_cmd",
+    "llmops_cli.cli.serve_cmd",
 ]
 
 app = typer.Typer(
