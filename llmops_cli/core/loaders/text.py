@@ -86,14 +86,52 @@ def rst_title(text: str) -> str | None:
     return None
 
 
+# A leading comment that is a licence header ("Licensed to the Apache Software Foundation ...", a copyright line):
+# boilerplate repeated on every page of a project's docs. Indexed, it is a near-identical chunk per page that
+# matches every licence question and that `eval generate` writes questions from; so it is dropped at load time.
+_LICENCE_WORDS = re.compile(r"licen[cs]e|copyright|spdx-license-identifier", re.IGNORECASE)
+_RST_EXPLICIT = re.compile(r"^\.\.(?:\s|$)")
+_RST_NOT_COMMENT = re.compile(r"^\.\.\s+(?:_[^:]*:|\[[^\]]*\]|\|[^|]*\||[\w:+-]+::)")
+_HTML_COMMENT = re.compile(r"\A\s*<!--(.*?)-->[ \t]*\n?", re.DOTALL)
+
+
+def strip_rst_licence_header(text: str) -> str:
+    """``text`` without its leading reST comment blocks when one of them is a licence header."""
+    lines = text.split("\n")
+    i, end, licence = 0, 0, False
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+            continue
+        if not _RST_EXPLICIT.match(line.lstrip()) or _RST_NOT_COMMENT.match(line.lstrip()):
+            break
+        # a comment: its first line and every following line indented more than its marker (or blank)
+        indent = len(line) - len(line.lstrip())
+        block = [line]
+        i += 1
+        while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > indent):
+            block.append(lines[i])
+            i += 1
+        licence = licence or bool(_LICENCE_WORDS.search("\n".join(block)))
+        end = i
+    return "\n".join(lines[end:]) if licence else text
+
+
+def strip_html_licence_comment(text: str) -> str:
+    """``text`` without a leading HTML comment (Markdown's) that is a licence header."""
+    m = _HTML_COMMENT.match(text)
+    return text[m.end() :] if m and _LICENCE_WORDS.search(m.group(1)) else text
+
+
 def load_markdown(sf: SourceFile, _options: TableOptions) -> list[Document]:
     front_title, text = split_front_matter(read_text(sf))
-    text = text.strip("\n")
+    text = strip_html_licence_comment(text.lstrip("\n")).strip("\n")
     return [make_document(sf, text, "markdown", title=front_title or markdown_title(text))]
 
 
 def load_rst(sf: SourceFile, _options: TableOptions) -> list[Document]:
-    text = read_text(sf).strip("\n")
+    text = strip_rst_licence_header(read_text(sf).strip("\n")).strip("\n")
     return [make_document(sf, text, "rst", title=rst_title(text))]
 
 
