@@ -182,6 +182,11 @@ class IngestSettings(_Section):
         description="source ids are file paths relative to this folder (absolute outside "
         "it); default: the project folder (see docs/ingest.md)",
     )
+    privacy: Literal["off", "redact", "skip"] = Field(
+        "off",
+        description="secrets and personal data in sources: off (stored as they are), redact (replaced by "
+        "[REDACTED_<KIND>] before anything is embedded or stored) or skip (the source is left out); see docs/ingest.md",
+    )
 
 
 class AirflowConnection(_Section):
