@@ -11,14 +11,16 @@ import logging
 import os
 import sys
 import traceback
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer._click import exceptions as click_errors  # Typer vendors click: its errors are not click's
 
 from llmops_cli import __version__
-from llmops_cli.cli.state import AppState, set_state
+from llmops_cli.cli.output import OutputFormat, document_printed, render
+from llmops_cli.cli.state import AppState, set_state, state
 from llmops_cli.core.redaction import redact_secrets
 from llmops_cli.errors import ExitCode, LlmopsError
 
@@ -27,6 +29,7 @@ COMMAND_MODULES = [
     "llmops_cli.cli.ingest_cmd",
     "llmops_cli.cli.query_cmd",
     "llmops_cli.cli.collections_cmd",
+    "llmops_cli.cli.chat_cmd",
     "llmops_cli.cli.verify_cmd",  # adds `verify` to query_cmd's collections group
     "llmops_cli.cli.config_cmd",
     "llmops_cli.cli.eval_cmd",
@@ -51,7 +54,7 @@ app = typer.Typer(
     name="llmops",
     help="LLMOps toolkit: local RAG loop (ingest, query, ask, eval, batch) and the Airflow 3 control plane.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; completers import lazily (cli/completion.py)
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -64,8 +67,14 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(
+    epilog="Examples:\n\n"
+    "  llmops init                        # a starter llmops.yaml here\n\n"
+    "  llmops doctor                      # what works, what does not, and the fix\n\n"
+    "  llmops --format yaml config show   # any command's document as YAML (json, jsonl too)"
+)
 def _root(
+    ctx: typer.Context,
     config: Annotated[
         str | None,
         typer.Option(
@@ -75,11 +84,36 @@ def _root(
     profile: Annotated[
         str | None, typer.Option("--profile", help="Airflow connection profile from the config file.")
     ] = None,
+    fmt: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--format",
+            envvar="LLMOPS_FORMAT",
+            case_sensitive=False,
+            help="Output of every command: table (for people), or one json / yaml document, or jsonl (one JSON "
+            "object per row of row-stream commands). A command's --json means json.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    set_state(AppState(config=config, profile=profile))
+    set_state(AppState(config=config, profile=profile, format=fmt.value if fmt else None))
+    if fmt and fmt != OutputFormat.table:
+        # every command that can print a document prints one, as if its --json had been given
+        ctx.default_map = {**(ctx.default_map or {}), **_json_defaults(ctx.command)}
+
+
+def _json_defaults(group: typer.core.TyperGroup) -> dict:
+    """A click default_map that turns on --json in every command below ``group`` that has it."""
+    out: dict = {}
+    for name, cmd in (getattr(group, "commands", None) or {}).items():
+        d = {p.name: True for p in cmd.params if "--json" in getattr(p, "opts", ())}
+        d.update(_json_defaults(cmd))
+        if d:
+            out[name] = d
+    return out
 
 
 for _name in COMMAND_MODULES:
@@ -93,31 +127,67 @@ def main() -> None:
     debug = os.environ.get("LLMOPS_DEBUG", "") not in ("", "0", "false")
     _log_to_stderr(debug)
     try:
-        app(prog_name="llmops")
+        # not standalone: usage errors come here to be one line and a hint like every other error
+        rv = app(prog_name="llmops", standalone_mode=False)
     except LlmopsError as e:
         # LLMOPS_DEBUG adds the traceback and changes nothing else: same message, hint and exit code
         if debug:
             _traceback()
-        _report(e.message, e.hint)
-        sys.exit(int(e.exit_code))
+        _fail(e.message, e.hint, e.exit_code)
+    except click_errors.NoArgsIsHelpError as e:  # `llmops eval`: the group's help was printed
+        sys.exit(e.exit_code)
+    except click_errors.UsageError as e:
+        _fail(*_usage_line(e), ExitCode.USAGE)
+    except typer.Abort:  # a prompt answered with end of input
+        _fail("aborted", None, ExitCode.FAILURE)
+    except click_errors.ClickException as e:  # e.g. a file click could not open
+        _fail(e.format_message().splitlines()[0], None, e.exit_code)
     except KeyboardInterrupt:  # before or after Typer's own handling
-        _report(INTERRUPTED, None)
-        sys.exit(int(ExitCode.INTERRUPTED))
-    except SystemExit as e:
-        # Typer turns Ctrl-C inside a command into a silent exit 130
-        if e.code == int(ExitCode.INTERRUPTED):
-            _report(INTERRUPTED, None)
-        raise
+        _fail(INTERRUPTED, None, ExitCode.INTERRUPTED)
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into one line
         if debug:
             _traceback()
-        _report(
+        _fail(
             f"internal error: {type(e).__name__}: {e}".splitlines()[0][:500],
             "report it with the traceback above"
             if debug
             else "rerun with LLMOPS_DEBUG=1 for the traceback, and report it",
+            ExitCode.FAILURE,
         )
-        sys.exit(int(ExitCode.FAILURE))
+    # a command returns None, or typer.Exit's code comes back as an int
+    code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+    if code == int(ExitCode.INTERRUPTED):  # Typer turns Ctrl-C inside a command into a silent exit 130
+        _report(INTERRUPTED, None)
+    sys.exit(code)
+
+
+def _usage_line(e: click_errors.UsageError) -> tuple[str, str]:
+    """Click's usage error as one line (its message, which names the option and any did-you-mean) and a hint."""
+    message = " ".join(e.format_message().split())
+    command = e.ctx.command_path if e.ctx is not None else "llmops"
+    return message, f"see {command} --help"
+
+
+def _fail(message: str, hint: str | None, code: int) -> NoReturn:
+    """The one error line (and hint) on stderr; under --json or --format, also the error document on stdout
+    (docs/json.md), unless the command already printed its document. Then the exit."""
+    fmt = _document_format()
+    if fmt and not document_printed():
+        doc = {"error": redact_secrets(message), "hint": redact_secrets(hint) if hint else None, "exit_code": int(code)}
+        sys.stdout.write(render(doc, fmt))
+        sys.stdout.flush()
+    _report(message, hint)
+    sys.exit(int(code))
+
+
+def _document_format() -> str | None:
+    """The format of the document this invocation prints (json, yaml, jsonl), or None for people's output."""
+    fmt = state().format or os.environ.get("LLMOPS_FORMAT", "").lower()  # env: a usage error before the callback
+    argv = sys.argv[1:]
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    if "--json" in argv:
+        return "json"
+    return fmt if fmt in ("json", "yaml", "jsonl") else None
 
 
 def _traceback() -> None:

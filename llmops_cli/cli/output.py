@@ -1,5 +1,11 @@
-"""One output object: data to stdout (rich tables, or exactly one JSON document with --json), diagnostics
-to stderr, progress bars only on a terminal. NO_COLOR and non-TTY are respected (rich does both)."""
+"""One output object: data to stdout (rich tables, or exactly one document with --json / --format), diagnostics
+to stderr, progress bars only on a terminal. NO_COLOR and non-TTY are respected (rich does both).
+
+The document's format is decided here, for every command at once: a command asks for a document (``--json``, or the
+root ``--format json|yaml|jsonl`` / ``LLMOPS_FORMAT``, which the root callback turns into ``--json`` for every
+command that has one) and calls ``Output.json(doc)``; this module renders it as JSON, YAML or JSON lines. docs/json.md
+is the contract.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,99 @@ def to_json(data: Any) -> str:
     return json.dumps(data, default=_default, ensure_ascii=False, indent=2)
 
 
+# The version of the documents in docs/json.md: raised when a key is renamed or removed or changes meaning (adding a
+# key is not a change). Every JSON object a command prints carries it; a document that is a list (a few list
+# commands) stays a list.
+SCHEMA_VERSION = 1
+
+FORMATS = ("table", "json", "yaml", "jsonl")
+
+
+class OutputFormat(StrEnum):
+    """The root --format's choices (FORMATS)."""
+
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+    jsonl = "jsonl"
+
+
+# Row-stream commands: the key of their document that holds the rows, one JSON line each under --format jsonl. A
+# document that is a list is its own rows; any other document is one line.
+ROW_KEYS = {
+    "query": "hits",
+    "history": "answers",
+    "eval runs": "runs",
+    "collections list": "collections",
+    "collections sources": "sources",
+}
+
+# Set once a document reached stdout: cli/app.py:main() prints an error document only when none did, so stdout
+# holds exactly one document whatever happens.
+_printed_document = False
+
+
+def document_printed() -> bool:
+    return _printed_document
+
+
+def versioned(data: Any) -> Any:
+    """``data`` with ``schema_version`` first when it is a JSON object (a list stays as it is)."""
+    if isinstance(data, dict) and "schema_version" not in data:
+        return {"schema_version": SCHEMA_VERSION, **data}
+    return data
+
+
+def render(data: Any, fmt: str, command: str | None = None) -> str:
+    """The document ``data`` as ``fmt`` text (json, yaml or jsonl), ending with a newline. ``command`` (e.g.
+    "eval runs") picks the rows of a row-stream document for jsonl (ROW_KEYS)."""
+    if fmt == "jsonl":
+        rows = data
+        if isinstance(data, dict):
+            key = ROW_KEYS.get(command or "")
+            rows = data.get(key) if key and isinstance(data.get(key), list) else [versioned(data)]
+        if not isinstance(rows, list):
+            rows = [rows]
+        return "".join(json.dumps(r, default=_default, ensure_ascii=False) + "\n" for r in rows)
+    doc = versioned(data)
+    if fmt == "yaml":
+        import yaml  # PyYAML: light, and only when a YAML document is printed
+
+        plain = json.loads(json.dumps(doc, default=_default, ensure_ascii=False))
+        return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return to_json(doc) + "\n"
+
+
+def _command_path() -> str | None:
+    """The running command without the program name ("eval runs"), or None outside a click context."""
+    from typer._click.globals import get_current_context  # Typer vendors click: its contexts are not click's
+
+    ctx = get_current_context(silent=True)
+    return ctx.command_path.split(" ", 1)[1] if ctx and " " in ctx.command_path else None
+
+
+def _explicit_json_flag() -> bool:
+    """Whether the running command's --json was typed on its command line (it then means JSON, whatever --format
+    or LLMOPS_FORMAT say: a script that passes --json gets JSON)."""
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return False
+    for p in ctx.command.params:
+        if "--json" in getattr(p, "opts", ()):
+            return ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE
+    return False
+
+
+def chosen_format() -> str:
+    """The root --format / LLMOPS_FORMAT of this invocation ("table" when none)."""
+    from llmops_cli.cli.state import state
+
+    return state().format or "table"
+
+
 # Control characters in displayed text (documents, sources, answers) would reach the terminal raw: an ESC
 # sequence in a document could recolour, retitle or clear the user's terminal. Newlines and tabs stay; every other
 # C0/C1 control and the bidirectional overrides ("Trojan Source") are shown as visible escapes. Only the display is
@@ -57,6 +157,10 @@ class Output:
     def __init__(self, json_mode: bool = False):
         from rich.console import Console
 
+        # json_mode: the command prints a document (its --json, which --format sets too); the format is JSON for
+        # a typed --json, else the root --format's (json when that is table)
+        fmt = chosen_format()
+        self.format = "table" if not json_mode else ("json" if fmt == "table" or _explicit_json_flag() else fmt)
         self.json_mode = json_mode
         self.out = Console(soft_wrap=False, highlight=False)
         # diagnostics are lines of user text (paths, names, server messages): never wrapped at 80 columns off a
@@ -70,8 +174,11 @@ class Output:
 
     # --- data (stdout) ---
     def json(self, data: Any) -> None:
-        sys.stdout.write(to_json(data) + "\n")
+        """The command's one document on stdout, in the chosen format (docs/json.md)."""
+        global _printed_document
+        sys.stdout.write(render(data, "json" if self.format == "table" else self.format, _command_path()))
         sys.stdout.flush()
+        _printed_document = True
 
     def print(self, *objects: Any, **kw: Any) -> None:
         if not self.json_mode:

@@ -19,7 +19,9 @@ _STATE: AppState | None = None
 class AppState:
     config: str | None = None
     profile: str | None = None
+    format: str | None = None  # the root --format / LLMOPS_FORMAT (table, json, yaml, jsonl); None: table
     _cache: dict[Any, Any] = field(default_factory=dict)
+    _checked: bool = False
 
     def load(
         self, flags: dict[str, Any] | None = None, profile: str | None = None, flag_names: dict[str, str] | None = None
@@ -28,7 +30,27 @@ class AppState:
         settings.FLAG_NAMES (so an error names the flag the user typed)."""
         from llmops_cli.settings import load_settings  # pydantic: not at import, so that --help stays cheap
 
+        if not self._checked:
+            self._checked = True
+            self.warn_config_typos()
         return load_settings(self.config, flags=flags, profile=profile or self.profile, flag_names=flag_names)
+
+    def warn_config_typos(self) -> None:
+        """A warning line for each unknown LLMOPS_* variable and config key (did-you-mean), before the command's
+        first settings load and so before any work. Here rather than in the root callback: --help, completion and
+        commands that read no settings stay free of the settings import."""
+        from llmops_cli import config_check
+        from llmops_cli.cli.output import Output
+        from llmops_cli.errors import LlmopsError
+        from llmops_cli.settings import find_config_file
+
+        try:
+            path = find_config_file(self.config)
+        except LlmopsError:  # a missing --config file: loading reports it
+            path = None
+        out = Output()
+        for msg in config_check.problems(path):
+            out.warn(msg)
 
 
 # What commands build their workspace with. Tests install a factory of fake workspaces here
