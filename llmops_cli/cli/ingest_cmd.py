@@ -51,6 +51,14 @@ def ingest(
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first bad input instead of skipping it.")
     ] = False,
+    privacy: Annotated[
+        str | None,
+        typer.Option(
+            "--privacy",
+            help="Secrets and personal data in sources: off | redact (replace them before embedding) | skip (leave "
+            "the source out). Default: ingest.privacy (off).",
+        ),
+    ] = None,
     wait_lock: Annotated[
         float | None,
         typer.Option(
@@ -77,7 +85,9 @@ def ingest(
             "embedder.backend": embed_backend,
             "embedder.precision": embed_precision,
             "embedder.model": embed_model,
-        }
+            "ingest.privacy": privacy,
+        },
+        flag_names={"ingest.privacy": "--privacy"},
     )
     s = loaded.settings
     out = Output(json_out)
@@ -122,5 +132,15 @@ def _render(out, report, data) -> None:
         f"{report.chunks_total} in the collection\n"
         f"time: {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)"
     )
+    found = data["privacy"]["found"]
+    if found:
+        verb = "sources left out" if data["privacy"]["policy"] == "skip" else "redacted"
+        kinds = ", ".join(f"{n} {kind}" for kind, n in found.items())
+        out.print(f"private data: {kinds} in {data['privacy']['sources']} source(s), {verb} (values not shown)")
+    if data["privacy"]["prompt_injection"]:
+        out.print(
+            f"prompt injection: {data['privacy']['prompt_injection']} chunk(s) read like instructions to the model; "
+            "flagged (metadata prompt_injection) and quoted as data when retrieved"
+        )
     if report.skipped:
         out.table(["skipped source", "reason"], [(s["source"], s["reason"]) for s in report.skipped], title="Skipped")

@@ -16,9 +16,10 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -36,6 +37,7 @@ from llmops_cli.core.documents import Chunk, indexed_text
 from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source_hashed
 from llmops_cli.core.loaders.discovery import resolve_source_root
 from llmops_cli.core.ports import INCOMPLETE, Embedder, SourceRecord, VectorStore
+from llmops_cli.core.privacy import INJECTION_KEY, PrivacyTally, apply_policy, describe, injection_spans
 from llmops_cli.core.source_ids import SOURCE_IDS_KEY, SOURCE_IDS_RULE, migrate_source_ids
 from llmops_cli.errors import ExitCode, InputError
 
@@ -61,6 +63,7 @@ class IngestOptions:
     only: set[str] | None = None  # restrict to these source ids (Airflow shards)
     source_root: str | None = None  # source ids are paths relative to it (default: discovery.resolve_source_root())
     embedder_config: str | None = None  # recorded with a new collection (collection_meta.EMBEDDER_CONFIG_KEY)
+    privacy: str = "off"  # off | redact | skip: secrets and personal data before anything is stored (core.privacy)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class IngestReport:
     chunks_total: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
+    privacy: PrivacyTally = field(default_factory=PrivacyTally)
 
     @property
     def chunks_per_second(self) -> float:
@@ -108,6 +112,7 @@ class IngestReport:
         d["chunks_per_second"] = round(self.chunks_per_second, 2)
         d["seconds"] = round(self.seconds, 3)
         d["embed_seconds"] = round(self.embed_seconds, 3)
+        d["privacy"] = self.privacy.to_dict()
         return d
 
 
@@ -122,6 +127,8 @@ def signature(opts: IngestOptions, embedder: Embedder) -> str:
         "loader": LOADER_VERSION,
         "table": asdict(opts.table) if opts.table else None,
     }
+    if opts.privacy != "off":  # only then: the chunks of a collection ingested before the policy existed stay valid
+        parts["privacy"] = opts.privacy
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -209,7 +216,7 @@ def ingest(
     progress: ProgressFn | None = None,
 ) -> IngestReport:
     t0 = time.perf_counter()
-    report = IngestReport(collection=opts.collection, dry_run=opts.dry_run)
+    report = IngestReport(collection=opts.collection, dry_run=opts.dry_run, privacy=PrivacyTally(opts.privacy))
     root = str(opts.source_root or resolve_source_root())
     files, missing = discover(paths, opts.globs, opts.exclude, root=root)
     # nothing given exists: a typo, not a partial run (an unreadable folder inside a given one is a skipped input)
@@ -283,7 +290,16 @@ def ingest(
                 if progress:
                     progress("sources", n, total)
                 continue
+            docs, reason = _private_data(docs, opts.privacy, report.privacy)
+            if reason:
+                if opts.strict:
+                    raise InputError(f"{sf.source_id}: {reason}", hint="leave the file out, or set ingest.privacy")
+                report.skipped.append({"source": sf.source_id, "reason": reason})
+                if progress:
+                    progress("sources", n, total)
+                continue
             chunks = _chunks_for(sf, docs, chunkers)
+            report.privacy.injection += sum(1 for c in chunks if c.metadata.get(INJECTION_KEY))
             if not chunks:
                 reason = "no text after parsing"
                 if opts.strict:
@@ -349,6 +365,24 @@ def remove_sources(
     return gone
 
 
+def _private_data(docs: list, policy: str, tally: PrivacyTally) -> tuple[list, str | None]:
+    """The source's documents as the privacy policy leaves them, or the reason to skip the source (kinds and counts
+    found, never the values)."""
+    if policy == "off":
+        return docs, None
+    out, found = [], Counter()
+    for doc in docs:
+        text, counts = apply_policy(doc.text, policy)
+        found.update(counts)
+        out.append(doc if text is None or text is doc.text else replace(doc, text=text))
+    if found:
+        tally.found.update(found)
+        tally.sources += 1
+        if policy == "skip":
+            return docs, f"private data found ({describe(found)}); ingest.privacy is skip"
+    return out, None
+
+
 def _chunks_for(sf: SourceFile, docs, chunkers: ChunkerSet) -> list[Chunk]:
     chunks: list[Chunk] = []
     for doc in docs:
@@ -360,6 +394,8 @@ def _chunks_for(sf: SourceFile, docs, chunkers: ChunkerSet) -> list[Chunk]:
             seen[text] = ordinal + 1
             md = {k: v for k, v in doc.metadata.items() if isinstance(v, (str, int, float, bool))}
             md.update({"source": doc.source_id, "source_file": sf.source_id, "chunk_index": i, "heading": p.heading})
+            if injection_spans(p.text):  # quoted as data by the answer prompt; visible with `chunks get`
+                md[INJECTION_KEY] = True
             chunks.append(
                 Chunk(
                     id=chunk_id(doc.source_id, text, ordinal),

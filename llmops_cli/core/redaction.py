@@ -113,19 +113,119 @@ _RULES: list[tuple[str, Callable[[str], str]]] = [
     ("API_KEY", _sub(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}\b", "[REDACTED_API_KEY]")),
     ("API_KEY", _sub(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b", "[REDACTED_API_KEY]")),
     ("API_KEY", _sub(r"\bAKIA[0-9A-Z]{16}\b", "[REDACTED_API_KEY]")),
+    ("API_KEY", _sub(r"\bnpm_[A-Za-z0-9]{36}\b", "[REDACTED_API_KEY]")),
     ("API_KEY", _sub(r"\bAIza[0-9A-Za-z_\-]{35}\b", "[REDACTED_API_KEY]")),
     ("TOKEN", _sub(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\b", "[REDACTED_TOKEN]")),  # JWT
     ("TOKEN", _sub(r"(?i)\b(bearer)\s+[A-Za-z0-9._\-]{16,}", r"\1 [REDACTED_TOKEN]")),
     ("SECRET", _mask_assignments),
     ("EMAIL", _sub(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b", "[REDACTED_EMAIL]")),
-    # a sentence's full stop may follow
+    # a sentence's full stop may follow; a fourth group of digits makes it a longer number (an order, a card)
     (
         "PHONE",
-        _sub(r"(?<![\w.])\+?\d{1,3}[\s.\-]?\(?\d{2,4}\)?[\s.\-]\d{3,4}[\s.\-]\d{3,4}(?!\w|\.\d)", "[REDACTED_PHONE]"),
+        _sub(
+            r"(?<![\w.])(?<!\d[ \-])\+?\d{1,3}[\s.\-]?\(?\d{2,4}\)?[\s.\-]\d{3,4}[\s.\-]\d{3,4}(?!\w|\.\d|[ \-]\d)",
+            "[REDACTED_PHONE]",
+        ),
     ),
 ]
 
-PERSONAL = frozenset({"EMAIL", "PHONE"})
+
+# --- personal data a checksum confirms, and the key formats detect-secrets knows --------------------------------
+
+
+def _luhn_ok(digits: str) -> bool:
+    total, parity = 0, len(digits) % 2
+    for i, ch in enumerate(digits):
+        d = int(ch)
+        if i % 2 == parity:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _iban_ok(iban: str) -> bool:
+    s = iban.replace(" ", "").upper()
+    moved = s[4:] + s[:4]
+    return 15 <= len(s) <= 34 and int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+def _checked(pattern: str, ok: Callable[[str], bool], marker: str) -> Callable[[str], str]:
+    """Replace matches of ``pattern`` that pass ``ok`` (a checksum: a card number, an IBAN), so that order numbers and
+    version strings of the same shape stay."""
+    pat = re.compile(pattern)
+    return lambda text: pat.sub(lambda m: marker if ok(m.group(0)) else m.group(0), text)
+
+
+def _card_ok(match: str) -> bool:
+    digits = re.sub(r"[ \-]", "", match)
+    return 13 <= len(digits) <= 19 and _luhn_ok(digits)
+
+
+# a run long enough to be a key: detect-secrets (below) only looks at lines that hold one
+_CANDIDATE = re.compile(r"[A-Za-z0-9_\-+/=]{20,}")
+
+
+def _detect_secrets(text: str) -> str:
+    """Key formats of the providers detect-secrets knows (Stripe, Twilio, SendGrid, Slack, npm, PyPI, GitLab, Azure,
+    Discord, Telegram, Mailchimp...), masked where they appear. Its entropy plugins are left out (they
+    flag ordinary long words) and so is its keyword plugin (the assignment rule above covers it). Without the package
+    this layer is skipped; the rules above still run."""
+    if not _CANDIDATE.search(text):
+        return text
+    plugins = _secret_plugins()
+    if not plugins:
+        return text
+    out = []
+    for line in text.split("\n"):
+        if _CANDIDATE.search(line):
+            for plugin in plugins:
+                for found in plugin.analyze_line(filename="source.txt", line=line, line_number=1):
+                    value = found.secret_value
+                    if value and len(value) >= 8 and value in line:  # some plugins report a prefix, not the key
+                        line = line.replace(value, "[REDACTED_API_KEY]")
+        out.append(line)
+    return "\n".join(out)
+
+
+_PLUGINS: list | None = None
+
+
+def _secret_plugins() -> list:
+    global _PLUGINS
+    if _PLUGINS is None:
+        try:
+            from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+        except ImportError:  # optional: the regex rules still run
+            _PLUGINS = []
+        else:
+            # URL passwords: mask_url_password; PEM blocks: the PRIVATE_KEY rule (whole block, not its header)
+            skip = ("Entropy", "Keyword", "Public IP", "Basic Auth", "Private Key")
+            _PLUGINS = [
+                cls() for kind, cls in get_mapping_from_secret_type_to_class().items() if not kind.startswith(skip)
+            ]
+    return _PLUGINS
+
+
+_PEM = r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----|[\s\S]*$)"
+_PEM = r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----|[\s\S]*$)"
+_CHECKED_PERSONAL = [
+    ("CREDIT_CARD", _checked(r"(?<![\w.\-])\d(?:[ \-]?\d){12,18}(?![\w.\-]*\d)", _card_ok, "[REDACTED_CREDIT_CARD]")),
+    ("IBAN", _checked(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", _iban_ok, "[REDACTED_IBAN]")),
+    # a US social security number as written (never area 000, 666 or 9xx, group 00, serial 0000)
+    ("SSN", _sub(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b", "[REDACTED_SSN]")),
+]
+# the whole PEM block first; detect-secrets' formats right after URL passwords (before the API_KEY rules above,
+# which would take part of a longer key); checksummed numbers before PHONE, which would take their digit groups
+_phone = next(i for i, (kind, _) in enumerate(_RULES) if kind == "PHONE")
+_RULES[:] = (
+    [("PRIVATE_KEY", _sub(_PEM, "[REDACTED_PRIVATE_KEY]")), _RULES[0], ("API_KEY", _detect_secrets)]
+    + _RULES[1:_phone]
+    + _CHECKED_PERSONAL
+    + _RULES[_phone:]
+)
+
+PERSONAL = frozenset({"EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN"})
+KINDS = tuple(dict.fromkeys(kind for kind, _ in _RULES))
 
 
 def _apply(text: str, skip: frozenset[str] = frozenset()) -> tuple[str, set[str]]:
@@ -137,6 +237,18 @@ def _apply(text: str, skip: frozenset[str] = frozenset()) -> tuple[str, set[str]
                 found.add(kind)
                 text = new
     return text, found
+
+
+def count_sensitive(text: str) -> tuple[str, dict[str, int]]:
+    """``text`` redacted, and how many values of each kind were replaced (values themselves are never returned)."""
+    counts: dict[str, int] = {}
+    for kind, rewrite in _RULES:
+        new = rewrite(text)
+        if new != text:
+            # each replacement leaves one marker; a rule that rewrote without a new marker still counts once
+            counts[kind] = counts.get(kind, 0) + max(new.count("[REDACTED_") - text.count("[REDACTED_"), 1)
+            text = new
+    return text, counts
 
 
 def find_sensitive(text: str) -> list[str]:

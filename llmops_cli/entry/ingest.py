@@ -40,6 +40,7 @@ def ingest_options(settings: Settings, collection: str | None = None, **override
         "exclude": list(settings.ingest.exclude),
         "max_bytes": int(settings.ingest.max_file_mb * 1024 * 1024),
         "source_root": str(source_root(settings)),
+        "privacy": settings.ingest.privacy,
     }
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return IngestOptions(**fields)
