@@ -56,7 +56,7 @@ def known_env_vars() -> set[str]:
     return {env_var_for(k) for k in setting_keys()} | set(ENV_NOT_SETTINGS)
 
 
-def _closest(name: str, candidates: set[str] | list[str]) -> str | None:
+def closest(name: str, candidates: set[str] | list[str]) -> str | None:
     found = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.75)
     return found[0] if found else None
 
@@ -68,7 +68,7 @@ def unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
     for var in sorted(environ):
         if not var.startswith("LLMOPS_") or var in known or var.startswith(ENV_PREFIXES_NOT_SETTINGS):
             continue
-        guess = _closest(var, known)
+        guess = closest(var, known)
         out.append(f"unknown environment variable {var} (ignored)" + (f"; did you mean {guess}?" if guess else ""))
     return out
 
@@ -86,8 +86,8 @@ def _file_keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     return keys
 
 
-def unknown_file_keys(data: Mapping[str, Any]) -> list[str]:
-    """Dotted keys of a config file's mapping that are no setting, each with the closest valid key."""
+def unknown_file_keys(data: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """Dotted keys of a config file's mapping that are no setting (quoted), each with a did-you-mean or None."""
     valid = set(setting_keys())
     sections = {k.split(".")[0] for k in valid if "." in k}
     keys = _file_keys(data)
@@ -97,12 +97,12 @@ def unknown_file_keys(data: Mapping[str, Any]) -> list[str]:
     for key in keys:
         if key in valid or key in sections:
             continue
-        guess = _closest(key, valid)
-        out.append(f"'{key}'" + (f"; did you mean '{guess}'?" if guess else ""))
+        guess = closest(key, valid)
+        out.append((f"'{key}'", f"did you mean '{guess}'?" if guess else None))
     for name, prof in (profiles or {}).items() if isinstance(profiles, dict) else ():
         for k in prof if isinstance(prof, dict) else ():
             if k not in airflow_keys:
-                guess = _closest(k, airflow_keys)
+                guess = closest(k, airflow_keys)
                 out.append(f"'airflow.profiles.{name}.{k}'" + (f"; did you mean '{guess}'?" if guess else ""))
     return out
 
@@ -120,5 +120,8 @@ def problems(config_file: Path | None, environ: Mapping[str, str] | None = None)
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             data = None
         if isinstance(data, dict):
-            msgs += [f"unknown config key {k} in {config_file}" for k in unknown_file_keys(data)]
+            msgs += [
+                f"unknown config key {k} in {config_file}" + (f"; {guess}" if guess else "")
+                for k, guess in unknown_file_keys(data)
+            ]
     return msgs
