@@ -22,20 +22,33 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from llmops_cli import wiring
+from llmops_cli.core.eval.baselines import blessed_comparison
 from llmops_cli.core.eval.compare import compare_reports, load_report_ref
 from llmops_cli.core.eval.datasets import FORMATS, load_dataset, write_dataset
 from llmops_cli.core.eval.gates import parse_gates
 from llmops_cli.core.eval.generate import GenerateResult, run_generate, sample_chunks
+from llmops_cli.core.eval.matrix import (
+    Combo,
+    MatrixEntry,
+    MatrixReport,
+    MemoRetriever,
+    SharedContexts,
+    leaderboard,
+    plan_matrix,
+    prompt_answerer,
+)
+from llmops_cli.core.eval.matrix_report import matrix_output_format, write_matrix
 from llmops_cli.core.eval.pipeline import EVAL_VERSION, plan_eval, run_evaluation
 from llmops_cli.core.eval.results_files import output_format, write_results
 from llmops_cli.core.eval.robustness import PERTURBATIONS
 from llmops_cli.core.eval.runner import EvalOptions
 from llmops_cli.core.eval.sweep import SweepEntry, SweepReport, plan_configs, rank_entries
+from llmops_cli.core.prompts import ANSWER, REWORD, PromptTemplate, load_prompt, load_prompts
 from llmops_cli.core.usage import Usage
 from llmops_cli.entry import ask as ask_entry
 from llmops_cli.entry import ingest as ingest_entry
 from llmops_cli.entry import store as store_entry
-from llmops_cli.errors import ExitCode, InputError, LlmopsError, UsageError
+from llmops_cli.errors import ExitCode, InputError, LlmopsError, NotFoundError, UsageError
 from llmops_cli.settings import ChunkingSettings, Settings
 from llmops_cli.wiring import Workspace
 
@@ -55,6 +68,182 @@ def _opened(target: Workspace | Settings) -> Iterator[Workspace]:
         return
     with Workspace(target) as ws:
         yield ws
+
+
+@dataclass
+class _Prepared:
+    """What every answer configuration of one invocation shares: the checked inputs and the parts built once."""
+
+    dataset: Any
+    plan: Any
+    options: EvalOptions
+    gates: list[Any]
+    base: EvalReport | None
+    retriever: Any
+    embedder: Any
+    judge: str | None
+    config: dict[str, Any]
+    judge_client: str
+    use_cache: bool
+    tolerance: float
+
+
+def _prepare(
+    ws: Workspace,
+    dataset_path: str | Path,
+    *,
+    collection: str | None,
+    metrics: Sequence[str] | None,
+    k: int | None,
+    mode: str | None,
+    where: dict[str, Any] | None,
+    concurrency: int | None,
+    judge_model: str | None,
+    judge_client: str,
+    perturbations: Sequence[str] | None,
+    limit: int | None,
+    use_cache: bool,
+    baseline: str | None,
+    regression_tolerance: float | None,
+    fail_under: Sequence[str] | None,
+    outputs: Sequence[str | Path],
+    llm_model: str | None,
+    output_formats: Callable[[str | Path], Any] = output_format,
+) -> _Prepared:
+    """Every check that can fail before any work, then the parts shared by the answer configurations."""
+    settings = ws.settings
+    es = settings.eval  # the config's defaults for what was not passed
+    metrics = metrics or [m for m in es.metrics.split(",") if m.strip()]
+    concurrency = concurrency or es.concurrency
+    judge_model = judge_model or es.judge_model
+    tolerance = es.regression_tolerance if regression_tolerance is None else regression_tolerance
+    if perturbations is None:
+        perturbations = [p.strip() for p in es.perturbations.split(",") if p.strip()]
+    gates = parse_gates(list(fail_under or []))
+    for out in outputs:
+        output_formats(out)  # fail on a bad extension before any work
+    for p in perturbations or []:
+        if p not in PERTURBATIONS:
+            raise UsageError(f"unknown perturbation {p!r}", hint=f"choose from: {', '.join(PERTURBATIONS)}")
+    if judge_client not in ("auto", "http", "litellm"):
+        raise UsageError(f"unknown judge client {judge_client!r}", hint="use auto, http or litellm")
+    dataset = load_dataset(dataset_path, limit=limit)
+    # resolved before the run: a wrong reference must not cost a whole evaluation
+    base = load_report_ref(baseline, ws.eval_history()) if baseline else None
+    k = k or settings.retrieval.k
+    mode = mode or settings.retrieval.mode
+    judge = judge_model or settings.llm.model or llm_model
+    coll = collection or settings.store.collection
+    plan = plan_eval(
+        dataset, metrics, gates, k=k, llm_model=llm_model, judge_model=judge, perturbations=list(perturbations or [])
+    )
+    chosen = plan.metrics
+    retriever = ask_entry.retriever(ws, coll) if plan.needs_retriever else None
+    embedder = ws.embedder() if ("semantic_similarity" in chosen or retriever is not None) else None
+    config = {
+        "eval_version": EVAL_VERSION,
+        "collection": coll if retriever is not None else None,
+        "metrics": chosen,
+        "k": k,
+        "mode": mode,
+        "where": where,
+        "llm_model": None,
+        "judge_model": judge if plan.needs_judge else None,
+        "embedder": getattr(embedder, "identity", None),
+        "retrieval": settings.retrieval.model_dump(),
+        "perturbations": list(perturbations) if "robustness" in chosen else [],
+        "rewordings": settings.llm.rewordings if plan.generate else None,
+        "limit": limit,  # the dataset hash covers the whole file; a limited run is a different config
+    }
+    options = EvalOptions(
+        metrics=chosen, k=k, mode=mode, where=where, concurrency=concurrency, perturbations=list(perturbations)
+    )
+    return _Prepared(
+        dataset=dataset,
+        plan=plan,
+        options=options,
+        gates=gates,
+        base=base,
+        retriever=retriever,
+        embedder=embedder,
+        judge=judge,
+        config=config,
+        judge_client=judge_client,
+        use_cache=use_cache,
+        tolerance=tolerance,
+    )
+
+
+def _sum_usage(*parts: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"calls": 0, "cached": 0, "failed": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0}
+    for u in parts:
+        for key in ("calls", "cached", "failed", "input_tokens", "output_tokens"):
+            out[key] += int(u.get(key, 0))
+        out["cost"] = None if out["cost"] is None or u.get("cost") is None else out["cost"] + u["cost"]
+    if out["cost"] is not None:
+        out["cost"] = round(out["cost"], 6)
+    return out
+
+
+def _run_combo(
+    ws: Workspace,
+    prep: _Prepared,
+    combo: Combo,
+    *,
+    contexts: SharedContexts | None,
+    reword_prompt: PromptTemplate,
+    answer_usage: Usage,
+    extra_config: dict[str, Any] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> MatrixEntry:
+    """One answer configuration (model, prompt) over the prepared question set: answers, scores, gates."""
+    plan = prep.plan
+    judge_usage = Usage()
+    judge_llm = None
+    if plan.needs_judge:
+        # judge calls are many small async calls, like a batch: the same lean client for OpenAI-compatible
+        # endpoints (litellm's per-call CPU caps a process near 100 calls/s), litellm for the rest; every client
+        # retries by itself (llm.max_retries): no second retry loop here
+        judge_llm = ws.llm(
+            LOG_KIND, model=prep.judge, client=prep.judge_client, cache=prep.use_cache, usage=judge_usage
+        )
+        judge_llm.prepare()  # resolve prices outside the event loop
+    answerer = None
+    if plan.generate:
+        answer_llm = ws.llm(LOG_KIND, model=combo.model, cache=prep.use_cache, usage=answer_usage)
+        if contexts is None:  # one configuration: the answer model words the searches, as `llmops ask` does
+            o = prep.options
+            contexts = SharedContexts(
+                prep.retriever,
+                answer_llm,
+                k=o.k,
+                rewordings=ws.settings.llm.rewordings,
+                mode=o.mode,
+                where=o.where,
+                reword_prompt=reword_prompt,
+            )
+        answerer = prompt_answerer(answer_llm, combo.prompt, contexts)
+    config = dict(prep.config)
+    if plan.generate:
+        config["llm_model"] = combo.model
+        config["prompt"] = combo.prompt.ref()
+        config["reword_prompt"] = reword_prompt.ref()
+    config.update(extra_config or {})
+    report = run_evaluation(
+        prep.dataset,
+        plan,
+        prep.options,
+        retriever=prep.retriever,
+        answerer=answerer,
+        judge_llm=judge_llm,
+        embedder=prep.embedder,
+        config=config,
+        usage=lambda: _sum_usage(answer_usage.to_dict(), judge_usage.to_dict()),
+        base=prep.base,
+        tolerance=prep.tolerance,
+        progress=progress,
+    )
+    return MatrixEntry(combo, report, answer_usage.to_dict(), judge_usage.to_dict())
 
 
 def evaluate(
@@ -79,96 +268,205 @@ def evaluate(
     fail_under: Sequence[str] | None = None,
     outputs: Sequence[str | Path] = (),
     progress: Callable[[str, int, int], None] | None = None,
+    model: str | None = None,
+    prompt: str | Path | None = None,
+    reword_prompt: str | Path | None = None,
+    against_baseline: bool = False,
 ) -> EvalReport:
     """Evaluate a question set. Gates are checked (``report.gates``) but not raised: ``outcome`` says how the run
-    ends. ``baseline`` (a run id, ``latest`` or a report file) fills ``report.comparison``."""
+    ends. ``baseline`` (a run id, ``latest`` or a report file) fills ``report.comparison``; ``against_baseline``
+    compares with the question set's blessed run instead (``report.comparison`` with per-question regressions).
+    ``model`` answers (default llm.model) with the answer ``prompt`` (a file; default the built-in one), searching
+    with the ``reword_prompt``'s rewordings; the run records both prompts' names and hashes."""
+    answer_prompt = load_prompt(prompt, ANSWER)
+    reword = load_prompt(reword_prompt, REWORD)
     with _opened(target) as ws:
-        settings = ws.settings
-        es = settings.eval  # the config's defaults for what was not passed
-        metrics = metrics or [m for m in es.metrics.split(",") if m.strip()]
-        concurrency = concurrency or es.concurrency
-        judge_model = judge_model or es.judge_model
-        regression_tolerance = es.regression_tolerance if regression_tolerance is None else regression_tolerance
-        if perturbations is None:
-            perturbations = [p.strip() for p in es.perturbations.split(",") if p.strip()]
-        gates = parse_gates(list(fail_under or []))
-        for out in outputs:
-            output_format(out)  # fail on a bad extension before any work
-        for p in perturbations or []:
-            if p not in PERTURBATIONS:
-                raise UsageError(f"unknown perturbation {p!r}", hint=f"choose from: {', '.join(PERTURBATIONS)}")
-        if judge_client not in ("auto", "http", "litellm"):
-            raise UsageError(f"unknown judge client {judge_client!r}", hint="use auto, http or litellm")
-        dataset = load_dataset(dataset_path, limit=limit)
-        # resolved before the run: a wrong reference must not cost a whole evaluation
-        base = load_report_ref(baseline, ws.eval_history()) if baseline else None
-        k = k or settings.retrieval.k
-        mode = mode or settings.retrieval.mode
-        llm_model = settings.llm.model
-        judge = judge_model or llm_model
-        coll = collection or settings.store.collection
-        plan = plan_eval(
-            dataset,
-            metrics,
-            gates,
+        model = model or ws.settings.llm.model
+        if against_baseline and baseline:
+            raise UsageError("--baseline and --against-baseline both name a baseline", hint="pass one of them")
+        prep = _prepare(
+            ws,
+            dataset_path,
+            collection=collection,
+            metrics=metrics,
             k=k,
-            llm_model=llm_model,
-            judge_model=judge,
-            perturbations=list(perturbations or []),
+            mode=mode,
+            where=where,
+            concurrency=concurrency,
+            judge_model=judge_model,
+            judge_client=judge_client,
+            perturbations=perturbations,
+            limit=limit,
+            use_cache=use_cache,
+            baseline=baseline,
+            regression_tolerance=regression_tolerance,
+            fail_under=fail_under,
+            outputs=outputs,
+            llm_model=model,
         )
-        chosen = plan.metrics
-
-        retriever = ask_entry.retriever(ws, coll) if plan.needs_retriever else None
-        embedder = ws.embedder() if ("semantic_similarity" in chosen or retriever is not None) else None
-
-        usage = Usage()  # shared by the stacks below: one total for the run
-        judge_llm = None
-        if plan.needs_judge:
-            # judge calls are many small async calls, like a batch: the same lean client for OpenAI-compatible
-            # endpoints (litellm's per-call CPU caps a process near 100 calls/s), litellm for the rest; every client
-            # retries by itself (llm.max_retries): no second retry loop here
-            judge_llm = ws.llm(LOG_KIND, model=judge, client=judge_client, cache=use_cache, usage=usage)
-            judge_llm.prepare()  # resolve prices outside the event loop
-        answer_llm = ws.llm(LOG_KIND, cache=use_cache, usage=usage) if plan.generate else None
-
-        config = {
-            "eval_version": EVAL_VERSION,
-            "collection": coll if retriever is not None else None,
-            "metrics": chosen,
-            "k": k,
-            "mode": mode,
-            "where": where,
-            "llm_model": llm_model if plan.generate else None,
-            "judge_model": judge if judge_llm is not None else None,
-            "embedder": getattr(embedder, "identity", None),
-            "retrieval": settings.retrieval.model_dump(),
-            "perturbations": list(perturbations) if "robustness" in chosen else [],
-            "rewordings": settings.llm.rewordings if plan.generate else None,
-            "limit": limit,  # the dataset hash covers the whole file; a limited run is a different config
-        }
-        options = EvalOptions(
-            metrics=chosen, k=k, mode=mode, where=where, concurrency=concurrency, perturbations=list(perturbations)
-        )
-        report = run_evaluation(
-            dataset,
-            plan,
-            options,
-            retriever=retriever,
-            answer_llm=answer_llm,
-            judge_llm=judge_llm,
-            embedder=embedder,
-            rewordings=settings.llm.rewordings,
-            config=config,
-            usage=usage.to_dict,
-            base=base,
-            tolerance=regression_tolerance,
+        blessed = _blessed_base(ws, prep) if against_baseline else None
+        entry = _run_combo(
+            ws,
+            prep,
+            Combo(model or "", answer_prompt),
+            contexts=None,
+            reword_prompt=reword,
+            answer_usage=Usage(),
             progress=progress,
         )
+        report = entry.report
+        if blessed is not None:
+            report.comparison = blessed_comparison(blessed, report, tolerance=prep.tolerance)
         if record:
             ws.eval_history().record(report, label=label)
     for out in outputs:
         write_results(report, out)
     return report
+
+
+def _blessed_base(ws: Workspace, prep: _Prepared) -> EvalReport:
+    history = ws.eval_history()
+    found = history.blessed_for(prep.dataset.sha256)
+    if found is None:
+        raise NotFoundError(
+            f"no blessed baseline for question set {prep.dataset.path} (sha256 {prep.dataset.sha256[:12]})",
+            hint="bless a run of this question set first: llmops eval bless RUN",
+        )
+    return history.load(found["run_id"])
+
+
+def evaluate_matrix(
+    target: Workspace | Settings,
+    dataset_path: str | Path,
+    *,
+    models: Sequence[str] = (),
+    prompts: Sequence[str | Path] = (),
+    reword_prompt: str | Path | None = None,
+    collection: str | None = None,
+    metrics: Sequence[str] | None = None,
+    k: int | None = None,
+    mode: str | None = None,
+    where: dict[str, Any] | None = None,
+    concurrency: int | None = None,
+    judge_model: str | None = None,
+    judge_client: str = "auto",
+    perturbations: Sequence[str] | None = None,
+    limit: int | None = None,
+    use_cache: bool = True,
+    record: bool = True,
+    label: str | None = None,
+    fail_under: Sequence[str] | None = None,
+    rank_by: str | None = None,
+    outputs: Sequence[str | Path] = (),
+    progress: Callable[[str, int, int], None] | None = None,
+) -> MatrixReport:
+    """Every model with every answer prompt on the same questions and the same retrieved context: the context of
+    each question (rewordings by llm.model with ``reword_prompt``, then the search) is made once and shared; each
+    combination is scored (and recorded) as a run of its own, and a leaderboard compares them."""
+    answer_prompts = load_prompts([str(p) for p in prompts] or None, ANSWER)
+    reword = load_prompt(reword_prompt, REWORD)
+    for out in outputs:
+        matrix_output_format(out)
+    t0 = time.perf_counter()
+    with _opened(target) as ws:
+        combos = plan_matrix(list(models) or [ws.settings.llm.model or ""], answer_prompts)
+        prep = _prepare(
+            ws,
+            dataset_path,
+            collection=collection,
+            metrics=metrics,
+            k=k,
+            mode=mode,
+            where=where,
+            concurrency=concurrency,
+            judge_model=judge_model,
+            judge_client=judge_client,
+            perturbations=perturbations,
+            limit=limit,
+            use_cache=use_cache,
+            baseline=None,
+            regression_tolerance=None,
+            fail_under=fail_under,
+            outputs=(),
+            llm_model=combos[0].model,
+        )
+        matrix_id = hashlib.sha256(f"{dataset_path}|{[c.label for c in combos]}|{time.time()}".encode()).hexdigest()[
+            :10
+        ]
+        context_usage = Usage()
+        contexts = None
+        if prep.plan.generate:
+            reword_llm = None
+            if ws.settings.llm.rewordings > 0:
+                reword_llm = ws.llm(LOG_KIND, model=ws.settings.llm.model, cache=use_cache, usage=context_usage)
+            o = prep.options
+            contexts = SharedContexts(
+                prep.retriever,
+                reword_llm,
+                k=o.k,
+                rewordings=ws.settings.llm.rewordings,
+                mode=o.mode,
+                where=o.where,
+                reword_prompt=reword,
+            )
+        if prep.retriever is not None:
+            prep.retriever = MemoRetriever(prep.retriever)  # the retrieval metrics' searches: once per question too
+        matrix = {
+            "id": matrix_id,
+            "models": list(dict.fromkeys(c.model for c in combos)),
+            "prompts": [p.ref() for p in answer_prompts],
+            "reword_model": ws.settings.llm.model if contexts is not None else None,
+        }
+        entries = []
+        for n, combo in enumerate(combos, start=1):
+
+            def stage(name: str, done: int, total: int, n=n, combo=combo) -> None:
+                if progress:
+                    progress(f"[{n}/{len(combos)}] {combo.label}: {name}", done, total)
+
+            entry = _run_combo(
+                ws,
+                prep,
+                combo,
+                contexts=contexts,
+                reword_prompt=reword,
+                answer_usage=Usage(),
+                extra_config={"matrix": matrix},
+                progress=stage,
+            )
+            if record:
+                ws.eval_history().record(entry.report, label=label or f"matrix {matrix_id}: {combo.label}")
+            entries.append(entry)
+        board = leaderboard(entries, rank_by)
+    rep = MatrixReport(
+        matrix_id=matrix_id,
+        dataset={"path": prep.dataset.path, "sha256": prep.dataset.sha256, "rows": len(prep.dataset.items)},
+        entries=entries,
+        board=board,
+        context_usage=context_usage.to_dict(),
+        duration_s=round(time.perf_counter() - t0, 3),
+    )
+    for out in outputs:
+        write_matrix(rep, out)
+    return rep
+
+
+def matrix_outcome(rep: MatrixReport) -> Outcome:
+    """A matrix ends like a run: a gate failed by some combination (4), some rows with errors (3), else 0; every
+    question of every combination failing is an error (exit 1)."""
+    reports = [e.report for e in rep.entries]
+    if reports and all(r.rows and r.error_rows == len(r.rows) and not r.metrics for r in reports):
+        first = next(iter(reports[0].rows[0].errors.values()))
+        raise LlmopsError(f"every question failed; the first error: {first}", hint="fix that and rerun")
+    failed = [f"{e.combo.label}: {g}" for e in rep.entries if (g := failed_gates(e.report))]
+    if failed:
+        return Outcome(ExitCode.GATE_FAILED, "quality gate failed: " + "; ".join(failed))
+    if rep.error_rows:
+        return Outcome(
+            ExitCode.PARTIAL,
+            f"{rep.error_rows} answers had errors across the combinations; their metrics are left out of the means",
+        )
+    return Outcome()
 
 
 def failed_gates(report: EvalReport) -> str:

@@ -185,7 +185,7 @@ def test_bad_input_is_one_line_and_exit_2(project, capsys, args, code, needle):
 
 
 def test_history_migrations_upgrade_an_old_store(tmp_path):
-    from llmops_cli.core.eval.history import MIGRATIONS, RunHistory
+    from llmops_cli.core.eval.history import MIGRATIONS, RunHistory, migrations
 
     db = sqlite3.connect(tmp_path / "runs.sqlite")
     db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
@@ -194,8 +194,10 @@ def test_history_migrations_upgrade_an_old_store(tmp_path):
     db.commit()
     db.close()
     h = RunHistory(tmp_path / "runs.sqlite")
-    assert h.schema_version == len(MIGRATIONS) == 3
-    assert "label" in [r[1] for r in h.db.execute("PRAGMA table_info(runs)")]
+    # the three numbered versions adopted, the named ones after them (matrix id, blessed runs, ratings) applied
+    assert h.schema_version == len(migrations.items) == len(MIGRATIONS) + 3 == 6
+    columns = [r[1] for r in h.db.execute("PRAGMA table_info(runs)")]
+    assert "label" in columns and "matrix_id" in columns
     h.close()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,34 @@ _NAMES = ["m001_runs_and_rows", "m002_run_label", "m003_metric_means_by_tag"]
 migrations = Migrations("eval_history", legacy={n: name for n, name in enumerate(_NAMES, start=1)})
 for _name, _script in zip(_NAMES, MIGRATIONS, strict=True):
     migrations.sql(_name, _script)
+# named from here on (no numbered legacy version): append only, never edit one that shipped
+migrations.sql("m004_run_matrix", "ALTER TABLE runs ADD COLUMN matrix_id TEXT;")
+migrations.sql(
+    "m005_blessed_baselines",
+    """
+    CREATE TABLE blessed (
+        dataset_sha256 TEXT PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        blessed_at TEXT NOT NULL,
+        note TEXT
+    );
+    """,
+)
+migrations.sql(
+    "m006_human_ratings",
+    """
+    CREATE TABLE ratings (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        item_id TEXT NOT NULL,
+        rater TEXT NOT NULL,
+        criterion TEXT NOT NULL,
+        score INTEGER NOT NULL,
+        comment TEXT,
+        rated_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, item_id, rater, criterion)
+    );
+    """,
+)
 
 
 def default_history_path(data_path: Path) -> Path:
@@ -90,8 +119,9 @@ class RunHistory(StateStore):
         with self._errors("writing"), self._db.transaction() as db:
             run_id = db.insert_id(
                 "INSERT INTO runs (created_at, dataset_path, dataset_sha256, config_hash, config_json, metrics_json, "
-                "counts_json, usage_json, robustness_json, n_rows, error_rows, duration_s, label, by_tag_json) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "counts_json, usage_json, robustness_json, n_rows, error_rows, duration_s, label, by_tag_json, "
+                "matrix_id) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     report.created_at,
                     report.dataset["path"],
@@ -107,6 +137,7 @@ class RunHistory(StateStore):
                     report.duration_s,
                     label,
                     json.dumps(report.by_tag),
+                    (report.config.get("matrix") or {}).get("id"),
                 ),
             )
             db.executemany(
@@ -194,6 +225,82 @@ class RunHistory(StateStore):
                 "rows": rows,
             }
         )
+
+    def matrix_runs(self, matrix_id: str) -> list[int]:
+        """The runs of one matrix (its combinations), in the order they ran."""
+        return [int(r[0]) for r in self._query("SELECT id FROM runs WHERE matrix_id = ? ORDER BY id", (matrix_id,))]
+
+    # blessed baselines: one per question set (by content hash)
+
+    def bless(self, ref: str | int, note: str | None = None) -> dict[str, Any]:
+        """Mark a run as the baseline of its question set (replacing the one blessed before)."""
+        run_id = self.resolve_id(ref)
+        found = self._query("SELECT dataset_sha256, dataset_path, created_at FROM runs WHERE id = ?", (run_id,))
+        if not found:
+            raise NotFoundError(f"no eval run {run_id}", hint="see `llmops eval runs` for the recorded ids")
+        sha, path, _ = found[0]
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        previous = self.blessed_for(sha)
+        with self._errors("writing"), self._db.transaction() as db:
+            db.execute("DELETE FROM blessed WHERE dataset_sha256 = ?", (sha,))
+            db.execute(
+                "INSERT INTO blessed (dataset_sha256, run_id, blessed_at, note) VALUES (?,?,?,?)",
+                (sha, run_id, at, note),
+            )
+        return {
+            "run_id": run_id,
+            "dataset": path,
+            "dataset_sha256": sha,
+            "blessed_at": at,
+            "note": note,
+            "replaced": previous["run_id"] if previous else None,
+        }
+
+    def blessed_for(self, dataset_sha256: str) -> dict[str, Any] | None:
+        """The blessed baseline of a question set (by its hash), or None."""
+        found = self._query("SELECT run_id, blessed_at, note FROM blessed WHERE dataset_sha256 = ?", (dataset_sha256,))
+        if not found:
+            return None
+        r = found[0]
+        return {"run_id": int(r[0]), "blessed_at": r[1], "note": r[2], "dataset_sha256": dataset_sha256}
+
+    def list_blessed(self) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT b.run_id, b.blessed_at, b.note, b.dataset_sha256, r.dataset_path FROM blessed b "
+            "JOIN runs r ON r.id = b.run_id ORDER BY b.blessed_at DESC"
+        )
+        return [
+            {"run_id": int(r[0]), "blessed_at": r[1], "note": r[2], "dataset_sha256": r[3], "dataset": r[4]}
+            for r in rows
+        ]
+
+    # human ratings: one score per (run, question, rater, criterion); rating again replaces it
+
+    def add_ratings(self, ratings: list[dict[str, Any]]) -> int:
+        """Store ratings (``run_id, item_id, rater, criterion, score, comment``); returns how many."""
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._errors("writing"), self._db.transaction() as db:
+            for r in ratings:
+                key = (int(r["run_id"]), str(r["item_id"]), str(r["rater"]), str(r["criterion"]))
+                db.execute("DELETE FROM ratings WHERE run_id = ? AND item_id = ? AND rater = ? AND criterion = ?", key)
+                db.execute(
+                    "INSERT INTO ratings (run_id, item_id, rater, criterion, score, comment, rated_at) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    (*key, int(r["score"]), r.get("comment") or None, at),
+                )
+        return len(ratings)
+
+    def ratings(self, run_ids: list[int] | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT run_id, item_id, rater, criterion, score, comment, rated_at FROM ratings"
+        args: tuple = ()
+        if run_ids is not None:
+            if not run_ids:
+                return []
+            sql += f" WHERE run_id IN ({','.join('?' for _ in run_ids)})"
+            args = tuple(run_ids)
+        sql += " ORDER BY run_id, item_id, rater, criterion"
+        keys = ("run_id", "item_id", "rater", "criterion", "score", "comment", "rated_at")
+        return [dict(zip(keys, r, strict=True)) for r in self._query(sql, args)]
 
     def _query(self, sql: str, args: tuple = ()) -> list[Any]:
         with self._errors("reading"):

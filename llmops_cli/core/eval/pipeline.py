@@ -87,6 +87,7 @@ def run_evaluation(
     *,
     retriever=None,
     answer_llm=None,
+    answerer: Callable[[str], Answered] | None = None,
     judge_llm=None,
     embedder=None,
     rewordings: int = 0,
@@ -97,14 +98,14 @@ def run_evaluation(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> EvalReport:
     """Run the evaluation with the parts given; gates are checked (``report.gates``) but not raised, and ``base``
-    (an earlier report) fills ``report.comparison``."""
-    answerer = None
-    if answer_llm is not None:
+    (an earlier report) fills ``report.comparison``. ``answerer`` (question -> Answered) makes the answers; without
+    it, ``answer_llm`` answers through the `llmops ask` step."""
+    if answerer is None and answer_llm is not None:
         # the ask step loads the retrieval stack (numpy): only when answers are made, so that `llmops eval runs`
         # and the other history commands stay light
         from llmops_cli.core import ask
 
-        def answerer(question: str) -> Answered:
+        def ask_answerer(question: str) -> Answered:
             # the same step as `llmops ask`: rewordings, retrieval, grounded answer (LLM calls through the cache)
             res = ask.ask(
                 question,
@@ -116,6 +117,8 @@ def run_evaluation(
                 where=options.where,
             )
             return Answered(answer=res.answer, hits=list(res.hits))
+
+        answerer = ask_answerer
 
     # looked up on the module at call time: tests replace runner.run_eval to prove a check came first
     report = asyncio.run(

@@ -35,6 +35,7 @@ class RowResult(EvalItem):
     metrics: dict[str, float] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)  # the judge's reason per judged metric
     errors: dict[str, str] = field(default_factory=dict)  # metric (or "retrieval"/"answer") -> message
+    latency_s: float | None = None  # the answer call's latency when it reached the LLM
 
 
 @dataclass

@@ -43,6 +43,7 @@ class RetrieverLike(Protocol):
 class Answered:
     answer: str
     hits: list  # the hits the answer was grounded on
+    latency_s: float | None = None  # the answer call's, when it reached the LLM (None: cached or not measured)
 
 
 @dataclass
@@ -259,6 +260,7 @@ async def run_eval(
                 rows[n].errors["answer"] = _err(res)
                 continue
             rows[n].answer = res.answer
+            rows[n].latency_s = res.latency_s
             contexts[n] = [h.text for h in res.hits] or contexts[n]
 
         # 3. metrics without an LLM
