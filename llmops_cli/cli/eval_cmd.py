@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from llmops_cli.cli.options import CollectionOpt, JsonOpt, TopKOpt, WhereOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import parse_key_values, state, workspace
+from llmops_cli.errors import ExitCode, UsageError
 
 # the entry points (llmops_cli.entry.eval) and core.eval load pydantic models and the wiring: imported inside the
 # commands, so that `llmops --help` stays cheap
@@ -37,7 +38,7 @@ class DatasetOrCommandGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
     def list_commands(self, ctx) -> list[str]:
-        return ["run", "runs", "compare", "export", "generate", "sweep"]
+        return ["run", "runs", "compare", "export", "generate", "sweep", "bless", "rate", "agreement"]
 
 
 def _expand_multi(args: list[str], flag: str) -> list[str]:
@@ -61,8 +62,8 @@ def _expand_multi(args: list[str], flag: str) -> list[str]:
 
 eval_app = typer.Typer(
     cls=DatasetOrCommandGroup,
-    help="Evaluate retrieval and answers on a question set: `llmops eval DATASET` (= `eval run`), "
-    "plus runs, compare, generate, sweep.",
+    help="Evaluate retrieval and answers on a question set: `llmops eval DATASET` (= `eval run`; several --model/"
+    "--prompt: a matrix), plus runs, compare, generate, sweep, bless, rate (human evaluation), agreement.",
     no_args_is_help=True,
 )
 
@@ -146,14 +147,85 @@ def run_cmd(
     label: Annotated[
         str | None, typer.Option("--label", help="A label stored with the run (e.g. a CI job id).")
     ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="Answer model (repeatable; default llm.model). Several models or prompts evaluate every "
+            "combination side by side (the matrix) and print a leaderboard.",
+        ),
+    ] = None,
+    models_file: Annotated[
+        str | None, typer.Option("--models-file", help="A file of answer models, one a line (# comments).")
+    ] = None,
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--prompt",
+            help="Answer prompt file (repeatable; default: the built-in prompt, configs/prompts/answer.md).",
+        ),
+    ] = None,
+    reword_prompt: Annotated[
+        str | None,
+        typer.Option("--reword-prompt", help="Rewording prompt file (default: built in, configs/prompts/reword.md)."),
+    ] = None,
+    rank_by: Annotated[
+        str | None,
+        typer.Option("--rank-by", help="Matrix: the metric the leaderboard ranks by (default: the primary metric)."),
+    ] = None,
+    against_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--against-baseline",
+            help="Gate on the question set's blessed run (llmops eval bless): exit 4 when a question that passed "
+            "there fails now.",
+        ),
+    ] = False,
     json_out: EvalJsonOpt = False,
 ) -> None:
-    """Evaluate a question set against a collection; print a summary, the worst questions, gates and deltas."""
+    """Evaluate a question set against a collection; print a summary, the worst questions, gates and deltas.
+    With several --model/--prompt: every combination on the same questions and context, and a leaderboard."""
     from llmops_cli.entry.eval import evaluate, outcome
 
     out = Output(json_out)
     settings = state().load(flags={"retrieval.k": k, "retrieval.mode": mode}).settings
     perturbations = [p.strip() for v in (perturb or []) for p in v.split(",") if p.strip()] or None
+    models = list(model or [])
+    if models_file:
+        from llmops_cli.core.eval.matrix import read_models_file
+
+        models += read_models_file(models_file)
+    if len(dict.fromkeys(models)) > 1 or len(prompt or []) > 1:
+        if baseline or against_baseline or fail_on_regression:
+            raise UsageError(
+                "a matrix is not compared with a baseline",
+                hint="bless the winner's run, then gate single runs with --against-baseline",
+            )
+        _run_matrix(
+            out,
+            settings,
+            dataset,
+            models=models,
+            prompts=prompt or [],
+            reword_prompt=reword_prompt,
+            collection=collection,
+            metrics=metrics,
+            k=k,
+            mode=mode,
+            where=parse_key_values(where) or None,
+            concurrency=concurrency,
+            judge_model=judge_model,
+            judge_client=judge_client,
+            perturbations=perturbations,
+            limit=limit,
+            use_cache=not no_cache,
+            record=not no_record,
+            label=label,
+            fail_under=fail_under,
+            rank_by=rank_by,
+            outputs=output or [],
+        )
+        return
     with out.progress("evaluating", total=None) as bar, workspace(settings) as ws:
         report = evaluate(
             ws,
@@ -176,6 +248,10 @@ def run_cmd(
             fail_under=fail_under,
             outputs=output or [],
             progress=lambda stage, done, total: bar.update(description=stage, completed=done, total=total),
+            model=models[0] if models else None,
+            prompt=prompt[0] if prompt else None,
+            reword_prompt=reword_prompt,
+            against_baseline=against_baseline,
         )
 
     if out.json_mode:
@@ -187,8 +263,84 @@ def run_cmd(
         if report.run_id is not None:
             out.info(f"recorded as run {report.run_id} (llmops eval runs)")
 
-    result = outcome(report, fail_on_regression=fail_on_regression, baseline=baseline)
+    blessed = report.comparison and report.comparison.get("against_blessed")
+    result = outcome(
+        report,
+        fail_on_regression=fail_on_regression or bool(blessed),
+        baseline=f"blessed run {report.comparison['base']['run_id']}" if blessed else baseline,
+    )
     out.finish(result, warning=result.message)
+
+
+def _run_matrix(out: Output, settings, dataset: str, **kw) -> None:
+    from llmops_cli.entry.eval import evaluate_matrix, matrix_outcome
+
+    with out.progress("evaluating the matrix", total=None) as bar, workspace(settings) as ws:
+        rep = evaluate_matrix(
+            ws,
+            dataset,
+            progress=lambda stage, done, total: bar.update(description=stage, completed=done, total=total),
+            **kw,
+        )
+    if out.json_mode:
+        out.json(rep.to_dict())
+    else:
+        _print_leaderboard(out, rep)
+        for o in kw.get("outputs") or []:
+            out.info(f"wrote {o}")
+        runs = [e.report.run_id for e in rep.entries if e.report.run_id is not None]
+        if runs:
+            out.info(f"recorded as runs {', '.join(map(str, runs))} (matrix {rep.matrix_id}; llmops eval rate RUN)")
+    result = matrix_outcome(rep)
+    out.finish(result, warning=result.message)
+
+
+def _print_leaderboard(out: Output, rep) -> None:
+    board = rep.board
+    rows = board["rows"]
+    metrics = list(dict.fromkeys(m for r in rows for m in r["metrics"]))
+
+    def ci(m: dict) -> str:
+        if m["mean"] is None:
+            return ""
+        if m["low"] is None:
+            return f"{m['mean']:.3f}"
+        return f"{m['mean']:.3f} [{m['low']:.2f}, {m['high']:.2f}]"
+
+    def lat(v) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    table = []
+    for r in rows:
+        cost = "unknown" if r["cost"] is None else f"${r['cost']:.4f}"
+        table.append(
+            (
+                r["rank"],
+                r["model"],
+                f"{r['prompt']['name']}@{r['prompt']['sha256'][:8]}",
+                *[
+                    ("[bold]" + ci(r["metrics"][m]) + "[/bold]")
+                    if r["label"] in board["winners"].get(m, [])
+                    else ci(r["metrics"][m])
+                    for m in metrics
+                ],
+                cost,
+                r["tokens"],
+                f"{lat(r['latency_p50_s'])}/{lat(r['latency_p95_s'])}",
+                r["error_rows"],
+                "*" if r["pareto"] else "",
+                r["run_id"] or "",
+            )
+        )
+    out.table(
+        ["rank", "model", "prompt", *metrics, "cost", "tokens", "p50/p95 s", "errors", "pareto", "run"],
+        table,
+        title=f"Leaderboard: {len(rows)} combinations on {rep.dataset['rows']} questions, by {board['rank_by']} "
+        "(mean [95% CI]; bold: best)",
+    )
+    for m, labels in board["winners"].items():
+        out.print(f"best {m}: {', '.join(labels)}")
+    out.print(f"Pareto front ({board['rank_by']} vs {board['cost_axis']}): {', '.join(board['pareto']) or '-'}")
 
 
 def _print_report(out, report, worst: int) -> None:
@@ -468,6 +620,227 @@ def sweep_cmd(
     )
     for s in rep.skipped:
         out.warn(f"skipped {s['config']}: {s['reason']}")
+
+
+@eval_app.command("bless")
+def bless_cmd(
+    run: Annotated[
+        str | None, typer.Argument(help="Run id, latest or latest~1 (omit with --list).", show_default=False)
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why this run is the baseline.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the blessed baselines instead.")] = False,
+    json_out: EvalJsonOpt = False,
+) -> None:
+    """Mark a run as the baseline of its question set; `eval run --against-baseline` then gates on it."""
+    from llmops_cli.entry.eval import bless, blessed
+
+    out = Output(json_out)
+    with workspace(state().load().settings) as ws:
+        if list_ or run is None:
+            if run is None and not list_:
+                raise UsageError("name the run to bless", hint="llmops eval bless RUN (or --list)")
+            rows = blessed(ws)
+            if out.json_mode:
+                out.json({"blessed": rows})
+            else:
+                out.table(
+                    ["run", "dataset", "data", "blessed (UTC)", "note"],
+                    [
+                        (b["run_id"], b["dataset"], b["dataset_sha256"][:8], b["blessed_at"][:16], b["note"] or "")
+                        for b in rows
+                    ],
+                    title="Blessed baselines",
+                )
+            return
+        doc = bless(ws, run, note)
+    if out.json_mode:
+        out.json(doc)
+    else:
+        was = f" (replacing run {doc['replaced']})" if doc["replaced"] else ""
+        out.print(f"run {doc['run_id']} is the baseline of {doc['dataset']}{was}")
+
+
+RubricOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--criteria",
+        help="Rubric criteria (repeatable or comma-separated; default: relevance, coherence, tone, style, creativity, "
+        "brand_voice).",
+    ),
+]
+
+
+@eval_app.command("rate")
+def rate_cmd(
+    run: Annotated[str, typer.Argument(help="Run id, latest or latest~1 (a matrix run: all its combinations).")],
+    rater: Annotated[
+        str | None, typer.Option("--rater", help="Your name, stored with each rating (required to rate).")
+    ] = None,
+    criteria: RubricOpt = None,
+    from_file: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Import ratings from a .csv/.jsonl (run_id, item_id, rater, criterion, score, comment)."
+        ),
+    ] = None,
+    web: Annotated[
+        bool, typer.Option("--web", help="Serve the rating page on 127.0.0.1 instead of asking in the terminal.")
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="Port of the rating page (0: a free one).", min=0)] = 0,
+    limit: Annotated[int | None, typer.Option("--limit", help="Rate at most N questions.", min=1)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the blind answer order.")] = 0,
+    json_out: EvalJsonOpt = False,
+) -> None:
+    """Human evaluation: score a run's answers 1-5 per rubric criterion (blind to model and prompt), in the
+    terminal, on a local web page (--web), or from a file (--from)."""
+    from llmops_cli.core.eval import human
+    from llmops_cli.entry.eval import add_ratings, rating_tasks
+
+    out = Output(json_out)
+    settings = state().load().settings
+    if from_file:
+        ratings = human.read_ratings_file(from_file)
+        with workspace(settings) as ws:
+            n = add_ratings(ws, ratings)
+        if out.json_mode:
+            out.json({"stored": n})
+        else:
+            out.print(f"stored {n} ratings from {from_file}")
+        return
+    if not rater:
+        raise UsageError("rating needs your name", hint="pass --rater NAME (stored with each rating)")
+    rubric = human.parse_rubric(criteria)
+    with workspace(settings) as ws:
+        reports, tasks = rating_tasks(ws, run, seed=seed)
+        tasks = tasks[:limit] if limit else tasks
+        if web:
+            from llmops_cli.cli.rating_page import serve_rating_page
+
+            n = serve_rating_page(
+                tasks,
+                rubric,
+                rater,
+                store=lambda ratings: add_ratings(ws, ratings),
+                port=port,
+                announce=out.info,
+            )
+        else:
+            n = _rate_in_terminal(out, tasks, rubric, rater, store=lambda ratings: add_ratings(ws, ratings))
+    if out.json_mode:
+        out.json({"stored": n, "runs": [r.run_id for r in reports], "rater": rater})
+    else:
+        out.print(f"stored {n} ratings by {rater} (llmops eval agreement {run})")
+
+
+def _rate_in_terminal(out: Output, tasks: list[dict], rubric: list[str], rater: str, store) -> int:
+    """One question at a time: each answer under its letter, a 1-5 per criterion (Enter skips, q stops), then an
+    optional comment; each question's ratings are stored as soon as it is done."""
+    import click
+
+    total = 0
+    for n, task in enumerate(tasks, start=1):
+        click.echo(f"\n[{n}/{len(tasks)}] {task['question']}", err=True)
+        for a in task["answers"]:
+            click.echo(f"\n  answer {a['letter']}: {a['answer']}", err=True)
+        batch = []
+        for a in task["answers"]:
+            for c in rubric:
+                raw = click.prompt(
+                    f"  {a['letter']} {c} (1-5, Enter skips, q quits)", default="", show_default=False, err=True
+                ).strip()
+                if raw.lower() == "q":
+                    return total + (store(batch) if batch else 0)
+                if not raw:
+                    continue
+                if raw not in ("1", "2", "3", "4", "5"):
+                    out.warn(f"{raw!r} is not 1-5: skipped")
+                    continue
+                batch.append(
+                    {
+                        "run_id": a["run_id"],
+                        "item_id": task["item_id"],
+                        "rater": rater,
+                        "criterion": c,
+                        "score": int(raw),
+                    }
+                )
+            comment = click.prompt(f"  {a['letter']} comment (optional)", default="", show_default=False, err=True)
+            if comment.strip():
+                for r in batch:
+                    if r["run_id"] == a["run_id"]:
+                        r["comment"] = comment.strip()
+        if batch:
+            total += store(batch)
+    return total
+
+
+@eval_app.command("agreement")
+def agreement_cmd(
+    runs: Annotated[list[str], typer.Argument(help="Rated runs (ids, latest; a matrix run brings its siblings).")],
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="CRITERION=JUDGE_METRIC (repeatable), e.g. tone=helpfulness."),
+    ] = None,
+    min_kappa: Annotated[
+        float | None,
+        typer.Option(
+            "--min-kappa", help="Warn (exit 4) when a criterion's weighted kappa is under this (0.4).", min=-1, max=1
+        ),
+    ] = None,
+    json_out: EvalJsonOpt = False,
+) -> None:
+    """Does the LLM judge agree with people? Cohen's kappa (plain and quadratically weighted), Spearman's rho and
+    the confusion table per criterion, between the judge's verdicts and the human ratings of the same answers."""
+    from llmops_cli.core.eval import human
+    from llmops_cli.entry.eval import Outcome, agreement
+
+    out = Output(json_out)
+    with workspace(state().load().settings) as ws:
+        doc = agreement(ws, runs, mapping=human.parse_mapping(map_), min_kappa=min_kappa)
+    if out.json_mode:
+        out.json(doc)
+    else:
+
+        def num(v) -> str:
+            return "-" if v is None else f"{v:.3f}"
+
+        out.table(
+            ["criterion", "judge metric", "answers", "exact", "kappa", "weighted kappa", "spearman", ""],
+            [
+                (
+                    c,
+                    v["judge_metric"],
+                    v["n"],
+                    num(v.get("exact_agreement")),
+                    num(v.get("kappa")),
+                    num(v.get("weighted_kappa")),
+                    num(v.get("spearman")),
+                    "[red]below bound[/red]" if v.get("below_bound") else v.get("note", ""),
+                )
+                for c, v in doc["criteria"].items()
+            ],
+            title=f"Judge vs people: {doc['ratings']} ratings by {', '.join(doc['raters'])} on runs "
+            f"{', '.join(map(str, doc['runs']))}",
+        )
+        for c, v in doc["criteria"].items():
+            if v.get("n"):
+                t = v["confusion"]["table"]
+                out.table(
+                    ["human \\ judge", *map(str, human.SCALE)],
+                    [(str(s), *t[i]) for i, s in enumerate(human.SCALE)],
+                    title=f"{c}: confusion (rows: people, columns: judge)",
+                )
+        if doc["unjudged_criteria"]:
+            out.info(f"no judge metric for {', '.join(doc['unjudged_criteria'])} (map one with --map CRITERION=METRIC)")
+    if doc["disagreeing"]:
+        msg = (
+            f"the judge disagrees with people on {', '.join(doc['disagreeing'])} (weighted kappa under "
+            f"{doc['min_kappa']}): do not trust it there without a look at the confusion table"
+        )
+        result = Outcome(ExitCode.GATE_FAILED, msg)
+    else:
+        result = Outcome()
+    out.finish(result, warning=result.message)
 
 
 def register(app: typer.Typer) -> None:

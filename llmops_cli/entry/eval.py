@@ -544,7 +544,9 @@ def export(target: Workspace | Settings, run: str, outputs: Sequence[str | Path]
     for out in outputs:
         output_format(out)
     with _opened(target) as ws:
-        report = ws.eval_history().load(run)
+        history = ws.eval_history()
+        report = history.load(run)
+        report.human_ratings = history.ratings([report.run_id])
     for out in outputs:
         write_results(report, out)
     return report
@@ -778,3 +780,84 @@ def sweep(
                 except Exception:  # noqa: BLE001 - a collection that was never created has nothing to delete
                     pass
     return rank_entries(report, done)
+
+
+def bless(target: Workspace | Settings, run: str, note: str | None = None) -> dict[str, Any]:
+    """Mark a recorded run as the baseline of its question set (``eval run --against-baseline`` gates on it)."""
+    with _opened(target) as ws:
+        return ws.eval_history().bless(run, note)
+
+
+def blessed(target: Workspace | Settings) -> list[dict[str, Any]]:
+    """The blessed baselines, one per question set."""
+    with _opened(target) as ws:
+        return ws.eval_history().list_blessed()
+
+
+def _runs_to_rate(history, run: str) -> list[EvalReport]:
+    """The run, or every run of its matrix (side by side)."""
+    first = history.load(run)
+    matrix_id = (first.config.get("matrix") or {}).get("id")
+    if not matrix_id:
+        return [first]
+    return [history.load(rid) for rid in history.matrix_runs(matrix_id)]
+
+
+def rating_tasks(target: Workspace | Settings, run: str, *, seed: int = 0) -> tuple[list[EvalReport], list[dict]]:
+    """The runs a rating session covers (the run, or its whole matrix) and the blind tasks, one per question."""
+    from llmops_cli.core.eval import human
+
+    with _opened(target) as ws:
+        reports = _runs_to_rate(ws.eval_history(), run)
+    tasks = human.rating_tasks(reports, seed=seed)
+    if not tasks:
+        raise UsageError(
+            f"run {reports[0].run_id} has no answers to rate",
+            hint="rate a run that made answers (metrics such as token_f1 or judge)",
+        )
+    return reports, tasks
+
+
+def add_ratings(target: Workspace | Settings, ratings: Sequence[dict[str, Any]]) -> int:
+    """Store checked ratings (a rating of the same answer, rater and criterion again replaces the earlier one)."""
+    from llmops_cli.core.eval import human
+
+    checked = [human.check_rating(r, where=f"#{n}") for n, r in enumerate(ratings, start=1)]
+    with _opened(target) as ws:
+        history = ws.eval_history()
+        for run_id in sorted({r["run_id"] for r in checked}):
+            history.resolve_id(run_id)
+            history.load(run_id)  # NotFound (exit 9) for a run that is not recorded
+        return history.add_ratings(checked)
+
+
+def agreement(
+    target: Workspace | Settings,
+    runs: Sequence[str],
+    *,
+    mapping: dict[str, str] | None = None,
+    min_kappa: float | None = None,
+) -> dict[str, Any]:
+    """Judge vs people on the runs' answers (each run with its matrix siblings), per criterion."""
+    from llmops_cli.core.eval import human
+
+    with _opened(target) as ws:
+        history = ws.eval_history()
+        reports: dict[int, EvalReport] = {}
+        for ref in runs:
+            for rep in _runs_to_rate(history, ref):
+                reports[rep.run_id] = rep
+        ratings = history.ratings(sorted(reports))
+    if not ratings:
+        raise UsageError(
+            f"no human ratings for run {', '.join(map(str, sorted(reports)))}",
+            hint="rate its answers first: llmops eval rate RUN --rater NAME",
+        )
+    doc = human.agreement(
+        list(reports.values()),
+        ratings,
+        mapping=mapping,
+        min_kappa=human.DEFAULT_MIN_KAPPA if min_kappa is None else min_kappa,
+    )
+    doc["runs"] = sorted(reports)
+    return doc

@@ -231,6 +231,21 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
             out.append(f"<li>{_e(r.question)} <b>{_fmt(r.metrics.get(primary))}</b></li>")
         out.append("</ol>")
 
+    if report.human_ratings:
+        by_criterion: dict[str, list[dict]] = {}
+        for h in report.human_ratings:
+            by_criterion.setdefault(h["criterion"], []).append(h)
+        out.append("<h2>Human ratings (1-5)</h2><table><tr><th>criterion</th><th>ratings</th><th>raters</th>")
+        out.append("<th>mean</th><th>comments</th></tr>")
+        for c, hs in sorted(by_criterion.items()):
+            mean = sum(h["score"] for h in hs) / len(hs)
+            comments = "; ".join(f"{h['rater']}: {h['comment']}" for h in hs if h.get("comment"))
+            out.append(
+                f'<tr><td>{_e(c)}</td><td class="num">{len(hs)}</td><td>{_e(len({h["rater"] for h in hs}))}</td>'
+                f'<td class="num">{mean:.2f}</td><td>{_e(comments[:500])}</td></tr>'
+            )
+        out.append("</table>")
+
     out.append(f'<h2>Per question ({len(report.rows)})</h2><input id="filter" type="search" placeholder="filter rows">')
     out.append('<table id="rows"><thead><tr><th>id</th><th>question</th><th>answer</th><th>retrieved</th>')
     for m in metrics:

@@ -58,6 +58,7 @@ class EvalReport:
     )  # tag -> metric -> mean over the rows with that tag
     gates: list[dict[str, Any]] = field(default_factory=list)
     comparison: dict[str, Any] | None = None
+    human_ratings: list[dict[str, Any]] = field(default_factory=list)  # people's scores (eval rate), when exported
 
     @property
     def error_rows(self) -> int:
