@@ -7,8 +7,13 @@ from typing import Annotated
 
 import typer
 
+from llmops_cli.cli.completion import collection_names, dag_ids
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
-CollectionOpt = Annotated[str | None, typer.Option("--collection", help="Collection name (default: store.collection).")]
+CollectionOpt = Annotated[
+    str | None,
+    typer.Option("--collection", help="Collection name (default: store.collection).", autocompletion=collection_names),
+]
 TopKOpt = Annotated[
     int | None, typer.Option("-k", "--top-k", help="How many chunks to return (default: retrieval.k).", min=1)
 ]
@@ -25,14 +30,17 @@ StateOpt = Annotated[
 ]
 ProfileOpt = Annotated[str | None, typer.Option("--profile", help="Airflow connection profile from the config file.")]
 UrlOpt = Annotated[str | None, typer.Option("--url", help="Airflow API server URL (default: airflow.url).")]
-DagArg = Annotated[str, typer.Argument(help="DAG id (see `llmops dags list`).")]
+DagArg = Annotated[str, typer.Argument(help="DAG id (see `llmops dags list`).", autocompletion=dag_ids)]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")]
 GlobOpt = Annotated[
     list[str] | None, typer.Option("--glob", help="Only files matching this glob, e.g. '**/*.md' (repeatable).")
 ]
 # the answer log is filtered by collection: no store.collection default there
 AnswerCollectionOpt = Annotated[
-    str | None, typer.Option("--collection", help="Only answers from this collection (default: all).")
+    str | None,
+    typer.Option(
+        "--collection", help="Only answers from this collection (default: all).", autocompletion=collection_names
+    ),
 ]
 AnswerLimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many answers.", min=1)]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
