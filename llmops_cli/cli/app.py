@@ -26,12 +26,14 @@ from llmops_cli.errors import ExitCode, LlmopsError
 
 # One module per command (group); order is the order in --help.
 COMMAND_MODULES = [
+    "llmops_cli.cli.init_cmd",
     "llmops_cli.cli.ingest_cmd",
     "llmops_cli.cli.query_cmd",
     "llmops_cli.cli.collections_cmd",
     "llmops_cli.cli.chat_cmd",
     "llmops_cli.cli.verify_cmd",  # adds `verify` to query_cmd's collections group
     "llmops_cli.cli.config_cmd",
+    "llmops_cli.cli.doctor_cmd",
     "llmops_cli.cli.eval_cmd",
     "llmops_cli.cli.history_cmd",
     "llmops_cli.cli.feedback_cmd",
