@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -50,7 +51,7 @@ def _hit_dict(i: int, h) -> dict:
 
 
 def query(
-    text: Annotated[str, typer.Argument(help="What to search for.")],
+    text: Annotated[str, typer.Argument(help="What to search for; - reads it from stdin.", metavar="TEXT")],
     top_k: TopKOpt = None,
     where: WhereOpt = None,
     mode: ModeOpt = None,
@@ -59,6 +60,7 @@ def query(
 ) -> None:
     from llmops_cli.entry import ask as ask_entry  # retrieval and the answer log: loaded by the command, not --help
 
+    text = read_question(text)
     s = state().load(flags={"store.collection": collection, "retrieval.mode": mode, "retrieval.k": top_k}).settings
     with workspace(s) as ws:
         hits = ask_entry.query(
@@ -86,8 +88,47 @@ def query(
     _hits_table(out, hits, f"{s.retrieval.mode} search in {s.store.collection}")
 
 
+QuestionArg = Annotated[str, typer.Argument(help="The question; - reads it from stdin.", metavar="QUESTION")]
+
+
+def read_question(text: str) -> str:
+    """The question as given, or read from stdin when it is ``-`` (``echo "..." | llmops ask -``)."""
+    return sys.stdin.read().strip() if text == "-" else text
+
+
+class StatusLine:
+    """A one-line status on stderr (``rewording…``, ``retrieving…``, ``answering…``) while a step runs, on a terminal
+    only (never in --json, never in a pipe); cleared before the answer is printed or streamed."""
+
+    def __init__(self, out: Output):
+        self._status = None
+        self._on = out.interactive
+        self._console = out.err
+
+    def phase(self, name: str) -> None:
+        if not self._on:
+            return
+        text = f"[dim]{escape(name)}…[/dim]"
+        if self._status is None:
+            self._status = self._console.status(text, spinner="dots")
+            self._status.start()
+        else:
+            self._status.update(text)
+
+    def stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def __enter__(self) -> StatusLine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def ask(
-    question: Annotated[str, typer.Argument(help="The question.")],
+    question: QuestionArg,
     top_k: TopKOpt = None,
     where: WhereOpt = None,
     mode: ModeOpt = None,
@@ -110,6 +151,7 @@ def ask(
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
+    question = read_question(question)
     s = (
         state()
         .load(
@@ -136,38 +178,65 @@ def ask(
         d["hits"] = [_hit_dict(i, h) for i, h in enumerate(res.hits, 1)]
         out.json(d)
         return
-    if retrieval_only:
+    if retrieval_only:  # the sources are the result: stdout
         _hits_table(out, res.hits, f"Sources for: {question}")
-        if not s.llm.model:
-            out.info(
-                "No LLM is configured, so no answer was written. To get answers, set llm.model in llmops.yaml or "
-                "LLMOPS_LLM_MODEL (e.g. openai/gpt-4o-mini with OPENAI_API_KEY; or openai/<name> with "
-                "LLMOPS_LLM_API_BASE for a local OpenAI-compatible server), then run llmops ask again.",
-                style="dim",
-            )
         return
-    if out.interactive:  # the answer was streamed
-        out.out.print()
+    render_answer(out, res, question)
+    _feedback_notes(out, res, json_out)
+
+
+def render_answer(out: Output, res, question: str) -> None:
+    """An answer for people. On a terminal: the streamed answer, then what was searched and the sources. Piped: the
+    answer alone on stdout (``llmops ask Q > answer.txt``), everything else on stderr."""
+    tty = _stdout_is_terminal(out)
+    if tty:
+        out.out.print()  # the answer was streamed
     else:
-        out.print("[bold]Answer[/bold]")
-        out.print(res.answer, markup=False)
+        sys.stdout.write(res.answer.rstrip("\n") + "\n")
+        sys.stdout.flush()
+    side = out.out if tty else out.err
     if res.rewordings:
-        out.print("\n[bold]Searched as[/bold]")
-        for w in [question, *res.rewordings]:
-            out.print(f"  • {w}", markup=False)
+        side.print("\n[bold]Searched as[/bold]")
+        for w in [res.standalone_question or question, *res.rewordings]:
+            side.print(f"  • {safe_text(w)}", markup=False)
     cited = set(res.cited())
-    out.table(
-        ["#", "cited", "source", "heading"],
-        [(i, "✓" if i in cited else "", h.source, h.heading) for i, h in enumerate(res.hits, 1)],
-        title="Sources",
-    )
+    from rich.table import Table
+
+    t = Table(title="Sources", title_justify="left")
+    for c in ("#", "cited", "source", "heading"):
+        t.add_column(c, overflow="fold")
+    for i, h in enumerate(res.hits, 1):
+        t.add_row(str(i), "✓" if i in cited else "", safe_text(h.source), safe_text(h.heading))
+    side.print(t)
     u = res.usage
     cost = f", ${u.cost:.6f}" if u.cost else ""
     out.info(
         f"{res.model}: {u.calls} calls, {u.input_tokens} tokens in, {u.output_tokens} out{cost}, {res.latency_s:.1f} s",
         style="dim",
     )
-    _feedback_notes(out, res, json_out)
+
+
+def _stdout_is_terminal(out: Output) -> bool:
+    return out.out.is_terminal and not out.json_mode
+
+
+def streamer(out: Output, status: StatusLine):
+    """The on_token callback that streams an answer to a terminal (None when stdout is not one): the status line is
+    cleared at the first piece."""
+    if not _stdout_is_terminal(out):
+        return None
+    started = False
+
+    def on_token(piece: str) -> None:
+        nonlocal started
+        if not started:
+            status.stop()
+            out.out.print("[bold]Answer[/bold]")
+            started = True
+        out.out.file.write(safe_text(piece))  # an answer may quote a document's escape sequences
+        out.out.file.flush()
+
+    return on_token
 
 
 def _ask(ws: Workspace, out: Output, question: str, where: list[str] | None, retrieval_only: bool, use_cache: bool):
@@ -178,28 +247,19 @@ def _ask(ws: Workspace, out: Output, question: str, where: list[str] | None, ret
         # fail fast, before retrieval, when no model is configured; the hint names ask's own flags (the answer
         # then uses this same stack)
         ask_entry.answer_llm(ws, also="or pass --model MODEL; --retrieval-only skips the LLM")
-    streaming = out.interactive and not retrieval_only
-    started = False
-
-    def on_token(piece: str) -> None:
-        nonlocal started
-        if not started:
-            out.out.print("[bold]Answer[/bold]")
-            started = True
-        out.out.file.write(safe_text(piece))  # an answer may quote a document's escape sequences
-        out.out.file.flush()
-
-    return ask_entry.ask(
-        ws,
-        question,
-        collection=s.store.collection,
-        k=s.retrieval.k,
-        mode=s.retrieval.mode,
-        where=parse_key_values(where) or None,
-        retrieval_only=retrieval_only,
-        on_token=on_token if streaming else None,
-        use_cache=use_cache,
-    )
+    with StatusLine(out) as status:
+        return ask_entry.ask(
+            ws,
+            question,
+            collection=s.store.collection,
+            k=s.retrieval.k,
+            mode=s.retrieval.mode,
+            where=parse_key_values(where) or None,
+            retrieval_only=retrieval_only,
+            on_token=None if retrieval_only else streamer(out, status),
+            use_cache=use_cache,
+            on_phase=status.phase,
+        )
 
 
 def _feedback_notes(out, res, json_out: bool) -> None:

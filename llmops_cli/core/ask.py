@@ -1,5 +1,8 @@
 """The answer path of the reference architecture: reword the question, retrieve with every wording
-(vector + BM25), fuse the lists by reciprocal rank fusion, and answer from the fused chunks with sources."""
+(vector + BM25), fuse the lists by reciprocal rank fusion, and answer from the fused chunks with sources.
+
+In a conversation (``llmops chat``) a follow-up ("and how do I undo that?") is first rewritten into a question that
+stands alone, which is what is searched for; the answer sees the recent turns too."""
 
 from __future__ import annotations
 
@@ -22,6 +25,12 @@ REWORD_USER = (
     "Write {n} different rewordings of the question below, one per line, without numbering or commentary."
     "\n\nQuestion: {question}"
 )
+CONDENSE_SYSTEM = (
+    "You rewrite the last question of a conversation about documentation into one question that can be understood "
+    "without the conversation: resolve pronouns and references from the earlier turns. Reply with the question only."
+)
+CONDENSE_USER = "Conversation so far:\n\n{history}\n\nLast question: {question}\n\nStandalone question:"
+HISTORY_TURNS = 4  # the turns a follow-up is read with (older ones rarely matter and cost tokens)
 ANSWER_SYSTEM = (
     "You answer questions using ONLY the numbered context passages. Cite the passages you use in square "
     "brackets, like [1] or [2][3]. If the context does not contain the answer, say that you do not know. Be concise."
@@ -41,6 +50,7 @@ class AskResult:
     answer_id: str | None = None  # its id in the answer log; None when not recorded
     cache_hit: dict[str, Any] | None = None  # the promoted answer served from the semantic cache, if any
     record_error: str | None = None  # why the answer log could not record it
+    standalone_question: str | None = None  # in a conversation: the follow-up rewritten to stand alone (searched)
 
     def sources(self) -> list[dict[str, Any]]:
         return [
@@ -72,6 +82,7 @@ class AskResult:
                 "calls": self.usage.calls,
             },
             "latency_s": round(self.latency_s, 3),
+            **({"standalone_question": self.standalone_question} if self.standalone_question is not None else {}),
         }
 
 
@@ -111,9 +122,43 @@ def context_block(hits: list[Hit], max_chars: int = 24000) -> str:
     return "\n\n".join(parts)
 
 
-def answer_messages(question: str, hits: list[Hit]) -> list[dict[str, str]]:
+@dataclass
+class Turn:
+    """One earlier question and its answer in a conversation."""
+
+    question: str
+    answer: str
+
+
+def _recent(history: list[Turn] | None) -> list[Turn]:
+    return list(history or [])[-HISTORY_TURNS:]
+
+
+def standalone_question(history: list[Turn], question: str, llm: LLM, usage: Usage) -> str:
+    """``question`` rewritten to stand without the conversation (the question itself when there is no history, or
+    when the LLM replies with nothing usable)."""
+    turns = _recent(history)
+    if not turns:
+        return question
+    text = "\n".join(f"User: {t.question}\nAssistant: {t.answer}" for t in turns)
+    c = llm.complete(
+        [
+            {"role": "system", "content": CONDENSE_SYSTEM},
+            {"role": "user", "content": CONDENSE_USER.format(history=text, question=question)},
+        ]
+    )
+    usage.add(c)
+    lines = [ln.strip().strip('"').strip() for ln in c.text.strip().splitlines() if ln.strip()]
+    return lines[0] if lines else question
+
+
+def answer_messages(question: str, hits: list[Hit], history: list[Turn] | None = None) -> list[dict[str, str]]:
+    earlier: list[dict[str, str]] = []
+    for t in _recent(history):
+        earlier += [{"role": "user", "content": t.question}, {"role": "assistant", "content": t.answer}]
     return [
         {"role": "system", "content": ANSWER_SYSTEM},
+        *earlier,
         {"role": "user", "content": f"Context:\n\n{context_block(hits)}\n\nQuestion: {question}"},
     ]
 
@@ -128,15 +173,29 @@ def ask(
     mode: str = "hybrid",
     where: dict[str, Any] | None = None,
     on_token: Callable[[str], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    history: list[Turn] | None = None,
 ) -> AskResult:
-    """Answer ``question``. With ``llm=None`` only retrieval runs (no rewording, no answer)."""
+    """Answer ``question``. With ``llm=None`` only retrieval runs (no rewording, no answer). ``on_phase`` hears
+    each step as it starts ("rewording", "retrieving", "answering"; "reading the follow-up" in a conversation);
+    ``history``: the earlier turns of a conversation."""
     t0 = time.perf_counter()
     usage = Usage()
-    words = reword(question, llm, rewordings, usage) if llm is not None else []
-    hits = retriever.search_many([question, *words], k, mode=mode, where=where)  # type: ignore[arg-type]
+    phase = on_phase or (lambda _name: None)
+    searched = question
+    if llm is not None and history:
+        phase("reading the follow-up")
+        searched = standalone_question(history, question, llm, usage)
+    words: list[str] = []
+    if llm is not None and rewordings > 0:
+        phase("rewording")
+        words = reword(searched, llm, rewordings, usage)
+    phase("retrieving")
+    hits = retriever.search_many([searched, *words], k, mode=mode, where=where)  # type: ignore[arg-type]
     text = ""
     if llm is not None:
-        msgs = answer_messages(question, hits)
+        phase("answering")
+        msgs = answer_messages(searched, hits, history)
         if on_token is not None:
             pieces = []
             for piece in llm.stream(msgs):
@@ -158,4 +217,5 @@ def ask(
         model=llm.model if llm is not None else "",
         usage=usage,
         latency_s=time.perf_counter() - t0,
+        standalone_question=searched if history else None,
     )

@@ -13,14 +13,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core.collection_meta import check_embedder
-from llmops_cli.core.feedback.recording import record_ask
+from llmops_cli.core.feedback.recording import chunk_refs, record_ask
 from llmops_cli.entry.store import collection_meta, collection_name
 from llmops_cli.errors import LlmopsError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from llmops_cli.core.ask import AskResult
+    from llmops_cli.core.ask import AskResult, Turn
     from llmops_cli.core.documents import Hit
     from llmops_cli.core.feedback.log import AnswerLog
     from llmops_cli.core.ports import LLM
@@ -136,19 +136,36 @@ def ask(
     model: str | None = None,
     on_token: Callable[[str], None] | None = None,
     use_cache: bool = True,
+    on_phase: Callable[[str], None] | None = None,
+    history: list[Turn] | None = None,
+    conversation: dict[str, Any] | None = None,
 ) -> AskResult:
     """The answer path (rewordings -> retrieval per wording -> RRF -> answer with sources).
 
     Answers are recorded in the answer log (``result.answer_id``). With ``use_cache`` (and feedback.cache), a promoted
-    answer to a near-identical question is served instead, without an LLM call (``result.cache_hit``)."""
+    answer to a near-identical question is served instead, without an LLM call (``result.cache_hit``). ``on_phase``
+    hears each step as it starts (a status line). A turn of a conversation (``llmops chat``) passes the earlier turns
+    (``history``) and ``conversation`` (its id and turn number): it is recorded as kind "chat" with them, and never
+    served from the cache (a follow-up means what the conversation makes it mean)."""
     from llmops_cli.core.ask import ask as core_ask
 
     settings = ws.settings
     check_search(question, where)
     name = collection_name(settings, collection)
+    phase = on_phase or (lambda _name: None)
+    phase("opening the collection")
     meta = _open_collection(ws, name)
+    chat = conversation is not None
     # where no answer log exists nothing is promoted, and an ask that fails creates nothing
-    if use_cache and settings.feedback.cache and not retrieval_only and not where and ws.answer_log_exists():
+    if (
+        use_cache
+        and not chat
+        and settings.feedback.cache
+        and not retrieval_only
+        and not where
+        and ws.answer_log_exists()
+    ):
+        phase("checking the answer cache")
         cached = _cached_answer(ws, ws.answer_log(), question, name, meta, on_token)
         if cached is not None:
             return cached
@@ -164,17 +181,48 @@ def ask(
         mode=mode or settings.retrieval.mode,
         where=where,
         on_token=on_token,
+        on_phase=on_phase,
+        history=history,
     )
     if not retrieval_only:
-        _record(ws, res, name)
+        _record(ws, res, name, conversation=conversation)
     return res
 
 
-def _record(ws: Workspace, res: AskResult, collection: str, cached_from: str | None = None) -> None:
-    """Record an ask result; a log that cannot be written costs the answer its id, not the answer itself."""
+def _record(
+    ws: Workspace,
+    res: AskResult,
+    collection: str,
+    cached_from: str | None = None,
+    conversation: dict[str, Any] | None = None,
+) -> None:
+    """Record an ask result (a chat turn as kind "chat", with its conversation and the question searched); a log that
+    cannot be written costs the answer its id, not the answer itself."""
     try:
-        res.answer_id = record_ask(
-            ws.answer_log(), res, collection=collection, config_hash=ws.answer_config_hash(), cached_from=cached_from
+        if conversation is None:
+            res.answer_id = record_ask(
+                ws.answer_log(),
+                res,
+                collection=collection,
+                config_hash=ws.answer_config_hash(),
+                cached_from=cached_from,
+            )
+            return
+        u = res.usage
+        res.answer_id = ws.answer_log().record(
+            kind="chat",
+            question=res.question,
+            answer=res.answer,
+            model=res.model,
+            collection=collection,
+            rewordings=res.rewordings,
+            chunks=chunk_refs(res.hits),
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+            cost=u.cost,
+            latency_s=res.latency_s,
+            config_hash=ws.answer_config_hash(),
+            extra={"llm_calls": u.calls, "standalone_question": res.standalone_question, **conversation},
         )
     except LlmopsError as e:
         res.record_error = e.message
