@@ -424,6 +424,26 @@ class AnswerLog(StateStore):
         )
         return [_answer(r) for r in rows]
 
+    def since(
+        self, created_after: float | None = None, *, kind: str | None = None, collection: str | None = None
+    ) -> list[AnswerRecord]:
+        """Every answer created after ``created_after`` (all when None), oldest first (for insights)."""
+        where, args = _filters(kind=kind, collection=collection)
+        if created_after is not None:
+            where = f"{where} {'AND' if where else 'WHERE'} created_at > ?"
+            args.append(created_after)
+        rows = self._query(f"SELECT * FROM answers {where} ORDER BY created_at, rowid", args)
+        return [_answer(r) for r in rows]
+
+    def reviews_of(self, ids: Sequence[str]) -> dict[str, Review]:
+        """The judge's reviews of these answers, by answer id (answers not reviewed are absent)."""
+        out: dict[str, Review] = {}
+        for i in range(0, len(ids), 500):
+            part = list(ids[i : i + 500])
+            for r in self._query(f"SELECT * FROM reviews WHERE answer_id IN ({','.join('?' * len(part))})", part):
+                out[r["answer_id"]] = _review(r)
+        return out
+
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM answers")[0][0])
 
