@@ -17,7 +17,11 @@ from pathlib import Path
 import pytest
 
 from llmops_cli.core.batch.inputs import read_rows, write_rows
-from tests.support.openai_server import Fault, last_user_text, llm_env_for
+from llmops_cli.entry import batch as batch_entry
+from llmops_cli.errors import ConflictError
+from llmops_cli.settings import LLMSettings, Settings
+from tests.support.fakes import run_step
+from tests.support.openai_server import Fault, last_user_text, llm_env_for, llm_settings_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -61,12 +65,15 @@ def test_killed_after_submission_a_rerun_continues_the_same_job_and_failed_rows_
     uploads = srv.records("/v1/files")
     assert [r.status for r in uploads] == [500, 200]  # one retry, one file
 
-    # the job is still running: `status` shows it, a --no-wait run collects nothing and creates nothing (exit 3)
-    status = _cli(["status", str(src), "--prompt", "{q}", "-o", str(out), "--json"], env, tmp_path)
-    so, se = status.communicate(timeout=60)
-    assert status.returncode == 0, se
-    st = json.loads(so)
-    assert st["jobs"][0]["status"] == "in_progress" and st["requests"] == n and not st["done"]
+    # the job is still running: a DAG sensor's poke (the entry point, in this process) sees it, creates nothing
+    settings = Settings(
+        data_dir=str(tmp_path / "data"),
+        llm=LLMSettings(**llm_settings_for(srv, input_cost_per_token=PIN, output_cost_per_token=POUT)),
+    )
+    opts = {"prompt": "{q}", "output": str(out)}
+    poke = run_step(batch_entry.batch_provider_poll, settings, str(src), **opts)
+    assert (poke["done"], poke["requests"], poke["statuses"]) == (False, n, ["in_progress"])
+    assert run_step(batch_entry.batch_provider_submit, settings, str(src), **opts)["created"] == 0
 
     srv.batch_seconds = 0  # the provider finishes
     again = _cli(args, env, tmp_path)
@@ -104,7 +111,7 @@ def test_killed_after_submission_a_rerun_continues_the_same_job_and_failed_rows_
     assert [last_user_text(b["body"]) for b in _lines_sent(srv)] == ["q7"]
     listed = _cli(["list", "--json"], env, tmp_path)
     so, se = listed.communicate(timeout=60)
-    assert listed.returncode == 0 and len(json.loads(so)["jobs"]) == 2
+    assert listed.returncode == 0 and [j["requests"] for j in json.loads(so)["jobs"]] == [1, n]
 
 
 def _lines_sent(srv) -> list[dict]:
@@ -118,7 +125,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_results_go_to_s3_once_and_the_input_may_be_a_url(openai_server, tmp_path):
+def test_results_go_to_s3_once_and_the_input_may_be_a_url(openai_server, tmp_path, monkeypatch):
     moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
     pytest.importorskip("s3fs", reason="s3fs is not installed")
     import boto3
@@ -141,6 +148,8 @@ def test_results_go_to_s3_once_and_the_input_may_be_a_url(openai_server, tmp_pat
             aws_secret_access_key="testing",
         )
         s3.create_bucket(Bucket="team")
+        for k, v in aws.items():
+            monkeypatch.setenv(k, v)
         s3.put_object(Bucket="team", Key="in/rows.jsonl", Body=b'{"q": "one"}\n{"q": "two"}\n')
         env = {**llm_env_for(openai_server), **PRICES, **aws, "LLMOPS_DATA_DIR": str(tmp_path / "data")}
         args = ["s3://team/in/rows.jsonl", "--prompt", "{q}", "-o", "s3://team/out/rows.jsonl", "--json"]
@@ -151,12 +160,13 @@ def test_results_go_to_s3_once_and_the_input_may_be_a_url(openai_server, tmp_pat
         assert rep["output"] == "s3://team/out/rows.jsonl" and rep["errors_file"] == "s3://team/out/rows.errors.jsonl"
         body = s3.get_object(Bucket="team", Key="out/rows.jsonl")["Body"].read().decode()
         assert [json.loads(x)["llmops_status"] for x in body.splitlines()] == ["ok", "ok"]
-        calls = openai_server.success_count()
         # a second run refuses before any call: an earlier result is never replaced
-        second = _cli(args, env, tmp_path)
-        so, se = second.communicate(timeout=120)
-        assert second.returncode != 0 and "exists already" in se and "Traceback" not in se
-        assert openai_server.success_count() == calls
+        with pytest.raises(ConflictError, match="exists already"):
+            batch_entry.staged_output("s3://team/out/rows.jsonl")
         assert s3.get_object(Bucket="team", Key="out/rows.jsonl")["Body"].read().decode() == body
+        assert openai_server.success_count() == 2
     finally:
+        import fsspec
+
+        fsspec.filesystem("s3").clear_instance_cache()
         server.stop()
