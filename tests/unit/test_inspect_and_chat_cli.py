@@ -1,0 +1,187 @@
+"""Looking into collections (`collections show|sources|export`, `chunks get`, chunk ids in `query`), questions from
+stdin, `ask` in a pipe, and `llmops chat`, in-process on fakes (memory store, bag-of-words embedder, a scripted
+LLM handed to the commands as a workspace of fakes). The real store and model: tests/integration/test_local_rag.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+
+from llmops_cli.core.ports import LLM, Completion
+from llmops_cli.entry.ingest import ingest
+from llmops_cli.errors import NotConfiguredError
+from llmops_cli.settings import load_settings
+from tests.support.fakes import FakeEmbedder, FakeWorkspace, MemoryStore, use_fake_workspaces
+from tests.unit.test_feedback_cli import invoke, ok_json
+
+
+class ChatLLM(LLM):
+    """Answers by the kind of request (follow-up rewrite, rewording, answer) and remembers each request's messages."""
+
+    model = "fake/chat"
+
+    def __init__(self):
+        self.calls: list[tuple[str, list[dict[str, str]]]] = []
+
+    def complete(self, messages, **params) -> Completion:
+        system = messages[0]["content"]
+        kind = (
+            "condense"
+            if system.startswith("You rewrite the last question")
+            else "reword"
+            if system.startswith("You rewrite questions")
+            else "answer"
+        )
+        self.calls.append((kind, list(messages)))
+        text = {
+            "condense": "How do I undo a frobnicator credential rotation?",
+            "reword": "frobnicator credentials",
+            "answer": f"Answer {sum(1 for k, _ in self.calls if k == 'answer')} [1].",
+        }[kind]
+        return Completion(text=text, model=self.model, input_tokens=5, output_tokens=2)
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.calls]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("LLMOPS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("LLMOPS_LLM_MODEL", "fake/chat")
+    monkeypatch.setenv("LLMOPS_LLM_REWORDINGS", "1")
+    store, emb, llm = MemoryStore(), FakeEmbedder(), ChatLLM()
+    use_fake_workspaces(monkeypatch, store=store, embedder=emb, llm=llm)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "frob.md").write_text(
+        "# Frobnicator\n\n## Credentials\n\nRotate them with frob rotate --all.\n\n"
+        "## Undo\n\nfrob rollback undoes it.\n"
+    )
+    (docs / "widgets.md").write_text("# Widgets\n\nWidgets are configured in widgets.toml.\n")
+    with FakeWorkspace(load_settings(None).settings, store=store, embedder=emb, llm=llm) as ws:
+        ingest(ws, [str(docs)], collection="docs")
+    return store, llm
+
+
+def test_a_collection_can_be_looked_into_chunk_by_chunk(project, capsys, tmp_path):
+    store, _ = project
+    shown = ok_json(capsys, "collections", "show", "docs")
+    assert shown["chunks"] == store.count("docs") >= 2 and shown["sources"] == 2
+    assert shown["embedder"] == "fake:bow" and shown["embedder_config"]["model"]
+    assert shown["size"]["text_bytes"] > 0 and 0 < shown["chunk_chars"]["min"] <= shown["chunk_chars"]["max"]
+    code, out, _ = invoke(capsys, "collections", "show", "docs")
+    assert code == 0 and "fake:bow" in out and "chunk length" in out
+
+    sources = ok_json(capsys, "collections", "sources", "docs")["sources"]
+    assert [s["source"] for s in sources] == ["docs/frob.md", "docs/widgets.md"]
+    assert sum(s["chunks"] for s in sources) == shown["chunks"]
+
+    # query's text output shows each hit's id; its start is enough for chunks get
+    code, out, _ = invoke(capsys, "query", "frob rollback", "--collection", "docs")
+    first = ok_json(capsys, "query", "frob rollback", "--collection", "docs")["hits"][0]
+    assert code == 0 and first["id"][:12] in out
+    got = ok_json(capsys, "chunks", "get", first["id"][:12])
+    assert (got["collection"], got["id"], got["text"]) == ("docs", first["id"], first["text"])
+    code, out, _ = invoke(capsys, "chunks", "get", first["id"], "--collection", "docs")
+    assert code == 0 and first["text"].split()[0] in out
+    code, _, err = invoke(capsys, "chunks", "get", "ffffffffffff")
+    assert code == 9 and "no chunk with id 'ffffffffffff'" in err
+
+    # export: every chunk with its metadata, never over an existing file without --force
+    target = tmp_path / "out" / "docs.jsonl"
+    done = ok_json(capsys, "collections", "export", "docs", "-o", str(target))
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert done["chunks"] == len(rows) == shown["chunks"]
+    assert {r["id"] for r in rows} == set(store.ids("docs")) and all(r["metadata"]["source"] for r in rows)
+    target.write_text("keep me\n")
+    code, _, err = invoke(capsys, "collections", "export", "docs", "-o", str(target))
+    assert code == 2 and "already exists" in err and target.read_text() == "keep me\n"
+    assert ok_json(capsys, "collections", "export", "docs", "-o", str(target), "--force")["chunks"] == len(rows)
+    parquet = tmp_path / "docs.parquet"
+    assert ok_json(capsys, "collections", "export", "docs", "-o", str(parquet))["format"] == "parquet"
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet)
+    assert table.num_rows == len(rows) and table.column_names == ["id", "text", "metadata"]
+    assert sorted(json.loads(m)["source"] for m in table.column("metadata").to_pylist())[0] == "docs/frob.md"
+    code, _, err = invoke(capsys, "collections", "export", "docs", "-o", str(tmp_path / "x.csv"))
+    assert code == 2 and "cannot tell the export format of 'x.csv'" in err and not (tmp_path / "x.csv").exists()
+
+    # a name that is not there: the ones that are, closest first
+    code, _, err = invoke(capsys, "collections", "show", "doc")
+    assert code == 9 and "collection 'doc' does not exist" in err and "(collections: docs)" in err
+
+
+def test_questions_from_stdin_and_ask_in_a_pipe_prints_only_the_answer(project, capsys, monkeypatch):
+    _, llm = project
+    monkeypatch.setattr("sys.stdin", io.StringIO("frob rollback\n"))
+    assert ok_json(capsys, "query", "-", "--collection", "docs")["query"] == "frob rollback"
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("How do I rotate the frobnicator credentials?\n"))
+    code, out, err = invoke(capsys, "ask", "-", "--collection", "docs")
+    assert code == 0 and out == "Answer 1 [1].\n", out  # stdout is not a terminal: the answer alone
+    assert "Sources" in err and "docs/frob.md" in err and "answer id: " in err
+    assert llm.kinds() == ["reword", "answer"]
+
+    code, out, err = invoke(capsys, "ask", "rotate credentials", "--collection", "docs", "--retrieval-only")
+    assert code == 0 and "docs/frob.md" in out and "LLM" not in err and "llm.model" not in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("  \n"))
+    code, _, err = invoke(capsys, "ask", "-", "--collection", "docs")
+    assert code == 2 and "the question is empty" in err
+
+
+def test_the_steps_of_an_ask_are_announced_in_order(project):
+    from llmops_cli.entry import ask as ask_entry
+
+    store, llm = project
+    phases: list[str] = []
+    with FakeWorkspace(load_settings(None).settings, store=store, embedder=FakeEmbedder(), llm=llm) as ws:
+        ask_entry.ask(ws, "rotate credentials", collection="docs", on_phase=phases.append)
+    assert phases == ["opening the collection", "rewording", "retrieving", "answering"]
+
+
+def test_chat_answers_follow_ups_with_the_conversation_and_logs_each_turn(project, capsys, monkeypatch):
+    _, llm = project
+    monkeypatch.setattr(
+        "sys.stdin",
+        io.StringIO("How do I rotate the frobnicator credentials?\n\nAnd how do I undo that?\nexit\nnot read\n"),
+    )
+    code, out, err = invoke(capsys, "chat", "--collection", "docs")
+    assert code == 0 and out.splitlines() == ["Answer 1 [1].", "Answer 2 [1]."], (out, err)
+    # the first question stands alone; the follow-up is rewritten with the turn before it, then answered with it
+    assert llm.kinds() == ["reword", "answer", "condense", "reword", "answer"]
+    condense = llm.calls[2][1][-1]["content"]
+    assert "How do I rotate the frobnicator credentials?" in condense and "Answer 1 [1]." in condense
+    assert "And how do I undo that?" in condense
+    answer = llm.calls[4][1]
+    assert [m["role"] for m in answer] == ["system", "user", "assistant", "user"]
+    assert "How do I undo a frobnicator credential rotation?" in answer[-1]["content"]
+
+    turns = ok_json(capsys, "history", "--kind", "chat", "--limit", "10")["answers"]
+    assert [t["question"] for t in turns][::-1] == [
+        "How do I rotate the frobnicator credentials?",
+        "And how do I undo that?",
+    ]
+    assert all(t["kind"] == "chat" for t in turns)
+
+    # --json: one object per turn (JSON lines), each naming its conversation and turn
+    monkeypatch.setattr("sys.stdin", io.StringIO("How do I rotate the frobnicator credentials?\nAnd undo it?\n"))
+    code, out, _ = invoke(capsys, "chat", "--collection", "docs", "--json")
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [d["turn"] for d in docs] == [1, 2]
+    assert docs[0]["conversation"] == docs[1]["conversation"] and docs[1]["answer_id"]
+    assert docs[1]["standalone_question"] == "How do I undo a frobnicator credential rotation?"
+
+
+def test_chat_without_an_llm_or_collection_says_so_before_the_first_question(project, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("anything\n"))
+    code, _, err = invoke(capsys, "chat", "--collection", "nope-docs")
+    assert code == 9 and "(collections: docs)" in err
+    monkeypatch.delenv("LLMOPS_LLM_MODEL")
+    code, _, err = invoke(capsys, "chat", "--collection", "docs")
+    assert code == int(NotConfiguredError.exit_code) and "no LLM is configured" in err
