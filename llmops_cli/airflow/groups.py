@@ -38,9 +38,11 @@ def ingest_group(
     cleanup: str = "incremental",
     retries: int = 2,
     retry_delay: timedelta = timedelta(seconds=5),
+    outlets: Sequence[Any] | None = None,
     **common: Any,
 ) -> TaskGroup:
-    """``common``: collection, llmops_conn_id, config, settings (every task of the group gets them)."""
+    """``common``: collection, llmops_conn_id, config, settings (every task of the group gets them); ``outlets``:
+    the finalize task's (e.g. the collection's asset, to start the DAGs scheduled on it)."""
     with TaskGroup(group_id) as group:
         plan = LlmopsIngestPlanOperator(task_id="plan", sources=sources, shards=shards, glob=glob, **common)
         shard = LlmopsIngestShardOperator.partial(
@@ -59,6 +61,7 @@ def ingest_group(
             reports=shard.output,
             plan_task_id=plan.task_id,
             cleanup=cleanup,
+            outlets=list(outlets or []),
             **writer_task_args(),
             **common,
         )

@@ -57,33 +57,35 @@ def collection_lineage(settings: Settings, collection: str | None = None):
 
 
 # ----------------------------------------------------------------------------------------------------- ingest
-def ingest_sources(
-    settings: Settings,
-    sources: Sequence[str],
-    *,
-    globs: Sequence[str] | None = None,
-    cleanup: str = "incremental",
-    only: Sequence[str] | None = None,
-) -> StepResult:
-    """Ingest files/folders (absolute paths or URLs) into the collection in one task."""
+def _ingest(settings: Settings, sources: Sequence[str], *, globs=None, cleanup="incremental", only=None) -> dict:
     from llmops_cli.entry import ingest as ingest_entry
 
-    sources = _locations("sources", sources)
     with Workspace(settings) as ws, tempfile.TemporaryDirectory(prefix="llmops-sources-") as tmp:
         report = ingest_entry.ingest(
             ws,
-            local_sources(list(sources), Path(tmp), only=set(only) if only is not None else None),
+            local_sources(_resolved("sources", sources), Path(tmp), only=set(only) if only is not None else None),
             collection=collection_of(settings),
             globs=list(globs) if globs else None,
             cleanup=cleanup,
             only=only,
             wait_lock=WRITER_WAIT_S,
         )
-    d = report.to_dict()
+    return report.to_dict()
+
+
+def ingest_sources(
+    settings: Settings,
+    sources: Sequence[str],
+    *,
+    globs: Sequence[str] | None = None,
+    cleanup: str = "incremental",
+) -> StepResult:
+    """Ingest files/folders (absolute paths or URLs) into the collection in one task."""
+    d = _ingest(settings, sources, globs=globs, cleanup=cleanup)
     summary = {k: d.get(k) for k in SHARD_REPORT_KEYS}
     summary["skipped"] = len(d.get("skipped") or [])
     summary["skipped_sources"] = (d.get("skipped") or [])[:20]
-    lineage = Lineage([location_dataset(s) for s in sources], [collection_lineage(settings)])
+    lineage = Lineage([location_dataset(s) for s in _as_list(sources)], [collection_lineage(settings)])
     partial = f"{summary['skipped']} source(s) skipped" if summary["skipped"] else None
     return StepResult(summary, lineage, _outcome(partial))
 
@@ -157,7 +159,7 @@ def plan_ingest_shards(
     """Split the sources into shards (source ids) and note the store's ledger before the run (for the summary)."""
     from llmops_cli.entry import ingest as ingest_entry
 
-    sources = _locations("sources", sources)
+    sources = _resolved("sources", sources)
     missing = [p for p in sources if p.startswith("/") and not Path(p).exists()]
     if missing:
         raise NotFoundError(
@@ -179,11 +181,10 @@ def plan_ingest_shards(
 def ingest_shard(
     settings: Settings, sources: Sequence[str], source_ids: Sequence[str], *, globs: Sequence[str] | None = None
 ) -> dict[str, Any]:
-    """One mapped shard: ingest only its own sources (a retry finds its finished sources done)."""
-    res = ingest_sources(settings, sources, globs=globs, only=list(source_ids))
-    return {k: res.summary[k] for k in SHARD_REPORT_KEYS if k != "skipped"} | {
-        "skipped": res.summary["skipped_sources"]
-    }
+    """One mapped shard: ingest only its own sources (a retry finds its finished sources done). Its report keeps
+    every skipped source (finalize counts them)."""
+    d = _ingest(settings, sources, globs=globs, only=list(source_ids))
+    return {k: d[k] for k in SHARD_REPORT_KEYS}
 
 
 def finalize_ingest(
@@ -216,7 +217,7 @@ def finalize_ingest(
         sources_removed=removed,
         chunks_total=total,
     )
-    lineage = Lineage([location_dataset(s) for s in sources], [collection_lineage(settings)])
+    lineage = Lineage([location_dataset(s) for s in _as_list(sources)], [collection_lineage(settings)])
     return StepResult(summary, lineage, ingest_outcome(summary))
 
 
@@ -290,11 +291,11 @@ def evaluate(
     here: the outcome says "failed" and ``check_gates`` (or the operator) fails the task after the summary is out."""
     from llmops_cli.entry.eval import evaluate as run_evaluation
 
-    _locations("dataset", [dataset])
+    _locations("output", [output] if output else [])
     staged = staging_output(output) if output else None
     report = run_evaluation(
         settings,
-        dataset,
+        _readable(dataset, "dataset"),
         collection=collection_of(settings),
         k=k,
         mode=mode,
@@ -348,24 +349,39 @@ def batch_shard(settings: Settings, input: str, output: str, shard: Mapping[str,
         )
 
 
-def batch_merge(settings: Settings, input: str, output: str, reports: Sequence[Any], **options: Any) -> StepResult:
-    """Join the shards' checkpoints, publish the results at ``output`` (never replacing an earlier result) and the
-    errors beside it. Raises when every request failed (batch_outcome)."""
+def batch_merged(settings: Settings, input: str, output: str, reports: Sequence[Any], **options: Any) -> dict:
+    """Join the shards' checkpoints into staged results (nothing published yet: ``publish_batch``)."""
     from llmops_cli.entry import batch as batch_entry
-    from llmops_cli.entry.dag_support import batch_outcome, sibling
 
     with Workspace(settings) as ws:
         summary = batch_entry.batch_merge_shards(ws, _readable(input), **batch_options(output, options))
     summary = {**summary, "shards": len(list(reports))}
-    if summary.get("output_kept"):
+    if summary.get("output_kept"):  # the staging copy of the earlier results: name the location
         summary["output_kept"] = output
-    result = batch_outcome(summary)
+    return summary
+
+
+def publish_batch(summary: Mapping[str, Any], output: str) -> dict[str, Any]:
+    """Publish the staged results at ``output`` and the errors beside it (the errors first: the results' presence
+    says the run published), never replacing an earlier result."""
+    from llmops_cli.entry.dag_support import sibling
+
     staged = summary.get("output")
-    if staged:
-        errors = sibling(output, Path(summary["errors_file"]).name)
-        publish_result(summary["errors_file"], errors)
-        publish_result(staged, output)
-        summary = {**summary, "output": output, "errors_file": errors}
+    if not staged:
+        return dict(summary)
+    errors = sibling(output, Path(summary["errors_file"]).name)  # the staged file has the output's name
+    publish_result(summary["errors_file"], errors)
+    publish_result(staged, output)
+    return {**summary, "output": output, "errors_file": errors}
+
+
+def batch_merge(settings: Settings, input: str, output: str, reports: Sequence[Any], **options: Any) -> StepResult:
+    """Merge and publish. Raises when every request failed (dag_support.batch_outcome), publishing nothing."""
+    from llmops_cli.entry.dag_support import batch_outcome
+
+    summary = batch_merged(settings, input, output, reports, **options)
+    result = batch_outcome(summary)
+    summary = publish_batch(summary, output)
     return StepResult(summary, Lineage([location_dataset(input)], [location_dataset(output)]), result)
 
 
@@ -441,11 +457,21 @@ def _locations(what: str, values: Sequence[str]) -> list[str]:
     return out
 
 
-def _readable(location: str) -> str:
+def _readable(location: str, key: str = "input") -> str:
     """A local path for an input file: as it is, a file:// URL's path, or a remote file copied here."""
+    return _resolved(key, [location])[0]
+
+
+def _resolved(key: str, values: Sequence[str] | str) -> list[str]:
+    """dag_support.resolve_params for one path param: relative paths refused (a usage error, never retried),
+    file:// URLs made local paths, a remote input file copied here (remote sources stay URLs)."""
     from llmops_cli.entry.dag_support import resolve_params
 
     try:
-        return resolve_params({"input": location})["input"]
+        return resolve_params({key: _as_list(values)})[key]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _as_list(values: Sequence[str] | str) -> list[str]:
+    return [values] if isinstance(values, str) else list(values)
