@@ -165,7 +165,42 @@ class _ProviderSession:
             limits=Limits(opts.job_max_requests, opts.job_max_bytes),
             prices=_prices(ws, models[0]),
             price_factor=opts.price_factor,
+            on_answer=self._on_answer,
         )
+        self.ws = ws
+
+    def _on_answer(self, req: Any, rec: dict[str, Any]) -> None:
+        """An answer read back reached the LLM: recorded in the answer log (kind "batch", as online rows are) and
+        put in the LLM cache (a later online run of the same request is answered from it)."""
+        from llmops_cli.core.feedback.recording import _prompt_of, record_llm_call
+        from llmops_cli.core.ports import Completion
+
+        prompt, system = _prompt_of(req.messages)
+        extra: dict[str, Any] = {"via": "provider", "batch_id": rec.get("batch_id")}
+        if system:
+            extra["system"] = system
+        record_llm_call(
+            self.ws.answer_log(),
+            kind="batch",
+            prompt=prompt,
+            response=rec.get("response") or "",
+            model=req.model,
+            input_tokens=rec.get("input_tokens") or 0,
+            output_tokens=rec.get("output_tokens") or 0,
+            cost=rec.get("cost"),
+            extra=extra,
+        )
+        if self.plan.options.use_cache:
+            self.ws.llm_cache().put(
+                req.request_hash,
+                Completion(
+                    text=rec.get("response") or "",
+                    model=req.model,
+                    input_tokens=rec.get("input_tokens") or 0,
+                    output_tokens=rec.get("output_tokens") or 0,
+                    cost=rec.get("cost"),
+                ),
+            )
 
     def close(self) -> None:
         self.api.close()

@@ -170,3 +170,27 @@ def test_results_go_to_s3_once_and_the_input_may_be_a_url(openai_server, tmp_pat
 
         fsspec.filesystem("s3").clear_instance_cache()
         server.stop()
+
+
+def test_through_litellms_batch_api_answers_reach_the_answer_log_and_the_cache(openai_server, tmp_path):
+    """--client litellm: litellm's files/batches functions against the same routes; each answer read back is an
+    answer-log row of kind "batch" and a cache entry, so the same rows online make no call."""
+    from llmops_cli.core.feedback.log import AnswerLog
+
+    srv = openai_server
+    srv.batch_seconds = 0
+    src = tmp_path / "in.jsonl"
+    write_rows(src, [{"q": f"q{i}"} for i in range(3)])
+    settings = Settings(
+        data_dir=str(tmp_path / "data"),
+        llm=LLMSettings(**llm_settings_for(srv, input_cost_per_token=PIN, output_cost_per_token=POUT)),
+    )
+    rep = run_step(
+        batch_entry.batch, settings, src, prompt="Say {q}", via="provider", client="litellm", poll_interval=0.05
+    )
+    assert (rep.exit_code, rep.answered, srv.counters["batches_created"]) == (0, 3, 1)
+    with AnswerLog.for_data_dir(settings.data_path) as log:
+        recorded = log.recent(limit=10, kind="batch")
+    assert sorted(r.question for r in recorded) == ["Say q0", "Say q1", "Say q2"]
+    online = run_step(batch_entry.batch, settings, src, prompt="Say {q}", output=str(tmp_path / "online.jsonl"))
+    assert online.cache_hits == 3 and srv.success_count() == 0

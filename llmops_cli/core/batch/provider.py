@@ -234,8 +234,12 @@ class ProviderRun:
         limits: Limits = Limits(),
         prices: tuple[float | None, float | None] = (None, None),
         price_factor: float = BATCH_PRICE_FACTOR,
+        on_answer: Callable[[BatchRequest, dict[str, Any]], None] | None = None,
     ):
+        """``on_answer(request, record)``: called once per answered request read back (the answer log, the LLM
+        cache), before its job is marked collected: a kill in between calls it again for that job's rows."""
         self.plan, self.api, self.jobs, self.checkpoints = plan, api, jobs, checkpoints
+        self.on_answer = on_answer
         self.limits, self.prices, self.price_factor = limits, prices, price_factor
         self.run_key = plan.run_dir.name
         self.requests = {r.id: r for r in plan.requests}
@@ -352,6 +356,10 @@ class ProviderRun:
                     for rec in recs:
                         w.append(rec)
                         self._count(rec)
+                if self.on_answer is not None:
+                    for rec in recs:
+                        if rec["status"] == "ok":
+                            self.on_answer(self.requests[rec["id"]], rec)
                 self.jobs.update(job.key, collected=True)
                 n += len(recs)
         finally:
