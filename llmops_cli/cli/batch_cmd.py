@@ -109,8 +109,9 @@ def batch(
         str,
         typer.Option(
             "--via",
-            help="online (calls, as they come) or provider (the provider's Batch API: half price, finished within "
-            "24 h; killed and run again, it continues the same jobs).",
+            help="online (calls, as they come), provider (the provider's Batch API: half price, finished within "
+            "24 h; killed and run again, it continues the same jobs) or auto (provider for 1,000+ requests on a "
+            "provider with a batch API, else online; says which and why).",
         ),
     ] = "online",
     poll_interval: Annotated[
@@ -129,8 +130,8 @@ def batch(
 
     if client not in ("auto", "litellm", "http"):
         raise UsageError(f"--client {client!r} is not one of auto, litellm, http")
-    if via not in ("online", "provider"):
-        raise UsageError(f"--via {via!r} is not one of online, provider")
+    if via not in ("online", "provider", "auto"):
+        raise UsageError(f"--via {via!r} is not one of online, provider, auto")
     verb = input_path if input_path in JOB_VERBS and not Path(input_path).exists() else None
     if verb is None and run_input is not None:
         raise UsageError(f"unexpected argument {run_input!r}", hint="llmops batch INPUT [options]")
@@ -186,6 +187,11 @@ def batch(
             _print_estimate(out, est)
         return
 
+    if via == "auto":
+        with workspace(settings) as ws:
+            via, why = batch_entry.batch_choose_via(ws, source, **options)
+        out.info(f"--via auto: {via} ({why})")
+        options["via"] = via
     with out.progress("batch", total=None) as bar, workspace(settings) as ws:
         t0 = time.monotonic()
 
@@ -249,7 +255,9 @@ def _print_estimate(out: Any, est: dict[str, Any]) -> None:
             ("input tokens (est.)", f"~{est['estimated_input_tokens']:,}"),
             ("output tokens (max)", est["max_output_tokens"]),
             ("cost (upper bound)", cost),
+            ("  via provider (batch price)", _money(est.get("estimated_cost_usd_via_provider"))),
             ("model", ", ".join(est["models"])),
+            ("via", f"{est.get('via')} ({est.get('via_reason')})"),
             ("output", est["output"]),
         ],
         title="dry run: nothing was called",

@@ -25,6 +25,8 @@ def _plan(ws: Workspace, input_path: str | Path, options: dict[str, Any]) -> tup
     """The batch plan (requests, checkpoint folder) and the LLM client asked for (``client``: see wiring.CLIENTS)."""
     options = dict(options)
     client = options.pop("client", "auto")
+    if options.get("via") == "auto":
+        options["via"] = "online"  # chosen by the caller (choose_via); the plan is the same either way
     llm = ws.settings.llm
     defaults = {
         "model": llm.model,
@@ -91,7 +93,38 @@ def batch_dry_run(ws: Workspace, input_path: str | Path, **options: Any) -> dict
     if prices == (None, None) and plan.requests:
         prices = token_prices(plan.requests[0].model)
     cache = ws.llm_cache() if plan.options.use_cache else None
-    return estimate(plan, cache=cache, prices=prices, checkpoints=ws.checkpoints(plan.run_dir))
+    est = estimate(plan, cache=cache, prices=prices, checkpoints=ws.checkpoints(plan.run_dir))
+    cost = est["estimated_cost_usd"]
+    # both ways: the provider's Batch API bills price_factor of the online price (and ignores the cache)
+    est["estimated_cost_usd_via_provider"] = round(cost * plan.options.price_factor, 6) if cost is not None else None
+    est["via"], est["via_reason"] = choose_via(ws, plan, options.get("via") or "online")
+    return est
+
+
+def batch_choose_via(ws: Workspace, input_path: str | Path, **options: Any) -> tuple[str, str]:
+    """``--via auto`` resolved for this input: ("online" | "provider", why)."""
+    plan, _client = _plan(ws, input_path, options)
+    return choose_via(ws, plan, options.get("via") or "online")
+
+
+AUTO_PROVIDER_MIN_REQUESTS = 1000
+BATCH_API_PROVIDERS = ("openai", "azure", "vertex_ai", "bedrock", "anthropic")
+
+
+def choose_via(ws: Workspace, plan: BatchPlan, via: str) -> tuple[str, str]:
+    """``--via auto``: the provider's Batch API for a large input on a provider that has one (and no
+    ``llm.api_base``: a self-hosted endpoint rarely serves /v1/batches), online otherwise; and why."""
+    if via != "auto":
+        return via, f"--via {via}"
+    n = len(plan.requests)
+    providers = {r.model.split("/", 1)[0] if "/" in r.model else "openai" for r in plan.requests}
+    if ws.settings.llm.api_base:
+        return "online", "llm.api_base names an endpoint of its own (its batch API is not assumed)"
+    if not providers <= set(BATCH_API_PROVIDERS):
+        return "online", f"{', '.join(sorted(providers))} has no batch API llmops uses"
+    if n < AUTO_PROVIDER_MIN_REQUESTS:
+        return "online", f"{n} requests (fewer than {AUTO_PROVIDER_MIN_REQUESTS}): online is done sooner"
+    return "provider", f"{n} requests on {', '.join(sorted(providers))}: the batch API costs half"
 
 
 def batch_plan_shards(ws: Workspace, input_path: str | Path, num_shards: int, **options: Any) -> list[dict[str, Any]]:

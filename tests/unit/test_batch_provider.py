@@ -239,3 +239,22 @@ def test_cancel_stops_live_jobs_and_two_submitters_exclude_each_other(tmp_path):
     run.collect()
     done = load_done(run.plan, run.checkpoints)
     assert {r["error_kind"] for r in done.values()} == {"cancelled"}
+
+
+def test_via_auto_chooses_the_batch_api_for_large_inputs_on_providers_that_have_one(tmp_path):
+    from types import SimpleNamespace
+
+    from llmops_cli.entry.batch import AUTO_PROVIDER_MIN_REQUESTS, choose_via
+
+    def ws(api_base=None):
+        return SimpleNamespace(settings=SimpleNamespace(llm=SimpleNamespace(api_base=api_base)))
+
+    small = _plan(tmp_path, 3)
+    assert choose_via(ws(), small, "provider") == ("provider", "--via provider")
+    assert choose_via(ws(), small, "auto")[0] == "online" and "fewer than" in choose_via(ws(), small, "auto")[1]
+    big = _plan(tmp_path, AUTO_PROVIDER_MIN_REQUESTS)
+    assert choose_via(ws(), big, "auto")[0] == "provider"
+    assert choose_via(ws("http://127.0.0.1:8000/v1"), big, "auto")[0] == "online"
+    big.requests[0].model = "ollama/llama3"
+    via, why = choose_via(ws(), big, "auto")
+    assert via == "online" and "ollama" in why
