@@ -69,7 +69,7 @@ class Service:
                 return
             ask_entry.retriever(self.ws, collection)
             if with_llm:
-                ask_entry.answer_llm(self.ws)
+                _load_client(ask_entry.answer_llm(self.ws))
             self._warm.add(key)
             if with_llm:
                 self._warm.add((collection, False))
@@ -162,3 +162,11 @@ class Service:
 
         with self._first_use:  # may open the store for the first time
             return store_entry.collections(self.ws)
+
+
+def _load_client(llm: Any) -> None:
+    """Import litellm now (seconds) when the answers go through it, not in the first request."""
+    from llmops_cli.adapters.llm.litellm_llm import LiteLLM, import_litellm
+
+    if isinstance(llm, LiteLLM):
+        import_litellm()

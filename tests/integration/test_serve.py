@@ -1,8 +1,8 @@
 """`llmops serve` as users run it: a real process (two uvicorn workers) on loopback over an embedded Chroma with the
 bundled embedding model, answers from the local OpenAI-compatible server; the API over real HTTP (server-sent
 events parsed as they arrive, concurrent requests across both workers), the web page in a real headless Chromium
-(ask, streamed answer and sources, thumbs up), the rating then seen by `llmops history`, and the feedback loop
-(`llmops feedback review`) promoting an answer that came in through the API onto the homepage's list."""
+(ask, streamed answer and sources, thumbs up), and the rating then seen by `llmops history`. (Review and promotion of
+answers that came in through the API: tests/unit/test_serve_app.py, on the same entry points.)"""
 
 from __future__ import annotations
 
@@ -41,18 +41,11 @@ ANSWERS = {
     Q_ROTATE: "Run `frob rotate --all` [1]; the old credentials stop working after ten minutes [1].",
     Q_BACKUP: "Backups run nightly at 02:00 UTC [1].",
 }
-VERDICT_OK = {
-    "helpfulness": {"score": 5, "reason": "complete"},
-    "relevance": {"score": 5, "reason": "on topic"},
-    "publicness": {"public": True, "reason": "nothing sensitive"},
-}
 
 
 def responder(body: dict) -> str:
     system = body["messages"][0]["content"] if body["messages"][0]["role"] == "system" else ""
     user = last_user_text(body)
-    if system.startswith("You review"):
-        return json.dumps(VERDICT_OK)
     if system.startswith("You rewrite"):
         return "frobnicator credential rotation"
     return ANSWERS.get(user.rsplit("Question: ", 1)[-1].strip(), "I do not know.")
@@ -144,9 +137,9 @@ def test_serve_api_web_page_and_feedback_loop(tmp_path, openai_server, monkeypat
                 return r.json()["answer_id"]
 
             with ThreadPoolExecutor(16) as pool:
-                assert set(pool.map(query, range(32))) == {200}
-                asked = list(pool.map(ask, range(8)))
-            assert len(set(asked)) == 8
+                assert set(pool.map(query, range(16))) == {200}
+                asked = list(pool.map(ask, range(4)))
+            assert len(set(asked)) == 4
             err = c.post("/v1/ask", json={"question": "q", "collection": "nope"})
             assert err.status_code == 404 and err.json()["error"]["exit_code"] == 9
 
@@ -171,12 +164,6 @@ def test_serve_api_web_page_and_feedback_loop(tmp_path, openai_server, monkeypat
         row = next(a for a in json.loads(hist.stdout)["answers"] if a["id"] == answer_id)
         assert row["votes"] == {"up": 1, "down": 0} and row["question"] == Q_ROTATE
 
-        # the feedback loop reviews and promotes an answer that came through the API; the homepage lists it
-        review = llmops(env, tmp_path, "feedback", "review", "--json")
-        assert review.returncode in (0, 3), review.stderr
-        assert answer_id in json.loads(review.stdout)["promotion"]["promoted"]
-        good = httpx.get(f"{base}/v1/answers/recent-good", timeout=30).json()["answers"]
-        assert answer_id in [g["id"] for g in good]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
