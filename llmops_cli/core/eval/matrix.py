@@ -29,6 +29,17 @@ if TYPE_CHECKING:
     from llmops_cli.core.eval.report import EvalReport
 
 MAX_COMBINATIONS = 64
+# what the leaderboard ranks by unless told: the first answer-quality metric the runs have (retrieval is shared by
+# every combination, so it cannot tell them apart)
+RANK_ORDER = (
+    "correctness",
+    "faithfulness",
+    "answer_relevance",
+    "helpfulness",
+    "token_f1",
+    "semantic_similarity",
+    "exact_match",
+)
 
 
 @dataclass(frozen=True)
@@ -162,13 +173,13 @@ class MatrixEntry:
 
 
 def leaderboard(entries: Sequence[MatrixEntry], rank_by: str | None = None) -> dict[str, Any]:
-    """The comparison of the combinations (see the module doc). ``rank_by`` (default: the primary metric of the
-    first run) orders the rows and is the quality axis of the Pareto front; the cost axis is the answers' cost in
-    USD, or their tokens (in + out) when a price is unknown for some model."""
+    """The comparison of the combinations (see the module doc). ``rank_by`` (default: the first of ``RANK_ORDER``
+    the runs have, else their primary metric) orders the rows and is the quality axis of the Pareto front; the cost
+    axis is the answers' cost in USD, or their tokens (in + out) when a price is unknown for some model."""
     if not entries:
         return {"rows": [], "winners": {}, "rank_by": rank_by, "cost_axis": "cost", "pareto": []}
     metrics = list(dict.fromkeys(m for e in entries for m in e.report.metrics))
-    rank_by = rank_by or entries[0].report.primary_metric
+    rank_by = rank_by or next((m for m in RANK_ORDER if m in metrics), entries[0].report.primary_metric)
     if rank_by is not None and rank_by not in metrics:
         raise UsageError(f"--rank-by {rank_by}: not a metric of this run", hint=f"choose from: {', '.join(metrics)}")
     cost_known = all(e.answer_usage.get("cost") is not None for e in entries)
