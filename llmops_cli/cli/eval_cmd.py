@@ -776,7 +776,17 @@ def _rate_in_terminal(out: Output, tasks: list[dict], rubric: list[str], rater: 
 
 @eval_app.command("agreement")
 def agreement_cmd(
-    runs: Annotated[list[str], typer.Argument(help="Rated runs (ids, latest; a matrix run brings its siblings).")],
+    runs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Rated runs (ids, latest; a matrix run brings its siblings).", show_default=False),
+    ] = None,
+    feedback: Annotated[
+        bool,
+        typer.Option(
+            "--feedback",
+            help="Use the feedback loop instead: the review judge's scores against people's up/down votes.",
+        ),
+    ] = False,
     map_: Annotated[
         list[str] | None,
         typer.Option("--map", help="CRITERION=JUDGE_METRIC (repeatable), e.g. tone=helpfulness."),
@@ -792,11 +802,16 @@ def agreement_cmd(
     """Does the LLM judge agree with people? Cohen's kappa (plain and quadratically weighted), Spearman's rho and
     the confusion table per criterion, between the judge's verdicts and the human ratings of the same answers."""
     from llmops_cli.core.eval import human
-    from llmops_cli.entry.eval import Outcome, agreement
+    from llmops_cli.entry.eval import Outcome, agreement, feedback_agreement
 
     out = Output(json_out)
+    if bool(runs) == feedback:
+        raise UsageError("name rated runs, or pass --feedback (not both)", hint="llmops eval agreement RUN")
     with workspace(state().load().settings) as ws:
-        doc = agreement(ws, runs, mapping=human.parse_mapping(map_), min_kappa=min_kappa)
+        if feedback:
+            doc = feedback_agreement(ws, min_kappa=min_kappa)
+        else:
+            doc = agreement(ws, runs or [], mapping=human.parse_mapping(map_), min_kappa=min_kappa)
     if out.json_mode:
         out.json(doc)
     else:
@@ -819,18 +834,23 @@ def agreement_cmd(
                 )
                 for c, v in doc["criteria"].items()
             ],
-            title=f"Judge vs people: {doc['ratings']} ratings by {', '.join(doc['raters'])} on runs "
-            f"{', '.join(map(str, doc['runs']))}",
+            title=(
+                f"Review judge vs people's up/down votes on {doc['answers']} answers"
+                if feedback
+                else f"Judge vs people: {doc['ratings']} ratings by {', '.join(doc['raters'])} on runs "
+                f"{', '.join(map(str, doc['runs']))}"
+            ),
         )
+        scale = ("bad", "good") if feedback else tuple(map(str, human.SCALE))
         for c, v in doc["criteria"].items():
             if v.get("n"):
                 t = v["confusion"]["table"]
                 out.table(
-                    ["human \\ judge", *map(str, human.SCALE)],
-                    [(str(s), *t[i]) for i, s in enumerate(human.SCALE)],
+                    ["people \\ judge", *scale],
+                    [(s, *t[i]) for i, s in enumerate(scale)],
                     title=f"{c}: confusion (rows: people, columns: judge)",
                 )
-        if doc["unjudged_criteria"]:
+        if doc.get("unjudged_criteria"):
             out.info(f"no judge metric for {', '.join(doc['unjudged_criteria'])} (map one with --map CRITERION=METRIC)")
     if doc["disagreeing"]:
         msg = (

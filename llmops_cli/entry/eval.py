@@ -861,3 +861,39 @@ def agreement(
     )
     doc["runs"] = sorted(reports)
     return doc
+
+
+def feedback_agreement(
+    target: Workspace | Settings, *, limit: int = 1000, min_kappa: float | None = None
+) -> dict[str, Any]:
+    """Judge vs people from the feedback loop: the review judge's helpfulness and relevance of each reviewed answer
+    against its up/down votes (``llmops rate``), over the latest ``limit`` reviewed answers."""
+    from llmops_cli.core.eval import human
+    from llmops_cli.core.feedback.log import vote_counts
+
+    with _opened(target) as ws:
+        log = ws.answer_log(read_only=True)
+        items = []
+        if log is not None:
+            ids = log.reviewed_ids()[-limit:]
+            reviews = log.reviews_of(ids)
+            for answer_id in ids:
+                review = reviews.get(answer_id)
+                if review is None or review.status != "ok":
+                    continue
+                votes = vote_counts(log.ratings(answer_id, with_cached_copies=True))
+                if votes["up"] or votes["down"]:
+                    items.append(
+                        {
+                            "answer_id": answer_id,
+                            "helpfulness": review.helpfulness,
+                            "relevance": review.relevance,
+                            **votes,
+                        }
+                    )
+    if not items:
+        raise UsageError(
+            "no reviewed answer has up/down votes",
+            hint="rate answers (llmops rate ANSWER_ID up|down) and review them (llmops feedback review) first",
+        )
+    return human.feedback_agreement(items, min_kappa=human.DEFAULT_MIN_KAPPA if min_kappa is None else min_kappa)

@@ -215,3 +215,20 @@ def test_agreement_and_blind_tasks():
     assert human.rating_tasks(reps, seed=1) == tasks  # the same order every time
     with pytest.raises(InputError, match="not 1-5"):
         human.check_rating({"run_id": 1, "item_id": "q", "rater": "x", "criterion": "tone", "score": 7})
+
+
+def test_feedback_agreement_hand_computed():
+    # people: good when more up than down votes (ties left out); judge: good when its score >= 0.5
+    items = [
+        {"helpfulness": 1.0, "relevance": 0.75, "up": 2, "down": 0},  # both good
+        {"helpfulness": 0.75, "relevance": 1.0, "up": 1, "down": 0},  # both good
+        {"helpfulness": 0.0, "relevance": 0.25, "up": 0, "down": 1},  # both bad
+        {"helpfulness": 0.75, "relevance": 0.5, "up": 0, "down": 2},  # judge good, people bad
+        {"helpfulness": 0.25, "relevance": 0.0, "up": 1, "down": 1},  # a tie: says nothing
+    ]
+    doc = human.feedback_agreement(items)
+    h = doc["criteria"]["helpfulness"]
+    # 4 items, 3 agree: p_o = 3/4; people good 2/4, judge good 3/4: p_e = 2/4*3/4 + 2/4*1/4 = 1/2; kappa = 0.5
+    assert h["n"] == 4 and h["exact_agreement"] == 0.75 and h["kappa"] == pytest.approx(0.5)
+    assert h["confusion"]["table"] == [[1, 1], [0, 2]] and not h["below_bound"]
+    assert human.feedback_agreement(items, min_kappa=0.6)["disagreeing"] == ["helpfulness", "relevance"]

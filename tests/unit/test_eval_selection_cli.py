@@ -160,3 +160,10 @@ def test_matrix_leaderboard_rate_and_agreement(project, capsys, monkeypatch):
     with RunHistory(tmp / ".llmops" / "eval" / "runs.sqlite") as h:
         bo = [r for r in h.ratings(runs) if r["rater"] == "bo"]
     assert [(r["item_id"], r["criterion"], r["score"], r["comment"]) for r in bo] == [("a", "relevance", 4, "fine")]
+
+
+def test_feedback_agreement_needs_votes_and_one_source(project, capsys):
+    code, _, err = invoke(capsys, "agreement", "--feedback")
+    assert code == 2 and "no reviewed answer has up/down votes" in err
+    code, _, err = invoke(capsys, "agreement")
+    assert code == 2 and "or pass --feedback" in err

@@ -190,3 +190,50 @@ def parse_mapping(values: Sequence[str] | None) -> dict[str, str]:
         c, m = v.split("=", 1)
         out[c.strip().lower()] = m.strip().lower()
     return out
+
+
+def feedback_agreement(
+    items: Sequence[dict[str, Any]], *, min_kappa: float = DEFAULT_MIN_KAPPA, pass_at: float = 0.5
+) -> dict[str, Any]:
+    """Judge vs the feedback loop's votes: ``items`` are reviewed answers with ``helpfulness``/``relevance`` (the
+    review judge's scores in [0, 1]) and ``up``/``down`` (each rater's latest vote). People call an answer good when
+    it has more up than down votes (a tie says nothing: left out); the judge when its score is at least ``pass_at``.
+    Per criterion: Cohen's kappa of the two good/bad calls, Spearman between the judge's score and the net votes
+    (up - down), and the 2 x 2 confusion table."""
+    out: dict[str, Any] = {}
+    for criterion in ("helpfulness", "relevance"):
+        people, judge, scores, net = [], [], [], []
+        for it in items:
+            s = it.get(criterion)
+            up, down = int(it.get("up", 0)), int(it.get("down", 0))
+            if s is None or up == down:
+                continue
+            people.append(1 if up > down else 0)
+            judge.append(1 if s >= pass_at else 0)
+            scores.append(float(s))
+            net.append(up - down)
+        if not people:
+            out[criterion] = {"judge_metric": f"review {criterion}", "n": 0, "note": "no reviewed answer has votes"}
+            continue
+        k = stats.cohen_kappa(people, judge, (0, 1))
+        out[criterion] = {
+            "judge_metric": f"review {criterion}",
+            "n": len(people),
+            "exact_agreement": sum(1 for p, j in zip(people, judge, strict=True) if p == j) / len(people),
+            "kappa": k,
+            "weighted_kappa": k,  # two categories: weights change nothing
+            "spearman": stats.spearman(scores, net),
+            "confusion": {
+                "rows": "people down/up",
+                "columns": "judge bad/good",
+                "table": stats.confusion(people, judge, (0, 1)),
+            },
+            "below_bound": k is not None and k < min_kappa,
+        }
+    return {
+        "criteria": out,
+        "min_kappa": min_kappa,
+        "source": "feedback",
+        "answers": len(items),
+        "disagreeing": [c for c, v in out.items() if v.get("below_bound")],
+    }
