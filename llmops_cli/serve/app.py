@@ -162,6 +162,10 @@ class RateLimiter:
             return 0.0
         now = time.monotonic()
         with self._lock:
+            if len(self._buckets) > 10_000:  # many callers seen once: forget the ones whose bucket is full again
+                full = [w for w, (t, at) in self._buckets.items() if t + (now - at) * self.rate >= self.capacity]
+                for w in full:
+                    del self._buckets[w]
             tokens, last = self._buckets.get(who, (self.capacity, now))
             tokens = min(self.capacity, tokens + (now - last) * self.rate)
             if tokens >= 1:
@@ -398,7 +402,7 @@ def create_app(
             name, res = await run(request, service.ask, body.question, use_cache=body.use_cache, **kw)
             return answer_dict(res, name)
         # the first checks run before the stream starts, so a bad request is still an HTTP error status
-        await run(request, service._check_search, body.question, body.where)
+        await run(request, service.prepare_ask, body.question, body.collection, body.where)
         return StreamingResponse(
             _ask_events(request, service, body.question, body.use_cache, kw),
             media_type="text/event-stream",
@@ -522,6 +526,13 @@ def app_from_env() -> FastAPI:
     from llmops_cli.settings import load_settings
 
     options = ServeOptions.from_env()
+    lg = logging.getLogger("llmops_cli")
+    if not lg.handlers:  # a worker process: the CLI's stderr handler was set up in the parent only
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
     settings = load_settings(
         options.config, flags={"store.collection": options.collection}, profile=options.profile
     ).settings

@@ -99,13 +99,19 @@ class Service:
     ):
         from llmops_cli.entry import ask as ask_entry
 
-        name = self._collection(collection)
-        self._check_search(question, where)
-        self._warmed(name, with_llm=True)
+        name = self.prepare_ask(question, collection, where)
         res = ask_entry.ask(
             self.ws, question, collection=name, k=k, mode=mode, where=where, use_cache=use_cache, on_token=on_token
         )
         return name, res
+
+    def prepare_ask(self, question: str, collection: str | None, where: dict | None) -> str:
+        """What can refuse an ask before any answer is written (an empty question, an unknown collection, no LLM
+        configured), so a streamed ask still gets an HTTP error status for it; returns the collection's name."""
+        name = self._collection(collection)
+        self._check_search(question, where)
+        self._warmed(name, with_llm=True)
+        return name
 
     def _check_search(self, text: str, where: dict | None) -> None:
         from llmops_cli.entry import ask as ask_entry

@@ -162,6 +162,8 @@ def test_errors_are_json_with_the_cli_exit_codes(parts):
         e = err(c.post("/v1/ask", json={"question": "x", "collection": "nope"}), 404, "NOT_FOUND", 9)
         assert "docs" in e["message"] and e["hint"]
         err(c.post("/v1/ask", json={"question": "  "}), 400, "USAGE", 2)
+        # streamed, what refuses an ask before it starts is still an HTTP status, not an event
+        err(c.post("/v1/ask", json={"question": "x", "collection": "nope", "stream": True}), 404, "NOT_FOUND", 9)
         err(c.post("/v1/ask", json={"question": "q", "where": {"$or": "x"}}), 400, "USAGE", 2)
         err(c.post("/v1/ask", json={}), 400, "USAGE", 2)
         err(c.post("/v1/ask", json={"question": "q", "bogus": 1}), 400, "USAGE", 2)
@@ -293,3 +295,13 @@ def test_slack_signatures_mentions_reactions_and_slash_commands(parts):
         assert sent[1][0] == "http://slack.test/api/hook/1" and "widgets" in sent[1][1]["text"] and sent[1][2] == {}
         evil = b"text=q&response_url=https%3A%2F%2Fevil.example%2Fx"
         err(c.post("/slack/commands", content=evil, headers=signed(secret, evil)), 400, "USAGE", 2)
+
+
+def test_no_llm_configured_is_503_and_query_still_works(parts):
+    settings, store, emb, llm = parts
+    bare = settings.model_copy(update={"llm": settings.llm.model_copy(update={"model": None})})
+    with client_for((bare, store, emb, llm)) as c:
+        assert c.get("/readyz").status_code == 200  # search works without an LLM
+        e = err(c.post("/v1/ask", json={"question": "widgets?"}), 503, "USAGE", 2)
+        assert "llm.model" in e["hint"]
+        assert c.post("/v1/query", json={"text": "widgets"}).status_code == 200
