@@ -74,6 +74,8 @@ def test_killed_after_submission_a_rerun_continues_the_same_job_and_failed_rows_
     poke = run_step(batch_entry.batch_provider_poll, settings, str(src), **opts)
     assert (poke["done"], poke["requests"], poke["statuses"]) == (False, n, ["in_progress"])
     assert run_step(batch_entry.batch_provider_submit, settings, str(src), **opts)["created"] == 0
+    nowait = run_step(batch_entry.batch_provider, settings, str(src), wait=False, **opts)  # --no-wait
+    assert (int(nowait.exit_code), nowait.pending, nowait.output) == (3, n, None) and not out.exists()
 
     srv.batch_seconds = 0  # the provider finishes
     again = _cli(args, env, tmp_path)
