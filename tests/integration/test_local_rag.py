@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -129,8 +131,10 @@ def test_ask_through_a_local_openai_compatible_server(project, openai_server):
     assert len(openai_server.records()) == 2
     assert "sk-test-not-a-real-key" not in r.stdout + r.stderr
 
+    # piped: the answer alone on stdout, what was searched and the sources on stderr
     human = run_llmops("ask", "Which exit code means the evaluation gate failed?", "--collection", "proj", env=env)
-    assert human.returncode == 0 and "code 4" in human.stdout and "Sources" in human.stdout
+    assert human.returncode == 0 and human.stdout == "A failed quality gate exits with code 4 [1].\n", human.stdout
+    assert "Sources" in human.stderr and "docs/ci.md" in human.stderr
 
     ro = run_llmops("ask", "exit code of a failed gate", "--collection", "proj", "--retrieval-only", "--json", env=env)
     assert ro.returncode == 0 and json.loads(ro.stdout)["answer"] == "" and len(openai_server.records()) == 4
@@ -163,3 +167,81 @@ def test_llm_errors_are_one_line_with_exit_codes(project, openai_server):
 def test_query_on_a_missing_collection_says_how_to_fix(tmp_path):
     r = run_llmops("query", "x", "--collection", "nope-not-here", env=llmops_env(tmp_path))
     assert r.returncode == 9 and "llmops ingest" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_project_is_found_from_a_subfolder_looked_into_and_chatted_with(tmp_path, openai_server_session):
+    """A user's project: its llmops.yaml, an int8 collection, commands run from a subfolder; read-only commands
+    outside any project create nothing; a chat of two turns through a real HTTP LLM, each turn logged."""
+    proj, outside = tmp_path / "proj", tmp_path / "elsewhere"
+    (proj / "notes" / "deep").mkdir(parents=True)
+    outside.mkdir()
+    for page in ("ci.md", "retrieval.md", "configuration.md"):
+        shutil.copy(REPO / "docs" / page, proj / "notes" / page)
+    (proj / "llmops.yaml").write_text("store:\n  collection: notes\n")
+    env = {k: v for k, v in llmops_env(tmp_path).items() if k not in ("LLMOPS_STORE_PATH", "LLMOPS_DATA_DIR")}
+    env.pop("LLMOPS_INGEST_SOURCE_ROOT")
+    env["LLMOPS_CEILING_DIRECTORIES"] = str(tmp_path)  # the walk up stays inside the test's folder
+    deep = proj / "notes" / "deep"
+
+    r = run_llmops("ingest", "..", "--embed-precision", "int8", "--json", env=env, cwd=deep)
+    assert r.returncode == 0, r.stderr
+    assert (proj / ".llmops" / "chroma").is_dir() and not (deep / ".llmops").exists()  # the project's store
+
+    # the collection remembers its int8 embedder: searched without repeating the flag
+    q = run_llmops("query", "exit code of a failed quality gate", "--json", env=env, cwd=deep)
+    assert q.returncode == 0, q.stderr
+    hit = json.loads(q.stdout)["hits"][0]
+    assert hit["source"] == "notes/ci.md"
+    shown = json.loads(run_llmops("collections", "show", "notes", "--json", env=env, cwd=deep).stdout)
+    assert shown["embedder_config"]["precision"] == "int8" and shown["embedder"].endswith(":int8")
+    assert shown["sources"] == 3 and shown["chunks"] == json.loads(r.stdout)["chunks_total"]
+    got = json.loads(run_llmops("chunks", "get", hit["id"][:12], "--json", env=env, cwd=deep).stdout)
+    assert got["text"] == hit["text"]
+    exported = run_llmops(
+        "collections", "export", "notes", "--vectors", "-o", "notes.jsonl", "--json", env=env, cwd=deep
+    )
+    assert exported.returncode == 0, exported.stderr
+    rows = [json.loads(line) for line in (deep / "notes.jsonl").read_text().splitlines()]
+    assert len(rows) == shown["chunks"] and all(len(row["vector"]) == shown["dimension"] for row in rows)
+    again = run_llmops("collections", "export", "notes", "-o", "notes.jsonl", env=env, cwd=deep)
+    assert again.returncode == 2 and "--force" in again.stderr
+
+    # outside any project, commands that only read say there is nothing and create nothing
+    for args in (["query", "anything"], ["collections", "list"]):
+        run_llmops(*args, env=env, cwd=outside)
+    assert list(outside.iterdir()) == []
+
+    srv = openai_server_session
+    srv.reset()
+
+    def responder(body):
+        system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
+        if system.startswith("You rewrite the last question"):
+            return "Which exit code does llmops use when an evaluation gate fails?"
+        if "rewordings" in user:
+            return "quality gate exit code"
+        return "Exit code 4 [1]." if len(body["messages"]) == 2 else "It is the code of a failed gate [1]."
+
+    srv.responder = responder
+    llm = {**env, "LLMOPS_LLM_MODEL": "openai/test-model", "LLMOPS_LLM_API_BASE": srv.base_url}
+    llm["LLMOPS_LLM_API_KEY"] = "sk-test-not-a-real-key-000000"
+    chat = subprocess.run(
+        [sys.executable, "-m", "llmops_cli", "chat"],
+        input="Which exit code means the gate failed?\nwhat does it mean again?\n",
+        capture_output=True,
+        text=True,
+        env=llm,
+        cwd=deep,
+        timeout=600,
+    )
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout.splitlines() == ["Exit code 4 [1].", "It is the code of a failed gate [1]."]
+    assert len(srv.records()) == 5  # reword + answer, then condense + reword + answer
+    from llmops_cli.core.feedback.log import AnswerLog
+
+    log = AnswerLog.for_data_dir(proj / ".llmops")  # the project's answer log, each turn in it
+    try:
+        turns = log.recent(kind="chat")
+    finally:
+        log.close()
+    assert [t.question for t in turns][::-1] == ["Which exit code means the gate failed?", "what does it mean again?"]
