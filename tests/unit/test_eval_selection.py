@@ -232,3 +232,17 @@ def test_feedback_agreement_hand_computed():
     assert h["n"] == 4 and h["exact_agreement"] == 0.75 and h["kappa"] == pytest.approx(0.5)
     assert h["confusion"]["table"] == [[1, 1], [0, 2]] and not h["below_bound"]
     assert human.feedback_agreement(items, min_kappa=0.6)["disagreeing"] == ["helpfulness", "relevance"]
+
+
+def test_offline_toxicity_word_list():
+    pytest.importorskip("better_profanity")
+    from llmops_cli.core.eval import wordlist_toxicity
+
+    texts = [
+        "Use pools to limit tasks [1].",
+        "this sh1t is broken, you f*cking idiot",
+        "Kill the process with SIGTERM.",
+    ]
+    # masked and leetspeak spellings are caught; operations words (kill, the DummyOperator) are not toxicity
+    assert wordlist_toxicity.scores(texts) == [0.0, 1.0, 0.0]
+    assert not wordlist_toxicity.flagged("Replace the DummyOperator and strip whitespace")

@@ -167,3 +167,15 @@ def test_feedback_agreement_needs_votes_and_one_source(project, capsys):
     assert code == 2 and "no reviewed answer has up/down votes" in err
     code, _, err = invoke(capsys, "agreement")
     assert code == 2 and "or pass --feedback" in err
+
+
+def test_offline_toxicity_needs_no_llm(project, capsys, tmp_path):
+    pytest.importorskip("better_profanity")
+    rows = [
+        {"id": "x", "question": "Q1?", "answer": "Use pools."},
+        {"id": "y", "question": "Q2?", "answer": "What a damn stupid question."},
+    ]
+    (tmp_path / "given.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, doc, err = run_json(capsys, "given.jsonl", "-m", "toxicity_wordlist", "--fail-under", "toxicity_wordlist=0.4")
+    assert code == 4, err  # half the answers are flagged: above the 0.4 bound (lower is better)
+    assert doc["metrics"] == {"toxicity_wordlist": 0.5} and doc["usage"]["calls"] == 0

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from llmops_cli.core.eval.llm_calls import ReplyParseError, complete_parsed
 
 JUDGE_METRICS = ("faithfulness", "answer_relevance", "correctness", "helpfulness", "toxicity")
-LOWER_IS_BETTER = {"toxicity"}
+LOWER_IS_BETTER = {"toxicity", "toxicity_wordlist"}  # the judge's, and the offline word list's
 MAX_CONTEXT_CHARS = 6000
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from llmops_cli.core.eval import runner
 from llmops_cli.core.eval.compare import compare_reports
 from llmops_cli.core.eval.gates import check_gates, validate_gates
-from llmops_cli.core.eval.runner import ANSWER_METRICS, Answered, EvalOptions, resolve_metrics
+from llmops_cli.core.eval.runner import ANSWER_METRICS, OFFLINE_TOXICITY, Answered, EvalOptions, resolve_metrics
 from llmops_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def plan_eval(
         list(metrics) if metrics else None, dataset, llm_available=bool(judge_model), answers_possible=bool(llm_model)
     )
     gates = validate_gates(gates, chosen, k)
-    needs_answers = any(m in chosen for m in (*ANSWER_METRICS, *JUDGE_METRICS))
+    needs_answers = any(m in chosen for m in (*ANSWER_METRICS, *JUDGE_METRICS, OFFLINE_TOXICITY))
     generate = needs_answers and any(i.answer is None for i in dataset.items)
     needs_retriever = any(m in chosen for m in ("retrieval", "chunk", "robustness", "faithfulness")) or generate
     if generate and not llm_model:

@@ -24,14 +24,16 @@ from llmops_cli.core.eval.retrieval_metrics import retrieval_scores
 from llmops_cli.errors import UsageError
 
 ANSWER_METRICS = ("exact_match", "token_f1", "semantic_similarity")
+OFFLINE_TOXICITY = "toxicity_wordlist"  # the word-list check (core/eval/wordlist_toxicity.py): no LLM, no reference
 METRIC_GROUPS: dict[str, tuple[str, ...]] = {
     "retrieval": ("retrieval",),
     "chunk": ("chunk",),
     "answer": ANSWER_METRICS,
     "judge": judge_mod.JUDGE_METRICS,
-    "all": ("retrieval", "chunk", *ANSWER_METRICS, *judge_mod.JUDGE_METRICS, "robustness"),
+    "toxicity": ("toxicity", OFFLINE_TOXICITY),
+    "all": ("retrieval", "chunk", *ANSWER_METRICS, *judge_mod.JUDGE_METRICS, OFFLINE_TOXICITY, "robustness"),
 }
-METRIC_NAMES = ("retrieval", "chunk", *ANSWER_METRICS, *judge_mod.JUDGE_METRICS, "robustness")
+METRIC_NAMES = ("retrieval", "chunk", *ANSWER_METRICS, *judge_mod.JUDGE_METRICS, OFFLINE_TOXICITY, "robustness")
 LLM_METRICS = set(judge_mod.JUDGE_METRICS)
 
 
@@ -91,9 +93,12 @@ def resolve_metrics(
             for m in expanded:
                 why = _unsupported(m, dataset)
                 if why and name in (m, "retrieval", "chunk"):  # named explicitly: say why it cannot run
-                    raise UsageError(
-                        f"metric {m} {why}", hint="add that column to the question set, or drop the metric"
-                    )
+                    hint = "add that column to the question set, or drop the metric"
+                    if m == OFFLINE_TOXICITY:
+                        from llmops_cli.core.eval import wordlist_toxicity
+
+                        hint = wordlist_toxicity.PACKAGE_HINT
+                    raise UsageError(f"metric {m} {why}", hint=hint)
                 if not why and m not in out:
                     out.append(m)  # from a group: the ones the set cannot support are left out
     if not out:
@@ -111,6 +116,10 @@ def resolve_metrics(
 
 
 def _unsupported(metric: str, dataset: Dataset) -> str | None:
+    if metric == OFFLINE_TOXICITY:
+        from llmops_cli.core.eval import wordlist_toxicity
+
+        return None if wordlist_toxicity.available() else "needs the better-profanity package"
     if metric == "retrieval" and not dataset.has_sources:
         return "needs relevant_sources in the question set"
     if metric == "robustness" and not (dataset.has_sources or dataset.has_chunks or dataset.has_references):
@@ -208,7 +217,7 @@ async def run_eval(
     report_progress = progress or (lambda stage, done, total: None)
 
     wants_retrieval = any(m in metrics for m in ("retrieval", "chunk"))
-    wants_answers = any(m in metrics for m in (*ANSWER_METRICS, *judge_mod.JUDGE_METRICS))
+    wants_answers = any(m in metrics for m in (*ANSWER_METRICS, *judge_mod.JUDGE_METRICS, OFFLINE_TOXICITY))
     needs_context = "faithfulness" in metrics
     if wants_retrieval and retriever is None:
         raise UsageError("retrieval metrics need a collection to search", hint="pass --collection NAME (ingest first)")
@@ -264,6 +273,13 @@ async def run_eval(
             contexts[n] = [h.text for h in res.hits] or contexts[n]
 
         # 3. metrics without an LLM
+        if OFFLINE_TOXICITY in metrics:
+            from llmops_cli.core.eval import wordlist_toxicity
+
+            answered = [n for n, r in enumerate(rows) if r.answer is not None]
+            flags = wordlist_toxicity.scores([rows[n].answer or "" for n in answered])
+            for n, flag in zip(answered, flags, strict=True):
+                rows[n].metrics[OFFLINE_TOXICITY] = flag
         pairs = [n for n, r in enumerate(rows) if r.answer is not None and r.reference_answer]
         for n in pairs:
             r = rows[n]
