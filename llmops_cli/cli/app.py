@@ -19,7 +19,7 @@ from rich.markup import escape
 from typer._click import exceptions as click_errors  # Typer vendors click: its errors are not click's
 
 from llmops_cli import __version__
-from llmops_cli.cli.output import OutputFormat, document_printed, render
+from llmops_cli.cli.output import OutputFormat, document_printed, render, start_invocation
 from llmops_cli.cli.state import AppState, set_state, state
 from llmops_cli.core.redaction import redact_secrets
 from llmops_cli.errors import ExitCode, LlmopsError
@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "llmops_cli.cli.eval_cmd",
     "llmops_cli.cli.history_cmd",
     "llmops_cli.cli.insights_cmd",
+    "llmops_cli.cli.lineage_cmd",
     "llmops_cli.cli.feedback_cmd",
     "llmops_cli.cli.airflow_trigger_cmd",
     "llmops_cli.cli.dags_cmd",
@@ -129,6 +130,7 @@ INTERRUPTED = "interrupted; work already written is kept"
 def main() -> None:
     debug = os.environ.get("LLMOPS_DEBUG", "") not in ("", "0", "false")
     _log_to_stderr(debug)
+    start_invocation()
     try:
         # not standalone: usage errors come here to be one line and a hint like every other error
         rv = app(prog_name="llmops", standalone_mode=False)

@@ -142,5 +142,10 @@ def _render(out, report, data) -> None:
             f"prompt injection: {data['privacy']['prompt_injection']} chunk(s) read like instructions to the model; "
             "flagged (metadata prompt_injection) and quoted as data when retrieved"
         )
+    if data.get("stale_answers"):
+        out.print(
+            f"promoted answers taken out: {len(data['stale_answers'])} (built on sources that changed; "
+            "`llmops lineage answer ID` shows which)"
+        )
     if report.skipped:
         out.table(["skipped source", "reason"], [(s["source"], s["reason"]) for s in report.skipped], title="Skipped")

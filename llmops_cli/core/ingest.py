@@ -83,6 +83,8 @@ class IngestReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     privacy: PrivacyTally = field(default_factory=PrivacyTally)
+    # promoted answers taken out because a source they were built on changed or went ({"id", "reason"})
+    stale_answers: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def chunks_per_second(self) -> float:

@@ -66,6 +66,20 @@ def rate(ws: Workspace, answer_id: str, rating: str, comment: str | None = None,
     }
 
 
+def retire_stale(ws: Workspace, collection: str) -> list[dict[str, str]]:
+    """Take out of the store and the semantic cache the promoted answers of ``collection`` whose sources changed or
+    were removed (their chunks are gone), after an ingest that changed or removed sources; returns them with the
+    reason. Nothing to do (and no answer log opened or created) where nothing was ever promoted."""
+    if not ws.answer_log_exists():
+        return []
+    log = ws.answer_log()
+    ids = log.active_promotion_ids(collection)
+    if not ids:
+        return []
+    removed = _promoter(ws, log).reconcile(ids).removed
+    return [r for r in removed if r["reason"].startswith("stale")]
+
+
 def promote(ws: Workspace, *, answer_ids: Sequence[str] | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Reconcile the store with the promotion rule for these answers (default: every reviewed or promoted one)."""
     log = ws.answer_log()

@@ -121,6 +121,11 @@ def ingest(
         )
         if not dry_run and report.changed_anything:
             ws.after_store_write(opts.collection)
+    if not dry_run and (report.changed or report.removed):
+        from llmops_cli.entry.feedback import retire_stale
+
+        # after the ingest's lock is released: the promoter takes it again for its own writes
+        report.stale_answers = retire_stale(ws, opts.collection)
     return report
 
 

@@ -130,6 +130,14 @@ def world(tmp_path):
     store = MemoryStore()
     emb = FakeEmbedder()
     store.ensure_collection("docs", metadata={EMBEDDER_KEY: emb.identity, GENERATION_KEY: 3})
+    # the ingested chunk the answers were given (an answer whose chunks are gone is stale: see test_stale_...)
+    store.upsert(
+        "docs",
+        ["c1"],
+        emb.embed(["Rotate keys with rotate --all."]),
+        ["Rotate keys with rotate --all."],
+        [{"source": "guide.md"}],
+    )
     log = AnswerLog(tmp_path / "l.sqlite")
     rebuilt: list[str] = []
     built: list[int] = []
@@ -202,7 +210,7 @@ def test_dry_run_changes_nothing_and_no_embedder_is_built_for_nothing(world):
     assert built == []  # nothing to write: the (costly) embedder is never loaded
     a = add(log)
     assert promoter.reconcile([a], dry_run=True).promoted == [a]
-    assert store.count("docs") == 0 and rebuilt == [] and log.promotion_of(a) is None
+    assert store.count("docs") == 1 and rebuilt == [] and log.promotion_of(a) is None  # the ingested chunk alone
 
 
 def test_semantic_cache_hits_near_identical_questions_only(world):
@@ -284,3 +292,22 @@ def test_promoted_chunks_and_the_export_carry_no_config_secrets(world):
         "postgres://airflow:[REDACTED_SECRET]@db/airflow",
     ):
         assert kept in chunk and kept in exported
+
+
+def test_an_answer_whose_source_changed_is_taken_out_and_not_promoted_again(world):
+    """A chunk's id is a hash of its text: when the source the answer was built on changes (or is removed), its
+    chunks leave the store, and the answer must stop being served from the store and the semantic cache."""
+    log, store, promoter, rebuilt, built = world
+    good = add(log)
+    assert promoter.reconcile([good]).promoted == [good]
+    assert log.active_promotion_ids("docs") == [good]
+    store.delete("docs", ["c1"])  # the next ingest of a changed guide.md
+    r = promoter.reconcile(log.active_promotion_ids("docs"))
+    assert r.removed == [{"id": good, "reason": "stale: guide.md changed or removed since"}]
+    assert not store.get("docs", ids=[chunk_id_for(good)]) and log.active_promotion_ids("docs") == []
+    assert log.promotion_of(good).removed_reason.startswith("stale")
+    # a vote or a scheduled review later does not bring it back, nor promote a new answer built on the old chunk
+    assert promoter.reconcile([good]).not_promoted == [{"id": good, "reason": r.removed[0]["reason"]}]
+    fresh = add(log, question="And how often?")
+    assert promoter.reconcile([fresh]).not_promoted[0]["reason"].startswith("stale: guide.md")
+    assert [a.id for a in log.citing("guide.md")] == [good, fresh] and log.citing("guide") == []

@@ -558,6 +558,30 @@ class AnswerLog(StateStore):
             )
         )
 
+    def active_promotion_ids(self, collection: str) -> list[str]:
+        """The answers promoted into ``collection`` and not removed."""
+        rows = self._query(
+            "SELECT answer_id FROM promotions WHERE collection = ? AND removed_at IS NULL ORDER BY promoted_at",
+            (collection,),
+        )
+        return [r[0] for r in rows]
+
+    def citing(self, source_id: str, *, collection: str | None = None) -> list[AnswerRecord]:
+        """Answers whose context held a chunk of ``source_id`` (or of one of its rows, ``source_id#...``), oldest
+        first. Read from each answer's recorded chunks: what the model was given, not what it chose to cite."""
+        pattern = json.dumps(source_id, ensure_ascii=False)[:-1]  # '"docs/a.md' : then '"' or '#'
+        where, args = _filters(collection=collection)
+        where = f"{where} {'AND' if where else 'WHERE'} (chunks LIKE ? OR chunks LIKE ?)"
+        args += [f'%"source": {pattern}"%', f'%"source": {pattern}#%']
+        rows = self._query(f"SELECT * FROM answers {where} ORDER BY created_at, rowid", args)
+        return [
+            a
+            for a in (_answer(r) for r in rows)
+            if any(
+                c.get("source") == source_id or str(c.get("source", "")).startswith(source_id + "#") for c in a.chunks
+            )
+        ]
+
     def has_active_promotions(self, collection: str) -> bool:
         """Whether ``collection`` has any active promotion. ``ask`` checks this before the cache lookup on every
         question, so it stops at the first row (index ``promotions_active``) and reads no vectors or texts."""

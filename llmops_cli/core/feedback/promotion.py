@@ -75,15 +75,28 @@ def chunk_id_for(answer_id: str) -> str:
 _CITATION = re.compile(r"\s*(?:\[\d+\])+")
 
 
+def _citations(answer: AnswerRecord) -> list[dict[str, Any]]:
+    """The context chunks the answer's markers point at ([1] is the first), in citation order."""
+    cited: list[dict[str, Any]] = []
+    for m in re.finditer(r"\[(\d+)\]", answer.answer):
+        n = int(m.group(1))
+        if 1 <= n <= len(answer.chunks) and answer.chunks[n - 1] not in cited:
+            cited.append(answer.chunks[n - 1])
+    return cited
+
+
+def cited_chunks(answer: AnswerRecord) -> list[dict[str, Any]]:
+    """The chunks an answer rests on: those it cites, or its whole context when it cites none."""
+    return _citations(answer) or list(answer.chunks)
+
+
 def promoted_parts(answer: AnswerRecord) -> tuple[str, str, str]:
     """(question, answer text, chunk text), all redacted; citations replaced by the list of cited sources."""
     cited: list[str] = []
-    for m in re.finditer(r"\[(\d+)\]", answer.answer):
-        n = int(m.group(1))
-        if 1 <= n <= len(answer.chunks):
-            src = str(answer.chunks[n - 1].get("source", ""))
-            if src and src not in cited:
-                cited.append(src)
+    for c in _citations(answer):
+        src = str(c.get("source", ""))
+        if src and src not in cited:
+            cited.append(src)
     body = _CITATION.sub("", answer.answer).strip()
     if cited:
         body += "\n\nSources: " + ", ".join(cited)
@@ -163,8 +176,10 @@ class Promoter:
     def _reconcile(self, answer_ids: Sequence[str], dry_run: bool, lock: Callable[[], None]) -> ReconcileReport:
         report = ReconcileReport()
         changed: set[str] = set()
-        for a in self.log.get_many(answer_ids):
-            d = self.decision(a)
+        answers = self.log.get_many(answer_ids)
+        stale = self.stale_reasons(answers)
+        for a in answers:
+            d = Decision(False, stale[a.id]) if a.id in stale else self.decision(a)
             prev = self.log.promotion_of(a.id)
             if d.promote:
                 if prev is not None and prev.active and prev.collection == a.collection and self._present(prev):
@@ -195,6 +210,37 @@ class Promoter:
                     self.after_write(coll)
         report.collections = sorted(changed)
         return report
+
+    def stale_reasons(self, answers: Sequence[AnswerRecord]) -> dict[str, str]:
+        """Answers built on chunks the store no longer holds: their source changed (a chunk's id is a hash of its
+        text) or was removed since. Such an answer is not promoted, and a promoted one is taken out of the store and
+        the semantic cache: an answer must not outlive its facts. The chunks it cites count (all of its context when
+        it cites none); chunks of earlier promoted answers do not."""
+        cited: dict[str, list[tuple[str, str]]] = {}
+        for a in answers:
+            refs = [(c["id"], c.get("source") or "") for c in cited_chunks(a) if c.get("id")]
+            refs = [(cid, src) for cid, src in refs if not src.startswith("answer:")]
+            if refs and a.collection:
+                cited[a.id] = refs
+        by_collection: dict[str, set[str]] = {}
+        for a in answers:
+            if a.id in cited:
+                by_collection.setdefault(a.collection or "", set()).update(cid for cid, _ in cited[a.id])
+        present: set[str] = set()
+        missing_collections = set()
+        for coll, ids in by_collection.items():
+            if self.store.collection_metadata(coll) is None:  # not in this store at all: _cannot_write says so
+                missing_collections.add(coll)
+                continue
+            present.update(h.id for h in self.store.get(coll, ids=sorted(ids), include_documents=False))
+        out = {}
+        for a in answers:
+            if a.collection in missing_collections:
+                continue
+            gone = sorted({src for cid, src in cited.get(a.id, []) if cid not in present})
+            if gone:
+                out[a.id] = f"stale: {', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''} changed or removed since"
+        return out
 
     def _present(self, p: Promotion) -> bool:
         """Still in this store (the store may have been rebuilt or switched since)."""
