@@ -15,8 +15,17 @@ from llmops_cli.wiring import Workspace
 
 
 def register(app: typer.Typer) -> None:
-    app.command("query", help="Search a collection: ranked chunks with score, source and heading (no LLM).")(query)
-    app.command("ask", help="Answer a question from a collection with the LLM, citing sources.")(ask)
+    app.command(
+        "query",
+        help="Search a collection: ranked chunks with score, source, heading and chunk id (no LLM).\n\n"
+        'Examples: llmops query "retry policy" -k 3; echo "retry policy" | llmops query - --json',
+    )(query)
+    app.command(
+        "ask",
+        help="Answer a question from a collection with the LLM, citing sources. On a terminal the answer streams; "
+        "piped, stdout holds only the answer (sources on stderr, or all of it with --json).\n\n"
+        'Examples: llmops ask "How do I retry a failed task?"; llmops ask - < question.txt > answer.txt',
+    )(ask)
 
 
 def _snippet(text: str, n: int = 160) -> str:
