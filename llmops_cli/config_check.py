@@ -36,11 +36,16 @@ ENV_NOT_SETTINGS = frozenset(
         "LLMOPS_LOCAL_AIRFLOW_HOME",
         "LLMOPS_AIRFLOW_VENV",
         "LLMOPS_SERVE_OPTIONS",  # llmops serve hands its options to uvicorn's workers
+        "LLMOPS_SERVE_API_KEYS",  # llmops serve
+        "LLMOPS_SERVE_CORS_ORIGINS",
+        "LLMOPS_SERVE_SLACK_API_BASE",
+        "LLMOPS_SERVE_SLACK_BOT_TOKEN",
+        "LLMOPS_SERVE_SLACK_SIGNING_SECRET",
         "_LLMOPS_COMPLETE",  # shell completion (Typer sets it)
     }
 )
-# prefixes of variables that tests and benchmarks set for themselves
-ENV_PREFIXES_NOT_SETTINGS = ("LLMOPS_TEST_", "LLMOPS_BENCH_")
+# prefixes of variables that tests, benchmarks and the example DAGs (llmops_cli/airflow/examples) read
+ENV_PREFIXES_NOT_SETTINGS = ("LLMOPS_TEST_", "LLMOPS_BENCH_", "LLMOPS_EXAMPLE_")
 
 
 def setting_keys() -> list[str]:

@@ -68,6 +68,9 @@ ROW_KEYS = {
     "eval runs": "runs",
     "collections list": "collections",
     "collections sources": "sources",
+    "eval run": "rows",
+    "doctor": "checks",
+    "insights questions": "questions",
 }
 
 # Set once a document reached stdout: cli/app.py:main() prints an error document only when none did, so stdout
@@ -77,6 +80,12 @@ _printed_document = False
 
 def document_printed() -> bool:
     return _printed_document
+
+
+def start_invocation() -> None:
+    """A new invocation has printed no document yet (main() runs once per process, tests run it many times)."""
+    global _printed_document
+    _printed_document = False
 
 
 def versioned(data: Any) -> Any:

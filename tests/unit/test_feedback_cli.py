@@ -197,7 +197,7 @@ def test_bad_input_is_one_line_and_a_documented_code(project, capsys, args, code
 def test_history_on_an_empty_log(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LLMOPS_DATA_DIR", str(tmp_path / "state"))
-    assert ok_json(capsys, "history") == {"answers": []}
+    assert ok_json(capsys, "history") == {"schema_version": 1, "answers": []}
     code, _, err = invoke(capsys, "history")
     assert code == 0 and "no answers recorded yet" in err
 

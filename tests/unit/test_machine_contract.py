@@ -1,0 +1,207 @@
+"""The machine contract (docs/json.md) and the help that teaches, run through app.main() as the console script does:
+--format json|yaml|jsonl for every command, schema_version, errors and usage errors as one line (and a document under
+--json), warnings for unknown LLMOPS_* variables and config keys, config show / path on a broken config, init,
+doctor, completion, -V."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmops_cli.cli.app import main
+from llmops_cli.cli.output import render
+
+
+@pytest.fixture(autouse=True)
+def _project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for k in list(os.environ):
+        if k.startswith("LLMOPS_"):
+            monkeypatch.delenv(k)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def run(monkeypatch, capsys, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``llmops ARGS`` in this process through main(): (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["llmops", *args])
+    for k, v in (env or {}).items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SystemExit) as e:
+        main()
+    for k in env or {}:
+        monkeypatch.delenv(k)
+    out, err = capsys.readouterr()
+    return int(e.value.code or 0), out, err
+
+
+K = {"schema_version": 1, "key": "retrieval.k", "value": 5, "source": "default"}
+
+
+def test_format_renders_every_command_document_as_json_yaml_or_jsonl(monkeypatch, capsys):
+    code, out, _ = run(monkeypatch, capsys, "--format", "yaml", "config", "get", "retrieval.k")
+    assert code == 0 and yaml.safe_load(out) == K and not out.lstrip().startswith("{")
+    code, out, _ = run(monkeypatch, capsys, "config", "get", "retrieval.k", env={"LLMOPS_FORMAT": "json"})
+    assert code == 0 and json.loads(out) == K
+    # a typed --json means JSON whatever the environment says
+    code, out, _ = run(monkeypatch, capsys, "config", "get", "retrieval.k", "--json", env={"LLMOPS_FORMAT": "yaml"})
+    assert json.loads(out) == K
+    code, out, _ = run(monkeypatch, capsys, "--format", "jsonl", "config", "get", "retrieval.k")
+    assert out.count("\n") == 1 and json.loads(out) == K
+    # a row stream with no rows: zero lines; nothing created by the read
+    code, out, _ = run(monkeypatch, capsys, "--format", "jsonl", "history")
+    assert (code, out) == (0, "") and not Path(".llmops").exists()
+    code, _, err = run(monkeypatch, capsys, "--format", "xml", "config", "show")
+    assert code == 2 and err.startswith("error: Invalid value for '--format'")
+
+
+def test_jsonl_rows_and_schema_version():
+    doc = {"answers": [{"id": "a"}, {"id": "b"}]}
+    assert render(doc, "jsonl", "history").splitlines() == ['{"id": "a"}', '{"id": "b"}']
+    assert render([{"run_id": 1}, {"run_id": 2}], "jsonl", "runs list").count("\n") == 2
+    assert json.loads(render({"deleted": "x"}, "jsonl", "collections delete")) == {"schema_version": 1, "deleted": "x"}
+    assert json.loads(render([1, 2], "json")) == [1, 2]  # an array stays an array
+    assert list(json.loads(render({"a": 1}, "json"))) == ["schema_version", "a"]
+
+
+def test_errors_are_one_line_and_a_document_under_json(monkeypatch, capsys):
+    code, out, err = run(monkeypatch, capsys, "history", "show", "nope", "--json")
+    doc = json.loads(out)
+    assert code == 9 and doc == {
+        "schema_version": 1,
+        "error": "no answer with id 'nope'",
+        "hint": doc["hint"],
+        "exit_code": 9,
+    }
+    assert doc["hint"] and err.splitlines()[0] == "error: no answer with id 'nope'"
+    code, out, err = run(monkeypatch, capsys, "--format", "yaml", "history", "show", "nope")
+    assert code == 9 and yaml.safe_load(out)["exit_code"] == 9
+    code, out, err = run(monkeypatch, capsys, "history", "show", "nope")
+    assert code == 9 and out == ""
+
+
+def test_usage_errors_are_one_line_and_a_hint_exit_2(monkeypatch, capsys):
+    code, out, err = run(monkeypatch, capsys, "config", "show", "--jsn")
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        "error: No such option: --jsn (Possible options: --json)",
+        "hint: see llmops config show --help",
+    ]
+    code, out, err = run(monkeypatch, capsys, "injest")
+    assert code == 2 and "Did you mean 'ingest'" in err and len(err.splitlines()) == 2
+    code, out, _ = run(monkeypatch, capsys, "config", "show", "--json", "--jsn")
+    assert code == 2 and json.loads(out)["exit_code"] == 2
+
+
+def test_version(monkeypatch, capsys):
+    from llmops_cli import __version__
+
+    for flag in ("-V", "--version"):
+        assert run(monkeypatch, capsys, flag)[:2] == (0, f"llmops {__version__}\n")
+
+
+def test_unknown_env_vars_and_config_keys_are_warned_with_did_you_mean(monkeypatch, capsys, tmp_path):
+    code, out, err = run(monkeypatch, capsys, "config", "get", "llm.model", env={"LLMOPS_LLM_MODLE": "x"})
+    assert code == 0 and out == "\n"
+    assert "warning: unknown environment variable LLMOPS_LLM_MODLE (ignored); did you mean LLMOPS_LLM_MODEL?" in err
+    (tmp_path / "llmops.yaml").write_text("retrieval:\n  kk: 3\n")
+    code, out, err = run(monkeypatch, capsys, "config", "get", "retrieval.k")
+    assert code == 2 and "unknown config key 'retrieval.kk'" in err and "did you mean 'retrieval.k'?" in err
+    assert err.index("warning:") < err.index("error:")  # before the work (here: the load that refuses it)
+
+
+def test_every_llmops_variable_the_package_reads_is_known():
+    import re
+
+    from llmops_cli import config_check
+
+    known = config_check.known_env_vars()
+    root = Path(config_check.__file__).parent
+    names = {
+        n
+        for p in root.rglob("*.py")
+        # the names in string literals: what the code reads (docstrings and comments also name examples)
+        for n in re.findall(r"[\"'](LLMOPS_[A-Z0-9_]*[A-Z0-9])[\"']", p.read_text(encoding="utf-8"))
+    }
+    unknown = sorted(
+        n
+        for n in names
+        if n not in known
+        and not n.startswith(config_check.ENV_PREFIXES_NOT_SETTINGS)
+        and not any(k.startswith(n + "_") for k in known)  # a prefix the code builds names from
+    )
+    assert not unknown, f"add to config_check.ENV_NOT_SETTINGS (or make them settings): {unknown}"
+
+
+def test_config_show_and_path_work_on_a_broken_config(monkeypatch, capsys, tmp_path):
+    cfg = tmp_path / "llmops.yaml"
+    cfg.write_text("chunking:\n  strategy: sentences\n  size: 120\nretrieval:\n  k: 5\n  mode: vector\n")
+    code, out, err = run(monkeypatch, capsys, "config", "show")
+    rows = {ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:4]] for ln in out.splitlines() if "│" in ln}
+    assert code == 2 and rows["chunking.size"] == ["120", "file"] and rows["chunking.strategy"] == ["auto", "default"]
+    assert rows["retrieval.k"] == ["5", "default (file)"] and rows["retrieval.mode"] == ["vector", "file"]
+    assert max(len(ln) for ln in out.splitlines() if ln[0] in "┏┃┡│└") <= 80  # the table; a path stays whole
+    assert err.strip().splitlines()[-2].startswith("error: config key 'chunking.strategy'")
+    code, out, _ = run(monkeypatch, capsys, "config", "show", "--json")
+    doc = json.loads(out)  # one document: the valid settings and the error inside it
+    assert code == 2 and doc["error"]["exit_code"] == 2 and doc["config_file"] == str(cfg.resolve())
+    assert {r["key"]: r["source"] for r in doc["settings"]}["chunking.size"] == f"file:{cfg.resolve()}"
+    cfg.write_text("chunking: [\n")
+    assert run(monkeypatch, capsys, "config", "path")[:2] == (0, f"{cfg.resolve()}\n")
+    code, out, err = run(monkeypatch, capsys, "config", "show")
+    assert code == 2 and "data_dir" in out and "not valid YAML" in err
+
+
+def test_init_writes_only_what_was_chosen_and_never_overwrites(monkeypatch, capsys, tmp_path):
+    code, out, _ = run(
+        monkeypatch, capsys, "init", "--yes", "--llm-model", "openai/gpt-4o-mini", "--collection", "handbook", "--json"
+    )
+    assert code == 0 and json.loads(out)["settings"] == {
+        "llm": {"model": "openai/gpt-4o-mini"},
+        "store": {"collection": "handbook"},
+    }
+    assert yaml.safe_load((tmp_path / "llmops.yaml").read_text()) == json.loads(out)["settings"]
+    code, out, _ = run(monkeypatch, capsys, "config", "show", "--json")
+    sources = {r["key"]: r["source"].split(":")[0] for r in json.loads(out)["settings"]}
+    assert sources["llm.model"] == sources["store.collection"] == "file" and sources["retrieval.k"] == "default"
+    before = (tmp_path / "llmops.yaml").read_text()
+    code, _, err = run(monkeypatch, capsys, "init", "--yes")
+    assert code == 10 and "never overwrites" in err and (tmp_path / "llmops.yaml").read_text() == before
+    code, _, err = run(monkeypatch, capsys, "init", "--yes", "--collection", "a b", "--path", "other.yaml")
+    assert code == 2 and "--collection" in err and not (tmp_path / "other.yaml").exists()
+
+
+def test_doctor_one_line_per_part_and_exit_1_when_broken(monkeypatch, capsys, tmp_path):
+    from tests.support.fakes import use_fake_workspaces
+
+    use_fake_workspaces(monkeypatch)
+    env = {"LLMOPS_LLM_MODEL": "openai/x", "LLMOPS_LLM_API_BASE": "http://127.0.0.1:9/v1"}  # port 9: nothing listens
+    code, out, err = run(monkeypatch, capsys, "doctor", "--timeout", "2", "--json", env=env)
+    doc = json.loads(out)
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert code == 1 and doc["ok"] is False
+    assert list(checks) == ["config", "store", "embedder", "llm", "airflow", "state database"]
+    assert checks["llm"]["status"] == "fail" and "LLMOPS_LLM_API_BASE" in checks["llm"]["fix"]
+    assert checks["store"]["status"] == checks["embedder"]["status"] == checks["state database"]["status"] == "ok"
+    assert not (tmp_path / ".llmops").exists()  # a doctor creates nothing
+    code, out, _ = run(monkeypatch, capsys, "doctor", "--timeout", "2", "--json")
+    llm = {c["name"]: c for c in json.loads(out)["checks"]}["llm"]
+    assert llm["status"] == "skip" and "LLMOPS_LLM_MODEL" in llm["fix"]
+
+
+def test_completion_of_dag_ids_and_collections_creates_nothing(tmp_path):
+    from llmops_cli.cli.completion import collection_names, dag_ids
+
+    assert dag_ids("llmops_in") == ["llmops_ingest"]
+    assert collection_names("") == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["init"], ["doctor"], ["config", "show"], []])
+def test_help_has_examples(monkeypatch, capsys, command):
+    code, out, _ = run(monkeypatch, capsys, *command, "--help")
+    assert code == 0 and "Example" in out
