@@ -40,11 +40,20 @@ from llmops_cli.errors import InputError
 
 ANSWER = "answer"
 REWORD = "reword"
-KINDS = (ANSWER, REWORD)
+BATCH = "batch"  # a batch row template: any {column} placeholders; without sections the text is the user part
+KINDS = (ANSWER, REWORD, BATCH)
 
-# the placeholders each kind fills in, and those its templates must use somewhere
-FIELDS: dict[str, frozenset[str]] = {ANSWER: frozenset({"context", "question"}), REWORD: frozenset({"n", "question"})}
-REQUIRED: dict[str, frozenset[str]] = {ANSWER: frozenset({"context", "question"}), REWORD: frozenset({"question"})}
+# the placeholders each kind fills in (None: any), and those its templates must use somewhere
+FIELDS: dict[str, frozenset[str] | None] = {
+    ANSWER: frozenset({"context", "question"}),
+    REWORD: frozenset({"n", "question"}),
+    BATCH: None,
+}
+REQUIRED: dict[str, frozenset[str]] = {
+    ANSWER: frozenset({"context", "question"}),
+    REWORD: frozenset({"question"}),
+    BATCH: frozenset(),
+}
 
 # The built-in prompts: the one place their text lives (core/ask.py sends these; configs/prompts/ holds the same
 # text as files to copy and edit, and a test holds the two equal).
@@ -95,12 +104,17 @@ class PromptTemplate:
         """What a run records about its prompt."""
         return {"name": self.name, "kind": self.kind, "sha256": self.sha256, "source": self.source}
 
+    def system_text(self, **values: Any) -> str:
+        return self.system.format(**values)
+
+    def user_text(self, **values: Any) -> str:
+        return self.user.format(**values)
+
     def messages(self, **values: Any) -> list[dict[str, str]]:
-        """The chat messages with the placeholders filled in (``context``/``question``, or ``n``/``question``)."""
-        return [
-            {"role": "system", "content": self.system.format(**values)},
-            {"role": "user", "content": self.user.format(**values)},
-        ]
+        """The chat messages with the placeholders filled in (``context``/``question``, or ``n``/``question``); a
+        caller that puts turns between them (a conversation) uses ``system_text`` and ``user_text``."""
+        out = [{"role": "system", "content": self.system_text(**values)}] if self.system else []
+        return [*out, {"role": "user", "content": self.user_text(**values)}]
 
 
 BUILTIN: dict[str, PromptTemplate] = {
@@ -156,7 +170,7 @@ def parse_prompt(text: str, *, name: str, source: str, kind: str | None = None) 
     parts = _SECTION.split(body)
     sections: dict[str, str] = {}
     if len(parts) == 1:
-        sections["system"] = body.strip("\n")
+        sections["user" if file_kind == BATCH else "system"] = body.strip("\n")
     else:
         if parts[0].strip():
             raise InputError(
@@ -168,15 +182,18 @@ def parse_prompt(text: str, *, name: str, source: str, kind: str | None = None) 
                 raise InputError(f"prompt {source}: [{label}] appears twice", hint="keep one [system] and one [user]")
             sections[label] = content.strip("\n")
     system = sections.get("system", "")
-    user = sections.get("user", BUILTIN[file_kind].user)
-    if not system.strip():
+    user = sections.get("user", BUILTIN[file_kind].user if file_kind in BUILTIN else "")
+    if file_kind == BATCH and not user.strip():
+        raise InputError(f"prompt {source}: the user part is empty", hint="write the row's prompt under [user]")
+    if file_kind != BATCH and not system.strip():
         raise InputError(f"prompt {source}: the system message is empty", hint="write the instructions under [system]")
     used = _fields(system, source) | _fields(user, source)
-    unknown = sorted(used - FIELDS[file_kind])
+    allowed = FIELDS[file_kind]
+    unknown = [] if allowed is None else sorted(used - allowed)
     if unknown:
         raise InputError(
             f"prompt {source}: unknown placeholder {{{unknown[0]}}}",
-            hint=f"a {file_kind} prompt can use {', '.join('{' + f + '}' for f in sorted(FIELDS[file_kind]))}; "
+            hint=f"a {file_kind} prompt can use {', '.join('{' + f + '}' for f in sorted(allowed or ()))}; "
             "write a literal brace as {{ or }}",
         )
     missing = sorted(REQUIRED[file_kind] - used)

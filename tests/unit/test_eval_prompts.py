@@ -64,3 +64,13 @@ def test_missing_file_and_builtin_names(tmp_path):
     with pytest.raises(InputError, match="not found"):
         prompts.load_prompt(tmp_path / "nope.md")
     assert prompts.load_prompt("default", prompts.REWORD).name == "reword"
+
+
+def test_batch_templates_take_any_column(tmp_path):
+    f = tmp_path / "classify.md"
+    f.write_text("---\nkind: batch\n---\nClassify: {title} / {body}\n")
+    p = prompts.load_prompt(f, prompts.BATCH)
+    assert p.system == "" and p.user == "Classify: {title} / {body}"
+    assert p.messages(title="T", body="B") == [{"role": "user", "content": "Classify: T / B"}]
+    f.write_text("---\nkind: batch\n---\n[system]\nBe brief.\n[user]\n{text}")
+    assert prompts.load_prompt(f, prompts.BATCH).messages(text="x")[0] == {"role": "system", "content": "Be brief."}
