@@ -52,6 +52,7 @@ COMMAND_MODULES = [
     "llmops_cli.cli.batch_cmd",
     "llmops_cli.cli.dev_cmd",
     "llmops_cli.cli.serve_cmd",
+    "llmops_cli.cli.finetune_cmd",
 ]
 
 app = typer.Typer(
