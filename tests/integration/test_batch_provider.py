@@ -175,8 +175,9 @@ def test_results_go_to_s3_once_and_the_input_may_be_a_url(openai_server, tmp_pat
 
 
 def test_through_litellms_batch_api_answers_reach_the_answer_log_and_the_cache(openai_server, tmp_path):
-    """--client litellm: litellm's files/batches functions against the same routes; each answer read back is an
-    answer-log row of kind "batch" and a cache entry, so the same rows online make no call."""
+    """--client litellm: litellm's files/batches functions against the same routes; a job that expires leaves its
+    unrun row an error that --retry-failed sends again alone; each answer read back is an answer-log row of kind
+    "batch" and a cache entry, so the same rows online make no call."""
     from llmops_cli.core.feedback.log import AnswerLog
 
     srv = openai_server
@@ -187,10 +188,19 @@ def test_through_litellms_batch_api_answers_reach_the_answer_log_and_the_cache(o
         data_dir=str(tmp_path / "data"),
         llm=LLMSettings(**llm_settings_for(srv, input_cost_per_token=PIN, output_cost_per_token=POUT)),
     )
-    rep = run_step(
-        batch_entry.batch, settings, src, prompt="Say {q}", via="provider", client="litellm", poll_interval=0.05
+    srv.batch_expire_after = 2  # the provider runs out of time after two lines: the job ends "expired"
+    opts = {"prompt": "Say {q}", "via": "provider", "client": "litellm", "poll_interval": 0.05}
+    rep = run_step(batch_entry.batch, settings, src, **opts)
+    assert (int(rep.exit_code), rep.answered, rep.errors_by_kind, srv.counters["batches_created"]) == (
+        3,
+        2,
+        {"expired": 1},
+        1,
     )
-    assert (rep.exit_code, rep.answered, srv.counters["batches_created"]) == (0, 3, 1)
+    srv.batch_expire_after = None
+    rep = run_step(batch_entry.batch, settings, src, retry_failed=True, **opts)  # the expired row alone, again
+    assert (int(rep.exit_code), rep.answered, rep.calls, srv.counters["batches_created"]) == (0, 3, 1, 2)
+    assert [j["requests"] for j in rep.jobs] == [3, 1] and srv.counters["batch_lines_ok"] == 3
     with AnswerLog.for_data_dir(settings.data_path) as log:
         recorded = log.recent(limit=10, kind="batch")
     assert sorted(r.question for r in recorded) == ["Say q0", "Say q1", "Say q2"]
