@@ -76,18 +76,22 @@ def _version(value: bool) -> None:
     epilog="Examples:\n\n"
     "  llmops init                        # a starter llmops.yaml here\n\n"
     "  llmops doctor                      # what works, what does not, and the fix\n\n"
-    "  llmops --format yaml config show   # any command's document as YAML (json, jsonl too)"
+    "  llmops --format yaml config show   # any document as YAML (or json, jsonl)"
 )
 def _root(
     ctx: typer.Context,
     config: Annotated[
         str | None,
         typer.Option(
-            "--config", "-c", help="Config file (default: $LLMOPS_CONFIG, ./llmops.yaml, ./configs/llmops.yaml)."
+            "--config",
+            "-c",
+            metavar="PATH",
+            help="Config file (default: $LLMOPS_CONFIG, ./llmops.yaml, ./configs/llmops.yaml).",
         ),
     ] = None,
     profile: Annotated[
-        str | None, typer.Option("--profile", help="Airflow connection profile from the config file.")
+        str | None,
+        typer.Option("--profile", metavar="NAME", help="Airflow connection profile from the config file."),
     ] = None,
     fmt: Annotated[
         OutputFormat | None,
@@ -95,8 +99,8 @@ def _root(
             "--format",
             envvar="LLMOPS_FORMAT",
             case_sensitive=False,
-            help="Output of every command: table (for people), or one json / yaml document, or jsonl (one JSON "
-            "object per row of row-stream commands). A command's --json means json.",
+            metavar="FORMAT",
+            help="table (default), json, yaml, or jsonl (a JSON object per row): every command's output. docs/json.md.",
             show_default=False,
         ),
     ] = None,

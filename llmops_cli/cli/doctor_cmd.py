@@ -36,7 +36,9 @@ class Check:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("doctor", help=HELP, epilog=EPILOG)(doctor)
+    app.command(
+        "doctor", help=HELP, short_help="What works and what does not: one line each, with the fix.", epilog=EPILOG
+    )(doctor)
 
 
 def doctor(

@@ -29,7 +29,9 @@ EPILOG = (
 
 
 def register(app: typer.Typer) -> None:
-    app.command("init", help=HELP, epilog=EPILOG)(init)
+    app.command("init", help=HELP, short_help="Write a starter llmops.yaml (never overwrites one).", epilog=EPILOG)(
+        init
+    )
 
 
 def init(
