@@ -305,3 +305,48 @@ def test_no_llm_configured_is_503_and_query_still_works(parts):
         e = err(c.post("/v1/ask", json={"question": "widgets?"}), 503, "USAGE", 2)
         assert "llm.model" in e["hint"]
         assert c.post("/v1/query", json={"text": "widgets"}).status_code == 200
+
+
+MALFORMED = [
+    {},
+    [],
+    "x",
+    None,
+    {"question": None},
+    {"question": 5, "text": 5},
+    {"question": "q", "text": "q", "k": 0},
+    {"question": "q", "text": "q", "k": 10**20},
+    {"question": "q", "text": "q", "where": {"a": {"b": 1}}},
+    {"question": "q", "text": "q", "where": []},
+    {"question": "q", "text": "q", "where": {"nokey": "v"}},
+    {"question": "\x00", "text": "\x00"},
+    {"question": "q", "text": "q", "collection": "../../etc"},
+    {"rating": None},
+    {"rating": "up", "comment": 7},
+    {"rating": "up", "rater": "x" * 500},
+]
+
+
+def test_malformed_requests_get_a_4xx_never_a_500(parts):
+    """Every operation of the OpenAPI document with wrong types, nulls, bounds and odd ids: a 4xx error document."""
+    with client_for(parts, ServeOptions(rate_limit_per_minute=0)) as c:
+        aid = c.post("/v1/ask", json={"question": "widgets?"}).json()["answer_id"]
+        spec = c.get("/openapi.json").json()
+        for path, ops in spec["paths"].items():
+            if path.startswith("/slack"):
+                continue
+            for ident in (aid, "zz", "0" * 64, "%2e%2e", "a" * 300):
+                url = path.replace("{answer_id}", ident)
+                for method in ops:
+                    bodies = MALFORMED if method == "post" else [None]
+                    for body in bodies:
+                        r = (
+                            c.request(method.upper(), url, json=body)
+                            if body is not None
+                            else c.request(method.upper(), url)
+                        )
+                        assert r.status_code < 500, (method, url, body, r.text)
+                        if r.status_code >= 400:
+                            assert r.json()["error"]["exit_code"] in (2, 8, 9), (url, body, r.text)
+                if "{answer_id}" not in path:
+                    break
