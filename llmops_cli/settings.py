@@ -251,6 +251,20 @@ class StateSettings(_Section):
         return v.strip()
 
 
+class TracingSettings(_Section):
+    enabled: bool = Field(
+        True,
+        description="trace every command (ask, query, eval, batch, feedback, serve) with OpenTelemetry: spans kept in "
+        "the state database (`llmops trace show`), and exported when an OTLP endpoint is set",
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318 (default: the standard "
+        "OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT variables; none: local only)",
+    )
+    store: bool = Field(True, description="keep spans in the state database for `llmops trace show`")
+
+
 class Settings(_Section):
     data_dir: str = Field(".llmops", description="project-local state: logs, caches, eval runs")
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -263,6 +277,7 @@ class Settings(_Section):
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     _root: Path | None = PrivateAttr(None)  # the project folder (load_settings sets it; see the module docstring)
 
