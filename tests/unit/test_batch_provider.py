@@ -23,6 +23,7 @@ from llmops_cli.core.batch.provider import (
     to_submit,
 )
 from llmops_cli.core.batch.run import BatchOptions, load_done, prepare
+from llmops_cli.core.ports import LLMCallError
 from llmops_cli.errors import ConflictError
 
 
@@ -42,6 +43,8 @@ class FakeBatchAPI:
         self.calls: list[str] = []
         self.die_after: str | None = None
         self.fail_ids: set[str] = set()
+        self.create_faults: list[bool] = []  # False: a create refused before the job was made
+        self.lose_create_answer = False  # the job is made, its answer lost (a timeout)
 
     def _maybe_die(self, name: str) -> None:
         self.calls.append(name)
@@ -56,9 +59,16 @@ class FakeBatchAPI:
         return fid
 
     def create(self, file_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+        if self.create_faults:
+            made = self.create_faults.pop(0)
+            if not made:  # refused before the job was made
+                raise LLMCallError("503 (test)", status=503, retryable=True)
         bid = f"batch-{len(self.jobs)}"
         lines = [json.loads(x) for x in self.files[file_id].decode().splitlines()]
         self.jobs[bid] = {"id": bid, "status": "in_progress", "metadata": metadata, "lines": lines, "created_at": 0}
+        if self.lose_create_answer:
+            self.lose_create_answer = False
+            raise LLMCallError("timeout (test)", status=408, retryable=True)
         self._maybe_die("create")
         return self._public(bid)
 
@@ -258,3 +268,19 @@ def test_via_auto_chooses_the_batch_api_for_large_inputs_on_providers_that_have_
     big.requests[0].model = "ollama/llama3"
     via, why = choose_via(ws(), big, "auto")
     assert via == "online" and "ollama" in why
+
+
+def test_a_failed_create_is_retried_only_after_asking_whether_it_made_the_job(tmp_path):
+    api = FakeBatchAPI()
+    api.lose_create_answer = True  # made at the provider, the answer lost: a blind retry would make a second job
+    slept: list[float] = []
+    run = _run(tmp_path, api, sleep=slept.append)
+    (job,) = run.submit()
+    assert len(api.jobs) == 1 and job.batch_id == "batch-0" and api.calls.count("find") == 1 and not slept
+
+    api2 = FakeBatchAPI()
+    api2.create_faults = [False, False]  # refused twice before anything was made: retried after a wait
+    (tmp_path / "b").mkdir()
+    run2 = _run(tmp_path / "b", api2, sleep=slept.append)
+    (job2,) = run2.submit()
+    assert len(api2.jobs) == 1 and job2.batch_id == "batch-0" and api2.calls.count("find") == 2 and len(slept) == 2

@@ -7,8 +7,9 @@
   ``cancel_batch``, ``file_content``, ``list_batches``) for the other providers litellm serves that way (azure,
   vertex_ai, bedrock, anthropic ...): same interface, litellm's errors turned into ours.
 
-Every call is retried like any LLM call (429, 5xx, timeouts, connection errors; ``core/retry.py``'s policy with
-``llm.max_retries``). ``open_batch_api(settings, model)`` picks one.
+Every call but ``create`` is retried like any LLM call (429, 5xx, timeouts, connection errors; ``core/retry.py``'s
+policy with ``llm.max_retries``): a failed ``create`` may have made the job, so the caller looks it up by its key
+before trying again (``core.batch.provider.ProviderRun``). ``open_batch_api(settings, model)`` picks one.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class OpenAIBatchHTTP:
             self._client.close()
             self._client = None
 
-    def _call(self, method: str, path: str, *, raw: bool = False, **kw: Any) -> Any:
+    def _call(self, method: str, path: str, *, raw: bool = False, retry: bool = True, **kw: Any) -> Any:
         import httpx
 
         where = f"batch API at {self.api_base}"
@@ -81,7 +82,7 @@ class OpenAIBatchHTTP:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise LLMCallError(f"{where}: {method} {path} returned no JSON", status=502, retryable=True) from None
 
-        return call_with_retries(self.policy, once)
+        return call_with_retries(self.policy, once) if retry else once()
 
     def upload(self, data: bytes, filename: str) -> str:
         doc = self._call("POST", "/files", data={"purpose": "batch"}, files={"file": (filename, data)})
@@ -94,7 +95,7 @@ class OpenAIBatchHTTP:
             "completion_window": "24h",
             "metadata": metadata,
         }
-        return self._call("POST", "/batches", json=body)
+        return self._call("POST", "/batches", json=body, retry=False)  # retried by the caller, after a lookup
 
     def retrieve(self, batch_id: str) -> dict[str, Any]:
         return self._call("GET", f"/batches/{batch_id}")
@@ -134,7 +135,7 @@ class LiteLLMBatch:
             self.kw["api_key"] = api_key
         self.policy = client_policy(max(max_retries, 4))
 
-    def _call(self, fn_name: str, *args: Any, **kw: Any) -> Any:
+    def _call(self, fn_name: str, *args: Any, retry: bool = True, **kw: Any) -> Any:
         from llmops_cli.adapters.llm.litellm_llm import import_litellm
 
         litellm = import_litellm()
@@ -151,7 +152,7 @@ class LiteLLMBatch:
                     retryable=retryable,
                 ) from None
 
-        return call_with_retries(self.policy, once)
+        return call_with_retries(self.policy, once) if retry else once()
 
     @staticmethod
     def _dict(obj: Any) -> dict[str, Any]:
@@ -167,6 +168,7 @@ class LiteLLMBatch:
             endpoint="/v1/chat/completions",
             input_file_id=file_id,
             metadata=metadata,
+            retry=False,  # retried by the caller, after a lookup
         )
         return self._dict(b)
 

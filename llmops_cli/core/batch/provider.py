@@ -39,6 +39,9 @@ ENDPOINT = "/v1/chat/completions"
 MAX_REQUESTS_PER_JOB = 50_000
 MAX_BYTES_PER_JOB = 190 * 1024 * 1024
 
+CREATE_ATTEMPTS = 5
+FIND_MARGIN_S = 3600.0  # a job is looked for among those created since its intent, less this (clock skew)
+
 PollFn = Callable[[list[Job]], None]  # after each poll: the run's jobs with their counts (progress bars)
 
 
@@ -51,7 +54,9 @@ class BatchAPI(Protocol):
 
     def upload(self, data: bytes, filename: str) -> str: ...
 
-    def create(self, file_id: str, metadata: dict[str, str]) -> dict[str, Any]: ...
+    def create(self, file_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+        """One attempt, never retried by the adapter (a failed try may have made the job: see ``_create``)."""
+        ...
 
     def retrieve(self, batch_id: str) -> dict[str, Any]: ...
 
@@ -235,11 +240,13 @@ class ProviderRun:
         prices: tuple[float | None, float | None] = (None, None),
         price_factor: float = BATCH_PRICE_FACTOR,
         on_answer: Callable[[BatchRequest, dict[str, Any]], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         """``on_answer(request, record)``: called once per answered request read back (the answer log, the LLM
         cache), before its job is marked collected: a kill in between calls it again for that job's rows."""
         self.plan, self.api, self.jobs, self.checkpoints = plan, api, jobs, checkpoints
         self.on_answer = on_answer
+        self.sleep = sleep
         self.limits, self.prices, self.price_factor = limits, prices, price_factor
         self.run_key = plan.run_dir.name
         self.requests = {r.id: r for r in plan.requests}
@@ -292,9 +299,13 @@ class ProviderRun:
         return self.run_jobs()
 
     def _send(self, job: Job, *, resumed: bool) -> None:
+        if not any(rid in self.requests for rid in job.request_ids):
+            # recorded for an input that has changed since: nothing of it is asked any more
+            self.jobs.update(job.key, status="abandoned", collected=True)
+            return
         if resumed:
             # the process that recorded this intent may have died after ``create`` reached the provider
-            found = self.api.find(job.key, since=job.created_at - 60)
+            found = self.api.find(job.key, since=job.created_at - FIND_MARGIN_S)
             if found is not None:
                 self._record_batch(job, found)
                 return
@@ -303,9 +314,28 @@ class ProviderRun:
             file_id = self.api.upload(data, f"{job.key}.jsonl")
             self.jobs.update(job.key, file_id=file_id)
             job.file_id = file_id
-        batch = self.api.create(job.file_id, {"llmops_key": job.key, "llmops_run": self.run_key})
-        self.created_now += 1
-        self._record_batch(job, batch)
+        self._record_batch(job, self._create(job))
+
+    def _create(self, job: Job) -> dict[str, Any]:
+        """``create``, retried only after the provider was asked whether the failed try created the job anyway (a
+        timeout or a 5xx may come after the job exists): a retry never makes a second job."""
+        from llmops_cli.core.ports import LLMCallError
+
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                batch = self.api.create(job.file_id or "", {"llmops_key": job.key, "llmops_run": self.run_key})
+                self.created_now += 1
+                return batch
+            except LLMCallError as e:
+                if not e.retryable or attempt >= CREATE_ATTEMPTS:
+                    raise
+                found = self.api.find(job.key, since=job.created_at - FIND_MARGIN_S)
+                if found is not None:
+                    self.created_now += 1
+                    return found
+                self.sleep(e.retry_after if e.retry_after is not None else min(30.0, 2.0**attempt))
 
     def _record_batch(self, job: Job, batch: dict[str, Any]) -> None:
         job.batch_id, job.status = str(batch["id"]), str(batch.get("status") or "validating")
@@ -383,7 +413,7 @@ class ProviderRun:
                 b = self.api.cancel(job.batch_id)
                 self.jobs.update(job.key, status=str(b.get("status") or "cancelling"))
             elif job.batch_id is None and job.status == "intent":
-                found = self.api.find(job.key, since=job.created_at - 60)
+                found = self.api.find(job.key, since=job.created_at - FIND_MARGIN_S)
                 if found is not None:
                     b = self.api.cancel(str(found["id"]))
                     self._record_batch(job, b)
