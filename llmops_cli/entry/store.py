@@ -195,7 +195,8 @@ def get_chunk(ws: Workspace, chunk_id: str, collection: str | None = None) -> tu
     if len(found) > 1:
         listed = ", ".join(f"{n}:{c}" for n, c in found[:5]) + (" ..." if len(found) > 5 else "")
         raise UsageError(
-            f"chunk id {chunk_id!r} is the start of {len(found)} ids ({listed})", hint="pass more of the id"
+            f"chunk id {chunk_id!r} is the start of {len(found)} ids ({listed})",
+            hint="pass more of the id, or --collection NAME",
         )
     name, cid = found[0]
     return name, store.get(name, ids=[cid])[0]
