@@ -274,7 +274,9 @@ def _print_report(out: Any, r: Any) -> None:
         ("errors", r.errors),
         ("done by an earlier run", r.from_checkpoint),
         ("from cache", r.cache_hits),
-        ("calls (retries)", f"{r.calls} ({r.retries})"),
+        ("read back from the provider", r.calls)
+        if r.via == "provider"
+        else ("calls (retries)", f"{r.calls} ({r.retries})"),
         ("tokens in / out", f"{r.input_tokens:,} / {r.output_tokens:,}"),
         ("cost this run", _money(r.cost_usd)),
         ("cost of all answers", _money(r.cost_total_usd)),
