@@ -48,11 +48,9 @@ def to_json(data: Any) -> str:
 # commands) stays a list.
 SCHEMA_VERSION = 1
 
-FORMATS = ("table", "json", "yaml", "jsonl")
-
 
 class OutputFormat(StrEnum):
-    """The root --format's choices (FORMATS)."""
+    """The root --format's choices: people's tables, or one document as json, yaml or jsonl (rows)."""
 
     table = "table"
     json = "json"
