@@ -238,7 +238,12 @@ def _run_combo(
         judge_llm=judge_llm,
         embedder=prep.embedder,
         config=config,
-        usage=lambda: _sum_usage(answer_usage.to_dict(), judge_usage.to_dict()),
+        # the total as before, and its two parts: the answers' (what shipping costs) and the judge's
+        usage=lambda: {
+            **_sum_usage(answer_usage.to_dict(), judge_usage.to_dict()),
+            "answers": answer_usage.to_dict(),
+            "judge": judge_usage.to_dict(),
+        },
         base=prep.base,
         tolerance=prep.tolerance,
         progress=progress,
@@ -272,12 +277,15 @@ def evaluate(
     prompt: str | Path | None = None,
     reword_prompt: str | Path | None = None,
     against_baseline: bool = False,
+    matrix: dict[str, Any] | None = None,
 ) -> EvalReport:
     """Evaluate a question set. Gates are checked (``report.gates``) but not raised: ``outcome`` says how the run
     ends. ``baseline`` (a run id, ``latest`` or a report file) fills ``report.comparison``; ``against_baseline``
     compares with the question set's blessed run instead (``report.comparison`` with per-question regressions).
     ``model`` answers (default llm.model) with the answer ``prompt`` (a file; default the built-in one), searching
-    with the ``reword_prompt``'s rewordings; the run records both prompts' names and hashes."""
+    with the ``reword_prompt``'s rewordings; the run records both prompts' names and hashes. ``matrix`` (``{"id":
+    ...}``, from ``matrix_combinations``) makes the run one combination of a matrix evaluated task by task (the
+    Airflow DAG maps over them; ``matrix_leaderboard`` ranks them afterwards)."""
     answer_prompt = load_prompt(prompt, ANSWER)
     reword = load_prompt(reword_prompt, REWORD)
     with _opened(target) as ws:
@@ -312,6 +320,7 @@ def evaluate(
             contexts=None,
             reword_prompt=reword,
             answer_usage=Usage(),
+            extra_config={"matrix": matrix} if matrix else None,
             progress=progress,
         )
         report = entry.report
@@ -897,3 +906,73 @@ def feedback_agreement(
             hint="rate answers (llmops rate ANSWER_ID up|down) and review them (llmops feedback review) first",
         )
     return human.feedback_agreement(items, min_kappa=human.DEFAULT_MIN_KAPPA if min_kappa is None else min_kappa)
+
+
+def matrix_combinations(
+    models: Sequence[str], prompts: Sequence[str | Path] = (), *, matrix_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The combinations of a matrix as keyword arguments of ``evaluate`` (``model``, ``prompt``, ``matrix``), for a
+    caller that runs them as separate tasks (the Airflow DAG's ``expand``): the prompts are read and checked here,
+    before any task runs. Each task searches for itself (the shared context is the one-process ``evaluate_matrix``'s),
+    so the combinations see the same context only as far as the search is deterministic."""
+    answer_prompts = load_prompts([str(p) for p in prompts] or None, ANSWER)
+    combos = plan_matrix(list(models), answer_prompts)
+    mid = matrix_id or hashlib.sha256(f"{[c.label for c in combos]}|{time.time()}".encode()).hexdigest()[:10]
+    info = {
+        "id": mid,
+        "models": list(dict.fromkeys(c.model for c in combos)),
+        "prompts": [p.ref() for p in answer_prompts],
+    }
+    sources = {p.sha256: (None if p.source == "built-in" else p.source) for p in answer_prompts}
+    return [{"model": c.model, "prompt": sources[c.prompt.sha256], "matrix": info} for c in combos]
+
+
+def matrix_leaderboard(target: Workspace | Settings, run_or_matrix: str, *, rank_by: str | None = None) -> MatrixReport:
+    """The leaderboard of a recorded matrix, from its runs (a run id of one combination, or the matrix id)."""
+    with _opened(target) as ws:
+        history = ws.eval_history()
+        ids = history.matrix_runs(run_or_matrix)
+        if not ids:
+            first = history.load(run_or_matrix)
+            mid = (first.config.get("matrix") or {}).get("id")
+            if not mid:
+                raise UsageError(f"run {first.run_id} is not part of a matrix", hint="see llmops eval runs (labels)")
+            ids = history.matrix_runs(mid)
+        reports = [history.load(i) for i in ids]
+    entries = []
+    for rep in reports:
+        # a recorded run keeps its prompt's name and hash, not its text: the combination is named by them
+        combo = _RecordedCombo(rep.config.get("llm_model") or "", _RecordedPrompt(dict(rep.config.get("prompt") or {})))
+        u = rep.usage or {}
+        entries.append(MatrixEntry(combo, rep, u.get("answers", u), u.get("judge", {})))  # type: ignore[arg-type]
+    first = reports[0]
+    return MatrixReport(
+        matrix_id=(first.config.get("matrix") or {}).get("id", ""),
+        dataset=dict(first.dataset),
+        entries=entries,
+        board=leaderboard(entries, rank_by),
+    )
+
+
+@dataclass
+class _RecordedPrompt:
+    recorded: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.recorded.get("name", "?"))
+
+    def ref(self) -> dict[str, Any]:
+        return self.recorded
+
+
+@dataclass
+class _RecordedCombo:
+    """A combination as a recorded run names it: its model, its prompt's name and hash."""
+
+    model: str
+    prompt: _RecordedPrompt
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} x {self.prompt.name}@{str(self.prompt.recorded.get('sha256', ''))[:12]}"

@@ -179,3 +179,25 @@ def test_offline_toxicity_needs_no_llm(project, capsys, tmp_path):
     code, doc, err = run_json(capsys, "given.jsonl", "-m", "toxicity_wordlist", "--fail-under", "toxicity_wordlist=0.4")
     assert code == 4, err  # half the answers are flagged: above the 0.4 bound (lower is better)
     assert doc["metrics"] == {"toxicity_wordlist": 0.5} and doc["usage"]["calls"] == 0
+
+
+def test_matrix_task_by_task_and_its_leaderboard_from_the_history(project, capsys):
+    """The DAG's way: combinations planned up front, each evaluated as its own task, ranked from the recorded runs;
+    the same leaderboard as the one-process matrix (same answers, same scores)."""
+    from llmops_cli.entry.eval import evaluate, matrix_combinations, matrix_leaderboard
+    from llmops_cli.settings import load_settings
+    from tests.support.fakes import FakeWorkspace
+
+    tmp, llm = project
+    combos = matrix_combinations(["fake/llm"], ["default", str(tmp / "sloppy.md")])
+    assert [c["prompt"] for c in combos] == [None, str(tmp / "sloppy.md")]
+    assert len({c["matrix"]["id"] for c in combos}) == 1
+    settings = load_settings(environ=dict(__import__("os").environ), cwd=tmp).settings
+    with FakeWorkspace(settings, store=_store(), llm=llm) as ws:
+        runs = [evaluate(ws, "qs.jsonl", collection="docs", metrics=["exact_match"], **c).run_id for c in combos]
+        rep = matrix_leaderboard(ws, str(runs[1]))
+    board = rep.board
+    assert [r["run_id"] for r in board["rows"]] == runs  # the built-in prompt gets all three right: first
+    assert [r["prompt"]["name"] for r in board["rows"]] == ["answer", "sloppy"]
+    assert board["rows"][1]["metrics"]["exact_match"]["mean"] == pytest.approx(2 / 3)
+    assert board["rows"][0]["calls"] == 3  # the answers' own usage, recorded with the run
