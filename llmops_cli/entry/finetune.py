@@ -323,3 +323,143 @@ def _write(store, name: str, emb, hits: list[Any]) -> int:
         [h.metadata for h in hits],
     )
     return len(hits)
+
+
+def read_ft_rows(path: str | Path) -> list[dict[str, Any]]:
+    import json
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InputError(f"fine-tuning dataset {p} does not exist", hint="llmops feedback export writes one")
+    rows = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                raise InputError(f"{p}:{n} is not JSON", hint="one JSON object per line") from None
+    if not rows:
+        raise InputError(f"fine-tuning dataset {p} is empty")
+    return rows
+
+
+def finetune_llm(
+    ws: Workspace,
+    base: str,
+    dataset: str | Path,
+    *,
+    lora_r: int = 8,
+    epochs: int = 1,
+    batch_size: int = 4,
+    learning_rate: float = 2e-4,
+    held_out: float = 0.2,
+    max_len: int = 512,
+    seed: int = 0,
+    job_key: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """LoRA-tune the local causal LM at ``base`` on ``dataset`` (chat or prompt/completion rows); score base and
+    base + adapters on the held-out rows (answer-token loss, perplexity). The adapters are saved under
+    ``<data_dir>/models/<base>-lora<run id>/adapter``."""
+    from llmops_cli.adapters.llm.lora_training import evaluate_causal_lm, split_row, train_lora
+
+    say = progress or (lambda _m: None)
+    base_dir = Path(base).expanduser()
+    if not (base_dir / "config.json").is_file():
+        raise UsageError(
+            f"--base {base} is not a local Hugging Face model folder (no config.json)",
+            hint="download the model first (it is loaded offline), or use --provider for a hosted model",
+        )
+    rows = [split_row(r) for r in read_ft_rows(dataset)]
+    n_held = max(1, round(len(rows) * held_out)) if len(rows) > 1 else 0
+    order = sorted(range(len(rows)), key=lambda i: hashlib.sha256(f"{seed}:{rows[i][0]}".encode()).hexdigest())
+    held = [rows[i] for i in order[:n_held]]
+    train = [rows[i] for i in order[n_held:]]
+    if not held or not train:
+        raise InputError(f"{len(rows)} row(s): too few to train and hold out", hint="give at least 2 rows")
+    runs = finetune_runs(ws)
+    try:
+        if job_key:
+            prior = runs.by_job_key(job_key)
+            if prior is not None and prior["status"] == "done":
+                return {**prior, "resumed": True}
+        params = {
+            "lora_r": lora_r,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "held_out": held_out,
+            "dataset": str(Path(dataset).resolve()),
+        }
+        run_id = runs.start("llm", str(base_dir.resolve()), params=params, job_key=job_key)
+        runs.update(run_id, data={"train_rows": len(train), "held_out_rows": len(held)})
+        out = ws.settings.data_path / "models" / f"{base_dir.name}-lora{run_id}"
+        say(f"training LoRA adapters (r={lora_r}) on {len(train)} row(s)")
+        try:
+            cost = train_lora(
+                base_dir,
+                train,
+                out,
+                lora_r=lora_r,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                max_len=max_len,
+                seed=seed,
+            )
+        except BaseException:
+            runs.update(run_id, status="failed")
+            raise
+        runs.update(run_id, output=str(out / "adapter"), cost={"train": cost})
+        say(f"scoring base and tuned on {len(held)} held-out row(s)")
+        b = evaluate_causal_lm(base_dir, held, max_len=max_len)
+        t = evaluate_causal_lm(base_dir, held, adapter=out / "adapter", max_len=max_len)
+        metrics = {"held_out_rows": len(held), "base": b, "tuned": t, "gain": {"loss": round(b["loss"] - t["loss"], 4)}}
+        runs.update(run_id, status="done", metrics=metrics)
+        return {**runs.get(run_id), "resumed": False}
+    finally:
+        runs.close()
+
+
+def finetune_provider(
+    ws: Workspace,
+    model: str,
+    dataset: str | Path,
+    *,
+    api_base: str | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+    label: str = "",
+    poll_s: float = 10.0,
+    timeout_s: float | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Submit ``dataset`` to an OpenAI-compatible fine-tuning API (``api_base``, default llm.api_base) for ``model``
+    and wait for the job; a retry with the same inputs (and ``label``) resumes the recorded job."""
+    from llmops_cli.adapters.llm.finetune_jobs import OpenAIFineTuningHTTP
+    from llmops_cli.core.finetune.provider import run_provider_job
+
+    read_ft_rows(dataset)  # one clear error for a bad file before anything is uploaded
+    ls = ws.settings.llm
+    api = OpenAIFineTuningHTTP(
+        api_base=api_base or ls.api_base,
+        api_key=ls.api_key.get_secret_value() if ls.api_key else None,
+        timeout=ls.timeout,
+        max_retries=ls.max_retries,
+    )
+    runs = finetune_runs(ws)
+    try:
+        return run_provider_job(
+            api,
+            runs,
+            model=model,
+            data=Path(dataset).read_bytes(),
+            filename=Path(dataset).name,
+            hyperparameters=hyperparameters,
+            label=label,
+            poll_s=poll_s,
+            timeout_s=timeout_s,
+            progress=progress,
+        )
+    finally:
+        runs.close()
+        api.close()
