@@ -13,12 +13,20 @@ What is safe to share and what is not (checked in the code each part comes from)
   ``_first_use``, and afterwards requests only read what was built;
 - ratings reconcile promotions, which may write the store (under the store's own write lock): one at a time per
   process (``_rating``), as the CLI does one per invocation.
+
+A workspace opened on an embedded Chroma keeps seeing the store as it was when it opened it (the reader's vector
+segment and the collection's metadata, so the BM25 index's generation too): a CLI command's workspace lives one
+command, a server's would serve stale chunks after the next ``llmops ingest``. So the service stamps the store's
+database file and, when another process (or its own promotion) wrote it, answers from a fresh workspace; the one it
+replaces is closed a few replacements later, once requests still on it are done. Server stores (a Chroma server,
+PostgreSQL) are read fresh on every query and need none of this.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.entry.store import collection_name
@@ -29,6 +37,7 @@ if TYPE_CHECKING:
     from llmops_cli.wiring import Workspace
 
 RECENT_SCAN = 500  # how many of the latest answers the homepage looks through for promoted ones
+RETIRED_KEPT = 4  # replaced workspaces left open for the requests still on them
 
 
 class Service:
@@ -36,43 +45,78 @@ class Service:
 
     def __init__(self, settings: Settings, workspace_factory: Callable[[Settings], Workspace]):
         self.settings = settings
+        self._factory = workspace_factory
+        self._stamp = self._store_stamp()
         self.ws = workspace_factory(settings)
         self.collection = collection_name(settings, None)
         self._first_use = threading.Lock()
         self._rating = threading.Lock()
-        self._warm: set[tuple[str, bool]] = set()
+        self._warm: set[tuple[int, str, bool]] = set()
+        self._retired: list[Workspace] = []
         self.ready_error: LlmopsError | None = None
 
     def close(self) -> None:
-        self.ws.close()
+        for ws in [*self._retired, self.ws]:
+            ws.close()
+        self._retired.clear()
+
+    # --- the workspace, fresh after another process wrote the embedded store ---
+    def _store_stamp(self) -> tuple | None:
+        if self.settings.store.backend != "chroma":  # a server store: read fresh by every query
+            return None
+        db = Path(self.settings.store_path) / "chroma.sqlite3"
+        stamp = []
+        for f in (db, db.with_name(db.name + "-wal")):
+            try:
+                st = f.stat()
+                stamp.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamp.append(None)
+        return tuple(stamp)
+
+    def workspace(self) -> Workspace:
+        """The workspace to answer from: the current one, or a fresh one when the embedded store changed."""
+        stamp = self._store_stamp()
+        if stamp == self._stamp:
+            return self.ws
+        with self._first_use:
+            if stamp != self._stamp:
+                fresh = self._factory(self.settings)
+                fresh.answer_log()  # opened before any request can race to open it
+                self._retired.append(self.ws)
+                self.ws, self._stamp = fresh, stamp
+                if len(self._retired) > RETIRED_KEPT:
+                    self._retired.pop(0).close()
+        return self.ws
 
     # --- readiness ---
     def warm_up(self) -> None:
         """Open what the default collection needs (store, embedder, BM25 index, LLM stack, answer log), so the first
         request is not the slow one; what fails is kept as the readiness error (``/readyz`` answers 503 with it)."""
         try:
+            ws = self.workspace()
             with self._first_use:
-                self.ws.answer_log()  # every ask records in it: opened once, before requests race to open it
-            self._warmed(self.collection, with_llm=bool(self.settings.llm.model))
+                ws.answer_log()  # every ask records in it: opened once, before requests race to open it
+            self._warmed(ws, self.collection, with_llm=bool(self.settings.llm.model))
             self.ready_error = None
         except LlmopsError as e:
             self.ready_error = e
 
-    def _warmed(self, collection: str, *, with_llm: bool) -> None:
+    def _warmed(self, ws: Workspace, collection: str, *, with_llm: bool) -> None:
         from llmops_cli.entry import ask as ask_entry
 
-        key = (collection, with_llm)
+        key = (id(ws), collection, with_llm)
         if key in self._warm:
             return
         with self._first_use:
             if key in self._warm:
                 return
-            ask_entry.retriever(self.ws, collection)
+            ask_entry.retriever(ws, collection)
             if with_llm:
-                _load_client(ask_entry.answer_llm(self.ws))
+                _load_client(ask_entry.answer_llm(ws))
             self._warm.add(key)
             if with_llm:
-                self._warm.add((collection, False))
+                self._warm.add((id(ws), collection, False))
 
     def _collection(self, collection: str | None) -> str:
         return collection_name(self.settings, collection)
@@ -83,8 +127,9 @@ class Service:
 
         name = self._collection(collection)
         self._check_search(text, where)
-        self._warmed(name, with_llm=False)
-        return name, ask_entry.query(self.ws, text, collection=name, k=k, mode=mode, where=where)
+        ws = self.workspace()
+        self._warmed(ws, name, with_llm=False)
+        return name, ask_entry.query(ws, text, collection=name, k=k, mode=mode, where=where)
 
     def ask(
         self,
@@ -99,18 +144,28 @@ class Service:
     ):
         from llmops_cli.entry import ask as ask_entry
 
-        name = self.prepare_ask(question, collection, where)
+        ws = self.workspace()
+        name = self.prepare_ask(question, collection, where, ws)
         res = ask_entry.ask(
-            self.ws, question, collection=name, k=k, mode=mode, where=where, use_cache=use_cache, on_token=on_token
+            ws,
+            question,
+            collection=name,
+            k=k,
+            mode=mode,
+            where=where,
+            use_cache=use_cache,
+            on_token=on_token,
         )
         return name, res
 
-    def prepare_ask(self, question: str, collection: str | None, where: dict | None) -> str:
+    def prepare_ask(
+        self, question: str, collection: str | None, where: dict | None, ws: Workspace | None = None
+    ) -> str:
         """What can refuse an ask before any answer is written (an empty question, an unknown collection, no LLM
         configured), so a streamed ask still gets an HTTP error status for it; returns the collection's name."""
         name = self._collection(collection)
         self._check_search(question, where)
-        self._warmed(name, with_llm=True)
+        self._warmed(ws or self.workspace(), name, with_llm=True)
         return name
 
     def _check_search(self, text: str, where: dict | None) -> None:
@@ -124,10 +179,10 @@ class Service:
         if rating not in ("up", "down"):
             raise UsageError(f"rating must be up or down, not {rating!r}")
         with self._rating:
-            return feedback_entry.rate(self.ws, answer_id, rating, comment, rater=rater)
+            return feedback_entry.rate(self.workspace(), answer_id, rating, comment, rater=rater)
 
     def answer(self, answer_id: str) -> dict[str, Any]:
-        log = self.ws.answer_log(read_only=True)
+        log = self.workspace().answer_log(read_only=True)
         a = log.get(answer_id)
         d = a.to_dict()
         d.update(log.summary_flags([a.id])[a.id])
@@ -136,7 +191,7 @@ class Service:
     def recent_good(self, *, limit: int, collection: str | None) -> list[dict[str, Any]]:
         """The latest answers with an active promotion (reviewed good and promoted by the feedback loop), newest
         first: what the homepage shows."""
-        log = self.ws.answer_log(read_only=True)
+        log = self.workspace().answer_log(read_only=True)
         recent = [a for a in log.recent(limit=RECENT_SCAN, kind="ask", collection=collection) if not a.cached_from]
         flags = log.summary_flags([a.id for a in recent])
         out = []
@@ -166,8 +221,9 @@ class Service:
     def collections(self) -> list[dict[str, Any]]:
         from llmops_cli.entry import store as store_entry
 
+        ws = self.workspace()
         with self._first_use:  # may open the store for the first time
-            return store_entry.collections(self.ws)
+            return store_entry.collections(ws)
 
 
 def _load_client(llm: Any) -> None:

@@ -1,8 +1,9 @@
 """`llmops serve` as users run it: a real process (two uvicorn workers) on loopback over an embedded Chroma with the
 bundled embedding model, answers from the local OpenAI-compatible server; the API over real HTTP (server-sent
-events parsed as they arrive, concurrent requests across both workers), the web page in a real headless Chromium
-(ask, streamed answer and sources, thumbs up), and the rating then seen by `llmops history`. (Review and promotion of
-answers that came in through the API: tests/unit/test_serve_app.py, on the same entry points.)"""
+events parsed as they arrive, concurrent requests across both workers, chunks ingested while it runs), the web page
+in a real headless Chromium (ask, streamed answer and sources, thumbs up), and the rating then seen by `llmops
+history`. (Review and promotion of answers that came in through the API: tests/unit/test_serve_app.py, on the same
+entry points.)"""
 
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ def test_serve_api_web_page_and_feedback_loop(tmp_path, openai_server, monkeypat
         (docs / name).write_text(text, encoding="utf-8")
     from llmops_cli.settings import load_settings
 
-    run_step(ingest_entry.ingest, load_settings(None, cwd=tmp_path).settings, [str(docs)])
+    settings = load_settings(None, cwd=tmp_path).settings
+    run_step(ingest_entry.ingest, settings, [str(docs)])
 
     env = {**os.environ, **env_vars}
     port = free_port()
@@ -140,6 +142,12 @@ def test_serve_api_web_page_and_feedback_loop(tmp_path, openai_server, monkeypat
                 assert set(pool.map(query, range(16))) == {200}
                 asked = list(pool.map(ask, range(4)))
             assert len(set(asked)) == 4
+            # a long-running server sees what an ingest wrote after it started (vector and BM25), on every worker
+            (docs / "zebras.md").write_text("# Zebras\n\nThe zebra migration schedule is every spring.\n")
+            run_step(ingest_entry.ingest, settings, [str(docs)])
+            for mode in ("vector", "lexical", "hybrid", "hybrid"):
+                hits = c.post("/v1/query", json={"text": "zebra migration schedule", "k": 1, "mode": mode}).json()
+                assert hits["hits"][0]["source"].endswith("zebras.md"), (mode, hits)
             err = c.post("/v1/ask", json={"question": "q", "collection": "nope"})
             assert err.status_code == 404 and err.json()["error"]["exit_code"] == 9
 

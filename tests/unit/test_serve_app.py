@@ -243,7 +243,7 @@ def test_slack_signatures_mentions_reactions_and_slash_commands(parts):
             "UNAUTHORIZED",
             8,
         )
-        replay = signed(secret, body, int(time.time()) - 1)
+        replay = signed(secret, body, int(time.time()) - 30)  # a timestamp no other request here used
         assert c.post("/slack/events", content=body, headers=replay).status_code == 200
         e = err(c.post("/slack/events", content=body, headers=replay), 401, "UNAUTHORIZED", 8)
         assert "replay" in e["message"]
@@ -350,3 +350,32 @@ def test_malformed_requests_get_a_4xx_never_a_500(parts):
                             assert r.json()["error"]["exit_code"] in (2, 8, 9), (url, body, r.text)
                 if "{answer_id}" not in path:
                     break
+
+
+def test_a_write_to_the_embedded_store_gives_requests_a_fresh_workspace(parts):
+    """An embedded Chroma's reader keeps the store as it opened it: after another process writes the store's database
+    file, the service answers from a fresh workspace (the replaced ones closed a few replacements later)."""
+    from llmops_cli.serve.service import RETIRED_KEPT, Service
+
+    settings, store, emb, llm = parts
+    built: list[FakeWorkspace] = []
+
+    def factory(s):
+        built.append(FakeWorkspace(s, store=store, embedder=emb, llm=llm))
+        return built[-1]
+
+    db = settings.store_path / "chroma.sqlite3"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(b"v1")
+    service = Service(settings, factory)
+    first = service.workspace()
+    assert service.workspace() is first and service.query("widgets", collection=None, k=1, mode=None, where=None)[1]
+    db.write_bytes(b"v2 longer")  # another process wrote the store
+    second = service.workspace()
+    assert second is not first and service.workspace() is second and len(built) == 2
+    assert service.query("widgets", collection=None, k=1, mode=None, where=None)[1]
+    for i in range(RETIRED_KEPT + 1):
+        db.write_bytes(b"v" * (i + 10))
+        service.workspace()
+    assert first._answer_log is None and first._state is None  # closed
+    service.close()
