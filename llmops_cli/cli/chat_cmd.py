@@ -13,11 +13,13 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from llmops_cli.cli.options import CollectionOpt, ModelOpt, ModeOpt, TopKOpt
-from llmops_cli.cli.output import Output, to_json
+from llmops_cli.cli.output import Output, safe_text, to_json
 from llmops_cli.cli.query_cmd import StatusLine, _hit_dict, render_answer, streamer
 from llmops_cli.cli.state import state, workspace
+from llmops_cli.errors import LlmopsError
 
 EXIT_WORDS = {"exit", "quit", ":q", "/exit", "/quit"}
 RESET_WORDS = {"/new", "/reset"}
@@ -88,7 +90,8 @@ def chat(
     with workspace(s) as ws:
         ask_entry.answer_llm(ws, also="or pass --model MODEL")  # before the first question: no LLM, no chat
         ask_entry.retriever(ws, s.store.collection)  # a missing collection is said before the first question too
-        if sys.stdin.isatty() and not json_out:
+        interactive = sys.stdin.isatty() and not json_out
+        if interactive:
             out.info(
                 f"chat with {s.store.collection} (answers logged as conversation {conversation}); "
                 "exit or Ctrl-D ends it, /new starts over",
@@ -101,18 +104,27 @@ def chat(
                 history = []
                 out.info("new conversation: earlier turns are forgotten", style="dim")
                 continue
-            with StatusLine(out) as status:
-                res = ask_entry.ask(
-                    ws,
-                    question,
-                    collection=s.store.collection,
-                    k=s.retrieval.k,
-                    mode=s.retrieval.mode,
-                    on_token=None if json_out else streamer(out, status),
-                    on_phase=status.phase,
-                    history=history,
-                    conversation={"conversation": conversation, "turn": len(history) + 1},
-                )
+            try:
+                with StatusLine(out) as status:
+                    res = ask_entry.ask(
+                        ws,
+                        question,
+                        collection=s.store.collection,
+                        k=s.retrieval.k,
+                        mode=s.retrieval.mode,
+                        on_token=None if json_out else streamer(out, status),
+                        on_phase=status.phase,
+                        history=history,
+                        conversation={"conversation": conversation, "turn": len(history) + 1},
+                    )
+            except LlmopsError as e:
+                if not interactive:  # a script gets the error and its exit code
+                    raise
+                # a person keeps the conversation: the error line and its hint, then the next question
+                out.err.print(f"[red]error:[/red] {escape(safe_text(e.message))}")
+                if e.hint:
+                    out.err.print(f"hint: {escape(safe_text(e.hint))}", style="dim")
+                continue
             history.append(Turn(res.question, res.answer))
             if json_out:
                 d = res.to_dict()

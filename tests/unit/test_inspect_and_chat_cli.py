@@ -185,3 +185,28 @@ def test_chat_without_an_llm_or_collection_says_so_before_the_first_question(pro
     monkeypatch.delenv("LLMOPS_LLM_MODEL")
     code, _, err = invoke(capsys, "chat", "--collection", "docs")
     assert code == int(NotConfiguredError.exit_code) and "no LLM is configured" in err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_at_a_terminal_a_failed_turn_is_reported_and_the_conversation_goes_on(project, capsys, monkeypatch):
+    from llmops_cli.errors import LLMError
+
+    _, llm = project
+    real = llm.complete
+    failures = iter([LLMError("LLM call failed: 503", hint="try again")])
+
+    def flaky(messages, **params):
+        err = next(failures, None)
+        if err is not None:
+            raise err
+        return real(messages, **params)
+
+    monkeypatch.setattr(llm, "complete", flaky)
+    monkeypatch.setattr("sys.stdin", _Terminal("first question\nHow do I rotate the frobnicator credentials?\n"))
+    code, out, err = invoke(capsys, "chat", "--collection", "docs")
+    assert code == 0 and "error: LLM call failed: 503" in err and "hint: try again" in err
+    assert "Answer 1 [1]." in out and llm.kinds() == ["reword", "answer"]  # the second question was answered
