@@ -235,10 +235,10 @@ def create_app(
     options: ServeOptions,
     workspace_factory: Callable[[Settings], Workspace] | None = None,
     *,
-    slack_post: Callable[[str, dict[str, Any], dict[str, str]], dict[str, Any]] | None = None,
+    slack_post: Callable[..., dict[str, Any]] | None = None,
 ) -> FastAPI:
     """The API for these settings. Test seams: ``workspace_factory`` (a ``FakeWorkspace``) and ``slack_post`` (how
-    replies reach Slack: ``(url, payload, headers) -> Slack's JSON reply``; default: HTTPS with httpx)."""
+    Slack's Web API is called: ``(url, payload, headers[, form]) -> Slack's JSON reply``; default: HTTPS with httpx)."""
     if not is_loopback(options.host) and not options.api_key_hashes:
         raise UsageError(
             f"serving on {options.host} (not loopback) needs API keys",

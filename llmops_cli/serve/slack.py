@@ -37,6 +37,7 @@ MAX_AGE_S = 300  # Slack's advice: refuse requests older than five minutes
 UP = {"+1", "thumbsup"}
 DOWN = {"-1", "thumbsdown"}
 MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
+METADATA_TYPE = "llmops_answer"  # the message metadata an answer is posted with: {"answer_id": ...}
 
 
 def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -108,26 +109,28 @@ def format_answer(res: Any) -> str:
     return "\n".join(lines)
 
 
-def http_post(url: str, payload: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-    """POST JSON to Slack; its JSON reply ({} when there is none or it failed: logged without secrets)."""
+def http_post(url: str, payload: dict[str, Any], headers: dict[str, str], form: bool = False) -> dict[str, Any]:
+    """POST to Slack (JSON, or a form for its read methods); its JSON reply ({} when there is none or it failed:
+    logged without secrets)."""
     import httpx
 
     try:
-        r = httpx.post(url, json=payload, headers=headers, timeout=15)
+        if form:
+            r = httpx.post(url, data={k: str(v) for k, v in payload.items()}, headers=headers, timeout=15)
+        else:
+            r = httpx.post(url, json=payload, headers=headers, timeout=15)
         return r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
     except (httpx.HTTPError, ValueError) as e:
         log.warning("slack: posting to %s failed: %s", urlsplit(url).netloc, redact_secrets(str(e)))
         return {}
 
 
-def add_slack_routes(
-    app: FastAPI, options: ServeOptions, send: Callable[[str, dict[str, Any], dict[str, str]], dict] | None = None
-) -> None:
+def add_slack_routes(app: FastAPI, options: ServeOptions, send: Callable[..., dict[str, Any]] | None = None) -> None:
     send = send or http_post
     verifier = SlackVerifier(options.slack_signing_secret) if options.slack_signing_secret else None
     events_seen = _Bounded(10_000)
-    # a reaction names the message it is on (channel, ts): the answers this process posted. Another serve process
-    # does not know them, so behind a load balancer a reaction reaching another process is ignored (logged)
+    # a reaction names the message it is on (channel, ts): the answers this process posted are remembered here;
+    # another serve process (behind a load balancer) reads the answer id from the message's metadata in Slack
     posted = _Bounded(50_000)
 
     async def verified(request: Request) -> tuple[bytes, JSONResponse | None]:
@@ -149,9 +152,33 @@ def add_slack_routes(
         )
         return body, (_refused(why) if why else None)
 
-    def post(url: str, payload: dict[str, Any], *, token: bool) -> dict[str, Any]:
+    def post(url: str, payload: dict[str, Any], *, token: bool, form: bool = False) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {options.slack_bot_token}"} if token and options.slack_bot_token else {}
-        return send(url, payload, headers)
+        return send(url, payload, headers, form) if form else send(url, payload, headers)
+
+    def answer_of_message(channel: str | None, ts: str | None) -> str | None:
+        """The answer id a message carries in its metadata (posted by any serve process), read from Slack."""
+        if not channel or not ts:
+            return None
+        reply = post(
+            f"{options.slack_api_base}/conversations.replies",
+            {
+                "channel": channel,
+                "ts": ts,
+                "oldest": ts,
+                "latest": ts,
+                "inclusive": "true",
+                "limit": 1,
+                "include_all_metadata": "true",
+            },
+            token=True,
+            form=True,
+        )
+        for m in reply.get("messages") or []:
+            md = m.get("metadata") or {}
+            if m.get("ts") == ts and md.get("event_type") == METADATA_TYPE:
+                return (md.get("event_payload") or {}).get("answer_id")
+        return None
 
     def answer_in_thread(service: Service, event: dict[str, Any]) -> None:
         question = MENTION.sub("", event.get("text", "")).strip()
@@ -164,7 +191,16 @@ def add_slack_routes(
             res, text = None, f"Sorry, I could not answer: {redact_secrets(e.message)}"
         reply = post(
             f"{options.slack_api_base}/chat.postMessage",
-            {"channel": channel, "thread_ts": thread, "text": text},
+            {
+                "channel": channel,
+                "thread_ts": thread,
+                "text": text,
+                **(
+                    {"metadata": {"event_type": METADATA_TYPE, "event_payload": {"answer_id": res.answer_id}}}
+                    if res is not None and res.answer_id
+                    else {}
+                ),
+            },
             token=True,
         )
         if res is not None and res.answer_id and reply.get("ok") and reply.get("ts"):
@@ -174,12 +210,13 @@ def add_slack_routes(
         name = event.get("reaction", "").split("::")[0]  # skin tones: "+1::skin-tone-2"
         rating = "up" if name in UP else "down" if name in DOWN else None
         item = event.get("item") or {}
-        answer_id = posted.get((item.get("channel"), item.get("ts")))
         if rating is None:
             return
+        answer_id = posted.get((item.get("channel"), item.get("ts"))) or answer_of_message(
+            item.get("channel"), item.get("ts")
+        )
         if answer_id is None:
-            log.info("slack: a reaction on a message this process did not post; ignored")
-            return
+            return  # a reaction on a message that is not an answer
         try:
             service.rate(answer_id, rating, None, f"slack:{event.get('user', 'unknown')}")
         except LlmopsError as e:

@@ -75,10 +75,19 @@ def client_for(parts, options: ServeOptions | None = None, sent: list | None = N
 
     settings, store, emb, llm = parts
 
-    def slack_post(url, payload, headers):
+    def slack_post(url, payload, headers, form=False):
+        """Slack's Web API as far as the adapter uses it: messages posted (kept in ``sent``) and read back."""
+        if url.endswith("/conversations.replies"):
+            assert form and headers == {"Authorization": "Bearer xoxb-bot-token"}
+            found = [p for u, p, _ in sent or [] if u.endswith("/chat.postMessage") and p.get("ts") == payload["ts"]]
+            return {
+                "ok": True,
+                "messages": [{"ts": payload["ts"], "metadata": found[0].get("metadata")}] if found else [],
+            }
         if sent is not None:
+            payload = {**payload, "ts": f"1700000000.{len(sent):06d}"}
             sent.append((url, payload, headers))
-        return {"ok": True, "ts": "1700000000.000100"}
+        return {"ok": True, "ts": payload.get("ts")}
 
     app = create_app(
         settings,
@@ -276,7 +285,7 @@ def test_slack_signatures_mentions_reactions_and_slash_commands(parts):
                 "type": "reaction_added",
                 "reaction": "+1",
                 "user": "U42",
-                "item": {"channel": "C1", "ts": "1700000000.000100"},
+                "item": {"channel": "C1", "ts": "1700000000.000000"},
             },
         }
         body = json.dumps(reaction).encode()
@@ -285,6 +294,18 @@ def test_slack_signatures_mentions_reactions_and_slash_commands(parts):
         while c.get(f"/v1/answers/{aid}").json()["votes"]["up"] != 1 and time.time() < deadline:
             time.sleep(0.02)
         assert c.get(f"/v1/answers/{aid}").json()["votes"] == {"up": 1, "down": 0}
+
+        # another serve process behind the same load balancer gets the next reaction: it reads the answer id from
+        # the message's metadata in Slack (the answers share the answer log)
+        with client_for(parts, opts, sent) as other:
+            reaction["event_id"] = "Ev3"
+            reaction["event"] = {**reaction["event"], "reaction": "-1", "user": "U43"}
+            body = json.dumps(reaction).encode()
+            assert other.post("/slack/events", content=body, headers=signed(secret, body)).status_code == 200
+            deadline = time.time() + 10
+            while other.get(f"/v1/answers/{aid}").json()["votes"]["down"] != 1 and time.time() < deadline:
+                time.sleep(0.02)
+            assert other.get(f"/v1/answers/{aid}").json()["votes"] == {"up": 1, "down": 1}
 
         form = b"text=where+are+widgets+configured&response_url=http%3A%2F%2Fslack.test%2Fapi%2Fhook%2F1&user_id=U42"
         ack = c.post("/slack/commands", content=form, headers=signed(secret, form)).json()
