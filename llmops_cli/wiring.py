@@ -170,12 +170,14 @@ def llm_stack(
     usage: Any = None,
     wrap_cache: bool = False,
 ) -> LLM:
-    """The one order of LLM wrappers: base client (its own retries) -> recording -> cache.
+    """The one order of LLM wrappers: base client (its own retries) -> tracing -> recording -> cache.
 
     Recording (``log``): every call that reached the LLM becomes a row of the answer log of ``kind``. The cache sits
     on top, so a call answered from it is neither sent nor recorded. ``wrap_cache`` (or a ``cache`` or ``usage``):
     eval's CachedLLM, which also totals tokens and cost in ``usage`` and caches only replies that parse."""
-    llm = base
+    from llmops_cli.core.llm_tracing import TracedLLM
+
+    llm: LLM = TracedLLM(base)  # a span per call that reaches the client (core/tracing.py)
     if log is not None:
         from llmops_cli.core.feedback.recording import RecordingLLM
 
@@ -204,6 +206,10 @@ class Workspace:
         self._llm_cache: LLMCache | None = None
         self._history: RunHistory | None = None
         self._lexical: dict[str, LexicalIndex] = {}
+        if settings.tracing.enabled:
+            from llmops_cli.core import tracing
+
+            tracing.set_configurer(self._configure_tracing)  # the SDK is set up at the first span, once a process
 
     # --- what a test workspace replaces ---
     def _build_store(self, read_only: bool) -> VectorStore:
@@ -228,6 +234,13 @@ class Workspace:
     def _open_answer_log(self) -> AnswerLog:
         return self.state().answer_log()
 
+    def _configure_tracing(self) -> None:
+        from llmops_cli.adapters import tracing as tracing_sdk
+        from llmops_cli.adapters.state import open_state
+
+        settings = self.settings
+        tracing_sdk.configure(settings.tracing, lambda: open_state(settings.state.url, settings.data_path))
+
     # --- the parts ---
     def store(self, *, read_only: bool = False) -> VectorStore:
         """The store; a writable one also serves read-only use, so one invocation opens it once."""
@@ -242,7 +255,9 @@ class Workspace:
         es = es or self.settings.embedder
         key = (es.backend, es.model, es.precision, es.batch_size, es.api_base)
         if key not in self._embedders:
-            self._embedders[key] = self._build_embedder(es)
+            from llmops_cli.core.llm_tracing import TracedEmbedder
+
+            self._embedders[key] = TracedEmbedder(self._build_embedder(es))
         return self._embedders[key]
 
     def collection_embedder(self, meta: dict[str, Any] | None) -> Embedder:
@@ -366,7 +381,11 @@ class Workspace:
 
     def close(self) -> None:
         """Close the state stores this workspace opened, then the shared database they used (the LLM clients'
-        sessions belong to their event loops)."""
+        sessions belong to their event loops); write the spans buffered so far."""
+        if self.settings.tracing.enabled:
+            from llmops_cli.adapters import tracing as tracing_sdk
+
+            tracing_sdk.flush()
         try:
             for opened in (self._answer_log, self._llm_cache, self._history):
                 if opened is not None:

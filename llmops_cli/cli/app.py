@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     "llmops_cli.cli.history_cmd",
     "llmops_cli.cli.insights_cmd",
     "llmops_cli.cli.lineage_cmd",
+    "llmops_cli.cli.trace_cmd",
     "llmops_cli.cli.feedback_cmd",
     "llmops_cli.cli.airflow_trigger_cmd",
     "llmops_cli.cli.dags_cmd",

@@ -12,6 +12,7 @@ import difflib
 import time
 from typing import TYPE_CHECKING, Any
 
+from llmops_cli.core import tracing
 from llmops_cli.core.collection_meta import check_embedder
 from llmops_cli.core.feedback.recording import chunk_refs, record_ask
 from llmops_cli.entry.store import collection_meta, collection_name
@@ -102,6 +103,7 @@ def retriever(ws: Workspace, collection: str | None = None) -> Retriever:
     return _open_retriever(ws, name, _open_collection(ws, name))
 
 
+@tracing.traced("llmops query")
 def query(
     ws: Workspace,
     text: str,
@@ -124,6 +126,7 @@ def answer_llm(ws: Workspace, model: str | None = None, *, also: str | None = No
     return ws.llm("ask", model=model, record=False, also=also)
 
 
+@tracing.traced("llmops ask")
 def ask(
     ws: Workspace,
     question: str,
@@ -198,6 +201,29 @@ def _record(
 ) -> None:
     """Record an ask result (a chat turn as kind "chat", with its conversation and the question searched); a log that
     cannot be written costs the answer its id, not the answer itself."""
+    try:
+        _record_now(ws, res, collection, cached_from, conversation)
+    finally:
+        tracing.annotate(
+            **{
+                "llmops.answer_id": res.answer_id,
+                "llmops.collection": collection,
+                "llmops.cache_hit": cached_from is not None,
+                "llmops.chunk_ids": [h.id for h in res.hits],
+                "gen_ai.usage.input_tokens": res.usage.input_tokens,
+                "gen_ai.usage.output_tokens": res.usage.output_tokens,
+                "llmops.cost_usd": res.usage.cost,
+            }
+        )
+
+
+def _record_now(
+    ws: Workspace,
+    res: AskResult,
+    collection: str,
+    cached_from: str | None,
+    conversation: dict[str, Any] | None,
+) -> None:
     try:
         if conversation is None:
             res.answer_id = record_ask(

@@ -230,5 +230,7 @@ def _load_client(llm: Any) -> None:
     """Import litellm now (seconds) when the answers go through it, not in the first request."""
     from llmops_cli.adapters.llm.litellm_llm import LiteLLM, import_litellm
 
+    while hasattr(llm, "inner"):  # the wrappers of the LLM stack (tracing...): the client is innermost
+        llm = llm.inner
     if isinstance(llm, LiteLLM):
         import_litellm()

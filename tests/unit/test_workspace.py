@@ -7,6 +7,7 @@ from pydantic import SecretStr
 
 from llmops_cli.core.eval.llm_calls import CachedLLM
 from llmops_cli.core.feedback.recording import RecordingLLM
+from llmops_cli.core.llm_tracing import TracedLLM
 from llmops_cli.settings import LLMSettings, Settings
 from tests.support.fakes import FakeWorkspace, ScriptedLLM
 
@@ -29,10 +30,13 @@ def test_llm_stack_order_and_memo(tmp_path):
     base = ScriptedLLM()
     with FakeWorkspace(_settings(tmp_path), llm=base) as ws:
         asked = ws.llm("ask", record=False)
-        assert asked is base and ws.llm("ask", record=False) is asked and ws.count("llm") == 1
+        # base -> tracing (a span per call that reaches the client) -> recording -> cache
+        assert isinstance(asked, TracedLLM) and asked.inner is base
+        assert ws.llm("ask", record=False) is asked and ws.count("llm") == 1
         assert ws.count("answer_log") == 0  # an unrecorded stack opens no log
         stack = ws.llm("eval", cache=True)
-        assert isinstance(stack, CachedLLM) and isinstance(stack.inner, RecordingLLM) and stack.inner.inner is base
+        assert isinstance(stack, CachedLLM) and isinstance(stack.inner, RecordingLLM)
+        assert stack.inner.inner.inner is base
         stack.complete([{"role": "user", "content": "hi"}])
         stack.complete([{"role": "user", "content": "hi"}])  # the cache answers: not sent, not recorded again
         assert len(base.history) == 1 and stack.usage.calls == 1 and stack.usage.cached == 1

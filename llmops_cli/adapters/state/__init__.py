@@ -20,16 +20,24 @@ if TYPE_CHECKING:
     from llmops_cli.core.eval.history import RunHistory
     from llmops_cli.core.feedback.log import AnswerLog
     from llmops_cli.core.llm_cache import LLMCache
+    from llmops_cli.core.traces import TraceStore
 
 
 def all_migrations() -> list[Any]:
     """Every store's migrations, in the order a new database gets them."""
-    from llmops_cli.core import llm_cache
+    from llmops_cli.core import llm_cache, traces
     from llmops_cli.core.batch import checkpoint, jobs
     from llmops_cli.core.eval import history
     from llmops_cli.core.feedback import log
 
-    return [log.migrations, history.migrations, llm_cache.migrations, checkpoint.migrations, jobs.migrations]
+    return [
+        log.migrations,
+        history.migrations,
+        llm_cache.migrations,
+        checkpoint.migrations,
+        jobs.migrations,
+        traces.migrations,
+    ]
 
 
 class State:
@@ -79,6 +87,18 @@ class State:
         from llmops_cli.core.llm_cache import LLMCache, default_cache_path
 
         return LLMCache(self.db() if self.shared else default_cache_path(self.data_path))
+
+    def traces(self, *, create: bool = True) -> TraceStore:
+        """Where spans are kept for `llmops trace show` (``<data_dir>/traces.sqlite`` or the shared database).
+        ``create=False``: a data_dir that does not exist yet is not made for them (a read-only command in a folder
+        with no project creates no state); FileNotFoundError then."""
+        from llmops_cli.core.traces import TraceStore, default_traces_path
+
+        if self.shared:
+            return TraceStore(self.db())
+        if not create and not self.data_path.is_dir():
+            raise FileNotFoundError(self.data_path)
+        return TraceStore(default_traces_path(self.data_path))
 
     def checkpoints(self, run_dir: str | Path) -> Checkpoints:
         """A batch run's checkpoints: in the shared database, else the run folder's JSONL files."""
