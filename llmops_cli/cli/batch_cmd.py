@@ -174,7 +174,9 @@ def batch(
     if verb is not None:
         with workspace(settings) as ws:
             fn = batch_entry.batch_provider_status if verb == "status" else batch_entry.batch_provider_cancel
-            _print_jobs(out, fn(ws, source, **{**options, "output": batch_entry.staged_output(output) or output}))
+            _print_jobs(
+                out, fn(ws, source, **{**options, "output": batch_entry.staged_output(output, check=False) or output})
+            )
         return
     if remote_output:
         options["output"] = batch_entry.staged_output(remote_output)

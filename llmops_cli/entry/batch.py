@@ -385,9 +385,10 @@ def local_input(input_path: str) -> str:
     return str(fetch_file(input_path, base / staging_key(input_path) / base_name(input_path)))
 
 
-def staged_output(output: str | None) -> str | None:
+def staged_output(output: str | None, *, check: bool = True) -> str | None:
     """For a remote results location (``s3://...``): the local file the run writes before ``publish_outputs``;
-    None for a local path. A location that exists already is refused before any call (results are never replaced)."""
+    None for a local path. With ``check``, a location that exists already is refused before any call (results are
+    never replaced); without, only the path (``status`` and ``cancel`` name a run that may have published)."""
     from llmops_cli.core.locations import is_url, local_path
 
     if output is None or not is_url(output):
@@ -397,6 +398,8 @@ def staged_output(output: str | None) -> str | None:
     from llmops_cli.adapters.storage import exists
     from llmops_cli.entry.dag_support import sibling, staging_output
 
+    if not check:
+        return staging_output(output)
     errors = sibling(output, Path(staging_output(output)).stem + ".errors.jsonl")
     for where in (output, errors):
         if exists(where):
