@@ -3,7 +3,8 @@ read with the turns before it (rewritten into a question that stands alone, whic
 turn is recorded in the answer log as kind "chat" with its conversation id.
 
 On a terminal: a prompt, a status line, the streamed answer and its sources. Piped (``printf 'q1\\nq2\\n' | llmops
-chat``): one answer per question on stdout, the rest on stderr; with --json one JSON object per turn (JSON lines).
+chat``): one answer per question on stdout, the rest on stderr; with --json one document at the end, every turn in it
+(each as ``ask --json`` prints it, with its turn number).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import typer
 from rich.markup import escape
 
 from llmops_cli.cli.options import CollectionOpt, ModelOpt, ModeOpt, TopKOpt
-from llmops_cli.cli.output import Output, safe_text, to_json
+from llmops_cli.cli.output import Output, safe_text
 from llmops_cli.cli.query_cmd import StatusLine, _hit_dict, render_answer, streamer
 from llmops_cli.cli.state import state, workspace
 from llmops_cli.errors import LlmopsError
@@ -65,7 +66,8 @@ def chat(
         ),
     ] = None,
     json_out: Annotated[
-        bool, typer.Option("--json", help="One JSON object per turn on stdout (JSON lines), as ask --json prints.")
+        bool,
+        typer.Option("--json", help="At the end, one JSON document: the conversation id and every turn as ask's."),
     ] = False,
 ) -> None:
     from llmops_cli.core.ask import Turn
@@ -87,6 +89,7 @@ def chat(
     out = Output(json_out)
     conversation = secrets.token_hex(6)
     history: list[Turn] = []
+    turns: list[dict] = []  # --json: every turn's document, printed as one document at the end
     with workspace(s) as ws:
         ask_entry.answer_llm(ws, also="or pass --model MODEL")  # before the first question: no LLM, no chat
         ask_entry.retriever(ws, s.store.collection)  # a missing collection is said before the first question too
@@ -101,8 +104,8 @@ def chat(
             if question.lower() in EXIT_WORDS:
                 break
             if question.lower() in RESET_WORDS:
-                history = []
-                out.info("new conversation: earlier turns are forgotten", style="dim")
+                history, conversation = [], secrets.token_hex(6)
+                out.info(f"new conversation {conversation}: earlier turns are forgotten", style="dim")
                 continue
             try:
                 with StatusLine(out) as status:
@@ -130,16 +133,15 @@ def chat(
                 d = res.to_dict()
                 d.update(
                     answer_id=res.answer_id,
-                    conversation=conversation,
                     turn=len(history),
-                    collection=s.store.collection,
                     hits=[_hit_dict(i, h) for i, h in enumerate(res.hits, 1)],
                 )
-                sys.stdout.write(to_json(d).replace("\n", " ") + "\n")  # one line per turn: JSON lines
-                sys.stdout.flush()
+                turns.append(d)
                 continue
             render_answer(out, res, question)
             if res.answer_id:
                 out.info(f"answer id: {res.answer_id}", style="dim")
             elif res.record_error:
                 out.warn(f"the answer was not recorded in the answer log: {res.record_error}")
+    if json_out:
+        out.json({"conversation": conversation, "collection": s.store.collection, "turns": turns})

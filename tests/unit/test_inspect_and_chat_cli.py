@@ -169,13 +169,13 @@ def test_chat_answers_follow_ups_with_the_conversation_and_logs_each_turn(projec
     ]
     assert all(t["kind"] == "chat" for t in turns)
 
-    # --json: one object per turn (JSON lines), each naming its conversation and turn
+    # --json: one document at the end, every turn in it as ask's document
     monkeypatch.setattr("sys.stdin", io.StringIO("How do I rotate the frobnicator credentials?\nAnd undo it?\n"))
-    code, out, _ = invoke(capsys, "chat", "--collection", "docs", "--json")
-    docs = [json.loads(line) for line in out.splitlines()]
-    assert code == 0 and [d["turn"] for d in docs] == [1, 2]
-    assert docs[0]["conversation"] == docs[1]["conversation"] and docs[1]["answer_id"]
-    assert docs[1]["standalone_question"] == "How do I undo a frobnicator credential rotation?"
+    doc = ok_json(capsys, "chat", "--collection", "docs")
+    assert doc["collection"] == "docs" and len(doc["conversation"]) == 12
+    assert [t["turn"] for t in doc["turns"]] == [1, 2] and all(t["answer_id"] for t in doc["turns"])
+    assert doc["turns"][1]["standalone_question"] == "How do I undo a frobnicator credential rotation?"
+    assert doc["turns"][1]["hits"][0]["source"] == "docs/frob.md"
 
 
 def test_chat_without_an_llm_or_collection_says_so_before_the_first_question(project, capsys, monkeypatch):
