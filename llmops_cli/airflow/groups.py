@@ -39,10 +39,14 @@ def ingest_group(
     retries: int = 2,
     retry_delay: timedelta = timedelta(seconds=5),
     outlets: Sequence[Any] | None = None,
+    embedded: bool | None = None,
     **common: Any,
 ) -> TaskGroup:
     """``common``: collection, llmops_conn_id, config, settings (every task of the group gets them); ``outlets``:
-    the finalize task's (e.g. the collection's asset, to start the DAGs scheduled on it)."""
+    the finalize task's (e.g. the collection's asset, to start the DAGs scheduled on it). ``embedded``: whether the
+    store is the embedded one, whose writers run one at a time (default: what the settings say when the DAG file is
+    parsed; pass False when a connection points the tasks at a server store, so the shards write in parallel)."""
+    writer_args = writer_task_args(embedded)
     with TaskGroup(group_id) as group:
         plan = LlmopsIngestPlanOperator(task_id="plan", sources=sources, shards=shards, glob=glob, **common)
         shard = LlmopsIngestShardOperator.partial(
@@ -51,7 +55,7 @@ def ingest_group(
             glob=glob,
             retries=retries,
             retry_delay=retry_delay,
-            **writer_task_args(),
+            **writer_args,
             **common,
         ).expand(source_ids=plan.output)
         LlmopsIngestFinalizeOperator(
@@ -62,7 +66,7 @@ def ingest_group(
             plan_task_id=plan.task_id,
             cleanup=cleanup,
             outlets=list(outlets or []),
-            **writer_task_args(),
+            **writer_args,
             **common,
         )
     return group

@@ -1,6 +1,7 @@
 """llmops_batch_inference: offline LLM inference over an input table, mapped over shards of its rows.
 
-Thin by design: the ``llmops_cli.entry.batch`` entry points, the same ones as ``llmops batch``.
+Thin by design: ``llmops_cli.airflow.steps`` (the steps of its ``batch_group``) over the ``llmops_cli.entry.batch``
+entry points, the same ones as ``llmops batch``.
 
 - ``plan`` validates the input and the prompt and splits the requests into shards (by a stable hash of the row id);
 - ``run_shard`` is mapped (``.expand``) over the shards; each appends to its own checkpoint, so a retried task or
@@ -26,20 +27,16 @@ file / LLMOPS_LLM_* env of the workers unless ``model`` is given.
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import Param, dag, task
 
-from llmops_cli.entry import batch as batch_entry
+from llmops_cli.airflow import steps
 from llmops_cli.entry.dag_support import (
     OUTCOME_XCOM_KEY,
     batch_outcome,
     location_schema,
-    publish_result,
     resolve_params,
-    sibling,
-    staging_output,
-    task_workspace,
+    settings_from_params,
     write_report,
 )
 
@@ -109,48 +106,36 @@ OPTION_PARAMS = (
     },
 )
 def llmops_batch_inference():
-    def options(params) -> dict:
-        # the tasks write the results to a local staging path (the same on every worker: the run key includes it);
-        # merge publishes them at the output location
-        staged = {"output": staging_output(params["output"])}
-        return {**{k: params[k] for k in OPTION_PARAMS if params.get(k) is not None}, **staged}
+    # llmops_cli.airflow's steps (batch_group's plan -> run_shard -> merge), over the entry points of `llmops batch`
+    def run(params) -> tuple:
+        """(settings, input, output, the batch options) of a run; the results are staged locally, then published."""
+        params = resolve_params(params)
+        opts = {k: params[k] for k in OPTION_PARAMS if params.get(k) is not None and k != "output"}
+        return settings_from_params(params), params["input"], params["output"], opts
 
     @task
     def plan(params=None) -> list[dict]:
-        params = resolve_params(params)
-        with task_workspace(params) as ws:
-            shards = batch_entry.batch_plan_shards(ws, params["input"], params["shards"], **options(params))
+        settings, input_, output, opts = run(params)
+        shards = steps.batch_plan(settings, input_, output, params["shards"], **opts)
         print(f"{sum(s['requests'] for s in shards)} requests in {len(shards)} shard(s)")
         return shards
 
     @task(retries=2, retry_delay=timedelta(seconds=10))
     def run_shard(shard: dict, params=None) -> dict:
-        params = resolve_params(params)
-        with task_workspace(params) as ws:
-            report = batch_entry.batch_run_shard(
-                ws, params["input"], shard["shard_index"], shard["num_shards"], **options(params)
-            )
+        settings, input_, output, opts = run(params)
+        report = steps.batch_shard(settings, input_, output, shard, **opts)
         print(f"shard {shard['shard_index']}/{shard['num_shards']}: {report}")
         return report
 
     @task
     def merge(reports, params=None, run_id=None, ti=None) -> dict:
-        params = resolve_params(params)
-        with task_workspace(params) as ws:
-            summary = batch_entry.batch_merge_shards(ws, params["input"], **options(params))
-        summary = {**summary, "shards": len(list(reports))}
-        if summary.get("output_kept"):  # the staging copy of the earlier results: name the location
-            summary["output_kept"] = params["output"]
+        settings, input_, output, opts = run(params)
+        summary = steps.batch_merged(settings, input_, output, list(reports), **opts)  # staged: nothing published
         try:
             result = batch_outcome(summary)  # raises when every request failed: the run fails, publishing nothing
         finally:
-            print(f"report: {write_report(ws.settings, 'llmops_batch_inference', run_id, summary)}")
-        staged, output = summary.get("output"), params["output"]
-        if staged:  # the errors file first: the results' presence says the run published
-            errors = sibling(output, Path(summary["errors_file"]).name)  # the staged file has the output's name
-            publish_result(summary["errors_file"], errors)
-            publish_result(staged, output)
-            summary = {**summary, "output": output, "errors_file": errors}
+            print(f"report: {write_report(settings, 'llmops_batch_inference', run_id, summary)}")
+        summary = steps.publish_batch(summary, output)  # the errors file first, never replacing a result
         print(f"results: {output}")
         ti.xcom_push(key=OUTCOME_XCOM_KEY, value={**result, "summary": summary})
         if result["status"] == "partial":

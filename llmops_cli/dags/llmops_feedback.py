@@ -12,9 +12,11 @@ Thin by design: every step is a ``llmops_cli.entry.feedback`` call, the same one
   (reviewed, promoted, removed) under ``llmops_outcome``: partial when answers were left unreviewed, so
   ``llmops trigger-dag --wait`` exits 3 as ``llmops feedback review`` does.
 
-The workers must share ``data_dir`` (the answer log, ``<data_dir>/llmops.sqlite``) and the store with the machines
-where ``llmops ask`` runs. An embedded Chroma (store.host unset) is not safe for concurrent writers from several
-processes, so the mapped batches then run one at a time (decided when this file is parsed).
+The workers must share the answer log (``state.url``, or ``data_dir``'s ``llmops.sqlite``) and the store with the
+machines where ``llmops ask`` runs. An embedded Chroma (no store.url) is not safe for concurrent writers from several
+processes, so the tasks that write it (review batches, reconcile) run one at a time, in the one-slot pool
+``llmops_embedded_store`` when $LLMOPS_EMBEDDED_STORE_POOL names it, as the ingest DAG's writers do
+(``dag_support.writer_task_args``, decided when this file is parsed).
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from llmops_cli.entry.dag_support import (
     feedback_outcome,
     reported,
     resolve_params,
-    store_is_embedded,
     task_workspace,
     write_report,
+    writer_task_args,
 )
 
 OPT_STR = ["null", "string"]
@@ -80,7 +82,8 @@ def llmops_feedback():
         print(f"{sum(map(len, batches))} answers to review in {len(batches)} batch(es)")
         return batches
 
-    @task(retries=2, retry_delay=timedelta(seconds=30), max_active_tis_per_dagrun=1 if store_is_embedded() else None)
+    # it writes the store (promotion): on an embedded store one at a time, in the writers' pool when one is named
+    @task(retries=2, retry_delay=timedelta(seconds=30), **writer_task_args())
     def review_batch(answer_ids: list[str], params=None) -> dict:
         with workspace(params) as ws:
             out = feedback_entry.review(ws, answer_ids=answer_ids, retry_errors=params["retry_errors"])
@@ -99,7 +102,7 @@ def llmops_feedback():
             raise RuntimeError(f"all {len(answer_ids)} judge calls failed; first: {out['failed'][0]['error']}")
         return summary
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", **writer_task_args())  # promotes and removes: a writer too
     def reconcile(reports, params=None, run_id=None, ti=None) -> dict:
         reports = [r for r in (reports or []) if r]
         with workspace(params) as ws:

@@ -1,6 +1,7 @@
 """llmops_ingest: ingest sources into a collection, sharded over mapped tasks, then emit the collection's asset.
 
-Thin by design: every step is a ``llmops_cli.entry.ingest`` call, the same ones ``llmops ingest`` runs locally.
+Thin by design: every step is a ``llmops_cli.airflow.steps`` call (the steps of ``llmops_cli.airflow``'s
+``ingest_group``), over the ``llmops_cli.entry.ingest`` entry points ``llmops ingest`` runs locally.
 
 - ``plan`` splits the sources into shards of similar size (source ids) and notes the store's ledger (each source's
   chunk ids) before the run;
@@ -28,33 +29,23 @@ then these params.
 
 from __future__ import annotations
 
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import Asset, AssetAlias, Param, dag, task
 
-from llmops_cli.entry import ingest as ingest_entry
+from llmops_cli.airflow import steps
 from llmops_cli.entry.dag_support import (
     COLLECTION_PATTERN,
     COLLECTIONS_ALIAS,
     OUTCOME_XCOM_KEY,
-    check_sources_exist,
     collection_uri,
-    ingest_outcome,
-    ingest_summary,
-    local_sources,
     location_schema,
     resolve_params,
-    short_ledger,
-    task_workspace,
+    settings_from_params,
     writer_task_args,
 )
 
 OPT_STR = ["null", "string"]
-# an embedded store's writer of another run, DAG or local command: wait for it (the task holds a worker slot while it
-# waits, unless the pool serialises the tasks first) rather than fail and retry
-WRITER_WAIT_S = 1800.0
 
 
 @dag(
@@ -99,73 +90,47 @@ WRITER_WAIT_S = 1800.0
     },
 )
 def llmops_ingest():
+    # the steps are llmops_cli.airflow's (the same ones its ingest_group runs), over the entry points `llmops ingest`
+    # runs; this DAG adds its params, the collection's asset event and the outcome
     @task
     def plan(params=None, ti=None) -> list[list[str]]:
         params = resolve_params(params)
-        check_sources_exist(params)
-        with task_workspace(params) as ws, tempfile.TemporaryDirectory(prefix="llmops-sources-") as tmp:
-            sources = local_sources(params["sources"], Path(tmp))
-            shards, skipped_paths = ingest_entry.plan_ingest(
-                ws.settings, sources, globs=params["glob"] or None, shards=params["shards"]
-            )
-            if not shards:
-                raise ValueError(
-                    f"no files to ingest under {params['sources']}"
-                    + (f" matching {params['glob']}" if params["glob"] else "")
-                )
-            source_ids = [sid for shard in shards for sid in shard]
-            before, _total = ingest_entry.ingest_ledger(ws, ws.settings.store.collection, source_ids)
-        ti.xcom_push(key="ledger_before", value=short_ledger(before))
-        ti.xcom_push(key="skipped_paths", value=skipped_paths)  # finalize's full cleanup keeps what lies behind them
+        planned = steps.plan_ingest_shards(
+            settings_from_params(params), params["sources"], globs=params["glob"] or None, shards=params["shards"]
+        )
+        ti.xcom_push(key="ledger_before", value=planned["ledger_before"])
+        # finalize's full cleanup keeps what lies behind the paths that could not be read
+        ti.xcom_push(key="skipped_paths", value=planned["skipped_paths"])
+        shards = planned["shards"]
         print(f"{sum(map(len, shards))} sources in {len(shards)} shard(s) from {', '.join(params['sources'])}")
         return shards
 
     @task(retries=2, retry_delay=timedelta(seconds=5), **writer_task_args())
     def ingest_shard(source_ids: list[str], params=None) -> dict:
         params = resolve_params(params)
-        with task_workspace(params) as ws, tempfile.TemporaryDirectory(prefix="llmops-sources-") as tmp:
-            report = ingest_entry.ingest(
-                ws,
-                local_sources(params["sources"], Path(tmp), only=set(source_ids)),
-                collection=ws.settings.store.collection,
-                globs=params["glob"] or None,
-                cleanup="incremental",
-                only=source_ids,
-                wait_lock=WRITER_WAIT_S,
-            )
-        d = report.to_dict()
-        print(f"shard of {len(source_ids)} sources: {d['sources']}, chunks added {d['chunks_added']}")
-        return {
-            k: d[k]
-            for k in ("collection", "sources", "chunks_added", "chunks_removed", "chunks_total", "seconds", "skipped")
-        }
+        report = steps.ingest_shard(
+            settings_from_params(params), params["sources"], source_ids, globs=params["glob"] or None
+        )
+        print(f"shard of {len(source_ids)} sources: {report['sources']}, chunks added {report['chunks_added']}")
+        return report
 
     @task(outlets=[AssetAlias(COLLECTIONS_ALIAS)], **writer_task_args())  # a full cleanup removes sources
     def finalize(reports, shards, params=None, outlet_events=None, ti=None) -> dict:
-        source_ids = [sid for shard in shards for sid in shard]
-        removed = 0
-        with task_workspace(resolve_params(params)) as ws:
-            collection = ws.settings.store.collection
-            if params["cleanup"] == "full":
-                skipped_paths = ti.xcom_pull(task_ids="plan", key="skipped_paths") or []
-                removed = ingest_entry.remove_missing_sources(ws, collection, source_ids, skipped_paths=skipped_paths)
-            # the store's ledger, not the sum of what each shard's last try did (a retry may have found its work done)
-            after, total = ingest_entry.ingest_ledger(ws, collection, source_ids)
-        before = ti.xcom_pull(task_ids="plan", key="ledger_before") or {}
-        summary = ingest_summary(
-            collection,
-            source_ids,
-            before,
-            short_ledger(after),
+        params = resolve_params(params)
+        done = steps.finalize_ingest(
+            settings_from_params(params),
+            params["sources"],
+            shards,
             list(reports),
-            sources_removed=removed,
-            chunks_total=total,
+            ledger_before=ti.xcom_pull(task_ids="plan", key="ledger_before") or {},
+            cleanup=params["cleanup"],
+            skipped_paths=ti.xcom_pull(task_ids="plan", key="skipped_paths") or [],
         )
-        outlet_events[AssetAlias(COLLECTIONS_ALIAS)].add(Asset(collection_uri(collection)), extra=summary)
-        result = ingest_outcome(summary)
+        summary, result = done.summary, done.outcome
+        outlet_events[AssetAlias(COLLECTIONS_ALIAS)].add(Asset(collection_uri(summary["collection"])), extra=summary)
         ti.xcom_push(key=OUTCOME_XCOM_KEY, value={**result, "summary": summary})
         print(
-            f"collection {collection}: {summary}"
+            f"collection {summary['collection']}: {summary}"
             + (f"; PARTIAL: {result['message']}" if result["status"] == "partial" else "")
         )
         return summary

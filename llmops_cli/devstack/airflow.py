@@ -44,7 +44,13 @@ AIRFLOW_VERSION = "3.3.2"
 # celery + postgres: the multi-worker set-up; installed always, so switching executors never reinstalls
 # celery 5.7 dropped celery.backends.database.retry, which apache-airflow-providers-celery 3.26 imports ("Failed to
 # import providers_configuration_loaded" when a worker starts): 5.6 until the provider follows
-AIRFLOW_REQUIREMENTS = [f"apache-airflow[celery,postgres]=={AIRFLOW_VERSION}", "celery==5.6.3"]
+# openlineage: llmops tasks report their datasets through Airflow's OpenLineage integration (llmops_cli/airflow);
+# it stays off until a transport is configured
+AIRFLOW_REQUIREMENTS = [
+    f"apache-airflow[celery,postgres]=={AIRFLOW_VERSION}",
+    "celery==5.6.3",
+    "apache-airflow-providers-openlineage==2.20.3",
+]
 TORCH_PIN = "torch==2.13.0"
 DISTRIBUTION = "llmops-cli"
 USERNAME = "admin"

@@ -1,12 +1,11 @@
 """A user-style DAG file built on ``llmops_cli.airflow`` (written by tests, never shipped), and the inputs it reads.
 
-Two DAGs in one file:
-- ``<prefix>_pipeline``: Markdown docs through ``ingest_group`` (plan -> mapped shards -> finalize) and GitHub issues
-  passed as records from an upstream TaskFlow task (``@llmops_task.ingest``), both into the collection the ``llmops``
-  connection names; then ``eval_group`` with a gate that holds, a query, and ``batch_group`` over a small table;
-  a temporary collection (setup/teardown) holds an ingest of its own;
-- ``<prefix>_failures``: a gate that cannot be met and a task whose connection does not exist, each with retries:
-  both must fail on their first try.
+One DAG, ``<prefix>_pipeline`` (one run keeps the test's Airflow time small; independent branches run in parallel):
+Markdown docs through ``ingest_group`` (plan -> mapped shards -> finalize) and GitHub issues passed as records from an
+upstream TaskFlow task (``@llmops_task.ingest``), both into the collection the ``llmops`` connection names; then
+``eval_group`` with a gate that holds; ``batch_group`` over a small table; a temporary collection (setup/teardown)
+with an ingest of its own; and what must fail on its first try although every task has retries: an eval whose gate
+cannot be met, and a query whose connection does not exist (so the run fails).
 """
 
 from __future__ import annotations
@@ -32,6 +31,10 @@ def write_inputs(base: Path) -> dict[str, str]:
             for q, src in (("How do I retry a task?", "retries.md"), ("What does a sensor wait for?", "sensors.md"))
         )
     )
+    # a question whose relevant source is in no collection: hit@5 is 0, so a gate of 0.5 fails
+    (base / "unanswerable.jsonl").write_text(
+        json.dumps({"question": "How do I rotate the fernet key?", "relevant_sources": ["fernet.md"]}) + "\n"
+    )
     (base / "table.jsonl").write_text(
         "".join(json.dumps({"id": f"r{i}", "q": f"question {i}"}) + "\n" for i in range(4))
     )
@@ -52,14 +55,19 @@ from airflow.sdk import dag, task
 
 from llmops_cli.airflow.decorators import llmops_task
 from llmops_cli.airflow.groups import batch_group, eval_group, ingest_group, temporary_collection
-from llmops_cli.airflow.operators import LlmopsIngestOperator, LlmopsQueryOperator
+from llmops_cli.airflow.operators import LlmopsEvalOperator, LlmopsIngestOperator, LlmopsQueryOperator
 
 BASE = {str(base)!r}
 CONN = {{"llmops_conn_id": {conn_id!r}}}
 
 if {guard}:
 
-    @dag(dag_id="{prefix}_pipeline", schedule=None, catchup=False)
+    @dag(
+        dag_id="{prefix}_pipeline",
+        schedule=None,
+        catchup=False,
+        default_args={{"retries": 2, "retry_delay": timedelta(seconds=1)}},
+    )
     def pipeline():
         docs = ingest_group("docs", sources=[BASE + "/docs"], shards=2, **CONN)
 
@@ -68,6 +76,7 @@ if {guard}:
             with open(BASE + "/issues.json") as f:
                 return json.load(f)
 
+        ingested = [docs, github_issues()]
         quality = eval_group(
             "quality",
             dataset=BASE + "/golden.jsonl",
@@ -75,8 +84,8 @@ if {guard}:
             output=BASE + "/out/eval-{{{{ run_id | replace(':', '_') | replace('+', '_') }}}}.json",
             **CONN,
         )
-        query = LlmopsQueryOperator(task_id="query", questions=["retry a task"], **CONN)
-        answers = batch_group(
+        ingested >> quality
+        batch_group(
             "answers",
             input=BASE + "/table.jsonl",
             output=BASE + "/out/answers-{{{{ run_id | replace(':', '_') | replace('+', '_') }}}}.jsonl",
@@ -88,22 +97,14 @@ if {guard}:
         scratch = LlmopsIngestOperator(
             task_id="scratch_ingest", sources=[BASE + "/docs"], collection="{prefix}-scratch", **CONN
         )
-        [docs, github_issues()] >> quality >> query >> answers
         setup >> scratch >> teardown
-
-    pipeline_dag = pipeline()
-
-    @dag(
-        dag_id="{prefix}_failures",
-        schedule=None,
-        catchup=False,
-        default_args={{"retries": 2, "retry_delay": timedelta(seconds=1)}},
-    )
-    def failures():
-        eval_group("impossible", dataset=BASE + "/golden.jsonl", fail_under=["hit@5=1.5"], **CONN)
+        # what must fail at once although the tasks have retries: a gate that cannot be met, a missing connection
+        ingested >> LlmopsEvalOperator(
+            task_id="impossible_gate", dataset=BASE + "/unanswerable.jsonl", fail_under=["hit@5=0.5"], **CONN
+        )
         LlmopsQueryOperator(
             task_id="no_such_connection", questions=["anything"], llmops_conn_id="llmops_no_such_connection"
         )
 
-    failures_dag = failures()
+    pipeline_dag = pipeline()
 '''
