@@ -71,7 +71,9 @@ def query(
 
     text = read_question(text)
     s = state().load(flags={"store.collection": collection, "retrieval.mode": mode, "retrieval.k": top_k}).settings
-    with workspace(s) as ws:
+    out = Output(json_out)
+    with workspace(s) as ws, StatusLine(out) as status:
+        status.phase("searching")  # the first search of a process loads the embedding model: seconds, not silence
         hits = ask_entry.query(
             ws,
             text,
@@ -80,7 +82,6 @@ def query(
             mode=s.retrieval.mode,
             where=parse_key_values(where) or None,
         )
-    out = Output(json_out)
     if json_out:
         out.json(
             {
