@@ -154,19 +154,24 @@ def batch_merge_shards(ws: Workspace, input_path: str | Path, **options: Any) ->
 #   3. ``batch_provider_collect``: reads back what is left and writes the output (the report, as ``batch``'s).
 
 
-def batch_jobs_store(ws: Workspace) -> Any:
+def batch_jobs_store(ws: Workspace, *, read_only: bool = False) -> Any:
     """The record of provider jobs (``core.batch.jobs``): the shared state database, or ``<data_dir>/batch/
-    jobs.sqlite``. Close it (or use ``with``)."""
+    jobs.sqlite`` (``read_only`` where there is none yet: an empty one in memory, so looking creates no file).
+    Close it (or use ``with``)."""
     from llmops_cli.core.batch.jobs import JOBS_FILE, ProviderJobs
+    from llmops_cli.core.state import MEMORY
 
     state = ws.state()
-    return ProviderJobs(state.db() if state.shared else ws.settings.data_path / JOBS_FILE)
+    if state.shared:
+        return ProviderJobs(state.db())
+    path = ws.settings.data_path / JOBS_FILE
+    return ProviderJobs(MEMORY if read_only and not path.is_file() else path)
 
 
 class _ProviderSession:
     """A ProviderRun with what it opened (the jobs record, the API client), closed together."""
 
-    def __init__(self, ws: Workspace, input_path: str | Path, options: dict[str, Any]):
+    def __init__(self, ws: Workspace, input_path: str | Path, options: dict[str, Any], *, read_only: bool = False):
         from llmops_cli.adapters.llm.batch_api import open_batch_api
         from llmops_cli.core.batch.provider import Limits, ProviderRun
 
@@ -189,7 +194,7 @@ class _ProviderSession:
             max_retries=ls.max_retries,
             client=client,
         )
-        self.jobs = batch_jobs_store(ws)
+        self.jobs = batch_jobs_store(ws, read_only=read_only)
         self.run = ProviderRun(
             self.plan,
             self.api,
@@ -353,14 +358,14 @@ def batch_provider_status(ws: Workspace, input_path: str | Path, **options: Any)
     """The run's jobs, refreshed from the provider (nothing read back, nothing written)."""
     from llmops_cli.core.batch.provider import summarise
 
-    with _ProviderSession(ws, input_path, options) as run:
+    with _ProviderSession(ws, input_path, options, read_only=True) as run:
         jobs = run.poll()
         return {"run": run.run_key, **summarise(jobs), "jobs": [j.to_dict() for j in jobs]}
 
 
 def batch_jobs_list(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
     """Every recorded provider job, newest first (no provider call)."""
-    with batch_jobs_store(ws) as jobs:
+    with batch_jobs_store(ws, read_only=True) as jobs:
         return [j.to_dict() for j in jobs.all(limit)]
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmops_cli.core.state import Migrations, StateDB, StateError, StateStore
+from llmops_cli.core.state import MEMORY, Migrations, StateDB, StateError, StateStore
 from llmops_cli.errors import StoreError
 
 JOBS_FILE = Path("batch") / "jobs.sqlite"
@@ -120,7 +120,7 @@ class ProviderJobs(StateStore):
     """The recorded jobs; every write commits on its own (it is the durable step)."""
 
     def __init__(self, target: str | Path | StateDB):
-        if isinstance(target, str | Path):
+        if isinstance(target, str | Path) and str(target) != MEMORY:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
         self._open(
             target,
