@@ -63,7 +63,7 @@ migrations.sql("m004_run_matrix", "ALTER TABLE runs ADD COLUMN matrix_id TEXT;")
 migrations.sql(
     "m005_blessed_baselines",
     """
-    CREATE TABLE blessed (
+    CREATE TABLE eval_blessed (
         dataset_sha256 TEXT PRIMARY KEY,
         run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
         blessed_at TEXT NOT NULL,
@@ -74,7 +74,7 @@ migrations.sql(
 migrations.sql(
     "m006_human_ratings",
     """
-    CREATE TABLE ratings (
+    CREATE TABLE eval_ratings (
         run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
         item_id TEXT NOT NULL,
         rater TEXT NOT NULL,
@@ -242,9 +242,9 @@ class RunHistory(StateStore):
         at = datetime.now(UTC).isoformat(timespec="seconds")
         previous = self.blessed_for(sha)
         with self._errors("writing"), self._db.transaction() as db:
-            db.execute("DELETE FROM blessed WHERE dataset_sha256 = ?", (sha,))
+            db.execute("DELETE FROM eval_blessed WHERE dataset_sha256 = ?", (sha,))
             db.execute(
-                "INSERT INTO blessed (dataset_sha256, run_id, blessed_at, note) VALUES (?,?,?,?)",
+                "INSERT INTO eval_blessed (dataset_sha256, run_id, blessed_at, note) VALUES (?,?,?,?)",
                 (sha, run_id, at, note),
             )
         return {
@@ -258,7 +258,9 @@ class RunHistory(StateStore):
 
     def blessed_for(self, dataset_sha256: str) -> dict[str, Any] | None:
         """The blessed baseline of a question set (by its hash), or None."""
-        found = self._query("SELECT run_id, blessed_at, note FROM blessed WHERE dataset_sha256 = ?", (dataset_sha256,))
+        found = self._query(
+            "SELECT run_id, blessed_at, note FROM eval_blessed WHERE dataset_sha256 = ?", (dataset_sha256,)
+        )
         if not found:
             return None
         r = found[0]
@@ -266,7 +268,7 @@ class RunHistory(StateStore):
 
     def list_blessed(self) -> list[dict[str, Any]]:
         rows = self._query(
-            "SELECT b.run_id, b.blessed_at, b.note, b.dataset_sha256, r.dataset_path FROM blessed b "
+            "SELECT b.run_id, b.blessed_at, b.note, b.dataset_sha256, r.dataset_path FROM eval_blessed b "
             "JOIN runs r ON r.id = b.run_id ORDER BY b.blessed_at DESC"
         )
         return [
@@ -282,16 +284,18 @@ class RunHistory(StateStore):
         with self._errors("writing"), self._db.transaction() as db:
             for r in ratings:
                 key = (int(r["run_id"]), str(r["item_id"]), str(r["rater"]), str(r["criterion"]))
-                db.execute("DELETE FROM ratings WHERE run_id = ? AND item_id = ? AND rater = ? AND criterion = ?", key)
                 db.execute(
-                    "INSERT INTO ratings (run_id, item_id, rater, criterion, score, comment, rated_at) "
+                    "DELETE FROM eval_ratings WHERE run_id = ? AND item_id = ? AND rater = ? AND criterion = ?", key
+                )
+                db.execute(
+                    "INSERT INTO eval_ratings (run_id, item_id, rater, criterion, score, comment, rated_at) "
                     "VALUES (?,?,?,?,?,?,?)",
                     (*key, int(r["score"]), r.get("comment") or None, at),
                 )
         return len(ratings)
 
     def ratings(self, run_ids: list[int] | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT run_id, item_id, rater, criterion, score, comment, rated_at FROM ratings"
+        sql = "SELECT run_id, item_id, rater, criterion, score, comment, rated_at FROM eval_ratings"
         args: tuple = ()
         if run_ids is not None:
             if not run_ids:
