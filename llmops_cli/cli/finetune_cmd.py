@@ -114,6 +114,75 @@ def finetune_promote_cmd(
     out.print(f"compare: llmops eval QUESTIONS --collection {res['from']}, then --collection {res['collection']}")
 
 
+@finetune_app.command(
+    "llm",
+    help="LoRA-tune a local Hugging Face causal LM (--base FOLDER) on a fine-tuning dataset (`llmops feedback export`: "
+    "chat rows, or prompt/completion), scored against the base on held-out rows; or, with --provider, submit the "
+    "dataset to an OpenAI-compatible fine-tuning API and wait (a re-run resumes the recorded job).",
+)
+def finetune_llm_cmd(
+    base: Annotated[
+        str, typer.Option("--base", help="Local model folder (or, with --provider, the provider's model).")
+    ],
+    dataset: Annotated[Path, typer.Option("--dataset", help="JSONL fine-tuning rows.")],
+    lora_r: Annotated[int, typer.Option("--lora-r", help="LoRA rank.", min=1, max=256)] = 8,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, max=100)] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0)] = 2e-4,
+    held_out: Annotated[float, typer.Option("--held-out", min=0.01, max=0.99)] = 0.2,
+    provider: Annotated[
+        str | None,
+        typer.Option("--provider", help="OpenAI-compatible API base URL ('default' = llm.api_base or OpenAI)."),
+    ] = None,
+    poll: Annotated[float, typer.Option("--poll", help="Seconds between job polls.", min=0.01)] = 10.0,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    from llmops_cli.entry.finetune import finetune_llm, finetune_provider
+
+    s = state().load().settings
+    out = Output(json_out)
+    with workspace(s) as ws:
+        if provider:
+            run = finetune_provider(
+                ws,
+                base,
+                dataset,
+                api_base=None if provider == "default" else provider,
+                hyperparameters={"n_epochs": epochs},
+                poll_s=poll,
+                timeout_s=timeout,
+                progress=out.info,
+            )
+            run.pop("job", None)
+        else:
+            run = finetune_llm(
+                ws,
+                base,
+                dataset,
+                lora_r=lora_r,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                held_out=held_out,
+                progress=out.info,
+            )
+    if json_out:
+        out.json(_public(run))
+        return
+    if run["kind"] == "llm-provider":
+        out.print(f"job {run['provider_job_id']}: {run['status']}; model {run['output']}")
+        return
+    m = run["metrics"]
+    out.print(
+        f"held-out rows {m['held_out_rows']}: answer-token loss {m['base']['loss']} (base) -> {m['tuned']['loss']} "
+        f"(tuned), perplexity {m['base']['perplexity']} -> {m['tuned']['perplexity']}"
+    )
+    cost = run["cost"]["train"]
+    out.print(f"cost: {cost['wall_s']} s wall, {cost['cpu_s']} s CPU on {cost['device']}, {cost['steps']} steps")
+    out.print(f"adapters: {run['output']}")
+
+
 @finetune_app.command("runs", help="Fine-tuning runs, newest first.")
 def finetune_runs_cmd(limit: LimitOpt = 20, json_out: JsonOpt = False) -> None:
     from llmops_cli.entry.finetune import finetune_runs
