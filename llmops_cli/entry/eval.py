@@ -407,7 +407,9 @@ def evaluate_matrix(
         if prep.plan.generate:
             reword_llm = None
             if ws.settings.llm.rewordings > 0:
-                reword_llm = ws.llm(LOG_KIND, model=ws.settings.llm.model, cache=use_cache, usage=context_usage)
+                # llm.model words the searches for every combination (the first model where none is configured)
+                reword_model = ws.settings.llm.model or combos[0].model
+                reword_llm = ws.llm(LOG_KIND, model=reword_model, cache=use_cache, usage=context_usage)
             o = prep.options
             contexts = SharedContexts(
                 prep.retriever,
@@ -424,7 +426,7 @@ def evaluate_matrix(
             "id": matrix_id,
             "models": list(dict.fromkeys(c.model for c in combos)),
             "prompts": [p.ref() for p in answer_prompts],
-            "reword_model": ws.settings.llm.model if contexts is not None else None,
+            "reword_model": (ws.settings.llm.model or combos[0].model) if contexts is not None else None,
         }
         entries = []
         for n, combo in enumerate(combos, start=1):
