@@ -42,7 +42,9 @@ def register(app: typer.Typer) -> None:
 
 
 def doctor(
-    timeout: float = typer.Option(5.0, "--timeout", help="Seconds each network check may take.", min=0.1),
+    timeout: float = typer.Option(
+        5.0, "--timeout", help="Seconds the LLM endpoint and Airflow API checks may take.", min=0.1
+    ),
     json_out: JsonOpt = False,
 ) -> None:
     out = Output(json_out)
