@@ -92,3 +92,45 @@ def test_retrieval_only_makes_no_llm_call():
     store, emb = _store()
     res = ask("retry", Retriever(store, emb, "c", lexical=None), None, k=2)
     assert res.answer == "" and res.rewordings == [] and len(res.hits) == 2
+
+
+def test_weighted_rrf_scales_each_lists_terms():
+    fused = dict(reciprocal_rank_fusion([["a", "b"], ["b", "a"]], k=10, weights=[2.0, 1.0]))
+    assert fused["a"] == pytest.approx(2 / 11 + 1 / 12)
+    assert fused["b"] == pytest.approx(2 / 12 + 1 / 11)
+
+
+def _pages_store():
+    """Three chunks of page a.md that all match 'pool', then one chunk each of b.md and c.md."""
+    store, emb = MemoryStore(), FakeEmbedder()
+    store.ensure_collection("c")
+    texts = {
+        "a1": "pool pool slots",
+        "a2": "pool pool limit",
+        "a3": "pool pool size",
+        "b1": "pool of workers",
+        "c1": "pool tasks queue",
+    }
+    store.upsert(
+        "c",
+        list(texts),
+        emb.embed(list(texts.values())),
+        list(texts.values()),
+        [{"source": f"{k[0]}.md"} for k in texts],
+    )
+    return store, emb
+
+
+def test_results_are_diversified_by_source_and_filled_when_sources_run_out():
+    store, emb = _pages_store()
+    lex = FakeLexical([("a1", 9.0), ("a2", 8.0), ("a3", 7.0), ("b1", 2.0), ("c1", 1.0)])
+    plain = Retriever(store, emb, "c", lexical=lex, candidates=5)
+    assert [h.metadata["source"] for h in plain.search("pool", 3, mode="lexical")] == ["a.md"] * 3
+    one = Retriever(store, emb, "c", lexical=lex, candidates=5, per_source=1)
+    # the best chunk of each source first, in fused order; then the rest, so k results still come back
+    assert [h.id for h in one.search("pool", 3, mode="lexical")] == ["a1", "b1", "c1"]
+    assert [h.id for h in one.search("pool", 5, mode="lexical")] == ["a1", "b1", "c1", "a2", "a3"]
+    two = Retriever(store, emb, "c", lexical=lex, candidates=5, per_source=2)
+    assert [h.id for h in two.search("pool", 4, mode="lexical")] == ["a1", "a2", "b1", "c1"]
+    hybrid = [h.metadata["source"] for h in one.search("pool", 3)]
+    assert sorted(hybrid) == ["a.md", "b.md", "c.md"]
