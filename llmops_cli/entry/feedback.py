@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from llmops_cli.core import tracing
 from llmops_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def plan_review(
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
+@tracing.traced("llmops feedback review")
 def review(
     ws: Workspace,
     *,
@@ -146,12 +148,38 @@ def review(
             return []
 
     report = review_answers(log, llm, todo, context=context, concurrency=f.review_concurrency)
+    _evaluation_events(log, report.reviewed)
     out = report.to_dict()
     out["judge_model"] = llm.model
     if promote:
         ids = report.reviewed + [e["id"] for e in report.errors]
         out["promotion"] = _promoter(ws, log).reconcile(ids).to_dict()
     return out
+
+
+def _evaluation_events(log: AnswerLog, reviewed: Sequence[str]) -> None:
+    """The judge's verdicts as ``gen_ai.evaluation.result`` events on the review's span (OpenTelemetry GenAI); its
+    reasons stay out (they may quote the answer)."""
+    for answer_id, rv in log.reviews_of(list(reviewed)).items():
+        for name, value in (("helpfulness", rv.helpfulness), ("relevance", rv.relevance)):
+            if value is not None:
+                tracing.event(
+                    "gen_ai.evaluation.result",
+                    **{
+                        "gen_ai.evaluation.name": name,
+                        "gen_ai.evaluation.score.value": float(value),
+                        "gen_ai.response.id": answer_id,
+                    },
+                )
+        if rv.public is not None:
+            tracing.event(
+                "gen_ai.evaluation.result",
+                **{
+                    "gen_ai.evaluation.name": "public",
+                    "gen_ai.evaluation.score.label": "public" if rv.public else "private",
+                    "gen_ai.response.id": answer_id,
+                },
+            )
 
 
 def export(
