@@ -31,6 +31,8 @@ ENV_NOT_SETTINGS = frozenset(
         "LLMOPS_POOL",  # DAG pools
         "LLMOPS_POOL_DESCRIPTION",
         "LLMOPS_EMBEDDED_STORE_POOL",
+        "LLMOPS_FINETUNE_POOL",  # the fine-tuning DAG's pool and queue
+        "LLMOPS_FINETUNE_QUEUE",
         "LLMOPS_DEV_HOME",  # llmops dev up
         "LLMOPS_DEV_WORKER_ADDRESS",
         "LLMOPS_LOCAL_AIRFLOW_HOME",
