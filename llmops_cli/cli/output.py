@@ -69,6 +69,7 @@ ROW_KEYS = {
     "eval run": "rows",
     "doctor": "checks",
     "insights questions": "questions",
+    "chat": "turns",
 }
 
 # Set once a document reached stdout: cli/app.py:main() prints an error document only when none did, so stdout
