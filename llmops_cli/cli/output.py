@@ -70,6 +70,9 @@ ROW_KEYS = {
     "doctor": "checks",
     "insights questions": "questions",
     "chat": "turns",
+    "finetune runs": "runs",
+    "trace list": "traces",
+    "trace show": "spans",
 }
 
 # Set once a document reached stdout: cli/app.py:main() prints an error document only when none did, so stdout

@@ -205,3 +205,28 @@ def test_completion_of_dag_ids_and_collections_creates_nothing(tmp_path):
 def test_help_has_examples(monkeypatch, capsys, command):
     code, out, _ = run(monkeypatch, capsys, *command, "--help")
     assert code == 0 and "Example" in out
+
+
+def test_every_command_with_json_is_in_docs_json_md():
+    from typer.main import get_command
+
+    from llmops_cli.cli.app import app
+
+    doc = [
+        ln
+        for ln in (Path(__file__).resolve().parents[2] / "docs" / "json.md").read_text().splitlines()
+        if ln[:1] == "|"
+    ]
+    missing = []
+
+    def walk(cmd, path):
+        for name, sub in (getattr(cmd, "commands", None) or {}).items():
+            p = [*path, name]
+            if any("--json" in getattr(x, "opts", ()) for x in sub.params):
+                # a table row names the command (`group sub` or `group a` / `b`)
+                if not any(f"`{p[0]}" in ln and (len(p) == 1 or p[-1] in ln) for ln in doc):
+                    missing.append(" ".join(p))
+            walk(sub, p)
+
+    walk(get_command(app), [])
+    assert not missing, f"document these commands' --json in docs/json.md: {missing}"
