@@ -63,6 +63,7 @@ def train_embedder(
     wall0, cpu0 = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
     model = SentenceTransformer(str(base_dir), device="cpu")
+    served_length = model.max_seq_length
     if max_seq_length:
         model.max_seq_length = min(model.max_seq_length or max_seq_length, max_seq_length)
     trainable = None
@@ -112,6 +113,8 @@ def train_embedder(
     model.eval()
     if lora:
         model[0].auto_model = model[0].auto_model.merge_and_unload()
+    trained_length = model.max_seq_length
+    model.max_seq_length = served_length  # shorter texts only to train faster: the saved model embeds like the base
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
     return {
@@ -123,7 +126,7 @@ def train_embedder(
         "steps": step,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
-        "max_seq_length": model.max_seq_length,
+        "max_seq_length": trained_length,
         "lora": {"r": lora_r, "trainable_parameters": trainable} if lora else None,
         "loss_first": round(sum(losses[:3]) / len(losses[:3]), 4),
         "loss_last": round(sum(losses[-3:]) / len(losses[-3:]), 4),
