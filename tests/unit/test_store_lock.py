@@ -139,6 +139,8 @@ def test_promotion_takes_the_write_lock_once_and_only_to_write(tmp_path):
 
     store, emb = MemoryStore(), FakeEmbedder()
     store.ensure_collection("docs", metadata={EMBEDDER_KEY: emb.identity, GENERATION_KEY: 0})
+    # the ingested chunk the answers cite (an answer whose cited chunks are gone is stale, never promoted)
+    store.upsert("docs", ["c1"], emb.embed(["Rotate keys."]), ["Rotate keys."], [{"source": "guide.md"}])
     events: list[str] = []
 
     @contextmanager
