@@ -313,7 +313,7 @@ def run_stackoverflow(embedder, tmp: Path, langchain: bool = True, **retriever_k
     lc_info = {}
     if langchain:
         t0 = time.perf_counter()
-        ranked, lc_info = langchain_rankings(docs, queries, "so", _langchain_embedder(embedder))
+        ranked, lc_info = langchain_rankings(docs, queries, "stackoverflow", _langchain_embedder(embedder))
         per["langchain"] = source_metrics(ranked, expected)
         _say(f"stackoverflow langchain: {time.perf_counter() - t0:.0f} s")
     out = {

@@ -124,9 +124,9 @@ def _pages_store():
 def test_results_are_diversified_by_source_and_filled_when_sources_run_out():
     store, emb = _pages_store()
     lex = FakeLexical([("a1", 9.0), ("a2", 8.0), ("a3", 7.0), ("b1", 2.0), ("c1", 1.0)])
-    plain = Retriever(store, emb, "c", lexical=lex, candidates=5)
+    plain = Retriever(store, emb, "c", lexical=lex, candidates=5, per_source=None)
     assert [h.metadata["source"] for h in plain.search("pool", 3, mode="lexical")] == ["a.md"] * 3
-    one = Retriever(store, emb, "c", lexical=lex, candidates=5, per_source=1)
+    one = Retriever(store, emb, "c", lexical=lex, candidates=5)  # the default: one chunk per source first
     # the best chunk of each source first, in fused order; then the rest, so k results still come back
     assert [h.id for h in one.search("pool", 3, mode="lexical")] == ["a1", "b1", "c1"]
     assert [h.id for h in one.search("pool", 5, mode="lexical")] == ["a1", "b1", "c1", "a2", "a3"]

@@ -31,7 +31,7 @@ class Retriever:
         lexical: LexicalIndex | None,
         candidates: int = 20,
         rrf_k: int = 60,
-        per_source: int | None = None,
+        per_source: int | None = 1,
         long_query: str = "truncate",
         lexical_terms: str = "all",
         weights: dict[str, float] | None = None,
