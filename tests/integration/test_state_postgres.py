@@ -142,7 +142,7 @@ def _report(n: int, label_metric: float) -> EvalReport:
 
 def test_eval_run_history(state: State):
     with state.run_history() as h:
-        assert h.schema_version == 3
+        assert h.schema_version == 6
         first = h.record(_report(3, 0.5), label="base")
         second = h.record(_report(2, 1.0))
         assert second > first

@@ -123,12 +123,15 @@ def test_a_partly_migrated_old_answer_log_gets_only_what_it_lacks(tmp_path):
 def test_the_eval_history_and_the_llm_cache_adopt_their_old_files(tmp_path):
     legacy_history(tmp_path / "runs.sqlite", versions=2)
     with RunHistory(tmp_path / "runs.sqlite") as h:
-        assert h.schema_version == 3
+        assert h.schema_version == 6
         assert "by_tag_json" in [r[1] for r in h.db.execute("PRAGMA table_info(runs)")]
     assert [n for n, _ in _records(tmp_path / "runs.sqlite")] == [
         "eval_history/m001_runs_and_rows",
         "eval_history/m002_run_label",
         "eval_history/m003_metric_means_by_tag",
+        "eval_history/m004_run_matrix",
+        "eval_history/m005_blessed_baselines",
+        "eval_history/m006_human_ratings",
     ]
     legacy_cache(tmp_path / "llm.sqlite")
     db = sqlite3.connect(tmp_path / "llm.sqlite")
