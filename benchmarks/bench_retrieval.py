@@ -285,6 +285,16 @@ def bm25_rankings(docs: list[tuple[str, str]], queries: list[str]) -> list[list[
 # ------------------------------------------------------------------------------------------ runs
 
 
+def _langchain_installed() -> bool:
+    import importlib.util
+
+    mods = ("langchain_text_splitters", "langchain_chroma", "langchain_huggingface")
+    if all(importlib.util.find_spec(m) for m in mods):
+        return True
+    _say("LangChain left out: pip install langchain-text-splitters langchain-huggingface langchain-chroma")
+    return False
+
+
 def _langchain_embedder(embedder):
     return embedder if os.environ.get("BENCH_LANGCHAIN_EMBEDDER") == "llmops" else None
 
@@ -311,6 +321,7 @@ def run_stackoverflow(embedder, tmp: Path, langchain: bool = True, **retriever_k
     docs = [(t["link"], t["answers"]) for t in threads]
     per["bm25-alone"] = source_metrics(bm25_rankings(docs, queries), expected)
     lc_info = {}
+    langchain = langchain and _langchain_installed()
     if langchain:
         t0 = time.perf_counter()
         ranked, lc_info = langchain_rankings(docs, queries, "stackoverflow", _langchain_embedder(embedder))
@@ -350,7 +361,7 @@ def run_airflow_docs(embedder, tmp: Path, langchain: bool = True, **retriever_kw
         ranked = llmops_rankings(settings, store, lexical, embedder, "afdocs", queries, mode, **retriever_kw)
         per[f"llmops-{mode}"] = source_metrics(ranked, expected)
     embedder.cache.save()
-    if langchain:
+    if langchain and _langchain_installed():
         files = sorted(p for p in AIRFLOW_DOCS.rglob("*") if p.is_file())
         docs = [
             (f"airflow-docs/{p.relative_to(AIRFLOW_DOCS).as_posix()}", p.read_text(encoding="utf-8", errors="replace"))
