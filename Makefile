@@ -51,7 +51,9 @@ test: venv lint
 test-unit: venv
 	$(BIN)/python -m pytest -m "not integration and not airflow"
 
+# the LangChain reference is installed without constraints.txt: it wants newer certifi/httpx than the test pins
 bench: venv
+	$(PIP) install -e ".[bench]"
 	$(BIN)/python -m benchmarks
 
 airflow-up: venv

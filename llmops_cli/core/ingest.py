@@ -41,7 +41,7 @@ from llmops_cli.core.privacy import INJECTION_KEY, PrivacyTally, apply_policy, d
 from llmops_cli.core.source_ids import SOURCE_IDS_KEY, SOURCE_IDS_RULE, migrate_source_ids
 from llmops_cli.errors import ExitCode, InputError
 
-LOADER_VERSION = "1"  # bump when loaders change what text they produce: every source is then re-read
+LOADER_VERSION = "2"  # bump when loaders change what text they produce: every source is then re-read
 EMBED_BATCH = 256  # chunks per embed call (the embedder batches further; larger calls sort better by length)
 
 Cleanup = Literal["incremental", "full"]
