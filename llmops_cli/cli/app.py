@@ -31,7 +31,7 @@ COMMAND_MODULES = [
     "llmops_cli.cli.query_cmd",
     "llmops_cli.cli.collections_cmd",
     "llmops_cli.cli.chat_cmd",
-    "llmops_cli.cli.verify_cmd",  # adds `verify` to query_cmd's collections group
+    "llmops_cli.cli.verify_cmd",  # adds `verify` to collections_cmd's collections group
     "llmops_cli.cli.config_cmd",
     "llmops_cli.cli.doctor_cmd",
     "llmops_cli.cli.eval_cmd",

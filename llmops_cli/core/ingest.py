@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -27,11 +28,14 @@ import numpy as np
 from llmops_cli.core import write_steps
 from llmops_cli.core.chunking.select import ChunkerSet, embed_text
 from llmops_cli.core.collection_meta import (
+    CHUNKING_KEY,
     DIMENSION_KEY,
     EMBEDDER_CONFIG_KEY,
     EMBEDDER_KEY,
     GENERATION_KEY,
+    INGESTED_AT_KEY,
     check_embedder,
+    chunking_record,
 )
 from llmops_cli.core.documents import Chunk, indexed_text
 from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source_hashed
@@ -341,7 +345,15 @@ def ingest(
 
     if not opts.dry_run and report.changed_anything:
         md = store.collection_metadata(opts.collection) or {}
-        store.set_collection_metadata(opts.collection, {GENERATION_KEY: int(md.get(GENERATION_KEY, 0)) + 1})
+        store.set_collection_metadata(
+            opts.collection,
+            {
+                GENERATION_KEY: int(md.get(GENERATION_KEY, 0)) + 1,
+                # what `collections show` reports: how the chunks were cut, when the collection last changed
+                CHUNKING_KEY: chunking_record(opts.strategy, opts.chunk_size, opts.chunk_overlap),
+                INGESTED_AT_KEY: datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
     # a dry run into a new collection created nothing to count
     report.chunks_total = store.count(opts.collection) if (meta is not None or not opts.dry_run) else 0
     write_steps.step("ingest done")

@@ -74,6 +74,8 @@ def test_a_collection_can_be_looked_into_chunk_by_chunk(project, capsys, tmp_pat
     assert shown["chunks"] == store.count("docs") >= 2 and shown["sources"] == 2
     assert shown["embedder"] == "fake:bow" and shown["embedder_config"]["model"]
     assert shown["size"]["text_bytes"] > 0 and 0 < shown["chunk_chars"]["min"] <= shown["chunk_chars"]["max"]
+    # the ingest recorded how it cut the chunks and when it last changed the collection
+    assert shown["chunking"]["size"] > 0 and shown["last_ingest"].startswith("20")
     code, out, _ = invoke(capsys, "collections", "show", "docs")
     assert code == 0 and "fake:bow" in out and "chunk length" in out
 
