@@ -163,7 +163,8 @@ def test_a_missing_s3_source_fails_naming_the_url(s3, tmp_path):
 
 def test_llmops_ingest_reads_an_s3_folder_from_the_command_line(s3, tmp_path):
     """`llmops ingest s3://bucket/prefix` as a user runs it: the files keep their URLs as source ids, `query` finds
-    them, a second run changes nothing, and a missing prefix is one line naming the URL (exit 2, as a missing local path)."""
+    them, a second run changes nothing, and a missing prefix is one line naming the URL (exit 2, as a missing local
+    path does)."""
     import json
     import os
 
