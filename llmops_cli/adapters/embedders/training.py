@@ -117,6 +117,7 @@ def train_embedder(
     model.max_seq_length = served_length  # shorter texts only to train faster: the saved model embeds like the base
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
+    _old_pooling_key(out_dir)
     return {
         "wall_s": round(time.perf_counter() - wall0, 2),
         "cpu_s": round(time.process_time() - cpu0, 2),
@@ -148,6 +149,19 @@ def _batches_unique_anchor(order: list[int], pairs: Sequence[Any], size: int):
                 rest.append(i)
         yield batch
         pending = rest
+
+
+def _old_pooling_key(folder: Path) -> None:
+    """sentence-transformers 6 saves the pooling width as ``embedding_dimension``; the project's embedders (and
+    older sentence-transformers) read ``word_embedding_dimension``: write both, so every reader loads the folder."""
+    import json
+
+    cfg_path = folder / "1_Pooling" / "config.json"
+    if cfg_path.is_file():
+        cfg = json.loads(cfg_path.read_text())
+        if "word_embedding_dimension" not in cfg and "embedding_dimension" in cfg:
+            cfg["word_embedding_dimension"] = cfg["embedding_dimension"]
+            cfg_path.write_text(json.dumps(cfg, indent=2))
 
 
 def _to_device(features: dict[str, Any], device: Any) -> dict[str, Any]:
