@@ -29,6 +29,7 @@ def all_migrations() -> list[Any]:
     from llmops_cli.core.batch import checkpoint, jobs
     from llmops_cli.core.eval import history
     from llmops_cli.core.feedback import log
+    from llmops_cli.core.finetune import runs as finetune_runs
 
     return [
         log.migrations,
@@ -37,6 +38,7 @@ def all_migrations() -> list[Any]:
         checkpoint.migrations,
         jobs.migrations,
         traces.migrations,
+        finetune_runs.migrations,
     ]
 
 
