@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,8 @@ def test_results_go_to_s3_once_and_the_input_may_be_a_url(openai_server, tmp_pat
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+        # moto keeps its buckets in process-wide memory: start from none, whatever ran before in this process
+        urllib.request.urlopen(urllib.request.Request(f"{aws['AWS_ENDPOINT_URL']}/moto-api/reset", method="POST"))
         s3.create_bucket(Bucket="team")
         for k, v in aws.items():
             monkeypatch.setenv(k, v)

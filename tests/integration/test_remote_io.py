@@ -7,6 +7,7 @@ results are published there without replacing an earlier result. Real embedding 
 from __future__ import annotations
 
 import socket
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,8 @@ def s3(tmp_path_factory):
     for k, v in env.items():
         mp.setenv(k, v)
     client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    # moto keeps its buckets in process-wide memory: another module's server left its objects there
+    urllib.request.urlopen(urllib.request.Request(f"{env['AWS_ENDPOINT_URL']}/moto-api/reset", method="POST"))
     client.create_bucket(Bucket="team")
     for name, text in DOCS.items():
         client.put_object(Bucket="team", Key=f"docs/{name}", Body=text.encode())
