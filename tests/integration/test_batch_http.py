@@ -351,7 +351,10 @@ def test_an_unreachable_endpoint_exits_7_and_a_plain_rerun_continues(openai_serv
     out, err = p.communicate(timeout=120)
     p_err = " ".join(err.split())
     assert p.returncode == 7, err
-    assert "not reachable" in p_err and "re-run" in p_err and "Traceback" not in err and out == ""
+    assert "not reachable" in p_err and "re-run" in p_err and "Traceback" not in err
+    # under --json the error is also a JSON document on stdout (the machine contract, docs/json.md)
+    doc = json.loads(out)
+    assert doc["exit_code"] == 7 and "not reachable" in doc["error"] and "re-run" in doc["hint"]
     ckpt = list((tmp_path / "data" / "batch").glob("*/checkpoints/*.jsonl"))
     assert all(not f.read_text().strip() for f in ckpt)  # no row recorded as failed
     assert not (tmp_path / "in.results.jsonl").exists()
