@@ -381,11 +381,9 @@ class Workspace:
 
     def close(self) -> None:
         """Close the state stores this workspace opened, then the shared database they used (the LLM clients'
-        sessions belong to their event loops); write the spans buffered so far."""
-        if self.settings.tracing.enabled:
-            from llmops_cli.adapters import tracing as tracing_sdk
-
-            tracing_sdk.flush()
+        sessions belong to their event loops). Spans are not flushed here: the SDK's batch processor writes them
+        from its own thread, and at the process's exit, so a slow or unreachable state database never holds up a
+        command's end (or a test's teardown)."""
         try:
             for opened in (self._answer_log, self._llm_cache, self._history):
                 if opened is not None:
