@@ -11,6 +11,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmops_cli.core import tracing
 from llmops_cli.core.collection_meta import embedder_config, embedder_settings_for
 from llmops_cli.core.locations import is_remote
 from llmops_cli.core.ports import INCOMPLETE
@@ -56,6 +57,7 @@ def local_sources(sources: list[str], dest: Path, only: Collection[str] | None =
     return [s if not is_remote(s) else str(fetch_tree(s, dest / str(i), only=only)) for i, s in enumerate(sources)]
 
 
+@tracing.traced("llmops ingest")
 def ingest(
     ws: Workspace,
     paths: Sequence[str],
