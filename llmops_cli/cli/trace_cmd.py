@@ -3,6 +3,8 @@ tree with timings (tracing: docs/tracing.md)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -32,11 +34,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(trace_app, name="trace")
 
 
-def _traces(settings: Any):
+@contextlib.contextmanager
+def _traces(settings: Any) -> Iterator[Any]:
+    """The trace store, closed (with its state) after; FileNotFoundError where nothing was ever traced here."""
     from llmops_cli.adapters.state import open_state
 
-    st = open_state(settings.state.url, settings.data_path)
-    return st, st.traces(create=False)
+    with open_state(settings.state.url, settings.data_path) as st, st.traces(create=False) as store:
+        yield store
 
 
 @trace_app.command(
@@ -55,14 +59,10 @@ def show(
     s = state().load().settings
     out = Output(json_out)
     try:
-        st, store = _traces(s)
+        with _traces(s) as store:
+            spans = store.trace(id_)
     except FileNotFoundError:
         raise NotFoundError(f"no trace for {id_!r}: nothing was traced here yet", hint="run a command first") from None
-    try:
-        spans = store.trace(id_)
-    finally:
-        store.close()
-        st.close()
     if json_out:
         out.json({"trace_id": spans[0].trace_id, "spans": [x.to_dict() for x in spans]})
         return
@@ -95,15 +95,10 @@ def list_(
     s = state().load().settings
     out = Output(json_out)
     try:
-        st, store = _traces(s)
+        with _traces(s) as store:
+            roots = store.recent(limit)
     except FileNotFoundError:
         roots = []
-    else:
-        try:
-            roots = store.recent(limit)
-        finally:
-            store.close()
-            st.close()
     if json_out:
         out.json({"traces": [x.to_dict() for x in roots]})
         return
