@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core import tracing
 from llmops_cli.core.collection_meta import check_embedder
-from llmops_cli.core.feedback.recording import chunk_refs, record_ask
+from llmops_cli.core.feedback.recording import record_ask
 from llmops_cli.entry.store import collection_meta, collection_name
 from llmops_cli.errors import LlmopsError, UsageError
 
@@ -225,30 +225,15 @@ def _record_now(
     conversation: dict[str, Any] | None,
 ) -> None:
     try:
-        if conversation is None:
-            res.answer_id = record_ask(
-                ws.answer_log(),
-                res,
-                collection=collection,
-                config_hash=ws.answer_config_hash(),
-                cached_from=cached_from,
-            )
-            return
-        u = res.usage
-        res.answer_id = ws.answer_log().record(
-            kind="chat",
-            question=res.question,
-            answer=res.answer,
-            model=res.model,
+        chat = conversation is not None
+        res.answer_id = record_ask(
+            ws.answer_log(),
+            res,
             collection=collection,
-            rewordings=res.rewordings,
-            chunks=chunk_refs(res.hits),
-            input_tokens=u.input_tokens,
-            output_tokens=u.output_tokens,
-            cost=u.cost,
-            latency_s=res.latency_s,
             config_hash=ws.answer_config_hash(),
-            extra={"llm_calls": u.calls, "standalone_question": res.standalone_question, **conversation},
+            cached_from=cached_from,
+            kind="chat" if chat else "ask",
+            extra={"standalone_question": res.standalone_question, **conversation} if chat else None,
         )
     except LlmopsError as e:
         res.record_error = e.message

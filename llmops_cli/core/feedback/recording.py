@@ -35,11 +35,12 @@ def record_ask(
     config_hash: str | None = None,
     cached_from: str | None = None,
     extra: dict[str, Any] | None = None,
+    kind: str = "ask",
 ) -> str:
-    """Record an ``AskResult``; returns the answer id."""
+    """Record an ``AskResult`` (a chat turn with ``kind="chat"``); returns the answer id."""
     u = result.usage
     return log.record(
-        kind="ask",
+        kind=kind,
         question=result.question,
         answer=result.answer,
         model=result.model,
