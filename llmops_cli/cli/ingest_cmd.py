@@ -140,7 +140,7 @@ def _render(out, report, data) -> None:
     if data["privacy"]["prompt_injection"]:
         out.print(
             f"prompt injection: {data['privacy']['prompt_injection']} chunk(s) read like instructions to the model; "
-            "flagged (metadata prompt_injection) and quoted as data when retrieved"
+            "flagged in their metadata (prompt_injection: true)"
         )
     if data.get("stale_answers"):
         out.print(

@@ -408,7 +408,7 @@ def _chunks_for(sf: SourceFile, docs, chunkers: ChunkerSet) -> list[Chunk]:
             seen[text] = ordinal + 1
             md = {k: v for k, v in doc.metadata.items() if isinstance(v, (str, int, float, bool))}
             md.update({"source": doc.source_id, "source_file": sf.source_id, "chunk_index": i, "heading": p.heading})
-            if injection_spans(p.text):  # quoted as data by the answer prompt; visible with `chunks get`
+            if injection_spans(p.text):  # visible with `chunks get`; a caller can filter on it
                 md[INJECTION_KEY] = True
             chunks.append(
                 Chunk(
