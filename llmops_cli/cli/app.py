@@ -11,12 +11,14 @@ import logging
 import os
 import sys
 import traceback
+from difflib import get_close_matches
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from typer._click import exceptions as click_errors  # Typer vendors click: its errors are not click's
+from typer.core import TyperGroup
 
 from llmops_cli import __version__
 from llmops_cli.cli.output import OutputFormat, document_printed, render, start_invocation
@@ -24,40 +26,85 @@ from llmops_cli.cli.state import AppState, set_state, state
 from llmops_cli.core.redaction import redact_secrets
 from llmops_cli.errors import ExitCode, LlmopsError
 
-# One module per command (group); order is the order in --help.
-COMMAND_MODULES = [
-    "llmops_cli.cli.init_cmd",
-    "llmops_cli.cli.ingest_cmd",
-    "llmops_cli.cli.query_cmd",
-    "llmops_cli.cli.collections_cmd",
-    "llmops_cli.cli.chat_cmd",
-    "llmops_cli.cli.verify_cmd",  # adds `verify` to collections_cmd's collections group
-    "llmops_cli.cli.config_cmd",
-    "llmops_cli.cli.doctor_cmd",
-    "llmops_cli.cli.eval_cmd",
-    "llmops_cli.cli.history_cmd",
-    "llmops_cli.cli.insights_cmd",
-    "llmops_cli.cli.lineage_cmd",
-    "llmops_cli.cli.trace_cmd",
-    "llmops_cli.cli.feedback_cmd",
-    "llmops_cli.cli.airflow_trigger_cmd",
-    "llmops_cli.cli.dags_cmd",
-    "llmops_cli.cli.runs_cmd",
-    "llmops_cli.cli.backfill_cmd",
-    "llmops_cli.cli.tasks_cmd",
-    "llmops_cli.cli.logs_cmd",
-    "llmops_cli.cli.xcom_cmd",
-    "llmops_cli.cli.assets_cmd",
-    "llmops_cli.cli.ops_cmd",  # pools, variables, connections, health
-    "llmops_cli.cli.auth_cmd",
-    "llmops_cli.cli.batch_cmd",
-    "llmops_cli.cli.dev_cmd",
-    "llmops_cli.cli.serve_cmd",
-    "llmops_cli.cli.finetune_cmd",
-]
+# Which module defines which top-level commands, in --help order. A command's module is imported only when that
+# command runs (or when a help screen or completion lists them all), so `llmops query` pays for one module, not
+# thirty. tests/unit/test_cli_startup.py checks this table against what each module's register() adds.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "init": ("llmops_cli.cli.init_cmd",),
+    "ingest": ("llmops_cli.cli.ingest_cmd",),
+    "query": ("llmops_cli.cli.query_cmd",),
+    "ask": ("llmops_cli.cli.query_cmd",),
+    "chat": ("llmops_cli.cli.chat_cmd",),
+    "doctor": ("llmops_cli.cli.doctor_cmd",),
+    "trigger-dag": ("llmops_cli.cli.airflow_trigger_cmd",),
+    "logs": ("llmops_cli.cli.logs_cmd",),
+    "health": ("llmops_cli.cli.ops_cmd",),  # with pools, variables, connections
+    "batch": ("llmops_cli.cli.batch_cmd",),
+    "serve": ("llmops_cli.cli.serve_cmd",),
+    "collections": ("llmops_cli.cli.collections_cmd", "llmops_cli.cli.verify_cmd"),  # verify adds `collections verify`
+    "chunks": ("llmops_cli.cli.collections_cmd",),
+    "config": ("llmops_cli.cli.config_cmd",),
+    "eval": ("llmops_cli.cli.eval_cmd",),
+    "history": ("llmops_cli.cli.history_cmd",),
+    "insights": ("llmops_cli.cli.insights_cmd",),
+    "lineage": ("llmops_cli.cli.lineage_cmd",),
+    "trace": ("llmops_cli.cli.trace_cmd",),
+    "feedback": ("llmops_cli.cli.feedback_cmd",),
+    "dags": ("llmops_cli.cli.dags_cmd",),
+    "runs": ("llmops_cli.cli.runs_cmd",),
+    "backfill": ("llmops_cli.cli.backfill_cmd",),
+    "tasks": ("llmops_cli.cli.tasks_cmd",),
+    "xcom": ("llmops_cli.cli.xcom_cmd",),
+    "assets": ("llmops_cli.cli.assets_cmd",),
+    "pools": ("llmops_cli.cli.ops_cmd",),
+    "variables": ("llmops_cli.cli.ops_cmd",),
+    "connections": ("llmops_cli.cli.ops_cmd",),
+    "auth": ("llmops_cli.cli.auth_cmd",),
+    "dev": ("llmops_cli.cli.dev_cmd",),
+    "finetune": ("llmops_cli.cli.finetune_cmd",),
+}
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists every command from ``COMMANDS`` and builds a command from its module on first use."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return [*COMMANDS, *(n for n in self.commands if n not in COMMANDS)]
+
+    def get_command(self, ctx: typer.Context, cmd_name: str):
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.commands.update(
+                {n: c for n, c in build_commands(COMMANDS[cmd_name]).items() if n not in self.commands}
+            )
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]):
+        try:
+            return self._click_resolve_command(ctx, args)
+        except click_errors.UsageError as e:
+            # did-you-mean over every command, not only the ones built so far (Typer looks at self.commands)
+            matches = get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if matches and "Did you mean" not in e.message:
+                e.message = f"{e.message.rstrip('.')}. Did you mean {', '.join(repr(m) for m in matches)}?"
+            raise
+
+
+def build_commands(modules: tuple[str, ...]) -> dict:
+    """The click commands that ``modules``' register() functions add, built as Typer builds the root's own."""
+    holder = typer.Typer(rich_markup_mode="rich")
+
+    @holder.callback()
+    def _holder() -> None:  # a callback makes Typer build a group even for a module with one command
+        pass
+
+    for name in modules:
+        importlib.import_module(name).register(holder)
+    return dict(typer.main.get_group(holder).commands)
+
 
 app = typer.Typer(
     name="llmops",
+    cls=LazyGroup,
     help="LLMOps toolkit: local RAG loop (ingest, query, ask, eval, batch) and the Airflow 3 control plane.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion; completers import lazily (cli/completion.py)
@@ -124,10 +171,6 @@ def _json_defaults(group: typer.core.TyperGroup) -> dict:
         if d:
             out[name] = d
     return out
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
 
 
 INTERRUPTED = "interrupted; work already written is kept"

@@ -43,7 +43,8 @@ def _help_targets() -> list[list[str]]:
 
     root = get_command(app)
     targets = [["--help"]]
-    for name, cmd in root.commands.items():
+    for name in root.list_commands(None):
+        cmd = root.get_command(None, name)
         targets.append([name, "--help"])
         for sub in getattr(cmd, "commands", {}) or {}:
             targets.append([name, sub, "--help"])
@@ -154,3 +155,30 @@ def test_config_show_masks_a_password_inside_a_url(tmp_path):
         for row in json.loads(_llmops("config", "show", "--json", cwd=tmp_path, env=env).stdout)["settings"]
     }
     assert rows["airflow.url"] == "http://admin:********@airflow.internal:8080"  # user and host stay readable
+
+
+def test_the_command_table_names_what_each_module_registers():
+    """The root builds a command from its module on first use: its table must name exactly what the modules add."""
+    from llmops_cli.cli.app import COMMANDS, build_commands
+
+    for name, modules in COMMANDS.items():
+        assert name in build_commands(modules), f"{modules} does not register `{name}`"
+    every_module = tuple(dict.fromkeys(m for ms in COMMANDS.values() for m in ms))
+    assert sorted(build_commands(every_module)) == sorted(COMMANDS), (
+        "a module registers a command missing from COMMANDS"
+    )
+
+
+def test_a_command_imports_only_its_own_module():
+    code = (
+        "import sys\n"
+        "from llmops_cli.cli.app import main\n"
+        "sys.argv = ['llmops', 'config', 'path']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "mods = sorted(m for m in sys.modules if m.startswith('llmops_cli.cli.') and m.endswith('_cmd'))\n"
+        "sys.stderr.write('MODS=' + ','.join(mods) + '\\n')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("MODS=")]
+    assert line, r.stderr[-2000:]
+    assert line[0] == "MODS=llmops_cli.cli.config_cmd", line[0]

@@ -220,7 +220,8 @@ def test_every_command_with_json_is_in_docs_json_md():
     missing = []
 
     def walk(cmd, path):
-        for name, sub in (getattr(cmd, "commands", None) or {}).items():
+        names = cmd.list_commands(None) if hasattr(cmd, "list_commands") else []
+        for name, sub in ((n, cmd.get_command(None, n)) for n in names):
             p = [*path, name]
             if any("--json" in getattr(x, "opts", ()) for x in sub.params):
                 # a table row names the command (`group sub` or `group a` / `b`)
