@@ -47,6 +47,16 @@ def store_location(settings: Settings) -> str:
     return f"{st.host}:{st.port}" if st.host else str(Path(settings.store_path))
 
 
+def embedded_store_stamp(settings: Settings) -> tuple | None:
+    """For a long-running reader of the embedded store (``llmops serve``): a value that changes when another process
+    wrote the store, so the reader opens it afresh. None for a server store (read fresh by every query)."""
+    if settings.store.backend != "chroma":
+        return None
+    from llmops_cli.adapters.vectorstores.chroma import content_stamp
+
+    return content_stamp(Path(settings.store_path))
+
+
 def collection_not_found(store: VectorStore, name: str) -> NotFoundError:
     """A not-found error that lists the collections there are, with the closest one first."""
     names = store.list_collections()

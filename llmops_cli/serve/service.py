@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmops_cli.entry.store import collection_name
+from llmops_cli.entry.store import collection_name, embedded_store_stamp
 from llmops_cli.errors import LlmopsError, UsageError
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ class Service:
     def __init__(self, settings: Settings, workspace_factory: Callable[[Settings], Workspace]):
         self.settings = settings
         self._factory = workspace_factory
+        self._files: tuple | None = None
+        self._content: tuple | None = None
         self._stamp = self._store_stamp()
         self.ws = workspace_factory(settings)
         self.collection = collection_name(settings, None)
@@ -62,17 +64,22 @@ class Service:
 
     # --- the workspace, fresh after another process wrote the embedded store ---
     def _store_stamp(self) -> tuple | None:
+        """The embedded store's content stamp (entry.store.embedded_store_stamp), read again only when its files
+        moved: most requests pay two stat() calls, and a process that merely opened the store (which touches the
+        file) does not make every worker open it again."""
         if self.settings.store.backend != "chroma":  # a server store: read fresh by every query
             return None
         db = Path(self.settings.store_path) / "chroma.sqlite3"
-        stamp = []
+        files = []
         for f in (db, db.with_name(db.name + "-wal")):
             try:
                 st = f.stat()
-                stamp.append((st.st_mtime_ns, st.st_size))
+                files.append((st.st_mtime_ns, st.st_size))
             except OSError:
-                stamp.append(None)
-        return tuple(stamp)
+                files.append(None)
+        if tuple(files) != self._files:
+            self._files, self._content = tuple(files), embedded_store_stamp(self.settings)
+        return self._content
 
     def workspace(self) -> Workspace:
         """The workspace to answer from: the current one, or a fresh one when the embedded store changed."""

@@ -461,6 +461,38 @@ class ChromaStore(VectorStore):
         return str((res["metadatas"][0] or {}).get("generation", ""))
 
 
+def content_stamp(path: Path) -> tuple | None:
+    """A value that changes when anything in the embedded store at ``path`` is written (records, collections, their
+    metadata) and not otherwise; None when there is no store. Not the file's mtime: Chroma records every client's
+    start in the same file (its ``acquire_write`` table), so the mtime moves whenever any process opens the store,
+    even to read. About a millisecond (a read-only SQLite connection)."""
+    import hashlib
+    import sqlite3
+
+    db_file = Path(path) / "chroma.sqlite3"
+    if not db_file.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=10)
+        try:
+            # every record write goes through the queue with a new sequence number; the segments' consumed
+            # positions move with compaction; collections and their metadata (our generations) are rows of their own
+            log = db.execute(
+                "SELECT (SELECT MAX(seq_id) FROM embeddings_queue), (SELECT COUNT(*) FROM embeddings_queue),"
+                " (SELECT group_concat(segment_id || ':' || seq_id) FROM max_seq_id)"
+            ).fetchone()
+            rows = db.execute(
+                "SELECT c.id, c.name, m.key, m.str_value, m.int_value, m.float_value, m.bool_value FROM collections c"
+                " LEFT JOIN collection_metadata m ON m.collection_id = c.id ORDER BY 1, 3"
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:  # another Chroma layout, or a file being replaced: the file's own stamp then
+        st = db_file.stat()
+        return ("file", st.st_mtime_ns, st.st_size)
+    return (*log, hashlib.blake2b(repr(rows).encode(), digest_size=12).hexdigest())
+
+
 def sqlite_problems(path: Path) -> list[str]:
     """``PRAGMA quick_check`` of the embedded store's chroma.sqlite3 (read-only): [] when fine or absent."""
     import sqlite3
