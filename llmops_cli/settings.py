@@ -163,6 +163,12 @@ class RetrievalSettings(_Section):
     mode: Literal["hybrid", "vector", "lexical"] = "hybrid"
     candidates: int = Field(20, ge=1, le=1000, description="results per list before fusion")
     rrf_k: int = Field(60, ge=1, description="reciprocal rank fusion constant")
+    source_prior: bool = Field(
+        False, description="scale fused scores by each source's accuracy from ratings (llmops insights sources)"
+    )
+    source_prior_weight: float = Field(
+        0.2, ge=0.0, le=1.0, description="how far the source prior moves a score: at most this fraction up or down"
+    )
 
 
 class IngestSettings(_Section):
