@@ -9,6 +9,10 @@ import typer
 
 from llmops_cli.cli.completion import collection_names, dag_ids
 
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="No progress and no info lines on stderr (warnings and errors still print)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
 CollectionOpt = Annotated[
     str | None,

@@ -165,7 +165,7 @@ def _safe(value: Any) -> Any:
 
 
 class Output:
-    def __init__(self, json_mode: bool = False):
+    def __init__(self, json_mode: bool = False, quiet: bool = False):
         from rich.console import Console
 
         # json_mode: the command prints a document (its --json, which --format sets too); the format is JSON for
@@ -173,6 +173,9 @@ class Output:
         fmt = chosen_format()
         self.format = "table" if not json_mode else ("json" if fmt == "table" or _explicit_json_flag() else fmt)
         self.json_mode = json_mode
+        # quiet (-q): no progress and no info lines on stderr; warnings and errors still print, and stdout (the
+        # command's data) is unchanged
+        self.quiet = quiet
         self.out = Console(soft_wrap=False, highlight=False)
         # diagnostics are lines of user text (paths, names, server messages): never wrapped at 80 columns off a
         # terminal (a path cut in two is not a path), never coloured by rich's guesses
@@ -180,8 +183,8 @@ class Output:
 
     @property
     def interactive(self) -> bool:
-        """Progress bars and live views only on a terminal, never in --json mode."""
-        return self.err.is_terminal and not self.json_mode
+        """Progress bars and live views only on a terminal, never in --json mode or with --quiet."""
+        return self.err.is_terminal and not self.json_mode and not self.quiet
 
     # --- data (stdout) ---
     def json(self, data: Any) -> None:
@@ -221,7 +224,9 @@ class Output:
     # --- diagnostics (stderr) ---
     # ``msg`` is plain text, never rich markup: a source named ``kb/[draft] notes.pdf`` is printed as it is.
     def info(self, msg: str, *, style: str | None = None) -> None:
-        """One line on stderr, in ``style`` (a rich style such as "dim") if given."""
+        """One line on stderr, in ``style`` (a rich style such as "dim") if given; nothing with --quiet."""
+        if self.quiet:
+            return
         from rich.markup import escape
 
         self.err.print(escape(safe_text(msg)), style=style)

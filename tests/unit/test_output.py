@@ -36,3 +36,19 @@ def test_info_prints_markup_like_text_literally_and_takes_a_style(capsys):
 def test_control_characters_are_still_neutralised(capsys):
     Output().warn("evil \x1b]0;pwned\x07 name")
     assert capsys.readouterr().err == "warning: evil \\x1b]0;pwned\\x07 name\n"
+
+
+def test_quiet_prints_no_info_and_no_progress_but_still_warnings(capsys, monkeypatch):
+    out = Output(quiet=True)
+    # even on a terminal, quiet means no progress bar
+    monkeypatch.setattr(type(out.err), "is_terminal", property(lambda self: True))
+    assert not out.interactive
+    out.info("ingested 3 chunks")
+    with out.progress("embed", total=3) as bar:
+        bar.advance(3)
+    out.warn("skipped a.pdf")
+    out.print("data")
+    captured = capsys.readouterr()
+    assert captured.err == "warning: skipped a.pdf\n"
+    assert captured.out == "data\n"
+    assert Output().interactive  # the same terminal without quiet does show progress
