@@ -21,13 +21,22 @@ INSTRUMENTATION = "llmops_cli"
 
 _tracer: Any = None
 _configurer: Callable[[], None] | None = None
+_disabled = False
 
 
 def set_configurer(fn: Callable[[], None] | None) -> None:
-    """What sets up the SDK (``wiring``: from the settings), run at the first span only: a command that makes no
-    span pays nothing."""
-    global _configurer
-    _configurer = fn
+    """What sets up the SDK (``wiring``: from a workspace's settings), run at the first span only: a command that
+    makes no span pays nothing. Each workspace sets its own, so spans follow the workspace made last."""
+    global _configurer, _disabled
+    _configurer, _disabled = fn, False
+
+
+def disable() -> None:
+    """No spans from now on (a workspace with tracing off, made after one with it on in the same process): the no-op
+    tracer is handed out even where the SDK's provider is installed, so nothing reaches the earlier workspace's sink
+    (spans it had buffered are still written there); a later ``set_configurer`` turns tracing back on."""
+    global _configurer, _disabled, _tracer
+    _configurer, _disabled, _tracer = None, True, None
 
 
 def tracer() -> Any:
@@ -40,7 +49,10 @@ def tracer() -> Any:
     if _tracer is None:
         from opentelemetry import trace
 
-        _tracer = trace.get_tracer(INSTRUMENTATION)
+        if _disabled:
+            _tracer = trace.NoOpTracer()
+        else:
+            _tracer = trace.get_tracer(INSTRUMENTATION)
     return _tracer
 
 

@@ -1,6 +1,13 @@
 """The OpenTelemetry SDK for llmops's spans (``core/tracing.py`` calls only the API): set up once per process when
 ``tracing.enabled`` is true.
 
+- OpenTelemetry allows one global tracer provider per process, but a process may hold several workspaces one after
+  another (``llmops serve`` renewing its workspace, tests, a DAG task per run in one worker): the provider is made
+  once, and its one span processor (``SinkRouter``) sends spans to the sink of the workspace that configured last.
+  Each ``configure`` builds that workspace's sink (its state database, its OTLP endpoint) and retires the previous
+  one, whose buffered spans are still written to where they belong. A workspace with tracing.enabled false gets
+  the no-op tracer from ``core.tracing.disable``, so its spans reach no sink at all.
+
 - Every finished span is kept in the state database (``core/traces.py``: ``llmops trace show`` reads it back).
 - With an OTLP endpoint (``tracing.otlp_endpoint``, else the standard ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` /
   ``OTEL_EXPORTER_OTLP_ENDPOINT``; headers from ``OTEL_EXPORTER_OTLP_HEADERS``), spans are also exported over
@@ -24,6 +31,7 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _provider: Any = None
+_router: SinkRouter | None = None
 
 AIRFLOW_CONTEXT = {
     "AIRFLOW_CTX_DAG_ID": "airflow.dag_id",
@@ -96,34 +104,92 @@ class StoreExporter:
         return True
 
 
-def configure(ts: TracingSettings, state: Callable[[], State], *, service: str = "llmops") -> Any:
-    """Install the SDK's tracer provider for this process (once; later calls return the first). Returns it."""
-    global _provider
-    with _lock:
-        if _provider is not None:
-            return _provider
-        from opentelemetry import trace
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+class SinkRouter:
+    """The provider's one span processor: passes each span to the current sink's processors (one batch processor
+    per destination). ``retarget`` swaps the sink; the old one is shut down (its buffered spans written) on a thread,
+    so an unreachable old destination cannot hold up the new workspace; ``shutdown`` waits for those (bounded)."""
 
-        from llmops_cli import __version__
+    def __init__(self) -> None:
+        self._processors: list[Any] = []
+        self._retiring: list[threading.Thread] = []
+
+    def retarget(self, processors: list[Any]) -> None:
+        old, self._processors = self._processors, processors
+        if old:
+            t = threading.Thread(target=_shutdown_all, args=(old,), name="llmops-tracing-retire", daemon=True)
+            t.start()
+            self._retiring = [r for r in self._retiring if r.is_alive()] + [t]
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        for p in self._processors:
+            p.on_start(span, parent_context=parent_context)
+
+    def _on_ending(self, span: Any) -> None:
+        for p in self._processors:
+            if hasattr(p, "_on_ending"):
+                p._on_ending(span)
+
+    def on_end(self, span: Any) -> None:
+        for p in self._processors:
+            p.on_end(span)
+
+    def shutdown(self) -> None:
+        _shutdown_all(self._processors)
+        for t in self._retiring:
+            t.join(timeout=5.0)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all([p.force_flush(timeout_millis) for p in self._processors])
+
+
+def _shutdown_all(processors: list[Any]) -> None:
+    for p in processors:
+        try:
+            p.shutdown()
+        except Exception:  # noqa: BLE001 - a sink that cannot close must not stop the others
+            pass
+
+
+def _sink(ts: TracingSettings, state: Callable[[], State]) -> list[Any]:
+    """The batch processors of one workspace's destinations: its state database, its OTLP endpoint."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    processors: list[Any] = []
+    if ts.store:
+        processors.append(BatchSpanProcessor(StoreExporter(state)))  # type: ignore[arg-type]
+    endpoint = otlp_endpoint(ts)
+    if endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))
+    return processors
+
+
+def configure(ts: TracingSettings, state: Callable[[], State], *, service: str = "llmops") -> Any:
+    """Send this process's spans to the destinations of ``ts`` and ``state`` (a workspace's): the SDK's provider is
+    installed at the first call; each later call retargets its sink. Returns the provider."""
+    global _provider, _router
+    with _lock:
         from llmops_cli.core import tracing
 
-        attrs = {"service.name": service, "service.version": __version__}
-        attrs.update({key: os.environ[var] for var, key in AIRFLOW_CONTEXT.items() if os.environ.get(var)})
-        provider = TracerProvider(resource=Resource.create(attrs))
-        if ts.store:
-            provider.add_span_processor(BatchSpanProcessor(StoreExporter(state)))  # type: ignore[arg-type]
-        endpoint = otlp_endpoint(ts)
-        if endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        if _provider is None:
+            from opentelemetry import trace
+            from opentelemetry.sdk.resources import Resource
+            from opentelemetry.sdk.trace import TracerProvider
 
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))
-        trace.set_tracer_provider(provider)
+            from llmops_cli import __version__
+
+            attrs = {"service.name": service, "service.version": __version__}
+            attrs.update({key: os.environ[var] for var, key in AIRFLOW_CONTEXT.items() if os.environ.get(var)})
+            provider = TracerProvider(resource=Resource.create(attrs))
+            router = SinkRouter()
+            provider.add_span_processor(router)  # type: ignore[arg-type]
+            trace.set_tracer_provider(provider)
+            _provider, _router = provider, router
+        assert _router is not None
+        _router.retarget(_sink(ts, state))
         tracing.reset()
-        _provider = provider
-        return provider
+        return _provider
 
 
 def flush(timeout_s: float = 5.0) -> None:

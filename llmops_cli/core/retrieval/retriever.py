@@ -3,13 +3,22 @@
 Lexical search is our own BM25 index (lexical.py, a cache of the store under data_dir), unless the store searches
 text itself: a store with ``hybrid_query`` (PostgreSQL: full-text rank and vector distance in one statement) gives
 both lists in one call and no local index is built or read. Either way the lists are fused here by the same RRF.
+
+Each list and the fusion is a span (``retrieval vector|lexical|hybrid {collection}``, ``fusion rrf``) under the
+command's root, holding the collection, k, the number of hits and the ids and scores of the hits it returned (never
+their texts); those lists are only built when the span records, so untraced retrieval pays nothing for them.
+
+With a source prior (source -> accuracy in [0, 1], ``llmops insights sources``), each final score is scaled by
+``1 + weight * (2 * accuracy - 1)``: bounded by ``weight``, and a source with no rating (or accuracy 0.5) unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
+from llmops_cli.core import tracing
 from llmops_cli.core.documents import Hit
 from llmops_cli.core.ports import Embedder, VectorStore
 from llmops_cli.core.retrieval.fusion import reciprocal_rank_fusion
@@ -36,6 +45,8 @@ class Retriever:
         lexical_terms: str = "all",
         weights: dict[str, float] | None = None,
         fuse_sources: bool = False,
+        source_prior: Mapping[str, float] | None = None,
+        prior_weight: float = 0.2,
     ):
         self.store = store
         self.embedder = embedder
@@ -48,6 +59,10 @@ class Retriever:
         self.lexical_terms = lexical_terms
         self.weights = weights or {}
         self.fuse_sources = fuse_sources
+        self.source_prior = dict(source_prior or {})
+        if not 0.0 <= prior_weight <= 1.0:
+            raise ValueError(f"prior_weight {prior_weight} must be within [0, 1]")
+        self.prior_weight = prior_weight
         # the store's own text search, when it has one, over our BM25 cache
         self.in_store = searches_text_itself(store)
 
@@ -130,7 +145,14 @@ class Retriever:
             if self.in_store and mode != "vector":
                 # both lists from one statement in the store; fused below as any other lists
                 vec = self.query_vector(t) if mode == "hybrid" else None
-                vector, lexical = self._store_lists(self.lexical_text(t), vec, n, where)
+                with self._span("hybrid" if mode == "hybrid" else "lexical", suffix, n) as s:
+                    vector, lexical = self._store_lists(self.lexical_text(t), vec, n, where)
+                    if s is not None and mode == "hybrid":
+                        _annotate_hits(s, vector, "llmops.vector.")
+                        _annotate_hits(s, lexical, "llmops.lexical.")
+                        s.set_attribute("llmops.hits", len({h.id for h in vector + lexical}))
+                    elif s is not None:
+                        _annotate_hits(s, lexical)
                 if mode == "hybrid":
                     lists.append((f"vector{suffix}", vector))
                 lists.append((f"lexical{suffix}", lexical))
@@ -139,14 +161,32 @@ class Retriever:
                 windows = self.query_windows(t) if self.long_query == "lists" else [t]
                 for w_i, w in enumerate(windows):
                     name = f"vector{suffix}" + (f"/{w_i}" if len(windows) > 1 else "")
-                    lists.append((name, self.vector_hits(w, n, where)))
+                    with self._span("vector", name[len("vector") :], n) as s:
+                        hits = self.vector_hits(w, n, where)
+                        if s is not None:
+                            _annotate_hits(s, hits)
+                    lists.append((name, hits))
             if mode in ("hybrid", "lexical"):
-                lists.append((f"lexical{suffix}", self.lexical_hits(t, n, where)))
+                with self._span("lexical", suffix, n) as s:
+                    hits = self.lexical_hits(t, n, where)
+                    if s is not None:
+                        _annotate_hits(s, hits)
+                lists.append((f"lexical{suffix}", hits))
         if len(lists) == 1:
             name, hits = lists[0]
             for r, h in enumerate(hits, 1):
                 h.ranks[name] = r
-            return self._diversify(hits, k)
+            return self._diversify(self._apply_prior(hits), k)
+        with tracing.span(
+            "fusion rrf", **{"llmops.retrieval.lists": len(lists), "llmops.retrieval.rrf_k": self.rrf_k}
+        ) as fs:
+            out = self._fuse(lists, k)
+            if fs.is_recording():
+                fs.set_attribute("llmops.retrieval.source_prior", bool(self.source_prior))
+                _annotate_hits(fs, out)
+        return out
+
+    def _fuse(self, lists: list[tuple[str, list[Hit]]], k: int) -> list[Hit]:
         pool: dict[str, Hit] = {}
         for name, hits in lists:
             for r, h in enumerate(hits, 1):
@@ -170,7 +210,40 @@ class Retriever:
                 for h in hits:
                     h.score = score_of[src]
                     out.append(h)
-        return self._diversify(out, k)
+        return self._diversify(self._apply_prior(out), k)
+
+    # --- the source prior ---
+    def prior_factor(self, source: str) -> float:
+        """How much a source's rated accuracy scales its hits' scores: 1 for an unrated source, within
+        [1 - weight, 1 + weight] otherwise."""
+        acc = self.source_prior.get(source)
+        if acc is None:
+            return 1.0
+        return 1.0 + self.prior_weight * (2.0 * min(max(acc, 0.0), 1.0) - 1.0)
+
+    def _apply_prior(self, hits: list[Hit]) -> list[Hit]:
+        """Scores scaled by their source's prior and re-sorted (stable: equal scores keep their order). A negative
+        score (a list's own, e.g. a distance-like one) is divided, so a worse source still moves down."""
+        if not self.source_prior or not self.prior_weight:
+            return hits
+        for h in hits:
+            f = self.prior_factor(_source(h))
+            if f != 1.0:
+                h.score = h.score * f if h.score >= 0 else h.score / f
+        return sorted(hits, key=lambda h: -h.score)
+
+    # --- spans ---
+    @contextmanager
+    def _span(self, side: str, suffix: str, n: int) -> Iterator[Any]:
+        """A retrieval span for one list; yields it when it records, else None (so no attribute is built)."""
+        attrs = {
+            "gen_ai.operation.name": "retrieval",
+            "gen_ai.data_source.id": self.collection,
+            "gen_ai.request.top_k": n,
+            "llmops.retrieval.list": side + suffix,
+        }
+        with tracing.span(f"retrieval {side} {self.collection}", **attrs) as s:
+            yield s if s.is_recording() else None
 
     def _diversify(self, hits: list[Hit], k: int) -> list[Hit]:
         if not self.per_source:
@@ -186,3 +259,14 @@ class Retriever:
 
 def _source(h: Hit) -> str:
     return str(h.metadata.get("source") or h.id)
+
+
+def _annotate_hits(span: Any, hits: Sequence[Hit], prefix: str = "llmops.") -> None:
+    """The hits a list or the fusion returned, as ids and scores (best first); texts never go on a span."""
+    span.set_attributes(
+        {
+            f"{prefix}hits": len(hits),
+            f"{prefix}chunk_ids": [h.id for h in hits],
+            f"{prefix}scores": [float(f"{h.score:.6g}") for h in hits],  # 6 significant digits
+        }
+    )
