@@ -103,3 +103,21 @@ def sources(ws: Workspace, *, since: float | None = None, collection: str | None
     rows = logged_questions(ws, since=since, collection=collection)
     ranked = rank_sources(rows)
     return {"answers": len(rows), "prior": list(PRIOR), "sources": [s.to_dict() for s in ranked]}
+
+
+def source_accuracy(ws: Workspace, *, collection: str | None = None) -> dict[str, float]:
+    """Each rated source's accuracy (``sources``' score: a Beta posterior mean), for retrieval's source prior.
+    Unrated sources are absent; no answer log, no scores."""
+    from llmops_cli.core.insights import rank_sources
+
+    if not ws.answer_log_exists():
+        return {}
+    return {s.source: s.accuracy for s in rank_sources(logged_questions(ws, collection=collection))}
+
+
+def source_prior(ws: Workspace, collection: str | None = None) -> dict[str, float] | None:
+    """The source prior a retriever of ``collection`` applies: None when ``retrieval.source_prior`` is off (the
+    answer log is not read), else the accuracy of every source rated in that collection's answers."""
+    if not ws.settings.retrieval.source_prior:
+        return None
+    return source_accuracy(ws, collection=collection)
