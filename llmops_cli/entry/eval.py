@@ -11,9 +11,11 @@ is also eval's call counter: it totals the calls, cache hits, failures, tokens a
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from llmops_cli import wiring
+from llmops_cli.core import tracing
 from llmops_cli.core.eval.baselines import blessed_comparison
 from llmops_cli.core.eval.compare import compare_reports, load_report_ref
 from llmops_cli.core.eval.datasets import FORMATS, load_dataset, write_dataset
 from llmops_cli.core.eval.gates import parse_gates
 from llmops_cli.core.eval.generate import GenerateResult, run_generate, sample_chunks
+from llmops_cli.core.eval.llm_calls import STOP_ERRORS
 from llmops_cli.core.eval.matrix import (
     Combo,
     MatrixEntry,
@@ -248,9 +252,34 @@ def _run_combo(
         tolerance=prep.tolerance,
         progress=progress,
     )
+    _evaluation_events(report, combo.label if "matrix" in config else None)
     return MatrixEntry(combo, report, answer_usage.to_dict(), judge_usage.to_dict())
 
 
+def _evaluation_events(report: EvalReport, combination: str | None) -> None:
+    """The judge's verdicts as ``gen_ai.evaluation.result`` events on the run's span (OpenTelemetry GenAI), one per
+    question and judged metric; the reasons stay out (they may quote the answer)."""
+    from llmops_cli.core.eval.judge import JUDGE_METRICS
+
+    model = report.config.get("llm_model")
+    for row in report.rows:
+        for name in JUDGE_METRICS:
+            value = row.metrics.get(name)
+            if value is None:
+                continue
+            tracing.event(
+                "gen_ai.evaluation.result",
+                **{
+                    "gen_ai.evaluation.name": name,
+                    "gen_ai.evaluation.score.value": float(value),
+                    "gen_ai.request.model": model,
+                    "llmops.eval.item_id": row.id,
+                    "llmops.eval.combination": combination,
+                },
+            )
+
+
+@tracing.traced("llmops eval run")
 def evaluate(
     target: Workspace | Settings,
     dataset_path: str | Path,
@@ -328,6 +357,7 @@ def evaluate(
             report.comparison = blessed_comparison(blessed, report, tolerance=prep.tolerance)
         if record:
             ws.eval_history().record(report, label=label)
+            tracing.annotate(**{"llmops.eval.run_id": report.run_id})
     for out in outputs:
         write_results(report, out)
     return report
@@ -344,6 +374,7 @@ def _blessed_base(ws: Workspace, prep: _Prepared) -> EvalReport:
     return history.load(found["run_id"])
 
 
+@tracing.traced("llmops eval run")
 def evaluate_matrix(
     target: Workspace | Settings,
     dataset_path: str | Path,
@@ -371,92 +402,329 @@ def evaluate_matrix(
 ) -> MatrixReport:
     """Every model with every answer prompt on the same questions and the same retrieved context: the context of
     each question (rewordings by llm.model with ``reword_prompt``, then the search) is made once and shared; each
-    combination is scored (and recorded) as a run of its own, and a leaderboard compares them."""
-    answer_prompts = load_prompts([str(p) for p in prompts] or None, ANSWER)
-    reword = load_prompt(reword_prompt, REWORD)
+    combination is scored (and recorded) as a run of its own, and a leaderboard compares them.
+
+    The same three steps as the Airflow DAG, in one process: ``plan_matrix_run`` (the shared context),
+    ``evaluate_matrix_combination`` per combination, ``matrix_from_runs`` (the leaderboard and the report files)."""
     for out in outputs:
         matrix_output_format(out)
     t0 = time.perf_counter()
+    options = {
+        "collection": collection,
+        "metrics": list(metrics) if metrics else None,
+        "k": k,
+        "mode": mode,
+        "where": where,
+        "concurrency": concurrency,
+        "judge_model": judge_model,
+        "judge_client": judge_client,
+        "perturbations": list(perturbations) if perturbations is not None else None,
+        "limit": limit,
+        "use_cache": use_cache,
+        "fail_under": list(fail_under or []),
+    }
     with _opened(target) as ws:
-        combos = plan_matrix(list(models) or [ws.settings.llm.model or ""], answer_prompts)
-        prep = _prepare(
-            ws,
-            dataset_path,
-            collection=collection,
-            metrics=metrics,
-            k=k,
-            mode=mode,
-            where=where,
-            concurrency=concurrency,
-            judge_model=judge_model,
-            judge_client=judge_client,
-            perturbations=perturbations,
-            limit=limit,
-            use_cache=use_cache,
-            baseline=None,
-            regression_tolerance=None,
-            fail_under=fail_under,
-            outputs=(),
-            llm_model=combos[0].model,
-        )
-        matrix_id = hashlib.sha256(f"{dataset_path}|{[c.label for c in combos]}|{time.time()}".encode()).hexdigest()[
-            :10
+        setup = _matrix_setup(ws, str(dataset_path), list(models), [str(p) for p in prompts], reword_prompt, options)
+        tracing.annotate(**{"llmops.eval.matrix_id": setup.matrix["id"], "llmops.eval.combinations": len(setup.combos)})
+        _share_context(setup, progress)
+        entries = [
+            _combo_entry(ws, setup, n, record=record, label=label, progress=progress) for n in range(len(setup.combos))
         ]
-        context_usage = Usage()
-        contexts = None
-        if prep.plan.generate:
-            reword_llm = None
-            if ws.settings.llm.rewordings > 0:
-                # llm.model words the searches for every combination (the first model where none is configured)
-                reword_model = ws.settings.llm.model or combos[0].model
-                reword_llm = ws.llm(LOG_KIND, model=reword_model, cache=use_cache, usage=context_usage)
-            o = prep.options
-            contexts = SharedContexts(
-                prep.retriever,
-                reword_llm,
-                k=o.k,
-                rewordings=ws.settings.llm.rewordings,
-                mode=o.mode,
-                where=o.where,
-                reword_prompt=reword,
-            )
-        if prep.retriever is not None:
-            prep.retriever = MemoRetriever(prep.retriever)  # the retrieval metrics' searches: once per question too
-        matrix = {
-            "id": matrix_id,
-            "models": list(dict.fromkeys(c.model for c in combos)),
-            "prompts": [p.ref() for p in answer_prompts],
-            "reword_model": (ws.settings.llm.model or combos[0].model) if contexts is not None else None,
-        }
-        entries = []
-        for n, combo in enumerate(combos, start=1):
+    rep = _matrix_report(setup.matrix["id"], entries, rank_by, setup.context_usage.to_dict(), time.perf_counter() - t0)
+    for out in outputs:
+        write_matrix(rep, out)
+    return rep
 
-            def stage(name: str, done: int, total: int, n=n, combo=combo) -> None:
-                if progress:
-                    progress(f"[{n}/{len(combos)}] {combo.label}: {name}", done, total)
 
-            entry = _run_combo(
-                ws,
-                prep,
-                combo,
-                contexts=contexts,
-                reword_prompt=reword,
-                answer_usage=Usage(),
-                extra_config={"matrix": matrix},
-                progress=stage,
-            )
-            if record:
-                ws.eval_history().record(entry.report, label=label or f"matrix {matrix_id}: {combo.label}")
-            entries.append(entry)
-        board = leaderboard(entries, rank_by)
-    rep = MatrixReport(
-        matrix_id=matrix_id,
-        dataset={"path": prep.dataset.path, "sha256": prep.dataset.sha256, "rows": len(prep.dataset.items)},
-        entries=entries,
-        board=board,
-        context_usage=context_usage.to_dict(),
-        duration_s=round(time.perf_counter() - t0, 3),
+@dataclass
+class _MatrixSetup:
+    """One matrix's parts: the prepared evaluation, its combinations, the shared context and what made it."""
+
+    prep: _Prepared
+    combos: list[Combo]
+    matrix: dict[str, Any]  # what each run records: id, models, prompts, reword_model
+    contexts: SharedContexts | None
+    reword: PromptTemplate
+    context_usage: Usage
+    request: dict[str, Any]  # how it was asked for: dataset, models, prompts, reword_prompt, options
+
+
+def _matrix_setup(
+    ws: Workspace,
+    dataset_path: str,
+    models: list[str],
+    prompts: list[str],
+    reword_prompt: str | Path | None,
+    options: dict[str, Any],
+    matrix_id: str | None = None,
+) -> _MatrixSetup:
+    answer_prompts = load_prompts(prompts or None, ANSWER)
+    reword = load_prompt(reword_prompt, REWORD)
+    combos = plan_matrix(models or [ws.settings.llm.model or ""], answer_prompts)
+    prep = _prepare(
+        ws,
+        dataset_path,
+        **options,
+        baseline=None,
+        regression_tolerance=None,
+        outputs=(),
+        llm_model=combos[0].model,
     )
+    matrix_id = (
+        matrix_id
+        or hashlib.sha256(f"{dataset_path}|{[c.label for c in combos]}|{time.time()}".encode()).hexdigest()[:10]
+    )
+    context_usage = Usage()
+    contexts = None
+    if prep.plan.generate:
+        reword_llm = None
+        if ws.settings.llm.rewordings > 0:
+            # llm.model words the searches for every combination (the first model where none is configured)
+            reword_model = ws.settings.llm.model or combos[0].model
+            reword_llm = ws.llm(LOG_KIND, model=reword_model, cache=prep.use_cache, usage=context_usage)
+        o = prep.options
+        contexts = SharedContexts(
+            prep.retriever,
+            reword_llm,
+            k=o.k,
+            rewordings=ws.settings.llm.rewordings,
+            mode=o.mode,
+            where=o.where,
+            reword_prompt=reword,
+        )
+    if prep.retriever is not None:
+        prep.retriever = MemoRetriever(prep.retriever)  # the retrieval metrics' searches: once per question too
+    matrix = {
+        "id": matrix_id,
+        "models": list(dict.fromkeys(c.model for c in combos)),
+        "prompts": [p.ref() for p in answer_prompts],
+        "reword_model": (ws.settings.llm.model or combos[0].model) if contexts is not None else None,
+    }
+    request = {
+        "dataset": dataset_path,
+        "models": models,
+        "prompts": prompts,
+        "reword_prompt": None if reword_prompt is None else str(reword_prompt),
+        "options": options,
+    }
+    return _MatrixSetup(prep, combos, matrix, contexts, reword, context_usage, request)
+
+
+def _share_context(setup: _MatrixSetup, progress: Callable[[str, int, int], None] | None) -> None:
+    """Each question's context (and the retrieval metrics' search) made now, before any combination answers, as
+    wide as ``concurrency``. A question whose context fails here is tried again by the combinations (and fails on
+    their rows, as any answer error does)."""
+    prep, o = setup.prep, setup.prep.options
+    searches = prep.retriever is not None and any(m in o.metrics for m in ("retrieval", "chunk", "faithfulness"))
+    items = prep.dataset.items
+
+    def one(item) -> None:
+        if setup.contexts is not None and item.answer is None:
+            setup.contexts(item.question)
+        if searches:
+            prep.retriever.search(item.question, o.k, mode=o.mode, where=o.where)
+
+    if setup.contexts is None and not searches:
+        return
+    done = 0
+    with ThreadPoolExecutor(max_workers=max(1, o.concurrency), thread_name_prefix="eval-context") as pool:
+        # each thread carries the caller's context, so the rewording and embedding spans nest under the run's span
+        futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
+        for f in as_completed(futures):
+            try:
+                f.result()
+            except STOP_ERRORS:  # every later call would fail the same way: the run stops (exit 8 / 7)
+                raise
+            except Exception:  # noqa: BLE001 - that question's combinations meet the error on their rows
+                pass
+            done += 1
+            if progress:
+                progress("shared context", done, len(items))
+
+
+def _combo_entry(
+    ws: Workspace,
+    setup: _MatrixSetup,
+    n: int,
+    *,
+    record: bool,
+    label: str | None,
+    progress: Callable[[str, int, int], None] | None,
+) -> MatrixEntry:
+    combo = setup.combos[n]
+    total = len(setup.combos)
+
+    def stage(name: str, done: int, count: int) -> None:
+        if progress:
+            progress(f"[{n + 1}/{total}] {combo.label}: {name}", done, count)
+
+    entry = _run_combo(
+        ws,
+        setup.prep,
+        combo,
+        contexts=setup.contexts,
+        reword_prompt=setup.reword,
+        answer_usage=Usage(),
+        extra_config={"matrix": setup.matrix},
+        progress=stage,
+    )
+    if record:
+        ws.eval_history().record(entry.report, label=label or f"matrix {setup.matrix['id']}: {combo.label}")
+    return entry
+
+
+def _matrix_report(
+    matrix_id: str, entries: list[MatrixEntry], rank_by: str | None, context_usage: dict[str, Any], duration: float
+) -> MatrixReport:
+    dataset = dict(entries[0].report.dataset) if entries else {}
+    return MatrixReport(
+        matrix_id=matrix_id,
+        dataset=dataset,
+        entries=entries,
+        board=leaderboard(entries, rank_by),
+        context_usage=context_usage,
+        duration_s=round(duration, 3),
+    )
+
+
+def _hit_dict(hit: Any) -> dict[str, Any]:
+    return {"id": hit.id, "text": hit.text, "score": hit.score, "metadata": hit.metadata, "ranks": hit.ranks}
+
+
+def _hits(rows: list[dict[str, Any]]) -> list[Any]:
+    from llmops_cli.core.documents import Hit
+
+    return [Hit(**r) for r in rows]
+
+
+@tracing.traced("llmops eval matrix plan")
+def plan_matrix_run(
+    target: Workspace | Settings,
+    dataset_path: str | Path,
+    *,
+    models: Sequence[str] = (),
+    prompts: Sequence[str | Path] = (),
+    reword_prompt: str | Path | None = None,
+    collection: str | None = None,
+    metrics: Sequence[str] | None = None,
+    k: int | None = None,
+    mode: str | None = None,
+    where: dict[str, Any] | None = None,
+    concurrency: int | None = None,
+    judge_model: str | None = None,
+    judge_client: str = "auto",
+    perturbations: Sequence[str] | None = None,
+    limit: int | None = None,
+    use_cache: bool = True,
+    fail_under: Sequence[str] | None = None,
+    matrix_id: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """The first step of a matrix run task by task (the Airflow DAG): every check, then each question's context
+    made once, as ``evaluate_matrix`` makes it. Returns the plan, a JSON document (the request, the matrix, the
+    combinations' labels and the shared context) that the caller keeps where every task can read it and hands to
+    ``evaluate_matrix_combination`` (one task per combination) and ``matrix_from_runs`` (the leaderboard)."""
+    options = {
+        "collection": collection,
+        "metrics": list(metrics) if metrics else None,
+        "k": k,
+        "mode": mode,
+        "where": where,
+        "concurrency": concurrency,
+        "judge_model": judge_model,
+        "judge_client": judge_client,
+        "perturbations": list(perturbations) if perturbations is not None else None,
+        "limit": limit,
+        "use_cache": use_cache,
+        "fail_under": list(fail_under or []),
+    }
+    with _opened(target) as ws:
+        setup = _matrix_setup(
+            ws, str(dataset_path), list(models), [str(p) for p in prompts], reword_prompt, options, matrix_id
+        )
+        tracing.annotate(**{"llmops.eval.matrix_id": setup.matrix["id"], "llmops.eval.combinations": len(setup.combos)})
+        _share_context(setup, progress)
+        contexts = setup.contexts.made() if setup.contexts is not None else {}
+        searches = setup.prep.retriever.made() if isinstance(setup.prep.retriever, MemoRetriever) else {}
+    return {
+        **setup.request,
+        "matrix": setup.matrix,
+        "combinations": [c.label for c in setup.combos],
+        "contexts": {q: [_hit_dict(h) for h in hits] for q, hits in contexts.items()},
+        "searches": {key: [_hit_dict(h) for h in hits] for key, hits in searches.items()},
+        "context_usage": setup.context_usage.to_dict(),
+        "planned_at": time.time(),
+    }
+
+
+def _setup_from_plan(ws: Workspace, plan: dict[str, Any]) -> _MatrixSetup:
+    setup = _matrix_setup(
+        ws,
+        plan["dataset"],
+        list(plan["models"]),
+        list(plan["prompts"]),
+        plan.get("reword_prompt"),
+        dict(plan["options"]),
+        plan["matrix"]["id"],
+    )
+    if [c.label for c in setup.combos] != list(plan["combinations"]):
+        raise InputError(
+            f"matrix {plan['matrix']['id']}: its prompts or models changed since it was planned",
+            hint="keep the prompt files unchanged while the matrix runs, or plan it again",
+        )
+    setup.matrix = dict(plan["matrix"])
+    if setup.contexts is not None:
+        setup.contexts.seed({q: _hits(rows) for q, rows in plan["contexts"].items()})
+    if isinstance(setup.prep.retriever, MemoRetriever):
+        setup.prep.retriever.seed({key: _hits(rows) for key, rows in plan["searches"].items()})
+    return setup
+
+
+@tracing.traced("llmops eval run")
+def evaluate_matrix_combination(
+    target: Workspace | Settings,
+    plan: dict[str, Any],
+    index: int,
+    *,
+    record: bool = True,
+    label: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> EvalReport:
+    """Combination ``index`` of a planned matrix (``plan_matrix_run``), answered and scored on the plan's shared
+    context and recorded, as ``evaluate_matrix`` runs each combination."""
+    with _opened(target) as ws:
+        setup = _setup_from_plan(ws, plan)
+        if not 0 <= index < len(setup.combos):
+            raise UsageError(f"matrix {setup.matrix['id']} has no combination {index}")
+        tracing.annotate(**{"llmops.eval.matrix_id": setup.matrix["id"]})
+        return _combo_entry(ws, setup, index, record=record, label=label, progress=progress).report
+
+
+def matrix_from_runs(
+    target: Workspace | Settings,
+    plan: dict[str, Any],
+    run_ids: Sequence[int],
+    *,
+    rank_by: str | None = None,
+    outputs: Sequence[str | Path] = (),
+) -> MatrixReport:
+    """The last step of a matrix run task by task: the recorded runs of its combinations (in the plan's order) ranked
+    on the leaderboard ``evaluate_matrix`` makes, and its report files written."""
+    for out in outputs:
+        matrix_output_format(out)
+    with _opened(target) as ws:
+        history = ws.eval_history()
+        reports = [history.load(str(i)) for i in run_ids]
+    entries = []
+    for rep in reports:
+        # a recorded run keeps its prompt's name and hash, not its text: the combination is named by them
+        combo = _RecordedCombo(rep.config.get("llm_model") or "", _RecordedPrompt(dict(rep.config.get("prompt") or {})))
+        u = rep.usage or {}
+        entries.append(MatrixEntry(combo, rep, u.get("answers", u), u.get("judge", {})))  # type: ignore[arg-type]
+    order = {label: n for n, label in enumerate(plan["combinations"])}
+    entries.sort(key=lambda e: order.get(e.combo.label, len(order)))
+    duration = time.time() - float(plan.get("planned_at") or time.time())
+    rep = _matrix_report(plan["matrix"]["id"], entries, rank_by, dict(plan.get("context_usage") or {}), duration)
     for out in outputs:
         write_matrix(rep, out)
     return rep

@@ -105,6 +105,14 @@ class SharedContexts:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
+    def seed(self, done: dict[str, list]) -> None:
+        """Contexts made before (by the task that searched, in a matrix run task by task): used as made here."""
+        self._done.update(done)
+
+    def made(self) -> dict[str, list]:
+        """The contexts made so far, per question."""
+        return dict(self._done)
+
     def __call__(self, question: str) -> list:
         with self._guard:
             lock = self._locks.setdefault(question, threading.Lock())
@@ -131,6 +139,13 @@ class MemoRetriever:
         self._retriever = retriever
         self._done: dict[str, list] = {}
         self._lock = threading.Lock()
+
+    def seed(self, done: dict[str, list]) -> None:
+        """Searches made before (``made()`` of another MemoRetriever): answered from here."""
+        self._done.update(done)
+
+    def made(self) -> dict[str, list]:
+        return dict(self._done)
 
     def search(self, text: str, k: int, mode: str = "hybrid", where: dict | None = None) -> list:
         key = repr((text, k, mode, sorted((where or {}).items())))

@@ -7,6 +7,7 @@ tests pass fakes and the pipeline passes the real ones. It prints nothing; progr
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import time
 from collections.abc import Callable
@@ -162,7 +163,9 @@ async def _in_thread(fn: Callable[[str], Answered], arg: str, workers: int) -> A
     pool = _POOLS.get(workers)
     if pool is None:
         pool = _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eval-answer")
-    return await asyncio.get_running_loop().run_in_executor(pool, fn, arg)
+    # the caller's context goes along (as asyncio.to_thread does), so the answer's LLM spans nest under the run's span
+    ctx = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(pool, ctx.run, fn, arg)
 
 
 def _err(e: BaseException) -> str:
