@@ -3,9 +3,8 @@ the answer log (the local one, or the team's shared state database)."""
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -53,7 +52,7 @@ def questions_cmd(
     with workspace(s) as ws:
         doc = insights.questions(ws, since=insights.parse_since(since), collection=collection, clusters=clusters)
     if html_out is not None:
-        html_out.write_text(render_html(doc), encoding="utf-8")
+        html_out.write_text(insights.render_html(doc), encoding="utf-8")
         doc["html"] = str(html_out)
     if json_out:
         out.json(doc)
@@ -113,46 +112,3 @@ def sources_cmd(
     out.table(columns, [row(r) for r in best], title="Best sources")
     if worst:
         out.table(columns, [row(r) for r in worst], title="Worst sources")
-
-
-def render_html(doc: dict[str, Any]) -> str:
-    """A self-contained page: one bar per group (size, gaps in red) and each group's weekly trend, as inline SVG."""
-    clusters = doc["clusters"]
-    biggest = max((c["size"] for c in clusters), default=1)
-    bars = []
-    for i, c in enumerate(clusters):
-        w = 360 * c["size"] / biggest
-        colour = "#c0392b" if c["gap"] else "#2e86c1"
-        label = html.escape(c["typical"][0][:70])
-        bars.append(
-            f'<g transform="translate(0,{i * 26})"><rect class="bar" width="{w:.1f}" height="20" fill="{colour}"/>'
-            f'<text x="{w + 6:.1f}" y="15">{c["size"]} · {label}</text></g>'
-        )
-    sizes_svg = (
-        f'<svg id="sizes" xmlns="http://www.w3.org/2000/svg" width="900" height="{26 * len(clusters) + 4}">'
-        + "".join(bars)
-        + "</svg>"
-    )
-    weeks = sorted({w for c in clusters for w in c["weekly"]})
-    trend = []
-    for c in clusters:
-        top = max(c["weekly"].values(), default=1)
-        pts = " ".join(f"{10 + 60 * j:.0f},{50 - 40 * c['weekly'].get(w, 0) / top:.0f}" for j, w in enumerate(weeks))
-        trend.append(
-            f"<tr><td>{c['id']}</td><td>{html.escape(', '.join(c['terms']))}</td><td>{c['answer_rate']:.0%}</td>"
-            f"<td>{'-' if c['avg_rating'] is None else format(c['avg_rating'], '+.2f')}</td>"
-            f"<td>{c['cache_hit_rate']:.0%}</td><td>{'gap' if c['gap'] else ''}</td>"
-            f'<td><svg class="trend" width="{20 + 60 * max(len(weeks) - 1, 1)}" height="56">'
-            f'<polyline points="{pts}" fill="none" stroke="#2e86c1" stroke-width="2"/></svg></td></tr>'
-        )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>llmops insights: what people ask</title>"
-        "<style>body{font-family:sans-serif;margin:2em}text{font-size:13px}td,th{padding:4px 8px;text-align:left}"
-        "</style></head><body>"
-        f"<h1>What people ask</h1><p id='summary'>{doc['questions']} questions in {len(clusters)} groups, "
-        f"{doc['gaps']} gap(s) (groups the sources do not serve well) first.</p>"
-        f"<h2>Groups by size</h2>{sizes_svg}"
-        f"<h2>Weekly trend ({html.escape(weeks[0] if weeks else '')} to {html.escape(weeks[-1] if weeks else '')})"
-        "</h2><table><tr><th>group</th><th>terms</th><th>answered</th><th>rating</th><th>cache hits</th><th></th>"
-        f"<th>questions per week</th></tr>{''.join(trend)}</table></body></html>"
-    )
