@@ -34,26 +34,52 @@ InputArg = Annotated[
 JOB_VERBS = ("status", "cancel", "list")
 
 
+def _prompt_choice(
+    prompt: str | None, prompt_text: str | None, template: str | None, prompt_short: str | None
+) -> tuple[str | None, str | None]:
+    """(prompt file, prompt text) from --prompt FILE, --prompt-text TEXT and the older spellings (--template FILE;
+    --prompt and -p with the text itself). A --prompt value that is no file but reads as a prompt (a {column}
+    placeholder or a space) is the text, as it was before --prompt took files; one that reads as a path is refused."""
+    given = [v for v in (prompt, prompt_text, template, prompt_short) if v is not None]
+    if len(given) > 1:
+        raise UsageError("pass one of --prompt FILE and --prompt-text TEXT", hint="they are mutually exclusive")
+    if template is not None:
+        return template, None
+    if prompt_text is not None or prompt_short is not None:
+        return None, prompt_text if prompt_text is not None else prompt_short
+    if prompt is None or Path(prompt).is_file():
+        return prompt, None
+    if "{" in prompt or any(c.isspace() for c in prompt):
+        return None, prompt
+    raise UsageError(
+        f"--prompt {prompt}: no such prompt file",
+        hint="pass an existing prompt file, or the prompt itself with --prompt-text 'Classify: {text}'",
+    )
+
+
 def batch(
     input_path: InputArg,
     run_input: Annotated[
         str | None, typer.Argument(help="With status or cancel: the run's input (and its options, as when run).")
     ] = None,
     model: ModelOpt = None,
-    template: Annotated[
-        str | None,
-        typer.Option(
-            "--template",
-            "-t",
-            help="Prompt template file: text (the user part) or YAML/JSON with user and system; {column} placeholders.",
-        ),
-    ] = None,
     prompt: Annotated[
         str | None,
-        typer.Option("--prompt", "-p", help="The user prompt with {column} placeholders (instead of --template)."),
+        typer.Option(
+            "--prompt",
+            help="Prompt file, as eval run --prompt reads them (front matter, [system]/[user] sections), or plain "
+            "text (the user part), or YAML/JSON with user and system; {column} placeholders. The run records its "
+            "name and content hash.",
+        ),
     ] = None,
+    prompt_text: Annotated[
+        str | None,
+        typer.Option("--prompt-text", help="The user prompt itself, with {column} placeholders (instead of --prompt)."),
+    ] = None,
+    template: Annotated[str | None, typer.Option("--template", "-t", hidden=True)] = None,  # the old --prompt FILE
+    prompt_short: Annotated[str | None, typer.Option("-p", hidden=True)] = None,  # the old -p TEXT
     system: Annotated[
-        str | None, typer.Option("--system", help="A system prompt (with --prompt or a text template).")
+        str | None, typer.Option("--system", help="A system prompt (with --prompt-text, or a prompt file without one).")
     ] = None,
     output: Annotated[
         str | None,
@@ -128,6 +154,7 @@ def batch(
     costed."""
     from llmops_cli.entry import batch as batch_entry  # the batch engine: loaded by the command, not by --help
 
+    prompt_file, prompt_text = _prompt_choice(prompt, prompt_text, template, prompt_short)
     if client not in ("auto", "litellm", "http"):
         raise UsageError(f"--client {client!r} is not one of auto, litellm, http")
     if via not in ("online", "provider", "auto"):
@@ -149,8 +176,8 @@ def batch(
     source = run_input if verb else input_path
     options: dict[str, Any] = dict(
         model=model,
-        template=template,
-        prompt=prompt,
+        template=prompt_file,
+        prompt=prompt_text,
         system=system,
         output=output,
         concurrency=concurrency,

@@ -98,6 +98,7 @@ def batch_dry_run(ws: Workspace, input_path: str | Path, **options: Any) -> dict
     # both ways: the provider's Batch API bills price_factor of the online price (and ignores the cache)
     est["estimated_cost_usd_via_provider"] = round(cost * plan.options.price_factor, 6) if cost is not None else None
     est["via"], est["via_reason"] = choose_via(ws, plan, options.get("via") or "online")
+    est["prompt"] = plan.prompt
     return est
 
 

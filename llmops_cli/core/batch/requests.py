@@ -71,20 +71,44 @@ def _fill(text: str, row: dict[str, Any], row_number: int) -> str:
 
 
 def load_template(template_path: str | None = None, prompt: str | None = None, system: str | None = None) -> Template:
-    """From --template FILE (plain text = the user part; .yaml/.json with ``user`` and ``system`` keys) or --prompt."""
+    """From a prompt file (``--prompt FILE``) or the prompt's text (``--prompt-text``); see ``load_batch_prompt``."""
+    return load_batch_prompt(template_path, prompt, system)[0]
+
+
+def load_batch_prompt(
+    template_path: str | None = None, prompt: str | None = None, system: str | None = None
+) -> tuple[Template, dict[str, Any]]:
+    """The row template and what a run records about it (``name``, ``sha256``, ``source``), from a prompt file or
+    the prompt's text. A file is plain text (the user part), a prompt file as ``eval run --prompt`` reads them
+    (front matter, ``[system]``/``[user]`` sections; ``kind: batch``), or YAML/JSON with ``user`` and ``system``.
+    The hash is core.prompts' (kind, system and user templates), so a file and the same text hash alike."""
+    from llmops_cli.core.prompts import BATCH, PromptTemplate
+
     if template_path and prompt:
-        raise InputError("--template and --prompt are mutually exclusive", hint="pass one of them")
+        raise InputError("--prompt FILE and --prompt-text are mutually exclusive", hint="pass one of them")
     if prompt:
-        return Template(user=prompt, system=system)
-    if not template_path:
+        template, name, source = Template(user=prompt, system=system), "inline", "--prompt-text"
+    elif not template_path:
         raise InputError(
             "no prompt: the input rows are not in the OpenAI Batch format (custom_id, body)",
-            hint="pass --prompt 'Summarise: {text}' or --template FILE",
+            hint="pass --prompt FILE or --prompt-text 'Summarise: {text}'",
         )
-    p = Path(template_path)
+    else:
+        template, name = _template_file(Path(template_path), system)
+        source = template_path
+    sha = PromptTemplate(name=name, kind=BATCH, system=template.system or "", user=template.user).sha256
+    return template, {"name": name, "sha256": sha, "source": source}
+
+
+def _template_file(p: Path, system: str | None) -> tuple[Template, str]:
+    from llmops_cli.core.prompts import BATCH, parse_prompt
+
     if not p.is_file():
-        raise InputError(f"template file {p} does not exist", hint="pass an existing file to --template")
-    text = p.read_text(encoding="utf-8")
+        raise InputError(f"prompt file {p} does not exist", hint="pass an existing file to --prompt")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"prompt file {p} cannot be read: {e}", hint="check the path and that it is UTF-8") from None
     if p.suffix.lower() in (".yaml", ".yml", ".json"):
         import yaml
 
@@ -100,8 +124,15 @@ def load_template(template_path: str | None = None, prompt: str | None = None, s
         unknown = set(data) - {"user", "system"}
         if unknown:
             raise InputError(f"template file {p} has unknown keys {sorted(unknown)}; allowed: user, system")
-        return Template(user=data["user"], system=data.get("system") or system)
-    return Template(user=text, system=system)
+        return Template(user=data["user"], system=data.get("system") or system), p.stem
+    if text.startswith("---") or _SECTION_LINE.search(text):
+        # a prompt file: its name from the front matter, its sections; --system fills a missing [system]
+        pt = parse_prompt(text, name=p.stem, source=str(p), kind=BATCH)
+        return Template(user=pt.user, system=pt.system or system), pt.name
+    return Template(user=text, system=system), p.stem  # plain text, sent as it is (its hashes are unchanged)
+
+
+_SECTION_LINE = re.compile(r"^\[(system|user)\]\s*$", re.MULTILINE)
 
 
 @dataclass

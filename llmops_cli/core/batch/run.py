@@ -23,7 +23,7 @@ from llmops_cli.core.batch.requests import (
     Template,
     build_requests,
     is_openai_batch_rows,
-    load_template,
+    load_batch_prompt,
     shard_of,
 )
 from llmops_cli.errors import ExitCode, InputError, UsageError
@@ -93,6 +93,7 @@ class BatchPlan:
     openai_format: bool
     schema: dict[str, Any] | None
     options: BatchOptions
+    prompt: dict[str, Any] | None = None  # the prompt's name, sha256 and source (None: OpenAI Batch request rows)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class BatchReport:
     shard: str | None = None
     output_kept: str | None = None  # an earlier results file left as it was: this run answered no row
     via: str = "online"
+    prompt: dict[str, Any] | None = None  # the prompt's name, sha256 and source (None: OpenAI Batch request rows)
     jobs: list[dict[str, Any]] = field(default_factory=list)  # --via provider: the run's provider jobs
 
     @property
@@ -166,7 +168,7 @@ def prepare(input_path: str | Path, opts: BatchOptions, data_path: Path) -> Batc
     if opts.limit:
         rows = rows[: opts.limit]
     openai_format = is_openai_batch_rows(rows) and not (opts.template or opts.prompt)
-    template = None if openai_format else load_template(opts.template, opts.prompt, opts.system)
+    template, prompt_ref = (None, None) if openai_format else load_batch_prompt(opts.template, opts.prompt, opts.system)
     schema = load_schema(opts.schema) if opts.schema else None
     params: dict[str, Any] = {}
     if opts.temperature is not None:
@@ -193,7 +195,7 @@ def prepare(input_path: str | Path, opts: BatchOptions, data_path: Path) -> Batc
         if opts.run_dir
         else data_path / "batch" / f"{src.stem}-{_run_key(src, output, opts, template, schema)}"
     )
-    return BatchPlan(src, rows, requests, run_dir, output, errors_path, openai_format, schema, opts)
+    return BatchPlan(src, rows, requests, run_dir, output, errors_path, openai_format, schema, opts, prompt_ref)
 
 
 def checkpoints_of(plan: BatchPlan, checkpoints: Checkpoints | None = None) -> Checkpoints:
@@ -338,6 +340,7 @@ def execute(
         error_samples=samples,
         shard=f"{shard[0]}/{shard[1]}" if shard else None,
         output_kept=kept,
+        prompt=plan.prompt,
     )
 
 
@@ -347,6 +350,7 @@ def _write_run_json(plan: BatchPlan) -> None:
         "output": str(plan.output),
         "rows": len(plan.rows),
         "requests": len(plan.requests),
+        "prompt": plan.prompt,
         "options": {k: v for k, v in asdict(plan.options).items() if v is not None},
     }
     path = plan.run_dir / "run.json"

@@ -1,0 +1,115 @@
+"""`llmops batch --prompt FILE` reads prompt files as `eval run --prompt` does, `--prompt-text` takes the prompt
+itself, and a run records the prompt's name and content hash (core.prompts' hash) in its report and run.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from llmops_cli.cli.batch_cmd import _prompt_choice
+from llmops_cli.core.batch.inputs import write_rows
+from llmops_cli.core.batch.requests import Template, load_batch_prompt
+from llmops_cli.core.batch.run import BatchOptions, execute, prepare
+from llmops_cli.core.ports import Completion
+from llmops_cli.core.prompts import BATCH, PromptTemplate
+from llmops_cli.errors import InputError, UsageError
+
+SECTIONED = """---
+name: sentiment
+kind: batch
+description: not hashed
+---
+[system]
+You label sentiment.
+[user]
+Label: {text}
+"""
+
+
+def test_a_prompt_file_with_sections_is_read_as_eval_reads_prompts_and_hashed_like_the_same_text(tmp_path):
+    f = tmp_path / "label.md"
+    f.write_text(SECTIONED)
+    template, ref = load_batch_prompt(str(f))
+    assert template == Template(user="Label: {text}", system="You label sentiment.")
+    want = PromptTemplate(name="sentiment", kind=BATCH, system="You label sentiment.", user="Label: {text}").sha256
+    assert ref == {"name": "sentiment", "sha256": want, "source": str(f)}
+    # the same prompt given as text: another name, the same content hash
+    inline, iref = load_batch_prompt(None, "Label: {text}", "You label sentiment.")
+    assert inline == template and (iref["name"], iref["sha256"], iref["source"]) == ("inline", want, "--prompt-text")
+    # a plain text file is the user part, sent as it is (trailing newline included: earlier runs' hashes hold)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("Label: {text}\n")
+    t2, r2 = load_batch_prompt(str(plain), system="S")
+    assert t2 == Template(user="Label: {text}\n", system="S") and r2["name"] == "plain"
+    assert r2["sha256"] != want
+    f.write_text(SECTIONED.replace("kind: batch", "kind: answer"))
+    with pytest.raises(InputError, match="answer prompt, not a batch prompt"):
+        load_batch_prompt(str(f))
+    with pytest.raises(InputError, match="mutually exclusive"):
+        load_batch_prompt(str(plain), "x {text}")
+    with pytest.raises(InputError, match="does not exist"):
+        load_batch_prompt(str(tmp_path / "nope.md"))
+
+
+class EchoLLM:
+    async def acomplete(self, messages, *, model=None, **params):
+        return Completion(text="ok", model=model or "m", input_tokens=1, output_tokens=1, cost=0.0)
+
+    def complete(self, messages, **kw):
+        raise AssertionError("batch calls acomplete")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_run_records_its_prompt_name_and_hash_in_the_report_and_run_json(tmp_path):
+    src = tmp_path / "in.jsonl"
+    write_rows(src, [{"text": "good"}, {"text": "bad"}])
+    f = tmp_path / "label.md"
+    f.write_text(SECTIONED)
+    plan = prepare(src, BatchOptions(model="fake/m", template=str(f)), tmp_path / "data")
+    rep = execute(plan, lambda m: EchoLLM())
+    assert rep.answered == 2
+    assert rep.to_dict()["prompt"] == load_batch_prompt(str(f))[1] and rep.prompt["name"] == "sentiment"
+    assert json.loads((plan.run_dir / "run.json").read_text())["prompt"]["sha256"] == rep.prompt["sha256"]
+    # OpenAI Batch request rows carry their own messages: no prompt to record
+    rows = tmp_path / "req.jsonl"
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    write_rows(rows, [{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": body}])
+    assert prepare(rows, BatchOptions(model="fake/m"), tmp_path / "data").prompt is None
+
+
+def test_prompt_spellings_file_text_and_the_older_ones(tmp_path):
+    f = tmp_path / "p.md"
+    f.write_text("Label: {text}")
+    assert _prompt_choice(str(f), None, None, None) == (str(f), None)
+    assert _prompt_choice(None, "Label: {text}", None, None) == (None, "Label: {text}")
+    assert _prompt_choice(None, None, str(f), None) == (str(f), None)  # --template FILE (hidden)
+    assert _prompt_choice(None, None, None, "{q}") == (None, "{q}")  # -p TEXT (hidden)
+    # --prompt with the text itself, as before --prompt took files
+    assert _prompt_choice("Classify: {text}", None, None, None) == (None, "Classify: {text}")
+    with pytest.raises(UsageError, match="no such prompt file"):
+        _prompt_choice("prompts/lable.md", None, None, None)
+    with pytest.raises(UsageError, match="one of --prompt FILE and --prompt-text"):
+        _prompt_choice(str(f), "x", None, None)
+
+
+def test_batch_dry_run_names_the_prompt_and_help_hides_the_old_spellings(tmp_path, monkeypatch):
+    from llmops_cli.cli.app import app
+
+    monkeypatch.setenv("LLMOPS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LLMOPS_LLM_INPUT_COST_PER_TOKEN", "0.000001")
+    monkeypatch.setenv("LLMOPS_LLM_OUTPUT_COST_PER_TOKEN", "0.000002")
+    src = tmp_path / "in.jsonl"
+    write_rows(src, [{"text": "good"}])
+    f = tmp_path / "label.md"
+    f.write_text(SECTIONED)
+    r = CliRunner().invoke(app, ["batch", str(src), "--model", "fake/m", "--prompt", str(f), "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["prompt"]["name"] == "sentiment"
+    assert doc["first_prompts"][0]["messages"][-1]["content"] == "Label: good"
+    help_text = CliRunner().invoke(app, ["batch", "--help"], env={"COLUMNS": "200"}).output
+    assert "--prompt-text" in help_text and "--template" not in help_text and " -p " not in help_text
