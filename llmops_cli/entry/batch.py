@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmops_cli.core import tracing
 from llmops_cli.core.batch.run import BatchOptions, estimate, execute, plan_shards, prepare
 from llmops_cli.errors import UsageError
 
@@ -57,6 +58,7 @@ class BatchLLMs:
         return self.built[model]
 
 
+@tracing.traced("llmops batch")  # one root span: the rows' chat spans nest under it, not as traces of their own
 def batch(
     ws: Workspace,
     input_path: str | Path,
@@ -72,8 +74,9 @@ def batch(
             raise UsageError("--via provider runs the whole input as provider jobs: it takes no shard")
         return batch_provider(ws, input_path, progress=progress, **options)
     plan, client = _plan(ws, input_path, options)
+    tracing.annotate(**_span_attributes(plan, shard))
     cache = ws.llm_cache() if plan.options.use_cache else None
-    return execute(
+    report = execute(
         plan,
         BatchLLMs(ws, client, plan.options.concurrency),
         cache=cache,
@@ -81,6 +84,27 @@ def batch(
         shard=shard,
         checkpoints=ws.checkpoints(plan.run_dir),
     )
+    tracing.annotate(
+        **{
+            "llmops.batch.answered": report.answered,
+            "llmops.batch.errors": report.errors,
+            "llmops.batch.calls": report.calls,
+        }
+    )
+    return report
+
+
+def _span_attributes(plan: BatchPlan, shard: tuple[int, int] | None) -> dict[str, Any]:
+    prompt = plan.prompt or {}
+    return {
+        "llmops.batch.input": str(plan.input_path),
+        "llmops.batch.requests": len(plan.requests),
+        "llmops.batch.via": plan.options.via,
+        "llmops.batch.shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "llmops.prompt.name": prompt.get("name"),
+        "llmops.prompt.sha256": prompt.get("sha256"),
+        "gen_ai.request.model": plan.options.model,
+    }
 
 
 def batch_dry_run(ws: Workspace, input_path: str | Path, **options: Any) -> dict[str, Any]:
