@@ -12,11 +12,19 @@ Thin by design: every step is a ``llmops_cli.entry.finetune`` call, the same one
   above 0);
 - ``promote`` runs only when the gate passed: it re-embeds the collection with the tuned model into a new collection
   and emits that collection as an asset (``llmops://collections/<name>``), with the model and metrics as extra.
+
+With ``provider`` (an OpenAI-compatible fine-tuning API, or ``default`` for llm.api_base) the same shape tunes a hosted
+LLM on ``dataset`` (chat rows, ``llmops feedback export``) instead: ``gather`` counts the rows, ``train`` uploads,
+submits and polls the job (its id recorded under a key of this DAG run before any wait, so a retried task polls the
+job it already paid for), ``evaluate`` passes the gate when the job succeeded (no held-out comparison of a hosted
+model here yet), and ``promote`` emits the tuned model as an asset (``llmops://models/<model>``).
+The gate's decision is also written to ``<data_dir>/airflow-reports/llmops_finetune/<run id>.json``.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from airflow.sdk import Asset, AssetAlias, Param, dag, task
 
@@ -28,11 +36,13 @@ from llmops_cli.entry.dag_support import (
     reported,
     resolve_params,
     task_workspace,
+    write_report,
     writer_task_args,
 )
 
 OPT_STR = ["null", "string"]
 FINETUNED_ALIAS = "llmops-finetuned-collections"
+FINETUNED_MODELS_ALIAS = "llmops-finetuned-models"
 TRAIN_ROUTING = {
     k: v
     for k, v in (("queue", os.environ.get("LLMOPS_FINETUNE_QUEUE")), ("pool", os.environ.get("LLMOPS_FINETUNE_POOL")))
@@ -62,6 +72,15 @@ TRAIN_ROUTING = {
             None, type=OPT_STR, description="Name of the re-embedded collection (default <collection>-ft<run>)."
         ),
         "config": Param(None, type=OPT_STR, description="llmops config file on the workers (default: $LLMOPS_CONFIG)."),
+        "provider": Param(
+            None,
+            type=OPT_STR,
+            description="Tune a hosted LLM instead: the OpenAI-compatible fine-tuning API's URL ('default': "
+            "llm.api_base).",
+        ),
+        "model": Param(None, type=OPT_STR, description="With provider: the base model (default: llm.model)."),
+        "dataset": Param(None, type=OPT_STR, description="With provider: chat rows on the workers (feedback export)."),
+        "poll_s": Param(10.0, type="number", minimum=0, description="With provider: seconds between job polls."),
     },
 )
 def llmops_finetune():
@@ -71,6 +90,14 @@ def llmops_finetune():
 
     @task
     def gather(params=None) -> dict:
+        if params.get("provider"):
+            if not params.get("dataset"):
+                raise ValueError("param dataset: the chat rows to tune on are needed with provider")
+            rows = finetune_entry.read_ft_rows(resolve_params(params)["dataset"])
+            print(f"{len(rows)} row(s) in {params['dataset']}")
+            if len(rows) < params["min_examples"]:
+                raise RuntimeError(f"{len(rows)} row(s), fewer than min_examples={params['min_examples']}")
+            return {"examples": len(rows), "origins": {"dataset": len(rows)}}
         with workspace(params) as ws:
             examples, origins = finetune_entry.gather_examples(
                 ws, _collection(ws, params), params["datasets"], use_answer_log=params["answer_log"]
@@ -80,9 +107,22 @@ def llmops_finetune():
             raise RuntimeError(f"{len(examples)} example(s), fewer than min_examples={params['min_examples']}")
         return {"examples": len(examples), "origins": origins}
 
-    @task(retries=2, **TRAIN_ROUTING)
+    # a retry resumes (the finished run, or the provider job already submitted): waiting long before it gains nothing
+    @task(retries=2, retry_delay=timedelta(seconds=10), **TRAIN_ROUTING)
     def train(gathered: dict, params=None, run_id=None) -> int:
         with workspace(params) as ws:
+            if params.get("provider"):
+                run = finetune_entry.finetune_provider(
+                    ws,
+                    params.get("model") or ws.settings.llm.model,
+                    resolve_params(params)["dataset"],
+                    api_base=None if params["provider"] == "default" else params["provider"],
+                    label=f"llmops_finetune:{run_id}",
+                    poll_s=params["poll_s"],
+                    progress=print,
+                )
+                print(f"run {run['id']} (resumed: {run['resumed']}): {run['output']}; cost {run['cost']}")
+                return int(run["id"])
             run = finetune_entry.finetune_embedder(
                 ws,
                 _collection(ws, params),
@@ -99,23 +139,44 @@ def llmops_finetune():
         return int(run["id"])
 
     @task
-    def evaluate(ft_run: int, params=None) -> dict:
+    def evaluate(ft_run: int, params=None, run_id=None) -> dict:
         with workspace(params) as ws:
             runs = finetune_entry.finetune_runs(ws)
             try:
                 run = runs.get(ft_run)
             finally:
                 runs.close()
-        passed = finetune_entry.gate(run, min_gain=params["min_gain"], require_ci=params["require_ci"])
-        print(f"gate {'passed' if passed else 'failed'}: {run['metrics']}")
-        return {"run": ft_run, "passed": passed, "metrics": run["metrics"], "model": run["output"]}
+            if run["kind"] == "llm-provider":
+                passed = run["status"] == "done" and bool(run["output"])
+            else:
+                passed = finetune_entry.gate(run, min_gain=params["min_gain"], require_ci=params["require_ci"])
+            verdict = {
+                "run": ft_run,
+                "kind": run["kind"],
+                "passed": passed,
+                "min_gain": params["min_gain"],
+                "require_ci": params["require_ci"],
+                "metrics": run["metrics"],
+                "model": run["output"],
+                "cost": run["cost"],
+            }
+            report = write_report(ws.settings, "llmops_finetune", run_id, verdict)
+        print(f"gate {'passed' if passed else 'failed'}: {run['metrics']}; report: {report}")
+        return verdict
 
     @task.short_circuit
     def gate_passed(verdict: dict) -> bool:
         return bool(verdict["passed"])
 
-    @task(outlets=[AssetAlias(FINETUNED_ALIAS)], **writer_task_args())
+    @task(outlets=[AssetAlias(FINETUNED_ALIAS), AssetAlias(FINETUNED_MODELS_ALIAS)], **writer_task_args())
     def promote(verdict: dict, params=None, outlet_events=None, ti=None) -> dict:
+        if verdict.get("kind") == "llm-provider":
+            # a hosted model is adopted by naming it (llm.model); there is nothing to re-embed
+            res = {"run": verdict["run"], "model": verdict["model"], "asset": model_uri(verdict["model"])}
+            extra = {"model": verdict["model"], "run": verdict["run"], "cost": verdict["cost"]}
+            outlet_events[AssetAlias(FINETUNED_MODELS_ALIAS)].add(Asset(res["asset"]), extra=extra)
+            ti.xcom_push(key=OUTCOME_XCOM_KEY, value=reported(outcome(None), res))
+            return res
         with workspace(params) as ws:
             res = finetune_entry.promote_embedder(
                 ws, verdict["run"], collection=params.get("collection"), into=params.get("into")
@@ -127,6 +188,10 @@ def llmops_finetune():
 
     verdict = evaluate(train(gather()))
     gate_passed(verdict) >> promote(verdict)
+
+
+def model_uri(model: str) -> str:
+    return f"llmops://models/{model}"
 
 
 def _collection(ws, params) -> str:
