@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from llmops_cli.cli.options import ConcurrencyOpt, DryRunOpt, JsonOpt, ModelOpt
+from llmops_cli.cli.options import ConcurrencyOpt, DryRunOpt, JsonOpt, ModelOpt, QuietOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state, workspace
 from llmops_cli.core.locations import is_url, local_path
@@ -149,6 +149,7 @@ def batch(
     ] = False,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run a prompt over every row of a table: resumable (re-run the same command), rate-limited, retried, cached,
     costed."""
@@ -164,7 +165,7 @@ def batch(
         raise UsageError(f"unexpected argument {run_input!r}", hint="llmops batch INPUT [options]")
     if verb in ("status", "cancel") and run_input is None:
         raise UsageError(f"llmops batch {verb} needs the run's INPUT", hint=f"llmops batch {verb} INPUT [options]")
-    out = Output(json_out)
+    out = Output(json_out, quiet=quiet)
     settings = state().load(flags={"llm.model": model}).settings
     if verb == "list":
         with workspace(settings) as ws:

@@ -113,3 +113,21 @@ def test_batch_dry_run_names_the_prompt_and_help_hides_the_old_spellings(tmp_pat
     assert doc["first_prompts"][0]["messages"][-1]["content"] == "Label: good"
     help_text = CliRunner().invoke(app, ["batch", "--help"], env={"COLUMNS": "200"}).output
     assert "--prompt-text" in help_text and "--template" not in help_text and " -p " not in help_text
+
+
+def test_quiet_prints_no_info_lines_and_the_run_still_writes_its_output(tmp_path, monkeypatch):
+    from llmops_cli.cli.app import app
+    from tests.support.fakes import ScriptedLLM, use_fake_workspaces
+
+    monkeypatch.setenv("LLMOPS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LLMOPS_TRACING_ENABLED", "false")
+    use_fake_workspaces(monkeypatch, llm=ScriptedLLM("fake/m"))
+    src = tmp_path / "in.jsonl"
+    write_rows(src, [{"text": "good"}, {"text": "bad"}])
+    args = ["batch", str(src), "--model", "fake/m", "--prompt-text", "Label: {text}", "--client", "litellm"]
+    loud = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "a.jsonl")])
+    assert loud.exit_code == 0, loud.output
+    assert "wrote" in loud.stderr
+    quiet = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "b.jsonl"), "-q"])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == "" and (tmp_path / "b.jsonl").exists()
