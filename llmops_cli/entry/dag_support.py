@@ -223,6 +223,31 @@ def eval_summary(report: dict[str, Any], report_path: str) -> dict[str, Any]:
     }
 
 
+def matrix_summary(doc: dict[str, Any], report_path: str) -> dict[str, Any]:
+    """The eval DAG's summary of a models x prompts matrix (``MatrixReport.to_dict()``): the leaderboard's order with
+    each combination's metric means, the winners, the recorded runs and where the full report is."""
+    board = doc.get("leaderboard") or {}
+    return {
+        "kind": "matrix",
+        "matrix_id": doc.get("matrix_id"),
+        "questions": (doc.get("dataset") or {}).get("rows"),
+        "rank_by": board.get("rank_by"),
+        "leaderboard": [
+            {
+                "rank": r["rank"],
+                "label": r["label"],
+                "run_id": r["run_id"],
+                "metrics": {m: v.get("mean") for m, v in r["metrics"].items()},
+            }
+            for r in board.get("rows") or []
+        ],
+        "winners": board.get("winners") or {},
+        "runs": doc.get("runs") or [],
+        "error_rows": doc.get("error_rows") or 0,
+        "report": report_path,
+    }
+
+
 def eval_outcome(summary: dict[str, Any]) -> dict[str, str]:
     """failed (a quality gate was not met: the task then fails the run), partial (some questions had errors, as
     `llmops eval` exits 3), else ok."""
