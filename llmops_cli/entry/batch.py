@@ -231,6 +231,7 @@ class _ProviderSession:
             on_answer=self._on_answer,
         )
         self.ws = ws
+        self._logged_ids: dict[str | None, set[str]] = {}
 
     def _on_answer(self, req: Any, rec: dict[str, Any]) -> None:
         """An answer read back reached the LLM: recorded in the answer log (kind "batch", as online rows are) and
@@ -238,10 +239,14 @@ class _ProviderSession:
         from llmops_cli.core.feedback.recording import _prompt_of, record_llm_call
         from llmops_cli.core.ports import Completion
 
+        batch_id = rec.get("batch_id")
+        if req.id in self._logged(batch_id):
+            return  # a collect killed after its answer-log rows and before the job was marked collected: no twice
         prompt, system = _prompt_of(req.messages)
-        extra: dict[str, Any] = {"via": "provider", "batch_id": rec.get("batch_id")}
+        extra: dict[str, Any] = {"via": "provider", "batch_id": batch_id, "custom_id": req.id}
         if system:
             extra["system"] = system
+        self._logged(batch_id).add(req.id)
         record_llm_call(
             self.ws.answer_log(),
             kind="batch",
@@ -264,6 +269,19 @@ class _ProviderSession:
                     cost=rec.get("cost"),
                 ),
             )
+
+    def _logged(self, batch_id: str | None) -> set[str]:
+        """The custom_ids of ``batch_id``'s answers already in the answer log (read once per job): a job read back
+        again writes only the rows it has not written. Rows of the job are newer than its record."""
+        if batch_id not in self._logged_ids:
+            job = next((j for j in self.run.run_jobs() if j.batch_id == batch_id), None)
+            since = (job.created_at - 1.0) if job is not None and job.created_at else None
+            self._logged_ids[batch_id] = {
+                str(r.extra.get("custom_id"))
+                for r in self.ws.answer_log().since(since, kind="batch")
+                if r.extra.get("batch_id") == batch_id and r.extra.get("custom_id") is not None
+            }
+        return self._logged_ids[batch_id]
 
     def close(self) -> None:
         self.api.close()

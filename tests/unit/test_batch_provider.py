@@ -284,3 +284,48 @@ def test_a_failed_create_is_retried_only_after_asking_whether_it_made_the_job(tm
     run2 = _run(tmp_path / "b", api2, sleep=slept.append)
     (job2,) = run2.submit()
     assert len(api2.jobs) == 1 and job2.batch_id == "batch-0" and api2.calls.count("find") == 2 and len(slept) == 2
+
+
+def test_a_collect_killed_while_writing_the_answer_log_writes_no_row_twice(tmp_path, monkeypatch):
+    """Killed after some of a job's answer-log rows (the job not yet marked collected), the re-run reads the job
+    back again and writes only the rows missing: one row per request, keyed by job and custom_id."""
+    import llmops_cli.adapters.llm.batch_api as batch_api
+    from llmops_cli.core.feedback import recording
+    from llmops_cli.entry import batch as batch_entry
+    from llmops_cli.settings import LLMSettings, Settings
+    from tests.support.fakes import run_step
+
+    api = FakeBatchAPI()
+    api.close = lambda: None  # type: ignore[attr-defined]
+    monkeypatch.setattr(batch_api, "open_batch_api", lambda *a, **kw: api)
+    settings = Settings(
+        data_dir=str(tmp_path / "data"),
+        tracing={"enabled": False},
+        llm=LLMSettings(model="openai/m", input_cost_per_token=1e-6, output_cost_per_token=2e-6),
+    )
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"q": f"q{i}"}) + "\n" for i in range(6)))
+    opts = {"prompt": "say {q}", "output": str(tmp_path / "out.jsonl")}
+    run_step(batch_entry.batch_provider_submit, settings, str(src), **opts)
+    api.finish()
+
+    real, written = recording.record_llm_call, []
+
+    def record_three_then_die(*a: Any, **kw: Any) -> str:
+        if len(written) == 3:
+            raise Died("answer log")
+        written.append(kw["extra"]["custom_id"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(recording, "record_llm_call", record_three_then_die)
+    with pytest.raises(Died):
+        run_step(batch_entry.batch_provider_collect, settings, str(src), **opts)
+    monkeypatch.setattr(recording, "record_llm_call", real)
+    report = run_step(batch_entry.batch_provider_collect, settings, str(src), **opts)
+    assert report["answered"] == 6
+    from llmops_cli.core.feedback.log import AnswerLog
+
+    with AnswerLog.for_data_dir(tmp_path / "data") as log:
+        rows = log.since(None, kind="batch")
+    ids = [r.extra["custom_id"] for r in rows]
+    assert len(ids) == 6 and len(set(ids)) == 6 and {r.extra["batch_id"] for r in rows} == {"batch-0"}
