@@ -1,8 +1,8 @@
 """Traces of `llmops ask` as a user runs it (real embedded Chroma, bundled model, real HTTP to the local
 OpenAI-compatible server), received by a real OTLP/HTTP receiver and kept locally: one trace per command whose spans
-follow the OpenTelemetry GenAI conventions (chat and embeddings spans with gen_ai.* attributes, tokens, cost), the
-answer id on the root span, no prompt or answer text anywhere; `llmops trace show ANSWER_ID` draws the tree; with
-tracing off nothing is sent."""
+follow the OpenTelemetry GenAI conventions (chat, embeddings and retrieval spans with gen_ai.* attributes, tokens,
+cost, the retrieved chunk ids and scores), the answer id on the root span, no prompt or answer text anywhere;
+`llmops trace show ANSWER_ID` draws the tree; with tracing off nothing is sent."""
 
 from __future__ import annotations
 
@@ -55,6 +55,25 @@ def test_ask_is_traced_with_the_genai_conventions_exported_and_kept(tmp_path, op
         embeds = [s for s in spans if s["attributes"].get("gen_ai.operation.name") == "embeddings"]
         assert embeds and all(s["name"].startswith("embeddings ") for s in embeds)
         assert all(s["trace_id"] == root["trace_id"] for s in chats + embeds)
+        # retrieval: a span per list (the question and its one rewording, each vector and lexical) and the fusion,
+        # under the root, with the ids and scores of their hits; the fusion's hits are the answer's chunks
+        lists = [s for s in spans if s["attributes"].get("gen_ai.operation.name") == "retrieval"]
+        assert sorted(s["attributes"]["llmops.retrieval.list"] for s in lists) == [
+            "lexical#0",
+            "lexical#1",
+            "vector#0",
+            "vector#1",
+        ]
+        for s in lists:
+            a = s["attributes"]
+            assert (
+                s["parent_id"] == root["span_id"]
+                and a["gen_ai.data_source.id"] == root["attributes"]["llmops.collection"]
+            )
+            assert a["llmops.hits"] == len(a["llmops.chunk_ids"]) == len(a["llmops.scores"]) > 0
+        fusion = next(s for s in spans if s["name"] == "fusion rrf")
+        assert fusion["parent_id"] == root["span_id"]
+        assert fusion["attributes"]["llmops.chunk_ids"] == root["attributes"]["llmops.chunk_ids"]
         dump = json.dumps(receiver.spans)
         assert SECRET_WORD not in dump and "quokka rotation happen" not in dump.lower()  # no texts in spans
 
