@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from llmops_cli.cli.options import CollectionOpt, DryRunOpt, GlobOpt, JsonOpt
+from llmops_cli.cli.options import CollectionOpt, DryRunOpt, GlobOpt, JsonOpt, QuietOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state, workspace
 from llmops_cli.entry import ingest as ingest_entry
@@ -70,6 +70,7 @@ def ingest(
         ),
     ] = None,
     dry_run: DryRunOpt = False,
+    quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli.core.loaders import TableOptions  # every loader: loaded by the command, not by --help
@@ -90,13 +91,11 @@ def ingest(
         flag_names={"ingest.privacy": "--privacy"},
     )
     s = loaded.settings
-    out = Output(json_out)
+    out = Output(json_out, quiet=quiet)
     table = TableOptions(text_column=text_column, id_column=id_column) if (text_column or id_column) else None
-    with out.progress("ingest", total=None) as bar, workspace(s) as ws:
-
-        def progress(phase: str, done: int, total: int) -> None:
-            bar.update(total=total, completed=done, description=phase)
-
+    with out.phases("chunks") as bar, workspace(s) as ws:
+        # no progress line (off a terminal, --json, -q): no callback, so the embedder gets its largest batches
+        progress = _ingest_progress(bar) if out.interactive else None
         report = ingest_entry.ingest(
             ws,
             paths,
@@ -119,6 +118,39 @@ def ingest(
     out.finish(report)
 
 
+def _ingest_progress(bar):
+    """entry.ingest's progress events (core/ingest.py:ProgressFn) as one line: the phase, chunks done of the new
+    chunks found (the total is final, and an ETA shown, once the last source is parsed), and the sources parsed."""
+    seen = {"parsed": 0, "sources": 0, "parse_done": False, "embedded": 0, "written": 0, "found": 0}
+
+    def detail() -> str:
+        return f"{seen['parsed']}/{seen['sources']} sources parsed" if seen["sources"] else ""
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase == "parse":
+            seen["parsed"], seen["sources"] = done, total
+            seen["parse_done"] = done >= total
+            # between embeddings the line shows the chunks found so far, growing with each source parsed
+            bar.show(
+                "embed" if seen["parse_done"] and seen["found"] else "parse",
+                seen["embedded"],
+                seen["found"],
+                final=seen["parse_done"],
+                detail=detail(),
+            )
+        elif phase in ("embed", "write"):
+            seen["found"] = total
+            seen["embedded" if phase == "embed" else "written"] = done
+            if phase == "embed" and seen["parse_done"] and done >= total:
+                # everything is embedded: what is left is the writer's (it writes while the next batch embeds)
+                phase, done = "write", seen["written"]
+            bar.show(phase, done, total, final=seen["parse_done"], detail=detail())
+        else:  # plan, load model, index: no count of their own
+            bar.show(phase, detail=detail())
+
+    return progress
+
+
 def _render(out, report, data) -> None:
     src = data["sources"]
     verb = "would add" if report.dry_run else "added"
@@ -130,7 +162,13 @@ def _render(out, report, data) -> None:
         + "\n"
         f"chunks: {report.chunks_added} {verb}, {report.chunks_reused} kept, {report.chunks_removed} removed, "
         f"{report.chunks_total} in the collection\n"
-        f"time: {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)"
+        + (
+            f"time: {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)"
+            if report.chunks_added
+            # a run that embedded nothing has no rate to report (0.0 chunks/s reads like a fault)
+            else f"time: {report.seconds:.1f} s, "
+            + ("nothing changed" if not report.changed_anything else "no new chunks")
+        )
     )
     found = data["privacy"]["found"]
     if found:

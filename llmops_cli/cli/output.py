@@ -266,6 +266,72 @@ class Output:
             task = p.add_task(description, total=total)
             yield _RichProgress(p, task)
 
+    @contextmanager
+    def phases(self, unit: str) -> Iterator[Any]:
+        """A progress line for work in phases (parse, embed, write, ...): a spinner and the elapsed time that move
+        every second whatever happens, the phase, ``done/total unit`` and a bar once a count is known, and an ETA
+        only once the total is final (``PhaseProgress.show(..., final=True)``): a remaining time computed against a
+        total that still grows would be a guess. A silent stand-in off a terminal, in --json mode or with --quiet."""
+        if not self.interactive:
+            yield _NoPhases()
+            return
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        cols = [
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[count]}"),
+            TimeElapsedColumn(),
+            _known_time_remaining_column(),
+            TextColumn("{task.fields[detail]}", style="dim"),
+        ]
+        with Progress(*cols, console=self.err, transient=True) as p:
+            task = p.add_task("starting", total=None, count="", detail="", final=False)
+            yield PhaseProgress(p, task, unit)
+
+
+def _known_time_remaining_column() -> Any:
+    """rich's TimeRemainingColumn, shown only once the task's total is final (rich is imported lazily)."""
+    from rich.progress import TimeRemainingColumn
+    from rich.text import Text
+
+    class KnownTimeRemaining(TimeRemainingColumn):
+        def render(self, task: Any) -> Any:
+            if not task.fields.get("final") or not task.total or task.completed <= 0:
+                return Text("")
+            return Text("ETA ") + super().render(task)
+
+    return KnownTimeRemaining()
+
+
+class PhaseProgress:
+    """What ``Output.phases`` yields: ``show(phase, done, total, final=, detail=)`` (safe from any thread)."""
+
+    def __init__(self, p: Any, task: Any, unit: str):
+        self.p, self.task, self.unit = p, task, unit
+
+    def show(
+        self, phase: str, done: int | None = None, total: int | None = None, *, final: bool = False, detail: str = ""
+    ) -> None:
+        count = ""
+        if done is not None:
+            count = f"{done}/{total} {self.unit}" if total else f"{done} {self.unit}"
+        self.p.update(
+            self.task,
+            description=phase,
+            completed=done or 0,
+            total=total if total else None,
+            count=count,
+            final=final and bool(total),
+            detail=detail,
+        )
+
+
+class _NoPhases:
+    def show(self, *a: Any, **kw: Any) -> None:
+        pass
+
 
 class _NoProgress:
     def advance(self, n: int = 1, **fields: Any) -> None:

@@ -122,7 +122,12 @@ class IngestReport:
         return d
 
 
-ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
+# (phase, done, total): "plan" (0, 0) while files are listed and compared with the ledger; "parse" (sources read,
+# sources to read); "embed" and "write" (chunks embedded / written, new chunks found so far: the total grows until
+# the last source is parsed); the entry point adds "load model" and "index" (0, 0: no count). Called from the
+# writer thread too.
+ProgressFn = Callable[[str, int, int], None]
+PROGRESS_SLICE = 32  # chunks per embed call while a progress line is shown (EMBED_BATCH otherwise)
 
 
 def signature(opts: IngestOptions, embedder: Embedder) -> str:
@@ -223,6 +228,8 @@ def ingest(
 ) -> IngestReport:
     t0 = time.perf_counter()
     report = IngestReport(collection=opts.collection, dry_run=opts.dry_run, privacy=PrivacyTally(opts.privacy))
+    if progress:
+        progress("plan", 0, 0)
     root = str(opts.source_root or resolve_source_root())
     files, missing = discover(paths, opts.globs, opts.exclude, root=root)
     # nothing given exists: a typo, not a partial run (an unreadable folder inside a given one is a skipped input)
@@ -277,8 +284,10 @@ def ingest(
 
     # A new collection is created by the first write, not before: a --strict run that stops at its first bad
     # input leaves no empty collection behind.
-    writer = _Writer(store, opts.collection, embedder, report, dry_run=opts.dry_run, ensure=ensure)
+    writer = _Writer(store, opts.collection, embedder, report, dry_run=opts.dry_run, ensure=ensure, progress=progress)
     total = len(plan.to_process)
+    if progress:
+        progress("parse", 0, total)
     try:
         for n, (sf, h, is_new) in enumerate(plan.to_process, 1):
             try:
@@ -294,7 +303,7 @@ def ingest(
                     ) from None
                 report.skipped.append({"source": sf.source_id, "reason": e.reason})
                 if progress:
-                    progress("sources", n, total)
+                    progress("parse", n, total)
                 continue
             docs, reason = _private_data(docs, opts.privacy, report.privacy)
             if reason:
@@ -302,7 +311,7 @@ def ingest(
                     raise InputError(f"{sf.source_id}: {reason}", hint="leave the file out, or set ingest.privacy")
                 report.skipped.append({"source": sf.source_id, "reason": reason})
                 if progress:
-                    progress("sources", n, total)
+                    progress("parse", n, total)
                 continue
             chunks = _chunks_for(sf, docs, chunkers)
             report.privacy.injection += sum(1 for c in chunks if c.metadata.get(INJECTION_KEY))
@@ -312,7 +321,7 @@ def ingest(
                     raise InputError(f"{sf.source_id}: {reason}", hint="leave the file out")
                 report.skipped.append({"source": sf.source_id, "reason": reason})
                 if progress:
-                    progress("sources", n, total)
+                    progress("parse", n, total)
                 continue
             (report.new if is_new else report.changed).append(sf.source_id)
             old = manifest.get(sf.source_id)
@@ -325,7 +334,7 @@ def ingest(
                 path=os.path.abspath(sf.path),
             )
             if progress:
-                progress("sources", n, total)
+                progress("parse", n, total)
         writer.flush()
     finally:
         writer.close()
@@ -434,7 +443,11 @@ class _Writer:
         report: IngestReport,
         dry_run: bool,
         ensure: Callable[[], None] | None = None,
+        progress: ProgressFn | None = None,
     ):
+        self.progress = progress
+        self.embedded = 0  # chunks embedded so far (progress)
+        self.written = 0  # chunks written so far (progress; the writer thread's)
         self.store, self.collection, self.embedder, self.report, self.dry_run = (
             store,
             collection,
@@ -499,7 +512,19 @@ class _Writer:
                 self.sources.pop(sid, None)
             return
         t = time.perf_counter()
-        vecs = self.embedder.embed([embed_text_of(c) for _, c in batch])
+        texts = [embed_text_of(c) for _, c in batch]
+        if self.progress is None:
+            vecs = self.embedder.embed(texts)
+        else:
+            # in slices, so that a progress line moves while a large batch is embedded (the embedders batch
+            # internally in smaller steps than this: no model call is split differently)
+            self.progress("embed", self.embedded, self.report.chunks_added)
+            parts = []
+            for i in range(0, len(texts), PROGRESS_SLICE):
+                parts.append(self.embedder.embed(texts[i : i + PROGRESS_SLICE]))
+                self.embedded += len(parts[-1])
+                self.progress("embed", self.embedded, self.report.chunks_added)
+            vecs = np.concatenate(parts) if len(parts) > 1 else parts[0]
         self.report.embed_seconds += time.perf_counter() - t
         self._wait()  # at most one write in flight: bounded memory, ordered manifest writes
         done = self._count_down(batch)
@@ -532,6 +557,9 @@ class _Writer:
             self.collection, [c.id for _, c in batch], vecs, [c.text for _, c in batch], [c.metadata for _, c in batch]
         )
         self._finalize(done)
+        self.written += len(batch)
+        if self.progress:
+            self.progress("write", self.written, self.report.chunks_added)
 
     def _finalize(self, sids: list[str]) -> None:
         records = []

@@ -118,10 +118,13 @@ def ingest(
             else embedder_settings_for(store.collection_metadata(opts.collection), settings.embedder)
         )
         opts.embedder_config = embedder_config(es)
-        report = core.ingest(
-            [str(p) for p in paths], embedder=ws.embedder(es), store=store, opts=opts, progress=progress
-        )
+        if progress:
+            progress("load model", 0, 0)
+        embedder = ws.embedder(es)
+        report = core.ingest([str(p) for p in paths], embedder=embedder, store=store, opts=opts, progress=progress)
         if not dry_run and report.changed_anything:
+            if progress:
+                progress("index", 0, 0)
             ws.after_store_write(opts.collection)
     if not dry_run and (report.changed or report.removed):
         from llmops_cli.entry.feedback import retire_stale
