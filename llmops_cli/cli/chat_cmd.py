@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from llmops_cli.cli.options import CollectionOpt, ModelOpt, ModeOpt, TopKOpt
 from llmops_cli.cli.output import Output, safe_text
-from llmops_cli.cli.query_cmd import StatusLine, _hit_dict, render_answer, streamer
+from llmops_cli.cli.query_cmd import PromptOpt, StatusLine, _hit_dict, load_answer_prompt, render_answer, streamer
 from llmops_cli.cli.state import state, workspace
 from llmops_cli.errors import LlmopsError
 
@@ -65,6 +65,7 @@ def chat(
             "--rewordings", help="How many LLM rewordings retrieve too (default: llm.rewordings).", min=0, max=10
         ),
     ] = None,
+    prompt: PromptOpt = None,
     json_out: Annotated[
         bool,
         typer.Option("--json", help="At the end, one JSON document: the conversation id and every turn as ask's."),
@@ -73,6 +74,7 @@ def chat(
     from llmops_cli.core.ask import Turn
     from llmops_cli.entry import ask as ask_entry  # numpy via retrieval: loaded by the command, not --help
 
+    answer_prompt = load_answer_prompt(prompt)
     s = (
         state()
         .load(
@@ -119,6 +121,7 @@ def chat(
                         on_phase=status.phase,
                         history=history,
                         conversation={"conversation": conversation, "turn": len(history) + 1},
+                        prompt=answer_prompt,
                     )
             except LlmopsError as e:
                 if not interactive:  # a script gets the error and its exit code
@@ -133,6 +136,7 @@ def chat(
                 d = res.to_dict()
                 d.update(
                     answer_id=res.answer_id,
+                    prompt=res.prompt,
                     turn=len(history),
                     hits=[_hit_dict(i, h) for i, h in enumerate(res.hits, 1)],
                 )

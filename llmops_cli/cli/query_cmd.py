@@ -13,6 +13,22 @@ from llmops_cli.cli.output import Output, safe_text
 from llmops_cli.cli.state import parse_key_values, state, workspace
 from llmops_cli.wiring import Workspace
 
+PromptOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt",
+        help="Answer prompt: a file, or the name of one in configs/prompts (e.g. answer-detailed); default: the "
+        "built-in prompt. Its name and hash are recorded with the answer.",
+    ),
+]
+
+
+def load_answer_prompt(ref: str | None):
+    """The answer prompt ``--prompt`` names (a bad path or name: a one-line input error, before any work)."""
+    from llmops_cli.core.prompts import ANSWER, load_prompt
+
+    return load_prompt(ref, ANSWER)
+
 
 def register(app: typer.Typer) -> None:
     app.command(
@@ -159,9 +175,11 @@ def ask(
             "--no-cache", help="Always ask the LLM, even when a promoted answer to a near-identical question exists."
         ),
     ] = False,
+    prompt: PromptOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     question = read_question(question)
+    answer_prompt = load_answer_prompt(prompt)
     s = (
         state()
         .load(
@@ -177,11 +195,12 @@ def ask(
     )
     out = Output(json_out)
     with workspace(s) as ws:
-        res = _ask(ws, out, question, where, retrieval_only, not no_cache)
+        res = _ask(ws, out, question, where, retrieval_only, not no_cache, answer_prompt)
     if json_out:
         d = res.to_dict()
         d["answer_id"] = res.answer_id
         d["cache"] = res.cache_hit
+        d["prompt"] = res.prompt
         _feedback_notes(out, res, json_out)
         d["collection"] = s.store.collection
         d["retrieval_only"] = retrieval_only
@@ -249,7 +268,15 @@ def streamer(out: Output, status: StatusLine):
     return on_token
 
 
-def _ask(ws: Workspace, out: Output, question: str, where: list[str] | None, retrieval_only: bool, use_cache: bool):
+def _ask(
+    ws: Workspace,
+    out: Output,
+    question: str,
+    where: list[str] | None,
+    retrieval_only: bool,
+    use_cache: bool,
+    prompt=None,
+):
     from llmops_cli.entry import ask as ask_entry  # retrieval and the answer log: loaded by the command, not --help
 
     s = ws.settings
@@ -269,6 +296,7 @@ def _ask(ws: Workspace, out: Output, question: str, where: list[str] | None, ret
             on_token=None if retrieval_only else streamer(out, status),
             use_cache=use_cache,
             on_phase=status.phase,
+            prompt=prompt,
         )
 
 

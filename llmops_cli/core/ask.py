@@ -14,6 +14,7 @@ from typing import Any
 
 from llmops_cli.core.documents import Hit
 from llmops_cli.core.ports import LLM
+from llmops_cli.core.prompts import PromptTemplate, default_prompt
 from llmops_cli.core.retrieval import Retriever
 from llmops_cli.core.usage import Usage
 
@@ -31,10 +32,7 @@ CONDENSE_SYSTEM = (
 )
 CONDENSE_USER = "Conversation so far:\n\n{history}\n\nLast question: {question}\n\nStandalone question:"
 HISTORY_TURNS = 4  # the turns a follow-up is read with (older ones rarely matter and cost tokens)
-ANSWER_SYSTEM = (
-    "You answer questions using ONLY the numbered context passages. Cite the passages you use in square "
-    "brackets, like [1] or [2][3]. If the context does not contain the answer, say that you do not know. Be concise."
-)
+ANSWER_SYSTEM = default_prompt().system  # the built-in answer prompt's (core.prompts holds its text)
 
 
 @dataclass
@@ -51,6 +49,7 @@ class AskResult:
     cache_hit: dict[str, Any] | None = None  # the promoted answer served from the semantic cache, if any
     record_error: str | None = None  # why the answer log could not record it
     standalone_question: str | None = None  # in a conversation: the follow-up rewritten to stand alone (searched)
+    prompt: dict[str, Any] | None = None  # the answer prompt's ref (name, sha256): set by the entry point
 
     def sources(self) -> list[dict[str, Any]]:
         return [
@@ -152,15 +151,18 @@ def standalone_question(history: list[Turn], question: str, llm: LLM, usage: Usa
     return lines[0] if lines else question
 
 
-def answer_messages(question: str, hits: list[Hit], history: list[Turn] | None = None) -> list[dict[str, str]]:
+def answer_messages(
+    question: str, hits: list[Hit], history: list[Turn] | None = None, prompt: PromptTemplate | None = None
+) -> list[dict[str, str]]:
+    """The answer call's messages: the ``prompt``'s system message (default: the built-in answer prompt), the recent
+    turns of a conversation, then its user message with the numbered passages and the question."""
+    p = prompt or default_prompt()
+    values = {"question": question, "context": context_block(hits)}
     earlier: list[dict[str, str]] = []
     for t in _recent(history):
         earlier += [{"role": "user", "content": t.question}, {"role": "assistant", "content": t.answer}]
-    return [
-        {"role": "system", "content": ANSWER_SYSTEM},
-        *earlier,
-        {"role": "user", "content": f"Context:\n\n{context_block(hits)}\n\nQuestion: {question}"},
-    ]
+    system = [{"role": "system", "content": p.system_text(**values)}] if p.system else []
+    return [*system, *earlier, {"role": "user", "content": p.user_text(**values)}]
 
 
 def ask(
@@ -175,10 +177,11 @@ def ask(
     on_token: Callable[[str], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
     history: list[Turn] | None = None,
+    prompt: PromptTemplate | None = None,
 ) -> AskResult:
     """Answer ``question``. With ``llm=None`` only retrieval runs (no rewording, no answer). ``on_phase`` hears
     each step as it starts ("rewording", "retrieving", "answering"; "reading the follow-up" in a conversation);
-    ``history``: the earlier turns of a conversation."""
+    ``history``: the earlier turns of a conversation; ``prompt``: the answer prompt (default: the built-in one)."""
     t0 = time.perf_counter()
     usage = Usage()
     phase = on_phase or (lambda _name: None)
@@ -195,7 +198,7 @@ def ask(
     text = ""
     if llm is not None:
         phase("answering")
-        msgs = answer_messages(searched, hits, history)
+        msgs = answer_messages(searched, hits, history, prompt)
         if on_token is not None:
             pieces = []
             for piece in llm.stream(msgs):

@@ -212,16 +212,41 @@ def parse_prompt(text: str, *, name: str, source: str, kind: str | None = None) 
     )
 
 
+def prompt_dirs() -> list[Path]:
+    """Where a prompt given by name (``--prompt answer-detailed``) is looked for: ``configs/prompts`` of the working
+    directory (a project's own prompts), then the one shipped next to the package (a source checkout)."""
+    here = Path.cwd() / "configs" / "prompts"
+    shipped = Path(__file__).resolve().parents[2] / "configs" / "prompts"
+    return list(dict.fromkeys(d for d in (here, shipped) if d.is_dir()))
+
+
+def shipped_names() -> list[str]:
+    return sorted({f.stem for d in prompt_dirs() for f in d.glob("*.md")})
+
+
+def _by_name(ref: str) -> Path | None:
+    """The prompt file a bare name (no folder, no suffix) stands for, or None."""
+    if not ref or "/" in ref or "\\" in ref or Path(ref).suffix:
+        return None
+    return next((d / f"{ref}.md" for d in prompt_dirs() if (d / f"{ref}.md").is_file()), None)
+
+
 def load_prompt(ref: str | Path | None, kind: str = ANSWER) -> PromptTemplate:
-    """The prompt ``ref`` names: None, ``default`` or ``built-in`` for the built-in one of ``kind``, else a file."""
+    """The prompt ``ref`` names: None, ``default`` or ``built-in`` for the built-in one of ``kind``, else a file, else
+    the name of a prompt in ``configs/prompts`` (``prompt_dirs``)."""
     if ref is None or str(ref) in ("default", "built-in"):
         return default_prompt(kind)
     path = Path(ref)
     if not path.is_file():
-        raise InputError(
-            f"prompt file {path} not found",
-            hint="pass a prompt file (e.g. configs/prompts/answer.md) or 'default' for the built-in prompt",
-        )
+        named = _by_name(str(ref))
+        if named is None:
+            names = shipped_names()
+            raise InputError(
+                f"prompt file {path} not found",
+                hint="pass a prompt file (e.g. configs/prompts/answer.md), 'default' for the built-in prompt"
+                + (f", or a prompt name: {', '.join(names)}" if names else ""),
+            )
+        path = named
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from llmops_cli.core.documents import Hit
     from llmops_cli.core.feedback.log import AnswerLog
     from llmops_cli.core.ports import LLM
+    from llmops_cli.core.prompts import PromptTemplate
     from llmops_cli.core.retrieval import Retriever
     from llmops_cli.wiring import Workspace
 
@@ -142,6 +143,7 @@ def ask(
     on_phase: Callable[[str], None] | None = None,
     history: list[Turn] | None = None,
     conversation: dict[str, Any] | None = None,
+    prompt: PromptTemplate | None = None,
 ) -> AskResult:
     """The answer path (rewordings -> retrieval per wording -> RRF -> answer with sources).
 
@@ -149,8 +151,13 @@ def ask(
     answer to a near-identical question is served instead, without an LLM call (``result.cache_hit``). ``on_phase``
     hears each step as it starts (a status line). A turn of a conversation (``llmops chat``) passes the earlier turns
     (``history``) and ``conversation`` (its id and turn number): it is recorded as kind "chat" with them, and never
-    served from the cache (a follow-up means what the conversation makes it mean)."""
+    served from the cache (a follow-up means what the conversation makes it mean). ``prompt``: the answer prompt
+    (default: the built-in one); its name and hash are recorded with the answer (``result.prompt``), and the cache
+    serves only a promoted answer that was made with a prompt of the same hash."""
     from llmops_cli.core.ask import ask as core_ask
+    from llmops_cli.core.prompts import default_prompt
+
+    prompt = prompt or default_prompt()
 
     settings = ws.settings
     check_search(question, where)
@@ -169,7 +176,7 @@ def ask(
         and ws.answer_log_exists()
     ):
         phase("checking the answer cache")
-        cached = _cached_answer(ws, ws.answer_log(), question, name, meta, on_token)
+        cached = _cached_answer(ws, ws.answer_log(), question, name, meta, on_token, prompt)
         if cached is not None:
             return cached
     llm = None if retrieval_only else answer_llm(ws, model)
@@ -186,8 +193,10 @@ def ask(
         on_token=on_token,
         on_phase=on_phase,
         history=history,
+        prompt=prompt,
     )
     if not retrieval_only:
+        res.prompt = prompt.ref()
         _record(ws, res, name, conversation=conversation)
     return res
 
@@ -233,7 +242,11 @@ def _record_now(
             config_hash=ws.answer_config_hash(),
             cached_from=cached_from,
             kind="chat" if chat else "ask",
-            extra={"standalone_question": res.standalone_question, **conversation} if chat else None,
+            extra={
+                **({"standalone_question": res.standalone_question, **conversation} if chat else {}),
+                **({"prompt": res.prompt} if res.prompt else {}),
+            }
+            or None,
         )
     except LlmopsError as e:
         res.record_error = e.message
@@ -246,10 +259,14 @@ def _cached_answer(
     collection: str,
     meta: dict[str, Any],
     on_token: Callable[[str], None] | None,
+    prompt: PromptTemplate | None = None,
 ) -> AskResult | None:
-    """The promoted answer to a near-identical question, as an AskResult (recorded as served from it), or None."""
+    """The promoted answer to a near-identical question, as an AskResult (recorded as served from it), or None.
+    Only an answer made with a prompt of ``prompt``'s hash is served (one recorded without a prompt was made with
+    the built-in one): the cache is keyed by prompt as well as by question."""
     from llmops_cli.core.ask import AskResult
     from llmops_cli.core.feedback.cache import find_cached
+    from llmops_cli.core.prompts import default_prompt
 
     t0 = time.perf_counter()
     # runs on every ask and usually nothing is promoted: a one-row check first, so the common case embeds nothing
@@ -260,15 +277,21 @@ def _cached_answer(
     found = ws.store(read_only=True).get(collection, ids=[hit.promotion.chunk_id]) if hit is not None else []
     if hit is None or not found:
         return None
+    prompt = prompt or default_prompt()
+    made = log.get(hit.answer_id)
+    made_with = (made.extra.get("prompt") or {}).get("sha256") or default_prompt().sha256
+    if made_with != prompt.sha256:
+        return None
     found[0].score = hit.similarity
     res = AskResult(
         question=question,
         answer=hit.promotion.answer_text,
         rewordings=[],
         hits=found,
-        model=log.get(hit.answer_id).model,
+        model=made.model,
         latency_s=time.perf_counter() - t0,
         cache_hit=hit.to_dict(),
+        prompt=prompt.ref(),
     )
     if on_token is not None:
         on_token(res.answer)
