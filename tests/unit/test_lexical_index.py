@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def _assert_same_as_bm25s(tmp_path: Path, texts: list[str], queries: list[str], 
     assert ref.scores["num_docs"] == len(ids)
     compared = 0
     for q in queries:
-        ours = idx.search(q, k)
+        ours = idx.search(q, k, query_tf="count")  # bm25s counts a repeated query word each time
         q_tokens = bm25s.tokenize([q], stopwords="en", return_ids=False, show_progress=False)
         full = ref.get_scores(q_tokens[0]) if q_tokens[0] else np.zeros(len(ids), np.float32)
         _, top = ref.retrieve(q_tokens, k=min(k, len(ids)), show_progress=False, n_threads=0)
@@ -119,6 +120,24 @@ def test_scores_match_bm25s_on_airflow_docs_paragraphs(tmp_path):
     ]
     queries += [" ".join(p.split()[:6]) for p in rnd.sample(paras, 22)]
     assert _assert_same_as_bm25s(tmp_path, paras, queries) >= 25
+
+
+def test_a_repeated_query_word_weighs_one_plus_its_log(tmp_path):
+    """The default query weighting: a word said t times weighs 1 + ln(t) times its BM25 term, not t times; a query
+    without repeated words scores as bm25s does."""
+    idx = LexicalIndex(tmp_path / "lex", _store(SMALL), "c")
+    idx.build()
+    once = dict(idx.search("retry", 20))
+    backoff = dict(idx.search("backoff", 20))
+    both = dict(idx.search("retry retry retry backoff", 20))
+    counted = dict(idx.search("retry retry retry backoff", 20, query_tf="count"))
+    assert once and backoff and set(both) == set(once) | set(backoff)
+    for cid, score in both.items():
+        assert score == pytest.approx((1 + math.log(3)) * once.get(cid, 0.0) + backoff.get(cid, 0.0), rel=1e-5)
+        assert counted[cid] == pytest.approx(3 * once.get(cid, 0.0) + backoff.get(cid, 0.0), rel=1e-5)
+    assert dict(idx.search("exponential backoff", 20)) == dict(idx.search("exponential backoff", 20, query_tf="count"))
+    with pytest.raises(ValueError, match="query_tf"):
+        idx.search("retry", 3, query_tf="twice")
 
 
 def test_searching_a_built_index_imports_neither_bm25s_nor_scipy(tmp_path):
