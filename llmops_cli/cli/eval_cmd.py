@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from llmops_cli.cli.options import CollectionOpt, JsonOpt, TopKOpt, WhereOpt
+from llmops_cli.cli.options import CollectionOpt, JsonOpt, QuietOpt, TopKOpt, WhereOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import parse_key_values, state, workspace
 from llmops_cli.errors import ExitCode, UsageError
@@ -71,12 +71,13 @@ MetricsOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--metrics",
-        "-m",
         help="Metrics or groups (repeatable or comma-separated): auto, retrieval, chunk, answer (exact_match, "
         "token_f1, semantic_similarity), judge (faithfulness, answer_relevance, correctness, helpfulness, toxicity), "
         "robustness, all. Default: auto.",
     ),
 ]
+# -m was --metrics before it meant --comment (feedback, like git): kept working, hidden, for old scripts
+OldMetricsOpt = Annotated[list[str] | None, typer.Option("-m", hidden=True)]
 ModeOpt = Annotated[
     str | None, typer.Option("--mode", help="Retrieval mode: hybrid, vector or lexical (default: retrieval.mode).")
 ]
@@ -97,6 +98,7 @@ def run_cmd(
     dataset: Annotated[str, typer.Argument(help="Question set: .jsonl, .csv or .parquet with a 'question' column.")],
     collection: CollectionOpt = None,
     metrics: MetricsOpt = None,
+    metrics_m: OldMetricsOpt = None,
     k: TopKOpt = None,
     mode: ModeOpt = None,
     where: WhereOpt = None,
@@ -181,13 +183,15 @@ def run_cmd(
             "there fails now.",
         ),
     ] = False,
+    quiet: QuietOpt = False,
     json_out: EvalJsonOpt = False,
 ) -> None:
     """Evaluate a question set against a collection; print a summary, the worst questions, gates and deltas.
     With several --model/--prompt: every combination on the same questions and context, and a leaderboard."""
     from llmops_cli.entry.eval import evaluate, outcome
 
-    out = Output(json_out)
+    out = Output(json_out, quiet=quiet)
+    metrics = [*(metrics or []), *(metrics_m or [])] or None
     settings = state().load(flags={"retrieval.k": k, "retrieval.mode": mode}).settings
     perturbations = [p.strip() for v in (perturb or []) for p in v.split(",") if p.strip()] or None
     models = list(model or [])
@@ -226,7 +230,7 @@ def run_cmd(
             outputs=output or [],
         )
         return
-    with out.progress("evaluating", total=None) as bar, workspace(settings) as ws:
+    with out.phases() as bar, workspace(settings) as ws:
         report = evaluate(
             ws,
             dataset,
@@ -247,7 +251,7 @@ def run_cmd(
             regression_tolerance=tolerance,
             fail_under=fail_under,
             outputs=output or [],
-            progress=lambda stage, done, total: bar.update(description=stage, completed=done, total=total),
+            progress=_stage_progress(bar),
             model=models[0] if models else None,
             prompt=prompt[0] if prompt else None,
             reword_prompt=reword_prompt,
@@ -272,14 +276,24 @@ def run_cmd(
     out.finish(result, warning=result.message)
 
 
+def _stage_progress(bar):
+    """entry.eval's (stage, done, total) as the phase line: a stage's total is known when it starts, so its ETA is
+    real; a stage without a count (total 0) shows its name, the spinner and the elapsed time."""
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar.show(stage, done if total else None, total or None, final=bool(total))
+
+    return progress
+
+
 def _run_matrix(out: Output, settings, dataset: str, **kw) -> None:
     from llmops_cli.entry.eval import evaluate_matrix, matrix_outcome
 
-    with out.progress("evaluating the matrix", total=None) as bar, workspace(settings) as ws:
+    with out.phases() as bar, workspace(settings) as ws:
         rep = evaluate_matrix(
             ws,
             dataset,
-            progress=lambda stage, done, total: bar.update(description=stage, completed=done, total=total),
+            progress=_stage_progress(bar),
             **kw,
         )
     if out.json_mode:
@@ -510,7 +524,9 @@ def export_cmd(
 @eval_app.command("generate")
 def generate_cmd(
     collection: CollectionOpt = None,
-    n: Annotated[int, typer.Option("-n", "--count", help="How many questions.", min=1, max=10000)] = 20,
+    n: Annotated[int, typer.Option("--count", help="How many questions.", min=1, max=10000)] = 20,
+    # -n means --limit elsewhere; kept working here, hidden, for old scripts
+    n_old: Annotated[int | None, typer.Option("-n", hidden=True, min=1, max=10000)] = None,
     output: Annotated[
         str, typer.Option("--output", "-o", help="Question set to write (.jsonl, .csv or .parquet).")
     ] = "questions.jsonl",
@@ -518,13 +534,16 @@ def generate_cmd(
     model: Annotated[str | None, typer.Option("--model", help="litellm model (default: llm.model).")] = None,
     concurrency: EvalConcurrencyOpt = None,
     no_cache: NoCacheOpt = False,
+    quiet: QuietOpt = False,
     json_out: EvalJsonOpt = False,
 ) -> None:
     """Write a question set from an ingested collection with the LLM (question, reference answer, source)."""
     from llmops_cli.entry.eval import generate
 
-    out = Output(json_out)
-    with out.progress("writing questions", total=None) as bar, workspace(state().load().settings) as ws:
+    out = Output(json_out, quiet=quiet)
+    n = n_old if n_old is not None else n
+    with out.phases("questions") as bar, workspace(state().load().settings) as ws:
+        bar.show("writing questions")
         gen = generate(
             ws,
             output,
@@ -534,7 +553,7 @@ def generate_cmd(
             model=model,
             concurrency=concurrency,
             use_cache=not no_cache,
-            progress=lambda done, total: bar.update(completed=done, total=total),
+            progress=lambda done, total: bar.show("writing questions", done, total, final=bool(total)),
         )
     if out.json_mode:
         out.json(gen.to_dict())
@@ -552,34 +571,49 @@ def sweep_cmd(
     sources: Annotated[
         list[str], typer.Option("--sources", help="Paths to ingest (several after one --sources, or repeat it).")
     ],
-    strategy: Annotated[
+    chunker: Annotated[
         list[str] | None,
-        typer.Option("--strategy", help="Chunking strategies (repeatable): auto, recursive, headings, tokens."),
+        typer.Option("--chunker", help="Chunking strategies (repeatable): auto, recursive, headings, tokens."),
     ] = None,
-    size: Annotated[
+    chunk_size: Annotated[
         list[int] | None,
         typer.Option(
-            "--size",
+            "--chunk-size",
             help="Chunk sizes in the embedder's tokens (repeatable; at most its maximum: 254 for all-MiniLM-L6-v2).",
         ),
     ] = None,
-    overlap: Annotated[list[int] | None, typer.Option("--overlap", help="Overlaps in tokens (repeatable).")] = None,
-    embedder: Annotated[
-        list[str] | None, typer.Option("--embedder", help="Embedding models (repeatable; default: embedder.model).")
+    chunk_overlap: Annotated[
+        list[int] | None, typer.Option("--chunk-overlap", help="Overlaps in tokens (repeatable).")
     ] = None,
+    embed_model: Annotated[
+        list[str] | None,
+        typer.Option("--embed-model", help="Embedding models (repeatable; default: embedder.model)."),
+    ] = None,
+    # the spellings before they matched `llmops ingest`'s: kept working, hidden, for old scripts
+    strategy: Annotated[list[str] | None, typer.Option("--strategy", hidden=True)] = None,
+    size: Annotated[list[int] | None, typer.Option("--size", hidden=True)] = None,
+    overlap: Annotated[list[int] | None, typer.Option("--overlap", hidden=True)] = None,
+    embedder: Annotated[list[str] | None, typer.Option("--embedder", hidden=True)] = None,
     metrics: MetricsOpt = None,
+    metrics_m: OldMetricsOpt = None,
     k: TopKOpt = None,
     mode: ModeOpt = None,
     rank_by: Annotated[
         str | None, typer.Option("--rank-by", help="Metric the leaderboard is sorted by (default: ndcg@k).")
     ] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary collections.")] = False,
+    quiet: QuietOpt = False,
     json_out: EvalJsonOpt = False,
 ) -> None:
     """Ingest sources under several chunking configurations into temporary collections, evaluate each, rank them."""
     from llmops_cli.entry.eval import sweep
 
-    out = Output(json_out)
+    out = Output(json_out, quiet=quiet)
+    metrics = [*(metrics or []), *(metrics_m or [])] or None
+    strategy = [*(chunker or []), *(strategy or [])] or None
+    size = [*(chunk_size or []), *(size or [])] or None
+    overlap = [*(chunk_overlap or []), *(overlap or [])] or None
+    embedder = [*(embed_model or []), *(embedder or [])] or None
     settings = state().load(flags={"retrieval.k": k, "retrieval.mode": mode}).settings
     rep = sweep(
         settings,

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from llmops_cli.cli.options import AnswerCollectionOpt, AnswerLimitOpt, DryRunOpt, JsonOpt
+from llmops_cli.cli.options import AnswerCollectionOpt, AnswerLimitOpt, DryRunOpt, JsonOpt, QuietOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state, workspace
 from llmops_cli.entry import feedback as feedback_entry
@@ -107,20 +107,33 @@ def rate(
 def review(
     limit: AnswerLimitOpt = 50,
     collection: AnswerCollectionOpt = None,
-    model: Annotated[
-        str | None, typer.Option("--model", help="Judge model (default: feedback.judge_model, else llm.model).")
+    judge_model: Annotated[
+        str | None,
+        typer.Option("--judge-model", help="Judge model (default: feedback.judge_model, else llm.model)."),
     ] = None,
+    # --model names the answering LLM everywhere else; kept working here, hidden, for old scripts
+    model: Annotated[str | None, typer.Option("--model", hidden=True)] = None,
     retry_errors: Annotated[
         bool, typer.Option("--retry-errors", help="Also re-review answers whose last review could not be parsed.")
     ] = False,
     no_promote: Annotated[
         bool, typer.Option("--no-promote", help="Only store the reviews; change nothing in the store.")
     ] = False,
+    quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    s = state().load(flags={"feedback.judge_model": model}).settings
-    out = Output(json_out)
-    with workspace(s) as ws:
+    s = (
+        state()
+        .load(
+            flags={"feedback.judge_model": judge_model or model}, flag_names={"feedback.judge_model": "--judge-model"}
+        )
+        .settings
+    )
+    out = Output(json_out, quiet=quiet)
+    # entry.feedback.review reports no progress of its own yet: the line names the phase and keeps moving (spinner,
+    # elapsed time) while the judge works
+    with out.phases() as bar, workspace(s) as ws:
+        bar.show(f"reviewing up to {limit} answers")
         res = feedback_entry.review(
             ws, limit=limit, collection=collection, retry_errors=retry_errors, promote=not no_promote
         )

@@ -267,7 +267,7 @@ class Output:
             yield _RichProgress(p, task)
 
     @contextmanager
-    def phases(self, unit: str) -> Iterator[Any]:
+    def phases(self, unit: str = "") -> Iterator[Any]:
         """A progress line for work in phases (parse, embed, write, ...): a spinner and the elapsed time that move
         every second whatever happens, the phase, ``done/total unit`` and a bar once a count is known, and an ETA
         only once the total is final (``PhaseProgress.show(..., final=True)``): a remaining time computed against a
@@ -316,7 +316,7 @@ class PhaseProgress:
     ) -> None:
         count = ""
         if done is not None:
-            count = f"{done}/{total} {self.unit}" if total else f"{done} {self.unit}"
+            count = (f"{done}/{total}" if total else f"{done}") + (f" {self.unit}" if self.unit else "")
         self.p.update(
             self.task,
             description=phase,
