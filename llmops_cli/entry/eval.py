@@ -313,8 +313,9 @@ def evaluate(
     compares with the question set's blessed run instead (``report.comparison`` with per-question regressions).
     ``model`` answers (default llm.model) with the answer ``prompt`` (a file; default the built-in one), searching
     with the ``reword_prompt``'s rewordings; the run records both prompts' names and hashes. ``matrix`` (``{"id":
-    ...}``, from ``matrix_combinations``) makes the run one combination of a matrix evaluated task by task (the
-    Airflow DAG maps over them; ``matrix_leaderboard`` ranks them afterwards)."""
+    ...}``, from ``matrix_combinations``) makes the run one combination of a matrix evaluated call by call
+    (``matrix_leaderboard`` ranks them afterwards). The run is one span, ``llmops eval run``: its LLM calls nest
+    under it and the judge's verdicts are ``gen_ai.evaluation.result`` events on it."""
     answer_prompt = load_prompt(prompt, ANSWER)
     reword = load_prompt(reword_prompt, REWORD)
     with _opened(target) as ws:
@@ -1182,9 +1183,9 @@ def matrix_combinations(
     models: Sequence[str], prompts: Sequence[str | Path] = (), *, matrix_id: str | None = None
 ) -> list[dict[str, Any]]:
     """The combinations of a matrix as keyword arguments of ``evaluate`` (``model``, ``prompt``, ``matrix``), for a
-    caller that runs them as separate tasks (the Airflow DAG's ``expand``): the prompts are read and checked here,
-    before any task runs. Each task searches for itself (the shared context is the one-process ``evaluate_matrix``'s),
-    so the combinations see the same context only as far as the search is deterministic."""
+    caller that runs them as separate ``evaluate`` calls: the prompts are read and checked here, before any call.
+    Each call searches for itself, so the combinations see the same context only as far as the search is
+    deterministic; ``plan_matrix_run`` (what the Airflow DAG uses) makes the context once for all of them."""
     answer_prompts = load_prompts([str(p) for p in prompts] or None, ANSWER)
     combos = plan_matrix(list(models), answer_prompts)
     mid = matrix_id or hashlib.sha256(f"{[c.label for c in combos]}|{time.time()}".encode()).hexdigest()[:10]
