@@ -144,6 +144,7 @@ def ask(
     history: list[Turn] | None = None,
     conversation: dict[str, Any] | None = None,
     prompt: PromptTemplate | None = None,
+    on_retrieved: Callable[[list[str], list[Hit]], None] | None = None,
 ) -> AskResult:
     """The answer path (rewordings -> retrieval per wording -> RRF -> answer with sources).
 
@@ -153,7 +154,8 @@ def ask(
     (``history``) and ``conversation`` (its id and turn number): it is recorded as kind "chat" with them, and never
     served from the cache (a follow-up means what the conversation makes it mean). ``prompt``: the answer prompt
     (default: the built-in one); its name and hash are recorded with the answer (``result.prompt``), and the cache
-    serves only a promoted answer that was made with a prompt of the same hash."""
+    serves only a promoted answer that was made with a prompt of the same hash. ``on_retrieved`` hears the rewordings
+    and the hits before the answer's first token (a cached answer: no rewordings, the promoted chunk)."""
     from llmops_cli.core.ask import ask as core_ask
     from llmops_cli.core.prompts import default_prompt
 
@@ -176,7 +178,7 @@ def ask(
         and ws.answer_log_exists()
     ):
         phase("checking the answer cache")
-        cached = _cached_answer(ws, ws.answer_log(), question, name, meta, on_token, prompt)
+        cached = _cached_answer(ws, ws.answer_log(), question, name, meta, on_token, prompt, on_retrieved)
         if cached is not None:
             return cached
     llm = None if retrieval_only else answer_llm(ws, model)
@@ -194,6 +196,7 @@ def ask(
         on_phase=on_phase,
         history=history,
         prompt=prompt,
+        on_retrieved=on_retrieved,
     )
     if not retrieval_only:
         res.prompt = prompt.ref()
@@ -260,6 +263,7 @@ def _cached_answer(
     meta: dict[str, Any],
     on_token: Callable[[str], None] | None,
     prompt: PromptTemplate | None = None,
+    on_retrieved: Callable[[list[str], list[Hit]], None] | None = None,
 ) -> AskResult | None:
     """The promoted answer to a near-identical question, as an AskResult (recorded as served from it), or None.
     Only an answer made with a prompt of ``prompt``'s hash is served (one recorded without a prompt was made with
@@ -293,6 +297,8 @@ def _cached_answer(
         cache_hit=hit.to_dict(),
         prompt=prompt.ref(),
     )
+    if on_retrieved is not None:
+        on_retrieved([], list(res.hits))
     if on_token is not None:
         on_token(res.answer)
     _record(ws, res, collection, cached_from=hit.answer_id)

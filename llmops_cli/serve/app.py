@@ -392,8 +392,9 @@ def create_app(
     )
     async def ask(body: AskRequest, request: Request, who: str = Depends(caller)) -> Any:
         """An answer with its sources and its id in the answer log (``llmops ask --json``'s document). Streamed as
-        server-sent events when asked: ``token`` events (answer text as it comes), then one ``answer`` event (the
-        whole document), or one ``error`` event."""
+        server-sent events when asked: a ``rewordings`` and a ``sources`` event as soon as retrieval is done, then
+        ``token`` events (answer text as it comes), then one ``answer`` event (the whole document), or one ``error``
+        event."""
         service: Service = request.app.state.service
         _check_length(body.question, options)
         kw = {"collection": body.collection, "k": body.k, "mode": body.mode, "where": body.where}
@@ -416,9 +417,17 @@ def create_app(
         def on_token(piece: str) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, ("token", {"text": piece}))
 
+        def on_retrieved(words: list[str], hits: list) -> None:
+            # before the first token: a page shows what was searched and the sources while the answer streams
+            loop.call_soon_threadsafe(queue.put_nowait, ("rewordings", {"rewordings": words}))
+            sources = [hit_dict(i, h) for i, h in enumerate(hits, 1)]
+            loop.call_soon_threadsafe(queue.put_nowait, ("sources", {"sources": sources}))
+
         def work() -> None:
             try:
-                name, res = service.ask(question, use_cache=use_cache, on_token=on_token, **kw)
+                name, res = service.ask(
+                    question, use_cache=use_cache, on_token=on_token, on_retrieved=on_retrieved, **kw
+                )
                 event = ("answer", answer_dict(res, name))
             except LlmopsError as e:
                 event = ("error", error_body(e))
@@ -431,7 +440,7 @@ def create_app(
         while True:
             kind, data = await queue.get()
             yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-            if kind != "token":
+            if kind in ("answer", "error"):
                 return
 
     @app.get("/v1/answers/recent-good", tags=["answers"], responses=ERRORS)
@@ -515,6 +524,7 @@ def answer_dict(res: Any, collection: str) -> dict[str, Any]:
     d = res.to_dict()
     d["answer_id"] = res.answer_id
     d["cache"] = res.cache_hit
+    d["prompt"] = res.prompt
     d["collection"] = collection
     d["record_error"] = res.record_error
     d["hits"] = [hit_dict(i, h) for i, h in enumerate(res.hits, 1)]

@@ -148,6 +148,7 @@ class Service:
         where: dict | None,
         use_cache: bool,
         on_token: Callable[[str], None] | None = None,
+        on_retrieved: Callable[[list[str], list], None] | None = None,
     ):
         from llmops_cli.entry import ask as ask_entry
 
@@ -162,6 +163,7 @@ class Service:
             where=where,
             use_cache=use_cache,
             on_token=on_token,
+            on_retrieved=on_retrieved,
         )
         return name, res
 

@@ -125,8 +125,13 @@ def test_serve_api_web_page_and_feedback_loop(tmp_path, openai_server, monkeypat
                 events = sse(r)
             kinds = [k for k, _ in events]
             assert kinds[-1] == "answer" and kinds.count("token") >= 2, kinds
+            # what was searched and the sources come as soon as retrieval is done, before the answer's first token
+            assert kinds.index("rewordings") < kinds.index("sources") < kinds.index("token"), kinds
             doc = events[-1][1]
             assert "".join(d["text"] for k, d in events if k == "token") == doc["answer"] == ANSWERS[Q_ROTATE]
+            early = dict(events[: kinds.index("token")])
+            assert early["rewordings"]["rewordings"] == doc["rewordings"]
+            assert [h["id"] for h in early["sources"]["sources"]] == [h["id"] for h in doc["hits"]]
             assert doc["hits"][doc["cited"][0] - 1]["source"].endswith("frobnicator.md") and doc["answer_id"]
 
             # concurrent requests land on both workers (each its own workspace) and all succeed

@@ -134,11 +134,14 @@ def test_ask_feedback_review_promotion_and_homepage_through_the_api(parts):
         assert doc["sources"][0]["source"].endswith("frob.md") and doc["hits"][0]["text"]
         assert doc["rewordings"] == ["rotate secrets frobnicator"] and doc["collection"] == "docs"
 
-        # streamed: tokens, then the whole document (with the id); the same answer log
+        # streamed: rewordings and sources, tokens, then the whole document (with the id); the same answer log
         r = c.post("/v1/ask", json={"question": "Where are widgets configured?", "stream": True, "use_cache": False})
         assert r.headers["content-type"].startswith("text/event-stream")
         events = sse_events(r.text)
-        assert events[0][0] == "token" and events[-1][0] == "answer"
+        kinds = [k for k, _ in events]
+        # what was searched and the sources first (retrieval is done), then the tokens, then the document
+        assert kinds[:3] == ["rewordings", "sources", "token"] and kinds[-1] == "answer", kinds
+        assert [h["id"] for h in events[1][1]["sources"]] == [h["id"] for h in events[-1][1]["hits"]]
         assert "".join(d["text"] for k, d in events if k == "token") == events[-1][1]["answer"]
         wid = events[-1][1]["answer_id"]
         assert wid and wid != aid
