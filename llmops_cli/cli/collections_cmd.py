@@ -65,12 +65,16 @@ def collections_list(json_out: JsonOpt = False) -> None:
     help="One collection: sources, chunk count, chunking, embedder, last ingest, size and chunk lengths.\n\n"
     "Example: llmops collections show docs",
 )
-def collections_show(name: NameArg, json_out: JsonOpt = False) -> None:
+def collections_show(
+    name: NameArg,
+    chart: Annotated[bool, typer.Option("--chart", help="Also draw the chunk-length histogram.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
     s = state().load().settings
     with workspace(s) as ws:
         d = store_entry.describe_collection(ws, name)
     out = Output(json_out)
-    d.pop("chunk_lengths")  # every chunk's length: for a histogram, not for the document
+    lengths = d.pop("chunk_lengths")  # every chunk's length: for a histogram, not for the document
     if json_out:
         out.json(d)
         return
@@ -95,6 +99,10 @@ def collections_show(name: NameArg, json_out: JsonOpt = False) -> None:
         ("chunk length", f"{chars['min']} / {chars['median']} / {chars['max']} characters (min / median / max)"),
     ]
     out.table(["", ""], [r for r in rows if r[1] not in ("", None)], title=f"Collection {name}", show_header=False)
+    if chart and lengths:
+        from llmops_cli.cli.charts import histogram_chart
+
+        out.print(histogram_chart(lengths), markup=False)
 
 
 @collections_app.command(

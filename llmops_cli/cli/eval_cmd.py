@@ -429,10 +429,18 @@ def _comparison_rows(c: dict) -> list[tuple]:
 
 @eval_app.command("runs")
 def runs_cmd(
-    limit: Annotated[int, typer.Option("--limit", help="At most this many runs.", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many runs.", min=1)] = 20,
+    chart: Annotated[
+        bool, typer.Option("--chart", help="Draw the metrics' trends across these runs in the terminal.")
+    ] = False,
+    chart_metrics: Annotated[
+        list[str] | None, typer.Option("--metrics", help="With --chart: the metrics to draw (default: up to 4).")
+    ] = None,
     json_out: EvalJsonOpt = False,
 ) -> None:
-    """List recorded evaluation runs, newest first."""
+    """List recorded evaluation runs, newest first.
+
+    Example: llmops eval runs --chart --metrics hit@5,mrr"""
     from llmops_cli.entry.eval import list_runs
 
     out = Output(json_out)
@@ -440,6 +448,15 @@ def runs_cmd(
         runs = list_runs(ws, limit=limit)
     if out.json_mode:
         out.json({"runs": runs})
+        return
+    if chart:
+        from llmops_cli.cli.charts import trend_chart
+
+        names = [m.strip() for v in chart_metrics or [] for m in v.split(",") if m.strip()] or None
+        if not runs:
+            out.info("no recorded runs to chart (llmops eval DATASET records one)")
+            return
+        out.print(trend_chart(runs, names), markup=False)
         return
     rows = []
     for r in runs:

@@ -351,3 +351,24 @@ def test_comparison_is_over_the_rows_both_runs_scored(project, capsys):
     worse = _report_file(project / "worse.json", {"a": None, "b": 0.0, "c": 0.0})
     code, out, _ = invoke(capsys, "compare", base, worse, "--fail-on-regression", "--json")
     assert code == 4 and json.loads(out)["regressions"] == ["faithfulness"]
+
+
+def test_runs_chart_draws_the_planted_runs_trends(project, capsys):
+    """Three recorded runs whose token_f1 falls then rises: the terminal chart has its title, axes, a legend entry per
+    metric, the run ids as x ticks and a y axis spanning the planted values."""
+    answers = [None, "no idea", "the scheduler"]
+    for answer in answers:
+        rows = ROWS if answer is None else [dict(r, answer=answer) for r in ROWS]
+        (project / "qs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        assert invoke(capsys, "qs.jsonl", "--metrics", "token_f1,exact_match", "--json")[0] == 0
+    code, out, err = invoke(capsys, "runs", "--chart", "--metrics", "token_f1,exact_match")
+    assert code == 0, err
+    assert "metric trends across runs" in out
+    lines = out.splitlines()
+    assert any(line.strip().startswith("score") and "run" in line for line in lines)  # y and x axis labels
+    assert "token_f1" in out and "exact_match" in out
+    ticks = next(line for line in lines if line.split() == ["1", "2", "3"])
+    assert ticks
+    y_labels = [float(t.split("┤")[0]) for t in lines if "┤" in t and t.split("┤")[0].strip()]
+    assert min(y_labels) <= 0.0 + 1e-9 and max(y_labels) == pytest.approx(F1_MEAN, abs=0.01)
+    assert "\x1b[" not in out  # no colour codes off a terminal

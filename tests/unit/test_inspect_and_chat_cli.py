@@ -78,6 +78,10 @@ def test_a_collection_can_be_looked_into_chunk_by_chunk(project, capsys, tmp_pat
     assert shown["chunking"]["size"] > 0 and shown["last_ingest"].startswith("20")
     code, out, _ = invoke(capsys, "collections", "show", "docs")
     assert code == 0 and "fake:bow" in out and "chunk length" in out
+    code, out, _ = invoke(capsys, "collections", "show", "docs", "--chart")
+    assert code == 0 and f"chunk lengths ({shown['chunks']} chunks)" in out
+    assert "chunk length (characters)" in out and any(line.startswith("chunks") for line in out.splitlines())
+    assert "█" in out  # the bars
 
     sources = ok_json(capsys, "collections", "sources", "docs")["sources"]
     assert [s["source"] for s in sources] == ["docs/frob.md", "docs/widgets.md"]
