@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from llmops_cli.core.eval.gates import shown
 from llmops_cli.core.eval.report import EvalReport, lower_is_better
@@ -117,7 +119,8 @@ def histogram_svg(
     return "".join(parts)
 
 
-def render_html(report: EvalReport, *, worst: int = 10) -> str:
+def render_html(report: EvalReport, *, worst: int = 10, trend: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """``trend``: recorded runs (eval history's list_runs rows) drawn as metric trends, when two or more."""
     metrics = list(report.metrics)
     cfg = report.config
     title = f"llmops eval: {report.dataset.get('path', '')}"
@@ -246,6 +249,10 @@ def render_html(report: EvalReport, *, worst: int = 10) -> str:
             )
         out.append("</table>")
 
+    if trend and len(trend) >= 2:
+        from llmops_cli.core.eval.charts_svg import trend_svg
+
+        out.append(f"<h2>Metric trends across runs ({len(trend)})</h2>{trend_svg(trend)}")
     out.append(f'<h2>Per question ({len(report.rows)})</h2><input id="filter" type="search" placeholder="filter rows">')
     out.append('<table id="rows"><thead><tr><th>id</th><th>question</th><th>answer</th><th>retrieved</th>')
     for m in metrics:
