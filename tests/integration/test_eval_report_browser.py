@@ -79,12 +79,46 @@ def _report() -> EvalReport:
     return rep
 
 
+# recorded runs planted for the trend chart: hit@5 rises, mrr falls
+TREND = [
+    {"id": 5, "metrics": {"hit@5": 0.40, "mrr": 0.70}},
+    {"id": 6, "metrics": {"hit@5": 0.55, "mrr": 0.60}},
+    {"id": 7, "metrics": {"hit@5": 0.80, "mrr": 0.45}},
+]
+# appended to the page by the test only: the laid-out size of the trend chart and of each series, as the browser
+# computed them, written where --dump-dom shows them
+_MEASURE = """<script>
+var svg = document.querySelector('svg.trend-chart'), r = svg.getBoundingClientRect();
+document.body.setAttribute('data-trend-box', Math.round(r.width) + 'x' + Math.round(r.height));
+var sizes = [];
+svg.querySelectorAll('polyline.series').forEach(function (p) {
+  var b = p.getBBox(), s = getComputedStyle(p);
+  sizes.push(p.getAttribute('data-metric') + ':' + Math.round(b.width) + 'x' + Math.round(b.height) + ':' +
+             s.visibility + ':' + s.display);
+});
+document.body.setAttribute('data-trend-series', sizes.join(' '));
+</script></body>"""
+
+
 def test_report_renders_charts_and_table_without_console_errors(tmp_path):
     rep = _report()
     page = tmp_path / "report.html"
-    page.write_text(render_html(rep), encoding="utf-8")
+    page.write_text(render_html(rep, trend=TREND).replace("</body>", _MEASURE), encoding="utf-8")
     dom, console = open_in_chromium(page, tmp_path / "profile")
     assert console == []
+    # the trend chart: laid out at its size, one visible, non-flat line per planted metric, the planted values
+    assert re.search(r'data-trend-box="640x260"', dom), dom[:500]
+    series = dict(
+        (m, rest) for m, rest in (s.split(":", 1) for s in re.search(r'data-trend-series="([^"]*)"', dom)[1].split())
+    )
+    assert set(series) == {"hit@5", "mrr"}
+    for rest in series.values():
+        size, visibility, display = rest.split(":")
+        w, h = map(int, size.split("x"))
+        assert w > 400 and h > 40 and visibility == "visible" and display != "none", rest
+    points = re.findall(r'<circle class="point" data-metric="([^"]+)" data-value="([^"]+)"', dom)
+    assert [(m, float(v)) for m, v in points if m == "hit@5"] == [("hit@5", 0.4), ("hit@5", 0.55), ("hit@5", 0.8)]
+    assert re.findall(r'class="run-label"[^>]*>(\d+)<', dom) == ["5", "6", "7"]
     assert re.search(r'<body[^>]*data-ready="3"', dom), "the report's script did not finish"
     assert dom.count('class="metric-chart"') == 3
     assert len(re.findall(r'<rect class="bar"', dom)) == 30  # 10 bins per chart
