@@ -136,6 +136,14 @@ def finetune_llm_cmd(
     ] = None,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between job polls.", min=0.01)] = 10.0,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Stop waiting after this many seconds.")] = None,
+    cost_per_token: Annotated[
+        float | None,
+        typer.Option(
+            "--training-cost-per-token",
+            help="With --provider: the training price per token (USD), so the run records the job's cost.",
+            min=0,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     from llmops_cli.entry.finetune import finetune_llm, finetune_provider
@@ -152,6 +160,7 @@ def finetune_llm_cmd(
                 hyperparameters={"n_epochs": epochs},
                 poll_s=poll,
                 timeout_s=timeout,
+                cost_per_token=cost_per_token,
                 progress=out.info,
             )
             run.pop("job", None)
@@ -172,6 +181,9 @@ def finetune_llm_cmd(
         return
     if run["kind"] == "llm-provider":
         out.print(f"job {run['provider_job_id']}: {run['status']}; model {run['output']}")
+        c = run["cost"]
+        price = "price unknown (--training-cost-per-token)" if c.get("cost_usd") is None else f"${c['cost_usd']}"
+        out.print(f"cost: {c.get('trained_tokens')} trained tokens, {price}, {c.get('wall_s')} s from submission")
         return
     m = run["metrics"]
     out.print(
@@ -185,6 +197,7 @@ def finetune_llm_cmd(
 
 @finetune_app.command("runs", help="Fine-tuning runs, newest first.")
 def finetune_runs_cmd(limit: LimitOpt = 20, json_out: JsonOpt = False) -> None:
+    from llmops_cli.core.finetune.runs import cost_total
     from llmops_cli.entry.finetune import finetune_runs
 
     s = state().load().settings
@@ -196,13 +209,25 @@ def finetune_runs_cmd(limit: LimitOpt = 20, json_out: JsonOpt = False) -> None:
         finally:
             runs.close()
     if json_out:
-        out.json({"runs": [_public(r) for r in rows]})
+        out.json({"runs": [{**_public(r), "cost_total": cost_total(r)} for r in rows]})
         return
     if not rows:
         out.info("no fine-tuning runs yet: run llmops finetune embedder --collection C --dataset QUESTIONS")
         return
     out.table(
-        ["id", "time (UTC)", "kind", "status", "MRR@10 base -> tuned", "train s", "model", "promoted to"],
+        [
+            "id",
+            "time (UTC)",
+            "kind",
+            "status",
+            "MRR@10 base -> tuned",
+            "wall s",
+            "CPU s",
+            "tokens",
+            "cost $",
+            "model",
+            "promoted to",
+        ],
         [
             (
                 r["id"],
@@ -210,11 +235,15 @@ def finetune_runs_cmd(limit: LimitOpt = 20, json_out: JsonOpt = False) -> None:
                 r["kind"],
                 r["status"],
                 _arrow(r, "mrr@10"),
-                (r["cost"].get("train") or {}).get("wall_s", ""),
+                t["wall_s"],
+                t["cpu_s"],
+                "" if t["trained_tokens"] is None else t["trained_tokens"],
+                "" if t["cost_usd"] is None else t["cost_usd"],
                 Path(r["output"]).name if r["output"] else "",
                 r["promoted_to"] or "",
             )
             for r in rows
+            for t in [cost_total(r)]
         ],
         title="Fine-tuning runs",
     )

@@ -297,7 +297,7 @@ def promote_embedder(
             store.write_manifest(dst, list(store.read_manifest(src).values()))
             ws.after_store_write(dst)
         cost = {"wall_s": round(time.perf_counter() - wall0, 2), "cpu_s": round(time.process_time() - cpu0, 2)}
-        runs.update(run["id"], promoted_to=dst)
+        runs.update(run["id"], promoted_to=dst, cost={**run["cost"], "promote": cost})
         return {
             "run": run["id"],
             "model": run["output"],
@@ -412,10 +412,12 @@ def finetune_llm(
             raise
         runs.update(run_id, output=str(out / "adapter"), cost={"train": cost})
         say(f"scoring base and tuned on {len(held)} held-out row(s)")
+        wall0, cpu0 = time.perf_counter(), time.process_time()
         b = evaluate_causal_lm(base_dir, held, max_len=max_len)
         t = evaluate_causal_lm(base_dir, held, adapter=out / "adapter", max_len=max_len)
+        eval_cost = {"wall_s": round(time.perf_counter() - wall0, 2), "cpu_s": round(time.process_time() - cpu0, 2)}
         metrics = {"held_out_rows": len(held), "base": b, "tuned": t, "gain": {"loss": round(b["loss"] - t["loss"], 4)}}
-        runs.update(run_id, status="done", metrics=metrics)
+        runs.update(run_id, status="done", metrics=metrics, cost={"train": cost, "evaluate": eval_cost})
         return {**runs.get(run_id), "resumed": False}
     finally:
         runs.close()
@@ -431,10 +433,12 @@ def finetune_provider(
     label: str = "",
     poll_s: float = 10.0,
     timeout_s: float | None = None,
+    cost_per_token: float | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Submit ``dataset`` to an OpenAI-compatible fine-tuning API (``api_base``, default llm.api_base) for ``model``
-    and wait for the job; a retry with the same inputs (and ``label``) resumes the recorded job."""
+    and wait for the job; a retry with the same inputs (and ``label``) resumes the recorded job. ``cost_per_token``:
+    the provider's training price per token, recorded with the run's cost (None: tokens only, price unknown)."""
     from llmops_cli.adapters.llm.finetune_jobs import OpenAIFineTuningHTTP
     from llmops_cli.core.finetune.provider import run_provider_job
 
@@ -458,6 +462,7 @@ def finetune_provider(
             label=label,
             poll_s=poll_s,
             timeout_s=timeout_s,
+            cost_per_token=cost_per_token,
             progress=progress,
         )
     finally:

@@ -25,3 +25,24 @@ def test_runs_are_listed_and_too_few_examples_are_refused_before_training(projec
     code, out, _ = invoke(capsys, "finetune", "runs", "--json")
     got = json.loads(out)["runs"]
     assert code == 0 and [(r["id"], r["kind"], r["status"]) for r in got] == [(rid, "llm", "running")]
+
+
+def test_runs_table_shows_each_runs_time_tokens_and_price(project, capsys, tmp_path):  # noqa: F811
+    from llmops_cli.core.finetune.runs import FinetuneRuns
+
+    with FinetuneRuns(tmp_path / ".llmops" / "finetune" / "runs.sqlite") as runs:
+        job = runs.start("llm-provider", "gpt-tiny")
+        cost = {"trained_tokens": 4321, "cost_usd": 0.0346, "wall_s": 612.5, "wait": {"wall_s": 3.0, "cpu_s": 0.25}}
+        runs.update(job, status="done", output="ft:gpt-tiny:x", cost=cost)
+        local = runs.start("embedder", "/models/base")
+        runs.update(
+            local, status="done", cost={"train": {"wall_s": 20, "cpu_s": 31}, "evaluate": {"wall_s": 4, "cpu_s": 6}}
+        )
+    code, out, _ = invoke(capsys, "finetune", "runs", "--json")
+    totals = {r["id"]: r["cost_total"] for r in json.loads(out)["runs"]}
+    assert code == 0 and totals == {
+        job: {"wall_s": 612.5, "cpu_s": 0.25, "trained_tokens": 4321, "cost_usd": 0.0346},
+        local: {"wall_s": 24.0, "cpu_s": 37.0, "trained_tokens": None, "cost_usd": None},
+    }
+    code, out, _ = invoke(capsys, "finetune", "runs")  # the table renders them
+    assert code == 0 and "Fine-tuning runs" in out

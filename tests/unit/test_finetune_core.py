@@ -106,3 +106,57 @@ def test_runs_are_recorded_found_by_job_key_and_gated(tmp_path):
     assert not gate({**run, "status": "running"})
     with FinetuneRuns(tmp_path / "ft" / "runs.sqlite") as runs:  # reopened: migrated once, the run is there
         assert [r["id"] for r in runs.list(kind="embedder", status="done")] == [rid]
+
+
+class _Jobs:
+    """A fine-tuning API in memory: a job that runs ``polls`` polls, then succeeds with its tokens."""
+
+    api_base = "http://provider.test/v1"
+
+    def __init__(self, polls: int = 2, tokens: int = 1000, stamps: tuple[int, int] | None = None):
+        self.polls, self.tokens, self.stamps, self.created = polls, tokens, stamps, 0
+
+    def upload_training_file(self, data: bytes, filename: str) -> str:
+        return "file-1"
+
+    def create_job(self, model: str, training_file: str, **kw):
+        self.created += 1
+        return {"id": "ftjob-1", "status": "validating_files"}
+
+    def retrieve_job(self, job_id: str):
+        self.polls -= 1
+        if self.polls > 0:
+            return {"id": job_id, "status": "running"}
+        job = {"id": job_id, "status": "succeeded", "trained_tokens": self.tokens, "fine_tuned_model": "ft:m:x"}
+        if self.stamps:
+            job.update(created_at=self.stamps[0], finished_at=self.stamps[1])
+        return job
+
+
+def test_a_provider_job_records_its_tokens_price_and_time_and_runs_total_every_step(tmp_path):
+    from llmops_cli.core.finetune.provider import run_provider_job
+    from llmops_cli.core.finetune.runs import cost_total
+
+    with FinetuneRuns(tmp_path / "runs.sqlite") as runs:
+        api = _Jobs(stamps=(1_000, 1_600))
+        run = run_provider_job(api, runs, model="m", data=b"{}\n", cost_per_token=8e-6, sleep=lambda _s: None)
+        unpriced = run_provider_job(_Jobs(), runs, model="m", data=b"{}\n", label="b", sleep=lambda _s: None)
+        local = runs.start("embedder", "/m/base")
+        runs.update(
+            local,
+            status="done",
+            cost={
+                "train": {"wall_s": 30.0, "cpu_s": 55.5, "epochs": 1},
+                "evaluate": {"wall_s": 10.0, "cpu_s": 18.0},
+                "promote": {"wall_s": 5.25, "cpu_s": 9.0},
+            },
+        )
+        embedder = runs.get(local)
+    c = run["cost"]
+    assert (c["trained_tokens"], c["cost_per_token"], c["cost_usd"]) == (1000, 8e-6, 0.008)
+    assert c["wall_s"] == 600.0  # the provider's own timestamps: submission to the end
+    assert set(c["wait"]) == {"wall_s", "cpu_s"}
+    assert unpriced["cost"]["cost_usd"] is None and unpriced["cost"]["trained_tokens"] == 1000  # no price guessed
+    assert 0 <= unpriced["cost"]["wall_s"] < 60  # no provider timestamps: since the run was recorded
+    assert cost_total(run) == {"wall_s": 600.0, "cpu_s": c["wait"]["cpu_s"], "trained_tokens": 1000, "cost_usd": 0.008}
+    assert cost_total(embedder) == {"wall_s": 45.25, "cpu_s": 82.5, "trained_tokens": None, "cost_usd": None}

@@ -46,10 +46,13 @@ def run_provider_job(
     label: str = "",
     poll_s: float = 10.0,
     timeout_s: float | None = None,
+    cost_per_token: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Submit (or resume) the job and wait for it to end; returns the run's record with ``resumed`` and ``job``."""
+    """Submit (or resume) the job and wait for it to end; returns the run's record with ``resumed`` and ``job``.
+    ``cost_per_token``: the provider's training price per trained token, when known (the API does not say): the
+    run's cost then holds the job's price besides its tokens and time."""
     say = progress or (lambda _m: None)
     params = dict(hyperparameters or {})
     key = job_key(api.api_base, model, data, params, label)
@@ -71,7 +74,7 @@ def run_provider_job(
         run_id = run["id"]
         say(f"resuming fine-tuning job {run['provider_job_id']} (not submitted again)")
     job_id = runs.get(run_id)["provider_job_id"]
-    started = time.monotonic()
+    started, cpu0 = time.monotonic(), time.process_time()
     while True:
         job = api.retrieve_job(job_id)
         status = str(job.get("status"))
@@ -84,7 +87,8 @@ def run_provider_job(
             )
         say(f"job {job_id}: {status}")
         sleep(poll_s)
-    cost = {"trained_tokens": job.get("trained_tokens"), "provider": api.api_base}
+    cost = job_cost(job, api.api_base, cost_per_token, runs.get(run_id)["created_at"])
+    cost["wait"] = {"wall_s": round(time.monotonic() - started, 2), "cpu_s": round(time.process_time() - cpu0, 2)}
     if status != "succeeded":
         runs.update(run_id, status="failed", cost=cost)
         err = (job.get("error") or {}).get("message") if isinstance(job.get("error"), dict) else job.get("error")
@@ -93,4 +97,26 @@ def run_provider_job(
     return {**runs.get(run_id), "resumed": resumed, "job": job}
 
 
-__all__ = ["FINAL", "FineTuningAPI", "job_key", "run_provider_job"]
+def job_cost(job: dict[str, Any], provider: str, cost_per_token: float | None, submitted_at: float) -> dict[str, Any]:
+    """What a finished job cost: trained tokens, their price when one is known (else None, never a guess), and the
+    job's wall seconds from submission to its end (the provider's own timestamps when it gives them; else from when
+    the run was recorded to now, across every retry that waited on it)."""
+    tokens = job.get("trained_tokens")
+    created, finished = job.get("created_at"), job.get("finished_at")
+    if isinstance(created, int | float) and isinstance(finished, int | float) and finished >= created:
+        wall = float(finished - created)
+    else:
+        wall = time.time() - submitted_at
+    price = None
+    if cost_per_token is not None and isinstance(tokens, int | float):
+        price = round(tokens * cost_per_token, 6)
+    return {
+        "trained_tokens": tokens,
+        "provider": provider,
+        "cost_per_token": cost_per_token,
+        "cost_usd": price,
+        "wall_s": round(wall, 2),
+    }
+
+
+__all__ = ["FINAL", "FineTuningAPI", "job_cost", "job_key", "run_provider_job"]

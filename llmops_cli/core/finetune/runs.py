@@ -121,6 +121,22 @@ class FinetuneRuns(StateStore):
         return [_row(r) for r in rows]
 
 
+def cost_total(run: dict[str, Any]) -> dict[str, Any]:
+    """One run's cost in one place: wall and CPU seconds of every local step (train, evaluate, promote, a provider
+    job's waits) summed, a provider job's wall seconds, trained tokens and price (None when unknown)."""
+    cost = run.get("cost") or {}
+    parts = [v for v in cost.values() if isinstance(v, dict) and "wall_s" in v]
+    wall = sum(float(v.get("wall_s") or 0) for v in parts)
+    if run.get("kind") == "llm-provider" and cost.get("wall_s") is not None:
+        wall = float(cost["wall_s"])  # the job's time from submission to its end, waits included
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(sum(float(v.get("cpu_s") or 0) for v in parts), 2),
+        "trained_tokens": cost.get("trained_tokens"),
+        "cost_usd": cost.get("cost_usd"),
+    }
+
+
 def _row(r: Any) -> dict[str, Any]:
     names = [c.strip() for c in _COLS.split(",")]
     d = dict(zip(names, tuple(r), strict=True))
