@@ -52,3 +52,30 @@ def test_quiet_prints_no_info_and_no_progress_but_still_warnings(capsys, monkeyp
     assert captured.err == "warning: skipped a.pdf\n"
     assert captured.out == "data\n"
     assert Output().interactive  # the same terminal without quiet does show progress
+
+
+def test_phases_show_the_count_and_an_eta_only_once_the_total_is_final():
+    import io
+    import re
+
+    from rich.console import Console
+
+    from llmops_cli.cli.eval_cmd import _stage_progress
+
+    def frames(steps) -> str:
+        out = Output()
+        buf = io.StringIO()
+        out.err = Console(file=buf, force_terminal=True, width=160, color_system=None)
+        with out.phases("chunks") as bar:
+            for step in steps:
+                step(bar)
+                bar.p.refresh()
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())
+
+    growing = frames([lambda b: b.show("embed", 4, 8), lambda b: b.show("embed", 6, 9)])
+    assert "embed" in growing and "6/9 chunks" in growing and "ETA" not in growing
+    final = frames([lambda b: b.show("embed", 2, 9, final=True), lambda b: b.show("embed", 6, 9, final=True)])
+    assert "6/9 chunks" in final and "ETA" in final
+    # eval's stages: a stage with a total is final; one without shows its name only
+    stages = frames([lambda b: _stage_progress(b)("retrieving", 0, 0), lambda b: _stage_progress(b)("judging", 3, 5)])
+    assert "retrieving" in stages and "3/5 chunks" in stages and "ETA" in stages.split("judging", 1)[1]
