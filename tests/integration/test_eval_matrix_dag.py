@@ -90,7 +90,7 @@ def test_matrix_dag_maps_the_combinations_and_ranks_them_as_the_cli_does(airflow
     t1 = time.monotonic()
     # the CLI on the same question set, with its own history and LLM cache
     local = {**env, "LLMOPS_DATA_DIR": str(tmp_path / "cli-data")}
-    args = ["eval", "run", str(dataset), "--collection", COLLECTION, "-m", ",".join(metrics), "-k", "2"]
+    args = ["eval", "run", str(dataset), "--collection", COLLECTION, "--metrics", ",".join(metrics), "-k", "2"]
     for m in models:
         args += ["--model", m]
     for p in prompts:

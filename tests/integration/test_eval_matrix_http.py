@@ -101,7 +101,7 @@ def ci95(values):
 
 def test_matrix_leaderboard_rating_page_and_agreement(project, openai_server, capsys):
     tmp, env = project
-    args = ["qs.jsonl", "--collection", "airflow-docs", "-m", "retrieval,token_f1,answer_relevance", "-k", "3"]
+    args = ["qs.jsonl", "--collection", "airflow-docs", "--metrics", "retrieval,token_f1,answer_relevance", "-k", "3"]
     args += ["--model", "openai/good-model", "--model", "openai/cheap-model", "--judge-model", "openai/judge-model"]
     args += ["--prompt", str(PROMPTS[0]), "--prompt", str(PROMPTS[1]), "-o", "matrix.html", "--json"]
     code, out, err = invoke(capsys, *args)
