@@ -12,6 +12,15 @@ entry points, the same ones as ``llmops batch``.
   fails and publishes nothing (so the run fails: ``trigger-dag --wait`` exits 5); when some failed, the outcome is
   ``partial`` (``trigger-dag --wait`` exits 3, like ``llmops batch``).
 
+``via="provider"`` sends the requests through the provider's Batch API instead (half the price, its own limits):
+
+- ``submit`` creates the provider jobs, each recorded in the state database before it is created, so a retried
+  ``submit`` finds the recorded jobs and creates none again;
+- ``wait`` is a sensor in ``mode="reschedule"``: each poke is one status query (finished jobs are read back into the
+  run's checkpoint) and between pokes the task gives its worker slot back, so a job that takes hours holds no slot;
+  the interval grows from ``poke_interval`` to ten minutes; a retried ``wait`` polls the same recorded jobs;
+- ``collect`` writes and publishes the results as ``merge`` does (same files, same outcome).
+
 Locations: ``input``, ``output``, ``template``, ``schema`` and ``config`` are absolute paths or URLs every worker
 can reach (``/srv/in.jsonl``, ``file:///srv/in.jsonl``, ``s3://bucket/in.jsonl``); a relative path is refused when
 the run is triggered. ``output`` is required (never beside the input by default) and an earlier result is never
@@ -28,9 +37,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, PokeReturnValue, dag, task
 
 from llmops_cli.airflow import steps
+from llmops_cli.entry import batch as batch_entry
 from llmops_cli.entry.dag_support import (
     OUTCOME_XCOM_KEY,
     batch_outcome,
@@ -62,6 +72,8 @@ OPTION_PARAMS = (
     "limit",
     "run_dir",
 )
+# a conf key the tests pass (not a param): the first try of ``wait`` fails, to show that its retry resumes the job
+FAIL_FIRST_WAIT = "llmops_test_fail_first_wait"
 
 
 @dag(
@@ -80,7 +92,13 @@ OPTION_PARAMS = (
                 "never replaced: a run whose output exists already fails."
             ),
         ),
-        "shards": Param(4, type="integer", minimum=1, maximum=256, description="How many mapped tasks."),
+        "via": Param(
+            "online",
+            enum=["online", "provider"],
+            description="online: one call per row, mapped over shards; provider: the provider's Batch API "
+            "(submit, a rescheduling wait, collect).",
+        ),
+        "shards": Param(4, type="integer", minimum=1, maximum=256, description="How many mapped tasks (online)."),
         "model": Param(None, type=OPT_STR, description="litellm model string (default: llm.model)."),
         "template": Param(None, type=OPT_STR, **location_schema("Prompt template file.")),
         "prompt": Param(None, type=OPT_STR, description="Or the user prompt itself ({column} placeholders)."),
@@ -142,7 +160,63 @@ def llmops_batch_inference():
             print(f"PARTIAL: {result['message']}")
         return summary
 
-    merge(run_shard.expand(shard=plan()))
+    def provider_step(fn, params) -> dict:
+        """One provider-batch entry point with the run's options (the same in every task: they name the run)."""
+        from llmops_cli.wiring import Workspace
+
+        settings, input_, output, opts = run(params)
+        with Workspace(settings) as ws:
+            return fn(ws, input_, **steps.batch_options(output, opts))
+
+    @task.branch
+    def route(params=None) -> str:
+        return "submit" if params.get("via") == "provider" else "plan"
+
+    @task(retries=2, retry_delay=timedelta(seconds=10))
+    def submit(params=None) -> dict:
+        jobs = provider_step(batch_entry.batch_provider_submit, params)
+        print(f"{jobs['requests']} requests in {jobs['jobs']} provider job(s), {jobs['created']} created now")
+        return {k: v for k, v in jobs.items() if k != "jobs"}
+
+    @task.sensor(
+        mode="reschedule",
+        poke_interval=5,
+        exponential_backoff=True,
+        max_wait=timedelta(minutes=10),
+        timeout=timedelta(hours=30),  # the provider's window is 24 h
+        retries=3,
+        retry_delay=timedelta(seconds=5),
+    )
+    def wait(submitted: dict, params=None, ti=None, dag_run=None) -> PokeReturnValue:
+        if (dag_run.conf or {}).get(FAIL_FIRST_WAIT) and ti.try_number == 1:
+            raise RuntimeError(f"{FAIL_FIRST_WAIT}: the first try of wait fails (a test of its retry)")
+        state = provider_step(batch_entry.batch_provider_poll, params)
+        print(
+            f"jobs {state['statuses']}: {state['completed']} completed, {state['failed']} failed of {state['requests']}"
+        )
+        return PokeReturnValue(is_done=bool(state["done"]), xcom_value=state)
+
+    @task
+    def collect(waited: dict, params=None, run_id=None, ti=None) -> dict:
+        settings, _input, output, _opts = run(params)
+        summary = provider_step(batch_entry.batch_provider_collect, params)  # staged: nothing published yet
+        if summary.get("output_kept"):  # the staging copy of the earlier results: name the location
+            summary["output_kept"] = output
+        try:
+            result = batch_outcome(summary)
+        finally:
+            print(f"report: {write_report(settings, 'llmops_batch_inference', run_id, summary)}")
+        summary = steps.publish_batch(summary, output)
+        print(f"results: {output}")
+        ti.xcom_push(key=OUTCOME_XCOM_KEY, value={**result, "summary": summary})
+        if result["status"] == "partial":
+            print(f"PARTIAL: {result['message']}")
+        return summary
+
+    planned, submitted = plan(), submit()
+    route() >> [planned, submitted]
+    merge(run_shard.expand(shard=planned))
+    collect(wait(submitted))
 
 
 llmops_batch_inference()
