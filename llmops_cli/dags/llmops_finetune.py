@@ -81,6 +81,9 @@ TRAIN_ROUTING = {
         "model": Param(None, type=OPT_STR, description="With provider: the base model (default: llm.model)."),
         "dataset": Param(None, type=OPT_STR, description="With provider: chat rows on the workers (feedback export)."),
         "poll_s": Param(10.0, type="number", minimum=0, description="With provider: seconds between job polls."),
+        "training_cost_per_token": Param(
+            None, type=["null", "number"], description="With provider: training price per token (USD), for the cost."
+        ),
     },
 )
 def llmops_finetune():
@@ -119,6 +122,7 @@ def llmops_finetune():
                     api_base=None if params["provider"] == "default" else params["provider"],
                     label=f"llmops_finetune:{run_id}",
                     poll_s=params["poll_s"],
+                    cost_per_token=params.get("training_cost_per_token"),
                     progress=print,
                 )
                 print(f"run {run['id']} (resumed: {run['resumed']}): {run['output']}; cost {run['cost']}")

@@ -67,6 +67,7 @@ def test_finetune_dag_provider_job_retried_train_resumes_the_job(airflow_server,
             "dataset": str(ds),
             "min_examples": 5,
             "poll_s": 0.2,
+            "training_cost_per_token": 0.000008,
         }
         doc = ok_json(
             env,
@@ -93,7 +94,9 @@ def test_finetune_dag_provider_job_retried_train_resumes_the_job(airflow_server,
     run = next(r for r in runs if r["output"] == model)
     assert run["status"] == "done" and run["provider_job_id"] == "ftjob-1"
     assert ft.submissions[0]["metadata"]["llmops_job_key"] == run["job_key"]
-    assert run["cost"]["trained_tokens"] > 0
+    cost = run["cost"]  # the job's tokens, priced; its time from submission to the end, the failed try's wait included
+    assert cost["trained_tokens"] > 0 and cost["cost_usd"] == round(cost["trained_tokens"] * 0.000008, 6)
+    assert cost["wall_s"] >= 10 and run["cost_total"]["cost_usd"] == cost["cost_usd"]
 
     # the gate's decision, as evaluate wrote it
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", doc["run_id"])
