@@ -221,8 +221,16 @@ def prompt_dirs() -> list[Path]:
     return list(dict.fromkeys(d for d in (here, shipped) if d.is_dir()))
 
 
-def shipped_names() -> list[str]:
-    return sorted({f.stem for d in prompt_dirs() for f in d.glob("*.md")})
+def shipped_names(kind: str | None = None) -> list[str]:
+    """The prompt names ``load_prompt`` finds in ``prompt_dirs`` (of ``kind``, by their front matter, when given)."""
+
+    def of_kind(f: Path) -> bool:
+        try:
+            return kind is None or _front_matter(f.read_text(encoding="utf-8"))[0].get("kind", ANSWER) == kind
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    return sorted({f.stem for d in prompt_dirs() for f in d.glob("*.md") if of_kind(f)})
 
 
 def _by_name(ref: str) -> Path | None:
@@ -241,7 +249,7 @@ def load_prompt(ref: str | Path | None, kind: str = ANSWER) -> PromptTemplate:
     if not path.is_file():
         named = _by_name(str(ref))
         if named is None:
-            names = shipped_names()
+            names = shipped_names(kind)
             raise InputError(
                 f"prompt file {path} not found",
                 hint="pass a prompt file (e.g. configs/prompts/answer.md), 'default' for the built-in prompt"
