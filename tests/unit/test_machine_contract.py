@@ -197,7 +197,8 @@ def test_doctor_one_line_per_part_and_exit_1_when_broken(monkeypatch, capsys, tm
 def test_completion_of_dag_ids_and_collections_creates_nothing(tmp_path):
     from llmops_cli.cli.completion import collection_names, dag_ids
 
-    assert dag_ids("llmops_in") == ["llmops_ingest"]
+    assert dag_ids("llmops_ing") == ["llmops_ingest"]
+    assert dag_ids("llmops_in") == ["llmops_ingest", "llmops_insights"]
     assert collection_names("") == [] and list(tmp_path.iterdir()) == []
 
 
