@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -135,8 +136,9 @@ class SinkRouter:
 
     def shutdown(self) -> None:
         _shutdown_all(self._processors)
+        deadline = time.monotonic() + 5.0  # all retired sinks together: an unreachable one cannot hold up the exit
         for t in self._retiring:
-            t.join(timeout=5.0)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return all([p.force_flush(timeout_millis) for p in self._processors])
