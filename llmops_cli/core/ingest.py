@@ -127,7 +127,7 @@ class IngestReport:
 # the last source is parsed); the entry point adds "load model" and "index" (0, 0: no count). Called from the
 # writer thread too.
 ProgressFn = Callable[[str, int, int], None]
-PROGRESS_SLICE = 32  # chunks per embed call while a progress line is shown (EMBED_BATCH otherwise)
+PROGRESS_SLICE = 64  # chunks per embed call while a progress line is shown (EMBED_BATCH otherwise)
 
 
 def signature(opts: IngestOptions, embedder: Embedder) -> str:

@@ -53,7 +53,7 @@ def _run_in_pty(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, s
 
 
 def test_ingest_progress_shows_phases_with_chunk_counts_and_quiet_shows_nothing(tmp_path):
-    # two pages of the project's docs: a few dozen chunks, several progress steps (32 chunks each), little CI time
+    # two pages of the project's docs: a few dozen chunks, several progress steps (64 chunks each), little CI time
     corpus = tmp_path / "docs"
     corpus.mkdir()
     for page in ("json.md", "ingest.md"):
@@ -70,7 +70,7 @@ def test_ingest_progress_shows_phases_with_chunk_counts_and_quiet_shows_nothing(
         assert re.search(rf"\b{phase}\b", shown), (phase, shown[-2000:])
     counts = {(int(a), int(b)) for a, b in re.findall(r"(\d+)/(\d+) chunks", shown)}
     assert {total for _, total in counts} == {added}, counts
-    assert len({done for done, _ in counts}) >= 3, counts
+    assert any(0 < done < added for done, _ in counts), counts  # the count moved before the end
     assert "2/2 sources parsed" in shown
     assert "ETA" in shown  # once the total is final
 

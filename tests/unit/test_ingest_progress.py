@@ -24,7 +24,7 @@ def project(tmp_path, monkeypatch):
     docs = tmp_path / "docs"
     docs.mkdir()
     for i in range(3):
-        body = "\n\n".join(f"## Part {j}\n\n" + f"word{i}{j} " * 60 for j in range(12))
+        body = "\n\n".join(f"## Part {j}\n\n" + f"word{i}{j} " * 60 for j in range(60))
         (docs / f"page{i}.md").write_text(f"# Page {i}\n\n{body}\n")
     return store, emb, docs
 
@@ -40,7 +40,7 @@ def test_ingest_reports_phases_with_chunk_counts(project):
     embeds = [(d, t) for p, d, t in events if p == "embed"]
     writes = [(d, t) for p, d, t in events if p == "write"]
     added = report.chunks_added
-    assert added > 32  # several progress steps
+    assert added > 2 * 64  # several progress steps (core.ingest.PROGRESS_SLICE chunks each)
     assert embeds[-1] == (added, added) and writes[-1] == (added, added)
     assert len({d for d, _ in embeds}) >= 3  # the count moves within the embed calls
     assert all(d <= t for d, t in embeds + writes)
