@@ -73,7 +73,7 @@ def _assert_same_as_bm25s(tmp_path: Path, texts: list[str], queries: list[str], 
     assert ref.scores["num_docs"] == len(ids)
     compared = 0
     for q in queries:
-        ours = idx.search(q, k, query_tf="count")  # bm25s counts a repeated query word each time
+        ours = idx.search(q, k, query_tf="count", min_idf_share=0.0)  # bm25s counts a repeated query word each time
         q_tokens = bm25s.tokenize([q], stopwords="en", return_ids=False, show_progress=False)
         full = ref.get_scores(q_tokens[0]) if q_tokens[0] else np.zeros(len(ids), np.float32)
         _, top = ref.retrieve(q_tokens, k=min(k, len(ids)), show_progress=False, n_threads=0)
@@ -127,10 +127,10 @@ def test_a_repeated_query_word_weighs_one_plus_its_log(tmp_path):
     without repeated words scores as bm25s does."""
     idx = LexicalIndex(tmp_path / "lex", _store(SMALL), "c")
     idx.build()
-    once = dict(idx.search("retry", 20))
-    backoff = dict(idx.search("backoff", 20))
-    both = dict(idx.search("retry retry retry backoff", 20))
-    counted = dict(idx.search("retry retry retry backoff", 20, query_tf="count"))
+    once = dict(idx.search("retry", 20, min_idf_share=0.0))
+    backoff = dict(idx.search("backoff", 20, min_idf_share=0.0))
+    both = dict(idx.search("retry retry retry backoff", 20, min_idf_share=0.0))
+    counted = dict(idx.search("retry retry retry backoff", 20, query_tf="count", min_idf_share=0.0))
     assert once and backoff and set(both) == set(once) | set(backoff)
     for cid, score in both.items():
         assert score == pytest.approx((1 + math.log(3)) * once.get(cid, 0.0) + backoff.get(cid, 0.0), rel=1e-5)
@@ -138,6 +138,21 @@ def test_a_repeated_query_word_weighs_one_plus_its_log(tmp_path):
     assert dict(idx.search("exponential backoff", 20)) == dict(idx.search("exponential backoff", 20, query_tf="count"))
     with pytest.raises(ValueError, match="query_tf"):
         idx.search("retry", 3, query_tf="twice")
+
+
+def test_query_words_far_more_common_than_the_rarest_are_left_out(tmp_path):
+    """A word in every chunk (airflow) next to a rare one (backoff): with the default share the common word adds
+    nothing; with 0 it counts, as in bm25s."""
+    texts = [f"airflow chunk number {i} about scheduling" for i in range(19)] + ["airflow retry backoff"]
+    idx = LexicalIndex(tmp_path / "lex", _store(texts), "c")
+    idx.build()
+    rare = dict(idx.search("backoff", 30))
+    assert len(rare) == 1
+    assert dict(idx.search("airflow backoff", 30)) == rare  # airflow's idf is below 0.2 x backoff's
+    both = dict(idx.search("airflow backoff", 30, min_idf_share=0.0))
+    assert len(both) == 20 and both[next(iter(rare))] > rare[next(iter(rare))]
+    alone = dict(idx.search("airflow", 30))
+    assert len(alone) == 20 and alone == dict(idx.search("airflow", 30, min_idf_share=0.0))  # its own highest
 
 
 def test_searching_a_built_index_imports_neither_bm25s_nor_scipy(tmp_path):

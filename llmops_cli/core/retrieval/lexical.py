@@ -349,14 +349,21 @@ class LexicalIndex:
         self._avgdl = float(self._doclen.mean()) if len(self._doclen) else 0.0
         self._loaded = True
 
-    def search(self, text: str, k: int, query_tf: Literal["log", "count"] = "log") -> list[tuple[str, float]]:
+    def search(
+        self, text: str, k: int, query_tf: Literal["log", "count"] = "log", min_idf_share: float = 0.2
+    ) -> list[tuple[str, float]]:
         """(chunk id, BM25 score) best first; only positive scores.
 
         ``query_tf`` is how a word repeated in the query counts: "log" (the default) weighs its term by
         1 + ln(times), so a long question that repeats its common words (task, dag, airflow) does not drown its
         rare ones; "count" counts it each time, as bm25s does (measured on the 921 Stack Overflow threads,
         docs/retrieval.md: "log" +0.012 hybrid hit@5, +0.016 lexical hit@5, the Airflow-docs questions no lower).
-        A query without repeated words scores the same either way."""
+        A query without repeated words scores the same either way.
+
+        Query words whose idf is below ``min_idf_share`` x the highest idf among the query's words are left out (0
+        keeps all): a long question's common words (use, get, airflow) only add noise to its rare ones (Stack Overflow
+        hybrid hit@5 +0.008, MRR@10 +0.008 [+0.001, +0.015] over the log weight alone; the Airflow-docs questions
+        no lower than before either change). With ``query_tf="count"`` and 0 the scores are bm25s's."""
         if query_tf not in ("log", "count"):
             raise ValueError(f"query_tf {query_tf!r} must be 'log' or 'count'")
         if not self._loaded:
@@ -365,18 +372,19 @@ class LexicalIndex:
         n = len(self._ids)
         if k <= 0 or not times or not n:
             return []
+        df = {c: int(self._indptr[c + 1] - self._indptr[c]) for c in times}
+        idf = {c: math.log(1 + (n - d + 0.5) / (d + 0.5)) for c, d in df.items()}
+        floor = min_idf_share * max(idf.values())
         scores = np.zeros(n, dtype=np.float32)
         norm = self._k1 * ((1 - self._b) + self._b * self._doclen / self._avgdl) if self._avgdl else None
         for c, t in times.items():
             s = slice(self._indptr[c], self._indptr[c + 1])
             rows, tf = self._indices[s], self._data[s].astype(np.float64)
-            if not len(rows):
+            if not len(rows) or idf[c] < floor:
                 continue
-            df = len(rows)
-            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
             weight = float(t) if query_tf == "count" else 1.0 + math.log(t)
             # each word's weights in float32, as bm25s stores them, then summed word by word
-            w = (idf * tf / (norm[rows] + tf)).astype(np.float32)
+            w = (idf[c] * tf / (norm[rows] + tf)).astype(np.float32)
             np.add.at(scores, rows, w if t == 1 else (weight * w).astype(np.float32))
         hit = np.flatnonzero(scores > 0)
         if len(hit) > k:
