@@ -977,8 +977,8 @@ def sweep(
     overlaps = list(overlaps or [settings.chunking.overlap])
     embedders = list(embedders or [settings.embedder.model])
     for value, field_name, flag in [
-        *[(x, "strategy", "--strategy") for x in strategies],
-        *[(x, "size", "--size") for x in sizes],
+        *[(x, "strategy", "--chunker") for x in strategies],
+        *[(x, "size", "--chunk-size") for x in sizes],
     ]:
         try:  # a bad value on its own is a usage error; only combinations (overlap >= size) are skipped
             ChunkingSettings(**{field_name: value, "overlap": 0})
@@ -987,16 +987,17 @@ def sweep(
                 f"{flag} {value!r}: {e.errors()[0]['msg']}", hint="see `llmops eval sweep --help`"
             ) from None
     if any(o < 0 for o in overlaps):
-        raise UsageError("--overlap must be 0 or more")
+        raise UsageError("--chunk-overlap must be 0 or more")
     token_limit = token_limit or _embedder_token_limit
     for emb in embedders:  # the embedders are loaded here anyway (ingest reuses them): before, not at the nth ingest
         limit = token_limit(settings.embedder.model_copy(update={"model": emb}))
         over = [x for x in sizes if x > limit]
         if over:
             raise UsageError(
-                f"--size {over[0]} is over the embedding model {emb}'s maximum of {limit} tokens "
+                f"--chunk-size {over[0]} is over the embedding model {emb}'s maximum of {limit} tokens "
                 "(longer chunks would be truncated)",
-                hint=f"use --size {limit} or less" + (f" (or drop --embedder {emb})" if len(embedders) > 1 else ""),
+                hint=f"use --chunk-size {limit} or less"
+                + (f" (or drop --embed-model {emb})" if len(embedders) > 1 else ""),
             )
     tag = hashlib.sha256(f"{dataset_path}|{sorted(map(str, sources))}|{time.time()}".encode()).hexdigest()[:8]
     report = SweepReport(dataset=str(dataset_path), rank_by=rank_by or f"ndcg@{k}", kept_collections=keep)
@@ -1010,7 +1011,7 @@ def sweep(
     if not planned:
         raise UsageError(
             f"every combination is skipped: {'; '.join(s['config'] + ': ' + s['reason'] for s in report.skipped[:3])}",
-            hint="pass an --overlap smaller than the --size values",
+            hint="pass a --chunk-overlap smaller than the --chunk-size values",
         )
     done: list[SweepEntry] = []
     for n, label, chunking, emb in planned:

@@ -128,7 +128,7 @@ def review(
         llm_settings=judge,
         record=False,  # the verdict is stored on the answer it judges
         setting="feedback.judge_model",
-        also="or pass --model MODEL to llmops feedback review",
+        also="or pass --judge-model MODEL to llmops feedback review",
     )
     log = ws.answer_log()
     if answer_ids is not None:

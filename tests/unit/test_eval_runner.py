@@ -340,9 +340,9 @@ def test_answer_step_runs_as_wide_as_concurrency():
 @pytest.mark.parametrize(
     "kw,needle",
     [
-        ({"strategies": ["sentences"]}, "--strategy 'sentences'"),
-        ({"sizes": [4]}, "--size 4"),
-        ({"overlaps": [-1]}, "--overlap"),
+        ({"strategies": ["sentences"]}, "--chunker 'sentences'"),
+        ({"sizes": [4]}, "--chunk-size 4"),
+        ({"overlaps": [-1]}, "--chunk-overlap"),
     ],
 )
 def test_sweep_rejects_bad_values_before_ingesting(tmp_path, kw, needle):
@@ -513,9 +513,7 @@ def test_sweep_checks_every_combination_before_any_work(tmp_path):
     )
     with pytest.raises(UsageError) as e:
         run_sweep(Settings(), qs, ["docs"], sizes=[128, 256], embedders=["long-model", "small-model"], **never)
-    assert "--size 256" in e.value.message and "small-model" in e.value.message and "254" in e.value.message
-    assert e.value.hint == "use --size 254 or less (or drop --embedder small-model)" and "--chunk-size" not in str(
-        e.value.hint
-    )
+    assert "--chunk-size 256" in e.value.message and "small-model" in e.value.message and "254" in e.value.message
+    assert e.value.hint == "use --chunk-size 254 or less (or drop --embed-model small-model)"
     with pytest.raises(UsageError, match="every combination is skipped"):
         run_sweep(Settings(), qs, ["docs"], sizes=[64], overlaps=[64, 100], embedders=["small-model"], **never)

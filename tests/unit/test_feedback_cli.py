@@ -226,7 +226,7 @@ def test_review_without_an_llm_says_how_to_configure_the_judge(tmp_path, monkeyp
     # its own settings and flag, not ask's --retrieval-only (which review does not have)
     assert "--retrieval-only" not in hint
     assert "feedback.judge_model" in hint and "LLMOPS_FEEDBACK_JUDGE_MODEL" in hint and "LLMOPS_LLM_MODEL" in hint
-    assert "--model" in hint
+    assert "--judge-model" in hint
 
 
 @pytest.mark.parametrize(
