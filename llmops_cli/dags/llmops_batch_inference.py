@@ -72,8 +72,6 @@ OPTION_PARAMS = (
     "limit",
     "run_dir",
 )
-# a conf key the tests pass (not a param): the first try of ``wait`` fails, to show that its retry resumes the job
-FAIL_FIRST_WAIT = "llmops_test_fail_first_wait"
 
 
 @dag(
@@ -187,9 +185,7 @@ def llmops_batch_inference():
         retries=3,
         retry_delay=timedelta(seconds=5),
     )
-    def wait(submitted: dict, params=None, ti=None, dag_run=None) -> PokeReturnValue:
-        if (dag_run.conf or {}).get(FAIL_FIRST_WAIT) and ti.try_number == 1:
-            raise RuntimeError(f"{FAIL_FIRST_WAIT}: the first try of wait fails (a test of its retry)")
+    def wait(submitted: dict, params=None) -> PokeReturnValue:
         state = provider_step(batch_entry.batch_provider_poll, params)
         print(
             f"jobs {state['statuses']}: {state['completed']} completed, {state['failed']} failed of {state['requests']}"

@@ -171,6 +171,7 @@ class OpenAIServer:
         self.files: dict[str, dict[str, Any]] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self._batch_api_faults: list[Fault] = []
+        self._batch_get_faults: list[Fault] = []  # for status queries only (GET /v1/batches/{id})
 
     # --- addresses ---
     @property
@@ -205,6 +206,7 @@ class OpenAIServer:
         """Forget faults, rules, log and counters; restore the default responder and no latency."""
         with self._lock:
             self._batch_api_faults.clear()
+            self._batch_get_faults.clear()
             self.files.clear()
             self.batches.clear()
             self.batch_seconds, self.batch_expire_after = 0.2, None
@@ -295,6 +297,7 @@ class OpenAIServer:
         app.router.add_post("/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/_stats", self._stats)
+        app.router.add_post("/_faults/batch-status", self._queue_batch_status_faults)
         app.router.add_post("/v1/files", self._file_upload)
         app.router.add_get("/v1/files/{file_id}", self._file_get)
         app.router.add_get("/v1/files/{file_id}/content", self._file_content)
@@ -754,7 +757,9 @@ class OpenAIServer:
         from aiohttp import web
 
         rec = self._record(request, None)
-        fault = self._batch_api_fault()
+        with self._lock:
+            fault = self._batch_get_faults.pop(0) if self._batch_get_faults else None
+        fault = fault or self._batch_api_fault()
         if fault is not None:
             return await self._fault_response(fault, rec)
         entry = self.batches.get(request.match_info["batch_id"])
@@ -805,6 +810,19 @@ class OpenAIServer:
                 self.counters["batches_cancelled"] += 1
         self._finish(rec, 200)
         return web.json_response(job)
+
+    async def _queue_batch_status_faults(self, request: Any) -> Any:
+        """POST {"kind": "400", "n": 1, "message": ...}: the next ``n`` status queries of a batch fail so (for a server
+        in another process, such as the Airflow tasks')."""
+        from aiohttp import web
+
+        body = await request.json()
+        fault = Fault(str(body.get("kind", "400")), message=body.get("message"))
+        with self._lock:
+            self._batch_get_faults.extend(
+                Fault(fault.kind, message=fault.message) for _ in range(int(body.get("n", 1)))
+            )
+        return web.json_response({"queued": int(body.get("n", 1))})
 
     async def _stats(self, request: Any) -> Any:
         from aiohttp import web
