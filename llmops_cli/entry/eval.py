@@ -359,9 +359,18 @@ def evaluate(
         if record:
             ws.eval_history().record(report, label=label)
             tracing.annotate(**{"llmops.eval.run_id": report.run_id})
+        trend = _trend(ws, report, outputs)
     for out in outputs:
-        write_results(report, out)
+        write_results(report, out, trend=trend)
     return report
+
+
+def _trend(ws: Workspace, report: EvalReport, outputs: Sequence[str | Path]) -> list[dict[str, Any]] | None:
+    """The recorded runs of the report's question set (oldest first), for an HTML report's trend chart."""
+    if not any(output_format(o) == "html" for o in outputs):
+        return None
+    runs = ws.eval_history().list_runs(limit=20, dataset_sha256=report.dataset.get("sha256"))
+    return list(reversed(runs))
 
 
 def _blessed_base(ws: Workspace, prep: _Prepared) -> EvalReport:
@@ -827,8 +836,9 @@ def export(target: Workspace | Settings, run: str, outputs: Sequence[str | Path]
         history = ws.eval_history()
         report = history.load(run)
         report.human_ratings = history.ratings([report.run_id])
+        trend = _trend(ws, report, outputs)
     for out in outputs:
-        write_results(report, out)
+        write_results(report, out, trend=trend)
     return report
 
 

@@ -372,3 +372,13 @@ def test_runs_chart_draws_the_planted_runs_trends(project, capsys):
     y_labels = [float(t.split("┤")[0]) for t in lines if "┤" in t and t.split("┤")[0].strip()]
     assert min(y_labels) <= 0.0 + 1e-9 and max(y_labels) == pytest.approx(F1_MEAN, abs=0.01)
     assert "\x1b[" not in out  # no colour codes off a terminal
+
+
+def test_an_html_report_draws_the_question_sets_recorded_runs_as_trends(project, capsys):
+    code, _, err = invoke(capsys, "qs.jsonl", "--metrics", "token_f1", "-o", "one.html")
+    assert code == 0, err
+    assert "Metric trends across runs" not in (project / "one.html").read_text()  # one run: no trend yet
+    code, _, err = invoke(capsys, "qs.jsonl", "--metrics", "token_f1", "-o", "two.html")
+    assert code == 0, err
+    html = (project / "two.html").read_text()
+    assert "Metric trends across runs (2)" in html and "<svg" in html and "token_f1" in html

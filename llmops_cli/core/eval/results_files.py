@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +56,16 @@ def output_format(path: str | Path) -> str:
     return fmt
 
 
-def write_results(report: EvalReport, path: str | Path) -> Path:
+def write_results(report: EvalReport, path: str | Path, *, trend: Sequence[Mapping[str, Any]] | None = None) -> Path:
     """Write the results file atomically: a temporary file beside it, then a rename, so a failure (full disk, a bad
-    value) never leaves a half-written report where an earlier one was."""
+    value) never leaves a half-written report where an earlier one was. ``trend``: recorded runs of the same question
+    set, drawn as metric trends in an HTML report."""
     p = Path(path).expanduser()
     fmt = output_format(p)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
-        _write(report, tmp, fmt)
+        _write(report, tmp, fmt, trend)
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -71,7 +73,7 @@ def write_results(report: EvalReport, path: str | Path) -> Path:
     return p
 
 
-def _write(report: EvalReport, p: Path, fmt: str) -> None:
+def _write(report: EvalReport, p: Path, fmt: str, trend: Sequence[Mapping[str, Any]] | None = None) -> None:
     if fmt == "json":
         p.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
     elif fmt == "jsonl":
@@ -88,4 +90,4 @@ def _write(report: EvalReport, p: Path, fmt: str) -> None:
 
         pq.write_table(pa.Table.from_pylist(flat_rows(report)), p)
     else:
-        p.write_text(render_html(report), encoding="utf-8")
+        p.write_text(render_html(report, trend=trend), encoding="utf-8")
