@@ -178,7 +178,7 @@ def _render(out, report, data) -> None:
     if data["privacy"]["prompt_injection"]:
         out.print(
             f"prompt injection: {data['privacy']['prompt_injection']} chunk(s) read like instructions to the model; "
-            "flagged in their metadata (prompt_injection: true)"
+            "flagged in their metadata (prompt_injection: true) and quoted as untrusted data in answer prompts"
         )
     if data.get("stale_answers"):
         out.print(
