@@ -130,12 +130,15 @@ def review(
         .settings
     )
     out = Output(json_out, quiet=quiet)
-    # entry.feedback.review reports no progress of its own yet: the line names the phase and keeps moving (spinner,
-    # elapsed time) while the judge works
-    with out.phases() as bar, workspace(s) as ws:
+    with out.phases("answers") as bar, workspace(s) as ws:
         bar.show(f"reviewing up to {limit} answers")
         res = feedback_entry.review(
-            ws, limit=limit, collection=collection, retry_errors=retry_errors, promote=not no_promote
+            ws,
+            limit=limit,
+            collection=collection,
+            retry_errors=retry_errors,
+            promote=not no_promote,
+            progress=lambda phase, done, total: bar.show(phase, done, total, final=True),
         )
     if json_out:
         out.json(res)

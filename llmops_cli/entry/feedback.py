@@ -7,7 +7,7 @@ answers they judge (not as answer-log rows of their own).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core import tracing
@@ -113,9 +113,11 @@ def review(
     retry_errors: bool = False,
     answer_ids: Sequence[str] | None = None,
     promote: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Review answers with the LLM judge (the next ``limit`` unreviewed ones, or ``answer_ids`` still unreviewed), store
-    the verdicts, then promote or remove those answers."""
+    the verdicts, then promote or remove those answers. ``progress(phase, done, total)``: "review" per verdict, then
+    "promote"."""
     from llmops_cli.core.feedback.review import review_answers
 
     f = ws.settings.feedback
@@ -147,12 +149,23 @@ def review(
         except Exception:  # noqa: BLE001 - the context helps the judge but is optional (store may have changed)
             return []
 
-    report = review_answers(log, llm, todo, context=context, concurrency=f.review_concurrency)
+    if progress:
+        progress("review", 0, len(todo))
+    report = review_answers(
+        log,
+        llm,
+        todo,
+        context=context,
+        concurrency=f.review_concurrency,
+        progress=(lambda done, total: progress("review", done, total)) if progress else None,
+    )
     _evaluation_events(log, report.reviewed)
     out = report.to_dict()
     out["judge_model"] = llm.model
     if promote:
         ids = report.reviewed + [e["id"] for e in report.errors]
+        if progress:
+            progress("promote", 0, len(ids))
         out["promotion"] = _promoter(ws, log).reconcile(ids).to_dict()
     return out
 

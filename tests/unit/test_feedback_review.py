@@ -70,7 +70,9 @@ def test_review_stores_scores_errors_and_leaves_failed_calls_unreviewed(tmp_path
         todo = log.to_review(limit=10)
         assert [a.id for a in todo] == [ok, broken, failed]
 
-        report = review_answers(log, JudgeByContent(), todo, concurrency=3)
+        seen: list[tuple[int, int]] = []
+        report = review_answers(log, JudgeByContent(), todo, concurrency=3, progress=lambda d, t: seen.append((d, t)))
+        assert sorted(seen) == [(1, 3), (2, 3), (3, 3)]  # a count per verdict, failed calls included
         assert report.reviewed == [ok]
         assert [e["id"] for e in report.errors] == [broken] and "not JSON" in report.errors[0]["error"]
         assert [f["id"] for f in report.failed] == [failed]

@@ -158,9 +158,16 @@ ContextFn = Callable[[AnswerRecord], list[str]]
 
 
 def review_answers(
-    log: AnswerLog, llm: LLM, answers: Sequence[AnswerRecord], *, context: ContextFn | None = None, concurrency: int = 4
+    log: AnswerLog,
+    llm: LLM,
+    answers: Sequence[AnswerRecord],
+    *,
+    context: ContextFn | None = None,
+    concurrency: int = 4,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReviewReport:
-    """Judge ``answers`` (``concurrency`` calls at a time); store each review as it completes."""
+    """Judge ``answers`` (``concurrency`` calls at a time); store each review as it completes. ``progress(done,
+    total)`` after each verdict."""
     report = ReviewReport()
 
     def judge(a: AnswerRecord) -> tuple[AnswerRecord, Review | None, str | None]:
@@ -203,6 +210,8 @@ def review_answers(
                 if review is not None:
                     log.save_review(review)  # stored as it completes: a stopped review keeps what it judged
                 results[futures[f]] = (a, review, call_error)
+                if progress:
+                    progress(sum(r is not None for r in results), len(answers))
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # queued answers are not sent after a stop error
             raise
