@@ -206,10 +206,12 @@ class Workspace:
         self._llm_cache: LLMCache | None = None
         self._history: RunHistory | None = None
         self._lexical: dict[str, LexicalIndex] = {}
-        if settings.tracing.enabled:
-            from llmops_cli.core import tracing
+        from llmops_cli.core import tracing
 
+        if settings.tracing.enabled:
             tracing.set_configurer(self._configure_tracing)  # the SDK is set up at the first span, once a process
+        else:
+            tracing.disable()  # a workspace with tracing off records nothing, even after one with it on
 
     # --- what a test workspace replaces ---
     def _build_store(self, read_only: bool) -> VectorStore:

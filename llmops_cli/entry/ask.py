@@ -87,8 +87,20 @@ def _open_retriever(ws: Workspace, name: str, meta: dict[str, Any]) -> Retriever
     embedder = ws.collection_embedder(meta)
     check_embedder(meta, embedder, name, searching=True)
     r = ws.settings.retrieval
+    prior = None
+    if r.source_prior:  # off by default: the answer log is not read
+        from llmops_cli.entry.insights import source_prior
+
+        prior = source_prior(ws, name)
     return Retriever(
-        ws.store(read_only=True), embedder, name, lexical=ws.lexical_index(name), candidates=r.candidates, rrf_k=r.rrf_k
+        ws.store(read_only=True),
+        embedder,
+        name,
+        lexical=ws.lexical_index(name),
+        candidates=r.candidates,
+        rrf_k=r.rrf_k,
+        source_prior=prior,
+        prior_weight=r.source_prior_weight,
     )
 
 

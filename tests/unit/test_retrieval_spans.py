@@ -117,10 +117,10 @@ def test_the_span_sink_follows_the_workspace(tmp_path):
     for t in tracing_sdk._router._retiring:
         t.join(5)
     assert [s.name for s in _spans(a)] == ["work in a"]
-    # a workspace with tracing off (wiring calls tracing.disable for it): no span anywhere
-    tracing.disable()
-    with tracing.span("untraced") as s:
-        assert not s.is_recording()
+    # a workspace with tracing off: no span anywhere
+    with FakeWorkspace(_settings(b_root, **{"tracing.enabled": False})):
+        with tracing.span("untraced") as s:
+            assert not s.is_recording()
     assert [s.name for s in _spans(a)] == ["work in a"] and [s.name for s in _spans(b)] == ["work in b"]
     with FakeWorkspace(a):  # and back on: to a's store again
         with tracing.span("again in a"):

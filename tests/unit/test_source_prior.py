@@ -82,14 +82,15 @@ def test_a_source_rated_down_ranks_lower_with_the_prior_and_as_before_without(tm
     with FakeWorkspace(on, store=store, embedder=emb, llm=llm) as ws:
         prior = insights_entry.source_prior(ws, "docs")
         assert set(prior) == {bad} and prior[bad] == pytest.approx(2 / 14)  # Beta(2, 2) + 10 down votes
-        r = ask_entry.retriever(ws, "docs")
-        plain = [[(h.id, h.score) for h in r.search(q, 4)] for q in QUESTIONS]
-        r.source_prior, r.prior_weight = prior, on.retrieval.source_prior_weight
+        r = ask_entry.retriever(ws, "docs")  # what query, ask, eval and serve search with
+        assert r.source_prior == prior and r.prior_weight == on.retrieval.source_prior_weight
         with_prior = _ranks(r, bad)
         good_with_prior = _ranks(r, good)
+        r.source_prior = {}
+        plain = [[(h.id, h.score) for h in r.search(q, 4)] for q in QUESTIONS]
     with FakeWorkspace(settings, store=store, embedder=emb, llm=llm) as ws:
         off = ask_entry.retriever(ws, "docs")
-        assert insights_entry.source_prior(ws, "docs") is None
+        assert insights_entry.source_prior(ws, "docs") is None and not off.source_prior
         assert [[(h.id, h.score) for h in off.search(q, 4)] for q in QUESTIONS] == plain  # off: as before
     assert with_prior == [2, 2, 2] and good_with_prior == [1, 1, 1]
     # the retrieval metric: mean reciprocal rank of the rated-down source, without vs with the prior
