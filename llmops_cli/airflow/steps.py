@@ -349,6 +349,20 @@ def batch_shard(settings: Settings, input: str, output: str, shard: Mapping[str,
         )
 
 
+def batch_provider(step: str, settings: Settings, input: str, output: str, **options: Any) -> dict:
+    """One step of a provider batch ("submit", "poll" or "collect") with the run's options (the same in every task:
+    they name the run, so a retried task finds the job its first try recorded)."""
+    from llmops_cli.entry import batch as batch_entry
+
+    fn = {
+        "submit": batch_entry.batch_provider_submit,
+        "poll": batch_entry.batch_provider_poll,
+        "collect": batch_entry.batch_provider_collect,
+    }[step]
+    with Workspace(settings) as ws:
+        return fn(ws, input, **batch_options(output, options))
+
+
 def batch_merged(settings: Settings, input: str, output: str, reports: Sequence[Any], **options: Any) -> dict:
     """Join the shards' checkpoints into staged results (nothing published yet: ``publish_batch``)."""
     from llmops_cli.entry import batch as batch_entry

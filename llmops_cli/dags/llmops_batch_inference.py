@@ -40,7 +40,6 @@ from datetime import timedelta
 from airflow.sdk import Param, PokeReturnValue, dag, task
 
 from llmops_cli.airflow import steps
-from llmops_cli.entry import batch as batch_entry
 from llmops_cli.entry.dag_support import (
     OUTCOME_XCOM_KEY,
     batch_outcome,
@@ -158,13 +157,9 @@ def llmops_batch_inference():
             print(f"PARTIAL: {result['message']}")
         return summary
 
-    def provider_step(fn, params) -> dict:
-        """One provider-batch entry point with the run's options (the same in every task: they name the run)."""
-        from llmops_cli.wiring import Workspace
-
+    def provider_step(step: str, params) -> dict:
         settings, input_, output, opts = run(params)
-        with Workspace(settings) as ws:
-            return fn(ws, input_, **steps.batch_options(output, opts))
+        return steps.batch_provider(step, settings, input_, output, **opts)
 
     @task.branch
     def route(params=None) -> str:
@@ -172,7 +167,7 @@ def llmops_batch_inference():
 
     @task(retries=2, retry_delay=timedelta(seconds=10))
     def submit(params=None) -> dict:
-        jobs = provider_step(batch_entry.batch_provider_submit, params)
+        jobs = provider_step("submit", params)
         print(f"{jobs['requests']} requests in {jobs['jobs']} provider job(s), {jobs['created']} created now")
         return {k: v for k, v in jobs.items() if k != "jobs"}
 
@@ -186,7 +181,7 @@ def llmops_batch_inference():
         retry_delay=timedelta(seconds=5),
     )
     def wait(submitted: dict, params=None) -> PokeReturnValue:
-        state = provider_step(batch_entry.batch_provider_poll, params)
+        state = provider_step("poll", params)
         print(
             f"jobs {state['statuses']}: {state['completed']} completed, {state['failed']} failed of {state['requests']}"
         )
@@ -195,7 +190,7 @@ def llmops_batch_inference():
     @task
     def collect(waited: dict, params=None, run_id=None, ti=None) -> dict:
         settings, _input, output, _opts = run(params)
-        summary = provider_step(batch_entry.batch_provider_collect, params)  # staged: nothing published yet
+        summary = provider_step("collect", params)  # staged: nothing published yet
         if summary.get("output_kept"):  # the staging copy of the earlier results: name the location
             summary["output_kept"] = output
         try:
