@@ -70,3 +70,12 @@ def histogram_chart(
     plt.xlabel("chunk length (characters)")
     plt.ylabel("chunks")
     return _built(plt, color)
+
+
+def bar_chart(bars: Sequence[Mapping[str, Any]], *, title: str, width: int | None = None, color: bool = False) -> str:
+    """A horizontal bar per entry ({"label", "value"}), in the order given; entries without a value are left out."""
+    shown = [b for b in bars if isinstance(b.get("value"), (int, float))]
+    plt = _plt(width, max(4, 2 * len(shown) + 4), color)
+    plt.bar([str(b["label"]) for b in shown], [float(b["value"]) for b in shown], orientation="horizontal", width=0.3)
+    plt.title(title)
+    return _built(plt, color)

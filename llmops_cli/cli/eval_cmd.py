@@ -7,6 +7,7 @@ of its commands to `run` (see ``DatasetOrCommandGroup``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -619,6 +620,13 @@ def sweep_cmd(
         str | None, typer.Option("--rank-by", help="Metric the leaderboard is sorted by (default: ndcg@k).")
     ] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary collections.")] = False,
+    chart: Annotated[
+        bool, typer.Option("--chart", help="Draw the leaderboard (the --rank-by metric per configuration).")
+    ] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", metavar="PATH", help="Also write the leaderboard as an HTML page with its chart."),
+    ] = None,
     quiet: QuietOpt = False,
     json_out: EvalJsonOpt = False,
 ) -> None:
@@ -647,6 +655,12 @@ def sweep_cmd(
         keep=keep,
         progress=None if out.json_mode else out.info,
     )
+    bars = [{"label": f"{e.strategy}/{e.size}/{e.overlap}", "value": e.metrics.get(rep.rank_by)} for e in rep.entries]
+    if html is not None:
+        from llmops_cli.core.eval.charts_svg import sweep_page
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(sweep_page(rep.to_dict(), bars), encoding="utf-8")
     if out.json_mode:
         out.json(rep.to_dict())
         return
@@ -671,6 +685,12 @@ def sweep_cmd(
     )
     for s in rep.skipped:
         out.warn(f"skipped {s['config']}: {s['reason']}")
+    if chart and bars:
+        from llmops_cli.cli.charts import bar_chart
+
+        out.print(bar_chart(bars, title=f"sweep leaderboard ({rep.rank_by})"), markup=False)
+    if html is not None:
+        out.info(f"leaderboard: {html}")
 
 
 @eval_app.command("bless")

@@ -290,6 +290,8 @@ def test_sweep_leaderboard_and_cleanup(project, monkeypatch, capsys, tmp_path):
             "40",
             "-k",
             "1",
+            "--html",
+            str(tmp_path / "sweep.html"),
             "--json",
         ],
         capsys,
@@ -298,6 +300,9 @@ def test_sweep_leaderboard_and_cleanup(project, monkeypatch, capsys, tmp_path):
     doc = json.loads(out)
     board = doc["leaderboard"]
     assert len(board) == 3 and [e["rank"] for e in board] == [1, 2, 3]  # 32/40 is skipped: overlap >= size
+    page = (tmp_path / "sweep.html").read_text()  # the leaderboard as a chart: a bar per configuration, best first
+    labels = [f"{e['strategy']}/{e['size']}/{e['overlap']}" for e in board]
+    assert [page.index(f'data-label="{x}"') for x in labels] == sorted(page.index(f'data-label="{x}"') for x in labels)
     assert doc["skipped"][0]["config"].startswith("auto/32/40")
     assert all(e["metrics"]["hit@1"] == 1.0 and e["run_id"] for e in board)
     left = [c["name"] for c in run_step(collections, project)]

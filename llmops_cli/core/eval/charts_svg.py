@@ -116,3 +116,25 @@ def leaderboard_svg(entries: Sequence[Mapping[str, Any]], metric: str, *, width:
         out.append(f'<text x="{left + w + 4:.1f}" y="{yy + 13}">{shown}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def sweep_page(report: Mapping[str, Any], bars: Sequence[Mapping[str, Any]]) -> str:
+    """A self-contained page for a sweep (``SweepReport.to_dict()``): the leaderboard as a chart, then as a table."""
+    metric = str(report.get("rank_by", ""))
+    entries = list(report.get("leaderboard") or [])
+    names = list(dict.fromkeys(m for e in entries for m in (e.get("metrics") or {})))
+    head = "".join(f"<th>{_e(h)}</th>" for h in ["rank", "chunker", "size", "overlap", "embedder", "chunks", *names])
+    rows = []
+    for e in entries:
+        vals = [e.get("rank"), e.get("strategy"), e.get("size"), e.get("overlap"), e.get("embedder"), e.get("chunks")]
+        cells = [f"<td>{_e(str(v))}</td>" for v in vals]
+        for m in names:
+            v = (e.get("metrics") or {}).get(m)
+            cells.append(f"<td>{v:.3f}</td>" if isinstance(v, (int, float)) else "<td></td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>llmops eval sweep</title>'
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;text-align:left}</style></head><body>"
+        f"<h1>Sweep leaderboard (by {_e(metric)})</h1><p>{_e(str(report.get('dataset', '')))}</p>"
+        f"{leaderboard_svg(bars, metric)}<table><tr>{head}</tr>{''.join(rows)}</table></body></html>\n"
+    )
