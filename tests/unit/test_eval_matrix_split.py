@@ -155,8 +155,9 @@ def spans(monkeypatch):
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing, "_configurer", None)
-    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer(tracing.INSTRUMENTATION))
+    private = provider.get_tracer(tracing.INSTRUMENTATION)
+    # tracer() itself: a workspace (tracing on or off) resets the module's cached tracer and configurer
+    monkeypatch.setattr(tracing, "tracer", lambda: private)
     yield exporter
     provider.shutdown()
 
