@@ -402,6 +402,6 @@ def test_the_docs_sweep_example_runs_verbatim(project, monkeypatch, capsys, tmp_
     code, out, err = _invoke(["sweep", *args, "--json"], capsys)
     assert code == 0, err
     board = json.loads(out)["leaderboard"]
-    sizes = [int(v) for f, v in zip(args, args[1:], strict=False) if f == "--size"]
-    overlaps = [int(v) for f, v in zip(args, args[1:], strict=False) if f == "--overlap"]
+    sizes = [int(v) for f, v in zip(args, args[1:], strict=False) if f == "--chunk-size"]
+    overlaps = [int(v) for f, v in zip(args, args[1:], strict=False) if f == "--chunk-overlap"]
     assert sorted((e["size"], e["overlap"]) for e in board) == sorted((s, o) for s in sizes for o in overlaps)
