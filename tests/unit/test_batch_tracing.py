@@ -10,25 +10,12 @@ import pytest
 from llmops_cli.core.batch.inputs import write_rows
 from llmops_cli.settings import Settings
 from tests.support.fakes import FakeWorkspace, ScriptedLLM
+from tests.support.spans import recorded_spans
 
 
 @pytest.fixture
 def spans(monkeypatch):
-    """Spans recorded in memory: the project's tracer is one of a private provider's (the global one stays as is)."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from llmops_cli.core import tracing
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    private = provider.get_tracer(tracing.INSTRUMENTATION)
-    # tracer() itself: a workspace (tracing on or off) resets the module's cached tracer and configurer
-    monkeypatch.setattr(tracing, "tracer", lambda: private)
-    yield exporter
-    provider.shutdown()
+    yield from recorded_spans(monkeypatch)
 
 
 def test_a_batch_run_is_one_root_span_with_the_rows_chat_spans_under_it(tmp_path, monkeypatch, spans):

@@ -14,6 +14,7 @@ import pytest
 from llmops_cli.core.ports import LLM, Completion
 from llmops_cli.settings import load_settings
 from tests.support.fakes import FakeWorkspace
+from tests.support.spans import recorded_spans
 from tests.unit.test_eval_selection_cli import QUESTIONS, RIGHT, _store
 
 REWORD_MARK = "rewrite questions"
@@ -145,21 +146,7 @@ def test_a_changed_prompt_file_stops_a_planned_combination(projects):
 
 @pytest.fixture
 def spans(monkeypatch):
-    """Spans recorded in memory: the project's tracer is one of a private provider's (the global one stays as is)."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from llmops_cli.core import tracing
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    private = provider.get_tracer(tracing.INSTRUMENTATION)
-    # tracer() itself: a workspace (tracing on or off) resets the module's cached tracer and configurer
-    monkeypatch.setattr(tracing, "tracer", lambda: private)
-    yield exporter
-    provider.shutdown()
+    yield from recorded_spans(monkeypatch)
 
 
 def _tree(finished):
