@@ -134,17 +134,41 @@ def build_llm(ls: LLMSettings, model: str | None = None, *, setting: str = "llm.
     return LiteLLM(model, **_client_options(ls))
 
 
-# How an LLM's async calls are made: "sync" (one blocking call at a time: ask, review), or for many small calls
-# (batch rows, judge verdicts) "auto" (the lean HTTP client for an OpenAI-compatible endpoint, litellm in threads
-# otherwise), "http" or "litellm".
-CLIENTS = ("sync", "auto", "http", "litellm")
+# How an LLM's calls are made: "sync" (one blocking call at a time through litellm: review, eval), "answer" (blocking
+# calls from any number of threads at once, streamed: ask's answers in a terminal and in `llmops serve`; the lean HTTP
+# client for an OpenAI-compatible endpoint, litellm otherwise), or for many small async calls (batch rows, judge
+# verdicts) "auto" (the lean HTTP client for an OpenAI-compatible endpoint, litellm in threads otherwise), "http" or
+# "litellm".
+CLIENTS = ("sync", "answer", "auto", "http", "litellm")
+
+
+def lean_http_fits(ls: LLMSettings, model: str) -> bool:
+    """Whether ``model`` is served by an OpenAI-compatible endpoint the lean HTTP client can call: ``openai/<name>``
+    with an api_base, unless the settings force litellm (``llm.client: litellm``)."""
+    return model.startswith("openai/") and bool(ls.api_base) and getattr(ls, "client", "auto") != "litellm"
+
+
+def build_answer_llm(
+    ls: LLMSettings, model: str | None = None, *, setting: str = "llm.model", also: str | None = None
+) -> LLM:
+    """The client ask answers with: blocking, safe to call from many threads at once, streamed. litellm costs ~15 ms
+    of CPU per call, more than the rest of an answer in `llmops serve`; the lean HTTP client well under 1 ms, with the
+    same errors, retries, cost and redaction. Every other model goes through litellm."""
+    model = model or ls.model
+    if not model:
+        raise NotConfiguredError("no LLM is configured", hint=no_llm_hint(setting, also))
+    if not lean_http_fits(ls, model):
+        return build_llm(ls, model)
+    from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
+
+    return OpenAIHTTP(model, **_client_options(ls))
 
 
 def build_batch_llm(ls: LLMSettings, model: str, client: str = "auto", concurrency: int = 32) -> LLM:
     """The LLM for many concurrent calls: ``openai/<name>`` with an api_base goes through the lean OpenAIHTTP client
     (litellm's per-call CPU caps a process near 100 calls/s), unless ``client="litellm"``; litellm's blocking
     calls run in ``concurrency`` threads (its sync path is cheaper than its async one)."""
-    use_http = client == "http" or (client == "auto" and model.startswith("openai/") and bool(ls.api_base))
+    use_http = client == "http" or (client == "auto" and lean_http_fits(ls, model))
     if not use_http:
         from llmops_cli.adapters.llm.threaded import ThreadedLLM
 
@@ -223,6 +247,8 @@ class Workspace:
     def _build_llm(self, ls: LLMSettings, model: str | None, client: str, concurrency: int, hint: dict) -> LLM:
         if client == "sync":
             return build_llm(ls, model, **hint)
+        if client == "answer":
+            return build_answer_llm(ls, model, **hint)
         model = model or ls.model
         if not model:
             raise NotConfiguredError("no LLM is configured", hint=no_llm_hint(**hint))

@@ -134,9 +134,10 @@ def query(
 
 
 def answer_llm(ws: Workspace, model: str | None = None, *, also: str | None = None) -> LLM:
-    """The LLM stack ``ask`` answers with (built once per workspace). Not recorded call by call: ``ask`` records its
-    whole result (rewordings, chunks, answer, usage) as one answer-log row."""
-    return ws.llm("ask", model=model, record=False, also=also)
+    """The LLM stack ``ask`` answers with (built once per workspace; called from many threads at once by
+    `llmops serve`, hence the "answer" client). Not recorded call by call: ``ask`` records its whole result
+    (rewordings, chunks, answer, usage) as one answer-log row."""
+    return ws.llm("ask", model=model, client="answer", record=False, also=also)
 
 
 @tracing.traced("llmops ask")
