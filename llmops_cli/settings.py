@@ -156,6 +156,11 @@ class LLMSettings(_Section):
     rewordings: int = Field(3, ge=0, le=10, description="how many rewordings of a question ask retrieves with")
     input_cost_per_token: float | None = Field(None, ge=0, description="price for models litellm does not know")
     output_cost_per_token: float | None = Field(None, ge=0)
+    client: Literal["auto", "litellm"] = Field(
+        "auto",
+        description="auto: openai/<name> with an api_base is called by llmops's own HTTP client (under 1 ms of CPU a "
+        "call), every other model through litellm; litellm: every call through litellm",
+    )
 
 
 class RetrievalSettings(_Section):

@@ -145,7 +145,7 @@ CLIENTS = ("sync", "answer", "auto", "http", "litellm")
 def lean_http_fits(ls: LLMSettings, model: str) -> bool:
     """Whether ``model`` is served by an OpenAI-compatible endpoint the lean HTTP client can call: ``openai/<name>``
     with an api_base, unless the settings force litellm (``llm.client: litellm``)."""
-    return model.startswith("openai/") and bool(ls.api_base) and getattr(ls, "client", "auto") != "litellm"
+    return model.startswith("openai/") and bool(ls.api_base) and ls.client != "litellm"
 
 
 def build_answer_llm(

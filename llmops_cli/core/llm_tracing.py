@@ -67,9 +67,10 @@ class TracedLLM(LLM):
     def stream(self, messages: list[Message], **params: Any) -> Iterator[str]:
         with tracing.span(f"chat {self.model}", **_request(self.model, params), **{"llmops.stream": True}) as s:
             yield from self.inner.stream(messages, **params)
+            # ``last`` is read through to the client (per thread there): a copy kept here, on a wrapper shared by
+            # the threads of `llmops serve`, could hand one ask another's tokens and cost
             last = getattr(self.inner, "last", None)
             if isinstance(last, Completion):
-                self.last = last
                 _response(s, last)
 
 

@@ -3,9 +3,10 @@ retries and prices, held the same way by each."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from llmops_cli.core.ports import LLM
+from llmops_cli.core.ports import LLM, Completion
 
 
 class ConfiguredLLM(LLM):
@@ -31,3 +32,14 @@ class ConfiguredLLM(LLM):
         self.timeout = timeout
         self.max_retries = max_retries
         self.prices = (input_cost_per_token, output_cost_per_token)
+        self._local = threading.local()  # per thread: `llmops serve` streams many answers through one client
+
+    @property
+    def last(self) -> Completion | None:
+        """The Completion of this thread's last ``stream`` (threads stream at once through one client, and each
+        reads back its own answer's tokens and cost)."""
+        return getattr(self._local, "last", None)
+
+    @last.setter
+    def last(self, value: Completion | None) -> None:
+        self._local.last = value

@@ -53,18 +53,9 @@ class OpenAIHTTP(ConfiguredLLM):
         self._headers = {"Content-Type": "application/json"}
         if self._api_key:
             self._headers["Authorization"] = f"Bearer {self._api_key}"
-        self._local = threading.local()  # each thread's connection and last streamed Completion
+        # self._local (ConfiguredLLM's, per thread) also holds each thread's keep-alive connection
         self._conns: set[http.client.HTTPConnection] = set()
         self._conns_lock = threading.Lock()
-
-    @property
-    def last(self) -> Completion | None:
-        """The Completion of this thread's last ``stream`` (threads stream at once through one client)."""
-        return getattr(self._local, "last", None)
-
-    @last.setter
-    def last(self, value: Completion | None) -> None:
-        self._local.last = value
 
     # --- blocking calls: one keep-alive connection per thread ---
 
