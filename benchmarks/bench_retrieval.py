@@ -215,6 +215,10 @@ def llmops_rankings(settings, store, lexical, embedder, collection: str, queries
 
     r = settings.retrieval
     opts = {"candidates": r.candidates, "rrf_k": r.rrf_k, **kw}
+    # score-level fusion, once the settings carry it (retrieval.fusion, retrieval.vector_weight)
+    for name in ("fusion", "vector_weight"):
+        if hasattr(r, name):
+            opts.setdefault(name, getattr(r, name))
     retriever = Retriever(store, embedder, collection, lexical=lexical, **opts)
     return [[str(h.metadata.get("source")) for h in retriever.search(q, K, mode=mode)] for q in queries]
 

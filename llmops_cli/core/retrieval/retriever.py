@@ -21,13 +21,14 @@ from typing import Any, Literal
 from llmops_cli.core import tracing
 from llmops_cli.core.documents import Hit
 from llmops_cli.core.ports import Embedder, VectorStore
-from llmops_cli.core.retrieval.fusion import reciprocal_rank_fusion
+from llmops_cli.core.retrieval.fusion import convex_fusion, reciprocal_rank_fusion
 from llmops_cli.core.retrieval.hybrid import searches_text_itself
 from llmops_cli.core.retrieval.lexical import LexicalIndex
 from llmops_cli.errors import UsageError
 
 Mode = Literal["hybrid", "vector", "lexical"]
 MODES = ("hybrid", "vector", "lexical")
+FUSIONS = ("rrf", "minmax", "zscore")
 
 
 class Retriever:
@@ -47,6 +48,8 @@ class Retriever:
         fuse_sources: bool = False,
         source_prior: Mapping[str, float] | None = None,
         prior_weight: float = 0.2,
+        fusion: str = "rrf",
+        vector_weight: float = 0.5,
     ):
         self.store = store
         self.embedder = embedder
@@ -63,6 +66,14 @@ class Retriever:
         if not 0.0 <= prior_weight <= 1.0:
             raise ValueError(f"prior_weight {prior_weight} must be within [0, 1]")
         self.prior_weight = prior_weight
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; allowed: {', '.join(FUSIONS)}")
+        if not 0.0 <= vector_weight <= 1.0:
+            raise ValueError(f"vector_weight {vector_weight} must be within [0, 1]")
+        # rrf fuses ranks; minmax/zscore fuse each list's own scores, normalised, vector lists weighing
+        # vector_weight and lexical ones 1 - vector_weight (docs/retrieval.md, "Score-level fusion")
+        self.fusion = fusion
+        self.vector_weight = vector_weight
         # the store's own text search, when it has one, over our BM25 cache
         self.in_store = searches_text_itself(store)
 
@@ -183,6 +194,7 @@ class Retriever:
             out = self._fuse(lists, k)
             if fs.is_recording():
                 fs.set_attribute("llmops.retrieval.source_prior", bool(self.source_prior))
+                fs.set_attribute("llmops.retrieval.fusion", self.fusion)
                 _annotate_hits(fs, out)
         return out
 
@@ -191,8 +203,18 @@ class Retriever:
         for name, hits in lists:
             for r, h in enumerate(hits, 1):
                 pool.setdefault(h.id, h).ranks[name] = r
-        weights = [self.weights.get(name.split("#")[0].split("/")[0], 1.0) for name, _ in lists]
-        fused = reciprocal_rank_fusion([[h.id for h in hits] for _, hits in lists], k=self.rrf_k, weights=weights)
+        sides = [name.split("#")[0].split("/")[0] for name, _ in lists]
+        weights = [self.weights.get(side, 1.0) for side in sides]
+        if self.fusion != "rrf" and not self.in_store:
+            # a store that searches text itself gives its fused score on both lists, not each list's own: RRF there
+            share = [self.vector_weight if side == "vector" else 1.0 - self.vector_weight for side in sides]
+            fused = convex_fusion(
+                [[(h.id, h.score) for h in hits] for _, hits in lists],
+                [w * s for w, s in zip(weights, share, strict=True)],
+                norm=self.fusion,  # type: ignore[arg-type]
+            )
+        else:
+            fused = reciprocal_rank_fusion([[h.id for h in hits] for _, hits in lists], k=self.rrf_k, weights=weights)
         out = []
         for cid, score in fused:
             h = pool[cid]
