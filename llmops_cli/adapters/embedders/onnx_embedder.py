@@ -11,6 +11,7 @@ import functools
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from llmops_cli.adapters.embedders.onnx_export import (
 from llmops_cli.adapters.embedders.sentence_transformers import SentenceTransformerEmbedder, model_identity
 from llmops_cli.core.ports import Embedder
 from llmops_cli.errors import EmbedderError
+
+#: calls with at least this many batches per thread run their batches side by side (see ``OnnxEmbedder``)
+PARALLEL_MIN_BATCHES = 2
 
 
 def available_threads() -> int:
@@ -64,6 +68,11 @@ class OnnxEmbedder(Embedder):
         # the Airflow docs (less padding, activations that stay in cache)
         self.batch_size = batch_size or 8
         self.threads = threads or available_threads()
+        # Batches run side by side, each on one thread, rather than one batch at a time on all threads: a batch
+        # of 8 chunks is too small for onnxruntime to split its ops across threads without them waiting on each
+        # other (measured on 2 cores: 59.5 CPU s for the Airflow docs side by side against 68.4 op-parallel).
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._session = None
         self._tokenizer = None
         self._load_error: BaseException | None = None
@@ -95,7 +104,7 @@ class OnnxEmbedder(Embedder):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
+        opts.intra_op_num_threads = 1  # parallel across batches instead (``embed``)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # no busy-waiting between ops: on a shared or small machine (and beside ingest's Chroma writer
@@ -137,8 +146,9 @@ class OnnxEmbedder(Embedder):
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
         # sorted by length, each batch pads only to its own longest: little work is spent on padding
         order = np.argsort(lengths, kind="stable")
-        for start in range(0, n, self.batch_size):
-            idx = order[start : start + self.batch_size]
+        batches = [order[start : start + self.batch_size] for start in range(0, n, self.batch_size)]
+
+        def run(idx: np.ndarray) -> None:
             width = int(lengths[idx].max())
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -151,7 +161,21 @@ class OnnxEmbedder(Embedder):
             except Exception as e:
                 raise EmbedderError(f"onnxruntime failed embedding a batch: {e}") from e
             out[idx] = vecs
+
+        if len(batches) < PARALLEL_MIN_BATCHES * self.threads:  # a query or a handful: no hand-off to the pool
+            for idx in batches:
+                run(idx)
+        else:
+            # onnxruntime releases the GIL inside run(); results land in disjoint rows of ``out``
+            for f in [self._workers().submit(run, idx) for idx in batches]:
+                f.result()
         return out
+
+    def _workers(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="onnx-embed")
+            return self._pool
 
 
 def onnx_or_torch_embedder(
