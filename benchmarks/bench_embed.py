@@ -5,7 +5,8 @@ hides another's), and reported as ratios against references measured alongside:
 - one-time ONNX export and int8 quantisation (into a fresh cache folder);
 - cold `llmops ingest` (new process, empty store, export cached) per backend, beside a typical LangChain
   pipeline (RecursiveCharacterTextSplitter + HuggingFaceEmbeddings + Chroma, same pages and same bundled
-  model) installed into its own venv, .venv-bench-langchain (torch==2.13.0 first);
+  model) run in .venv-bench-langchain where it exists (torch==2.13.0 first), else in this .venv when the
+  `bench` extra installed the LangChain packages there;
   target: onnx ingest >= 2x faster than LangChain (reported for fp32 and int8), peak RSS <= 700 MB;
 - encoding the same chunk texts: chunks/s, ratio vs torch, cosine vs torch (min / mean);
 - retrieval quality per backend on the project's Airflow docs questions (tests/integration/airflow_docs_questions.py):
@@ -210,6 +211,23 @@ print(json.dumps({"ingested_at": ingested_at, "files": len(files), "chunks": len
 """
 
 
+def langchain_in_this_venv() -> bool:
+    """Whether this interpreter has the LangChain packages (the project's ``bench`` extra installs them)."""
+    from importlib.util import find_spec
+
+    modules = ("langchain_text_splitters", "langchain_huggingface", "langchain_chroma", "sentence_transformers")
+    return all(find_spec(m) is not None for m in modules)
+
+
+def langchain_python() -> str:
+    """The interpreter the LangChain reference runs in: .venv-bench-langchain where it exists, else this one
+    where it has the packages, else a new .venv-bench-langchain."""
+    if not (LANGCHAIN_VENV / "bin" / "python").exists() and langchain_in_this_venv():
+        return sys.executable
+    ensure_langchain_venv()
+    return str(LANGCHAIN_VENV / "bin" / "python")
+
+
 def ensure_langchain_venv() -> dict:
     """The LangChain comparison's own venv (kept between runs); torch pinned and installed first."""
     py = LANGCHAIN_VENV / "bin" / "python"
@@ -323,7 +341,9 @@ def main() -> dict:
 
         # the typical LangChain pipeline, same pages and model, in its own venv
         _say("LangChain venv")
-        res["langchain_venv"] = ensure_langchain_venv()
+        t_venv = time.perf_counter()
+        lc_python = langchain_python()
+        res["langchain_python"] = {"path": lc_python, "seconds": round(time.perf_counter() - t_venv, 2)}
         qfile = tmpd / "questions.json"
         qfile.write_text(json.dumps([q for q, _ in QUESTIONS]))
         _say("cold ingest with LangChain")
@@ -331,7 +351,7 @@ def main() -> dict:
         r = _checked(
             run_measured(
                 [
-                    str(LANGCHAIN_VENV / "bin" / "python"),
+                    lc_python,
                     "-c",
                     _LANGCHAIN,
                     str(CORPUS),
@@ -456,7 +476,7 @@ def main() -> dict:
             _say("Stack Overflow chunking: llmops vs LangChain splitter")
             _checked(
                 run_measured(
-                    [str(LANGCHAIN_VENV / "bin" / "python"), "-c", _LANGCHAIN_SPLIT, str(so_docs), str(lc_chunks)],
+                    [lc_python, "-c", _LANGCHAIN_SPLIT, str(so_docs), str(lc_chunks)],
                     env={**base_env, "PYTHONPATH": ""},
                     cwd=tmpd,
                 ),
