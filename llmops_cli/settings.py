@@ -168,6 +168,14 @@ class RetrievalSettings(_Section):
     mode: Literal["hybrid", "vector", "lexical"] = "hybrid"
     candidates: int = Field(20, ge=1, le=1000, description="results per list before fusion")
     rrf_k: int = Field(60, ge=1, description="reciprocal rank fusion constant")
+    fusion: Literal["rrf", "minmax", "zscore"] = Field(
+        "rrf",
+        description="how the vector and BM25 lists are fused: by rank (rrf) or by their normalised scores (minmax, "
+        "zscore: pair with candidates 50; see docs/retrieval.md)",
+    )
+    vector_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="the vector lists' share in score fusion (BM25's: 1 - this); not used by rrf"
+    )
     source_prior: bool = Field(
         False, description="scale fused scores by each source's accuracy from ratings (llmops insights sources)"
     )

@@ -101,6 +101,8 @@ def _open_retriever(ws: Workspace, name: str, meta: dict[str, Any]) -> Retriever
         rrf_k=r.rrf_k,
         source_prior=prior,
         prior_weight=r.source_prior_weight,
+        fusion=r.fusion,
+        vector_weight=r.vector_weight,
     )
 
 
