@@ -69,6 +69,13 @@ class OpenAIHTTP(ConfiguredLLM):
     def _complete_once(self, body: bytes, timeout: float) -> Completion:
         t0 = time.perf_counter()
         resp = self._send(body, timeout)
+        raw = self._read_body(resp, timeout)
+        if resp.status != 200:
+            raise self._status_error(resp, raw)
+        return self._completion(raw, t0)
+
+    def _read_body(self, resp: http.client.HTTPResponse, timeout: float) -> bytes:
+        """The whole response; its connection is dropped when reading failed or the server closes it."""
         try:
             raw = resp.read()
         except (OSError, http.client.HTTPException) as e:
@@ -76,11 +83,10 @@ class OpenAIHTTP(ConfiguredLLM):
             raise self._read_error(e, timeout) from None
         if resp.will_close:
             self._drop()
-        if resp.status != 200:
-            raise _status_error(
-                self._where(), self.model, resp.status, raw, _retry_after(resp.getheader("Retry-After"))
-            )
-        return self._completion(raw, t0)
+        return raw
+
+    def _status_error(self, resp: http.client.HTTPResponse, raw: bytes) -> LLMCallError:
+        return _status_error(self._where(), self.model, resp.status, raw, _retry_after(resp.getheader("Retry-After")))
 
     def stream(self, messages: list[Message], **params: Any) -> Iterator[str]:
         t0 = time.perf_counter()
@@ -127,16 +133,7 @@ class OpenAIHTTP(ConfiguredLLM):
     def _open_stream(self, body: bytes, timeout: float) -> tuple[Any, Iterator[dict[str, Any]]]:
         resp = self._send(body, timeout)
         if resp.status != 200:
-            try:
-                raw = resp.read()
-            except (OSError, http.client.HTTPException) as e:
-                self._drop()
-                raise self._read_error(e, timeout) from None
-            if resp.will_close:
-                self._drop()
-            raise _status_error(
-                self._where(), self.model, resp.status, raw, _retry_after(resp.getheader("Retry-After"))
-            )
+            raise self._status_error(resp, self._read_body(resp, timeout))
         events = self._events(resp)
         try:
             first = next(events, None)
