@@ -3,11 +3,16 @@
 A collection of about 1,000 chunks (the bundled embedding model, an embedded Chroma), answers from the local
 OpenAI-compatible server in its own process answering in LATENCY seconds (no rewordings: one LLM call per ask).
 For 1 and 2 uvicorn workers: requests/s and p50/p95 latency of ``POST /v1/query`` and ``POST /v1/ask`` at 1, 16 and
-64 concurrent clients (a bounded client: threads with keep-alive connections), and the memory (RSS) of each worker
-after the run.
+64 concurrent clients, and the memory (RSS) of each worker after the run.
+
+The load client: ``wrk`` when it is installed (Debian: ``apt-get install wrk``), one thread, a Lua script cycling
+through the same request bodies, so the client's own CPU (a few percent of a core) leaves the shared cores to the
+server; otherwise a bounded Python client (threads with keep-alive httpx connections), which on a 2-core machine
+costs about as much CPU per request as the server does. Each run records which client measured it.
 
 References: /v1/ask throughput against the ideal the LLM server's latency sets (clients / LATENCY, the most any
-server could do), and /v1/query p95 against the issue's 100 ms target. ``--quick``: fewer requests.
+server could do), and /v1/query p95 against the issue's 100 ms target. ``--quick``: fewer requests (wrk: 4 s per
+level instead of 15). ``--python-client``: the Python client even where wrk is installed.
 Results: benchmarks/results/bench_serve.json.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -75,6 +81,19 @@ def workers_of(pid: int) -> list[int]:
     return [k for k in kids if rss_mb(k) > 100] or [pid]
 
 
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (the server's side of a load run)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def load(base: str, path: str, body_of, clients: int, requests: int) -> dict:
     import httpx
 
@@ -113,6 +132,52 @@ def load(base: str, path: str, body_of, clients: int, requests: int) -> dict:
         "rps": round(requests / wall, 1),
         "p50_ms": round(1000 * statistics.median(lat), 1),
         "p95_ms": round(1000 * lat[int(0.95 * (len(lat) - 1))], 1),
+        "client": "python",
+    }
+
+
+WRK_SCRIPT = """
+local bodies = {%s}
+local i = 0
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format("POST", "%s", {["Content-Type"] = "application/json"}, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRKRESULT {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"p50_us\\": %%d, \\"p95_us\\": %%d, "
+    .. "\\"non2xx\\": %%d, \\"socket_errors\\": %%d}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(95),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def load_wrk(wrk: str, base: str, path: str, body_of, clients: int, seconds: float) -> dict:
+    """The same measures as ``load`` from wrk (closed loop: each connection sends its next request when the last
+    one is answered), running ``seconds``; the bodies cycle as the Python client's do."""
+    bodies = ", ".join("[==[" + json.dumps(body_of(i)) + "]==]" for i in range(1000))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % (bodies, path))
+    try:
+        run = subprocess.run(
+            [wrk, "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "60s", "-s", f.name, base],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        os.unlink(f.name)
+    got = json.loads(run.stdout.split("WRKRESULT", 1)[1].splitlines()[0])
+    return {
+        "clients": clients,
+        "requests": got["requests"],
+        "errors": got["non2xx"] + got["socket_errors"],
+        "rps": round(got["requests"] / (got["duration_us"] / 1e6), 1),
+        "p50_ms": round(got["p50_us"] / 1000, 1),
+        "p95_ms": round(got["p95_us"] / 1000, 1),
+        "client": "wrk",
     }
 
 
@@ -121,7 +186,8 @@ def main() -> dict:
     from tests.support.openai_server import TEST_API_KEY, TEST_MODEL, ServerProcess
 
     quick = "--quick" in sys.argv
-    out: dict = {"latency_s": LATENCY, "runs": []}
+    wrk = None if "--python-client" in sys.argv else shutil.which("wrk")
+    out: dict = {"latency_s": LATENCY, "client": "wrk" if wrk else "python", "runs": []}
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(latency=LATENCY) as llm:
         tmp = Path(tmp)
         env = {
@@ -173,9 +239,16 @@ def main() -> dict:
                     ),
                 ):
                     load(base, path, body_of, 4, 8)  # warm connections and caches
+                    serving = sorted({proc.pid, *workers_of(proc.pid)})
                     for c in CONCURRENCY:
-                        n = max(20 if quick else 50, (2 if quick else 4) * c)
-                        r = load(base, path, body_of, c, n)
+                        cpu0 = cpu_s(serving)
+                        if wrk:
+                            r = load_wrk(wrk, base, path, body_of, c, 4 if quick else 15)
+                        else:
+                            n = max(20 if quick else 50, (2 if quick else 4) * c)
+                            r = load(base, path, body_of, c, n)
+                        # the server's CPU per request: what a load client on the same cores does not blur
+                        r["server_cpu_ms_per_request"] = round(1000 * (cpu_s(serving) - cpu0) / r["requests"], 2)
                         r.update(workers=workers, endpoint=path)
                         if path == "/v1/ask":
                             r["ideal_rps"] = round(c / LATENCY, 1)
