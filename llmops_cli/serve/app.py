@@ -12,8 +12,6 @@ import asyncio
 import json
 import logging
 import os
-import threading
-import time
 import traceback
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +29,7 @@ from llmops_cli import __version__
 from llmops_cli.core.redaction import redact_secrets
 from llmops_cli.errors import ConfigError, ExitCode, LlmopsError, NotConfiguredError, UsageError
 from llmops_cli.serve.options import ServeOptions, is_loopback
+from llmops_cli.serve.ratelimit import RateLimiter
 from llmops_cli.serve.service import Service
 
 if TYPE_CHECKING:
@@ -147,34 +146,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 # --- auth and rate limit ---
 
 
-class RateLimiter:
-    """A token bucket per caller (API key, else client address): ``per_minute`` requests a minute, bursts up to it."""
-
-    def __init__(self, per_minute: int):
-        self.rate = per_minute / 60.0
-        self.capacity = float(per_minute)
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, who: str) -> float:
-        """0 when allowed, else the seconds until a request would be."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        with self._lock:
-            if len(self._buckets) > 10_000:  # many callers seen once: forget the ones whose bucket is full again
-                full = [w for w, (t, at) in self._buckets.items() if t + (now - at) * self.rate >= self.capacity]
-                for w in full:
-                    del self._buckets[w]
-            tokens, last = self._buckets.get(who, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[who] = (tokens - 1, now)
-                return 0.0
-            self._buckets[who] = (tokens, now)
-            return (1 - tokens) / self.rate
-
-
 def _presented_key(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
@@ -249,7 +220,7 @@ def create_app(
 
         workspace_factory = Workspace
     debug = os.environ.get("LLMOPS_DEBUG", "") not in ("", "0", "false")
-    limiter = RateLimiter(options.rate_limit_per_minute)
+    limiter = RateLimiter(settings, options.rate_limit_per_minute)  # one limit for every process on the state
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -265,6 +236,7 @@ def create_app(
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             service.close()
+            limiter.close()
 
     app = FastAPI(
         title="llmops",
@@ -295,10 +267,16 @@ def create_app(
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             who = "key-" + h.split(":", 1)[1][:8]
+            bucket = h  # the key's whole hash (the limiter keeps only a hash of it)
         else:
             who = "anonymous"
-        bucket = who if options.api_key_hashes else (request.client.host if request.client else "local")
-        wait = limiter.take(bucket)
+            bucket = "address:" + (request.client.host if request.client else "local")
+        if not limiter.per_minute:
+            wait = 0.0
+        elif limiter.inline:  # a local SQLite file: microseconds, less than a hop to a thread
+            wait = limiter.take(bucket)
+        else:  # a round trip to PostgreSQL: not on the event loop
+            wait = await asyncio.get_running_loop().run_in_executor(request.app.state.pool, limiter.take, bucket)
         if wait:
             raise ApiError(
                 429,
