@@ -147,6 +147,22 @@ def test_serve_api_web_page_and_feedback_loop(tmp_path, openai_server, monkeypat
                 assert set(pool.map(query, range(16))) == {200}
                 asked = list(pool.map(ask, range(4)))
             assert len(set(asked)) == 4
+
+            # the rate limit (120 a minute by default) is one for the service, not per worker: a caller from another
+            # address, new connections spread over both workers, gets exactly 120 answers, then 429s
+            def collections(_: int) -> httpx.Response:
+                return other.get("/v1/collections")
+
+            if time.time() % 60 > 52:  # a burst across a minute's end would also test the window's arithmetic
+                time.sleep(60 - time.time() % 60 + 0.1)
+            limits = httpx.Limits(max_keepalive_connections=0)
+            transport = httpx.HTTPTransport(local_address="127.0.0.2", limits=limits)
+            with httpx.Client(base_url=base, timeout=60, transport=transport) as other, ThreadPoolExecutor(8) as pool:
+                got = list(pool.map(collections, range(130)))
+            codes = [r.status_code for r in got]
+            assert codes.count(200) == 120 and codes.count(429) == 10, codes
+            refused = next(r for r in got if r.status_code == 429)
+            assert refused.json()["error"]["code"] == "RATE_LIMITED" and int(refused.headers["retry-after"]) >= 1
             # a long-running server sees what an ingest wrote after it started (vector and BM25), on every worker
             (docs / "zebras.md").write_text("# Zebras\n\nThe zebra migration schedule is every spring.\n")
             run_step(ingest_entry.ingest, settings, [str(docs)])
