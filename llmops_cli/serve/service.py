@@ -119,6 +119,9 @@ class Service:
             if key in self._warm:
                 return
             ask_entry.retriever(ws, collection)
+            snapshot = getattr(ws.store(read_only=True), "warm", None)  # the replica's (see _for_serving)
+            if snapshot is not None:
+                snapshot(collection)
             if with_llm:
                 _load_client(ask_entry.answer_llm(ws))
             self._warm.add(key)

@@ -80,3 +80,35 @@ def test_large_collections_and_operators_go_to_the_store(stores):
     full = ReplicaStore(store)
     assert _pairs(full.query("col", q, 5, where)) == _pairs(store.query("col", q, 5, where))
     assert "col" not in full._snaps  # an operator filter never builds a snapshot
+
+
+def test_serve_answers_from_a_fresh_replica_after_the_store_changes(tmp_path):
+    """The serve workspace's read-only store is the replica; a write by another process (a new stamp) gives a fresh
+    workspace whose snapshot has the new chunk, while the replaced one keeps its own."""
+    from llmops_cli.serve.service import Service
+    from llmops_cli.settings import load_settings
+    from llmops_cli.wiring import Workspace
+
+    env = {"LLMOPS_STORE_PATH": str(tmp_path / "chroma"), "LLMOPS_DATA_DIR": str(tmp_path / "state")}
+    settings = load_settings(environ=env, cwd=tmp_path).settings
+    rng = np.random.default_rng(3)
+    writer = ChromaStore.embedded(tmp_path / "chroma")
+    writer.ensure_collection("col", metadata={"dimension": DIM})
+    vecs = rng.normal(size=(50, DIM)).astype(np.float32)
+    writer.upsert(
+        "col", [f"a{i}" for i in range(50)], vecs, [f"t{i}" for i in range(50)], [{"i": i} for i in range(50)]
+    )
+    service = Service(settings, Workspace)
+    try:
+        old = service.workspace().store(read_only=True)
+        assert isinstance(old, ReplicaStore)
+        old.warm("col")
+        new_vec = rng.normal(size=(1, DIM)).astype(np.float32)
+        writer.upsert("col", ["new"], new_vec, ["the new chunk"], [{"i": 99}])
+        fresh = service.workspace().store(read_only=True)
+        assert fresh is not old and isinstance(fresh, ReplicaStore)
+        assert fresh.query("col", new_vec[0], 1)[0].id == "new"
+        assert fresh._snaps["col"] is not None and fresh.count("col") == 51
+        assert "new" not in {h.id for h in old.query("col", new_vec[0], 60)}
+    finally:
+        service.close()

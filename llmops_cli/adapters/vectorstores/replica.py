@@ -47,6 +47,10 @@ class ReplicaStore:
         return getattr(self.inner, attr)
 
     # --- the snapshot ---
+    def warm(self, name: str) -> None:
+        """Take the collection's snapshot now (serve's warm-up), not in the first request that searches it."""
+        self._snapshot(name)
+
     def _snapshot(self, name: str) -> _Snapshot | None:
         try:
             return self._snaps[name]
