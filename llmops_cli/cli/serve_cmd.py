@@ -43,7 +43,9 @@ def serve(
     rate_limit: Annotated[
         int,
         typer.Option(
-            "--rate-limit", help="Requests a minute per API key (or client address), per worker; 0: off.", min=0
+            "--rate-limit",
+            help="Requests a minute per API key (or client address), for the whole service; 0: off.",
+            min=0,
         ),
     ] = 120,
     max_question_chars: Annotated[

@@ -30,6 +30,7 @@ def all_migrations() -> list[Any]:
     from llmops_cli.core.eval import history
     from llmops_cli.core.feedback import log
     from llmops_cli.core.finetune import runs as finetune_runs
+    from llmops_cli.core.state import ratelimit
 
     return [
         log.migrations,
@@ -39,6 +40,7 @@ def all_migrations() -> list[Any]:
         jobs.migrations,
         traces.migrations,
         finetune_runs.migrations,
+        ratelimit.migrations,
     ]
 
 
