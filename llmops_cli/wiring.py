@@ -230,12 +230,25 @@ class Workspace:
         self._llm_cache: LLMCache | None = None
         self._history: RunHistory | None = None
         self._lexical: dict[str, LexicalIndex] = {}
+        self.serving = False  # see for_serving
         from llmops_cli.core import tracing
 
         if settings.tracing.enabled:
             tracing.set_configurer(self._configure_tracing)  # the SDK is set up at the first span, once a process
         else:
             tracing.disable()  # a workspace with tracing off records nothing, even after one with it on
+
+    def for_serving(self) -> Workspace:
+        """This workspace's adapters built for many requests at once (``llmops serve``); called before any is built:
+
+        - the embedder coalesces the questions of concurrent requests into one model call
+          (adapters/embedders/batching.py);
+        - an embedded Chroma's read-only store answers searches from an in-process replica of each small collection
+          (adapters/vectorstores/replica.py). Only an embedded store: its reader is a snapshot too, and serve replaces
+          the workspace when the store changes (a server store is read fresh by every query). A writable store, once
+          opened (a promotion), serves reads itself, as it does in the CLI."""
+        self.serving = True
+        return self
 
     # --- what a test workspace replaces ---
     def _build_store(self, read_only: bool) -> VectorStore:
@@ -275,7 +288,12 @@ class Workspace:
         if False in self._stores:
             return self._stores[False]
         if read_only not in self._stores:
-            self._stores[read_only] = self._build_store(read_only)
+            store = self._build_store(read_only)
+            if self.serving and read_only and self.settings.store.backend == "chroma":
+                from llmops_cli.adapters.vectorstores.replica import ReplicaStore
+
+                store = ReplicaStore(store)
+            self._stores[read_only] = store
         return self._stores[read_only]
 
     def embedder(self, es: EmbedderSettings | None = None) -> Embedder:
@@ -285,7 +303,12 @@ class Workspace:
         if key not in self._embedders:
             from llmops_cli.core.llm_tracing import TracedEmbedder
 
-            self._embedders[key] = TracedEmbedder(self._build_embedder(es))
+            embedder = self._build_embedder(es)
+            if self.serving:
+                from llmops_cli.adapters.embedders.batching import BatchingEmbedder
+
+                embedder = BatchingEmbedder(embedder)
+            self._embedders[key] = TracedEmbedder(embedder)
         return self._embedders[key]
 
     def collection_embedder(self, meta: dict[str, Any] | None) -> Embedder:

@@ -45,7 +45,7 @@ class Service:
 
     def __init__(self, settings: Settings, workspace_factory: Callable[[Settings], Workspace]):
         self.settings = settings
-        self._factory = lambda s: _for_serving(workspace_factory(s))
+        self._factory = lambda s: workspace_factory(s).for_serving()
         self._files: tuple | None = None
         self._content: tuple | None = None
         self._stamp = self._store_stamp()
@@ -119,7 +119,7 @@ class Service:
             if key in self._warm:
                 return
             ask_entry.retriever(ws, collection)
-            snapshot = getattr(ws.store(read_only=True), "warm", None)  # the replica's (see _for_serving)
+            snapshot = getattr(ws.store(read_only=True), "warm", None)  # the replica's (Workspace.for_serving)
             if snapshot is not None:
                 snapshot(collection)
             if with_llm:
@@ -238,39 +238,6 @@ class Service:
             return store_entry.collections(ws)
 
 
-def _for_serving(ws: Workspace) -> Workspace:
-    """The workspace's adapters built for many requests at once (its ``_build_*`` seams, as a test workspace uses):
-
-    - the embedder coalesces the questions of concurrent requests into one model call
-      (adapters/embedders/batching.py);
-    - an embedded Chroma's read-only store answers searches from an in-process replica of each small collection
-      (adapters/vectorstores/replica.py). Only an embedded store: its reader is a snapshot too, and a change to it
-      replaces the workspace (a server store is read fresh by every query). A writable store, once opened (a
-      promotion), serves reads itself, as it does in the CLI."""
-    build_embedder = ws._build_embedder
-
-    def batching_embedder(es):
-        from llmops_cli.adapters.embedders.batching import BatchingEmbedder
-
-        return BatchingEmbedder(build_embedder(es))
-
-    ws._build_embedder = batching_embedder  # type: ignore[method-assign]
-    if ws.settings.store.backend != "chroma":
-        return ws
-    build_store = ws._build_store
-
-    def replica_store(read_only: bool):
-        store = build_store(read_only)
-        if not read_only:
-            return store
-        from llmops_cli.adapters.vectorstores.replica import ReplicaStore
-
-        return ReplicaStore(store)
-
-    ws._build_store = replica_store  # type: ignore[method-assign]
-    return ws
-
-
 def _load_client(llm: Any) -> None:
     """Import litellm now (seconds) when the answers go through it, not in the first request."""
     from llmops_cli.adapters.llm.litellm_llm import LiteLLM, import_litellm
@@ -279,3 +246,6 @@ def _load_client(llm: Any) -> None:
         llm = llm.inner
     if isinstance(llm, LiteLLM):
         import_litellm()
+    prepare = getattr(llm, "prepare", None)
+    if prepare is not None:  # the lean HTTP client resolves its prices (litellm's table: ~2 s) now, not in an ask
+        prepare()
