@@ -55,7 +55,7 @@ class ServeOptions:
     cors_origins: list[str] = field(default_factory=list)
     max_body_bytes: int = 64 * 1024
     max_question_chars: int = 2000
-    rate_limit_per_minute: int = 120  # per API key (or client address without keys), per process
+    rate_limit_per_minute: int = 120  # per API key (or client address without keys), for the whole service
     slack_signing_secret: str | None = None
     slack_bot_token: str | None = None
     slack_api_base: str = "https://slack.com/api"
