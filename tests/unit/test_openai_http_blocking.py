@@ -160,3 +160,15 @@ def test_the_answer_client_is_the_lean_one_only_for_an_openai_compatible_endpoin
     assert isinstance(build_answer_llm(local), OpenAIHTTP)
     assert isinstance(build_answer_llm(LLMSettings(model=TEST_MODEL)), LiteLLM)  # no api_base: the provider's API
     assert isinstance(build_answer_llm(local, "anthropic/claude-3-haiku"), LiteLLM)
+
+
+def test_with_no_key_configured_the_key_comes_from_openai_api_key_as_litellm_takes_it(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_API_KEY)
+    llm = OpenAIHTTP(TEST_MODEL, api_base=server.base_url, input_cost_per_token=1e-6, output_cost_per_token=2e-6)
+    assert llm.complete(MSG).text
+    assert [r.authorized for r in server.records()] == [True]
+    monkeypatch.delenv("OPENAI_API_KEY")
+    OpenAIHTTP(TEST_MODEL, api_base=server.base_url, input_cost_per_token=1e-6, output_cost_per_token=2e-6).complete(
+        MSG
+    )
+    assert [r.authorized for r in server.records()] == [True, False]  # neither configured nor in the environment

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +41,9 @@ _DROP = {"num_retries", "max_retries", "timeout", "api_base", "api_key", "stream
 class OpenAIHTTP(ConfiguredLLM):
     def __init__(self, model: str, *, api_base: str, **options: Any):
         super().__init__(model, api_base=api_base, **options)
+        # litellm and the OpenAI SDK read the key of an openai/ model from OPENAI_API_KEY when none is configured:
+        # the same endpoint must get the same key whichever client calls it
+        self._api_key = self._api_key or os.environ.get("OPENAI_API_KEY") or None
         self.remote_model = model.split("/", 1)[1] if model.startswith("openai/") else model
         self.url = api_base.rstrip("/") + "/chat/completions"
         self._prices_resolved = self.prices != (None, None)
@@ -361,7 +365,7 @@ def _status_error(where: str, model: str, status: int, raw: bytes, retry_after: 
         return LLMAuthError(
             f"{where} rejected the credentials ({status})",
             status=status,
-            hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY)",
+            hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY, or OPENAI_API_KEY)",
         )
     if status == 404:
         return LLMCallError(
