@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import itertools
 import json
 import os
 import threading
@@ -64,9 +65,7 @@ class OpenAIHTTP(ConfiguredLLM):
     # --- blocking calls: one keep-alive connection per thread ---
 
     def complete(self, messages: list[Message], **params: Any) -> Completion:
-        per_call = params.pop("max_retries", None)
-        policy = client_policy(self.max_retries if per_call is None else per_call)
-        timeout = float(params.get("timeout") or self.timeout)
+        policy, timeout = self._call_options(params)
         body = json.dumps(self._body(messages, params)).encode()
         return call_with_retries(policy, lambda: self._complete_once(body, timeout))
 
@@ -95,9 +94,7 @@ class OpenAIHTTP(ConfiguredLLM):
     def stream(self, messages: list[Message], **params: Any) -> Iterator[str]:
         t0 = time.perf_counter()
         self.last = None
-        per_call = params.pop("max_retries", None)
-        policy = client_policy(self.max_retries if per_call is None else per_call)
-        timeout = float(params.get("timeout") or self.timeout)
+        policy, timeout = self._call_options(params)
         doc = self._body(messages, params)
         doc["stream"] = True
         doc["stream_options"] = {"include_usage": True}
@@ -147,7 +144,7 @@ class OpenAIHTTP(ConfiguredLLM):
         except LLMCallError:
             self._drop()
             raise
-        return resp, events if first is None else _chain(first, events)
+        return resp, events if first is None else itertools.chain((first,), events)
 
     def _events(self, resp: Any) -> Iterator[dict[str, Any]]:
         """The JSON documents of a server-sent event stream, up to ``data: [DONE]`` (or the end of the body)."""
@@ -235,6 +232,14 @@ class OpenAIHTTP(ConfiguredLLM):
             )
         return LLMCallError(f"{self._where()} call failed: {type(e).__name__}", retryable=True)
 
+    def _call_options(self, params: dict[str, Any]) -> tuple[Any, float]:
+        """The retry policy (``max_retries`` taken out of ``params``: the batch engine passes 0 and retries itself)
+        and the timeout of one blocking call."""
+        per_call = params.pop("max_retries", None)
+        return client_policy(self.max_retries if per_call is None else per_call), float(
+            params.get("timeout") or self.timeout
+        )
+
     def _where(self) -> str:
         return f"LLM {self.model} at {self.api_base}"
 
@@ -286,8 +291,7 @@ class OpenAIHTTP(ConfiguredLLM):
         self._session = None
 
     async def acomplete(self, messages: list[Message], **params: Any) -> Completion:
-        per_call = params.pop("max_retries", None)  # the batch engine passes 0: it runs its own retry loop
-        policy = client_policy(self.max_retries if per_call is None else per_call)
+        policy, _ = self._call_options(params)
         return await acall_with_retries(policy, lambda: self._once(messages, params))
 
     async def _once(self, messages: list[Message], params: dict[str, Any]) -> Completion:
@@ -334,11 +338,6 @@ class OpenAIHTTP(ConfiguredLLM):
         if pin is None and pout is None:
             return None
         return tin * (pin or 0.0) + tout * (pout or 0.0)
-
-
-def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    yield first
-    yield from rest
 
 
 def _retry_after(value: str | None) -> float | None:
