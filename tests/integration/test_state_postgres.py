@@ -20,7 +20,9 @@ from llmops_cli.core.eval.report import EvalReport, RowResult
 from llmops_cli.core.feedback.log import AnswerLogError, Promotion, Review
 from llmops_cli.core.ports import Completion
 from llmops_cli.core.state import StateError
+from llmops_cli.core.state.ratelimit import WINDOW_S, RateCounter
 from llmops_cli.errors import AuthError, ConflictError, ExitCode, NotFoundError, UnreachableError, UsageError
+from llmops_cli.serve.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.integration
 
@@ -391,3 +393,40 @@ def test_a_killed_checkpoint_writer_leaves_its_records_and_no_lock(pg_server, tm
         with cps.writer("all") as w:
             w.append({"id": "b", "status": "ok", "request_hash": "h"})
         assert set(cps.load()) == {"a", "b"}
+
+
+# the service-wide rate limit of `llmops serve` (tests/unit/test_serve_ratelimit.py has the SQLite side): two
+# connections (two serve processes) share one count, the window slides and is pruned, and RateLimiter opens its own
+# connection here
+RATE_T0 = 1_000_000 * WINDOW_S
+
+
+def test_rate_limit_counters_are_shared_between_connections(pg_server):
+    from llmops_cli.adapters.state.postgres import PostgresDB
+
+    url = fresh_database(pg_server)
+    now = [RATE_T0 + 5.0]
+    dbs = [PostgresDB(url), PostgresDB(url)]
+    try:
+        one, two = (RateCounter(db, 5, clock=lambda: now[0]) for db in dbs)
+        got = [(one if i % 2 else two).take("k") == 0 for i in range(8)]
+        assert got == [True] * 5 + [False] * 3
+        assert one.take("k") == pytest.approx(WINDOW_S - 5 + WINDOW_S / 5)  # next window, a fifth slid out
+        now[0] = RATE_T0 + WINDOW_S + 15  # 5 * 0.75 = 3.75 of the limit's 5 still count: one more
+        assert [one.take("k") == 0, two.take("k") == 0] == [True, False]
+        now[0] = RATE_T0 + 2 * WINDOW_S + 1  # the first window is pruned at the next window's first request
+        assert two.take("x") == 0
+        wins = {r[0] for r in dbs[0].query("SELECT DISTINCT win FROM rate_windows")}
+        assert wins == {RATE_T0 // WINDOW_S + 1, RATE_T0 // WINDOW_S + 2}
+    finally:
+        for db in dbs:
+            db.close()
+
+    settings = type("S", (), {"state": type("St", (), {"url": url})(), "data_path": None})()
+    a, b = RateLimiter(settings, 2), RateLimiter(settings, 2)
+    try:
+        assert not a.inline  # a round trip: the app runs it in a worker thread
+        assert [x.take("caller") == 0 for x in (a, b, a)] == [True, True, False]
+    finally:
+        a.close()
+        b.close()
