@@ -1,5 +1,5 @@
 """The service-wide rate limit: counters in the state database (SQLite here; PostgreSQL in
-tests/integration/test_serve_ratelimit_postgres.py), a sliding window over two one-minute windows, shared by every
+tests/integration/test_state_postgres.py), a sliding window over two one-minute windows, shared by every
 process on the database, pruned, and failing open to a per-process bucket when the database cannot be written."""
 
 from __future__ import annotations
