@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core.redaction import redact_secrets
 from llmops_cli.errors import LlmopsError
@@ -67,6 +67,7 @@ class RateLimiter:
         self.inline = self.url is None
         self.local = LocalBucket(per_minute)
         self._counter: RateCounter | None = None
+        self._own_db: Any = None  # the PostgreSQL connection this limiter opened for its counter
         self._retry_at = 0.0
         self._warned_at = -1e9
         self._lock = threading.RLock()  # _open reports its failure through _failed
@@ -92,8 +93,9 @@ class RateLimiter:
 
             try:
                 if self.url is None:
-                    self._counter = RateCounter(default_rate_limit_path(self.data_path), self.per_minute)
-                    self._counter._db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+                    self._counter = RateCounter(
+                        default_rate_limit_path(self.data_path), self.per_minute, busy_ms=BUSY_MS
+                    )
                 else:
                     from llmops_cli.adapters.state.postgres import PostgresDB
 
@@ -103,6 +105,7 @@ class RateLimiter:
                     except BaseException:
                         db.close()
                         raise
+                    self._own_db = db  # the counter does not close a database it was given
             except LlmopsError as e:
                 self._failed(e, opening=True)
                 return None
@@ -124,17 +127,17 @@ class RateLimiter:
                     redact_secrets(e.message),
                 )
 
-    @staticmethod
-    def _close(counter: RateCounter) -> None:
+    def _close(self, counter: RateCounter) -> None:
+        db, self._own_db = self._own_db, None
         try:
             counter.close()
-            if not counter._owns_db:
-                counter._db.close()
+            if db is not None:
+                db.close()
         except Exception:  # noqa: BLE001  # a broken connection may fail to close too; it is dropped either way
             pass
 
     def close(self) -> None:
         with self._lock:
             counter, self._counter = self._counter, None
-        if counter is not None:
-            self._close(counter)
+            if counter is not None:
+                self._close(counter)

@@ -56,7 +56,15 @@ class RateCounter(StateStore):
     """``take(caller)``: 0 when the caller may make one more request now (and it is counted), else the seconds
     until it may. ``RateCounter(path)``: a SQLite file; ``RateCounter(db)``: the shared state database."""
 
-    def __init__(self, target: str | Path | StateDB, per_minute: int, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        target: str | Path | StateDB,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.time,
+        busy_ms: int | None = None,
+    ):
+        """``busy_ms`` (a SQLite file): how long an update waits for another process's before it fails."""
         self._open(
             target,
             migrations,
@@ -65,6 +73,8 @@ class RateCounter(StateStore):
             file_hint=_HINT,
             db_hint=_HINT,
         )
+        if busy_ms is not None and self.path is not None:
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
         self.limit = per_minute
         self.clock = clock
         self._previous: dict[str, tuple[int, int]] = {}  # key_hash -> (window, count of the window before it)
