@@ -12,6 +12,7 @@ Idempotent and crash-safe:
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -517,7 +518,8 @@ class _Writer:
             return
         done = self._count_down(batch)
         self._wait_embedding()  # at most one batch embedding (bounded memory), batches in order
-        self.embedding = self.embed_pool.submit(self._embed_then_write, batch, done)
+        # in this thread's context: the embedding's span belongs to the ingest's trace, not to one of its own
+        self.embedding = self.embed_pool.submit(contextvars.copy_context().run, self._embed_then_write, batch, done)
 
     def _embed_then_write(self, batch: list[tuple[str, Chunk]], done: list[str]) -> None:
         t = time.perf_counter()
@@ -536,7 +538,7 @@ class _Writer:
             vecs = np.concatenate(parts) if len(parts) > 1 else parts[0]
         self.report.embed_seconds += time.perf_counter() - t
         self._wait_write()  # at most one write in flight: bounded memory, ordered manifest writes
-        self.inflight = self.pool.submit(self._write, batch, vecs, done)
+        self.inflight = self.pool.submit(contextvars.copy_context().run, self._write, batch, vecs, done)
 
     def _count_down(self, batch: list[tuple[str, Chunk]]) -> list[str]:
         done = []
