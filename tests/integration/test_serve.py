@@ -204,3 +204,8 @@ def test_serve_api_web_page_and_feedback_loop(tmp_path, openai_server, monkeypat
     served = (tmp_path / "serve.log").read_text()
     assert code == 0, served[-3000:]
     assert TEST_API_KEY not in served and "Traceback" not in served
+    # every trace is rooted at the step it ran: FastAPI's own request spans, were they recorded, would be a second
+    # trace per request, linked to nothing (the test's ingests write their traces to the same state)
+    listed = llmops(env, tmp_path, "trace", "list", "--json", "-n", "500")
+    roots = [t["name"] for t in json.loads(listed.stdout)["traces"]]
+    assert "llmops ask" in roots and all(name.startswith("llmops ") for name in roots), sorted(set(roots))
