@@ -187,6 +187,9 @@ def test_serve_api_web_page_and_feedback_loop(tmp_path, openai_server, monkeypat
             assert b.eval("JSON.parse(localStorage.getItem('llmops.history'))[0].answer_id") == answer_id
             assert not [line for line in b.console if line.startswith("exception")], b.console
 
+        # a key put in a query string by mistake is masked in the access log (checked on the log below)
+        assert httpx.get(f"{base}/v1/answers/recent-good?limit=1&api_key={TEST_API_KEY}").status_code == 200
+
         # the CLI sees the rating given in the browser
         hist = llmops(env, tmp_path, "history", "--json")
         assert hist.returncode == 0, hist.stderr

@@ -403,3 +403,30 @@ def test_a_write_to_the_embedded_store_gives_requests_a_fresh_workspace(parts):
         service.workspace()
     assert first._answer_log is None and first._state is None  # closed
     service.close()
+
+
+def test_the_access_log_masks_a_key_in_a_query_string():
+    import logging
+
+    from llmops_cli.serve.app import _redact_access_log
+
+    _redact_access_log()
+    _redact_access_log()  # idempotent: a second worker start adds no second filter
+    access = logging.getLogger("uvicorn.access")
+    assert sum(type(f).__name__ == "AccessLogRedaction" for f in access.filters) == 1
+
+    def logged(target: str) -> str:
+        record = access.makeRecord(
+            "uvicorn.access",
+            logging.INFO,
+            __file__,
+            1,
+            '%s - "%s %s HTTP/%s" %d',
+            ("1.2.3.4:5", "GET", target, "1.1", 200),
+            None,
+        )
+        assert access.filter(record)
+        return record.getMessage()
+
+    assert SECRET_KEY not in logged(f"/v1/answers/recent-good?limit=3&api_key={SECRET_KEY}")
+    assert logged("/v1/query").endswith('"GET /v1/query HTTP/1.1" 200')
