@@ -21,6 +21,14 @@ def openai_server():
         yield srv
 
 
+@pytest.fixture
+def spans(monkeypatch):
+    """The finished spans of one test, recorded in memory (tests/support/spans.py): ``spans.get_finished_spans()``."""
+    from tests.support.spans import recorded_spans
+
+    yield from recorded_spans(monkeypatch)
+
+
 @pytest.fixture(scope="session")
 def openai_server_session():
     """One server for the session; call ``.reset()`` before scripting it."""

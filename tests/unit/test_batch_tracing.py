@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from llmops_cli.core.batch.inputs import write_rows
 from llmops_cli.settings import Settings
 from tests.support.fakes import FakeWorkspace, ScriptedLLM
-from tests.support.spans import recorded_spans
-
-
-@pytest.fixture
-def spans(monkeypatch):
-    yield from recorded_spans(monkeypatch)
 
 
 def test_a_batch_run_is_one_root_span_with_the_rows_chat_spans_under_it(tmp_path, monkeypatch, spans):

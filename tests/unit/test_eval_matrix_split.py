@@ -14,7 +14,6 @@ import pytest
 from llmops_cli.core.ports import LLM, Completion
 from llmops_cli.settings import load_settings
 from tests.support.fakes import FakeWorkspace
-from tests.support.spans import recorded_spans
 from tests.unit.test_eval_selection_cli import QUESTIONS, RIGHT, _store
 
 REWORD_MARK = "rewrite questions"
@@ -142,11 +141,6 @@ def test_a_changed_prompt_file_stops_a_planned_combination(projects):
         (tmp / "sloppy.md").write_text("---\nname: sloppy\n---\nAnswer in one word.\n")
         with pytest.raises(InputError, match="changed since it was planned"):
             evaluate_matrix_combination(ws, plan, 0)
-
-
-@pytest.fixture
-def spans(monkeypatch):
-    yield from recorded_spans(monkeypatch)
 
 
 def _tree(finished):

@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from llmops_cli.entry.ingest import ingest
 from llmops_cli.settings import Settings
 from tests.support.fakes import FakeWorkspace
-from tests.support.spans import recorded_spans
-
-
-@pytest.fixture
-def spans(monkeypatch):
-    yield from recorded_spans(monkeypatch)
 
 
 def test_the_embedding_spans_of_an_ingest_are_in_its_trace(tmp_path, monkeypatch, spans):
