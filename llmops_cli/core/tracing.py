@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -21,6 +22,8 @@ INSTRUMENTATION = "llmops_cli"
 
 _tracer: Any = None
 _configurer: Callable[[], None] | None = None
+_configure_lock = threading.RLock()
+_configuring = False
 _disabled = False
 
 
@@ -40,12 +43,22 @@ def disable() -> None:
 
 
 def tracer() -> Any:
-    """The project's tracer (the global provider's: the SDK's when configured, else a no-op one)."""
-    global _tracer, _configurer
-    if _configurer is not None:
-        fn, _configurer = _configurer, None
-        fn()
-        _tracer = None
+    """The project's tracer (the global provider's: the SDK's when configured, else a no-op one).
+
+    The first span configures, under a lock that the other threads' first spans wait on: a thread that went on
+    meanwhile would get the API's proxy tracer before the SDK's provider is installed, and its spans would record
+    nothing while their children, made after, became traces of their own (the first concurrent requests to a
+    fresh ``llmops serve`` worker did that)."""
+    global _tracer, _configurer, _configuring
+    if _configurer is not None or _configuring:
+        with _configure_lock:  # reentrant: a span made while configuring goes on (with the proxy tracer)
+            if _configurer is not None:
+                _configuring = True  # before the pop: another thread always sees one of the two and waits
+                fn, _configurer = _configurer, None  # once, even if it fails; a workspace made meanwhile keeps its own
+                try:
+                    fn()
+                finally:
+                    _configuring, _tracer = False, None
     if _tracer is None:
         from opentelemetry import trace
 
