@@ -230,7 +230,7 @@ def _no_native_telemetry() -> dict[str, Any]:
     """FastAPI's own OpenTelemetry spans, metrics and logs, off (where this FastAPI has them). llmops traces its
     steps itself (``llmops query`` / ``llmops ask`` and their children, one trace per answer); FastAPI's spans
     would be four more per request (HTTP, dependencies, endpoint, serialisation) in a second trace linked to
-    nothing, each one a row in the trace store: about a third of a query's CPU at load. Its logs may carry
+    nothing, each one a row in the trace store: a quarter to a third of a query's CPU at load. Its logs may carry
     request bodies, which llmops never records."""
     import inspect
 
@@ -282,6 +282,7 @@ def create_app(
             pool.shutdown(wait=True, cancel_futures=True)
             service.close()
             limiter.close()
+            gc.unfreeze()  # a process that goes on after the app (tests, an embedding program) collects them again
 
     app = FastAPI(
         title="llmops",
