@@ -207,6 +207,7 @@ def test_serve_api_web_page_and_feedback_loop(tmp_path, openai_server, monkeypat
     served = (tmp_path / "serve.log").read_text()
     assert code == 0, served[-3000:]
     assert TEST_API_KEY not in served and "Traceback" not in served
+    assert "/v1/answers/recent-good?limit=1&api_key=" in served  # the request was logged, its key masked
     # every trace is rooted at the step it ran: FastAPI's own request spans, were they recorded, would be a second
     # trace per request, linked to nothing (the test's ingests write their traces to the same state)
     listed = llmops(env, tmp_path, "trace", "list", "--json", "-n", "500")

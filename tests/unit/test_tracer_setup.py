@@ -15,7 +15,6 @@ from llmops_cli.core import tracing
 @pytest.fixture(autouse=True)
 def _fresh_tracer_state():
     yield
-    tracing.disable()
     tracing.set_configurer(None)
     tracing.reset()
 
