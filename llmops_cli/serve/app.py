@@ -282,6 +282,11 @@ def create_app(
             pool.shutdown(wait=True, cancel_futures=True)
             service.close()
             limiter.close()
+            # a uvicorn worker is a multiprocessing child, which exits without running atexit handlers: the SDK's
+            # flush at exit never happens there, and the last seconds of requests' spans would be lost
+            from llmops_cli.adapters import tracing as tracing_sdk
+
+            tracing_sdk.flush()
             gc.unfreeze()  # a process that goes on after the app (tests, an embedding program) collects them again
 
     app = FastAPI(

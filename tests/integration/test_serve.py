@@ -196,6 +196,8 @@ def test_serve_api_web_page_and_feedback_loop(tmp_path, openai_server, monkeypat
         row = next(a for a in json.loads(hist.stdout)["answers"] if a["id"] == answer_id)
         assert row["votes"] == {"up": 1, "down": 0} and row["question"] == Q_ROTATE
 
+        # the last answer before the server stops: its trace is written at shutdown (checked below)
+        last = httpx.post(f"{base}/v1/ask", json={"question": Q_BACKUP, "use_cache": False}, timeout=60).json()
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -213,3 +215,6 @@ def test_serve_api_web_page_and_feedback_loop(tmp_path, openai_server, monkeypat
     listed = llmops(env, tmp_path, "trace", "list", "--json", "-n", "500")
     roots = [t["name"] for t in json.loads(listed.stdout)["traces"]]
     assert "llmops ask" in roots and all(name.startswith("llmops ") for name in roots), sorted(set(roots))
+    # a uvicorn worker exits without running atexit: what its span processor still held is written on shutdown
+    shown = llmops(env, tmp_path, "trace", "show", last["answer_id"], "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["spans"][0]["name"] == "llmops ask", shown.stderr
