@@ -217,6 +217,16 @@ class AirflowConnection(_Section):
     ca_bundle: str | None = None
     timeout: float = Field(10.0, gt=0, description="seconds to wait for an API answer (a hung server exits 7 after it)")
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        problem = _url_scheme_problem(v.strip(), ("http", "https"))
+        if problem:  # without a scheme the HTTP client fails as "cannot reach" (exit 7), hiding the typo
+            raise ValueError(f"{problem}, e.g. http://127.0.0.1:8080")
+        if v.strip().rstrip("/").endswith(("/api/v1", "/api/v2")):  # the client adds /api/v2 itself
+            raise ValueError("is the API server's base URL, without /api/v1 or /api/v2 (e.g. http://host:8080)")
+        return v.strip()
+
 
 class AirflowSettings(AirflowConnection):
     profile: str | None = Field(None, description="profile used when --profile is not given")
@@ -552,6 +562,8 @@ def load_settings(
                 from llmops_cli.core.redaction import mask_url_password
 
                 shown = mask_url_password(shown)
+            elif isinstance(shown, str) and "@" in shown:  # user:password@host without a scheme: the host only
+                shown = "********@" + shown.rsplit("@", 1)[1]
             msg = f"{msg} (got {shown!r})"
         raise ConfigError(
             f"config key '{key}'{where}: {msg}", hint=_hint(key, src, flag, err.get("input"), path)

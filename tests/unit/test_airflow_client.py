@@ -252,6 +252,29 @@ def test_token_endpoint_unreachable_is_unreachable():
     assert PASSWORD not in str(e.value)
 
 
+def test_a_url_with_a_path_in_front_of_the_api_says_to_check_the_url():
+    # Airflow's web UI answers a POST under an unknown path with 405 and a GET with its HTML page (200):
+    # before, "token exchange ... failed: HTTP 405" without a hint, and "internal error: JSONDecodeError"
+    c, _ = make(FakePool(), TokenServer(status=405))
+    with pytest.raises(AuthError, match="has no /auth/token endpoint") as e:
+        c.list_dags()
+    assert "LLMOPS_AIRFLOW_URL" in (e.value.hint or "")
+
+    class HtmlPool(FakePool):
+        def request(self, method, url, **kw):
+            return urllib3.HTTPResponse(
+                body=b"<!doctype html><html></html>",
+                status=200,
+                headers={"Content-Type": "text/html"},
+                preload_content=False,
+            )
+
+    c, _ = make(HtmlPool(), username=None, password=None, token="given")
+    with pytest.raises(LlmopsError, match="not the Airflow REST API") as e:
+        c.get_run("d1", "r1")
+    assert "LLMOPS_AIRFLOW_URL" in (e.value.hint or "") and "JSONDecodeError" not in e.value.message
+
+
 def test_404_names_the_thing_and_suggests_dags_list():
     pool = FakePool()
     pool.add("GET", "/api/v2/dags/nope/details", (404, {"detail": "The Dag with ID: `nope` was not found"}))

@@ -162,6 +162,20 @@ def test_store_and_state_urls_are_checked_and_their_passwords_never_shown():
     assert s.state.url == "postgresql://bob:hunter2@db/x"
 
 
+def test_airflow_url_without_a_scheme_or_with_the_api_path_is_a_config_error_not_unreachable():
+    # before: "cannot reach ... (UnsupportedProtocol)" exit 7, or "resource not found" / a 405 for .../api/v2
+    for url, needle in (("airflow.internal:8080", "http://"), ("http://airflow.internal:8080/api/v2/", "/api/v2")):
+        with pytest.raises(ConfigError) as e:
+            load_settings(None, environ={"LLMOPS_AIRFLOW_URL": url})
+        assert e.value.exit_code == ExitCode.USAGE
+        assert "airflow.url" in str(e.value) and "LLMOPS_AIRFLOW_URL" in str(e.value) and needle in str(e.value)
+    with pytest.raises(ConfigError) as e:  # user:password@host without a scheme: the password is not echoed
+        load_settings(None, environ={"LLMOPS_AIRFLOW_URL": "admin:hunter2@airflow.internal:8080"})
+    assert "hunter2" not in str(e.value) and "airflow.internal:8080" in str(e.value)
+    s = load_settings(None, environ={"LLMOPS_AIRFLOW_URL": "https://airflow.internal/team-a"}).settings
+    assert s.airflow.url == "https://airflow.internal/team-a"  # a path in front of the API stays allowed
+
+
 def test_the_project_is_found_like_git_finds_a_repository(tmp_path, monkeypatch):
     """From a subfolder, the nearest folder above holding llmops.yaml, configs/llmops.yaml or .llmops is the project:
     its config applies and its store and data dir are used; a ceiling stops the walk."""

@@ -242,10 +242,11 @@ class AirflowClient:
                     hint="check LLMOPS_AIRFLOW_USERNAME / LLMOPS_AIRFLOW_PASSWORD "
                     "(or the profile's username/password), or use LLMOPS_AIRFLOW_TOKEN",
                 )
-            if r.status_code == 404:
+            if r.status_code in (404, 405):  # 405: Airflow's web UI answers GET only under any unknown path
                 raise AuthError(
                     f"{self.shown_url} has no /auth/token endpoint (is this an Airflow 3 API server?)",
-                    hint="check LLMOPS_AIRFLOW_URL, or pass a token with LLMOPS_AIRFLOW_TOKEN",
+                    hint="check LLMOPS_AIRFLOW_URL (the API server's base URL, e.g. http://host:8080), "
+                    "or pass a token with LLMOPS_AIRFLOW_TOKEN",
                 )
             raise LlmopsError(
                 f"token exchange at {self.shown_url}/auth/token failed: "
@@ -344,7 +345,14 @@ class AirflowClient:
             finally:
                 resp.release_conn()
             if 200 <= status < 300:
-                return json.loads(body) if body else None
+                try:
+                    return json.loads(body) if body else None
+                except ValueError:  # the web UI's HTML page: the URL has a path in front of the API's
+                    raise LlmopsError(
+                        f"{self.shown_url} answered {what or 'an API call'} with a page that is not the Airflow "
+                        "REST API's JSON",
+                        hint="check LLMOPS_AIRFLOW_URL: the API server's base URL, e.g. http://host:8080",
+                    ) from None
             retry = idempotent or status in not_done_statuses
             if status in RETRY_STATUSES and retry and attempt + 1 < self.max_attempts:
                 attempt += 1
