@@ -261,6 +261,10 @@ def redact(text: str) -> str:
     return _apply(text)[0]
 
 
-def redact_secrets(text: str) -> str:
-    """Only secrets (keys, tokens, passwords), for messages and logs; personal data is left alone."""
+def redact_secrets(text: str, known: str | None = None) -> str:
+    """Only secrets (keys, tokens, passwords), for messages and logs; personal data is left alone. ``known``: a
+    secret this process holds (the configured API key), masked wherever it appears, whatever its format: a server
+    may echo the key it was sent ("Incorrect API key provided: ...") in a shape no rule recognises."""
+    if known and len(known) >= 4:
+        text = text.replace(known, "[REDACTED_API_KEY]")
     return _apply(text, skip=PERSONAL)[0]

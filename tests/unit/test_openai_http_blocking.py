@@ -37,7 +37,8 @@ def _client(base_url: str, **kw) -> OpenAIHTTP:
     kw.setdefault("max_retries", 2)
     kw.setdefault("input_cost_per_token", 1e-6)  # known prices: no litellm price lookup
     kw.setdefault("output_cost_per_token", 2e-6)
-    return OpenAIHTTP(TEST_MODEL, api_base=base_url, api_key=TEST_API_KEY, **kw)
+    kw.setdefault("api_key", TEST_API_KEY)
+    return OpenAIHTTP(TEST_MODEL, api_base=base_url, **kw)
 
 
 def test_a_stream_yields_the_reply_in_order_with_its_usage_and_cost(server):
@@ -132,6 +133,20 @@ def test_a_400_and_a_malformed_reply_are_call_errors(server):
     with pytest.raises(LLMCallError) as ei:
         _client(server.base_url, max_retries=0).complete(MSG)
     assert "malformed" in ei.value.message
+
+
+def test_a_key_of_no_known_format_echoed_by_the_server_is_masked_by_either_client(server):
+    from tests.support.openai_server import litellm_for
+
+    key = "hunter2hunter2xyz"  # a self-hosted server's key: no provider format redaction knows
+    for llm in (_client(server.base_url, api_key=key, max_retries=0), litellm_for(server, api_key=key, max_retries=0)):
+        for call in ("complete", "stream"):
+            server.reset()
+            server.fail_next("400", message=f"Incorrect API key provided: {key}.")
+            with pytest.raises(LLMCallError) as ei:
+                list(llm.stream(MSG)) if call == "stream" else llm.complete(MSG)
+            assert "Incorrect API key provided: [REDACTED_API_KEY]" in ei.value.message
+            assert key not in f"{ei.value.message} {ei.value.hint}"
 
 
 def test_no_server_is_unreachable_without_the_key():

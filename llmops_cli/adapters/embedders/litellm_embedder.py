@@ -70,7 +70,7 @@ class LiteLLMEmbedder(Embedder):
             try:
                 resp = litellm.embedding(model=self.model, input=list(texts[i : i + self.batch_size]), **kw)
             except Exception as e:  # noqa: BLE001
-                err = translate_error(e, self.model, self.api_base)
+                err = translate_error(e, self.model, self.api_base, self._api_key)
                 message = err.message.replace("LLM", "embedding model", 1)
                 if isinstance(err, LLMUnreachableError):
                     raise UnreachableError(

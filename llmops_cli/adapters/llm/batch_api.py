@@ -72,7 +72,7 @@ class OpenAIBatchHTTP:
             except httpx.HTTPError as e:
                 raise LLMCallError(f"{where}: {method} {path} failed: {type(e).__name__}", retryable=True) from None
             if r.status_code != 200:
-                e = _status_error(f"{where} ({method} {path})", "batch", r.status_code, r.content, None)
+                e = _status_error(f"{where} ({method} {path})", "batch", r.status_code, r.content, None, self._api_key)
                 e.retry_after = _retry_after(r.headers.get("Retry-After"))
                 raise e
             if raw:

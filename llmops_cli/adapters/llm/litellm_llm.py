@@ -81,7 +81,7 @@ class LiteLLM(ConfiguredLLM):
             try:
                 resp = litellm.completion(model=self.model, messages=messages, **kw)
             except Exception as e:  # noqa: BLE001
-                raise translate_error(e, self.model, self.api_base) from None
+                raise translate_error(e, self.model, self.api_base, self._api_key) from None
             return self._to_completion(litellm, resp, time.perf_counter() - t0)
 
         return call_with_retries(policy, once)
@@ -95,7 +95,7 @@ class LiteLLM(ConfiguredLLM):
             try:
                 resp = await litellm.acompletion(model=self.model, messages=messages, **kw)
             except Exception as e:  # noqa: BLE001
-                raise translate_error(e, self.model, self.api_base) from None
+                raise translate_error(e, self.model, self.api_base, self._api_key) from None
             return self._to_completion(litellm, resp, time.perf_counter() - t0)
 
         return await acall_with_retries(policy, once)
@@ -120,7 +120,7 @@ class LiteLLM(ConfiguredLLM):
                         parts.append(delta)
                         yield delta
         except Exception as e:  # noqa: BLE001
-            raise translate_error(e, self.model, self.api_base) from None
+            raise translate_error(e, self.model, self.api_base, self._api_key) from None
         text = "".join(parts)
         tin = int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0
         tout = int(getattr(usage, "completion_tokens", 0) or 0) if usage else 0
@@ -139,7 +139,7 @@ class LiteLLM(ConfiguredLLM):
             it = iter(litellm.completion(model=self.model, messages=messages, **kw))
             first = next(it, None)
         except Exception as e:  # noqa: BLE001
-            raise translate_error(e, self.model, self.api_base) from None
+            raise translate_error(e, self.model, self.api_base, self._api_key) from None
         return it if first is None else itertools.chain([first], it)
 
     def _to_completion(self, litellm, resp, latency: float) -> Completion:
@@ -176,8 +176,9 @@ def _connection_failure(e: BaseException) -> str | None:
     return None
 
 
-def translate_error(e: Exception, model: str, api_base: str | None) -> LLMCallError:
-    """Map litellm/OpenAI exceptions to LLMCallError with status, retryability and Retry-After."""
+def translate_error(e: Exception, model: str, api_base: str | None, api_key: str | None = None) -> LLMCallError:
+    """Map litellm/OpenAI exceptions to LLMCallError with status, retryability and Retry-After; ``api_key`` (the key
+    sent) is masked in the message even where the provider echoes it in a format redaction does not know."""
     name = type(e).__name__
     status = getattr(e, "status_code", None)
     retry_after = None
@@ -192,7 +193,7 @@ def translate_error(e: Exception, model: str, api_base: str | None) -> LLMCallEr
             retry_after = None
     msg = str(e).split("\n")[0]
     # never echo keys: litellm messages can include the request; keep the first line and mask sk-... patterns
-    msg = redact_secrets(msg)[:300]
+    msg = redact_secrets(msg, api_key)[:300]
     where = f" at {api_base}" if api_base else ""
     if name in {"AuthenticationError", "PermissionDeniedError"} or status in (401, 403):
         return LLMAuthError(

@@ -89,7 +89,9 @@ class OpenAIHTTP(ConfiguredLLM):
         return raw
 
     def _status_error(self, resp: http.client.HTTPResponse, raw: bytes) -> LLMCallError:
-        return _status_error(self._where(), self.model, resp.status, raw, _retry_after(resp.getheader("Retry-After")))
+        return _status_error(
+            self._where(), self.model, resp.status, raw, _retry_after(resp.getheader("Retry-After")), self._api_key
+        )
 
     def stream(self, messages: list[Message], **params: Any) -> Iterator[str]:
         t0 = time.perf_counter()
@@ -163,7 +165,8 @@ class OpenAIHTTP(ConfiguredLLM):
             if not isinstance(doc, dict):
                 continue
             if doc.get("error"):  # some servers report a failure inside a 200 stream
-                detail = redact_secrets(str((doc["error"] or {}).get("message", "") or doc["error"]))[:300]
+                detail = str((doc["error"] or {}).get("message", "") or doc["error"])
+                detail = redact_secrets(detail, self._api_key)[:300]
                 raise LLMCallError(f"{self._where()} call failed: {detail}", status=502, retryable=True)
             yield doc
 
@@ -322,7 +325,7 @@ class OpenAIHTTP(ConfiguredLLM):
         except aiohttp.ClientError as e:
             raise LLMCallError(f"{where} call failed: {type(e).__name__}: {e}", retryable=True) from None
         if status != 200:
-            raise _status_error(where, self.model, status, raw, retry_after)
+            raise _status_error(where, self.model, status, raw, retry_after, self._api_key)
         return self._completion(raw, t0)
 
     def prepare(self) -> None:
@@ -354,12 +357,14 @@ def _retry_after(value: str | None) -> float | None:
             return None
 
 
-def _status_error(where: str, model: str, status: int, raw: bytes, retry_after: float | None) -> LLMCallError:
+def _status_error(
+    where: str, model: str, status: int, raw: bytes, retry_after: float | None, api_key: str | None = None
+) -> LLMCallError:
     try:
         detail = json.loads(raw).get("error", {}).get("message", "")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         detail = raw[:200].decode("utf-8", "replace")
-    detail = redact_secrets(str(detail).splitlines()[0] if detail else "")[:300]
+    detail = redact_secrets(str(detail).splitlines()[0] if detail else "", api_key)[:300]
     if status in (401, 403):
         return LLMAuthError(
             f"{where} rejected the credentials ({status})",
