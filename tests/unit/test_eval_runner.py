@@ -198,8 +198,10 @@ def test_resolve_metrics():
         "correctness",
         "faithfulness",
     ]
-    with pytest.raises(UsageError, match="unknown metric 'bleu'"):
+    with pytest.raises(UsageError, match="unknown metric 'bleu'") as ei:
         resolve_metrics(["bleu"], ds, llm_available=True, answers_possible=True)
+    choices = ei.value.hint.removeprefix("choose from: ").split(", ")
+    assert len(choices) == len(set(choices)) and {"auto", "retrieval", "judge", "faithfulness"} <= set(choices)
     with pytest.raises(UsageError, match="need an LLM judge"):
         resolve_metrics(["correctness"], ds, llm_available=False, answers_possible=False)
     with pytest.raises(UsageError, match="nothing to evaluate"):

@@ -89,7 +89,7 @@ def resolve_metrics(
             else:
                 raise UsageError(
                     f"unknown metric {name!r}",
-                    hint=f"choose from: auto, {', '.join(METRIC_GROUPS)}, {', '.join(METRIC_NAMES)}",
+                    hint=f"choose from: {', '.join(dict.fromkeys(('auto', *METRIC_GROUPS, *METRIC_NAMES)))}",
                 )
             for m in expanded:
                 why = _unsupported(m, dataset)
