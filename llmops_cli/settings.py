@@ -410,8 +410,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"config file {path}{where} is not valid YAML: {getattr(e, 'problem', e)}", hint="fix the YAML syntax"
         ) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config file {path} cannot be read: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text: {e}", hint="save it as UTF-8 YAML") from None
+    except OSError as e:
+        raise ConfigError(
+            f"config file {path} cannot be read: {e.strerror or e}", hint="check the file's permissions"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

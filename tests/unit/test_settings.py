@@ -72,6 +72,14 @@ def test_bad_config_names_key_file_and_allowed_values(tmp_path, text, needles):
         assert n in msg, (n, msg)
 
 
+def test_a_config_file_that_is_not_utf8_is_an_error_with_a_hint(tmp_path):
+    cfg = tmp_path / "llmops.yaml"
+    cfg.write_bytes(b"\xff\xfe llm: {}")
+    with pytest.raises(ConfigError, match="is not UTF-8 text") as ei:
+        load_settings(cfg, environ={})
+    assert ei.value.exit_code == ExitCode.USAGE and ei.value.hint == "save it as UTF-8 YAML"
+
+
 def test_invalid_yaml_names_the_line(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("llm:\n  model: [unclosed\n")
