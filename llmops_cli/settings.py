@@ -386,17 +386,21 @@ def find_config_file(
     if explicit:
         p = Path(explicit).expanduser()
         if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist", hint="pass an existing YAML file to --config")
+            raise ConfigError(f"config file {p} {_not_a_file(p)}", hint="pass an existing YAML file to --config")
         return p.resolve()
     env = os.environ.get("LLMOPS_CONFIG")
     if env:
         p = Path(env).expanduser()
         if not p.is_file():
             raise ConfigError(
-                f"config file {p} (from LLMOPS_CONFIG) does not exist", hint="unset LLMOPS_CONFIG or fix the path"
+                f"config file {p} (from LLMOPS_CONFIG) {_not_a_file(p)}", hint="unset LLMOPS_CONFIG or fix the path"
             )
         return p.resolve()
     return find_project(cwd, environ=environ)[1]
+
+
+def _not_a_file(p: Path) -> str:
+    return "is a folder, not a file" if p.is_dir() else "does not exist"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

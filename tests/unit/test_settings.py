@@ -80,6 +80,14 @@ def test_a_config_file_that_is_not_utf8_is_an_error_with_a_hint(tmp_path):
     assert ei.value.exit_code == ExitCode.USAGE and ei.value.hint == "save it as UTF-8 YAML"
 
 
+def test_a_config_path_that_is_a_folder_is_named_as_one(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="is a folder, not a file"):
+        load_settings(tmp_path, environ={})
+    with pytest.raises(ConfigError, match=r"\(from LLMOPS_CONFIG\) is a folder, not a file"):
+        monkeypatch.setenv("LLMOPS_CONFIG", str(tmp_path))
+        load_settings(environ={}, cwd=tmp_path)
+
+
 def test_invalid_yaml_names_the_line(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("llm:\n  model: [unclosed\n")
