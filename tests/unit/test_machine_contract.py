@@ -232,3 +232,24 @@ def test_every_command_with_json_is_in_docs_json_md():
 
     walk(get_command(app), [])
     assert not missing, f"document these commands' --json in docs/json.md: {missing}"
+
+
+def test_the_ingest_document_in_docs_json_md_has_the_report_s_keys_and_shapes():
+    import re
+
+    from llmops_cli.core.ingest import IngestReport
+
+    (row,) = [
+        ln
+        for ln in (Path(__file__).resolve().parents[2] / "docs" / "json.md").read_text().splitlines()
+        if ln.startswith("| `ingest` |")
+    ]
+    doc = IngestReport("docs", new=["a.md"], skipped=[{"source": "b.md", "reason": "empty"}]).to_dict()
+    named = set(re.findall(r"`(\w+)(?::[^`]*)?`", row.split("|")[2]))
+    assert named - {"store"} <= set(doc), named - set(doc)
+    # the lists are the top-level keys, their counts under sources (the docs once said the reverse)
+    assert doc["new"] == ["a.md"] and doc["skipped"][0]["source"] == "b.md" and isinstance(doc["unchanged"], int)
+    assert (
+        doc["sources"]["new"] == 1
+        and "`sources: {new, changed, unchanged, removed, skipped, renamed}` (the counts)" in row
+    )
