@@ -253,3 +253,19 @@ def test_the_ingest_document_in_docs_json_md_has_the_report_s_keys_and_shapes():
         doc["sources"]["new"] == 1
         and "`sources: {new, changed, unchanged, removed, skipped, renamed}` (the counts)" in row
     )
+
+
+def test_the_batch_document_in_docs_json_md_names_only_the_report_s_keys():
+    import dataclasses
+    import re
+
+    from llmops_cli.core.batch.run import BatchReport
+
+    (row,) = [
+        ln
+        for ln in (Path(__file__).resolve().parents[2] / "docs" / "json.md").read_text().splitlines()
+        if ln.startswith("| `batch` |")
+    ]
+    keys = {f.name for f in dataclasses.fields(BatchReport)} | {"exit_code"}
+    named = set(re.findall(r"`(\w+)(?::[^`]*)?`", row.split("|")[2].split("; the run's settings")[0]))
+    assert named <= keys, named - keys  # the docs once promised model, template, schema... that it never had
