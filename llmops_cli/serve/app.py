@@ -314,7 +314,9 @@ def create_app(
                     401,
                     "UNAUTHORIZED",
                     "a valid API key is required",
-                    hint="send it as Authorization: Bearer KEY (or X-API-Key: KEY)",
+                    # worded so that the secret filter every hint passes leaves it whole ("X-API-Key: KEY" reads
+                    # as a key and was masked)
+                    hint="send it in an Authorization: Bearer KEY header, or in an X-API-Key header",
                     exit_code=ExitCode.AUTH,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
