@@ -175,19 +175,22 @@ class BodyLimit:
         if length is not None and length.isdigit() and int(length) > self.limit:
             return await error_response(too_large)(scope, receive, send)
         seen = 0
-        started = False
+        started = over = False
 
         async def limited_receive():
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    over = True
                     raise _TooLarge
             return message
 
         async def tracking_send(message):
             nonlocal started
+            if over:  # FastAPI turns a failed body read into its own 400: the answer is the 413 below
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -195,8 +198,9 @@ class BodyLimit:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
-            if not started:
-                await error_response(too_large)(scope, receive, send)
+            pass
+        if over and not started:
+            await error_response(too_large)(scope, receive, send)
 
 
 # --- the app ---
@@ -352,9 +356,20 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
         first = e.errors()[0] if e.errors() else {}
+        hint = "see /openapi.json for the request's fields"
+        if first.get("type") == "json_invalid":  # its loc is the character offset: no field to name
+            return error_response(UsageError(f"the request body is not JSON ({first.get('msg')})", hint=hint))
+        ctype = request.headers.get("content-type", "")
+        if tuple(first.get("loc", ())) == ("body",) and "json" not in ctype:  # curl -d sends a form: never parsed
+            return error_response(
+                UsageError(
+                    f"the request body must be JSON, not {ctype.split(';')[0] or 'untyped'}",
+                    hint="send it with Content-Type: application/json",
+                )
+            )
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "the request"
         msg = first.get("msg", "invalid request")
-        return error_response(UsageError(f"{where}: {msg}", hint="see /openapi.json for the request's fields"))
+        return error_response(UsageError(f"{where}: {msg}", hint=hint))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:

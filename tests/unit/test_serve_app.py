@@ -198,6 +198,33 @@ def test_errors_are_json_with_the_cli_exit_codes(parts):
         assert SECRET_KEY not in json.dumps(e) and "RuntimeError" in e["message"]
 
 
+def test_a_chunked_body_over_the_limit_is_413_and_a_body_not_json_says_so(parts):
+    """A body without Content-Length (chunked) over --max-body-bytes is the documented 413, not FastAPI's 400 "error
+    parsing the body"; a body that is not JSON, or is sent as a form (curl -d), is named as such."""
+    with client_for(parts, ServeOptions(max_body_bytes=1000)) as c:
+
+        def chunks():
+            yield b'{"question": "'
+            for _ in range(5):
+                yield b"a" * 500
+            yield b'"}'
+
+        r = c.post("/v1/ask", content=chunks(), headers={"Content-Type": "application/json"})
+        assert "content-length" not in r.request.headers
+        err(r, 413, "PAYLOAD_TOO_LARGE", 2)
+        e = err(c.post("/v1/ask", content=b"{not json", headers={"Content-Type": "application/json"}), 400, "USAGE", 2)
+        assert "not JSON" in e["message"], e
+        e = err(
+            c.post("/v1/ask", content=b'{"question": "widgets?"}', headers={"Content-Type": "text/plain"}),
+            400,
+            "USAGE",
+            2,
+        )
+        assert "must be JSON" in e["message"] and "application/json" in e["hint"], e
+        e = err(c.post("/v1/ask", data={"question": "widgets?"}), 400, "USAGE", 2)
+        assert "application/x-www-form-urlencoded" in e["message"], e
+
+
 def test_api_keys_hashed_and_rate_limited(parts):
     key = "team-key-123"
     opts = ServeOptions(host="0.0.0.0", api_key_hashes=[hash_key(key)], rate_limit_per_minute=3)
