@@ -85,8 +85,9 @@ def test_record_get_and_id_prefixes(tmp_path):
         assert len(i) == 12
         a = log.get(i[:4].upper())  # any unique prefix of 4+, case-insensitive
         assert (a.id, a.rewordings, a.chunks[0]["source"], a.cost, a.latency_s) == (i, ["how so"], "a.md", 0.001, 1.5)
-        with pytest.raises(NotFoundError):
-            log.get(i[:3])  # too short to be a prefix
+        with pytest.raises(NotFoundError) as ei:
+            log.get(i[:3])  # too short to be a prefix: the hint says so
+        assert "at least 4 characters" in ei.value.hint
         with pytest.raises(NotFoundError):
             log.get("0000000000zz")
         # two ids sharing a prefix: ambiguous

@@ -392,7 +392,13 @@ class AnswerLog(StateStore):
         if self._query("SELECT 1 FROM answers WHERE id = ?", (key,)):
             return key
         if len(key) < MIN_PREFIX or not all(c in "0123456789abcdef" for c in key):
-            raise NotFoundError(f"no answer with id {id_or_prefix!r}", hint="list answers with llmops history")
+            short = len(key) < MIN_PREFIX and all(c in "0123456789abcdef" for c in key)
+            raise NotFoundError(
+                f"no answer with id {id_or_prefix!r}",
+                hint=f"an id prefix needs at least {MIN_PREFIX} characters; list answers with llmops history"
+                if short
+                else "list answers with llmops history",
+            )
         rows = self._query("SELECT id FROM answers WHERE id LIKE ? LIMIT 3", (key + "%",))
         if not rows:
             raise NotFoundError(f"no answer with id {id_or_prefix!r}", hint="list answers with llmops history")
