@@ -39,7 +39,7 @@ def check_search(text: str, where: dict[str, Any] | None) -> None:
     if not text or not text.strip():
         raise UsageError(
             "the question is empty",
-            hint='pass the text to search for, e.g. llmops query "exit code of a failed DAG run"',
+            hint='pass the text of the question, e.g. "exit code of a failed DAG run"',
         )
     for key in where or {}:
         if not key or key.startswith("$"):

@@ -139,6 +139,7 @@ def test_questions_from_stdin_and_ask_in_a_pipe_prints_only_the_answer(project, 
     monkeypatch.setattr("sys.stdin", io.StringIO("  \n"))
     code, _, err = invoke(capsys, "ask", "-", "--collection", "docs")
     assert code == 2 and "the question is empty" in err
+    assert "llmops query" not in err  # the hint is not about another command than the one run
 
 
 def test_the_steps_of_an_ask_are_announced_in_order(project):
