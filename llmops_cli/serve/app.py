@@ -406,8 +406,8 @@ def create_app(
         service: Service = request.app.state.service
         if service.ready_error is not None:
             await run(request, service.warm_up)
-        if service.ready_error is not None:
-            return error_response(service.ready_error)
+        if service.ready_error is not None:  # 503 whatever the error (a missing collection is not a 404 here)
+            return JSONResponse(error_body(service.ready_error), status_code=503)
         return {"status": "ready", "collection": service.collection}
 
     # --- the API ---

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -358,6 +359,21 @@ def test_no_llm_configured_is_503_and_query_still_works(parts):
         e = err(c.post("/v1/ask", json={"question": "widgets?"}), 503, "USAGE", 2)
         assert "llm.model" in e["hint"]
         assert c.post("/v1/query", json={"text": "widgets"}).status_code == 200
+
+
+def test_readyz_is_503_until_the_default_collection_exists(parts):
+    """Not ready is 503 with the error document, as documented (a missing collection is the error's own 404
+    elsewhere); ingesting the collection makes the next probe ready."""
+    settings, store, emb, llm = parts
+    later = settings.model_copy(update={"store": settings.store.model_copy(update={"collection": "later"})})
+    with client_for((later, store, emb, llm)) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["exit_code"] == 9 and "later" in r.json()["error"]["message"]
+        docs = Path.cwd() / "docs"
+        with FakeWorkspace(later, store=store, embedder=emb, llm=llm) as ws:
+            ingest(ws, [str(docs)])
+        assert c.get("/readyz").json() == {"status": "ready", "collection": "later"}
 
 
 MALFORMED = [
