@@ -203,6 +203,40 @@ class BodyLimit:
             await error_response(too_large)(scope, receive, send)
 
 
+class InternalErrors:
+    """An unexpected exception: the 500 document, logged redacted, its traceback only with LLMOPS_DEBUG=1. Not a
+    FastAPI handler for ``Exception``: Starlette re-raises after that one answers, and uvicorn then printed the whole
+    traceback with the exception's unredacted message ("Exception in ASGI application") on every internal error."""
+
+    def __init__(self, app: Any, debug: bool):
+        self.app = app
+        self.debug = debug
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as e:  # noqa: BLE001 - the last stop before uvicorn's unredacted traceback
+            log.error("%s %s: internal error: %s", scope["method"], scope["path"], redact_secrets(repr(e))[:500])
+            if self.debug:
+                log.error(redact_secrets(traceback.format_exc()))
+            if not started:
+                err = LlmopsError(
+                    f"internal error: {type(e).__name__}",
+                    hint="the server log has the details (LLMOPS_DEBUG=1: traceback)",
+                )
+                await error_response(err)(scope, receive, send)
+
+
 # --- the app ---
 
 
@@ -378,16 +412,6 @@ def create_app(
         err = ApiError(e.status_code, name, f"{request.method} {request.url.path}: {e.detail}", exit_code=exit_code)
         return error_response(err)
 
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, e: Exception) -> JSONResponse:
-        log.error("%s %s: internal error: %s", request.method, request.url.path, redact_secrets(repr(e))[:500])
-        if debug:
-            log.error(redact_secrets(traceback.format_exc()))
-        err = LlmopsError(
-            f"internal error: {type(e).__name__}", hint="the server log has the details (LLMOPS_DEBUG=1: traceback)"
-        )
-        return error_response(err)
-
     # --- pages and probes ---
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -526,6 +550,7 @@ def create_app(
 
     add_slack_routes(app, options, slack_post)
     app.add_middleware(BodyLimit, limit=options.max_body_bytes)
+    app.add_middleware(InternalErrors, debug=debug)  # inside CORS: a page can read the 500 document too
     if options.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -71,7 +72,9 @@ def parts(tmp_path, monkeypatch):
     return settings, store, emb, llm
 
 
-def client_for(parts, options: ServeOptions | None = None, sent: list | None = None) -> TestClient:
+def client_for(
+    parts, options: ServeOptions | None = None, sent: list | None = None, *, raise_server_exceptions: bool = False
+) -> TestClient:
     from llmops_cli.serve.app import create_app
 
     settings, store, emb, llm = parts
@@ -96,7 +99,8 @@ def client_for(parts, options: ServeOptions | None = None, sent: list | None = N
         lambda s: FakeWorkspace(s, store=store, embedder=emb, llm=llm),
         slack_post=slack_post,
     )
-    return TestClient(app, raise_server_exceptions=False)  # a 500 is a response to check, as a client sees it
+    # a 500 is a response to check, as a client sees it
+    return TestClient(app, raise_server_exceptions=raise_server_exceptions)
 
 
 def err(r, status: int, code: str, exit_code: int) -> dict:
@@ -374,6 +378,19 @@ def test_readyz_is_503_until_the_default_collection_exists(parts):
         with FakeWorkspace(later, store=store, embedder=emb, llm=llm) as ws:
             ingest(ws, [str(docs)])
         assert c.get("/readyz").json() == {"status": "ready", "collection": "later"}
+
+
+def test_an_internal_error_is_answered_and_logged_redacted_not_raised_to_the_server(parts, caplog):
+    """An unexpected exception ends at the app: its 500 document and one redacted log line, no traceback (without
+    LLMOPS_DEBUG). Raised on to uvicorn, it printed "Exception in ASGI application", the traceback and the
+    unredacted message; the test client raises what would reach the server."""
+    with client_for(parts, raise_server_exceptions=True) as c:
+        parts[3].fail = RuntimeError(f"boom {SECRET_KEY}")
+        with caplog.at_level(logging.INFO):
+            e = err(c.post("/v1/ask", json={"question": "rotate?", "use_cache": False}), 500, "FAILURE", 1)
+        assert "RuntimeError" in e["message"] and SECRET_KEY not in json.dumps(e)
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "internal error" in logged and SECRET_KEY not in logged and "Traceback" not in logged, logged
 
 
 MALFORMED = [
