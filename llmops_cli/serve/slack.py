@@ -248,7 +248,11 @@ def add_slack_routes(app: FastAPI, options: ServeOptions, send: Callable[..., di
         try:
             doc = json.loads(body)
         except ValueError:
-            return JSONResponse({"error": {"code": "USAGE", "exit_code": 2, "message": "not JSON"}}, status_code=400)
+            doc = None
+        if not isinstance(doc, dict):
+            return JSONResponse(
+                {"error": {"code": "USAGE", "exit_code": 2, "message": "not a JSON object"}}, status_code=400
+            )
         if doc.get("type") == "url_verification":
             return {"challenge": doc.get("challenge")}
         event = doc.get("event") or {}

@@ -393,6 +393,13 @@ def test_an_internal_error_is_answered_and_logged_redacted_not_raised_to_the_ser
         assert "internal error" in logged and SECRET_KEY not in logged and "Traceback" not in logged, logged
 
 
+def test_a_signed_slack_event_that_is_not_a_json_object_is_400(parts):
+    opts = ServeOptions(slack_signing_secret="shh", slack_bot_token="xoxb-bot-token")
+    with client_for(parts, opts) as c:
+        for body in (b'["x"]', b"7", b"not json"):
+            err(c.post("/slack/events", content=body, headers=signed("shh", body)), 400, "USAGE", 2)
+
+
 MALFORMED = [
     {},
     [],
