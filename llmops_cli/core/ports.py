@@ -101,6 +101,19 @@ class LLMUnreachableError(LLMCallError, UnreachableError):
     exit_code = ExitCode.UNREACHABLE
 
 
+class LLMTimeoutError(LLMCallError):
+    """The endpoint did not answer (or connect) within the timeout: exit 7 like an unreachable one (the README's
+    table), but not an UnreachableError, so batch, eval and review record it for that row and go on."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+    def __init__(self, message: str, **kw: Any):
+        kw.setdefault("status", 408)
+        kw.setdefault("retryable", True)
+        kw.setdefault("hint", "is the LLM server overloaded? raise llm.timeout (LLMOPS_LLM_TIMEOUT) or llm.max_retries")
+        super().__init__(message, **kw)
+
+
 class LLM(ABC):
     model: str
 

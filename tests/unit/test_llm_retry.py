@@ -89,3 +89,12 @@ def test_llm_errors_carry_the_documented_exit_codes():
         and LLMUnreachableError("x").exit_code == ExitCode.UNREACHABLE
     )
     assert LLMCallError("x").exit_code == ExitCode.FAILURE
+
+
+def test_a_litellm_timeout_exits_7_as_the_readme_says_without_stopping_a_batch():
+    from llmops_cli.adapters.llm.litellm_llm import translate_error
+
+    timeout_error = type("Timeout", (Exception,), {})  # litellm.Timeout, by name as translate_error reads it
+    err = translate_error(timeout_error("APITimeoutError - Request timed out."), "openai/x", "http://127.0.0.1:9/v1")
+    assert err.exit_code == ExitCode.UNREACHABLE and err.status == 408 and err.retryable and err.hint
+    assert not isinstance(err, UnreachableError)  # batch / eval / review record the row and go on

@@ -11,7 +11,7 @@ import pytest
 
 from llmops_cli.adapters.llm.openai_http import OpenAIHTTP
 from llmops_cli.core.ports import LLMAuthError, LLMCallError, LLMUnreachableError
-from llmops_cli.errors import ExitCode
+from llmops_cli.errors import ExitCode, UnreachableError
 from tests.support.net import closed_port
 from tests.support.openai_server import TEST_API_KEY, TEST_MODEL
 
@@ -164,6 +164,9 @@ def test_a_hung_server_times_out_as_a_retryable_408(server):
     with pytest.raises(LLMCallError) as ei:
         list(_client(server.base_url, max_retries=0, timeout=0.5).stream(MSG))
     assert ei.value.status == 408 and ei.value.retryable
+    # the README's exit 7 for an LLM that did not answer in time; not an UnreachableError, so batch, eval and
+    # review record a slow row and go on instead of stopping
+    assert ei.value.exit_code == ExitCode.UNREACHABLE and ei.value.hint and not isinstance(ei.value, UnreachableError)
 
 
 def test_the_answer_client_is_the_lean_one_only_for_an_openai_compatible_endpoint():

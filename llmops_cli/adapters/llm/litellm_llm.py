@@ -10,7 +10,14 @@ from typing import Any
 
 from llmops_cli.adapters.llm.configured import ConfiguredLLM
 from llmops_cli.adapters.llm.retry import RetryPolicy, acall_with_retries, call_with_retries, client_policy
-from llmops_cli.core.ports import Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
+from llmops_cli.core.ports import (
+    Completion,
+    LLMAuthError,
+    LLMCallError,
+    LLMTimeoutError,
+    LLMUnreachableError,
+    Message,
+)
 from llmops_cli.core.redaction import redact_secrets
 
 _PREPARED = False
@@ -210,6 +217,8 @@ def translate_error(e: Exception, model: str, api_base: str | None, api_key: str
             if api_base
             else "check the network and proxy settings",
         )
+    if name in {"Timeout", "APITimeoutError"}:
+        return LLMTimeoutError(f"LLM {model}{where} call failed: {msg}", retry_after=retry_after)
     if name in {
         "APIConnectionError",
         "Timeout",

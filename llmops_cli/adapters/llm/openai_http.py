@@ -33,7 +33,14 @@ from urllib.parse import urlsplit
 from llmops_cli.adapters.llm.configured import ConfiguredLLM
 from llmops_cli.adapters.llm.litellm_llm import token_prices
 from llmops_cli.adapters.llm.retry import acall_with_retries, call_with_retries, client_policy
-from llmops_cli.core.ports import Completion, LLMAuthError, LLMCallError, LLMUnreachableError, Message
+from llmops_cli.core.ports import (
+    Completion,
+    LLMAuthError,
+    LLMCallError,
+    LLMTimeoutError,
+    LLMUnreachableError,
+    Message,
+)
 from llmops_cli.core.redaction import redact_secrets
 
 _DROP = {"num_retries", "max_retries", "timeout", "api_base", "api_key", "stream", "stream_options"}
@@ -199,9 +206,7 @@ class OpenAIHTTP(ConfiguredLLM):
         try:
             conn.connect()
         except TimeoutError:
-            raise LLMCallError(
-                f"{self._where()} call failed: no connection within {timeout:g} s", status=408, retryable=True
-            ) from None
+            raise LLMTimeoutError(f"{self._where()} call failed: no connection within {timeout:g} s") from None
         except OSError as e:
             raise LLMUnreachableError(
                 f"{self._where()} is not reachable ({e.strerror or type(e).__name__})",
@@ -230,9 +235,7 @@ class OpenAIHTTP(ConfiguredLLM):
 
     def _read_error(self, e: BaseException, timeout: float) -> LLMCallError:
         if isinstance(e, TimeoutError):
-            return LLMCallError(
-                f"{self._where()} call failed: no answer within {timeout:g} s", status=408, retryable=True
-            )
+            return LLMTimeoutError(f"{self._where()} call failed: no answer within {timeout:g} s")
         return LLMCallError(f"{self._where()} call failed: {type(e).__name__}", retryable=True)
 
     def _call_options(self, params: dict[str, Any]) -> tuple[Any, float]:
@@ -313,9 +316,7 @@ class OpenAIHTTP(ConfiguredLLM):
                 status = resp.status
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
         except TimeoutError:
-            raise LLMCallError(
-                f"{where} call failed: no answer within {timeout:g} s", status=408, retryable=True
-            ) from None
+            raise LLMTimeoutError(f"{where} call failed: no answer within {timeout:g} s") from None
         except aiohttp.ClientConnectorError as e:
             raise LLMUnreachableError(
                 f"{where} is not reachable ({getattr(e, 'os_error', None) or e})",
