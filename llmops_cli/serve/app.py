@@ -577,7 +577,7 @@ def _check_id(answer_id: str) -> None:
             404,
             "NOT_FOUND",
             f"no answer with id {answer_id[:64]!r}",
-            hint="answer ids are hexadecimal (the answer_id of /v1/ask)",
+            hint="send the answer_id of /v1/ask, or a unique prefix of at least 4 of its hex digits",
             exit_code=ExitCode.NOT_FOUND,
         )
 

@@ -189,6 +189,8 @@ def test_errors_are_json_with_the_cli_exit_codes(parts):
         err(c.post("/v1/ask", content=b'{"question": "' + b"a" * 2000 + b'"}'), 413, "PAYLOAD_TOO_LARGE", 2)
         err(c.get("/v1/answers/0123456789abcdef"), 404, "NOT_FOUND", 9)
         err(c.get("/v1/answers/not-an-id"), 404, "NOT_FOUND", 9)
+        # a prefix too short to look up is hexadecimal too: the hint says what is missing
+        assert "at least 4" in err(c.get("/v1/answers/05"), 404, "NOT_FOUND", 9)["hint"]
         err(c.post("/v1/answers/abcd1234/feedback", json={"rating": "sideways"}), 400, "USAGE", 2)
         err(c.get("/no/such/page"), 404, "NOT_FOUND", 9)
         # the LLM endpoint down: 502 and the CLI's code 7; a secret in a message never leaves the server
