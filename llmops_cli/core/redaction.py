@@ -89,12 +89,29 @@ _URL_USERINFO = re.compile(
 )
 
 
+# a URL's query parameters (?api_key=..., &token=...): a value is masked when its parameter's name says it is secret
+_URL_WITH_QUERY = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s?#]*\?[^\s#]+")
+_QUERY_PARAM = re.compile(r"(?P<sep>[?&])(?P<name>[^\s=&#?]+)=(?P<value>[^\s&#]+)")
+
+
+def _mask_query_secrets(url: str, mask: str) -> str:
+    def params(u: re.Match[str]) -> str:
+        return _QUERY_PARAM.sub(
+            lambda m: f"{m.group('sep')}{m.group('name')}={mask}" if is_secret_key(m.group("name")) else m.group(0),
+            u.group(0),
+        )
+
+    return _URL_WITH_QUERY.sub(params, url)
+
+
 def mask_url_password(url: str, mask: str = "********") -> str:
-    """``url`` (or any text with URLs in it) with the password of each ``scheme://user:password@host`` replaced by
-    ``mask``; scheme, user, host, path and query are kept. Text without such a URL comes back unchanged."""
-    return _URL_USERINFO.sub(
+    """``url`` (or any text with URLs in it) with the password of each ``scheme://user:password@host`` and the value
+    of each query parameter whose name says it is secret (``?api_key=...``) replaced by ``mask``; scheme, user, host,
+    path and the rest of the query are kept. Text without such a URL comes back unchanged."""
+    url = _URL_USERINFO.sub(
         lambda m: f"{m.group('scheme')}{m.group('user')}:{mask}@" if m.group("pw") else m.group(0), url
     )
+    return _mask_query_secrets(url, mask) if "?" in url else url
 
 
 # --- all rules -----------------------------------------------------------------------------------------------------

@@ -62,12 +62,18 @@ def test_mask_url_password_for_display():
         == "http://admin:********@airflow.example.com:8080/api"
     )
     assert mask_url_password("postgres://user:pw@db/x", mask="***") == "postgres://user:***@db/x"
+    # a key in the query string (an Azure-style or proxy endpoint) is a secret too; other parameters stay
+    assert (
+        mask_url_password("http://127.0.0.1:9/v1?api-version=2&api_key=hunter2x&token=t1&sslmode=require")
+        == "http://127.0.0.1:9/v1?api-version=2&api_key=********&token=********&sslmode=require"
+    )
     # nothing to hide: unchanged
     for url in (
         "http://localhost:8080",
         "https://user@host/x",
         "ssh://git@github.com/org/repo",
         "redis://user:@host",
+        "https://h/x?key=1&max_tokens=5&sslmode=require",
         "",
     ):
         assert mask_url_password(url) == url
