@@ -10,7 +10,7 @@ import typer
 
 from llmops_cli.cli.options import CollectionOpt
 from llmops_cli.cli.state import state
-from llmops_cli.errors import UsageError
+from llmops_cli.errors import ConflictError, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -82,6 +82,7 @@ def serve(
             f"serving on {host} (not loopback) needs API keys",
             hint=f"set {serve_options.KEYS_ENV} or pass --api-keys-file, or bind 127.0.0.1",
         )
+    _check_address(host, port)
     # uvicorn's workers import the app by name: they get the options through the environment (not argv, which
     # `ps` shows), and build their own workspace from the same settings
     os.environ[serve_options.OPTIONS_ENV] = opts.to_env()
@@ -107,3 +108,25 @@ def _key_lines(path: Path | None) -> list[str]:
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except OSError as e:
         raise UsageError(f"cannot read --api-keys-file {path}: {e.strerror}", hint="check the path") from None
+
+
+def _check_address(host: str, port: int) -> None:
+    """The address can be listened on, checked as uvicorn binds it but before any worker loads (seconds of warm-up):
+    uvicorn's own failure came after warm-up, as its log line and its exit code 3 (which means "partial" here)."""
+    import errno
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closed server's port is free
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConflictError(
+                    f"cannot listen on {host}:{port}: the address is in use",
+                    hint="pass another --port, or stop the server that holds it",
+                ) from None
+            raise UsageError(
+                f"cannot listen on --host {host} --port {port}: {e.strerror}",
+                hint="pass an address of this machine (127.0.0.1, 0.0.0.0 or one of its interfaces)",
+            ) from None

@@ -1,0 +1,51 @@
+"""`llmops serve` refuses an address it cannot listen on before any worker starts: one error line and a documented
+exit code (uvicorn's own failure came after warm-up with its exit code 3, "partial")."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from llmops_cli.errors import ExitCode, LlmopsError
+
+
+def serve(*args: str) -> LlmopsError:
+    import typer
+
+    from llmops_cli.cli.app import app
+    from llmops_cli.cli.state import AppState, set_state
+
+    set_state(AppState())
+    with pytest.raises(LlmopsError) as got:
+        typer.main.get_command(app).main(["serve", *args], prog_name="llmops", standalone_mode=False)
+    return got.value
+
+
+@pytest.fixture
+def no_uvicorn(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("LLMOPS_")]:
+        monkeypatch.delenv(var)
+    import uvicorn
+
+    def started(*a, **kw):
+        raise AssertionError("uvicorn was started")
+
+    monkeypatch.setattr(uvicorn, "run", started)
+
+
+def test_a_port_in_use_is_a_conflict_before_uvicorn_starts(no_uvicorn):
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        e = serve("--port", str(port))
+    assert e.exit_code == ExitCode.CONFLICT and f"127.0.0.1:{port}" in e.message and "--port" in e.hint
+
+
+def test_a_host_that_does_not_resolve_is_a_usage_error(no_uvicorn, monkeypatch):
+    monkeypatch.setenv("LLMOPS_SERVE_API_KEYS", "k1")  # not loopback: keys first
+    e = serve("--host", "no-such-host.invalid", "--port", "8000")
+    assert e.exit_code == ExitCode.USAGE and "cannot listen on --host no-such-host.invalid" in e.message
