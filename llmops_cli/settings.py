@@ -577,6 +577,18 @@ def load_settings(
             f"config key '{key}'{where}: {msg}", hint=_hint(key, src, flag, err.get("input"), path)
         ) from None
     settings._root, _why = project_root(path, environ=environ, cwd=cwd)
+    folders = [("data_dir", settings.data_path)]
+    if not settings.store.url and not settings.store.host:
+        folders.append(("store.path", settings.store_path))
+    for key, folder in folders:  # a file there would fail deep inside a step, as an internal error
+        if folder.exists() and not folder.is_dir():
+            src = sources.get(key)
+            where = f" (environment variable {src[4:]})" if src and src.startswith("env:") else ""
+            if src and src.startswith("file:"):
+                where = f" ({src.removeprefix('file:')})"
+            raise ConfigError(
+                f"config key '{key}'{where}: {folder} is a file, not a folder", hint=_hint(key, src, None, None, path)
+            )
     return LoadedSettings(settings=settings, sources=sources, config_file=path, profile=chosen)
 
 

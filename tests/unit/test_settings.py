@@ -88,6 +88,18 @@ def test_a_config_path_that_is_a_folder_is_named_as_one(tmp_path, monkeypatch):
         load_settings(environ={}, cwd=tmp_path)
 
 
+def test_a_data_dir_or_store_path_that_is_a_file_is_a_config_error(tmp_path):
+    (tmp_path / "notes.md").write_text("x")
+    with pytest.raises(ConfigError, match=r"'data_dir' \(environment variable LLMOPS_DATA_DIR\): .* is a file") as ei:
+        load_settings(environ={"LLMOPS_DATA_DIR": str(tmp_path / "notes.md")}, cwd=tmp_path)
+    assert ei.value.exit_code == ExitCode.USAGE and "LLMOPS_DATA_DIR" in ei.value.hint
+    with pytest.raises(ConfigError, match="'store.path'.* is a file, not a folder"):
+        load_settings(environ={"LLMOPS_STORE_PATH": str(tmp_path / "notes.md")}, cwd=tmp_path)
+    # a server store does not use store.path
+    env = {"LLMOPS_STORE_PATH": str(tmp_path / "notes.md"), "LLMOPS_STORE_HOST": "127.0.0.1"}
+    assert load_settings(environ=env, cwd=tmp_path).settings.store.host == "127.0.0.1"
+
+
 def test_invalid_yaml_names_the_line(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("llm:\n  model: [unclosed\n")
