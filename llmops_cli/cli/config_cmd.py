@@ -163,7 +163,7 @@ def _load_despite_errors() -> tuple[LoadedSettings, ConfigError | None]:
             raise first
     if config_file is not None:  # the sources name the user's file, not the copy
         loaded.sources = {k: v.replace(str(tmp_file.resolve()), str(config_file)) for k, v in loaded.sources.items()}
-        loaded.config_file = config_file
+    loaded.config_file = config_file  # never the temporary copy (there may be no file at all)
     return loaded, first
 
 

@@ -155,6 +155,11 @@ def test_config_show_and_path_work_on_a_broken_config(monkeypatch, capsys, tmp_p
     assert run(monkeypatch, capsys, "config", "path")[:2] == (0, f"{cfg.resolve()}\n")
     code, out, err = run(monkeypatch, capsys, "config", "show")
     assert code == 2 and "data_dir" in out and "not valid YAML" in err
+    # a broken variable and no config file: the file shown is none, not the temporary copy made to load the rest
+    cfg.unlink()
+    code, out, _ = run(monkeypatch, capsys, "config", "show", "--json", env={"LLMOPS_RETRIEVAL_K": "abc"})
+    doc = json.loads(out)
+    assert code == 2 and doc["config_file"] is None and "LLMOPS_RETRIEVAL_K" in doc["error"]["error"]
 
 
 def test_init_writes_only_what_was_chosen_and_never_overwrites(monkeypatch, capsys, tmp_path):
