@@ -105,9 +105,12 @@ def _key_lines(path: Path | None) -> list[str]:
     if path is None:
         return []
     try:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError:
+        raise UsageError(f"--api-keys-file {path} is not UTF-8 text", hint="one key (or sha256:<hex>) a line") from None
     except OSError as e:
         raise UsageError(f"cannot read --api-keys-file {path}: {e.strerror}", hint="check the path") from None
+    return [line for line in lines if line and not line.startswith("#")]  # blank lines and # comments are not keys
 
 
 def _check_address(host: str, port: int) -> None:

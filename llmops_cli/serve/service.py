@@ -204,8 +204,14 @@ class Service:
 
     def recent_good(self, *, limit: int, collection: str | None) -> list[dict[str, Any]]:
         """The latest answers with an active promotion (reviewed good and promoted by the feedback loop), newest
-        first: what the homepage shows."""
-        log = self.workspace().answer_log(read_only=True)
+        first: what the homepage shows. A collection that does not exist is not found, as in a search of it."""
+        ws = self.workspace()
+        if collection is not None:
+            from llmops_cli.entry.store import collection_meta
+
+            with self._first_use:  # may open the store for the first time
+                collection_meta(ws.store(read_only=True), collection_name(self.settings, collection))
+        log = ws.answer_log(read_only=True)
         recent = [a for a in log.recent(limit=RECENT_SCAN, kind="ask", collection=collection) if not a.cached_from]
         flags = log.summary_flags([a.id for a in recent])
         out = []

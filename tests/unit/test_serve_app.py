@@ -193,6 +193,9 @@ def test_errors_are_json_with_the_cli_exit_codes(parts):
         assert "at least 4" in err(c.get("/v1/answers/05"), 404, "NOT_FOUND", 9)["hint"]
         err(c.post("/v1/answers/abcd1234/feedback", json={"rating": "sideways"}), 400, "USAGE", 2)
         err(c.get("/no/such/page"), 404, "NOT_FOUND", 9)
+        # the homepage list of a collection that does not exist is the same 404 as a search of it, not an empty list
+        assert "docs" in err(c.get("/v1/answers/recent-good?collection=nope"), 404, "NOT_FOUND", 9)["message"]
+        assert c.get("/v1/answers/recent-good?collection=docs").json() == {"answers": []}
         # the LLM endpoint down: 502 and the CLI's code 7; a secret in a message never leaves the server
         parts[3].fail = LLMError(f"cannot reach the LLM with key {SECRET_KEY}", exit_code=7)
         e = err(c.post("/v1/ask", json={"question": "rotate?", "use_cache": False}), 502, "UNREACHABLE", 7)

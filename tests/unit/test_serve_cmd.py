@@ -49,3 +49,21 @@ def test_a_host_that_does_not_resolve_is_a_usage_error(no_uvicorn, monkeypatch):
     monkeypatch.setenv("LLMOPS_SERVE_API_KEYS", "k1")  # not loopback: keys first
     e = serve("--host", "no-such-host.invalid", "--port", "8000")
     assert e.exit_code == ExitCode.USAGE and "cannot listen on --host no-such-host.invalid" in e.message
+
+
+def test_the_keys_file_skips_comments_and_blank_lines(tmp_path):
+    from llmops_cli.cli.serve_cmd import _key_lines
+
+    keys = tmp_path / "keys"
+    keys.write_text("# team keys\n\nk-alpha\n  # rotated 2026-11\nsha256:" + "a" * 64 + "\n", encoding="utf-8")
+    assert _key_lines(keys) == ["k-alpha", "sha256:" + "a" * 64]
+
+
+def test_a_keys_file_that_is_not_text_is_a_usage_error(tmp_path):
+    from llmops_cli.cli.serve_cmd import _key_lines
+
+    keys = tmp_path / "keys"
+    keys.write_bytes(b"\xff\xfe\x00k")
+    with pytest.raises(LlmopsError) as got:
+        _key_lines(keys)
+    assert got.value.exit_code == ExitCode.USAGE and "not UTF-8" in got.value.message
