@@ -83,6 +83,13 @@ def serve(
             hint=f"set {serve_options.KEYS_ENV} or pass --api-keys-file, or bind 127.0.0.1",
         )
     _check_address(host, port)
+    if opts.slack_signing_secret and not opts.slack_bot_token:
+        from llmops_cli.cli.output import Output
+
+        Output(False).warn(
+            f"{serve_options.SLACK_SECRET_ENV} is set without {serve_options.SLACK_TOKEN_ENV}: the slash command "
+            "answers, answers to mentions cannot be posted (Slack refuses them without the bot token)"
+        )
     # uvicorn's workers import the app by name: they get the options through the environment (not argv, which
     # `ps` shows), and build their own workspace from the same settings
     os.environ[serve_options.OPTIONS_ENV] = opts.to_env()

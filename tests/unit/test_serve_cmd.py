@@ -7,13 +7,12 @@ import os
 import socket
 
 import pytest
+import typer
 
 from llmops_cli.errors import ExitCode, LlmopsError
 
 
 def serve(*args: str) -> LlmopsError:
-    import typer
-
     from llmops_cli.cli.app import app
     from llmops_cli.cli.state import AppState, set_state
 
@@ -67,3 +66,21 @@ def test_a_keys_file_that_is_not_text_is_a_usage_error(tmp_path):
     with pytest.raises(LlmopsError) as got:
         _key_lines(keys)
     assert got.value.exit_code == ExitCode.USAGE and "not UTF-8" in got.value.message
+
+
+def test_a_slack_secret_without_the_bot_token_is_a_warning_at_start(no_uvicorn, monkeypatch, capsys):
+    import uvicorn
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
+    monkeypatch.setenv("LLMOPS_SERVE_SLACK_SIGNING_SECRET", "not-a-real-signing-secret")
+    from llmops_cli.cli.app import app
+    from llmops_cli.cli.state import AppState, set_state
+
+    set_state(AppState())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    typer.main.get_command(app).main(["serve", "--port", str(port)], prog_name="llmops", standalone_mode=False)
+    err = capsys.readouterr().err
+    assert started and "LLMOPS_SERVE_SLACK_BOT_TOKEN" in err and "not-a-real-signing-secret" not in err
