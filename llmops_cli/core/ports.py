@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from llmops_cli.core.documents import Hit
-from llmops_cli.errors import AuthError, ExitCode, LLMError, UnreachableError
+from llmops_cli.errors import AuthError, ConfigError, ExitCode, LLMError, UnreachableError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -92,6 +92,13 @@ class LLMAuthError(LLMCallError, AuthError):
     """The endpoint rejected the credentials (401/403): an AuthError (exit 8), never retried."""
 
     exit_code = ExitCode.AUTH
+
+
+class LLMConfigError(LLMCallError, ConfigError):
+    """The call cannot work as configured (e.g. a model string naming no provider): bad config, exit 2; `llmops serve`
+    answers 503, the server's configuration and nothing its caller can change."""
+
+    exit_code = ExitCode.USAGE
 
 
 class LLMUnreachableError(LLMCallError, UnreachableError):

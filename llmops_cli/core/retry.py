@@ -66,6 +66,9 @@ def client_policy(max_retries: int) -> RetryPolicy:
 def _next_delay(policy: RetryPolicy, e: LLMCallError, attempt: int) -> float | None:
     """The wait before the next call, or None to give up (raise ``e``)."""
     if not policy.should_retry(e.retryable, attempt):
+        if e.retryable and e.hint is None and e.status is not None and (e.status == 429 or e.status >= 500):
+            # the server's side failed on every try, not this command's input: say what the user can do
+            e.hint = f"the server failed on all {attempt} tries: try again later (llm.max_retries sets the retries)"
         return None
     if e.retry_after is not None and e.retry_after > policy.max_retry_after_s:
         e.hint = e.hint or f"the server asks to retry after {e.retry_after:g} s; try again later"

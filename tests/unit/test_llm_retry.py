@@ -98,3 +98,22 @@ def test_a_litellm_timeout_exits_7_as_the_readme_says_without_stopping_a_batch()
     err = translate_error(timeout_error("APITimeoutError - Request timed out."), "openai/x", "http://127.0.0.1:9/v1")
     assert err.exit_code == ExitCode.UNREACHABLE and err.status == 408 and err.retryable and err.hint
     assert not isinstance(err, UnreachableError)  # batch / eval / review record the row and go on
+
+
+def test_a_server_error_once_the_retries_are_spent_has_a_hint():
+    script = Script(*[LLMCallError("HTTP 500", status=500, retryable=True)] * 3)
+    with pytest.raises(LLMCallError) as ei:
+        _run(client_policy(2), script)
+    assert ei.value.exit_code == ExitCode.FAILURE and "llm.max_retries" in ei.value.hint
+    assert LLMCallError("HTTP 400", status=400).hint is None  # the request's own fault: the message says what
+
+
+def test_a_litellm_model_without_a_provider_is_bad_config_exit_2():
+    from llmops_cli.adapters.llm.litellm_llm import translate_error
+
+    bad_request = type("BadRequestError", (Exception,), {})
+    err = translate_error(bad_request("LLM Provider NOT provided. You passed model=xyz"), "nonprovider/xyz", "")
+    assert err.exit_code == ExitCode.USAGE and "openai/gpt-4o-mini" in err.hint
+    from llmops_cli.serve.app import error_status
+
+    assert error_status(err) == 503  # `llmops serve`: the server's configuration, not the caller's request

@@ -14,6 +14,7 @@ from llmops_cli.core.ports import (
     Completion,
     LLMAuthError,
     LLMCallError,
+    LLMConfigError,
     LLMTimeoutError,
     LLMUnreachableError,
     Message,
@@ -231,7 +232,7 @@ def translate_error(e: Exception, model: str, api_base: str | None, api_key: str
             f"LLM {model}{where} call failed: {msg}", status=status, retryable=True, retry_after=retry_after
         )
     if name == "BadRequestError" and "LLM Provider NOT provided" in str(e):
-        return LLMCallError(
+        return LLMConfigError(  # bad config, exit 2 as the README's table says (it was 1, a failure)
             f"LLM model {model!r} names no provider litellm knows",
             status=400,
             hint="use a litellm model string such as openai/gpt-4o-mini or ollama/llama3",
