@@ -11,13 +11,15 @@ from rich.table import Table
 from llmops_cli.cli.options import AnswerCollectionOpt, AnswerLimitOpt, JsonOpt
 from llmops_cli.cli.output import Output
 from llmops_cli.cli.state import state, workspace
+from llmops_cli.errors import UsageError
 
 history_app = typer.Typer(
     help="The answer log: every `llmops ask` (and recorded eval / batch LLM calls), newest first.",
     invoke_without_command=True,
 )
 
-KindOpt = Annotated[str | None, typer.Option("--kind", help="Only this kind: ask, eval, batch.")]
+KINDS = ("ask", "chat", "eval", "batch")  # what the answer log records (entry.ask, entry.batch, the eval recorder)
+KindOpt = Annotated[str | None, typer.Option("--kind", help="Only this kind: ask, chat, eval, batch.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +41,8 @@ def history(
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
+    if kind is not None and kind not in KINDS:  # it matched nothing, which read as "no answers recorded yet"
+        raise UsageError(f"--kind {kind}: the answer log has no such kind", hint=f"one of: {', '.join(KINDS)}")
     s = state().load().settings
     out = Output(json_out)
     with workspace(s) as ws:

@@ -175,6 +175,8 @@ def test_chat_answers_follow_ups_with_the_conversation_and_logs_each_turn(projec
         "And how do I undo that?",
     ]
     assert all(t["kind"] == "chat" for t in turns)
+    code, _, err = invoke(capsys, "history", "--kind", "chats")  # a typo is an error, not "no answers recorded yet"
+    assert code == 2 and "--kind chats" in err
 
     # --json: one document at the end, every turn in it as ask's document
     monkeypatch.setattr("sys.stdin", io.StringIO("How do I rotate the frobnicator credentials?\nAnd undo it?\n"))
