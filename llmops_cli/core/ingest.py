@@ -186,7 +186,9 @@ def plan_changes(
             reason = e.reason if isinstance(e, SkipSource) else f"unreadable: {e.strerror or e}"
             if opts.strict:
                 raise InputError(
-                    f"{sf.source_id}: {reason}", hint="fix the file's permissions or leave it out"
+                    f"{sf.source_id}: {reason}",
+                    hint="fix the file (its link target, its permissions) or leave it out (--strict stops at the first "
+                    "bad input)",
                 ) from None
             skipped.append({"source": sf.source_id, "reason": reason})
             continue
