@@ -442,6 +442,14 @@ def test_urls_and_server_messages_are_safe_to_print():
     assert display_url("https://user:pw@host:8080/airflow/") == "https://host:8080/airflow"
     assert server_message(b'{"detail": [{"loc": ["body", "conf", "n"], "msg": "too big"}]}') == "conf.n: too big"
     assert "[REDACTED" in server_message(b'{"detail": "bad password=hunter2secret"}')
+    schema_dump = {
+        "detail": "Invalid input for DAG parameter 'sources': 'docs' does not match '^(/|[a-z]+://)'\n\n"
+        "Failed validating 'pattern' in schema['items']:\n    {'type': 'string', 'pattern': '^(/|[a-z]+://)'}\n\n"
+        "On instance[0]:\n    'docs'"
+    }
+    assert server_message(json.dumps(schema_dump).encode()) == (
+        "Invalid input for DAG parameter 'sources': 'docs' does not match '^(/|[a-z]+://)'"
+    )
 
 
 def test_import_errors_are_listed():

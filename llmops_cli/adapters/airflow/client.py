@@ -68,6 +68,9 @@ def server_message(body: bytes | str | None) -> str:
         msg = str(detail.get("reason") or detail.get("message") or json.dumps(detail))
     else:
         msg = str(detail)
+    # a DAG param that fails its schema: jsonschema's first paragraph says what and why; the rest is the whole
+    # schema and instance ("Failed validating ... in schema: {...} On instance: ..."), hundreds of characters
+    msg = msg.split("\n\nFailed validating", 1)[0]
     return redact_secrets(" ".join(msg.split())[:1000])
 
 
