@@ -85,12 +85,17 @@ def show_dag(dag_id: DagArg, timeout: TimeoutOpt = None, url: UrlOpt = None, jso
                 t.get("task_id"),
                 t.get("operator_name") or t.get("class_ref", {}).get("class_name", ""),
                 "yes" if t.get("is_mapped") else "",
-                t.get("retries"),
+                _whole(t.get("retries")),
             ]
             for t in tasks
         ],
         title="tasks",
     )
+
+
+def _whole(value: object) -> object:
+    """A count Airflow sends as a float (a task's retries: 2.0) shown as the whole number it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _param_row(name: str, p: object) -> list[str]:
