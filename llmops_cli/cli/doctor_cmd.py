@@ -108,7 +108,8 @@ def _store(s: Settings, loaded: LoadedSettings, timeout: float) -> Check:
         return Check("store", "ok", f"{where}: none yet", "llmops ingest PATH creates it")
     with workspace(s) as ws:
         names = ws.store(read_only=True).list_collections()
-    detail = f"{where}: {len(names)} collection(s)" + (f" ({', '.join(sorted(names)[:5])})" if names else "")
+    shown = ", ".join(sorted(names)[:5]) + (f", +{len(names) - 5} more" if len(names) > 5 else "")
+    detail = f"{where}: {len(names)} collection(s)" + (f" ({shown})" if names else "")
     if names and s.store.collection not in names:
         return Check(
             "store",

@@ -223,7 +223,7 @@ def export(
                 hint="add --output FILE",
             )
         sys.stdout.write(text)
-        out.info(f"{len(rows)} examples")
+        out.info(f"{len(rows)} example{'' if len(rows) == 1 else 's'}")
         return
     path = Path(output)
     try:
@@ -234,4 +234,4 @@ def export(
     if json_out:
         out.json({"format": fmt.value, "output": str(path), "examples": len(rows)})
     else:
-        out.info(f"wrote {len(rows)} examples to {path}")
+        out.info(f"wrote {len(rows)} example{'' if len(rows) == 1 else 's'} to {path}")
