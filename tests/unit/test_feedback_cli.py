@@ -170,7 +170,7 @@ def test_promote_dry_run_and_export(project, capsys, tmp_path):
         code == 0
         and len(rows) == 1
         and rows[0]["messages"][1] == {"role": "user", "content": Q}
-        and "1 examples" in err
+        and "1 example\n" in err
     )
     res = ok_json(capsys, "feedback", "export", "--output", str(tmp_path / "out" / "ft.jsonl"), "--system", "")
     assert (
