@@ -110,7 +110,7 @@ def unknown_file_keys(data: Mapping[str, Any]) -> list[tuple[str, str | None]]:
         for k in prof if isinstance(prof, dict) else ():
             if k not in airflow_keys:
                 guess = closest(k, airflow_keys)
-                out.append(f"'airflow.profiles.{name}.{k}'" + (f"; did you mean '{guess}'?" if guess else ""))
+                out.append((f"'airflow.profiles.{name}.{k}'", f"did you mean '{guess}'?" if guess else None))
     return out
 
 

@@ -573,9 +573,12 @@ def load_settings(
             elif isinstance(shown, str) and "@" in shown:  # user:password@host without a scheme: the host only
                 shown = "********@" + shown.rsplit("@", 1)[1]
             msg = f"{msg} (got {shown!r})"
-        raise ConfigError(
-            f"config key '{key}'{where}: {msg}", hint=_hint(key, src, flag, err.get("input"), path)
-        ) from None
+        hint = _hint(key, src, flag, err.get("input"), path)
+        if err["type"] == "extra_forbidden":
+            guess = _closest_key(loc[-1], _allowed_keys(".".join(loc[:-1])))
+            if guess:
+                hint = f"did you mean '{'.'.join([*loc[:-1], guess])}'? {hint}"
+        raise ConfigError(f"config key '{key}'{where}: {msg}", hint=hint) from None
     settings._root, _why = project_root(path, environ=environ, cwd=cwd)
     folders = [("data_dir", settings.data_path)]
     if not settings.store.url and not settings.store.host:
@@ -640,14 +643,24 @@ def _hint(key: str, src: str | None, flag: str | None, value: Any, path: Path | 
     return "see configs/llmops.yaml for the allowed values"
 
 
+def _closest_key(name: str, allowed: list[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
 def _allowed_keys(section: str) -> list[str]:
     model: type[BaseModel] = Settings
-    for part in [p for p in section.split(".") if p]:
+    parts = [p for p in section.split(".") if p]
+    while parts:
+        part = parts.pop(0)
+        if model is AirflowSettings and part == "profiles":  # airflow.profiles.NAME: an Airflow connection's keys
+            model = AirflowConnection
+            parts = parts[1:]
+            continue
         f = model.model_fields.get(part)
         if f is None or not (isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)):
-            if part and model is AirflowSettings:
-                model = AirflowConnection
-                continue
             return []
         model = f.annotation
     return list(model.model_fields)

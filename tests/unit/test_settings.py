@@ -72,6 +72,25 @@ def test_bad_config_names_key_file_and_allowed_values(tmp_path, text, needles):
         assert n in msg, (n, msg)
 
 
+def test_an_unknown_key_is_named_with_its_closest_allowed_key_in_a_section_and_in_a_profile(tmp_path):
+    from llmops_cli import config_check
+
+    cfg = tmp_path / "llmops.yaml"
+    cfg.write_text("retrieval: {kk: 3}\n")
+    with pytest.raises(ConfigError) as ei:
+        load_settings(cfg, environ={})
+    assert ei.value.hint.startswith("did you mean 'retrieval.k'?")
+    # a typo inside an Airflow profile: the warning check crashed (internal error, exit 1) and the error listed no keys
+    cfg.write_text("airflow:\n  profiles:\n    prod:\n      urll: http://x:8080\n")
+    assert config_check.problems(cfg, environ={}) == [
+        f"unknown config key 'airflow.profiles.prod.urll' in {cfg}; did you mean 'url'?"
+    ]
+    with pytest.raises(ConfigError) as ei:
+        load_settings(cfg, environ={})
+    assert "allowed keys in airflow.profiles.prod: url, username" in ei.value.message
+    assert ei.value.hint.startswith("did you mean 'airflow.profiles.prod.url'?")
+
+
 def test_a_config_file_that_is_not_utf8_is_an_error_with_a_hint(tmp_path):
     cfg = tmp_path / "llmops.yaml"
     cfg.write_bytes(b"\xff\xfe llm: {}")
