@@ -607,6 +607,21 @@ def test_xcom_and_backfill_calls():
     assert c.backfill_action(3, "cancel")["completed_at"] == "t"
 
 
+def test_an_xcom_of_a_run_that_does_not_exist_names_the_run():
+    pool = FakePool()
+    xcom = "/api/v2/dags/d/dagRuns/[^/]+/taskInstances/t/xcomEntries/return_value"
+    pool.add("GET", xcom, (404, {"detail": "XCom entry with key: `return_value` not found"}))
+    pool.add("GET", "/api/v2/dags/d/dagRuns/nope", (404, {"detail": "The DagRun with dag_id: `d` was not found"}))
+    pool.add("GET", "/api/v2/dags/d/dagRuns/r", (200, {"dag_run_id": "r", "dag_id": "d", "state": "success"}))
+    c, _ = make(pool, token="t", username=None, password=None)
+    with pytest.raises(NotFoundError) as ei:
+        c.get_xcom("d", "nope", "t")
+    assert "DAG run 'nope'" in ei.value.message and "runs list d" in ei.value.hint
+    with pytest.raises(NotFoundError) as ei:  # the run exists: the XCom is what is missing
+        c.get_xcom("d", "r", "t")
+    assert "XCom 'return_value'" in ei.value.message
+
+
 def test_a_second_backfill_of_a_dag_says_one_runs_at_a_time():
     from datetime import UTC, datetime
 

@@ -591,7 +591,21 @@ class AirflowClient:
     ) -> dict[str, Any]:
         """One XCom entry with its value as the task pushed it (deserialised to JSON by the server)."""
         mi = -1 if map_index is None else map_index
-        entry = (
+        try:
+            entry = self._xcom_entry(dag_id, run_id, task_id, key, mi)
+        except NotFoundError:
+            self.get_run(dag_id, run_id)  # a run (or DAG) that does not exist is named as such, not as a missing XCom
+            raise
+        value = entry.get("value")
+        if isinstance(value, str):  # a server that returns the stored JSON text
+            try:
+                entry["value"] = json.loads(value)
+            except ValueError:
+                pass
+        return entry
+
+    def _xcom_entry(self, dag_id: str, run_id: str, task_id: str, key: str, mi: int) -> dict[str, Any]:
+        return (
             self._call(
                 "XComApi",
                 "get_xcom_entry",
@@ -608,13 +622,6 @@ class AirflowClient:
             )
             or {}
         )
-        value = entry.get("value")
-        if isinstance(value, str):  # a server that returns the stored JSON text
-            try:
-                entry["value"] = json.loads(value)
-            except ValueError:
-                pass
-        return entry
 
     def get_run_outcome(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
         """What the run's DAG reported about its own outcome (XCom ``llmops_outcome``: {"status": "ok" | "partial",
