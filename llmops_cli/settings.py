@@ -553,9 +553,7 @@ def load_settings(
                 or next((v for v in inside if v.startswith("env:")), None)
                 or next(iter(inside), None)
             )
-        where = {None: "", "flag": " (command-line flag)"}.get(src, f" ({src.removeprefix('file:')})" if src else "")
-        if src and src.startswith("env:"):
-            where = f" (environment variable {src[4:]})"
+        where = _where(src)
         msg = err["msg"].removeprefix("Value error, ")
         flag = {**FLAG_NAMES, **(flag_names or {})}.get(key) if src == "flag" else None
         if flag:
@@ -575,9 +573,12 @@ def load_settings(
             msg = f"{msg} (got {shown!r})"
         hint = _hint(key, src, flag, err.get("input"), path)
         if err["type"] == "extra_forbidden":
-            guess = _closest_key(loc[-1], _allowed_keys(".".join(loc[:-1])))
+            from llmops_cli.config_check import closest  # the same guess as the typo warning's
+
+            parent = ".".join(loc[:-1])
+            guess = closest(key, [f"{parent}.{k}" for k in _allowed_keys(parent)])
             if guess:
-                hint = f"did you mean '{'.'.join([*loc[:-1], guess])}'? {hint}"
+                hint = f"did you mean '{guess}'? {hint}"
         raise ConfigError(f"config key '{key}'{where}: {msg}", hint=hint) from None
     settings._root, _why = project_root(path, environ=environ, cwd=cwd)
     folders = [("data_dir", settings.data_path)]
@@ -586,11 +587,9 @@ def load_settings(
     for key, folder in folders:  # a file there would fail deep inside a step, as an internal error
         if folder.exists() and not folder.is_dir():
             src = sources.get(key)
-            where = f" (environment variable {src[4:]})" if src and src.startswith("env:") else ""
-            if src and src.startswith("file:"):
-                where = f" ({src.removeprefix('file:')})"
             raise ConfigError(
-                f"config key '{key}'{where}: {folder} is a file, not a folder", hint=_hint(key, src, None, None, path)
+                f"config key '{key}'{_where(src)}: {folder} is a file, not a folder",
+                hint=_hint(key, src, None, None, path),
             )
     return LoadedSettings(settings=settings, sources=sources, config_file=path, profile=chosen)
 
@@ -643,11 +642,15 @@ def _hint(key: str, src: str | None, flag: str | None, value: Any, path: Path | 
     return "see configs/llmops.yaml for the allowed values"
 
 
-def _closest_key(name: str, allowed: list[str]) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
-    return found[0] if found else None
+def _where(src: str | None) -> str:
+    """Where a setting's value came from, as an error line says it: a flag, a variable or a config file."""
+    if not src:
+        return ""
+    if src == "flag":
+        return " (command-line flag)"
+    if src.startswith("env:"):
+        return f" (environment variable {src[4:]})"
+    return f" ({src.removeprefix('file:')})"
 
 
 def _allowed_keys(section: str) -> list[str]:
