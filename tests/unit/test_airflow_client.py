@@ -450,6 +450,16 @@ def test_urls_and_server_messages_are_safe_to_print():
     assert server_message(json.dumps(schema_dump).encode()) == (
         "Invalid input for DAG parameter 'sources': 'docs' does not match '^(/|[a-z]+://)'"
     )
+    # the schema's description (what to pass instead) is kept, however pprint wrapped and quoted it
+    schema_dump["detail"] = schema_dump["detail"].replace(
+        "{'type': 'string',",
+        "{'description': 'Folders. Must be an absolute path '\n"
+        "                    \"a worker's own.\",\n     'type': 'string',",
+    )
+    assert server_message(json.dumps(schema_dump).encode()) == (
+        "Invalid input for DAG parameter 'sources': 'docs' does not match '^(/|[a-z]+://)'. "
+        "Folders. Must be an absolute path a worker's own."
+    )
 
 
 def test_import_errors_are_listed():

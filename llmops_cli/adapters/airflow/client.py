@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -45,6 +47,20 @@ def display_url(url: str) -> str:
     return urlunsplit(parts).rstrip("/")
 
 
+# "'description': 'a string'" in a schema printed by pprint, whose long strings come as adjacent literals
+_DESCRIPTION = re.compile(r"""['"]description['"]:\s*((?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\s)+)""")
+
+
+def _schema_description(dump: str) -> str:
+    found = _DESCRIPTION.search(dump)
+    if not found:
+        return ""
+    try:
+        return str(ast.literal_eval(f"({found.group(1).strip()})"))
+    except (ValueError, SyntaxError):
+        return ""
+
+
 def server_message(body: bytes | str | None) -> str:
     """The human part of an error body: FastAPI's ``detail`` (a string, or a list of {loc, msg})."""
     if not body:
@@ -69,8 +85,12 @@ def server_message(body: bytes | str | None) -> str:
     else:
         msg = str(detail)
     # a DAG param that fails its schema: jsonschema's first paragraph says what and why; the rest is the whole
-    # schema and instance ("Failed validating ... in schema: {...} On instance: ..."), hundreds of characters
-    msg = msg.split("\n\nFailed validating", 1)[0]
+    # schema and instance ("Failed validating ... in schema: {...} On instance: ..."), hundreds of characters, of
+    # which only the schema's description (what to pass instead) is kept
+    msg, _, dump = msg.partition("\n\nFailed validating")
+    description = _schema_description(dump)
+    if description:
+        msg = f"{msg.rstrip('.')}. {description}"
     return redact_secrets(" ".join(msg.split())[:1000])
 
 
