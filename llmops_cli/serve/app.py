@@ -559,6 +559,7 @@ def create_app(
             allow_origins=options.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+            expose_headers=["Retry-After"],  # a page told 429 can read how long to wait
         )
     return app
 

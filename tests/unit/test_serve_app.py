@@ -271,6 +271,9 @@ def test_cors_allow_list(parts):
         assert c.options("/v1/ask", headers=pre).headers["access-control-allow-origin"] == "https://docs.example"
         other = c.get("/healthz", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+        # a page from an allowed origin can read a 429's Retry-After (CORS hides other headers from scripts)
+        exposed = c.get("/healthz", headers={"Origin": "https://docs.example"}).headers
+        assert "retry-after" in exposed["access-control-expose-headers"].lower()
 
 
 def signed(secret: str, body: bytes, ts: int | None = None) -> dict[str, str]:
