@@ -68,14 +68,15 @@ def collection_not_found(store: VectorStore, name: str) -> NotFoundError:
         )
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     listed = ", ".join(names[:10]) + (f" (+{len(names) - 10} more)" if len(names) > 10 else "")
+    # worded for every caller: a --collection option, a NAME argument, a DAG param and the API's field alike
     hint = (
-        f"did you mean --collection {close[0]}?"
+        f"did you mean {close[0]!r}?"
         if close
-        else (f"pass --collection {names[0]}" if len(names) == 1 else "pass --collection NAME")
+        else (f"the only collection is {names[0]!r}" if len(names) == 1 else "name one of those")
     )
     return NotFoundError(
         f"collection {name!r} does not exist in the store at {where} (collections: {listed})",
-        hint=f"{hint} (store.collection sets the default), or ingest into {name!r} first",
+        hint=f"{hint} (store.collection sets the default one), or ingest into {name!r} first",
     )
 
 

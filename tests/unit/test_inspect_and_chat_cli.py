@@ -121,6 +121,11 @@ def test_a_collection_can_be_looked_into_chunk_by_chunk(project, capsys, tmp_pat
     # a name that is not there: the ones that are, closest first
     code, _, err = invoke(capsys, "collections", "show", "doc")
     assert code == 9 and "collection 'doc' does not exist" in err and "(collections: docs)" in err
+    # the hint names the collection, not an option this command does not have (NAME is an argument here)
+    from llmops_cli.entry.store import collection_not_found
+
+    assert collection_not_found(store, "doc").hint.startswith("did you mean 'docs'? (store.collection sets")
+    assert "--collection" not in collection_not_found(store, "zzz").hint
 
 
 def test_questions_from_stdin_and_ask_in_a_pipe_prints_only_the_answer(project, capsys, monkeypatch):
