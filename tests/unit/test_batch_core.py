@@ -394,6 +394,19 @@ def test_bad_inputs(tmp_path):
         BatchOptions(concurrency=0)
 
 
+def test_a_csv_row_with_more_or_fewer_fields_than_the_header_is_an_input_error(tmp_path):
+    # before: the extra value landed in a column named None ("null" in JSON output) and a missing one was None,
+    # so the prompt went out with an empty placeholder and was paid for
+    for body, line, fields in (("1,a,extra\n", 2, 3), ("1,a\n2\n", 3, 1)):
+        f = tmp_path / "ragged.csv"
+        f.write_text("id,text\n" + body)
+        with pytest.raises(InputError, match=f"line {line} has {fields} fields, the header has 2"):
+            read_rows(f)
+    ok = tmp_path / "ok.csv"
+    ok.write_text('id,text\n1,"a, quoted"\n\n2,\n')  # a quoted comma, a blank line, an empty last value
+    assert read_rows(ok) == [{"id": "1", "text": "a, quoted"}, {"id": "2", "text": ""}]
+
+
 def test_cli_module_imports_nothing_heavy():
     import subprocess
     import sys

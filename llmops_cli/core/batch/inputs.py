@@ -40,11 +40,7 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if fmt == "jsonl":
         rows = _read_jsonl(p)
     elif fmt == "csv":
-        try:
-            with p.open(newline="", encoding="utf-8-sig") as f:
-                rows = [dict(r) for r in csv.DictReader(f)]
-        except (UnicodeDecodeError, csv.Error) as e:
-            raise InputError(f"{p} is not a readable UTF-8 CSV file: {e}") from None
+        rows = _read_csv(p)
     else:
         import pyarrow.parquet as pq
 
@@ -54,6 +50,28 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             raise InputError(f"{p} is not a readable parquet file: {str(e).splitlines()[0]}") from None
     if not rows:
         raise InputError(f"input file {p} has no rows", hint="check the file, or pass another one")
+    return rows
+
+
+def _read_csv(p: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV file; a row with more or fewer fields than the header is an error naming its line (the
+    csv module would keep the extra values under a ``None`` column and fill the missing ones with ``None``, so a
+    prompt was sent with an empty placeholder)."""
+    rows: list[dict[str, Any]] = []
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            for r in reader:
+                extra = r.pop(None, None) or []  # values past the header (DictReader keeps them under None)
+                if extra or any(v is None for v in r.values()):
+                    fields = sum(v is not None for v in r.values()) + len(extra)
+                    raise InputError(
+                        f"{p} line {reader.line_num} has {fields} fields, the header has {len(r)}",
+                        hint="quote values that hold a comma, and give every row as many fields as the header",
+                    )
+                rows.append(dict(r))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{p} is not a readable UTF-8 CSV file: {e}") from None
     return rows
 
 
