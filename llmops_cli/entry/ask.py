@@ -41,6 +41,11 @@ def check_search(text: str, where: dict[str, Any] | None) -> None:
             "the question is empty",
             hint='pass the text of the question, e.g. "exit code of a failed DAG run"',
         )
+    check_where(where)
+
+
+def check_where(where: dict[str, Any] | None) -> None:
+    """Refuse a --where that is not plain key=value pairs (Chroma operators, an empty key)."""
     for key in where or {}:
         if not key or key.startswith("$"):
             raise UsageError(

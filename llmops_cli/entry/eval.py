@@ -142,7 +142,11 @@ def _prepare(
         dataset, metrics, gates, k=k, llm_model=llm_model, judge_model=judge, perturbations=list(perturbations or [])
     )
     chosen = plan.metrics
+    ask_entry.check_where(where)
     retriever = ask_entry.retriever(ws, coll) if plan.needs_retriever else None
+    if retriever is not None:
+        # a --where no chunk matches would score every question 0 and pass as a run: refuse it, as `query` does
+        ask_entry.check_where_matches(retriever, where)
     embedder = ws.embedder() if ("semantic_similarity" in chosen or retriever is not None) else None
     config = {
         "eval_version": EVAL_VERSION,

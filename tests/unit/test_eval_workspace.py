@@ -11,7 +11,7 @@ import pytest
 
 from llmops_cli.core.feedback import AnswerLog
 from llmops_cli.settings import load_settings
-from tests.support.fakes import MemoryStore, ScriptedLLM, use_fake_workspaces
+from tests.support.fakes import FakeEmbedder, MemoryStore, ScriptedLLM, use_fake_workspaces
 from tests.unit.test_eval_cli import ROWS, invoke
 
 PASSAGES = {
@@ -82,3 +82,31 @@ def test_judge_calls_are_recorded_once_each(project, capsys, monkeypatch):
     assert len(rows) == len(llm.history) == len(ROWS)
     assert {r.answer for r in rows} == {llm.default}
     assert sum(1 for e in events if e[0] == "answer_log") == 1 and sum(1 for e in events if e[0] == "llm") == 1
+
+
+@pytest.mark.parametrize(
+    "where,needle",
+    [
+        ("nokey=1", "has the metadata key 'nokey'"),
+        ("source=nowhere.md", "has that value"),
+        ("$or=x", "not Chroma operators"),
+    ],
+)
+def test_a_where_no_chunk_matches_is_a_usage_error_not_a_run_of_zeros(project, capsys, monkeypatch, where, needle):
+    """`eval --where` with a typo scored every question 0, exited 0 and recorded the run; `query` refuses it."""
+    (project / "ret.jsonl").write_text(
+        json.dumps({"id": "1", "question": "What queues tasks?", "relevant_sources": ["scheduler.md"]}) + "\n"
+    )
+    store = MemoryStore()
+    store.ensure_collection("docs")
+    names = sorted(PASSAGES)
+    vectors = FakeEmbedder().embed([PASSAGES[n] for n in names])
+    store.upsert(
+        "docs", [f"{n}#0" for n in names], list(vectors), [PASSAGES[n] for n in names], [{"source": n} for n in names]
+    )
+    use_fake_workspaces(monkeypatch, store=store, llm=ScriptedLLM(default="unused"))
+    code, _, err = invoke(capsys, "ret.jsonl", "-m", "retrieval", "--where", where)
+    assert code == 2 and needle in err, err
+    assert not (project / ".llmops" / "eval" / "runs.sqlite").exists()
+    code, out, err = invoke(capsys, "ret.jsonl", "-m", "retrieval", "--where", "source=scheduler.md", "--json")
+    assert code == 0 and json.loads(out)["metrics"]["hit@5"] == 1.0, err
