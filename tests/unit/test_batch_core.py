@@ -16,7 +16,7 @@ from llmops_cli.core.batch.retry import RetryPolicy
 from llmops_cli.core.batch.run import BatchOptions, estimate, execute, plan_shards, prepare
 from llmops_cli.core.batch.validation import AnswerInvalid, SchemaValidator
 from llmops_cli.core.ports import LLM, Completion, LLMCallError
-from llmops_cli.errors import ConflictError, ExitCode, InputError, UsageError
+from llmops_cli.errors import ConflictError, ExitCode, InputError, LlmopsError, UsageError
 
 # --- rate limiter ---
 
@@ -518,7 +518,27 @@ def test_outputs_are_replaced_atomically(tmp_path, fast_backoff, monkeypatch):
 
     monkeypatch.setattr(inputs, "json", DiskFullAfter3())
     plan2 = _plan(tmp_path, retry_failed=True)  # the same run: nothing to call, the output is written again
-    with pytest.raises(OSError):
+    with pytest.raises(LlmopsError, match="could not write the results to .*No space left on device") as e:
         execute(plan2, lambda m: FakeLLM())
+    assert e.value.exit_code == ExitCode.FAILURE and "--run-dir" in (e.value.hint or "")  # one line, not a crash
     assert plan.output.read_bytes() == good  # the earlier file is whole, not 3 rows
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left behind
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_call(tmp_path):
+    # before: the whole batch was asked and paid for, then an internal error (IsADirectoryError) at the end
+    _input(tmp_path)
+    (tmp_path / "adir.jsonl").mkdir()
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "out.errors.jsonl").mkdir()
+    for output, match in (
+        ("adir.jsonl", "--output .*adir.jsonl is a folder"),
+        ("afile/sub/out.jsonl", "cannot write in .*afile \\(it is not a folder\\)"),
+        ("out.jsonl", "the errors file .*out.errors.jsonl is a folder"),
+    ):
+        opts = BatchOptions(model="fake/model", prompt="{q}", output=str(tmp_path / output))
+        with pytest.raises(UsageError, match=match):
+            prepare(tmp_path / "in.jsonl", opts, tmp_path / "data")
+    opts = BatchOptions(model="fake/model", prompt="{q}", output=str(tmp_path / "new" / "dir" / "out.jsonl"))
+    assert prepare(tmp_path / "in.jsonl", opts, tmp_path / "data").output.name == "out.jsonl"  # made when written
+    assert not (tmp_path / "new").exists()

@@ -26,7 +26,7 @@ from llmops_cli.core.batch.requests import (
     load_batch_prompt,
     shard_of,
 )
-from llmops_cli.errors import ExitCode, InputError, UsageError
+from llmops_cli.errors import ExitCode, InputError, LlmopsError, UsageError
 
 if TYPE_CHECKING:
     from llmops_cli.core.batch.checkpoint import Checkpoints
@@ -156,6 +156,21 @@ def _run_key(input_path: Path, output: Path, opts: BatchOptions, template: Templ
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def _check_writable(path: Path, what: str) -> None:
+    """Refuse, before any call, an output file that could not be written at the end: a folder by that name, or a
+    folder that cannot be made or written (the answers would stay in the checkpoint, the output unwritten)."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder", hint="pass an --output file name (.jsonl, .csv or .parquet)")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"{what} {path}: cannot write in {folder}" + ("" if folder.is_dir() else " (it is not a folder)"),
+            hint="pass an --output in a folder you can write",
+        )
+
+
 def prepare(input_path: str | Path, opts: BatchOptions, data_path: Path) -> BatchPlan:
     """Read the input and build the requests; validates everything before any call is made."""
     # the readers, the engine and its parts are imported where used: `llmops --help` imports this module
@@ -190,6 +205,8 @@ def prepare(input_path: str | Path, opts: BatchOptions, data_path: Path) -> Batc
         raise UsageError(f"--output {output} is the input file", hint="write the results to another file")
     table_format(output)
     errors_path = output.with_name(f"{output.stem}.errors.jsonl")
+    _check_writable(output, "--output")
+    _check_writable(errors_path, "the errors file")
     run_dir = (
         Path(opts.run_dir).expanduser().resolve()
         if opts.run_dir
@@ -286,16 +303,23 @@ def execute(
     if write_output and pending == 0 and shard is None:
         # a run that answered nothing never replaces results that hold answers (e.g. an earlier good run's)
         keep = answered == 0 and errors > 0 and has_answers(plan.output, openai_format=plan.openai_format)
-        write_outputs(
-            plan.output,
-            plan.errors_path,
-            plan.rows,
-            plan.requests,
-            done,
-            openai_format=plan.openai_format,
-            with_parsed=plan.schema is not None,
-            results=not keep,
-        )
+        try:
+            write_outputs(
+                plan.output,
+                plan.errors_path,
+                plan.rows,
+                plan.requests,
+                done,
+                openai_format=plan.openai_format,
+                with_parsed=plan.schema is not None,
+                results=not keep,
+            )
+        except OSError as e:  # e.g. a full disk, or a folder that could not be made: the answers are checkpointed
+            raise LlmopsError(
+                f"could not write the results to {plan.output}: {e.strerror or e}",
+                hint="the answers are kept in the run's checkpoint: fix the location and run the same command again, "
+                f"or add another --output and --run-dir {plan.run_dir}; nothing is asked again",
+            ) from e
         output, errors_file, kept = (
             (None if keep else str(plan.output)),
             str(plan.errors_path),
