@@ -249,7 +249,7 @@ def _run_combo(
         # the total as before, and its two parts: the answers' (what shipping costs) and the judge's
         usage=lambda: {
             **_sum_usage(answer_usage.to_dict(), judge_usage.to_dict()),
-            "answers": answer_usage.to_dict(),
+            "answers": _answers_usage(answer_usage),
             "judge": judge_usage.to_dict(),
         },
         base=prep.base,
@@ -257,7 +257,14 @@ def _run_combo(
         progress=progress,
     )
     _evaluation_events(report, combo.label if "matrix" in config else None)
-    return MatrixEntry(combo, report, answer_usage.to_dict(), judge_usage.to_dict())
+    return MatrixEntry(combo, report, _answers_usage(answer_usage), judge_usage.to_dict())
+
+
+def _answers_usage(usage: Usage) -> dict[str, Any]:
+    """The answers' usage, with ``served``: the tokens and cost of every answer, cached ones included (what they
+    cost when they were made), which the leaderboard compares: answers from an earlier run cost nothing now, but
+    the model that wrote them is not free."""
+    return {**usage.to_dict(), "served": usage.served()}
 
 
 def _evaluation_events(report: EvalReport, combination: str | None) -> None:

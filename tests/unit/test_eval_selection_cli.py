@@ -201,3 +201,20 @@ def test_matrix_task_by_task_and_its_leaderboard_from_the_history(project, capsy
     assert [r["prompt"]["name"] for r in board["rows"]] == ["answer", "sloppy"]
     assert board["rows"][1]["metrics"]["exact_match"]["mean"] == pytest.approx(2 / 3)
     assert board["rows"][0]["calls"] == 3  # the answers' own usage, recorded with the run
+
+
+def test_matrix_cost_counts_cached_answers_at_what_they_cost(project, capsys):
+    """Answers cached by an earlier run made the combination look free (tokens 0, $0) and put it alone on the
+    Pareto front; the leaderboard compares what each combination's answers cost, cached or not."""
+    tmp, llm = project
+    code, single, err = run_json(capsys, "qs.jsonl", "--collection", "docs", "-m", "exact_match")
+    assert code == 0 and single["usage"]["answers"]["calls"] == 3, err
+    args = ["qs.jsonl", "--collection", "docs", "-m", "exact_match", "--prompt", "default", "--prompt", "sloppy.md"]
+    code, doc, err = run_json(capsys, *args)
+    assert code == 0, err
+    by_prompt = {r["prompt"]["name"]: r for r in doc["leaderboard"]["rows"]}
+    cached, fresh = by_prompt["answer"], by_prompt["sloppy"]
+    assert cached["calls"] == 0 and cached["cached"] == 3 and fresh["calls"] == 3
+    assert cached["input_tokens"] == fresh["input_tokens"] == 30  # 10 a call, as the scripted LLM reports
+    assert cached["tokens"] == single["usage"]["answers"]["input_tokens"] + single["usage"]["answers"]["output_tokens"]
+    assert cached["cost"] == 0.0 and doc["leaderboard"]["cost_axis"] == "cost"

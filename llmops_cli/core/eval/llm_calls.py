@@ -82,12 +82,12 @@ class CachedLLM(LLM):
         key = cache_key(self.model, messages, params)
         hit = self.cache.get(key)
         if hit is not None and count:
-            self._cached()
+            self._cached(hit)
         return key, hit
 
-    def _cached(self) -> None:
+    def _cached(self, hit: Completion) -> None:
         with self._lock:
-            self.usage.cached += 1
+            self.usage.add_cached(hit)
 
     def _record(self, key: str | None, c: Completion) -> None:
         with self._lock:
@@ -128,7 +128,7 @@ class CachedLLM(LLM):
             except ReplyParseError:
                 pass  # cached before replies were checked: ask again, and overwrite it below
             else:
-                self._cached()
+                self._cached(hit)
                 return value
         convo = messages
         for attempt in range(REASKS + 1):

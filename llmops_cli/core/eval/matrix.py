@@ -197,16 +197,19 @@ def leaderboard(entries: Sequence[MatrixEntry], rank_by: str | None = None) -> d
     rank_by = rank_by or next((m for m in RANK_ORDER if m in metrics), entries[0].report.primary_metric)
     if rank_by is not None and rank_by not in metrics:
         raise UsageError(f"--rank-by {rank_by}: not a metric of this run", hint=f"choose from: {', '.join(metrics)}")
-    cost_known = all(e.answer_usage.get("cost") is not None for e in entries)
+    # the answers' tokens and cost as served (cached answers count what they cost when made; runs recorded before
+    # ``served`` existed have only what they spent)
+    served = [e.answer_usage.get("served") or e.answer_usage for e in entries]
+    cost_known = all(s.get("cost") is not None for s in served)
     rows = []
-    for e in entries:
+    for e, spent in zip(entries, served, strict=True):
         per_metric = {}
         for m in metrics:
             values = [r.metrics[m] for r in e.report.rows if m in r.metrics]
             per_metric[m] = stats.mean_ci(values, *metric_range(m))
         lat = [r.latency_s for r in e.report.rows if getattr(r, "latency_s", None) is not None]
         u = e.answer_usage
-        tokens = int(u.get("input_tokens", 0)) + int(u.get("output_tokens", 0))
+        tokens = int(spent.get("input_tokens", 0)) + int(spent.get("output_tokens", 0))
         rows.append(
             {
                 "label": e.combo.label,
@@ -214,9 +217,9 @@ def leaderboard(entries: Sequence[MatrixEntry], rank_by: str | None = None) -> d
                 "prompt": e.combo.prompt.ref(),
                 "run_id": e.report.run_id,
                 "metrics": per_metric,
-                "cost": u.get("cost"),
-                "input_tokens": int(u.get("input_tokens", 0)),
-                "output_tokens": int(u.get("output_tokens", 0)),
+                "cost": spent.get("cost"),
+                "input_tokens": int(spent.get("input_tokens", 0)),
+                "output_tokens": int(spent.get("output_tokens", 0)),
                 "tokens": tokens,
                 "calls": int(u.get("calls", 0)),
                 "cached": int(u.get("cached", 0)),
