@@ -1120,16 +1120,29 @@ def rating_tasks(target: Workspace | Settings, run: str, *, seed: int = 0) -> tu
     return reports, tasks
 
 
-def add_ratings(target: Workspace | Settings, ratings: Sequence[dict[str, Any]]) -> int:
-    """Store checked ratings (a rating of the same answer, rater and criterion again replaces the earlier one)."""
+def add_ratings(target: Workspace | Settings, ratings: Sequence[dict[str, Any]], *, source: str | None = None) -> int:
+    """Store checked ratings (a rating of the same answer, rater and criterion again replaces the earlier one).
+    Every rating must name a recorded run and a question of it (``source``, a ratings file, names the bad row)."""
     from llmops_cli.core.eval import human
 
-    checked = [human.check_rating(r, where=f"#{n}") for n, r in enumerate(ratings, start=1)]
+    where = (lambda n: f"{source} row {n}") if source else (lambda n: f"#{n}")
+    checked = [human.check_rating(r, where=where(n)) for n, r in enumerate(ratings, start=1)]
     with _opened(target) as ws:
         history = ws.eval_history()
+        questions: dict[int, set[str]] = {}
         for run_id in sorted({r["run_id"] for r in checked}):
             history.resolve_id(run_id)
-            history.load(run_id)  # NotFound (exit 9) for a run that is not recorded
+            # NotFound (exit 9) for a run that is not recorded
+            questions[run_id] = {row.id for row in history.load(run_id).rows}
+        for n, r in enumerate(checked, start=1):
+            if r["item_id"] not in questions[r["run_id"]]:
+                # a typo'd id was stored, never matched an answer and still counted in `eval agreement`'s ratings
+                ids = sorted(questions[r["run_id"]])
+                raise InputError(
+                    f"rating {where(n)}: run {r['run_id']} has no question {r['item_id']!r}",
+                    hint=f"item_id is the question's id in the run: {', '.join(ids[:8])}"
+                    + (f" (+{len(ids) - 8} more)" if len(ids) > 8 else ""),
+                )
         return history.add_ratings(checked)
 
 

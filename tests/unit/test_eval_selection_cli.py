@@ -218,3 +218,20 @@ def test_matrix_cost_counts_cached_answers_at_what_they_cost(project, capsys):
     assert cached["input_tokens"] == fresh["input_tokens"] == 30  # 10 a call, as the scripted LLM reports
     assert cached["tokens"] == single["usage"]["answers"]["input_tokens"] + single["usage"]["answers"]["output_tokens"]
     assert cached["cost"] == 0.0 and doc["leaderboard"]["cost_axis"] == "cost"
+
+
+def test_imported_ratings_must_name_a_question_of_the_run(project, capsys):
+    """A typo'd item_id was stored ("stored 1 ratings"), never matched an answer, and still counted in agreement's
+    ratings; now the file is refused (exit 2) naming the row, and nothing of it is stored."""
+    tmp, _ = project
+    code, single, err = run_json(capsys, "qs.jsonl", "--collection", "docs", "-m", "exact_match")
+    assert code == 0, err
+    run = single["run_id"]
+    rows = [{"run_id": run, "item_id": q, "rater": "ana", "criterion": "relevance", "score": 4} for q in ("a", "nope")]
+    (tmp / "typo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, _, err = invoke(capsys, "rate", str(run), "--from", "typo.jsonl")
+    assert code == 2 and f"typo.jsonl row 2: run {run} has no question 'nope'" in err and "a, b, c" in err, err
+    from llmops_cli.core.eval.history import RunHistory
+
+    with RunHistory(tmp / ".llmops" / "eval" / "runs.sqlite") as h:
+        assert h.ratings([run]) == []
