@@ -1182,7 +1182,7 @@ def feedback_agreement(
     target: Workspace | Settings, *, limit: int = 1000, min_kappa: float | None = None
 ) -> dict[str, Any]:
     """Judge vs people from the feedback loop: the review judge's helpfulness and relevance of each reviewed answer
-    against its up/down votes (``llmops rate``), over the latest ``limit`` reviewed answers."""
+    against its up/down votes (``llmops feedback ID up|down``), over the latest ``limit`` reviewed answers."""
     from llmops_cli.core.eval import human
     from llmops_cli.core.feedback.log import vote_counts
 
@@ -1209,7 +1209,7 @@ def feedback_agreement(
     if not items:
         raise UsageError(
             "no reviewed answer has up/down votes",
-            hint="rate answers (llmops rate ANSWER_ID up|down) and review them (llmops feedback review) first",
+            hint="rate answers (llmops feedback ANSWER_ID up|down) and review them (llmops feedback review) first",
         )
     return human.feedback_agreement(items, min_kappa=human.DEFAULT_MIN_KAPPA if min_kappa is None else min_kappa)
 

@@ -165,6 +165,8 @@ def test_matrix_leaderboard_rate_and_agreement(project, capsys, monkeypatch):
 def test_feedback_agreement_needs_votes_and_one_source(project, capsys):
     code, _, err = invoke(capsys, "agreement", "--feedback")
     assert code == 2 and "no reviewed answer has up/down votes" in err
+    # the hint names a command that exists (`llmops rate` does not)
+    assert "llmops feedback ANSWER_ID up|down" in err and "llmops rate" not in err
     code, _, err = invoke(capsys, "agreement")
     assert code == 2 and "or pass --feedback" in err
 
