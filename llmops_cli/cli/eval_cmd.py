@@ -576,7 +576,8 @@ def generate_cmd(
     if out.json_mode:
         out.json(gen.to_dict())
     else:
-        out.print(f"wrote {len(gen.result.items)} questions from collection {gen.collection} to {output}")
+        if gen.result.items:  # none: nothing was written (an earlier file there is left as it was)
+            out.print(f"wrote {len(gen.result.items)} questions from collection {gen.collection} to {output}")
         for f in gen.result.failed[:5]:
             out.warn(f"chunk {f['chunk']}: {f['reason']}")
     result = gen.outcome()

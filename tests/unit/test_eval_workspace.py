@@ -110,3 +110,12 @@ def test_a_where_no_chunk_matches_is_a_usage_error_not_a_run_of_zeros(project, c
     assert not (project / ".llmops" / "eval" / "runs.sqlite").exists()
     code, out, err = invoke(capsys, "ret.jsonl", "-m", "retrieval", "--where", "source=scheduler.md", "--json")
     assert code == 0 and json.loads(out)["metrics"]["hit@5"] == 1.0, err
+
+
+def test_generate_that_writes_nothing_does_not_say_it_wrote(project, capsys, monkeypatch):
+    """Every reply unusable: the command said "wrote 0 questions ... to gen.jsonl" (and an older gen.jsonl stayed)."""
+    (project / "gen.jsonl").write_text("older\n")
+    use_fake_workspaces(monkeypatch, store=_store(), llm=ScriptedLLM(default="no json here"))
+    code, out, err = invoke(capsys, "generate", "--collection", "docs", "--count", "2", "-o", "gen.jsonl")
+    assert code == 1 and "no question could be written" in err
+    assert "wrote" not in out + err and (project / "gen.jsonl").read_text() == "older\n"
