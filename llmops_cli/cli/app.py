@@ -211,7 +211,7 @@ def main() -> None:
     # a command returns None, or typer.Exit's code comes back as an int
     code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     if code == int(ExitCode.INTERRUPTED):  # Typer turns Ctrl-C inside a command into a silent exit 130
-        _report(INTERRUPTED, None)
+        _fail(INTERRUPTED, None, ExitCode.INTERRUPTED)  # under --json, the error document too, as for any error
     sys.exit(code)
 
 

@@ -85,6 +85,24 @@ def test_errors_are_one_line_and_a_document_under_json(monkeypatch, capsys):
     assert code == 9 and out == ""
 
 
+def test_ctrl_c_inside_a_command_is_exit_130_and_an_error_document_under_json(monkeypatch, capsys):
+    # before: `batch --json` interrupted printed nothing on stdout (a script had no document to read)
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("llmops_cli.settings.effective_items", interrupted)
+    code, out, err = run(monkeypatch, capsys, "config", "get", "retrieval.k", "--json")
+    assert code == 130 and json.loads(out) == {
+        "schema_version": 1,
+        "error": "interrupted; work already written is kept",
+        "hint": None,
+        "exit_code": 130,
+    }
+    assert err.strip().splitlines()[-1] == "error: interrupted; work already written is kept"
+    code, out, err = run(monkeypatch, capsys, "config", "get", "retrieval.k")
+    assert code == 130 and out == "" and err.strip().splitlines()[-1].startswith("error: interrupted")
+
+
 def test_usage_errors_are_one_line_and_a_hint_exit_2(monkeypatch, capsys):
     code, out, err = run(monkeypatch, capsys, "config", "show", "--jsn")
     assert code == 2 and out == ""
