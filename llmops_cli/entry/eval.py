@@ -12,6 +12,7 @@ is also eval's call counter: it totals the calls, cache hits, failures, tokens a
 from __future__ import annotations
 
 import contextvars
+import difflib
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +29,7 @@ from llmops_cli.core import tracing
 from llmops_cli.core.eval.baselines import blessed_comparison
 from llmops_cli.core.eval.compare import compare_reports, load_report_ref
 from llmops_cli.core.eval.datasets import FORMATS, load_dataset, write_dataset
-from llmops_cli.core.eval.gates import parse_gates
+from llmops_cli.core.eval.gates import metric_names, parse_gates
 from llmops_cli.core.eval.generate import GenerateResult, run_generate, sample_chunks
 from llmops_cli.core.eval.llm_calls import STOP_ERRORS
 from llmops_cli.core.eval.matrix import (
@@ -446,6 +447,7 @@ def evaluate_matrix(
     }
     with _opened(target) as ws:
         setup = _matrix_setup(ws, str(dataset_path), list(models), [str(p) for p in prompts], reword_prompt, options)
+        _check_rank_by(rank_by, setup.prep)  # a typo must not cost the whole matrix (every answer and verdict)
         tracing.annotate(**{"llmops.eval.matrix_id": setup.matrix["id"], "llmops.eval.combinations": len(setup.combos)})
         _share_context(setup, progress)
         entries = [
@@ -455,6 +457,19 @@ def evaluate_matrix(
     for out in outputs:
         write_matrix(rep, out)
     return rep
+
+
+def _check_rank_by(rank_by: str | None, prep: _Prepared) -> None:
+    """``--rank-by`` must name a metric the runs compute, checked before any work (as the gates are)."""
+    if rank_by is None:
+        return
+    valid = metric_names(prep.plan.metrics, prep.options.k)
+    if rank_by not in valid:
+        close = difflib.get_close_matches(rank_by, valid, n=1)
+        raise UsageError(
+            f"--rank-by {rank_by}: not a metric of this run" + (f"; did you mean {close[0]}?" if close else ""),
+            hint=f"choose from: {', '.join(valid)}",
+        )
 
 
 @dataclass

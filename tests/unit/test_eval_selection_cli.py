@@ -237,3 +237,13 @@ def test_imported_ratings_must_name_a_question_of_the_run(project, capsys):
 
     with RunHistory(tmp / ".llmops" / "eval" / "runs.sqlite") as h:
         assert h.ratings([run]) == []
+
+
+def test_a_matrix_rank_by_typo_fails_before_any_work(project, capsys):
+    """--rank-by was checked only once the leaderboard was drawn: every answer and verdict paid for, the runs
+    recorded, then exit 2 and no leaderboard."""
+    tmp, llm = project
+    args = ["qs.jsonl", "--collection", "docs", "-m", "exact_match", "--prompt", "default", "--prompt", "sloppy.md"]
+    code, _, err = invoke(capsys, *args, "--rank-by", "exact_mach")
+    assert code == 2 and "--rank-by exact_mach" in err and "did you mean exact_match" in err, err
+    assert llm.history == [] and not (tmp / ".llmops" / "eval" / "runs.sqlite").exists()
