@@ -46,7 +46,7 @@ from llmops_cli.core.eval.matrix_report import matrix_output_format, write_matri
 from llmops_cli.core.eval.pipeline import EVAL_VERSION, plan_eval, run_evaluation
 from llmops_cli.core.eval.results_files import output_format, write_results
 from llmops_cli.core.eval.robustness import PERTURBATIONS
-from llmops_cli.core.eval.runner import EvalOptions
+from llmops_cli.core.eval.runner import EvalOptions, resolve_metrics
 from llmops_cli.core.eval.sweep import SweepEntry, SweepReport, plan_configs, rank_entries
 from llmops_cli.core.prompts import ANSWER, REWORD, PromptTemplate, load_prompt, load_prompts
 from llmops_cli.core.usage import Usage
@@ -1006,8 +1006,19 @@ def sweep(
     delete_collection = delete_collection or _delete_collection
     if not sources:
         raise UsageError("a sweep needs sources to ingest", hint="pass --sources PATH (repeatable)")
-    load_dataset(dataset_path)  # fail early on a bad question set, before any ingest
+    dataset = load_dataset(dataset_path)  # fail early on a bad question set, before any ingest
     k = k or settings.retrieval.k
+    # --rank-by too: a typo must not cost an ingest and an evaluation per configuration
+    names = metric_names(
+        resolve_metrics(list(metrics or ["retrieval"]), dataset, llm_available=True, answers_possible=True), k
+    )
+    if (rank_by or f"ndcg@{k}") not in names:
+        close = difflib.get_close_matches(rank_by or f"ndcg@{k}", names, n=1)
+        raise UsageError(
+            f"--rank-by {rank_by or f'ndcg@{k}'!r} is not a metric of the sweep"
+            + (f"; did you mean {close[0]}?" if close else f" (has: {', '.join(names)})"),
+            hint="pick one of " + ", ".join(names) if rank_by else f"pass --rank-by, one of {', '.join(names)}",
+        )
     strategies = list(strategies or [settings.chunking.strategy])
     sizes = list(sizes or [settings.chunking.size])
     overlaps = list(overlaps or [settings.chunking.overlap])

@@ -345,6 +345,10 @@ def test_answer_step_runs_as_wide_as_concurrency():
         ({"strategies": ["sentences"]}, "--chunker 'sentences'"),
         ({"sizes": [4]}, "--chunk-size 4"),
         ({"overlaps": [-1]}, "--chunk-overlap"),
+        # --rank-by was checked after every configuration had been ingested and evaluated
+        ({"rank_by": "ndgc@5"}, "--rank-by 'ndgc@5' is not a metric of the sweep; did you mean ndcg@5"),
+        ({"rank_by": "chunk_mrr"}, "--rank-by 'chunk_mrr' is not a metric of the sweep"),
+        ({"metrics": ["chunk"]}, "metric chunk needs relevant_chunks"),  # known before any ingest too
     ],
 )
 def test_sweep_rejects_bad_values_before_ingesting(tmp_path, kw, needle):
