@@ -56,6 +56,29 @@ def _url_scheme_problem(v: str, schemes: tuple[str, ...]) -> str | None:
     return None
 
 
+def _chroma_url_problem(v: str) -> str | None:
+    """What is wrong with a Chroma server's http(s) URL that has no host or no valid port (the client would fail
+    with an internal error, or quietly try localhost:8000). urllib's own message is not shown: it may quote a piece
+    of an unencoded password."""
+    from urllib.parse import urlsplit
+
+    if v.split("://", 1)[0].lower() not in ("http", "https"):
+        return None
+    try:
+        u = urlsplit(v)
+        host, port = u.hostname, u.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return (
+            "is not a valid http(s)://HOST:PORT URL: the port must be a number from 1 to 65535 "
+            "(percent-encode a / ? or # in a password)"
+        )
+    if not host:
+        return "names no host, e.g. http://chroma.example.com:8000"
+    return None
+
+
 class StoreSettings(_Section):
     url: str | None = Field(
         None,
@@ -73,7 +96,7 @@ class StoreSettings(_Section):
     def _url(cls, v: str | None) -> str | None:
         if v is None or not v.strip():
             return None
-        problem = _url_scheme_problem(v.strip(), STORE_URL_SCHEMES)
+        problem = _url_scheme_problem(v.strip(), STORE_URL_SCHEMES) or _chroma_url_problem(v.strip())
         if problem:
             raise ValueError(problem)
         return v.strip()
@@ -440,6 +463,18 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _register_url_passwords(tree: Any) -> None:
+    """Every password inside a configured URL (store.url, state.url, llm.api_base, a profile's url...) is masked in
+    every message from now on, even where a driver echoes it without its URL or it is not URL-encoded."""
+    if isinstance(tree, dict):
+        for v in tree.values():
+            _register_url_passwords(v)
+    elif isinstance(tree, str) and "://" in tree:
+        from llmops_cli.core.redaction import register_url_password
+
+        register_url_password(tree)
+
+
 def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     for p in parts[:-1]:
@@ -534,6 +569,7 @@ def load_settings(
         _set_dotted(merged, key, value)
         sources[key] = "flag"
 
+    _register_url_passwords(merged)
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as e:

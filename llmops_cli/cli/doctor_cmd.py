@@ -70,6 +70,10 @@ def doctor(
                 checks.append(Check(name, "fail", e.message, e.hint))
             except Exception as e:  # noqa: BLE001 - a doctor reports what it finds, one line each
                 checks.append(Check(name, "fail", f"{type(e).__name__}: {e}".splitlines()[0][:300]))
+    from llmops_cli.core.redaction import mask_url_password
+
+    for c in checks:  # a detail may quote a driver's message: no URL's password (or a configured one) leaves here
+        c.detail, c.fix = mask_url_password(c.detail), mask_url_password(c.fix) if c.fix else c.fix
     failed = [c.name for c in checks if c.status == "fail"]
     if out.json_mode:
         out.json({"ok": not failed, "checks": [asdict(c) for c in checks]})

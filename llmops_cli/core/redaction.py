@@ -83,10 +83,44 @@ def _mask_assignments(text: str) -> str:
 # --- passwords in URLs ---------------------------------------------------------------------------------------------
 
 # scheme://user:password@host (user may be empty: redis://:pw@host). The password runs to the last "@" before the
-# host, so a password with an unencoded "@" is masked whole.
+# host, so a password with an unencoded "@" or "/" (a base64 one) is masked whole.
 _URL_USERINFO = re.compile(
-    r"(?i)\b(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^\s:/@]*):(?P<pw>[^\s/]*)@(?=[^\s@/]*(?:[/?#\s]|$))"
+    r"(?i)\b(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^\s:/@]*):(?P<pw>[^\s]*)@(?=[^\s@/]*(?:[/?#\s]|$))"
 )
+
+# Passwords of the URLs this process was configured with (register_url_password): a driver may echo one without
+# its URL ('unexpected spaces found in "pa ss"', 'invalid percent-encoded token: "pa%ss"'), and a password with a
+# space is not recognised inside a URL. Masked in messages (mask_url_password, redact_secrets), not in documents.
+_KNOWN_PASSWORDS: set[str] = set()
+_MIN_KNOWN = 4  # shorter ones would mask ordinary words; the URL rule still masks them inside their URL
+
+
+def url_password(url: str) -> str | None:
+    """The password of ``scheme://user:password@host...`` as written (userinfo runs to the last "@"), or None."""
+    _scheme, sep, rest = url.strip().partition("://")
+    userinfo, at, _host = rest.rpartition("@")
+    if not sep or not at:
+        return None
+    _user, colon, password = userinfo.partition(":")
+    return password if colon and password else None
+
+
+def register_url_password(url: str) -> None:
+    """Remember the password of ``url`` (as written and percent-decoded), so that no message shows it."""
+    from urllib.parse import unquote
+
+    password = url_password(url)
+    if password is None:
+        return
+    for form in (password, unquote(password)):
+        if len(form) >= _MIN_KNOWN:
+            _KNOWN_PASSWORDS.add(form)
+
+
+def _mask_known(text: str, mask: str) -> str:
+    for secret in sorted(_KNOWN_PASSWORDS, key=len, reverse=True):  # the longest first: one may contain another
+        text = text.replace(secret, mask)
+    return text
 
 
 # a URL's query parameters (?api_key=..., &token=...): a value is masked when its parameter's name says it is secret
@@ -107,7 +141,12 @@ def _mask_query_secrets(url: str, mask: str) -> str:
 def mask_url_password(url: str, mask: str = "********") -> str:
     """``url`` (or any text with URLs in it) with the password of each ``scheme://user:password@host`` and the value
     of each query parameter whose name says it is secret (``?api_key=...``) replaced by ``mask``; scheme, user, host,
-    path and the rest of the query are kept. Text without such a URL comes back unchanged."""
+    path and the rest of the query are kept. Text without such a URL comes back unchanged. A password registered
+    with ``register_url_password`` is masked wherever it appears."""
+    return _mask_known(_mask_urls(url, mask), mask) if _KNOWN_PASSWORDS else _mask_urls(url, mask)
+
+
+def _mask_urls(url: str, mask: str) -> str:
     url = _URL_USERINFO.sub(
         lambda m: f"{m.group('scheme')}{m.group('user')}:{mask}@" if m.group("pw") else m.group(0), url
     )
@@ -125,7 +164,7 @@ def _sub(pattern: str, repl: str | Callable[[re.Match[str]], str]) -> Callable[[
 # (kind, rewrite). Order matters: URL passwords before e-mail addresses ("user:pw@db.example.com" is not an address);
 # known key formats before assignments, so "api_key: sk-..." says API_KEY (an assignment skips a value already masked).
 _RULES: list[tuple[str, Callable[[str], str]]] = [
-    ("SECRET", lambda text: mask_url_password(text, "[REDACTED_SECRET]")),
+    ("SECRET", lambda text: _mask_urls(text, "[REDACTED_SECRET]")),
     ("API_KEY", _sub(r"\b(?:sk|pk|rk)-(?:proj-|live-|test-)?[A-Za-z0-9_\-]{16,}\b", "[REDACTED_API_KEY]")),
     ("API_KEY", _sub(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}\b", "[REDACTED_API_KEY]")),
     ("API_KEY", _sub(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b", "[REDACTED_API_KEY]")),
@@ -284,4 +323,5 @@ def redact_secrets(text: str, known: str | None = None) -> str:
     may echo the key it was sent ("Incorrect API key provided: ...") in a shape no rule recognises."""
     if known and len(known) >= 4:
         text = text.replace(known, "[REDACTED_API_KEY]")
+    text = _mask_known(text, "[REDACTED_SECRET]")
     return _apply(text, skip=PERSONAL)[0]

@@ -135,3 +135,22 @@ def test_redact_secrets_leaves_personal_data_but_masks_passwords():
 )
 def test_secret_key_names(key, secret):
     assert is_secret_key(key) is secret
+
+
+def test_a_url_password_with_a_slash_or_one_this_process_was_configured_with_is_never_shown(monkeypatch):
+    from llmops_cli.core import redaction
+
+    monkeypatch.setattr(redaction, "_KNOWN_PASSWORDS", set())
+    # an unencoded "/" (a base64 password) ended the password: the part after it was shown in full
+    assert mask_url_password("postgresql://u:ab/cd+ef@db:5432/x") == "postgresql://u:********@db:5432/x"
+    assert mask_url_password("http://admin:SEKa/bSEK@127.0.0.1:18000") == "http://admin:********@127.0.0.1:18000"
+    # a driver echoes a malformed password without its URL; a password with a space is not seen inside its URL
+    redaction.register_url_password("postgresql://u:pa ss-word@db/x")
+    redaction.register_url_password("postgresql://u:p%25q-secret@db/x")
+    redaction.register_url_password("postgresql://u:pw@db/x")  # too short to mask as a word: the URL rule only
+    msg = 'spaces found in "pa ss-word"; bad token: "p%25q-secret" (p%q-secret) at postgresql://u:pa ss-word@db'
+    for out in (mask_url_password(msg), redact_secrets(msg)):
+        assert "pa ss" not in out and "p%25q" not in out and "p%q" not in out, out
+    assert mask_url_password("a pwd in a sentence") == "a pwd in a sentence"
+    # documents (promoted answers, ingest's privacy) are not rewritten by what this process was configured with
+    assert redact("the word pa ss-word stays") == "the word pa ss-word stays"

@@ -262,3 +262,36 @@ def test_the_project_is_found_like_git_finds_a_repository(tmp_path, monkeypatch)
     # $LLMOPS_PROJECT_DIR still names the folder paths resolve against
     s = load_settings(environ={"LLMOPS_PROJECT_DIR": str(tmp_path)}, cwd=deep).settings
     assert (s.retrieval.k, s.data_path) == (6, tmp_path / ".llmops")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://admin:hunter2@127.0.0.1:abc",
+        "http://",
+        "http://[::1",
+        "http://h:99999",
+        "http://h:0",
+        "http://a:hu/nter2@h:1",
+    ],
+)
+def test_a_chroma_server_url_without_a_host_or_a_valid_port_is_a_config_error(url, monkeypatch):
+    from llmops_cli.core import redaction
+
+    monkeypatch.setattr(redaction, "_KNOWN_PASSWORDS", set())
+    # before: an internal error (exit 1) quoting urllib ("Port could not be cast to integer value as 'hu'"), or a
+    # quiet fallback to localhost:8000 for http:// and port 0
+    with pytest.raises(ConfigError) as e:
+        load_settings(None, environ={"LLMOPS_STORE_URL": url})
+    assert e.value.exit_code == ExitCode.USAGE and "store.url" in str(e.value) and "LLMOPS_STORE_URL" in str(e.value)
+    assert "hunter2" not in str(e.value) and "'hu'" not in str(e.value) and "nter2" not in str(e.value)
+
+
+def test_every_configured_url_password_is_masked_in_messages_even_when_not_url_shaped(monkeypatch):
+    from llmops_cli.core import redaction
+
+    monkeypatch.setattr(redaction, "_KNOWN_PASSWORDS", set())
+    env = {"LLMOPS_STORE_URL": "postgresql://u:pa ss-word@db/x", "LLMOPS_STATE_URL": "postgresql://u:p%25q-9@db/s"}
+    load_settings(None, environ=env)
+    echoed = 'unexpected spaces found in "pa ss-word"; invalid percent-encoded token: "p%25q-9"'
+    assert "pa ss" not in redaction.mask_url_password(echoed) and "p%25q" not in redaction.redact_secrets(echoed)
