@@ -129,3 +129,22 @@ def test_vector_mode_does_not_ask_for_text_ranking():
     store.upsert("docs", ["a"], vec[None, :], ["a"], [{"source": "a"}])
     r = Retriever(store, FakeEmbedder(), "docs", lexical=NoIndex())
     assert [h.id for h in r.search("anything", 1, mode="vector")] == ["a"] and store.calls == []
+
+
+def test_a_postgresql_plus_driver_url_reaches_the_server_as_postgresql(tmp_path):
+    # store.url and state.url accept SQLAlchemy's postgresql+psycopg://; libpq rejected it as 'missing "=" after
+    # ... in connection info string' (exit 1 for the store, a wrong "cannot be reached" for the state database)
+    pytest.importorskip("psycopg")
+    from llmops_cli.adapters.state import open_state
+    from llmops_cli.adapters.state.postgres import libpq_url
+
+    assert libpq_url("postgresql+psycopg://u:p@h/db") == "postgresql://u:p@h/db"
+    assert libpq_url("postgres://u:p+q@h/db") == "postgres://u:p+q@h/db"
+    port = _closed_port()
+    url = f"postgresql+psycopg://llmops:pw@127.0.0.1:{port}/llmops"
+    with pytest.raises(UnreachableError) as e:
+        open_store(StoreSettings(url=url), tmp_path / "chroma")
+    assert "refused" in str(e.value).lower() and "missing" not in str(e.value)
+    with pytest.raises(UnreachableError) as e:
+        open_state(url, tmp_path).describe()
+    assert "refused" in str(e.value).lower() and "missing" not in str(e.value)

@@ -54,6 +54,13 @@ def _pg_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def libpq_url(url: str) -> str:
+    """``url`` as libpq reads it: SQLAlchemy's ``postgresql+psycopg://`` (accepted by store.url and state.url) is
+    ``postgresql://``; libpq rejects a scheme with a driver in it as a malformed connection string."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.split('+', 1)[0]}{sep}{rest}" if sep and "+" in scheme else url
+
+
 def describe_error(e: BaseException) -> str:
     """psycopg's message on one line, without a password."""
     text = " ".join(str(e).split())
@@ -92,7 +99,7 @@ class PostgresDB(LockedConnection):
         self.label = mask_url_password(url)
         self._held: set[str] = set()
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            self._conn = psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.Error as e:
             raise _connect_error(self.label, e) from None
         self._conn.row_factory = _row_factory

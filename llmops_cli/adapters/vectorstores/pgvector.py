@@ -128,7 +128,9 @@ class PgVectorStore(VectorStore):
     def _connect(self) -> Any:
         import psycopg
 
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=int(self._connect_timeout))
+        from llmops_cli.adapters.state.postgres import libpq_url
+
+        conn = psycopg.connect(libpq_url(self.url), autocommit=True, connect_timeout=int(self._connect_timeout))
         self._vector_ready = False
         self._register_vector(conn)
         return conn
