@@ -359,13 +359,20 @@ def _print_leaderboard(out: Output, rep) -> None:
 
 
 def _print_report(out, report, worst: int) -> None:
-    from llmops_cli.core.eval.gates import shown
+    from llmops_cli.core.eval.gates import metric_names, shown
 
     gates = {g["metric"]: g for g in report.gates}
     rows = []
-    for m, v in report.metrics.items():
+    # every metric the run computes, those that got no value too (each question's call for it failed): a metric
+    # missing from the table read as one never asked for
+    chosen = metric_names(list(report.config.get("metrics") or []), int(report.config.get("k") or 5))
+    for m in dict.fromkeys([*chosen, *report.metrics]):
+        v = report.metrics.get(m)
         g = gates.get(m) or gates.get(m.split("@")[0] + "@k" if "@" in m else "")
         gate = "" if not g else ("pass" if g["passed"] else "[red]FAIL[/red]")
+        if v is None:
+            rows.append((m, "- (no value)", 0, gate))
+            continue
         # a gated mean gets the digits that put it visibly on its side of the threshold
         rows.append((m, shown(v, g["threshold"]) if g else f"{v:.3f}", report.counts.get(m, 0), gate))
     out.table(

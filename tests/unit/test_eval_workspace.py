@@ -119,3 +119,12 @@ def test_generate_that_writes_nothing_does_not_say_it_wrote(project, capsys, mon
     code, out, err = invoke(capsys, "generate", "--collection", "docs", "--count", "2", "-o", "gen.jsonl")
     assert code == 1 and "no question could be written" in err
     assert "wrote" not in out + err and (project / "gen.jsonl").read_text() == "older\n"
+
+
+def test_a_metric_that_got_no_value_stays_in_the_summary(project, capsys, monkeypatch):
+    """Every judge reply unusable: the summary table left the judge metric out, as if it had never been asked for."""
+    use_fake_workspaces(monkeypatch, llm=ScriptedLLM(default="I think it is fine."))
+    code, out, err = invoke(capsys, "qs.jsonl", "--metrics", "token_f1,correctness", "--worst", "0")
+    assert code == 3, err
+    line = next(x for x in out.splitlines() if "correctness" in x)
+    assert "no value" in line and "token_f1" in out
