@@ -148,3 +148,19 @@ def test_a_postgresql_plus_driver_url_reaches_the_server_as_postgresql(tmp_path)
     with pytest.raises(UnreachableError) as e:
         open_state(url, tmp_path).describe()
     assert "refused" in str(e.value).lower() and "missing" not in str(e.value)
+
+
+def test_a_rejected_state_database_login_keeps_the_drivers_reason_readable_through_the_secret_filter():
+    # the CLI printed "rejected the credentials: [REDACTED_SECRET] failed: ..." ("credentials: connection" looked like
+    # a secret assignment to the filter every error line passes)
+    from llmops_cli.adapters.state.postgres import _connect_error
+    from llmops_cli.core.redaction import redact_secrets
+    from llmops_cli.errors import AuthError
+
+    e = _connect_error(
+        "postgresql://u:********@h/db", Exception('connection failed: FATAL: password authentication failed for "u"')
+    )
+    assert isinstance(e, AuthError) and e.exit_code == ExitCode.AUTH
+    assert "rejected the credentials (connection failed: FATAL: password authentication failed" in redact_secrets(
+        e.message
+    )

@@ -74,7 +74,8 @@ def _connect_error(label: str, e: BaseException) -> Exception:
     low = reason.lower()
     if "password" in low or "authentication" in low:
         return AuthError(
-            f"the state database state.url={label} rejected the credentials: {reason}",
+            # "(reason)", not "credentials: reason": the secret filter reads "credentials: WORD" as a key and its value
+            f"the state database state.url={label} rejected the credentials ({reason})",
             hint="correct the user and password in state.url (LLMOPS_STATE_URL)",
         )
     if "does not exist" in low:
