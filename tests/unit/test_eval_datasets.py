@@ -94,3 +94,31 @@ def test_an_empty_answer_is_given_and_a_null_or_missing_one_is_not(tmp_path):
     assert ds.has_answers
     out = write_dataset(ds.items, tmp_path / "q.parquet")  # parquet keeps "" apart from null
     assert [i.answer for i in load_dataset(out).items] == ["", None, None, "x"]
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("q.csv", "question,relevant_sources\r\nA?,a.md\r\n"),  # Excel's "CSV UTF-8": a BOM and CRLF
+        ("q.jsonl", json.dumps({"question": "A?", "relevant_sources": ["a.md"]}) + "\n"),
+    ],
+)
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path, name, content):
+    """A CSV saved by Excel starts with a BOM: "no 'question' column (columns: \\ufeffquestion)"; a JSONL file with
+    one: "line 1 is not valid JSON"."""
+    p = tmp_path / name
+    p.write_bytes(b"\xef\xbb\xbf" + content.encode())
+    ds = load_dataset(p)
+    assert [(i.question, i.relevant_sources) for i in ds.items] == [("A?", ["a.md"])]
+
+
+def test_a_ratings_file_and_a_models_file_with_a_byte_order_mark(tmp_path):
+    from llmops_cli.core.eval.human import read_ratings_file
+    from llmops_cli.core.eval.matrix import read_models_file
+
+    r = tmp_path / "r.csv"
+    r.write_bytes(b"\xef\xbb\xbfrun_id,item_id,rater,criterion,score\r\n1,a,ana,relevance,4\r\n")
+    assert read_ratings_file(r)[0]["run_id"] == 1
+    m = tmp_path / "models.txt"
+    m.write_bytes(b"\xef\xbb\xbfopenai/a\nopenai/b\n")
+    assert read_models_file(m) == ["openai/a", "openai/b"]

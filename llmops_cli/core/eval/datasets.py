@@ -121,7 +121,7 @@ def _read_records(p: Path, fmt: str) -> list[dict[str, Any]]:
     if fmt == "jsonl":
         out: list[dict[str, Any]] = []
         try:
-            lines = p.read_text(encoding="utf-8").splitlines()
+            lines = p.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise InputError(f"question set {p} cannot be read: {e}") from None
         for n, line in enumerate(lines, start=1):
@@ -141,7 +141,7 @@ def _read_records(p: Path, fmt: str) -> list[dict[str, Any]]:
         import csv
 
         try:
-            with p.open(newline="", encoding="utf-8") as f:
+            with p.open(newline="", encoding="utf-8-sig") as f:
                 return [{k.strip(): v for k, v in row.items() if k is not None} for row in csv.DictReader(f)]
         except (OSError, UnicodeDecodeError, csv.Error) as e:
             raise InputError(f"question set {p} cannot be read as CSV: {e}") from None

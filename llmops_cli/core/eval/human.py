@@ -108,10 +108,10 @@ def read_ratings_file(path: str | Path) -> list[dict[str, Any]]:
         raise InputError(f"ratings file {p} not found", hint="a .csv or .jsonl of run_id,item_id,rater,criterion,score")
     try:
         if p.suffix.lower() == ".csv":
-            with p.open(newline="", encoding="utf-8") as f:
+            with p.open(newline="", encoding="utf-8-sig") as f:
                 raw = list(csv.DictReader(f))
         elif p.suffix.lower() in (".jsonl", ".json"):
-            raw = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+            raw = [json.loads(line) for line in p.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
         else:
             raise InputError(f"ratings file {p}: unknown format", hint="use .csv or .jsonl")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

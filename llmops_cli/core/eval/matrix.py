@@ -56,7 +56,7 @@ def read_models_file(path: str | Path) -> list[str]:
     """Model names, one a line; blank lines and ``#`` comments ignored."""
     p = Path(path)
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = p.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"models file {p} cannot be read: {e}", hint="one model name a line") from None
     models = [line.split("#", 1)[0].strip() for line in lines]
