@@ -122,3 +122,20 @@ def test_a_ratings_file_and_a_models_file_with_a_byte_order_mark(tmp_path):
     m = tmp_path / "models.txt"
     m.write_bytes(b"\xef\xbb\xbfopenai/a\nopenai/b\n")
     assert read_models_file(m) == ["openai/a", "openai/b"]
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ('{"run_id": 1}\nnot json\n', "line 2 is not valid JSON"),  # was "line 1 column 1 (char 0)"
+        ('{"run_id": 1}\n\n[1, 2]\n', "line 3 is not a JSON object"),  # was an AttributeError (internal error)
+    ],
+)
+def test_a_bad_line_of_a_ratings_file_is_named(tmp_path, content, needle):
+    from llmops_cli.core.eval.human import read_ratings_file
+
+    p = tmp_path / "r.jsonl"
+    p.write_text(content)
+    with pytest.raises(InputError, match=needle) as e:
+        read_ratings_file(p)
+    assert e.value.exit_code == ExitCode.USAGE

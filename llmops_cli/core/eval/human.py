@@ -111,7 +111,18 @@ def read_ratings_file(path: str | Path) -> list[dict[str, Any]]:
             with p.open(newline="", encoding="utf-8-sig") as f:
                 raw = list(csv.DictReader(f))
         elif p.suffix.lower() in (".jsonl", ".json"):
-            raw = [json.loads(line) for line in p.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+            raw = []
+            for n, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    raw.append(json.loads(line))
+                except json.JSONDecodeError as e:  # json's own "line 1 column 1" is of the one line it was given
+                    raise InputError(
+                        f"ratings file {p} line {n} is not valid JSON: {e.msg}", hint="one JSON object a line"
+                    ) from None
+                if not isinstance(raw[-1], dict):
+                    raise InputError(f"ratings file {p} line {n} is not a JSON object", hint="one JSON object a line")
         else:
             raise InputError(f"ratings file {p}: unknown format", hint="use .csv or .jsonl")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
