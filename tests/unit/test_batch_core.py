@@ -525,6 +525,24 @@ def test_outputs_are_replaced_atomically(tmp_path, fast_backoff, monkeypatch):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left behind
 
 
+def test_openai_request_rows_name_the_row_that_is_not_a_request(tmp_path):
+    # before: one row without custom_id made the whole file "not in the OpenAI Batch format" ("no prompt")
+    def req(cid):
+        return {"custom_id": cid, "body": {"messages": [{"role": "user", "content": "hi"}]}}
+
+    no_cid = {k: v for k, v in req("b").items() if k != "custom_id"}
+    for rows, match in (
+        ([req("a"), no_cid], "row 2 is not an OpenAI Batch request: it has no custom_id"),
+        ([req("a"), {**req("b"), "body": "hi"}], "row 2 is not an OpenAI Batch request: it has a body that is a str"),
+        ([{"id": 1, "body": "an e-mail"}], "no prompt"),  # a table with a "body" column: the prompt is missing
+    ):
+        write_rows(tmp_path / "req.jsonl", rows)
+        with pytest.raises(InputError, match=match):
+            prepare(tmp_path / "req.jsonl", BatchOptions(model="fake/model"), tmp_path / "data")
+    write_rows(tmp_path / "req.jsonl", [req("a"), req("b")])
+    assert prepare(tmp_path / "req.jsonl", BatchOptions(model="fake/model"), tmp_path / "data").openai_format
+
+
 def test_an_output_that_cannot_be_written_is_refused_before_any_call(tmp_path):
     # before: the whole batch was asked and paid for, then an internal error (IsADirectoryError) at the end
     _input(tmp_path)

@@ -171,6 +171,24 @@ def _check_writable(path: Path, what: str) -> None:
         )
 
 
+def _check_request_rows(rows: list[dict[str, Any]]) -> None:
+    """Rows meant as OpenAI Batch requests (the first has a ``custom_id`` or a body object) of which one is not:
+    name it, rather than say the file is not in the request format at all."""
+    if not ("custom_id" in rows[0] or isinstance(rows[0].get("body"), dict)):  # a CSV "body" column is text
+        return
+    for n, r in enumerate(rows, 1):
+        missing = [k for k in ("custom_id", "body") if k not in r]
+        if missing or not isinstance(r["body"], dict):
+            what = (
+                f"has no {' and no '.join(missing)}" if missing else f"has a body that is a {type(r['body']).__name__}"
+            )
+            raise InputError(
+                f"row {n} is not an OpenAI Batch request: it {what}",
+                hint='every row needs a custom_id and a body object ({"messages": [...]}), '
+                "or pass --prompt-text 'Summarise: {text}' to fill a prompt from columns",
+            )
+
+
 def prepare(input_path: str | Path, opts: BatchOptions, data_path: Path) -> BatchPlan:
     """Read the input and build the requests; validates everything before any call is made."""
     # the readers, the engine and its parts are imported where used: `llmops --help` imports this module
@@ -183,6 +201,8 @@ def prepare(input_path: str | Path, opts: BatchOptions, data_path: Path) -> Batc
     if opts.limit:
         rows = rows[: opts.limit]
     openai_format = is_openai_batch_rows(rows) and not (opts.template or opts.prompt)
+    if not openai_format and not (opts.template or opts.prompt):
+        _check_request_rows(rows)
     template, prompt_ref = (None, None) if openai_format else load_batch_prompt(opts.template, opts.prompt, opts.system)
     schema = load_schema(opts.schema) if opts.schema else None
     params: dict[str, Any] = {}
