@@ -164,3 +164,18 @@ def test_a_rejected_state_database_login_keeps_the_drivers_reason_readable_throu
     assert "rejected the credentials (connection failed: FATAL: password authentication failed" in redact_secrets(
         e.message
     )
+
+
+def test_a_copy_ended_by_a_lost_connection_leaves_no_stray_driver_warning_on_stderr(tmp_path):
+    # a server killed mid-ingest printed "error ignored terminating <psycopg.Copy [BAD] at 0x...>: the connection is
+    # lost" (psycopg's WARNING, through Python's last-resort handler) above the one error line
+    pytest.importorskip("psycopg")
+    import logging
+
+    port = _closed_port()
+    try:
+        with pytest.raises(UnreachableError):
+            open_store(StoreSettings(url=f"postgresql://u@127.0.0.1:{port}/db"), tmp_path / "chroma")
+        assert not logging.getLogger("psycopg").isEnabledFor(logging.WARNING)
+    finally:
+        logging.getLogger("psycopg").setLevel(logging.NOTSET)

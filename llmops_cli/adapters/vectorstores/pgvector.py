@@ -25,6 +25,7 @@ are UnreachableError (exit 7) naming store.url with its password masked.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -130,6 +131,10 @@ class PgVectorStore(VectorStore):
 
         from llmops_cli.adapters.state.postgres import libpq_url
 
+        # psycopg logs a WARNING "error ignored terminating <psycopg.Copy [BAD] at 0x...>" when a COPY ends on a lost
+        # connection; the error itself is raised and reported as one line (exit 7), and Python's last-resort handler
+        # printed the warning above it as a stray line
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
         conn = psycopg.connect(libpq_url(self.url), autocommit=True, connect_timeout=int(self._connect_timeout))
         self._vector_ready = False
         self._register_vector(conn)
