@@ -1,6 +1,7 @@
 """`llmops eval` in-process on question sets that carry their own answers (no retriever, no LLM needed)."""
 
 import json
+import re
 import sqlite3
 
 import click
@@ -82,6 +83,16 @@ def test_dataset_routes_to_run_and_prints_one_json_document(project, capsys):
     assert doc["dataset"]["rows"] == 3 and len(doc["config_hash"]) == 16
     assert doc["by_tag"]["core"]["token_f1"] == pytest.approx((1 + 2 / 3) / 2)  # rows a and b
     assert doc["by_tag"]["sched"]["token_f1"] == pytest.approx(2 / 3)
+    # docs/json.md names the document's keys (it promised a "report location" there is not)
+    from pathlib import Path
+
+    row = next(
+        ln
+        for ln in (Path(__file__).resolve().parents[2] / "docs" / "json.md").read_text().splitlines()
+        if ln.startswith("| `eval run` | the report")
+    )
+    named = re.findall(r"`([a-z_]+)`", row.split(";")[0])
+    assert named and not [k for k in named if k not in doc], named
 
 
 def test_gate_failure_exits_4_after_printing(project, capsys):
