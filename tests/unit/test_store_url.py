@@ -179,3 +179,27 @@ def test_a_copy_ended_by_a_lost_connection_leaves_no_stray_driver_warning_on_std
         assert not logging.getLogger("psycopg").isEnabledFor(logging.WARNING)
     finally:
         logging.getLogger("psycopg").setLevel(logging.NOTSET)
+
+
+def test_no_pgvector_extension_is_one_error_line_with_the_fix_in_the_hint():
+    # the server's two-line message (its "HINT:  Must be superuser..." line) ended up inside the error line
+    from contextlib import nullcontext
+
+    from llmops_cli.adapters.vectorstores.pgvector import PgVectorStore
+
+    class Conn:
+        def transaction(self):
+            return nullcontext()
+
+        def execute(self, sql, args=()):
+            if sql.startswith("CREATE EXTENSION"):
+                raise RuntimeError(
+                    'permission denied to create extension "vector"\nHINT:  Must be superuser to create it.'
+                )
+            return type("R", (), {"fetchone": lambda self: None})()
+
+    store = PgVectorStore("postgresql://app:pw-secret@db/app")
+    with pytest.raises(StoreError) as e:
+        store._ensure_schema(Conn())
+    assert "\n" not in e.value.message and 'permission denied to create extension "vector"' in e.value.message
+    assert "pw-secret" not in e.value.message and "superuser" in e.value.hint

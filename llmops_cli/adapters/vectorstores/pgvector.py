@@ -232,8 +232,9 @@ class PgVectorStore(VectorStore):
                 try:
                     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
                 except Exception as e:  # noqa: BLE001 - any failure here means: no pgvector to use
+                    why = _first_line(mask_url_password(str(e)))  # the server's own HINT line is our hint
                     raise StoreError(
-                        f"PostgreSQL at {self.where} has no pgvector extension and it cannot be created here ({e})",
+                        f"PostgreSQL at {self.where} has no pgvector extension and it cannot be created here ({why})",
                         hint="install pgvector on the server and run CREATE EXTENSION vector as a superuser",
                     ) from None
             conn.execute(_SCHEMA)
