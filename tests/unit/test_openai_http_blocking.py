@@ -190,3 +190,23 @@ def test_with_no_key_configured_the_key_comes_from_openai_api_key_as_litellm_tak
         MSG
     )
     assert [r.authorized for r in server.records()] == [True, False]  # neither configured nor in the environment
+
+
+def test_credentials_in_the_endpoint_url_beside_a_key_work_for_async_calls_as_for_blocking_ones(server):
+    # before: aiohttp raised "Cannot combine AUTHORIZATION header with ... credentials encoded in URL" (batch died
+    # with an internal error, while ask, on the blocking client, answered)
+    import asyncio
+
+    server.responder = lambda body: "ok"
+    base = server.base_url.replace("http://", "http://user:pw@")
+    llm = _client(base)
+    assert llm.complete(MSG).text == "ok"
+
+    async def both():
+        try:
+            return (await llm.acomplete(MSG)).text
+        finally:
+            await llm.aclose()
+
+    assert asyncio.run(both()) == "ok"
+    assert [r.authorized for r in server.records()] == [True, True]

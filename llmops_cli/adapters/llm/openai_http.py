@@ -58,6 +58,14 @@ class OpenAIHTTP(ConfiguredLLM):
         self._session: Any = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
         parts = urlsplit(self.url)
+        # the blocking client sends the key alone (never a URL's user:password@); aiohttp refuses a URL with
+        # credentials beside an Authorization header (ValueError: batch died with an internal error), so it too
+        # posts to the URL without them when there is a key
+        self._async_url = (
+            parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+            if self._api_key and "@" in parts.netloc
+            else self.url
+        )
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "localhost"
         self._port = parts.port
@@ -310,7 +318,7 @@ class OpenAIHTTP(ConfiguredLLM):
         where = self._where()
         try:
             async with session.post(
-                self.url, data=json.dumps(body), timeout=aiohttp.ClientTimeout(total=timeout)
+                self._async_url, data=json.dumps(body), timeout=aiohttp.ClientTimeout(total=timeout)
             ) as resp:
                 raw = await resp.read()
                 status = resp.status
