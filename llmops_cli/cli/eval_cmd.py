@@ -816,6 +816,17 @@ def _rate_in_terminal(out: Output, tasks: list[dict], rubric: list[str], rater: 
     optional comment; each question's ratings are stored as soon as it is done."""
     import click
 
+    def ask(text: str) -> str | None:
+        """The reply; None at the end of input (Ctrl-D, a closed pipe), which quits as q does. Ctrl-C at the
+        prompt is an interruption (exit 130), not click's Abort (an internal error here)."""
+        try:
+            return click.prompt(text, default="", show_default=False, err=True)
+        except click.exceptions.Abort as e:
+            if isinstance(e.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            click.echo("", err=True)
+            return None
+
     total = 0
     for n, task in enumerate(tasks, start=1):
         click.echo(f"\n[{n}/{len(tasks)}] {task['question']}", err=True)
@@ -824,9 +835,8 @@ def _rate_in_terminal(out: Output, tasks: list[dict], rubric: list[str], rater: 
         batch = []
         for a in task["answers"]:
             for c in rubric:
-                raw = click.prompt(
-                    f"  {a['letter']} {c} (1-5, Enter skips, q quits)", default="", show_default=False, err=True
-                ).strip()
+                raw = ask(f"  {a['letter']} {c} (1-5, Enter skips, q quits)")
+                raw = "q" if raw is None else raw.strip()
                 if raw.lower() == "q":
                     return total + (store(batch) if batch else 0)
                 if not raw:
@@ -843,7 +853,9 @@ def _rate_in_terminal(out: Output, tasks: list[dict], rubric: list[str], rater: 
                         "score": int(raw),
                     }
                 )
-            comment = click.prompt(f"  {a['letter']} comment (optional)", default="", show_default=False, err=True)
+            comment = ask(f"  {a['letter']} comment (optional)")
+            if comment is None:
+                return total + (store(batch) if batch else 0)
             if comment.strip():
                 for r in batch:
                     if r["run_id"] == a["run_id"]:

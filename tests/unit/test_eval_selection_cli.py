@@ -247,3 +247,29 @@ def test_a_matrix_rank_by_typo_fails_before_any_work(project, capsys):
     code, _, err = invoke(capsys, *args, "--rank-by", "exact_mach")
     assert code == 2 and "--rank-by exact_mach" in err and "did you mean exact_match" in err, err
     assert llm.history == [] and not (tmp / ".llmops" / "eval" / "runs.sqlite").exists()
+
+
+def test_rating_in_the_terminal_stops_at_end_of_input_and_ctrl_c_is_an_interruption(project, capsys, monkeypatch):
+    """Ctrl-D (or a closed stdin) at a rating prompt was "internal error: Abort" (exit 1): click's Abort is not
+    Typer's. End of input now quits as q does (what was rated is kept); Ctrl-C is an interruption (exit 130)."""
+    code, single, err = run_json(capsys, "qs.jsonl", "--collection", "docs", "-m", "exact_match")
+    assert code == 0, err
+    run = str(single["run_id"])
+    replies = iter(["5", "fine"])  # question a: relevance 5, a comment; then the input ends
+
+    def reply(prompt=""):
+        try:
+            return next(replies)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr("click.termui.visible_prompt_func", reply)
+    code, rated, err = run_json(capsys, "rate", run, "--rater", "ana", "--criteria", "relevance")
+    assert code == 0 and rated["stored"] == 1, err
+
+    def interrupt(prompt=""):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("click.termui.visible_prompt_func", interrupt)
+    code, _, err = invoke(capsys, "rate", run, "--rater", "bo", "--criteria", "relevance")
+    assert code == 130 and "Abort" not in err, err  # app.main() adds "interrupted; work already written is kept"
