@@ -111,7 +111,17 @@ def _store(s: Settings, loaded: LoadedSettings, timeout: float) -> Check:
     if not (s.store.url or s.store.host) and not s.store_path.exists():
         return Check("store", "ok", f"{where}: none yet", "llmops ingest PATH creates it")
     with workspace(s) as ws:
-        names = ws.store(read_only=True).list_collections()
+        store = ws.store(read_only=True)
+        names = store.list_collections()
+        # PostgreSQL without pgvector (or without the right to enable it) lists fine, and the first ingest fails
+        no_vectors = store.vector_problem() if hasattr(store, "vector_problem") else None
+    if no_vectors:
+        return Check(
+            "store",
+            "fail",
+            f"{where}: {no_vectors}",
+            "install pgvector on the server and run CREATE EXTENSION vector in that database as a superuser",
+        )
     shown = ", ".join(sorted(names)[:5]) + (f", +{len(names) - 5} more" if len(names) > 5 else "")
     detail = f"{where}: {len(names)} collection(s)" + (f" ({shown})" if names else "")
     if names and s.store.collection not in names:

@@ -203,3 +203,44 @@ def test_no_pgvector_extension_is_one_error_line_with_the_fix_in_the_hint():
         store._ensure_schema(Conn())
     assert "\n" not in e.value.message and 'permission denied to create extension "vector"' in e.value.message
     assert "pw-secret" not in e.value.message and "superuser" in e.value.hint
+
+
+@pytest.mark.parametrize(
+    "row, problem",
+    [
+        ((None, None, None), "not installed on this PostgreSQL server"),
+        ((False, False, True), "this user may not enable it"),  # pgvector is not a trusted extension
+        ((False, True, False), None),  # a superuser: the first write enables it
+        ((True, False, True), None),  # trusted, and CREATE on the database
+    ],
+)
+def test_doctor_learns_that_the_first_ingest_would_fail_for_want_of_pgvector(row, problem):
+    # doctor said "ok store ...: 0 collection(s)" and the first ingest failed: no pgvector to enable
+    from contextlib import contextmanager
+
+    from llmops_cli.adapters.vectorstores.pgvector import PgVectorStore
+
+    class Conn:
+        def execute(self, sql, args=()):
+            one = None if "pg_extension" in sql else row
+            return type("R", (), {"fetchone": lambda self: one})()
+
+    store = PgVectorStore("postgresql://app:pw@db/app")
+    store._db = contextmanager(lambda: (yield Conn()))
+    found = store.vector_problem()
+    assert found is None if problem is None else problem in found
+
+
+def test_doctor_fails_the_store_check_when_pgvector_cannot_be_enabled(monkeypatch, capsys):
+    import json
+
+    from tests.support.fakes import MemoryStore, use_fake_workspaces
+    from tests.unit.test_machine_contract import run
+
+    use_fake_workspaces(monkeypatch)
+    monkeypatch.setattr(MemoryStore, "vector_problem", lambda self: "pgvector is not enabled", raising=False)
+    env = {"LLMOPS_STORE_URL": "postgresql://app:pw-secret@db/app"}
+    code, out, _ = run(monkeypatch, capsys, "doctor", "--timeout", "1", "--json", env=env)
+    store = {c["name"]: c for c in json.loads(out)["checks"]}["store"]
+    assert code == 1 and store["status"] == "fail" and "pgvector is not enabled" in store["detail"]
+    assert "CREATE EXTENSION vector" in store["fix"] and "pw-secret" not in out

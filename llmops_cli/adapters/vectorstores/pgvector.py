@@ -294,6 +294,23 @@ class PgVectorStore(VectorStore):
             )
             write_steps.step("collection metadata")
 
+    def vector_problem(self) -> str | None:
+        """Why the first write would fail for want of pgvector (``llmops doctor`` reads, creates nothing), or None:
+        the extension is enabled in this database, or this user may enable it (the first write does)."""
+        with self._db() as conn:
+            if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is not None:
+                return None
+            available, superuser, may_create = conn.execute(
+                "SELECT bool_or(trusted), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), "
+                "has_database_privilege(current_database(), 'CREATE') "
+                "FROM pg_available_extension_versions WHERE name = 'vector'"
+            ).fetchone()
+        if available is None:
+            return "the pgvector extension is not installed on this PostgreSQL server"
+        if superuser or (available and may_create):
+            return None
+        return "pgvector is not enabled in this database, and this user may not enable it"
+
     def list_collections(self) -> list[str]:
         with self._db() as conn:
             if not self._has_schema(conn):
