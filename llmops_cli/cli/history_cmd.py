@@ -52,6 +52,10 @@ def history(
     if json_out:
         out.json({"answers": [{**r.to_dict(), **flags[r.id]} for r in rows]})
         return
+    if not rows and (kind or collection):  # the log may hold others: "none recorded yet" misled
+        where = " ".join([f"of kind {kind}"] * bool(kind) + [f"in collection {collection!r}"] * bool(collection))
+        out.info(f"no answers {where}: llmops history without --kind/--collection lists every answer")
+        return
     if not rows:
         out.info("no answers recorded yet: run llmops ask QUESTION")
         return

@@ -200,6 +200,11 @@ def test_history_on_an_empty_log(tmp_path, monkeypatch, capsys):
     assert ok_json(capsys, "history") == {"schema_version": 1, "answers": []}
     code, _, err = invoke(capsys, "history")
     assert code == 0 and "no answers recorded yet" in err
+    # a filter that matches nothing says so (the log may hold other answers), not "none recorded yet"
+    code, _, err = invoke(capsys, "history", "--kind", "batch", "--collection", "nope")
+    assert code == 0 and "no answers of kind batch in collection 'nope'" in err
+    code, _, err = invoke(capsys, "history", "--collection", "nope")
+    assert "no answers in collection 'nope': llmops history without --kind/--collection" in err
 
 
 def _no_llm_hint(tmp_path, monkeypatch, *args) -> str:
