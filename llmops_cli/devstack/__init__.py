@@ -40,9 +40,14 @@ def read_state(folder: Path) -> dict[str, Any] | None:
 
 
 def write_state(folder: Path, state: dict[str, Any]) -> None:
+    """Record a server's state; private (mode 0600), like the secret files: PostgreSQL's holds its password."""
+    import os
+
     path = Path(folder) / STATE_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(json.dumps(state, indent=2))
     tmp.replace(path)
 
 

@@ -105,3 +105,17 @@ def test_state_round_trip_keeps_the_workers(tmp_path):
     assert back is not None and back.same_setup(af) and back.worker("127.0.0.2").home == tmp_path / "w1" / "home"
     assert back.components() == ["api-server", "scheduler", "dag-processor", "worker-1", "worker-1-logs"]
     assert (tmp_path / local_airflow.STATE_FILE).stat().st_mode & 0o077 == 0
+
+
+def test_a_servers_recorded_state_is_private_it_may_hold_the_postgres_password(tmp_path):
+    # postgres.start records its password in devstack.json; the file was world-readable (0644) beside the 0600
+    # postgres.password it copies
+    from llmops_cli.devstack import read_state, write_state
+
+    (tmp_path / "devstack.json").write_text("{}")
+    (tmp_path / "devstack.json").chmod(0o644)  # one written before: replaced by a private one
+    write_state(tmp_path, {"kind": "postgres", "password": "pw-secret", "port": 5})
+    assert (tmp_path / "devstack.json").stat().st_mode & 0o777 == 0o600
+    assert read_state(tmp_path) == {"kind": "postgres", "password": "pw-secret", "port": 5}
+    write_state(tmp_path, {"kind": "postgres", "port": 6})
+    assert read_state(tmp_path)["port"] == 6 and (tmp_path / "devstack.json").stat().st_mode & 0o777 == 0o600
