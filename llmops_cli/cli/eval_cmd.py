@@ -402,6 +402,8 @@ def _print_report(out, report, worst: int) -> None:
         out.table(["perturbation", "metric", "original", "perturbed", "delta"], rrows, title="Robustness")
     if report.comparison:
         c = report.comparison
+        if not c.get("same_dataset", True):  # e.g. --baseline latest after a sweep or a run of another set
+            out.warn("the baseline's question set differs from this one (dataset hashes differ): rows are paired by id")
         out.table(
             ["metric", "base", "new", "delta", "rows base/new/both", "status"],
             _comparison_rows(c),

@@ -147,7 +147,9 @@ def test_runs_compare_and_baseline(project, capsys):
     # a report file works as either side
     code, out, _ = invoke(capsys, "compare", "2", "first.json", "--fail-on-regression")
     assert code == 0 and "improved" in out
-    code, out, _ = invoke(capsys, "qs.jsonl", "-m", "token_f1", "--baseline", "first.json", "--no-record")
+    code, out, err = invoke(capsys, "qs.jsonl", "-m", "token_f1", "--baseline", "first.json", "--no-record")
+    # the file changed since the baseline: said, as `eval compare` says it (it was silent)
+    assert "the baseline's question set differs from this one" in err
     assert code == 0 and "3/3/3" in next(
         line for line in out.splitlines() if "token_f1" in line and "regressed" in line
     )
