@@ -119,6 +119,7 @@ def test_generate_that_writes_nothing_does_not_say_it_wrote(project, capsys, mon
     code, out, err = invoke(capsys, "generate", "--collection", "docs", "--count", "2", "-o", "gen.jsonl")
     assert code == 1 and "no question could be written" in err
     assert "wrote" not in out + err and (project / "gen.jsonl").read_text() == "older\n"
+    assert "reply is not JSON" in err and "judge" not in err  # no judge in generate: the question writer's reply
 
 
 def test_a_metric_that_got_no_value_stays_in_the_summary(project, capsys, monkeypatch):

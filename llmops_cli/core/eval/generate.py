@@ -83,7 +83,7 @@ async def generate_questions(
 
     def parse(text: str) -> GeneratedQuestion:
         try:
-            return GeneratedQuestion.model_validate(_extract_json(text))
+            return GeneratedQuestion.model_validate(_extract_json(text, "reply"))  # the question writer's, no judge
         except ValidationError as e:
             raise JudgeParseError(f"reply does not match {{question, answer}}: {e.errors()[0]['msg']}") from None
 

@@ -124,7 +124,7 @@ def build_messages(metric: str, item: JudgeInput) -> list[dict[str, str]]:
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
 
 
-def _extract_json(text: str) -> Any:
+def _extract_json(text: str, what: str = "judge reply") -> Any:
     s = _FENCE.sub("", text.strip()).strip()
     try:
         return json.loads(s)
@@ -136,7 +136,7 @@ def _extract_json(text: str) -> Any:
             return json.loads(s[start : end + 1])
         except json.JSONDecodeError:
             pass
-    raise JudgeParseError(f"judge reply is not JSON: {text.strip()[:80]!r}")
+    raise JudgeParseError(f"{what} is not JSON: {text.strip()[:80]!r}")
 
 
 def parse_verdict(metric: str, text: str) -> tuple[float, str]:
