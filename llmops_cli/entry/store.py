@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmops_cli.core.collection_meta import check_collection_name, describe_metadata
+from llmops_cli.core.collection_meta import check_collection_name, collection_name_problem, describe_metadata
 from llmops_cli.core.redaction import mask_url_password
 from llmops_cli.errors import InputError, NotFoundError, UsageError
 
@@ -105,7 +105,14 @@ def collections(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def delete_collection(ws: Workspace, name: str) -> None:
-    """Delete a collection, its source ledger and its lexical index, under the store's write lock."""
+    """Delete a collection, its source ledger and its lexical index, under the store's write lock. A name the
+    collections cannot have (``docs__sources``: the ledger of ``docs``) is refused, not deleted."""
+    problem = collection_name_problem(name)
+    if problem is not None:  # no "did you mean": the likely guess, docs for docs__sources, is not to be deleted
+        raise UsageError(
+            f"collection name {name!r} is invalid: {problem}",
+            hint="llmops collections list shows the collections; a collection's source records go with it",
+        )
     with ws.write_lock():
         store = ws.store()
         collection_meta(store, name)

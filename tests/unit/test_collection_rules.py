@@ -93,3 +93,20 @@ def test_read_only_commands_create_no_state(tmp_path):
         assert r.returncode == code, (args, r.stderr)
         assert list(tmp_path.iterdir()) == [], f"llmops {' '.join(args)} created {list(tmp_path.rglob('*'))}"
     assert json.loads(_llmops("collections", "list", "--json", cwd=tmp_path).stdout)["collections"] == []
+
+
+def test_collections_delete_refuses_a_ledger_name_instead_of_damaging_its_collection(tmp_path, monkeypatch):
+    # `collections delete docs__sources --yes` deleted the (hidden) source ledger of docs: verify then said DAMAGED,
+    # every chunk an orphan
+    from llmops_cli.entry.store import delete_collection
+    from llmops_cli.settings import load_settings
+    from tests.support.fakes import FakeWorkspace
+
+    monkeypatch.chdir(tmp_path)
+    ws = FakeWorkspace(load_settings(None, environ={}).settings)
+    deleted: list[str] = []
+    monkeypatch.setattr(ws.fake_store, "delete_collection", deleted.append)
+    with pytest.raises(UsageError) as e:
+        delete_collection(ws, "docs__sources")
+    assert e.value.exit_code == 2 and "reserved" in e.value.message and deleted == []
+    assert "collections delete docs" not in (e.value.hint or "")  # no suggestion to delete the collection itself
