@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core import tracing
-from llmops_cli.errors import UsageError
+from llmops_cli.errors import LlmopsError, UsageError
 
 if TYPE_CHECKING:
     from llmops_cli.core.feedback.log import AnswerLog
@@ -104,6 +104,17 @@ def plan_review(
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
+# (the feedback setting in use, the words of the LLM clients' hints, the judge's own setting in their place)
+_JUDGE_SETTINGS = (
+    (
+        "judge_api_base",
+        "llm.api_base (LLMOPS_LLM_API_BASE)",
+        "feedback.judge_api_base (LLMOPS_FEEDBACK_JUDGE_API_BASE)",
+    ),
+    ("judge_api_key", "llm.api_key, LLMOPS_LLM_API_KEY", "feedback.judge_api_key, LLMOPS_FEEDBACK_JUDGE_API_KEY"),
+)
+
+
 @tracing.traced("llmops feedback review")
 def review(
     ws: Workspace,
@@ -151,14 +162,20 @@ def review(
 
     if progress:
         progress("review", 0, len(todo))
-    report = review_answers(
-        log,
-        llm,
-        todo,
-        context=context,
-        concurrency=f.review_concurrency,
-        progress=(lambda done, total: progress("review", done, total)) if progress else None,
-    )
+    try:
+        report = review_answers(
+            log,
+            llm,
+            todo,
+            context=context,
+            concurrency=f.review_concurrency,
+            progress=(lambda done, total: progress("review", done, total)) if progress else None,
+        )
+    except LlmopsError as e:  # the LLM clients' hints name the answering model's settings, not the judge's
+        for used, name, judge_name in _JUDGE_SETTINGS:
+            if getattr(f, used) and e.hint:
+                e.hint = e.hint.replace(name, judge_name)
+        raise
     _evaluation_events(log, report.reviewed)
     out = report.to_dict()
     out["judge_model"] = llm.model

@@ -260,6 +260,38 @@ def test_the_judge_can_have_its_own_endpoint(project, capsys, monkeypatch):
     assert seen == [("judge/big", "http://127.0.0.1:9/v1", "sk-judge-key-000000000000")] and judge.calls == ["judge"]
 
 
+def test_a_judge_on_its_own_endpoint_that_fails_names_the_judge_s_settings_in_the_hint(project, capsys, monkeypatch):
+    # before: "check llm.api_base (LLMOPS_LLM_API_BASE)": the answering model's setting, which was fine
+    from llmops_cli.core.ports import LLMAuthError, LLMUnreachableError
+
+    store, _llm = project
+    ok_json(capsys, "ask", Q)
+    for error, code, words in (
+        (
+            LLMUnreachableError(
+                "down", retryable=True, hint="is the server running? check llm.api_base (LLMOPS_LLM_API_BASE)"
+            ),
+            7,
+            "check feedback.judge_api_base (LLMOPS_FEEDBACK_JUDGE_API_BASE)",
+        ),
+        (
+            LLMAuthError("rejected", hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY, or OPENAI_API_KEY)"),
+            8,
+            "set the API key (feedback.judge_api_key, LLMOPS_FEEDBACK_JUDGE_API_KEY, or OPENAI_API_KEY)",
+        ),
+    ):
+
+        class Failing(RoutingLLM):
+            def complete(self, messages, error=error, **params):
+                raise error
+
+        use_fake_workspaces(monkeypatch, store=store, embedder=FakeEmbedder(), llm=Failing())
+        monkeypatch.setenv("LLMOPS_FEEDBACK_JUDGE_API_BASE", "http://127.0.0.1:9/v1")
+        monkeypatch.setenv("LLMOPS_FEEDBACK_JUDGE_API_KEY", "sk-judge-key-000000000000")
+        got, _, _ = invoke(capsys, "feedback", "review")
+        assert got == code and words in error.hint and "llm.api" not in error.hint
+
+
 def test_cache_lookup_opens_the_log_once_and_touches_nothing_else_when_nothing_is_promoted(
     project, capsys, monkeypatch
 ):
