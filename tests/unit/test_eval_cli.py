@@ -189,6 +189,12 @@ def test_output_files(project, capsys):
         (["qs.jsonl", "-m", "correctness"], 2, "need an LLM judge"),
         (["qs.jsonl", "-m", "retrieval"], 2, "needs relevant_sources"),
         (["qs.jsonl", "--perturb", "shouting", "-m", "token_f1"], 2, "unknown perturbation"),
+        # no LLM: paraphrase was dropped without a word (no deltas, exit 0)
+        (
+            ["qs.jsonl", "-m", "token_f1,robustness", "--perturb", "paraphrase"],
+            2,
+            "paraphrase perturbation needs an LLM",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(project, capsys, args, code, needle):

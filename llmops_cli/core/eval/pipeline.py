@@ -72,6 +72,12 @@ def plan_eval(
             "answer metrics need answers: the question set has no 'answer' column and no LLM is configured",
             hint="set llm.model (LLMOPS_LLM_MODEL), add an 'answer' column, or use --metrics retrieval",
         )
+    if "robustness" in chosen and "paraphrase" in perturbations and not judge_model:
+        # it was dropped without a word: the run had no paraphrase deltas and said nothing
+        raise UsageError(
+            "the paraphrase perturbation needs an LLM (it rewords each question) and none is configured",
+            hint="set llm.model (or --judge-model), or choose --perturb typos,casing",
+        )
     needs_judge = bool(judge_model) and (
         any(m in chosen for m in JUDGE_METRICS) or ("robustness" in chosen and "paraphrase" in perturbations)
     )
