@@ -244,3 +244,18 @@ def test_doctor_fails_the_store_check_when_pgvector_cannot_be_enabled(monkeypatc
     store = {c["name"]: c for c in json.loads(out)["checks"]}["store"]
     assert code == 1 and store["status"] == "fail" and "pgvector is not enabled" in store["detail"]
     assert "CREATE EXTENSION vector" in store["fix"] and "pw-secret" not in out
+
+
+def test_a_state_url_whose_search_path_names_no_schema_says_so_with_the_fix():
+    # before: "error: no schema has been selected to create in LINE 1: CREATE TABLE IF NOT EXISTS ..." with no
+    # hint and no mention of state.url (docs/state-database.md suggests ?options=-csearch_path%3Dllmops)
+    psycopg = pytest.importorskip("psycopg")
+    from llmops_cli.adapters.state.postgres import PostgresDB
+
+    db = PostgresDB.__new__(PostgresDB)
+    db.label = "postgresql://u:********@db/x?options=-csearch_path%3Dllmops"
+    e = db._statement_error(psycopg.errors.InvalidSchemaName("no schema has been selected to create in\nLINE 1: ..."))
+    assert "state.url=" in e.message and "has no schema" in e.message and "LINE 1" not in e.message
+    assert "CREATE SCHEMA" in e.hint
+    other = db._statement_error(psycopg.errors.UndefinedTable('relation "x" does not exist'))
+    assert other.message == 'relation "x" does not exist'

@@ -140,7 +140,7 @@ class PostgresDB(LockedConnection):
                     self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (lock,))
                 yield
         except psycopg.Error as e:
-            raise StateError(describe_error(e)) from None
+            raise self._statement_error(e) from None
 
     def table_exists(self, name: str) -> bool:
         return self.query("SELECT to_regclass(?)", (name,))[0][0] is not None
@@ -173,4 +173,14 @@ class PostgresDB(LockedConnection):
                 f"the state database state.url={self.label} went away: {describe_error(e)}",
                 hint="check that PostgreSQL is up; the command can be run again",
             )
-        return StateError(describe_error(e)) if isinstance(e, psycopg.Error) else None
+        return self._statement_error(e) if isinstance(e, psycopg.Error) else None
+
+    def _statement_error(self, e: Exception) -> StateError:
+        if getattr(e, "sqlstate", None) == "3F000":  # invalid_schema_name: search_path names no schema that exists
+            first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+            return StateError(
+                f"the state database state.url={self.label} has no schema to create its tables in ({first})",
+                hint="create the schema that state.url's search_path names (CREATE SCHEMA ...), or leave out "
+                "its ?options=-csearch_path...",
+            )
+        return StateError(describe_error(e))
