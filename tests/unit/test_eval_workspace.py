@@ -129,3 +129,14 @@ def test_a_metric_that_got_no_value_stays_in_the_summary(project, capsys, monkey
     assert code == 3, err
     line = next(x for x in out.splitlines() if "correctness" in x)
     assert "no value" in line and "token_f1" in out
+
+
+def test_a_run_where_every_question_failed_exits_1_as_documented(project, capsys, monkeypatch):
+    """docs/eval-metrics.md's exit-code table had no row for it: exit 1, the first error named."""
+    from pathlib import Path
+
+    use_fake_workspaces(monkeypatch, llm=ScriptedLLM(default="I think it is fine."))
+    code, _, err = invoke(capsys, "qs.jsonl", "--metrics", "correctness", "--no-record")
+    assert code == 1 and "every question failed" in err and "not JSON" in err, err
+    table = (Path(__file__).resolve().parents[2] / "docs" / "eval-metrics.md").read_text()
+    assert "| 1 | nothing was measured: every question's answer or judgement failed" in table
