@@ -259,3 +259,28 @@ def test_a_state_url_whose_search_path_names_no_schema_says_so_with_the_fix():
     assert "CREATE SCHEMA" in e.hint
     other = db._statement_error(psycopg.errors.UndefinedTable('relation "x" does not exist'))
     assert other.message == 'relation "x" does not exist'
+
+
+def test_pgvector_outside_the_search_path_is_named_with_the_fix(monkeypatch):
+    # store.url with ?options=-csearch_path%3Dteam (the form state-database.md shows) on a database whose pgvector
+    # lives in public: "PostgreSQL store at ... failed: vector type not found in the database", no hint
+    psycopg = pytest.importorskip("psycopg")
+    import pgvector.psycopg
+
+    from llmops_cli.adapters.vectorstores.pgvector import PgVectorStore
+
+    def missing(conn):
+        raise psycopg.ProgrammingError("vector type not found in the database")
+
+    monkeypatch.setattr(pgvector.psycopg, "register_vector", missing)
+
+    class Conn:
+        def execute(self, sql, args=()):
+            one = ("public",) if "nspname" in sql else (1,)
+            return type("R", (), {"fetchone": lambda self: one})()
+
+    store = PgVectorStore("postgresql://u:pw-secret@db/x?options=-csearch_path%3Dteam")
+    with pytest.raises(StoreError) as e:
+        store._register_vector(Conn())
+    assert "schema 'public'" in e.value.message and "search_path" in e.value.message
+    assert "csearch_path%3DYOURSCHEMA,public" in e.value.hint and "pw-secret" not in e.value.message

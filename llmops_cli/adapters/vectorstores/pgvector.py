@@ -145,9 +145,22 @@ class PgVectorStore(VectorStore):
             return
         if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is None:
             return  # nothing stored here yet; the first write creates the extension, then registers
+        import psycopg
         from pgvector.psycopg import register_vector
 
-        register_vector(conn)
+        try:
+            register_vector(conn)
+        except psycopg.ProgrammingError as e:  # "vector type not found in the database"
+            schema = conn.execute(
+                "SELECT n.nspname FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace "
+                "WHERE x.extname = 'vector'"
+            ).fetchone()
+            where = schema[0] if schema else "public"
+            raise StoreError(
+                f"PostgreSQL at {self.where}: pgvector is installed in schema {where!r}, "
+                f"which the connection's search_path leaves out ({_first_line(str(e))})",
+                hint=f"add it to the search_path in store.url, e.g. ?options=-csearch_path%3DYOURSCHEMA,{where}",
+            ) from None
         self._vector_ready = True
 
     @contextmanager
