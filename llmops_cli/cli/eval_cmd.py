@@ -416,8 +416,7 @@ def _print_report(out, report, worst: int) -> None:
             for r in report.worst(worst)
         ]
         out.table(["id", "question", primary, "errors"], wrows, title=f"Worst questions by {primary}")
-    if report.error_rows:
-        out.warn(f"{report.error_rows} questions had errors")
+    # rows with errors: said once, by the outcome's warning line (entry.eval.outcome)
 
 
 def _comparison_rows(c: dict) -> list[tuple]:

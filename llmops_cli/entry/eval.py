@@ -817,13 +817,16 @@ def outcome(report: EvalReport, *, fail_on_regression: bool = False, baseline: s
             f"every question failed; the first error: {first}",
             hint="fix that and rerun (answers already made are cached)",
         )
+    # a gate or a regression is the exit code's reason; rows with errors are said in the same (one) line
+    errors = f"; {report.error_rows} of {len(report.rows)} questions had errors" if report.error_rows else ""
     if failed := failed_gates(report):
         return Outcome(
             ExitCode.GATE_FAILED,
-            f"quality gate failed: {failed} (the run itself succeeded; improve the metric or adjust --fail-under)",
+            f"quality gate failed: {failed} (the run itself succeeded; improve the metric or adjust --fail-under)"
+            + errors,
         )
     if fail_on_regression and (regressed := _regressed(report.comparison, f" against baseline {baseline}")).message:
-        return regressed
+        return Outcome(regressed.exit_code, regressed.message + errors) if errors else regressed
     if report.error_rows:
         return Outcome(
             ExitCode.PARTIAL,

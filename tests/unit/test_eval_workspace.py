@@ -140,3 +140,15 @@ def test_a_run_where_every_question_failed_exits_1_as_documented(project, capsys
     assert code == 1 and "every question failed" in err and "not JSON" in err, err
     table = (Path(__file__).resolve().parents[2] / "docs" / "eval-metrics.md").read_text()
     assert "| 1 | nothing was measured: every question's answer or judgement failed" in table
+
+
+def test_rows_with_errors_are_said_once_and_also_when_a_gate_fails(project, capsys, monkeypatch):
+    """Two warnings said the same ("3 questions had errors", then "3 of 3 questions had errors; ..."); with a failed
+    gate, the errors are in the gate's one line."""
+    use_fake_workspaces(monkeypatch, llm=ScriptedLLM(default="I think it is fine."))
+    code, _, err = invoke(capsys, "qs.jsonl", "--metrics", "token_f1,correctness", "--no-record", "--worst", "0")
+    assert code == 3 and err.count("questions had errors") == 1, err
+    args = ["qs.jsonl", "--metrics", "token_f1,correctness", "--no-record", "--fail-under", "token_f1=0.9"]
+    code, _, err = invoke(capsys, *args)
+    assert code == 4 and err.count("questions had errors") == 1, err
+    assert "quality gate failed: token_f1" in err and "3 of 3 questions had errors" in err
