@@ -781,7 +781,7 @@ def rate_cmd(
     if from_file:
         ratings = human.read_ratings_file(from_file)
         with workspace(settings) as ws:
-            n = add_ratings(ws, ratings, source=from_file)
+            n = add_ratings(ws, ratings, source=from_file, run=run)
         if out.json_mode:
             out.json({"stored": n})
         else:

@@ -1149,15 +1149,32 @@ def rating_tasks(target: Workspace | Settings, run: str, *, seed: int = 0) -> tu
     return reports, tasks
 
 
-def add_ratings(target: Workspace | Settings, ratings: Sequence[dict[str, Any]], *, source: str | None = None) -> int:
+def add_ratings(
+    target: Workspace | Settings,
+    ratings: Sequence[dict[str, Any]],
+    *,
+    source: str | None = None,
+    run: str | None = None,
+) -> int:
     """Store checked ratings (a rating of the same answer, rater and criterion again replaces the earlier one).
-    Every rating must name a recorded run and a question of it (``source``, a ratings file, names the bad row)."""
+    Every rating must name a recorded run and a question of it (``source``, a ratings file, names the bad row);
+    with ``run`` (what `eval rate RUN --from FILE` rates), that run or a run of its matrix."""
     from llmops_cli.core.eval import human
 
     where = (lambda n: f"{source} row {n}") if source else (lambda n: f"#{n}")
     checked = [human.check_rating(r, where=where(n)) for n, r in enumerate(ratings, start=1)]
     with _opened(target) as ws:
         history = ws.eval_history()
+        if run is not None:
+            rated = {rep.run_id for rep in _runs_to_rate(history, run)}
+            for n, r in enumerate(checked, start=1):
+                if r["run_id"] not in rated:  # it was stored for that other run without a word
+                    raise InputError(
+                        f"rating {where(n)}: run_id {r['run_id']} is not the run being rated "
+                        f"({', '.join(map(str, sorted(rated)))})",
+                        hint=f"fix the file's run_id column, or rate run {r['run_id']}: "
+                        f"llmops eval rate {r['run_id']} --from {source or 'FILE'}",
+                    )
         questions: dict[int, set[str]] = {}
         for run_id in sorted({r["run_id"] for r in checked}):
             history.resolve_id(run_id)

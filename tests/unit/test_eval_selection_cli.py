@@ -273,3 +273,20 @@ def test_rating_in_the_terminal_stops_at_end_of_input_and_ctrl_c_is_an_interrupt
     monkeypatch.setattr("click.termui.visible_prompt_func", interrupt)
     code, _, err = invoke(capsys, "rate", run, "--rater", "bo", "--criteria", "relevance")
     assert code == 130 and "Abort" not in err, err  # app.main() adds "interrupted; work already written is kept"
+
+
+def test_imported_ratings_are_for_the_run_being_rated(project, capsys):
+    """`eval rate RUN --from FILE` ignored RUN: a file of another run's ratings was stored for that other run."""
+    tmp, _ = project
+    runs = []
+    for _ in range(2):
+        code, doc, err = run_json(capsys, "qs.jsonl", "--collection", "docs", "-m", "exact_match")
+        assert code == 0, err
+        runs.append(doc["run_id"])
+    row = {"run_id": runs[0], "item_id": "a", "rater": "ana", "criterion": "relevance", "score": 4}
+    (tmp / "r.jsonl").write_text(json.dumps(row) + "\n")
+    code, _, err = invoke(capsys, "rate", str(runs[1]), "--from", "r.jsonl")
+    assert code == 2 and f"r.jsonl row 1: run_id {runs[0]} is not the run being rated ({runs[1]})" in err, err
+    assert f"llmops eval rate {runs[0]} --from r.jsonl" in err
+    code, stored, err = run_json(capsys, "rate", str(runs[0]), "--from", "r.jsonl")
+    assert code == 0 and stored["stored"] == 1, err
