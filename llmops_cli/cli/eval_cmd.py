@@ -586,6 +586,11 @@ def generate_cmd(
     else:
         if gen.result.items:  # none: nothing was written (an earlier file there is left as it was)
             out.print(f"wrote {len(gen.result.items)} questions from collection {gen.collection} to {output}")
+        if gen.chunks < n:  # one question a chunk: a small collection gives fewer than asked, said
+            out.warn(
+                f"--count {n}: collection {gen.collection} has {gen.chunks} chunks long enough to ask about "
+                "(one question each)"
+            )
         for f in gen.result.failed[:5]:
             out.warn(f"chunk {f['chunk']}: {f['reason']}")
     result = gen.outcome()

@@ -152,3 +152,12 @@ def test_rows_with_errors_are_said_once_and_also_when_a_gate_fails(project, caps
     code, _, err = invoke(capsys, *args)
     assert code == 4 and err.count("questions had errors") == 1, err
     assert "quality gate failed: token_f1" in err and "3 of 3 questions had errors" in err
+
+
+def test_generate_says_when_the_collection_has_fewer_chunks_than_asked(project, capsys, monkeypatch):
+    """--count 5 on a collection of 3 chunks wrote 3 questions and exited 0 without a word about the other 2."""
+    llm = ScriptedLLM(default=json.dumps({"question": "What does it do?", "answer": "It runs tasks."}))
+    use_fake_workspaces(monkeypatch, store=_store(), llm=llm)
+    code, out, err = invoke(capsys, "generate", "--collection", "docs", "--count", "5", "-o", "gen.jsonl")
+    assert code == 0 and "wrote 3 questions" in out, err
+    assert "--count 5: collection docs has 3 chunks long enough to ask about" in err
