@@ -146,6 +146,23 @@ def _config_from_identity(identity: Any, configured: EmbedderSettings) -> dict[s
     return None
 
 
+def check_unrecorded_dimension(store: Any, meta: dict[str, Any] | None, embedder: Embedder, collection: str) -> None:
+    """A collection that records no embedder (made by another tool on a shared Chroma server, say) is written only
+    with vectors of the dimension it holds: Chroma refuses others half-way, after the ledger was written, as an
+    internal error. One stored vector is read (the store's ``read_embeddings``); nothing for an empty collection."""
+    read = getattr(store, "read_embeddings", None)
+    if meta is None or EMBEDDER_KEY in meta or read is None:
+        return
+    first = store.get(collection, limit=1, include_documents=False)
+    vec = read(collection, [first[0].id]).get(first[0].id) if first else None
+    if vec is not None and len(vec) != embedder.dimension:
+        raise UsageError(
+            f"collection {collection!r} holds vectors of {len(vec)} dimensions from an embedder it does not record; "
+            f"{embedder.identity} makes {embedder.dimension}",
+            hint="ingest into another --collection (a collection llmops did not make is best left to its tool)",
+        )
+
+
 def check_embedder(
     meta: dict[str, Any] | None, embedder: Embedder, collection: str, *, searching: bool = False
 ) -> None:

@@ -36,6 +36,7 @@ from llmops_cli.core.collection_meta import (
     GENERATION_KEY,
     INGESTED_AT_KEY,
     check_embedder,
+    check_unrecorded_dimension,
     chunking_record,
 )
 from llmops_cli.core.documents import Chunk, indexed_text
@@ -258,6 +259,7 @@ def ingest(
     sig = signature(opts, embedder)
     meta = store.collection_metadata(opts.collection)
     check_embedder(meta, embedder, opts.collection)
+    check_unrecorded_dimension(store, meta, embedder, opts.collection)
     manifest = store.read_manifest(opts.collection) if meta is not None else {}
     # a collection whose ids follow an older rule is migrated first (renames, no re-embedding), so that planning
     # compares like with like: otherwise every file would look new and its old chunks linger

@@ -110,3 +110,31 @@ def test_collections_delete_refuses_a_ledger_name_instead_of_damaging_its_collec
         delete_collection(ws, "docs__sources")
     assert e.value.exit_code == 2 and "reserved" in e.value.message and deleted == []
     assert "collections delete docs" not in (e.value.hint or "")  # no suggestion to delete the collection itself
+
+
+def test_a_collection_another_tool_made_with_other_vectors_is_refused_before_anything_is_written(tmp_path):
+    # a Chroma collection made by another tool records no embedder: ingest wrote its ledger, then failed with
+    # "internal error: InvalidArgumentError: Collection expecting embedding with dimension of 8, got 384" (exit 1),
+    # and a search failed the same way
+    import chromadb
+    from chromadb.config import Settings
+
+    from llmops_cli.adapters.vectorstores import open_store
+    from llmops_cli.core.collection_meta import check_unrecorded_dimension
+    from llmops_cli.settings import StoreSettings
+    from tests.support.fakes import FakeEmbedder
+
+    client = chromadb.PersistentClient(str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False))
+    col = client.get_or_create_collection("foreign", embedding_function=None)
+    col.upsert(ids=["a"], embeddings=[[0.1] * 8], documents=["hello"], metadatas=[{"source": "x"}])
+    store = open_store(StoreSettings(), tmp_path / "chroma")
+    emb = FakeEmbedder()  # 64 dimensions
+    with pytest.raises(UsageError, match="8 dimensions") as e:
+        check_unrecorded_dimension(store, store.collection_metadata("foreign"), emb, "foreign")
+    assert e.value.exit_code == 2 and "another --collection" in e.value.hint
+    with pytest.raises(UsageError, match="dimension of 8") as e:
+        store.query("foreign", emb.embed_query("hello"), 3)
+    assert "--mode lexical" in e.value.hint
+    col.upsert(ids=["b"], embeddings=[[0.1] * 8], documents=["x"], metadatas=[{"source": "y"}])
+    emb.dimension = 8  # the same size: nothing to refuse
+    check_unrecorded_dimension(store, store.collection_metadata("foreign"), emb, "foreign")

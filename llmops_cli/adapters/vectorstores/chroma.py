@@ -25,7 +25,7 @@ import numpy as np
 from llmops_cli.core import write_steps
 from llmops_cli.core.documents import Hit
 from llmops_cli.core.ports import SourceRecord, VectorStore
-from llmops_cli.errors import NotFoundError, StoreError, UnreachableError
+from llmops_cli.errors import NotFoundError, StoreError, UnreachableError, UsageError
 
 MANIFEST_SUFFIX = "__sources"
 MAX_BATCH = 5000  # Chroma 1.5.9 raises over get_max_batch_size() = 5461
@@ -234,12 +234,21 @@ class ChromaStore(VectorStore):
     def query(self, name, embedding, k, where=None) -> list[Hit]:
         col = self._col(name)
         # no count() first: Chroma 1.5 returns what it has when k exceeds it (an empty list for an empty collection)
-        res = col.query(
-            query_embeddings=[np.asarray(embedding, dtype=np.float32)],
-            n_results=k,
-            where=_where(where),
-            include=["documents", "metadatas", "distances"],
-        )
+        try:
+            res = col.query(
+                query_embeddings=[np.asarray(embedding, dtype=np.float32)],
+                n_results=k,
+                where=_where(where),
+                include=["documents", "metadatas", "distances"],
+            )
+        except Exception as e:
+            # a collection another tool made, with vectors of another size (it records no embedder to check first)
+            if "expecting embedding with dimension" not in str(e):
+                raise
+            raise UsageError(
+                f"collection {name!r} cannot be searched with these query vectors: {str(e).splitlines()[0]}",
+                hint="it was made with another embedder (not recorded in it): --mode lexical still searches its text",
+            ) from None
         hits = []
         for i, cid in enumerate(res["ids"][0]):
             hits.append(
