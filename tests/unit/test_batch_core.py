@@ -543,6 +543,18 @@ def test_openai_request_rows_name_the_row_that_is_not_a_request(tmp_path):
     assert prepare(tmp_path / "req.jsonl", BatchOptions(model="fake/model"), tmp_path / "data").openai_format
 
 
+def test_an_output_whose_errors_file_is_the_input_is_refused_before_the_input_is_emptied(tmp_path):
+    # before: rerunning an errors file (x.errors.jsonl) with -o x.jsonl rewrote the input as the (empty) errors file
+    src = tmp_path / "x.errors.jsonl"
+    write_rows(src, [{"q": "a"}])
+    opts = BatchOptions(model="fake/model", prompt="{q}", output=str(tmp_path / "x.jsonl"))
+    with pytest.raises(UsageError, match="the errors file of --output x.jsonl would be the input file"):
+        prepare(src, opts, tmp_path / "data")
+    assert read_rows(src) == [{"q": "a"}]
+    plan = prepare(src, BatchOptions(model="fake/model", prompt="{q}"), tmp_path / "data")  # the default is safe
+    assert plan.errors_path.name == "x.errors.results.errors.jsonl"
+
+
 def test_an_output_that_cannot_be_written_is_refused_before_any_call(tmp_path):
     # before: the whole batch was asked and paid for, then an internal error (IsADirectoryError) at the end
     _input(tmp_path)

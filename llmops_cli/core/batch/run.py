@@ -225,6 +225,11 @@ def prepare(input_path: str | Path, opts: BatchOptions, data_path: Path) -> Batc
         raise UsageError(f"--output {output} is the input file", hint="write the results to another file")
     table_format(output)
     errors_path = output.with_name(f"{output.stem}.errors.jsonl")
+    if errors_path == src:  # it is always rewritten: the input would be emptied (a rerun of an errors file)
+        raise UsageError(
+            f"the errors file of --output {output.name} would be the input file {src}",
+            hint="pass another --output (its errors file is <output stem>.errors.jsonl, always rewritten)",
+        )
     _check_writable(output, "--output")
     _check_writable(errors_path, "the errors file")
     run_dir = (
