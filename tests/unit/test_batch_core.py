@@ -390,6 +390,8 @@ def test_bad_inputs(tmp_path):
         read_rows(tmp_path / "x.txt") if (tmp_path / "x.txt").write_text("x") else None
     with pytest.raises(InputError, match="does not exist"):
         read_rows(tmp_path / "missing.csv")
+    with pytest.raises(InputError, match="is a folder, not a file"):  # it said "does not exist"
+        read_rows(tmp_path)
     with pytest.raises(UsageError):
         BatchOptions(concurrency=0)
 

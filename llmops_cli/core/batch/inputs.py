@@ -34,6 +34,8 @@ def table_format(path: Path) -> str:
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """All rows of the table, as dicts (CSV values stay strings)."""
     p = Path(path)
+    if p.is_dir():  # "does not exist" misled: it does, as a folder
+        raise InputError(f"input {p} is a folder, not a file", hint="pass a .jsonl, .csv or .parquet file")
     if not p.is_file():
         raise InputError(f"input file {p} does not exist", hint="pass an existing .jsonl, .csv or .parquet file")
     fmt = table_format(p)
