@@ -65,6 +65,7 @@ def init(
         )
         collection = collection or typer.prompt("Default collection", default="docs")
     data = starter_config(llm_model=llm_model, llm_api_base=llm_api_base, store_url=store_url, collection=collection)
+    data, kept_out = without_url_passwords(data)
     text = render_config(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -74,6 +75,16 @@ def init(
         raise ConflictError(
             f"{path} already exists; llmops init never overwrites", hint="edit it, or pass --path"
         ) from None
+    from llmops_cli.settings import env_var_for
+
+    for key in kept_out:
+        section, name = key.split(".")
+        libpq = str(data[section][name]).startswith("postgres")  # libpq reads the password from these too
+        out.warn(
+            f"{path} has {key} without its password (the file is shared, often committed): set the whole URL in "
+            f"{env_var_for(key)}, which wins over the file"
+            + (", or the password in PGPASSWORD or ~/.pgpass" if libpq else "")
+        )
     if out.json_mode:
         out.json({"path": str(path.resolve()), "created": True, "settings": _masked(data)})
     else:
@@ -111,6 +122,26 @@ def starter_config(**chosen: str | None) -> dict[str, Any]:
         for sec, vals in data.items()
         if any(dump[sec][k] != defaults[sec][k] for k in vals)
     }
+
+
+def without_url_passwords(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``data`` with the password taken out of each URL (``postgresql://user:pw@host/db`` -> ``postgresql://user@host/db``),
+    and the dotted keys it was taken from: the header of the file says secrets belong in the environment."""
+    from llmops_cli.core.redaction import url_password
+
+    kept_out: list[str] = []
+    clean: dict[str, Any] = {}
+    for sec, vals in data.items():
+        clean[sec] = {}
+        for k, v in vals.items():
+            if isinstance(v, str) and url_password(v) is not None:
+                scheme, _, rest = v.partition("://")
+                userinfo, _, host = rest.rpartition("@")
+                user = userinfo.partition(":")[0]
+                v = f"{scheme}://{user + '@' if user else ''}{host}"
+                kept_out.append(f"{sec}.{k}")
+            clean[sec][k] = v
+    return clean, kept_out
 
 
 def _masked(data: dict[str, Any]) -> dict[str, Any]:

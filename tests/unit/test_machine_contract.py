@@ -225,6 +225,19 @@ def test_completion_of_dag_ids_and_collections_creates_nothing(tmp_path):
     assert collection_names("") == [] and list(tmp_path.iterdir()) == []
 
 
+def test_init_keeps_a_urls_password_out_of_the_file_and_says_where_it_goes(monkeypatch, capsys, tmp_path):
+    # `init --store-url postgresql://app:pw@db/x` wrote the password into llmops.yaml (0644, often committed) under a
+    # header that says secrets belong in the environment
+    url = "postgresql://app:pw-Secret9@db:5432/x"
+    code, out, err = run(monkeypatch, capsys, "init", "--yes", "--store-url", url, "--json")
+    written = (tmp_path / "llmops.yaml").read_text()
+    assert code == 0 and "pw-Secret9" not in written + out + err
+    assert yaml.safe_load(written)["store"]["url"] == "postgresql://app@db:5432/x"
+    assert "LLMOPS_STORE_URL" in err and "PGPASSWORD" in err
+    code, _, err = run(monkeypatch, capsys, "init", "--yes", "--store-url", "http://chroma:8000", "--path", "b.yaml")
+    assert code == 0 and "warning" not in err and "http://chroma:8000" in (tmp_path / "b.yaml").read_text()
+
+
 @pytest.mark.parametrize("command", [["init"], ["doctor"], ["config", "show"], []])
 def test_help_has_examples(monkeypatch, capsys, command):
     code, out, _ = run(monkeypatch, capsys, *command, "--help")
