@@ -140,6 +140,24 @@ def test_id_column_and_custom_id_and_duplicates():
     assert (req.id, req.model, req.params) == ("c1", "gpt-x", {"temperature": 0, "max_tokens": 5})
 
 
+def test_a_row_without_its_id_is_an_input_error_naming_the_row():
+    # before: a row lacking the --id-column was an internal KeyError; a null id became the id 'None'
+    t = Template("{text}")
+    for rows, match in (
+        ([{"id": "x", "text": "a"}, {"text": "b"}], "row 2 has no --id-column 'id' value"),
+        ([{"id": None, "text": "a"}], "row 1 has no --id-column 'id' value"),
+        ([{"id": "x", "text": "a"}, {"id": " ", "text": "b"}], "row 2 has no --id-column 'id' value"),
+    ):
+        with pytest.raises(InputError, match=match):
+            build_requests(rows, model="m", params={}, template=t, id_column="id")
+    req = {"custom_id": None, "body": {"messages": [{"role": "user", "content": "hi"}]}}
+    with pytest.raises(InputError, match="row 1 has no custom_id"):
+        build_requests([req], model="m", params={})
+    assert [
+        r.id for r in build_requests([{"id": 0, "text": "a"}], model="m", params={}, template=t, id_column="id")
+    ] == ["0"]  # 0 is an id
+
+
 def test_template_errors_and_literal_braces(tmp_path):
     with pytest.raises(InputError, match="'missing'"):
         build_requests(ROWS, model="m", params={}, template=Template("{missing}"))

@@ -204,13 +204,13 @@ def build_requests(
                 **params,
                 **{k: v for k, v in body.items() if k not in ("model", "messages") and k not in TRANSPORT_PARAMS},
             }
-            custom_id = str(row["custom_id"])
+            custom_id = _row_id(row.get("custom_id"), i, "custom_id")
         else:
             messages = template.render(row, i + 1)  # type: ignore[union-attr]
             row_model = model
             row_params = dict(params)
             if id_column:
-                custom_id = str(row[id_column])
+                custom_id = _row_id(row.get(id_column), i, f"--id-column {id_column!r} value")
         if not row_model:
             raise InputError("no model: pass --model or set llm.model", hint="e.g. --model openai/gpt-4o-mini")
         h = request_hash(row_model, messages, row_params)
@@ -228,6 +228,14 @@ def build_requests(
             id=rid, model=row_model, messages=messages, params=row_params, request_hash=h, rows=[i], custom_id=custom_id
         )
     return list(by_id.values())
+
+
+def _row_id(value: Any, i: int, what: str) -> str:
+    """A row's own id; a row without one (missing, null or empty) is an error: it became the id 'None' (two such
+    rows "shared" it), or a KeyError for a row that lacks the column."""
+    if value is None or not str(value).strip():
+        raise InputError(f"row {i + 1} has no {what}", hint="every row needs its own id (unique, not empty)")
+    return str(value)
 
 
 def _check_columns(template: Template, rows: list[dict[str, Any]], id_column: str | None) -> None:
