@@ -401,3 +401,21 @@ def test_an_html_report_draws_the_question_sets_recorded_runs_as_trends(project,
     assert code == 0, err
     html = (project / "two.html").read_text()
     assert "Metric trends across runs (2)" in html and "<svg" in html and "token_f1" in html
+
+
+def test_an_output_that_is_a_folder_fails_before_the_run_and_a_write_error_is_one_line(project, capsys):
+    """`-o out.json` where out.json is a folder was an internal error (IsADirectoryError) after the whole run."""
+    (project / "out.json").mkdir()
+    code, _, err = invoke(capsys, "qs.jsonl", "-m", "token_f1", "-o", "out.json")
+    assert code == 2 and "--output out.json is a folder" in err, err
+    assert not (project / ".llmops" / "eval" / "runs.sqlite").exists()  # before any work: nothing recorded
+    assert invoke(capsys, "qs.jsonl", "-m", "token_f1")[0] == 0
+    code, _, err = invoke(capsys, "export", "latest", "-o", "out.json")
+    assert code == 2 and "is a folder" in err, err
+    from llmops_cli.core.eval.report import EvalReport
+    from llmops_cli.core.eval.results_files import write_results
+
+    (project / "file").write_text("")  # a file where a folder of the path should be
+    with pytest.raises(LlmopsError, match="cannot write") as e:
+        write_results(EvalReport(dataset={}, config={}, config_hash="", metrics={}, counts={}, rows=[]), "file/r.json")
+    assert e.value.exit_code == 1 and not list(project.glob("**/.r.json.*.tmp"))

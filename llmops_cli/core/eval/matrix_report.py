@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmops_cli.core.eval.results_files import check_output_path, write_failed
 from llmops_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -24,16 +25,22 @@ def matrix_output_format(path: str | Path) -> str:
             f"--output {path}: a matrix is written as .json or .html",
             hint="per-question rows of one combination: llmops eval export RUN -o rows.csv",
         )
+    check_output_path(path)
     return suffix
 
 
 def write_matrix(rep: MatrixReport, path: str | Path) -> None:
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if matrix_output_format(p) == ".json":
-        p.write_text(json.dumps(rep.to_dict(), indent=2, default=str), encoding="utf-8")
-    else:
-        p.write_text(matrix_html(rep.to_dict()), encoding="utf-8")
+    text = (
+        json.dumps(rep.to_dict(), indent=2, default=str)
+        if matrix_output_format(p) == ".json"
+        else matrix_html(rep.to_dict())
+    )
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise write_failed(p, e) from None
 
 
 def _num(v: Any, fmt: str = ".3f") -> str:

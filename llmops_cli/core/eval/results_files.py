@@ -12,7 +12,7 @@ from typing import Any
 
 from llmops_cli.core.eval.html_report import render_html
 from llmops_cli.core.eval.report import EvalReport
-from llmops_cli.errors import InputError
+from llmops_cli.errors import InputError, LlmopsError
 
 OUTPUT_FORMATS = {
     ".json": "json",
@@ -53,7 +53,19 @@ def output_format(path: str | Path) -> str:
             f"--output {path}: unknown format {Path(path).suffix or '(no extension)'!r}",
             hint="use .json (whole report), .jsonl/.csv/.parquet (per question) or .html (report)",
         )
+    check_output_path(path)
     return fmt
+
+
+def check_output_path(path: str | Path) -> None:
+    """An output that is a folder is a usage error before any work (it was an internal error after the run)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise InputError(f"--output {path} is a folder", hint=f"name a file, e.g. {p / ('report' + p.suffix)}")
+
+
+def write_failed(path: Path, e: OSError) -> LlmopsError:
+    return LlmopsError(f"cannot write {path}: {e.strerror or e}", hint="check the path, its permissions and free space")
 
 
 def write_results(report: EvalReport, path: str | Path, *, trend: Sequence[Mapping[str, Any]] | None = None) -> Path:
@@ -62,15 +74,25 @@ def write_results(report: EvalReport, path: str | Path, *, trend: Sequence[Mappi
     set, drawn as metric trends in an HTML report."""
     p = Path(path).expanduser()
     fmt = output_format(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
         _write(report, tmp, fmt, trend)
         os.replace(tmp, p)
+    except OSError as e:
+        _discard(tmp)
+        raise write_failed(p, e) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
     return p
+
+
+def _discard(tmp: Path) -> None:
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:  # its folder cannot be written or is not one: there is no temporary file
+        pass
 
 
 def _write(report: EvalReport, p: Path, fmt: str, trend: Sequence[Mapping[str, Any]] | None = None) -> None:
