@@ -654,6 +654,10 @@ def sweep_cmd(
     overlap = [*(chunk_overlap or []), *(overlap or [])] or None
     embedder = [*(embed_model or []), *(embedder or [])] or None
     settings = state().load(flags={"retrieval.k": k, "retrieval.mode": mode}).settings
+    if html is not None:
+        from llmops_cli.core.eval.results_files import check_output_path
+
+        check_output_path(html, "--html")  # a folder there is a usage error before the first ingest, not after the last
     rep = sweep(
         settings,
         dataset,
@@ -672,9 +676,13 @@ def sweep_cmd(
     bars = [{"label": f"{e.strategy}/{e.size}/{e.overlap}", "value": e.metrics.get(rep.rank_by)} for e in rep.entries]
     if html is not None:
         from llmops_cli.core.eval.charts_svg import sweep_page
+        from llmops_cli.core.eval.results_files import write_failed
 
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(sweep_page(rep.to_dict(), bars), encoding="utf-8")
+        try:
+            html.parent.mkdir(parents=True, exist_ok=True)
+            html.write_text(sweep_page(rep.to_dict(), bars), encoding="utf-8")
+        except OSError as e:
+            raise write_failed(html, e) from None
     if out.json_mode:
         out.json(rep.to_dict())
         return

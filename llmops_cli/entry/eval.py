@@ -44,7 +44,7 @@ from llmops_cli.core.eval.matrix import (
 )
 from llmops_cli.core.eval.matrix_report import matrix_output_format, write_matrix
 from llmops_cli.core.eval.pipeline import EVAL_VERSION, plan_eval, run_evaluation
-from llmops_cli.core.eval.results_files import output_format, write_results
+from llmops_cli.core.eval.results_files import check_output_path, output_format, write_results
 from llmops_cli.core.eval.robustness import PERTURBATIONS
 from llmops_cli.core.eval.runner import EvalOptions, resolve_metrics
 from llmops_cli.core.eval.sweep import SweepEntry, SweepReport, plan_configs, rank_entries
@@ -920,6 +920,7 @@ def generate(
     ``seed``; the LLM calls go through the workspace's stack like an evaluation's (recorded as kind eval, cached)."""
     if Path(output).suffix.lower() not in FORMATS:
         raise InputError(f"--output {output}: unknown format", hint="use .jsonl, .csv or .parquet")
+    check_output_path(output)  # a folder there: before any LLM call, not after the last
     with _opened(target) as ws:
         name = collection or ws.settings.store.collection
         usage = Usage()

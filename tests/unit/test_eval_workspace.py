@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from llmops_cli.core.feedback import AnswerLog
+from llmops_cli.errors import LlmopsError
 from llmops_cli.settings import load_settings
 from tests.support.fakes import FakeEmbedder, MemoryStore, ScriptedLLM, use_fake_workspaces
 from tests.unit.test_eval_cli import ROWS, invoke
@@ -161,3 +162,21 @@ def test_generate_says_when_the_collection_has_fewer_chunks_than_asked(project, 
     code, out, err = invoke(capsys, "generate", "--collection", "docs", "--count", "5", "-o", "gen.jsonl")
     assert code == 0 and "wrote 3 questions" in out, err
     assert "--count 5: collection docs has 3 chunks long enough to ask about" in err
+
+
+def test_generate_and_sweep_outputs_that_are_folders_fail_before_any_work(project, capsys, monkeypatch):
+    """`generate -o q.jsonl` / `sweep --html page.html` where that is a folder: internal errors after all the work."""
+    llm = ScriptedLLM(default=json.dumps({"question": "What does it do?", "answer": "It runs tasks."}))
+    use_fake_workspaces(monkeypatch, store=_store(), llm=llm)
+    (project / "q.jsonl").mkdir()
+    code, _, err = invoke(capsys, "generate", "--collection", "docs", "--count", "2", "-o", "q.jsonl")
+    assert code == 2 and "--output q.jsonl is a folder" in err and llm.history == [], err
+    (project / "page.html").mkdir()
+    (project / "ret.jsonl").write_text(json.dumps({"question": "What queues tasks?", "relevant_sources": ["s"]}) + "\n")
+    code, _, err = invoke(capsys, "sweep", "ret.jsonl", "--sources", "nowhere", "--html", "page.html")
+    assert code == 2 and "--html page.html is a folder" in err, err
+    from llmops_cli.core.eval.datasets import EvalItem, write_dataset
+
+    (project / "file").write_text("")
+    with pytest.raises(LlmopsError, match="cannot write .*file/q.jsonl"):
+        write_dataset([EvalItem("1", "q")], project / "file" / "q.jsonl")

@@ -204,8 +204,18 @@ def write_dataset(items: list[EvalItem], path: str | Path) -> Path:
     fmt = FORMATS.get(p.suffix.lower())
     if fmt is None:
         raise InputError(f"output {p}: unknown format {p.suffix!r}", hint="use .jsonl, .csv or .parquet")
-    p.parent.mkdir(parents=True, exist_ok=True)
     rows = [i.to_dict() for i in items]
+    try:
+        _write_rows(rows, p, fmt)
+    except OSError as e:
+        from llmops_cli.core.eval.results_files import write_failed
+
+        raise write_failed(p, e) from None
+    return p
+
+
+def _write_rows(rows: list[dict[str, Any]], p: Path, fmt: str) -> None:
+    p.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":
         p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     elif fmt == "csv":
@@ -221,4 +231,3 @@ def write_dataset(items: list[EvalItem], path: str | Path) -> Path:
         import pyarrow.parquet as pq
 
         pq.write_table(pa.Table.from_pylist(rows), p)
-    return p

@@ -57,11 +57,11 @@ def output_format(path: str | Path) -> str:
     return fmt
 
 
-def check_output_path(path: str | Path) -> None:
+def check_output_path(path: str | Path, flag: str = "--output") -> None:
     """An output that is a folder is a usage error before any work (it was an internal error after the run)."""
     p = Path(path).expanduser()
     if p.is_dir():
-        raise InputError(f"--output {path} is a folder", hint=f"name a file, e.g. {p / ('report' + p.suffix)}")
+        raise InputError(f"{flag} {path} is a folder", hint=f"name a file, e.g. {p / ('report' + p.suffix)}")
 
 
 def write_failed(path: Path, e: OSError) -> LlmopsError:
