@@ -139,3 +139,16 @@ def test_a_bad_line_of_a_ratings_file_is_named(tmp_path, content, needle):
     with pytest.raises(InputError, match=needle) as e:
         read_ratings_file(p)
     assert e.value.exit_code == ExitCode.USAGE
+
+
+def test_agreement_map_names_a_judge_metric():
+    """--map tone=helpfulnes (a typo) was accepted: the criterion then had "no answer with a helpfulnes verdict"."""
+    from llmops_cli.core.eval.human import parse_mapping
+    from llmops_cli.errors import UsageError
+
+    assert parse_mapping(["Tone = Helpfulness"]) == {"tone": "helpfulness"}
+    with pytest.raises(UsageError, match="'helpfulnes' is not a judge metric") as e:
+        parse_mapping(["tone=helpfulnes"])
+    assert "did you mean tone=helpfulness?" in e.value.hint
+    with pytest.raises(UsageError, match="no criterion"):
+        parse_mapping(["=helpfulness"])

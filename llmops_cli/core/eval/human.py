@@ -21,6 +21,7 @@ A criterion whose weighted kappa is under the bound (default 0.4: "moderate" on 
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import random
 from collections.abc import Sequence
@@ -199,7 +200,15 @@ def parse_mapping(values: Sequence[str] | None) -> dict[str, str]:
         if "=" not in v:
             raise UsageError(f"--map {v!r}: expected CRITERION=JUDGE_METRIC", hint="e.g. --map tone=helpfulness")
         c, m = v.split("=", 1)
-        out[c.strip().lower()] = m.strip().lower()
+        c, m = c.strip().lower(), m.strip().lower()
+        judged = sorted(set(JUDGE_FOR.values()))
+        if not c or m not in judged:  # a typo gave "no answer has both a rating and a ... verdict", or nothing
+            close = difflib.get_close_matches(m, judged, n=1)
+            raise UsageError(
+                f"--map {v!r}: {m!r} is not a judge metric" if c else f"--map {v!r}: no criterion",
+                hint=(f"did you mean {c}={close[0]}? " if c and close else "") + f"judge metrics: {', '.join(judged)}",
+            )
+        out[c] = m
     return out
 
 
