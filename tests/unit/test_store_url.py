@@ -284,3 +284,29 @@ def test_pgvector_outside_the_search_path_is_named_with_the_fix(monkeypatch):
         store._register_vector(Conn())
     assert "schema 'public'" in e.value.message and "search_path" in e.value.message
     assert "csearch_path%3DYOURSCHEMA,public" in e.value.hint and "pw-secret" not in e.value.message
+
+
+def test_a_chroma_server_that_accepts_and_never_answers_is_exit_7_in_time(tmp_path, monkeypatch):
+    # chromadb's HTTP client has no timeout: `llmops query` hung for good on a port that accepts and stays silent
+    import time
+    from types import SimpleNamespace
+
+    import httpx
+
+    from llmops_cli.adapters.vectorstores import chroma
+
+    monkeypatch.setattr(chroma, "CONNECT_TIMEOUT_S", 0.5)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nothing ever reads or answers
+    try:
+        started = time.monotonic()
+        with pytest.raises(UnreachableError, match="did not answer within") as e:
+            open_store(StoreSettings(url=f"http://127.0.0.1:{silent.getsockname()[1]}"), tmp_path / "chroma")
+        assert e.value.exit_code == ExitCode.UNREACHABLE and time.monotonic() - started < 5
+    finally:
+        silent.close()
+    # and every later call of the command is bounded too (a server that stops answering mid-ingest)
+    session = httpx.Client(timeout=None)
+    chroma._bound_requests(SimpleNamespace(_server=SimpleNamespace(_session=session)))
+    assert session.timeout.read == chroma.REQUEST_TIMEOUT_S and session.timeout.connect == 0.5

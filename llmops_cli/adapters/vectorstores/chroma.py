@@ -124,6 +124,7 @@ class ChromaStore(VectorStore):
         from chromadb.config import Settings as ChromaSettings
 
         url = f"{'https' if ssl else 'http'}://{host}:{port}"
+        _answers_in_time(url)
         try:
             client = chromadb.HttpClient(
                 host=host, port=port, ssl=ssl, settings=ChromaSettings(anonymized_telemetry=False)
@@ -134,6 +135,7 @@ class ChromaStore(VectorStore):
                 f"Chroma server at {url} is not reachable ({type(e).__name__})",
                 hint=SERVER_HINT,
             ) from None
+        _bound_requests(client)
         return cls(_ServerCalls(client, url), url)
 
     # --- collections ---
@@ -557,6 +559,34 @@ class EmptyStoreClient:
 
 
 SERVER_HINT = "is the Chroma server running? check store.url (LLMOPS_STORE_URL), or store.host / store.port"
+# chromadb's HTTP client waits forever (httpx timeout=None): a server, or anything else on that port, that accepts the
+# connection and never answers hung the command. Its first request is made inside chromadb.HttpClient() itself.
+CONNECT_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 300.0  # one call: an upsert of MAX_BATCH chunks with their documents takes seconds, not minutes
+
+
+def _answers_in_time(url: str) -> None:
+    """UnreachableError (exit 7) when nothing answers the heartbeat within CONNECT_TIMEOUT_S; any other failure is
+    left to chromadb's client, whose error the caller reports."""
+    import httpx
+
+    try:
+        httpx.get(f"{url}/api/v2/heartbeat", timeout=CONNECT_TIMEOUT_S, verify=False)
+    except httpx.TimeoutException:
+        raise UnreachableError(
+            f"Chroma server at {url} did not answer within {CONNECT_TIMEOUT_S:.0f} s", hint=SERVER_HINT
+        ) from None
+    except Exception:  # noqa: BLE001 - refused, TLS, not HTTP...: chromadb's client says it next
+        pass
+
+
+def _bound_requests(client: Any) -> None:
+    """Give chromadb's HTTP session a timeout, so a server that stops answering mid-command ends it (exit 7)."""
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
 
 
 class _ServerCalls:
