@@ -465,6 +465,17 @@ def runs_cmd(
         if not runs:
             out.info("no recorded runs to chart (llmops eval DATASET records one)")
             return
+        recorded = list(dict.fromkeys(m for r in runs for m in r["metrics"]))
+        for m in names or []:
+            if m not in recorded:  # it drew an empty chart
+                import difflib
+
+                close = difflib.get_close_matches(m, recorded, n=1)
+                raise UsageError(
+                    f"--metrics {m}: no run of these {len(runs)} has it"
+                    + (f"; did you mean {close[0]}?" if close else ""),
+                    hint=f"metrics recorded: {', '.join(recorded)}",
+                )
         out.print(trend_chart(runs, names), markup=False)
         return
     rows = []

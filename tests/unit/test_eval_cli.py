@@ -391,6 +391,9 @@ def test_runs_chart_draws_the_planted_runs_trends(project, capsys):
     y_labels = [float(t.split("┤")[0]) for t in lines if "┤" in t and t.split("┤")[0].strip()]
     assert min(y_labels) <= 0.0 + 1e-9 and max(y_labels) == pytest.approx(F1_MEAN, abs=0.01)
     assert "\x1b[" not in out  # no colour codes off a terminal
+    # a metric no run has drew an empty chart (exit 0)
+    code, _, err = invoke(capsys, "runs", "--chart", "--metrics", "token_f2")
+    assert code == 2 and "--metrics token_f2: no run of these 3 has it; did you mean token_f1?" in err, err
 
 
 def test_an_html_report_draws_the_question_sets_recorded_runs_as_trends(project, capsys):
