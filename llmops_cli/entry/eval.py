@@ -569,7 +569,7 @@ def _share_context(setup: _MatrixSetup, progress: Callable[[str, int, int], None
         for f in as_completed(futures):
             try:
                 f.result()
-            except STOP_ERRORS:  # every later call would fail the same way: the run stops (exit 8 / 7)
+            except STOP_ERRORS:  # every later call would fail the same way: the run stops (exit 8 / 7 / 2)
                 raise
             except Exception:  # noqa: BLE001 - that question's combinations meet the error on their rows
                 pass

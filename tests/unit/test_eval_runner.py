@@ -478,16 +478,21 @@ def test_an_unusable_reply_cached_by_an_older_version_is_not_served(tmp_path):
         __import__("llmops_cli.core.ports", fromlist=["LLMUnreachableError"]).LLMUnreachableError(
             "LLM is not reachable", retryable=True
         ),
+        # a model string no provider serves: each row failed alike and the run ended "every question failed" (1),
+        # or, in a matrix, exit 3 with the combination at $0; now exit 2 at the first call
+        __import__("llmops_cli.core.ports", fromlist=["LLMConfigError"]).LLMConfigError(
+            "LLM model 'bogus/x' names no provider litellm knows", status=400
+        ),
     ],
 )
 def test_a_rejected_key_or_no_endpoint_stops_the_run_instead_of_failing_each_row(error):
-    """Every row would fail the same way: the run stops at the first such error (exit 8 / 7), and jobs not yet
+    """Every row would fail the same way: the run stops at the first such error (exit 8 / 7 / 2), and jobs not yet
     started are not started."""
-    from llmops_cli.errors import AuthError, UnreachableError
+    from llmops_cli.errors import AuthError, ConfigError, UnreachableError
 
     judge = ScriptedLLM(lambda m: error)
     ds = _ds([EvalItem(str(i), f"q{i}", answer="a") for i in range(20)])
-    with pytest.raises((AuthError, UnreachableError)) as ei:
+    with pytest.raises((AuthError, UnreachableError, ConfigError)) as ei:
         asyncio.run(run_eval(ds, EvalOptions(metrics=["helpfulness"], concurrency=2), judge_llm=judge))
     assert ei.value is error and judge.calls <= 2
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from llmops_cli.core.llm_cache import LLMCache, cache_key
-from llmops_cli.core.ports import LLM, Completion, LLMCallError, Message
+from llmops_cli.core.ports import LLM, Completion, LLMCallError, LLMConfigError, Message
 from llmops_cli.core.usage import Usage
 from llmops_cli.errors import AuthError, LlmopsError, UnreachableError
 
@@ -176,9 +176,9 @@ class CachedLLM(LLM):
             await close()
 
 
-# A rejected key or an endpoint that cannot be reached fails every call the same way: such an error stops the
-# whole step (the CLI exits 8 / 7) instead of becoming one identical error per row.
-STOP_ERRORS: tuple[type[BaseException], ...] = (AuthError, UnreachableError)
+# A rejected key, an endpoint that cannot be reached or a model string no provider serves fails every call the same
+# way: such an error stops the whole step (the CLI exits 8 / 7 / 2) instead of becoming one identical error per row.
+STOP_ERRORS: tuple[type[BaseException], ...] = (AuthError, UnreachableError, LLMConfigError)
 
 
 async def bounded_gather(
