@@ -197,6 +197,7 @@ def main() -> None:
     except click_errors.ClickException as e:  # e.g. a file click could not open
         _fail(e.format_message().splitlines()[0], None, e.exit_code)
     except KeyboardInterrupt:  # before or after Typer's own handling
+        _quiet_exit_after_interrupt()
         _fail(INTERRUPTED, None, ExitCode.INTERRUPTED)
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into one line
         if debug:
@@ -211,8 +212,23 @@ def main() -> None:
     # a command returns None, or typer.Exit's code comes back as an int
     code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     if code == int(ExitCode.INTERRUPTED):  # Typer turns Ctrl-C inside a command into a silent exit 130
+        _quiet_exit_after_interrupt()
         _fail(INTERRUPTED, None, ExitCode.INTERRUPTED)  # under --json, the error document too, as for any error
     sys.exit(code)
+
+
+def _quiet_exit_after_interrupt() -> None:
+    """After Ctrl-C, while Python shuts down (atexit: traces flushed; unclosed HTTP sessions collected): a second
+    Ctrl-C ends the process at once with 130 instead of a traceback from an atexit hook, and asyncio's "Unclosed
+    client session" lines (a session an interrupted event loop could not close) are not printed. What was written
+    is already on disk (checkpoints are flushed per record)."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, lambda *_: os._exit(int(ExitCode.INTERRUPTED)))
+    except ValueError:  # not the main thread (an embedding caller): leave its handler alone
+        pass
+    logging.getLogger("asyncio").disabled = True
 
 
 def _usage_line(e: click_errors.UsageError) -> tuple[str, str]:

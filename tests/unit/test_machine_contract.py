@@ -18,6 +18,19 @@ from llmops_cli.cli.output import render
 
 
 @pytest.fixture(autouse=True)
+def _sigint_restored():
+    """main() after Ctrl-C makes a second one exit at once and silences asyncio's logger (it is about to exit):
+    not for the rest of this test process."""
+    import logging
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, before)
+    logging.getLogger("asyncio").disabled = False
+
+
+@pytest.fixture(autouse=True)
 def _project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for k in list(os.environ):
@@ -101,6 +114,24 @@ def test_ctrl_c_inside_a_command_is_exit_130_and_an_error_document_under_json(mo
     assert err.strip().splitlines()[-1] == "error: interrupted; work already written is kept"
     code, out, err = run(monkeypatch, capsys, "config", "get", "retrieval.k")
     assert code == 130 and out == "" and err.strip().splitlines()[-1].startswith("error: interrupted")
+
+
+def test_after_ctrl_c_a_second_one_while_python_shuts_down_exits_130_at_once(monkeypatch, capsys):
+    # before: a second Ctrl-C during the atexit trace flush printed a KeyboardInterrupt traceback from an atexit hook,
+    # or asyncio's "Unclosed client session" lines after the error line
+    import logging
+    import signal
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    exits: list[int] = []
+    monkeypatch.setattr("llmops_cli.settings.effective_items", interrupted)
+    monkeypatch.setattr(os, "_exit", exits.append)
+    code, _, _ = run(monkeypatch, capsys, "config", "get", "retrieval.k")
+    assert code == 130 and logging.getLogger("asyncio").disabled
+    signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the second Ctrl-C
+    assert exits == [130]
 
 
 def test_usage_errors_are_one_line_and_a_hint_exit_2(monkeypatch, capsys):
