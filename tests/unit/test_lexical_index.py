@@ -399,3 +399,22 @@ def test_a_store_that_ranks_text_itself_gets_no_local_index(tmp_path):
     ix = LexicalIndex(tmp_path / "lex", store, "c")
     assert ix.update() == 0 and ix.last_update["mode"] == "in-store"
     assert not (tmp_path / "lex").exists()
+
+
+def test_an_index_folder_that_cannot_be_written_is_one_error_naming_it_and_the_way_out(tmp_path, monkeypatch):
+    # a read-only data_dir (a worker's read-only root filesystem) made a search of a server store an internal error
+    # (PermissionError: [Errno 1] Operation not permitted, exit 1)
+    import errno
+
+    from llmops_cli.errors import LlmopsError
+
+    def read_only(*_a, **_k):
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    idx = LexicalIndex(tmp_path / "lex" / "c", _store(SMALL), "c")
+    with pytest.raises(LlmopsError) as e:
+        idx.search("retry", 5)
+    assert type(e.value) is LlmopsError and "lexical index of collection 'c'" in e.value.message
+    assert str(tmp_path / "lex") in e.value.message and "Read-only file system" in e.value.message
+    assert "LLMOPS_DATA_DIR" in e.value.hint and "--mode vector" in e.value.hint

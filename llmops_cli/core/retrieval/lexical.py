@@ -23,6 +23,7 @@ read that result (one rebuild per change of the collection, not one per process)
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import math
@@ -44,6 +45,7 @@ from llmops_cli.core.collection_meta import GENERATION_KEY
 from llmops_cli.core.documents import indexed_text
 from llmops_cli.core.ports import VectorStore
 from llmops_cli.core.retrieval.hybrid import searches_text_itself
+from llmops_cli.errors import LlmopsError
 
 FORMAT = 3
 _ARRAYS = ("data", "indices", "indptr", "doclen")  # data: term frequencies; doclen: tokens per chunk
@@ -204,6 +206,18 @@ class LexicalIndex:
         if cur is not None and cur["meta"].get("generation") == gen:
             self.last_update = {"mode": "current", "added": 0, "removed": 0}
             return cur
+        try:
+            return self._refresh(cur, gen)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise LlmopsError(
+                f"the lexical index of collection {self.collection!r} cannot be written under {self.folder.parent} "
+                f"({e.strerror})",
+                hint="make data_dir (LLMOPS_DATA_DIR) a writable folder, or search without it: --mode vector",
+            ) from None
+
+    def _refresh(self, cur: dict | None, gen) -> dict:
         with self._refresh_lock():
             # another process of this machine may have brought it up to date while we waited for the lock
             meta = self._meta_or_none(report=False)
