@@ -101,6 +101,19 @@ class StoreSettings(_Section):
             raise ValueError(problem)
         return v.strip()
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        # a scheme or port in it made "Chroma server at http://http://h:8000 is not reachable" (exit 7)
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if "://" in v or "/" in v or "@" in v:
+            raise ValueError("is a host name only; a whole URL goes in store.url, e.g. http://chroma.example.com:8000")
+        if v.count(":") == 1:  # host:port (an IPv6 address has more than one ':')
+            raise ValueError("is a host name only; the port goes in store.port")
+        return v
+
     @model_validator(mode="after")
     def _one_server(self) -> StoreSettings:
         if self.url and self.host:

@@ -295,3 +295,17 @@ def test_every_configured_url_password_is_masked_in_messages_even_when_not_url_s
     load_settings(None, environ=env)
     echoed = 'unexpected spaces found in "pa ss-word"; invalid percent-encoded token: "p%25q-9"'
     assert "pa ss" not in redaction.mask_url_password(echoed) and "p%25q" not in redaction.redact_secrets(echoed)
+
+
+@pytest.mark.parametrize(
+    "host, needle", [("http://h", "store.url"), ("h:8001", "store.port"), ("u:pw1@h", "store.url")]
+)
+def test_store_host_with_a_scheme_or_port_is_a_config_error(host, needle):
+    # before: "Chroma server at http://http://h:8000 is not reachable" (exit 7) hid the typo
+    with pytest.raises(ConfigError) as e:
+        load_settings(None, environ={"LLMOPS_STORE_HOST": host})
+    assert e.value.exit_code == ExitCode.USAGE and "store.host" in str(e.value) and needle in str(e.value)
+    assert "pw1" not in str(e.value)
+    from llmops_cli.settings import StoreSettings
+
+    assert StoreSettings(host=" chroma.internal ").host == "chroma.internal" and StoreSettings(host="::1").host == "::1"
