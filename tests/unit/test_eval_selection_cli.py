@@ -290,3 +290,19 @@ def test_imported_ratings_are_for_the_run_being_rated(project, capsys):
     assert f"llmops eval rate {runs[0]} --from r.jsonl" in err
     code, stored, err = run_json(capsys, "rate", str(runs[0]), "--from", "r.jsonl")
     assert code == 0 and stored["stored"] == 1, err
+
+
+def test_the_rating_page_on_a_port_in_use_is_a_conflict_not_an_internal_error():
+    """`eval rate RUN --web --port P` with P taken: 'internal error: OSError: [Errno 98] Address already in use'."""
+    import socket
+
+    from llmops_cli.cli.rating_page import serve_rating_page
+    from llmops_cli.errors import ConflictError
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(ConflictError, match=f"127.0.0.1:{port}: the port is in use") as e:
+            serve_rating_page([], ["relevance"], "ana", store=lambda r: 0, port=port, announce=lambda m: None)
+    assert int(e.value.exit_code) == 10 and "--port 0" in e.value.hint
