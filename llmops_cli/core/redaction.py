@@ -105,16 +105,17 @@ def url_password(url: str) -> str | None:
     return password if colon and password else None
 
 
-def register_url_password(url: str) -> None:
-    """Remember the password of ``url`` (as written and percent-decoded), so that no message shows it."""
-    from urllib.parse import unquote
+# what a URL's password cannot hold as written: a driver then quotes it alone in its error, or the URL rule misses it
+_MALFORMED_PASSWORD = re.compile(r"[\s/?#\[\]]|%(?![0-9A-Fa-f]{2})")
 
+
+def register_url_password(url: str) -> None:
+    """Remember the password of ``url`` when it is malformed for a URL (a space, an unencoded ``/ ? #``, a stray
+    ``%``), so that no message shows it. A well-formed one is masked by the URL rule wherever its URL appears and no
+    driver quotes it alone; masking it everywhere would also mangle messages for a password such as ``postgres``."""
     password = url_password(url)
-    if password is None:
-        return
-    for form in (password, unquote(password)):
-        if len(form) >= _MIN_KNOWN:
-            _KNOWN_PASSWORDS.add(form)
+    if password is not None and len(password) >= _MIN_KNOWN and _MALFORMED_PASSWORD.search(password):
+        _KNOWN_PASSWORDS.add(password)
 
 
 def _mask_known(text: str, mask: str) -> str:

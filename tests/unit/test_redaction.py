@@ -146,11 +146,16 @@ def test_a_url_password_with_a_slash_or_one_this_process_was_configured_with_is_
     assert mask_url_password("http://admin:SEKa/bSEK@127.0.0.1:18000") == "http://admin:********@127.0.0.1:18000"
     # a driver echoes a malformed password without its URL; a password with a space is not seen inside its URL
     redaction.register_url_password("postgresql://u:pa ss-word@db/x")
-    redaction.register_url_password("postgresql://u:p%25q-secret@db/x")
-    redaction.register_url_password("postgresql://u:pw@db/x")  # too short to mask as a word: the URL rule only
-    msg = 'spaces found in "pa ss-word"; bad token: "p%25q-secret" (p%q-secret) at postgresql://u:pa ss-word@db'
+    redaction.register_url_password("postgresql://u:p%q-secret@db/x")
+    redaction.register_url_password("postgresql://u:p/w@db/x")  # too short to mask as a word: the URL rule only
+    msg = 'spaces found in "pa ss-word"; invalid percent-encoded token: "p%q-secret" at postgresql://u:pa ss-word@db'
     for out in (mask_url_password(msg), redact_secrets(msg)):
-        assert "pa ss" not in out and "p%25q" not in out and "p%q" not in out, out
-    assert mask_url_password("a pwd in a sentence") == "a pwd in a sentence"
+        assert "pa ss" not in out and "p%q" not in out, out
+    assert mask_url_password("a p/w in a sentence") == "a p/w in a sentence"
+    # a well-formed password is masked by the URL rule only: "postgres" as a password must not mangle every message
+    redaction.register_url_password("postgresql://postgres:postgres@db/x")
+    redaction.register_url_password("postgresql://postgres:s3cret%21x@db/x")
+    shown = "PostgreSQL store at postgresql://postgres:postgres@db/x is not reachable"
+    assert mask_url_password(shown) == "PostgreSQL store at postgresql://postgres:********@db/x is not reachable"
     # documents (promoted answers, ingest's privacy) are not rewritten by what this process was configured with
     assert redact("the word pa ss-word stays") == "the word pa ss-word stays"

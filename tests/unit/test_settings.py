@@ -291,10 +291,10 @@ def test_every_configured_url_password_is_masked_in_messages_even_when_not_url_s
     from llmops_cli.core import redaction
 
     monkeypatch.setattr(redaction, "_KNOWN_PASSWORDS", set())
-    env = {"LLMOPS_STORE_URL": "postgresql://u:pa ss-word@db/x", "LLMOPS_STATE_URL": "postgresql://u:p%25q-9@db/s"}
+    env = {"LLMOPS_STORE_URL": "postgresql://u:pa ss-word@db/x", "LLMOPS_STATE_URL": "postgresql://u:p%q-9@db/s"}
     load_settings(None, environ=env)
-    echoed = 'unexpected spaces found in "pa ss-word"; invalid percent-encoded token: "p%25q-9"'
-    assert "pa ss" not in redaction.mask_url_password(echoed) and "p%25q" not in redaction.redact_secrets(echoed)
+    echoed = 'unexpected spaces found in "pa ss-word"; invalid percent-encoded token: "p%q-9"'
+    assert "pa ss" not in redaction.mask_url_password(echoed) and "p%q" not in redaction.redact_secrets(echoed)
 
 
 @pytest.mark.parametrize(
