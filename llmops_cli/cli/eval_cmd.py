@@ -790,7 +790,7 @@ def rate_cmd(
     web: Annotated[
         bool, typer.Option("--web", help="Serve the rating page on 127.0.0.1 instead of asking in the terminal.")
     ] = False,
-    port: Annotated[int, typer.Option("--port", help="Port of the rating page (0: a free one).", min=0)] = 0,
+    port: Annotated[int, typer.Option("--port", help="Port of the rating page (0: a free one).", min=0, max=65535)] = 0,
     limit: Annotated[int | None, typer.Option("--limit", help="Rate at most N questions.", min=1)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the blind answer order.")] = 0,
     json_out: EvalJsonOpt = False,

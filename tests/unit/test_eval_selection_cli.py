@@ -306,3 +306,9 @@ def test_the_rating_page_on_a_port_in_use_is_a_conflict_not_an_internal_error():
         with pytest.raises(ConflictError, match=f"127.0.0.1:{port}: the port is in use") as e:
             serve_rating_page([], ["relevance"], "ana", store=lambda r: 0, port=port, announce=lambda m: None)
     assert int(e.value.exit_code) == 10 and "--port 0" in e.value.hint
+
+
+def test_the_rating_page_port_is_checked_as_a_flag(project, capsys):
+    """--port 70000: 'internal error: OverflowError: bind(): port must be 0-65535' (exit 1)."""
+    code, _, err = invoke(capsys, "rate", "1", "--rater", "ana", "--web", "--port", "70000")
+    assert code == 2 and "--port" in err and "65535" in err, err
