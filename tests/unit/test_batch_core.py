@@ -203,6 +203,26 @@ def test_checkpoint_append_torn_tail_union_and_ok_wins(tmp_path):
     assert all(json.loads(line) for line in path.read_text().splitlines())
 
 
+def test_an_error_of_another_request_with_the_same_id_replaces_its_answer(tmp_path, fast_backoff):
+    # before: same --run-dir and --id-column, another prompt: its 400 was dropped ("ok wins" across requests) and
+    # every run asked the failing rows again instead of keeping them as errors until --retry-failed
+    src = tmp_path / "in.jsonl"
+    write_rows(src, [{"id": f"r{i}", "q": f"q{i}"} for i in range(3)])
+
+    def plan(prompt: str, **kw):
+        opts = BatchOptions(model="fake/model", prompt=prompt, id_column="id", run_dir=str(tmp_path / "rd"), **kw)
+        return prepare(src, opts, tmp_path / "data")
+
+    assert execute(plan("{q}"), lambda m: FakeLLM()).answered == 3
+    failing = FakeLLM({f"bad {q}": [LLMCallError("bad", status=400)] for q in ("q0", "q1", "q2")})
+    assert execute(plan("bad {q}"), lambda m: failing).errors == 3
+    again = FakeLLM()
+    rep = execute(plan("bad {q}"), lambda m: again)
+    assert again.calls == [] and rep.errors == 3 and rep.from_checkpoint == 3
+    rep = execute(plan("bad {q}", retry_failed=True), lambda m: again)
+    assert len(again.calls) == 3 and rep.answered == 3
+
+
 def test_checkpoint_writer_is_exclusive(tmp_path):
     with CheckpointWriter(tmp_path, "all"):
         with pytest.raises(ConflictError):

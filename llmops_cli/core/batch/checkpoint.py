@@ -43,7 +43,7 @@ class Checkpoints(Protocol):
     """Where a run's finished requests are kept."""
 
     def load(self) -> dict[str, dict[str, Any]]:
-        """id -> the last record for it ("ok" is never replaced by "error")."""
+        """id -> the last record for it ("ok" is never replaced by "error" for the same request_hash)."""
         ...
 
     def writer(self, name: str) -> CheckpointSink:
@@ -56,13 +56,22 @@ def _keep(out: dict[str, dict[str, Any]], rec: Any) -> None:
     if not isinstance(rid, str):
         return
     prev = out.get(rid)
-    if prev is not None and prev.get("status") == "ok" and rec.get("status") != "ok":
+    # an answer is not replaced by a later error for the same request; a record of another request (the prompt or
+    # parameters changed, same --id-column id and --run-dir) replaces it, so that request's error is kept as an
+    # error (it was dropped, and the request asked again by every run)
+    if (
+        prev is not None
+        and prev.get("status") == "ok"
+        and rec.get("status") != "ok"
+        and prev.get("request_hash") == rec.get("request_hash")
+    ):
         return
     out[rid] = rec
 
 
 def load_records(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """id -> the last record for it across all checkpoint files of the run ("ok" is never replaced by "error")."""
+    """id -> the last record for it across all checkpoint files of the run ("ok" is never replaced by "error" for
+    the same request_hash)."""
     out: dict[str, dict[str, Any]] = {}
     folder = Path(run_dir) / "checkpoints"
     if not folder.is_dir():
