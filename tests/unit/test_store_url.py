@@ -310,3 +310,29 @@ def test_a_chroma_server_that_accepts_and_never_answers_is_exit_7_in_time(tmp_pa
     session = httpx.Client(timeout=None)
     chroma._bound_requests(SimpleNamespace(_server=SimpleNamespace(_session=session)))
     assert session.timeout.read == chroma.REQUEST_TIMEOUT_S and session.timeout.connect == 0.5
+
+
+def test_another_http_server_on_the_chroma_port_is_named_as_such(tmp_path):
+    # llmops serve and Chroma both default to port 8000: a store.url at the wrong server said "Chroma server at ...
+    # is not reachable (ValueError)" of a server that answered
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class NotChroma(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), NotChroma)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(UnreachableError) as e:
+            open_store(StoreSettings(url=f"http://127.0.0.1:{srv.server_port}"), tmp_path / "chroma")
+        assert "not as a Chroma server" in e.value.message and "HTTP 404" in e.value.message
+        assert e.value.exit_code == ExitCode.UNREACHABLE and "store.url" in e.value.hint
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -571,13 +571,20 @@ def _answers_in_time(url: str) -> None:
     import httpx
 
     try:
-        httpx.get(f"{url}/api/v2/heartbeat", timeout=CONNECT_TIMEOUT_S, verify=False)
+        r = httpx.get(f"{url}/api/v2/heartbeat", timeout=CONNECT_TIMEOUT_S, verify=False)
     except httpx.TimeoutException:
         raise UnreachableError(
             f"Chroma server at {url} did not answer within {CONNECT_TIMEOUT_S:.0f} s", hint=SERVER_HINT
         ) from None
     except Exception:  # noqa: BLE001 - refused, TLS, not HTTP...: chromadb's client says it next
-        pass
+        return
+    # another HTTP server on that port (llmops serve and Chroma both default to 8000, Airflow's 8080...): chromadb's
+    # client said "not reachable (ValueError)" of a server that answered
+    if r.status_code == 404 or (r.status_code == 200 and "heartbeat" not in r.text):
+        raise UnreachableError(
+            f"{url} answers, but not as a Chroma server (GET /api/v2/heartbeat: HTTP {r.status_code})",
+            hint="check the port in store.url (LLMOPS_STORE_URL): a Chroma 1.x server answers /api/v2/heartbeat",
+        )
 
 
 def _bound_requests(client: Any) -> None:
