@@ -33,6 +33,7 @@ class DatasetOrCommandGroup(TyperGroup):
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            _not_a_command_typo(args[0], self.list_commands(ctx))
             args = ["run", *args]
         if args and args[0] == "sweep":
             args = _expand_multi(args, "--sources")
@@ -40,6 +41,22 @@ class DatasetOrCommandGroup(TyperGroup):
 
     def list_commands(self, ctx) -> list[str]:
         return ["run", "runs", "compare", "export", "generate", "sweep", "bless", "rate", "agreement"]
+
+
+def _not_a_command_typo(first: str, commands: list[str]) -> None:
+    """`llmops eval comapre 1 2` read 'comapre' as a question set ("unexpected extra arguments (1 2)"): a word with
+    no extension that is no file and is close to a subcommand is that subcommand mistyped."""
+    import difflib
+    from pathlib import Path
+
+    if first.startswith("-") or Path(first).suffix or Path(first).exists():
+        return
+    close = difflib.get_close_matches(first, commands, n=1)
+    if close:
+        raise UsageError(
+            f"no eval command {first!r}; did you mean {close[0]}?",
+            hint="a question set is a .jsonl, .csv or .parquet file: llmops eval QUESTIONS.jsonl",
+        )
 
 
 def _expand_multi(args: list[str], flag: str) -> list[str]:

@@ -422,3 +422,14 @@ def test_an_output_that_is_a_folder_fails_before_the_run_and_a_write_error_is_on
     with pytest.raises(LlmopsError, match="cannot write") as e:
         write_results(EvalReport(dataset={}, config={}, config_hash="", metrics={}, counts={}, rows=[]), "file/r.json")
     assert e.value.exit_code == 1 and not list(project.glob("**/.r.json.*.tmp"))
+
+
+def test_a_mistyped_subcommand_is_named_not_read_as_a_question_set(project, capsys):
+    """`eval comapre 1 2` said "Got unexpected extra argument(s) (1 2)"; `eval rnus` "question set rnus does not
+    exist"."""
+    code, _, err = invoke(capsys, "comapre", "1", "2")
+    assert code == 2 and "no eval command 'comapre'; did you mean compare?" in err, err
+    code, _, err = invoke(capsys, "rnus")
+    assert code == 2 and "did you mean runs?" in err, err
+    code, _, err = invoke(capsys, "questions")  # no file, not close to a command: the dataset error as before
+    assert code == 2 and "question set questions does not exist" in err, err
