@@ -232,11 +232,15 @@ def stack_status(root: RootOpt = None, json_out: JsonOpt = False) -> None:
     from llmops_cli.devstack import stack as dev
 
     def show(out: Output, st: dict[str, Any]) -> None:
+        if "store" not in st:  # no stack.json: a table of "down" servers would describe a stack that is not there
+            out.info(f"no dev stack in {st['root']}; llmops dev up starts one (--root or $LLMOPS_DEV_HOME for another)")
+            return
         af = st.get("airflow") or {}
+        airflow = "healthy" if af.get("healthy") else "down"
         rows = [
             ["postgres", "up" if st.get("postgres") else "down"],
             ["chroma", {True: "up", False: "down", None: "-"}[st.get("chroma")]],
-            ["airflow", f"{af.get('url', '')} {'healthy' if af.get('healthy') else 'down'}"],
+            ["airflow", f"{af['url']} {airflow}" if af.get("url") else airflow],
         ]
         out.table(["server", "state"], rows, title=st["root"])
 

@@ -119,3 +119,19 @@ def test_a_servers_recorded_state_is_private_it_may_hold_the_postgres_password(t
     assert read_state(tmp_path) == {"kind": "postgres", "password": "pw-secret", "port": 5}
     write_state(tmp_path, {"kind": "postgres", "port": 6})
     assert read_state(tmp_path)["port"] == 6 and (tmp_path / "devstack.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_dev_status_without_a_stack_says_so_and_a_stopped_airflow_reads_down(monkeypatch, capsys, tmp_path):
+    # it printed a table of "down" servers for a folder that holds no stack, and " down" (a blank URL) for Airflow
+    from llmops_cli.devstack import stack as dev
+    from tests.unit.test_machine_contract import run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LLMOPS_DEV_HOME", raising=False)
+    code, out, err = run(monkeypatch, capsys, "dev", "status")
+    assert code == 1 and "no dev stack in" in err and "llmops dev up" in err and "postgres" not in out
+    st = {"root": str(tmp_path), "store": "pgvector", "postgres": True, "chroma": None, "airflow": {}, "running": False}
+    monkeypatch.setattr(dev, "status", lambda root=None: st)
+    code, out, _ = run(monkeypatch, capsys, "dev", "status")
+    rows = {line.split("│")[1].strip(): line.split("│")[2] for line in out.splitlines() if line.count("│") == 3}
+    assert code == 1 and rows["postgres"].strip() == "up" and rows["airflow"].startswith(" down")
