@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from llmops_cli.cli.options import AnswerCollectionOpt, AnswerLimitOpt, DryRunOpt, JsonOpt, QuietOpt
@@ -160,7 +161,7 @@ def review(
                         score(r["helpfulness"]),
                         score(r["relevance"]),
                         "" if r["public"] is None else ("yes" if r["public"] else "no"),
-                        r["question"][:60],
+                        escape(r["question"][:60]),  # text, not markup: "[/]" in a question crashed the table
                     )
                     for r in rows
                 ],

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from llmops_cli.cli.options import AnswerCollectionOpt, AnswerLimitOpt, JsonOpt
@@ -86,7 +87,7 @@ def history(
         t.add_row(
             r.id,
             datetime.fromtimestamp(r.created_at, tz=UTC).strftime("%m-%d %H:%M"),
-            _snippet(r.question),
+            escape(_snippet(r.question)),  # a question is text: "[/]" in it was read as markup (MarkupError)
             str(r.input_tokens + r.output_tokens),
             f"{r.latency_s:.1f}",
             " ".join(marks),

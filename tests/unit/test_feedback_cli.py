@@ -194,6 +194,17 @@ def test_bad_input_is_one_line_and_a_documented_code(project, capsys, args, code
     assert got == code and text in err
 
 
+def test_a_question_that_reads_like_rich_markup_is_shown_as_it_is(project, capsys, monkeypatch):
+    # before: `llmops history` and the review table died with "internal error: MarkupError: closing tag '[/]'"
+    monkeypatch.setenv("COLUMNS", "200")
+    q = "what is [/] and [bold]x[/bold] in frob?"
+    ok_json(capsys, "ask", q)
+    code, out, err = invoke(capsys, "history")
+    assert code == 0 and q in out, err
+    code, out, err = invoke(capsys, "feedback", "review")
+    assert code == 0 and q in out, err
+
+
 def test_history_on_an_empty_log(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LLMOPS_DATA_DIR", str(tmp_path / "state"))
