@@ -115,6 +115,20 @@ def test_batch_dry_run_names_the_prompt_and_help_hides_the_old_spellings(tmp_pat
     assert "--prompt-text" in help_text and "--template" not in help_text and " -p " not in help_text
 
 
+def test_the_dry_run_table_shows_an_output_path_with_brackets_as_it_is(tmp_path, monkeypatch):
+    # before: rich read "[draft]" as a style: the output row said ".../.results.csv"
+    from llmops_cli.cli.app import app
+
+    monkeypatch.setenv("LLMOPS_DATA_DIR", str(tmp_path / "data"))
+    src = tmp_path / "[draft].jsonl"
+    write_rows(src, [{"text": "good"}])
+    r = CliRunner().invoke(
+        app, ["batch", str(src), "--model", "fake/m", "--prompt-text", "{text}", "--dry-run"], env={"COLUMNS": "300"}
+    )
+    assert r.exit_code == 0, r.output
+    assert "[draft].results.jsonl" in r.stdout
+
+
 def test_quiet_prints_no_info_lines_and_the_run_still_writes_its_output(tmp_path, monkeypatch):
     from llmops_cli.cli.app import app
     from tests.support.fakes import ScriptedLLM, use_fake_workspaces
