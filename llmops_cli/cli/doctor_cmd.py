@@ -120,7 +120,9 @@ def _store(s: Settings, loaded: LoadedSettings, timeout: float) -> Check:
             "store",
             "fail",
             f"{where}: {no_vectors}",
-            "install pgvector on the server and run CREATE EXTENSION vector in that database as a superuser",
+            "grant this user CREATE on that schema"
+            if "tables" in no_vectors
+            else "install pgvector on the server and run CREATE EXTENSION vector in that database as a superuser",
         )
     shown = ", ".join(sorted(names)[:5]) + (f", +{len(names) - 5} more" if len(names) > 5 else "")
     detail = f"{where}: {len(names)} collection(s)" + (f" ({shown})" if names else "")

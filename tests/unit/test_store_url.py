@@ -222,13 +222,43 @@ def test_doctor_learns_that_the_first_ingest_would_fail_for_want_of_pgvector(row
 
     class Conn:
         def execute(self, sql, args=()):
-            one = None if "pg_extension" in sql else row
+            one = {"pg_extension": None, "to_regclass": (None,), "current_schema": ("public", True)}
+            one = next((v for k, v in one.items() if k in sql), row)
             return type("R", (), {"fetchone": lambda self: one})()
 
     store = PgVectorStore("postgresql://app:pw@db/app")
     store._db = contextmanager(lambda: (yield Conn()))
     found = store.vector_problem()
     assert found is None if problem is None else problem in found
+
+
+def test_doctor_learns_that_the_first_ingest_would_fail_for_want_of_create_on_the_schema():
+    # PostgreSQL 15+ grants no CREATE on schema public to everyone: doctor said "ok", ingest failed with
+    # "permission denied for schema public" and no hint, the state database likewise
+    from contextlib import contextmanager
+
+    psycopg = pytest.importorskip("psycopg")
+    from llmops_cli.adapters.state.postgres import PostgresDB
+    from llmops_cli.adapters.vectorstores.pgvector import PgVectorStore
+
+    class Conn:
+        def execute(self, sql, args=()):
+            one = (None,) if "to_regclass" in sql else ("public", False)
+            return type("R", (), {"fetchone": lambda self: one})()
+
+    store = PgVectorStore("postgresql://app:pw@db/app")
+    store._db = contextmanager(lambda: (yield Conn()))
+    assert store.vector_problem() == "this user may not create llmops's tables in schema public"
+    db = PostgresDB.__new__(PostgresDB)
+    db.label = "postgresql://app:********@db/app"
+    e = db._statement_error(psycopg.errors.InsufficientPrivilege("permission denied for schema public\nLINE 1: ..."))
+    assert "state.url=" in e.message and "permission denied for schema public" in e.message
+    assert "LINE 1" not in e.message and "CREATE" in e.hint
+    store._conn = type("C", (), {"closed": False})()
+    del store._db  # the real one: psycopg's error turned into ours
+    with pytest.raises(StoreError) as se, store._db():
+        raise psycopg.errors.InsufficientPrivilege("permission denied for schema public")
+    assert "permission denied for schema public" in se.value.message and "CREATE on that schema" in se.value.hint
 
 
 def test_doctor_fails_the_store_check_when_pgvector_cannot_be_enabled(monkeypatch, capsys):

@@ -183,4 +183,11 @@ class PostgresDB(LockedConnection):
                 hint="create the schema that state.url's search_path names (CREATE SCHEMA ...), or leave out "
                 "its ?options=-csearch_path...",
             )
+        if getattr(e, "sqlstate", None) == "42501":  # insufficient_privilege: e.g. no CREATE on schema public
+            first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+            return StateError(
+                f"the state database state.url={self.label} refused this user ({first})",
+                hint="grant it CREATE on that schema (PostgreSQL 15+ no longer grants CREATE on public to everyone), "
+                "or give llmops a database or schema it owns",
+            )
         return StateError(describe_error(e))

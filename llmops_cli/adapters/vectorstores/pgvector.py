@@ -179,8 +179,13 @@ class PgVectorStore(VectorStore):
                     self._conn = None
                 raise self._translate(e) from None
             except psycopg.Error as e:
+                denied = isinstance(e, psycopg.errors.InsufficientPrivilege)  # e.g. no CREATE on schema public
                 raise StoreError(
-                    f"PostgreSQL store at {self.where} failed: {_first_line(mask_url_password(str(e)))}"
+                    f"PostgreSQL store at {self.where} failed: {_first_line(mask_url_password(str(e)))}",
+                    hint="grant this user CREATE on that schema (PostgreSQL 15+ no longer grants CREATE on public to "
+                    "everyone), or give llmops a database or schema it owns"
+                    if denied
+                    else None,
                 ) from None
 
     def _translate(self, e: Exception) -> Exception:
@@ -308,9 +313,16 @@ class PgVectorStore(VectorStore):
             write_steps.step("collection metadata")
 
     def vector_problem(self) -> str | None:
-        """Why the first write would fail for want of pgvector (``llmops doctor`` reads, creates nothing), or None:
-        the extension is enabled in this database, or this user may enable it (the first write does)."""
+        """Why the first write would fail for want of pgvector or of the right to create llmops's tables (``llmops
+        doctor`` reads, creates nothing), or None: the extension is enabled in this database, or this user may
+        enable it (the first write does), and the tables exist or this user may create them."""
         with self._db() as conn:
+            if not self._has_schema(conn):
+                schema, may_create = conn.execute(
+                    "SELECT current_schema(), coalesce(has_schema_privilege(current_schema(), 'CREATE'), false)"
+                ).fetchone()
+                if not may_create:
+                    return f"this user may not create llmops's tables in schema {schema or '(none on search_path)'}"
             if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is not None:
                 return None
             available, superuser, may_create = conn.execute(
