@@ -205,6 +205,22 @@ def test_a_question_that_reads_like_rich_markup_is_shown_as_it_is(project, capsy
     assert code == 0 and q in out, err
 
 
+def test_history_s_answers_are_documented_as_they_are_in_docs_json_md(project, capsys):
+    # docs/json.md said "each answer as history show without the ratings": `review` is a status string there, not
+    # show's object, and `rating` / `promoted` stand for show's `promotion`
+    from pathlib import Path
+
+    aid = ok_json(capsys, "ask", Q)["answer_id"]
+    ok_json(capsys, "feedback", "review")
+    listed = ok_json(capsys, "history")["answers"][0]
+    shown = ok_json(capsys, "history", "show", aid)
+    assert set(listed) == (set(shown) - {"schema_version", "ratings", "promotion"}) | {"rating", "promoted"}
+    assert listed["review"] == "ok" and listed["promoted"] is True and isinstance(shown["review"], dict)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "json.md").read_text()
+    row = next(ln for ln in docs.splitlines() if ln.startswith("| `history` | `answers: [...]`"))
+    assert all(f"`{k}`" in row for k in ("votes", "rating", "review", "promoted", "ratings", "promotion"))
+
+
 def test_history_on_an_empty_log(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LLMOPS_DATA_DIR", str(tmp_path / "state"))
