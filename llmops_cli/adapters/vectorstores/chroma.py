@@ -571,7 +571,8 @@ def _answers_in_time(url: str) -> None:
     import httpx
 
     try:
-        r = httpx.get(f"{url}/api/v2/heartbeat", timeout=CONNECT_TIMEOUT_S, verify=False)
+        # certificates checked as usual: a TLS failure is left to chromadb's client (its settings, its error)
+        r = httpx.get(f"{url}/api/v2/heartbeat", timeout=CONNECT_TIMEOUT_S)
     except httpx.TimeoutException:
         raise UnreachableError(
             f"Chroma server at {url} did not answer within {CONNECT_TIMEOUT_S:.0f} s", hint=SERVER_HINT
