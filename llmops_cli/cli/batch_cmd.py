@@ -297,6 +297,11 @@ def _print_estimate(out: Any, est: dict[str, Any]) -> None:
         out.info(est["cost_note"])
 
 
+def _n(count: int, noun: str) -> str:
+    """'1 row', '2 rows'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _print_report(out: Any, r: Any) -> None:
     rows = [
         ("rows / requests", f"{r.rows} / {r.requests}"),
@@ -317,7 +322,7 @@ def _print_report(out: Any, r: Any) -> None:
     out.table(["", ""], rows, title="batch", show_header=False)
     if r.cost_unknown:
         out.info(
-            f"the price of {r.cost_unknown} answers is unknown: set llm.input_cost_per_token and "
+            f"the price of {_n(r.cost_unknown, 'answer')} is unknown: set llm.input_cost_per_token and "
             "llm.output_cost_per_token"
         )
     if r.output:
@@ -328,12 +333,15 @@ def _print_report(out: Any, r: Any) -> None:
         states = ", ".join(f"{j['batch_id'] or '(not created)'} {j['status']}" for j in r.jobs[-5:])
         out.info(f"provider jobs ({len(r.jobs)}): {states}; cost at the batch price")
     if r.pending and r.via == "provider":
-        out.warn(f"{r.pending} requests are still with the provider: run the same command again to collect them")
+        are = "is" if r.pending == 1 else "are"
+        out.warn(
+            f"{_n(r.pending, 'request')} {are} still with the provider: run the same command again to collect them"
+        )
     if r.errors:
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(r.errors_by_kind.items()))
         out.warn(
-            f"{r.errors} rows ended as errors ({kinds}); see {r.errors_file}; re-run with --retry-failed to try "
-            "them again"
+            f"{_n(r.errors, 'row')} ended as errors ({kinds}); see {r.errors_file}; re-run with --retry-failed to try "
+            f"{'it' if r.errors == 1 else 'them'} again"
         )
         for e in r.error_samples:
             out.info(f"  {e['id']}: {e['error']}")

@@ -129,6 +129,35 @@ def test_the_dry_run_table_shows_an_output_path_with_brackets_as_it_is(tmp_path,
     assert "[draft].results.jsonl" in r.stdout
 
 
+def test_the_report_lines_count_one_row_in_the_singular(capsys):
+    # before: "1 rows ended as errors ...; re-run with --retry-failed to try them again", "the price of 1 answers"
+    from types import SimpleNamespace
+
+    from llmops_cli.cli.batch_cmd import _print_report
+    from llmops_cli.cli.output import Output
+
+    def report(n: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            rows=3, requests=3, answered=3 - n, errors=n, from_checkpoint=0, cache_hits=0, via="provider", calls=3,
+            retries=0, input_tokens=1, output_tokens=1, cost_usd=None, cost_total_usd=None, elapsed_s=1.0,
+            requests_per_s=3.0, pending=n, cost_unknown=n, output=None, output_kept=None, jobs=[],
+            errors_by_kind={"rejected": n}, errors_file="e.jsonl", error_samples=[], run_dir="rd",
+        )  # fmt: skip
+
+    _print_report(Output(), report(1))
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 row ended as errors" in err and "try it again" in err and "the price of 1 answer is" in err
+    assert "1 request is still with the provider" in err
+    _print_report(Output(), report(2))
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "2 rows ended" in err
+        and "try them again" in err
+        and "the price of 2 answers is" in err
+        and "2 requests are" in err
+    )
+
+
 def test_quiet_prints_no_info_lines_and_the_run_still_writes_its_output(tmp_path, monkeypatch):
     from llmops_cli.cli.app import app
     from tests.support.fakes import ScriptedLLM, use_fake_workspaces
