@@ -393,6 +393,9 @@ def remove_sources(
     return gone
 
 
+_SOURCE_KEYS = frozenset({"source", "path", "format", "source_file"})
+
+
 def _private_data(docs: list, policy: str, tally: PrivacyTally) -> tuple[list, str | None]:
     """The source's documents as the privacy policy leaves them, or the reason to skip the source (kinds and counts
     found, never the values)."""
@@ -402,7 +405,20 @@ def _private_data(docs: list, policy: str, tally: PrivacyTally) -> tuple[list, s
     for doc in docs:
         text, counts = apply_policy(doc.text, policy)
         found.update(counts)
-        out.append(doc if text is None or text is doc.text else replace(doc, text=text))
+        # metadata is stored with every chunk (an issue's title, a table's other columns, a PDF's author): the
+        # policy applies to it as to the text; the keys that name the source (its id and path) are left as they are
+        metadata = dict(doc.metadata)
+        for key, value in doc.metadata.items():
+            if key in _SOURCE_KEYS or not isinstance(value, str):
+                continue
+            cleaned, kinds = apply_policy(value, policy)
+            found.update(kinds)
+            if cleaned is not None:
+                metadata[key] = cleaned
+        if text is None or (text is doc.text and metadata == doc.metadata):
+            out.append(doc)
+        else:
+            out.append(replace(doc, text=text, metadata=metadata))
     if found:
         tally.found.update(found)
         tally.sources += 1

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmops_cli.core.ingest import IngestOptions, ingest
+from llmops_cli.core.loaders import TableOptions
 from llmops_cli.core.ports import SourceRecord
 from tests.support.fakes import FakeEmbedder, Killed, MemoryStore
 
@@ -429,3 +430,30 @@ def test_a_migration_killed_at_any_write_is_finished_by_the_next_run(tmp_path):
         if finished:
             break
     assert finished
+
+
+def test_privacy_applies_to_the_metadata_stored_with_the_chunks_too(tmp_path):
+    # an issue's title and a table's other columns are stored as chunk metadata: redact must clean them as it cleans
+    # the text, and skip must see them (they held an e-mail address that reached the store as it was)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "issues.jsonl").write_text(
+        '{"title": "Leak by carol@corp.example", "body": "crash on start", "number": 5}\n', encoding="utf-8"
+    )
+    store = MemoryStore()
+    rep = ingest([str(src)], embedder=FakeEmbedder(), store=store, opts=opts(privacy="redact"))
+    stored = store.snapshot("test-col")
+    assert stored and "carol@corp.example" not in repr(stored)
+    (md,) = {str(v[1]["title"]) for v in stored.values()}
+    assert md == "Leak by [REDACTED_EMAIL]" and rep.privacy.found["EMAIL"] >= 1
+    assert all(v[1]["source"] == "src/issues.jsonl#5" for v in stored.values())  # the source's id is left as it is
+
+    rows = tmp_path / "rows"
+    rows.mkdir()
+    (rows / "t.csv").write_text("id,content,owner\n1,nothing private here,bob@corp.example\n", encoding="utf-8")
+    table = TableOptions(text_column="content", id_column="id")
+    store = MemoryStore()
+    rep = ingest([str(rows)], embedder=FakeEmbedder(), store=store, opts=opts(privacy="redact", table=table))
+    assert "bob@corp.example" not in repr(store.snapshot("test-col")) and rep.privacy.found == {"EMAIL": 1}
+    skipped = ingest([str(rows)], embedder=FakeEmbedder(), store=MemoryStore(), opts=opts(privacy="skip", table=table))
+    assert [s["source"] for s in skipped.skipped] == ["rows/t.csv"]
