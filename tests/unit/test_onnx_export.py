@@ -113,3 +113,23 @@ def test_unwritable_cache_gives_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(EmbedderError, match="cannot write the ONNX export") as e:
         onnx_export.ensure_exported(ModelLayout.read(bundled_model_path()))
     assert "LLMOPS_CACHE_DIR" in e.value.hint
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("mean", "mean"), ("cls", "cls"), (["max"], "max")])
+def test_pooling_saved_by_sentence_transformers_6_is_read(model_copy, mode, expected):
+    # `llmops finetune embedder` saves through sentence-transformers 6, whose pooling config is one `pooling_mode`
+    # key (and `embedding_dimension`): the tuned model was refused ("uses pooling []") and fell back to torch
+    (model_copy / "1_Pooling" / "config.json").write_text(
+        json.dumps({"embedding_dimension": 384, "pooling_mode": mode, "include_prompt": True})
+    )
+    lay = ModelLayout.read(model_copy)
+    assert (lay.pooling, lay.dimension) == (expected, 384)
+
+
+@pytest.mark.parametrize("mode", ["mean_sqrt_len_tokens", "weightedmean", "lasttoken", ["mean", "max"]])
+def test_pooling_the_export_cannot_reproduce_is_refused(model_copy, mode):
+    (model_copy / "1_Pooling" / "config.json").write_text(
+        json.dumps({"embedding_dimension": 384, "pooling_mode": mode})
+    )
+    with pytest.raises(EmbedderError, match="pooling"):
+        ModelLayout.read(model_copy)

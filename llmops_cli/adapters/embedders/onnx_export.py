@@ -92,18 +92,33 @@ class ModelLayout:
         pool_cfg = pooling_dir / "config.json"
         if pool_cfg.is_file():
             cfg = json.loads(pool_cfg.read_text())
-            modes = [
-                k
-                for k in ("mean_tokens", "cls_token", "max_tokens", "mean_sqrt_len_tokens")
-                if cfg.get(f"pooling_mode_{k}")
-            ]
-            if len(modes) != 1 or modes[0] == "mean_sqrt_len_tokens":
+            if "pooling_mode" in cfg:
+                # sentence-transformers 6 (and so every folder `llmops finetune embedder` saves): one key, a mode
+                # name or a list of them, and the width as ``embedding_dimension``
+                mode = cfg["pooling_mode"]
+                modes = [mode] if isinstance(mode, str) else list(mode or [])
+            else:
+                modes = [
+                    k.removeprefix("pooling_mode_")
+                    for k in (
+                        "pooling_mode_mean_tokens",
+                        "pooling_mode_cls_token",
+                        "pooling_mode_max_tokens",
+                        "pooling_mode_mean_sqrt_len_tokens",
+                        "pooling_mode_weightedmean_tokens",
+                        "pooling_mode_lasttoken",
+                    )
+                    if cfg.get(k)
+                ]
+            names = {"mean_tokens": "mean", "mean": "mean", "cls_token": "cls", "cls": "cls"}
+            names.update({"max_tokens": "max", "max": "max"})
+            if len(modes) != 1 or modes[0] not in names:
                 raise EmbedderError(
                     f"embedding model {model_dir} uses pooling {modes} which the onnx backend does not export",
                     hint="use embedder.backend=sentence-transformers for this model",
                 )
-            pooling = {"mean_tokens": "mean", "cls_token": "cls", "max_tokens": "max"}[modes[0]]
-            dimension = cfg.get("word_embedding_dimension")
+            pooling = names[modes[0]]
+            dimension = cfg.get("word_embedding_dimension") or cfg.get("embedding_dimension")
         config = transformer_dir / "config.json"
         if not config.is_file():
             raise EmbedderError(f"embedding model {model_dir} has no config.json in {transformer_dir}")
