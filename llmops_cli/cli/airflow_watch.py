@@ -256,7 +256,7 @@ def _watch_live(client: AirflowClient, out: Output, dag_id: str, run_id: str, ti
                 if i:
                     label.append(", ")
                 label.append(f"{n}/{s.total} {st}" if s.mapped else st, style=colours.get(st, ""))
-            t.add_row(s.task_id + (" [mapped]" if s.mapped else ""), label)
+            t.add_row(Text(s.task_id + (" [mapped]" if s.mapped else "")), label)  # Text: "[mapped]" is not markup
         parts: list[Any] = [head, t]
         if u.unreachable:
             parts.append(Text(f"API server unreachable, still waiting ({u.unreachable})", style="yellow"))

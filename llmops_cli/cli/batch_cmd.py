@@ -254,7 +254,7 @@ def _print_jobs(out: Any, doc: dict[str, Any]) -> None:
             j["requests"],
             f"{(j.get('counts') or {}).get('completed', 0)} / {(j.get('counts') or {}).get('failed', 0)}",
             "yes" if j["collected"] else "no",
-            escape(j["run"]),  # the input's stem: text, not markup ("[draft]" vanished)
+            j["run"],  # the input's stem, printed as written by Output.table ("[draft]" vanished)
         )
         for j in doc["jobs"]
     ]
@@ -288,7 +288,7 @@ def _print_estimate(out: Any, est: dict[str, Any]) -> None:
             ("  via provider (batch price)", _money(est.get("estimated_cost_usd_via_provider"))),
             ("model", ", ".join(est["models"])),
             ("via", f"{est.get('via')} ({est.get('via_reason')})"),
-            ("output", escape(est["output"])),  # a path, not markup: "[draft].results.csv" showed ".results.csv"
+            ("output", est["output"]),  # printed as written: "[draft].results.csv" showed ".results.csv"
         ],
         title="dry run: nothing was called",
         show_header=False,

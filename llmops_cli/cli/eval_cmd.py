@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from llmops_cli.cli.options import CollectionOpt, JsonOpt, QuietOpt, TopKOpt, WhereOpt
-from llmops_cli.cli.output import Output
+from llmops_cli.cli.output import Output, styled
 from llmops_cli.cli.state import parse_key_values, state, workspace
 from llmops_cli.errors import ExitCode, UsageError
 
@@ -351,7 +351,7 @@ def _print_leaderboard(out: Output, rep) -> None:
                 r["model"],
                 f"{r['prompt']['name']}@{r['prompt']['sha256'][:8]}",
                 *[
-                    ("[bold]" + ci(r["metrics"][m]) + "[/bold]")
+                    styled("[bold]" + ci(r["metrics"][m]) + "[/bold]")
                     if r["label"] in board["winners"].get(m, [])
                     else ci(r["metrics"][m])
                     for m in metrics
@@ -386,7 +386,7 @@ def _print_report(out, report, worst: int) -> None:
     for m in dict.fromkeys([*chosen, *report.metrics]):
         v = report.metrics.get(m)
         g = gates.get(m) or gates.get(m.split("@")[0] + "@k" if "@" in m else "")
-        gate = "" if not g else ("pass" if g["passed"] else "[red]FAIL[/red]")
+        gate = "" if not g else ("pass" if g["passed"] else styled("[red]FAIL[/red]"))
         if v is None:
             rows.append((m, "- (no value)", 0, gate))
             continue
@@ -447,7 +447,7 @@ def _comparison_rows(c: dict) -> list[tuple]:
             num(m["new"]),
             num(m["delta"], "+.3f"),
             f"{m['n_base']}/{m['n_new']}/{'-' if m['n_paired'] is None else m['n_paired']}",
-            f"[red]{m['status']}[/red]" if m["status"] == "regressed" else m["status"],
+            styled(f"[red]{m['status']}[/red]") if m["status"] == "regressed" else m["status"],
         )
         for m in c["metrics"]
     ]
@@ -963,7 +963,7 @@ def agreement_cmd(
                     num(v.get("kappa")),
                     num(v.get("weighted_kappa")),
                     num(v.get("spearman")),
-                    "[red]below bound[/red]" if v.get("below_bound") else v.get("note", ""),
+                    styled("[red]below bound[/red]") if v.get("below_bound") else v.get("note", ""),
                 )
                 for c, v in doc["criteria"].items()
             ],

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from llmops_cli.cli.options import AnswerCollectionOpt, AnswerLimitOpt, DryRunOpt, JsonOpt, QuietOpt
@@ -161,7 +160,7 @@ def review(
                         score(r["helpfulness"]),
                         score(r["relevance"]),
                         "" if r["public"] is None else ("yes" if r["public"] else "no"),
-                        escape(r["question"][:60]),  # text, not markup: "[/]" in a question crashed the table
+                        r["question"][:60],  # as written: Output.table does not read cells as markup
                     )
                     for r in rows
                 ],

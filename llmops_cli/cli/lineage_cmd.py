@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from llmops_cli.cli.options import CollectionOpt, JsonOpt
 from llmops_cli.cli.output import Output
@@ -73,7 +74,7 @@ def source_cmd(
         out.json(doc)
         return
     out.print(
-        f"[bold]{doc['source']}[/bold] in {doc['collection']}: version {doc['version']}, "
+        f"[bold]{escape(doc['source'])}[/bold] in {doc['collection']}: version {doc['version']}, "
         f"{len(doc['chunks'])} chunk(s), {len(doc['answers'])} answer(s) built on it"
     )
     if doc["answers"]:

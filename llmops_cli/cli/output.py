@@ -164,6 +164,17 @@ def _safe(value: Any) -> Any:
     return safe_text(value) if isinstance(value, str) else value
 
 
+def styled(markup: str) -> Any:
+    """A table cell in rich markup (``"[red]FAIL[/red]"``): ``Output.table`` prints every other cell as plain text."""
+    from rich.text import Text
+
+    return Text.from_markup(markup)
+
+
+def _is_rich(value: Any) -> bool:
+    return type(value).__module__.startswith("rich.")
+
+
 class Output:
     def __init__(self, json_mode: bool = False, quiet: bool = False):
         from rich.console import Console
@@ -201,13 +212,16 @@ class Output:
     def table(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None, **kw: Any) -> None:
         if self.json_mode:
             return
+        from rich.markup import escape
         from rich.table import Table
 
         t = Table(title=title, title_justify="left", **kw)
         for c in columns:
             t.add_column(c, overflow="fold")
         for r in rows:
-            t.add_row(*["" if v is None else safe_text(str(v)) for v in r])
+            # a cell is text, printed as it is (a source named "[draft] notes.md", a question with "[/]"); a cell
+            # meant to be styled comes as a rich Text (``styled``)
+            t.add_row(*[v if _is_rich(v) else "" if v is None else escape(safe_text(str(v))) for v in r])
         self.out.print(t)
 
     def finish(self, result: Any, *, warning: str | None = None) -> None:

@@ -235,7 +235,7 @@ def render_answer(out: Output, res, question: str) -> None:
     for c in ("#", "cited", "source", "heading"):
         t.add_column(c, overflow="fold")
     for i, h in enumerate(res.hits, 1):
-        t.add_row(str(i), "✓" if i in cited else "", safe_text(h.source), safe_text(h.heading))
+        t.add_row(str(i), "✓" if i in cited else "", escape(safe_text(h.source)), escape(safe_text(h.heading)))
     side.print(t)
     u = res.usage
     cost = f", ${u.cost:.6f}" if u.cost else ""

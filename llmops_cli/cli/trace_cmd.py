@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from llmops_cli.cli.options import JsonOpt
 from llmops_cli.cli.output import Output
@@ -80,7 +81,7 @@ def show(
             attrs = ", ".join(f"{k.split('.')[-1]}={x.attributes[k]}" for k in SHOWN if k in x.attributes)
             offset = (x.start_ns - start) / 1e6
             error = " [red]error[/red]" if x.status == "error" else ""
-            label = f"{x.name}  [cyan]{x.duration_ms:.1f} ms[/cyan] [dim]+{offset:.1f} ms{error}  {attrs}[/dim]"
+            label = f"{x.name}  [cyan]{x.duration_ms:.1f} ms[/cyan] [dim]+{offset:.1f} ms{error}  {escape(attrs)}[/dim]"
             add(node.add(label), x.span_id)
 
     add(tree, None)

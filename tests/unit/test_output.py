@@ -79,3 +79,60 @@ def test_phases_show_the_count_and_an_eta_only_once_the_total_is_final():
     # eval's stages: a stage with a total is final; one without shows its name only
     stages = frames([lambda b: _stage_progress(b)("retrieving", 0, 0), lambda b: _stage_progress(b)("judging", 3, 5)])
     assert "retrieving" in stages and "3/5 chunks" in stages and "ETA" in stages.split("judging", 1)[1]
+
+
+def test_table_cells_are_text_not_markup_unless_styled():
+    import io
+
+    from rich.console import Console
+
+    from llmops_cli.cli.output import styled
+
+    out = Output()
+    buf = io.StringIO()
+    out.out = Console(file=buf, width=160, color_system=None)
+    # a source named "[draft] notes.md" lost "[draft]"; a question with "[/]" crashed the table (MarkupError)
+    out.table(["source", "question", "gate"], [("kb/[draft] notes.md", "what does [/] do?", styled("[red]FAIL[/red]"))])
+    shown = buf.getvalue()
+    assert "kb/[draft] notes.md" in shown and "what does [/] do?" in shown
+    assert "FAIL" in shown and "[red]" not in shown  # a styled cell is still read as markup
+
+
+def test_the_live_run_view_labels_mapped_tasks(monkeypatch):
+    # "work [mapped]" was read as rich markup (an unknown style): the live view showed "work" alone
+    import io
+
+    import rich.live
+    from rich.console import Console
+
+    import llmops_cli.cli.airflow_watch as watch
+    from llmops_cli.core.orchestration import TaskSummary, WaitUpdate
+
+    shown = []
+
+    class FakeLive:
+        def __init__(self, *a, **kw):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, renderable):
+            buf = io.StringIO()
+            Console(file=buf, width=120, color_system=None).print(renderable)
+            shown.append(buf.getvalue())
+
+        def refresh(self):
+            pass
+
+    def fake_wait(client, dag_id, run_id, *, timeout_s, on_update):
+        on_update(WaitUpdate(1.0, {"state": "running"}, [TaskSummary("work", True, {"success": 2, "running": 1})]))
+        return "done"
+
+    monkeypatch.setattr(rich.live, "Live", FakeLive)
+    monkeypatch.setattr(watch, "wait_for_run", fake_wait)
+    assert watch._watch_live(None, Output(), "d", "r1", None) == "done"
+    assert "work [mapped]" in shown[0] and "2/3 success" in shown[0]
