@@ -192,8 +192,15 @@ def main() -> None:
         sys.exit(e.exit_code)
     except click_errors.UsageError as e:
         _fail(*_usage_line(e), ExitCode.USAGE)
-    except typer.Abort:  # a prompt answered with end of input
-        _fail("aborted", None, ExitCode.FAILURE)
+    except typer.Abort as e:  # a prompt (init, auth login, a confirmation) left unanswered
+        if isinstance(e.__context__, KeyboardInterrupt):  # Ctrl-C at the prompt: an interruption like any other
+            _quiet_exit_after_interrupt()
+            _fail(INTERRUPTED, None, ExitCode.INTERRUPTED)
+        _fail(
+            "aborted: a prompt got no answer (end of input)",
+            "answer it at a terminal, or pass what it asks as options (--help lists them)",
+            ExitCode.FAILURE,
+        )
     except click_errors.ClickException as e:  # e.g. a file click could not open
         _fail(e.format_message().splitlines()[0], None, e.exit_code)
     except KeyboardInterrupt:  # before or after Typer's own handling

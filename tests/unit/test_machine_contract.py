@@ -5,6 +5,7 @@ doctor, completion, -V."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -132,6 +133,28 @@ def test_after_ctrl_c_a_second_one_while_python_shuts_down_exits_130_at_once(mon
     assert code == 130 and logging.getLogger("asyncio").disabled
     signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the second Ctrl-C
     assert exits == [130]
+
+
+def test_ctrl_c_at_a_prompt_is_exit_130_and_end_of_input_exit_1(monkeypatch, capsys):
+    # before: Ctrl-C at a prompt (init, auth login, a confirmation) was "aborted", exit 1, unlike Ctrl-C anywhere else
+    def answer(raised):
+        def read(prompt=""):
+            raise raised
+
+        return read
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr("typer._click.termui.visible_prompt_func", answer(KeyboardInterrupt()))
+    code, out, err = run(monkeypatch, capsys, "init")
+    assert code == 130 and err.strip().splitlines()[-1].startswith("error: interrupted")
+    monkeypatch.setattr("typer._click.termui.visible_prompt_func", answer(EOFError()))
+    code, out, err = run(monkeypatch, capsys, "init")
+    assert code == 1 and "error: aborted: a prompt got no answer" in err and "Traceback" not in err
+    assert not Path("llmops.yaml").exists()
 
 
 def test_usage_errors_are_one_line_and_a_hint_exit_2(monkeypatch, capsys):
