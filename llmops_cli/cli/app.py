@@ -196,11 +196,13 @@ def main() -> None:
         if isinstance(e.__context__, KeyboardInterrupt):  # Ctrl-C at the prompt: an interruption like any other
             _quiet_exit_after_interrupt()
             _fail(INTERRUPTED, None, ExitCode.INTERRUPTED)
-        _fail(
-            "aborted: a prompt got no answer (end of input)",
-            "answer it at a terminal, or pass what it asks as options (--help lists them)",
-            ExitCode.FAILURE,
-        )
+        if isinstance(e.__context__, EOFError):
+            _fail(
+                "aborted: a prompt got no answer (end of input)",
+                "answer it at a terminal, or pass what it asks as options (--help lists them)",
+                ExitCode.FAILURE,
+            )
+        _fail("aborted", None, ExitCode.FAILURE)  # a confirmation answered no
     except click_errors.ClickException as e:  # e.g. a file click could not open
         _fail(e.format_message().splitlines()[0], None, e.exit_code)
     except KeyboardInterrupt:  # before or after Typer's own handling

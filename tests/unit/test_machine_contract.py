@@ -155,6 +155,10 @@ def test_ctrl_c_at_a_prompt_is_exit_130_and_end_of_input_exit_1(monkeypatch, cap
     code, out, err = run(monkeypatch, capsys, "init")
     assert code == 1 and "error: aborted: a prompt got no answer" in err and "Traceback" not in err
     assert not Path("llmops.yaml").exists()
+    # a confirmation answered no is the plain "aborted" it was
+    monkeypatch.setattr("typer._click.termui.visible_prompt_func", lambda prompt="": "n")
+    code, out, err = run(monkeypatch, capsys, "collections", "delete", "docs")
+    assert code == 1 and err.strip().splitlines()[-1] == "error: aborted"
 
 
 def test_usage_errors_are_one_line_and_a_hint_exit_2(monkeypatch, capsys):
