@@ -243,6 +243,8 @@ def _quiet_exit_after_interrupt() -> None:
 def _usage_line(e: click_errors.UsageError) -> tuple[str, str]:
     """Click's usage error as one line (its message, which names the option and any did-you-mean) and a hint."""
     message = " ".join(e.format_message().split())
+    # Typer's choice check words its error as pydantic does: "...: Value error, 'x' is not one of 'a', 'b'."
+    message = message.replace(": Value error, ", ": ")
     command = e.ctx.command_path if e.ctx is not None else "llmops"
     return message, f"see {command} --help"
 

@@ -72,6 +72,7 @@ def test_format_renders_every_command_document_as_json_yaml_or_jsonl(monkeypatch
     assert (code, out) == (0, "") and not Path(".llmops").exists()
     code, _, err = run(monkeypatch, capsys, "--format", "xml", "config", "show")
     assert code == 2 and err.startswith("error: Invalid value for '--format'")
+    assert "Value error" not in err and "'xml' is not one of 'table', 'json', 'yaml', 'jsonl'" in err
 
 
 def test_jsonl_rows_and_schema_version():
