@@ -445,6 +445,11 @@ def test_a_csv_row_with_more_or_fewer_fields_than_the_header_is_an_input_error(t
     ok = tmp_path / "ok.csv"
     ok.write_text('id,text\n1,"a, quoted"\n\n2,\n')  # a quoted comma, a blank line, an empty last value
     assert read_rows(ok) == [{"id": "1", "text": "a, quoted"}, {"id": "2", "text": ""}]
+    # a header naming a column twice: the first column's values were dropped without a word
+    twice = tmp_path / "twice.csv"
+    twice.write_text("id,text,text\n1,first,second\n")
+    with pytest.raises(InputError, match="header names 'text' more than once"):
+        read_rows(twice)
 
 
 def test_cli_module_imports_nothing_heavy():

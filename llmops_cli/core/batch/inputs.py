@@ -63,6 +63,13 @@ def _read_csv(p: Path) -> list[dict[str, Any]]:
     try:
         with p.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            twice = sorted({name for name in header if header.count(name) > 1})
+            if twice:  # DictReader keeps the last column of a name: the other one's values were dropped unsaid
+                raise InputError(
+                    f"{p}'s header names {', '.join(repr(n) for n in twice)} more than once",
+                    hint="give every column its own name",
+                )
             for r in reader:
                 extra = r.pop(None, None) or []  # values past the header (DictReader keeps them under None)
                 if extra or any(v is None for v in r.values()):
