@@ -117,3 +117,29 @@ def test_a_litellm_model_without_a_provider_is_bad_config_exit_2():
     from llmops_cli.serve.app import error_status
 
     assert error_status(err) == 503  # `llmops serve`: the server's configuration, not the caller's request
+
+
+def test_a_missing_api_key_is_bad_config_exit_2_and_not_retried():
+    # litellm raises the OpenAI SDK's refusal as an InternalServerError: it was retried 3 times and ended
+    # "the server failed on all 3 tries: try again later", exit 1, though no request was ever sent
+    from llmops_cli.adapters.llm.litellm_llm import translate_error
+
+    internal = type("InternalServerError", (Exception,), {})
+    msg = "litellm.InternalServerError: OpenAIException - Missing credentials. Please pass an `api_key`"
+    err = translate_error(internal(msg), "openai/gpt-4o-mini", None)
+    assert err.exit_code == ExitCode.USAGE and not err.retryable
+    assert str(err) == "LLM openai/gpt-4o-mini has no API key" and "OPENAI_API_KEY" in err.hint
+
+
+def test_litellm_reaches_a_local_openai_compatible_server_without_a_key(monkeypatch):
+    # the HTTP client calls a local server with no key; through litellm (llm.client: litellm) the OpenAI SDK refused
+    from llmops_cli.adapters.llm.litellm_llm import NO_KEY, LiteLLM
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    kw, _ = LiteLLM("openai/m", api_base="http://127.0.0.1:9/v1")._kwargs({})
+    assert kw["api_key"] == NO_KEY
+    kw, _ = LiteLLM("openai/m", api_base="http://127.0.0.1:9/v1", api_key="sk-mine")._kwargs({})
+    assert kw["api_key"] == "sk-mine"
+    assert "api_key" not in LiteLLM("openai/gpt-4o-mini")._kwargs({})[0]  # a hosted API: its own variable or error
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    assert "api_key" not in LiteLLM("openai/m", api_base="http://127.0.0.1:9/v1")._kwargs({})[0]  # litellm reads it

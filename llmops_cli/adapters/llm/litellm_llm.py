@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +23,8 @@ from llmops_cli.core.ports import (
 from llmops_cli.core.redaction import redact_secrets
 
 _PREPARED = False
+_MISSING_KEY = re.compile(r"missing credentials|api_key client option must be set|missing \w+ api key", re.I)
+NO_KEY = "EMPTY"  # sent to a local OpenAI-compatible server when no key is configured
 
 
 def import_litellm():
@@ -65,6 +68,10 @@ class LiteLLM(ConfiguredLLM):
             kw["api_base"] = self.api_base
         if self._api_key:
             kw["api_key"] = self._api_key
+        elif self.api_base and self.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+            # a local OpenAI-compatible server needs no key (the HTTP client sends none), but the OpenAI SDK under
+            # litellm refuses to call without one ("Missing credentials"): give it the placeholder vLLM documents
+            kw["api_key"] = NO_KEY
         return kw, policy
 
     def _cost(self, litellm, response, usage_in: int, usage_out: int) -> float | None:
@@ -208,6 +215,13 @@ def translate_error(e: Exception, model: str, api_base: str | None, api_key: str
             f"LLM {model}{where} rejected the credentials ({status or name})",
             status=status,
             hint="set the API key (llm.api_key, LLMOPS_LLM_API_KEY or the provider's own variable)",
+        )
+    if _MISSING_KEY.search(msg):
+        # the SDK refused before sending anything (litellm calls it an InternalServerError): no server failed, and
+        # retrying cannot help; nothing is configured, exit 2
+        return LLMConfigError(
+            f"LLM {model}{where} has no API key",
+            hint="set the provider's key (e.g. OPENAI_API_KEY) or llm.api_key (LLMOPS_LLM_API_KEY)",
         )
     refused = _connection_failure(e)
     if refused is not None:
