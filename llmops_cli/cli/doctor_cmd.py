@@ -164,6 +164,22 @@ def _llm(s: Settings, loaded: LoadedSettings, timeout: float) -> Check:
         )
     if status in fix:
         return Check("llm", "fail", f"{_masked(s.llm.api_base)} refused the key (HTTP {status})", fix[status])
+    if status == 404:
+        # a server answers, but not as an OpenAI-compatible API there: ask would fail the same way (e.g. no /v1)
+        return Check(
+            "llm",
+            "warn",
+            f"{_masked(s.llm.api_base)} answers, but has no /models (HTTP 404): not an OpenAI-compatible API root",
+            "set llm.api_base (LLMOPS_LLM_API_BASE) to the API's root, usually ending in /v1 "
+            "(e.g. http://127.0.0.1:8000/v1)",
+        )
+    if status >= 400:
+        return Check(
+            "llm",
+            "warn",
+            f"{s.llm.model} at {_masked(s.llm.api_base)} answered HTTP {status}",
+            "check the server's log; llm.api_base (LLMOPS_LLM_API_BASE) names it",
+        )
     return Check("llm", "ok", f"{s.llm.model} at {_masked(s.llm.api_base)} answers (HTTP {status})")
 
 

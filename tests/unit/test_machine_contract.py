@@ -364,3 +364,20 @@ def test_the_batch_document_in_docs_json_md_names_only_the_report_s_keys():
     keys = {f.name for f in dataclasses.fields(BatchReport)} | {"exit_code"}
     named = set(re.findall(r"`(\w+)(?::[^`]*)?`", row.split("|")[2].split("; the run's settings")[0]))
     assert named <= keys, named - keys  # the docs once promised model, template, schema... that it never had
+
+
+@pytest.mark.parametrize(("status", "expected"), [(200, "ok"), (404, "warn"), (500, "warn")])
+def test_doctor_does_not_call_an_llm_base_url_that_answers_404_ok(monkeypatch, capsys, status, expected):
+    # llm.api_base without /v1 (or pointing at some other web server): GET /models answered 404 and doctor said
+    # "ok ... answers (HTTP 404)", then every ask failed
+    from llmops_cli.cli import doctor_cmd
+    from tests.support.fakes import use_fake_workspaces
+
+    use_fake_workspaces(monkeypatch)
+    monkeypatch.setattr(doctor_cmd, "_get", lambda url, timeout, key: (status, ""))
+    env = {"LLMOPS_LLM_MODEL": "openai/x", "LLMOPS_LLM_API_BASE": "http://127.0.0.1:9"}
+    code, out, _ = run(monkeypatch, capsys, "doctor", "--timeout", "2", "--json", env=env)
+    llm = {c["name"]: c for c in json.loads(out)["checks"]}["llm"]
+    assert llm["status"] == expected
+    if status == 404:
+        assert "/v1" in llm["fix"] and "LLMOPS_LLM_API_BASE" in llm["fix"]
