@@ -310,7 +310,7 @@ def ingest(
                 if progress:
                     progress("parse", n, total)
                 continue
-            docs, reason = _private_data(docs, opts.privacy, report.privacy)
+            docs, reason = _private_data(docs, opts.privacy, report.privacy, sf.source_id)
             if reason:
                 if opts.strict:
                     raise InputError(f"{sf.source_id}: {reason}", hint="leave the file out, or set ingest.privacy")
@@ -396,9 +396,22 @@ def remove_sources(
 _SOURCE_KEYS = frozenset({"source", "path", "format", "source_file"})
 
 
-def _private_data(docs: list, policy: str, tally: PrivacyTally) -> tuple[list, str | None]:
+def _private_row_id(doc_id: str, file_id: str | None, policy: str) -> tuple[str, dict[str, int]]:
+    """A document id ``FILE#ROW`` whose row part (a table's --id-column value, say an e-mail address) holds private
+    data, as the policy leaves it: redacted, with a hash of the value kept so that rows stay apart and the id stays
+    the same from run to run."""
+    if not file_id or not doc_id.startswith(f"{file_id}#"):
+        return doc_id, {}
+    row = doc_id[len(file_id) + 1 :]
+    cleaned, kinds = apply_policy(row, policy)
+    if not kinds or cleaned is None:
+        return doc_id, kinds
+    return f"{file_id}#{cleaned}-{hashlib.sha256(row.encode()).hexdigest()[:8]}", kinds
+
+
+def _private_data(docs: list, policy: str, tally: PrivacyTally, file_id: str | None = None) -> tuple[list, str | None]:
     """The source's documents as the privacy policy leaves them, or the reason to skip the source (kinds and counts
-    found, never the values)."""
+    found, never the values). ``file_id``: the source file's id, whose documents' ids are ``file_id#ROW``."""
     if policy == "off":
         return docs, None
     out, found = [], Counter()
@@ -415,10 +428,14 @@ def _private_data(docs: list, policy: str, tally: PrivacyTally) -> tuple[list, s
             found.update(kinds)
             if cleaned is not None:
                 metadata[key] = cleaned
-        if text is None or (text is doc.text and metadata == doc.metadata):
+        doc_id, kinds = _private_row_id(doc.source_id, file_id, policy)
+        found.update(kinds)
+        if doc_id != doc.source_id and "source" in metadata:
+            metadata["source"] = doc_id
+        if text is None or (text is doc.text and metadata == doc.metadata and doc_id == doc.source_id):
             out.append(doc)
         else:
-            out.append(replace(doc, text=text, metadata=metadata))
+            out.append(replace(doc, source_id=doc_id, text=text, metadata=metadata))
     if found:
         tally.found.update(found)
         tally.sources += 1

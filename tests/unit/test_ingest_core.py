@@ -457,3 +457,23 @@ def test_privacy_applies_to_the_metadata_stored_with_the_chunks_too(tmp_path):
     assert "bob@corp.example" not in repr(store.snapshot("test-col")) and rep.privacy.found == {"EMAIL": 1}
     skipped = ingest([str(rows)], embedder=FakeEmbedder(), store=MemoryStore(), opts=opts(privacy="skip", table=table))
     assert [s["source"] for s in skipped.skipped] == ["rows/t.csv"]
+
+
+def test_privacy_redacts_a_row_id_holding_private_data_and_keeps_rows_apart(tmp_path):
+    # --id-column on a column of e-mail addresses: the row's id (source metadata, chunk id input) held the address
+    rows = tmp_path / "rows"
+    rows.mkdir()
+    (rows / "t.csv").write_text(
+        "owner,content\nbob@corp.example,first row\nann@corp.example,second row\n7,third row\n", encoding="utf-8"
+    )
+    table = TableOptions(text_column="content", id_column="owner")
+    store = MemoryStore()
+    ingest([str(rows)], embedder=FakeEmbedder(), store=store, opts=opts(privacy="redact", table=table))
+    stored = store.snapshot("test-col")
+    assert "@corp.example" not in repr(stored) and "@corp.example" not in repr(store.read_manifest("test-col"))
+    sources = sorted(str(v[1]["source"]) for v in stored.values())
+    assert len(set(sources)) == 3 and sources[0] == "rows/t.csv#7"
+    assert all(s.startswith("rows/t.csv#[REDACTED_EMAIL]-") for s in sources[1:])
+    again = MemoryStore()  # the same ids on every run
+    ingest([str(rows)], embedder=FakeEmbedder(), store=again, opts=opts(privacy="redact", table=table))
+    assert again.snapshot("test-col").keys() == stored.keys()
