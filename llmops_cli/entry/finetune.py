@@ -9,6 +9,7 @@ collections can be compared with ``llmops eval`` before anything switches."""
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -162,7 +163,8 @@ def finetune_embedder(
         data = {"origins": origins, "pairs": len(pairs), "chunks": len(chunks), **split.to_dict()}
         runs.update(run_id, data=data)
         models = settings.data_path / "models"
-        tmp = models / f".{base_dir.name}-ft{run_id}.partial"
+        label = model_label(base_es.model, base_dir)
+        tmp = models / f".{label}-ft{run_id}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         say(f"training on {len(pairs)} pair(s) from {len(split.train)} question(s), {epochs} epoch(s)")
         try:
@@ -178,7 +180,7 @@ def finetune_embedder(
                 lora_r=lora_r,
                 seed=seed,
             )
-            out = models / f"{base_dir.name}-ft{run_id}-{_weights_hash(tmp)}"
+            out = models / f"{label}-ft{run_id}-{_weights_hash(tmp)}"
             shutil.rmtree(out, ignore_errors=True)
             tmp.rename(out)  # a folder that exists is whole
         except BaseException:
@@ -214,6 +216,15 @@ def measure(
 
 def _torch_settings(ws: Workspace, model: str):
     return ws.settings.embedder.model_copy(update={"backend": "sentence-transformers", "model": model})
+
+
+def model_label(model: str, model_dir: Path) -> str:
+    """The ``<base>`` of a tuned model's folder name: the model's own name (``all-MiniLM-L6-v2`` for the bundled
+    model, whose folder is called ``model``, or for one in the Hugging Face cache, whose folder is a commit hash), or
+    a local folder's name."""
+    if Path(model).expanduser().exists():
+        return model_dir.name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", model.rstrip("/").rsplit("/", 1)[-1]).strip(".-") or model_dir.name
 
 
 def _weights_hash(folder: Path) -> str:

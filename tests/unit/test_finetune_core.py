@@ -160,3 +160,19 @@ def test_a_provider_job_records_its_tokens_price_and_time_and_runs_total_every_s
     assert 0 <= unpriced["cost"]["wall_s"] < 60  # no provider timestamps: since the run was recorded
     assert cost_total(run) == {"wall_s": 600.0, "cpu_s": c["wait"]["cpu_s"], "trained_tokens": 1000, "cost_usd": 0.008}
     assert cost_total(embedder) == {"wall_s": 45.25, "cpu_s": 82.5, "trained_tokens": None, "cost_usd": None}
+
+
+def test_a_tuned_models_folder_is_named_after_its_base_model(tmp_path):
+    # docs/finetune.md: <data_dir>/models/<base>-ft<run id>-<hash>; the bundled model's folder is called "model" (and
+    # a Hugging Face cache snapshot's is a commit hash), so every tuned model was "model-ft1-..."
+    from llmops_cli.adapters.embedders.model_files import bundled_model_path
+    from llmops_cli.entry.finetune import model_label
+
+    assert model_label("all-MiniLM-L6-v2", bundled_model_path()) == "all-MiniLM-L6-v2"
+    assert model_label("sentence-transformers/all-MiniLM-L6-v2", bundled_model_path()) == "all-MiniLM-L6-v2"
+    snapshot = tmp_path / "models--BAAI--bge-small-en" / "snapshots" / "0123abcd"
+    assert model_label("BAAI/bge-small-en", snapshot) == "bge-small-en"
+    local = tmp_path / "my-model-ft1-83b5e390"
+    local.mkdir()
+    assert model_label(str(local), local) == "my-model-ft1-83b5e390"
+    assert model_label(str(local) + "/", local) == "my-model-ft1-83b5e390"
