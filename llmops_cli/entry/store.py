@@ -242,6 +242,8 @@ def export_collection(
     import tempfile
 
     fmt = export_format(path, fmt)
+    if path.is_dir():  # --force replaced nothing there: an internal error (IsADirectoryError) after the whole export
+        raise InputError(f"--output {path} is a folder", hint=f"name a file, e.g. --output {path / f'{name}.{fmt}'}")
     if path.exists() and not force:
         raise InputError(f"{path} already exists", hint="pass --force to replace it, or another --output")
     store = ws.store(read_only=True)
@@ -280,6 +282,9 @@ def export_collection(
                     n += 1
         else:
             n = _write_parquet(Path(tmp), rows(), vectors=bool(read_vectors))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private (0600); an export is an ordinary file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

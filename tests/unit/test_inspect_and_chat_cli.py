@@ -117,6 +117,16 @@ def test_a_collection_can_be_looked_into_chunk_by_chunk(project, capsys, tmp_pat
     assert sorted(json.loads(m)["source"] for m in table.column("metadata").to_pylist())[0] == "docs/frob.md"
     code, _, err = invoke(capsys, "collections", "export", "docs", "-o", str(tmp_path / "x.csv"))
     assert code == 2 and "cannot tell the export format of 'x.csv'" in err and not (tmp_path / "x.csv").exists()
+    # a folder as --output: a usage error before any work (it was an internal error, even with --force), and the
+    # file written has the usual permissions (it was 0600, mkstemp's)
+    code, _, err = invoke(capsys, "collections", "export", "docs", "-o", str(tmp_path), "--format", "jsonl", "--force")
+    assert code == 2 and f"--output {tmp_path} is a folder" in err and "internal error" not in err
+    old_umask = os.umask(0o022)
+    try:
+        assert ok_json(capsys, "collections", "export", "docs", "-o", str(target), "--force")["chunks"] == len(rows)
+    finally:
+        os.umask(old_umask)
+    assert target.stat().st_mode & 0o777 == 0o644
 
     # a name that is not there: the ones that are, closest first
     code, _, err = invoke(capsys, "collections", "show", "doc")
