@@ -381,3 +381,21 @@ def test_doctor_does_not_call_an_llm_base_url_that_answers_404_ok(monkeypatch, c
     assert llm["status"] == expected
     if status == 404:
         assert "/v1" in llm["fix"] and "LLMOPS_LLM_API_BASE" in llm["fix"]
+
+
+def test_the_verify_document_in_docs_json_md_has_the_report_s_keys_and_shapes():
+    import re
+
+    from llmops_cli.core.verify import VerifyReport
+
+    (row,) = [
+        ln
+        for ln in (Path(__file__).resolve().parents[2] / "docs" / "json.md").read_text().splitlines()
+        if ln.startswith("| `collections verify NAME` |")
+    ]
+    doc = VerifyReport("docs", missing_chunks={"a.md": ["c1"]}, orphan_chunks=["c2"]).to_dict()
+    named = set(re.findall(r"`(\w+)(?::[^`]*)?`", row.split("|")[2]))
+    assert named - {"store", "source"} <= set(doc), named - set(doc)
+    # the findings are ids, not counts (the docs once listed them among "the counts")
+    assert doc["missing_chunks"] == {"a.md": ["c1"]} and doc["orphan_chunks"] == ["c2"]
+    assert "`missing_chunks`, `altered_chunks`: `{source: [chunk ids]}`" in row and "lists of ids" in row
