@@ -308,7 +308,13 @@ def promote_embedder(
             store.write_manifest(dst, list(store.read_manifest(src).values()))
             ws.after_store_write(dst)
         cost = {"wall_s": round(time.perf_counter() - wall0, 2), "cpu_s": round(time.process_time() - cpu0, 2)}
-        runs.update(run["id"], promoted_to=dst, cost={**run["cost"], "promote": cost})
+        before = (run.get("cost") or {}).get("promote")
+        recorded = cost
+        if before and run.get("promoted_to") == dst:
+            # a re-run finishing (or re-checking) the same copy: the re-embedding cost is the sum of the runs, not
+            # the last one's (a re-run of a finished copy took ~1 s and replaced the copy's real cost)
+            recorded = {k: round(float(before.get(k) or 0) + cost[k], 2) for k in cost}
+        runs.update(run["id"], promoted_to=dst, cost={**(run.get("cost") or {}), "promote": recorded})
         return {
             "run": run["id"],
             "model": run["output"],

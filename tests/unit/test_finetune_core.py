@@ -176,3 +176,33 @@ def test_a_tuned_models_folder_is_named_after_its_base_model(tmp_path):
     local.mkdir()
     assert model_label(str(local), local) == "my-model-ft1-83b5e390"
     assert model_label(str(local) + "/", local) == "my-model-ft1-83b5e390"
+
+
+def test_a_promote_rerun_adds_to_the_recorded_re_embedding_cost(tmp_path, monkeypatch):
+    # re-running `finetune promote` on a finished copy embeds nothing in ~1 s: it replaced the copy's real cost
+    import time
+
+    from llmops_cli.entry.finetune import finetune_runs, promote_embedder
+    from llmops_cli.settings import load_settings
+    from tests.support.fakes import FakeEmbedder, FakeWorkspace, MemoryStore
+
+    emb, store = FakeEmbedder(), MemoryStore()
+    store.ensure_collection("docs", metadata={"llmops_embedder": emb.identity, "llmops_dimension": emb.dimension})
+    texts = ["alpha beta", "gamma delta", "epsilon zeta"]
+    store.upsert("docs", ["a", "b", "c"], emb.embed(texts), texts, [{"source": f"{t}.md"} for t in texts])
+    settings = load_settings(None, environ={}, cwd=tmp_path, flags={"data_dir": str(tmp_path / ".llmops")}).settings
+    with FakeWorkspace(settings, store=store, embedder=emb) as ws:
+        runs = finetune_runs(ws)
+        rid = runs.start("embedder", "/m/base", collection="docs", params={})
+        runs.update(rid, status="done", output=str(tmp_path / "tuned"), cost={"train": {"wall_s": 3.0}})
+        runs.close()
+        clock = iter([0.0, 40.0, 100.0, 101.0])
+        monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+        first = promote_embedder(ws, rid)
+        again = promote_embedder(ws, rid)
+        runs = finetune_runs(ws)
+        recorded = runs.get(rid)["cost"]
+        runs.close()
+    assert first["embedded"] == 3 and again["embedded"] == 0 and again["collection"] == "docs-ft1"
+    assert first["cost"]["wall_s"] == 40.0 and again["cost"]["wall_s"] == 1.0
+    assert recorded["promote"]["wall_s"] == 41.0 and recorded["train"] == {"wall_s": 3.0}
