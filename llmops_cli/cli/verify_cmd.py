@@ -39,12 +39,23 @@ def collections_verify(
     repair: Annotated[
         bool, typer.Option("--repair", help="Fix what is inconsistent (and nothing else), then verify again.")
     ] = False,
+    text_column: Annotated[
+        str | None, typer.Option("--text-column", help="Tables: the --text-column the collection was ingested with.")
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option("--id-column", help="Tables: the --id-column the collection was ingested with.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     s = state().load().settings
     out = Output(json_out)
+    table = None
+    if text_column or id_column:  # part of every source's signature: without them a table ingested so "differs"
+        from llmops_cli.core.loaders import TableOptions
+
+        table = TableOptions(text_column=text_column, id_column=id_column)
     with workspace(s) as ws:
-        res = verify_collection(ws, name, paths=paths or None, globs=glob, repair=repair)
+        res = verify_collection(ws, name, paths=paths or None, globs=glob, repair=repair, table=table)
     report, before, fixed = res["report"], res["before"], res["repair"]
     if json_out:
         data = report.to_dict()

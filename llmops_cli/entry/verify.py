@@ -25,6 +25,7 @@ def verify_collection(
     paths: Sequence[str] | None = None,
     globs: list[str] | None = None,
     repair: bool = False,
+    table: Any = None,
 ) -> dict[str, Any]:
     """Verify (and with ``repair``, fix then verify again) collection ``name``. ``paths``: the folders/files the
     collection is ingested from, to compare each file with its record and to re-ingest the sources only their files
@@ -35,11 +36,11 @@ def verify_collection(
     settings = ws.settings
     exists = settings.store.backend != "chroma" or (settings.store_path / "chroma.sqlite3").is_file()
     with ws.write_lock() if exists else contextlib.nullcontext():  # no lock (and no folder) for no store
-        return _verify_collection(ws, collection_name(settings, name), paths, globs, repair=repair)
+        return _verify_collection(ws, collection_name(settings, name), paths, globs, repair=repair, table=table)
 
 
 def _verify_collection(
-    ws: Workspace, name: str, paths: Sequence[str] | None, globs: list[str] | None, repair: bool
+    ws: Workspace, name: str, paths: Sequence[str] | None, globs: list[str] | None, repair: bool, table: Any = None
 ) -> dict[str, Any]:
     from llmops_cli.core import verify as core
 
@@ -63,7 +64,7 @@ def _verify_collection(
     # the embedder only when it is needed (file signatures, or something to embed): a lexical-only or orphan-only
     # repair loads no model
     embedder = ws.collection_embedder(meta) if paths else None
-    files = _verify_files(ws, name, embedder, paths, globs) if paths else None
+    files = _verify_files(ws, name, embedder, paths, globs, table) if paths else None
     report = core.verify(store, name, lexical=lexical, files=files)
     if not repair or report.clean:
         return {"report": report, "before": None, "repair": None}
@@ -71,7 +72,7 @@ def _verify_collection(
     def reingest(sources: list[str]) -> int:
         from llmops_cli.core import ingest as ingest_core
 
-        opts = ingest_options(settings, name, globs=globs, only=set(sources))
+        opts = ingest_options(settings, name, globs=globs, only=set(sources), table=table)
         opts.embedder_config = embedder_config(embedder_settings_for(meta, settings.embedder))
         return ingest_core.ingest([str(p) for p in paths or []], embedder=embedder, store=store, opts=opts).chunks_added
 
@@ -87,18 +88,19 @@ def _verify_collection(
         reingest=reingest if paths else None,
         available=set(files or {}) if paths else None,
     )
-    files = _verify_files(ws, name, embedder, paths, globs) if paths else None
+    files = _verify_files(ws, name, embedder, paths, globs, table) if paths else None
     return {"report": core.verify(store, name, lexical=lexical, files=files), "before": report, "repair": fixed}
 
 
 def _verify_files(
-    ws: Workspace, name: str, embedder: Any, paths: Sequence[str], globs: list[str] | None
+    ws: Workspace, name: str, embedder: Any, paths: Sequence[str], globs: list[str] | None, table: Any = None
 ) -> dict[str, bool]:
-    """Source id -> whether the file under ``paths`` matches its record, as ingest's own plan judges it."""
+    """Source id -> whether the file under ``paths`` matches its record, as ingest's own plan judges it (``table``:
+    the table options ingest was given, part of every source's signature)."""
     from llmops_cli.core.ingest import plan_changes, signature
     from llmops_cli.core.loaders import discover
 
-    opts = ingest_options(ws.settings, name, globs=globs)
+    opts = ingest_options(ws.settings, name, globs=globs, table=table)
     found, _missing = discover([str(p) for p in paths], globs, opts.exclude, root=opts.source_root)
     plan = plan_changes(found, ws.store().read_manifest(name), signature(opts, embedder), opts)
     differ = {sf.source_id for sf, _h, _new in plan.to_process}

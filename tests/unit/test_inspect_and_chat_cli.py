@@ -234,3 +234,17 @@ def test_at_a_terminal_a_failed_turn_is_reported_and_the_conversation_goes_on(pr
     code, out, err = invoke(capsys, "chat", "--collection", "docs")
     assert code == 0 and "error: LLM call failed: 503" in err and "hint: try again" in err
     assert "Answer 1 [1]." in out and llm.kinds() == ["reword", "answer"]  # the second question was answered
+
+
+def test_verify_with_paths_judges_a_table_with_the_columns_it_was_ingested_with(project, capsys, tmp_path):
+    # the table options are part of every source's signature: verify had no --text-column / --id-column, so a table
+    # ingested with them was always "changed since ingest" (exit 11), and --repair re-ingested it without them
+    rows = tmp_path / "rows"
+    rows.mkdir()
+    (rows / "t.csv").write_text("key,content,tag\nk1,alpha row,x\nk2,beta row,y\n", encoding="utf-8")
+    cols = ["--text-column", "content", "--id-column", "key"]
+    assert ok_json(capsys, "ingest", str(rows), "--collection", "tables", *cols)["sources"]["new"] == 1
+    code, _, _ = invoke(capsys, "collections", "verify", "tables", str(rows), "--json")
+    assert code == 11  # judged without the columns: every source differs, as it would for ingest without them
+    done = ok_json(capsys, "collections", "verify", "tables", str(rows), *cols)
+    assert done["clean"] and done["changed_files"] == [] and done["files_checked"]
