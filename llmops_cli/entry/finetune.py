@@ -387,7 +387,12 @@ def finetune_llm(
             f"--base {base} is not a local Hugging Face model folder (no config.json)",
             hint="download the model first (it is loaded offline), or use --provider for a hosted model",
         )
-    rows = [split_row(r) for r in read_ft_rows(dataset)]
+    rows = []
+    for n, r in enumerate(read_ft_rows(dataset), 1):
+        try:
+            rows.append(split_row(r))
+        except InputError as e:  # which row: the file may hold thousands
+            raise InputError(f"fine-tuning dataset {dataset} row {n}: {e.message}", hint=e.hint) from None
     n_held = max(1, round(len(rows) * held_out)) if len(rows) > 1 else 0
     order = sorted(range(len(rows)), key=lambda i: hashlib.sha256(f"{seed}:{rows[i][0]}".encode()).hexdigest())
     held = [rows[i] for i in order[:n_held]]

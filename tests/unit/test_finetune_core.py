@@ -206,3 +206,31 @@ def test_a_promote_rerun_adds_to_the_recorded_re_embedding_cost(tmp_path, monkey
     assert first["embedded"] == 3 and again["embedded"] == 0 and again["collection"] == "docs-ft1"
     assert first["cost"]["wall_s"] == 40.0 and again["cost"]["wall_s"] == 1.0
     assert recorded["promote"]["wall_s"] == 41.0 and recorded["train"] == {"wall_s": 3.0}
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        ('"hello messages"', "is a JSON object, not str"),
+        ("[1, 2]", "is a JSON object, not list"),
+        ('{"messages": "x"}', "list of {role, content}"),
+        ('{"messages": [{"role": "user"}, {"role": "assistant"}]}', "list of {role, content}"),
+    ],
+)
+def test_a_malformed_llm_fine_tuning_row_is_named_by_its_number_exit_2(tmp_path, row, says):
+    # such rows died with "internal error: TypeError / KeyError / AttributeError" (exit 1)
+    from llmops_cli.entry.finetune import finetune_llm
+    from llmops_cli.errors import ExitCode, InputError
+    from llmops_cli.settings import load_settings
+    from tests.support.fakes import FakeWorkspace
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    ds = tmp_path / "ft.jsonl"
+    ds.write_text('{"prompt": "p", "completion": "c"}\n\n' * 3 + row + "\n")
+    settings = load_settings(None, environ={}, cwd=tmp_path, flags={"data_dir": str(tmp_path / ".llmops")}).settings
+    with FakeWorkspace(settings) as ws, pytest.raises(InputError) as ei:
+        finetune_llm(ws, str(base), ds)
+    assert ei.value.exit_code == ExitCode.USAGE
+    assert str(ei.value).startswith(f"fine-tuning dataset {ds} row 4: ") and says in str(ei.value)

@@ -20,9 +20,21 @@ from llmops_cli.errors import ExitCode, InputError, LlmopsError
 
 
 def split_row(row: dict[str, Any]) -> tuple[str, str]:
-    """(prompt, answer) of one dataset row."""
+    """(prompt, answer) of one dataset row; a row of another shape is an InputError saying what is wrong."""
+    if not isinstance(row, dict):
+        raise InputError(
+            f"a fine-tuning row is a JSON object, not {type(row).__name__}",
+            hint="llmops feedback export writes the chat format",
+        )
     if "messages" in row:
         msgs = row["messages"]
+        if not isinstance(msgs, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in msgs
+        ):
+            raise InputError(
+                "'messages' is a list of {role, content} objects with text in each",
+                hint="llmops feedback export writes the chat format",
+            )
         answer_at = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=None)
         if answer_at is None:
             raise InputError("a messages row has no assistant message", hint="each row needs the answer to learn")
