@@ -22,6 +22,7 @@ DIMENSION_KEY = "llmops_dimension"
 GENERATION_KEY = "llmops_generation"  # bumped by every change; the lexical index rebuilds when it moves
 CHUNKING_KEY = "llmops_chunking"  # JSON {strategy, size, overlap} of the last ingest (ingest records it)
 INGESTED_AT_KEY = "llmops_ingested_at"  # ISO 8601 UTC time of the last ingest that changed the collection
+PRIVACY_KEY = "llmops_privacy"  # ingest.privacy of the last ingest that changed the collection (verify re-ingests so)
 MANIFEST_SUFFIX = "__sources"  # each collection's source ledger lives in "<name>__sources"
 
 NAME_RULE = "3-512 characters of a-z A-Z 0-9 . _ -, starting and ending with a letter or digit, no '..'"

@@ -35,6 +35,7 @@ from llmops_cli.core.collection_meta import (
     EMBEDDER_KEY,
     GENERATION_KEY,
     INGESTED_AT_KEY,
+    PRIVACY_KEY,
     check_embedder,
     check_unrecorded_dimension,
     chunking_record,
@@ -366,6 +367,7 @@ def ingest(
                 # what `collections show` reports: how the chunks were cut, when the collection last changed
                 CHUNKING_KEY: chunking_record(opts.strategy, opts.chunk_size, opts.chunk_overlap),
                 INGESTED_AT_KEY: datetime.now(UTC).isoformat(timespec="seconds"),
+                PRIVACY_KEY: opts.privacy,
             },
         )
     # a dry run into a new collection created nothing to count

@@ -64,7 +64,7 @@ def _verify_collection(
     # the embedder only when it is needed (file signatures, or something to embed): a lexical-only or orphan-only
     # repair loads no model
     embedder = ws.collection_embedder(meta) if paths else None
-    files = _verify_files(ws, name, embedder, paths, globs, table) if paths else None
+    files = _verify_files(ws, name, embedder, paths, globs, table, _privacy(settings, meta)) if paths else None
     report = core.verify(store, name, lexical=lexical, files=files)
     if not repair or report.clean:
         return {"report": report, "before": None, "repair": None}
@@ -72,7 +72,9 @@ def _verify_collection(
     def reingest(sources: list[str]) -> int:
         from llmops_cli.core import ingest as ingest_core
 
-        opts = ingest_options(settings, name, globs=globs, only=set(sources), table=table)
+        opts = ingest_options(
+            settings, name, globs=globs, only=set(sources), table=table, privacy=_privacy(settings, meta)
+        )
         opts.embedder_config = embedder_config(embedder_settings_for(meta, settings.embedder))
         return ingest_core.ingest([str(p) for p in paths or []], embedder=embedder, store=store, opts=opts).chunks_added
 
@@ -88,19 +90,36 @@ def _verify_collection(
         reingest=reingest if paths else None,
         available=set(files or {}) if paths else None,
     )
-    files = _verify_files(ws, name, embedder, paths, globs, table) if paths else None
+    files = _verify_files(ws, name, embedder, paths, globs, table, _privacy(settings, meta)) if paths else None
     return {"report": core.verify(store, name, lexical=lexical, files=files), "before": report, "repair": fixed}
 
 
+def _privacy(settings: Any, meta: dict[str, Any]) -> str:
+    """The privacy policy to judge and re-ingest files with: the configured one, or when that is off, the one the
+    collection was last ingested with (`ingest --privacy redact`): a repair must never store what ingest redacted."""
+    from llmops_cli.core.collection_meta import PRIVACY_KEY
+
+    recorded = meta.get(PRIVACY_KEY)
+    if settings.ingest.privacy == "off" and recorded in ("redact", "skip"):
+        return str(recorded)
+    return settings.ingest.privacy
+
+
 def _verify_files(
-    ws: Workspace, name: str, embedder: Any, paths: Sequence[str], globs: list[str] | None, table: Any = None
+    ws: Workspace,
+    name: str,
+    embedder: Any,
+    paths: Sequence[str],
+    globs: list[str] | None,
+    table: Any = None,
+    privacy: str | None = None,
 ) -> dict[str, bool]:
     """Source id -> whether the file under ``paths`` matches its record, as ingest's own plan judges it (``table``:
     the table options ingest was given, part of every source's signature)."""
     from llmops_cli.core.ingest import plan_changes, signature
     from llmops_cli.core.loaders import discover
 
-    opts = ingest_options(ws.settings, name, globs=globs, table=table)
+    opts = ingest_options(ws.settings, name, globs=globs, table=table, privacy=privacy)
     found, _missing = discover([str(p) for p in paths], globs, opts.exclude, root=opts.source_root)
     plan = plan_changes(found, ws.store().read_manifest(name), signature(opts, embedder), opts)
     differ = {sf.source_id for sf, _h, _new in plan.to_process}

@@ -248,3 +248,21 @@ def test_verify_with_paths_judges_a_table_with_the_columns_it_was_ingested_with(
     assert code == 11  # judged without the columns: every source differs, as it would for ingest without them
     done = ok_json(capsys, "collections", "verify", "tables", str(rows), *cols)
     assert done["clean"] and done["changed_files"] == [] and done["files_checked"]
+
+
+def test_verify_and_repair_keep_the_privacy_policy_the_collection_was_ingested_with(project, capsys, tmp_path):
+    # `ingest --privacy redact` then `collections verify NAME PATH --repair` (config: privacy off): every source read
+    # as changed (exit 11) and the repair re-ingested it unredacted, putting the e-mail address into the store
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "n.md").write_text("# Notes\n\nWrite to jane.roe@corp.example about the rollout.\n", encoding="utf-8")
+    assert ok_json(capsys, "ingest", str(notes), "--collection", "private", "--privacy", "redact")["privacy"]["found"]
+    done = ok_json(capsys, "collections", "verify", "private", str(notes))
+    assert done["clean"] and done["changed_files"] == []
+    ok_json(capsys, "collections", "verify", "private", str(notes), "--repair")
+    texts = [h[0] for h in store_snapshot(project[0], "private")]
+    assert texts and not any("jane.roe" in t for t in texts)
+
+
+def store_snapshot(store, name):
+    return list(store.snapshot(name).values())
