@@ -14,7 +14,7 @@ import typer
 
 from llmops_cli.cli.options import JsonOpt
 from llmops_cli.cli.output import Output
-from llmops_cli.errors import ConfigError, ConflictError
+from llmops_cli.errors import ConfigError, ConflictError, UsageError
 
 HELP = (
     "Write a starter llmops.yaml here: the LLM, the store and the default collection, from flags or (on a terminal, "
@@ -67,13 +67,17 @@ def init(
     data = starter_config(llm_model=llm_model, llm_api_base=llm_api_base, store_url=store_url, collection=collection)
     data, kept_out = without_url_passwords(data)
     text = render_config(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("x", encoding="utf-8") as f:  # "x": a file that appeared meanwhile is not overwritten either
             f.write(text)
     except FileExistsError:
         raise ConflictError(
             f"{path} already exists; llmops init never overwrites", hint="edit it, or pass --path"
+        ) from None
+    except OSError as e:  # a folder that cannot be made or written: it was "internal error: FileNotFoundError"
+        raise UsageError(
+            f"cannot write {path}: {e.strerror or e}", hint="pass --path in a folder you can write"
         ) from None
     from llmops_cli.settings import env_var_for
 

@@ -399,3 +399,12 @@ def test_the_verify_document_in_docs_json_md_has_the_report_s_keys_and_shapes():
     # the findings are ids, not counts (the docs once listed them among "the counts")
     assert doc["missing_chunks"] == {"a.md": ["c1"]} and doc["orphan_chunks"] == ["c2"]
     assert "`missing_chunks`, `altered_chunks`: `{source: [chunk ids]}`" in row and "lists of ids" in row
+
+
+def test_init_into_a_path_that_cannot_be_written_is_one_line_exit_2(monkeypatch, capsys, tmp_path):
+    # was "internal error: FileNotFoundError ... report it" (exit 1)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, out, err = run(monkeypatch, capsys, "init", "--yes", "--path", str(blocker / "sub" / "llmops.yaml"))
+    assert code == 2 and err.startswith(f"error: cannot write {blocker / 'sub' / 'llmops.yaml'}: ")
+    assert "internal error" not in err and "--path" in err
