@@ -203,7 +203,7 @@ def finetune_runs_cmd(limit: LimitOpt = 20, json_out: JsonOpt = False) -> None:
     s = state().load().settings
     out = Output(json_out)
     with workspace(s) as ws:
-        runs = finetune_runs(ws)
+        runs = finetune_runs(ws, read_only=True)
         try:
             rows = runs.list(limit=limit)
         finally:

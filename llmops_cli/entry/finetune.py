@@ -37,12 +37,18 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
-def finetune_runs(ws: Workspace) -> FinetuneRuns:
-    """The fine-tuning run history of this workspace's state (SQLite under data_dir, or the shared database)."""
+def finetune_runs(ws: Workspace, *, read_only: bool = False) -> FinetuneRuns:
+    """The fine-tuning run history of this workspace's state (SQLite under data_dir, or the shared database).
+    ``read_only``: where there is no file yet, an empty history in memory, so `finetune runs` (or a promote with
+    nothing to promote) creates no ``.llmops`` folder, which would make the current folder a project."""
     from llmops_cli.core.finetune.runs import FinetuneRuns, default_runs_path
+    from llmops_cli.core.state import MEMORY
 
     st = ws.state()
-    return FinetuneRuns(st.db() if st.shared else default_runs_path(ws.settings.data_path))
+    if st.shared:
+        return FinetuneRuns(st.db())
+    path = default_runs_path(ws.settings.data_path)
+    return FinetuneRuns(MEMORY if read_only and not path.is_file() else path)
 
 
 def collection_chunks(ws: Workspace, collection: str) -> list[Chunk]:
@@ -262,7 +268,7 @@ def promote_embedder(
     after an interruption finishes the copy."""
     say = progress or (lambda _m: None)
     settings = ws.settings
-    runs = finetune_runs(ws)
+    runs = finetune_runs(ws, read_only=True)  # nothing recorded: nothing to promote, no file made
     try:
         run = runs.get(run_id) if run_id is not None else runs.latest("embedder", status="done")
         if run is None:

@@ -46,3 +46,24 @@ def test_runs_table_shows_each_runs_time_tokens_and_price(project, capsys, tmp_p
     }
     code, out, _ = invoke(capsys, "finetune", "runs")  # the table renders them
     assert code == 0 and "Fine-tuning runs" in out
+
+
+def test_runs_and_promote_create_nothing_where_nothing_was_recorded(tmp_path, monkeypatch, capsys):
+    # `finetune runs` (and a promote with nothing to promote) created .llmops/finetune/runs.sqlite in any folder it
+    # ran in, which made that folder a project of its own (the nearest .llmops wins) instead of the one above it
+    import os
+
+    from tests.support.fakes import use_fake_workspaces
+
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("LLMOPS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("LLMOPS_CEILING_DIRECTORIES", str(tmp_path.parent))
+    use_fake_workspaces(monkeypatch)
+    code, out, _ = invoke(capsys, "finetune", "runs", "--json")
+    assert code == 0 and json.loads(out)["runs"] == []
+    code, _, err = invoke(capsys, "finetune", "promote")
+    assert code == 2 and "no finished embedder fine-tuning run" in err
+    code, _, err = invoke(capsys, "finetune", "promote", "--run", "3")
+    assert code == 9 and "no fine-tuning run 3" in err
+    assert list(tmp_path.iterdir()) == []
