@@ -420,7 +420,7 @@ class Workspace:
         if self.settings.store.backend == "chroma":
             self.lexical_index(collection).update()
 
-    def write_lock(self, wait_s: float | None = None):
+    def write_lock(self, wait_s: float | None = None, flag: str | None = None):
         """The embedded store's write lock (core/store_lock.py), held around every command that writes the store,
         from before it reads what it plans on to its last write (lexical index included). A Chroma server orders its
         own writes (and PostgreSQL its transactions): no file lock there."""
@@ -428,7 +428,7 @@ class Workspace:
             return contextlib.nullcontext()
         from llmops_cli.core.store_lock import write_lock
 
-        return write_lock(self.settings.store_path, wait_s)
+        return write_lock(self.settings.store_path, wait_s, flag=flag)
 
     def close(self) -> None:
         """Close the state stores this workspace opened, then the shared database they used (the LLM clients'

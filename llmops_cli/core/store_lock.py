@@ -85,18 +85,22 @@ def holder(store_path: Path | str) -> str:
 
 
 @contextmanager
-def write_lock(store_path: Path | str, wait_s: float | None = None, *, announce=None) -> Iterator[None]:
+def write_lock(
+    store_path: Path | str, wait_s: float | None = None, *, announce=None, flag: str | None = None
+) -> Iterator[None]:
     """Hold the store's write lock for the block. Waits up to ``wait_s`` seconds (None: ``default_wait()``) for
     another writer, saying so once through ``announce`` (default: a line on stderr); raises StoreLockedError
     (exit 10) when it is still held then."""
-    acquire(store_path, wait_s, announce=announce)
+    acquire(store_path, wait_s, announce=announce, flag=flag)
     try:
         yield
     finally:
         release(store_path)
 
 
-def acquire(store_path: Path | str, wait_s: float | None = None, *, announce=None) -> None:
+def acquire(store_path: Path | str, wait_s: float | None = None, *, announce=None, flag: str | None = None) -> None:
+    """``flag``: the command's own option that sets the wait (ingest's ``--wait-lock``), named in the messages; every
+    other writing command is told of the environment variable only (it has no such option)."""
     import fcntl
 
     wait_s = default_wait() if wait_s is None else max(0.0, float(wait_s))
@@ -130,13 +134,14 @@ def acquire(store_path: Path | str, wait_s: float | None = None, *, announce=Non
                 raise StoreLockedError(
                     f"the store at {path.parent} is being written by {holder(store_path)}"
                     + (f"; waited {wait_s:g} s" if wait_s else ""),
-                    hint=f"let that command finish and run this one again, or wait for it with --wait-lock SECONDS "
-                    f"(or {WAIT_ENV}=SECONDS); only one command writes a store at a time",
+                    hint="let that command finish and run this one again, or wait for it with "
+                    + (f"{flag} SECONDS (or {WAIT_ENV}=SECONDS)" if flag else f"{WAIT_ENV}=SECONDS")
+                    + "; only one command writes a store at a time",
                 )
             if not told:
                 msg = (
                     f"waiting up to {wait_s:g} s for {holder(store_path)} to finish writing the store at {path.parent} "
-                    f"(--wait-lock SECONDS waits longer)"
+                    f"({f'{flag} SECONDS' if flag else f'{WAIT_ENV}=SECONDS'} waits longer)"
                 )
                 (announce or _to_stderr)(msg)
                 told = True

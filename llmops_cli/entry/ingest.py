@@ -108,7 +108,7 @@ def ingest(
         table=table,
         only=set(only) if only is not None else None,
     )
-    with contextlib.nullcontext() if dry_run else ws.write_lock(wait_lock):
+    with contextlib.nullcontext() if dry_run else ws.write_lock(wait_lock, flag="--wait-lock"):
         store = ws.store()
         # an existing collection keeps the embedder it was made with, unless one was asked for explicitly (a
         # mismatch is then refused by core.ingest: mixing two embedders' vectors breaks search)

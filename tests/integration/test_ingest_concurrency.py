@@ -152,7 +152,9 @@ def test_a_writer_that_cannot_get_the_store_exits_10_and_writes_nothing(tmp_path
     assert r.returncode == 10, r.stderr
     lines = r.stderr.strip().splitlines()
     assert lines[-2].startswith(f"error: the store at {tmp_path / 'chroma'} is being written by pid {holder.pid}")
-    assert lines[-1].startswith("hint: ") and "--wait-lock" in lines[-1] and "Traceback" not in r.stderr
+    assert lines[-1].startswith("hint: ") and "LLMOPS_WAIT_LOCK=SECONDS" in lines[-1] and "Traceback" not in r.stderr
+    # the flag only for the command that has it (collections delete was told of --wait-lock)
+    assert ("--wait-lock SECONDS" in lines[-1]) == (command[0] == "ingest")
     assert snapshot(tmp_path / "chroma", COLL) == before
 
 

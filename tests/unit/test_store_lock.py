@@ -50,9 +50,14 @@ def test_a_second_writer_waits_then_exits_10_naming_the_holder(tmp_path):
         assert 0.5 <= waited < 5
         assert e.value.exit_code == ExitCode.CONFLICT == 10
         assert f"pid {p.pid}" in e.value.message and str(store) in e.value.message
-        assert "--wait-lock" in e.value.hint
+        # only ingest has --wait-lock: the others (collections delete, verify, feedback) were told of it too
+        assert "--wait-lock" not in e.value.hint and "LLMOPS_WAIT_LOCK=SECONDS" in e.value.hint
         assert len(told) == 1 and f"pid {p.pid}" in told[0] and "waiting up to 0.5 s" in told[0]
+        assert "(LLMOPS_WAIT_LOCK=SECONDS waits longer)" in told[0]
         assert not store_lock.holds(store)
+        with pytest.raises(store_lock.StoreLockedError) as e:
+            store_lock.acquire(store, 0, announce=told.append, flag="--wait-lock")
+        assert "wait for it with --wait-lock SECONDS (or LLMOPS_WAIT_LOCK=SECONDS);" in e.value.hint
     finally:
         p.kill()
         p.wait()
