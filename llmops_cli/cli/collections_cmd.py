@@ -144,7 +144,10 @@ def collections_export(
     fmt: Annotated[
         str | None,
         typer.Option(
-            "--format", metavar="jsonl|parquet", help="File format (default: from the extension, else jsonl)."
+            "--format",
+            metavar="jsonl|parquet",
+            help="File format (default: from --output's extension, which must then be .jsonl or .parquet; "
+            "jsonl without --output).",
         ),
     ] = None,
     vectors: Annotated[bool, typer.Option("--vectors", help="Include each chunk's stored vector.")] = False,

@@ -117,6 +117,13 @@ def test_a_collection_can_be_looked_into_chunk_by_chunk(project, capsys, tmp_pat
     assert sorted(json.loads(m)["source"] for m in table.column("metadata").to_pylist())[0] == "docs/frob.md"
     code, _, err = invoke(capsys, "collections", "export", "docs", "-o", str(tmp_path / "x.csv"))
     assert code == 2 and "cannot tell the export format of 'x.csv'" in err and not (tmp_path / "x.csv").exists()
+    # the help says so (it said "from the extension, else jsonl", which x.csv is not)
+    from typing import get_type_hints
+
+    from llmops_cli.cli.collections_cmd import collections_export
+
+    fmt_help = get_type_hints(collections_export, include_extras=True)["fmt"].__metadata__[0].help
+    assert "else jsonl" not in fmt_help and "jsonl without --output" in fmt_help
     # a folder as --output: a usage error before any work (it was an internal error, even with --force), and the
     # file written has the usual permissions (it was 0600, mkstemp's)
     code, _, err = invoke(capsys, "collections", "export", "docs", "-o", str(tmp_path), "--format", "jsonl", "--force")
