@@ -42,7 +42,7 @@ from llmops_cli.core.collection_meta import (
 )
 from llmops_cli.core.documents import Chunk, indexed_text
 from llmops_cli.core.loaders import SkipSource, SourceFile, TableOptions, content_hash, discover, load_source_hashed
-from llmops_cli.core.loaders.discovery import resolve_source_root
+from llmops_cli.core.loaders.discovery import resolve_source_root, source_id_for
 from llmops_cli.core.ports import INCOMPLETE, Embedder, SourceRecord, VectorStore
 from llmops_cli.core.privacy import INJECTION_KEY, PrivacyTally, apply_policy, describe, injection_spans
 from llmops_cli.core.source_ids import SOURCE_IDS_KEY, SOURCE_IDS_RULE, migrate_source_ids
@@ -245,7 +245,10 @@ def ingest(
     for path, reason in missing:
         if opts.strict:
             raise InputError(f"{path}: {reason}", hint="check the path")
-        report.skipped.append({"source": str(path), "reason": reason})
+        # a path found inside a folder (an archive, a FIFO, an unreadable subfolder) is absolute: named by its id,
+        # as every other source is; a path given on the command line is shown as given
+        shown = source_id_for(str(path), os.path.abspath(root)) if os.path.isabs(path) else str(path)
+        report.skipped.append({"source": shown, "reason": reason})
     all_ids = {sf.source_id for sf in files}
     if opts.only is not None:
         files = [sf for sf in files if sf.source_id in opts.only]

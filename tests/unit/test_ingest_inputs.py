@@ -108,6 +108,11 @@ def test_fifos_and_archives_in_a_folder_are_listed_as_skipped(tmp_path):
     assert reasons["old.tar.gz"].startswith("an archive (.tar.gz) is not opened")
     assert len(report.new) == 2
 
+    # named by their source ids, as every other skipped or ingested source is (they were absolute paths)
+    report, _ = run(docs, source_root=str(tmp_path))
+    assert {s["source"] for s in report.skipped} == {"docs/pipe.md", "docs/more-docs.zip", "docs/old.tar.gz"}
+    assert sorted(report.new) == ["docs/a.md", "docs/b.md"]
+
 
 def test_a_markdown_file_of_only_headings_keeps_its_headings_as_text(tmp_path):
     docs = tmp_path / "docs"
