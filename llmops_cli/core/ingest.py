@@ -247,7 +247,8 @@ def ingest(
             raise InputError(f"{path}: {reason}", hint="check the path")
         # a path found inside a folder (an archive, a FIFO, an unreadable subfolder) is absolute: named by its id,
         # as every other source is; a path given on the command line is shown as given
-        shown = source_id_for(str(path), os.path.abspath(root)) if os.path.isabs(path) else str(path)
+        given = str(path) in {str(p) for p in paths}
+        shown = str(path) if given or not os.path.isabs(path) else source_id_for(str(path), os.path.abspath(root))
         report.skipped.append({"source": shown, "reason": reason})
     all_ids = {sf.source_id for sf in files}
     if opts.only is not None:
