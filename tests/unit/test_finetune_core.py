@@ -234,3 +234,17 @@ def test_a_malformed_llm_fine_tuning_row_is_named_by_its_number_exit_2(tmp_path,
         finetune_llm(ws, str(base), ds)
     assert ei.value.exit_code == ExitCode.USAGE
     assert str(ei.value).startswith(f"fine-tuning dataset {ds} row 4: ") and says in str(ei.value)
+
+
+def test_a_provider_runs_recorded_url_keeps_no_password_or_key(tmp_path):
+    # `finetune llm --provider http://u:pw@host/v1?api_key=...` stored the URL as given; `finetune runs --json`
+    # printed the password and the key
+    from llmops_cli.core.finetune.provider import run_provider_job
+
+    api = _Jobs()
+    api.api_base = "http://u:pw-Secret9@127.0.0.1:1/v1?api_key=sk-abc123456"
+    with FinetuneRuns(tmp_path / "runs.sqlite") as runs:
+        run = run_provider_job(api, runs, model="m", data=b"{}\n", sleep=lambda _s: None)
+        listed = repr(runs.list())
+    assert run["params"]["api_base"] == "http://u:********@127.0.0.1:1/v1?api_key=********"
+    assert "Secret9" not in listed + repr(run) and "sk-abc" not in listed + repr(run)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from llmops_cli.core.finetune.runs import FinetuneRuns
+from llmops_cli.core.redaction import mask_url_password
 from llmops_cli.errors import RunFailed, TimeoutExceeded
 
 FINAL = ("succeeded", "failed", "cancelled")
@@ -64,7 +65,10 @@ def run_provider_job(
         run_id = (
             run["id"]
             if run
-            else runs.start("llm-provider", model, params={**params, "api_base": api.api_base}, job_key=key)
+            # the URL as shown, never its password or ?api_key=: `finetune runs --json` prints the params
+            else runs.start(
+                "llm-provider", model, params={**params, "api_base": mask_url_password(api.api_base)}, job_key=key
+            )
         )
         file_id = api.upload_training_file(data, filename)
         job = api.create_job(model, file_id, hyperparameters=params or None, metadata={"llmops_job_key": key})
@@ -112,7 +116,7 @@ def job_cost(job: dict[str, Any], provider: str, cost_per_token: float | None, s
         price = round(tokens * cost_per_token, 6)
     return {
         "trained_tokens": tokens,
-        "provider": provider,
+        "provider": mask_url_password(provider),  # printed by finetune runs --json
         "cost_per_token": cost_per_token,
         "cost_usd": price,
         "wall_s": round(wall, 2),
