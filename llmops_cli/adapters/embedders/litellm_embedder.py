@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
 
-from llmops_cli.adapters.llm.litellm_llm import import_litellm, translate_error
-from llmops_cli.core.ports import Embedder, LLMUnreachableError
-from llmops_cli.errors import AuthError, EmbedderError, UnreachableError
+from llmops_cli.adapters.llm.litellm_llm import NO_KEY, import_litellm, translate_error
+from llmops_cli.core.ports import Embedder, LLMConfigError, LLMUnreachableError
+from llmops_cli.errors import AuthError, EmbedderError, ExitCode, UnreachableError
 
 
 class _ApproxTokens:
@@ -67,6 +68,8 @@ class LiteLLMEmbedder(Embedder):
                 kw["api_base"] = self.api_base
             if self._api_key:
                 kw["api_key"] = self._api_key
+            elif self.api_base and self.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+                kw["api_key"] = NO_KEY  # a local OpenAI-compatible server needs none; the OpenAI SDK insists
             try:
                 resp = litellm.embedding(model=self.model, input=list(texts[i : i + self.batch_size]), **kw)
             except Exception as e:  # noqa: BLE001
@@ -81,6 +84,11 @@ class LiteLLMEmbedder(Embedder):
                     ) from None
                 if isinstance(err, AuthError):  # a rejected key is exit 8 whoever calls the endpoint
                     raise AuthError(message, hint="check embedder.api_key (LLMOPS_EMBEDDER_API_KEY)") from None
+                if isinstance(err, LLMConfigError):  # e.g. no key at all: the embedder's settings, exit 2
+                    hint = "set the provider's key (e.g. OPENAI_API_KEY) or embedder.api_key (LLMOPS_EMBEDDER_API_KEY)"
+                    if "API key" not in message:
+                        hint = err.hint
+                    raise EmbedderError(message, hint=hint, exit_code=ExitCode.USAGE) from None
                 raise EmbedderError(message, hint=err.hint) from None
             data = sorted(resp.data, key=lambda d: d["index"] if isinstance(d, dict) else d.index)
             out.extend([(d["embedding"] if isinstance(d, dict) else d.embedding) for d in data])
