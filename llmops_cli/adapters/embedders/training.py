@@ -71,9 +71,12 @@ def train_embedder(
         from peft import LoraConfig, get_peft_model
 
         transformer = model[0]
-        transformer.auto_model = get_peft_model(
-            transformer.auto_model,
-            LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, target_modules=["query", "value"]),
+        _set_backbone(
+            transformer,
+            get_peft_model(
+                transformer.auto_model,
+                LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, target_modules=["query", "value"]),
+            ),
         )
         trainable = sum(p.numel() for p in transformer.auto_model.parameters() if p.requires_grad)
         learning_rate = max(learning_rate, 1e-4)  # adapters start at zero: a full fine-tune's rate barely moves them
@@ -112,7 +115,7 @@ def train_embedder(
                 progress(step, total, losses[-1])
     model.eval()
     if lora:
-        model[0].auto_model = model[0].auto_model.merge_and_unload()
+        _set_backbone(model[0], model[0].auto_model.merge_and_unload())
     trained_length = model.max_seq_length
     model.max_seq_length = served_length  # shorter texts only to train faster: the saved model embeds like the base
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -149,6 +152,17 @@ def _batches_unique_anchor(order: list[int], pairs: Sequence[Any], size: int):
                 rest.append(i)
         yield batch
         pending = rest
+
+
+def _set_backbone(transformer: Any, backbone: Any) -> None:
+    """Put ``backbone`` (the PEFT-wrapped model, then the merged one) in the Transformer module. In
+    sentence-transformers 6 ``auto_model`` is a read-only property over ``model``: assigning it registered a second
+    submodule and left ``auto_model`` the plain model (``--lora`` died with "'BertModel' object has no attribute
+    'merge_and_unload'"); older versions keep the model in ``auto_model`` itself."""
+    if isinstance(getattr(type(transformer), "auto_model", None), property):
+        transformer.model = backbone
+    else:
+        transformer.auto_model = backbone
 
 
 def _old_pooling_key(folder: Path) -> None:
