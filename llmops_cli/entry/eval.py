@@ -842,8 +842,14 @@ def comparison_outcome(comparison: dict[str, Any], *, fail_on_regression: bool =
 
 
 def list_runs(target: Workspace | Settings, limit: int = 20) -> list[dict[str, Any]]:
-    """The recorded runs, newest first."""
+    """The recorded runs, newest first. Where nothing was ever recorded, none, and no history file is made (it made
+    a ``.llmops`` folder, which turns the folder `eval runs` ran in into a project of its own)."""
     with _opened(target) as ws:
+        if not ws.state().shared:
+            from llmops_cli.core.eval.history import default_history_path
+
+            if not default_history_path(ws.settings.data_path).is_file():
+                return []
         return ws.eval_history().list_runs(limit=limit)
 
 

@@ -67,3 +67,19 @@ def test_runs_and_promote_create_nothing_where_nothing_was_recorded(tmp_path, mo
     code, _, err = invoke(capsys, "finetune", "promote", "--run", "3")
     assert code == 9 and "no fine-tuning run 3" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_runs_creates_nothing_where_nothing_was_recorded(tmp_path, monkeypatch, capsys):
+    # `eval runs` made .llmops/eval/runs.sqlite wherever it ran (the same trap as `finetune runs`)
+    import os
+
+    from tests.support.fakes import use_fake_workspaces
+
+    monkeypatch.chdir(tmp_path)
+    for var in [v for v in os.environ if v.startswith("LLMOPS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("LLMOPS_CEILING_DIRECTORIES", str(tmp_path.parent))
+    use_fake_workspaces(monkeypatch)
+    code, out, _ = invoke(capsys, "eval", "runs", "--json")
+    assert code == 0 and json.loads(out)["runs"] == []
+    assert list(tmp_path.iterdir()) == []
