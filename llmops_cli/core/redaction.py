@@ -180,7 +180,8 @@ _RULES: list[tuple[str, Callable[[str], str]]] = [
     (
         "PHONE",
         _sub(
-            r"(?<![\w.])(?<!\d[ \-])\+?\d{1,3}[\s.\-]?\(?\d{2,4}\)?[\s.\-]\d{3,4}[\s.\-]\d{3,4}(?!\w|\.\d|[ \-]\d)",
+            # an area code's opening parenthesis is part of the number: "(212) 555-0199" left "(" behind
+            r"(?<![\w.])(?<!\d[ \-])\(?\+?\d{1,3}[\s.\-]?\(?\d{2,4}\)?[\s.\-]\d{3,4}[\s.\-]\d{3,4}(?!\w|\.\d|[ \-]\d)",
             "[REDACTED_PHONE]",
         ),
     ),

@@ -71,6 +71,12 @@ def test_every_planted_secret_and_personal_value_is_caught(line, value):
     assert value not in describe(counts)
 
 
+def test_a_phone_number_s_area_code_parenthesis_goes_with_it():
+    # before: "([REDACTED_PHONE]" was left, the opening parenthesis of the area code kept
+    assert count_sensitive("phone (212) 555-0199.")[0] == "phone [REDACTED_PHONE]."
+    assert count_sensitive("(see 212-555-0199)")[0] == "(see [REDACTED_PHONE])"
+
+
 def test_thirty_forms_planted_and_the_whole_corpus_is_clean_after_redaction():
     assert len(PLANTED) == 30
     corpus = "\n".join(line for line, _ in PLANTED)
