@@ -86,7 +86,19 @@ class LazyGroup(TyperGroup):
             matches = get_close_matches(args[0], self.list_commands(ctx)) if args else []
             if matches and "Did you mean" not in e.message:
                 e.message = f"{e.message.rstrip('.')}. Did you mean {', '.join(repr(m) for m in matches)}?"
+            elif args and not matches and (nested := self._nested(ctx, args[0])):
+                # `llmops verify`: a command one level down (`collections verify`); building every group costs
+                # the imports a help screen pays, on this error path only
+                e.message = f"{e.message.rstrip('.')}. Did you mean {', '.join(repr(m) for m in nested)}?"
             raise
+
+    def _nested(self, ctx: typer.Context, name: str) -> list[str]:
+        found = []
+        for group in COMMANDS:
+            cmd = self.get_command(ctx, group)
+            if name in (getattr(cmd, "commands", None) or {}):
+                found.append(f"{group} {name}")
+        return found
 
 
 def build_commands(modules: tuple[str, ...]) -> dict:

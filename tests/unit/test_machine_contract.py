@@ -171,6 +171,9 @@ def test_usage_errors_are_one_line_and_a_hint_exit_2(monkeypatch, capsys):
     ]
     code, out, err = run(monkeypatch, capsys, "injest")
     assert code == 2 and "Did you mean 'ingest'" in err and len(err.splitlines()) == 2
+    # a command one level down, typed at the top: it was "No such command 'verify'." and no more
+    code, out, err = run(monkeypatch, capsys, "verify")
+    assert code == 2 and "Did you mean 'collections verify'?" in err and len(err.splitlines()) == 2
     code, out, _ = run(monkeypatch, capsys, "config", "show", "--json", "--jsn")
     assert code == 2 and json.loads(out)["exit_code"] == 2
 
