@@ -42,6 +42,18 @@ def test_csv_rows_become_documents(tmp_path: Path):
     }
 
 
+def test_a_csv_separated_by_semicolons_is_read(tmp_path: Path):
+    # Excel where the decimal mark is a comma saves ".csv" with ";": it failed the whole ingest ("no text column
+    # 'content'; its columns are: id;content")
+    path = tmp_path / "eu.csv"
+    path.write_text("id;content;price\nr1;Retries, then backoff;3,5\nr2;Pools;1\n")
+    docs = load(path, TableOptions(id_column="id"))
+    assert [(d.source_id, d.text) for d in docs] == [("eu.csv#r1", "Retries, then backoff"), ("eu.csv#r2", "Pools")]
+    # a comma CSV whose header has a ";" inside a name stays a comma CSV
+    path.write_text('id,"a;b",content\n1,x,hello\n')
+    assert [d.text for d in load(path)] == ["hello"]
+
+
 def test_default_text_column_row_numbers_and_chosen_metadata(tmp_path: Path):
     path = tmp_path / "notes.csv"
     path.write_text("Title,Content,n\nFirst,alpha,1\nSecond,,2\nThird,gamma,\n")

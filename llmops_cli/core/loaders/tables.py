@@ -18,6 +18,9 @@ def _read_delimited(sf: SourceFile, sep: str):
     import pandas as pd
 
     text = read_text(sf)  # binary / empty / invalid UTF-8 are skips, as for any text file
+    header = text.split("\n", 1)[0]
+    if sep == "," and "," not in header and header.count(";") >= 1:
+        sep = ";"  # a .csv saved where the decimal mark is a comma (Excel in most of Europe) separates with ";"
     try:
         return pd.read_csv(io.StringIO(text), sep=sep)
     except pd.errors.EmptyDataError as exc:
