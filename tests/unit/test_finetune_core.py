@@ -248,3 +248,20 @@ def test_a_provider_runs_recorded_url_keeps_no_password_or_key(tmp_path):
         listed = repr(runs.list())
     assert run["params"]["api_base"] == "http://u:********@127.0.0.1:1/v1?api_key=********"
     assert "Secret9" not in listed + repr(run) and "sk-abc" not in listed + repr(run)
+
+
+def test_a_fine_tuning_api_error_names_the_fine_tuning_api():
+    # before: a fine-tuning server that could not be reached was "batch API at ... is not reachable"
+    import socket
+
+    from llmops_cli.adapters.llm.finetune_jobs import OpenAIFineTuningHTTP
+    from llmops_cli.core.ports import LLMUnreachableError
+    from llmops_cli.core.retry import client_policy
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = OpenAIFineTuningHTTP(api_base=f"http://127.0.0.1:{port}/v1", api_key=None, max_retries=0)
+    api.policy = client_policy(0)  # no retries: the first refusal is the error
+    with pytest.raises(LLMUnreachableError, match=r"^fine-tuning API at http://127\.0\.0\.1:\d+/v1 is not reachable"):
+        api.retrieve_job("ftjob-1")

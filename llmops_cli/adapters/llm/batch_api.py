@@ -28,6 +28,7 @@ FIND_PAGES = 5  # listing pages searched for a job by its key (newest first, 100
 
 class OpenAIBatchHTTP:
     provider = "openai"
+    api_name = "batch API"  # what its errors call it
 
     def __init__(
         self, *, api_base: str | None, api_key: str | None, timeout: float = 60.0, max_retries: int = 2
@@ -54,7 +55,7 @@ class OpenAIBatchHTTP:
     def _call(self, method: str, path: str, *, raw: bool = False, retry: bool = True, **kw: Any) -> Any:
         import httpx
 
-        where = f"batch API at {self.api_base}"
+        where = f"{self.api_name} at {self.api_base}"
 
         def once() -> Any:
             try:

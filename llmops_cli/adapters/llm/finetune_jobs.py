@@ -9,6 +9,8 @@ from llmops_cli.adapters.llm.batch_api import OpenAIBatchHTTP
 
 
 class OpenAIFineTuningHTTP(OpenAIBatchHTTP):
+    api_name = "fine-tuning API"  # its errors said "batch API at ..."
+
     def upload_training_file(self, data: bytes, filename: str) -> str:
         doc = self._call("POST", "/files", data={"purpose": "fine-tune"}, files={"file": (filename, data)})
         return str(doc["id"])
