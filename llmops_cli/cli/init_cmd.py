@@ -166,4 +166,9 @@ def render_config(data: dict[str, Any]) -> str:
         "# Only what differs from the built-in defaults; configs/llmops.yaml in the llmops repository documents\n"
         "# every key. Secrets belong in the environment: LLMOPS_LLM_API_KEY, LLMOPS_STORE_URL with a password...\n"
     )
-    return head + (yaml.safe_dump(data, sort_keys=False) if data else "{}\n")
+    if not data:  # everything at its default: say how to set the usual first keys
+        return head + (
+            "{}  # nothing set yet; the usual first keys, e.g.:\n"
+            "# llm:\n#   model: openai/gpt-4o-mini\n# store:\n#   collection: handbook\n"
+        )
+    return head + yaml.safe_dump(data, sort_keys=False)

@@ -257,6 +257,10 @@ def test_init_writes_only_what_was_chosen_and_never_overwrites(monkeypatch, caps
     before = (tmp_path / "llmops.yaml").read_text()
     code, _, err = run(monkeypatch, capsys, "init", "--yes")
     assert code == 10 and "never overwrites" in err and (tmp_path / "llmops.yaml").read_text() == before
+    # nothing chosen: a valid empty file that shows how to set the usual first keys
+    code, _, _ = run(monkeypatch, capsys, "init", "--yes", "--path", "empty.yaml")
+    assert code == 0 and yaml.safe_load((tmp_path / "empty.yaml").read_text()) == {}
+    assert "#   model: openai/gpt-4o-mini" in (tmp_path / "empty.yaml").read_text()
     code, _, err = run(monkeypatch, capsys, "init", "--yes", "--collection", "a b", "--path", "other.yaml")
     assert code == 2 and "--collection" in err and not (tmp_path / "other.yaml").exists()
 
