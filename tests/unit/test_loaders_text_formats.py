@@ -41,6 +41,20 @@ def test_markdown_front_matter_and_setext(tmp_path: Path):
     assert load_one(path).metadata["title"] == "Setext Title"
 
 
+def test_an_image_embedded_as_a_data_uri_is_not_indexed_as_text(tmp_path: Path):
+    # before: 150 KB of base64 became hundreds of chunks of noise
+    import base64
+
+    blob = base64.b64encode(bytes(range(256)) * 600).decode()
+    path = tmp_path / "report.md"
+    path.write_text(f"# Report\n\nThe chart:\n\n![chart](data:image/png;base64,{blob})\n\nRetries went down.\n")
+    doc = load_one(path)
+    assert "![chart](data:image/png;base64,…)" in doc.text and "Retries went down." in doc.text
+    assert len(doc.text) < 200
+    path.write_text("A short inline one stays: data:text/plain;base64,aGVsbG8=\n")
+    assert "aGVsbG8=" in load_one(path).text
+
+
 def test_rst_title_skips_comments_and_labels(tmp_path: Path):
     path = tmp_path / "faq.rst"
     path.write_bytes(

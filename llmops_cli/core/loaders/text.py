@@ -13,6 +13,9 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ATX = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FRONT_MATTER_TITLE = re.compile(r"^title:\s*(.+?)\s*$")
+# an image embedded as a data: URI (![chart](data:image/png;base64,...)): its base64 is not text; 150 KB of it made
+# hundreds of chunks of noise. The URI's type stays, so the text still says an image was there.
+_DATA_URI = re.compile(r"(data:[\w.+-]+/[\w.+-]+;base64,)[A-Za-z0-9+/=\s]{64,}")
 _RST_ADORNMENT_CHARS = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
@@ -127,6 +130,7 @@ def strip_html_licence_comment(text: str) -> str:
 def load_markdown(sf: SourceFile, _options: TableOptions) -> list[Document]:
     front_title, text = split_front_matter(read_text(sf))
     text = strip_html_licence_comment(text.lstrip("\n")).strip("\n")
+    text = _DATA_URI.sub(r"\1…", text)
     return [make_document(sf, text, "markdown", title=front_title or markdown_title(text))]
 
 
