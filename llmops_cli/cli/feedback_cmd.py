@@ -216,6 +216,12 @@ def export(
         rows = feedback_entry.export(ws, fmt=fmt.value, system=system, collection=collection)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     out = Output(json_out)
+    if not rows:  # a valid, empty dataset; say why, or a typo'd --collection looks like a quiet success
+        where = f" in collection {collection!r}" if collection else ""
+        out.warn(
+            f"no answer{where} meets the promotion rule yet: rate answers (llmops feedback ID up) or run "
+            "llmops feedback review; llmops history lists them"
+        )
     if output is None:
         if json_out:
             raise UsageError(

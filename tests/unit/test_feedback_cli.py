@@ -164,6 +164,10 @@ def test_promote_dry_run_and_export(project, capsys, tmp_path):
     assert dry["promoted"] == [aid] and dry["dry_run"] and store.get("docs", where={"kind": "promoted_answer"}) == []
     assert ok_json(capsys, "feedback", "promote")["promoted"] == [aid]
 
+    # nothing good in a collection (or a typo'd name): an empty dataset, and a warning that says why
+    code, out, err = invoke(capsys, "feedback", "export", "--collection", "dcos")
+    assert (code, out) == (0, "") and "no answer in collection 'dcos' meets the promotion rule yet" in err
+
     code, out, err = invoke(capsys, "feedback", "export", "--format", "openai-chat")
     rows = [json.loads(line) for line in out.splitlines()]
     assert (
