@@ -22,7 +22,18 @@ TopKOpt = Annotated[
     int | None, typer.Option("-k", "--top-k", help="How many chunks to return (default: retrieval.k).", min=1)
 ]
 WhereOpt = Annotated[list[str] | None, typer.Option("--where", help="Metadata filter key=value (repeatable).")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="litellm model string (default: llm.model).")]
+
+
+def _model_given(value: str | None) -> str | None:
+    # --model "" (an unset shell variable) read as no model at all: "no LLM is configured" with llm.model set
+    if value is not None and not value.strip():
+        raise typer.BadParameter("is empty: pass a litellm model string, or leave --model out to use llm.model")
+    return value
+
+
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="litellm model string (default: llm.model).", callback=_model_given)
+]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", help="Concurrent LLM calls.", min=1, max=512)]
 OutputFileOpt = Annotated[
     str | None, typer.Option("--output", "-o", help="Write results to this file (.jsonl, .csv or .parquet).")

@@ -191,6 +191,7 @@ def test_promote_dry_run_and_export(project, capsys, tmp_path):
         (["feedback", "abcdef123456", "sideways"], 2, "sideways"),
         (["feedback", "export", "--format", "alpaca"], 2, "alpaca"),
         (["feedback", "export", "--json"], 2, "--json needs --output"),
+        (["ask", "frob?", "--model", ""], 2, "Invalid value for '--model': is empty"),  # was "no LLM is configured"
     ],
 )
 def test_bad_input_is_one_line_and_a_documented_code(project, capsys, args, code, text):
