@@ -141,6 +141,8 @@ def test_slack_list_without_users_file_uses_user_ids(tmp_path: Path):
         ('[{"title": "x", "number": 1}, {"ts": "1"}]', "JSON is neither a GitHub issues nor a Slack export"),
         ("[1, 2, 3]", "JSON is neither a GitHub issues nor a Slack export"),
         ('"just a string"', "JSON is neither a GitHub issues nor a Slack export"),
+        # a Slack day file with one stray entry: it was "neither a GitHub issues nor a Slack export"
+        ('[{"ts": "1", "text": "a"}, 7, {"ts": "2", "text": "b"}]', "entry 2 is a JSON int, not an object like the"),
         ("[]", "empty"),
         ('{"title": "x", "number": ', "invalid JSON at line 1 column"),
         ('[{"number": 1, "title": "", "body": ""}]', "empty: no issue or message has text"),

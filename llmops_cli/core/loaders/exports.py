@@ -221,6 +221,12 @@ def load_json_export(sf: SourceFile, _options: TableOptions) -> list[Document]:
     if documents is None:
         if sf.path.name in SLACK_METADATA_FILES:
             raise SkipSource(f"Slack export metadata ({sf.path.name}), not messages")
+        if objects and len(objects) < len(records):  # an export with a stray entry: name it, not "neither"
+            at = next(n for n, record in enumerate(records, 1) if not isinstance(record, dict))
+            raise SkipSource(
+                f"entry {at} is a JSON {type(records[at - 1]).__name__}, not an object like the other "
+                f"{len(objects)} (an issue or a message each)"
+            )
         raise SkipSource(NEITHER_EXPORT)
     if not documents:
         raise SkipSource("empty: no issue or message has text")
