@@ -324,6 +324,7 @@ class PhaseProgress:
 
     def __init__(self, p: Any, task: Any, unit: str):
         self.p, self.task, self.unit = p, task, unit
+        self._phase: str | None = None
 
     def show(
         self, phase: str, done: int | None = None, total: int | None = None, *, final: bool = False, detail: str = ""
@@ -340,6 +341,9 @@ class PhaseProgress:
             final=final and bool(total),
             detail=detail,
         )
+        if phase != self._phase:  # drawn now, not at the next tick: a phase shorter than a tick was never seen
+            self._phase = phase
+            self.p.refresh()
 
 
 class _NoPhases:

@@ -81,6 +81,23 @@ def test_phases_show_the_count_and_an_eta_only_once_the_total_is_final():
     assert "retrieving" in stages and "3/5 chunks" in stages and "ETA" in stages.split("judging", 1)[1]
 
 
+def test_every_phase_is_drawn_even_one_shorter_than_a_refresh_tick():
+    # before: a fast "plan" phase could start and end between two of rich's ticks and never be on screen
+    import io
+    import re
+
+    from rich.console import Console
+
+    out = Output()
+    buf = io.StringIO()
+    out.err = Console(file=buf, force_terminal=True, width=160, color_system=None)
+    with out.phases("chunks") as bar:
+        for phase in ("plan", "parse", "embed", "index"):
+            bar.show(phase, 1, 2)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())
+    assert all(re.search(rf"\b{phase}\b", shown) for phase in ("plan", "parse", "embed", "index")), shown
+
+
 def test_table_cells_are_text_not_markup_unless_styled():
     import io
 
