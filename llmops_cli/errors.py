@@ -114,3 +114,13 @@ class StoreError(LlmopsError):
 
 class LLMError(LlmopsError):
     """An LLM call failed for good (after the retries that make sense)."""
+
+
+def listen_error(e: OSError, where: str, *, in_use_hint: str, other_hint: str) -> LlmopsError:
+    """A server that cannot bind ``where`` ("cannot listen on H:P", ...): the port in use is a conflict (exit 10),
+    anything else (an address not of this machine, a port out of range) a usage error (exit 2)."""
+    import errno
+
+    if e.errno == errno.EADDRINUSE:
+        return ConflictError(f"{where}: the port is in use", hint=in_use_hint)
+    return UsageError(f"{where}: {e.strerror or e}", hint=other_hint)

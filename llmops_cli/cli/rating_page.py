@@ -163,17 +163,13 @@ def serve_rating_page(
     try:
         server = HTTPServer(("127.0.0.1", port), Handler)
     except OSError as e:  # it was an internal error
-        import errno
+        from llmops_cli.errors import listen_error
 
-        from llmops_cli.errors import ConflictError, UsageError
-
-        if e.errno == errno.EADDRINUSE:
-            raise ConflictError(
-                f"cannot serve the rating page on 127.0.0.1:{port}: the port is in use",
-                hint="pass another --port, or --port 0 for a free one",
-            ) from None
-        raise UsageError(
-            f"cannot serve the rating page on 127.0.0.1:{port}: {e.strerror}", hint="pass another --port"
+        raise listen_error(
+            e,
+            f"cannot serve the rating page on 127.0.0.1:{port}",
+            in_use_hint="pass another --port, or --port 0 for a free one",
+            other_hint="pass another --port",
         ) from None
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     announce(f"rating page: {url} ({len(tasks)} questions; press q on the page to finish)")

@@ -10,7 +10,7 @@ import typer
 
 from llmops_cli.cli.options import CollectionOpt
 from llmops_cli.cli.state import state
-from llmops_cli.errors import ConflictError, UsageError
+from llmops_cli.errors import UsageError, listen_error
 
 
 def register(app: typer.Typer) -> None:
@@ -123,7 +123,6 @@ def _key_lines(path: Path | None) -> list[str]:
 def _check_address(host: str, port: int) -> None:
     """The address can be listened on, checked as uvicorn binds it but before any worker loads (seconds of warm-up):
     uvicorn's own failure came after warm-up, as its log line and its exit code 3 (which means "partial" here)."""
-    import errno
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
@@ -131,12 +130,9 @@ def _check_address(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise ConflictError(
-                    f"cannot listen on {host}:{port}: the address is in use",
-                    hint="pass another --port, or stop the server that holds it",
-                ) from None
-            raise UsageError(
-                f"cannot listen on --host {host} --port {port}: {e.strerror}",
-                hint="pass an address of this machine (127.0.0.1, 0.0.0.0 or one of its interfaces)",
+            raise listen_error(
+                e,
+                f"cannot listen on --host {host} --port {port}",
+                in_use_hint="pass another --port, or stop the server that holds it",
+                other_hint="pass an address of this machine (127.0.0.1, 0.0.0.0 or one of its interfaces)",
             ) from None
