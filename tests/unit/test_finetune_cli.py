@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.unit.test_feedback_cli import invoke, project  # noqa: F401 - the fixture is used by name
 
 
@@ -48,9 +50,9 @@ def test_runs_table_shows_each_runs_time_tokens_and_price(project, capsys, tmp_p
     assert code == 0 and "Fine-tuning runs" in out
 
 
-def test_runs_and_promote_create_nothing_where_nothing_was_recorded(tmp_path, monkeypatch, capsys):
-    # `finetune runs` (and a promote with nothing to promote) created .llmops/finetune/runs.sqlite in any folder it
-    # ran in, which made that folder a project of its own (the nearest .llmops wins) instead of the one above it
+@pytest.fixture
+def empty_folder(tmp_path, monkeypatch):
+    """A folder with no project in it or above it, as a user's fresh folder (fake workspaces: no model loads)."""
     import os
 
     from tests.support.fakes import use_fake_workspaces
@@ -60,26 +62,23 @@ def test_runs_and_promote_create_nothing_where_nothing_was_recorded(tmp_path, mo
         monkeypatch.delenv(var)
     monkeypatch.setenv("LLMOPS_CEILING_DIRECTORIES", str(tmp_path.parent))
     use_fake_workspaces(monkeypatch)
+    return tmp_path
+
+
+def test_runs_and_promote_create_nothing_where_nothing_was_recorded(empty_folder, capsys):
+    # `finetune runs` (and a promote with nothing to promote) created .llmops/finetune/runs.sqlite in any folder it
+    # ran in, which made that folder a project of its own (the nearest .llmops wins) instead of the one above it
     code, out, _ = invoke(capsys, "finetune", "runs", "--json")
     assert code == 0 and json.loads(out)["runs"] == []
     code, _, err = invoke(capsys, "finetune", "promote")
     assert code == 2 and "no finished embedder fine-tuning run" in err
     code, _, err = invoke(capsys, "finetune", "promote", "--run", "3")
     assert code == 9 and "no fine-tuning run 3" in err
-    assert list(tmp_path.iterdir()) == []
+    assert list(empty_folder.iterdir()) == []
 
 
-def test_eval_runs_creates_nothing_where_nothing_was_recorded(tmp_path, monkeypatch, capsys):
+def test_eval_runs_creates_nothing_where_nothing_was_recorded(empty_folder, capsys):
     # `eval runs` made .llmops/eval/runs.sqlite wherever it ran (the same trap as `finetune runs`)
-    import os
-
-    from tests.support.fakes import use_fake_workspaces
-
-    monkeypatch.chdir(tmp_path)
-    for var in [v for v in os.environ if v.startswith("LLMOPS_")]:
-        monkeypatch.delenv(var)
-    monkeypatch.setenv("LLMOPS_CEILING_DIRECTORIES", str(tmp_path.parent))
-    use_fake_workspaces(monkeypatch)
     code, out, _ = invoke(capsys, "eval", "runs", "--json")
     assert code == 0 and json.loads(out)["runs"] == []
-    assert list(tmp_path.iterdir()) == []
+    assert list(empty_folder.iterdir()) == []
