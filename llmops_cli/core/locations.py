@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 # a URL's scheme (two characters or more, so a Windows drive letter "C:" is not one) followed by "://"
@@ -68,3 +68,31 @@ def staging_key(location: str) -> str:
 def join(location: str, name: str) -> str:
     """``name`` under the folder ``location`` (a URL or a path)."""
     return location.rstrip("/") + "/" + name.lstrip("/")
+
+
+def refuse_folder(path: str | Path, what: str = "--output", *, hint: str | None = None) -> None:
+    """A usage error (exit 2) when the output file ``path`` is a folder: writing it would fail after the work."""
+    from llmops_cli.errors import UsageError
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise UsageError(f"{what} {path} is a folder", hint=hint or f"name a file, e.g. {p / ('out' + p.suffix)}")
+
+
+def check_output_file(path: str | Path, what: str = "--output", *, hint: str | None = None) -> None:
+    """Refuse, before any work, an output file that could not be written at the end (where it was an internal error
+    after the whole run was paid for): a folder by that name, or a folder that cannot be made or written in. ``what``
+    names it in the error ("--output", "--html", "the errors file"); ``hint`` replaces the default fix for a folder."""
+    import os
+
+    from llmops_cli.errors import UsageError
+
+    refuse_folder(path, what, hint=hint)
+    folder = Path(path).expanduser().parent
+    while not folder.exists() and folder != folder.parent:  # the first folder that is there: the rest is made
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"{what} {path}: cannot write in {folder}" + ("" if folder.is_dir() else " (it is not a folder)"),
+            hint=f"pass a {what} in a folder you can write",
+        )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core.collection_meta import check_collection_name, collection_name_problem, describe_metadata
+from llmops_cli.core.locations import check_output_file
 from llmops_cli.core.redaction import mask_url_password
 from llmops_cli.errors import InputError, NotFoundError, UsageError
 
@@ -242,8 +243,8 @@ def export_collection(
     import tempfile
 
     fmt = export_format(path, fmt)
-    if path.is_dir():  # --force replaced nothing there: an internal error (IsADirectoryError) after the whole export
-        raise InputError(f"--output {path} is a folder", hint=f"name a file, e.g. --output {path / f'{name}.{fmt}'}")
+    # a folder there (--force replaced nothing: an internal error after the whole export), or no folder to write in
+    check_output_file(path, "--output", hint=f"name a file, e.g. --output {path / f'{name}.{fmt}'}")
     if path.exists() and not force:
         raise InputError(f"{path} already exists", hint="pass --force to replace it, or another --output")
     store = ws.store(read_only=True)

@@ -128,6 +128,10 @@ def test_a_collection_can_be_looked_into_chunk_by_chunk(project, capsys, tmp_pat
     # file written has the usual permissions (it was 0600, mkstemp's)
     code, _, err = invoke(capsys, "collections", "export", "docs", "-o", str(tmp_path), "--format", "jsonl", "--force")
     assert code == 2 and f"--output {tmp_path} is a folder" in err and "internal error" not in err
+    # under a file where a folder should be: refused before the export too (it was an internal error after it)
+    (tmp_path / "afile").write_text("x")
+    code, _, err = invoke(capsys, "collections", "export", "docs", "-o", str(tmp_path / "afile" / "x.jsonl"))
+    assert code == 2 and "cannot write in" in err and "(it is not a folder)" in err
     old_umask = os.umask(0o022)
     try:
         assert ok_json(capsys, "collections", "export", "docs", "-o", str(target), "--force")["chunks"] == len(rows)

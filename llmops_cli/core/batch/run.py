@@ -26,6 +26,7 @@ from llmops_cli.core.batch.requests import (
     load_batch_prompt,
     shard_of,
 )
+from llmops_cli.core.locations import check_output_file
 from llmops_cli.errors import ExitCode, InputError, LlmopsError, UsageError
 
 if TYPE_CHECKING:
@@ -156,21 +157,6 @@ def _run_key(input_path: Path, output: Path, opts: BatchOptions, template: Templ
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _check_writable(path: Path, what: str) -> None:
-    """Refuse, before any call, an output file that could not be written at the end: a folder by that name, or a
-    folder that cannot be made or written (the answers would stay in the checkpoint, the output unwritten)."""
-    if path.is_dir():
-        raise UsageError(f"{what} {path} is a folder", hint="pass an --output file name (.jsonl, .csv or .parquet)")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(
-            f"{what} {path}: cannot write in {folder}" + ("" if folder.is_dir() else " (it is not a folder)"),
-            hint="pass an --output in a folder you can write",
-        )
-
-
 def _check_request_rows(rows: list[dict[str, Any]]) -> None:
     """Rows meant as OpenAI Batch requests (the first has a ``custom_id`` or a body object) of which one is not:
     name it, rather than say the file is not in the request format at all."""
@@ -230,8 +216,9 @@ def prepare(input_path: str | Path, opts: BatchOptions, data_path: Path) -> Batc
             f"the errors file of --output {output.name} would be the input file {src}",
             hint="pass another --output (its errors file is <output stem>.errors.jsonl, always rewritten)",
         )
-    _check_writable(output, "--output")
-    _check_writable(errors_path, "the errors file")
+    # the answers would stay in the checkpoint, the output unwritten
+    for path, what in ((output, "--output"), (errors_path, "the errors file")):
+        check_output_file(path, what, hint="pass an --output file name (.jsonl, .csv or .parquet)")
     run_dir = (
         Path(opts.run_dir).expanduser().resolve()
         if opts.run_dir

@@ -12,6 +12,7 @@ from typing import Any
 
 from llmops_cli.core.eval.html_report import render_html
 from llmops_cli.core.eval.report import EvalReport
+from llmops_cli.core.locations import refuse_folder
 from llmops_cli.errors import InputError, LlmopsError
 
 OUTPUT_FORMATS = {
@@ -60,8 +61,7 @@ def output_format(path: str | Path) -> str:
 def check_output_path(path: str | Path, flag: str = "--output") -> None:
     """An output that is a folder is a usage error before any work (it was an internal error after the run)."""
     p = Path(path).expanduser()
-    if p.is_dir():
-        raise InputError(f"{flag} {path} is a folder", hint=f"name a file, e.g. {p / ('report' + p.suffix)}")
+    refuse_folder(p, flag, hint=f"name a file, e.g. {p / ('report' + p.suffix)}")
 
 
 def write_failed(path: Path, e: OSError) -> LlmopsError:
