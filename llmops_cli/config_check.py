@@ -8,11 +8,12 @@ settings models themselves, plus the few variables that are not settings (ENV_NO
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from llmops_cli.errors import closest
 
 # Variables llmops reads that are not settings keys (settings keys are LLMOPS_<SECTION>_<KEY>, see settings.py).
 # tests/unit/test_config_check.py holds that every LLMOPS_ name the package reads is known here or as a setting.
@@ -61,11 +62,6 @@ def known_env_vars() -> set[str]:
     from llmops_cli.settings import env_var_for
 
     return {env_var_for(k) for k in setting_keys()} | set(ENV_NOT_SETTINGS)
-
-
-def closest(name: str, candidates: set[str] | list[str]) -> str | None:
-    found = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.75)
-    return found[0] if found else None
 
 
 def unknown_env_vars(environ: Mapping[str, str]) -> list[str]:

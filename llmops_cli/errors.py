@@ -6,6 +6,7 @@ to one line on stderr (message + hint) and an exit code. Tracebacks only with LL
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any
 
@@ -124,3 +125,11 @@ def listen_error(e: OSError, where: str, *, in_use_hint: str, other_hint: str) -
     if e.errno == errno.EADDRINUSE:
         return ConflictError(f"{where}: the port is in use", hint=in_use_hint)
     return UsageError(f"{where}: {e.strerror or e}", hint=other_hint)
+
+
+def closest(name: str, candidates: Iterable[str], *, cutoff: float = 0.75) -> str | None:
+    """The candidate most like ``name`` (for a "did you mean ...?"), or None when none is close enough."""
+    import difflib
+
+    found = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=cutoff)
+    return found[0] if found else None

@@ -622,7 +622,7 @@ def load_settings(
             msg = f"{msg} (got {shown!r})"
         hint = _hint(key, src, flag, err.get("input"), path)
         if err["type"] == "extra_forbidden":
-            from llmops_cli.config_check import closest  # the same guess as the typo warning's
+            from llmops_cli.errors import closest  # the same guess as the typo warning's
 
             parent = ".".join(loc[:-1])
             guess = closest(key, [f"{parent}.{k}" for k in _allowed_keys(parent)])

@@ -81,7 +81,8 @@ def get(key: Annotated[str, typer.Argument(help="Dotted key, e.g. llm.model.")],
             else:
                 typer.echo("" if v is None else v)
             return
-    from llmops_cli.config_check import closest, setting_keys
+    from llmops_cli.config_check import setting_keys
+    from llmops_cli.errors import closest
 
     guess = closest(key, setting_keys())
     raise UsageError(

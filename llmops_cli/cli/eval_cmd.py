@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from llmops_cli.cli.options import CollectionOpt, JsonOpt, QuietOpt, TopKOpt, WhereOpt
 from llmops_cli.cli.output import Output, styled
 from llmops_cli.cli.state import parse_key_values, state, workspace
-from llmops_cli.errors import ExitCode, UsageError
+from llmops_cli.errors import ExitCode, UsageError, closest
 
 # the entry points (llmops_cli.entry.eval) and core.eval load pydantic models and the wiring: imported inside the
 # commands, so that `llmops --help` stays cheap
@@ -46,15 +46,14 @@ class DatasetOrCommandGroup(TyperGroup):
 def _not_a_command_typo(first: str, commands: list[str]) -> None:
     """`llmops eval comapre 1 2` read 'comapre' as a question set ("unexpected extra arguments (1 2)"): a word with
     no extension that is no file and is close to a subcommand is that subcommand mistyped."""
-    import difflib
     from pathlib import Path
 
     if first.startswith("-") or Path(first).suffix or Path(first).exists():
         return
-    close = difflib.get_close_matches(first, commands, n=1)
+    close = closest(first, commands, cutoff=0.6)
     if close:
         raise UsageError(
-            f"no eval command {first!r}; did you mean {close[0]}?",
+            f"no eval command {first!r}; did you mean {close}?",
             hint="a question set is a .jsonl, .csv or .parquet file: llmops eval QUESTIONS.jsonl",
         )
 
@@ -485,12 +484,10 @@ def runs_cmd(
         recorded = list(dict.fromkeys(m for r in runs for m in r["metrics"]))
         for m in names or []:
             if m not in recorded:  # it drew an empty chart
-                import difflib
-
-                close = difflib.get_close_matches(m, recorded, n=1)
+                close = closest(m, recorded, cutoff=0.6)
                 raise UsageError(
                     f"--metrics {m}: no run of these {len(runs)} has it"
-                    + (f"; did you mean {close[0]}?" if close else ""),
+                    + (f"; did you mean {close}?" if close else ""),
                     hint=f"metrics recorded: {', '.join(recorded)}",
                 )
         out.print(trend_chart(runs, names), markup=False)

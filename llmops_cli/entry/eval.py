@@ -12,7 +12,6 @@ is also eval's call counter: it totals the calls, cache hits, failures, tokens a
 from __future__ import annotations
 
 import contextvars
-import difflib
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,7 +52,7 @@ from llmops_cli.core.usage import Usage
 from llmops_cli.entry import ask as ask_entry
 from llmops_cli.entry import ingest as ingest_entry
 from llmops_cli.entry import store as store_entry
-from llmops_cli.errors import ExitCode, InputError, LlmopsError, NotFoundError, UsageError
+from llmops_cli.errors import ExitCode, InputError, LlmopsError, NotFoundError, UsageError, closest
 from llmops_cli.settings import ChunkingSettings, Settings
 from llmops_cli.wiring import Workspace
 
@@ -465,9 +464,9 @@ def _check_rank_by(rank_by: str | None, prep: _Prepared) -> None:
         return
     valid = metric_names(prep.plan.metrics, prep.options.k)
     if rank_by not in valid:
-        close = difflib.get_close_matches(rank_by, valid, n=1)
+        close = closest(rank_by, valid, cutoff=0.6)
         raise UsageError(
-            f"--rank-by {rank_by}: not a metric of this run" + (f"; did you mean {close[0]}?" if close else ""),
+            f"--rank-by {rank_by}: not a metric of this run" + (f"; did you mean {close}?" if close else ""),
             hint=f"choose from: {', '.join(valid)}",
         )
 
@@ -1023,10 +1022,10 @@ def sweep(
         resolve_metrics(list(metrics or ["retrieval"]), dataset, llm_available=True, answers_possible=True), k
     )
     if (rank_by or f"ndcg@{k}") not in names:
-        close = difflib.get_close_matches(rank_by or f"ndcg@{k}", names, n=1)
+        close = closest(rank_by or f"ndcg@{k}", names, cutoff=0.6)
         raise UsageError(
             f"--rank-by {rank_by or f'ndcg@{k}'!r} is not a metric of the sweep"
-            + (f"; did you mean {close[0]}?" if close else f" (has: {', '.join(names)})"),
+            + (f"; did you mean {close}?" if close else f" (has: {', '.join(names)})"),
             hint="pick one of " + ", ".join(names) if rank_by else f"pass --rank-by, one of {', '.join(names)}",
         )
     strategies = list(strategies or [settings.chunking.strategy])

@@ -21,7 +21,6 @@ A criterion whose weighted kappa is under the bound (default 0.4: "moderate" on 
 from __future__ import annotations
 
 import csv
-import difflib
 import json
 import random
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmops_cli.core.eval import stats
-from llmops_cli.errors import InputError, UsageError
+from llmops_cli.errors import InputError, UsageError, closest
 
 if TYPE_CHECKING:
     from llmops_cli.core.eval.report import EvalReport
@@ -203,10 +202,10 @@ def parse_mapping(values: Sequence[str] | None) -> dict[str, str]:
         c, m = c.strip().lower(), m.strip().lower()
         judged = sorted(set(JUDGE_FOR.values()))
         if not c or m not in judged:  # a typo gave "no answer has both a rating and a ... verdict", or nothing
-            close = difflib.get_close_matches(m, judged, n=1)
+            close = closest(m, judged, cutoff=0.6)
             raise UsageError(
                 f"--map {v!r}: {m!r} is not a judge metric" if c else f"--map {v!r}: no criterion",
-                hint=(f"did you mean {c}={close[0]}? " if c and close else "") + f"judge metrics: {', '.join(judged)}",
+                hint=(f"did you mean {c}={close}? " if c and close else "") + f"judge metrics: {', '.join(judged)}",
             )
         out[c] = m
     return out
